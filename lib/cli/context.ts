@@ -1,0 +1,28 @@
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export type Backend = 'auto' | 'native' | 'overlayfs' | 'fuse-overlayfs';
+export const BACKENDS: Backend[] = ['auto', 'native', 'overlayfs', 'fuse-overlayfs'];
+
+// Global flags, resolved once and handed to every command.
+export interface GlobalOptions {
+  backend: Backend;
+  debug: boolean;
+  state: string;
+}
+
+// img's default: $XDG_DATA_HOME/img, else $HOME/.local/share/img, else /tmp/img.
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.XDG_DATA_HOME) return path.join(env.XDG_DATA_HOME, 'img');
+  const home = env.HOME || safeHomedir();
+  if (home) return path.join(home, '.local', 'share', 'img');
+  return '/tmp/img';
+}
+
+function safeHomedir(): string {
+  try {
+    return os.homedir();
+  } catch {
+    return '';
+  }
+}

@@ -1,0 +1,75 @@
+// `img` entry point: global flags, command registration, error reporting.
+// Commands are registered from ./commands/index.ts; each command loads its
+// engine modules lazily so `img ls` never pays for undici or the addon.
+import { Command, Option } from 'commander';
+import { BACKENDS, defaultStateDir, type GlobalOptions } from './context';
+import { formatHelp } from './help';
+import { commands } from './commands/index';
+import { ImgError } from '../util/errors';
+import { isDebug, setDebug } from '../util/log';
+import { VERSION } from '../version';
+
+export function buildProgram(): { program: Command; globals: () => GlobalOptions } {
+  const program = new Command('img');
+  program
+    .description('Standalone, daemon-less, unprivileged Dockerfile and OCI compatible container image builder')
+    .usage('[OPTIONS] COMMAND [ARG...]')
+    .addOption(
+      new Option('-b, --backend <string>', `backend for snapshots ([${BACKENDS.join(' ')}])`).choices(BACKENDS).default('auto'),
+    )
+    .option('-d, --debug', 'enable debug logging')
+    .option('-s, --state <string>', 'directory to hold the global state', defaultStateDir())
+    .version(`img version v${VERSION}`, '-v, --version', 'Print version information and quit')
+    .configureHelp({ formatHelp })
+    .helpCommand('help [command]', 'Help about any command')
+    .showHelpAfterError(false)
+    .enablePositionalOptions(false);
+  program.hook('preAction', () => setDebug(Boolean(program.opts().debug)));
+  const globals = (): GlobalOptions => {
+    const o = program.opts();
+    return { backend: o.backend, debug: Boolean(o.debug), state: o.state };
+  };
+  for (const register of commands) {
+    const sub = register(program, globals);
+    sub.configureHelp({ formatHelp });
+  }
+  return { program, globals };
+}
+
+export function reportError(err: unknown): number {
+  if (err instanceof ImgError) {
+    const hint = err.hint ? ` — ${err.hint}` : '';
+    process.stderr.write(`Error: ${err.message}${hint}\n`);
+    if (isDebug()) {
+      if (err.detail) process.stderr.write(`${err.detail}\n`);
+      if (err.stack) process.stderr.write(`${err.stack}\n`);
+      if (err.cause) process.stderr.write(`caused by: ${String((err.cause as Error)?.stack ?? err.cause)}\n`);
+    }
+    return err.exitCode;
+  }
+  const e = err as Error;
+  process.stderr.write(`Error: ${e?.message ?? String(err)}${isDebug() ? '' : ' (run with --debug for details)'}\n`);
+  if (isDebug() && e?.stack) process.stderr.write(`${e.stack}\n`);
+  return 1;
+}
+
+export async function main(argv: string[] = process.argv): Promise<number> {
+  const { program } = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    return reportError(err);
+  }
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err) => {
+      process.exitCode = reportError(err);
+    },
+  );
+}

@@ -1,0 +1,64 @@
+// The shape of the native addon (addon/*.cc), as TypeScript sees it.
+// This file is the contract between the C++ side and lib/host/index.ts,
+// the only module that loads the addon. Every function is syscall-shaped:
+// it does one thing, throws an Error with .code = errno name on failure,
+// and carries no policy.
+
+export interface HostProbe {
+  kernel: string; // uname release
+  uid: number;
+  gid: number;
+  userns: boolean; // an unprivileged clone(CLONE_NEWUSER) succeeded in a test child
+  usernsError?: string; // errno name when it did not
+  overlayfs: boolean; // "overlay" is in /proc/filesystems
+  fuse: boolean; // /dev/fuse opens read-write for this process
+}
+
+export interface NativeAddon {
+  abiVersion: number;
+
+  // Advisory whole-file lock on an open fd. Blocking waits run off the JS thread.
+  flock(fd: number, mode: 'shared' | 'exclusive' | 'unlock', wait: boolean): Promise<boolean>;
+
+  // Copy one regular file's bytes with copy_file_range (FICLONE first where supported).
+  // Creates/truncates dst with `mode`. Resolves to the number of bytes copied.
+  copyFile(src: string, dst: string, mode: number): Promise<number>;
+
+  // Copy a whole tree on a thread pool, preserving owner, mode, times, xattrs,
+  // hard links, symlinks, device nodes, sockets and fifos. dst must not exist.
+  copyTree(src: string, dst: string, opts?: { threads?: number }): Promise<{ files: number; bytes: number }>;
+
+  probe(): HostProbe;
+
+  // Clone a child into new user + mount namespaces (+ pid when asked). The child
+  // blocks until `releaseChild(syncFd)`, so the parent can write its id maps
+  // with newuidmap/newgidmap; then it execs argv[0] with argv/env/cwd.
+  cloneUserns(opts: { argv: string[]; env: string[]; cwd: string; pidns?: boolean }): { pid: number; syncFd: number };
+  releaseChild(syncFd: number, ok: boolean): void;
+  // Waits (off the JS thread) for a child; resolves to its exit code, or 128+signal.
+  waitpid(pid: number): Promise<number>;
+
+  mount(source: string, target: string, fstype: string, flags: number, data: string): void;
+  umount(target: string, flags: number): void;
+
+  mknod(path: string, mode: number, dev: number): void; // mode includes S_IF* type bits
+  lsetxattr(path: string, name: string, value: Buffer): void;
+  lgetxattr(path: string, name: string): Buffer | null; // null when absent
+  llistxattr(path: string): string[];
+  lremovexattr(path: string, name: string): void;
+}
+
+// mount(2) flags used by the snapshotters.
+export const MS = {
+  RDONLY: 0x1,
+  NOSUID: 0x2,
+  NODEV: 0x4,
+  NOEXEC: 0x8,
+  REMOUNT: 0x20,
+  BIND: 0x1000,
+  REC: 0x4000,
+  PRIVATE: 1 << 18,
+  SLAVE: 1 << 19,
+} as const;
+
+export const MNT_DETACH = 0x2;

@@ -1,0 +1,19 @@
+// Diagnostics go to stderr so stdout stays clean for data (`save`, `-o type=tar`).
+let debugEnabled = process.env.IMG_DEBUG === '1';
+
+export function setDebug(on: boolean): void {
+  debugEnabled = on;
+  if (on) process.env.IMG_DEBUG = '1'; // inherited by the re-exec'd namespace child
+}
+
+export function isDebug(): boolean {
+  return debugEnabled;
+}
+
+export function debug(message: string): void {
+  if (debugEnabled) process.stderr.write(`DEBU ${message}\n`);
+}
+
+export function warn(message: string): void {
+  process.stderr.write(`WARN ${message}\n`);
+}

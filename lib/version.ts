@@ -1,0 +1,15 @@
+// Read once from package.json so `img -v`, `img version` and the User-Agent agree.
+// Sources run from lib/ (tsx) and compiled code from dist/lib/, hence two candidates.
+function readVersion(): string {
+  for (const candidate of ['../package.json', '../../package.json']) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const pkg = require(candidate) as { name?: string; version?: string };
+      if (pkg.name === 'img' && pkg.version) return pkg.version;
+    } catch {
+      // try the next location
+    }
+  }
+  return '0.0.0-dev';
+}
+export const VERSION: string = readVersion();
