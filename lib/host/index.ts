@@ -1,0 +1,105 @@
+// The only module that loads the native addon (addon/*.cc → build/Release/img_addon.node).
+// Everything else imports from here: the addon's syscall-shaped functions plus
+// the small policies around them (lock files, host diagnostics).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ImgError } from '../util/errors';
+import type { NativeAddon } from './native';
+
+export type { NativeAddon, HostProbe } from './native';
+export { MS, MNT_DETACH } from './native';
+
+const ADDON_REL = path.join('build', 'Release', 'img_addon.node');
+
+let cached: NativeAddon | undefined;
+let loadError: string | undefined;
+
+// The package root holds package.json; from lib/host (tsx) it is two levels
+// up, from dist/lib/host (compiled) three.
+function packageRoot(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 4; i++) {
+    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'CMakeLists.txt'))) return dir;
+    dir = path.dirname(dir);
+  }
+  return path.resolve(__dirname, '..', '..');
+}
+
+export function addonPath(): string {
+  return process.env.IMG_ADDON_PATH || path.join(packageRoot(), ADDON_REL);
+}
+
+// Loads the addon once. Throws an ImgError saying how to build it when absent.
+export function loadAddon(): NativeAddon {
+  if (cached) return cached;
+  const file = addonPath();
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    cached = require(file) as NativeAddon;
+    loadError = undefined;
+    return cached;
+  } catch (err) {
+    loadError = (err as Error).message.split('\n')[0];
+    const root = packageRoot();
+    throw new ImgError(`native addon is missing or does not load: ${file}`, {
+      hint: `build it with \`npm rebuild\` in ${root} (or \`npx cmake-js compile --out build\` there); it needs cmake and g++`,
+      detail: loadError,
+      cause: err,
+    });
+  }
+}
+
+// For `img version`: whether the addon loads, and why not.
+export function addonStatus(): { loaded: boolean; error?: string } {
+  try {
+    loadAddon();
+    return { loaded: true };
+  } catch {
+    return { loaded: false, error: loadError };
+  }
+}
+
+// A lock that could not be taken without waiting (lockFile with wait: false).
+export class LockBusyError extends ImgError {
+  readonly code = 'EWOULDBLOCK';
+  readonly path: string;
+  constructor(file: string, mode: 'shared' | 'exclusive') {
+    super(`${file} is locked by another process (wanted ${mode} lock)`, {
+      hint: 'another img process is using this state; wait for it to finish or retry',
+    });
+    this.path = file;
+  }
+}
+
+export interface FileLock {
+  release(): Promise<void>;
+}
+
+// Advisory flock(2) on `file` (created with mode 0644). The fd stays open
+// until release(); the kernel drops the lock if the process dies. Locks are
+// per open file, so two lockFile calls in one process also exclude each other.
+export async function lockFile(
+  file: string,
+  mode: 'shared' | 'exclusive',
+  opts: { wait?: boolean } = {},
+): Promise<FileLock> {
+  const addon = loadAddon();
+  const fh = await fs.promises.open(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+  try {
+    await addon.flock(fh.fd, mode, opts.wait ?? true);
+  } catch (err) {
+    await fh.close();
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EAGAIN' || code === 'EWOULDBLOCK') throw new LockBusyError(file, mode);
+    throw err;
+  }
+  let released = false;
+  return {
+    async release() {
+      if (released) return;
+      released = true;
+      // Closing the only fd of this open file drops the lock.
+      await fh.close();
+    },
+  };
+}
