@@ -101,5 +101,7 @@ int ArgInt(const Napi::CallbackInfo& info, size_t i, const char* what);
 
 void InitProbe(Napi::Env env, Napi::Object exports);
 void InitFlock(Napi::Env env, Napi::Object exports);
+void InitFsOps(Napi::Env env, Napi::Object exports);
+void InitCopyFile(Napi::Env env, Napi::Object exports);
 
 }  // namespace img

@@ -20,6 +20,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abiVersion", Napi::Number::New(env, 1));
   img::InitProbe(env, exports);
   img::InitFlock(env, exports);
+  img::InitFsOps(env, exports);
+  img::InitCopyFile(env, exports);
   return exports;
 }
 

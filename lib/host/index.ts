@@ -103,3 +103,8 @@ export async function lockFile(
     },
   };
 }
+
+// dev_t as glibc's makedev() builds it (the st_rdev encoding mknod expects).
+export function makedev(major: number, minor: number): number {
+  return (minor & 0xff) + (major & 0xfff) * 0x100 + (minor & ~0xff) * 0x1000 + Math.floor(major / 0x1000) * 0x1000 * 0x100000000;
+}
