@@ -1,0 +1,37 @@
+// Runs one process in a rootfs with runc: writes the OCI bundle (config.json),
+// starts `runc run`, streams its output, and always cleans up (runc delete,
+// temp files) — on success, failure, and abort.
+import { runInBundle } from './runc';
+
+export interface BindMount {
+  type: 'bind';
+  source: string;
+  target: string;
+  readonly: boolean;
+}
+export interface TmpfsMount {
+  type: 'tmpfs';
+  target: string;
+  size?: number; // bytes
+}
+
+export interface RunOptions {
+  rootfs: string; // a mounted snapshot (Mounted.rootfs)
+  args: string[];
+  env: string[];
+  cwd: string;
+  user: string; // "name", "uid", "uid:gid", "name:group" — resolved in rootfs
+  hostname?: string; // default: a short random id
+  network: 'default' | 'none' | 'host';
+  mounts: (BindMount | TmpfsMount)[];
+  extraHosts?: { host: string; ip: string }[];
+  stateDir: string;
+  signal?: AbortSignal;
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+}
+
+// Resolves to the process's exit status (128+n when killed by signal n); the
+// caller formats a failure. Throws ImgError when the container cannot start.
+export async function runContainer(opts: RunOptions): Promise<{ exitCode: number }> {
+  return runInBundle(opts);
+}
