@@ -1,0 +1,135 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { PlainRenderer, Progress, RawJsonRenderer, TtyRenderer, createRenderer, parseProgressMode } from '../../lib/progress/index';
+import { ImgError } from '../../lib/util/errors';
+
+class Sink extends Writable {
+  text = '';
+  columns = 60;
+  rows = 40;
+  isTTY = false;
+  override _write(chunk: Buffer, _enc: string, cb: () => void): void {
+    this.text += chunk.toString();
+    cb();
+  }
+}
+
+function clock(start = 1_000_000) {
+  let t = start;
+  return { now: () => t, advance: (ms: number) => (t += ms) };
+}
+
+test('plain renderer prints BuildKit #N lines, logs with offsets, DONE/CACHED/ERROR', async () => {
+  const c = clock();
+  const sink = new Sink();
+  const r = new PlainRenderer(sink, c.now());
+  const p = new Progress({ now: c.now });
+  p.on((e) => r.write(e));
+  p.cached('a', '[1/3] FROM docker.io/library/busybox');
+  p.started('b', '[2/3] RUN echo hi');
+  c.advance(312);
+  p.log('b', 'hi\npart');
+  c.advance(88);
+  p.completed('b', '[2/3] RUN echo hi');
+  p.started('c', '[3/3] RUN exit 3');
+  p.status('c', 's1', { name: 'transferring context', current: 1150, total: 1150, done: true });
+  p.log('c', 'boom\n', 2);
+  p.failed('c', '[3/3] RUN exit 3', 'process "/bin/sh -c exit 3" did not complete successfully: exit code: 3');
+  await r.close(false);
+  const lines = sink.text.split('\n');
+  assert.deepEqual(lines.slice(0, 10), [
+    '#1 [1/3] FROM docker.io/library/busybox',
+    '#1 CACHED',
+    '',
+    '#2 [2/3] RUN echo hi',
+    '#2 0.312 hi',
+    '#2 0.400 part',
+    '#2 DONE 0.4s',
+    '',
+    '#3 [3/3] RUN exit 3',
+    '#3 transferring context 1.15kB / 1.15kB 0.0s done',
+  ]);
+  assert.ok(sink.text.includes('#3 ERROR: process "/bin/sh -c exit 3" did not complete successfully: exit code: 3'));
+  assert.ok(sink.text.includes('------\n > [3/3] RUN exit 3:\nboom\n------\n'), sink.text);
+});
+
+test('plain renderer repeats a header when interleaved output resumes', async () => {
+  const sink = new Sink();
+  const r = new PlainRenderer(sink);
+  const p = new Progress();
+  p.on((e) => r.write(e));
+  p.started('a', 'A');
+  p.started('b', 'B');
+  p.log('a', 'x\n');
+  p.log('b', 'y\n');
+  const headers = sink.text.split('\n').filter((l) => /^#\d+ [AB]$/.test(l));
+  assert.deepEqual(headers, ['#1 A', '#2 B', '#1 A', '#2 B']);
+});
+
+test('rawjson prints one JSON object per event per line', async () => {
+  const sink = new Sink();
+  const r = new RawJsonRenderer(sink);
+  const p = new Progress();
+  p.on((e) => r.write(e));
+  p.started('a', 'A');
+  p.log('a', 'out\n');
+  p.completed('a', 'A');
+  await r.close();
+  const evs = sink.text.trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(
+    evs.map((e) => [e.type, e.state ?? e.data]),
+    [
+      ['vertex', 'started'],
+      ['log', 'out\n'],
+      ['vertex', 'completed'],
+    ],
+  );
+});
+
+test('tty renderer draws a BuildKit frame and a FINISHED final frame', async () => {
+  const c = clock();
+  const sink = new Sink();
+  const r = new TtyRenderer(sink, c.now);
+  const p = new Progress({ now: c.now });
+  p.on((e) => r.write(e));
+  p.cached('a', '[1/2] FROM busybox');
+  p.started('b', '[2/2] RUN make');
+  p.log('b', 'compiling\n');
+  const live = r.lines(false);
+  assert.equal(live[0], '[+] Building 0.0s (1/2)');
+  assert.match(live[1], /^ => CACHED \[1\/2\] FROM busybox +0\.0s$/);
+  assert.equal(live[1].length, 60);
+  assert.match(live[3], /^ => => # compiling$/);
+  c.advance(4200);
+  p.completed('b', '[2/2] RUN make');
+  await r.close(true);
+  const final = sink.text.slice(sink.text.lastIndexOf('[+]'));
+  assert.match(final, /^\[\+\] Building 4\.2s \(2\/2\) FINISHED\n/);
+  assert.match(final, / => \[2\/2\] RUN make +4\.2s\n/);
+  assert.ok(!final.includes('# compiling'), 'finished steps drop their live output');
+});
+
+test('tty renderer redraws at most 10 times a second however many events arrive', async () => {
+  const sink = new Sink();
+  const r = new TtyRenderer(sink);
+  const p = new Progress();
+  p.on((e) => r.write(e));
+  p.started('a', 'A');
+  const t0 = Date.now();
+  for (let i = 0; i < 5000; i++) p.log('a', `line ${i}\n`);
+  await new Promise((res) => setTimeout(res, 350));
+  const elapsed = Date.now() - t0;
+  await r.close(true);
+  // One immediate frame + one per 100ms tick + the final one.
+  assert.ok(r.frames <= 2 + Math.ceil(elapsed / 100), `frames=${r.frames} elapsed=${elapsed}`);
+});
+
+test('auto mode picks tty only for a terminal; --no-console forces plain', () => {
+  const sink = new Sink();
+  assert.ok(createRenderer('auto', sink) instanceof PlainRenderer);
+  sink.isTTY = true;
+  assert.ok(createRenderer('auto', sink) instanceof TtyRenderer);
+  assert.ok(createRenderer('auto', sink, { noConsole: true }) instanceof PlainRenderer);
+  assert.throws(() => parseProgressMode('fancy'), ImgError);
+});
