@@ -1,0 +1,457 @@
+// Executor for file vertices: COPY/ADD (copy), WORKDIR (mkdir), heredoc files
+// (mkfile), rm and symlink, applied to a mounted, writable destination rootfs.
+//
+// Semantics follow BuildKit's file operations as the Dockerfile frontend uses them:
+// - a source directory's *contents* are copied (dirCopyContents), not the dir itself;
+// - a single file goes to `dest` itself unless dest ends with '/' or is an existing
+//   directory, in which case it goes to dest/<basename>;
+// - wildcards match per path component (`*` never crosses '/');
+// - every path on both sides is resolved inside its root (symlinks followed but
+//   clamped to the root), so a hostile link cannot redirect a write outside;
+// - copies preserve modes, times, symlinks and hard links within one action;
+//   ownership is the --chown owner, else the input's default (0:0 for the build
+//   context), else the source's own.
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import type { ChownSpec, FileAction } from '../../graph/types';
+import { ImgError, isErrno } from '../../util/errors';
+import { debug } from '../../util/log';
+import { resolveInRoot } from '../../util/rootpath';
+
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+export interface FileOpOptions {
+  destRoot: string;
+  actions: FileAction[];
+  inputRoot(index: number): string;
+  resolveOwner(chown: ChownSpec): Promise<Owner>;
+  // Owner of copied files when no --chown is given; undefined keeps the source's owner.
+  defaultOwner?(index: number): Owner | undefined;
+  // Extracts a local archive for ADD (attemptUnpack). Returns false when `file`
+  // is not an archive, so it is copied as a plain file instead.
+  unpackArchive?(file: string, destDir: string, owner: Owner | undefined): Promise<boolean>;
+  // Applied to mtimes of files created from scratch (mkdir/mkfile), for reproducible builds.
+  sourceDateEpoch?: number;
+}
+
+type CopyAction = Extract<FileAction, { op: 'copy' }>;
+
+export async function applyFileActions(opts: FileOpOptions): Promise<void> {
+  for (const action of opts.actions) {
+    switch (action.op) {
+      case 'copy':
+        await copy(opts, action);
+        break;
+      case 'mkdir':
+        await mkdir(opts, action.path, action.mode, action.makeParents, action.chown);
+        break;
+      case 'mkfile':
+        await mkfile(opts, action.path, action.mode, action.data, action.chown);
+        break;
+      case 'rm':
+        await rm(opts.destRoot, action.path, action.allowNotFound, action.allowWildcard);
+        break;
+      case 'symlink':
+        await symlink(opts, action.oldpath, action.newpath, action.chown);
+        break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- copy
+
+interface SourceMatch {
+  hostPath: string; // resolved path on the host
+  relPath: string; // path relative to the source root as matched ("a/b.txt")
+  keepPath?: string; // with --parents: the part of relPath to recreate under dest
+}
+
+async function copy(opts: FileOpOptions, a: CopyAction): Promise<void> {
+  const srcRoot = opts.inputRoot(a.src);
+  const owner = a.chown ? await opts.resolveOwner(a.chown) : opts.defaultOwner?.(a.src);
+  const chmod = a.chmod ? parseChmod(a.chmod) : undefined;
+  const exclude = a.excludePatterns?.length ? a.excludePatterns.map(compileGlob) : [];
+
+  const matches: SourceMatch[] = [];
+  for (const src of a.srcPaths) {
+    const found = await matchSources(srcRoot, src, a);
+    if (found.length === 0 && !(a.allowWildcard && hasGlobMeta(src) && a.allowEmptyWildcard)) {
+      throw new ImgError(`failed to copy: "${src}": not found`, {
+        hint: 'check the source path: it is relative to the build context (or the --from stage root) and must not be excluded by .dockerignore',
+      });
+    }
+    matches.push(...found.filter((m) => !isExcluded(exclude, m.relPath)));
+  }
+
+  const destIsDirHint = a.dest.endsWith('/') || matches.length > 1 || a.srcPaths.some(hasGlobMeta);
+  const destPath = await resolveInRoot(opts.destRoot, a.dest, true);
+  const copier = new TreeCopier(owner, chmod, exclude);
+
+  for (const m of matches) {
+    const st = await fsp.stat(m.hostPath).catch(() => null);
+    const lst = await fsp.lstat(m.hostPath);
+    const isDir = (a.followSymlinks ? st : lst)?.isDirectory() ?? false;
+    let target: string;
+    if (m.keepPath !== undefined) {
+      target = await resolveInRoot(opts.destRoot, path.posix.join(a.dest, m.keepPath), a.followSymlinks);
+    } else if (isDir && a.dirCopyContents) {
+      target = destPath;
+    } else {
+      const destStat = await fsp.stat(destPath).catch(() => null);
+      const intoDir = destIsDirHint || destStat?.isDirectory() === true;
+      target = intoDir ? path.join(destPath, path.basename(m.hostPath)) : destPath;
+    }
+    if (a.createDestPath) await ensureDir(opts.destRoot, path.dirname(target), owner, opts.sourceDateEpoch);
+
+    if (a.attemptUnpack && !isDir && lst.isFile() && opts.unpackArchive) {
+      const dir = await resolveInRoot(opts.destRoot, a.dest, true);
+      await ensureDir(opts.destRoot, dir, owner, opts.sourceDateEpoch);
+      if (await opts.unpackArchive(m.hostPath, dir, a.chown ? owner : undefined)) continue;
+    }
+    if (isDir) {
+      await copier.copyDirContents(m.hostPath, target, m.relPath, true);
+    } else {
+      await copier.copyEntry(m.hostPath, target, a.followSymlinks);
+    }
+  }
+  await copier.finish();
+}
+
+async function matchSources(srcRoot: string, src: string, a: CopyAction): Promise<SourceMatch[]> {
+  let pivot: string | undefined;
+  let pattern = src;
+  if (a.parents) {
+    // `--parents a/./b/c`: recreate only `b/c` under dest; without a pivot, the whole path.
+    const i = src.indexOf('/./');
+    pivot = i >= 0 ? src.slice(0, i) : '';
+    pattern = i >= 0 ? `${src.slice(0, i)}/${src.slice(i + 3)}` : src;
+  }
+  const clean = path.posix.normalize('/' + pattern).slice(1);
+  const keep = (rel: string): string | undefined => {
+    if (pivot === undefined) return undefined;
+    const base = path.posix.normalize('/' + pivot).slice(1);
+    return base && rel.startsWith(base + '/') ? rel.slice(base.length + 1) : rel;
+  };
+  if (!(a.allowWildcard && hasGlobMeta(clean))) {
+    const hostPath = await resolveInRoot(srcRoot, clean, a.followSymlinks);
+    try {
+      await fsp.lstat(hostPath);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return [];
+      throw err;
+    }
+    return [{ hostPath, relPath: clean, keepPath: keep(clean) }];
+  }
+  // Component-wise glob: expand one path component at a time.
+  let current: { rel: string }[] = [{ rel: '' }];
+  const parts = clean.split('/').filter(Boolean);
+  for (const part of parts) {
+    const next: { rel: string }[] = [];
+    for (const c of current) {
+      const dirHost = await resolveInRoot(srcRoot, c.rel || '/', true);
+      if (!hasGlobMeta(part)) {
+        const rel = c.rel ? `${c.rel}/${part}` : part;
+        if (await exists(path.join(dirHost, part))) next.push({ rel });
+        continue;
+      }
+      const re = compileComponent(part);
+      let names: string[];
+      try {
+        names = await fsp.readdir(dirHost);
+      } catch {
+        continue;
+      }
+      for (const n of names.sort()) if (re.test(n)) next.push({ rel: c.rel ? `${c.rel}/${n}` : n });
+    }
+    current = next;
+  }
+  const out: SourceMatch[] = [];
+  for (const c of current) {
+    out.push({ hostPath: await resolveInRoot(srcRoot, c.rel, a.followSymlinks), relPath: c.rel, keepPath: keep(c.rel) });
+  }
+  return out;
+}
+
+// Copies trees with bounded parallelism for file data; directory metadata is applied
+// after children (so their mtimes stick), hard links are recreated within one action.
+class TreeCopier {
+  private readonly links = new Map<string, string>(); // "dev:ino" → first dest path
+  private readonly dirMeta: { dest: string; st: fs.Stats }[] = [];
+  private readonly inflight = new Set<Promise<void>>();
+  private static readonly PARALLEL = 16;
+
+  constructor(
+    private readonly owner: Owner | undefined,
+    private readonly chmod: ((mode: number, isDir: boolean) => number) | undefined,
+    private readonly exclude: RegExp[],
+  ) {}
+
+  async copyDirContents(srcDir: string, destDir: string, relBase: string, isTop: boolean, topBase = relBase): Promise<void> {
+    const st = await fsp.stat(srcDir);
+    const existing = await fsp.lstat(destDir).catch(() => null);
+    if (existing && !existing.isDirectory()) await fsp.rm(destDir, { recursive: true, force: true });
+    if (!existing || !existing.isDirectory()) {
+      await fsp.mkdir(destDir, { mode: 0o700 });
+      this.dirMeta.push({ dest: destDir, st });
+    } else if (!isTop) {
+      this.dirMeta.push({ dest: destDir, st });
+    }
+    const entries = await fsp.readdir(srcDir, { withFileTypes: true });
+    entries.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+    for (const e of entries) {
+      const rel = relBase ? `${relBase}/${e.name}` : e.name;
+      // --exclude patterns match relative to the context root and to the copied directory.
+      if (isExcluded(this.exclude, rel) || isExcluded(this.exclude, rel.slice(topBase.length).replace(/^\//, ''))) continue;
+      const src = path.join(srcDir, e.name);
+      const dest = path.join(destDir, e.name);
+      if (e.isDirectory()) await this.copyDirContents(src, dest, rel, false, topBase);
+      else await this.schedule(() => this.copyEntry(src, dest, false));
+    }
+  }
+
+  async copyEntry(src: string, dest: string, follow: boolean): Promise<void> {
+    const st = follow ? await fsp.stat(src) : await fsp.lstat(src);
+    if (st.isDirectory()) return this.copyDirContents(src, dest, '', false);
+    const existing = await fsp.lstat(dest).catch(() => null);
+    if (existing) await fsp.rm(dest, { recursive: existing.isDirectory(), force: true });
+    const linkKey = `${st.dev}:${st.ino}`;
+    if (st.nlink > 1 && !st.isDirectory()) {
+      const first = this.links.get(linkKey);
+      if (first) {
+        await fsp.link(first, dest);
+        return;
+      }
+      this.links.set(linkKey, dest);
+    }
+    if (st.isSymbolicLink()) {
+      await fsp.symlink(await fsp.readlink(src), dest);
+    } else if (st.isFile()) {
+      await fsp.copyFile(src, dest);
+    } else if (st.isFIFO() || st.isCharacterDevice() || st.isBlockDevice()) {
+      await makeNode(dest, st);
+    } else {
+      debug(`copy: skipping socket ${src}`);
+      return;
+    }
+    await this.applyMeta(dest, st, false);
+  }
+
+  private async applyMeta(dest: string, st: fs.Stats, isDir: boolean): Promise<void> {
+    const uid = this.owner?.uid ?? st.uid;
+    const gid = this.owner?.gid ?? st.gid;
+    await fsp.lchown(dest, uid, gid).catch((err) => {
+      // Outside a user namespace an ordinary user cannot give files away; keep going.
+      if (!isErrno(err, 'EPERM') && !isErrno(err, 'EINVAL')) throw err;
+      debug(`copy: cannot chown ${dest} to ${uid}:${gid}: ${(err as Error).message}`);
+    });
+    if (!st.isSymbolicLink()) {
+      const base = st.mode & 0o7777;
+      await fsp.chmod(dest, this.chmod ? this.chmod(base, isDir) : base);
+    }
+    await fsp.lutimes(dest, st.atime, st.mtime);
+  }
+
+  private async schedule(job: () => Promise<void>): Promise<void> {
+    const p = job().finally(() => this.inflight.delete(p));
+    this.inflight.add(p);
+    if (this.inflight.size >= TreeCopier.PARALLEL) await Promise.race(this.inflight);
+  }
+
+  async finish(): Promise<void> {
+    await Promise.all(this.inflight);
+    // Deepest directories first so a parent's mtime is set after its children's changes.
+    for (const { dest, st } of this.dirMeta.reverse()) await this.applyMeta(dest, st, true);
+    this.dirMeta.length = 0;
+  }
+}
+
+async function makeNode(dest: string, st: fs.Stats): Promise<void> {
+  try {
+    // Loaded lazily: only device nodes and fifos need the addon.
+    const { loadAddon } = await import('../../host/index');
+    loadAddon().mknod(dest, st.mode, st.rdev);
+  } catch (err) {
+    debug(`copy: cannot create special file ${dest}: ${(err as Error).message}`);
+  }
+}
+
+// ---------------------------------------------------------------- mkdir/mkfile/rm/symlink
+
+// mkdir -p inside the root; directories it creates get `owner` (BuildKit chowns created parents).
+async function ensureDir(root: string, hostDir: string, owner: Owner | undefined, epoch?: number, mode = 0o755): Promise<void> {
+  const rel = path.relative(root, hostDir);
+  if (rel.startsWith('..')) throw new ImgError(`refusing to create ${hostDir}: outside the root ${root}`);
+  let cur = root;
+  for (const part of rel.split(path.sep).filter(Boolean)) {
+    const next = await resolveInRoot(root, path.relative(root, path.join(cur, part)), true);
+    const st = await fsp.lstat(next).catch(() => null);
+    if (!st) {
+      await fsp.mkdir(next, { mode });
+      await fsp.chmod(next, mode);
+      if (owner) await fsp.lchown(next, owner.uid, owner.gid).catch(ignoreEperm);
+      if (epoch !== undefined) await fsp.utimes(next, epoch, epoch);
+    } else if (!st.isDirectory()) {
+      throw new ImgError(`cannot create directory ${'/' + path.relative(root, next)}: a file of that name exists`);
+    }
+    cur = next;
+  }
+}
+
+async function mkdir(opts: FileOpOptions, p: string, mode: number, parents: boolean, chown?: ChownSpec): Promise<void> {
+  const owner = chown ? await opts.resolveOwner(chown) : undefined;
+  const host = await resolveInRoot(opts.destRoot, p, true);
+  const st = await fsp.lstat(host).catch(() => null);
+  if (st?.isDirectory()) return; // WORKDIR on an existing directory changes nothing
+  if (!parents && !(await exists(path.dirname(host)))) {
+    throw new ImgError(`mkdir ${p}: parent directory does not exist`);
+  }
+  await ensureDir(opts.destRoot, host, owner, opts.sourceDateEpoch, mode);
+}
+
+async function mkfile(opts: FileOpOptions, p: string, mode: number, data: string, chown?: ChownSpec): Promise<void> {
+  const owner = chown ? await opts.resolveOwner(chown) : undefined;
+  const host = await resolveInRoot(opts.destRoot, p, false);
+  await ensureDir(opts.destRoot, path.dirname(host), owner, opts.sourceDateEpoch);
+  const existing = await fsp.lstat(host).catch(() => null);
+  if (existing) await fsp.rm(host, { recursive: existing.isDirectory(), force: true });
+  await fsp.writeFile(host, data, { mode });
+  await fsp.chmod(host, mode);
+  if (owner) await fsp.lchown(host, owner.uid, owner.gid).catch(ignoreEperm);
+  if (opts.sourceDateEpoch !== undefined) await fsp.utimes(host, opts.sourceDateEpoch, opts.sourceDateEpoch);
+}
+
+async function rm(root: string, p: string, allowNotFound: boolean, allowWildcard: boolean): Promise<void> {
+  const parent = await resolveInRoot(root, path.posix.dirname(p), true);
+  const base = path.posix.basename(p);
+  let targets: string[];
+  if (allowWildcard && hasGlobMeta(base)) {
+    const re = compileComponent(base);
+    targets = (await fsp.readdir(parent).catch(() => [] as string[])).filter((n) => re.test(n)).map((n) => path.join(parent, n));
+  } else {
+    targets = [path.join(parent, base)];
+  }
+  for (const t of targets) {
+    const st = await fsp.lstat(t).catch(() => null);
+    if (!st) {
+      if (allowNotFound) continue;
+      throw new ImgError(`rm ${p}: no such file or directory`);
+    }
+    await fsp.rm(t, { recursive: true, force: true });
+  }
+}
+
+async function symlink(opts: FileOpOptions, oldpath: string, newpath: string, chown?: ChownSpec): Promise<void> {
+  const owner = chown ? await opts.resolveOwner(chown) : undefined;
+  const host = await resolveInRoot(opts.destRoot, newpath, false);
+  await ensureDir(opts.destRoot, path.dirname(host), owner, opts.sourceDateEpoch);
+  await fsp.symlink(oldpath, host);
+  if (owner) await fsp.lchown(host, owner.uid, owner.gid).catch(ignoreEperm);
+}
+
+// ---------------------------------------------------------------- chmod
+
+// `--chmod=0755` or symbolic `u+x,go-w`, `a=rX` (X: execute only for dirs or when any x is set).
+export function parseChmod(spec: string): (mode: number, isDir: boolean) => number {
+  if (/^[0-7]{1,4}$/.test(spec)) {
+    const m = parseInt(spec, 8);
+    return () => m;
+  }
+  const clauses = spec.split(',');
+  const parsed = clauses.map((clause) => {
+    const m = /^([ugoa]*)([-+=])([rwxXst]*)$/.exec(clause);
+    if (!m) throw new ImgError(`invalid --chmod value "${spec}"`, { hint: 'use octal (0755) or symbolic (u+x,go-w) modes' });
+    return { who: m[1] || 'a', op: m[2], perms: m[3] };
+  });
+  return (mode: number, isDir: boolean) => {
+    let out = mode;
+    for (const { who, op, perms } of parsed) {
+      let bits = 0;
+      const hasX = isDir || (out & 0o111) !== 0;
+      const whoMask = (w: string) => (w === 'u' ? 0o4700 : w === 'g' ? 0o2070 : w === 'o' ? 0o1007 : 0o7777);
+      let mask = 0;
+      for (const w of who === 'a' ? ['u', 'g', 'o'] : who.split('')) mask |= whoMask(w);
+      for (const p of perms) {
+        if (p === 'r') bits |= 0o444;
+        else if (p === 'w') bits |= 0o222;
+        else if (p === 'x' || (p === 'X' && hasX)) bits |= 0o111;
+        else if (p === 's') bits |= 0o6000;
+        else if (p === 't') bits |= 0o1000;
+      }
+      bits &= mask;
+      if (op === '+') out |= bits;
+      else if (op === '-') out &= ~bits;
+      else out = (out & ~(mask & 0o7777)) | bits;
+    }
+    return out & 0o7777;
+  };
+}
+
+// ---------------------------------------------------------------- globbing
+
+function hasGlobMeta(p: string): boolean {
+  return /[*?[\\]/.test(p);
+}
+
+// One path component, Go filepath.Match style: * and ? never match '/'.
+function compileComponent(pattern: string): RegExp {
+  return new RegExp(`^${globBody(pattern)}$`);
+}
+
+// A whole relative path; `**` spans directories (as --exclude and .dockerignore allow).
+function compileGlob(pattern: string): RegExp {
+  const clean = path.posix.normalize(pattern).replace(/^\/+/, '').replace(/^\.\//, '');
+  return new RegExp(`^${globBody(clean)}(/.*)?$`);
+}
+
+function globBody(p: string): string {
+  let re = '';
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i];
+    if (c === '*') {
+      if (p[i + 1] === '*') {
+        i++;
+        if (p[i + 1] === '/') {
+          i++;
+          re += '(?:.*/)?';
+        } else re += '.*';
+      } else re += '[^/]*';
+    } else if (c === '?') re += '[^/]';
+    else if (c === '[') {
+      const end = p.indexOf(']', i + 2);
+      if (end < 0) {
+        re += '\\[';
+        continue;
+      }
+      let cls = p.slice(i + 1, end);
+      if (cls.startsWith('^') || cls.startsWith('!')) cls = '^' + cls.slice(1);
+      re += `[${cls.replace(/\\/g, '\\\\')}]`;
+      i = end;
+    } else if (c === '\\' && i + 1 < p.length) {
+      re += escapeRe(p[++i]);
+    } else re += escapeRe(c);
+  }
+  return re;
+}
+
+function escapeRe(c: string): string {
+  return c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}
+
+function isExcluded(patterns: RegExp[], rel: string): boolean {
+  return patterns.some((re) => re.test(rel));
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fsp.lstat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+function ignoreEperm(err: unknown): void {
+  if (!isErrno(err, 'EPERM') && !isErrno(err, 'EINVAL')) throw err;
+}

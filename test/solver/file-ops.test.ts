@@ -1,0 +1,153 @@
+// COPY/ADD/WORKDIR file operations on real directories (as the BuildKit
+// Dockerfile frontend means them), including hostile destination symlinks.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { applyFileActions, parseChmod, type FileOpOptions } from '../../lib/solver/ops/file';
+import type { FileAction } from '../../lib/graph/types';
+
+type Copy = Extract<FileAction, { op: 'copy' }>;
+
+function copyAction(srcPaths: string[], dest: string, extra: Partial<Copy> = {}): Copy {
+  return {
+    op: 'copy', src: 0, srcPaths, dest, followSymlinks: true, dirCopyContents: true, createDestPath: true,
+    allowWildcard: true, allowEmptyWildcard: false, attemptUnpack: false, ...extra,
+  };
+}
+
+async function setup(): Promise<{ ctx: string; dest: string; run: (actions: FileAction[], o?: Partial<FileOpOptions>) => Promise<void> }> {
+  const base = await fs.mkdtemp(path.join(os.tmpdir(), 'img-fileops-'));
+  const ctx = path.join(base, 'ctx');
+  const dest = path.join(base, 'rootfs');
+  await fs.mkdir(path.join(ctx, 'src', 'sub'), { recursive: true });
+  await fs.writeFile(path.join(ctx, 'a.txt'), 'A');
+  await fs.writeFile(path.join(ctx, 'b.txt'), 'B');
+  await fs.writeFile(path.join(ctx, 'src', 'main.c'), 'int main(){}');
+  await fs.writeFile(path.join(ctx, 'src', 'sub', 'x.md'), 'x');
+  await fs.writeFile(path.join(ctx, 'src', 'sub', 'y.txt'), 'y');
+  await fs.chmod(path.join(ctx, 'src', 'main.c'), 0o640);
+  await fs.mkdir(path.join(dest, 'etc'), { recursive: true });
+  const run = (actions: FileAction[], o: Partial<FileOpOptions> = {}) =>
+    applyFileActions({
+      destRoot: dest,
+      actions,
+      inputRoot: () => ctx,
+      resolveOwner: async (c) => ({ uid: Number(c.user ?? 0), gid: Number(c.group ?? c.user ?? 0) }),
+      ...o,
+    });
+  return { ctx, dest, run };
+}
+
+async function tree(root: string): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(dir: string, rel: string): Promise<void> {
+    for (const e of (await fs.readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      out.push(e.isDirectory() ? `${r}/` : r);
+      if (e.isDirectory()) await walk(path.join(dir, e.name), r);
+    }
+  }
+  await walk(root, '');
+  return out;
+}
+
+test('COPY dir copies its contents, not the directory itself', async () => {
+  const { dest, run } = await setup();
+  await run([copyAction(['src'], '/app')]);
+  assert.deepEqual(await tree(path.join(dest, 'app')), ['main.c', 'sub/', 'sub/x.md', 'sub/y.txt']);
+  assert.equal((await fs.stat(path.join(dest, 'app', 'main.c'))).mode & 0o777, 0o640);
+});
+
+test('COPY file to a path without slash renames; with slash goes inside', async () => {
+  const { dest, run } = await setup();
+  await run([copyAction(['a.txt'], '/x/renamed'), copyAction(['b.txt'], '/y/')]);
+  assert.equal(await fs.readFile(path.join(dest, 'x', 'renamed'), 'utf8'), 'A');
+  assert.equal(await fs.readFile(path.join(dest, 'y', 'b.txt'), 'utf8'), 'B');
+});
+
+test('COPY wildcard matches per component and lands in the destination dir', async () => {
+  const { dest, run } = await setup();
+  await run([copyAction(['*.txt'], '/w/')]);
+  assert.deepEqual(await tree(path.join(dest, 'w')), ['a.txt', 'b.txt']);
+  await assert.rejects(run([copyAction(['*.nope'], '/w/')]), /not found/);
+  await run([copyAction(['*.nope'], '/w/', { allowEmptyWildcard: true })]);
+});
+
+test('COPY of a missing source names it', async () => {
+  const { run } = await setup();
+  await assert.rejects(run([copyAction(['missing.txt'], '/')]), /"missing\.txt": not found/);
+});
+
+test('COPY --exclude skips matching paths', async () => {
+  const { dest, run } = await setup();
+  await run([copyAction(['.'], '/e/', { excludePatterns: ['**/*.txt'] })]);
+  const t = await tree(path.join(dest, 'e'));
+  assert.ok(!t.some((p) => p.endsWith('.txt')), t.join(','));
+  assert.ok(t.includes('src/sub/x.md'));
+});
+
+test('COPY --parents keeps the source path, pivoted at /./', async () => {
+  const { dest, run } = await setup();
+  await run([copyAction(['src/sub/x.md'], '/p/', { parents: true }), copyAction(['src/./sub/y.txt'], '/q/', { parents: true })]);
+  assert.equal(await fs.readFile(path.join(dest, 'p', 'src', 'sub', 'x.md'), 'utf8'), 'x');
+  assert.equal(await fs.readFile(path.join(dest, 'q', 'sub', 'y.txt'), 'utf8'), 'y');
+});
+
+test('COPY --chown and --chmod apply to every copied entry', async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('chown to another uid needs root or a user namespace');
+  const { dest, run } = await setup();
+  await run([copyAction(['src'], '/o', { chown: { user: '1234', group: '55' }, chmod: '0750' })]);
+  for (const p of ['o/main.c', 'o/sub', 'o/sub/x.md']) {
+    const st = await fs.lstat(path.join(dest, p));
+    assert.equal(st.uid, 1234, p);
+    assert.equal(st.gid, 55, p);
+    assert.equal(st.mode & 0o7777, 0o750, p);
+  }
+});
+
+test('symbolic chmod follows chmod(1)', () => {
+  assert.equal(parseChmod('u+x')(0o644, false), 0o744);
+  assert.equal(parseChmod('go-w,a+X')(0o666, false), 0o644);
+  assert.equal(parseChmod('a+X')(0o644, true), 0o755);
+  assert.equal(parseChmod('u=rw,go=')(0o777, false), 0o600);
+  assert.throws(() => parseChmod('u+q'), /invalid --chmod/);
+});
+
+test('a destination symlink pointing outside the root cannot redirect a write', async () => {
+  const { dest, run } = await setup();
+  const outside = await fs.mkdtemp(path.join(os.tmpdir(), 'img-outside-'));
+  await fs.symlink(outside, path.join(dest, 'evil'));
+  await fs.symlink('/', path.join(dest, 'evilroot'));
+  await run([copyAction(['a.txt'], '/evil/'), copyAction(['b.txt'], '/evilroot/etc/')]);
+  assert.deepEqual(await fs.readdir(outside), []);
+  // The absolute link is resolved inside the root: /evil → <root>/<outside path>.
+  assert.equal(await fs.readFile(path.join(dest, outside, 'a.txt'), 'utf8'), 'A');
+  assert.equal(await fs.readFile(path.join(dest, 'etc', 'b.txt'), 'utf8'), 'B');
+});
+
+test('hard links inside a copied tree stay hard links', async () => {
+  const { ctx, dest, run } = await setup();
+  await fs.link(path.join(ctx, 'src', 'main.c'), path.join(ctx, 'src', 'hard.c'));
+  await run([copyAction(['src'], '/h')]);
+  const a = await fs.stat(path.join(dest, 'h', 'main.c'));
+  const b = await fs.stat(path.join(dest, 'h', 'hard.c'));
+  assert.equal(a.ino, b.ino);
+});
+
+test('mkdir, mkfile, symlink and rm', async () => {
+  const { dest, run } = await setup();
+  await run([
+    { op: 'mkdir', path: '/work/dir', mode: 0o755, makeParents: true },
+    { op: 'mkfile', path: '/work/dir/f', mode: 0o600, data: 'hello\n' },
+    { op: 'symlink', oldpath: '/work/dir/f', newpath: '/work/link' },
+  ]);
+  assert.equal(await fs.readFile(path.join(dest, 'work/dir/f'), 'utf8'), 'hello\n');
+  assert.equal((await fs.stat(path.join(dest, 'work/dir/f'))).mode & 0o777, 0o600);
+  assert.equal(await fs.readlink(path.join(dest, 'work/link')), '/work/dir/f');
+  await run([{ op: 'rm', path: '/work/dir/*', allowNotFound: false, allowWildcard: true }]);
+  assert.deepEqual(await fs.readdir(path.join(dest, 'work/dir')), []);
+  await assert.rejects(run([{ op: 'rm', path: '/nope', allowNotFound: false, allowWildcard: false }]), /no such file/);
+  await run([{ op: 'rm', path: '/nope', allowNotFound: true, allowWildcard: false }]);
+});
