@@ -1,0 +1,111 @@
+// Walking an image's content graph: index → manifests → config + layers.
+// Tolerant of blobs that are not present locally: a pull of one platform of a
+// multi-platform index stores the index but only one of its manifests.
+import type { ContentStore } from '../content/store';
+import { isIndexMediaType, isManifestMediaType, type Descriptor, type Digest, type Index, type Manifest } from './types';
+
+// Media type of a JSON blob when the descriptor lacks one: sniff the document.
+function kindOf(desc: Descriptor, doc: { mediaType?: string; manifests?: unknown; config?: unknown }): 'index' | 'manifest' | 'other' {
+  if (isIndexMediaType(desc.mediaType) || isIndexMediaType(doc.mediaType)) return 'index';
+  if (isManifestMediaType(desc.mediaType) || isManifestMediaType(doc.mediaType)) return 'manifest';
+  if (Array.isArray(doc.manifests)) return 'index';
+  if (doc.config && typeof doc.config === 'object') return 'manifest';
+  return 'other';
+}
+
+function mayHaveChildren(desc: Descriptor): boolean {
+  return (
+    isIndexMediaType(desc.mediaType) ||
+    isManifestMediaType(desc.mediaType) ||
+    desc.mediaType === undefined ||
+    desc.mediaType === '' ||
+    desc.mediaType === 'application/json'
+  );
+}
+
+const MAX_SNIFF = 4 << 20;
+
+// Direct children of a descriptor; [] for leaves and for blobs not present locally.
+export async function children(store: ContentStore, desc: Descriptor): Promise<Descriptor[]> {
+  if (!mayHaveChildren(desc)) return [];
+  const st = await store.stat(desc.digest);
+  if (!st) return [];
+  // Unknown media type (a bare digest root): only small blobs can be manifests.
+  if (!isIndexMediaType(desc.mediaType) && !isManifestMediaType(desc.mediaType) && st.size > MAX_SNIFF) return [];
+  let doc: Index & Manifest;
+  try {
+    doc = await store.readJson<Index & Manifest>(desc.digest);
+  } catch {
+    return [];
+  }
+  switch (kindOf(desc, doc)) {
+    case 'index':
+      return Array.isArray(doc.manifests) ? doc.manifests : [];
+    case 'manifest':
+      return [doc.config, ...(Array.isArray(doc.layers) ? doc.layers : [])].filter((d) => d && d.digest);
+    default:
+      return [];
+  }
+}
+
+// Every descriptor reachable from the roots (roots included), each once.
+// `present` is whether the blob exists in the store.
+export async function walk(
+  store: ContentStore,
+  roots: Descriptor[],
+  visit?: (desc: Descriptor, present: boolean) => void | Promise<void>,
+): Promise<Map<Digest, Descriptor>> {
+  const seen = new Map<Digest, Descriptor>();
+  const queue = [...roots];
+  while (queue.length) {
+    const batch = queue.splice(0, queue.length).filter((d) => {
+      if (seen.has(d.digest)) return false;
+      seen.set(d.digest, d);
+      return true;
+    });
+    const kids = await Promise.all(
+      batch.map(async (d) => {
+        if (visit) await visit(d, await store.has(d.digest));
+        return children(store, d);
+      }),
+    );
+    for (const k of kids) queue.push(...k);
+  }
+  return seen;
+}
+
+// Sum of sizes of the locally present blobs of an image (index + present
+// manifests + their configs and layers), which is what `img ls` shows.
+export async function imageSize(store: ContentStore, target: Descriptor): Promise<number> {
+  let total = 0;
+  await walk(store, [target], (d, present) => {
+    if (present) total += d.size;
+  });
+  return total;
+}
+
+// The manifests an index (or a manifest itself) resolves to locally: each
+// present manifest with the descriptor that named it (carrying its platform).
+export async function localManifests(store: ContentStore, target: Descriptor): Promise<Descriptor[]> {
+  const out: Descriptor[] = [];
+  const seen = new Set<Digest>();
+  const visit = async (d: Descriptor): Promise<void> => {
+    if (seen.has(d.digest) || !(await store.has(d.digest))) return;
+    seen.add(d.digest);
+    if (isManifestMediaType(d.mediaType)) {
+      out.push(d);
+      return;
+    }
+    if (isIndexMediaType(d.mediaType)) {
+      for (const c of await children(store, d)) await visit(c);
+      return;
+    }
+    const doc = await store.readJson<Index & Manifest>(d.digest).catch(() => null);
+    if (!doc) return;
+    const kind = kindOf(d, doc);
+    if (kind === 'manifest') out.push({ ...d, mediaType: doc.mediaType ?? d.mediaType });
+    else if (kind === 'index') for (const c of doc.manifests ?? []) await visit(c);
+  };
+  await visit(target);
+  return out;
+}

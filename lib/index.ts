@@ -1,0 +1,4 @@
+// Public library API of img (package "main"). Add exports; do not remove.
+export { ContentStore } from './content/store';
+export { ImageStore, type ImageRecord } from './images/store';
+export { parseReference, formatReference, familiarName, normalizeName, type Reference } from './images/reference';
