@@ -1,6 +1,11 @@
 // Read once from package.json so `img -v`, `img version` and the User-Agent agree.
 // Sources run from lib/ (tsx) and compiled code from dist/lib/, hence two candidates.
+// The single-file binary (scripts/build-sea.js) has no package.json beside it:
+// esbuild substitutes IMG_BUNDLED_VERSION at bundle time.
+declare const IMG_BUNDLED_VERSION: string | undefined;
+
 function readVersion(): string {
+  if (typeof IMG_BUNDLED_VERSION === 'string') return IMG_BUNDLED_VERSION;
   for (const candidate of ['../package.json', '../../package.json']) {
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports

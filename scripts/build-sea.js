@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+'use strict';
+// Builds the single-file `img` binary with Node's single executable applications:
+// esbuild bundles the CLI into one CommonJS file, node makes a SEA blob of it
+// (with the native addon as an asset, see lib/host/index.ts), and postject
+// injects the blob into a copy of the node binary.
+//   npm run build:sea   →  build/sea/img
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const out = path.join(root, 'build', 'sea');
+fs.mkdirSync(out, { recursive: true });
+const addon = path.join(root, 'build', 'Release', 'img_addon.node');
+if (!fs.existsSync(addon)) {
+  console.error(`missing ${addon}: run \`npm run build:addon\` first`);
+  process.exit(1);
+}
+
+require('esbuild').buildSync({
+  stdin: {
+    contents: "require('./lib/cli/main').main().then((c) => { process.exitCode = c; }, (e) => { process.exitCode = require('./lib/cli/main').reportError(e); });",
+    resolveDir: root,
+    loader: 'ts',
+    sourcefile: 'sea-entry.ts',
+  },
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  outfile: path.join(out, 'img.cjs'),
+  define: { IMG_BUNDLED_VERSION: JSON.stringify(require('../package.json').version), 'process.env.IMG_SEA': '"1"' },
+  logLevel: 'warning',
+});
+
+const config = {
+  main: path.join(out, 'img.cjs'),
+  output: path.join(out, 'sea-prep.blob'),
+  disableExperimentalSEAWarning: true,
+  useCodeCache: false,
+  assets: { 'img_addon.node': addon },
+};
+fs.writeFileSync(path.join(out, 'sea-config.json'), JSON.stringify(config, null, 2));
+execFileSync(process.execPath, ['--experimental-sea-config', path.join(out, 'sea-config.json')], { stdio: 'inherit' });
+
+const bin = path.join(out, 'img');
+fs.copyFileSync(process.execPath, bin);
+fs.chmodSync(bin, 0o755);
+execFileSync(
+  process.execPath,
+  [require.resolve('postject/dist/cli.js'), bin, 'NODE_SEA_BLOB', config.output, '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'],
+  { stdio: 'inherit' },
+);
+console.log(`built ${path.relative(process.cwd(), bin)} (${(fs.statSync(bin).size / 1048576).toFixed(1)} MiB)`);
