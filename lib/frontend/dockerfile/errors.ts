@@ -1,0 +1,98 @@
+// Errors a Dockerfile author can cause. Pure TypeScript (no node: imports):
+// the frontend must bundle for a neutral platform.
+//
+// Message format (one line): `Dockerfile:12: unknown instruction: RUNN (did you mean RUN?)`
+// — the file name, the 1-based line, then what is wrong, quoting the offending text.
+
+export interface DockerfileErrorOptions {
+  file?: string;
+  line: number;
+  endLine?: number;
+  snippet?: string; // the offending source text (the instruction as written)
+  hint?: string; // what to do about it
+  cause?: unknown;
+}
+
+export class DockerfileError extends Error {
+  readonly file: string;
+  readonly line: number;
+  readonly endLine?: number;
+  readonly snippet?: string;
+  readonly hint?: string;
+  // The bare reason, without the `file:line:` prefix (for callers that re-wrap).
+  readonly reason: string;
+  // Mirrors ImgError so the CLI can treat both alike without importing this room.
+  readonly exitCode = 1;
+
+  constructor(reason: string, opts: DockerfileErrorOptions) {
+    const file = opts.file ?? 'Dockerfile';
+    super(`${file}:${opts.line}: ${reason}`, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'DockerfileError';
+    this.file = file;
+    this.line = opts.line;
+    if (opts.endLine !== undefined && opts.endLine !== opts.line) this.endLine = opts.endLine;
+    this.snippet = opts.snippet;
+    this.hint = opts.hint;
+    this.reason = reason;
+  }
+}
+
+// A failure of shell word expansion ($VAR, ${VAR:?msg}, quotes...). It carries no
+// location: the expander works on a single word. Callers that know the
+// instruction turn it into a DockerfileError with `locateShellError`.
+// `message` is BuildKit's wording, e.g. `VAR: is not allowed to be unset`.
+export class ShellExpansionError extends Error {
+  readonly word: string;
+  constructor(message: string, word: string) {
+    super(message);
+    this.name = 'ShellExpansionError';
+    this.word = word;
+  }
+}
+
+// Wrap a shell expansion error the way BuildKit reports it:
+// `Dockerfile:3: failed to process "${X:?}": X: is not allowed to be unset`.
+export function locateShellError(
+  err: ShellExpansionError,
+  where: { file?: string; line: number; endLine?: number; snippet?: string },
+): DockerfileError {
+  return new DockerfileError(`failed to process ${JSON.stringify(err.word)}: ${err.message}`, {
+    ...where,
+    hint: 'fix the variable reference (see "Environment replacement" in the Dockerfile reference)',
+    cause: err,
+  });
+}
+
+// Levenshtein distance, for "did you mean" suggestions.
+export function editDistance(a: string, b: string): number {
+  if (a === b) return 0;
+  const prev = new Array<number>(b.length + 1);
+  for (let j = 0; j <= b.length; j++) prev[j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0];
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const up = prev[j];
+      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = up;
+    }
+  }
+  return prev[b.length];
+}
+
+// The closest candidate within a small distance (case-insensitive), or undefined.
+export function suggest(word: string, candidates: readonly string[]): string | undefined {
+  const w = word.toLowerCase();
+  let best: string | undefined;
+  let bestDist = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(w, c.toLowerCase());
+    if (d < bestDist) {
+      bestDist = d;
+      best = c;
+    }
+  }
+  // Allow about one typo per three letters, at least one, at most three.
+  const limit = Math.max(1, Math.min(3, Math.floor(w.length / 3)));
+  return bestDist <= limit ? best : undefined;
+}
