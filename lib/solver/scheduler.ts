@@ -1,0 +1,313 @@
+// The scheduler: computes cache keys for the graph, then materializes the root
+// lazily — a vertex whose key hits the cache never needs its inputs — running
+// misses as soon as their inputs are done, at most `concurrency` at a time.
+// Vertices with equal keys run once. The first failure aborts everything
+// else (AbortSignal to running executors, waiters rejected) and the solve
+// rejects with a SolveError naming the step and the tail of its output.
+import type { BuildGraph, Ref, Vertex } from '../graph/types';
+import type { Progress } from '../progress/events';
+import { ImgError } from '../util/errors';
+import { cacheKey } from './keys';
+import { Limiter } from './limiter';
+import type { CacheBackend, Executor, Executors, VertexLogger, VertexResult } from './types';
+
+const TAIL = 20;
+
+export interface SolveOptions {
+  executors: Executors;
+  cache?: CacheBackend;
+  concurrency?: number;
+  progress?: Progress;
+  signal?: AbortSignal;
+  noCache?: boolean; // ignore cache hits (results are still recorded)
+}
+
+export interface SolveResult {
+  key: string | null;
+  result: VertexResult; // of graph.root; an empty result for a null root
+  keys: Map<string, string>; // vertex id → cache key
+  cached: Set<string>; // vertex ids reported CACHED
+  executed: Set<string>; // vertex ids whose executor ran
+}
+
+// A step failed. `message` is one line; `tail` holds its last output lines.
+export class SolveError extends ImgError {
+  constructor(
+    readonly vertexName: string,
+    readonly cause0: unknown,
+    readonly tail: string[],
+  ) {
+    const why = (cause0 as Error)?.message ?? String(cause0);
+    super(`failed to solve: ${vertexName}: ${why}`, {
+      hint: (cause0 as ImgError)?.hint ?? 'fix the failing step (its last output lines are shown above)',
+      detail: tail.join('\n'),
+      cause: cause0,
+      exitCode: (cause0 as ImgError)?.exitCode ?? 1,
+    });
+    this.name = 'SolveError';
+  }
+}
+
+export function defaultConcurrency(env: NodeJS.ProcessEnv = process.env): number {
+  const n = Number(env.IMG_MAX_PARALLELISM);
+  if (Number.isInteger(n) && n >= 1) return n;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const os = require('node:os') as typeof import('node:os');
+  return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+}
+
+export async function solve(graph: Pick<BuildGraph, 'vertices' | 'root'>, opts: SolveOptions): Promise<SolveResult> {
+  return new Solver(graph, opts).run();
+}
+
+class Solver {
+  private readonly ac = new AbortController();
+  private readonly limiter: Limiter;
+  private readonly keyMemo = new Map<string, Promise<string>>(); // vertex id → key
+  private readonly byKey = new Map<string, Promise<VertexResult>>(); // key → result
+  private readonly states = new Map<string, 'started' | 'done'>(); // vertex id → reported state
+  private readonly tails = new Map<string, string[]>();
+  private readonly keys = new Map<string, string>();
+  private readonly cached = new Set<string>();
+  private readonly executed = new Set<string>();
+  private firstError: unknown = null;
+  private readonly inflight = new Set<Promise<unknown>>();
+
+  constructor(
+    private readonly graph: Pick<BuildGraph, 'vertices' | 'root'>,
+    private readonly opts: SolveOptions,
+  ) {
+    this.limiter = new Limiter(opts.concurrency ?? defaultConcurrency());
+    if (opts.signal) {
+      if (opts.signal.aborted) this.ac.abort(opts.signal.reason);
+      else opts.signal.addEventListener('abort', () => this.ac.abort(opts.signal!.reason), { once: true });
+    }
+  }
+
+  get signal(): AbortSignal {
+    return this.ac.signal;
+  }
+
+  async run(): Promise<SolveResult> {
+    const root = this.graph.root;
+    try {
+      if (!root) return this.finish(null, { snapshot: null, layers: [] });
+      const key = await this.key(root.vertex);
+      const result = await this.materialize(root.vertex);
+      return this.finish(key, result);
+    } catch (err) {
+      this.abortAll(err);
+      // Let every running step observe the abort and clean up before we report.
+      while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+      throw this.wrap(this.firstError ?? err);
+    }
+  }
+
+  private finish(key: string | null, result: VertexResult): SolveResult {
+    // Vertices never visited because a descendant hit the cache are cached too.
+    for (const id of this.reachable()) {
+      if (this.states.get(id) === 'done') continue;
+      const v = this.vertex(id);
+      this.opts.progress?.cached(this.keys.get(id) ?? id, v.name);
+      this.cached.add(id);
+      this.states.set(id, 'done');
+    }
+    return { key, result, keys: this.keys, cached: this.cached, executed: this.executed };
+  }
+
+  private reachable(): string[] {
+    const seen = new Set<string>();
+    const order: string[] = [];
+    const visit = (id: string) => {
+      if (seen.has(id)) return;
+      seen.add(id);
+      for (const r of this.vertex(id).inputs) visit(r.vertex);
+      order.push(id);
+    };
+    if (this.graph.root) visit(this.graph.root.vertex);
+    return order;
+  }
+
+  private vertex(id: string): Vertex {
+    const v = this.graph.vertices[id];
+    if (!v) throw new ImgError(`build graph references unknown vertex ${id}`, { hint: 'this is a frontend bug; report it with the Dockerfile' });
+    return v;
+  }
+
+  private executor(v: Vertex): Executor {
+    const ex = (this.opts.executors as Record<string, Executor | undefined>)[v.kind];
+    if (!ex) throw new ImgError(`no executor for ${v.kind} vertices`, { hint: `${v.kind} steps are not supported by this build` });
+    return ex;
+  }
+
+  private progressId(v: Vertex): string {
+    return this.keys.get(v.id) ?? v.id;
+  }
+
+  private logger(v: Vertex): VertexLogger {
+    const p = this.opts.progress;
+    return {
+      log: (data, stream = 1) => {
+        const text = typeof data === 'string' ? data : Buffer.from(data).toString('utf8');
+        let tail = this.tails.get(v.id);
+        if (!tail) this.tails.set(v.id, (tail = []));
+        for (const line of text.split('\n')) {
+          if (line === '') continue;
+          tail.push(line);
+          if (tail.length > TAIL) tail.shift();
+        }
+        p?.log(this.progressId(v), text, stream);
+      },
+      status: (sub, s) => {
+        this.markStarted(v);
+        p?.status(this.progressId(v), sub, s);
+      },
+    };
+  }
+
+  private markStarted(v: Vertex): void {
+    if (this.states.has(v.id)) return;
+    this.states.set(v.id, 'started');
+    this.opts.progress?.started(this.progressId(v), v.name);
+  }
+
+  private markDone(v: Vertex, how: 'completed' | 'cached'): void {
+    if (this.states.get(v.id) === 'done') return;
+    if (how === 'completed') this.markStarted(v);
+    this.states.set(v.id, 'done');
+    if (how === 'cached') {
+      this.cached.add(v.id);
+      this.opts.progress?.cached(this.progressId(v), v.name);
+    } else this.opts.progress?.completed(this.progressId(v), v.name);
+  }
+
+  private useCache(v: Vertex): boolean {
+    return !this.opts.noCache && !v.ignoreCache && this.opts.cache !== undefined;
+  }
+
+  // Phase 1: keys. Inputs' keys first (in parallel), then this vertex's content key.
+  private key(id: string): Promise<string> {
+    let p = this.keyMemo.get(id);
+    if (!p) {
+      p = (async () => {
+        const v = this.vertex(id);
+        const inputKeys = await Promise.all(v.inputs.map((r: Ref) => this.key(r.vertex)));
+        const ex = this.executor(v);
+        let content: string | undefined;
+        if (ex.contentKey) {
+          content = await this.guard(v, () =>
+            this.limiter.run(
+              () => ex.contentKey!(v, { signal: this.signal, progress: this.logger(v), noCache: Boolean(this.opts.noCache || v.ignoreCache) }),
+              this.signal,
+            ),
+          );
+        }
+        const k = cacheKey(v, inputKeys, content);
+        this.keys.set(id, k);
+        return k;
+      })();
+      this.keyMemo.set(id, p);
+      p.catch(() => undefined); // observed by whoever awaits it
+    }
+    return p;
+  }
+
+  // Phase 2: results, top-down; a hit stops the descent.
+  private async materialize(id: string): Promise<VertexResult> {
+    const v = this.vertex(id);
+    const key = await this.key(id);
+    let p = this.byKey.get(key);
+    if (p) {
+      // Another vertex with the same key: share its result, report it once it is there.
+      const r = await p;
+      if (!this.states.has(v.id) || this.states.get(v.id) === 'started') this.markDone(v, 'cached');
+      return r;
+    }
+    p = this.compute(v, key);
+    this.byKey.set(key, p);
+    return p;
+  }
+
+  private async compute(v: Vertex, key: string): Promise<VertexResult> {
+    const cache = this.opts.cache;
+    if (this.useCache(v)) {
+      const hit = await cache!.get(key, v);
+      if (hit) {
+        this.markDone(v, 'cached');
+        return hit;
+      }
+    }
+    const inputs = await Promise.all(v.inputs.map((r) => this.materialize(r.vertex)));
+    return this.guard(v, () =>
+      this.limiter.run(async () => {
+        this.signal.throwIfAborted();
+        const lock = cache?.lock ? await cache.lock(key) : null;
+        try {
+          // Another process may have produced it while we waited for the lock.
+          if (lock && this.useCache(v)) {
+            const hit = await cache!.get(key, v);
+            if (hit) {
+              this.markDone(v, 'cached');
+              return hit;
+            }
+          }
+          this.signal.throwIfAborted();
+          this.markStarted(v);
+          this.executed.add(v.id);
+          const ex = this.executor(v);
+          const result = await ex.run(v, {
+            key,
+            inputs,
+            signal: this.signal,
+            progress: this.logger(v),
+            noCache: Boolean(this.opts.noCache || v.ignoreCache),
+          });
+          if (cache) await cache.put(key, v, result);
+          this.markDone(v, 'completed');
+          return result;
+        } finally {
+          await lock?.release();
+        }
+      }, this.signal),
+    );
+  }
+
+  // Runs a vertex's work; its failure becomes the build's failure (once).
+  private async guard<T>(v: Vertex, fn: () => Promise<T>): Promise<T> {
+    const work = fn();
+    this.inflight.add(work);
+    try {
+      return await work;
+    } catch (err) {
+      if (this.firstError === null && !(this.signal.aborted && isAbort(err))) {
+        this.firstError = new SolveError(v.name, err, this.tails.get(v.id) ?? []);
+        this.opts.progress?.failed(this.progressId(v), v.name, (err as Error)?.message ?? String(err));
+        this.states.set(v.id, 'done');
+        this.abortAll(err);
+      } else if (this.states.get(v.id) === 'started') {
+        this.states.set(v.id, 'done');
+        this.opts.progress?.canceled(this.progressId(v), v.name);
+      }
+      throw err;
+    } finally {
+      this.inflight.delete(work);
+    }
+  }
+
+  private abortAll(reason: unknown): void {
+    if (!this.ac.signal.aborted) this.ac.abort(reason);
+  }
+
+  private wrap(err: unknown): unknown {
+    if (err instanceof SolveError) return err;
+    if (isAbort(err) && this.opts.signal?.aborted) {
+      return new ImgError('build canceled', { hint: 'the build was interrupted; run it again to continue from the cache', exitCode: 130 });
+    }
+    return err;
+  }
+}
+
+export function isAbort(err: unknown): boolean {
+  const e = err as { name?: string; code?: string } | null;
+  return e?.name === 'AbortError' || e?.code === 'ABORT_ERR';
+}

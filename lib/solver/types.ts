@@ -1,0 +1,67 @@
+// What the solver passes around: results of vertices, executors (one per
+// vertex kind, injected so the scheduler is testable with fakes) and the
+// cache backend it consults.
+import type { Vertex } from '../graph/types';
+import type { Digest } from '../images/types';
+
+// A compressed layer blob in the content store, as an image manifest names it.
+export interface LayerBlob {
+  digest: Digest;
+  diffId: Digest;
+  mediaType: string;
+  size: number;
+}
+
+// One layer of a result's chain. Layers from pulled images carry their blob;
+// layers made by the build carry the committed snapshot whose diff (against
+// its parent) is the layer; the blob is produced on export and remembered.
+export interface LayerSlot {
+  snapshot?: string;
+  blob?: LayerBlob;
+  // History comment from the source image (base layers keep their history).
+}
+
+export interface VertexResult {
+  // Committed snapshot holding this vertex's filesystem (null = empty, scratch).
+  snapshot: string | null;
+  // Bottom-to-top layers that rebuild `snapshot` when stacked.
+  layers: LayerSlot[];
+  // Extra data a source may carry (e.g. the image config of a pulled image).
+  meta?: Record<string, unknown>;
+}
+
+export interface VertexLogger {
+  log(data: string | Uint8Array, stream?: 1 | 2): void;
+  status(sub: string, s: { name: string; current?: number; total?: number; done?: boolean }): void;
+}
+
+export interface KeyContext {
+  signal: AbortSignal;
+  progress: VertexLogger;
+  noCache: boolean;
+}
+
+export interface RunContext extends KeyContext {
+  key: string;
+  inputs: VertexResult[]; // results of vertex.inputs, in order
+}
+
+export interface Executor<V extends Vertex = Vertex> {
+  // Content that the definition does not capture, mixed into the cache key
+  // before lookup: a local source's checksum, an image's manifest digest.
+  contentKey?(v: V, ctx: KeyContext): Promise<string | undefined>;
+  run(v: V, ctx: RunContext): Promise<VertexResult>;
+}
+
+export type Executors = { [K in Vertex['kind']]?: Executor<Extract<Vertex, { kind: K }>> };
+
+export interface CacheLock {
+  release(): Promise<void>;
+}
+
+export interface CacheBackend {
+  get(key: string, v: Vertex): Promise<VertexResult | null>;
+  put(key: string, v: Vertex, result: VertexResult): Promise<void>;
+  // Cross-process exclusion for computing one key (no-op in memory).
+  lock?(key: string): Promise<CacheLock>;
+}

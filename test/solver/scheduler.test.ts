@@ -1,0 +1,197 @@
+// Structural tests of the scheduler with fake executors doing real async work.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import type { BuildGraph, ExecVertex, Vertex } from '../../lib/graph/types';
+import { Progress, type ProgressEvent } from '../../lib/progress/events';
+import { solve, SolveError } from '../../lib/solver/scheduler';
+import type { CacheBackend, Executors, VertexResult } from '../../lib/solver/types';
+
+function vid(s: string): string {
+  return `sha256:${createHash('sha256').update(s).digest('hex')}`;
+}
+
+// Small DSL: node(name, ...inputs) → an exec vertex whose fake work is described by `behavior`.
+function graphOf(spec: Record<string, string[]>, root: string): Pick<BuildGraph, 'vertices' | 'root'> {
+  const vertices: Record<string, Vertex> = {};
+  for (const [name, inputs] of Object.entries(spec)) {
+    const v: ExecVertex = {
+      id: vid(name),
+      name,
+      kind: 'exec',
+      inputs: inputs.map((i) => ({ vertex: vid(i), output: 0 })),
+      rootfs: inputs.length ? 0 : -1,
+      args: [name],
+      env: [],
+      cwd: '/',
+      user: 'root',
+      network: 'none',
+      security: 'sandbox',
+      mounts: [],
+    };
+    vertices[v.id] = v;
+  }
+  return { vertices, root: { vertex: vid(root), output: 0 } };
+}
+
+interface Trace {
+  events: string[];
+  runs: Map<string, number>;
+}
+
+function fakeExec(trace: Trace, behavior: (name: string, signal: AbortSignal) => Promise<void>): Executors {
+  return {
+    exec: {
+      async run(v, ctx) {
+        trace.runs.set(v.name, (trace.runs.get(v.name) ?? 0) + 1);
+        trace.events.push(`start ${v.name}`);
+        ctx.progress.log(`output of ${v.name}\n`);
+        await behavior(v.name, ctx.signal);
+        trace.events.push(`end ${v.name}`);
+        return { snapshot: `snap-${v.name}`, layers: [...(ctx.inputs[0]?.layers ?? []), { snapshot: `snap-${v.name}` }] };
+      },
+    },
+  };
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+      },
+      { once: true },
+    );
+  });
+}
+
+function memoryCache(): CacheBackend & { map: Map<string, VertexResult> } {
+  const map = new Map<string, VertexResult>();
+  return {
+    map,
+    async get(key) {
+      return map.get(key) ?? null;
+    },
+    async put(key, _v, r) {
+      map.set(key, r);
+    },
+  };
+}
+
+const diamond = { base: [], left: ['base'], right: ['base'], top: ['left', 'right'] };
+
+test('independent vertices run in parallel: both start before either ends', async () => {
+  const trace: Trace = { events: [], runs: new Map() };
+  const g = graphOf(diamond, 'top');
+  await solve(g, { executors: fakeExec(trace, (_n, s) => sleep(30, s)), concurrency: 4 });
+  const i = (e: string) => trace.events.indexOf(e);
+  assert.ok(i('start left') < i('end right') && i('start right') < i('end left'), trace.events.join(', '));
+  assert.ok(i('end base') < i('start left') && i('end left') < i('start top') && i('end right') < i('start top'));
+});
+
+test('the concurrency limit holds: with limit 1 no two steps overlap', async () => {
+  const trace: Trace = { events: [], runs: new Map() };
+  const g = graphOf(diamond, 'top');
+  let active = 0;
+  let max = 0;
+  await solve(g, {
+    executors: fakeExec(trace, async (_n, s) => {
+      max = Math.max(max, ++active);
+      await sleep(10, s);
+      active--;
+    }),
+    concurrency: 1,
+  });
+  assert.equal(max, 1);
+  assert.equal(trace.runs.size, 4);
+});
+
+test('a vertex needed by two branches runs once', async () => {
+  const trace: Trace = { events: [], runs: new Map() };
+  const g = graphOf(diamond, 'top');
+  const res = await solve(g, { executors: fakeExec(trace, (_n, s) => sleep(5, s)), concurrency: 4 });
+  assert.equal(trace.runs.get('base'), 1);
+  assert.deepEqual(
+    res.result.layers.map((l) => l.snapshot),
+    ['snap-base', 'snap-left', 'snap-top'],
+  );
+});
+
+test('a failure cancels running and pending steps and names the failing step with its output', async () => {
+  const trace: Trace = { events: [], runs: new Map() };
+  const g = graphOf({ a: [], slow: [], after: ['a', 'slow'] }, 'after');
+  const events: ProgressEvent[] = [];
+  const progress = new Progress();
+  progress.on((e) => events.push(e));
+  let slowAborted = false;
+  const err = await solve(g, {
+    progress,
+    concurrency: 4,
+    executors: fakeExec(trace, async (name, signal) => {
+      if (name === 'a') {
+        await sleep(20);
+        throw new Error('process "/bin/sh -c false" did not complete successfully: exit code: 1');
+      }
+      try {
+        await sleep(5000, signal);
+      } catch (e) {
+        slowAborted = true;
+        throw e;
+      }
+    }),
+  }).then(
+    () => assert.fail('solve should fail'),
+    (e) => e,
+  );
+  assert.ok(err instanceof SolveError);
+  assert.equal(err.message, 'failed to solve: a: process "/bin/sh -c false" did not complete successfully: exit code: 1');
+  assert.deepEqual(err.tail, ['output of a']);
+  assert.ok(slowAborted, 'the running step saw the abort before solve returned');
+  assert.equal(trace.runs.get('after'), undefined);
+  const states = events.filter((e) => e.type === 'vertex').map((e) => `${(e as { name: string }).name}:${(e as { state: string }).state}`);
+  assert.ok(states.includes('a:error') && states.includes('slow:canceled'), states.join(' '));
+});
+
+test('cache hits skip the work; a hit at the root needs none of its inputs', async () => {
+  const cache = memoryCache();
+  const g = graphOf(diamond, 'top');
+  const t1: Trace = { events: [], runs: new Map() };
+  await solve(g, { executors: fakeExec(t1, (_n, s) => sleep(1, s)), cache });
+  assert.equal(t1.runs.size, 4);
+  const t2: Trace = { events: [], runs: new Map() };
+  const events: ProgressEvent[] = [];
+  const progress = new Progress();
+  progress.on((e) => events.push(e));
+  const res = await solve(g, { executors: fakeExec(t2, (_n, s) => sleep(1, s)), cache, progress });
+  assert.equal(t2.runs.size, 0);
+  assert.equal(res.cached.size, 4, 'every step is reported CACHED');
+  assert.equal(events.filter((e) => e.type === 'vertex' && e.state === 'cached').length, 4);
+  assert.equal(res.result.snapshot, 'snap-top');
+  // --no-cache ignores the hits.
+  const t3: Trace = { events: [], runs: new Map() };
+  await solve(g, { executors: fakeExec(t3, (_n, s) => sleep(1, s)), cache, noCache: true });
+  assert.equal(t3.runs.size, 4);
+});
+
+test('a changed content key reruns that vertex and its dependents only', async () => {
+  const cache = memoryCache();
+  const g = graphOf({ base: [], ctx: [], copy: ['base', 'ctx'], other: ['base'], top: ['copy', 'other'] }, 'top');
+  let content = 'v1';
+  const mk = (t: Trace): Executors => {
+    const ex = fakeExec(t, async () => {});
+    return {
+      exec: {
+        contentKey: async (v) => (v.name === 'ctx' ? content : undefined),
+        run: ex.exec!.run,
+      },
+    };
+  };
+  await solve(g, { executors: mk({ events: [], runs: new Map() }), cache });
+  content = 'v2';
+  const t: Trace = { events: [], runs: new Map() };
+  await solve(g, { executors: mk(t), cache });
+  assert.deepEqual([...t.runs.keys()].sort(), ['copy', 'ctx', 'top']);
+});
