@@ -30,7 +30,7 @@ echo "== img ls"
 img ls
 echo "== img push"
 img push "$REG/hello:latest"
-echo "== the image's filesystem (-o type=local) and its command, run with runc"
+echo "== the image filesystem, exported with -o type=local"
 img build --build-arg BASE="$REG/library/busybox:latest" -o "type=local,dest=$WORK/rootfs" "$REPO/examples/hello" 2>/dev/null
 cat "$WORK/rootfs/home/app/greeting.txt"
 img save -o "$WORK/hello.tar" "$REG/hello:latest"
