@@ -1,0 +1,309 @@
+// OCI distribution client for one registry: manifests (resolve, fetch, put) and blobs
+// (fetch as a stream, existence, cross-repository mount, monolithic and chunked upload).
+// Authorization (auth.ts) and retries/redirects (transport.ts) are applied to every call.
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { ImgError } from '../util/errors';
+import { debug } from '../util/log';
+import { MediaType, type Descriptor, type Digest } from '../images/types';
+import { authorizerFor, type Authorizer } from './auth';
+import { connectionError, responseError, statusError, type ErrorContext } from './errors';
+import { resolveHost, type RegistryHost } from './hosts';
+import { backoffMs, header, isRetryableError, isTlsMismatch, MAX_ATTEMPTS, send, sleep, type Body, type Response, type SendOptions } from './transport';
+
+export const MANIFEST_ACCEPT = [MediaType.OciIndex, MediaType.OciManifest, MediaType.DockerManifestList, MediaType.DockerManifest].join(', ');
+
+// Blobs up to this size go up in one PUT; larger ones in PATCH chunks of CHUNK_SIZE.
+export const MONOLITHIC_MAX = 32 << 20;
+export const CHUNK_SIZE = 64 << 20;
+const MAX_MANIFEST = 4 << 20;
+
+export const pullScope = (repo: string): string => `repository:${repo}:pull`;
+export const pushScope = (repo: string): string => `repository:${repo}:pull,push`;
+
+export interface ClientOptions {
+  insecure?: boolean;
+  // Use this authorizer (login verifies explicit credentials) instead of the shared one.
+  authorizer?: Authorizer;
+}
+
+export type PushBlobResult = 'exists' | 'mounted' | 'uploaded';
+
+// Opens the blob's bytes [start, end] (inclusive) for reading; called again on retry.
+export type BlobOpener = (start: number, end: number) => Readable;
+
+export class RegistryClient {
+  readonly host: RegistryHost;
+  private readonly auth: Authorizer;
+  private scheme: 'http' | 'https';
+
+  constructor(domain: string, opts: ClientOptions = {}) {
+    this.host = resolveHost(domain, { insecure: opts.insecure });
+    this.auth = opts.authorizer ?? authorizerFor(this.host);
+    this.scheme = this.host.plainHttp ? 'http' : 'https';
+  }
+
+  get baseUrl(): string {
+    return `${this.scheme}://${this.host.apiHost}`;
+  }
+
+  // One authorized exchange: send, and on 401 learn the challenge and resend once.
+  // Connection failures become ImgErrors naming the registry; --insecure-registry
+  // falls back from HTTPS to plain HTTP when the server does not speak TLS.
+  async exchange(ctx: ErrorContext, scopes: string[], opts: Omit<SendOptions, 'url' | 'verifyTls'> & { path: string /* or an absolute URL (upload locations) */ }): Promise<Response> {
+    for (;;) {
+      const url = new URL(opts.path, this.baseUrl).toString();
+      try {
+        return await this.authorized(scopes, { ...opts, url, verifyTls: !this.host.insecure });
+      } catch (err) {
+        if (err instanceof ImgError) throw err;
+        const mismatch = isTlsMismatch(err);
+        if (mismatch && this.host.insecure && this.scheme === 'https') {
+          debug(`${this.host.name} does not speak TLS; using plain HTTP (--insecure-registry)`);
+          this.scheme = 'http';
+          continue;
+        }
+        throw connectionError(ctx, url, err, mismatch);
+      }
+    }
+  }
+
+  private async authorized(scopes: string[], opts: SendOptions): Promise<Response> {
+    const withAuth = async (s: string[]): Promise<{ res: Response; sent: boolean }> => {
+      const authorization = await this.auth.authorization(s);
+      const headers = { ...opts.headers };
+      if (authorization) headers.authorization = authorization;
+      return { res: await send({ ...opts, headers }), sent: Boolean(authorization) };
+    };
+    const first = await withAuth(scopes);
+    if (first.res.status !== 401) return first.res;
+    const retryScopes = await this.auth.handleUnauthorized(first.res, scopes, first.sent);
+    if (!retryScopes) return first.res;
+    await first.res.body.dump().catch(() => undefined);
+    return (await withAuth(retryScopes)).res;
+  }
+
+  // GET /v2/ — checks reachability and, with credentials, that they are accepted.
+  async ping(): Promise<void> {
+    const ctx = { registry: this.host.name };
+    const res = await this.exchange(ctx, [], { method: 'GET', path: '/v2/' });
+    if (res.status !== 200) throw await responseError(ctx, res);
+    await res.body.dump();
+  }
+
+  // HEAD a manifest: its descriptor, or undefined when the registry does not know it.
+  async headManifest(repo: string, ref: string): Promise<Descriptor | undefined> {
+    const ctx = { registry: this.host.name, repository: repo, what: `manifest ${ref}` };
+    const res = await this.exchange(ctx, [pullScope(repo)], {
+      method: 'HEAD',
+      path: `/v2/${repo}/manifests/${ref}`,
+      headers: { accept: MANIFEST_ACCEPT },
+    });
+    await res.body.dump().catch(() => undefined);
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) throw statusError(ctx, res.status, '');
+    const digest = header(res, 'docker-content-digest');
+    const mediaType = contentType(res);
+    const size = Number(header(res, 'content-length'));
+    if (!digest || !mediaType || !Number.isFinite(size)) return undefined; // registry too terse: caller GETs
+    return { mediaType, digest: digest as Digest, size };
+  }
+
+  // GET a manifest or index; its bytes are verified against the digest asked for
+  // (or the one the registry announces for a tag).
+  async getManifest(repo: string, ref: string): Promise<{ descriptor: Descriptor; bytes: Buffer }> {
+    const ctx = { registry: this.host.name, repository: repo, what: `manifest ${ref}` };
+    const res = await this.exchange(ctx, [pullScope(repo)], {
+      method: 'GET',
+      path: `/v2/${repo}/manifests/${ref}`,
+      headers: { accept: MANIFEST_ACCEPT },
+    });
+    if (res.status !== 200) throw await responseError(ctx, res);
+    const bytes = Buffer.from(await res.body.arrayBuffer());
+    if (bytes.length > MAX_MANIFEST) throw new ImgError(`manifest ${ref} from ${this.host.name}/${repo} is larger than 4 MiB`, { hint: 'this is not an image manifest' });
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest;
+    const expected = ref.startsWith('sha256:') ? ref : header(res, 'docker-content-digest');
+    if (expected && expected.startsWith('sha256:') && expected !== digest) {
+      throw new ImgError(`manifest ${ref} from ${this.host.name}/${repo} has digest ${digest}, expected ${expected}`, {
+        hint: 'the registry (or a proxy) altered the manifest; retry, or check the registry',
+      });
+    }
+    let doc: { mediaType?: string; manifests?: unknown; config?: unknown; schemaVersion?: number };
+    try {
+      doc = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      throw new ImgError(`manifest ${ref} from ${this.host.name}/${repo} is not JSON`, { hint: 'check the reference points to an image' });
+    }
+    const mediaType = manifestMediaType(contentType(res), doc);
+    if (!mediaType) {
+      const what = doc.schemaVersion === 1 ? 'a Docker schema 1 manifest (deprecated, unsupported)' : `an unsupported manifest type (${contentType(res) ?? 'unknown'})`;
+      throw new ImgError(`${this.host.name}/${repo}:${ref} is ${what}`, { hint: 'push the image again with a current client (schema 2 or OCI)' });
+    }
+    return { descriptor: { mediaType, digest, size: bytes.length }, bytes };
+  }
+
+  // GET a blob. The caller must consume the stream and verify it (ContentStore.write does).
+  async getBlob(repo: string, digest: Digest): Promise<Response> {
+    const ctx = { registry: this.host.name, repository: repo, what: `blob ${digest}` };
+    const res = await this.exchange(ctx, [pullScope(repo)], { method: 'GET', path: `/v2/${repo}/blobs/${digest}` });
+    if (res.status !== 200) throw await responseError(ctx, res);
+    return res;
+  }
+
+  async blobExists(repo: string, digest: Digest, scopes = [pullScope(repo)]): Promise<boolean> {
+    const ctx = { registry: this.host.name, repository: repo, what: `blob ${digest}` };
+    const res = await this.exchange(ctx, scopes, { method: 'HEAD', path: `/v2/${repo}/blobs/${digest}` });
+    await res.body.dump().catch(() => undefined);
+    if (res.status === 200) return true;
+    if (res.status === 404) return false;
+    throw statusError(ctx, res.status, '');
+  }
+
+  // Put a blob in `repo`: skip it when present, mount it from a sibling repository of
+  // the same registry when one is known to have it, otherwise upload it.
+  async pushBlob(repo: string, desc: Descriptor, open: BlobOpener, opts: { mountFrom?: string[] } = {}): Promise<PushBlobResult> {
+    const ctx = { registry: this.host.name, repository: repo, what: `blob ${desc.digest}` };
+    const scopes = [pushScope(repo)];
+    if (await this.blobExists(repo, desc.digest, scopes)) return 'exists';
+    let location: string | undefined;
+    for (const from of (opts.mountFrom ?? []).filter((r) => r !== repo).slice(0, 3)) {
+      const res = await this.exchange(ctx, [...scopes, pullScope(from)], {
+        method: 'POST',
+        path: `/v2/${repo}/blobs/uploads/?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(from)}`,
+        headers: { 'content-length': '0' },
+        retry: true, // starting (or mounting) has no side effect worth protecting
+      });
+      await res.body.dump().catch(() => undefined);
+      if (res.status === 201) return 'mounted';
+      if (res.status === 202) {
+        // Mount refused (source gone or not readable): the registry opened an upload instead.
+        location = header(res, 'location');
+        break;
+      }
+      debug(`mount of ${desc.digest} from ${from} into ${repo}: HTTP ${res.status}`);
+    }
+    let lastError: unknown;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      try {
+        location ??= await this.startUpload(repo, ctx);
+        await (desc.size <= MONOLITHIC_MAX ? this.putMonolithic(ctx, location, desc, open) : this.putChunked(ctx, location, desc, open));
+        return 'uploaded';
+      } catch (err) {
+        lastError = err;
+        location = undefined; // a failed session is abandoned; the registry expires it
+        const status = (err as { status?: number }).status;
+        const transient = isRetryableError(err) || (status !== undefined && (status >= 500 || status === 429));
+        if (!transient || attempt === MAX_ATTEMPTS - 1) break;
+        debug(`upload of ${desc.digest} to ${repo} failed (${(err as Error).message}); retrying`);
+        await sleep(backoffMs(attempt));
+      }
+    }
+    if (lastError instanceof ImgError) throw lastError;
+    throw connectionError(ctx, this.baseUrl, lastError, isTlsMismatch(lastError));
+  }
+
+  private async startUpload(repo: string, ctx: ErrorContext): Promise<string> {
+    const res = await this.exchange(ctx, [pushScope(repo)], {
+      method: 'POST',
+      path: `/v2/${repo}/blobs/uploads/`,
+      headers: { 'content-length': '0' },
+      retry: true,
+    });
+    await res.body.dump().catch(() => undefined);
+    const location = header(res, 'location');
+    if (res.status !== 202 || !location) throw withStatus(statusError({ ...ctx, what: 'upload' }, res.status, ''), res.status);
+    return location;
+  }
+
+  private withDigest(location: string, digest: Digest): string {
+    const url = new URL(location, this.baseUrl);
+    url.searchParams.set('digest', digest);
+    return url.toString();
+  }
+
+  private async putMonolithic(ctx: ErrorContext, location: string, desc: Descriptor, open: BlobOpener): Promise<void> {
+    const res = await this.exchange(ctx, [pushScope(ctx.repository!)], {
+      method: 'PUT',
+      path: this.withDigest(location, desc.digest),
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
+      body: (): Body => (desc.size === 0 ? Buffer.alloc(0) : open(0, desc.size - 1)),
+      retry: false,
+    });
+    if (res.status !== 201) throw withStatus(await responseError(ctx, res), res.status);
+    await res.body.dump();
+  }
+
+  // PATCH with Content-Range per chunk (each answer carries the next Location), then a
+  // body-less PUT ?digest= to close the session.
+  private async putChunked(ctx: ErrorContext, location: string, desc: Descriptor, open: BlobOpener): Promise<void> {
+    const scopes = [pushScope(ctx.repository!)];
+    let loc = location;
+    for (let start = 0; start < desc.size; start += CHUNK_SIZE) {
+      const end = Math.min(start + CHUNK_SIZE, desc.size) - 1;
+      const res = await this.exchange(ctx, scopes, {
+        method: 'PATCH',
+        path: loc,
+        headers: {
+          'content-type': 'application/octet-stream',
+          'content-range': `${start}-${end}`,
+          'content-length': String(end - start + 1),
+        },
+        body: () => open(start, end),
+        retry: false,
+      });
+      if (res.status !== 202) throw withStatus(await responseError(ctx, res), res.status);
+      await res.body.dump();
+      loc = header(res, 'location') ?? loc;
+    }
+    const res = await this.exchange(ctx, scopes, {
+      method: 'PUT',
+      path: this.withDigest(loc, desc.digest),
+      headers: { 'content-length': '0' },
+      retry: false,
+    });
+    if (res.status !== 201) throw withStatus(await responseError(ctx, res), res.status);
+    await res.body.dump();
+  }
+
+  // PUT a manifest or index under a tag or its digest; returns the digest the registry computed.
+  async putManifest(repo: string, ref: string, mediaType: string, bytes: Buffer): Promise<Digest> {
+    const ctx = { registry: this.host.name, repository: repo, what: `manifest ${ref}` };
+    const res = await this.exchange(ctx, [pushScope(repo)], {
+      method: 'PUT',
+      path: `/v2/${repo}/manifests/${ref}`,
+      headers: { 'content-type': mediaType, 'content-length': String(bytes.length) },
+      body: () => bytes,
+      retry: true, // idempotent: same bytes, same digest
+    });
+    if (res.status !== 201 && res.status !== 200) throw await responseError(ctx, res);
+    await res.body.dump();
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest;
+    const announced = header(res, 'docker-content-digest');
+    if (announced && announced !== digest) {
+      throw new ImgError(`${this.host.name}/${repo} stored manifest ${ref} as ${announced}, expected ${digest}`, { hint: 'the registry rewrote the manifest' });
+    }
+    return digest;
+  }
+}
+
+function withStatus(err: ImgError, status: number): ImgError {
+  (err as ImgError & { status?: number }).status = status;
+  return err;
+}
+
+function contentType(res: Response): string | undefined {
+  const v = header(res, 'content-type');
+  return v ? v.split(';')[0].trim() : undefined;
+}
+
+// The manifest's media type: the Content-Type when it is one of the four we asked for,
+// else the document's mediaType field, else its shape (OCI allows omitting both).
+function manifestMediaType(ct: string | undefined, doc: { mediaType?: string; manifests?: unknown; config?: unknown; schemaVersion?: number }): string | undefined {
+  const known: string[] = [MediaType.OciIndex, MediaType.OciManifest, MediaType.DockerManifestList, MediaType.DockerManifest];
+  if (ct && known.includes(ct)) return ct;
+  if (doc.mediaType && known.includes(doc.mediaType)) return doc.mediaType;
+  if (doc.schemaVersion !== 2) return undefined;
+  if (Array.isArray(doc.manifests)) return MediaType.OciIndex;
+  if (doc.config && typeof doc.config === 'object') return MediaType.OciManifest;
+  return undefined;
+}

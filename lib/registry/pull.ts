@@ -1,0 +1,309 @@
+// Pull: resolve NAME[:TAG|@DIGEST] to a manifest (choosing a platform from an index),
+// stream the config and layers into the content store in parallel with digest
+// verification and retries, then name the image. An index is stored as is, with
+// only the chosen platform's manifest and blobs below it.
+import { ContentStore } from '../content/store';
+import { withStoreLock } from '../images/gc';
+import { formatPlatform, hostPlatform, matchPlatform, selectManifest } from '../images/platform';
+import { formatReference, parseReference, type Reference } from '../images/reference';
+import { ImageStore } from '../images/store';
+import {
+  isIndexMediaType,
+  isManifestMediaType,
+  MediaType,
+  type Descriptor,
+  type Digest,
+  type ImageConfig,
+  type Index,
+  type Manifest,
+  type Platform,
+} from '../images/types';
+import { ImgError, isErrno } from '../util/errors';
+import { debug, warn } from '../util/log';
+import { RegistryClient } from './client';
+import { recordSources } from './sources';
+import { backoffMs, MAX_ATTEMPTS, sleep } from './transport';
+
+export const DEFAULT_PULL_CONCURRENCY = 4;
+
+export type PullEvent =
+  | { type: 'resolved'; descriptor: Descriptor }
+  | { type: 'blob'; digest: Digest; size: number; state: 'waiting' | 'exists' }
+  | { type: 'progress'; digest: Digest; current: number; size: number }
+  | { type: 'done'; digest: Digest; size: number }
+  | { type: 'retry'; digest: Digest; attempt: number; reason: string };
+
+export interface PullOptions {
+  stateDir: string;
+  insecure?: boolean;
+  // Wanted platform; default: the host's. `explicitPlatform` makes a mismatching single-platform image an error.
+  platform?: Platform;
+  explicitPlatform?: boolean;
+  concurrency?: number;
+  onEvent?: (ev: PullEvent) => void;
+}
+
+export interface PullResult {
+  // Image store key, e.g. "docker.io/library/busybox:latest".
+  name: string;
+  reference: Reference;
+  // What the name points to: the index or the manifest.
+  target: Descriptor;
+  // The platform manifest that was pulled.
+  manifest: Descriptor;
+  platform?: Platform;
+  // Bytes of everything the image needs locally (index, manifest, config, layers).
+  size: number;
+  // Nothing was downloaded: everything was already stored.
+  upToDate: boolean;
+  downloaded: number;
+}
+
+interface Plan {
+  target: Descriptor;
+  targetBytes?: Buffer;
+  manifest: Descriptor;
+  manifestBytes?: Buffer;
+  doc: Manifest;
+}
+
+export function pullName(ref: Reference): { ref: Reference; name: string } {
+  const r = ref.tag || ref.digest ? ref : { ...ref, tag: 'latest' };
+  return { ref: r, name: formatReference(r) };
+}
+
+export async function pullImage(input: string, opts: PullOptions): Promise<PullResult> {
+  const { ref, name } = pullName(parseReference(input));
+  const store = new ContentStore(opts.stateDir);
+  const images = new ImageStore(opts.stateDir);
+  const client = new RegistryClient(ref.domain, { insecure: opts.insecure });
+  const want = opts.platform ?? hostPlatform();
+  const emit = opts.onEvent ?? (() => undefined);
+
+  // 1. What does the reference point at now? By digest: known. By tag: a HEAD (cheap,
+  //    and it is how the fast path notices a moved tag).
+  let target: Descriptor | undefined;
+  let targetBytes: Buffer | undefined;
+  if (ref.digest) {
+    target = await localDescriptor(store, ref.digest);
+  } else {
+    target = await client.headManifest(ref.path, ref.tag!);
+  }
+  if (!target) {
+    const got = await client.getManifest(ref.path, ref.digest ?? ref.tag!);
+    target = got.descriptor;
+    targetBytes = got.bytes;
+  }
+  emit({ type: 'resolved', descriptor: target });
+
+  // 2. Fast path: everything already here → just (re)name it.
+  const local = await localPlan(store, target, want);
+  if (local) {
+    await checkPlatform(store, local, want, opts.explicitPlatform, name);
+    await withStoreLock(opts.stateDir, 'shared', () => images.put(name, target!));
+    return { name, reference: ref, target, manifest: local.manifest, platform: local.manifest.platform ?? want, size: await planSize(store, local), upToDate: true, downloaded: 0 };
+  }
+
+  // 3. Fetch the manifests we lack (small, no lock needed yet).
+  const plan = await remotePlan(client, ref.path, store, target, targetBytes, want);
+
+  let downloaded = 0;
+  await withStoreLock(opts.stateDir, 'shared', async () => {
+    // Config first: it is small and tells whether the image is for the wanted platform.
+    downloaded += await fetchBlobs(client, ref.path, store, [plan.doc.config], opts, emit);
+    await checkPlatform(store, plan, want, opts.explicitPlatform, name);
+    downloaded += await fetchBlobs(client, ref.path, store, plan.doc.layers, opts, emit);
+    // Parents after children, so a stored manifest always finds its blobs.
+    if (plan.manifestBytes) await store.writeBytes(plan.manifestBytes, { digest: plan.manifest.digest, size: plan.manifest.size });
+    if (plan.targetBytes && plan.target.digest !== plan.manifest.digest) {
+      await store.writeBytes(plan.targetBytes, { digest: plan.target.digest, size: plan.target.size });
+    }
+    await images.put(name, plan.target);
+  });
+  const digests = [plan.target.digest, plan.manifest.digest, plan.doc.config.digest, ...plan.doc.layers.map((l) => l.digest)];
+  await recordSources(opts.stateDir, client.host.name, ref.path, digests);
+  return {
+    name,
+    reference: ref,
+    target: plan.target,
+    manifest: plan.manifest,
+    platform: plan.manifest.platform ?? want,
+    size: await planSize(store, plan),
+    upToDate: false,
+    downloaded,
+  };
+}
+
+// A descriptor for a digest already in the store (pull by digest needs no network then).
+async function localDescriptor(store: ContentStore, digest: Digest): Promise<Descriptor | undefined> {
+  const st = await store.stat(digest);
+  if (!st || st.size > 4 << 20) return undefined;
+  try {
+    const doc = await store.readJson<{ mediaType?: string; manifests?: unknown; config?: unknown }>(digest);
+    const mediaType = doc.mediaType ?? (Array.isArray(doc.manifests) ? MediaType.OciIndex : doc.config ? MediaType.OciManifest : undefined);
+    if (!isIndexMediaType(mediaType) && !isManifestMediaType(mediaType)) return undefined;
+    return { mediaType: mediaType!, digest, size: st.size };
+  } catch {
+    return undefined;
+  }
+}
+
+// The complete local plan for target, or undefined if any needed blob is missing.
+async function localPlan(store: ContentStore, target: Descriptor, want: Platform): Promise<Plan | undefined> {
+  if (!(await store.has(target.digest))) return undefined;
+  let manifest = target;
+  try {
+    if (isIndexMediaType(target.mediaType)) {
+      const index = await store.readJson<Index>(target.digest);
+      manifest = selectManifest(index.manifests, want);
+      if (!(await store.has(manifest.digest))) return undefined;
+    }
+    const doc = await store.readJson<Manifest>(manifest.digest);
+    for (const d of [doc.config, ...doc.layers]) {
+      const st = await store.stat(d.digest);
+      if (!st || st.size !== d.size) return undefined;
+    }
+    return { target, manifest, doc };
+  } catch {
+    return undefined; // e.g. no platform match locally: let the remote path report it
+  }
+}
+
+async function remotePlan(
+  client: RegistryClient,
+  repo: string,
+  store: ContentStore,
+  target: Descriptor,
+  targetBytes: Buffer | undefined,
+  want: Platform,
+): Promise<Plan> {
+  const bytesOf = async (d: Descriptor): Promise<Buffer | undefined> => {
+    if (await store.has(d.digest)) return undefined; // stored already
+    const got = await client.getManifest(repo, d.digest);
+    return got.bytes;
+  };
+  const readDoc = async <T>(d: Descriptor, bytes: Buffer | undefined): Promise<T> =>
+    bytes ? (JSON.parse(bytes.toString('utf8')) as T) : store.readJson<T>(d.digest);
+
+  if (!targetBytes) targetBytes = await bytesOf(target);
+  else if (await store.has(target.digest)) targetBytes = undefined;
+  let manifest = target;
+  let manifestBytes = targetBytes;
+  if (isIndexMediaType(target.mediaType)) {
+    const index = await readDoc<Index>(target, targetBytes);
+    if (!Array.isArray(index.manifests)) throw new ImgError(`index ${target.digest} from ${client.host.name}/${repo} has no manifests`, { hint: 'the image is broken in the registry' });
+    manifest = selectManifest(index.manifests, want);
+    if (isIndexMediaType(manifest.mediaType)) {
+      throw new ImgError(`index ${target.digest} from ${client.host.name}/${repo} nests another index for ${formatPlatform(want)}`, { hint: 'nested indexes are not supported; pull the inner index by digest' });
+    }
+    manifestBytes = await bytesOf(manifest);
+  }
+  const doc = await readDoc<Manifest>(manifest, manifestBytes);
+  if (!doc.config?.digest || !Array.isArray(doc.layers)) {
+    throw new ImgError(`manifest ${manifest.digest} from ${client.host.name}/${repo} lacks a config or layers`, { hint: 'this is not a container image' });
+  }
+  return { target, targetBytes, manifest, manifestBytes, doc };
+}
+
+async function checkPlatform(store: ContentStore, plan: Plan, want: Platform, explicit: boolean | undefined, name: string): Promise<void> {
+  if (isIndexMediaType(plan.target.mediaType)) return; // chosen by platform already
+  let config: ImageConfig;
+  try {
+    config = await store.readJson<ImageConfig>(plan.doc.config.digest);
+  } catch {
+    return;
+  }
+  if (!config.architecture || !config.os) return;
+  const actual: Platform = { os: config.os, architecture: config.architecture, variant: config.variant };
+  if (matchPlatform(want, actual)) return;
+  const msg = `image ${name} is for ${formatPlatform(actual)}, not ${formatPlatform(want)}`;
+  if (explicit) throw new ImgError(msg, { hint: `pull it without --platform, or with --platform ${formatPlatform(actual)}` });
+  warn(`${msg} (the requested image's platform does not match the detected host platform)`);
+}
+
+async function planSize(store: ContentStore, plan: Plan): Promise<number> {
+  let total = plan.manifest.size + plan.doc.config.size + plan.doc.layers.reduce((a, l) => a + l.size, 0);
+  if (plan.target.digest !== plan.manifest.digest) total += plan.target.size;
+  void store;
+  return total;
+}
+
+// Errors of the local disk are final; anything while streaming the body (truncation,
+// corruption detected by the digest, a reset connection) is worth another attempt.
+function isLocalFsError(err: unknown): boolean {
+  return ['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EMFILE', 'ENFILE'].some((c) => isErrno(err, c));
+}
+
+// Download blobs not yet stored, `concurrency` at a time. Returns bytes downloaded.
+async function fetchBlobs(
+  client: RegistryClient,
+  repo: string,
+  store: ContentStore,
+  blobs: Descriptor[],
+  opts: PullOptions,
+  emit: (ev: PullEvent) => void,
+): Promise<number> {
+  const unique = [...new Map(blobs.map((b) => [b.digest, b])).values()];
+  const todo: Descriptor[] = [];
+  for (const b of unique) {
+    const st = await store.stat(b.digest);
+    if (st && st.size === b.size) emit({ type: 'blob', digest: b.digest, size: b.size, state: 'exists' });
+    else {
+      todo.push(b);
+      emit({ type: 'blob', digest: b.digest, size: b.size, state: 'waiting' });
+    }
+  }
+  let total = 0;
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < todo.length) {
+      const desc = todo[next++];
+      await fetchBlob(client, repo, store, desc, emit);
+      total += desc.size;
+    }
+  };
+  const n = Math.max(1, Math.min(opts.concurrency ?? DEFAULT_PULL_CONCURRENCY, todo.length));
+  await Promise.all(Array.from({ length: n }, worker));
+  return total;
+}
+
+async function fetchBlob(client: RegistryClient, repo: string, store: ContentStore, desc: Descriptor, emit: (ev: PullEvent) => void): Promise<void> {
+  let last: unknown;
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    if (attempt > 0) await sleep(backoffMs(attempt - 1));
+    // HTTP-level failures (404, 401, unreachable) were already retried where sensible and are final.
+    const res = await client.getBlob(repo, desc.digest);
+    try {
+      await store.write(counted(res.body, desc, emit), { digest: desc.digest, size: desc.size });
+      emit({ type: 'done', digest: desc.digest, size: desc.size });
+      return;
+    } catch (err) {
+      res.body.destroy();
+      if (isLocalFsError(err)) throw err;
+      last = err;
+      const reason = (err as Error).message ?? String(err);
+      debug(`blob ${desc.digest} from ${client.host.name}/${repo}, attempt ${attempt + 1}: ${reason}`);
+      emit({ type: 'retry', digest: desc.digest, attempt: attempt + 1, reason });
+    }
+  }
+  const reason = (last as Error)?.message ?? String(last);
+  throw new ImgError(`blob ${desc.digest} from ${client.host.name}/${repo} failed after ${MAX_ATTEMPTS} attempts: ${reason}`, {
+    hint: 'the registry (or a proxy in between) keeps sending truncated or corrupt data; nothing was stored — check the registry and retry',
+    cause: last,
+  });
+}
+
+// Pass the body through while reporting progress at most ~10 times a second.
+async function* counted(body: AsyncIterable<Uint8Array>, desc: Descriptor, emit: (ev: PullEvent) => void): AsyncGenerator<Uint8Array> {
+  let current = 0;
+  let lastReport = 0;
+  for await (const chunk of body) {
+    current += chunk.length;
+    const now = Date.now();
+    if (now - lastReport >= 100) {
+      lastReport = now;
+      emit({ type: 'progress', digest: desc.digest, current, size: desc.size });
+    }
+    yield chunk;
+  }
+}
