@@ -1,0 +1,417 @@
+// Changes of a snapshot, and the layer tar that carries them.
+//
+// overlayChanges(upper): the upper dir of an overlay mount *is* the change set:
+//   - a 0:0 char device NAME (or a fuse-overlayfs `.wh.NAME` file) → delete of NAME
+//   - a directory with user.overlay.opaque=y / trusted.overlay.opaque=y (or holding a
+//     `.wh..wh..opq` file) → that directory, opaque (its lower contents are hidden)
+//   - anything else → 'add' (an upper dir alone cannot tell add from modify; the layer
+//     entry is the same either way)
+//   redirect_dir/metacopy upper dirs are not supported (img never mounts with them).
+//
+// compareDirs(lower, upper): a native diff of two full trees. A path is
+//   - 'delete' when only in lower (its subtree is not walked),
+//   - 'add' when only in upper (and so is everything under it),
+//   - 'modify' when in both and any of these differ: file type, permission bits (07777),
+//     uid, gid, xattrs; symlink target; device number; for directories the mtime (ns);
+//     for regular files size or mtime (ns). Two regular files that are the same inode are
+//     equal. When size and mtime are equal but either mtime has zero nanoseconds (a
+//     coarse timestamp, e.g. restored from a tar, so a same-second rewrite would not
+//     show), the contents are compared byte for byte.
+//   Children of a directory present on both sides are walked in both.
+//
+// Walks are iterative (no recursion limit) and yield paths in sorted order, parents first.
+import * as fs from 'node:fs';
+import { Readable } from 'node:stream';
+import { ImgError } from '../util/errors';
+import * as sys from './sys';
+import { encodeHeader, END_OF_ARCHIVE, padding, type EntryType, type WriteHeader } from './tar';
+
+export interface Change {
+  path: string; // '/a/b'
+  kind: 'add' | 'modify' | 'delete';
+}
+
+const WH = '.wh.';
+const WH_OPQ = '.wh..wh..opq';
+const OPAQUE_XATTRS = ['user.overlay.opaque', 'trusted.overlay.opaque'];
+
+function byName(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function readdirSorted(p: string): string[] {
+  return fs.readdirSync(p).sort(byName);
+}
+
+function isOpaqueXattr(p: string): boolean {
+  for (const x of OPAQUE_XATTRS) {
+    const v = sys.lgetxattr(p, x);
+    if (v && v.toString() === 'y') return true;
+  }
+  return false;
+}
+
+interface UpperItem {
+  name: string; // effective name
+  kind: 'delete' | 'entry';
+}
+
+export async function* overlayChanges(upperDir: string): AsyncIterable<Change & { opaque?: boolean }> {
+  const root = upperDir.replace(/\/+$/, '');
+  const list = (rel: string): { items: UpperItem[]; opaque: boolean } => {
+    const dir = rel ? root + '/' + rel : root;
+    const items: UpperItem[] = [];
+    let opaque = false;
+    for (const name of fs.readdirSync(dir)) {
+      if (name === WH_OPQ) opaque = true;
+      else if (name.startsWith(WH + WH)) continue; // aufs/overlay metadata, never content
+      else if (name.startsWith(WH)) items.push({ name: name.slice(WH.length), kind: 'delete' });
+      else items.push({ name, kind: 'entry' });
+    }
+    items.sort((a, b) => byName(a.name, b.name));
+    return { items, opaque };
+  };
+  const stack: Array<{ rel: string; items: UpperItem[]; i: number }> = [{ rel: '', ...list(''), i: 0 }];
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    if (top.i >= top.items.length) {
+      stack.pop();
+      continue;
+    }
+    const it = top.items[top.i++];
+    const rel = top.rel ? top.rel + '/' + it.name : it.name;
+    if (it.kind === 'delete') {
+      yield { path: '/' + rel, kind: 'delete' };
+      continue;
+    }
+    const p = root + '/' + rel;
+    const st = fs.lstatSync(p);
+    if (st.isCharacterDevice() && st.rdev === 0) {
+      yield { path: '/' + rel, kind: 'delete' };
+      continue;
+    }
+    if (st.isDirectory()) {
+      const sub = list(rel);
+      const opaque = sub.opaque || isOpaqueXattr(p);
+      yield opaque ? { path: '/' + rel, kind: 'add', opaque: true } : { path: '/' + rel, kind: 'add' };
+      stack.push({ rel, items: sub.items, i: 0 });
+      continue;
+    }
+    yield { path: '/' + rel, kind: 'add' };
+  }
+}
+
+function xattrsOf(p: string): string {
+  const names = sys.llistxattr(p);
+  if (names.length === 0) return '';
+  return names
+    .sort()
+    .map((n) => `${n}=${sys.lgetxattr(p, n)?.toString('hex') ?? ''}`)
+    .join('\0');
+}
+
+function sameContent(a: string, b: string, size: number): boolean {
+  if (size === 0) return true;
+  const fa = fs.openSync(a, 'r');
+  const fb = fs.openSync(b, 'r');
+  try {
+    const ba = Buffer.allocUnsafe(256 * 1024);
+    const bb = Buffer.allocUnsafe(256 * 1024);
+    for (;;) {
+      const na = fs.readSync(fa, ba, 0, ba.length, null);
+      const nb = fs.readSync(fb, bb, 0, bb.length, null);
+      if (na !== nb) return false;
+      if (na === 0) return true;
+      if (!ba.subarray(0, na).equals(bb.subarray(0, nb))) return false;
+    }
+  } finally {
+    fs.closeSync(fa);
+    fs.closeSync(fb);
+  }
+}
+
+function changed(lp: string, up: string, l: fs.BigIntStats, u: fs.BigIntStats): boolean {
+  if ((l.mode & 0o170000n) !== (u.mode & 0o170000n)) return true;
+  if (l.dev === u.dev && l.ino === u.ino) return false;
+  if (l.mode !== u.mode || l.uid !== u.uid || l.gid !== u.gid) return true;
+  if (u.isSymbolicLink()) {
+    if (fs.readlinkSync(lp) !== fs.readlinkSync(up)) return true;
+  } else if (u.isCharacterDevice() || u.isBlockDevice()) {
+    if (l.rdev !== u.rdev) return true;
+  } else if (u.isDirectory()) {
+    if (l.mtimeNs !== u.mtimeNs) return true;
+  } else if (u.isFile()) {
+    if (l.size !== u.size || l.mtimeNs !== u.mtimeNs) return true;
+    if (l.mtimeNs % 1_000_000_000n === 0n || u.mtimeNs % 1_000_000_000n === 0n) {
+      if (!sameContent(lp, up, Number(u.size))) return true;
+    }
+  }
+  return xattrsOf(lp) !== xattrsOf(up);
+}
+
+export async function* compareDirs(lowerDir: string | null, upperDir: string): AsyncIterable<Change> {
+  const lroot = lowerDir?.replace(/\/+$/, '') ?? null;
+  const uroot = upperDir.replace(/\/+$/, '');
+  interface Frame {
+    rel: string;
+    names: string[]; // merged, sorted
+    lower: Set<string> | null;
+    upper: Set<string>;
+    i: number;
+  }
+  const frame = (rel: string, withLower: boolean): Frame => {
+    const un = fs.readdirSync(rel ? uroot + '/' + rel : uroot);
+    const ln = withLower && lroot !== null ? fs.readdirSync(rel ? lroot + '/' + rel : lroot) : null;
+    const names = ln ? [...new Set([...un, ...ln])] : un;
+    names.sort(byName);
+    return { rel, names, lower: ln ? new Set(ln) : null, upper: new Set(un), i: 0 };
+  };
+  const stack: Frame[] = [frame('', lroot !== null)];
+  while (stack.length) {
+    const f = stack[stack.length - 1];
+    if (f.i >= f.names.length) {
+      stack.pop();
+      continue;
+    }
+    const name = f.names[f.i++];
+    const rel = f.rel ? f.rel + '/' + name : name;
+    const inLower = f.lower?.has(name) ?? false;
+    if (!f.upper.has(name)) {
+      yield { path: '/' + rel, kind: 'delete' };
+      continue;
+    }
+    const up = uroot + '/' + rel;
+    const ust = fs.lstatSync(up, { bigint: true });
+    if (!inLower) {
+      yield { path: '/' + rel, kind: 'add' };
+      if (ust.isDirectory()) stack.push(frame(rel, false));
+      continue;
+    }
+    const lp = lroot + '/' + rel;
+    const lst = fs.lstatSync(lp, { bigint: true });
+    if (changed(lp, up, lst, ust)) yield { path: '/' + rel, kind: 'modify' };
+    if (ust.isDirectory()) stack.push(frame(rel, lst.isDirectory()));
+  }
+}
+
+// ---------------------------------------------------------------- writeLayer
+
+function typeOf(st: fs.Stats): EntryType | null {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isCharacterDevice()) return 'char';
+  if (st.isBlockDevice()) return 'block';
+  if (st.isFIFO()) return 'fifo';
+  return null; // socket: tar cannot carry it
+}
+
+function major(rdev: number): number {
+  return ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
+}
+function minor(rdev: number): number {
+  return (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
+}
+
+function readXattrs(p: string): Array<[string, Buffer]> | undefined {
+  if (!sys.xattrSupported()) return undefined;
+  let names: string[];
+  try {
+    names = sys.llistxattr(p);
+  } catch {
+    return undefined;
+  }
+  // overlay's own bookkeeping is not content
+  const keep = names.filter((n) => !n.startsWith('trusted.overlay.') && !n.startsWith('user.overlay.')).sort();
+  if (keep.length === 0) return undefined;
+  const out: Array<[string, Buffer]> = [];
+  for (const n of keep) {
+    const v = sys.lgetxattr(p, n);
+    if (v) out.push([n, v]);
+  }
+  return out.length ? out : undefined;
+}
+
+const CHUNK = 1024 * 1024;
+
+/**
+ * The layer tar of `changes`, reading contents from sourceRoot. Entries come in the order
+ * of `changes` (sorted when they come from overlayChanges/compareDirs); a missing parent
+ * directory of a change is written first (from sourceRoot). Headers: ustar with numeric
+ * uid/gid, no uname/gname, mtime in whole seconds (clamped to sourceDateEpoch when given),
+ * a PAX header only for long/non-ASCII names, big sizes/ids and xattrs. Files with several
+ * links in this layer become hard-link entries to the first path written.
+ */
+export function writeLayer(
+  changes: AsyncIterable<Change & { opaque?: boolean }>,
+  sourceRoot: string,
+  opts: { sourceDateEpoch?: number } = {},
+): NodeJS.ReadableStream {
+  const root = sourceRoot.replace(/\/+$/, '');
+  const it = changes[Symbol.asyncIterator]();
+  const epoch = opts.sourceDateEpoch;
+  const dirsWritten = new Set<string>();
+  const links = new Map<string, string>();
+  let buf = Buffer.allocUnsafe(CHUNK);
+  let fill = 0;
+  let file: { fd: number; left: number; pad: number; rel: string } | null = null;
+  let busy = false;
+  let finished = false;
+
+  const mtimeOf = (st: fs.Stats): number => {
+    const t = Math.floor(st.mtimeMs / 1000);
+    return epoch !== undefined && t > epoch ? epoch : t;
+  };
+
+  const out = new Readable({
+    highWaterMark: 2 * CHUNK,
+    read() {
+      if (busy || finished) return;
+      busy = true;
+      pump().then(
+        () => (busy = false),
+        (err) => {
+          busy = false;
+          if (file) fs.closeSync(file.fd);
+          file = null;
+          out.destroy(err);
+        },
+      );
+    },
+    destroy(err, cb) {
+      if (file) fs.closeSync(file.fd);
+      file = null;
+      void it.return?.();
+      cb(err);
+    },
+  });
+
+  // Returns false when the consumer wants no more for now.
+  const flush = (): boolean => {
+    if (fill === 0) return true;
+    const b = buf.subarray(0, fill);
+    buf = Buffer.allocUnsafe(CHUNK);
+    fill = 0;
+    return out.push(b);
+  };
+  const append = (b: Buffer): boolean => {
+    let ok = true;
+    if (fill + b.length > buf.length) {
+      ok = flush();
+      if (b.length > buf.length) return out.push(b) && ok;
+    }
+    b.copy(buf, fill);
+    fill += b.length;
+    return ok;
+  };
+
+  const header = (h: WriteHeader): boolean => append(encodeHeader(h));
+
+  const entryFor = (rel: string, opaque: boolean): boolean => {
+    const p = root + '/' + rel;
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(p);
+    } catch (err) {
+      throw new ImgError(`cannot read ${JSON.stringify('/' + rel)} for the layer: ${(err as Error).message}`, {
+        hint: 'the snapshot changed while the layer was written',
+        cause: err,
+      });
+    }
+    const type = typeOf(st);
+    if (!type) return true;
+    const h: WriteHeader = {
+      name: rel,
+      type,
+      mode: st.mode & 0o7777,
+      uid: st.uid,
+      gid: st.gid,
+      size: 0,
+      mtime: mtimeOf(st),
+      xattrs: readXattrs(p),
+    };
+    if (type === 'dir') {
+      dirsWritten.add(rel);
+      let ok = header(h);
+      if (opaque) ok = header({ name: rel + '/' + WH_OPQ, type: 'file', mode: 0o600, uid: 0, gid: 0, size: 0, mtime: h.mtime }) && ok;
+      return ok;
+    }
+    if (type === 'symlink') h.linkname = fs.readlinkSync(p);
+    else if (type === 'char' || type === 'block') {
+      h.devmajor = major(st.rdev);
+      h.devminor = minor(st.rdev);
+    } else if (type === 'file') {
+      if (st.nlink > 1) {
+        const key = `${st.dev}:${st.ino}`;
+        const first = links.get(key);
+        if (first !== undefined) return header({ ...h, type: 'link', linkname: first });
+        links.set(key, rel);
+      }
+      h.size = st.size;
+      if (st.size > 0) file = { fd: fs.openSync(p, 'r'), left: st.size, pad: padding(st.size), rel };
+    }
+    return header(h);
+  };
+
+  const ensureParents = (rel: string): boolean => {
+    let ok = true;
+    const missing: string[] = [];
+    for (let i = rel.lastIndexOf('/'); i > 0; i = rel.lastIndexOf('/', i - 1)) {
+      const d = rel.slice(0, i);
+      if (dirsWritten.has(d)) break;
+      missing.push(d);
+    }
+    for (let i = missing.length - 1; i >= 0; i--) ok = entryFor(missing[i], false) && ok;
+    return ok;
+  };
+
+  // Fill the buffer with file bytes; returns false when the consumer is full.
+  const body = (): boolean => {
+    const f = file!;
+    while (f.left > 0) {
+      if (fill === buf.length && !flush()) return false;
+      const want = Math.min(buf.length - fill, f.left);
+      const n = fs.readSync(f.fd, buf, fill, want, null);
+      if (n === 0) {
+        throw new ImgError(`${JSON.stringify('/' + f.rel)} shrank while the layer was written`, {
+          hint: 'do not modify the snapshot while a layer is created',
+        });
+      }
+      fill += n;
+      f.left -= n;
+    }
+    fs.closeSync(f.fd);
+    file = null;
+    if (f.pad) return append(END_OF_ARCHIVE.subarray(0, f.pad));
+    return true;
+  };
+
+  const pump = async (): Promise<void> => {
+    for (;;) {
+      if (file && !body()) return;
+      if (fill >= CHUNK / 2 && !flush()) return;
+      const n = await it.next();
+      if (n.done) {
+        append(END_OF_ARCHIVE);
+        flush();
+        finished = true;
+        out.push(null);
+        return;
+      }
+      const c = n.value;
+      const rel = c.path.replace(/^\/+/, '').replace(/\/+$/, '');
+      if (!rel) continue;
+      let ok = ensureParents(rel);
+      if (c.kind === 'delete') {
+        const i = rel.lastIndexOf('/');
+        const wh = (i < 0 ? '' : rel.slice(0, i + 1)) + WH + rel.slice(i + 1);
+        ok = header({ name: wh, type: 'file', mode: 0o600, uid: 0, gid: 0, size: 0, mtime: epoch !== undefined ? Math.min(0, epoch) : 0 }) && ok;
+      } else {
+        ok = entryFor(rel, !!c.opaque) && ok;
+      }
+      if (!ok && !file) return;
+    }
+  };
+
+  return out;
+}

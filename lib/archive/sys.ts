@@ -1,0 +1,82 @@
+// The few syscalls archive/ needs that Node lacks (mknod, xattrs) go through
+// this one module, so the addon (lib/host) is loaded lazily and in one place.
+// When the addon (or one of its functions) is missing, mknod falls back to the
+// `mknod`/`mkfifo` programs and xattr calls report "unsupported".
+import { spawnSync } from 'node:child_process';
+import type { NativeAddon } from '../host/native';
+
+type XattrAddon = Pick<NativeAddon, 'mknod' | 'lsetxattr' | 'lgetxattr' | 'llistxattr' | 'lremovexattr'>;
+
+let cached: Partial<XattrAddon> | null | undefined;
+
+function addon(): Partial<XattrAddon> | null {
+  if (cached !== undefined) return cached;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const host = require('../host/index') as { loadAddon?: () => Partial<XattrAddon> };
+    cached = host.loadAddon ? host.loadAddon() : null;
+  } catch {
+    cached = null;
+  }
+  return cached;
+}
+
+export const S_IFMT = 0o170000;
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const S_IFIFO = 0o010000;
+
+export function makedev(major: number, minor: number): number {
+  // glibc's encoding, limited to what fits a JS number exactly
+  return ((major & 0xfff) << 8) + (minor & 0xff) + (minor - (minor & 0xff)) * 4096 + (Math.floor(major / 0x1000) * 2 ** 32);
+}
+
+export class UnsupportedError extends Error {
+  code = 'ENOTSUP';
+}
+
+/** mknod(2) with S_IF* bits in mode. Throws errors with .code (EPERM, EEXIST, ...). */
+export function mknod(path: string, mode: number, major: number, minor: number): void {
+  const a = addon();
+  if (a && typeof a.mknod === 'function') {
+    a.mknod(path, mode, makedev(major, minor));
+    return;
+  }
+  // Fallback: coreutils programs (one spawn per node; fine for the few devices layers carry).
+  const type = mode & S_IFMT;
+  const perm = (mode & 0o7777).toString(8);
+  const args =
+    type === S_IFIFO
+      ? ['-m', perm, path]
+      : ['-m', perm, path, type === S_IFBLK ? 'b' : 'c', String(major), String(minor)];
+  const r = spawnSync(type === S_IFIFO ? 'mkfifo' : 'mknod', args, { encoding: 'utf8' });
+  if (r.status !== 0) {
+    const msg = (r.stderr || '').trim();
+    const err = new Error(`mknod ${path}: ${msg || r.error?.message || 'failed'}`) as NodeJS.ErrnoException;
+    err.code = /ermission|not permitted/.test(msg) ? 'EPERM' : /exists/.test(msg) ? 'EEXIST' : 'EIO';
+    throw err;
+  }
+}
+
+export function xattrSupported(): boolean {
+  const a = addon();
+  return !!a && typeof a.lsetxattr === 'function';
+}
+
+export function lsetxattr(path: string, name: string, value: Buffer): void {
+  const a = addon();
+  if (!a || typeof a.lsetxattr !== 'function') throw new UnsupportedError('xattrs need the native addon (lib/host)');
+  a.lsetxattr(path, name, value);
+}
+
+export function lgetxattr(path: string, name: string): Buffer | null {
+  const a = addon();
+  if (!a || typeof a.lgetxattr !== 'function') return null;
+  return a.lgetxattr(path, name);
+}
+
+export function llistxattr(path: string): string[] {
+  const a = addon();
+  if (!a || typeof a.llistxattr !== 'function') return [];
+  return a.llistxattr(path);
+}
