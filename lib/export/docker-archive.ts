@@ -1,0 +1,99 @@
+// `docker save` format (`img save`, `build -o type=docker`), loadable by
+// `docker load` and by skopeo/podman's docker-archive: transport:
+//   manifest.json   [{Config, RepoTags, Layers}] — one entry per image ID
+//   repositories    {"repo": {"tag": "<top layer id>"}} for old loaders
+//   blobs/sha256/…  config, layers (stored as they are: docker load and
+//                   containers/image decompress gzip/zstd layers themselves)
+// plus oci-layout and index.json, so the same archive is also an OCI layout,
+// as docker ≥ 25 writes it. One platform per image: docker's model has no
+// indexes, so an index resolves to the host's (or the only local) manifest.
+import type { Writable } from 'node:stream';
+import type { ContentStore } from '../content/store';
+import { ImgError } from '../util/errors';
+import { familiarName, parseReference } from '../images/reference';
+import type { Descriptor, Digest, ImageConfig, Manifest, Platform } from '../images/types';
+import { localManifests } from '../images/walk';
+import { nameAnnotations, ociLayoutFiles, requireBlobs, writeBlobs, type ExportImage } from './oci-layout';
+import { TarWriter } from './tar';
+
+export interface DockerManifestEntry {
+  Config: string;
+  RepoTags: string[] | null;
+  Layers: string[];
+}
+
+const blobName = (d: Digest) => `blobs/sha256/${d.slice(7)}`;
+
+const NODE_ARCH: Record<string, string> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+
+export function hostPlatformSimple(): Platform {
+  return { os: process.platform === 'win32' ? 'windows' : process.platform, architecture: NODE_ARCH[process.arch] ?? process.arch };
+}
+
+// The one manifest of `target` to export: the only local one, else the host's.
+export async function chooseManifest(store: ContentStore, target: Descriptor, what: string, want: Platform = hostPlatformSimple()): Promise<Descriptor> {
+  const local = await localManifests(store, target);
+  if (local.length === 0) {
+    throw new ImgError(`image ${what} has no manifest stored locally`, { hint: 'pull or build it again' });
+  }
+  if (local.length === 1) return local[0];
+  const platformOf = async (d: Descriptor): Promise<Platform> => {
+    if (d.platform) return d.platform;
+    const m = await store.readJson<Manifest>(d.digest);
+    const c = await store.readJson<ImageConfig>(m.config.digest);
+    return { os: c.os, architecture: c.architecture, variant: c.variant };
+  };
+  for (const d of local) {
+    const p = await platformOf(d);
+    if (p.os === want.os && p.architecture === want.architecture) return d;
+  }
+  const have = await Promise.all(local.map(async (d) => {
+    const p = await platformOf(d);
+    return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
+  }));
+  throw new ImgError(`image ${what} has no ${want.os}/${want.architecture} manifest (local: ${have.join(', ')})`, {
+    hint: 'a docker archive holds one platform per image; use --format oci to save every platform',
+  });
+}
+
+export async function writeDockerArchive(store: ContentStore, images: ExportImage[], out: Writable, opts: { platform?: Platform } = {}): Promise<void> {
+  const tar = new TarWriter(out);
+  try {
+    const byConfig = new Map<Digest, DockerManifestEntry>();
+    const repositories: Record<string, Record<string, string>> = {};
+    const ociEntries: Descriptor[] = [];
+    const roots: Descriptor[] = [];
+    for (const img of images) {
+      const ref = img.name ? parseReference(img.name) : undefined;
+      const what = ref ? familiarName(ref) : img.target.digest;
+      const chosen = await chooseManifest(store, img.target, what, opts.platform);
+      const manifest = await store.readJson<Manifest>(chosen.digest);
+      roots.push(chosen);
+      const { annotations: _a, platform: _p, ...bare } = chosen;
+      const ann = nameAnnotations(img.name);
+      ociEntries.push(ann ? { ...bare, annotations: ann } : bare);
+      let entry = byConfig.get(manifest.config.digest);
+      if (!entry) {
+        entry = { Config: blobName(manifest.config.digest), RepoTags: null, Layers: manifest.layers.map((l) => blobName(l.digest)) };
+        byConfig.set(manifest.config.digest, entry);
+      }
+      if (ref?.tag) {
+        // RepoTags are familiar names with a tag ("busybox:latest"), as docker writes them.
+        const tagged = familiarName({ domain: ref.domain, path: ref.path, tag: ref.tag });
+        entry.RepoTags = [...(entry.RepoTags ?? []), tagged].filter((v, i, a) => a.indexOf(v) === i);
+        const repo = familiarName({ domain: ref.domain, path: ref.path });
+        const top = manifest.layers.at(-1);
+        if (top) (repositories[repo] ??= {})[ref.tag] = top.digest.slice(7);
+      }
+    }
+    const blobs = await requireBlobs(store, roots, images.map((i) => i.name ?? i.target.digest).join(', '));
+    for (const [name, body] of ociLayoutFiles(ociEntries)) await tar.addBuffer(name, body);
+    await tar.addBuffer('manifest.json', JSON.stringify([...byConfig.values()]));
+    if (Object.keys(repositories).length) await tar.addBuffer('repositories', JSON.stringify(repositories));
+    await writeBlobs(tar, store, blobs);
+  } catch (err) {
+    tar.abort(err as Error);
+    throw err;
+  }
+  await tar.finish();
+}
