@@ -103,5 +103,7 @@ void InitProbe(Napi::Env env, Napi::Object exports);
 void InitFlock(Napi::Env env, Napi::Object exports);
 void InitFsOps(Napi::Env env, Napi::Object exports);
 void InitCopyFile(Napi::Env env, Napi::Object exports);
+void InitUserns(Napi::Env env, Napi::Object exports);
+void InitMount(Napi::Env env, Napi::Object exports);
 
 }  // namespace img

@@ -22,6 +22,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   img::InitFlock(env, exports);
   img::InitFsOps(env, exports);
   img::InitCopyFile(env, exports);
+  img::InitUserns(env, exports);
+  img::InitMount(env, exports);
   return exports;
 }
 

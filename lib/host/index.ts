@@ -4,7 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ImgError } from '../util/errors';
-import type { NativeAddon } from './native';
+import type { HostProbe, NativeAddon } from './native';
+import { currentUserName, findHelper, readSubIds, type IdRange } from '../exec/idmap';
 
 export type { NativeAddon, HostProbe } from './native';
 export { MS, MNT_DETACH } from './native';
@@ -107,4 +108,20 @@ export async function lockFile(
 // dev_t as glibc's makedev() builds it (the st_rdev encoding mknod expects).
 export function makedev(major: number, minor: number): number {
   return (minor & 0xff) + (major & 0xfff) * 0x100 + (minor & ~0xff) * 0x1000 + Math.floor(major / 0x1000) * 0x1000 * 0x100000000;
+}
+
+export interface HostReport extends HostProbe {
+  subuid: IdRange[];
+  subgid: IdRange[];
+  newuidmap?: string;
+  newgidmap?: string;
+  addonPath: string;
+}
+
+// Everything diagnostics need about rootless operation on this host.
+export async function probeHost(): Promise<HostReport> {
+  const p = loadAddon().probe();
+  const user = currentUserName();
+  const [subuid, subgid] = await Promise.all([readSubIds('/etc/subuid', user), readSubIds('/etc/subgid', user)]);
+  return { ...p, subuid, subgid, newuidmap: findHelper('newuidmap'), newgidmap: findHelper('newgidmap'), addonPath: addonPath() };
 }

@@ -1,0 +1,211 @@
+// cloneUserns / releaseChild / waitpid: start a child in new user + mount
+// (+ pid) namespaces that waits for its id maps before exec'ing.
+//
+// Protocol: the child unshare()s, reports 0 or errno on the ready pipe and
+// blocks on the sync pipe; cloneUserns returns once the report arrived, so a
+// disabled userns surfaces as an ErrnoError from cloneUserns itself. The
+// caller writes the maps (newuidmap/newgidmap) and calls releaseChild(ok).
+// Between fork and execve the child only makes async-signal-safe syscalls:
+// every string and array is prepared before fork.
+#include "addon.h"
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+namespace img {
+
+static std::vector<std::string> StringArray(const Napi::Object& opts, const char* key) {
+  Napi::Env env = opts.Env();
+  Napi::Value v = opts.Get(key);
+  if (!v.IsArray()) throw Napi::TypeError::New(env, std::string(key) + " must be an array of strings");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value e = a.Get(i);
+    if (!e.IsString()) throw Napi::TypeError::New(env, std::string(key) + " must be an array of strings");
+    out.push_back(e.As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
+static std::vector<char*> CArray(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  for (auto& s : v) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+// Async-signal-safe helpers for the child.
+static void WriteAll(int fd, const void* p, size_t n) {
+  const char* c = static_cast<const char*>(p);
+  while (n > 0) {
+    ssize_t w = ::write(fd, c, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    c += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+static void Die(const char* what, int err) {
+  // "img: <what> failed: errno N\n", built without stdio.
+  char buf[160];
+  size_t n = 0;
+  auto put = [&](const char* s) { while (*s && n < sizeof buf - 1) buf[n++] = *s++; };
+  put("img: namespace child: ");
+  put(what);
+  put(" failed: ");
+  put(ErrnoName(err));  // strerrorname_np returns a static string: no allocation
+  put("\n");
+  WriteAll(2, buf, n);
+  ::_exit(127);
+}
+
+static volatile pid_t g_forward_to = 0;
+static void ForwardSignal(int sig) {
+  if (g_forward_to > 0) ::kill(g_forward_to, sig);
+}
+
+static Napi::Value CloneUserns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "cloneUserns needs an options object");
+  Napi::Object opts = info[0].As<Napi::Object>();
+  std::vector<std::string> argv = StringArray(opts, "argv");
+  std::vector<std::string> envv = StringArray(opts, "env");
+  if (argv.empty()) throw Napi::TypeError::New(env, "argv must not be empty");
+  Napi::Value cwdv = opts.Get("cwd");
+  if (!cwdv.IsString()) throw Napi::TypeError::New(env, "cwd must be a string");
+  std::string cwd = cwdv.As<Napi::String>().Utf8Value();
+  bool pidns = opts.Get("pidns").ToBoolean().Value();
+  std::vector<char*> cargv = CArray(argv);
+  std::vector<char*> cenv = CArray(envv);
+  int flags = CLONE_NEWUSER | CLONE_NEWNS | (pidns ? CLONE_NEWPID : 0);
+
+  int ready[2], sync[2];
+  if (::pipe2(ready, O_CLOEXEC) < 0) throw ErrnoError(env, errno, "pipe2");
+  if (::pipe2(sync, O_CLOEXEC) < 0) {
+    int e = errno;
+    ::close(ready[0]);
+    ::close(ready[1]);
+    throw ErrnoError(env, e, "pipe2");
+  }
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int e = errno;
+    for (int fd : {ready[0], ready[1], sync[0], sync[1]}) ::close(fd);
+    throw ErrnoError(env, e, "fork");
+  }
+  if (pid == 0) {
+    // Child. Reset what Node changed in this process: libuv ignores SIGPIPE
+    // and threads may have blocked signals; dispositions survive execve.
+    ::close(ready[0]);
+    ::close(sync[1]);
+    // If img dies (even by SIGKILL) the namespace child goes with it.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(1);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int s = 1; s < NSIG; s++) {
+      if (s == SIGKILL || s == SIGSTOP) continue;
+      ::signal(s, SIG_DFL);
+    }
+    int err = ::unshare(flags) < 0 ? errno : 0;
+    WriteAll(ready[1], &err, sizeof err);
+    ::close(ready[1]);
+    if (err) ::_exit(1);
+    char ok = 0;
+    ssize_t n;
+    do n = ::read(sync[0], &ok, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1 || ok != 1) ::_exit(1);  // the parent failed to map ids, or died
+    ::close(sync[0]);
+    if (pidns) {
+      // unshare(CLONE_NEWPID) applies to children: fork the namespace's pid 1,
+      // stay as a small reaper that forwards signals and its exit status.
+      pid_t inner = ::fork();
+      if (inner < 0) Die("fork", errno);
+      if (inner > 0) {
+        g_forward_to = inner;
+        for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) ::signal(s, ForwardSignal);
+        int st;
+        while (::waitpid(inner, &st, 0) < 0)
+          if (errno != EINTR) ::_exit(127);
+        if (WIFSIGNALED(st)) ::_exit(128 + WTERMSIG(st));
+        ::_exit(WEXITSTATUS(st));
+      }
+    }
+    // Mounts made from here on must not propagate back to the host.
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) Die("mount --make-rprivate /", errno);
+    // Node marks its stdio close-on-exec; the namespaced command shares our terminal/pipes.
+    for (int fd = 0; fd <= 2; fd++) {
+      int fl = ::fcntl(fd, F_GETFD);
+      if (fl >= 0 && (fl & FD_CLOEXEC)) ::fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+    }
+    if (::chdir(cwd.c_str()) < 0) Die("chdir", errno);
+    ::execve(cargv[0], cargv.data(), cenv.data());
+    Die("execve", errno);
+  }
+  ::close(ready[1]);
+  ::close(sync[0]);
+  int err = -1;
+  ssize_t n;
+  do n = ::read(ready[0], &err, sizeof err);
+  while (n < 0 && errno == EINTR);
+  ::close(ready[0]);
+  if (n != sizeof err || err != 0) {
+    ::close(sync[1]);
+    int st;
+    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    throw ErrnoError(env, n == sizeof err ? err : ECHILD, "unshare(CLONE_NEWUSER)");
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("pid", Napi::Number::New(env, pid));
+  out.Set("syncFd", Napi::Number::New(env, sync[1]));
+  return out;
+}
+
+// releaseChild(syncFd, ok): let the child go on (ok) or make it exit 1.
+static Napi::Value ReleaseChild(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgInt(info, 0, "syncFd");
+  char ok = (info.Length() > 1 && info[1].ToBoolean().Value()) ? 1 : 0;
+  ssize_t n;
+  do n = ::write(fd, &ok, 1);
+  while (n < 0 && errno == EINTR);
+  int e = errno;
+  ::close(fd);
+  if (n != 1) throw ErrnoError(env, e, "write(syncFd)");
+  return env.Undefined();
+}
+
+// waitpid(pid) → Promise<exit code | 128+signal>, on a thread of its own.
+static Napi::Value Waitpid(const Napi::CallbackInfo& info) {
+  pid_t pid = ArgInt(info, 0, "pid");
+  return RunDetached<int>(
+      info.Env(),
+      [pid](SysError& fail) {
+        int st = 0;
+        while (::waitpid(pid, &st, 0) < 0) {
+          if (errno == EINTR) continue;
+          fail.Set(errno, "waitpid");
+          return -1;
+        }
+        return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+      },
+      [](Napi::Env env, const int& code) { return Napi::Number::New(env, code); });
+}
+
+void InitUserns(Napi::Env env, Napi::Object exports) {
+  exports.Set("cloneUserns", Napi::Function::New(env, CloneUserns));
+  exports.Set("releaseChild", Napi::Function::New(env, ReleaseChild));
+  exports.Set("waitpid", Napi::Function::New(env, Waitpid));
+}
+
+}  // namespace img

@@ -1,0 +1,85 @@
+// enterUserNamespace as the unprivileged test user: the command re-runs as
+// root of a namespace whose ids map to the user's subordinate ranges.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { entryArgv, runUnprivileged, spawnUnprivileged, userDir } from '../host/fixtures/unprivileged';
+import { readSubIds } from '../../lib/exec/idmap';
+import { TEST_USER } from '../host/fixtures/unprivileged';
+
+test('enterUserNamespace maps 0 to the caller and 1..N to its subuid range', async () => {
+  const dir = userDir('img-userns-');
+  try {
+    const r = await runUnprivileged(entryArgv('ids', dir), dir);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.uid, 0);
+    assert.equal(out.gid, 0);
+    assert.equal(out.env, '1');
+    const hostUid = fs.statSync(dir).uid;
+    const [range] = await readSubIds('/etc/subuid', TEST_USER, hostUid);
+    const lines = (out.uidMap as string).trim().split('\n').map((l) => l.trim().split(/\s+/).map(Number));
+    assert.deepEqual(lines, [[0, hostUid, 1], [1, range.start, range.count]]);
+    // chown 1000 inside → subuid start + 999 on the host.
+    const st = fs.statSync(path.join(dir, 'owned-by-1000'));
+    assert.equal(st.uid, range.start + 999);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the outer process exits with the namespaced command\'s exit code', async () => {
+  const dir = userDir('img-userns-');
+  try {
+    const r = await runUnprivileged(entryArgv('exit', dir, '7'), dir);
+    assert.equal(r.code, 7, r.stderr);
+    assert.equal(JSON.parse(r.stdout).uid, 0);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('SIGTERM to the outer process is forwarded into the namespace', async () => {
+  const dir = userDir('img-userns-');
+  const child = spawnUnprivileged(entryArgv('wait', dir), dir);
+  try {
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        if (out.includes('ready')) resolve();
+      });
+      child.on('close', () => reject(new Error(`exited early: ${out}`)));
+    });
+    // Find the outer node process (the one whose argv is ours and is not inside the namespace).
+    const outer = findOuter(child.pid!);
+    process.kill(outer, 'SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    assert.match(out, /got SIGTERM/);
+    assert.equal(code, 42);
+  } finally {
+    child.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// runuser (when root) sits between us and the outer node; walk /proc for the
+// first node descendant.
+function findOuter(pid: number): number {
+  const children = (p: number): number[] => {
+    try {
+      return fs.readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  };
+  const queue = [pid];
+  while (queue.length) {
+    const p = queue.shift()!;
+    const comm = fs.readFileSync(`/proc/${p}/comm`, 'utf8').trim();
+    if (comm.startsWith('node') || comm === 'MainThread') return p;
+    queue.push(...children(p));
+  }
+  throw new Error('outer node process not found');
+}
