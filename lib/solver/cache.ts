@@ -1,0 +1,166 @@
+// The persistent build cache: cache key → result record, shared by every img
+// process on a state dir and surviving crashes.
+//
+// FILE LAYOUT (under <state>/cache/; `img prune` removes records/, layers/ and roots/):
+//   records/<key hex>.json   {version, key, name, kind, snapshot, layers: [{snapshot?, blob?}], meta?, created}
+//                            written atomically (temp + fsync + rename) after the
+//                            vertex's snapshot is committed (under the key).
+//   layers/<sha256(snapshot id)>.json  {snapshot, blob: {digest, diffId, mediaType, size}, created}
+//                            the compressed layer made from a snapshot's diff, so
+//                            a cached build exports without re-diffing.
+//   roots/rec-<key hex>.json, roots/layer-<hex>.json   {"digests": [...]}
+//                            GC roots (lib/images/gc.ts) for the blobs a record
+//                            or layer file names; written before the record itself,
+//                            under the store's shared lock, removed with it.
+//   checksums/<hex>.json     stat-keyed checksum cache of local contexts (checksum.ts)
+//   mounts/<id hex>/         RUN --mount=type=cache directories
+// Per-key locks: <state>/locks/cache/<key hex>.lock (flock, exclusive while a
+// process computes that key; others wait, then find the record).
+//
+// A record is only trusted when its snapshot still exists and its blobs are in
+// the content store; otherwise it is a miss (and is rewritten by the next run).
+import { createHash, randomBytes } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Vertex } from '../graph/types';
+import { isErrno } from '../util/errors';
+import { debug } from '../util/log';
+import { keyHex } from './keys';
+import type { CacheBackend, CacheLock, LayerBlob, LayerSlot, VertexResult } from './types';
+
+const VERSION = 1;
+
+export interface CacheRecord {
+  version: number;
+  key: string;
+  name: string;
+  kind: string;
+  snapshot: string | null;
+  layers: LayerSlot[];
+  meta?: Record<string, unknown>;
+  created: string;
+}
+
+export interface CacheStoreOptions {
+  snapshotExists?(id: string): Promise<boolean>;
+  blobExists?(digest: string): Promise<boolean>;
+  lockFile?(file: string, mode: 'shared' | 'exclusive', opts?: { wait?: boolean }): Promise<CacheLock>;
+}
+
+export function cacheDir(stateDir: string): string {
+  return path.join(stateDir, 'cache');
+}
+
+export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  await fsp.mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const fh = await fsp.open(tmp, 'w', 0o644);
+  try {
+    await fh.writeFile(JSON.stringify(value));
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await fsp.rename(tmp, file);
+  } catch (err) {
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+async function readJson<T>(file: string): Promise<T | null> {
+  try {
+    return JSON.parse(await fsp.readFile(file, 'utf8')) as T;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return null;
+    if (err instanceof SyntaxError) {
+      debug(`cache: ignoring unreadable ${file}`);
+      return null;
+    }
+    throw err;
+  }
+}
+
+export class CacheStore implements CacheBackend {
+  readonly dir: string;
+
+  constructor(
+    readonly stateDir: string,
+    private readonly opts: CacheStoreOptions = {},
+  ) {
+    this.dir = cacheDir(stateDir);
+  }
+
+  recordPath(key: string): string {
+    return path.join(this.dir, 'records', `${keyHex(key)}.json`);
+  }
+
+  private layerPath(snapshot: string): string {
+    return path.join(this.dir, 'layers', `${createHash('sha256').update(snapshot).digest('hex')}.json`);
+  }
+
+  private rootPath(name: string): string {
+    return path.join(this.dir, 'roots', `${name}.json`);
+  }
+
+  async get(key: string, _v?: Vertex): Promise<VertexResult | null> {
+    const rec = await readJson<CacheRecord>(this.recordPath(key));
+    if (!rec || rec.version !== VERSION || rec.key !== key) return null;
+    if (rec.snapshot && this.opts.snapshotExists && !(await this.opts.snapshotExists(rec.snapshot))) {
+      debug(`cache: ${key} names missing snapshot ${rec.snapshot}; recomputing`);
+      return null;
+    }
+    const layers: LayerSlot[] = [];
+    for (const slot of rec.layers) {
+      let blob = slot.blob ?? (slot.snapshot ? await this.layerBlob(slot.snapshot) : undefined);
+      if (blob && this.opts.blobExists && !(await this.opts.blobExists(blob.digest))) blob = undefined;
+      if (!blob && !slot.snapshot) return null; // a base layer we can no longer produce
+      if (slot.snapshot && this.opts.snapshotExists && !blob && !(await this.opts.snapshotExists(slot.snapshot))) return null;
+      layers.push({ snapshot: slot.snapshot, blob });
+    }
+    return { snapshot: rec.snapshot, layers, meta: rec.meta };
+  }
+
+  async put(key: string, v: Pick<Vertex, 'name' | 'kind'>, result: VertexResult): Promise<void> {
+    const digests = result.layers.flatMap((l) => (l.blob ? [l.blob.digest] : []));
+    if (digests.length) await writeJsonAtomic(this.rootPath(`rec-${keyHex(key)}`), { digests });
+    const rec: CacheRecord = {
+      version: VERSION,
+      key,
+      name: v.name,
+      kind: v.kind,
+      snapshot: result.snapshot,
+      layers: result.layers.map((l) => (l.snapshot ? { snapshot: l.snapshot } : { blob: l.blob })),
+      meta: result.meta,
+      created: new Date().toISOString(),
+    };
+    await writeJsonAtomic(this.recordPath(key), rec);
+  }
+
+  // Layer blobs made from snapshot diffs (by the exporter).
+  async layerBlob(snapshot: string): Promise<LayerBlob | undefined> {
+    const rec = await readJson<{ snapshot: string; blob: LayerBlob }>(this.layerPath(snapshot));
+    if (!rec || rec.snapshot !== snapshot) return undefined;
+    if (this.opts.blobExists && !(await this.opts.blobExists(rec.blob.digest))) return undefined;
+    return rec.blob;
+  }
+
+  async putLayerBlob(snapshot: string, blob: LayerBlob): Promise<void> {
+    const hex = createHash('sha256').update(snapshot).digest('hex');
+    await writeJsonAtomic(this.rootPath(`layer-${hex}`), { digests: [blob.digest] });
+    await writeJsonAtomic(this.layerPath(snapshot), { snapshot, blob, created: new Date().toISOString() });
+  }
+
+  async lock(key: string): Promise<CacheLock> {
+    if (!this.opts.lockFile) return { release: async () => {} };
+    const file = path.join(this.stateDir, 'locks', 'cache', `${keyHex(key)}.lock`);
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    return this.opts.lockFile(file, 'exclusive', { wait: true });
+  }
+
+  // RUN --mount=type=cache directory for an id (shared across builds).
+  mountDir(id: string): string {
+    return path.join(this.dir, 'mounts', createHash('sha256').update(id).digest('hex'));
+  }
+}
