@@ -1,0 +1,86 @@
+// Per-layer progress for pull and push, docker-style: on a terminal one line per blob,
+// redrawn in place (≤10 Hz); otherwise one plain line per finished blob.
+import { bytesSize } from '../util/units';
+import type { Digest } from '../images/types';
+import type { PullEvent } from './pull';
+import type { PushEvent } from './push';
+
+interface Row {
+  id: string;
+  status: string;
+  current: number;
+  size: number;
+}
+
+const shortId = (d: Digest): string => d.slice(7, 19);
+
+export class LayerProgress {
+  private readonly rows = new Map<Digest, Row>();
+  private drawn = 0;
+  private timer?: NodeJS.Timeout;
+  private readonly tty: boolean;
+  private finished = false;
+
+  constructor(private readonly out: NodeJS.WritableStream & { isTTY?: boolean }) {
+    this.tty = Boolean(out.isTTY) && process.env.TERM !== 'dumb';
+  }
+
+  pullEvent(ev: PullEvent): void {
+    switch (ev.type) {
+      case 'blob':
+        this.set(ev.digest, ev.state === 'exists' ? 'Already exists' : 'Waiting', 0, ev.size, ev.state === 'exists');
+        break;
+      case 'progress':
+        this.set(ev.digest, 'Downloading', ev.current, ev.size, false);
+        break;
+      case 'retry':
+        this.set(ev.digest, `Retrying (attempt ${ev.attempt + 1}): ${ev.reason}`, 0, this.rows.get(ev.digest)?.size ?? 0, true);
+        break;
+      case 'done':
+        this.set(ev.digest, `Pull complete`, ev.size, ev.size, true);
+        break;
+      default:
+        break;
+    }
+  }
+
+  pushEvent(ev: PushEvent): void {
+    if (ev.type === 'blob-start') this.set(ev.digest, 'Preparing', 0, ev.size, false);
+    else if (ev.type === 'blob-done') {
+      const status = ev.result === 'exists' ? 'Layer already exists' : ev.result === 'mounted' ? `Mounted from ${ev.from}` : 'Pushed';
+      this.set(ev.digest, status, ev.size, ev.size, true);
+    }
+  }
+
+  private set(digest: Digest, status: string, current: number, size: number, final: boolean): void {
+    if (this.finished) return;
+    const row = this.rows.get(digest) ?? { id: shortId(digest), status, current, size };
+    Object.assign(row, { status, current, size });
+    this.rows.set(digest, row);
+    if (!this.tty) {
+      if (final) this.out.write(`${row.id}: ${status}${status.startsWith('Pull complete') || status === 'Pushed' ? ` (${bytesSize(size)})` : ''}\n`);
+      return;
+    }
+    this.timer ??= setTimeout(() => this.draw(), 100);
+  }
+
+  private draw(): void {
+    this.timer = undefined;
+    let text = this.drawn ? `\x1b[${this.drawn}A` : '';
+    for (const r of this.rows.values()) {
+      const amount = r.status === 'Downloading' ? ` ${bytesSize(r.current)}/${bytesSize(r.size)}` : '';
+      text += `\x1b[2K${r.id}: ${r.status}${amount}\n`;
+    }
+    this.drawn = this.rows.size;
+    this.out.write(text);
+  }
+
+  // Final redraw; later events are ignored so lines printed after it stay put.
+  finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.tty && this.rows.size) this.draw();
+  }
+}
