@@ -13,6 +13,7 @@ import { ImgError } from '../util/errors';
 import { familiarName, parseReference } from '../images/reference';
 import type { Descriptor, Digest, ImageConfig, Manifest, Platform } from '../images/types';
 import { localManifests } from '../images/walk';
+import { hostPlatform, selectManifest } from '../images/platform';
 import { nameAnnotations, ociLayoutFiles, requireBlobs, writeBlobs, type ExportImage } from './oci-layout';
 import { TarWriter } from './tar';
 
@@ -24,36 +25,32 @@ export interface DockerManifestEntry {
 
 const blobName = (d: Digest) => `blobs/sha256/${d.slice(7)}`;
 
-const NODE_ARCH: Record<string, string> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
-
-export function hostPlatformSimple(): Platform {
-  return { os: process.platform === 'win32' ? 'windows' : process.platform, architecture: NODE_ARCH[process.arch] ?? process.arch };
-}
-
-// The one manifest of `target` to export: the only local one, else the host's.
-export async function chooseManifest(store: ContentStore, target: Descriptor, what: string, want: Platform = hostPlatformSimple()): Promise<Descriptor> {
+// The one manifest of `target` to export: the only local one, else the best
+// match for `want` (default: the host) among the local ones.
+export async function chooseManifest(store: ContentStore, target: Descriptor, what: string, want: Platform = hostPlatform()): Promise<Descriptor> {
   const local = await localManifests(store, target);
   if (local.length === 0) {
     throw new ImgError(`image ${what} has no manifest stored locally`, { hint: 'pull or build it again' });
   }
   if (local.length === 1) return local[0];
-  const platformOf = async (d: Descriptor): Promise<Platform> => {
-    if (d.platform) return d.platform;
-    const m = await store.readJson<Manifest>(d.digest);
-    const c = await store.readJson<ImageConfig>(m.config.digest);
-    return { os: c.os, architecture: c.architecture, variant: c.variant };
-  };
-  for (const d of local) {
-    const p = await platformOf(d);
-    if (p.os === want.os && p.architecture === want.architecture) return d;
+  const withPlatforms = await Promise.all(
+    local.map(async (d) => {
+      if (d.platform) return d;
+      const m = await store.readJson<Manifest>(d.digest);
+      const c = await store.readJson<ImageConfig>(m.config.digest);
+      return { ...d, platform: { os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) } };
+    }),
+  );
+  try {
+    return selectManifest(withPlatforms, want);
+  } catch (err) {
+    if (err instanceof ImgError) {
+      throw new ImgError(`image ${what}: ${err.message}`, {
+        hint: `${err.hint ?? ''}; a docker archive holds one platform per image, --format oci keeps them all`.replace(/^; /, ''),
+      });
+    }
+    throw err;
   }
-  const have = await Promise.all(local.map(async (d) => {
-    const p = await platformOf(d);
-    return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
-  }));
-  throw new ImgError(`image ${what} has no ${want.os}/${want.architecture} manifest (local: ${have.join(', ')})`, {
-    hint: 'a docker archive holds one platform per image; use --format oci to save every platform',
-  });
 }
 
 export async function writeDockerArchive(store: ContentStore, images: ExportImage[], out: Writable, opts: { platform?: Platform } = {}): Promise<void> {

@@ -12,10 +12,21 @@ export class TarWriter {
   private readonly pack = tarStream.pack();
   private readonly done: Promise<void>;
   private readonly dirs = new Set<string>();
+  // Rejects when the destination fails (disk full, closed pipe): pending entries stop waiting.
+  private readonly failed: Promise<never>;
 
   constructor(out: Writable) {
     // `end: true`: the destination is finished when the archive is (a file, a pipe, stdout).
     this.done = pipeline(this.pack, out);
+    this.failed = this.done.then(
+      () => new Promise<never>(() => {}),
+      (err) => Promise.reject(err),
+    );
+    this.failed.catch(() => undefined); // observed by whoever writes next
+  }
+
+  private guard<T>(op: Promise<T>): Promise<T> {
+    return Promise.race([op, this.failed]);
   }
 
   // Ensures parent directory entries exist (some readers want them).
@@ -25,7 +36,7 @@ export class TarWriter {
       const dir = parts.slice(0, i).join('/');
       if (this.dirs.has(dir)) continue;
       this.dirs.add(dir);
-      await this.entry({ name: `${dir}/`, type: 'directory', mode: 0o755, mtime: MTIME });
+      await this.guard(this.entry({ name: `${dir}/`, type: 'directory', mode: 0o755, mtime: MTIME }));
     }
   }
 
@@ -40,14 +51,19 @@ export class TarWriter {
   async addBuffer(name: string, data: Buffer | string): Promise<void> {
     await this.parents(name);
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    await this.entry({ name, type: 'file', mode: 0o644, mtime: MTIME, size: buf.length }, buf);
+    await this.guard(this.entry({ name, type: 'file', mode: 0o644, mtime: MTIME, size: buf.length }, buf));
   }
 
   // `size` must be exact: the tar header is written before the data.
   async addStream(name: string, size: number, source: Readable): Promise<void> {
     await this.parents(name);
     const sink = this.pack.entry({ name, type: 'file', mode: 0o644, mtime: MTIME, size });
-    await pipeline(source, sink);
+    try {
+      await this.guard(pipeline(source, sink));
+    } catch (err) {
+      source.destroy();
+      throw err;
+    }
   }
 
   async finish(): Promise<void> {

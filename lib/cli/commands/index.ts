@@ -3,8 +3,26 @@
 // engine code lazily inside the action.
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../context';
+import { register as login } from './login';
+import { register as logout } from './logout';
+import { register as ls } from './ls';
+import { register as pull } from './pull';
+import { register as push } from './push';
+import { register as rm } from './rm';
+import { register as save } from './save';
+import { register as tag } from './tag';
+import { register as version } from './version';
 
 export type RegisterCommand = (program: Command, globals: () => GlobalOptions) => Command;
 
 export const commands: RegisterCommand[] = [
+  login,
+  logout,
+  ls,
+  pull,
+  push,
+  rm,
+  save,
+  tag,
+  version,
 ];

@@ -1,0 +1,26 @@
+// img tag SOURCE TARGET: a second name for the same manifest/index.
+import type { RegisterCommand } from './index';
+
+export const register: RegisterCommand = (program, globals) =>
+  program
+    .command('tag')
+    .description('Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.')
+    .usage('SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]')
+    .argument('<source>')
+    .argument('<target>')
+    .action(async (source: string, target: string) => {
+      /* eslint-disable @typescript-eslint/no-require-imports */
+      const { ImageStore } = require('../../images/store') as typeof import('../../images/store');
+      const { normalizeName, parseReference } = require('../../images/reference') as typeof import('../../images/reference');
+      const { ImgError } = require('../../util/errors') as typeof import('../../util/errors');
+      const images = new ImageStore(globals().state);
+      const src = await images.get(normalizeName(source));
+      if (!src) {
+        throw new ImgError(`No such image: ${source}`, { hint: 'list local images with `img ls`; pull or build it first' });
+      }
+      if (parseReference(target).digest) {
+        throw new ImgError(`refusing to create a tag with a digest reference: ${target}`, { hint: 'use NAME[:TAG] as the target' });
+      }
+      await images.put(normalizeName(target), src.target);
+      process.stdout.write(`Successfully tagged ${source} as ${target}\n`);
+    });

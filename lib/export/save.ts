@@ -1,0 +1,90 @@
+// `img save`: resolve names, then stream a docker or OCI archive to a file or stdout.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import { ContentStore } from '../content/store';
+import { formatReference, parseReference } from '../images/reference';
+import { ImageStore } from '../images/store';
+import { ImgError } from '../util/errors';
+import { writeDockerArchive } from './docker-archive';
+import { writeOciArchive, type ExportImage } from './oci-layout';
+
+export interface SaveOptions {
+  format?: string; // 'docker' (default) | 'oci'
+  output?: string; // file path; stdout when absent or '-'
+  stdout?: NodeJS.WriteStream; // for tests
+}
+
+export async function resolveImages(stateDir: string, names: string[]): Promise<ExportImage[]> {
+  const images = new ImageStore(stateDir);
+  const out: ExportImage[] = [];
+  for (const input of names) {
+    const key = formatReference(parseReference(input));
+    const rec = await images.get(key);
+    if (!rec) throw new ImgError(`No such image: ${input}`, { hint: 'list local images with `img ls`; pull or build it first' });
+    out.push({ name: key, target: rec.target });
+  }
+  return out;
+}
+
+// A Writable over process.stdout that never ends it (stdout stays usable) and
+// surfaces EPIPE as an error instead of a crash.
+function stdoutSink(stdout: NodeJS.WriteStream): Writable {
+  const sink = new Writable({
+    highWaterMark: 1 << 20,
+    write(chunk, _enc, cb) {
+      if (stdout.write(chunk)) cb();
+      else stdout.once('drain', () => cb());
+    },
+  });
+  const onError = (err: Error) => sink.destroy(err);
+  stdout.on('error', onError);
+  sink.on('close', () => stdout.off('error', onError));
+  return sink;
+}
+
+export async function saveImages(stateDir: string, names: string[], opts: SaveOptions = {}): Promise<void> {
+  const format = opts.format ?? 'docker';
+  if (format !== 'docker' && format !== 'oci') {
+    throw new ImgError(`unknown save format "${format}"`, { hint: 'use --format docker or --format oci' });
+  }
+  const stdout = opts.stdout ?? process.stdout;
+  const toStdout = !opts.output || opts.output === '-';
+  if (toStdout && stdout.isTTY) {
+    throw new ImgError('refusing to write an image archive to a terminal', {
+      hint: 'use -o FILE, or redirect stdout: img save IMAGE > image.tar',
+    });
+  }
+  const images = await resolveImages(stateDir, names);
+  const store = new ContentStore(stateDir);
+  const write = (out: Writable) =>
+    format === 'oci' ? writeOciArchive(store, images, out) : writeDockerArchive(store, images, out);
+  if (toStdout) {
+    await write(stdoutSink(stdout));
+    return;
+  }
+  // Write next to the destination and rename: a failed save leaves no partial archive.
+  const dest = path.resolve(opts.output!);
+  const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.${randomBytes(4).toString('hex')}.tmp`);
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(tmp, 'wx', 0o644);
+  } catch (err) {
+    throw new ImgError(`cannot write ${opts.output}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+      hint: 'check that the directory exists and is writable, or choose another -o path',
+      cause: err,
+    });
+  }
+  try {
+    await write(fs.createWriteStream('', { fd: fh.fd, autoClose: false }));
+    await fh.sync();
+    await fh.close();
+    await fsp.rename(tmp, dest);
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+}
