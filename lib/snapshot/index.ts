@@ -3,10 +3,11 @@
 import type { ImageConfig, Manifest } from '../images/types';
 import type { SnapshotBackend, Snapshotter } from './types';
 import { openBackend } from './open';
-import { unpackLayers, type UnpackProgress } from './unpack';
+import { unpackLayers, type UnpackOptions, type UnpackProgress } from './unpack';
 
 export type { SnapshotBackend, SnapshotInfo, Snapshotter, Mounted, Change } from './types';
-export type { UnpackProgress } from './unpack';
+export type { UnpackProgress, UnpackOptions } from './unpack';
+export { chainIds } from './unpack';
 
 // `auto` tries overlayfs, then fuse-overlayfs, then native by actually mounting
 // in this namespace; the verdict is cached in <state>/snapshots/auto.json per
@@ -25,6 +26,7 @@ export function unpackImage(
   manifest: Manifest,
   config: ImageConfig,
   onProgress?: (ev: UnpackProgress) => void,
+  opts?: UnpackOptions,
 ): Promise<string> {
-  return unpackLayers(stateDir, sn, manifest, config, onProgress);
+  return unpackLayers(stateDir, sn, manifest, config, onProgress, opts);
 }

@@ -1,0 +1,459 @@
+// What every backend shares: the on-disk layout, metadata, keys, leases,
+// removal, listing, usage. Layout under <state>/snapshots/<backend>/:
+//   <id>/meta.json   SnapshotMeta, written atomically (temp + rename)
+//   <id>/fs/         the snapshot's own files (overlay: upper dir; native: full tree)
+//   <id>/work/       overlay work dir (active overlay snapshots only)
+//   l/<short>        overlay: short symlink → ../<id>/fs, keeps lowerdir= short
+//   mnt/<rand>/      mount points of merged views
+//   trash/           directories being deleted (rename first, then rm)
+// A committed snapshot made with a key lives in the directory named after the
+// key (when the key is a safe file name, e.g. a chainID "sha256:…"), so a
+// lookup by key is one stat and two committers of one key race on rename(2).
+import { createHash, randomBytes } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { ImgError, isErrno } from '../util/errors';
+import { debug } from '../util/log';
+import { acquireLease, releaseLease, withExclusive, isBusy, releaseAllLeases } from './lease';
+import type { Change, Mounted, SnapshotBackend, SnapshotInfo, Snapshotter } from './types';
+
+export interface SnapshotMeta {
+  id: string;
+  parent: string | null;
+  kind: 'active' | 'committed';
+  readonly?: boolean; // a view
+  description: string;
+  createdAt: string;
+  labels?: Record<string, string>;
+  short?: string; // overlay: name of l/<short>
+  key?: string; // the key it was committed under, when given
+}
+
+const RESERVED = new Set(['l', 'mnt', 'trash', 'tmp']);
+const SAFE_KEY = /^[A-Za-z0-9][A-Za-z0-9:._-]{0,127}$/;
+
+// BuildKit-style ids: 25 chars of [0-9a-z].
+export function randomId(len = 25): string {
+  const alphabet = '0123456789abcdefghijklmnopqrstuvwxyz';
+  const bytes = randomBytes(len);
+  let s = '';
+  for (let i = 0; i < len; i++) s += alphabet[bytes[i] % 36];
+  return s;
+}
+
+export function idForKey(key: string): string {
+  if (SAFE_KEY.test(key) && !RESERVED.has(key)) return key;
+  return `k${createHash('sha256').update(key).digest('hex').slice(0, 40)}`;
+}
+
+export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const fh = await fsp.open(tmp, 'w', 0o644);
+  try {
+    await fh.writeFile(JSON.stringify(value, null, 2) + '\n');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await fsp.rename(tmp, file);
+  } catch (err) {
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+// Disk usage of a tree: allocated bytes (st_blocks) and inodes, hard links counted once.
+export async function diskUsage(dir: string): Promise<{ size: number; inodes: number }> {
+  const seen = new Set<string>();
+  let size = 0;
+  let inodes = 0;
+  const visit = async (p: string): Promise<void> => {
+    let st;
+    try {
+      st = await fsp.lstat(p, { bigint: false });
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return;
+      throw err;
+    }
+    const key = `${st.dev}:${st.ino}`;
+    if (st.nlink > 1 || st.isDirectory()) {
+      if (seen.has(key)) return;
+      seen.add(key);
+    }
+    inodes++;
+    size += st.blocks * 512;
+    if (st.isDirectory()) {
+      let names: string[];
+      try {
+        names = await fsp.readdir(p);
+      } catch (err) {
+        if (isErrno(err, 'ENOENT')) return;
+        throw err;
+      }
+      // Bounded fan-out: siblings concurrently, in chunks.
+      for (let i = 0; i < names.length; i += 64) {
+        await Promise.all(names.slice(i, i + 64).map((n) => visit(path.join(p, n))));
+      }
+    }
+  };
+  await visit(dir);
+  return { size, inodes };
+}
+
+export abstract class BaseSnapshotter implements Snapshotter {
+  readonly root: string;
+  // Mounts this instance made and has not released, per snapshot id.
+  protected readonly mounted = new Map<string, Set<Mounted>>();
+
+  constructor(
+    readonly stateDir: string,
+    readonly backend: SnapshotBackend,
+  ) {
+    this.root = path.join(stateDir, 'snapshots', backend);
+  }
+
+  // ---- backend hooks ----
+  // Fill a new active snapshot's directory (fs/, work/) on top of `parent`.
+  protected abstract initActive(dir: string, parent: SnapshotMeta | null, readonly: boolean): Promise<void>;
+  protected abstract mountMerged(meta: SnapshotMeta, chain: SnapshotMeta[]): Promise<Mounted>;
+  protected abstract changesOf(meta: SnapshotMeta, parent: SnapshotMeta | null): AsyncIterable<Change>;
+  // Called after a commit moved the directory into place (overlay: short link).
+  protected async afterCommit(_meta: SnapshotMeta): Promise<void> {}
+
+  // ---- layout ----
+  dirOf(id: string): string {
+    return path.join(this.root, id);
+  }
+  fsDir(id: string): string {
+    return path.join(this.root, id, 'fs');
+  }
+
+  protected async ensureLayout(): Promise<void> {
+    await fsp.mkdir(this.root, { recursive: true, mode: 0o700 });
+    await Promise.all([...RESERVED].map((d) => fsp.mkdir(path.join(this.root, d), { recursive: true, mode: 0o700 })));
+  }
+
+  async readMeta(id: string): Promise<SnapshotMeta | null> {
+    if (!id || id.includes('/') || RESERVED.has(id) || id.startsWith('.')) return null;
+    try {
+      const meta = JSON.parse(await fsp.readFile(path.join(this.dirOf(id), 'meta.json'), 'utf8')) as SnapshotMeta;
+      // A commit that crashed between writing meta and renaming leaves a
+      // directory whose meta names another id: not a valid snapshot.
+      return meta.id === id ? meta : null;
+    } catch (err) {
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR') || err instanceof SyntaxError) return null;
+      throw err;
+    }
+  }
+
+  protected async mustMeta(id: string): Promise<SnapshotMeta> {
+    const meta = await this.readMeta(id);
+    if (!meta) {
+      throw new ImgError(`snapshot ${id} does not exist (${this.backend})`, {
+        hint: 'it may have been pruned; run the command again to recreate it',
+      });
+    }
+    return meta;
+  }
+
+  // The snapshot and its ancestors, newest first.
+  async chain(id: string): Promise<SnapshotMeta[]> {
+    const out: SnapshotMeta[] = [];
+    let cur: string | null = id;
+    while (cur) {
+      const meta = await this.mustMeta(cur);
+      out.push(meta);
+      cur = meta.parent;
+      if (out.length > 10000) throw new ImgError(`snapshot ${id}: parent chain loops`, { hint: 'run img prune' });
+    }
+    return out;
+  }
+
+  private async leaseChain(chain: SnapshotMeta[]): Promise<void> {
+    for (const m of chain) await acquireLease(this.stateDir, this.backend, m.id);
+  }
+
+  // ---- Snapshotter ----
+  prepare(parent: string | null, description: string): Promise<string> {
+    return this.create(parent, description, false);
+  }
+
+  view(parent: string, description: string): Promise<string> {
+    return this.create(parent, description, true);
+  }
+
+  private async create(parent: string | null, description: string, readonly: boolean): Promise<string> {
+    await this.ensureLayout();
+    let parentMeta: SnapshotMeta | null = null;
+    if (parent !== null) {
+      // Lease first, then check it still exists: a prune between the two
+      // would otherwise pull the parent out from under us.
+      await acquireLease(this.stateDir, this.backend, parent);
+      parentMeta = await this.readMeta(parent);
+      if (!parentMeta) {
+        await releaseLease(this.stateDir, this.backend, parent);
+        await this.mustMeta(parent);
+      }
+      if (parentMeta!.kind !== 'committed') {
+        await releaseLease(this.stateDir, this.backend, parent);
+        throw new ImgError(`snapshot ${parent} is not committed; cannot use it as a parent`, {
+          hint: 'commit the snapshot before preparing on top of it',
+        });
+      }
+      await this.leaseChain(await this.chain(parent));
+    }
+    const id = randomId();
+    await acquireLease(this.stateDir, this.backend, id);
+    const dir = this.dirOf(id);
+    await fsp.mkdir(dir, { mode: 0o700 });
+    try {
+      await this.initActive(dir, parentMeta, readonly);
+      const meta: SnapshotMeta = {
+        id,
+        parent,
+        kind: 'active',
+        ...(readonly ? { readonly: true } : {}),
+        description,
+        createdAt: new Date().toISOString(),
+      };
+      await writeJsonAtomic(path.join(dir, 'meta.json'), meta);
+    } catch (err) {
+      await this.trash(id).catch(() => undefined);
+      await releaseLease(this.stateDir, this.backend, id, true);
+      throw err;
+    }
+    debug(`snapshot ${this.backend}: ${readonly ? 'view' : 'prepare'} ${id} on ${parent ?? '(empty)'}: ${description}`);
+    return id;
+  }
+
+  async mount(id: string): Promise<Mounted> {
+    await acquireLease(this.stateDir, this.backend, id);
+    let chain: SnapshotMeta[];
+    try {
+      chain = await this.chain(id);
+    } catch (err) {
+      await releaseLease(this.stateDir, this.backend, id);
+      throw err;
+    }
+    await this.leaseChain(chain.slice(1));
+    const m = await this.mountMerged(chain[0], chain);
+    let set = this.mounted.get(id);
+    if (!set) this.mounted.set(id, (set = new Set()));
+    set.add(m);
+    const all = set;
+    let released = false;
+    return {
+      rootfs: m.rootfs,
+      release: async () => {
+        if (released) return;
+        released = true;
+        all.delete(m);
+        await m.release();
+      },
+    };
+  }
+
+  protected async releaseMounts(id: string): Promise<void> {
+    const set = this.mounted.get(id);
+    if (!set) return;
+    this.mounted.delete(id);
+    for (const m of [...set].reverse()) await m.release();
+  }
+
+  async commit(id: string, description: string, key?: string): Promise<string> {
+    const meta = await this.mustMeta(id);
+    if (meta.kind !== 'active' || meta.readonly) {
+      throw new ImgError(`snapshot ${id} is ${meta.kind === 'committed' ? 'already committed' : 'a read-only view'}; cannot commit it`, {
+        hint: 'commit an active snapshot made with prepare()',
+      });
+    }
+    // Outstanding mounts would pin the upper dir; commit means "done writing".
+    await this.releaseMounts(id);
+    const target = key !== undefined ? idForKey(key) : randomId();
+    if (key !== undefined) {
+      const existing = await this.readMeta(target);
+      if (existing && existing.kind === 'committed') {
+        await this.remove(id);
+        await acquireLease(this.stateDir, this.backend, target);
+        return target;
+      }
+    }
+    const dir = this.dirOf(id);
+    await fsp.rm(path.join(dir, 'work'), { recursive: true, force: true });
+    const committed: SnapshotMeta = {
+      ...meta,
+      id: target,
+      kind: 'committed',
+      description,
+      createdAt: new Date().toISOString(),
+      ...(key !== undefined ? { key } : {}),
+      ...(this.backend !== 'native' ? { short: randomId(10) } : {}),
+    };
+    await acquireLease(this.stateDir, this.backend, target);
+    await writeJsonAtomic(path.join(dir, 'meta.json'), committed);
+    try {
+      await fsp.rename(dir, this.dirOf(target));
+    } catch (err) {
+      if (isErrno(err, 'ENOTEMPTY') || isErrno(err, 'EEXIST')) {
+        // Another process committed the same key first: theirs wins.
+        await this.trash(id);
+        await releaseLease(this.stateDir, this.backend, id, true);
+        if (await this.readMeta(target)) return target;
+      }
+      throw err;
+    }
+    await releaseLease(this.stateDir, this.backend, id, true);
+    await this.afterCommit(committed);
+    debug(`snapshot ${this.backend}: commit ${id} → ${target}: ${description}`);
+    return target;
+  }
+
+  async get(key: string): Promise<SnapshotInfo | null> {
+    const meta = (await this.readMeta(idForKey(key))) ?? (await this.readMeta(key));
+    return meta ? this.info(meta) : null;
+  }
+
+  protected info(meta: SnapshotMeta): SnapshotInfo {
+    return {
+      id: meta.id,
+      parent: meta.parent,
+      kind: meta.kind,
+      description: meta.description,
+      createdAt: meta.createdAt,
+      ...(meta.labels ? { labels: meta.labels } : {}),
+    };
+  }
+
+  // Moves the directory aside (atomic), then deletes it.
+  protected async trash(id: string): Promise<void> {
+    const dir = this.dirOf(id);
+    const dest = path.join(this.root, 'trash', `${id}.${randomBytes(4).toString('hex')}`);
+    try {
+      await fsp.rename(dir, dest);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return;
+      throw err;
+    }
+    await removeTree(dest);
+  }
+
+  async remove(id: string): Promise<void> {
+    const meta = await this.readMeta(id);
+    await this.releaseMounts(id);
+    await releaseLease(this.stateDir, this.backend, id, true);
+    if (!meta) {
+      await this.trash(id); // a half-made directory
+      return;
+    }
+    const kids = (await this.listMeta()).filter((m) => m.parent === id);
+    if (kids.length > 0) {
+      throw new ImgError(`snapshot ${id} has ${kids.length} child snapshot(s); remove them first`, {
+        hint: 'img prune removes unreferenced snapshots in the right order',
+      });
+    }
+    const ok = await withExclusive(this.stateDir, this.backend, id, () => this.removeUnlocked(meta));
+    if (!ok) {
+      throw new ImgError(`snapshot ${id} is in use by another img process`, { hint: 'wait for it to finish, then retry' });
+    }
+  }
+
+  // Removes a snapshot another process is not using; false when busy. For prune.
+  async removeIfIdle(id: string): Promise<boolean> {
+    const meta = await this.readMeta(id);
+    return withExclusive(this.stateDir, this.backend, id, async () => {
+      if (meta) await this.removeUnlocked(meta);
+      else await this.trash(id);
+    });
+  }
+
+  protected async removeUnlocked(meta: SnapshotMeta): Promise<void> {
+    if (meta.short) await fsp.rm(path.join(this.root, 'l', meta.short), { force: true });
+    await this.trash(meta.id);
+    debug(`snapshot ${this.backend}: removed ${meta.id}`);
+  }
+
+  isBusy(id: string): Promise<boolean> {
+    return isBusy(this.stateDir, this.backend, id);
+  }
+
+  async usage(id: string): Promise<{ size: number; inodes: number }> {
+    await this.mustMeta(id);
+    return diskUsage(this.fsDir(id));
+  }
+
+  async *changes(id: string): AsyncIterable<Change> {
+    const meta = await this.mustMeta(id);
+    const parent = meta.parent ? await this.mustMeta(meta.parent) : null;
+    yield* this.changesOf(meta, parent);
+  }
+
+  async diffRoot(id: string): Promise<Mounted> {
+    await this.mustMeta(id);
+    return { rootfs: this.fsDir(id), release: async () => {} };
+  }
+
+  async listMeta(): Promise<SnapshotMeta[]> {
+    let names: string[];
+    try {
+      names = await fsp.readdir(this.root);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return [];
+      throw err;
+    }
+    const metas = await Promise.all(names.filter((n) => !RESERVED.has(n) && !n.endsWith('.json')).map((n) => this.readMeta(n)));
+    return metas.filter((m): m is SnapshotMeta => m !== null);
+  }
+
+  // Directories that are not valid snapshots (crashed prepare/commit), for prune.
+  async strays(): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await fsp.readdir(this.root);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return [];
+      throw err;
+    }
+    const out: string[] = [];
+    for (const n of names) {
+      if (RESERVED.has(n) || n.endsWith('.json')) continue;
+      if (!(await this.readMeta(n))) out.push(n);
+    }
+    return out;
+  }
+
+  async list(): Promise<SnapshotInfo[]> {
+    return (await this.listMeta()).map((m) => this.info(m));
+  }
+
+  // Drops this process's mounts and leases (end of a command).
+  async close(): Promise<void> {
+    for (const id of [...this.mounted.keys()]) await this.releaseMounts(id);
+    await releaseAllLeases();
+  }
+}
+
+// rm -rf that also copes with directories without write/search permission
+// (overlay's work/work is mode 000): we are root in our namespace, so a
+// plain recursive rm works; on EACCES fix modes and retry once.
+export async function removeTree(dir: string): Promise<void> {
+  try {
+    await fsp.rm(dir, { recursive: true, force: true });
+  } catch (err) {
+    if (!isErrno(err, 'EACCES') && !isErrno(err, 'EPERM')) throw err;
+    await chmodTree(dir);
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function chmodTree(p: string): Promise<void> {
+  let st;
+  try {
+    st = await fsp.lstat(p);
+  } catch {
+    return;
+  }
+  if (!st.isDirectory()) return;
+  await fsp.chmod(p, 0o700).catch(() => undefined);
+  for (const n of await fsp.readdir(p).catch(() => [] as string[])) await chmodTree(path.join(p, n));
+}

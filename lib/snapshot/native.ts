@@ -1,0 +1,66 @@
+// Native backend: plain directories. An active snapshot is a full copy of its
+// parent's tree (copy_file_range / reflinks on the addon's thread pool), so it
+// needs no mount support at all; changes come from comparing with the parent.
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { compareDirs } from '../archive/diff';
+import { isErrno } from '../util/errors';
+import { BaseSnapshotter, randomId, type SnapshotMeta } from './base';
+import { registerCleanup } from './cleanup';
+import { bindMount, copyTree, umount } from './sys';
+import type { Change, Mounted } from './types';
+
+export class NativeSnapshotter extends BaseSnapshotter {
+  constructor(stateDir: string) {
+    super(stateDir, 'native');
+  }
+
+  protected async initActive(dir: string, parent: SnapshotMeta | null, readonly: boolean): Promise<void> {
+    const fsDir = path.join(dir, 'fs');
+    if (parent && !readonly) {
+      await copyTree(this.fsDir(parent.id), fsDir);
+    } else {
+      await fsp.mkdir(fsDir, { mode: 0o755 });
+    }
+  }
+
+  protected async mountMerged(meta: SnapshotMeta, chain: SnapshotMeta[]): Promise<Mounted> {
+    if (meta.kind === 'active' && !meta.readonly) return { rootfs: this.fsDir(meta.id), release: async () => {} };
+    // Read-only: a read-only bind mount of the committed tree.
+    const source = meta.kind === 'committed' ? this.fsDir(meta.id) : this.fsDir(chain[1].id);
+    const target = path.join(this.root, 'mnt', randomId(10));
+    await fsp.mkdir(target, { recursive: true });
+    try {
+      bindMount(source, target, true);
+    } catch (err) {
+      await fsp.rmdir(target).catch(() => undefined);
+      throw err;
+    }
+    const unregister = registerCleanup(`mount ${target}`, () => {
+      try {
+        umount(target, true);
+      } catch {
+        /* gone */
+      }
+    });
+    let released = false;
+    return {
+      rootfs: target,
+      release: async () => {
+        if (released) return;
+        released = true;
+        try {
+          umount(target, false);
+        } catch (err) {
+          if (!isErrno(err, 'EINVAL')) umount(target, true);
+        }
+        unregister();
+        await fsp.rmdir(target).catch(() => undefined);
+      },
+    };
+  }
+
+  protected async *changesOf(meta: SnapshotMeta, parent: SnapshotMeta | null): AsyncIterable<Change> {
+    yield* compareDirs(parent ? this.fsDir(parent.id) : null, this.fsDir(meta.id));
+  }
+}

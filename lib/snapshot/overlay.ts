@@ -1,0 +1,213 @@
+// Overlay backends: kernel overlayfs (mounted inside our user namespace, with
+// `userxattr` there) and fuse-overlayfs. Same layout: an active snapshot is an
+// upper dir (fs/) + work dir over its committed parents' fs/ dirs; a committed
+// snapshot is its fs/ dir, reachable through the short link l/<short> so a
+// long lowerdir= list stays under the kernel's one-page mount-option limit.
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { overlayChanges } from '../archive/diff';
+import { ImgError, isErrno } from '../util/errors';
+import { debug } from '../util/log';
+import { BaseSnapshotter, randomId, removeTree, type SnapshotMeta } from './base';
+import { registerCleanup } from './cleanup';
+import { bindMount, mount, umount } from './sys';
+import type { Change, Mounted, SnapshotBackend } from './types';
+
+// The kernel copies mount data into one page.
+const MAX_MOUNT_DATA = 4000;
+// Kernel overlayfs stacks at most 500 lower layers.
+const MAX_LOWERS = 500;
+
+// Whether this process runs in a user namespace (then overlayfs needs userxattr,
+// and whiteout/opaque markers use the user.overlay.* xattrs).
+export function inUserNamespace(): boolean {
+  try {
+    const text = fs.readFileSync('/proc/self/uid_map', 'utf8').trim();
+    return !/^0\s+0\s+4294967295$/.test(text);
+  } catch {
+    return false;
+  }
+}
+
+export class OverlaySnapshotter extends BaseSnapshotter {
+  constructor(stateDir: string, backend: Extract<SnapshotBackend, 'overlayfs' | 'fuse-overlayfs'>) {
+    super(stateDir, backend);
+  }
+
+  protected async initActive(dir: string, parent: SnapshotMeta | null, readonly: boolean): Promise<void> {
+    const fsDir = path.join(dir, 'fs');
+    await fsp.mkdir(fsDir, { mode: 0o755 });
+    // The merged root takes the upper root's attributes: keep the parent's.
+    if (parent) {
+      const st = await fsp.stat(this.fsDir(parent.id));
+      await fsp.chmod(fsDir, st.mode & 0o7777);
+      await fsp.chown(fsDir, st.uid, st.gid);
+    }
+    if (!readonly) await fsp.mkdir(path.join(dir, 'work'), { mode: 0o700 });
+  }
+
+  protected override async afterCommit(meta: SnapshotMeta): Promise<void> {
+    await this.ensureLink(meta);
+  }
+
+  // l/<short> → ../<id>/fs (recreated when a crash lost it).
+  private async ensureLink(meta: SnapshotMeta): Promise<string> {
+    if (!meta.short) throw new ImgError(`snapshot ${meta.id} has no short link name`, { hint: 'run img prune and retry' });
+    const link = path.join(this.root, 'l', meta.short);
+    try {
+      await fsp.symlink(path.join('..', meta.id, 'fs'), link);
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err;
+    }
+    return link;
+  }
+
+  private async mountPoint(): Promise<string> {
+    const dir = path.join(this.root, 'mnt', randomId(10));
+    await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
+    return dir;
+  }
+
+  protected async mountMerged(meta: SnapshotMeta, chain: SnapshotMeta[]): Promise<Mounted> {
+    const writable = meta.kind === 'active' && !meta.readonly;
+    const lowerMetas = meta.kind === 'committed' ? chain : chain.slice(1);
+    if (writable && lowerMetas.length === 0) {
+      // Nothing to merge: the upper dir is the rootfs.
+      return { rootfs: this.fsDir(meta.id), release: async () => {} };
+    }
+    if (lowerMetas.length > MAX_LOWERS) {
+      throw new ImgError(`snapshot ${meta.id} has ${lowerMetas.length} layers; overlayfs stacks at most ${MAX_LOWERS}`, {
+        hint: 'squash the image, or use --backend native',
+      });
+    }
+    const shorts: string[] = [];
+    for (const m of lowerMetas) {
+      await this.ensureLink(m);
+      shorts.push(m.short!);
+    }
+    const target = await this.mountPoint();
+    try {
+      if (!writable && shorts.length === 1) {
+        bindMount(this.fsDir(lowerMetas[0].id), target, true);
+      } else if (this.backend === 'overlayfs') {
+        this.mountKernel(shorts, writable ? meta.id : null, target);
+      } else {
+        await this.mountFuse(shorts, writable ? meta.id : null, target);
+      }
+    } catch (err) {
+      await fsp.rmdir(target).catch(() => undefined);
+      throw this.mountError(err, meta);
+    }
+    return this.tracked(target);
+  }
+
+  private mountError(err: unknown, meta: SnapshotMeta): unknown {
+    if (err instanceof ImgError) return err;
+    const e = err as NodeJS.ErrnoException;
+    return new ImgError(`cannot mount snapshot ${meta.id} with ${this.backend}: ${e.message}`, {
+      hint:
+        this.backend === 'overlayfs'
+          ? 'this kernel may not allow overlayfs in a user namespace (needs Linux ≥ 5.11); use --backend fuse-overlayfs or --backend native'
+          : 'check that fuse-overlayfs is installed and /dev/fuse is usable, or use --backend native',
+      cause: err,
+    });
+  }
+
+  private mountKernel(shorts: string[], upperId: string | null, target: string): void {
+    const userx = inUserNamespace() ? ',userxattr' : '';
+    const tail = upperId ? `,upperdir=${this.fsDir(upperId)},workdir=${path.join(this.dirOf(upperId), 'work')}` : '';
+    const abs = `lowerdir=${shorts.map((s) => path.join(this.root, 'l', s)).join(':')}${tail}${userx}`;
+    if (upperId) fs.mkdirSync(path.join(this.dirOf(upperId), 'work'), { recursive: true, mode: 0o700 });
+    if (abs.length <= MAX_MOUNT_DATA) {
+      mount('overlay', target, 'overlay', upperId ? 0 : 1 /* MS_RDONLY */, abs);
+      return;
+    }
+    // Too long with absolute paths: mount(8) run with cwd = the backend root
+    // resolves short relative paths (l/<short>) against its own cwd, which
+    // a Node process cannot do for one syscall without changing its own cwd.
+    const rel = `lowerdir=${shorts.map((s) => `l/${s}`).join(':')}${tail}${userx}`;
+    if (rel.length > MAX_MOUNT_DATA) {
+      throw new ImgError(`too many layers (${shorts.length}) for one overlayfs mount`, {
+        hint: 'squash the image, or use --backend native',
+      });
+    }
+    debug(`overlayfs: ${shorts.length} lowers; mounting with relative paths from ${this.root}`);
+    const r = spawnSync('mount', ['-n', '-t', 'overlay', '-o', `${upperId ? 'rw' : 'ro'},${rel}`, 'overlay', target], {
+      cwd: this.root,
+      encoding: 'utf8',
+    });
+    if (r.status !== 0) throw new Error((r.stderr || r.error?.message || 'mount failed').trim().split('\n')[0]);
+  }
+
+  private async mountFuse(shorts: string[], upperId: string | null, target: string): Promise<void> {
+    const lowers = shorts.map((s) => path.join(this.root, 'l', s)).join(':');
+    let opts = `lowerdir=${lowers}`;
+    if (upperId) {
+      await fsp.mkdir(path.join(this.dirOf(upperId), 'work'), { recursive: true, mode: 0o700 });
+      opts += `,upperdir=${this.fsDir(upperId)},workdir=${path.join(this.dirOf(upperId), 'work')}`;
+    }
+    await checkFuse();
+    // fuse-overlayfs daemonizes once the mount is up; its exit status says whether it worked.
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn('fuse-overlayfs', ['-o', opts, target], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      child.on('error', (e) =>
+        reject(
+          isErrno(e, 'ENOENT')
+            ? new ImgError('fuse-overlayfs is not installed', { hint: 'install it (Debian: apt-get install fuse-overlayfs) or use --backend native' })
+            : e,
+        ),
+      );
+      child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`fuse-overlayfs exited ${code}: ${err.trim()}`))));
+    });
+  }
+
+  // A mount registered for signal cleanup; release unmounts and removes the mount point.
+  private tracked(target: string): Mounted {
+    const unregister = registerCleanup(`mount ${target}`, () => {
+      try {
+        umount(target, true);
+      } catch {
+        /* already gone */
+      }
+    });
+    let released = false;
+    return {
+      rootfs: target,
+      release: async () => {
+        if (released) return;
+        released = true;
+        try {
+          umount(target, false);
+        } catch (err) {
+          // Busy (a straggling process): detach it; the kernel finishes when it can.
+          if (!isErrno(err, 'EINVAL') && !isErrno(err, 'ENOENT')) umount(target, true);
+        }
+        unregister();
+        await fsp.rmdir(target).catch(() => undefined);
+      },
+    };
+  }
+
+  protected async *changesOf(meta: SnapshotMeta, _parent: SnapshotMeta | null): AsyncIterable<Change> {
+    yield* overlayChanges(this.fsDir(meta.id));
+  }
+}
+
+// /dev/fuse must open read-write for fuse-overlayfs to mount.
+export async function checkFuse(): Promise<void> {
+  try {
+    const fh = await fsp.open('/dev/fuse', 'r+');
+    await fh.close();
+  } catch (err) {
+    throw new ImgError(`fuse-overlayfs needs /dev/fuse, which cannot be opened: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+      hint: 'make it usable (e.g. `sudo chmod 0666 /dev/fuse`, or run the container with --device /dev/fuse), or use --backend native or overlayfs',
+      cause: err,
+    });
+  }
+}
+
+export { removeTree };
