@@ -76,6 +76,32 @@ function lstatOrNull(p: string): fs.Stats | null {
   }
 }
 
+/**
+ * rm -rf without recursion (fs.rmSync recurses per level and overflows the stack on the
+ * deep trees a hostile layer can build). Never follows symlinks.
+ */
+export function removeTree(p: string): void {
+  const st = lstatOrNull(p);
+  if (!st) return;
+  if (!st.isDirectory()) {
+    fs.unlinkSync(p);
+    return;
+  }
+  const dirs: string[] = [];
+  const todo = [p];
+  while (todo.length) {
+    const d = todo.pop()!;
+    dirs.push(d);
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const c = d + '/' + e.name;
+      if (e.isDirectory()) todo.push(c);
+      else fs.unlinkSync(c);
+    }
+  }
+  // children were pushed after their parents: remove in reverse
+  for (let i = dirs.length - 1; i >= 0; i--) fs.rmdirSync(dirs[i]);
+}
+
 interface DirMeta {
   host: string;
   ino: number;
@@ -124,7 +150,9 @@ class Extractor implements TarSink {
    * Resolve a cleaned literal directory path to a real directory inside root, following
    * symlinks within root. Missing components are created (0755) when `create`.
    */
-  private resolveDir(lit: string, entry: string, create: boolean): string {
+  private resolveDir(lit: string, entry: string, create: true): string;
+  private resolveDir(lit: string, entry: string, create: false): string | null;
+  private resolveDir(lit: string, entry: string, create: boolean): string | null {
     if (lit === '') return '';
     const hit = this.dirCache.get(lit);
     if (hit !== undefined) return hit;
@@ -159,7 +187,7 @@ class Extractor implements TarSink {
         this.fail(entry, `cannot inspect parent ${JSON.stringify(next)}`, err);
       }
       if (st === null) {
-        if (!create) this.fail(entry, `parent ${JSON.stringify(next)} does not exist`);
+        if (!create) return null;
         try {
           fs.mkdirSync(p, 0o755);
         } catch (err) {
@@ -184,7 +212,7 @@ class Extractor implements TarSink {
 
   /** Remove whatever is at host path p (a tree when it is a directory). */
   private remove(p: string, st: fs.Stats): void {
-    if (st.isDirectory()) fs.rmSync(p, { recursive: true, force: true });
+    if (st.isDirectory()) removeTree(p);
     else fs.unlinkSync(p);
     // A removed dir or symlink may be on a cached resolution path.
     if (st.isDirectory() || st.isSymbolicLink()) this.dirCache.clear();
@@ -318,8 +346,8 @@ class Extractor implements TarSink {
     const slash = t.lastIndexOf('/');
     const parent = this.resolveDir(slash < 0 ? '' : t.slice(0, slash), h.name, false);
     const base = slash < 0 ? t : t.slice(slash + 1);
-    const src = this.host(parent ? parent + '/' + base : base);
-    const st = lstatOrNull(src);
+    const src = parent === null ? '' : this.host(parent ? parent + '/' + base : base);
+    const st = parent === null ? null : lstatOrNull(src);
     if (!st) this.fail(h.name, `hard link target ${JSON.stringify(h.linkname)} does not exist in the layer or its parents`);
     if (st.isDirectory()) this.fail(h.name, `hard link target ${JSON.stringify(h.linkname)} is a directory`);
     return src;
@@ -337,7 +365,7 @@ class Extractor implements TarSink {
       for (const name of fs.readdirSync(dirHost)) {
         const childRel = parent ? parent + '/' + name : name;
         if (this.written.has(childRel)) continue;
-        fs.rmSync(dirHost + '/' + name, { recursive: true, force: true });
+        removeTree(dirHost + '/' + name);
         removed = true;
       }
       if (removed) this.dirCache.clear();

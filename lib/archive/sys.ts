@@ -3,6 +3,7 @@
 // When the addon (or one of its functions) is missing, mknod falls back to the
 // `mknod`/`mkfifo` programs and xattr calls report "unsupported".
 import { spawnSync } from 'node:child_process';
+import { loadAddon, makedev } from '../host/index';
 import type { NativeAddon } from '../host/native';
 
 type XattrAddon = Pick<NativeAddon, 'mknod' | 'lsetxattr' | 'lgetxattr' | 'llistxattr' | 'lremovexattr'>;
@@ -12,9 +13,7 @@ let cached: Partial<XattrAddon> | null | undefined;
 function addon(): Partial<XattrAddon> | null {
   if (cached !== undefined) return cached;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const host = require('../host/index') as { loadAddon?: () => Partial<XattrAddon> };
-    cached = host.loadAddon ? host.loadAddon() : null;
+    cached = loadAddon();
   } catch {
     cached = null;
   }
@@ -25,11 +24,6 @@ export const S_IFMT = 0o170000;
 export const S_IFCHR = 0o020000;
 export const S_IFBLK = 0o060000;
 export const S_IFIFO = 0o010000;
-
-export function makedev(major: number, minor: number): number {
-  // glibc's encoding, limited to what fits a JS number exactly
-  return ((major & 0xfff) << 8) + (minor & 0xff) + (minor - (minor & 0xff)) * 4096 + (Math.floor(major / 0x1000) * 2 ** 32);
-}
 
 export class UnsupportedError extends Error {
   code = 'ENOTSUP';

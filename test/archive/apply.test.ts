@@ -1,0 +1,337 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { applyLayer, type ApplyOptions } from '../../lib/archive/apply';
+import { ImgError } from '../../lib/util/errors';
+import { lgetxattr } from '../../lib/archive/sys';
+import { tarOf, deepTreeTar, rawEntry, gnuLongEntries, END, gzip, zstd, stream, type FixtureEntry } from '../fixtures/layers';
+import { tmp, rmrf, describeTree } from './helpers';
+
+const native = (root: string, more: Partial<ApplyOptions> = {}): ApplyOptions => ({ root, whiteoutFormat: 'native', sameOwner: true, ...more });
+
+async function apply(root: string, entries: FixtureEntry[] | Buffer, more: Partial<ApplyOptions> = {}) {
+  const tar = Buffer.isBuffer(entries) ? entries : await tarOf(entries);
+  return applyLayer(stream(tar), native(root, more));
+}
+
+// root is nested so that an escape would land in a known, checkable place
+function sandbox(): { base: string; root: string; outside: string } {
+  const base = tmp();
+  const root = path.join(base, 'r1', 'r2', 'root');
+  const outside = path.join(base, 'outside');
+  fs.mkdirSync(root, { recursive: true });
+  fs.mkdirSync(outside);
+  fs.writeFileSync(path.join(outside, 'secret'), 'keep');
+  return { base, root, outside };
+}
+
+function listAll(dir: string): string[] {
+  return Object.keys(describeTree(dir));
+}
+
+test('path traversal names are cleaned into the root', async () => {
+  const { base, root, outside } = sandbox();
+  try {
+    await apply(root, [
+      { name: '../../etc/x', body: 'a' },
+      { name: '/abs/file', body: 'b' },
+      { name: './c/../../../../d', body: 'c' },
+      { name: 'e/./f//g', body: 'd' },
+    ]);
+    assert.deepEqual(listAll(root).sort(), ['abs', 'abs/file', 'd', 'e', 'e/f', 'e/f/g', 'etc', 'etc/x']);
+    assert.deepEqual(fs.readdirSync(path.join(base, 'r1', 'r2')), ['root']);
+    assert.deepEqual(fs.readdirSync(outside), ['secret']);
+  } finally {
+    rmrf(base);
+  }
+});
+
+test('a symlinked parent is resolved inside the root, never outside', async () => {
+  const { base, root, outside } = sandbox();
+  try {
+    await apply(root, [
+      { name: 'a', type: 'symlink', linkname: '/' },
+      { name: 'a/etc/passwd', body: 'pwned' },
+      { name: 'b', type: 'symlink', linkname: '../../..' },
+      { name: 'b/pwned2', body: 'x' },
+      { name: 'o', type: 'symlink', linkname: outside },
+      { name: 'o/secret', body: 'overwritten?' },
+      { name: 'loop1', type: 'symlink', linkname: 'loop2' },
+      { name: 'loop2', type: 'symlink', linkname: 'loop1' },
+    ]);
+    assert.equal(fs.readFileSync(path.join(root, 'etc/passwd'), 'utf8'), 'pwned');
+    assert.equal(fs.readFileSync(path.join(root, 'pwned2'), 'utf8'), 'x');
+    // `o -> /tmp/.../outside` resolved under the root: root/tmp/.../outside/secret
+    assert.equal(fs.readFileSync(path.join(root, outside, 'secret'), 'utf8'), 'overwritten?');
+    assert.equal(fs.readFileSync(path.join(outside, 'secret'), 'utf8'), 'keep');
+    assert.notEqual(fs.readFileSync('/etc/passwd', 'utf8'), 'pwned');
+    assert.deepEqual(fs.readdirSync(path.join(base, 'r1', 'r2')), ['root']);
+    // a symlink loop in the parents is a clear error naming the entry
+    await assert.rejects(apply(root, [{ name: 'loop1/x', body: 'x' }]), (err: unknown) => {
+      assert.ok(err instanceof ImgError);
+      assert.match(err.message, /"loop1\/x".*symbolic links/);
+      return true;
+    });
+  } finally {
+    rmrf(base);
+  }
+});
+
+test('an existing symlink as the last component is replaced, not written through', async () => {
+  const { base, root, outside } = sandbox();
+  try {
+    await apply(root, [{ name: 'c', type: 'symlink', linkname: path.join(outside, 'secret') }]);
+    await apply(root, [{ name: 'c', body: 'new' }]);
+    assert.equal(fs.readFileSync(path.join(outside, 'secret'), 'utf8'), 'keep');
+    assert.ok(fs.lstatSync(path.join(root, 'c')).isFile());
+    assert.equal(fs.readFileSync(path.join(root, 'c'), 'utf8'), 'new');
+  } finally {
+    rmrf(base);
+  }
+});
+
+test('hard links resolve inside the root and must exist there', async () => {
+  const { base, root, outside } = sandbox();
+  try {
+    const secretLinks = fs.statSync(path.join(outside, 'secret')).nlink;
+    // to an absolute / climbing path that does not exist in the root: a clear error
+    for (const linkname of ['/etc/passwd', '../../../../../../etc/passwd', path.join(outside, 'secret')]) {
+      await assert.rejects(apply(root, [{ name: 'h', type: 'link', linkname }]), (err: unknown) => {
+        assert.ok(err instanceof ImgError, String(err));
+        assert.match(err.message, /layer entry "h": hard link target .* does not exist/);
+        return true;
+      });
+    }
+    // through a symlinked parent pointing outside: resolved in the root, so it fails too
+    await assert.rejects(
+      apply(root, [
+        { name: 's', type: 'symlink', linkname: outside },
+        { name: 'h2', type: 'link', linkname: 's/secret' },
+      ]),
+      /hard link target "s\/secret" does not exist/,
+    );
+    assert.equal(fs.statSync(path.join(outside, 'secret')).nlink, secretLinks);
+    // to an absolute name that exists in the root: links the root's file
+    await apply(root, [
+      { name: 'etc/passwd', body: 'in-root' },
+      { name: 'h3', type: 'link', linkname: '/etc/passwd' },
+      { name: 'h4', type: 'link', linkname: '../etc/passwd' },
+    ]);
+    const ino = fs.statSync(path.join(root, 'etc/passwd')).ino;
+    assert.equal(fs.statSync(path.join(root, 'h3')).ino, ino);
+    assert.equal(fs.statSync(path.join(root, 'h4')).ino, ino);
+  } finally {
+    rmrf(base);
+  }
+});
+
+test('a file replaces a directory and a directory replaces a file', async () => {
+  const root = tmp();
+  try {
+    await apply(root, [
+      { name: 'd', type: 'directory' },
+      { name: 'd/child', body: 'x' },
+      { name: 'f', body: 'file' },
+    ]);
+    await apply(root, [
+      { name: 'd', body: 'now a file' },
+      { name: 'f', type: 'directory', mode: 0o700 },
+      { name: 'f/inside', body: 'y' },
+    ]);
+    assert.equal(fs.readFileSync(path.join(root, 'd'), 'utf8'), 'now a file');
+    assert.ok(fs.statSync(path.join(root, 'f')).isDirectory());
+    assert.equal(fs.statSync(path.join(root, 'f')).mode & 0o777, 0o700);
+    // within one layer too
+    await apply(root, [
+      { name: 'g', type: 'directory' },
+      { name: 'g/x', body: '1' },
+      { name: 'g', type: 'symlink', linkname: 'd' },
+    ]);
+    assert.equal(fs.readlinkSync(path.join(root, 'g')), 'd');
+  } finally {
+    rmrf(root);
+  }
+});
+
+test('a 2,000-level deep tree applies, and is replaced, without recursion limits', async () => {
+  const root = tmp();
+  try {
+    const { tar, leaf } = deepTreeTar(2000);
+    await apply(root, tar);
+    assert.equal(fs.readFileSync(path.join(root, leaf), 'utf8'), 'deep');
+    // directory times are set after their children were written
+    assert.equal(Math.floor(fs.statSync(path.join(root, 'd')).mtimeMs / 1000), 1_000_000);
+    assert.equal(Math.floor(fs.statSync(path.dirname(path.join(root, leaf))).mtimeMs / 1000), 1_000_000 + 1999);
+    // a file replacing the whole deep tree removes it iteratively
+    await apply(root, [{ name: 'd', body: 'flat' }]);
+    assert.equal(fs.readFileSync(path.join(root, 'd'), 'utf8'), 'flat');
+  } finally {
+    rmrf(root);
+  }
+});
+
+test('metadata: owner, setuid/sticky modes, mtimes, devices, fifos', async () => {
+  const root = tmp();
+  try {
+    await apply(root, [
+      { name: 'bin', type: 'directory', mode: 0o555, mtime: 1000 },
+      { name: 'bin/su', body: '#!', mode: 0o4755, uid: 0, gid: 0, mtime: 2000 },
+      { name: 'bin/sg', body: '#!', mode: 0o2711, uid: 1000, gid: 1001, mtime: 2000 },
+      { name: 'tmp', type: 'directory', mode: 0o1777, mtime: 3000 },
+      { name: 'dev', type: 'directory' },
+      { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },
+      { name: 'dev/loop0', type: 'block-device', devmajor: 7, devminor: 0, mode: 0o660, gid: 6 },
+      { name: 'dev/fifo', type: 'fifo', mode: 0o600 },
+      { name: 'link', type: 'symlink', linkname: 'bin/su', uid: 5, gid: 6 },
+    ]);
+    const st = (p: string) => fs.lstatSync(path.join(root, p));
+    assert.equal(st('bin').mode & 0o7777, 0o555);
+    assert.equal(st('bin').mtimeMs, 1000_000);
+    assert.equal(st('bin/su').mode & 0o7777, 0o4755);
+    assert.equal(st('bin/sg').mode & 0o7777, 0o2711);
+    assert.deepEqual([st('bin/sg').uid, st('bin/sg').gid], [1000, 1001]);
+    assert.equal(st('bin/su').mtimeMs, 2000_000);
+    assert.equal(st('tmp').mode & 0o7777, 0o1777);
+    assert.ok(st('dev/null').isCharacterDevice());
+    assert.equal(st('dev/null').rdev, (1 << 8) | 3);
+    assert.ok(st('dev/loop0').isBlockDevice());
+    assert.ok(st('dev/fifo').isFIFO());
+    assert.deepEqual([st('link').uid, st('link').gid], [5, 6]);
+  } finally {
+    rmrf(root);
+  }
+});
+
+test('idMap remaps owners; sameOwner=false leaves the caller as owner', async () => {
+  const root = tmp();
+  const root2 = tmp();
+  try {
+    const entries: FixtureEntry[] = [{ name: 'f', body: 'x', uid: 10, gid: 20 }];
+    await apply(root, entries, { idMap: (u, g) => [u + 100000, g + 100000] });
+    assert.deepEqual([fs.statSync(path.join(root, 'f')).uid, fs.statSync(path.join(root, 'f')).gid], [100010, 100020]);
+    await apply(root2, entries, { sameOwner: false });
+    assert.equal(fs.statSync(path.join(root2, 'f')).uid, process.getuid!());
+  } finally {
+    rmrf(root);
+    rmrf(root2);
+  }
+});
+
+test('native whiteouts delete; opaque dirs drop lower children only', async () => {
+  const root = tmp();
+  try {
+    await apply(root, [
+      { name: 'a', type: 'directory' },
+      { name: 'a/gone', body: '1' },
+      { name: 'a/dir', type: 'directory' },
+      { name: 'a/dir/x', body: '1' },
+      { name: 'o', type: 'directory' },
+      { name: 'o/lower1', body: 'l' },
+      { name: 'o/sub', type: 'directory' },
+      { name: 'o/sub/lower2', body: 'l' },
+      { name: 'keep', body: 'k' },
+    ]);
+    await apply(root, [
+      { name: 'a/.wh.gone', body: '' },
+      { name: 'a/.wh.dir', body: '' },
+      { name: 'a/.wh.never-existed', body: '' },
+      // the layer's own child comes before the opaque marker: it must survive
+      { name: 'o/new', body: 'n' },
+      { name: 'o/.wh..wh..opq', body: '' },
+      { name: 'o/after', body: 'n' },
+    ]);
+    assert.deepEqual(listAll(root).sort(), ['a', 'keep', 'o', 'o/after', 'o/new']);
+  } finally {
+    rmrf(root);
+  }
+});
+
+test('overlay whiteouts become 0:0 char devices and opaque dirs get the xattr', async () => {
+  const root = tmp();
+  try {
+    await apply(
+      root,
+      [
+        { name: 'a', type: 'directory' },
+        { name: 'a/.wh.gone', body: '' },
+        { name: 'o', type: 'directory' },
+        { name: 'o/.wh..wh..opq', body: '' },
+        { name: 'o/new', body: 'n' },
+      ],
+      { whiteoutFormat: 'overlay' },
+    );
+    const wh = fs.lstatSync(path.join(root, 'a/gone'));
+    assert.ok(wh.isCharacterDevice());
+    assert.equal(wh.rdev, 0);
+    assert.equal(lgetxattr(path.join(root, 'o'), 'user.overlay.opaque')?.toString(), 'y');
+    assert.deepEqual(listAll(root).sort(), ['a', 'a/gone', 'o', 'o/new']);
+  } finally {
+    rmrf(root);
+  }
+});
+
+test('PAX long names, GNU long names and links, user xattrs', async () => {
+  const root = tmp();
+  try {
+    const longDir = Array.from({ length: 30 }, (_, i) => `component-${i}`).join('/');
+    const longName = longDir + '/' + 'n'.repeat(200);
+    const gnuName = 'gnu/' + 'g'.repeat(150);
+    const gnuLink = 'gnu/' + 'l'.repeat(150);
+    const target = '../' + 't'.repeat(180);
+    const tarA = await tarOf([
+      { name: longName, body: 'pax-long' },
+      { name: 'ünïcödé-名前', body: 'utf8' },
+      { name: 'x', body: 'xattr', pax: { 'SCHILY.xattr.user.mime': 'text/plain', 'SCHILY.xattr.security.bogus': 'skipped' } },
+    ]);
+    await applyLayer(stream(tarA), native(root, { onDebug: () => {} }));
+    const tarB = Buffer.concat([gnuLongEntries(gnuName, 'gnu-long', gnuLink, target), END]);
+    await applyLayer(stream(tarB), native(root));
+    assert.equal(fs.readFileSync(path.join(root, longName), 'utf8'), 'pax-long');
+    assert.equal(fs.readFileSync(path.join(root, 'ünïcödé-名前'), 'utf8'), 'utf8');
+    assert.equal(lgetxattr(path.join(root, 'x'), 'user.mime')?.toString(), 'text/plain');
+    assert.equal(fs.readFileSync(path.join(root, gnuName), 'utf8'), 'gnu-long');
+    assert.equal(fs.readlinkSync(path.join(root, gnuLink)), target);
+  } finally {
+    rmrf(root);
+  }
+});
+
+test('gzip, zstd and plain layers apply with the same diffID', async () => {
+  const tar = await tarOf([
+    { name: 'etc', type: 'directory' },
+    { name: 'etc/hostname', body: 'img\n' },
+    { name: 'big', body: Buffer.alloc(3 * 1024 * 1024 + 7, 'abc') },
+  ]);
+  const ids = new Set<string>();
+  for (const blob of [tar, gzip(tar), zstd(tar)]) {
+    const root = tmp();
+    try {
+      const r = await applyLayer(stream(blob), native(root));
+      assert.equal(r.size, tar.length);
+      ids.add(r.diffId);
+      assert.equal(fs.readFileSync(path.join(root, 'etc/hostname'), 'utf8'), 'img\n');
+      assert.equal(fs.statSync(path.join(root, 'big')).size, 3 * 1024 * 1024 + 7);
+    } finally {
+      rmrf(root);
+    }
+  }
+  assert.equal(ids.size, 1);
+});
+
+test('corrupt input is an ImgError', async () => {
+  const root = tmp();
+  try {
+    const tar = await tarOf([{ name: 'f', body: Buffer.alloc(5000, 1) }]);
+    await assert.rejects(applyLayer(stream(tar.subarray(0, 2048)), native(root)), /layer tar is truncated/);
+    const bad = Buffer.from(tar);
+    bad[10] ^= 0xff; // breaks the header checksum
+    await assert.rejects(applyLayer(stream(bad), native(root)), /invalid tar header checksum/);
+    await assert.rejects(applyLayer(stream(gzip(tar).subarray(0, 40)), native(root)), (err: Error) => /unexpected end|truncated/i.test(err.message));
+    await assert.rejects(applyLayer(stream(Buffer.from('not a tar at all')), native(root)), /truncated|checksum/);
+    const sparse = Buffer.concat([rawEntry({ name: 'sp', typeflag: 'S', magic: 'gnu' }), END]);
+    await assert.rejects(applyLayer(stream(sparse), native(root)), /unsupported type 'S' \(GNU sparse\)/);
+  } finally {
+    rmrf(root);
+  }
+});
