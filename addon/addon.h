@@ -105,5 +105,6 @@ void InitFsOps(Napi::Env env, Napi::Object exports);
 void InitCopyFile(Napi::Env env, Napi::Object exports);
 void InitUserns(Napi::Env env, Napi::Object exports);
 void InitMount(Napi::Env env, Napi::Object exports);
+void InitCopyTree(Napi::Env env, Napi::Object exports);
 
 }  // namespace img

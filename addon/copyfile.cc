@@ -26,10 +26,17 @@ static off_t CopyReadWrite(int in, int out, off_t done, SysError& fail, const st
   }
 }
 
-off_t CopyFd(int in, int out, off_t size, SysError& fail, const std::string& path) {
-  if (size > 0 && ::ioctl(out, FICLONE, in) == 0) return size;
+off_t CopyFd(int in, int out, off_t size, SysError& fail, const std::string& path, CopyHints* hints) {
+  if (size > 0 && !(hints && hints->noClone.load(std::memory_order_relaxed))) {
+    if (::ioctl(out, FICLONE, in) == 0) return size;
+    // Not a reflink filesystem pair (ext4, tmpfs, across mounts): stop asking.
+    if (hints && (errno == EOPNOTSUPP || errno == ENOTTY || errno == EXDEV || errno == EINVAL || errno == ENOSYS))
+      hints->noClone.store(true, std::memory_order_relaxed);
+  }
   off_t done = 0;
+  if (hints && hints->noCopyRange.load(std::memory_order_relaxed)) return CopyReadWrite(in, out, 0, fail, path);
   for (;;) {
+    if (size > 0 && done >= size) return done;
     loff_t ioff = done, ooff = done;
     // Ask for a large chunk; the kernel stops at EOF, so a growing file is copied fully too.
     ssize_t n = ::copy_file_range(in, &ioff, out, &ooff, 1 << 30, 0);
@@ -37,8 +44,11 @@ off_t CopyFd(int in, int out, off_t size, SysError& fail, const std::string& pat
     if (n == 0) return done;
     if (errno == EINTR) continue;
     if (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP || errno == EPERM ||
-        errno == ETXTBSY)
+        errno == ETXTBSY) {
+      if (hints && done == 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP))
+        hints->noCopyRange.store(true, std::memory_order_relaxed);
       return CopyReadWrite(in, out, done, fail, path);
+    }
     fail.Set(errno, "copy_file_range", path);
     return -1;
   }

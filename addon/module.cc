@@ -24,6 +24,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   img::InitCopyFile(env, exports);
   img::InitUserns(env, exports);
   img::InitMount(env, exports);
+  img::InitCopyTree(env, exports);
   return exports;
 }
 

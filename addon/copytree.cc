@@ -1,0 +1,321 @@
+// copyTree(src, dst, {threads}): a faithful copy of a directory tree, for
+// snapshots. One walker creates directories (so a file's parent exists before
+// its job is queued) and queues every other entry; a pool of threads copies
+// them, since trees of many small files are bound by per-file syscalls.
+// Directory metadata (owner, mode, xattrs, times) is applied last, deepest
+// first, so adding children does not disturb it. Hard links are kept by
+// (dev, ino); symlinks are never followed.
+#include "copy.h"
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace img {
+
+namespace {
+
+struct DirMeta {
+  std::string src, dst;
+  struct stat st;
+};
+
+struct LinkLater {
+  std::string target, dst;  // dst becomes a hard link to target (an already copied path)
+};
+
+class TreeCopy {
+ public:
+  TreeCopy(std::string src, std::string dst, unsigned threads)
+      : src_(std::move(src)), dst_(std::move(dst)), threads_(threads) {}
+
+  void Run(SysError& fail) {
+    struct stat st;
+    if (::lstat(src_.c_str(), &st) < 0) return fail.Set(errno, "lstat", src_);
+    if (!S_ISDIR(st.st_mode)) return fail.Set(ENOTDIR, "copyTree", src_);
+    std::vector<std::thread> pool;
+    for (unsigned i = 0; i < threads_; i++) pool.emplace_back([this] { Worker(); });
+    Walk(src_, dst_, st);
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      walking_ = false;
+    }
+    cv_.notify_all();
+    Worker();  // the walker helps drain the queue
+    for (auto& t : pool) t.join();
+    if (!fail_.err) {
+      for (auto& l : links_)
+        if (::link(l.target.c_str(), l.dst.c_str()) < 0) Fail(errno, "link", l.dst);
+    }
+    if (!fail_.err) {
+      for (auto it = dirs_.rbegin(); it != dirs_.rend() && !fail_.err; ++it) ApplyMeta(it->src, it->dst, it->st, -1);
+    }
+    fail = fail_;
+  }
+
+  uint64_t files() const { return files_; }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  struct Job {
+    std::string src, dst;
+    unsigned char type;  // d_type from readdir (DT_UNKNOWN resolved by the walker)
+  };
+
+  void Fail(int err, const char* syscall, const std::string& path) {
+    std::lock_guard<std::mutex> g(failMu_);
+    fail_.Set(err, syscall, path);
+    failed_.store(true, std::memory_order_relaxed);
+  }
+  bool Failed() const { return failed_.load(std::memory_order_relaxed); }
+
+  void Walk(const std::string& src, const std::string& dst, const struct stat& st) {
+    if (Failed()) return;
+    // Owner-writable while we fill it; the real mode is applied at the end.
+    if (::mkdir(dst.c_str(), 0700) < 0) return Fail(errno, "mkdir", dst);
+    dirs_.push_back({src, dst, st});
+    DIR* d = ::opendir(src.c_str());
+    if (!d) return Fail(errno, "opendir", src);
+    std::vector<Job> batch;
+    std::vector<std::pair<std::string, std::string>> subdirs;
+    errno = 0;
+    while (struct dirent* e = ::readdir(d)) {
+      const char* n = e->d_name;
+      if (n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0))) continue;
+      std::string s = src + "/" + n, t = dst + "/" + n;
+      if (e->d_type == DT_DIR) subdirs.emplace_back(std::move(s), std::move(t));
+      else if (e->d_type != DT_UNKNOWN) batch.push_back({std::move(s), std::move(t), e->d_type});
+      else {
+        struct stat cst;
+        if (::lstat(s.c_str(), &cst) < 0) { Fail(errno, "lstat", s); break; }
+        if (S_ISDIR(cst.st_mode)) subdirs.emplace_back(std::move(s), std::move(t));
+        else batch.push_back({std::move(s), std::move(t), S_ISREG(cst.st_mode) ? DT_REG : DT_UNKNOWN});
+      }
+    }
+    if (errno) Fail(errno, "readdir", src);
+    ::closedir(d);
+    if (!batch.empty()) {
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        for (auto& j : batch) queue_.push_back(std::move(j));
+      }
+      cv_.notify_all();
+    }
+    for (auto& [s, t] : subdirs) {
+      struct stat cst;
+      if (::lstat(s.c_str(), &cst) < 0) return Fail(errno, "lstat", s);
+      Walk(s, t, cst);
+      if (Failed()) return;
+    }
+  }
+
+  void Worker() {
+    CopyHints* hints = &hints_;
+    for (;;) {
+      Job j;
+      {
+        std::unique_lock<std::mutex> g(mu_);
+        cv_.wait(g, [this] { return !queue_.empty() || !walking_; });
+        if (queue_.empty()) return;
+        j = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      if (!Failed()) CopyEntry(j, hints);
+    }
+  }
+
+  // Returns true when this entry is a further name of an inode already being
+  // copied: it is linked once all copies are done.
+  bool DeferHardlink(const Job& j, const struct stat& st) {
+    if (st.st_nlink < 2) return false;
+    std::lock_guard<std::mutex> g(linkMu_);
+    auto key = std::make_pair(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
+    auto it = inodes_.find(key);
+    if (it == inodes_.end()) {
+      inodes_.emplace(key, j.dst);
+      return false;
+    }
+    links_.push_back({it->second, j.dst});
+    files_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+
+  void CopyEntry(const Job& j, CopyHints* hints) {
+    struct stat st;
+    int in = -1;
+    if (j.type == DT_REG) {
+      // Regular files: open + fstat, no separate lstat. O_NONBLOCK and
+      // O_NOFOLLOW guard against the name having become a fifo or a link.
+      int fl = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+      in = ::open(j.src.c_str(), fl | O_NOATIME);
+      if (in < 0 && errno == EPERM) in = ::open(j.src.c_str(), fl);  // O_NOATIME needs ownership
+      if (in < 0) return Fail(errno, "open", j.src);
+      if (::fstat(in, &st) < 0) { Fail(errno, "fstat", j.src); ::close(in); return; }
+      if (!S_ISREG(st.st_mode)) { ::close(in); in = -1; }
+    } else if (::lstat(j.src.c_str(), &st) < 0) {
+      return Fail(errno, "lstat", j.src);
+    }
+    if (S_ISREG(st.st_mode) && in < 0) {
+      int fl = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+      in = ::open(j.src.c_str(), fl);
+      if (in < 0) return Fail(errno, "open", j.src);
+    }
+    if (DeferHardlink(j, st)) {
+      if (in >= 0) ::close(in);
+      return;
+    }
+    if (S_ISREG(st.st_mode)) {
+      int out = ::open(j.dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (out < 0) { Fail(errno, "open", j.dst); ::close(in); return; }
+      SysError e;
+      off_t n = CopyFd(in, out, st.st_size, e, j.dst, hints);
+      if (n < 0) Fail(e.err, e.syscall.c_str(), e.path);
+      else bytes_.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+      if (n >= 0) ApplyMeta(j.src, j.dst, st, out, in);
+      ::close(out);
+      ::close(in);
+    } else if (S_ISLNK(st.st_mode)) {
+      std::vector<char> buf(static_cast<size_t>(st.st_size > 0 ? st.st_size : 255) + 1);
+      ssize_t n = ::readlink(j.src.c_str(), buf.data(), buf.size());
+      if (n < 0) return Fail(errno, "readlink", j.src);
+      if (static_cast<size_t>(n) >= buf.size()) return Fail(ENAMETOOLONG, "readlink", j.src);
+      buf[static_cast<size_t>(n)] = 0;
+      if (::symlink(buf.data(), j.dst.c_str()) < 0) return Fail(errno, "symlink", j.dst);
+      ApplyMeta(j.src, j.dst, st, -1);
+    } else {
+      // Character/block devices, fifos and sockets are all made by mknod.
+      if (::mknod(j.dst.c_str(), (st.st_mode & S_IFMT) | 0600, st.st_rdev) < 0) return Fail(errno, "mknod", j.dst);
+      ApplyMeta(j.src, j.dst, st, -1);
+    }
+    files_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // Owner, then mode (chown clears set-id bits), then xattrs (chown also
+  // clears security.capability), then times. fd >= 0 is an open regular file.
+  void ApplyMeta(const std::string& src, const std::string& dst, const struct stat& st, int fd, int srcfd = -1) {
+    bool link = S_ISLNK(st.st_mode);
+    int r = fd >= 0 ? ::fchown(fd, st.st_uid, st.st_gid) : ::lchown(dst.c_str(), st.st_uid, st.st_gid);
+    if (r < 0) return Fail(errno, "lchown", dst);
+    if (!link) {
+      r = fd >= 0 ? ::fchmod(fd, st.st_mode & 07777) : ::chmod(dst.c_str(), st.st_mode & 07777);
+      if (r < 0) return Fail(errno, "chmod", dst);
+    }
+    CopyXattrs(src, dst, fd, srcfd);
+    if (Failed()) return;
+    struct timespec ts[2] = {st.st_atim, st.st_mtim};
+    r = fd >= 0 ? ::futimens(fd, ts) : ::utimensat(AT_FDCWD, dst.c_str(), ts, AT_SYMLINK_NOFOLLOW);
+    if (r < 0) Fail(errno, "utimensat", dst);
+  }
+
+  void CopyXattrs(const std::string& src, const std::string& dst, int fd, int srcfd) {
+    auto list = [&](char* buf, size_t size) {
+      return srcfd >= 0 ? ::flistxattr(srcfd, buf, size) : ::llistxattr(src.c_str(), buf, size);
+    };
+    auto get = [&](const char* name, char* buf, size_t size) {
+      return srcfd >= 0 ? ::fgetxattr(srcfd, name, buf, size) : ::lgetxattr(src.c_str(), name, buf, size);
+    };
+    char small[4096];
+    std::vector<char> big;
+    char* names = small;
+    ssize_t n = list(small, sizeof small);
+    while (n < 0 && errno == ERANGE) {
+      n = list(nullptr, 0);
+      if (n < 0) break;
+      big.resize(static_cast<size_t>(n) + 1);
+      names = big.data();
+      n = list(big.data(), big.size());
+    }
+    if (n < 0) {
+      if (errno == ENOTSUP) return;
+      return Fail(errno, "llistxattr", src);
+    }
+    std::vector<char> val(1024);
+    for (ssize_t i = 0; i < n;) {
+      const char* name = names + i;
+      i += static_cast<ssize_t>(std::strlen(name)) + 1;
+      ssize_t v;
+      for (;;) {
+        v = get(name, val.data(), val.size());
+        if (v >= 0 || errno != ERANGE) break;
+        ssize_t want = get(name, nullptr, 0);
+        if (want < 0) break;
+        val.resize(static_cast<size_t>(want) + 1);
+      }
+      if (v < 0) {
+        if (errno == ENODATA) continue;  // removed meanwhile
+        return Fail(errno, "lgetxattr", src);
+      }
+      int r = fd >= 0 ? ::fsetxattr(fd, name, val.data(), static_cast<size_t>(v), 0)
+                      : ::lsetxattr(dst.c_str(), name, val.data(), static_cast<size_t>(v), 0);
+      if (r < 0 && errno != ENOTSUP) return Fail(errno, "lsetxattr", dst + " (" + name + ")");
+    }
+  }
+
+  std::string src_, dst_;
+  unsigned threads_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  bool walking_ = true;
+  std::mutex failMu_;
+  SysError fail_;
+  std::atomic<bool> failed_{false};
+  std::mutex linkMu_;
+  std::map<std::pair<uint64_t, uint64_t>, std::string> inodes_;
+  std::vector<LinkLater> links_;
+  std::vector<DirMeta> dirs_;
+  CopyHints hints_;
+  std::atomic<uint64_t> files_{0}, bytes_{0};
+};
+
+class CopyTreeWorker : public PromiseWorker {
+ public:
+  CopyTreeWorker(Napi::Env env, std::string src, std::string dst, unsigned threads)
+      : PromiseWorker(env), copy_(std::move(src), std::move(dst), threads) {}
+  void Execute() override { copy_.Run(fail); }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("files", Napi::Number::New(env, static_cast<double>(copy_.files())));
+    o.Set("bytes", Napi::Number::New(env, static_cast<double>(copy_.bytes())));
+    return o;
+  }
+
+ private:
+  TreeCopy copy_;
+};
+
+}  // namespace
+
+// copyTree(src, dst, {threads}) → Promise<{files, bytes}>; files counts every
+// non-directory entry, bytes the regular-file bytes copied.
+static Napi::Value CopyTree(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string src = ArgString(info, 0, "src");
+  std::string dst = ArgString(info, 1, "dst");
+  unsigned threads = std::max(2u, std::thread::hardware_concurrency());
+  if (info.Length() > 2 && info[2].IsObject()) {
+    Napi::Value t = info[2].As<Napi::Object>().Get("threads");
+    if (t.IsNumber() && t.As<Napi::Number>().Int32Value() > 0) threads = t.As<Napi::Number>().Uint32Value();
+  }
+  // The walker drains the queue too, so the pool is one thread short of `threads`.
+  auto* w = new CopyTreeWorker(env, std::move(src), std::move(dst), threads > 1 ? threads - 1 : 0);
+  auto p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+void InitCopyTree(Napi::Env env, Napi::Object exports) {
+  exports.Set("copyTree", Napi::Function::New(env, CopyTree));
+}
+
+}  // namespace img
