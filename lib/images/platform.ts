@@ -94,9 +94,11 @@ export function parsePlatform(spec: string): Platform {
   return normalizePlatform({ os: parts[0], architecture: parts[1], variant: parts[2] });
 }
 
+// "linux/arm/v7"; arm64's default variant is left out ("linux/arm64"), as users write it.
 export function formatPlatform(p: Platform): string {
   const n = normalizePlatform(p);
-  return [n.os, n.architecture, n.variant].filter(Boolean).join('/');
+  const variant = n.architecture === 'arm64' && n.variant === 'v8' ? undefined : n.variant;
+  return [n.os, n.architecture, variant].filter(Boolean).join('/');
 }
 
 // Platforms a `want` host can run, best first: itself, then older variants of

@@ -23,6 +23,8 @@ export const pushScope = (repo: string): string => `repository:${repo}:pull,push
 
 export interface ClientOptions {
   insecure?: boolean;
+  // Override the rule "loopback registries speak plain HTTP" (a TLS registry on 127.0.0.1).
+  plainHttp?: boolean;
   // Use this authorizer (login verifies explicit credentials) instead of the shared one.
   authorizer?: Authorizer;
 }
@@ -39,6 +41,7 @@ export class RegistryClient {
 
   constructor(domain: string, opts: ClientOptions = {}) {
     this.host = resolveHost(domain, { insecure: opts.insecure });
+    if (opts.plainHttp !== undefined) this.host = { ...this.host, plainHttp: opts.plainHttp };
     this.auth = opts.authorizer ?? authorizerFor(this.host);
     this.scheme = this.host.plainHttp ? 'http' : 'https';
   }

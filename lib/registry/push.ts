@@ -29,6 +29,9 @@ export interface PushResult {
   name: string;
   reference: Reference;
   digest: Digest;
+  // Bytes of the pushed manifest (or index), as docker prints after the digest.
+  manifestSize: number;
+  // Bytes of everything pushed or checked (manifests, configs, layers).
   size: number;
   uploaded: number;
   mounted: number;
@@ -124,5 +127,5 @@ export async function pushImage(input: string, opts: PushOptions): Promise<PushR
 
   await recordSources(opts.stateDir, client.host.name, ref.path, [top.digest, ...manifests.map((m) => m.desc.digest), ...blobs.keys()]);
   const size = top.size + [...blobs.values()].reduce((a, b) => a + b.size, 0) + manifests.filter((m) => m.desc.digest !== top.digest).reduce((a, m) => a + m.desc.size, 0);
-  return { name, reference: ref, digest, size, uploaded: counts.uploaded, mounted: counts.mounted, skipped: counts.exists };
+  return { name, reference: ref, digest, manifestSize: top.size, size, uploaded: counts.uploaded, mounted: counts.mounted, skipped: counts.exists };
 }

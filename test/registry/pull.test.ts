@@ -1,0 +1,208 @@
+// Pull against the real distribution registry: media types, platform choice, by digest,
+// corrupted/truncated blobs through a faulty proxy, retries, and the no-op fast path.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ContentStore } from '../../lib/content/store';
+import { ImageStore } from '../../lib/images/store';
+import type { Index } from '../../lib/images/types';
+import { pullImage } from '../../lib/registry/pull';
+import { closeAgents } from '../../lib/registry/transport';
+import { startFaultyProxy, type FaultyProxy } from '../fixtures/faulty-proxy';
+import { makeBusyboxImage, makeIndex, type BuiltImage } from '../fixtures/images';
+import { startRegistry, type Registry } from '../fixtures/registry';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'img-pull-test-'));
+let n = 0;
+const freshState = (): string => fs.mkdtempSync(path.join(tmp, `state${n++}-`));
+
+function listDir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+describe('pull (library)', () => {
+  let reg: Registry;
+  let proxy: FaultyProxy;
+  let docker: BuiltImage;
+  let oci: BuiltImage;
+  let amd64: BuiltImage;
+  let arm64: BuiltImage;
+  let armv7: BuiltImage;
+  let index: BuiltImage;
+
+  before(async () => {
+    reg = await startRegistry();
+    proxy = await startFaultyProxy({ targetPort: reg.port });
+    docker = await makeBusyboxImage({ mediaTypes: 'docker', extraFiles: { 'etc/flavour': 'docker' } });
+    oci = await makeBusyboxImage({ extraFiles: { 'etc/flavour': 'oci' } });
+    amd64 = await makeBusyboxImage({ arch: 'amd64', extraFiles: { 'etc/arch': 'amd64' } });
+    arm64 = await makeBusyboxImage({ arch: 'arm64', extraFiles: { 'etc/arch': 'arm64' } });
+    armv7 = await makeBusyboxImage({ arch: 'arm', variant: 'v7', extraFiles: { 'etc/arch': 'armv7' } });
+    index = await makeIndex([amd64, arm64, armv7]);
+    await reg.seed('library/busybox', 'docker', docker);
+    await reg.seed('library/busybox', 'oci', oci);
+    await reg.seed('multi/busybox', 'latest', index);
+  });
+
+  after(async () => {
+    await closeAgents();
+    await proxy?.stop();
+    await reg?.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('pulls a Docker schema2 image: manifest, config and layer verified into the store, name recorded', async () => {
+    const state = freshState();
+    const res = await pullImage(`${reg.host}/library/busybox:docker`, { stateDir: state });
+    assert.equal(res.name, `${reg.host}/library/busybox:docker`);
+    assert.equal(res.target.digest, docker.manifest.digest);
+    assert.equal(res.target.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+    const store = new ContentStore(state);
+    for (const [digest, bytes] of docker.blobs) assert.deepEqual(await store.readBytes(digest), bytes, digest);
+    const rec = await new ImageStore(state).get(res.name);
+    assert.equal(rec?.target.digest, docker.manifest.digest);
+    assert.equal(res.size, [...docker.blobs.values()].reduce((a, b) => a + b.length, 0));
+    // The pull origin is remembered for cross-repository mounts on push.
+    const sources = JSON.parse(fs.readFileSync(path.join(state, 'registry', 'sources.json'), 'utf8')) as Record<string, string[]>;
+    assert.deepEqual(sources[docker.layers[0].digest], [`${reg.host}/library/busybox`]);
+  });
+
+  it('pulls an OCI image', async () => {
+    const state = freshState();
+    const res = await pullImage(`${reg.host}/library/busybox:oci`, { stateDir: state });
+    assert.equal(res.target.mediaType, 'application/vnd.oci.image.manifest.v1+json');
+    assert.equal(res.target.digest, oci.manifest.digest);
+    assert.equal(res.upToDate, false);
+    assert.ok(await new ContentStore(state).has(oci.layers[0].digest));
+  });
+
+  it('chooses the host platform from an index and keeps only that platform locally', async () => {
+    const state = freshState();
+    const res = await pullImage(`${reg.host}/multi/busybox`, { stateDir: state, platform: { os: 'linux', architecture: 'amd64' } });
+    assert.equal(res.target.digest, index.manifest.digest);
+    assert.equal(res.manifest.digest, amd64.manifest.digest);
+    const store = new ContentStore(state);
+    assert.ok(await store.has(index.manifest.digest), 'index stored');
+    assert.ok(await store.has(amd64.configDescriptor.digest));
+    assert.equal(await store.has(arm64.manifest.digest), false, 'other platforms are not downloaded');
+    assert.equal(await store.has(arm64.configDescriptor.digest), false);
+    const stored = await store.readJson<Index>(index.manifest.digest);
+    assert.equal(stored.manifests.length, 3, 'the index itself is kept whole');
+  });
+
+  it('honours a requested platform, with arm variant rules', async () => {
+    const state = freshState();
+    const a = await pullImage(`${reg.host}/multi/busybox`, { stateDir: state, platform: { os: 'linux', architecture: 'arm64' }, explicitPlatform: true });
+    assert.equal(a.manifest.digest, arm64.manifest.digest);
+    // "arm" means arm/v7 by default.
+    const b = await pullImage(`${reg.host}/multi/busybox`, { stateDir: state, platform: { os: 'linux', architecture: 'arm' }, explicitPlatform: true });
+    assert.equal(b.manifest.digest, armv7.manifest.digest);
+    await assert.rejects(
+      pullImage(`${reg.host}/multi/busybox`, { stateDir: state, platform: { os: 'linux', architecture: 's390x' }, explicitPlatform: true }),
+      (err: Error & { hint?: string }) => {
+        assert.match(err.message, /no matching manifest for linux\/s390x/);
+        assert.match(err.hint ?? '', /linux\/amd64, linux\/arm64, linux\/arm\/v7/);
+        return true;
+      },
+    );
+  });
+
+  it('refuses a single-platform image that does not match an explicit --platform', async () => {
+    await assert.rejects(
+      pullImage(`${reg.host}/library/busybox:oci`, { stateDir: freshState(), platform: { os: 'linux', architecture: 'arm64' }, explicitPlatform: true }),
+      /is for linux\/amd64, not linux\/arm64/,
+    );
+  });
+
+  it('pulls by digest, and a second pull by digest needs no registry at all', async () => {
+    const state = freshState();
+    const ref = `${reg.host}/library/busybox@${oci.manifest.digest}`;
+    const res = await pullImage(ref, { stateDir: state });
+    assert.equal(res.name, ref);
+    assert.equal(res.target.digest, oci.manifest.digest);
+    // Through a proxy that answers every request with 503: the fast path never asks.
+    proxy.failRequests('/v2/', 503, 1000);
+    try {
+      const again = await pullImage(`${proxy.host}/library/busybox@${oci.manifest.digest}`, { stateDir: state });
+      assert.equal(again.upToDate, true);
+    } finally {
+      proxy.failRequests('/v2/', 503, 0);
+    }
+  });
+
+  it('a pull of an image already stored downloads nothing but re-checks the tag with a HEAD', async () => {
+    const state = freshState();
+    await pullImage(`${proxy.host}/library/busybox:oci`, { stateDir: state });
+    const before = proxy.requests.length;
+    const res = await pullImage(`${proxy.host}/library/busybox:oci`, { stateDir: state });
+    assert.equal(res.upToDate, true);
+    assert.equal(res.downloaded, 0);
+    const seen = proxy.requests.slice(before);
+    assert.deepEqual(
+      seen.map((r) => `${r.method} ${r.path}`),
+      [`HEAD /v2/library/busybox/manifests/oci`],
+    );
+  });
+
+  it('a blob corrupted on every attempt fails with a digest error and leaves nothing stored', async () => {
+    const state = freshState();
+    proxy.setFault(oci.layers[0].digest, 'corrupt', Infinity);
+    try {
+      await assert.rejects(pullImage(`${proxy.host}/library/busybox:oci`, { stateDir: state }), (err: Error & { hint?: string }) => {
+        assert.match(err.message, new RegExp(`blob ${oci.layers[0].digest} from ${proxy.host}/library/busybox failed after 5 attempts: digest mismatch`));
+        assert.match(err.hint ?? '', /nothing was stored/);
+        return true;
+      });
+    } finally {
+      proxy.setFault(undefined);
+    }
+    const store = new ContentStore(state);
+    assert.equal(await store.has(oci.layers[0].digest), false);
+    assert.deepEqual(listDir(path.join(state, 'ingest')), [], 'no partial download left behind');
+    assert.equal(await new ImageStore(state).get(`${proxy.host}/library/busybox:oci`), null, 'no image named');
+  });
+
+  it('a blob corrupted once, or cut off once, is retried and the pull succeeds', async () => {
+    for (const fault of ['corrupt', 'truncate'] as const) {
+      const state = freshState();
+      const faultsBefore = proxy.faults();
+      proxy.setFault(oci.layers[0].digest, fault, 1);
+      const res = await pullImage(`${proxy.host}/library/busybox:oci`, { stateDir: state });
+      assert.equal(proxy.faults() - faultsBefore, 1, `${fault}: one damaged response`);
+      assert.equal(res.target.digest, oci.manifest.digest);
+      assert.deepEqual(await new ContentStore(state).readBytes(oci.layers[0].digest), oci.blobs.get(oci.layers[0].digest));
+      assert.deepEqual(listDir(path.join(state, 'ingest')), []);
+    }
+  });
+
+  it('retries 5xx and 429 answers, honouring Retry-After', async () => {
+    const state = freshState();
+    proxy.failRequests('/manifests/oci', 503, 2);
+    const res = await pullImage(`${proxy.host}/library/busybox:oci`, { stateDir: state });
+    assert.equal(res.target.digest, oci.manifest.digest);
+    proxy.failRequests(`/blobs/${oci.layers[0].digest}`, 429, 1, '1');
+    const t0 = Date.now();
+    await pullImage(`${proxy.host}/library/busybox:oci`, { stateDir: freshState() });
+    assert.ok(Date.now() - t0 >= 900, 'waited for Retry-After: 1');
+  });
+
+  it('names registry, repository and status in errors, with a hint', async () => {
+    await assert.rejects(pullImage(`${reg.host}/library/busybox:nope`, { stateDir: freshState() }), (err: Error & { hint?: string }) => {
+      assert.match(err.message, new RegExp(`manifest nope from ${reg.host}/library/busybox: HTTP 404`));
+      assert.match(err.hint ?? '', /check the image name and tag/);
+      return true;
+    });
+    proxy.failRequests('/manifests/oci', 500, 100);
+    try {
+      await assert.rejects(pullImage(`${proxy.host}/library/busybox:oci`, { stateDir: freshState() }), /HTTP 500/);
+    } finally {
+      proxy.failRequests('', 500, 0);
+    }
+  });
+});
