@@ -2,3 +2,4 @@
 export { ContentStore } from './content/store';
 export { ImageStore, type ImageRecord } from './images/store';
 export { parseReference, formatReference, familiarName, normalizeName, type Reference } from './images/reference';
+export { parseDockerfile, expandWord, expandWords, parseDockerignore, PatternMatcher, DockerfileError } from './frontend/dockerfile/index';

@@ -1,0 +1,94 @@
+// Parser directives: `# name=value` comment lines at the very top of a
+// Dockerfile (Dockerfile reference, "Parser directives"):
+// - only before the first instruction, empty line or ordinary comment; after
+//   that, directive-looking lines are plain comments;
+// - names are case-insensitive; whitespace around name, '=' and value is free;
+// - an unknown name is a comment and ends directive parsing;
+// - a known directive given twice is an error; no line continuation.
+
+export const KNOWN_DIRECTIVES = ['syntax', 'escape', 'check'] as const;
+
+const reDirective = /^#[ \t\f\v\r]*([a-zA-Z][a-zA-Z0-9]*)[ \t\f\v\r]*=[ \t\f\v\r]*(.+?)[ \t\f\v\r]*$/;
+
+// `{name, value}` when the line has directive shape (name lower-cased), else undefined.
+export function matchDirective(line: string): { name: string; value: string } | undefined {
+  const m = reDirective.exec(line);
+  if (!m) return undefined;
+  return { name: m[1].toLowerCase(), value: m[2] };
+}
+
+export function isKnownDirective(name: string): boolean {
+  return (KNOWN_DIRECTIVES as readonly string[]).includes(name);
+}
+
+// ---- # syntax= ----
+
+// What a `# syntax=` line asks for, when it names the Dockerfile frontend that
+// img builds in (docker/dockerfile, any 1.x tag, stable or labs, optionally pinned by digest).
+export interface SyntaxInfo {
+  image: string; // as written
+  version?: [number, number, number]; // undefined: "latest"/"labs"/no tag — the newest
+  labs: boolean;
+  digest?: string;
+}
+
+const FRONTEND_NAMES = new Set([
+  'docker/dockerfile',
+  'docker.io/docker/dockerfile',
+  'index.docker.io/docker/dockerfile',
+  'registry-1.docker.io/docker/dockerfile',
+  'docker/dockerfile-upstream',
+  'docker.io/docker/dockerfile-upstream',
+]);
+
+// The frontend version img implements (the current docs' syntax).
+export const BUILTIN_FRONTEND_VERSION: [number, number, number] = [1, 20, 0];
+
+// undefined when the image is not the Dockerfile frontend (the caller reports that).
+export function resolveSyntax(value: string): SyntaxInfo | undefined {
+  let ref = value.trim();
+  let digest: string | undefined;
+  const at = ref.indexOf('@');
+  if (at >= 0) {
+    digest = ref.slice(at + 1);
+    ref = ref.slice(0, at);
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) return undefined;
+  }
+  let name = ref;
+  let tag = 'latest';
+  const colon = ref.lastIndexOf(':');
+  if (colon > ref.lastIndexOf('/')) {
+    name = ref.slice(0, colon);
+    tag = ref.slice(colon + 1);
+  }
+  if (!FRONTEND_NAMES.has(name.toLowerCase())) return undefined;
+  if (tag === 'latest' || tag === 'master') return { image: value, labs: false, digest };
+  if (tag === 'labs' || tag === 'master-labs' || tag === 'experimental') return { image: value, labs: true, digest };
+  // 1, 1.7, 1.7.1, with optional -rcN and -labs / -experimental suffixes
+  const m = /^(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-rc\d+)?(-labs|-experimental)?$/.exec(tag);
+  if (!m || m[1] !== '1') return undefined;
+  const labs = m[4] !== undefined;
+  if (m[2] === undefined) return { image: value, labs, digest }; // "1": newest 1.x
+  return { image: value, version: [1, Number(m[2]), Number(m[3] ?? 0)], labs, digest };
+}
+
+// ---- # check= ----
+
+// `# check=skip=A,B;error=true` (build checks). Unknown keys are ignored, as BuildKit does.
+export interface CheckConfig {
+  skip: string[]; // rule names, or ['all']
+  error: boolean;
+}
+
+export function parseCheckDirective(value: string): CheckConfig {
+  const out: CheckConfig = { skip: [], error: false };
+  for (const part of value.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    const key = part.slice(0, eq).trim().toLowerCase();
+    const v = part.slice(eq + 1).trim();
+    if (key === 'skip') out.skip = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    else if (key === 'error') out.error = v.toLowerCase() === 'true';
+  }
+  return out;
+}

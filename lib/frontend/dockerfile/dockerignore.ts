@@ -1,0 +1,283 @@
+// .dockerignore files (Dockerfile reference, ".dockerignore file"):
+// - one pattern per line; a line with '#' in column 1 is a comment; blank lines are skipped;
+// - surrounding whitespace is trimmed; patterns are cleaned like Go filepath.Clean,
+//   so a leading '/' or './' is dropped ("/foo/../bar" → "bar");
+// - Go filepath.Match syntax: '*' (not across '/'), '?', '[a-z]', '[^a-z]', '\' escapes;
+//   plus '**' for any number of directories, including none;
+// - '!pattern' re-includes; the last pattern that matches a path decides;
+// - a pattern that matches a directory also matches everything below it.
+// `<Dockerfile>.dockerignore` next to the Dockerfile wins over the context's `.dockerignore`.
+
+import { DockerfileError } from './errors';
+
+// Go path.Clean on slash-separated paths.
+export function cleanPath(p: string): string {
+  if (p === '') return '.';
+  const rooted = p.startsWith('/');
+  const out: string[] = [];
+  for (const part of p.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (out.length > 0 && out[out.length - 1] !== '..') out.pop();
+      else if (!rooted) out.push('..');
+      continue;
+    }
+    out.push(part);
+  }
+  const s = out.join('/');
+  if (rooted) return '/' + s;
+  return s === '' ? '.' : s;
+}
+
+// Pattern lines of a .dockerignore file, cleaned, in order ('!' kept as prefix).
+export function parseDockerignore(text: string, filename = '.dockerignore'): string[] {
+  const out: string[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    let line = lines[i];
+    if (i === 0 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    if (line.startsWith('#')) continue; // comments only in column 1
+    let p = line.trim();
+    if (p === '') continue;
+    const invert = p.startsWith('!');
+    if (invert) p = p.slice(1).trim();
+    if (p === '' && invert) {
+      throw new DockerfileError('illegal exclusion pattern: "!"', {
+        file: filename,
+        line: i + 1,
+        snippet: line,
+        hint: 'write a pattern after "!" (e.g. !README.md) or remove the line',
+      });
+    }
+    p = cleanPath(p);
+    if (p.length > 1 && p.startsWith('/')) p = p.slice(1);
+    const err = patternError(p);
+    if (err) {
+      throw new DockerfileError(`${err} in pattern ${JSON.stringify(p)}`, {
+        file: filename,
+        line: i + 1,
+        snippet: line,
+        hint: 'close "[" classes and escape a trailing "\\"; see Go filepath.Match syntax',
+      });
+    }
+    out.push(invert ? '!' + p : p);
+  }
+  return out;
+}
+
+// Which ignore files apply to a Dockerfile, in precedence order (first found wins).
+export function dockerignoreFileFor(dockerfileName: string): string[] {
+  return [`${dockerfileName}.dockerignore`, '.dockerignore'];
+}
+
+// ---- matching ----
+
+type MatchType = 'exact' | 'prefix' | 'suffix' | 'regexp';
+
+interface Compiled {
+  exclusion: boolean;
+  pattern: string;
+  type: MatchType;
+  re?: RegExp;
+}
+
+const reSyntax = /[.+()|{}$^*?[\]\\\/]/;
+
+function escapeRe(c: string): string {
+  return reSyntax.test(c) ? '\\' + c : c;
+}
+function escapeClassChar(c: string): string {
+  return /[\\\]\[^-]/.test(c) ? '\\' + c : c;
+}
+
+// Go filepath.Match's ErrBadPattern cases: a trailing '\', an unterminated or
+// empty '[...]', a range missing an end, '-' or ']' unescaped inside a class.
+export function patternError(p: string): string | undefined {
+  const cs = Array.from(p);
+  for (let i = 0; i < cs.length; i++) {
+    const c = cs[i];
+    if (c === '\\') {
+      if (i + 1 >= cs.length) return 'syntax error';
+      i++;
+    } else if (c === '[') {
+      i++;
+      if (cs[i] === '^') i++;
+      let n = 0;
+      for (;;) {
+        if (i >= cs.length) return 'syntax error';
+        if (cs[i] === ']' && n > 0) break;
+        const lo = classChar(cs, i);
+        if (!lo) return 'syntax error';
+        i = lo.next;
+        if (cs[i] === '-') {
+          const hi = classChar(cs, i + 1);
+          if (!hi) return 'syntax error';
+          if (hi.ch < lo.ch) return 'syntax error';
+          i = hi.next;
+        }
+        n++;
+      }
+    }
+  }
+  return undefined;
+}
+function classChar(cs: string[], i: number): { ch: string; next: number } | undefined {
+  const c = cs[i];
+  if (c === undefined || c === '-' || c === ']') return undefined;
+  if (c === '\\') {
+    if (i + 1 >= cs.length) return undefined;
+    return { ch: cs[i + 1], next: i + 2 };
+  }
+  return { ch: c, next: i + 1 };
+}
+
+function compile(pattern: string, exclusion: boolean): Compiled {
+  const cs = Array.from(pattern);
+  let re = '^';
+  let type: MatchType = 'exact';
+  for (let i = 0; i < cs.length; i++) {
+    const c = cs[i];
+    if (c === '*') {
+      if (cs[i + 1] === '*') {
+        const start = i;
+        i++;
+        if (cs[i + 1] === '/') i++; // "**/" behaves as "**"
+        if (i + 1 >= cs.length) {
+          // trailing "**": everything below
+          if (type === 'exact') type = 'prefix';
+          else {
+            re += '.*';
+            type = 'regexp';
+          }
+        } else {
+          re += '(.*/)?'; // any number of directories, even none
+          type = 'regexp';
+        }
+        // a leading "**" is a plain suffix test unless a wildcard follows
+        if (start === 0) type = 'suffix';
+      } else {
+        re += '[^/]*';
+        type = 'regexp';
+      }
+    } else if (c === '?') {
+      re += '[^/]';
+      type = 'regexp';
+    } else if (c === '\\') {
+      // an escaped character matches itself (the literal fast paths would see the '\')
+      if (i + 1 < cs.length) re += escapeRe(cs[++i]);
+      else re += '\\\\';
+      type = 'regexp';
+    } else if (c === '[') {
+      // a validated class: copy it with JS-safe escapes
+      let cls = '[';
+      i++;
+      if (cs[i] === '^') {
+        cls += '^';
+        i++;
+      }
+      let n = 0;
+      while (!(cs[i] === ']' && n > 0)) {
+        let ch = cs[i];
+        if (ch === '\\') ch = cs[++i];
+        if (ch === '-' && n > 0) cls += '-';
+        else cls += escapeClassChar(ch);
+        i++;
+        n++;
+      }
+      re += cls + ']';
+      type = 'regexp';
+    } else {
+      re += escapeRe(c);
+    }
+  }
+  const out: Compiled = { exclusion, pattern, type };
+  if (type === 'regexp') out.re = new RegExp(re + '$', 'su');
+  return out;
+}
+
+function matchOne(p: Compiled, path: string): boolean {
+  switch (p.type) {
+    case 'exact':
+      return path === p.pattern;
+    case 'prefix':
+      return path.startsWith(p.pattern.slice(0, -2));
+    case 'suffix': {
+      const suffix = p.pattern.slice(2);
+      if (path.endsWith(suffix)) return true;
+      return suffix.startsWith('/') && path === suffix.slice(1);
+    }
+    case 'regexp':
+      return p.re!.test(path);
+  }
+}
+
+export class PatternMatcher {
+  private readonly compiled: Compiled[] = [];
+  private readonly hasExclusions: boolean;
+
+  constructor(patterns: string[]) {
+    for (let raw of patterns) {
+      raw = raw.trim();
+      if (raw === '') continue;
+      let p = cleanPath(raw);
+      let exclusion = false;
+      if (p.startsWith('!')) {
+        if (p.length === 1) {
+          throw new DockerfileError('illegal exclusion pattern: "!"', {
+            file: '.dockerignore',
+            line: 0,
+            hint: 'write a pattern after "!" or remove it',
+          });
+        }
+        exclusion = true;
+        p = p.slice(1);
+      }
+      const err = patternError(p);
+      if (err) {
+        throw new DockerfileError(`${err} in pattern ${JSON.stringify(p)}`, {
+          file: '.dockerignore',
+          line: 0,
+          hint: 'close "[" classes and escape a trailing "\\"; see Go filepath.Match syntax',
+        });
+      }
+      this.compiled.push(compile(p, exclusion));
+    }
+    this.hasExclusions = this.compiled.some((c) => c.exclusion);
+  }
+
+  // Whether `path` (relative to the context, '/'-separated) is excluded: the
+  // last pattern matching it or one of its parent directories decides.
+  matches(path: string): boolean {
+    let file = cleanPath(path);
+    while (file.startsWith('/')) file = file.slice(1);
+    if (file === '') file = '.';
+    const slash = file.lastIndexOf('/');
+    const parent = slash < 0 ? '.' : file.slice(0, slash);
+    const parentDirs = parent.split('/');
+    let matched = false;
+    for (const p of this.compiled) {
+      // an include can't change an already-matched path, nor an exclusion an unmatched one
+      if (p.exclusion !== matched) continue;
+      let m = matchOne(p, file);
+      if (!m && parent !== '.') {
+        for (let i = 1; i <= parentDirs.length && !m; i++) m = matchOne(p, parentDirs.slice(0, i).join('/'));
+      }
+      if (m) matched = !p.exclusion;
+    }
+    return matched;
+  }
+
+  exclusions(): boolean {
+    return this.hasExclusions;
+  }
+
+  patterns(): string[] {
+    return this.compiled.map((c) => (c.exclusion ? '!' : '') + c.pattern);
+  }
+}
+
+// One pattern against one path (same rules as PatternMatcher, no '!').
+export function matchPattern(pattern: string, path: string): boolean {
+  return new PatternMatcher([pattern]).matches(path);
+}

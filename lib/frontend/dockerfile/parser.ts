@@ -1,0 +1,702 @@
+// Dockerfile parser (Dockerfile reference, syntax 1.x): text → ParsedDockerfile.
+//
+// Two passes, like BuildKit: first the whole file is read into instructions
+// (lines, directives, continuations, comments, heredocs, exec vs shell form,
+// key=value lists); errors of that pass win over later ones. Then each
+// instruction is checked in order (known keyword, flags, argument counts,
+// ONBUILD triggers, HEALTHCHECK options). No expansion happens here: ARG/ENV
+// substitution is the converter's job (shell.ts).
+
+import type { Directive, Flag, Heredoc, Instruction, KeyValue, ParsedDockerfile } from './ast';
+import { isKnownDirective, matchDirective, resolveSyntax, type SyntaxInfo } from './directives';
+import { DockerfileError, suggest } from './errors';
+import { chompHeredocContent, heredocsFromLine } from './heredoc';
+import {
+  ALL_FLAG_NAMES,
+  HEREDOC_INSTRUCTIONS,
+  INSTRUCTIONS,
+  INSTRUCTION_FLAGS,
+  flagAvailable,
+  isKeyword,
+  parseGoDuration,
+} from './instructions';
+import { isSpaceCode } from './shell';
+
+export interface ParseOptions {
+  filename?: string; // for messages: `<filename>:<line>: ...` (default "Dockerfile")
+}
+
+const reWhitespace = /[\t\v\f\r ]+/;
+const NOT_STRING_ARRAY = 'when using JSON array syntax, arrays must be comprised of strings only';
+
+// ---------------------------------------------------------------------------
+// small string helpers with Go's notion of whitespace
+
+function trimLeftSpace(s: string): string {
+  let i = 0;
+  while (i < s.length && isSpaceCode(s.charCodeAt(i))) i++;
+  return i === 0 ? s : s.slice(i);
+}
+function trimSpace(s: string): string {
+  let e = s.length;
+  while (e > 0 && isSpaceCode(s.charCodeAt(e - 1))) e--;
+  return trimLeftSpace(e === s.length ? s : s.slice(0, e));
+}
+function trimNewline(s: string): string {
+  let e = s.length;
+  while (e > 0 && (s.charCodeAt(e - 1) === 10 || s.charCodeAt(e - 1) === 13)) e--;
+  return e === s.length ? s : s.slice(0, e);
+}
+function isComment(raw: string): boolean {
+  return trimLeftSpace(trimNewline(raw)).startsWith('#');
+}
+function splitWhitespace(s: string): string[] {
+  return s === '' ? [] : s.split(reWhitespace).filter((w) => w !== '');
+}
+// Splits into lines, each keeping its "\n" (heredoc bodies are taken verbatim).
+function splitLines(text: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  for (;;) {
+    const nl = text.indexOf('\n', start);
+    if (nl < 0) {
+      if (start < text.length) out.push(text.slice(start));
+      return out;
+    }
+    out.push(text.slice(start, nl + 1));
+    start = nl + 1;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// flags: leading `--name[=value]` words (quotes and \ escapes removed);
+// the first word not starting with `--` ends them, and a bare `--` word ends
+// them and is dropped.
+
+export function extractFlags(line: string): { rest: string; flags: string[] } {
+  const words: string[] = [];
+  let pos = 0;
+  const n = line.length;
+  for (;;) {
+    while (pos < n && isSpaceCode(line.charCodeAt(pos))) pos++;
+    if (pos >= n) return { rest: '', flags: words };
+    if (!(line[pos] === '-' && line[pos + 1] === '-')) return { rest: line.slice(pos), flags: words };
+    let word = '';
+    let blankOK = false;
+    let quote = '';
+    for (;;) {
+      if (pos >= n) {
+        if (word !== '--' && (blankOK || word.length > 0)) words.push(word);
+        return { rest: '', flags: words };
+      }
+      let ch = line[pos];
+      if (quote === '') {
+        if (isSpaceCode(line.charCodeAt(pos))) {
+          if (word === '--') return { rest: line.slice(pos), flags: words };
+          if (blankOK || word.length > 0) words.push(word);
+          break;
+        }
+        if (ch === '"' || ch === "'") {
+          quote = ch;
+          blankOK = true;
+          pos++;
+          continue;
+        }
+      } else if (ch === quote) {
+        quote = '';
+        pos++;
+        continue;
+      }
+      if (ch === '\\') {
+        if (pos + 1 >= n) {
+          pos++;
+          quote = '';
+          continue; // a trailing backslash is dropped
+        }
+        pos++;
+        ch = line[pos];
+      }
+      word += ch;
+      pos++;
+    }
+  }
+}
+
+function toFlag(word: string): Flag {
+  const body = word.startsWith('--') ? word.slice(2) : word;
+  const eq = body.indexOf('=');
+  return eq < 0 ? { name: body, value: null, raw: word } : { name: body.slice(0, eq), value: body.slice(eq + 1), raw: word };
+}
+
+// ---------------------------------------------------------------------------
+// words of ENV/LABEL/ARG: split on whitespace outside quotes; quotes and
+// escapes are kept (the expander removes them later).
+
+export function parseWords(rest: string, escapeToken: string): string[] {
+  const words: string[] = [];
+  let word = '';
+  let inWord = false;
+  let blankOK = false;
+  let quote = '';
+  const cps = Array.from(rest);
+  for (let i = 0; i < cps.length; i++) {
+    let ch = cps[i];
+    if (!inWord) {
+      if (isSpaceCode(ch.codePointAt(0)!)) continue;
+      inWord = true;
+    }
+    if (quote === '') {
+      if (isSpaceCode(ch.codePointAt(0)!)) {
+        if (blankOK || word.length > 0) words.push(word);
+        word = '';
+        blankOK = false;
+        inWord = false;
+        continue;
+      }
+      if (ch === "'" || ch === '"') {
+        quote = ch;
+        blankOK = true;
+      } else if (ch === escapeToken) {
+        if (i + 1 === cps.length) continue; // an escape at the very end is dropped
+        word += ch;
+        ch = cps[++i];
+      }
+      word += ch;
+    } else {
+      if (ch === quote) quote = '';
+      else if (ch === escapeToken && quote !== "'") {
+        if (i + 1 === cps.length) {
+          quote = '';
+          continue;
+        }
+        word += ch;
+        ch = cps[++i];
+      }
+      word += ch;
+    }
+  }
+  if (inWord && (blankOK || word.length > 0)) words.push(word);
+  return words;
+}
+
+// ---------------------------------------------------------------------------
+// JSON (exec) form
+
+type JsonResult = { ok: true; args: string[] } | { ok: false; notStrings: boolean };
+
+// Go's encoding/json turns lone surrogates into U+FFFD.
+const reLoneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+function parseJSONArray(rest: string): JsonResult {
+  const r = trimLeftSpace(rest);
+  if (!r.startsWith('[')) return { ok: false, notStrings: false };
+  let v: unknown;
+  try {
+    v = JSON.parse(r);
+  } catch {
+    return { ok: false, notStrings: false };
+  }
+  if (!Array.isArray(v)) return { ok: false, notStrings: false };
+  const args: string[] = [];
+  for (const e of v) {
+    if (typeof e !== 'string') return { ok: false, notStrings: true };
+    args.push(e.replace(reLoneSurrogate, '\ufffd'));
+  }
+  return { ok: true, args };
+}
+
+// ---------------------------------------------------------------------------
+
+interface Ctx {
+  file: string;
+  escape: '\\' | '`';
+  warnings: { message: string; line: number }[];
+}
+
+class Parser {
+  private readonly lines: string[];
+  private i = 0;
+  private currentLine = 0;
+  private escape: '\\' | '`' = '\\';
+  private reContinuation = /\\[ \t]*$/;
+  private directivesDone = false;
+  private readonly directives: Directive[] = [];
+  private readonly warnings: { message: string; line: number }[] = [];
+  syntax?: SyntaxInfo;
+
+  constructor(
+    text: string,
+    private readonly file: string,
+  ) {
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    this.lines = splitLines(text);
+  }
+
+  private err(reason: string, line: number, extra: { endLine?: number; snippet?: string; hint?: string } = {}): never {
+    throw new DockerfileError(reason, { file: this.file, line, ...extra });
+  }
+
+  private possibleDirective(line: string): void {
+    if (this.directivesDone) return;
+    const d = matchDirective(line);
+    if (!d || !isKnownDirective(d.name)) {
+      this.directivesDone = true;
+      return;
+    }
+    const lineNo = this.currentLine + 1;
+    if (this.directives.some((x) => x.name === d.name)) {
+      this.err(`only one ${d.name} parser directive can be used`, lineNo, {
+        snippet: trimNewline(line),
+        hint: `remove the second "# ${d.name}=" line`,
+      });
+    }
+    if (d.name === 'escape') {
+      if (d.value !== '\\' && d.value !== '`') {
+        this.err(`invalid escape token '${d.value}' does not match \` or \\`, lineNo, {
+          snippet: trimNewline(line),
+          hint: 'use "# escape=\\" (the default) or "# escape=`"',
+        });
+      }
+      this.escape = d.value;
+      this.reContinuation = d.value === '`' ? /`[ \t]*$/ : /\\[ \t]*$/;
+    } else if (d.name === 'syntax') {
+      const info = resolveSyntax(d.value);
+      if (!info) {
+        this.err(`unsupported frontend ${JSON.stringify(d.value)}: only the built-in Dockerfile frontend is available`, lineNo, {
+          snippet: trimNewline(line),
+          hint: 'remove the "# syntax=" line or change it to "# syntax=docker/dockerfile:1"',
+        });
+      }
+      this.syntax = info;
+    }
+    this.directives.push({ name: d.name, value: d.value, line: lineNo });
+  }
+
+  // Reads a physical line: newline removed, comment lines blanked.
+  private processLine(raw: string, stripLeft: boolean): string {
+    let t = trimNewline(raw);
+    if (stripLeft) t = trimLeftSpace(t);
+    this.possibleDirective(t);
+    return t.startsWith('#') ? '' : t;
+  }
+
+  private trimContinuation(line: string): { line: string; end: boolean } {
+    const m = this.reContinuation.exec(line);
+    return m ? { line: line.slice(0, m.index), end: false } : { line, end: true };
+  }
+
+  parse(): ParsedDockerfile {
+    const instructions: Instruction[] = [];
+    let comments: string[] = [];
+    const ctx: Ctx = { file: this.file, escape: this.escape, warnings: this.warnings };
+
+    while (this.i < this.lines.length) {
+      const raw = this.lines[this.i++];
+      if (isComment(raw)) {
+        const c = trimSpace(trimLeftSpace(trimNewline(raw)).slice(1));
+        if (c === '') comments = [];
+        else comments.push(c);
+      }
+      const first = this.processLine(raw, true);
+      this.currentLine++;
+      const startLine = this.currentLine;
+      let { line, end } = this.trimContinuation(first);
+      if (end && line === '') continue;
+
+      let emptyContinuation = false;
+      while (!end && this.i < this.lines.length) {
+        const r = this.lines[this.i++];
+        const processed = this.processLine(r, false);
+        this.currentLine++;
+        if (isComment(r)) continue; // comments inside a continuation are dropped
+        if (trimLeftSpace(processed) === '') {
+          emptyContinuation = true;
+          continue;
+        }
+        const t = this.trimContinuation(processed);
+        line += t.line;
+        end = t.end;
+      }
+      if (emptyContinuation) {
+        this.warnings.push({
+          message: `Empty continuation line found in: ${line} (empty continuation lines will become errors in a future release)`,
+          line: this.currentLine,
+        });
+      }
+
+      ctx.escape = this.escape;
+      const ins = buildInstruction(line, ctx, startLine, comments);
+
+      if (HEREDOC_INSTRUCTIONS.has(ins.keyword) && !ins.json && ins.args.length > 0 && line.includes('<<')) {
+        for (const h of heredocsFromLine(line)) ins.heredocs.push(this.readHeredoc(h, startLine));
+      }
+      ins.endLine = this.currentLine;
+      if (ins.onbuild) ins.onbuild.endLine = this.currentLine;
+      instructions.push(ins);
+      comments = [];
+    }
+
+    if (instructions.length === 0) {
+      if (this.lines.length === 0) {
+        this.err(`the Dockerfile (${this.file}) cannot be empty`, 1, { hint: 'add a FROM instruction' });
+      }
+      this.err('file with no instructions', Math.max(1, this.currentLine), { hint: 'add a FROM instruction' });
+    }
+
+    const result: ParsedDockerfile = {
+      directives: this.directives,
+      escapeToken: this.escape,
+      instructions,
+      warnings: this.warnings,
+    };
+    const v = new Validator(this.file, this.syntax, this.warnings);
+    for (const ins of instructions) v.check(ins);
+    return result;
+  }
+
+  private readHeredoc(h: Omit<Heredoc, 'content'>, startLine: number): Heredoc {
+    let content = '';
+    while (this.i < this.lines.length) {
+      const raw = this.lines[this.i++];
+      this.currentLine++;
+      let candidate = trimNewline(raw);
+      if (h.chomp) candidate = candidate.replace(/^\t+/, '');
+      if (candidate === h.name) {
+        return { ...h, content: h.chomp ? chompHeredocContent(content) : content };
+      }
+      content += raw;
+    }
+    return this.err(`unterminated heredoc ${h.name}`, startLine, {
+      endLine: this.currentLine,
+      hint: `end the here-document with a line containing only "${h.name}"`,
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// pass 1: one logical line → Instruction (shape only)
+
+function buildInstruction(line: string, ctx: Ctx, startLine: number, comments: string[]): Instruction {
+  const trimmed = trimSpace(line);
+  const m = reWhitespace.exec(trimmed);
+  const cmd = m ? trimmed.slice(0, m.index) : trimmed;
+  const afterCmd = m ? trimmed.slice(m.index + m[0].length) : '';
+  const { rest: restRaw, flags } = extractFlags(afterCmd);
+  const rest = trimSpace(restRaw);
+  const keyword = cmd.toUpperCase();
+  const ins: Instruction = {
+    keyword,
+    flags: flags.map(toFlag),
+    json: false,
+    args: [],
+    heredocs: [],
+    startLine,
+    endLine: startLine,
+    original: line,
+    comments: [...comments],
+  };
+  const fail = (reason: string, hint?: string): never => {
+    throw new DockerfileError(reason, { file: ctx.file, line: startLine, snippet: line, hint });
+  };
+  const maybeJSON = (text: string, toList: boolean): void => {
+    if (text === '') return;
+    const j = parseJSONArray(text);
+    if (j.ok) {
+      ins.json = true;
+      ins.args = j.args;
+    } else if (j.notStrings) {
+      fail(NOT_STRING_ARRAY, 'quote every element: ["executable", "param1"]');
+    } else {
+      ins.args = toList ? splitWhitespace(text) : [text];
+    }
+  };
+
+  switch (keyword) {
+    case 'ADD':
+    case 'COPY':
+    case 'VOLUME':
+      maybeJSON(rest, true);
+      break;
+    case 'RUN':
+    case 'CMD':
+    case 'ENTRYPOINT':
+    case 'SHELL':
+      maybeJSON(rest, false);
+      break;
+    case 'ENV':
+    case 'LABEL':
+      parseNameVal(ins, rest, ctx, fail);
+      break;
+    case 'ARG': {
+      const words = parseWords(rest, ctx.escape);
+      ins.args = words;
+      ins.keyValues = words.map((w): KeyValue => {
+        const eq = w.indexOf('=');
+        return eq < 0 ? { key: w, value: '', hasEquals: false } : { key: w.slice(0, eq), value: w.slice(eq + 1), hasEquals: true };
+      });
+      break;
+    }
+    case 'HEALTHCHECK': {
+      if (rest === '') break;
+      let sep = 0;
+      while (sep < rest.length && !isSpaceCode(rest.charCodeAt(sep))) sep++;
+      const typ = rest.slice(0, sep);
+      const cmdText = trimLeftSpace(rest.slice(sep));
+      maybeJSON(cmdText, false);
+      ins.args = [typ, ...ins.args];
+      break;
+    }
+    case 'ONBUILD':
+      if (rest !== '') {
+        ins.args = [rest];
+        ins.onbuild = buildInstruction(rest, ctx, startLine, []);
+      }
+      break;
+    case 'MAINTAINER':
+    case 'STOPSIGNAL':
+    case 'USER':
+    case 'WORKDIR':
+      if (rest !== '') ins.args = [rest];
+      break;
+    default: // FROM, EXPOSE, and unknown words (reported in pass 2)
+      ins.args = splitWhitespace(rest);
+  }
+  return ins;
+}
+
+function parseNameVal(ins: Instruction, rest: string, ctx: Ctx, fail: (reason: string, hint?: string) => never): void {
+  const words = parseWords(rest, ctx.escape);
+  if (words.length === 0) return;
+  const kw = ins.keyword;
+  if (!words[0].includes('=')) {
+    // legacy `ENV key value...`: the value is the rest of the line
+    const m = reWhitespace.exec(rest);
+    if (!m) fail(`${kw} must have two arguments`, `write ${kw} ${rest}=<value>`);
+    const key = rest.slice(0, m.index);
+    const value = rest.slice(m.index + m[0].length);
+    ins.args = [key, value];
+    ins.keyValues = [{ key, value, hasEquals: false }];
+    ctx.warnings.push({
+      message: `"${kw} key=value" should be used instead of legacy "${kw} key value" format`,
+      line: ins.startLine,
+    });
+    return;
+  }
+  ins.keyValues = [];
+  for (const w of words) {
+    const eq = w.indexOf('=');
+    if (eq < 0) {
+      fail(`Syntax error - can't find = in ${JSON.stringify(w)}. Must be of the form: name=value`, 'quote values that contain spaces: name="a value"');
+    }
+    const key = w.slice(0, eq);
+    const value = w.slice(eq + 1);
+    ins.keyValues.push({ key, value, hasEquals: true });
+    ins.args.push(key, value);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// pass 2: semantic checks per instruction
+
+const reStageName = /^[a-z][a-z0-9-_.]*$/;
+
+class Validator {
+  constructor(
+    private readonly file: string,
+    private readonly syntax: SyntaxInfo | undefined,
+    private readonly warnings: { message: string; line: number }[],
+  ) {}
+
+  private fail(ins: Instruction, reason: string, hint?: string): never {
+    throw new DockerfileError(reason, {
+      file: this.file,
+      line: ins.startLine,
+      endLine: ins.endLine,
+      snippet: ins.original,
+      hint,
+    });
+  }
+
+  check(ins: Instruction, inOnbuild = false): void {
+    const kw = ins.keyword;
+    if (!isKeyword(kw)) {
+      const word = trimSpace(ins.original).split(reWhitespace)[0];
+      const s = suggest(kw, INSTRUCTIONS);
+      this.fail(ins, `unknown instruction: ${word}${s ? ` (did you mean ${s}?)` : ''}`, `instructions are ${INSTRUCTIONS.join(', ')}`);
+    }
+    const n = ins.args.length;
+    const atLeastOne = (): void => {
+      if (n === 0) this.fail(ins, `${kw} requires at least one argument`);
+    };
+    const exactlyOne = (): void => {
+      if (n !== 1) this.fail(ins, `${kw} requires exactly one argument`);
+    };
+    switch (kw) {
+      case 'FROM': {
+        this.flags(ins);
+        const asForm = n === 3 && ins.args[1].toLowerCase() === 'as';
+        if (n !== 1 && !asForm) {
+          this.fail(ins, 'FROM requires either one or three arguments', 'write FROM [--platform=<platform>] <image> [AS <name>]');
+        }
+        if (asForm) {
+          const name = ins.args[2];
+          if (!reStageName.test(name.toLowerCase())) {
+            this.fail(
+              ins,
+              `invalid name for build stage: ${JSON.stringify(name)}, name can't start with a number or contain symbols`,
+              'stage names start with a letter and contain only letters, digits, "-", "_" and "."',
+            );
+          }
+          const as = ins.args[1];
+          const fromUpper = ins.original.trimStart().slice(0, 4) === 'FROM';
+          if ((as === 'AS' && !fromUpper) || (as === 'as' && fromUpper)) {
+            this.warnings.push({ message: `'${as}' and 'FROM' keywords' casing do not match`, line: ins.startLine });
+          }
+        }
+        return;
+      }
+      case 'RUN':
+      case 'COPY':
+      case 'ADD':
+        this.flags(ins);
+        if ((kw === 'COPY' || kw === 'ADD') && n < 2) {
+          this.fail(ins, `${kw} requires at least two arguments, but only one was provided. Destination could not be determined.`, `write ${kw} <src>... <dest>`);
+        }
+        return;
+      case 'CMD':
+      case 'ENTRYPOINT':
+        this.flags(ins);
+        return;
+      case 'SHELL':
+        this.flags(ins);
+        atLeastOne();
+        if (!ins.json) this.fail(ins, 'SHELL requires the arguments to be in JSON form', 'write SHELL ["executable", "parameters"]');
+        return;
+      case 'ENV':
+      case 'LABEL':
+      case 'ARG':
+        this.flags(ins);
+        atLeastOne();
+        for (const kv of ins.keyValues ?? []) {
+          if (kv.key === '') this.fail(ins, `${kw} names can not be blank`, `write ${kw} name=value`);
+        }
+        return;
+      case 'MAINTAINER':
+        this.flags(ins);
+        exactlyOne();
+        this.warnings.push({ message: 'Maintainer instruction is deprecated in favor of using label', line: ins.startLine });
+        return;
+      case 'USER':
+      case 'WORKDIR':
+      case 'STOPSIGNAL':
+        this.flags(ins);
+        exactlyOne();
+        return;
+      case 'EXPOSE':
+        this.flags(ins);
+        atLeastOne();
+        return;
+      case 'VOLUME':
+        this.flags(ins);
+        atLeastOne();
+        if (ins.args.some((a) => a === '')) this.fail(ins, 'VOLUME specified can not be an empty string');
+        return;
+      case 'HEALTHCHECK':
+        this.healthcheck(ins);
+        return;
+      case 'ONBUILD': {
+        this.flags(ins);
+        atLeastOne();
+        const t = ins.onbuild!;
+        if (t.keyword === 'ONBUILD') this.fail(ins, 'Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
+        if (t.keyword === 'FROM' || t.keyword === 'MAINTAINER') this.fail(ins, `${t.keyword} isn't allowed as an ONBUILD trigger`);
+        if (!inOnbuild) this.check(t, true);
+        return;
+      }
+    }
+  }
+
+  private healthcheck(ins: Instruction): void {
+    if (ins.args.length === 0) this.fail(ins, 'HEALTHCHECK requires at least one argument', 'write HEALTHCHECK [OPTIONS] CMD <command>, or HEALTHCHECK NONE');
+    const typ = ins.args[0].toUpperCase();
+    if (typ === 'NONE') {
+      if (ins.args.length !== 1) this.fail(ins, 'HEALTHCHECK NONE takes no arguments');
+      return;
+    }
+    const flags = this.flags(ins);
+    if (typ !== 'CMD') this.fail(ins, `Unknown type ${JSON.stringify(typ)} in HEALTHCHECK (try CMD)`);
+    if (ins.args.length === 1) this.fail(ins, 'Missing command after HEALTHCHECK CMD');
+    for (const name of ['interval', 'timeout', 'start-period', 'start-interval']) {
+      const v = flags.get(name);
+      if (v === undefined || v === '') continue;
+      const ns = parseGoDuration(v);
+      if (ns === undefined) this.fail(ins, `time: invalid duration ${JSON.stringify(v)}`, `--${name} takes a duration such as 30s, 1m30s`);
+      if (ns < 0) this.fail(ins, `Interval ${JSON.stringify(name)} cannot be negative`);
+      if (ns !== 0 && ns < 1e6) this.fail(ins, `Interval ${JSON.stringify(name)} cannot be less than 1ms`);
+    }
+    const r = flags.get('retries');
+    if (r !== undefined && r !== '') {
+      if (!/^[+-]?\d+$/.test(r) || Math.abs(Number(r)) > 2 ** 31 - 1) {
+        this.fail(ins, `strconv.ParseInt: parsing ${JSON.stringify(r)}: invalid syntax`, '--retries takes a whole number');
+      }
+      if (Number(r) < 0) this.fail(ins, `--retries cannot be negative (${Number(r)})`);
+    }
+  }
+
+  // Checks the flags against the table; returns last value per name. Bool
+  // values are normalized to "true"/"false" in place.
+  private flags(ins: Instruction): Map<string, string> {
+    const kw = ins.keyword;
+    const specs = INSTRUCTION_FLAGS[kw] ?? {};
+    const allowed = Object.keys(specs);
+    const seen = new Map<string, string>();
+    const accepts = allowed.length ? `${kw} accepts ${allowed.map((f) => '--' + f).join(', ')}` : `${kw} takes no flags`;
+    for (const f of ins.flags) {
+      const spec = Object.prototype.hasOwnProperty.call(specs, f.name) ? specs[f.name] : undefined;
+      if (!spec) {
+        let why = '';
+        if (ALL_FLAG_NAMES.includes(f.name)) why = ` (--${f.name} is not allowed on ${kw})`;
+        else {
+          const s = suggest(f.name, allowed);
+          if (s) why = ` (did you mean --${s}?)`;
+        }
+        this.fail(ins, `unknown flag: --${f.name}${why}`, accepts);
+      }
+      if (!flagAvailable(spec, this.syntax?.version, this.syntax?.labs ?? false)) {
+        const labsOnly = spec.stable === undefined;
+        const tag = labsOnly ? '1-labs' : '1';
+        this.fail(
+          ins,
+          `unknown flag: --${f.name} (${kw} --${f.name} is not available in Dockerfile syntax ${this.syntax?.image ?? 'docker/dockerfile:1'}${labsOnly ? '; it is a labs feature' : ''})`,
+          `use "# syntax=docker/dockerfile:${tag}" as the first line of the Dockerfile`,
+        );
+      }
+      if (seen.has(f.name) && spec.kind !== 'strings') this.fail(ins, `duplicate flag specified: --${f.name}`, `give --${f.name} once`);
+      if (spec.kind === 'bool') {
+        if (f.value === '') this.fail(ins, `missing a value on flag: --${f.name}`, `write --${f.name} or --${f.name}=true|false`);
+        const lower = f.value === null ? 'true' : f.value.toLowerCase();
+        if (lower !== 'true' && lower !== 'false') {
+          this.fail(ins, `expecting boolean value for flag --${f.name}, not: ${f.value}`, `write --${f.name} or --${f.name}=true|false`);
+        }
+        if (f.value !== null) f.value = lower;
+        seen.set(f.name, lower);
+      } else {
+        if (f.value === null) this.fail(ins, `missing a value on flag: --${f.name}`, `write --${f.name}=<value>`);
+        seen.set(f.name, f.value);
+      }
+    }
+    return seen;
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+export function parseDockerfile(text: string, opts?: ParseOptions): ParsedDockerfile {
+  return new Parser(text, opts?.filename ?? 'Dockerfile').parse();
+}
+
+// The `# syntax=` frontend a parsed file asked for (undefined when none).
+export function syntaxOf(parsed: ParsedDockerfile): SyntaxInfo | undefined {
+  const d = parsed.directives.find((x) => x.name === 'syntax');
+  return d ? resolveSyntax(d.value) : undefined;
+}
