@@ -34,6 +34,11 @@ export interface Instruction {
   // For shell form of RUN/CMD/ENTRYPOINT/SHELL-using instructions, `args` is one
   // element: the rest of the line (continuations joined) as written.
   // For other instructions, `args` holds the whitespace-separated words as written.
+  // Details (as BuildKit's parser): USER/WORKDIR/STOPSIGNAL/MAINTAINER: one element,
+  // the rest of the line; ENV/LABEL: [key1, value1, key2, value2...] (use keyValues);
+  // ARG: the words (use keyValues); HEALTHCHECK: [TYPE, ...command] where `json`
+  // refers to the command part; ONBUILD: [rest of line] (use `onbuild`); FROM,
+  // EXPOSE, COPY/ADD/VOLUME shell form: split on whitespace only (quotes not honoured).
   json: boolean;
   args: string[];
   keyValues?: KeyValue[]; // ENV, LABEL, ARG
