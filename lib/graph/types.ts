@@ -84,6 +84,9 @@ export interface ExecVertex extends VertexBase {
   hostname?: string;
   extraHosts?: { host: string; ip: string }[];
   validExitCodes?: number[];
+  // Proxy variables from --build-arg (HTTP_PROXY, ...): set for the process but,
+  // as in BuildKit, kept out of the vertex id and the image history.
+  proxyEnv?: string[];
 }
 
 export interface ChownSpec {

@@ -1,0 +1,180 @@
+// Image config accumulation the way Docker/BuildKit write it: Env replaces in
+// place, EXPOSE expands ranges, HEALTHCHECK durations are nanoseconds, and
+// history `created_by` strings use Go's %q / %v formatting as BuildKit does.
+
+import type { ContainerConfig, HealthConfig, HistoryEntry, ImageConfig, Platform } from '../../images/types';
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export const DEFAULT_SHELL = ['/bin/sh', '-c'];
+export const HISTORY_COMMENT = 'buildkit.dockerfile.v0';
+
+// The config of `FROM scratch`: BuildKit starts with WorkingDir "/" and a PATH.
+export function emptyImage(platform: Platform): ImageConfig {
+  const img: ImageConfig = {
+    architecture: platform.architecture,
+    os: platform.os,
+    config: { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: '/' },
+    rootfs: { type: 'layers', diff_ids: [] },
+    history: [],
+  };
+  if (platform.variant) img.variant = platform.variant;
+  return img;
+}
+
+export function cloneImage(img: ImageConfig): ImageConfig {
+  return JSON.parse(JSON.stringify(img)) as ImageConfig;
+}
+
+export function envKey(entry: string): string {
+  const i = entry.indexOf('=');
+  return i < 0 ? entry : entry.slice(0, i);
+}
+
+// Sets k=v, replacing an existing k where it stands (Docker's addEnv).
+export function addEnv(env: string[], k: string, v: string): string[] {
+  const i = env.findIndex((e) => envKey(e) === k);
+  if (i >= 0) env[i] = `${k}=${v}`;
+  else env.push(`${k}=${v}`);
+  return env;
+}
+
+export function ensureConfig(img: ImageConfig): ContainerConfig {
+  if (!img.config) img.config = {};
+  return img.config;
+}
+
+export function historyEntry(createdBy: string, emptyLayer: boolean, epoch: string | undefined, buildkitSuffix: boolean): HistoryEntry {
+  const h: HistoryEntry = { created_by: buildkitSuffix ? `${createdBy} # buildkit` : createdBy, comment: HISTORY_COMMENT };
+  if (epoch) h.created = epoch;
+  if (emptyLayer) h.empty_layer = true;
+  return h;
+}
+
+// ---- Go formatting, for history strings identical to BuildKit's ----
+
+// strconv.Quote: printable characters as they are, the rest escaped.
+export function goQuote(s: string): string {
+  let out = '"';
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '"' || ch === '\\') out += '\\' + ch;
+    else if (c >= 0x20 && c < 0x7f) out += ch;
+    else out += goEscape(c, ch);
+  }
+  return out + '"';
+}
+
+function goEscape(c: number, ch: string): string {
+  switch (c) {
+    case 7: return '\\a';
+    case 8: return '\\b';
+    case 9: return '\\t';
+    case 10: return '\\n';
+    case 11: return '\\v';
+    case 12: return '\\f';
+    case 13: return '\\r';
+  }
+  if (c < 0x20 || c === 0x7f) return '\\x' + c.toString(16).padStart(2, '0');
+  // Non-ASCII: printable stays (approximation of unicode.IsPrint).
+  if ((c >= 0x80 && c < 0xa0) || c === 0xad || c === 0xfffd) {
+    return c < 0x100 ? '\\u00' + c.toString(16).padStart(2, '0') : '\\u' + c.toString(16).padStart(4, '0');
+  }
+  return ch;
+}
+
+// fmt %q of []string: ["a" "b"]
+export function goQuoteSlice(a: string[] | null | undefined): string {
+  return '[' + (a ?? []).map(goQuote).join(' ') + ']';
+}
+
+// fmt %q of an int: a quoted rune literal ('\x03').
+export function goQuoteRune(n: number): string {
+  if (n === 39) return "'\\''";
+  if (n === 92) return "'\\\\'";
+  if (n >= 0x20 && n < 0x7f) return `'${String.fromCharCode(n)}'`;
+  if (n < 0x20 || n === 0x7f) return `'${goEscape(n, '')}'`;
+  return `'${String.fromCodePoint(n)}'`;
+}
+
+// time.Duration.String() for nanoseconds.
+export function goDuration(ns: number): string {
+  if (ns === 0) return '0s';
+  const neg = ns < 0;
+  let u = Math.abs(ns);
+  let s: string;
+  if (u < 1e3) s = `${u}ns`;
+  else if (u < 1e6) s = `${trimFloat(u / 1e3)}µs`;
+  else if (u < 1e9) s = `${trimFloat(u / 1e6)}ms`;
+  else {
+    const h = Math.floor(u / 3.6e12);
+    u -= h * 3.6e12;
+    const m = Math.floor(u / 6e10);
+    u -= m * 6e10;
+    const sec = trimFloat(u / 1e9);
+    s = h > 0 ? `${h}h${m}m${sec}s` : m > 0 ? `${m}m${sec}s` : `${sec}s`;
+  }
+  return neg ? '-' + s : s;
+}
+
+function trimFloat(x: number): string {
+  return String(Number(x.toFixed(9)));
+}
+
+// ---- EXPOSE ----
+
+// nat.ParsePortSpecs for container ports: "80", "80/tcp", "8000-8002/udp",
+// "ip:host:container/proto" (only the container part is kept). Returns the
+// "port/proto" keys, or throws a message.
+export function parsePortSpec(spec: string): string[] {
+  let rawPort = spec;
+  let proto = 'tcp';
+  const slash = spec.lastIndexOf('/');
+  if (slash >= 0) {
+    rawPort = spec.slice(0, slash);
+    proto = spec.slice(slash + 1).toLowerCase();
+    if (proto === '') proto = 'tcp';
+  }
+  if (!['tcp', 'udp', 'sctp'].includes(proto)) throw new Error(`invalid proto: ${proto}`);
+  // ip:hostPort:containerPort — keep the container port.
+  const colon = rawPort.lastIndexOf(':');
+  if (colon >= 0) rawPort = rawPort.slice(colon + 1);
+  if (rawPort === '') throw new Error(`no port specified: ${spec}<empty>`);
+  const m = /^([0-9]+)(?:-([0-9]+))?$/.exec(rawPort);
+  if (!m) throw new Error(`invalid containerPort: ${rawPort}`);
+  const start = Number(m[1]);
+  const end = m[2] === undefined ? start : Number(m[2]);
+  if (start > 65535 || end > 65535) throw new Error(`invalid containerPort: ${rawPort}`);
+  if (end < start) throw new Error(`invalid range specified for container port: ${rawPort}`);
+  const out: string[] = [];
+  for (let p = start; p <= end; p++) out.push(`${p}/${proto}`);
+  return out;
+}
+
+// ---- STOPSIGNAL ----
+
+const SIGNALS = [
+  'ABRT', 'ALRM', 'BUS', 'CHLD', 'CLD', 'CONT', 'FPE', 'HUP', 'ILL', 'INT', 'IO', 'IOT', 'KILL', 'PIPE', 'POLL',
+  'PROF', 'PWR', 'QUIT', 'SEGV', 'STKFLT', 'STOP', 'SYS', 'TERM', 'TRAP', 'TSTP', 'TTIN', 'TTOU', 'UNUSED', 'URG',
+  'USR1', 'USR2', 'VTALRM', 'WINCH', 'XCPU', 'XFSZ',
+];
+
+// signal.ParseSignal: a number, or a name with or without SIG (RTMIN+n too).
+export function validSignal(s: string): boolean {
+  if (/^[0-9]+$/.test(s)) return Number(s) > 0 && Number(s) <= 64;
+  const name = s.toUpperCase().replace(/^SIG/, '');
+  if (SIGNALS.includes(name)) return true;
+  const rt = /^RT(MIN|MAX)(?:([+-])([0-9]+))?$/.exec(name);
+  if (rt) return !rt[2] || (rt[1] === 'MIN' ? rt[2] === '+' : rt[2] === '-');
+  return false;
+}
+
+// ---- HEALTHCHECK ----
+
+export function healthcheckHistory(h: HealthConfig): string {
+  // fmt %q of *container.HealthConfig.
+  return (
+    `HEALTHCHECK &{${goQuoteSlice(h.Test)} ${goQuote(goDuration(h.Interval ?? 0))} ` +
+    `${goQuote(goDuration(h.Timeout ?? 0))} ${goQuote(goDuration(h.StartPeriod ?? 0))} ` +
+    `${goQuote(goDuration(h.StartInterval ?? 0))} ${goQuoteRune(h.Retries ?? 0)}}`
+  );
+}

@@ -1,0 +1,1225 @@
+// Dockerfile → build graph, with BuildKit's (dockerfile2llb) meaning: ARG
+// scoping, which instructions expand variables, stage references, COPY/ADD
+// source kinds, RUN mounts, and the image config accumulated exactly as Docker
+// writes it (history strings included). Pure TypeScript: no node: imports.
+
+import type { HealthConfig, ImageConfig, Platform } from '../../images/types';
+import { parseReference, formatReference } from '../../images/reference';
+import type { BuildGraph, ChownSpec, ExecMount, ExecVertex, FileAction, Ref, Vertex, VertexId } from '../../graph/types';
+import { GraphBuilder, prune, topoOrder } from '../../graph/builder';
+import { vertexDigest } from '../../graph/digest';
+import type { Flag, Instruction, ParsedDockerfile } from './ast';
+import { DockerfileError, ShellExpansionError, locateShellError } from './errors';
+import { expandWord, expandWords, lexWords } from './shell';
+import { parseHeredocWord } from './heredoc';
+import { INSTRUCTION_FLAGS, parseGoDuration } from './instructions';
+import { parseDockerfile } from './parser';
+import { PLATFORM_ARGS, proxyEnv, runCommandString, unusedBuildArgs, unusedBuildArgsWarning, type DeclaredArg } from './args';
+import {
+  DEFAULT_PATH, DEFAULT_SHELL, addEnv, cloneImage, emptyImage, ensureConfig, envKey, goQuoteSlice,
+  healthcheckHistory, historyEntry, parsePortSpec, validSignal,
+} from './config';
+import { type Stage, findTarget, splitStages } from './stages';
+import {
+  baseName, cleanPath, contextPattern, destIsDir, joinPath, httpFilename, isHttpUrl, parseChown, parseGitUrl,
+  resolveAgainst, splitParents, validChmod,
+} from './copy';
+import { parseMount, type MountSpec } from './mounts';
+import { DEFAULT_PLATFORM, formatPlatform, parsePlatform, platformArgs } from './platform';
+
+export interface ConvertOptions {
+  filename?: string; // for error messages, default 'Dockerfile'
+  buildArgs?: Record<string, string>;
+  target?: string;
+  targetPlatform?: Platform;
+  buildPlatform?: Platform;
+  labels?: Record<string, string>; // --label overrides
+  noCache?: boolean;
+  dockerignore?: string[]; // patterns, already parsed
+  namedContexts?: Record<string, { kind: 'local' | 'image'; ref: string }>; // --build-context
+  // Resolve a base image's config (the caller does the registry work). null = unknown.
+  resolveImageConfig: (ref: string, platform: Platform) => Promise<{ ref: string; digest: string; config: ImageConfig } | null>;
+  sourceDateEpoch?: number;
+}
+
+const CONTEXT_NAME = '[internal] load build context';
+const INLINE_NAME = '[internal] preparing inline document';
+// Stands in for the build context until every COPY source is known; the
+// vertices that use it are re-hashed at the end (see finish()).
+const CONTEXT_PLACEHOLDER = '\u0000context-placeholder';
+
+type NamedCtx = { kind: 'local' | 'image'; ref: string };
+
+interface StageState {
+  stage: Stage;
+  label: string; // progress name prefix: "builder", "stage-1", or "" for a lone stage
+  ref: Ref | null;
+  img: ImageConfig;
+  env: Map<string, string>; // the environment RUN sees and expansion uses (ENV + ARG)
+  declared: DeclaredArg[]; // ARGs declared in the stage so far (for RUN history)
+  cmdSet: boolean;
+  platform: Platform;
+  cmdIndex: number;
+  cmdTotal: number;
+}
+
+// Things an instruction may point at with --from / from=.
+type Source = { kind: 'stage'; st: StageState } | { kind: 'ref'; ref: Ref; name: string };
+
+export async function dockerfileToGraph(text: string, opts: ConvertOptions): Promise<BuildGraph> {
+  const parsed = parseDockerfile(text, { filename: opts.filename ?? 'Dockerfile' });
+  return convertDockerfile(parsed, opts);
+}
+
+export async function convertDockerfile(parsed: ParsedDockerfile, opts: ConvertOptions): Promise<BuildGraph> {
+  return new Converter(parsed, opts).run();
+}
+
+function isoEpoch(epoch: number): string {
+  return new Date(epoch * 1000).toISOString().replace('.000Z', 'Z');
+}
+
+class Converter {
+  private readonly file: string;
+  private readonly esc: '\\' | '`';
+  private readonly b = new GraphBuilder();
+  private readonly targetPlatform: Platform;
+  private readonly buildPlatform: Platform;
+  private readonly buildArgs: Record<string, string>;
+  private readonly epoch?: string;
+  private readonly warnings: { message: string; line?: number }[] = [];
+  private readonly usedArgs = new Set<string>();
+  private readonly secrets = new Set<string>();
+  private readonly ssh = new Set<string>();
+  private readonly contextPaths = new Set<string>();
+  private contextAll = false;
+  private contextUsed = false;
+  private stages: Stage[] = [];
+  private globalEnv = new Map<string, string>(); // for FROM lines and --platform
+  private metaArgs = new Map<string, string | undefined>(); // global ARG values a stage ARG inherits
+  private readonly done = new Map<Stage, Promise<StageState>>();
+  private readonly resolved = new Map<string, Promise<{ ref: string; digest: string; config: ImageConfig } | null>>();
+  private readonly proxy: string[];
+  private singleStage = false;
+
+  constructor(
+    private readonly parsed: ParsedDockerfile,
+    private readonly opts: ConvertOptions,
+  ) {
+    this.file = opts.filename ?? 'Dockerfile';
+    this.esc = parsed.escapeToken ?? '\\';
+    this.targetPlatform = opts.targetPlatform ?? DEFAULT_PLATFORM;
+    this.buildPlatform = opts.buildPlatform ?? this.targetPlatform;
+    this.buildArgs = opts.buildArgs ?? {};
+    if (opts.sourceDateEpoch !== undefined) this.epoch = isoEpoch(opts.sourceDateEpoch);
+    this.proxy = proxyEnv(opts.buildArgs);
+  }
+
+  // ---- errors and expansion ----
+
+  private err(ins: Instruction, reason: string, hint?: string): DockerfileError {
+    return new DockerfileError(reason, { file: this.file, line: ins.startLine, endLine: ins.endLine, snippet: ins.original, hint });
+  }
+
+  private expand(ins: Instruction, word: string, env: ReadonlyMap<string, string>): string {
+    try {
+      return expandWord(word, env, { escapeToken: this.esc }).value;
+    } catch (e) {
+      if (e instanceof ShellExpansionError) {
+        throw locateShellError(e, { file: this.file, line: ins.startLine, endLine: ins.endLine, snippet: ins.original });
+      }
+      throw e;
+    }
+  }
+
+  private expandSplit(ins: Instruction, word: string, env: ReadonlyMap<string, string>): string[] {
+    try {
+      return expandWords(word, env, { escapeToken: this.esc }).words;
+    } catch (e) {
+      if (e instanceof ShellExpansionError) {
+        throw locateShellError(e, { file: this.file, line: ins.startLine, endLine: ins.endLine, snippet: ins.original });
+      }
+      throw e;
+    }
+  }
+
+  // The progress text of an instruction: as written, keyword upper-cased, set
+  // variables substituted, quotes and unset references kept (BuildKit's processCmdEnv).
+  private displayText(ins: Instruction, env: ReadonlyMap<string, string>): string {
+    let text = ins.original.trim();
+    try {
+      text = lexWords(text, env, { escapeToken: this.esc, rawQuotes: true, rawEscapes: true, skipUnsetEnv: true }).value;
+    } catch {
+      // keep the raw text
+    }
+    const m = /^(\S+)/.exec(text);
+    return m ? m[1].toUpperCase() + text.slice(m[1].length) : text;
+  }
+
+  private stepName(st: StageState, text: string): string {
+    if (st.cmdTotal === 0) return text;
+    st.cmdIndex++;
+    const width = String(st.cmdTotal).length;
+    return `[${st.label ? st.label + ' ' : ''}${String(st.cmdIndex).padStart(width)}/${st.cmdTotal}] ${text}`;
+  }
+
+  private flag(ins: Instruction, name: string): Flag | undefined {
+    let found: Flag | undefined;
+    for (const f of ins.flags) if (f.name === name) found = f;
+    return found;
+  }
+
+  private flags(ins: Instruction, name: string): string[] {
+    return ins.flags.filter((f) => f.name === name).map((f) => f.value ?? '');
+  }
+
+  private boolFlag(ins: Instruction, name: string): boolean | undefined {
+    const f = this.flag(ins, name);
+    if (!f) return undefined;
+    if (f.value === null || f.value === '') return true;
+    const v = f.value.toLowerCase();
+    if (v === 'true' || v === '1') return true;
+    if (v === 'false' || v === '0') return false;
+    throw this.err(ins, `invalid value for --${name}: ${JSON.stringify(f.value)}`, `use --${name} or --${name}=true|false`);
+  }
+
+  private checkFlags(ins: Instruction): void {
+    const allowed = INSTRUCTION_FLAGS[ins.keyword] ?? {};
+    for (const f of ins.flags) {
+      if (!(f.name in allowed)) {
+        const names = Object.keys(allowed);
+        throw this.err(
+          ins,
+          `unknown flag: --${f.name}`,
+          names.length ? `${ins.keyword} accepts ${names.map((n) => '--' + n).join(', ')}` : `${ins.keyword} takes no flags`,
+        );
+      }
+    }
+  }
+
+  // ---- driver ----
+
+  async run(): Promise<BuildGraph> {
+    for (const w of this.parsed.warnings) this.warnings.push({ message: w.message, line: w.line });
+    const split = splitStages(this.parsed, this.file);
+    this.stages = split.stages;
+    this.singleStage = this.stages.length === 1;
+    const target = findTarget(this.stages, this.opts.target, this.file);
+
+    // Global scope: automatic platform args, then ARGs before the first FROM.
+    for (const [k, v] of platformArgs(this.targetPlatform, this.buildPlatform)) {
+      this.globalEnv.set(k, v);
+      this.metaArgs.set(k, v);
+    }
+    this.globalEnv.set('TARGETSTAGE', target.name);
+    for (const ins of split.metaArgs) {
+      for (const kv of ins.keyValues ?? []) {
+        let value: string | undefined;
+        if (kv.hasEquals) value = this.expand(ins, kv.value, this.globalEnv);
+        if (Object.prototype.hasOwnProperty.call(this.buildArgs, kv.key)) value = this.buildArgs[kv.key];
+        this.metaArgs.set(kv.key, value);
+        if (value !== undefined) this.globalEnv.set(kv.key, value);
+        this.usedArgs.add(kv.key);
+      }
+    }
+
+    // Resolve the base images of the stages the target needs, all at once,
+    // before dispatching (the registry round-trips dominate).
+    this.prefetch(target);
+    const final = await this.dispatch(target);
+
+    const unused = unusedBuildArgs(this.opts.buildArgs, this.usedArgs);
+    if (unused.length) this.warnings.push({ message: unusedBuildArgsWarning(unused) });
+
+    const img = final.img;
+    if (this.opts.labels && Object.keys(this.opts.labels).length) {
+      const c = ensureConfig(img);
+      c.Labels = { ...(c.Labels ?? {}), ...this.opts.labels };
+    }
+    if (this.epoch) img.created = this.epoch;
+    else delete img.created;
+    const { vertices, root } = this.finish(final.ref);
+    return {
+      vertices,
+      root,
+      config: img,
+      platform: final.platform,
+      warnings: this.warnings,
+      secrets: [...this.secrets].sort(),
+      ssh: [...this.ssh].sort(),
+    };
+  }
+
+  // Swap the context placeholder for the real context source (its include
+  // patterns now known) and re-hash every vertex downstream of it.
+  private finish(root: Ref | null): { vertices: Record<VertexId, Vertex>; root: Ref | null } {
+    if (!root) return { vertices: {}, root: null };
+    let vertices = prune(this.b.vertices, [root.vertex]);
+    const placeholder = Object.values(vertices).find((v) => v.kind === 'local' && v.source === CONTEXT_PLACEHOLDER);
+    if (!placeholder) return { vertices, root };
+    const patterns = this.contextAll ? undefined : [...this.contextPaths].sort();
+    const real = this.b.add({
+      kind: 'local',
+      name: CONTEXT_NAME,
+      inputs: [],
+      source: 'context',
+      includePatterns: patterns,
+      followPaths: patterns,
+      excludePatterns: this.opts.dockerignore?.length ? [...this.opts.dockerignore] : undefined,
+    });
+    const map = new Map<VertexId, VertexId>([[placeholder.id, real.vertex]]);
+    const out: Record<VertexId, Vertex> = {};
+    for (const v of topoOrder(vertices, [root.vertex])) {
+      if (v.id === placeholder.id) {
+        out[real.vertex] = this.b.get(real.vertex)!;
+        continue;
+      }
+      if (!v.inputs.some((i) => map.has(i.vertex))) {
+        out[v.id] = v;
+        continue;
+      }
+      const { id: _old, name, ...rest } = v;
+      const inputs = v.inputs.map((i) => ({ vertex: map.get(i.vertex) ?? i.vertex, output: i.output }));
+      const def = { ...rest, inputs } as Omit<Vertex, 'id' | 'name'>;
+      const id = vertexDigest(def);
+      map.set(v.id, id);
+      out[id] = { id, name, ...def } as Vertex;
+    }
+    vertices = out;
+    return { vertices, root: { vertex: map.get(root.vertex) ?? root.vertex, output: root.output } };
+  }
+
+  private resolve(ref: string, platform: Platform) {
+    const key = `${ref}|${formatPlatform(platform)}`;
+    let p = this.resolved.get(key);
+    if (!p) {
+      p = this.opts.resolveImageConfig(ref, platform);
+      // A rejected prefetch must not become an unhandled rejection; dispatch awaits it again.
+      p.catch(() => undefined);
+      this.resolved.set(key, p);
+    }
+    return p;
+  }
+
+  // Best-effort: start resolving the images of every stage reachable from
+  // `target` (errors surface later, with line numbers, in dispatch).
+  private prefetch(target: Stage): void {
+    const seen = new Set<Stage>();
+    const visit = (s: Stage): void => {
+      if (seen.has(s)) return;
+      seen.add(s);
+      try {
+        const base = this.expand(s.from, s.baseName, this.globalEnv);
+        const earlier = this.stages.slice(0, s.index).find((x) => x.name && x.name === base.toLowerCase());
+        let platform = this.targetPlatform;
+        if (s.platformFlag !== undefined) platform = parsePlatform(this.expand(s.from, s.platformFlag, this.globalEnv)) ?? platform;
+        if (earlier) visit(earlier);
+        else if (base.toLowerCase() !== 'scratch' && !this.opts.namedContexts?.[base]) {
+          void this.resolve(formatReference(parseReference(base)), platform);
+        }
+      } catch {
+        // reported by dispatch
+      }
+      for (const ins of s.commands) {
+        const froms = [...this.flags(ins, 'from')];
+        for (const m of this.flags(ins, 'mount')) {
+          const f = /(?:^|,)from=([^,]*)/.exec(m);
+          if (f) froms.push(f[1]);
+        }
+        for (const f of froms) {
+          const dep = this.lookupStage(f, s);
+          if (dep) visit(dep);
+        }
+      }
+    };
+    visit(target);
+  }
+
+  private lookupStage(from: string, cur: Stage): Stage | undefined {
+    if (/^[0-9]+$/.test(from)) {
+      const i = Number(from);
+      return i < cur.index ? this.stages[i] : undefined;
+    }
+    const s = this.stages.find((x) => x.name && x.name === from.toLowerCase());
+    return s && s.index < cur.index ? s : undefined;
+  }
+
+  private dispatch(stage: Stage): Promise<StageState> {
+    let p = this.done.get(stage);
+    if (!p) {
+      p = this.dispatchStage(stage);
+      this.done.set(stage, p);
+    }
+    return p;
+  }
+
+  // ---- FROM ----
+
+  private async dispatchStage(stage: Stage): Promise<StageState> {
+    const ins = stage.from;
+    const base = this.expand(ins, stage.baseName, this.globalEnv);
+    if (base === '') {
+      throw this.err(ins, `base name (${stage.baseName}) should not be blank`, 'set the ARG used in FROM (--build-arg) or give it a default');
+    }
+    let platform: Platform | undefined;
+    if (stage.platformFlag !== undefined) {
+      const ps = this.expand(ins, stage.platformFlag, this.globalEnv);
+      const p = parsePlatform(ps);
+      if (!p) throw this.err(ins, `failed to parse platform ${JSON.stringify(ps)}`, 'use os/arch[/variant], e.g. linux/arm64');
+      platform = p;
+    }
+    const label = this.singleStage ? '' : stage.name || `stage-${stage.index}`;
+    const lower = base.toLowerCase();
+    const baseStage = this.stages.find((s) => s.name && s.name === lower);
+    const named = this.opts.namedContexts?.[base];
+
+    let st: StageState;
+    let triggers: string[] = [];
+    // When FROM is a vertex (an image or a named context) it is step 1.
+    let fromStep: ((name: string) => Ref) | undefined;
+    let fromText = '';
+    const mkState = (img: ImageConfig, ref: Ref | null, plat: Platform): StageState => ({
+      stage,
+      label,
+      ref,
+      img,
+      env: new Map((img.config?.Env ?? []).map((e) => [envKey(e), e.slice(envKey(e).length + 1)] as [string, string])),
+      declared: [],
+      cmdSet: false,
+      platform: plat,
+      cmdIndex: 0,
+      cmdTotal: 0,
+    });
+
+    if (baseStage && baseStage.index < stage.index) {
+      const parent = await this.dispatch(baseStage);
+      st = mkState(cloneImage(parent.img), parent.ref, platform ?? parent.platform);
+    } else if (baseStage) {
+      throw this.err(
+        ins,
+        baseStage === stage
+          ? `circular dependency detected on stage: ${stage.name}`
+          : `stage "${baseStage.name}" is used before it is defined (line ${baseStage.from.startLine})`,
+        'move the stage above the FROM that uses it',
+      );
+    } else if (lower === 'scratch' && !named) {
+      const plat = platform ?? this.targetPlatform;
+      st = mkState(emptyImage(plat), null, plat);
+    } else if (named?.kind === 'local') {
+      const plat = platform ?? this.targetPlatform;
+      st = mkState(emptyImage(plat), null, plat);
+      fromText = `FROM ${base}`;
+      fromStep = (name) => this.b.add({ kind: 'local', name, inputs: [], source: named.ref });
+    } else {
+      const plat = platform ?? this.targetPlatform;
+      const { refStr, digest, img } = await this.imageBase(ins, named ? named.ref : base, plat);
+      // Triggers run once here and are not passed on to images built from this one.
+      triggers = img.config?.OnBuild ?? [];
+      if (img.config) delete img.config.OnBuild;
+      st = mkState(img, null, plat);
+      fromText = `FROM ${showRef(refStr, digest)}`;
+      fromStep = (name) => this.b.add({ kind: 'image', name, inputs: [], platform: plat, ref: refStr, resolvedDigest: digest });
+    }
+
+    // ONBUILD triggers of the base image run first, as if written after FROM.
+    const commands: Instruction[] = [];
+    for (const t of triggers) commands.push(this.parseTrigger(ins, t));
+    commands.push(...stage.commands);
+    // Progress numbering counts the steps that become vertices.
+    st.cmdTotal = fromStep ? 1 : 0;
+    for (const c of commands) if (['RUN', 'COPY', 'ADD', 'WORKDIR'].includes(c.keyword)) st.cmdTotal++;
+    if (fromStep) st.ref = fromStep(this.stepName(st, fromText));
+    // Make sure PATH is always set (BuildKit does this for every stage).
+    const cfg = ensureConfig(st.img);
+    if (!(cfg.Env ?? []).some((e) => envKey(e) === 'PATH')) {
+      cfg.Env = [...(cfg.Env ?? []), `PATH=${DEFAULT_PATH}`];
+      st.env.set('PATH', DEFAULT_PATH);
+    }
+    st.img.architecture = st.img.architecture || st.platform.architecture;
+    st.img.os = st.img.os || st.platform.os;
+
+    for (const c of commands) await this.dispatchInstruction(st, c);
+    return st;
+  }
+
+  private parseTrigger(from: Instruction, trigger: string): Instruction {
+    let parsed: ParsedDockerfile;
+    try {
+      parsed = parseDockerfile(trigger + '\n', { filename: this.file });
+    } catch (e) {
+      throw this.err(from, `invalid ONBUILD trigger in base image: ${JSON.stringify(trigger)}: ${(e as Error).message}`);
+    }
+    const t = parsed.instructions[0];
+    if (!t) throw this.err(from, `invalid ONBUILD trigger in base image: ${JSON.stringify(trigger)}`);
+    if (['ONBUILD', 'FROM', 'MAINTAINER'].includes(t.keyword)) {
+      throw this.err(from, `${t.keyword} isn't allowed as an ONBUILD trigger (from the base image)`);
+    }
+    // Errors in a trigger point at the FROM that pulled it in.
+    return { ...t, startLine: from.startLine, endLine: from.endLine };
+  }
+
+  private async imageBase(ins: Instruction, base: string, platform: Platform) {
+    let refStr: string;
+    try {
+      refStr = formatReference(parseReference(base));
+    } catch (e) {
+      throw this.err(ins, `invalid base image reference "${base}": ${(e as Error).message}`, 'use NAME[:TAG][@DIGEST] with a lowercase name');
+    }
+    const res = await this.resolve(refStr, platform);
+    let img: ImageConfig;
+    let digest: string | undefined;
+    if (res) {
+      img = cloneImage(res.config);
+      digest = res.digest || undefined;
+      if (res.ref) {
+        try {
+          refStr = formatReference(parseReference(res.ref));
+        } catch {
+          // keep ours
+        }
+      }
+      if (!img.rootfs) img.rootfs = { type: 'layers', diff_ids: [] };
+      if (!img.history) img.history = [];
+    } else {
+      img = emptyImage(platform);
+      delete img.config!.WorkingDir;
+    }
+    return { refStr, digest, img };
+  }
+
+  // ---- instructions ----
+
+  private async dispatchInstruction(st: StageState, ins: Instruction): Promise<void> {
+    this.checkFlags(ins);
+    const cfg = ensureConfig(st.img);
+    const hist = (text: string, empty: boolean, suffix = false): void => {
+      (st.img.history ??= []).push(historyEntry(text, empty, this.epoch, suffix));
+    };
+    switch (ins.keyword) {
+      case 'ARG':
+        return this.dispatchArg(st, ins, hist);
+      case 'ENV': {
+        const parts: string[] = [];
+        for (const kv of ins.keyValues ?? []) {
+          const key = this.expand(ins, kv.key, st.env);
+          if (key === '') throw this.err(ins, 'ENV names can not be blank');
+          const value = this.expand(ins, kv.value, st.env);
+          cfg.Env = addEnv(cfg.Env ?? [], key, value);
+          st.env.set(key, value);
+          parts.push(`${key}=${value}`);
+        }
+        if (!parts.length) throw this.err(ins, 'ENV requires at least one argument');
+        return hist(`ENV ${parts.join(' ')}`, true);
+      }
+      case 'LABEL': {
+        const parts: string[] = [];
+        for (const kv of ins.keyValues ?? []) {
+          const key = this.expand(ins, kv.key, st.env);
+          if (key === '') throw this.err(ins, 'LABEL names can not be blank');
+          const value = this.expand(ins, kv.value, st.env);
+          cfg.Labels = { ...(cfg.Labels ?? {}), [key]: value };
+          parts.push(`${key}=${value}`);
+        }
+        if (!parts.length) throw this.err(ins, 'LABEL requires at least one argument');
+        return hist(`LABEL ${parts.join(' ')}`, true);
+      }
+      case 'MAINTAINER': {
+        const who = restAfterKeyword(ins);
+        st.img.author = who;
+        return hist(`MAINTAINER ${who}`, true);
+      }
+      case 'EXPOSE': {
+        const ports: string[] = [];
+        for (const w of ins.args) ports.push(...this.expandSplit(ins, w, st.env));
+        if (!ports.length) throw this.err(ins, 'EXPOSE requires at least one argument');
+        const exposed = { ...(cfg.ExposedPorts ?? {}) };
+        for (const p of ports) {
+          let keys: string[];
+          try {
+            keys = parsePortSpec(p);
+          } catch (e) {
+            throw this.err(ins, `EXPOSE ${p}: ${(e as Error).message}`, 'write PORT, PORT/PROTO or START-END[/PROTO] (tcp, udp or sctp)');
+          }
+          for (const k of keys) exposed[k] = {};
+        }
+        cfg.ExposedPorts = exposed;
+        return hist(`EXPOSE ${ports.join(' ')}`, true);
+      }
+      case 'USER': {
+        if (ins.args.length !== 1) throw this.err(ins, 'USER requires exactly one argument', 'write USER <user>[:<group>]');
+        const user = this.expand(ins, ins.args[0], st.env);
+        cfg.User = user;
+        return hist(`USER ${user}`, true);
+      }
+      case 'WORKDIR':
+        return this.dispatchWorkdir(st, ins, hist);
+      case 'VOLUME': {
+        const vols: string[] = [];
+        for (const w of ins.args) {
+          const v = ins.json ? w : this.expand(ins, w, st.env);
+          if (v.trim() === '') throw this.err(ins, 'VOLUME specified can not be an empty string');
+          vols.push(v);
+        }
+        if (!vols.length) throw this.err(ins, 'VOLUME requires at least one argument');
+        const volumes = { ...(cfg.Volumes ?? {}) };
+        for (const v of vols) volumes[v] = {};
+        cfg.Volumes = volumes;
+        return hist(`VOLUME [${vols.join(' ')}]`, true);
+      }
+      case 'STOPSIGNAL': {
+        if (ins.args.length !== 1) throw this.err(ins, 'STOPSIGNAL requires exactly one argument');
+        const sig = this.expand(ins, ins.args[0], st.env);
+        if (!validSignal(sig)) throw this.err(ins, `invalid signal: ${sig}`, 'use a signal name like SIGTERM or a number like 9');
+        cfg.StopSignal = sig;
+        return hist(`STOPSIGNAL ${sig}`, true);
+      }
+      case 'SHELL': {
+        if (!ins.json) throw this.err(ins, 'SHELL requires the arguments to be in JSON form', 'write SHELL ["executable", "parameters"]');
+        if (!ins.args.length) throw this.err(ins, 'SHELL requires at least one argument');
+        cfg.Shell = [...ins.args];
+        return hist(`SHELL ${goQuoteSlice(ins.args)}`, true);
+      }
+      case 'CMD': {
+        const args = this.commandArgs(st, ins);
+        cfg.Cmd = args;
+        st.cmdSet = true;
+        return hist(`CMD ${goQuoteSlice(args)}`, true);
+      }
+      case 'ENTRYPOINT': {
+        const args = this.commandArgs(st, ins);
+        cfg.Entrypoint = args;
+        // A new ENTRYPOINT drops a CMD inherited from the base (not one set in this stage).
+        if (!st.cmdSet) cfg.Cmd = null;
+        return hist(`ENTRYPOINT ${goQuoteSlice(args)}`, true);
+      }
+      case 'HEALTHCHECK':
+        return this.dispatchHealthcheck(st, ins, hist);
+      case 'ONBUILD': {
+        const trigger = restAfterKeyword(ins);
+        const kw = (ins.onbuild?.keyword ?? trigger.split(/\s+/)[0] ?? '').toUpperCase();
+        if (kw === 'ONBUILD') throw this.err(ins, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
+        if (kw === 'FROM' || kw === 'MAINTAINER') throw this.err(ins, `${kw} isn't allowed as an ONBUILD trigger`);
+        if (!trigger) throw this.err(ins, 'ONBUILD requires at least one argument');
+        cfg.OnBuild = [...(cfg.OnBuild ?? []), trigger];
+        return hist(`ONBUILD ${trigger}`, true);
+      }
+      case 'RUN':
+        return this.dispatchRun(st, ins, hist);
+      case 'COPY':
+      case 'ADD':
+        return this.dispatchCopy(st, ins, hist);
+      case 'FROM':
+        throw this.err(ins, 'FROM is not allowed here');
+      default:
+        throw this.err(ins, `unknown instruction: ${ins.keyword}`);
+    }
+  }
+
+  private dispatchArg(st: StageState, ins: Instruction, hist: (t: string, e: boolean) => void): void {
+    const parts: string[] = [];
+    const kvs = ins.keyValues ?? [];
+    if (!kvs.length) throw this.err(ins, 'ARG requires at least one argument');
+    const cfgEnvKeys = new Set((st.img.config?.Env ?? []).map(envKey));
+    for (const kv of kvs) {
+      const key = kv.key;
+      let value: string | undefined;
+      if (Object.prototype.hasOwnProperty.call(this.buildArgs, key)) value = this.buildArgs[key];
+      else if (kv.hasEquals) value = this.expand(ins, kv.value, st.env);
+      else if (this.metaArgs.has(key)) value = this.metaArgs.get(key);
+      if (key === 'TARGETSTAGE' && value === undefined) value = this.globalEnv.get('TARGETSTAGE');
+      // ENV always wins over an ARG of the same name.
+      if (value !== undefined && !cfgEnvKeys.has(key)) st.env.set(key, value);
+      const at = st.declared.findIndex((d) => d.key === key);
+      if (at >= 0) st.declared[at] = { key, value };
+      else st.declared.push({ key, value });
+      this.usedArgs.add(key);
+      parts.push(value === undefined ? key : `${key}=${value}`);
+    }
+    hist(`ARG ${parts.join(' ')}`, true);
+  }
+
+  private dispatchWorkdir(st: StageState, ins: Instruction, hist: (t: string, e: boolean) => void): void {
+    if (ins.args.length !== 1) throw this.err(ins, 'WORKDIR requires exactly one argument', 'write WORKDIR /path');
+    const raw = this.expand(ins, ins.args[0], st.env);
+    if (raw === '') throw this.err(ins, 'WORKDIR cannot be empty');
+    const cfg = ensureConfig(st.img);
+    const wd = resolveAgainst(cfg.WorkingDir || '/', raw);
+    cfg.WorkingDir = wd;
+    let layer = false;
+    if (wd !== '/') {
+      // BuildKit creates the directory right away, owned by the current USER.
+      const chown = cfg.User ? parseChown(cfg.User) : undefined;
+      const name = this.stepName(st, this.displayText(ins, st.env));
+      st.ref = this.fileOp(st, name, [{ op: 'mkdir', path: wd, mode: 0o755, makeParents: true, chown }], []);
+      layer = true;
+    }
+    hist(`WORKDIR ${wd}`, !layer);
+  }
+
+  private fileOp(st: StageState, name: string, actions: FileAction[], extra: Ref[], link?: boolean): Ref {
+    const inputs: Ref[] = [];
+    let base = -1;
+    if (st.ref) {
+      inputs.push(st.ref);
+      base = 0;
+    }
+    inputs.push(...extra);
+    return this.b.add({
+      kind: 'file',
+      name,
+      inputs,
+      platform: st.platform,
+      base,
+      actions,
+      ...(link ? { link: true } : {}),
+      ...(this.opts.noCache ? { ignoreCache: true } : {}),
+    });
+  }
+
+  // CMD/ENTRYPOINT/RUN argv: JSON form as is; shell form wrapped in SHELL.
+  private commandArgs(st: StageState, ins: Instruction): string[] {
+    if (ins.json) return [...ins.args];
+    const shell = st.img.config?.Shell?.length ? st.img.config.Shell : DEFAULT_SHELL;
+    const line = ins.args.join(' ');
+    return [...shell, line];
+  }
+
+  private dispatchHealthcheck(st: StageState, ins: Instruction, hist: (t: string, e: boolean) => void): void {
+    const cfg = ensureConfig(st.img);
+    const kind = (ins.args[0] ?? '').toUpperCase();
+    if (kind === 'NONE') {
+      if (ins.flags.length || ins.args.length > 1) throw this.err(ins, 'HEALTHCHECK NONE takes no arguments');
+      cfg.Healthcheck = { Test: ['NONE'] };
+      return hist(healthcheckHistory(cfg.Healthcheck), true);
+    }
+    if (kind !== 'CMD') {
+      throw this.err(ins, `Unknown type "${ins.args[0] ?? ''}" in HEALTHCHECK (try CMD)`, 'write HEALTHCHECK [OPTIONS] CMD command, or HEALTHCHECK NONE');
+    }
+    const rest = ins.args.slice(1);
+    if (!rest.length || (!ins.json && rest.join(' ').trim() === '')) throw this.err(ins, 'Missing command after HEALTHCHECK CMD');
+    const test = ins.json ? ['CMD', ...rest] : ['CMD-SHELL', rest.join(' ')];
+    const h: HealthConfig = { Test: test };
+    const dur = (name: string): number | undefined => {
+      const f = this.flag(ins, name);
+      if (!f) return undefined;
+      const v = f.value ?? '';
+      const ns = parseGoDuration(v);
+      if (ns === undefined) throw this.err(ins, `invalid --${name} duration ${JSON.stringify(v)}`, 'use a duration like 30s, 1m30s or 500ms');
+      if (ns !== 0 && ns < 1e6) throw this.err(ins, `--${name} cannot be less than 1ms`);
+      if (ns < 0) throw this.err(ins, `--${name} cannot be negative`);
+      return ns;
+    };
+    const interval = dur('interval');
+    const timeout = dur('timeout');
+    const startPeriod = dur('start-period');
+    const startInterval = dur('start-interval');
+    if (interval) h.Interval = interval;
+    if (timeout) h.Timeout = timeout;
+    if (startPeriod) h.StartPeriod = startPeriod;
+    if (startInterval) h.StartInterval = startInterval;
+    const r = this.flag(ins, 'retries');
+    if (r) {
+      const v = r.value ?? '';
+      if (!/^-?[0-9]+$/.test(v)) throw this.err(ins, `invalid --retries value ${JSON.stringify(v)}`, 'use a whole number');
+      const n = Number(v);
+      if (n < 0) throw this.err(ins, '--retries cannot be negative');
+      if (n) h.Retries = n;
+    }
+    cfg.Healthcheck = h;
+    hist(healthcheckHistory(h), true);
+  }
+
+  // ---- RUN ----
+
+  private async dispatchRun(st: StageState, ins: Instruction, hist: (t: string, e: boolean, s?: boolean) => void): Promise<void> {
+    const cfg = ensureConfig(st.img);
+    let args: string[];
+    let nameText = this.displayText(ins, st.env);
+    const extraMounts: { spec: ExecMount; ref: Ref }[] = [];
+    if (ins.json) {
+      args = [...ins.args];
+    } else {
+      let cmd = ins.args.join(' ');
+      if (ins.heredocs.length) {
+        const only = parseHeredocWord(cmd.trim());
+        const h0 = ins.heredocs[0];
+        if (only && ins.heredocs.length === 1) {
+          if (h0.content.startsWith('#!')) {
+            // A script with a shebang runs as a file (BuildKit mounts it at /dev/pipes/).
+            const file = this.b.add({
+              kind: 'file',
+              name: INLINE_NAME,
+              inputs: [],
+              platform: st.platform,
+              base: -1,
+              actions: [{ op: 'mkfile', path: '/' + h0.name, mode: 0o755, data: h0.content }],
+            });
+            extraMounts.push({ spec: { target: '/dev/pipes/', type: 'bind', source: '/', readonly: true }, ref: file });
+            cmd = '/dev/pipes/' + h0.name;
+          } else {
+            cmd = h0.content;
+          }
+          nameText += ` (${summarizeHeredoc(h0.content)})`;
+        } else {
+          for (const h of ins.heredocs) cmd += '\n' + h.content + h.name;
+        }
+      }
+      const shell = cfg.Shell?.length ? cfg.Shell : DEFAULT_SHELL;
+      args = [...shell, cmd];
+    }
+
+    const network = this.flag(ins, 'network')?.value ?? 'default';
+    if (!['default', 'none', 'host'].includes(network)) {
+      throw this.err(ins, `unsupported network mode ${JSON.stringify(network)}`, 'use --network=default, none or host');
+    }
+    const security = this.flag(ins, 'security')?.value ?? 'sandbox';
+    if (!['sandbox', 'insecure'].includes(security)) {
+      throw this.err(ins, `unsupported security mode ${JSON.stringify(security)}`, 'use --security=sandbox or insecure');
+    }
+
+    const cwd = cfg.WorkingDir || '/';
+    const inputs: Ref[] = [];
+    let rootfs = -1;
+    if (st.ref) {
+      inputs.push(st.ref);
+      rootfs = 0;
+    }
+    const inputIndex = (r: Ref): number => {
+      const i = inputs.findIndex((x) => x.vertex === r.vertex && x.output === r.output);
+      if (i >= 0) return i;
+      inputs.push(r);
+      return inputs.length - 1;
+    };
+    const mounts: ExecMount[] = [];
+    let sshCount = 0;
+    for (const raw of this.flags(ins, 'mount')) {
+      let spec: MountSpec;
+      try {
+        spec = parseMount(raw, (w) => this.expand(ins, w, st.env));
+      } catch (e) {
+        if (e instanceof DockerfileError) throw e;
+        throw this.err(ins, `--mount=${raw}: ${(e as Error).message}`, 'see "RUN --mount" in the Dockerfile reference');
+      }
+      mounts.push(await this.runMount(st, ins, spec, cwd, inputIndex, sshCount));
+      if (spec.type === 'ssh') sshCount++;
+    }
+    for (const m of extraMounts) mounts.push({ ...m.spec, input: inputIndex(m.ref) });
+
+    const env = [...st.env].map(([k, v]) => `${k}=${v}`);
+    const def: Omit<ExecVertex, 'id'> = {
+      kind: 'exec',
+      name: this.stepName(st, nameText),
+      inputs,
+      platform: st.platform,
+      rootfs,
+      args,
+      env,
+      cwd,
+      user: cfg.User ?? '',
+      network: network as ExecVertex['network'],
+      security: security as ExecVertex['security'],
+      mounts,
+      ...(this.proxy.length ? { proxyEnv: this.proxy } : {}),
+      ...(this.opts.noCache ? { ignoreCache: true } : {}),
+    };
+    st.ref = this.b.add(def);
+    hist(`RUN ${runCommandString(args, st.declared, st.env)}`, false, true);
+  }
+
+  private async runMount(
+    st: StageState,
+    ins: Instruction,
+    spec: MountSpec,
+    cwd: string,
+    inputIndex: (r: Ref) => number,
+    sshIndex: number,
+  ): Promise<ExecMount> {
+    let target = spec.target ?? '';
+    if (target && !target.startsWith('/')) target = cleanPath('/' + cwd + '/' + target);
+    else if (target) target = cleanPath(target);
+    if (target === '/' && spec.type !== 'secret' && spec.type !== 'ssh') {
+      throw this.err(ins, `invalid mount target "${spec.target}"`, 'mount somewhere below /');
+    }
+    const fromRef = async (): Promise<Ref | null> => {
+      if (spec.from === undefined || spec.from === '') {
+        return null;
+      }
+      const src = await this.source(st, ins, spec.from, 'from');
+      return src.kind === 'stage' ? src.st.ref : src.ref;
+    };
+    switch (spec.type) {
+      case 'bind': {
+        const m: ExecMount = { target, type: 'bind', readonly: spec.readonly, source: cleanPath('/' + (spec.source ?? '/')) };
+        if (spec.from === undefined || spec.from === '') {
+          this.useContext(spec.source ?? '.');
+          m.input = inputIndex(this.contextRef());
+        } else {
+          const r = await fromRef();
+          if (r) m.input = inputIndex(r);
+        }
+        return m;
+      }
+      case 'cache': {
+        const m: ExecMount = {
+          target,
+          type: 'cache',
+          readonly: spec.readonly,
+          cacheId: spec.id || cleanPath(spec.target ?? target),
+          sharing: spec.sharing ?? 'shared',
+        };
+        if (spec.mode !== undefined) m.mode = spec.mode;
+        if (spec.uid !== undefined) m.uid = spec.uid;
+        if (spec.gid !== undefined) m.gid = spec.gid;
+        const r = await fromRef();
+        if (r) {
+          m.input = inputIndex(r);
+          m.source = cleanPath('/' + (spec.source ?? '/'));
+        }
+        return m;
+      }
+      case 'tmpfs': {
+        const m: ExecMount = { target, type: 'tmpfs' };
+        if (spec.size !== undefined) m.size = spec.size;
+        return m;
+      }
+      case 'secret': {
+        let id = spec.id ?? '';
+        if (spec.source) id = spec.source;
+        if (!id) id = spec.target ? baseName(spec.target) : '';
+        if (!id) throw this.err(ins, 'secret mount needs an id, source or target', 'write --mount=type=secret,id=<id>');
+        // With env= and no target the secret is only an environment variable.
+        const t = spec.target ? target : spec.env !== undefined ? '' : `/run/secrets/${baseName(id)}`;
+        this.secrets.add(id);
+        const m: ExecMount = { target: t, type: 'secret', secretId: id, required: spec.required, mode: spec.mode ?? 0o400, uid: spec.uid ?? 0, gid: spec.gid ?? 0 };
+        if (spec.env !== undefined) m.env = spec.env;
+        return m;
+      }
+      case 'ssh': {
+        const id = spec.id || 'default';
+        this.ssh.add(id);
+        return {
+          target: spec.target ? target : `/run/buildkit/ssh_agent.${sshIndex}`,
+          type: 'ssh',
+          sshId: id,
+          required: spec.required,
+          mode: spec.mode ?? 0o600,
+          uid: spec.uid ?? 0,
+          gid: spec.gid ?? 0,
+        };
+      }
+    }
+  }
+
+  // ---- context ----
+
+  private useContext(src: string): void {
+    const p = contextPattern(src);
+    if (p === '.') this.contextAll = true;
+    else this.contextPaths.add(p);
+  }
+
+  private contextRef(): Ref {
+    this.contextUsed = true;
+    return this.b.add({ kind: 'local', name: CONTEXT_NAME, inputs: [], source: CONTEXT_PLACEHOLDER });
+  }
+
+  // --from=<stage name | index | named context | image>
+  private async source(st: StageState, ins: Instruction, from: string, flagName: string): Promise<Source> {
+    if (/\$/.test(from) && expandWord(from, new Map(), { escapeToken: this.esc }).value !== from) {
+      throw this.err(
+        ins,
+        `variable expansion is not supported for --${flagName}, define a new stage with FROM using ARG from global scope as a workaround`,
+        `ARG X=...  (before the first FROM), then FROM \${X} AS src, and ${ins.keyword} --${flagName}=src`,
+      );
+    }
+    const cur = st.stage;
+    if (/^[0-9]+$/.test(from)) {
+      const i = Number(from);
+      if (i >= this.stages.length) {
+        throw this.err(ins, `invalid stage index ${i}`, `the Dockerfile has stages 0 to ${this.stages.length - 1}`);
+      }
+      if (i === cur.index) throw this.err(ins, `circular dependency detected on stage: ${from}`, 'a stage cannot copy from itself');
+      if (i > cur.index) {
+        throw this.err(ins, `--${flagName}=${from} refers to stage ${i}, which is defined after this instruction (line ${this.stages[i].from.startLine})`, 'reorder the stages so the source comes first');
+      }
+      return { kind: 'stage', st: await this.dispatch(this.stages[i]) };
+    }
+    const lower = from.toLowerCase();
+    const named = this.stages.find((s) => s.name && s.name === lower);
+    if (named) {
+      if (named === cur) throw this.err(ins, `circular dependency detected on stage: ${named.name}`, 'a stage cannot copy from itself');
+      if (named.index > cur.index) {
+        throw this.err(
+          ins,
+          `--${flagName}=${from} refers to stage "${named.name}", which is defined after this instruction (line ${named.from.startLine})`,
+          'move that stage above the one that uses it',
+        );
+      }
+      return { kind: 'stage', st: await this.dispatch(named) };
+    }
+    const nc = this.opts.namedContexts?.[from];
+    if (nc) {
+      if (nc.kind === 'local') {
+        return { kind: 'ref', name: from, ref: this.b.add({ kind: 'local', name: `[context ${from}] load from client`, inputs: [], source: nc.ref }) };
+      }
+      const { refStr, digest } = await this.imageBase(ins, nc.ref, st.platform);
+      return { kind: 'ref', name: from, ref: this.imageRef(refStr, digest, st.platform) };
+    }
+    let refStr: string;
+    try {
+      refStr = formatReference(parseReference(from));
+    } catch (e) {
+      throw this.err(ins, `invalid --${flagName} value "${from}": not a stage name, stage index or image reference (${(e as Error).message})`, 'name an earlier stage (FROM ... AS name) or an image like busybox:latest');
+    }
+    const res = await this.resolve(refStr, st.platform);
+    return { kind: 'ref', name: from, ref: this.imageRef(refStr, res?.digest || undefined, st.platform) };
+  }
+
+  private imageRef(refStr: string, digest: string | undefined, platform: Platform): Ref {
+    return this.b.add({ kind: 'image', name: `FROM ${showRef(refStr, digest)}`, inputs: [], platform, ref: refStr, resolvedDigest: digest });
+  }
+
+  // ---- COPY / ADD ----
+
+  private async dispatchCopy(st: StageState, ins: Instruction, hist: (t: string, e: boolean, s?: boolean) => void): Promise<void> {
+    const isAdd = ins.keyword === 'ADD';
+    const cmd = ins.keyword;
+    const words = ins.json ? ins.args : ins.args;
+    if (words.length < 2) {
+      throw this.err(ins, `${cmd} requires at least two arguments, but only ${words.length === 1 ? 'one was' : 'none were'} provided. Destination could not be determined.`, `write ${cmd} <src>... <dest>`);
+    }
+    const env = st.env;
+    const fromFlag = this.flag(ins, 'from')?.value ?? undefined;
+    const chownRaw = this.flag(ins, 'chown')?.value ?? undefined;
+    const chmodRaw = this.flag(ins, 'chmod')?.value ?? undefined;
+    const link = this.boolFlag(ins, 'link') ?? false;
+    const parents = this.boolFlag(ins, 'parents') ?? false;
+    const unpackFlag = isAdd ? this.boolFlag(ins, 'unpack') : undefined;
+    const keepGitDir = isAdd ? this.boolFlag(ins, 'keep-git-dir') ?? false : false;
+    const checksumRaw = isAdd ? this.flag(ins, 'checksum')?.value ?? undefined : undefined;
+    const excludes = this.flags(ins, 'exclude').map((e) => this.expand(ins, e, env));
+
+    let chown: ChownSpec | undefined;
+    if (chownRaw !== undefined) {
+      const c = this.expand(ins, chownRaw, env);
+      if (c !== '') chown = parseChown(c);
+    }
+    let chmod: string | undefined;
+    if (chmodRaw !== undefined) {
+      chmod = this.expand(ins, chmodRaw, env);
+      if (!validChmod(chmod)) {
+        throw this.err(ins, `invalid chmod parameter ${JSON.stringify(chmod)}`, 'use octal (0755) or symbolic (u+x,g-w) permissions');
+      }
+    }
+    const checksum = checksumRaw !== undefined ? this.expand(ins, checksumRaw, env) : undefined;
+    if (checksum !== undefined && !/^sha(256|384|512):[a-f0-9]+$/.test(checksum) && !/^[a-f0-9]{7,64}$/.test(checksum)) {
+      throw this.err(ins, `invalid checksum ${JSON.stringify(checksum)}`, 'use sha256:<hex> for URLs, or a commit hash for git sources');
+    }
+
+    const destRaw = words[words.length - 1];
+    const srcWords = words.slice(0, -1);
+    const dest0 = this.expand(ins, destRaw, env);
+    const cwd = st.img.config?.WorkingDir || '/';
+    let dest = resolveAgainst(cwd, dest0);
+    if (destIsDir(dest0) && !dest.endsWith('/')) dest += '/';
+
+    // Heredoc sources: "<<EOF" words that match this instruction's heredocs.
+    type Src = { heredoc: { name: string; content: string; expand: boolean } } | { path: string };
+    const srcs: Src[] = [];
+    const heredocs = [...ins.heredocs];
+    for (const w of srcWords) {
+      const h = ins.json ? undefined : parseHeredocWord(w);
+      const match = h ? heredocs.find((x) => x.name === h.name) : undefined;
+      if (h && match) {
+        heredocs.splice(heredocs.indexOf(match), 1);
+        srcs.push({ heredoc: match });
+      } else {
+        srcs.push({ path: ins.json ? w : this.expand(ins, w, env) });
+      }
+    }
+    if (srcs.length > 1 && !destIsDir(dest0)) {
+      throw this.err(
+        ins,
+        `When using ${cmd} with more than one source file, the destination must be a directory and end with a /`,
+        `write the destination as ${dest0}/`,
+      );
+    }
+    if (checksum !== undefined) {
+      const ok = srcs.length === 1 && 'path' in srcs[0] && (isHttpUrl(srcs[0].path) || parseGitUrl(srcs[0].path));
+      if (!ok) throw this.err(ins, 'checksum can only be used with a single HTTP(S) or git source', 'drop --checksum or use it with one URL');
+    }
+    if (parents && srcs.some((s) => 'path' in s && isHttpUrl(s.path))) {
+      throw this.err(ins, '--parents cannot be used with URL sources');
+    }
+
+    let from: Source | undefined;
+    if (fromFlag !== undefined) {
+      if (isAdd) throw this.err(ins, 'ADD does not support --from', 'use COPY --from=<stage> instead');
+      from = await this.source(st, ins, fromFlag, 'from');
+    }
+
+    const name = this.stepName(st, this.displayText(ins, env));
+    const extra: Ref[] = [];
+    const idx = (r: Ref): number => {
+      const base = st.ref ? 1 : 0;
+      const i = extra.findIndex((x) => x.vertex === r.vertex && x.output === r.output);
+      if (i >= 0) return base + i;
+      extra.push(r);
+      return base + extra.length - 1;
+    };
+    const actions: FileAction[] = [];
+    const histSrcs: string[] = [];
+    const histHeredocs: string[] = [];
+
+    for (const s of srcs) {
+      if ('heredoc' in s) {
+        const h = s.heredoc;
+        let data = h.content;
+        if (h.expand) {
+          try {
+            data = lexWords(data, env, { escapeToken: this.esc, rawQuotes: true }).value;
+          } catch (e) {
+            if (e instanceof ShellExpansionError) throw locateShellError(e, { file: this.file, line: ins.startLine, snippet: ins.original });
+            throw e;
+          }
+        }
+        const file = this.b.add({
+          kind: 'file',
+          name: INLINE_NAME,
+          inputs: [],
+          platform: st.platform,
+          base: -1,
+          actions: [{ op: 'mkfile', path: '/' + h.name, mode: 0o644, data }],
+        });
+        actions.push({
+          op: 'copy',
+          src: idx(file),
+          srcPaths: ['/' + h.name],
+          dest,
+          chown,
+          chmod,
+          followSymlinks: false,
+          dirCopyContents: false,
+          createDestPath: true,
+          allowWildcard: false,
+          allowEmptyWildcard: false,
+          attemptUnpack: false,
+        });
+        histHeredocs.push(`<<${h.name}`);
+        continue;
+      }
+      const src = s.path;
+      histSrcs.push(src);
+      if (src === '') throw this.err(ins, `${cmd} source can not be empty`);
+      if (!from && isHttpUrl(src) && !parseGitUrl(src)) {
+        if (!isAdd) throw this.err(ins, 'source can\'t be a URL for COPY', 'use ADD to download a URL');
+        const filename = httpFilename(src);
+        const http = this.b.add({
+          kind: 'http',
+          name,
+          inputs: [],
+          url: src,
+          filename,
+          ...(checksum !== undefined ? { checksum } : {}),
+        });
+        actions.push({
+          op: 'copy',
+          src: idx(http),
+          srcPaths: ['/' + filename],
+          dest,
+          chown,
+          chmod,
+          followSymlinks: false,
+          dirCopyContents: false,
+          createDestPath: true,
+          allowWildcard: false,
+          allowEmptyWildcard: false,
+          attemptUnpack: unpackFlag === true,
+        });
+        continue;
+      }
+      const git = !from ? parseGitUrl(src) : null;
+      if (git) {
+        if (!isAdd) throw this.err(ins, 'source can\'t be a git ref for COPY', 'use ADD to fetch a git repository');
+        const gv = this.b.add({
+          kind: 'git',
+          name,
+          inputs: [],
+          remote: git.remote,
+          ...(checksum !== undefined ? { ref: checksum } : git.ref ? { ref: git.ref } : {}),
+          ...(git.subdir ? { subdir: git.subdir } : {}),
+          ...(keepGitDir ? { keepGitDir: true } : {}),
+        });
+        actions.push({
+          op: 'copy',
+          src: idx(gv),
+          srcPaths: ['/'],
+          dest,
+          chown,
+          chmod,
+          followSymlinks: true,
+          dirCopyContents: true,
+          createDestPath: true,
+          allowWildcard: false,
+          allowEmptyWildcard: false,
+          attemptUnpack: false,
+        });
+        continue;
+      }
+      // A local path: in the context, or in the --from stage/image.
+      let srcRef: Ref | null;
+      if (from) {
+        srcRef = from.kind === 'stage' ? from.st.ref : from.ref;
+      } else {
+        if (parents) {
+          const p = splitParents(src);
+          this.useContext(joinPath(p.dir, p.pattern));
+        } else this.useContext(src);
+        srcRef = this.contextRef();
+      }
+      const action: Extract<FileAction, { op: 'copy' }> = {
+        op: 'copy',
+        src: srcRef ? idx(srcRef) : -1,
+        srcPaths: [cleanPath('/' + src)],
+        dest,
+        chown,
+        chmod,
+        followSymlinks: true,
+        dirCopyContents: true,
+        createDestPath: true,
+        allowWildcard: true,
+        allowEmptyWildcard: true,
+        attemptUnpack: isAdd && unpackFlag !== false,
+      };
+      if (parents) {
+        const p = splitParents(src);
+        action.srcPaths = [p.dir];
+        action.includePatterns = [p.pattern];
+        action.parents = true;
+      }
+      if (excludes.length) action.excludePatterns = excludes;
+      actions.push(action);
+    }
+    // Unused heredocs (the parser found them but no source word names them).
+    st.ref = this.fileOp(st, name, actions, extra, link);
+    hist(`${cmd} ${[...histSrcs, ...histHeredocs, dest0].join(' ')}`, false, true);
+  }
+}
+
+// The instruction text after its keyword (MAINTAINER, ONBUILD): the parser
+// keeps it as the single argument.
+function restAfterKeyword(ins: Instruction): string {
+  return (ins.args.length === 1 ? ins.args[0] : ins.original.trim().replace(/^\S+\s*/, '')).trim();
+}
+
+// "FROM docker.io/library/alpine:3.19@sha256:…" as BuildKit shows a pinned base.
+function showRef(refStr: string, digest: string | undefined): string {
+  return digest ? `${refStr.replace(/@sha256:[a-f0-9]+$/, '')}@${digest}` : refStr;
+}
+
+function summarizeHeredoc(doc: string): string {
+  const lines = doc.trim().replace(/\r\n/g, '\n').split('\n');
+  return lines[0] + (lines.length > 1 ? '...' : '');
+}
+
+export { PLATFORM_ARGS };

@@ -1,0 +1,197 @@
+// RUN --mount=... parsing with BuildKit's keys, defaults and validation.
+// The value is CSV (quotes allowed); each value is expanded like BuildKit does.
+
+export type MountType = 'bind' | 'cache' | 'tmpfs' | 'secret' | 'ssh';
+const MOUNT_TYPES: MountType[] = ['bind', 'cache', 'tmpfs', 'secret', 'ssh'];
+
+export interface MountSpec {
+  type: MountType;
+  from?: string;
+  source?: string;
+  target?: string;
+  readonly: boolean;
+  id?: string;
+  sharing?: 'shared' | 'private' | 'locked';
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  required: boolean;
+  env?: string;
+  size?: number;
+}
+
+// encoding/csv-style split: commas separate, "..." quotes ("" is a quote).
+export function splitCsv(s: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let i = 0;
+  let quoted = false;
+  while (i < s.length) {
+    const c = s[i];
+    if (quoted) {
+      if (c === '"') {
+        if (s[i + 1] === '"') {
+          cur += '"';
+          i += 2;
+          continue;
+        }
+        quoted = false;
+      } else cur += c;
+    } else if (c === '"' && cur === '') quoted = true;
+    else if (c === ',') {
+      out.push(cur);
+      cur = '';
+    } else cur += c;
+    i++;
+  }
+  if (quoted) throw new Error(`extraneous or missing " in quoted-field: ${s}`);
+  out.push(cur);
+  return out;
+}
+
+function parseBool(key: string, v: string): boolean {
+  const t = ['1', 't', 'T', 'TRUE', 'true', 'True'];
+  const f = ['0', 'f', 'F', 'FALSE', 'false', 'False'];
+  if (t.includes(v)) return true;
+  if (f.includes(v)) return false;
+  throw new Error(`invalid value for ${key}: ${v}`);
+}
+
+function parseUint(key: string, v: string, base: 8 | 10): number {
+  const re = base === 8 ? /^[0-7]+$/ : /^[0-9]+$/;
+  if (!re.test(v)) throw new Error(`invalid value for ${key}: ${v}`);
+  const n = parseInt(v, base);
+  if (n > 0xffffffff) throw new Error(`invalid value for ${key}: ${v}`);
+  return n;
+}
+
+// docker/go-units RAMInBytes: "64m", "1g", "512k", "100" (bytes), binary multiples.
+export function parseRamBytes(v: string): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)\s*([kmgtp]?)(i?b)?$/i.exec(v.trim());
+  if (!m) throw new Error(`invalid size: '${v}'`);
+  const mult: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
+  return Math.floor(parseFloat(m[1]) * mult[m[2].toLowerCase()]);
+}
+
+// Parses one --mount value. `expand` processes variables in a value.
+export function parseMount(value: string, expand: (w: string) => string): MountSpec {
+  const fields = splitCsv(value);
+  let type: MountType = 'bind';
+  // The type decides which keys are allowed, so find it first.
+  for (const f of fields) {
+    const eq = f.indexOf('=');
+    if (eq > 0 && f.slice(0, eq).trim().toLowerCase() === 'type') {
+      const t = expand(f.slice(eq + 1)).toLowerCase();
+      if (!MOUNT_TYPES.includes(t as MountType)) {
+        throw new Error(`unsupported mount type "${f.slice(eq + 1)}" (use one of ${MOUNT_TYPES.join(', ')})`);
+      }
+      type = t as MountType;
+    }
+  }
+  const m: MountSpec = { type, readonly: false, required: false };
+  let roAuto = true;
+  for (const field of fields) {
+    if (field.trim() === '') continue;
+    const eq = field.indexOf('=');
+    const key = (eq < 0 ? field : field.slice(0, eq)).trim().toLowerCase();
+    if (eq < 0) {
+      switch (key) {
+        case 'readonly':
+        case 'ro':
+          m.readonly = true;
+          roAuto = false;
+          continue;
+        case 'readwrite':
+        case 'rw':
+          m.readonly = false;
+          roAuto = false;
+          continue;
+        case 'required':
+          if (type !== 'secret' && type !== 'ssh') throw new Error(`unexpected key '${key}' for mount type '${type}'`);
+          m.required = true;
+          continue;
+        default:
+          throw new Error(`unexpected key '${key}' in '${field}'`);
+      }
+    }
+    const v = expand(field.slice(eq + 1));
+    switch (key) {
+      case 'type':
+        break;
+      case 'from':
+        m.from = v;
+        break;
+      case 'source':
+      case 'src':
+        m.source = v;
+        break;
+      case 'target':
+      case 'dst':
+      case 'destination':
+        m.target = v;
+        break;
+      case 'readonly':
+      case 'ro':
+        m.readonly = parseBool(key, v);
+        roAuto = false;
+        break;
+      case 'readwrite':
+      case 'rw':
+        m.readonly = !parseBool(key, v);
+        roAuto = false;
+        break;
+      case 'required':
+        if (type !== 'secret' && type !== 'ssh') throw new Error(`unexpected key '${key}' for mount type '${type}'`);
+        m.required = parseBool(key, v);
+        break;
+      case 'size':
+        if (type !== 'tmpfs') throw new Error(`unexpected key '${key}' for mount type '${type}'`);
+        m.size = parseRamBytes(v);
+        break;
+      case 'id':
+        m.id = v;
+        break;
+      case 'sharing': {
+        const s = v.toLowerCase();
+        if (s !== 'shared' && s !== 'private' && s !== 'locked') {
+          throw new Error(`unsupported sharing value "${v}" (use shared, private or locked)`);
+        }
+        if (type !== 'cache') throw new Error(`invalid cache sharing set for ${type} mount`);
+        m.sharing = s;
+        break;
+      }
+      case 'mode':
+        m.mode = parseUint(key, v, 8);
+        break;
+      case 'uid':
+        m.uid = parseUint(key, v, 10);
+        break;
+      case 'gid':
+        m.gid = parseUint(key, v, 10);
+        break;
+      case 'env':
+        if (type !== 'secret') throw new Error(`unexpected key '${key}' for mount type '${type}'`);
+        m.env = v;
+        break;
+      default:
+        throw new Error(`unexpected key '${key}' in '${field}'`);
+    }
+  }
+  const fileInfoAllowed = type === 'secret' || type === 'ssh' || type === 'cache';
+  if (!fileInfoAllowed) {
+    if (m.mode !== undefined) throw new Error(`mode not allowed for "${type}" type mounts`);
+    if (m.uid !== undefined) throw new Error(`uid not allowed for "${type}" type mounts`);
+    if (m.gid !== undefined) throw new Error(`gid not allowed for "${type}" type mounts`);
+  }
+  // bind/secret/ssh are read-only unless asked; cache and tmpfs writable.
+  if (roAuto) m.readonly = !(type === 'cache' || type === 'tmpfs');
+  if (type === 'secret') {
+    if (m.from !== undefined) throw new Error('secret mount should not have a from');
+    if (!m.source && !m.target && !m.id && m.env === undefined) throw new Error('one of source, target required');
+    if (m.source && m.id) throw new Error("both source and id can't be set");
+  }
+  if (type === 'ssh' && m.from !== undefined) throw new Error('ssh mount should not have a from');
+  if (type === 'tmpfs' && m.from !== undefined) throw new Error('tmpfs mount should not have a from');
+  if (!m.target && type !== 'secret' && type !== 'ssh') throw new Error('mount target (target=<path>) is required');
+  return m;
+}
