@@ -3,3 +3,7 @@ export { ContentStore } from './content/store';
 export { ImageStore, type ImageRecord } from './images/store';
 export { parseReference, formatReference, familiarName, normalizeName, type Reference } from './images/reference';
 export { parseDockerfile, expandWord, expandWords, parseDockerignore, PatternMatcher, DockerfileError } from './frontend/dockerfile/index';
+export { convertDockerfile, dockerfileToGraph, type ConvertOptions } from './frontend/dockerfile/convert';
+export type * from './graph/types';
+export { GraphBuilder, topoOrder, prune } from './graph/builder';
+export { sha256Hex, vertexDigest, canonicalJson } from './graph/digest';
