@@ -258,6 +258,7 @@ class Solver {
           const result = await ex.run(v, {
             key,
             inputs,
+            inputVertices: v.inputs.map((r) => this.vertex(r.vertex)),
             signal: this.signal,
             progress: this.logger(v),
             noCache: Boolean(this.opts.noCache || v.ignoreCache),

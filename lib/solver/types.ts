@@ -44,6 +44,7 @@ export interface KeyContext {
 export interface RunContext extends KeyContext {
   key: string;
   inputs: VertexResult[]; // results of vertex.inputs, in order
+  inputVertices: Vertex[]; // the vertices those results came from
 }
 
 export interface Executor<V extends Vertex = Vertex> {
