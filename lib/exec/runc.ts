@@ -1,7 +1,260 @@
-// runc invocation (work in progress: implementation lands in the next commit).
-import { ImgError } from '../util/errors';
+// Runs a RunOptions through runc: bundle (config.json + generated
+// resolv.conf/hosts) in <state>/tmp/exec/<id>, `runc run` with piped stdio,
+// and cleanup that always happens (runc delete --force, bundle removal, and
+// on abort or SIGINT/SIGTERM `runc kill KILL` first).
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { registerCleanup } from '../snapshot/cleanup';
+import { ImgError, isErrno } from '../util/errors';
+import { debug, warn } from '../util/log';
+import { resolveInRoot } from './mounts';
+import { resolveUser } from './passwd';
 import type { RunOptions } from './run';
+import { buildSpec, hostsFile, idMapped, nofileLimit, resolvConf, type OciMount } from './spec';
 
-export async function runInBundle(_opts: RunOptions): Promise<{ exitCode: number }> {
-  throw new ImgError('runContainer: runc execution is still being written (interface commit)');
+// runc's state dir: $XDG_RUNTIME_DIR/img/runc, else /tmp/img-runc-<host uid>/img/runc.
+export function runcRoot(): string {
+  const xdg = process.env.XDG_RUNTIME_DIR;
+  if (xdg && isWritableDir(xdg)) return path.join(xdg, 'img', 'runc');
+  const uid = process.env.IMG_HOST_UID ?? String(process.getuid?.() ?? 0);
+  return path.join('/tmp', `img-runc-${uid}`, 'img', 'runc');
+}
+
+function isWritableDir(p: string): boolean {
+  try {
+    fs.accessSync(p, fs.constants.W_OK | fs.constants.X_OK);
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+let runcPath: string | null | undefined;
+function findRunc(): string {
+  if (runcPath === undefined) {
+    runcPath = null;
+    const candidates = [process.env.IMG_RUNC, ...(process.env.PATH ?? '').split(':').map((d) => d && path.join(d, 'runc')), '/usr/sbin/runc', '/usr/bin/runc'];
+    for (const c of candidates) {
+      if (!c) continue;
+      try {
+        fs.accessSync(c, fs.constants.X_OK);
+        runcPath = c;
+        break;
+      } catch {
+        /* next */
+      }
+    }
+  }
+  if (!runcPath) {
+    throw new ImgError('runc was not found in PATH; RUN steps need it', {
+      hint: 'install runc (Debian/Ubuntu: apt-get install runc) or set IMG_RUNC to its path',
+    });
+  }
+  return runcPath;
+}
+
+// Whether this host lets us mount a fresh /proc (needs a pid namespace we own
+// and a /proc that is not partly covered, which some container hosts have).
+// Probed once per process with util-linux unshare.
+let freshProcOk: boolean | undefined;
+export function canMountProc(): boolean {
+  if (freshProcOk !== undefined) return freshProcOk;
+  if (process.env.IMG_NO_PROC_MOUNT === '1') return (freshProcOk = false);
+  const r = spawnSync('unshare', ['--mount', '--pid', '--fork', '--mount-proc', 'true'], { stdio: 'ignore', timeout: 10000 });
+  if (r.error && isErrno(r.error, 'ENOENT')) freshProcOk = true; // no unshare(1): let runc try
+  else freshProcOk = r.status === 0;
+  if (!freshProcOk) {
+    warn(
+      'this host does not allow mounting a fresh /proc in a user namespace (e.g. img running inside a container with a masked /proc): ' +
+        'RUN steps run without a PID namespace and see the host /proc. Unmask /proc (docker run --security-opt systempaths=unconfined) to fix it.',
+    );
+  }
+  return freshProcOk;
+}
+
+function runc(args: string[]): { status: number | null; stderr: string } {
+  const r = spawnSync(findRunc(), ['--root', runcRoot(), ...args], { encoding: 'utf8', timeout: 30000 });
+  return { status: r.status, stderr: (r.stderr ?? '').trim() };
+}
+
+// Kill every process whose root is `rootfs` (leftovers when there is no pid
+// namespace to take them down with init).
+function killByRoot(rootfs: string): number {
+  let n = 0;
+  let real: string;
+  try {
+    real = fs.realpathSync(rootfs);
+  } catch {
+    return 0;
+  }
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (fs.readlinkSync(`/proc/${name}/root`) === real) {
+        process.kill(Number(name), 'SIGKILL');
+        n++;
+      }
+    } catch {
+      /* gone or not ours */
+    }
+  }
+  return n;
+}
+
+// Mount points runc will create in the rootfs: the missing path components
+// of each destination, so the ones still empty afterwards can be removed and
+// do not end up in the step's layer (as BuildKit does with its mount stubs).
+async function missingStubs(rootfs: string, destinations: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const dest of destinations) {
+    const parts = dest.split('/').filter(Boolean);
+    for (let i = 1; i <= parts.length; i++) {
+      const host = await resolveInRoot(rootfs, '/' + parts.slice(0, i).join('/'));
+      try {
+        await fsp.lstat(host);
+      } catch (err) {
+        if (!isErrno(err, 'ENOENT')) break;
+        if (!out.includes(host)) out.push(host);
+      }
+    }
+  }
+  return out;
+}
+
+async function removeStubs(stubs: string[]): Promise<void> {
+  // Deepest first; only what is still an empty dir or an empty file.
+  for (const p of [...stubs].sort((a, b) => b.length - a.length)) {
+    try {
+      const st = await fsp.lstat(p);
+      if (st.isDirectory()) await fsp.rmdir(p);
+      else if (st.isFile() && st.size === 0) await fsp.unlink(p);
+    } catch {
+      /* in use or not empty: the step made it real */
+    }
+  }
+}
+
+export function containerId(): string {
+  return `img-${randomBytes(8).toString('hex')}`;
+}
+
+export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number }> {
+  if (opts.args.length === 0) {
+    throw new ImgError('no command to run', { hint: 'give RUN a command (or set an ENTRYPOINT/CMD)' });
+  }
+  if (opts.signal?.aborted) throw abortError(opts.signal);
+  const user = await resolveUser(opts.rootfs, opts.user || 'root');
+  const id = containerId();
+  const bundle = path.join(opts.stateDir, 'tmp', 'exec', id);
+  await fsp.mkdir(bundle, { recursive: true, mode: 0o711 });
+  const freshProc = canMountProc();
+  const hostname = opts.hostname || randomBytes(6).toString('hex');
+  const cleanupsDone: (() => void)[] = [];
+  let stubsToRemove: string[] = [];
+  try {
+    const resolv = path.join(bundle, 'resolv.conf');
+    const hosts = path.join(bundle, 'hosts');
+    await fsp.writeFile(resolv, resolvConf(opts.network), { mode: 0o644 });
+    await fsp.writeFile(hosts, hostsFile(hostname, opts.extraHosts), { mode: 0o644 });
+    // The working directory must exist in the rootfs (docker creates it).
+    const cwd = opts.cwd || '/';
+    await fsp.mkdir(await resolveInRoot(opts.rootfs, cwd), { recursive: true, mode: 0o755 });
+
+    const userMounts: OciMount[] = opts.mounts.map((m) =>
+      m.type === 'bind'
+        ? { destination: m.target, type: 'bind', source: m.source, options: ['rbind', m.readonly ? 'ro' : 'rw'] }
+        : {
+            destination: m.target,
+            type: 'tmpfs',
+            source: 'tmpfs',
+            options: ['nosuid', 'nodev', 'mode=1777', ...(m.size ? [`size=${m.size}`] : [])],
+          },
+    );
+    const env = [...opts.env];
+    if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
+    const spec = buildSpec({
+      rootfs: path.resolve(opts.rootfs),
+      args: opts.args,
+      env,
+      cwd,
+      uid: user.uid,
+      gid: user.gid,
+      additionalGids: user.additionalGids,
+      hostname,
+      network: opts.network,
+      resolvConf: resolv,
+      hosts,
+      freshProc,
+      userMounts,
+      nofile: nofileLimit(),
+      ttyGidMapped: idMapped('gid', 5),
+    });
+    await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
+    const stubs = await missingStubs(
+      opts.rootfs,
+      ((spec.mounts as OciMount[]) ?? []).map((m) => m.destination),
+    );
+    stubsToRemove = stubs;
+    await fsp.mkdir(runcRoot(), { recursive: true, mode: 0o700 });
+
+    const kill = () => {
+      runc(['kill', id, 'KILL']);
+      if (!freshProc) killByRoot(opts.rootfs);
+    };
+    const unregister = registerCleanup(`container ${id}`, () => {
+      kill();
+      runc(['delete', '--force', id]);
+    });
+    cleanupsDone.push(unregister);
+
+    debug(`runc run ${id}: ${JSON.stringify(opts.args)} as ${user.uid}:${user.gid} in ${opts.rootfs}`);
+    const exitCode = await new Promise<number>((resolve, reject) => {
+      const child = spawn(findRunc(), ['--root', runcRoot(), 'run', '--bundle', bundle, id], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      child.stdout.on('data', (d: Buffer) => opts.onOutput?.('stdout', d));
+      child.stderr.on('data', (d: Buffer) => opts.onOutput?.('stderr', d));
+      const onAbort = () => kill();
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      child.on('error', (err) => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        reject(err);
+      });
+      // 'exit', not 'close': a leftover process may still hold the pipes.
+      child.on('exit', (code, sig) => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        resolve(code ?? 128 + (sig ? (osSignal(sig) ?? 9) : 0));
+      });
+    });
+    // Leftover processes: with a pid namespace the kernel killed them when
+    // init exited; without one, find them by their root directory.
+    if (!freshProc) {
+      const n = killByRoot(opts.rootfs);
+      if (n) debug(`runc ${id}: killed ${n} leftover process(es)`);
+    }
+    if (opts.signal?.aborted) throw abortError(opts.signal);
+    return { exitCode };
+  } finally {
+    const del = runc(['delete', '--force', id]);
+    if (del.status !== 0 && !/does not exist|not found/.test(del.stderr)) debug(`runc delete ${id}: ${del.stderr}`);
+    for (const u of cleanupsDone) u();
+    await removeStubs(stubsToRemove);
+    await fsp.rm(bundle, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+function osSignal(sig: NodeJS.Signals): number | undefined {
+  return os.constants.signals[sig];
+}
+
+function abortError(signal: AbortSignal): Error {
+  const reason = signal.reason;
+  if (reason instanceof Error) return reason;
+  const err = new Error('the operation was aborted');
+  err.name = 'AbortError';
+  return err;
 }

@@ -13,6 +13,7 @@ import { debug } from '../util/log';
 import { BaseSnapshotter, randomId, removeTree, type SnapshotMeta } from './base';
 import { registerCleanup } from './cleanup';
 import { bindMount, mount, umount } from './sys';
+import { lgetxattr } from '../archive/sys';
 import type { Change, Mounted, SnapshotBackend } from './types';
 
 // The kernel copies mount data into one page.
@@ -192,9 +193,86 @@ export class OverlaySnapshotter extends BaseSnapshotter {
     };
   }
 
-  protected async *changesOf(meta: SnapshotMeta, _parent: SnapshotMeta | null): AsyncIterable<Change> {
-    yield* overlayChanges(this.fsDir(meta.id));
+  // The upper dir is the change set, minus what says nothing about the
+  // parent: whiteouts of paths the parent does not have (fuse-overlayfs
+  // whites out even upper-only entries it deletes, e.g. removed mount stubs),
+  // opaque marks on directories the parent does not have, and fuse-overlayfs's
+  // own `.wh..opq` opaque markers.
+  protected async *changesOf(meta: SnapshotMeta, parent: SnapshotMeta | null): AsyncIterable<Change> {
+    const upper = this.fsDir(meta.id);
+    const lowers = parent ? (await this.chain(parent.id)).map((m) => this.fsDir(m.id)) : [];
+    for await (const c of overlayChanges(upper)) {
+      if (c.kind === 'delete') {
+        if (path.basename(c.path) === '.opq' && isFuseOpaqueMarker(path.join(upper, path.dirname(c.path), '.wh..opq'))) continue;
+        if (!existsInLowers(lowers, c.path)) continue;
+      } else if (c.opaque && !existsInLowers(lowers, c.path)) {
+        yield { path: c.path, kind: c.kind };
+        continue;
+      }
+      yield c;
+    }
   }
+}
+
+function isFuseOpaqueMarker(p: string): boolean {
+  try {
+    fs.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const OPAQUE_XATTRS = ['user.overlay.opaque', 'trusted.overlay.opaque', 'user.fuseoverlayfs.opaque'];
+
+function isWhiteout(st: fs.Stats): boolean {
+  return st.isCharacterDevice() && st.rdev === 0;
+}
+
+function isOpaqueDir(dir: string): boolean {
+  if (fs.existsSync(path.join(dir, '.wh..wh..opq'))) return true;
+  for (const x of OPAQUE_XATTRS) {
+    try {
+      const v = lgetxattr(dir, x);
+      if (v && v.toString() === 'y') return true;
+    } catch {
+      /* no xattr support: not opaque */
+    }
+  }
+  return false;
+}
+
+// Whether `rel` is visible in the merged view of `lowers` (newest first),
+// honouring whiteouts and opaque directories.
+export function existsInLowers(lowers: string[], rel: string): boolean {
+  const parts = rel.split('/').filter(Boolean);
+  for (const lower of lowers) {
+    let dir = lower;
+    let stop = false; // an opaque ancestor in this layer hides everything older
+    let hidden = false;
+    for (let i = 0; i < parts.length; i++) {
+      const p = path.join(dir, parts[i]);
+      let st: fs.Stats;
+      try {
+        st = fs.lstatSync(p);
+      } catch {
+        break; // not in this layer: look in older ones (unless an ancestor was opaque)
+      }
+      if (isWhiteout(st)) {
+        hidden = true;
+        break;
+      }
+      if (i === parts.length - 1) return true;
+      if (!st.isDirectory()) {
+        hidden = true; // a non-directory ancestor hides older layers' subtrees
+        break;
+      }
+      if (isOpaqueDir(p)) stop = true;
+      dir = p;
+    }
+    if (hidden || stop) return false;
+  }
+  return false;
 }
 
 // /dev/fuse must open read-write for fuse-overlayfs to mount.

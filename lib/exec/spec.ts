@@ -1,0 +1,192 @@
+// The OCI runtime spec (config.json) for one RUN step in a rootless
+// container. We are already root of our own user namespace, so the spec has
+// no user namespace entry; runc (running there as uid 0) creates pid, ipc,
+// uts, mount (+ network) namespaces owned by ours. Devices: runc bind-mounts
+// its default set (null, zero, full, random, urandom, tty) from the host,
+// because mknod of real devices is not allowed in a user namespace.
+import * as fs from 'node:fs';
+
+// BuildKit's default capabilities for RUN.
+export const DEFAULT_CAPS = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
+];
+
+// runc's default spec masks and read-only paths (plus BuildKit's powercap).
+export const MASKED_PATHS = [
+  '/proc/acpi',
+  '/proc/asound',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
+  '/sys/devices/virtual/powercap',
+];
+export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface OciMount {
+  destination: string;
+  type: string;
+  source: string;
+  options?: string[];
+}
+
+export interface SpecInput {
+  rootfs: string;
+  args: string[];
+  env: string[];
+  cwd: string;
+  uid: number;
+  gid: number;
+  additionalGids: number[];
+  hostname: string;
+  network: 'default' | 'none' | 'host';
+  // Host files bind-mounted read-only at /etc/resolv.conf and /etc/hosts.
+  resolvConf: string;
+  hosts: string;
+  // false: the host cannot mount a fresh /proc for us; no pid namespace, host /proc bound.
+  freshProc: boolean;
+  userMounts: OciMount[];
+  // RLIMIT_NOFILE to set (soft = hard), or undefined to inherit.
+  nofile?: number;
+  // Whether gid 5 (tty) is mapped in our namespace (devpts gid=5 needs it).
+  ttyGidMapped: boolean;
+}
+
+export function buildSpec(input: SpecInput): Record<string, unknown> {
+  const mounts: OciMount[] = [];
+  if (input.freshProc) mounts.push({ destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] });
+  else mounts.push({ destination: '/proc', type: 'bind', source: '/proc', options: ['rbind', 'nosuid', 'noexec', 'nodev'] });
+  mounts.push(
+    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+    {
+      destination: '/dev/pts',
+      type: 'devpts',
+      source: 'devpts',
+      options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', ...(input.ttyGidMapped ? ['gid=5'] : [])],
+    },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+  );
+  // sysfs can only be mounted by the owner of the network namespace: with
+  // network=none runc makes one for us; otherwise bind the host's read-only.
+  if (input.network === 'none') mounts.push({ destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] });
+  else mounts.push({ destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] });
+  mounts.push(
+    { destination: '/etc/resolv.conf', type: 'bind', source: input.resolvConf, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] },
+    { destination: '/etc/hosts', type: 'bind', source: input.hosts, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] },
+  );
+  mounts.push(...input.userMounts);
+
+  const namespaces: { type: string }[] = [{ type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
+  if (input.freshProc) namespaces.unshift({ type: 'pid' });
+  if (input.network === 'none') namespaces.push({ type: 'network' });
+
+  const env = [...input.env];
+  if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
+
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: false,
+      user: { uid: input.uid, gid: input.gid, ...(input.additionalGids.length ? { additionalGids: input.additionalGids } : {}) },
+      args: input.args,
+      env,
+      cwd: input.cwd || '/',
+      capabilities: {
+        bounding: DEFAULT_CAPS,
+        effective: DEFAULT_CAPS,
+        permitted: DEFAULT_CAPS,
+      },
+      ...(input.nofile ? { rlimits: [{ type: 'RLIMIT_NOFILE', hard: input.nofile, soft: input.nofile }] } : {}),
+      // setuid programs (su, sudo, ping) must work as they do under docker.
+      noNewPrivileges: false,
+    },
+    root: { path: input.rootfs, readonly: false },
+    hostname: input.hostname,
+    mounts,
+    linux: {
+      // No resources and no cgroupsPath: a rootless runc without cgroup
+      // delegation then skips cgroups instead of failing.
+      namespaces,
+      maskedPaths: MASKED_PATHS,
+      readonlyPaths: READONLY_PATHS,
+    },
+  };
+}
+
+// RLIMIT_NOFILE to request: 1048576 when our hard limit allows it (raising
+// the hard limit needs privileges a user namespace does not grant), else our
+// current hard limit, or undefined when it cannot be read (inherit).
+export function nofileLimit(): number | undefined {
+  try {
+    const line = fs
+      .readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    if (!line) return undefined;
+    const parts = line.trim().split(/\s+/);
+    const hard = parts[4];
+    if (hard === 'unlimited') return 1048576;
+    const n = Number(hard);
+    if (!Number.isFinite(n)) return undefined;
+    return Math.min(n, 1048576);
+  } catch {
+    return undefined;
+  }
+}
+
+// Whether `id` is mapped in this process's namespace (/proc/self/{uid,gid}_map).
+export function idMapped(kind: 'uid' | 'gid', id: number): boolean {
+  try {
+    for (const line of fs.readFileSync(`/proc/self/${kind}_map`, 'utf8').split('\n')) {
+      const [inside, , count] = line.trim().split(/\s+/).map(Number);
+      if (Number.isFinite(inside) && id >= inside && id < inside + count) return true;
+    }
+  } catch {
+    return true;
+  }
+  return false;
+}
+
+export function hostsFile(hostname: string, extra: { host: string; ip: string }[] = []): string {
+  const lines = [`127.0.0.1\tlocalhost ${hostname}`, '::1\tlocalhost ip6-localhost ip6-loopback'];
+  for (const e of extra) lines.push(`${e.ip}\t${e.host}`);
+  return lines.join('\n') + '\n';
+}
+
+// The host's resolv.conf, or public resolvers when it has none. Loopback
+// nameservers only work when the container shares the host network.
+export function resolvConf(network: 'default' | 'none' | 'host'): string {
+  let text = '';
+  try {
+    text = fs.readFileSync('/etc/resolv.conf', 'utf8');
+  } catch {
+    /* none */
+  }
+  const servers = text.split('\n').filter((l) => /^\s*nameserver\s+/.test(l));
+  const loopbackOnly = servers.length > 0 && servers.every((l) => /nameserver\s+(127\.|::1)/.test(l));
+  if (servers.length === 0 || (loopbackOnly && network === 'none')) {
+    const rest = text.split('\n').filter((l) => l.trim() && !/^\s*nameserver\s+/.test(l));
+    return [...rest, 'nameserver 8.8.8.8', 'nameserver 8.8.4.4'].join('\n') + '\n';
+  }
+  return text.endsWith('\n') ? text : text + '\n';
+}
