@@ -158,3 +158,17 @@ test('copyTree copies a wide tree with many small files on the default pool', as
     fs.rmSync(base, { recursive: true, force: true });
   }
 });
+
+test('copyTree works as root of a user namespace (unprivileged test user)', async () => {
+  const { entryArgv, runUnprivileged, userDir } = await import('./fixtures/unprivileged');
+  const dir = userDir('img-copytree-ns-');
+  try {
+    const r = await runUnprivileged(entryArgv('copytree', dir), dir);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.uid, 0);
+    assert.deepEqual(out.copy, { files: 3, f: [1000, 1000], home: [1000, 1000], l: [33, 33], whChar: true, xattr: 'v' });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

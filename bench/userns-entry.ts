@@ -1,0 +1,109 @@
+// Cost of the user-namespace hop: a minimal command that calls
+// enterUserNamespace() and exits, with the hop (unprivileged caller) vs
+// without it (IMG_USERNS=1 preset, so the door returns at once). Both as a
+// bundled .js (how an installed img starts) and through tsx (dev).
+//   node --import tsx bench/userns-entry.ts [--runs 21]
+// As root it re-runs itself as the unprivileged test user (imgtest).
+// Writes bench/results/userns-entry.json.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const REPO = path.resolve(__dirname, '..');
+const RUNS = Number(process.argv[process.argv.indexOf('--runs') + 1] || 21) || 21;
+const USER = process.env.IMG_TEST_USER || 'imgtest';
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function time(argv: string[], env: NodeJS.ProcessEnv): number {
+  const t = process.hrtime.bigint();
+  const r = spawnSync(argv[0], argv.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
+function measure(work: string) {
+  const entryTs = path.join(work, 'entry.ts');
+  fs.writeFileSync(
+    entryTs,
+    `import { enterUserNamespace } from ${JSON.stringify(path.join(REPO, 'lib/exec/userns'))};\n` +
+      `enterUserNamespace().then(() => { if (process.getuid!() !== 0) process.exit(3); });\n`,
+  );
+  const entryJs = path.join(work, 'entry.js');
+  const b = spawnSync(path.join(REPO, 'node_modules/.bin/esbuild'), [entryTs, '--bundle', '--platform=node', '--format=cjs', `--outfile=${entryJs}`, '--log-level=error']);
+  if (b.status !== 0) throw new Error(`esbuild: ${b.stderr}`);
+  const base = { ...process.env, IMG_ADDON_PATH: path.join(REPO, 'build/Release/img_addon.node') };
+  delete base.IMG_USERNS;
+  // With the marker preset the door returns at once, but process.getuid() stays
+  // the caller's: so the no-hop entry exits 3 — accept that by checking for it.
+  const noHop = { ...base, IMG_USERNS: '1' };
+  const cases: Record<string, { argv: string[]; env: NodeJS.ProcessEnv }> = {
+    'js, no hop': { argv: [process.execPath, entryJs], env: noHop },
+    'js, with hop': { argv: [process.execPath, entryJs], env: base },
+    'tsx, no hop': { argv: [process.execPath, '--import', 'tsx', entryTs], env: noHop },
+    'tsx, with hop': { argv: [process.execPath, '--import', 'tsx', entryTs], env: base },
+  };
+  const times: Record<string, number[]> = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
+  const run = (k: string) => {
+    const c = cases[k];
+    const t = process.hrtime.bigint();
+    const r = spawnSync(c.argv[0], c.argv.slice(1), { env: c.env, cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
+    const ok = k.includes('no hop') ? r.status === 3 : r.status === 0;
+    if (!ok) throw new Error(`${k}: exit ${r.status}: ${r.stderr}`);
+    return Number(process.hrtime.bigint() - t) / 1e6;
+  };
+  for (const k of Object.keys(cases)) run(k); // warm-up
+  for (let i = 0; i < RUNS; i++) for (const k of Object.keys(cases)) times[k].push(run(k));
+  const med = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, Math.round(median(v) * 10) / 10]));
+  return {
+    date: new Date().toISOString(),
+    runs: RUNS,
+    medianMs: med,
+    hopCostMs: { js: Math.round((med['js, with hop'] - med['js, no hop']) * 10) / 10, tsx: Math.round((med['tsx, with hop'] - med['tsx, no hop']) * 10) / 10 },
+  };
+}
+
+function main() {
+  if (process.getuid!() === 0) {
+    // Re-run as the unprivileged user; it prints the JSON, we store it.
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'img-bench-userns-'));
+    fs.chmodSync(work, 0o777);
+    try {
+      const r = spawnSync('runuser', ['-u', USER, '--', process.execPath, ...process.execArgv, __filename, '--runs', String(RUNS), '--work', work], {
+        cwd: REPO,
+        env: { ...process.env, HOME: work, TMPDIR: work },
+        encoding: 'utf8',
+      });
+      if (r.status !== 0) throw new Error(`as ${USER}: ${r.stderr}`);
+      write(JSON.parse(r.stdout));
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+    return;
+  }
+  const wi = process.argv.indexOf('--work');
+  if (wi > 0) {
+    process.stdout.write(JSON.stringify(measure(process.argv[wi + 1])));
+    return;
+  }
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'img-bench-userns-'));
+  try {
+    write(measure(work));
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function write(result: ReturnType<typeof measure>) {
+  fs.mkdirSync(path.join(REPO, 'bench', 'results'), { recursive: true });
+  fs.writeFileSync(path.join(REPO, 'bench', 'results', 'userns-entry.json'), JSON.stringify(result, null, 2) + '\n');
+  for (const [k, v] of Object.entries(result.medianMs)) console.log(`${k.padEnd(14)} ${v} ms`);
+  console.log(`hop cost: ${result.hopCostMs.js} ms (bundled js), ${result.hopCostMs.tsx} ms (tsx); median of ${result.runs}`);
+}
+
+void time;
+main();
