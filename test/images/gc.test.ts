@@ -1,0 +1,118 @@
+// GC against the lock protocol, with real processes: a writer holding the
+// shared store lock keeps GC waiting until its image record is written.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { ContentStore } from '../../lib/content/store';
+import { collectGarbage } from '../../lib/images/gc';
+import { ImageStore } from '../../lib/images/store';
+import { REPO } from '../helpers/cli';
+import { makeBusyboxImage, makeIndex, sha256 } from '../fixtures/images';
+
+const dirs: string[] = [];
+after(() => Promise.all(dirs.map((d) => fsp.rm(d, { recursive: true, force: true }))));
+async function tmp(): Promise<string> {
+  const d = await fsp.mkdtemp(path.join(os.tmpdir(), 'img-gc-'));
+  dirs.push(d);
+  return d;
+}
+
+// A child that takes the shared lock, stores a blob, prints "locked", waits for
+// a line on stdin, then names the blob in an image record and releases.
+function writerProcess(state: string, env: NodeJS.ProcessEnv): ChildProcessWithoutNullStreams {
+  const script = `
+    const { withStoreLock } = require(${JSON.stringify(path.join(REPO, 'lib/images/gc.ts'))});
+    const { ContentStore } = require(${JSON.stringify(path.join(REPO, 'lib/content/store.ts'))});
+    const { ImageStore } = require(${JSON.stringify(path.join(REPO, 'lib/images/store.ts'))});
+    const state = process.argv[1];
+    withStoreLock(state, 'shared', async () => {
+      const { digest, size } = await new ContentStore(state).writeBytes('{"schemaVersion":2,"layers":[],"config":{}}');
+      process.stdout.write('locked ' + digest + '\\n');
+      await new Promise((r) => process.stdin.once('data', r));
+      await new ImageStore(state).put('docker.io/library/w:latest', { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size });
+    }).then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });`;
+  return spawn(process.execPath, ['--import', 'tsx', '-e', script, state], { cwd: REPO, env: { ...process.env, ...env } });
+}
+
+for (const [label, env] of [
+  ['flock (addon)', {}],
+  ['lock-file fallback', { IMG_LOCK_FALLBACK: '1' }],
+] as const) {
+  describe(`GC with a concurrent writer: ${label}`, () => {
+    it('waits for the shared lock and keeps the blob the writer then names', async () => {
+      const state = await tmp();
+      const saved = process.env.IMG_LOCK_FALLBACK;
+      if ('IMG_LOCK_FALLBACK' in env) process.env.IMG_LOCK_FALLBACK = env.IMG_LOCK_FALLBACK;
+      else delete process.env.IMG_LOCK_FALLBACK;
+      const child = writerProcess(state, env);
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      const exited = new Promise<number | null>((r) => child.on('close', r));
+      try {
+        const digest = await new Promise<string>((resolve, reject) => {
+          let out = '';
+          child.stdout.on('data', (d) => {
+            out += d;
+            const m = /locked (sha256:[a-f0-9]{64})\n/.exec(out);
+            if (m) resolve(m[1]);
+          });
+          child.on('close', (code) => reject(new Error(`writer exited ${code}: ${stderr}`)));
+        });
+        let settled = false;
+        const gc = collectGarbage(state).finally(() => (settled = true));
+        // GC must still be waiting while the writer holds its shared lock.
+        await new Promise((r) => setTimeout(r, 400));
+        assert.equal(settled, false, 'GC ran while a writer held the shared lock');
+        assert.equal(await new ContentStore(state).has(digest as never), true);
+        child.stdin.write('go\n');
+        const res = await gc;
+        assert.equal(await exited, 0, stderr);
+        assert.deepEqual(res.removed, []);
+        assert.equal(await new ContentStore(state).has(digest as never), true);
+        assert.equal((await new ImageStore(state).get('docker.io/library/w:latest'))?.target.digest, digest);
+      } finally {
+        child.kill();
+        if (saved === undefined) delete process.env.IMG_LOCK_FALLBACK;
+        else process.env.IMG_LOCK_FALLBACK = saved;
+      }
+    });
+  });
+}
+
+describe('collectGarbage roots', () => {
+  it('keeps named images (all platforms of an index), cache roots and extra roots; removes the rest', async () => {
+    const state = await tmp();
+    const amd = await makeBusyboxImage();
+    const arm = await makeBusyboxImage({ arch: 'arm64', extraFiles: { 'etc/arm': '1' } });
+    const idx = await makeIndex([amd, arm]);
+    await idx.writeToStore(state, 'multi');
+    const content = new ContentStore(state);
+    // Only one platform's blobs locally (like a pull of one platform): still fine.
+    for (const d of arm.blobs.keys()) if (!amd.blobs.has(d)) await content.delete(d);
+    const orphan = await content.writeBytes('orphan');
+    const cached = await content.writeBytes('cache layer');
+    const extra = await content.writeBytes('extra root');
+    const cachedManifest = await makeBusyboxImage({ extraFiles: { 'cached/manifest': 'x' } });
+    for (const [d, b] of cachedManifest.blobs) await content.writeBytes(b, { digest: d });
+    await fsp.mkdir(path.join(state, 'cache', 'roots', 'sub'), { recursive: true });
+    await fsp.writeFile(path.join(state, 'cache', 'roots', 'r1.json'), JSON.stringify({ digests: [cached.digest] }));
+    await fsp.writeFile(path.join(state, 'cache', 'roots', 'sub', 'r2.json'), JSON.stringify({ digests: [cachedManifest.manifest.digest] }));
+    await fsp.writeFile(path.join(state, 'cache', 'roots', 'broken.json'), '{');
+    const res = await collectGarbage(state, [extra.digest]);
+    assert.deepEqual(res.removed, [orphan.digest]);
+    assert.equal(res.reclaimedBytes, 'orphan'.length);
+    for (const d of [...amd.blobs.keys(), idx.manifest.digest, cached.digest, extra.digest, ...cachedManifest.blobs.keys()]) {
+      assert.equal(await content.has(d), true, d);
+    }
+    // Dropping the cache root frees the manifest and everything under it.
+    await fsp.rm(path.join(state, 'cache', 'roots', 'sub', 'r2.json'));
+    const res2 = await collectGarbage(state);
+    const freed = [...cachedManifest.blobs.keys()].filter((d) => !amd.blobs.has(d)).sort();
+    assert.deepEqual(res2.removed.filter((d) => d !== extra.digest).sort(), freed);
+    assert.ok(res2.removed.includes(extra.digest));
+    assert.equal(await content.has(sha256('cache layer')), true);
+  });
+});
