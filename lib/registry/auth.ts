@@ -8,7 +8,7 @@ import type { AuthConfig } from './credentials';
 import { getCredentials } from './credentials';
 import { readErrorBody } from './errors';
 import type { RegistryHost } from './hosts';
-import { header, send, type Response } from './transport';
+import { send, type Response } from './transport';
 
 export interface Challenge {
   scheme: string; // lowercase: "basic", "bearer"
@@ -193,4 +193,7 @@ export function authorizerFor(host: RegistryHost): Authorizer {
   return a;
 }
 
-export { header };
+// Forget tokens, challenges and credentials (tests; a process that changed its docker config).
+export function clearAuthCache(): void {
+  authorizers.clear();
+}
