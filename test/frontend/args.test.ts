@@ -1,0 +1,141 @@
+// ARG scoping and build-arg behaviour of the converter (BuildKit semantics).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ExecVertex } from '../../lib/graph/types';
+import { build, history, named, resolved } from './graphs/helpers';
+
+const run = async (df: string, opts = {}, step = 'RUN'): Promise<ExecVertex> => named(await build(df, opts), step) as ExecVertex;
+
+test('global ARG is usable in FROM but invisible in the stage until re-declared', async () => {
+  const g = await build('ARG TAG=3.19\nFROM alpine:${TAG}\nRUN echo "[$TAG]"\nARG TAG\nRUN echo "<$TAG>"\n');
+  assert.ok(resolved.includes('docker.io/library/alpine:3.19 linux/amd64'));
+  const before = named(g, 'echo "[') as ExecVertex;
+  const after = named(g, 'echo "<') as ExecVertex;
+  assert.ok(!before.env.some((e) => e.startsWith('TAG=')), 'not in scope before ARG TAG');
+  assert.ok(after.env.includes('TAG=3.19'), 're-declared ARG inherits the global default');
+  // The progress name substitutes only what is set at that point.
+  assert.equal(before.name, '[2/3] RUN echo "[$TAG]"');
+  assert.equal(after.name, '[3/3] RUN echo "<3.19>"');
+  assert.deepEqual(history(g).slice(-3), [
+    'RUN /bin/sh -c echo "[$TAG]" # buildkit',
+    'ARG TAG=3.19 (empty)',
+    'RUN |1 TAG=3.19 /bin/sh -c echo "<$TAG>" # buildkit',
+  ]);
+});
+
+test('build args override global and stage defaults', async () => {
+  const df = 'ARG TAG=3.18\nFROM alpine:${TAG}\nARG TAG\nARG MODE=debug\nRUN make $MODE\n';
+  const g = await build(df, { buildArgs: { TAG: '3.19', MODE: 'release' } });
+  const r = named(g, 'RUN') as ExecVertex;
+  assert.ok(r.env.includes('TAG=3.19') && r.env.includes('MODE=release'));
+  assert.equal(r.name, '[2/2] RUN make release');
+  assert.equal(history(g).at(-1), 'RUN |2 TAG=3.19 MODE=release /bin/sh -c make $MODE # buildkit');
+  assert.deepEqual(g.warnings, []);
+});
+
+test('ARG scoping matrix: default, build-arg, global, none', async () => {
+  const df = [
+    'ARG G1=global1',
+    'ARG G2',
+    'FROM busybox',
+    'ARG G1',
+    'ARG G2',
+    'ARG L1=local',
+    'ARG L2',
+    'ARG G1_COPY=$G1',
+    'RUN env',
+  ].join('\n');
+  const r = await run(df, { buildArgs: { G2: 'fromcli' } });
+  const env = Object.fromEntries(r.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  assert.equal(env.G1, 'global1');
+  assert.equal(env.G2, 'fromcli');
+  assert.equal(env.L1, 'local');
+  assert.equal('L2' in env, false, 'an ARG with no value is not in the environment');
+  assert.equal(env.G1_COPY, 'global1', 'a default expands earlier ARGs');
+});
+
+test('ARG without value still appears in RUN history as KEY=', async () => {
+  const g = await build('FROM busybox\nARG EMPTY\nRUN true\n');
+  assert.equal(history(g).at(-1), 'RUN |1 EMPTY= /bin/sh -c true # buildkit');
+});
+
+test('ENV shadows ARG, before or after, in RUN env and history', async () => {
+  const g = await build('FROM busybox\nARG V=arg\nENV V=env\nRUN echo $V\nARG V=again\nRUN echo second $V\n', { buildArgs: { V: 'cli' } });
+  const first = named(g, 'RUN echo env') as ExecVertex;
+  assert.ok(first.env.includes('V=env') && !first.env.includes('V=cli'));
+  const second = named(g, 'second') as ExecVertex;
+  assert.ok(second.env.includes('V=env'), 'ARG after ENV does not override ENV');
+  assert.equal(history(g).at(-1), 'RUN |1 V=env /bin/sh -c echo second $V # buildkit');
+  assert.ok(g.config.config!.Env!.includes('V=env'));
+});
+
+test('ARG values are not persisted in the image Env', async () => {
+  const g = await build('FROM busybox\nARG SECRETISH=1\nRUN true\n');
+  assert.deepEqual(g.config.config!.Env, ['PATH=/bin']);
+});
+
+test('unused build args warn (sorted), declared ones in unused stages count too only if reached', async () => {
+  const df = 'FROM busybox AS a\nARG ONLY_A\nFROM busybox AS b\nARG USED\nRUN true\n';
+  const g = await build(df, { target: 'b', buildArgs: { USED: '1', ZED: '2', ONLY_A: '3', HTTP_PROXY: 'http://p' } });
+  assert.deepEqual(g.warnings.map((w) => w.message), ['[Warning] One or more build-args [ONLY_A ZED] were not consumed']);
+});
+
+test('proxy build args reach RUN without declaration and stay out of history and ids', async () => {
+  const df = 'FROM busybox\nRUN wget http://example/\n';
+  const plain = await build(df);
+  const proxied = await build(df, { buildArgs: { HTTP_PROXY: 'http://proxy:3128', no_proxy: 'localhost' } });
+  const r = named(proxied, 'RUN') as ExecVertex;
+  assert.deepEqual(r.proxyEnv, ['HTTP_PROXY=http://proxy:3128', 'no_proxy=localhost']);
+  assert.ok(!r.env.some((e) => e.startsWith('HTTP_PROXY')));
+  assert.equal(history(proxied).at(-1), 'RUN /bin/sh -c wget http://example/ # buildkit');
+  assert.equal(r.id, named(plain, 'RUN').id, 'proxy settings do not change the vertex id');
+  assert.deepEqual(proxied.warnings, []);
+});
+
+test('declared proxy ARG behaves like any ARG', async () => {
+  const g = await build('FROM busybox\nARG HTTP_PROXY\nRUN true\n', { buildArgs: { HTTP_PROXY: 'http://p' } });
+  assert.equal(history(g).at(-1), 'RUN |1 HTTP_PROXY=http://p /bin/sh -c true # buildkit');
+});
+
+test('automatic platform ARGs: global scope in FROM, stage scope after ARG', async () => {
+  const df = [
+    'FROM --platform=$BUILDPLATFORM busybox AS build',
+    'ARG TARGETARCH',
+    'ARG TARGETPLATFORM TARGETVARIANT BUILDOS',
+    'RUN echo $TARGETARCH $TARGETPLATFORM $TARGETVARIANT $BUILDOS',
+    'RUN echo $BUILDARCH',
+  ].join('\n');
+  const g = await build(df, {
+    targetPlatform: { os: 'linux', architecture: 'arm', variant: 'v7' },
+    buildPlatform: { os: 'linux', architecture: 'amd64' },
+  });
+  assert.ok(resolved.includes('docker.io/library/busybox:latest linux/amd64'), 'FROM --platform=$BUILDPLATFORM resolves for the build platform');
+  const r = named(g, 'RUN echo arm') as ExecVertex;
+  assert.equal(r.name, '[2/3] RUN echo arm linux/arm/v7 v7 linux');
+  assert.deepEqual(r.platform, { os: 'linux', architecture: 'amd64' });
+  const r2 = named(g, 'BUILDARCH') as ExecVertex;
+  assert.ok(!r2.env.some((e) => e.startsWith('BUILDARCH=')), 'undeclared automatic ARG is not in scope');
+  assert.equal(g.platform.architecture, 'amd64');
+});
+
+test('global ARG defaults can use automatic ARGs and earlier global ARGs', async () => {
+  const df = 'ARG OS=$TARGETOS\nARG IMG=busybox\nARG REF=${IMG}:latest\nFROM ${REF}\nARG OS\nRUN echo $OS\n';
+  const g = await build(df);
+  assert.ok(named(g, 'FROM docker.io/library/busybox:latest'));
+  assert.ok((named(g, 'RUN') as ExecVertex).env.includes('OS=linux'));
+});
+
+test('FROM with an unset ARG is an error naming the line', async () => {
+  await assert.rejects(build('ARG IMG\nFROM ${IMG}\n'), (e: Error & { line: number }) => {
+    assert.match(e.message, /base name \(\$\{IMG\}\) should not be blank/);
+    assert.equal(e.line, 2);
+    return true;
+  });
+});
+
+test('RUN, CMD and ENTRYPOINT are not expanded by the frontend', async () => {
+  const g = await build('FROM busybox\nENV X=1\nRUN echo $X\nCMD echo $X\nENTRYPOINT ["echo", "$X"]\n');
+  const r = named(g, 'RUN') as ExecVertex;
+  assert.deepEqual(r.args, ['/bin/sh', '-c', 'echo $X']);
+  assert.deepEqual(g.config.config!.Entrypoint, ['echo', '$X']);
+});
