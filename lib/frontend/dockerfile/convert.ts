@@ -499,17 +499,20 @@ class Converter {
       case 'ARG':
         return this.dispatchArg(st, ins, hist);
       case 'ENV': {
-        const parts: string[] = [];
+        // Every value expands against the environment before this instruction
+        // (`ENV a=1 b=$a` gives b the old a), as in Docker.
+        const pairs: [string, string][] = [];
         for (const kv of ins.keyValues ?? []) {
           const key = this.expand(ins, kv.key, st.env);
           if (key === '') throw this.err(ins, 'ENV names can not be blank');
-          const value = this.expand(ins, kv.value, st.env);
+          pairs.push([key, this.expand(ins, kv.value, st.env)]);
+        }
+        if (!pairs.length) throw this.err(ins, 'ENV requires at least one argument');
+        for (const [key, value] of pairs) {
           cfg.Env = addEnv(cfg.Env ?? [], key, value);
           st.env.set(key, value);
-          parts.push(`${key}=${value}`);
         }
-        if (!parts.length) throw this.err(ins, 'ENV requires at least one argument');
-        return hist(`ENV ${parts.join(' ')}`, true);
+        return hist(`ENV ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`, true);
       }
       case 'LABEL': {
         const parts: string[] = [];
@@ -556,7 +559,7 @@ class Converter {
       case 'VOLUME': {
         const vols: string[] = [];
         for (const w of ins.args) {
-          const v = ins.json ? w : this.expand(ins, w, st.env);
+          const v = this.expand(ins, w, st.env);
           if (v.trim() === '') throw this.err(ins, 'VOLUME specified can not be an empty string');
           vols.push(v);
         }
@@ -577,7 +580,7 @@ class Converter {
         if (!ins.json) throw this.err(ins, 'SHELL requires the arguments to be in JSON form', 'write SHELL ["executable", "parameters"]');
         if (!ins.args.length) throw this.err(ins, 'SHELL requires at least one argument');
         cfg.Shell = [...ins.args];
-        return hist(`SHELL ${goQuoteSlice(ins.args)}`, true);
+        return hist(`SHELL [${ins.args.join(' ')}]`, true); // Go's %v of a slice
       }
       case 'CMD': {
         const args = this.commandArgs(st, ins);

@@ -231,8 +231,10 @@ export class PatternMatcher {
           });
         }
         exclusion = true;
-        p = p.slice(1);
+        p = cleanPath(p.slice(1));
       }
+      // patterns are relative to the context root (parseDockerignore already did this)
+      if (p.length > 1 && p.startsWith('/')) p = p.slice(1);
       const err = patternError(p);
       if (err) {
         throw new DockerfileError(`${err} in pattern ${JSON.stringify(p)}`, {

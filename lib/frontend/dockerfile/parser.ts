@@ -362,6 +362,13 @@ class Parser {
       let candidate = trimNewline(raw);
       if (h.chomp) candidate = candidate.replace(/^\t+/, '');
       if (candidate === h.name) {
+        if (content.includes('\r\n')) {
+          // BuildKit keeps the carriage returns of a CRLF file in heredoc bodies; so do we, but say so
+          this.warnings.push({
+            message: `heredoc ${h.name} has CRLF line endings: the carriage returns are part of its content (convert the Dockerfile to LF line endings)`,
+            line: startLine,
+          });
+        }
         return { ...h, content: h.chomp ? chompHeredocContent(content) : content };
       }
       content += raw;

@@ -1,0 +1,156 @@
+// .dockerignore: Go filepath.Match rules plus **, ! exceptions (last match
+// wins), parent-directory matching, cleaning, as the Dockerfile reference documents.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseDockerignore, PatternMatcher, dockerignoreFileFor, DockerfileError } from '../../lib/frontend/dockerfile/index';
+
+test('parse: comments in column 1, blank lines, trimming, cleaning', () => {
+  const text = [
+    '# a comment',
+    '',
+    '   ',
+    '  *.log  ',
+    '/abs/path',
+    './rel/dir/',
+    'a//b/./c/../d',
+    '/../outside',
+    '!  /keep.log',
+    '  # not a comment (not in column 1)',
+    'trailing\r',
+    '.',
+    '/',
+  ].join('\n');
+  assert.deepEqual(parseDockerignore(text), [
+    '*.log',
+    'abs/path',
+    'rel/dir',
+    'a/b/d',
+    'outside',
+    '!keep.log',
+    '# not a comment (not in column 1)',
+    'trailing',
+    '.',
+    '/',
+  ]);
+});
+
+test('parse: BOM and CRLF', () => {
+  assert.deepEqual(parseDockerignore('\ufeffnode_modules\r\n!node_modules/keep\r\n'), ['node_modules', '!node_modules/keep']);
+});
+
+test('parse errors: a lone "!" and malformed patterns, with the line', () => {
+  for (const [text, line, reason] of [
+    ['a\n!\n', 2, 'illegal exclusion pattern: "!"'],
+    ['a\n\n  !   \n', 3, 'illegal exclusion pattern: "!"'],
+    ['[abc', 1, 'syntax error in pattern "[abc"'],
+    ['x\ny\\', 2, 'syntax error in pattern "y\\\\"'],
+    ['[]', 1, 'syntax error in pattern "[]"'],
+    ['[a-]', 1, 'syntax error in pattern "[a-]"'],
+    ['[z-a]', 1, 'syntax error in pattern "[z-a]"'],
+  ] as const) {
+    assert.throws(
+      () => parseDockerignore(text),
+      (e: unknown) => e instanceof DockerfileError && e.line === line && e.reason === reason && e.file === '.dockerignore' && !!e.hint,
+      text,
+    );
+  }
+  assert.throws(() => new PatternMatcher(['a', '!']), /illegal exclusion pattern: "!"/);
+  assert.throws(() => new PatternMatcher(['[']), /syntax error in pattern/);
+});
+
+// [patterns, path, excluded?]
+const cases: [string[], string, boolean][] = [
+  // literal names match the path and everything below it
+  [['dir'], 'dir', true],
+  [['dir'], 'dir/file', true],
+  [['dir'], 'dir/sub/file', true],
+  [['dir'], 'dirx', false],
+  [['dir'], 'other/dir', false],
+  [['dir/file'], 'dir/file', true],
+  [['dir/file'], 'dir', false],
+  [['/dir'], 'dir/x', true],
+  [['./dir/'], 'dir/x', true],
+  // * and ? do not cross /
+  [['*.go'], 'main.go', true],
+  [['*.go'], 'cmd/main.go', false],
+  [['*/*.go'], 'cmd/main.go', true],
+  [['*/*.go'], 'a/b/main.go', false],
+  [['*'], 'anything/below', true],
+  [['?'], 'a', true],
+  [['?'], 'ab', false],
+  [['a?c'], 'a/c', false],
+  [['temp?'], 'temp1/x', true],
+  [['*/temp*'], 'somedir/temporary.txt', true],
+  [['*/*/temp*'], 'somedir/subdir/temporary.txt', true],
+  [['*/temp*'], 'temporary.txt', false],
+  // classes
+  [['[a-c]x'], 'bx', true],
+  [['[a-c]x'], 'dx', false],
+  [['[^a-c]x'], 'dx', true],
+  [['[^a-c]x'], 'ax', false],
+  [['[\\]]'], ']', true],
+  [['[*]'], '*', true],
+  [['[*]'], 'a', false],
+  // escapes
+  [['foo\\*'], 'foo*', true],
+  [['foo\\*'], 'foobar', false],
+  [['\\[x\\]'], '[x]', true],
+  // ** any number of directories, including none
+  [['**/*.go'], 'main.go', true],
+  [['**/*.go'], 'a/b/c/main.go', true],
+  [['**/*.go'], 'main.gox', false],
+  [['**'], 'a', true],
+  [['**'], 'a/b/c', true],
+  [['**/node_modules'], 'node_modules', true],
+  [['**/node_modules'], 'x/y/node_modules/z', true],
+  [['a/**'], 'a/b', true],
+  [['a/**'], 'a/b/c', true],
+  [['a/**'], 'a', false],
+  [['a/**/b'], 'a/b', true],
+  [['a/**/b'], 'a/x/y/b', true],
+  [['a/**/b'], 'a/x/y/bc', false],
+  [['a/**/*.txt'], 'a/x/f.txt', true],
+  [['**/a/**'], 'x/a/y', true],
+  // ! exceptions: the last matching pattern wins
+  [['*.md', '!README.md'], 'README.md', false],
+  [['*.md', '!README.md'], 'CHANGES.md', true],
+  [['*.md', '!README*.md', 'README-secret.md'], 'README-secret.md', true],
+  [['*.md', '!README*.md', 'README-secret.md'], 'README-public.md', false],
+  [['!keep', '*'], 'keep', true],
+  [['docs', '!docs/keep.txt'], 'docs/keep.txt', false],
+  [['docs', '!docs/keep.txt'], 'docs/other.txt', true],
+  [['docs', '!docs'], 'docs/x', false],
+  [['!x'], 'x', false],
+  // the context root and paths given with a leading ./ or /
+  [['a'], './a/b', true],
+  [['a'], '/a/b', true],
+  [['.git'], '.git/HEAD', true],
+  [['.*'], '.env', true],
+  [['.*'], 'dir/.env', false],
+  // non-ASCII
+  [['日本/*'], '日本/語', true],
+  [['?'], '語', true],
+];
+for (const [patterns, path, want] of cases) {
+  test(`match ${JSON.stringify(patterns)} ${path} → ${want}`, () => {
+    assert.equal(new PatternMatcher(patterns).matches(path), want);
+  });
+}
+
+test('exclusions() reports ! patterns', () => {
+  assert.equal(new PatternMatcher(['a', 'b']).exclusions(), false);
+  assert.equal(new PatternMatcher(['a', '!b']).exclusions(), true);
+});
+
+test('parsed lines feed the matcher', () => {
+  const m = new PatternMatcher(parseDockerignore('# build output\n/dist\n*.log\n!important.log\n'));
+  assert.deepEqual(
+    ['dist/a.js', 'x.log', 'important.log', 'src/x.log', 'src/a.ts'].map((p) => m.matches(p)),
+    [true, true, false, false, false],
+  );
+});
+
+test('Dockerfile-specific ignore file takes precedence', () => {
+  assert.deepEqual(dockerignoreFileFor('Dockerfile'), ['Dockerfile.dockerignore', '.dockerignore']);
+  assert.deepEqual(dockerignoreFileFor('build/app.Dockerfile'), ['build/app.Dockerfile.dockerignore', '.dockerignore']);
+});

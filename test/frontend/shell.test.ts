@@ -1,0 +1,183 @@
+// Shell word expansion: BuildKit's lexer semantics as documented in the
+// Dockerfile reference ("Environment replacement") plus its corner cases.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { expandWord, expandWords, ShellExpansionError } from '../../lib/frontend/dockerfile/index';
+
+const env = new Map<string, string>([
+  ['hi', 'hi'],
+  ['space', 'abc  def'],
+  ['leading', '  ab c'],
+  ['trailing', 'ab c   '],
+  ['file', 'foo.tar.gz'],
+  ['path', '/usr/local/bin'],
+  ['empty', ''],
+  ['dollar', '$hi'],
+]);
+
+// [input, expandWord value, expandWords words]
+const cases: [string, string, string[]][] = [
+  ['hello', 'hello', ['hello']],
+  ['$hi', 'hi', ['hi']],
+  ['${hi}', 'hi', ['hi']],
+  ['hello${hi}bye', 'hellohibye', ['hellohibye']],
+  ['$hi$hi', 'hihi', ['hihi']],
+  ['$unset', '', []],
+  ['a${unset}b', 'ab', ['ab']],
+  // word splitting: unquoted expansions split, quoted ones do not
+  ['hello${space}bye', 'helloabc  defbye', ['helloabc', 'defbye']],
+  ['hello"${space}"bye', 'helloabc  defbye', ['helloabc  defbye']],
+  ['hello "${space}"bye', 'hello abc  defbye', ['hello', 'abc  defbye']],
+  ['hello${leading}def', 'hello  ab cdef', ['hello', 'ab', 'cdef']],
+  ['hello"${leading}" def', 'hello  ab c def', ['hello  ab c', 'def']],
+  ['hello${trailing}d', 'helloab c   d', ['helloab', 'c', 'd']],
+  ['a   b', 'a   b', ['a', 'b']],
+  ['  a  ', '  a  ', ['a']],
+  // quotes
+  ["'$hi'", '$hi', ['$hi']],
+  ["'a b'c", 'a bc', ['a bc']],
+  ['"$hi"', 'hi', ['hi']],
+  ['"a \'b\' c"', "a 'b' c", ["a 'b' c"]],
+  ["'a \"b\" c'", 'a "b" c', ['a "b" c']],
+  ['hello" there  "', 'hello there  ', ['hello there  ']],
+  // escapes: outside quotes anything; inside double quotes only $ " and the escape char
+  ['\\$hi', '$hi', ['$hi']],
+  ['\\${hi}', '${hi}', ['${hi}']],
+  ['hello\\ there', 'hello there', ['hello there']],
+  ['hello\\" there', 'hello" there', ['hello"', 'there']],
+  ['"a\\"b"', 'a"b', ['a"b']],
+  ['"\\$hi"', '$hi', ['$hi']],
+  ['"a\\\\b"', 'a\\b', ['a\\b']],
+  ['"a\\b"', 'a\\b', ['a\\b']],
+  ["'a\\\\b'", 'a\\\\b', ['a\\\\b']],
+  ["'a\\b'", 'a\\b', ['a\\b']],
+  ['a\\', 'a', ['a']], // a trailing escape is dropped
+  ['\\\\', '\\', ['\\']],
+  // quoted empty strings vanish in word splitting, as in BuildKit
+  ['""', '', []],
+  ["''", '', []],
+  ['"" a', ' a', ['a']],
+  // $ that is not a reference stays literal
+  ['$', '$', ['$']],
+  ['a$', 'a$', ['a$']],
+  ['$.x', '$.x', ['$.x']],
+  ['$/', '$/', ['$/']],
+  ['$ a', '$ a', ['$', 'a']],
+  // positional and special parameters are looked up by name (normally unset)
+  ['$1', '', []],
+  ['$12x', 'x', ['x']],
+  ['$@', '', []],
+  ['$*x', 'x', ['x']],
+  ['${1}', '', []],
+  // values are not re-expanded
+  ['$dollar', '$hi', ['$hi']],
+  // modifiers
+  ['${hi:-x}', 'hi', ['hi']],
+  ['${unset:-x}', 'x', ['x']],
+  ['${empty:-x}', 'x', ['x']],
+  ['${empty-x}', '', []],
+  ['${unset-x}', 'x', ['x']],
+  ['${unset:-a b}', 'a b', ['a', 'b']],
+  ['${unset:-$hi}', 'hi', ['hi']],
+  ['${unset:-${hi}-${hi}}', 'hi-hi', ['hi-hi']],
+  ['${unset:-\\}}', '}', ['}']],
+  ['${hi:+x}', 'x', ['x']],
+  ['${empty:+x}', '', []],
+  ['${empty+x}', 'x', ['x']],
+  ['${unset+x}', '', []],
+  ['${hi:?boom}', 'hi', ['hi']],
+  ['${empty?boom}', '', []],
+  // pattern trimming (* ? [..] globs; * crosses /)
+  ['${file%.*}', 'foo.tar', ['foo.tar']],
+  ['${file%%.*}', 'foo', ['foo']],
+  ['${file#*.}', 'tar.gz', ['tar.gz']],
+  ['${file##*.}', 'gz', ['gz']],
+  ['${file#nomatch}', 'foo.tar.gz', ['foo.tar.gz']],
+  ['${file#}', 'foo.tar.gz', ['foo.tar.gz']],
+  ['${path##*/}', 'bin', ['bin']],
+  ['${path%/*}', '/usr/local', ['/usr/local']],
+  ['${file#f?o}', '.tar.gz', ['.tar.gz']],
+  ['${file%[a-z][a-z]}', 'foo.tar.', ['foo.tar.']],
+  ['${file%\\.gz}', 'foo.tar', ['foo.tar']],
+  ['${unset#x}', '', []],
+  // replacement
+  ['${file/o/0}', 'f0o.tar.gz', ['f0o.tar.gz']],
+  ['${file//o/0}', 'f00.tar.gz', ['f00.tar.gz']],
+  ['${file/.*/}', 'foo', ['foo']],
+  ['${path//\\//:}', ':usr:local:bin', [':usr:local:bin']],
+  ['${file/x/y}', 'foo.tar.gz', ['foo.tar.gz']],
+  ['${file/o/$hi}', 'fhio.tar.gz', ['fhio.tar.gz']],
+  ['${file/o/$&}', 'f$&o.tar.gz', ['f$&o.tar.gz']], // replacement is literal text
+  // non-ASCII names and values
+  ['${héllo:-x}', 'x', ['x']],
+  ['日本$hi', '日本hi', ['日本hi']],
+];
+
+for (const [input, value, words] of cases) {
+  test(`expand ${JSON.stringify(input)}`, () => {
+    assert.equal(expandWord(input, env).value, value);
+    assert.deepEqual(expandWords(input, env).words, words);
+  });
+}
+
+const errors: [string, string][] = [
+  ['${', "syntax error: missing '}'"],
+  ['${hi', "syntax error: missing '}'"],
+  ['${hi:-x', "syntax error: missing '}'"],
+  ['${}', 'syntax error: bad substitution'],
+  ['${:}', 'syntax error: bad substitution'],
+  ['${{hi}}', 'syntax error: bad substitution'],
+  ['${hi=x}', 'unsupported modifier (=) in substitution'],
+  ['${hi:=x}', 'unsupported modifier (:=) in substitution'],
+  ['${hi:#x}', 'unsupported modifier (:#) in substitution'],
+  ['${hi:%x}', 'unsupported modifier (:%) in substitution'],
+  ['${hi/x', "syntax error: missing '/' in ${}"],
+  ['${hi/x/y', "syntax error: missing '}'"],
+  ['${unset?}', 'unset: is not allowed to be unset'],
+  ['${unset:?}', 'unset: is not allowed to be unset'],
+  ['${unset?boom}', 'unset: boom'],
+  ['${unset:?must set it}', 'unset: must set it'],
+  ['${empty:?}', 'empty: is not allowed to be empty'],
+  ['${empty:?boom}', 'empty: boom'],
+  ["'abc", 'unexpected end of statement while looking for matching single-quote'],
+  ['"abc', 'unexpected end of statement while looking for matching double-quote'],
+  ['"abc\\', 'unexpected end of statement while looking for matching double-quote'],
+];
+for (const [input, message] of errors) {
+  test(`expand error ${JSON.stringify(input)}`, () => {
+    for (const fn of [expandWord, expandWords]) {
+      assert.throws(
+        () => fn(input, env),
+        (e: unknown) => e instanceof ShellExpansionError && e.message === message && e.word === input,
+      );
+    }
+  });
+}
+
+test('matched and unmatched variables are reported once, in order of use', () => {
+  const r = expandWord('$hi ${unset:-x} ${hi} ${empty:+y} $1', env);
+  assert.deepEqual(r.matched, ['hi', 'empty']);
+  assert.deepEqual(r.unmatched, ['unset', '1']);
+  const w = expandWords('${a:-$hi}', env);
+  assert.deepEqual(w.unmatched, ['a']);
+  assert.deepEqual(w.matched, ['hi']);
+});
+
+test('env may be a lookup function', () => {
+  const seen: string[] = [];
+  const r = expandWord('${A}-${B:-b}', (n) => {
+    seen.push(n);
+    return n === 'A' ? 'a' : undefined;
+  });
+  assert.equal(r.value, 'a-b');
+  assert.deepEqual(seen, ['A', 'B']);
+});
+
+test('backtick escape token (# escape=`)', () => {
+  const o = { escapeToken: '`' as const };
+  assert.equal(expandWord('`$hi', env, o).value, '$hi');
+  assert.equal(expandWord('c:\\path\\$hi', env, o).value, 'c:\\path\\hi');
+  assert.equal(expandWord('"a`"b"', env, o).value, 'a"b');
+  assert.equal(expandWord('"a\\"', env, o).value, 'a\\');
+  assert.deepEqual(expandWords('a` b c', env, o).words, ['a b', 'c']);
+});
