@@ -48,12 +48,18 @@ export function usernsDisabledHint(): string {
   return 'enable unprivileged user namespaces (kernel.unprivileged_userns_clone=1 on Debian < 11 kernels, user.max_user_namespaces > 0, kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu >= 23.10), or run img as root';
 }
 
+// IMG_SUBUID_FILE/IMG_SUBGID_FILE point the range lookup elsewhere (tests of
+// the single-id fallback). newuidmap still checks the real /etc files.
+export function subIdFile(kind: 'uid' | 'gid'): string {
+  return (kind === 'uid' ? process.env.IMG_SUBUID_FILE : process.env.IMG_SUBGID_FILE) || `/etc/sub${kind}`;
+}
+
 function mapArgs(pid: number, map: IdMapEntry[]): string[] {
   return [String(pid), ...map.flatMap((e) => [String(e.inside), String(e.outside), String(e.count)])];
 }
 
 async function writeIdMaps(pid: number, uid: number, gid: number, user: string | undefined): Promise<void> {
-  const [subuid, subgid] = await Promise.all([readSubIds('/etc/subuid', user, uid), readSubIds('/etc/subgid', user, uid)]);
+  const [subuid, subgid] = await Promise.all([readSubIds(subIdFile('uid'), user, uid), readSubIds(subIdFile('gid'), user, uid)]);
   const who = user ?? String(uid);
   if (subuid.length === 0 || subgid.length === 0) {
     // Only the caller's own ids: enough for images whose files are all root's.

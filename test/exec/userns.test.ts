@@ -83,3 +83,22 @@ function findOuter(pid: number): number {
   }
   throw new Error('outer node process not found');
 }
+
+test('without subordinate ranges the namespace maps only the caller, with a warning naming the fix', async () => {
+  const dir = userDir('img-userns-');
+  try {
+    const empty = path.join(dir, 'empty-subids');
+    fs.writeFileSync(empty, '# nobody here\n');
+    const r = await runUnprivileged(['env', `IMG_SUBUID_FILE=${empty}`, `IMG_SUBGID_FILE=${empty}`, ...entryArgv('exit', dir, '0')], dir);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.uid, 0);
+    const hostUid = fs.statSync(dir).uid;
+    assert.deepEqual((out.uidMap as string).trim().split(/\s+/).map(Number), [0, hostUid, 1]);
+    assert.match(r.stderr, new RegExp(`WARN no subordinate ids for ${TEST_USER}`));
+    assert.match(r.stderr, new RegExp(`"${TEST_USER}:100000:65536"`));
+    assert.match(r.stderr, new RegExp(`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${TEST_USER}`));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
