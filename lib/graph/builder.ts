@@ -6,8 +6,7 @@ import { vertexDigest } from './digest';
 import type { Ref, Vertex, VertexId } from './types';
 
 // A vertex as the producer describes it: everything but the computed id.
-export type VertexDef = Omit<Vertex, 'id'> extends infer V ? (V extends unknown ? V : never) : never;
-type Def<V> = V extends Vertex ? Omit<V, 'id'> : never;
+export type Def<V> = V extends Vertex ? Omit<V, 'id'> : never;
 
 export class GraphBuilder {
   readonly vertices: Record<VertexId, Vertex> = {};
@@ -15,7 +14,7 @@ export class GraphBuilder {
   // Adds a vertex and returns a ref to its output. When an identical vertex
   // exists already, the first one's name wins (like BuildKit's progress).
   add(def: Def<Vertex>, output = 0): Ref {
-    const { name, ...rest } = def as Omit<Vertex, 'id'>;
+    const { name, ...rest } = stripUndefined(def) as Omit<Vertex, 'id'>;
     const id = vertexDigest(rest as Omit<Vertex, 'id' | 'name'>);
     if (!this.vertices[id]) this.vertices[id] = { id, name, ...rest } as Vertex;
     return { vertex: id, output };
@@ -24,6 +23,15 @@ export class GraphBuilder {
   get(id: VertexId): Vertex | undefined {
     return this.vertices[id];
   }
+}
+
+// Drops undefined members (recursively) so stored vertices equal their JSON form.
+function stripUndefined<T>(v: T): T {
+  if (Array.isArray(v)) return v.map(stripUndefined) as T;
+  if (v === null || typeof v !== 'object') return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = stripUndefined(x);
+  return out as T;
 }
 
 // Vertices reachable from the roots, inputs before their users.

@@ -1,0 +1,181 @@
+// Image config accumulation and history, checked against Docker/BuildKit's output.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { FileVertex } from '../../lib/graph/types';
+import { BASE_DIFF, build, history, named, rejects } from './graphs/helpers';
+import { goDuration, goQuote, goQuoteSlice, parsePortSpec } from '../../lib/frontend/dockerfile/config';
+
+test('FROM scratch config: PATH and WorkingDir /, no layers, root null', async () => {
+  const g = await build('FROM scratch\nENV A=1\n');
+  assert.equal(g.root, null);
+  assert.deepEqual(Object.keys(g.vertices), []);
+  assert.deepEqual(g.config.config, {
+    Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'A=1'],
+    WorkingDir: '/',
+  });
+  assert.deepEqual(g.config.rootfs, { type: 'layers', diff_ids: [] });
+  assert.deepEqual(history(g), ['ENV A=1 (empty)']);
+  assert.equal(g.config.history![0].comment, 'buildkit.dockerfile.v0');
+});
+
+test('base config is inherited; ENV replaces in place; history appends', async () => {
+  const g = await build('FROM node:20\nENV NODE_VERSION=21 NEW=x\n');
+  const c = g.config.config!;
+  assert.deepEqual(c.Env, ['PATH=/usr/bin:/bin', 'NODE_VERSION=21', 'NEW=x']);
+  assert.equal(c.User, 'node');
+  assert.deepEqual(c.Entrypoint, ['docker-entrypoint.sh']);
+  assert.deepEqual(c.Cmd, ['node']);
+  assert.deepEqual(c.ExposedPorts, { '9229/tcp': {} });
+  assert.deepEqual(c.Labels, { maintainer: 'node' });
+  assert.deepEqual(g.config.rootfs.diff_ids, [BASE_DIFF]);
+  assert.equal(g.config.history!.length, 2);
+  assert.equal(g.config.history![1].created_by, 'ENV NODE_VERSION=21 NEW=x');
+});
+
+test('ENV values expand against the environment before the instruction', async () => {
+  const g = await build('FROM busybox\nENV abc=hello\nENV abc=bye def=$abc\nENV ghi=$abc\n');
+  assert.deepEqual(g.config.config!.Env, ['PATH=/bin', 'abc=bye', 'def=hello', 'ghi=bye']);
+});
+
+test('ENTRYPOINT clears an inherited CMD but not one set in the same stage', async () => {
+  let g = await build('FROM node:20\nENTRYPOINT ["/app"]\n');
+  assert.equal(g.config.config!.Cmd, null);
+  g = await build('FROM node:20\nCMD ["serve"]\nENTRYPOINT ["/app"]\n');
+  assert.deepEqual(g.config.config!.Cmd, ['serve']);
+  g = await build('FROM node:20\nENTRYPOINT ["/app"]\nCMD ["x"]\n');
+  assert.deepEqual(g.config.config!.Cmd, ['x']);
+  assert.deepEqual(history(g).slice(-2), ['ENTRYPOINT ["/app"] (empty)', 'CMD ["x"] (empty)']);
+});
+
+
+test('CMD/ENTRYPOINT shell form and SHELL history', async () => {
+  const g = await build('FROM busybox\nSHELL ["/bin/bash", "-c"]\nCMD echo "hi there"\nENTRYPOINT exec app\n');
+  const c = g.config.config!;
+  assert.deepEqual(c.Shell, ['/bin/bash', '-c']);
+  assert.deepEqual(c.Cmd, ['/bin/bash', '-c', 'echo "hi there"']);
+  assert.deepEqual(c.Entrypoint, ['/bin/bash', '-c', 'exec app']);
+  assert.deepEqual(history(g).slice(1), [
+    'SHELL [/bin/bash -c] (empty)',
+    'CMD ["/bin/bash" "-c" "echo \\"hi there\\""] (empty)',
+    'ENTRYPOINT ["/bin/bash" "-c" "exec app"] (empty)',
+  ]);
+  assert.equal(c.ArgsEscaped, undefined, 'ArgsEscaped is only set for Windows');
+});
+
+test('EXPOSE: protocols, ranges, variables', async () => {
+  const g = await build('FROM busybox\nENV P=8080\nEXPOSE 80 53/udp $P 8000-8002 9000-9001/UDP\n');
+  assert.deepEqual(Object.keys(g.config.config!.ExposedPorts!).sort(), [
+    '53/udp', '80/tcp', '8000/tcp', '8001/tcp', '8002/tcp', '8080/tcp', '9000/udp', '9001/udp',
+  ]);
+  assert.equal(history(g).at(-1), 'EXPOSE 80 53/udp 8080 8000-8002 9000-9001/UDP (empty)');
+  await rejects(build('FROM busybox\n\nEXPOSE 80/xyz\n'), /invalid proto: xyz/, 3);
+  await rejects(build('FROM busybox\nEXPOSE 90-80\n'), /invalid range/, 2);
+  await rejects(build('FROM busybox\nEXPOSE abc\n'), /invalid containerPort: abc/, 2);
+});
+
+test('parsePortSpec keeps only the container port of ip:host:container', () => {
+  assert.deepEqual(parsePortSpec('127.0.0.1:8080:80/tcp'), ['80/tcp']);
+  assert.deepEqual(parsePortSpec('80/'), ['80/tcp']);
+});
+
+test('WORKDIR: relative to the previous, mkdir step owned by USER, history', async () => {
+  const g = await build('FROM busybox\nUSER app:staff\nWORKDIR /srv\nWORKDIR data\nWORKDIR ../logs\nWORKDIR /\n');
+  assert.equal(g.config.config!.WorkingDir, '/');
+  const w = named(g, 'WORKDIR data') as FileVertex;
+  // Like BuildKit, every WORKDIR counts in the step total, even `WORKDIR /` which adds no vertex.
+  assert.equal(w.name, '[3/5] WORKDIR data');
+  assert.deepEqual(w.actions, [{ op: 'mkdir', path: '/srv/data', mode: 0o755, makeParents: true, chown: { user: 'app', group: 'staff' } }]);
+  assert.deepEqual((named(g, 'WORKDIR ../logs') as FileVertex).actions[0], { op: 'mkdir', path: '/srv/logs', mode: 0o755, makeParents: true, chown: { user: 'app', group: 'staff' } });
+  assert.deepEqual(history(g).slice(1), ['USER app:staff (empty)', 'WORKDIR /srv', 'WORKDIR /srv/data', 'WORKDIR /srv/logs', 'WORKDIR / (empty)']);
+  const g2 = await build('FROM busybox\nENV D=/opt\nWORKDIR $D/app\nRUN pwd\n');
+  assert.equal(g2.config.config!.WorkingDir, '/opt/app');
+  assert.equal((named(g2, 'RUN pwd') as { cwd: string }).cwd, '/opt/app');
+  assert.deepEqual((named(g2, 'WORKDIR') as FileVertex).actions[0], { op: 'mkdir', path: '/opt/app', mode: 0o755, makeParents: true });
+});
+
+test('USER, VOLUME, STOPSIGNAL, LABEL, MAINTAINER, ONBUILD', async () => {
+  const df = [
+    'FROM busybox',
+    'ENV U=1000 V=/data',
+    'USER ${U}:${U}',
+    'VOLUME ["/cache", "$V"]',
+    'VOLUME /a /b',
+    'STOPSIGNAL SIGQUIT',
+    'LABEL "com.example.vendor"="ACME" version=1.0 description="multi word"',
+    'MAINTAINER Jane Doe <jane@example.com>',
+    'ONBUILD RUN make  -C /src',
+  ].join('\n');
+  const g = await build(df, { labels: { version: '2.0', extra: 'x' } });
+  const c = g.config.config!;
+  assert.equal(c.User, '1000:1000');
+  assert.deepEqual(c.Volumes, { '/cache': {}, '/data': {}, '/a': {}, '/b': {} });
+  assert.equal(c.StopSignal, 'SIGQUIT');
+  assert.deepEqual(c.Labels, { 'com.example.vendor': 'ACME', version: '2.0', description: 'multi word', extra: 'x' });
+  assert.equal(g.config.author, 'Jane Doe <jane@example.com>');
+  assert.deepEqual(c.OnBuild, ['RUN make  -C /src']);
+  assert.deepEqual(history(g).slice(2), [
+    'USER 1000:1000 (empty)',
+    'VOLUME [/cache /data] (empty)',
+    'VOLUME [/a /b] (empty)',
+    'STOPSIGNAL SIGQUIT (empty)',
+    'LABEL com.example.vendor=ACME version=1.0 description=multi word (empty)',
+    'MAINTAINER Jane Doe <jane@example.com> (empty)',
+    'ONBUILD RUN make  -C /src (empty)',
+  ]);
+  await rejects(build('FROM busybox\nSTOPSIGNAL SIGFOO\n'), /invalid signal: SIGFOO/, 2);
+  await rejects(build('FROM busybox\nVOLUME ""\n'), /VOLUME specified can not be an empty string/, 2);
+  await rejects(build('FROM busybox\nSHELL /bin/bash -c\n'), /SHELL requires the arguments to be in JSON form/, 2);
+});
+
+test('HEALTHCHECK: durations in ns, CMD and CMD-SHELL, NONE, history like Docker', async () => {
+  let g = await build('FROM busybox\nHEALTHCHECK --interval=30s --timeout=3s --start-period=1m30s --retries=3 CMD curl -f http://localhost/ || exit 1\n');
+  assert.deepEqual(g.config.config!.Healthcheck, {
+    Test: ['CMD-SHELL', 'curl -f http://localhost/ || exit 1'],
+    Interval: 30e9,
+    Timeout: 3e9,
+    StartPeriod: 90e9,
+    Retries: 3,
+  });
+  assert.equal(history(g).at(-1), `HEALTHCHECK &{["CMD-SHELL" "curl -f http://localhost/ || exit 1"] "30s" "3s" "1m30s" "0s" '\\x03'} (empty)`);
+  g = await build('FROM busybox\nHEALTHCHECK --start-interval=500ms CMD ["/bin/check", "-v"]\n');
+  assert.deepEqual(g.config.config!.Healthcheck, { Test: ['CMD', '/bin/check', '-v'], StartInterval: 5e8 });
+  g = await build('FROM busybox\nHEALTHCHECK NONE\n');
+  assert.deepEqual(g.config.config!.Healthcheck, { Test: ['NONE'] });
+  assert.equal(history(g).at(-1), `HEALTHCHECK &{["NONE"] "0s" "0s" "0s" "0s" '\\x00'} (empty)`);
+  await rejects(build('FROM busybox\nHEALTHCHECK --interval=10 CMD true\n'), /invalid (--interval )?duration/, 2);
+  await rejects(build('FROM busybox\nHEALTHCHECK --interval=10us CMD true\n'), /cannot be less than 1ms/, 2);
+  await rejects(build('FROM busybox\nHEALTHCHECK --retries=-1 CMD true\n'), /--retries cannot be negative/, 2);
+  await rejects(build('FROM busybox\nHEALTHCHECK CURL x\n'), /Unknown type "CURL" in HEALTHCHECK/, 2);
+});
+
+test('Go formatting helpers', () => {
+  assert.equal(goQuote('a"b\\c\n\t\x01é'), '"a\\"b\\\\c\\n\\t\\x01é"');
+  assert.equal(goQuoteSlice(['sh', '-c']), '["sh" "-c"]');
+  assert.equal(goDuration(0), '0s');
+  assert.equal(goDuration(1.5e9), '1.5s');
+  assert.equal(goDuration(5e8), '500ms');
+  assert.equal(goDuration(3.6e12 + 1e9), '1h0m1s');
+  assert.equal(goDuration(300e9), '5m0s');
+});
+
+test('sourceDateEpoch sets created on the image and new history entries', async () => {
+  const g = await build('FROM busybox\nRUN true\nENV A=1\n', { sourceDateEpoch: 1700000000 });
+  assert.equal(g.config.created, '2023-11-14T22:13:20Z');
+  assert.equal(g.config.history![0].created, undefined, 'base history untouched');
+  assert.deepEqual(g.config.history!.slice(1).map((h) => h.created), ['2023-11-14T22:13:20Z', '2023-11-14T22:13:20Z']);
+  const g2 = await build('FROM busybox\nRUN true\n');
+  assert.equal(g2.config.created, undefined);
+});
+
+test('layer-producing steps are not empty_layer; metadata steps are', async () => {
+  const g = await build('FROM busybox\nCOPY a /a\nRUN true\nADD b /b\nUSER x\n');
+  assert.deepEqual(history(g).slice(1), ['COPY a /a # buildkit', 'RUN /bin/sh -c true # buildkit', 'ADD b /b # buildkit', 'USER x (empty)']);
+});
+
+test('unknown base image (resolver returns null) builds with an empty config', async () => {
+  const g = await build('FROM registry.local/unknown:1\nRUN true\n');
+  const from = named(g, 'FROM');
+  assert.equal(from.name, '[1/2] FROM registry.local/unknown:1');
+  assert.equal(from.kind === 'image' && from.resolvedDigest, undefined);
+  assert.deepEqual(g.config.config!.Env, ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']);
+});
