@@ -13,6 +13,7 @@ import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ImgError, isErrno } from '../util/errors';
 import type { Digest } from '../images/types';
+import { syncDir } from '../util/fsutil';
 import { digestHex, isDigest, parseDigest } from './digest';
 
 export interface Expected {
@@ -302,16 +303,5 @@ class IngestWriter {
       this.fh = null;
     }
     await fsp.rm(this.tmp, { force: true });
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, 'r');
-  try {
-    await fh.sync();
-  } catch {
-    // Some filesystems refuse fsync on directories; the rename is still atomic.
-  } finally {
-    await fh.close();
   }
 }

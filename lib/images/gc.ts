@@ -22,6 +22,7 @@
 //   record (atomically: temp + rename, while holding the shared lock) and
 //   deletes it when the record is pruned. Roots that are manifests or indexes
 //   are walked like image targets; other blobs (layers, configs) are kept as is.
+//   registerCacheRoot()/removeCacheRoot() below write and delete these files.
 //
 // Stray ingest files (crashed writers) older than an hour are removed too.
 //
@@ -35,6 +36,7 @@ import { ContentStore } from '../content/store';
 import { isDigest } from '../content/digest';
 import { addonStatus, lockFile } from '../host/index';
 import { isErrno } from '../util/errors';
+import { writeFileAtomic } from '../util/fsutil';
 import { debug } from '../util/log';
 import { ImageStore } from './store';
 import type { Descriptor, Digest } from './types';
@@ -148,6 +150,21 @@ async function removeIfDead(file: string): Promise<boolean> {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+function cacheRootFile(stateDir: string, id: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id)) throw new Error(`invalid cache root id "${id}"`);
+  return path.join(stateDir, 'cache', 'roots', `${id}.json`);
+}
+
+// Register blobs the build cache still needs (call while holding the shared lock,
+// right after writing them). `id` is the cache record's key (file-name safe).
+export async function registerCacheRoot(stateDir: string, id: string, digests: Digest[]): Promise<void> {
+  await writeFileAtomic(cacheRootFile(stateDir, id), JSON.stringify({ digests }) + '\n');
+}
+
+export async function removeCacheRoot(stateDir: string, id: string): Promise<void> {
+  await fsp.rm(cacheRootFile(stateDir, id), { force: true });
 }
 
 // Digests registered by the build cache (see GC ROOTS above).

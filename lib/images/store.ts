@@ -2,10 +2,11 @@
 // <state>/images/. File names are the sha256 of the name (names contain '/',
 // ':' and '@' and may exceed a file name's length); the name is inside.
 // Every write is temp + fsync + rename, so readers see the old or the new record.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ImgError, isErrno } from '../util/errors';
+import { writeFileAtomic } from '../util/fsutil';
 import type { Descriptor } from './types';
 
 export interface ImageRecord {
@@ -39,22 +40,7 @@ export class ImageStore {
       createdAt: old?.createdAt ?? now,
       updatedAt: now,
     };
-    await fsp.mkdir(this.dir, { recursive: true });
-    const file = this.fileFor(name);
-    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    const fh = await fsp.open(tmp, 'w', 0o644);
-    try {
-      await fh.writeFile(JSON.stringify(rec, null, 2) + '\n');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await fsp.rename(tmp, file);
-    } catch (err) {
-      await fsp.rm(tmp, { force: true });
-      throw err;
-    }
+    await writeFileAtomic(this.fileFor(name), JSON.stringify(rec, null, 2) + '\n');
     return rec;
   }
 

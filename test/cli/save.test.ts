@@ -159,3 +159,25 @@ describe('img save --format oci', () => {
     }
   });
 });
+
+describe('img save | docker load', () => {
+  it('loads into a docker daemon with the same layers and config', async (t) => {
+    const info = await run('docker', ['info', '--format', '{{.ServerVersion}}'], { timeout: 15000 }).catch(() => null);
+    if (!info) {
+      t.skip('no reachable docker daemon on this host (docker load is checked only where one runs)');
+      return;
+    }
+    const tag = `img-test-save/app-${process.pid}:1`;
+    assert.equal((await runImg(['--state', state, 'tag', 'localhost:5000/team/app:1.0', tag])).code, 0);
+    const out = path.join(work, 'docker-load.tar');
+    assert.equal((await runImg(['--state', state, 'save', '-o', out, tag])).code, 0);
+    try {
+      const { stdout } = await run('docker', ['load', '-i', out], { timeout: 120000 });
+      assert.match(stdout, new RegExp(`Loaded image: ${tag.replace(/[/.]/g, '\\$&')}`));
+      const { stdout: inspected } = await run('docker', ['image', 'inspect', tag, '--format', '{{json .RootFS.Layers}} {{.Id}} {{.Architecture}}']);
+      assert.equal(inspected.trim(), `${JSON.stringify(app.diffIds)} ${app.configDescriptor.digest} amd64`);
+    } finally {
+      await run('docker', ['rmi', tag]).catch(() => undefined);
+    }
+  });
+});

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ContentStore } from '../../lib/content/store';
-import { collectGarbage } from '../../lib/images/gc';
+import { collectGarbage, registerCacheRoot, removeCacheRoot } from '../../lib/images/gc';
 import { ImageStore } from '../../lib/images/store';
 import { REPO } from '../helpers/cli';
 import { makeBusyboxImage, makeIndex, sha256 } from '../fixtures/images';
@@ -98,7 +98,7 @@ describe('collectGarbage roots', () => {
     const cachedManifest = await makeBusyboxImage({ extraFiles: { 'cached/manifest': 'x' } });
     for (const [d, b] of cachedManifest.blobs) await content.writeBytes(b, { digest: d });
     await fsp.mkdir(path.join(state, 'cache', 'roots', 'sub'), { recursive: true });
-    await fsp.writeFile(path.join(state, 'cache', 'roots', 'r1.json'), JSON.stringify({ digests: [cached.digest] }));
+    await registerCacheRoot(state, 'r1', [cached.digest]);
     await fsp.writeFile(path.join(state, 'cache', 'roots', 'sub', 'r2.json'), JSON.stringify({ digests: [cachedManifest.manifest.digest] }));
     await fsp.writeFile(path.join(state, 'cache', 'roots', 'broken.json'), '{');
     const res = await collectGarbage(state, [extra.digest]);
@@ -114,5 +114,8 @@ describe('collectGarbage roots', () => {
     assert.deepEqual(res2.removed.filter((d) => d !== extra.digest).sort(), freed);
     assert.ok(res2.removed.includes(extra.digest));
     assert.equal(await content.has(sha256('cache layer')), true);
+    await removeCacheRoot(state, 'r1');
+    assert.deepEqual((await collectGarbage(state)).removed, [cached.digest]);
+    await assert.rejects(registerCacheRoot(state, '../escape', []), /invalid cache root id/);
   });
 });
