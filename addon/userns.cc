@@ -139,6 +139,10 @@ static Napi::Value CloneUserns(const Napi::CallbackInfo& info) {
         if (WIFSIGNALED(st)) ::_exit(128 + WTERMSIG(st));
         ::_exit(WEXITSTATUS(st));
       }
+      // pid 1 of the new namespace dies with its reaper, as the reaper dies with img.
+      // (getppid() is 0 here, the reaper lives outside this namespace, so no
+      // re-check; the reaper cannot exit before waitpid returns anyway.)
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     }
     // Mounts made from here on must not propagate back to the host.
     if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) Die("mount --make-rprivate /", errno);
