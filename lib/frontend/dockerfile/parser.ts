@@ -351,6 +351,7 @@ class Parser {
     };
     const v = new Validator(this.file, this.syntax, this.warnings);
     for (const ins of instructions) v.check(ins);
+    this.warnings.sort((a, b) => a.line - b.line); // stable: same-line warnings keep their order
     return result;
   }
 
