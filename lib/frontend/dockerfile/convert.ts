@@ -223,6 +223,9 @@ class Converter {
       }
     }
 
+    // Like BuildKit, stage references are checked in every stage, used or not.
+    this.checkStageRefs();
+
     // Resolve the base images of the stages the target needs, all at once,
     // before dispatching (the registry round-trips dominate).
     this.prefetch(target);
@@ -333,6 +336,55 @@ class Converter {
       }
     };
     visit(target);
+  }
+
+  // --from / from= must not use variables nor name a stage that is not defined yet.
+  private checkStageRefs(): void {
+    for (const s of this.stages) {
+      for (const ins of s.commands) {
+        const refs: [string, string][] = [];
+        if (ins.keyword === 'COPY') for (const f of this.flags(ins, 'from')) refs.push(['from', f]);
+        if (ins.keyword === 'RUN') {
+          for (const m of this.flags(ins, 'mount')) {
+            const f = /(?:^|,)from=([^,]*)/.exec(m);
+            if (f) refs.push(['mount from', f[1]]);
+          }
+        }
+        for (const [flag, from] of refs) this.checkStageRef(ins, s, from, flag);
+      }
+    }
+  }
+
+  private checkStageRef(ins: Instruction, cur: Stage, from: string, flagName: string): void {
+    if (flagName === 'from' && /\$/.test(from) && expandWord(from, new Map(), { escapeToken: this.esc }).value !== from) {
+      throw this.err(
+        ins,
+        `variable expansion is not supported for --${flagName}, define a new stage with FROM using ARG from global scope as a workaround`,
+        `ARG X=...  (before the first FROM), then FROM \${X} AS src, and ${ins.keyword} --${flagName}=src`,
+      );
+    }
+    const what = flagName === 'from' ? `--from=${from}` : `--mount from=${from}`;
+    if (/^[0-9]+$/.test(from)) {
+      const i = Number(from);
+      if (i >= this.stages.length) {
+        throw this.err(ins, `invalid stage index ${i}`, `the Dockerfile has stages 0 to ${this.stages.length - 1}`);
+      }
+      if (i === cur.index) throw this.err(ins, `circular dependency detected on stage: ${from}`, 'a stage cannot copy from itself');
+      if (i > cur.index) {
+        throw this.err(ins, `${what} refers to stage ${i}, which is defined after this instruction (line ${this.stages[i].from.startLine})`, 'reorder the stages so the source comes first');
+      }
+      return;
+    }
+    const named = this.stages.find((s) => s.name && s.name === from.toLowerCase());
+    if (!named) return;
+    if (named === cur) throw this.err(ins, `circular dependency detected on stage: ${named.name}`, 'a stage cannot copy from itself');
+    if (named.index > cur.index) {
+      throw this.err(
+        ins,
+        `${what} refers to stage "${named.name}", which is defined after this instruction (line ${named.from.startLine})`,
+        'move that stage above the one that uses it',
+      );
+    }
   }
 
   private lookupStage(from: string, cur: Stage): Stage | undefined {
@@ -928,38 +980,9 @@ class Converter {
 
   // --from=<stage name | index | named context | image>
   private async source(st: StageState, ins: Instruction, from: string, flagName: string): Promise<Source> {
-    if (/\$/.test(from) && expandWord(from, new Map(), { escapeToken: this.esc }).value !== from) {
-      throw this.err(
-        ins,
-        `variable expansion is not supported for --${flagName}, define a new stage with FROM using ARG from global scope as a workaround`,
-        `ARG X=...  (before the first FROM), then FROM \${X} AS src, and ${ins.keyword} --${flagName}=src`,
-      );
-    }
-    const cur = st.stage;
-    if (/^[0-9]+$/.test(from)) {
-      const i = Number(from);
-      if (i >= this.stages.length) {
-        throw this.err(ins, `invalid stage index ${i}`, `the Dockerfile has stages 0 to ${this.stages.length - 1}`);
-      }
-      if (i === cur.index) throw this.err(ins, `circular dependency detected on stage: ${from}`, 'a stage cannot copy from itself');
-      if (i > cur.index) {
-        throw this.err(ins, `--${flagName}=${from} refers to stage ${i}, which is defined after this instruction (line ${this.stages[i].from.startLine})`, 'reorder the stages so the source comes first');
-      }
-      return { kind: 'stage', st: await this.dispatch(this.stages[i]) };
-    }
-    const lower = from.toLowerCase();
-    const named = this.stages.find((s) => s.name && s.name === lower);
-    if (named) {
-      if (named === cur) throw this.err(ins, `circular dependency detected on stage: ${named.name}`, 'a stage cannot copy from itself');
-      if (named.index > cur.index) {
-        throw this.err(
-          ins,
-          `--${flagName}=${from} refers to stage "${named.name}", which is defined after this instruction (line ${named.from.startLine})`,
-          'move that stage above the one that uses it',
-        );
-      }
-      return { kind: 'stage', st: await this.dispatch(named) };
-    }
+    this.checkStageRef(ins, st.stage, from, flagName);
+    const dep = this.lookupStage(from, st.stage);
+    if (dep) return { kind: 'stage', st: await this.dispatch(dep) };
     const nc = this.opts.namedContexts?.[from];
     if (nc) {
       if (nc.kind === 'local') {
