@@ -66,10 +66,16 @@ export function ociLayerType(mt: string): string {
   }
 }
 
-export function createExecutors(o: RuntimeOptions): Executors {
+export interface Runtime {
+  executors: Executors;
+  // For the frontend: a base image's config, resolved the way the build will use it.
+  resolveImageConfig(ref: string, platform: Platform): Promise<{ ref: string; digest: string; config: ImageConfig } | null>;
+}
+
+export function createRuntime(o: RuntimeOptions): Runtime {
   const content = new ContentStore(o.stateDir);
   const images = new ImageStore(o.stateDir);
-  const imageInfo = new Map<string, Promise<ImageInfo>>(); // vertex id → resolved image
+  const imageInfo = new Map<string, Promise<ImageInfo>>(); // ref + platform → resolved image
   const contextScans = new Map<string, ContextFile[]>(); // vertex id → selected files
   const downloads = new Map<string, { file: string; digest: string }>(); // http vertex id → temp file
   const checksumCaches = new Map<string, Promise<ChecksumCache>>();
@@ -145,14 +151,25 @@ export function createExecutors(o: RuntimeOptions): Executors {
     return { ref: name, manifest, manifestDigest: res.manifest.digest, config: await content.readJson<ImageConfig>(manifest.config.digest) };
   }
 
+  // One resolution per reference and platform per build: the frontend's config
+  // lookup and the image vertex agree on the digest, and pull at most once.
   function image(v: ImageSourceVertex, ctx: KeyContext): Promise<ImageInfo> {
-    let p = imageInfo.get(v.id);
+    const plat = v.platform ?? o.platform;
+    const id = `${v.ref}|${plat.os}/${plat.architecture}/${plat.variant ?? ''}`;
+    let p = imageInfo.get(id);
     if (!p) {
       p = resolveImage(v, ctx);
-      imageInfo.set(v.id, p);
-      p.catch(() => imageInfo.delete(v.id));
+      imageInfo.set(id, p);
+      p.catch(() => imageInfo.delete(id));
     }
     return p;
+  }
+
+  const quiet = { log() {}, status() {} };
+  async function resolveImageConfig(ref: string, platform: Platform) {
+    const v = { id: '', name: ref, kind: 'image', inputs: [], ref, platform } as ImageSourceVertex;
+    const info = await image(v, { signal: new AbortController().signal, progress: quiet, noCache: false });
+    return { ref: info.ref, digest: info.manifestDigest, config: structuredClone(info.config) };
   }
 
   // ---------- helpers ----------
@@ -210,7 +227,7 @@ export function createExecutors(o: RuntimeOptions): Executors {
     return { uid: u.uid, gid: u.gid };
   }
 
-  return {
+  const executors: Executors = {
     image: {
       async contentKey(v, ctx) {
         const info = await image(v, ctx);
@@ -384,6 +401,7 @@ export function createExecutors(o: RuntimeOptions): Executors {
       },
     },
   };
+  return { executors, resolveImageConfig };
 
   async function runExec(v: ExecVertex, ctx: RunContext): Promise<VertexResult> {
     const { runContainer } = await import('../exec/run');

@@ -108,7 +108,7 @@ class Solver {
     for (const id of this.reachable()) {
       if (this.states.get(id) === 'done') continue;
       const v = this.vertex(id);
-      this.opts.progress?.cached(this.keys.get(id) ?? id, v.name);
+      this.opts.progress?.cached(id, v.name);
       this.cached.add(id);
       this.states.set(id, 'done');
     }
@@ -140,8 +140,9 @@ class Solver {
     return ex;
   }
 
+  // Progress rows are per vertex (its id is known before its cache key).
   private progressId(v: Vertex): string {
-    return this.keys.get(v.id) ?? v.id;
+    return v.id;
   }
 
   private logger(v: Vertex): VertexLogger {

@@ -3,6 +3,7 @@
 // engine code lazily inside the action.
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../context';
+import { register as build } from './build';
 import { register as login } from './login';
 import { register as logout } from './logout';
 import { register as ls } from './ls';
@@ -12,10 +13,14 @@ import { register as rm } from './rm';
 import { register as save } from './save';
 import { register as tag } from './tag';
 import { register as version } from './version';
+import { register as unpack } from './unpack';
+import { register as du } from './du';
+import { register as prune } from './prune';
 
 export type RegisterCommand = (program: Command, globals: () => GlobalOptions) => Command;
 
 export const commands: RegisterCommand[] = [
+  build,
   login,
   logout,
   ls,
@@ -25,4 +30,7 @@ export const commands: RegisterCommand[] = [
   save,
   tag,
   version,
+  unpack,
+  du,
+  prune,
 ];

@@ -1,0 +1,149 @@
+// img build [OPTIONS] PATH | URL | -
+// Flags follow img's help text plus docker/buildx's common ones.
+import { Option } from 'commander';
+import type { RegisterCommand } from './index';
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+export interface BuildFlags {
+  buildArg: string[];
+  cacheFrom: string[];
+  cacheTo: string[];
+  file?: string;
+  label: string[];
+  cache: boolean; // --no-cache → false
+  console: boolean; // --no-console → false
+  output: string[];
+  platform: string[];
+  tag: string[];
+  target?: string;
+  progress: string;
+  quiet?: boolean;
+  iidfile?: string;
+  metadataFile?: string;
+  secret: string[];
+  ssh: string[];
+  network: string;
+  pull?: boolean;
+  addHost: string[];
+  buildContext: string[];
+}
+
+export const register: RegisterCommand = (program, globals) =>
+  program
+    .command('build')
+    .description('Build an image from a Dockerfile')
+    .usage('[OPTIONS] PATH | URL | -')
+    .argument('<path>')
+    .option('--build-arg <list>', 'Set build-time variables', collect, [])
+    .option('--cache-from <list>', 'Buildkit import-cache or Buildx cache-from specification', collect, [])
+    .option('--cache-to <list>', 'Buildx cache-to specification', collect, [])
+    .option('-f, --file <string>', "Name of the Dockerfile (Default is 'PATH/Dockerfile')")
+    .option('--label <list>', 'Set metadata for an image', collect, [])
+    .option('--no-cache', 'Do not use cache when building the image')
+    .option('--no-console', 'Use non-console progress UI')
+    .option('-o, --output <string>', 'BuildKit output specification (e.g. type=tar,dest=build.tar)', collect, [])
+    .option('--platform <list>', 'Set platforms for which the image should be built', collect, [])
+    .option('-t, --tag <list>', "Name and optionally a tag in the 'name:tag' format", collect, [])
+    .option('--target <string>', 'Set the target build stage to build')
+    .addOption(new Option('--progress <string>', 'Set type of progress output (auto, tty, plain, rawjson)').default('auto'))
+    .option('-q, --quiet', 'Suppress the build output and print image ID on success')
+    .option('--iidfile <string>', 'Write the image ID to the file')
+    .option('--metadata-file <string>', 'Write build result metadata to the file')
+    .option('--secret <list>', 'Secret to expose to the build (format: "id=mysecret[,src=/local/secret]")', collect, [])
+    .option('--ssh <list>', 'SSH agent socket or keys to expose to the build (format: "default|<id>[=<socket>|<key>[,<key>]]")', collect, [])
+    .addOption(new Option('--network <string>', 'Set the networking mode for the RUN instructions during build').choices(['default', 'none', 'host']).default('default'))
+    .option('--pull', 'Always attempt to pull all referenced images')
+    .option('--add-host <list>', 'Add a custom host-to-IP mapping (format: "host:ip")', collect, [])
+    .option('--build-context <list>', 'Additional build contexts (e.g., name=path)', collect, [])
+    .action(async (contextArg: string, flags: BuildFlags) => {
+      /* eslint-disable @typescript-eslint/no-require-imports */
+      const { ImgError } = require('../../util/errors') as typeof import('../../util/errors');
+      const g = globals();
+      // Unprivileged: re-exec inside a user namespace before anything reads stdin or mounts.
+      const { enterUserNamespace } = require('../../exec/userns') as typeof import('../../exec/userns');
+      await enterUserNamespace({ reason: 'build' });
+
+      if (flags.cacheFrom.length) {
+        throw new ImgError(`--cache-from is not supported yet (got ${flags.cacheFrom.join(', ')})`, {
+          hint: 'img keeps a local build cache in its state dir (-s); reuse it by building on the same state dir',
+        });
+      }
+      if (flags.cacheTo.length) {
+        throw new ImgError(`--cache-to is not supported yet (got ${flags.cacheTo.join(', ')})`, {
+          hint: 'the local build cache in the state dir (-s) is kept automatically; share that directory instead',
+        });
+      }
+      const opts = require('../../build/options') as typeof import('../../build/options');
+      const { parseProgressMode } = require('../../progress/index') as typeof import('../../progress/index');
+      const { parsePlatform } = require('../../images/platform') as typeof import('../../images/platform');
+      const { parseReference } = require('../../images/reference') as typeof import('../../images/reference');
+      for (const t of flags.tag) {
+        try {
+          parseReference(t);
+        } catch (err) {
+          throw new ImgError(`invalid tag "${t}": ${(err as Error).message}`, { hint: "use NAME[:TAG], e.g. -t myimage:1.0", cause: err });
+        }
+      }
+      if (flags.output.length > 1) {
+        throw new ImgError('only one --output is supported', { hint: 'build once per output, or use -t to store the image and `img save` it' });
+      }
+      const env = process.env;
+      const buildOpts: import('../../build/options').BuildOptions = {
+        stateDir: g.state,
+        backend: g.backend,
+        context: contextArg,
+        file: flags.file,
+        buildArgs: opts.parseKeyValues(flags.buildArg, '--build-arg', env),
+        labels: opts.parseKeyValues(flags.label, '--label', env),
+        noCache: flags.cache === false,
+        target: flags.target,
+        platforms: flags.platform.flatMap((p) => p.split(',')).filter(Boolean).map(parsePlatform),
+        tags: flags.tag,
+        outputs: flags.output.map((o) => opts.parseOutput(o, flags.tag)),
+        progress: parseProgressMode(flags.progress),
+        noConsole: flags.console === false,
+        quiet: Boolean(flags.quiet),
+        iidfile: flags.iidfile,
+        metadataFile: flags.metadataFile,
+        secrets: flags.secret.map(opts.parseSecret),
+        ssh: flags.ssh.map(opts.parseSsh),
+        network: flags.network as 'default' | 'none' | 'host',
+        pull: Boolean(flags.pull),
+        addHosts: flags.addHost.flatMap((h) => h.split(',')).filter(Boolean).map(opts.parseAddHost),
+        buildContexts: flags.buildContext.map(opts.parseBuildContext),
+        sourceDateEpoch: opts.parseSourceDateEpoch(env.SOURCE_DATE_EPOCH),
+      };
+      for (const s of buildOpts.secrets) {
+        if (s.src) {
+          const fs = require('node:fs') as typeof import('node:fs');
+          if (!fs.existsSync(s.src)) throw new ImgError(`--secret id=${s.id}: file ${s.src} not found`, { hint: 'fix src= to name an existing file' });
+        }
+      }
+
+      const { runBuild } = require('../../build/index') as typeof import('../../build/index');
+      const dataOnStdout = buildOpts.outputs.some((o) => (o.type === 'tar' || o.type === 'docker' || o.type === 'oci') && !o.dest);
+      // Human messages go to stdout like img, unless stdout carries the tar.
+      const say = (s: string) => (dataOnStdout ? process.stderr : process.stdout).write(s + '\n');
+      const display = buildOpts.tags.length ? fullName(buildOpts.tags[0]) : null;
+      if (!buildOpts.quiet && display) say(`Building ${display}`);
+      const outcome = await runBuild(buildOpts, {
+        stdout: process.stdout,
+        stderr: process.stderr,
+        stdin: process.stdin,
+        cwd: process.cwd(),
+        env,
+      });
+      if (buildOpts.quiet) {
+        if (outcome.imageId && !dataOnStdout) process.stdout.write(outcome.imageId + '\n');
+        return;
+      }
+      const name = outcome.names[0] ?? display ?? (outcome.imageId ? outcome.imageId.slice('sha256:'.length, 'sha256:'.length + 12) : null);
+      say(`Successfully built ${name ?? 'build output'}`);
+
+      function fullName(t: string): string {
+        const { formatReference } = require('../../images/reference') as typeof import('../../images/reference');
+        const r = parseReference(t);
+        return formatReference(r.tag || r.digest ? r : { ...r, tag: 'latest' });
+      }
+    });

@@ -1,0 +1,147 @@
+// The image exporter: turns a solved result (a chain of layer slots) into an
+// OCI image in the content store — layer blobs (base layers reused as pulled,
+// build layers diffed from their snapshots, gzip, remembered in the cache),
+// config (the frontend's config + rootfs.diff_ids + aligned history) and
+// manifest — and optionally names it in the image store.
+import type { ContentStore } from '../content/store';
+import type { ImageStore } from '../images/store';
+import { MediaType, type Descriptor, type Digest, type HistoryEntry, type ImageConfig, type Manifest } from '../images/types';
+import type { Snapshotter } from '../snapshot/types';
+import type { CacheStore } from '../solver/cache';
+import { Limiter } from '../solver/limiter';
+import type { LayerBlob, LayerSlot } from '../solver/types';
+
+// diffID of a tar with no entries (1024 zero bytes): a step that changed nothing.
+export const EMPTY_LAYER_DIFF_ID: Digest = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
+
+export interface LayerProgress {
+  status(sub: string, s: { name: string; current?: number; total?: number; done?: boolean }): void;
+}
+
+export interface BuiltImage {
+  manifest: Descriptor;
+  config: Descriptor;
+  configJson: ImageConfig;
+  manifestJson: Manifest;
+}
+
+export interface ImageExportOptions {
+  content: ContentStore;
+  sn: Snapshotter;
+  cache: CacheStore;
+  layers: LayerSlot[];
+  config: ImageConfig; // from the graph
+  progress?: LayerProgress;
+  sourceDateEpoch?: number;
+  concurrency?: number;
+  compression?: 'gzip' | 'zstd' | 'none';
+}
+
+// Blob for one layer slot: known, remembered from an earlier export, or made now.
+async function layerFor(o: ImageExportOptions, slot: LayerSlot, i: number): Promise<{ blob: LayerBlob; fromBuild: boolean }> {
+  if (slot.blob && (await o.content.has(slot.blob.digest))) return { blob: slot.blob, fromBuild: Boolean(slot.snapshot) };
+  if (!slot.snapshot) {
+    throw new Error(`layer ${i} has neither a stored blob nor a snapshot`);
+  }
+  const known = await o.cache.layerBlob(slot.snapshot);
+  if (known) return { blob: known, fromBuild: true };
+  const { writeLayer, createLayerBlob } = await import('../archive/index');
+  const src = await o.sn.diffRoot(slot.snapshot);
+  let blob: LayerBlob;
+  try {
+    const tar = writeLayer(o.sn.changes(slot.snapshot), src.rootfs, { sourceDateEpoch: o.sourceDateEpoch });
+    const ing = o.content.ingest();
+    let made;
+    try {
+      made = await createLayerBlob(tar, o.compression ?? 'gzip', ing.stream);
+    } catch (err) {
+      await ing.abort();
+      throw err;
+    }
+    const w = await ing.commit();
+    blob = { digest: w.digest, diffId: made.diffId, mediaType: made.mediaType, size: w.size };
+  } finally {
+    await src.release();
+  }
+  await o.cache.putLayerBlob(slot.snapshot, blob);
+  return { blob, fromBuild: true };
+}
+
+// BuildKit's normalization: one non-empty history entry per layer. Missing
+// entries (base images without history) are prepended; surplus non-empty
+// entries and entries of build steps that changed nothing become empty_layer.
+export function alignHistory(
+  history: HistoryEntry[] | undefined,
+  layers: { blob: LayerBlob; fromBuild: boolean }[],
+  created: string | undefined,
+): { history: HistoryEntry[]; kept: LayerBlob[] } {
+  const hist = (history ?? []).map((h) => ({ ...h }));
+  const nonEmpty = hist.filter((h) => !h.empty_layer).length;
+  if (nonEmpty < layers.length) {
+    const missing = layers.length - nonEmpty;
+    hist.unshift(...Array.from({ length: missing }, () => ({ created, created_by: '', comment: 'missing history entry for a layer' }) as HistoryEntry));
+  } else if (nonEmpty > layers.length) {
+    let extra = nonEmpty - layers.length;
+    for (const h of hist) {
+      if (extra === 0) break;
+      if (!h.empty_layer) {
+        h.empty_layer = true;
+        extra--;
+      }
+    }
+  }
+  const kept: LayerBlob[] = [];
+  let li = 0;
+  for (const h of hist) {
+    if (h.empty_layer) continue;
+    const l = layers[li++];
+    if (l.fromBuild && l.blob.diffId === EMPTY_LAYER_DIFF_ID) h.empty_layer = true;
+    else kept.push(l.blob);
+  }
+  for (const h of hist) if (!h.empty_layer) delete h.empty_layer;
+  return { history: hist, kept };
+}
+
+export async function buildImage(o: ImageExportOptions): Promise<BuiltImage> {
+  const limiter = new Limiter(o.concurrency ?? 4);
+  o.progress?.status('layers', { name: 'exporting layers' });
+  const made = await Promise.all(o.layers.map((slot, i) => limiter.run(() => layerFor(o, slot, i))));
+  o.progress?.status('layers', { name: 'exporting layers', done: true });
+
+  const created = o.sourceDateEpoch !== undefined ? new Date(o.sourceDateEpoch * 1000).toISOString() : (o.config.created ?? new Date().toISOString());
+  const { history, kept } = alignHistory(o.config.history, made, created);
+  const config: ImageConfig = {
+    ...structuredClone(o.config),
+    created,
+    rootfs: { type: 'layers', diff_ids: kept.map((l) => l.diffId) },
+    history,
+  };
+  const configBytes = Buffer.from(JSON.stringify(config));
+  const cw = await o.content.writeBytes(configBytes);
+  const configDesc: Descriptor = { mediaType: MediaType.OciConfig, digest: cw.digest, size: cw.size };
+  o.progress?.status('config', { name: `exporting config ${cw.digest}`, done: true });
+  const manifest: Manifest = {
+    schemaVersion: 2,
+    mediaType: MediaType.OciManifest,
+    config: configDesc,
+    layers: kept.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+  };
+  const mw = await o.content.writeBytes(Buffer.from(JSON.stringify(manifest)));
+  const manifestDesc: Descriptor = { mediaType: MediaType.OciManifest, digest: mw.digest, size: mw.size };
+  o.progress?.status('manifest', { name: `exporting manifest ${mw.digest}`, done: true });
+  return { manifest: manifestDesc, config: configDesc, configJson: config, manifestJson: manifest };
+}
+
+export async function nameImage(images: ImageStore, names: string[], target: Descriptor, progress?: LayerProgress): Promise<string[]> {
+  const { parseReference, formatReference } = await import('../images/reference');
+  const out: string[] = [];
+  for (const n of names) {
+    const ref = parseReference(n);
+    const full = formatReference(ref.tag || ref.digest ? ref : { ...ref, tag: 'latest' });
+    progress?.status(`name-${full}`, { name: `naming to ${full}` });
+    await images.put(full, target);
+    progress?.status(`name-${full}`, { name: `naming to ${full}`, done: true });
+    out.push(full);
+  }
+  return out;
+}

@@ -1,0 +1,66 @@
+// `-o type=local,dest=DIR`: copy the final filesystem into DIR, merging with
+// what is there (files of the same name are replaced), like BuildKit's local exporter.
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Snapshotter } from '../snapshot/types';
+import { ImgError, isErrno } from '../util/errors';
+
+export async function exportLocal(sn: Snapshotter, snapshot: string | null, dest: string): Promise<void> {
+  await fsp.mkdir(dest, { recursive: true });
+  const st = await fsp.stat(dest);
+  if (!st.isDirectory()) throw new ImgError(`--output dest ${dest} is not a directory`, { hint: 'name a directory (it is created when missing)' });
+  if (!snapshot) return;
+  const m = await sn.mount(snapshot);
+  try {
+    await mergeTree(m.rootfs, dest);
+  } finally {
+    await m.release();
+  }
+}
+
+async function mergeTree(src: string, dst: string): Promise<void> {
+  const { copyTree } = await import('../snapshot/sys');
+  for (const name of await fsp.readdir(src)) {
+    const s = path.join(src, name);
+    const d = path.join(dst, name);
+    const sst = await fsp.lstat(s);
+    let dst0: fs.Stats | null = null;
+    try {
+      dst0 = await fsp.lstat(d);
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err;
+    }
+    if (sst.isDirectory()) {
+      if (dst0?.isDirectory()) {
+        await mergeTree(s, d);
+        await fsp.chmod(d, sst.mode & 0o7777);
+        await fsp.utimes(d, sst.atime, sst.mtime);
+        continue;
+      }
+      if (dst0) await fsp.rm(d, { recursive: true, force: true });
+      await copyTree(s, d);
+      continue;
+    }
+    if (dst0) await fsp.rm(d, { recursive: true, force: true });
+    if (sst.isSymbolicLink()) {
+      await fsp.symlink(await fsp.readlink(s), d);
+      await fsp.lchown(d, sst.uid, sst.gid).catch(() => undefined);
+    } else if (sst.isFile()) {
+      await fsp.copyFile(s, d);
+      await fsp.chmod(d, sst.mode & 0o7777);
+      await fsp.chown(d, sst.uid, sst.gid).catch(() => undefined);
+      await fsp.utimes(d, sst.atime, sst.mtime);
+    } else {
+      // Devices, fifos, sockets: copyTree handles special files.
+      const tmp = path.join(dst, `.img-copy-${process.pid}`);
+      await fsp.mkdir(tmp);
+      try {
+        await copyTree(s, path.join(tmp, name));
+        await fsp.rename(path.join(tmp, name), d);
+      } finally {
+        await fsp.rm(tmp, { recursive: true, force: true });
+      }
+    }
+  }
+}
