@@ -116,7 +116,8 @@ export function backoffMs(attempt: number, retryAfter?: string): number {
   return Math.min(base + Math.random() * base * 0.2, MAX_WAIT_MS);
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref?.());
+// Not unref'd: a CLI waiting to retry has nothing else keeping its event loop alive.
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function drain(body: Response['body']): Promise<void> {
   try {
