@@ -7,6 +7,7 @@ import { Writable } from 'node:stream';
 import { ContentStore } from '../content/store';
 import { formatReference, parseReference } from '../images/reference';
 import { ImageStore } from '../images/store';
+import { registerCleanup } from '../snapshot/cleanup';
 import { ImgError } from '../util/errors';
 import { writeDockerArchive } from './docker-archive';
 import { writeOciArchive, type ExportImage } from './oci-layout';
@@ -62,7 +63,16 @@ export async function saveImages(stateDir: string, names: string[], opts: SaveOp
   const write = (out: Writable) =>
     format === 'oci' ? writeOciArchive(store, images, out) : writeDockerArchive(store, images, out);
   if (toStdout) {
-    await write(stdoutSink(stdout));
+    try {
+      await write(stdoutSink(stdout));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EPIPE') {
+        throw new ImgError('the reader of stdout went away before the archive was complete (EPIPE)', {
+          hint: 'the receiving command exited early; check it, or save with -o FILE',
+        });
+      }
+      throw err;
+    }
     return;
   }
   // Write next to the destination and rename: a failed save leaves no partial archive.
@@ -77,6 +87,8 @@ export async function saveImages(stateDir: string, names: string[], opts: SaveOp
       cause: err,
     });
   }
+  // Ctrl-C mid-save must not leave the temp file behind.
+  const unregister = registerCleanup(`partial archive ${tmp}`, () => fs.rmSync(tmp, { force: true }));
   try {
     await write(fs.createWriteStream('', { fd: fh.fd, autoClose: false }));
     await fh.sync();
@@ -86,5 +98,7 @@ export async function saveImages(stateDir: string, names: string[], opts: SaveOp
     await fh.close().catch(() => undefined);
     await fsp.rm(tmp, { force: true });
     throw err;
+  } finally {
+    unregister();
   }
 }
