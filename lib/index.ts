@@ -2,6 +2,9 @@
 export { ContentStore } from './content/store';
 export { ImageStore, type ImageRecord } from './images/store';
 export { parseReference, formatReference, familiarName, normalizeName, type Reference } from './images/reference';
+export { collectGarbage, withStoreLock, registerCacheRoot, removeCacheRoot } from './images/gc';
+export { writeDockerArchive } from './export/docker-archive';
+export { writeOciArchive, type ExportImage } from './export/oci-layout';
 export { parseDockerfile, expandWord, expandWords, parseDockerignore, PatternMatcher, DockerfileError } from './frontend/dockerfile/index';
 export { convertDockerfile, dockerfileToGraph, type ConvertOptions } from './frontend/dockerfile/convert';
 export type * from './graph/types';
