@@ -26,6 +26,9 @@ export interface RunResult {
 }
 
 const isRoot = process.getuid?.() === 0;
+// tsx by absolute path: `--import tsx` resolves from the cwd, and tests run
+// img from other directories (unpack's default ./rootfs).
+export const TSX = path.join(REPO, 'node_modules', 'tsx', 'dist', 'loader.mjs');
 let cachedUser: RootlessUser | null | undefined;
 let skipReason = '';
 
@@ -152,7 +155,7 @@ export function runAsUser(
 
 // `img ARGS` as the rootless user.
 export function runImgRootless(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-  return runAsUser([process.execPath, '--import', 'tsx', CLI_MAIN, ...args], opts);
+  return runAsUser([process.execPath, '--import', TSX, CLI_MAIN, ...args], opts);
 }
 
 // A TypeScript script (path relative to the repo or absolute) as the rootless user.
@@ -161,7 +164,7 @@ export function runScriptRootless(
   args: string[] = [],
   opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
 ): Promise<RunResult> {
-  return runAsUser([process.execPath, '--import', 'tsx', path.resolve(REPO, script), ...args], opts);
+  return runAsUser([process.execPath, '--import', TSX, path.resolve(REPO, script), ...args], opts);
 }
 
 // Host owner of a path (stat as root sees it).

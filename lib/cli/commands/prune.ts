@@ -1,0 +1,20 @@
+// img prune: remove every snapshot, build-cache record and blob no named image
+// references (skipping what running img processes use), then print what went.
+import type { RegisterCommand } from './index';
+
+export const register: RegisterCommand = (program, globals) =>
+  program
+    .command('prune')
+    .description('Prune and clean up the build cache.')
+    .usage('[OPTIONS]')
+    .action(async () => {
+      /* eslint-disable @typescript-eslint/no-require-imports */
+      const { enterUserNamespace } = require('../../exec/userns') as typeof import('../../exec/userns');
+      const du = require('../../snapshot/du') as typeof import('../../snapshot/du');
+      const { bytesSize, tabwrite } = require('../../util/units') as typeof import('../../util/units');
+      const { debug } = require('../../util/log') as typeof import('../../util/log');
+      await enterUserNamespace({ reason: 'prune' });
+      const res = await du.prune(globals().state);
+      for (const s of res.skipped) debug(`prune: ${s.id} is in use; kept`);
+      process.stdout.write(du.formatUsage(res.removed, bytesSize, tabwrite, { truncate: true, summary: 'Reclaimed' }));
+    });

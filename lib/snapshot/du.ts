@@ -1,0 +1,267 @@
+// Disk usage and pruning of the state dir: snapshots of every backend and
+// content blobs. A snapshot is reclaimable when no named image's layer chain
+// (chainIDs of its config's diff_ids) names it and no process is using it;
+// a blob when it is unreachable from named images and build-cache roots.
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { ContentStore } from '../content/store';
+import { cacheRoots, collectGarbage, withStoreLock } from '../images/gc';
+import { globToRegExp } from '../images/list';
+import { ImageStore } from '../images/store';
+import type { Descriptor, Digest, ImageConfig, Manifest } from '../images/types';
+import { localManifests, walk } from '../images/walk';
+import { ImgError, isErrno } from '../util/errors';
+import { debug } from '../util/log';
+import { removeTree, type BaseSnapshotter, type SnapshotMeta } from './base';
+import { newSnapshotter, BACKENDS } from './open';
+import type { SnapshotBackend } from './types';
+import { chainIds } from './unpack';
+
+export interface UsageRow {
+  id: string;
+  type: 'snapshot' | 'blob';
+  backend?: SnapshotBackend;
+  inUse: boolean;
+  reclaimable: boolean;
+  size: number;
+  description: string;
+  parent?: string | null;
+}
+
+const STALE_MS = 60 * 60 * 1000;
+
+// chainIDs of every layer prefix of every locally present manifest of every named image.
+export async function referencedChainIds(stateDir: string): Promise<Set<string>> {
+  const content = new ContentStore(stateDir);
+  const out = new Set<string>();
+  for (const rec of await new ImageStore(stateDir).list()) {
+    let manifests: Descriptor[];
+    try {
+      manifests = await localManifests(content, rec.target);
+    } catch (err) {
+      debug(`du: cannot resolve ${rec.name}: ${(err as Error).message}`);
+      continue;
+    }
+    for (const m of manifests) {
+      try {
+        const manifest = await content.readJson<Manifest>(m.digest);
+        const config = await content.readJson<ImageConfig>(manifest.config.digest);
+        for (const c of chainIds(config.rootfs?.diff_ids ?? [])) out.add(c);
+      } catch (err) {
+        debug(`du: skipping manifest ${m.digest} of ${rec.name}: ${(err as Error).message}`);
+      }
+    }
+  }
+  return out;
+}
+
+// Backends that have state under <state>/snapshots/.
+export async function presentBackends(stateDir: string): Promise<SnapshotBackend[]> {
+  const out: SnapshotBackend[] = [];
+  for (const b of BACKENDS) {
+    try {
+      if ((await fsp.stat(path.join(stateDir, 'snapshots', b))).isDirectory()) out.push(b);
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err;
+    }
+  }
+  return out;
+}
+
+async function snapshotRows(stateDir: string, referenced: Set<string>): Promise<{ rows: UsageRow[]; sns: Map<SnapshotBackend, BaseSnapshotter> }> {
+  const rows: UsageRow[] = [];
+  const sns = new Map<SnapshotBackend, BaseSnapshotter>();
+  const backends = await presentBackends(stateDir);
+  for (const backend of backends) {
+    const sn = newSnapshotter(stateDir, backend);
+    sns.set(backend, sn);
+    const metas = await sn.listMeta();
+    const busy = new Set<string>();
+    await Promise.all(metas.map(async (m) => (await sn.isBusy(m.id)) && busy.add(m.id)));
+    const usages = await Promise.all(metas.map((m) => sn.usage(m.id).catch(() => ({ size: 0, inodes: 0 }))));
+    metas.forEach((m: SnapshotMeta, i) => {
+      const isRef = m.kind === 'committed' && referenced.has(m.key ?? m.id);
+      rows.push({
+        id: m.id,
+        type: 'snapshot',
+        backend,
+        inUse: busy.has(m.id),
+        reclaimable: !isRef && !busy.has(m.id),
+        size: usages[i].size,
+        // Ids (chainIDs) repeat across backends: say which one when several have state.
+        description: backends.length > 1 ? `${m.description} [${backend}]` : m.description,
+        parent: m.parent,
+      });
+    });
+  }
+  return { rows, sns };
+}
+
+async function blobRows(stateDir: string): Promise<UsageRow[]> {
+  const content = new ContentStore(stateDir);
+  const roots: Descriptor[] = (await new ImageStore(stateDir).list()).map((r) => r.target);
+  for (const d of await cacheRoots(stateDir)) roots.push({ mediaType: '', digest: d, size: (await content.stat(d))?.size ?? 0 });
+  const reachable = await walk(content, roots);
+  const rows: UsageRow[] = [];
+  for await (const b of content.list()) {
+    const desc = reachable.get(b.digest);
+    rows.push({
+      id: b.digest,
+      type: 'blob',
+      inUse: false,
+      reclaimable: !desc,
+      size: b.size,
+      description: desc?.mediaType ? `content ${desc.mediaType}` : desc ? 'content blob' : 'unreferenced content blob',
+    });
+  }
+  return rows;
+}
+
+export async function diskUsage(stateDir: string): Promise<UsageRow[]> {
+  const referenced = await referencedChainIds(stateDir);
+  const [{ rows }, blobs] = await Promise.all([snapshotRows(stateDir, referenced), blobRows(stateDir)]);
+  return [...rows, ...blobs];
+}
+
+// --filter for du: id=, description=, reclaimable=, type=. Same key ORs, keys AND.
+export function parseUsageFilters(args: string[]): (row: UsageRow) => boolean {
+  const keys = ['id', 'description', 'reclaimable', 'type'];
+  const groups = new Map<string, ((r: UsageRow) => boolean)[]>();
+  for (const arg of args) {
+    const eq = arg.indexOf('=');
+    if (eq <= 0) throw new ImgError(`bad format of filter "${arg}" (expected key=value)`, { hint: 'e.g. --filter reclaimable=true' });
+    const key = arg.slice(0, eq).trim().toLowerCase();
+    const value = arg.slice(eq + 1).replace(/^=/, '');
+    let pred: (r: UsageRow) => boolean;
+    if (key === 'id') pred = (r) => r.id === value || r.id.startsWith(value) || r.id.replace(/^sha256:/, '').startsWith(value);
+    else if (key === 'description') {
+      const re = /[*?[]/.test(value) ? globToRegExp(value) : null;
+      pred = (r) => (re ? re.test(r.description) : r.description.includes(value));
+    } else if (key === 'reclaimable') {
+      if (value !== 'true' && value !== 'false') {
+        throw new ImgError(`invalid value "${value}" for filter reclaimable`, { hint: 'use reclaimable=true or reclaimable=false' });
+      }
+      pred = (r) => r.reclaimable === (value === 'true');
+    } else if (key === 'type') pred = (r) => r.type === value;
+    else throw new ImgError(`invalid filter "${arg.slice(0, eq)}"`, { hint: `supported filters: ${keys.join(', ')}` });
+    const list = groups.get(key) ?? [];
+    list.push(pred);
+    groups.set(key, list);
+  }
+  return (row) => [...groups.values()].every((ps) => ps.some((p) => p(row)));
+}
+
+// Deletes leftovers older than an hour from a directory (or all, with maxAgeMs 0).
+async function removeStale(dir: string, maxAgeMs: number): Promise<void> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return;
+    throw err;
+  }
+  const cutoff = Date.now() - maxAgeMs;
+  for (const n of names) {
+    const p = path.join(dir, n);
+    try {
+      const st = await fsp.lstat(p);
+      if (st.mtimeMs <= cutoff) await removeTree(p);
+    } catch (err) {
+      // EBUSY: a live mount point of another process.
+      if (!isErrno(err, 'ENOENT') && !isErrno(err, 'EBUSY')) debug(`prune: leaving ${p}: ${(err as Error).message}`);
+    }
+  }
+}
+
+// Removes everything no named image references; skips what is in use.
+export async function prune(stateDir: string): Promise<{ removed: UsageRow[]; skipped: UsageRow[] }> {
+  const referenced = await referencedChainIds(stateDir);
+  const { rows, sns } = await snapshotRows(stateDir, referenced);
+  const removed: UsageRow[] = [];
+  const skipped: UsageRow[] = [];
+
+  // Children before parents: a snapshot goes only when none of its children stays.
+  const byBackend = new Map<SnapshotBackend, UsageRow[]>();
+  for (const r of rows) byBackend.set(r.backend!, [...(byBackend.get(r.backend!) ?? []), r]);
+  for (const [backend, list] of byBackend) {
+    const sn = sns.get(backend)!;
+    const depth = new Map<string, number>();
+    const byId = new Map(list.map((r) => [r.id, r]));
+    const depthOf = (id: string, seen = 0): number => {
+      if (depth.has(id)) return depth.get(id)!;
+      const p = byId.get(id)?.parent;
+      const d = p && byId.has(p) && seen < 10000 ? depthOf(p, seen + 1) + 1 : 0;
+      depth.set(id, d);
+      return d;
+    };
+    const staying = new Set(list.filter((r) => !r.reclaimable).map((r) => r.id));
+    const order = list.filter((r) => r.reclaimable).sort((a, b) => depthOf(b.id) - depthOf(a.id));
+    for (const r of order) {
+      const hasStayingChild = list.some((c) => c.parent === r.id && staying.has(c.id));
+      if (hasStayingChild || !(await sn.removeIfIdle(r.id))) {
+        staying.add(r.id);
+        skipped.push(r);
+        continue;
+      }
+      removed.push(r);
+    }
+    // Half-made directories from crashed commands, trash, stale mount points and probes.
+    for (const stray of await sn.strays()) {
+      const st = await fsp.stat(sn.dirOf(stray)).catch(() => null);
+      if (st && Date.now() - st.mtimeMs > STALE_MS) await sn.removeIfIdle(stray);
+    }
+    await removeStale(path.join(sn.root, 'trash'), 0);
+    await removeStale(path.join(sn.root, 'mnt'), STALE_MS);
+    await removeStale(path.join(sn.root, 'tmp'), STALE_MS);
+    // Short links whose snapshot is gone.
+    for (const n of await fsp.readdir(path.join(sn.root, 'l')).catch(() => [] as string[])) {
+      const link = path.join(sn.root, 'l', n);
+      const target = await fsp.readlink(link).catch(() => null);
+      if (target && !(await fsp.stat(path.resolve(path.dirname(link), target)).catch(() => null))) await fsp.rm(link, { force: true });
+    }
+  }
+  await removeStale(path.join(stateDir, 'snapshots', 'tmp'), STALE_MS);
+  await removeStale(path.join(stateDir, 'tmp'), STALE_MS);
+
+  // Build cache records: the solver treats a missing record as a miss.
+  await withStoreLock(stateDir, 'exclusive', async () => {
+    for (const sub of ['records', 'layers', 'roots']) {
+      const dir = path.join(stateDir, 'cache', sub);
+      for (const n of await fsp.readdir(dir).catch(() => [] as string[])) await fsp.rm(path.join(dir, n), { force: true, recursive: true });
+    }
+  });
+
+  // Blobs: what the GC will delete, then the GC itself (it also cleans ingest/).
+  const blobsBefore = new Map<Digest, UsageRow>();
+  for (const b of await blobRows(stateDir)) blobsBefore.set(b.id as Digest, b);
+  const gc = await collectGarbage(stateDir);
+  for (const d of gc.removed) {
+    const row = blobsBefore.get(d);
+    removed.push(row ?? { id: d, type: 'blob', inUse: false, reclaimable: true, size: 0, description: 'unreferenced content blob' });
+  }
+  return { removed, skipped };
+}
+
+// The table img du / img prune print: rows, then the summary lines.
+export function formatUsage(
+  rows: UsageRow[],
+  bytesSize: (n: number) => string,
+  tabwrite: (rows: string[][]) => string,
+  opts: { truncate: boolean; summary: 'Reclaimable' | 'Reclaimed' },
+): string {
+  const cut = (s: string) => (opts.truncate && s.length > 50 ? `${s.slice(0, 50)}...` : s);
+  const table: string[][] = [['ID', 'RECLAIMABLE', 'SIZE', 'DESCRIPTION']];
+  let reclaimable = 0;
+  let total = 0;
+  for (const r of rows) {
+    table.push([`${r.id}${r.inUse ? '*' : ''}`, String(r.reclaimable), bytesSize(r.size), cut(r.description)]);
+    total += r.size;
+    if (r.reclaimable) reclaimable += r.size;
+  }
+  let out = tabwrite(table);
+  out += tabwrite([
+    [`${opts.summary}:`, bytesSize(reclaimable)],
+    ['Total:', bytesSize(total)],
+  ]);
+  return out;
+}

@@ -1,0 +1,155 @@
+// `img unpack`: an image's merged rootfs copied into a plain directory the
+// caller owns. Runs inside our user namespace: every file is created by
+// namespace root (= the caller on the host), so owners map to the caller,
+// while modes (setuid bits included), links and times are preserved.
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { ContentStore } from '../content/store';
+import { hostPlatform, selectManifest } from '../images/platform';
+import { normalizeName } from '../images/reference';
+import { ImageStore } from '../images/store';
+import { isManifestMediaType, type Descriptor, type ImageConfig, type Manifest } from '../images/types';
+import { localManifests } from '../images/walk';
+import { ImgError, isErrno } from '../util/errors';
+import { debug, warn } from '../util/log';
+import type { Snapshotter } from './types';
+import { unpackLayers, type UnpackProgress } from './unpack';
+
+export interface ResolvedImage {
+  name: string;
+  manifestDescriptor: Descriptor;
+  manifest: Manifest;
+  config: ImageConfig;
+}
+
+// The host platform's manifest (and config) of a stored image, or null when no such name.
+export async function resolveStoredImage(stateDir: string, input: string): Promise<ResolvedImage | null> {
+  const name = normalizeName(input);
+  const rec = await new ImageStore(stateDir).get(name);
+  if (!rec) return null;
+  const content = new ContentStore(stateDir);
+  let desc: Descriptor;
+  if (isManifestMediaType(rec.target.mediaType)) desc = rec.target;
+  else {
+    const list = await localManifests(content, rec.target);
+    if (list.length === 0) {
+      throw new ImgError(`image ${input} has no manifest in the local store`, { hint: `pull it again: img pull ${input}` });
+    }
+    desc = list.length === 1 && !list[0].platform ? list[0] : selectManifest(list, hostPlatform());
+  }
+  const manifest = await content.readJson<Manifest>(desc.digest);
+  const config = await content.readJson<ImageConfig>(manifest.config.digest);
+  return { name, manifestDescriptor: desc, manifest, config };
+}
+
+export async function unpackResolved(
+  stateDir: string,
+  sn: Snapshotter,
+  img: ResolvedImage,
+  onProgress?: (ev: UnpackProgress) => void,
+): Promise<string> {
+  return unpackLayers(stateDir, sn, img.manifest, img.config, onProgress, { ref: `${img.name}@${img.manifestDescriptor.digest}` });
+}
+
+// Refuses an output directory that exists with content (never merge into or clobber it).
+export async function checkOutputDir(out: string): Promise<void> {
+  try {
+    const st = await fsp.lstat(out);
+    if (!st.isDirectory()) {
+      throw new ImgError(`output path ${out} exists and is not a directory`, { hint: 'choose another path with -o, --output' });
+    }
+    if ((await fsp.readdir(out)).length > 0) {
+      throw new ImgError(`output directory ${out} is not empty`, {
+        hint: 'choose a new or empty directory with -o, --output, or remove this one first',
+      });
+    }
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err;
+  }
+}
+
+class Pool {
+  private active = 0;
+  private waiting: (() => void)[] = [];
+  constructor(private readonly size: number) {}
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.size) await new Promise<void>((r) => this.waiting.push(r));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+export interface CopyOutResult {
+  files: number;
+  bytes: number;
+  skippedDevices: number;
+}
+
+// Copies `src` (a merged rootfs) into `dst` without preserving owners.
+export async function copyOut(src: string, dst: string): Promise<CopyOutResult> {
+  const res: CopyOutResult = { files: 0, bytes: 0, skippedDevices: 0 };
+  const links = new Map<string, string>(); // dev:ino of multiply-linked files → first copy
+  const dirs: { p: string; st: fs.Stats }[] = [];
+  const pool = new Pool(16);
+  await fsp.mkdir(dst, { recursive: true, mode: 0o700 });
+  const rootSt = await fsp.stat(src);
+  dirs.push({ p: dst, st: rootSt });
+
+  const visit = async (s: string, d: string): Promise<void> => {
+    const names = await fsp.readdir(s);
+    await Promise.all(
+      names.map(async (name) => {
+        const sp = path.join(s, name);
+        const dp = path.join(d, name);
+        const st = await fsp.lstat(sp);
+        if (st.isDirectory()) {
+          await fsp.mkdir(dp, { mode: 0o700 });
+          dirs.push({ p: dp, st });
+          await visit(sp, dp);
+          return;
+        }
+        if (st.nlink > 1 && !st.isDirectory()) {
+          const key = `${st.dev}:${st.ino}`;
+          const first = links.get(key);
+          if (first) {
+            await fsp.link(first, dp);
+            return;
+          }
+          links.set(key, dp);
+        }
+        if (st.isFile()) {
+          await pool.run(() => fsp.copyFile(sp, dp, fs.constants.COPYFILE_FICLONE));
+          res.files++;
+          res.bytes += st.size;
+          await fsp.chmod(dp, st.mode & 0o7777);
+          await fsp.utimes(dp, st.atime, st.mtime);
+        } else if (st.isSymbolicLink()) {
+          await fsp.symlink(await fsp.readlink(sp), dp);
+          await fsp.lutimes(dp, st.atime, st.mtime).catch(() => undefined);
+        } else if (st.isFIFO()) {
+          const { mknod } = await import('../archive/sys');
+          mknod(dp, fs.constants.S_IFIFO | (st.mode & 0o7777), 0, 0);
+        } else {
+          // Device nodes and sockets cannot be created without privileges.
+          links.delete(`${st.dev}:${st.ino}`);
+          res.skippedDevices++;
+          debug(`unpack: skipping ${st.isSocket() ? 'socket' : 'device'} ${sp}`);
+        }
+      }),
+    );
+  };
+  await visit(src, dst);
+  // Modes and times of directories last (deepest first), after their contents are written.
+  for (const { p, st } of dirs.reverse()) {
+    await fsp.chmod(p, st.mode & 0o7777);
+    await fsp.utimes(p, st.atime, st.mtime);
+  }
+  if (res.skippedDevices) warn(`skipped ${res.skippedDevices} device node(s)/socket(s): an unprivileged user cannot create them`);
+  return res;
+}
