@@ -66,9 +66,10 @@ class CopyFileWorker : public PromiseWorker {
     if (!S_ISREG(st.st_mode)) { fail.Set(EINVAL, "copyFile (not a regular file)", src_); ::close(in); return; }
     int out = ::open(dst_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_ & 07777);
     if (out < 0) { fail.Set(errno, "open", dst_); ::close(in); return; }
-    // The mode asked for, not the mode the umask left.
-    if (::fchmod(out, mode_ & 07777) < 0) fail.Set(errno, "fchmod", dst_);
-    if (!fail.err) bytes_ = CopyFd(in, out, st.st_size, fail, dst_);
+    bytes_ = CopyFd(in, out, st.st_size, fail, dst_);
+    // The mode asked for, not the mode the umask left; after the data, since
+    // an unprivileged write clears set-id bits.
+    if (!fail.err && ::fchmod(out, mode_ & 07777) < 0) fail.Set(errno, "fchmod", dst_);
     if (::close(out) < 0) fail.Set(errno, "close", dst_);
     ::close(in);
   }

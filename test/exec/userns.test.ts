@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { entryArgv, runUnprivileged, spawnUnprivileged, userDir } from '../host/fixtures/unprivileged';
+import { entryArgv, removeDir, runUnprivileged, spawnUnprivileged, userDir } from '../host/fixtures/unprivileged';
 import { readSubIds } from '../../lib/exec/idmap';
 import { TEST_USER } from '../host/fixtures/unprivileged';
 
@@ -25,7 +25,7 @@ test('enterUserNamespace maps 0 to the caller and 1..N to its subuid range', asy
     const st = fs.statSync(path.join(dir, 'owned-by-1000'));
     assert.equal(st.uid, range.start + 999);
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    await removeDir(dir);
   }
 });
 
@@ -36,7 +36,7 @@ test('the outer process exits with the namespaced command\'s exit code', async (
     assert.equal(r.code, 7, r.stderr);
     assert.equal(JSON.parse(r.stdout).uid, 0);
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    await removeDir(dir);
   }
 });
 
@@ -60,7 +60,7 @@ test('SIGTERM to the outer process is forwarded into the namespace', async () =>
     assert.equal(code, 42);
   } finally {
     child.kill('SIGKILL');
-    fs.rmSync(dir, { recursive: true, force: true });
+    await removeDir(dir);
   }
 });
 
@@ -99,6 +99,6 @@ test('without subordinate ranges the namespace maps only the caller, with a warn
     assert.match(r.stderr, new RegExp(`"${TEST_USER}:100000:65536"`));
     assert.match(r.stderr, new RegExp(`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${TEST_USER}`));
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    await removeDir(dir);
   }
 });

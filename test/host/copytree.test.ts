@@ -160,7 +160,7 @@ test('copyTree copies a wide tree with many small files on the default pool', as
 });
 
 test('copyTree works as root of a user namespace (unprivileged test user)', async () => {
-  const { entryArgv, runUnprivileged, userDir } = await import('./fixtures/unprivileged');
+  const { entryArgv, runUnprivileged, userDir, removeDir } = await import('./fixtures/unprivileged');
   const dir = userDir('img-copytree-ns-');
   try {
     const r = await runUnprivileged(entryArgv('copytree', dir), dir);
@@ -169,6 +169,6 @@ test('copyTree works as root of a user namespace (unprivileged test user)', asyn
     assert.equal(out.uid, 0);
     assert.deepEqual(out.copy, { files: 3, f: [1000, 1000], home: [1000, 1000], l: [33, 33], whChar: true, xattr: 'v' });
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    await removeDir(dir);
   }
 });

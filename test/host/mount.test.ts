@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { entryArgv, runUnprivileged, userDir } from './fixtures/unprivileged';
+import { entryArgv, removeDir, runUnprivileged, userDir } from './fixtures/unprivileged';
 import { loadAddon } from '../../lib/host';
 
 test('mount/umount a tmpfs and an overlayfs inside the namespace', async () => {
@@ -21,7 +21,7 @@ test('mount/umount a tmpfs and an overlayfs inside the namespace', async () => {
     // Nothing leaked into the host's mount namespace.
     assert.ok(!fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(dir));
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    await removeDir(dir);
   }
 });
 
