@@ -94,7 +94,7 @@ export function history(g: BuildGraph): string[] {
 
 // A readable, id-free structure: vertices by name with inputs by name.
 export function shape(g: BuildGraph): unknown {
-  const nameOf = (id: string): string => g.vertices[id]?.name ?? id;
+  const nameOf = (id: string): string => (g.vertices[id] ? `${g.vertices[id].kind}:${g.vertices[id].name}` : id);
   const vs = vertices(g)
     .map((v) => {
       const { id: _id, inputs, ...rest } = v;
