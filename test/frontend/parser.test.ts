@@ -428,7 +428,10 @@ const errorCases: [string, number, string | RegExp][] = [
   ['FROM a\nHEALTHCHECK NONE x', 2, 'HEALTHCHECK NONE takes no arguments'],
   ['FROM a\nHEALTHCHECK CMDD x', 2, 'Unknown type "CMDD" in HEALTHCHECK (try CMD)'],
   ['FROM a\nHEALTHCHECK CMD', 2, 'Missing command after HEALTHCHECK CMD'],
-  ['FROM a\nHEALTHCHECK --interval=5 CMD x', 2, 'time: invalid duration "5"'],
+  ['FROM a\nHEALTHCHECK --interval=5 CMD x', 2, 'time: missing unit in duration "5"'],
+  ['FROM a\nHEALTHCHECK --interval=5x CMD x', 2, 'time: unknown unit "x" in duration "5x"'],
+  ['FROM a\nHEALTHCHECK --interval=abc CMD x', 2, 'time: invalid duration "abc"'],
+  ['FROM a\nHEALTHCHECK --retries=99999999999 CMD x', 2, 'strconv.ParseInt: parsing "99999999999": value out of range'],
   ['FROM a\nHEALTHCHECK --timeout=-1s CMD x', 2, 'Interval "timeout" cannot be negative'],
   ['FROM a\nHEALTHCHECK --start-period=10us CMD x', 2, 'Interval "start-period" cannot be less than 1ms'],
   ['FROM a\nHEALTHCHECK --retries=x CMD x', 2, 'strconv.ParseInt: parsing "x": invalid syntax'],
@@ -495,4 +498,16 @@ test('warnings: MAINTAINER, FROM/AS casing', () => {
   assert.deepEqual(p.warnings.map((w) => w.line), [1, 2, 3]);
   assert.match(p.warnings[0].message, /'as' and 'FROM' keywords' casing do not match/);
   assert.match(p.warnings[1].message, /Maintainer instruction is deprecated/);
+});
+
+test('Go durations for HEALTHCHECK options', async () => {
+  const { parseGoDuration } = await import('../../lib/frontend/dockerfile/index');
+  assert.equal(parseGoDuration('30s'), 30e9);
+  assert.equal(parseGoDuration('1h30m'), 5400e9);
+  assert.equal(parseGoDuration('1.5s'), 1.5e9);
+  assert.equal(parseGoDuration('300ms'), 300e6);
+  assert.equal(parseGoDuration('2us'), 2000);
+  assert.equal(parseGoDuration('-2m'), -120e9);
+  assert.equal(parseGoDuration('0'), 0);
+  for (const bad of ['', '5', 's', '1x', '1.s.', '--1s']) assert.equal(parseGoDuration(bad), undefined, bad);
 });

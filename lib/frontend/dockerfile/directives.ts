@@ -8,7 +8,8 @@
 
 export const KNOWN_DIRECTIVES = ['syntax', 'escape', 'check'] as const;
 
-const reDirective = /^#[ \t\f\v\r]*([a-zA-Z][a-zA-Z0-9]*)[ \t\f\v\r]*=[ \t\f\v\r]*(.+?)[ \t\f\v\r]*$/;
+// Go's \s is [\t\n\f\r ]
+const reDirective = /^#[ \t\f\r]*([a-zA-Z][a-zA-Z0-9]*)[ \t\f\r]*=[ \t\f\r]*(.+?)[ \t\f\r]*$/;
 
 // `{name, value}` when the line has directive shape (name lower-cased), else undefined.
 export function matchDirective(line: string): { name: string; value: string } | undefined {

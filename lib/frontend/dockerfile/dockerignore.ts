@@ -254,16 +254,19 @@ export class PatternMatcher {
     let file = cleanPath(path);
     while (file.startsWith('/')) file = file.slice(1);
     if (file === '') file = '.';
-    const slash = file.lastIndexOf('/');
-    const parent = slash < 0 ? '.' : file.slice(0, slash);
-    const parentDirs = parent.split('/');
+    // the parent directories, shortest first: "a", "a/b" for "a/b/c"
+    let parents: string[] | undefined;
     let matched = false;
     for (const p of this.compiled) {
       // an include can't change an already-matched path, nor an exclusion an unmatched one
       if (p.exclusion !== matched) continue;
       let m = matchOne(p, file);
-      if (!m && parent !== '.') {
-        for (let i = 1; i <= parentDirs.length && !m; i++) m = matchOne(p, parentDirs.slice(0, i).join('/'));
+      if (!m) {
+        if (parents === undefined) {
+          parents = [];
+          for (let i = file.indexOf('/'); i >= 0; i = file.indexOf('/', i + 1)) parents.push(file.slice(0, i));
+        }
+        for (let i = 0; i < parents.length && !m; i++) m = matchOne(p, parents[i]);
       }
       if (m) matched = !p.exclusion;
     }

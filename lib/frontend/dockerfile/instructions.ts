@@ -112,27 +112,39 @@ const UNIT_NS: Record<string, number> = {
 
 // Parses a Go duration ("1h30m", "1.5s", "-2m", "0") to nanoseconds; undefined when invalid.
 export function parseGoDuration(s: string): number | undefined {
+  return goDuration(s).ns;
+}
+
+// Go's error text for an invalid duration (time.ParseDuration), or undefined when valid.
+export function goDurationError(s: string): string | undefined {
+  return goDuration(s).error;
+}
+
+function goDuration(s: string): { ns?: number; error?: string } {
+  const q = JSON.stringify(s);
+  const invalid = { error: `time: invalid duration ${q}` };
   let rest = s;
   let sign = 1;
   if (rest.startsWith('-') || rest.startsWith('+')) {
     if (rest[0] === '-') sign = -1;
     rest = rest.slice(1);
   }
-  if (rest === '0') return 0;
-  if (rest === '') return undefined;
+  if (rest === '0') return { ns: 0 };
+  if (rest === '') return invalid;
   let total = 0;
   while (rest !== '') {
     const m = /^(\d*)(?:\.(\d*))?/.exec(rest)!;
     const whole = m[1];
     const frac = m[2];
-    if (whole === '' && (frac === undefined || frac === '')) return undefined;
+    if (whole === '' && (frac === undefined || frac === '')) return invalid;
     rest = rest.slice(m[0].length);
     const u = /^[^\d.]+/.exec(rest);
-    if (!u) return undefined; // Go: "missing unit in duration"
+    if (!u) return { error: `time: missing unit in duration ${q}` };
     const unit = UNIT_NS[u[0]];
-    if (unit === undefined) return undefined;
+    if (unit === undefined) return { error: `time: unknown unit ${JSON.stringify(u[0])} in duration ${q}` };
     rest = rest.slice(u[0].length);
     total += Number(whole || '0') * unit + (frac ? Number('0.' + frac) * unit : 0);
   }
-  return sign * Math.round(total);
+  if (total > 2 ** 63) return invalid; // Go: overflow
+  return { ns: sign * Math.round(total) };
 }

@@ -18,6 +18,7 @@ import {
   INSTRUCTION_FLAGS,
   flagAvailable,
   isKeyword,
+  goDurationError,
   parseGoDuration,
 } from './instructions';
 import { isSpaceCode } from './shell';
@@ -638,14 +639,15 @@ class Validator {
       const v = flags.get(name);
       if (v === undefined || v === '') continue;
       const ns = parseGoDuration(v);
-      if (ns === undefined) this.fail(ins, `time: invalid duration ${JSON.stringify(v)}`, `--${name} takes a duration such as 30s, 1m30s`);
+      if (ns === undefined) this.fail(ins, goDurationError(v)!, `--${name} takes a duration such as 30s, 1m30s`);
       if (ns < 0) this.fail(ins, `Interval ${JSON.stringify(name)} cannot be negative`);
       if (ns !== 0 && ns < 1e6) this.fail(ins, `Interval ${JSON.stringify(name)} cannot be less than 1ms`);
     }
     const r = flags.get('retries');
     if (r !== undefined && r !== '') {
-      if (!/^[+-]?\d+$/.test(r) || Math.abs(Number(r)) > 2 ** 31 - 1) {
-        this.fail(ins, `strconv.ParseInt: parsing ${JSON.stringify(r)}: invalid syntax`, '--retries takes a whole number');
+      if (!/^[+-]?\d+$/.test(r)) this.fail(ins, `strconv.ParseInt: parsing ${JSON.stringify(r)}: invalid syntax`, '--retries takes a whole number');
+      if (Number(r) > 2 ** 31 - 1 || Number(r) < -(2 ** 31)) {
+        this.fail(ins, `strconv.ParseInt: parsing ${JSON.stringify(r)}: value out of range`, '--retries takes a whole number');
       }
       if (Number(r) < 0) this.fail(ins, `--retries cannot be negative (${Number(r)})`);
     }
@@ -658,6 +660,7 @@ class Validator {
     const specs = INSTRUCTION_FLAGS[kw] ?? {};
     const allowed = Object.keys(specs);
     const seen = new Map<string, string>();
+    if (ins.flags.length === 0) return seen;
     const accepts = allowed.length ? `${kw} accepts ${allowed.map((f) => '--' + f).join(', ')}` : `${kw} takes no flags`;
     for (const f of ins.flags) {
       const spec = Object.prototype.hasOwnProperty.call(specs, f.name) ? specs[f.name] : undefined;
