@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import { ImgError } from '../util/errors';
 import { debug, warn } from '../util/log';
-import { loadAddon } from '../host';
+import { isSea, loadAddon } from '../host';
 import { buildIdMap, currentUserName, findHelper, readSubIds, type IdMapEntry } from './idmap';
 
 export const USERNS_ENV = 'IMG_USERNS';
@@ -133,13 +133,20 @@ export async function spawnInUserNamespace(
   return child.pid;
 }
 
+// The command line that runs this process again. A single-file binary (SEA)
+// has argv [binary, binary, ...args] and applies its own execArgv.
+export function selfArgv(): string[] {
+  if (isSea()) return [process.execPath, ...process.argv.slice(2)];
+  return [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+}
+
 // Re-executes this very command inside the namespace and exits with its code.
 // Returns only when there is nothing to do: real root, or already inside.
 export async function enterUserNamespace(opts: { reason?: string } = {}): Promise<void> {
   if (process.getuid?.() === 0) return;
   if (inUserNamespace()) return;
   debug(`entering a user namespace${opts.reason ? ` (${opts.reason})` : ''}`);
-  const argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+  const argv = selfArgv();
   const pid = await spawnInUserNamespace(argv);
   const addon = loadAddon();
   // The child shares our process group, so a terminal's ^C reaches it

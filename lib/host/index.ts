@@ -2,6 +2,7 @@
 // Everything else imports from here: the addon's syscall-shaped functions plus
 // the small policies around them (lock files, host diagnostics).
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { ImgError } from '../util/errors';
 import type { HostProbe, NativeAddon } from './native';
@@ -26,17 +27,55 @@ function packageRoot(): string {
   return path.resolve(__dirname, '..', '..');
 }
 
+// The single-file binary (scripts/build-sea.js) carries the addon as a SEA
+// asset; `process.env.IMG_SEA` is replaced by "1" at bundle time there.
+export function isSea(): boolean {
+  if (process.env.IMG_SEA !== '1') return false;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require('node:sea') as { isSea(): boolean }).isSea();
+  } catch {
+    return false;
+  }
+}
+
 export function addonPath(): string {
-  return process.env.IMG_ADDON_PATH || path.join(packageRoot(), ADDON_REL);
+  if (process.env.IMG_ADDON_PATH) return path.resolve(process.env.IMG_ADDON_PATH);
+  if (isSea()) return seaAddonFile();
+  return path.join(packageRoot(), ADDON_REL);
+}
+
+// Where the SEA's embedded addon is unpacked: a private cache dir, one file
+// per content hash, written atomically so concurrent img processes agree.
+function seaAddonFile(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const sea = require('node:sea') as { getAsset(key: string): ArrayBuffer };
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { createHash } = require('node:crypto') as typeof import('node:crypto');
+  const bytes = Buffer.from(sea.getAsset('img_addon.node'));
+  const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+  const cacheRoot = process.env.XDG_CACHE_HOME || (process.env.HOME ? path.join(process.env.HOME, '.cache') : '');
+  const dir = cacheRoot ? path.join(cacheRoot, 'img') : path.join(os.tmpdir(), `img-${process.getuid?.() ?? 0}`);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = path.join(dir, `addon-${hash}.node`);
+  if (!fs.existsSync(file)) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, bytes, { mode: 0o755 });
+    fs.renameSync(tmp, file);
+  }
+  return file;
 }
 
 // Loads the addon once. Throws an ImgError saying how to build it when absent.
 export function loadAddon(): NativeAddon {
   if (cached) return cached;
-  const file = addonPath();
+  let file = '(unknown)';
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    cached = require(file) as NativeAddon;
+    file = addonPath();
+    // process.dlopen rather than require: a bundled or SEA require cannot load .node files.
+    const mod = { exports: {} as NativeAddon };
+    process.dlopen(mod, file);
+    cached = mod.exports;
     loadError = undefined;
     return cached;
   } catch (err) {
