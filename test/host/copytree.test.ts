@@ -24,6 +24,8 @@ function build(root: string) {
   fs.chmodSync(p('suid'), 0o4755);
   fs.writeFileSync(p('ro'), 'read only');
   fs.chmodSync(p('ro'), 0o400);
+  fs.writeFileSync(p('gw'), 'g');
+  fs.chmodSync(p('gw'), 0o666); // bits a usual umask (022) would strip
   fs.linkSync(p('a/file'), p('hard1'));
   fs.linkSync(p('a/file'), p('a/b/hard2'));
   fs.symlinkSync('../file', p('a/b/rel-link'));
@@ -112,7 +114,7 @@ test('copyTree preserves contents, modes, times, links, special files and xattrs
     }
     const files = [...before.values()].filter((e) => e.type !== 'dir').length;
     assert.equal(res.files, files);
-    assert.equal(res.bytes, 70_000 + 4 + 0 + 10 + 9); // each inode's bytes once
+    assert.equal(res.bytes, 70_000 + 4 + 0 + 10 + 9 + 1); // each inode's bytes once
     assert.deepEqual(fs.readFileSync(path.join(dst, 'a/b/hard2')), fs.readFileSync(path.join(src, 'a/file')));
     assert.equal(fs.statSync(path.join(dst, 'hard1')).ino, fs.statSync(path.join(dst, 'a/b/hard2')).ino);
     assert.equal(fs.readFileSync(path.join(dst, 'a/b/c/deep'), 'utf8'), 'deep');
