@@ -369,7 +369,7 @@ const errorCases: [string, number, string | RegExp][] = [
   ['# escape=\\\n# escape=`\nFROM a', 2, 'only one escape parser directive can be used'],
   ['# syntax=docker/dockerfile:1\n# SYNTAX=docker/dockerfile:1\nFROM a', 2, 'only one syntax parser directive can be used'],
   ['# escape=x\nFROM a', 1, "invalid escape token 'x' does not match ` or \\"],
-  ['# syntax=example.com/my/frontend:1\nFROM a', 1, /^unsupported frontend "example.com\/my\/frontend:1": only the built-in Dockerfile frontend is available$/],
+  ['# syntax=example.com/my/frontend:1\nFROM a', 1, /^unsupported frontend "example.com\/my\/frontend:1": only the built-in Dockerfile frontend is available; remove the "# syntax" line or change it to docker\/dockerfile:1$/],
   ['# syntax=docker/dockerfile:2\nFROM a', 1, /only the built-in Dockerfile frontend/],
   ['# syntax=docker/dockerfile:1@sha256:abc\nFROM a', 1, /only the built-in Dockerfile frontend/],
   // file level
@@ -455,6 +455,9 @@ const errorCases: [string, number, string | RegExp][] = [
   ['# syntax=docker/dockerfile:1.3\nFROM a\nCOPY --link a b', 3, /^unknown flag: --link \(COPY --link is not available in Dockerfile syntax docker\/dockerfile:1.3\)$/],
   ['# syntax=docker/dockerfile:1.7\nFROM a\nCOPY --parents a b', 3, /^unknown flag: --parents/],
   ['# syntax=docker/dockerfile:1.18\nFROM a\nCOPY --exclude=x a b', 3, /^unknown flag: --exclude/],
+  ['# syntax=docker/dockerfile:1.1\nFROM a\nRUN --mount=type=cache,target=/c x', 3, /^unknown flag: --mount/],
+  ['FROM a\nRUN \\\n  --frm=x \\\n  echo', 2, 'unknown flag: --frm'],
+  ['FROM a\nCMD ["a", \\\n 1]', 2, 'when using JSON array syntax, arrays must be comprised of strings only'],
   ['# syntax=docker/dockerfile:1.6-labs\nFROM a\nCOPY --exclude=x a b', 3, /^unknown flag: --exclude/],
   // heredocs
   ['FROM a\nRUN <<EOF\nabc\n', 2, 'unterminated heredoc EOF'],

@@ -49,7 +49,7 @@ const bool = (stable?: Version, labs?: Version): FlagSpec => ({ kind: 'bool', st
 export const INSTRUCTION_FLAGS: Readonly<Record<string, Readonly<Record<string, FlagSpec>>>> = {
   FROM: { platform: str() },
   RUN: {
-    mount: strs(),
+    mount: strs([1, 2], [1, 0]),
     network: str(),
     security: str([1, 20], [1, 0]),
     device: { kind: 'strings', labs: [1, 14] },

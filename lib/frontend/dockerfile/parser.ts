@@ -211,6 +211,7 @@ function parseJSONArray(rest: string): JsonResult {
 interface Ctx {
   file: string;
   escape: '\\' | '`';
+  endLine?: number; // last line of the logical line being built
   warnings: { message: string; line: number }[];
 }
 
@@ -263,10 +264,14 @@ class Parser {
     } else if (d.name === 'syntax') {
       const info = resolveSyntax(d.value);
       if (!info) {
-        this.err(`unsupported frontend ${JSON.stringify(d.value)}: only the built-in Dockerfile frontend is available`, lineNo, {
+        this.err(
+          `unsupported frontend ${JSON.stringify(d.value)}: only the built-in Dockerfile frontend is available; remove the "# syntax" line or change it to docker/dockerfile:1`,
+          lineNo,
+          {
           snippet: trimNewline(line),
-          hint: 'remove the "# syntax=" line or change it to "# syntax=docker/dockerfile:1"',
-        });
+            hint: 'remove the "# syntax=" line or change it to "# syntax=docker/dockerfile:1"',
+          },
+        );
       }
       this.syntax = info;
     }
@@ -326,6 +331,7 @@ class Parser {
       }
 
       ctx.escape = this.escape;
+      ctx.endLine = this.currentLine;
       const ins = buildInstruction(line, ctx, startLine, comments);
 
       if (HEREDOC_INSTRUCTIONS.has(ins.keyword) && !ins.json && ins.args.length > 0 && line.includes('<<')) {
@@ -405,7 +411,7 @@ function buildInstruction(line: string, ctx: Ctx, startLine: number, comments: s
     comments: [...comments],
   };
   const fail = (reason: string, hint?: string): never => {
-    throw new DockerfileError(reason, { file: ctx.file, line: startLine, snippet: line, hint });
+    throw new DockerfileError(reason, { file: ctx.file, line: startLine, endLine: ctx.endLine, snippet: line, hint });
   };
   const maybeJSON = (text: string, toList: boolean): void => {
     if (text === '') return;
