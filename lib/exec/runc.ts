@@ -108,26 +108,39 @@ function killByRoot(rootfs: string): number {
 // Mount points runc will create in the rootfs: the missing path components
 // of each destination, so the ones still empty afterwards can be removed and
 // do not end up in the step's layer (as BuildKit does with its mount stubs).
-async function missingStubs(rootfs: string, destinations: string[]): Promise<string[]> {
-  const out: string[] = [];
+interface Stubs {
+  paths: string[];
+  // Existing directories runc will create stubs in, with their times, so
+  // removing the stubs leaves them exactly as they were.
+  parents: Map<string, { atime: Date; mtime: Date }>;
+}
+
+async function missingStubs(rootfs: string, destinations: string[]): Promise<Stubs> {
+  const stubs: Stubs = { paths: [], parents: new Map() };
   for (const dest of destinations) {
     const parts = dest.split('/').filter(Boolean);
+    let parent = await resolveInRoot(rootfs, '/');
     for (let i = 1; i <= parts.length; i++) {
       const host = await resolveInRoot(rootfs, '/' + parts.slice(0, i).join('/'));
       try {
         await fsp.lstat(host);
       } catch (err) {
         if (!isErrno(err, 'ENOENT')) break;
-        if (!out.includes(host)) out.push(host);
+        if (!stubs.paths.includes(host)) stubs.paths.push(host);
+        if (!stubs.parents.has(parent)) {
+          const st = await fsp.stat(parent).catch(() => null);
+          if (st) stubs.parents.set(parent, { atime: st.atime, mtime: st.mtime });
+        }
       }
+      parent = host;
     }
   }
-  return out;
+  return stubs;
 }
 
-async function removeStubs(stubs: string[]): Promise<void> {
+async function removeStubs(stubs: Stubs): Promise<void> {
   // Deepest first; only what is still an empty dir or an empty file.
-  for (const p of [...stubs].sort((a, b) => b.length - a.length)) {
+  for (const p of [...stubs.paths].sort((a, b) => b.length - a.length)) {
     try {
       const st = await fsp.lstat(p);
       if (st.isDirectory()) await fsp.rmdir(p);
@@ -136,6 +149,7 @@ async function removeStubs(stubs: string[]): Promise<void> {
       /* in use or not empty: the step made it real */
     }
   }
+  for (const [dir, t] of stubs.parents) await fsp.utimes(dir, t.atime, t.mtime).catch(() => undefined);
 }
 
 export function containerId(): string {
@@ -154,7 +168,7 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number 
   const freshProc = canMountProc();
   const hostname = opts.hostname || randomBytes(6).toString('hex');
   const cleanupsDone: (() => void)[] = [];
-  let stubsToRemove: string[] = [];
+  let stubsToRemove: Stubs = { paths: [], parents: new Map() };
   try {
     const resolv = path.join(bundle, 'resolv.conf');
     const hosts = path.join(bundle, 'hosts');
