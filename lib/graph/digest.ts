@@ -5,7 +5,7 @@
 
 import type { Vertex, VertexId } from './types';
 
-const K = new Uint32Array([
+const K = new Int32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
   0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
   0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
@@ -17,6 +17,7 @@ const K = new Uint32Array([
 ]);
 
 // UTF-8 encode without TextEncoder (not guaranteed on every neutral host).
+// Lone surrogates become U+FFFD, as TextEncoder does.
 export function utf8Encode(s: string): Uint8Array {
   const out = new Uint8Array(s.length * 3);
   let n = 0;
@@ -48,25 +49,38 @@ export function utf8Encode(s: string): Uint8Array {
   return out.subarray(0, n);
 }
 
+// Hosts without TextEncoder (rare) use the hand-written encoder.
+const encoder: { encode(s: string): Uint8Array } | undefined =
+  typeof TextEncoder === 'function' ? new TextEncoder() : undefined;
+
 export function sha256(data: string | Uint8Array): Uint8Array {
-  const msg = typeof data === 'string' ? utf8Encode(data) : data;
+  const msg = typeof data === 'string' ? (encoder ? encoder.encode(data) : utf8Encode(data)) : data;
   const len = msg.length;
   // Padded length: message + 0x80 + zeros + 64-bit length, multiple of 64.
-  const total = (((len + 9 + 63) >> 6) << 6) >>> 0;
+  const total = ((len + 9 + 63) >>> 6) << 6;
   const buf = new Uint8Array(total);
   buf.set(msg);
   buf[len] = 0x80;
   const bitsHi = Math.floor(len / 0x20000000);
   const bitsLo = (len << 3) >>> 0;
-  const dv = new DataView(buf.buffer);
-  dv.setUint32(total - 8, bitsHi);
-  dv.setUint32(total - 4, bitsLo);
+  buf[total - 8] = bitsHi >>> 24;
+  buf[total - 7] = bitsHi >>> 16;
+  buf[total - 6] = bitsHi >>> 8;
+  buf[total - 5] = bitsHi;
+  buf[total - 4] = bitsLo >>> 24;
+  buf[total - 3] = bitsLo >>> 16;
+  buf[total - 2] = bitsLo >>> 8;
+  buf[total - 1] = bitsLo;
 
-  let h0 = 0x6a09e667, h1 = 0xbb67ae85, h2 = 0x3c6ef372, h3 = 0xa54ff53a;
-  let h4 = 0x510e527f, h5 = 0x9b05688c, h6 = 0x1f83d9ab, h7 = 0x5be0cd19;
-  const w = new Uint32Array(64);
+  // Int32 arithmetic throughout keeps V8 on its small-integer fast path.
+  let h0 = 0x6a09e667 | 0, h1 = 0xbb67ae85 | 0, h2 = 0x3c6ef372 | 0, h3 = 0xa54ff53a | 0;
+  let h4 = 0x510e527f | 0, h5 = 0x9b05688c | 0, h6 = 0x1f83d9ab | 0, h7 = 0x5be0cd19 | 0;
+  const w = W;
   for (let off = 0; off < total; off += 64) {
-    for (let i = 0; i < 16; i++) w[i] = dv.getUint32(off + i * 4);
+    for (let i = 0; i < 16; i++) {
+      const j = off + i * 4;
+      w[i] = (buf[j] << 24) | (buf[j + 1] << 16) | (buf[j + 2] << 8) | buf[j + 3];
+    }
     for (let i = 16; i < 64; i++) {
       const a = w[i - 15], b = w[i - 2];
       const s0 = ((a >>> 7) | (a << 25)) ^ ((a >>> 18) | (a << 14)) ^ (a >>> 3);
@@ -88,10 +102,18 @@ export function sha256(data: string | Uint8Array): Uint8Array {
     h4 = (h4 + e) | 0; h5 = (h5 + f) | 0; h6 = (h6 + g) | 0; h7 = (h7 + h) | 0;
   }
   const out = new Uint8Array(32);
-  const odv = new DataView(out.buffer);
-  [h0, h1, h2, h3, h4, h5, h6, h7].forEach((v, i) => odv.setUint32(i * 4, v >>> 0));
+  const hs = [h0, h1, h2, h3, h4, h5, h6, h7];
+  for (let i = 0; i < 8; i++) {
+    const v = hs[i];
+    out[i * 4] = v >>> 24;
+    out[i * 4 + 1] = v >>> 16;
+    out[i * 4 + 2] = v >>> 8;
+    out[i * 4 + 3] = v;
+  }
   return out;
 }
+
+const W = new Int32Array(64);
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
@@ -104,13 +126,38 @@ export function sha256Hex(data: string | Uint8Array): string {
 
 // JSON with object keys sorted and undefined members dropped, recursively.
 export function canonicalJson(v: unknown): string {
-  if (v === null || typeof v !== 'object') {
-    return v === undefined ? 'null' : JSON.stringify(v);
+  const out: string[] = [];
+  writeCanonical(v, out);
+  return out.join('');
+}
+
+function writeCanonical(v: unknown, out: string[]): void {
+  if (v === null || v === undefined) {
+    out.push('null');
+  } else if (typeof v !== 'object') {
+    out.push(typeof v === 'string' ? JSON.stringify(v) : String(JSON.stringify(v)));
+  } else if (Array.isArray(v)) {
+    out.push('[');
+    for (let i = 0; i < v.length; i++) {
+      if (i) out.push(',');
+      writeCanonical(v[i], out);
+    }
+    out.push(']');
+  } else {
+    const o = v as Record<string, unknown>;
+    const keys = Object.keys(o).sort();
+    let first = true;
+    out.push('{');
+    for (const k of keys) {
+      const x = o[k];
+      if (x === undefined) continue;
+      if (!first) out.push(',');
+      first = false;
+      out.push(JSON.stringify(k), ':');
+      writeCanonical(x, out);
+    }
+    out.push('}');
   }
-  if (Array.isArray(v)) return '[' + v.map((x) => (x === undefined ? 'null' : canonicalJson(x))).join(',') + ']';
-  const o = v as Record<string, unknown>;
-  const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort();
-  return '{' + keys.map((k) => JSON.stringify(k) + ':' + canonicalJson(o[k])).join(',') + '}';
 }
 
 // Fields that describe presentation rather than the work itself stay out of
@@ -119,7 +166,16 @@ export function canonicalJson(v: unknown): string {
 const NOT_IN_ID = new Set(['id', 'name', 'proxyEnv']);
 
 export function vertexDigest(v: Omit<Vertex, 'id' | 'name'>): VertexId {
-  const def: Record<string, unknown> = {};
-  for (const [k, val] of Object.entries(v)) if (!NOT_IN_ID.has(k)) def[k] = val;
-  return `sha256:${sha256Hex(canonicalJson(def))}`;
+  const o = v as Record<string, unknown>;
+  const out: string[] = ['{'];
+  let first = true;
+  for (const k of Object.keys(o).sort()) {
+    if (NOT_IN_ID.has(k) || o[k] === undefined) continue;
+    if (!first) out.push(',');
+    first = false;
+    out.push(JSON.stringify(k), ':');
+    writeCanonical(o[k], out);
+  }
+  out.push('}');
+  return `sha256:${sha256Hex(out.join(''))}`;
 }
