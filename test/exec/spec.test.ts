@@ -1,0 +1,77 @@
+// The generated OCI runtime spec for a RUN step.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { buildSpec, DEFAULT_CAPS, hostsFile, MASKED_PATHS, READONLY_PATHS, type SpecInput } from '../../lib/exec/spec';
+
+const base: SpecInput = {
+  rootfs: '/r',
+  args: ['/bin/sh', '-c', 'true'],
+  env: ['A=1'],
+  cwd: '/work',
+  uid: 1000,
+  gid: 1000,
+  additionalGids: [10],
+  hostname: 'abc123',
+  network: 'default',
+  resolvConf: '/b/resolv.conf',
+  hosts: '/b/hosts',
+  freshProc: true,
+  userMounts: [],
+  nofile: 1048576,
+  ttyGidMapped: true,
+};
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const spec = (over: Partial<SpecInput> = {}): any => buildSpec({ ...base, ...over });
+
+test('process: args, env with default PATH, user, caps, rlimits, no terminal, setuid allowed', () => {
+  const s = spec();
+  assert.deepEqual(s.process.args, base.args);
+  assert.equal(s.process.env[0], 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+  assert.ok(s.process.env.includes('A=1'));
+  assert.deepEqual(s.process.user, { uid: 1000, gid: 1000, additionalGids: [10] });
+  assert.equal(s.process.terminal, false);
+  assert.equal(s.process.noNewPrivileges, false);
+  assert.equal(s.process.cwd, '/work');
+  assert.equal(DEFAULT_CAPS.length, 14);
+  for (const k of ['bounding', 'effective', 'permitted']) assert.deepEqual(s.process.capabilities[k], DEFAULT_CAPS);
+  assert.deepEqual(s.process.rlimits, [{ type: 'RLIMIT_NOFILE', hard: 1048576, soft: 1048576 }]);
+  assert.equal(spec({ env: ['PATH=/x'] }).process.env[0], 'PATH=/x');
+  assert.equal(spec({ nofile: undefined }).process.rlimits, undefined);
+});
+
+test('namespaces: no user ns; network ns only for network=none; pid unless /proc cannot be mounted', () => {
+  const types = (s: { linux: { namespaces: { type: string }[] } }) => s.linux.namespaces.map((n) => n.type).sort();
+  assert.deepEqual(types(spec()), ['ipc', 'mount', 'pid', 'uts']);
+  assert.deepEqual(types(spec({ network: 'host' })), ['ipc', 'mount', 'pid', 'uts']);
+  assert.deepEqual(types(spec({ network: 'none' })), ['ipc', 'mount', 'network', 'pid', 'uts']);
+  assert.deepEqual(types(spec({ freshProc: false })), ['ipc', 'mount', 'uts']);
+  assert.equal(spec().linux.resources, undefined);
+  assert.equal(spec().linux.cgroupsPath, undefined);
+  assert.equal(spec().linux.uidMappings, undefined);
+});
+
+test('mounts: proc, dev, devpts, shm, mqueue, sys, resolv.conf, hosts', () => {
+  const byDest = (s: { mounts: { destination: string }[] }) => new Map(s.mounts.map((m) => [m.destination, m]));
+  const m = byDest(spec());
+  assert.equal(m.get('/proc')!.type, 'proc');
+  assert.ok((m.get('/dev') as { options: string[] }).options.includes('mode=755'));
+  assert.ok((m.get('/dev/pts') as { options: string[] }).options.includes('gid=5'));
+  assert.ok(!(byDest(spec({ ttyGidMapped: false })).get('/dev/pts') as { options: string[] }).options.includes('gid=5'));
+  assert.equal(m.get('/dev/mqueue')!.type, 'mqueue');
+  assert.equal(m.get('/sys')!.type, 'bind');
+  assert.ok((m.get('/sys') as { options: string[] }).options.includes('ro'));
+  assert.equal(byDest(spec({ network: 'none' })).get('/sys')!.type, 'sysfs');
+  assert.deepEqual([(m.get('/etc/resolv.conf') as { source: string }).source, (m.get('/etc/hosts') as { source: string }).source], ['/b/resolv.conf', '/b/hosts']);
+  const fallback = byDest(spec({ freshProc: false })).get('/proc') as { type: string; source: string };
+  assert.deepEqual([fallback.type, fallback.source], ['bind', '/proc']);
+  assert.deepEqual(spec().linux.maskedPaths, MASKED_PATHS);
+  assert.deepEqual(spec().linux.readonlyPaths, READONLY_PATHS);
+});
+
+test('hosts file: localhost, the hostname, extra hosts', () => {
+  assert.equal(
+    hostsFile('box', [{ host: 'reg', ip: '10.0.0.2' }]),
+    '127.0.0.1\tlocalhost box\n::1\tlocalhost ip6-localhost ip6-loopback\n10.0.0.2\treg\n',
+  );
+});
