@@ -165,7 +165,10 @@ function writeCanonical(v: unknown, out: string[]): void {
 // left out like BuildKit leaves them out of cache keys.
 const NOT_IN_ID = new Set(['id', 'name', 'proxyEnv']);
 
-export function vertexDigest(v: Omit<Vertex, 'id' | 'name'>): VertexId {
+// A vertex without its id and name, per kind (Omit over the union would keep only common keys).
+export type VertexDefinition = Vertex extends infer V ? (V extends Vertex ? Omit<V, 'id' | 'name'> : never) : never;
+
+export function vertexDigest(v: VertexDefinition | Omit<Vertex, 'id' | 'name'>): VertexId {
   const o = v as Record<string, unknown>;
   const out: string[] = ['{'];
   let first = true;
