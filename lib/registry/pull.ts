@@ -2,6 +2,7 @@
 // stream the config and layers into the content store in parallel with digest
 // verification and retries, then name the image. An index is stored as is, with
 // only the chosen platform's manifest and blobs below it.
+import { pipeline } from 'node:stream/promises';
 import { ContentStore } from '../content/store';
 import { withStoreLock } from '../images/gc';
 import { formatPlatform, hostPlatform, matchPlatform, selectManifest } from '../images/platform';
@@ -273,12 +274,27 @@ async function fetchBlob(client: RegistryClient, repo: string, store: ContentSto
     if (attempt > 0) await sleep(backoffMs(attempt - 1));
     // HTTP-level failures (404, 401, unreachable) were already retried where sensible and are final.
     const res = await client.getBlob(repo, desc.digest);
+    const ingest = store.ingest({ digest: desc.digest, size: desc.size });
     try {
-      await store.write(counted(res.body, desc, emit), { digest: desc.digest, size: desc.size });
+      // Progress is counted on the side: the 'data' listener and pipeline's pipe() are
+      // attached in the same tick, so both see every chunk and no extra stage sits in between.
+      let current = 0;
+      let lastReport = 0;
+      res.body.on('data', (chunk: Buffer) => {
+        current += chunk.length;
+        const now = Date.now();
+        if (now - lastReport >= 100) {
+          lastReport = now;
+          emit({ type: 'progress', digest: desc.digest, current, size: desc.size });
+        }
+      });
+      await pipeline(res.body, ingest.stream);
+      await ingest.commit(); // verifies size and digest; a mismatch stores nothing
       emit({ type: 'done', digest: desc.digest, size: desc.size });
       return;
     } catch (err) {
       res.body.destroy();
+      await ingest.abort();
       if (isLocalFsError(err)) throw err;
       last = err;
       const reason = (err as Error).message ?? String(err);
@@ -291,19 +307,4 @@ async function fetchBlob(client: RegistryClient, repo: string, store: ContentSto
     hint: 'the registry (or a proxy in between) keeps sending truncated or corrupt data; nothing was stored — check the registry and retry',
     cause: last,
   });
-}
-
-// Pass the body through while reporting progress at most ~10 times a second.
-async function* counted(body: AsyncIterable<Uint8Array>, desc: Descriptor, emit: (ev: PullEvent) => void): AsyncGenerator<Uint8Array> {
-  let current = 0;
-  let lastReport = 0;
-  for await (const chunk of body) {
-    current += chunk.length;
-    const now = Date.now();
-    if (now - lastReport >= 100) {
-      lastReport = now;
-      emit({ type: 'progress', digest: desc.digest, current, size: desc.size });
-    }
-    yield chunk;
-  }
 }

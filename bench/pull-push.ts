@@ -1,0 +1,191 @@
+// Registry throughput: `img push` / `img pull` against `skopeo copy` of the same image,
+// same machine, same run, same local distribution registry (docker-registry, plain HTTP on
+// 127.0.0.1).
+//
+//   node --import tsx bench/pull-push.ts [--runs 3] [--layers 4] [--layer-mib 64]
+//
+// The image: `--layers` layers of `--layer-mib` MiB each (default 4 × 64 MiB = 256 MiB) of
+// random, incompressible data in a tar, gzip level 1 (so the blobs are ~the same size as the
+// data; compressed layers also keep skopeo from re-compressing while pushing to a registry).
+//
+// img is bundled with esbuild first (one file, like an installed CLI; no tsx compile on
+// every run). Timings are whole commands, process start included.
+//   push:  img push (state dir holding the image)  vs  skopeo copy oci:DIR:tag docker://…
+//   pull:  img pull into a fresh state dir           vs  skopeo copy docker://… oci:FRESH_DIR:tag
+// Each push run gets a fresh registry (so nothing can be skipped or mounted); pulls share
+// one seeded registry. Prints MiB/s medians of --runs runs and img/skopeo ratios, and
+// writes bench/results/pull-push.json.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import * as tarStream from 'tar-stream';
+import { ContentStore } from '../lib/content/store';
+import { ImageStore } from '../lib/images/store';
+import { MediaType, type Descriptor } from '../lib/images/types';
+import { startRegistry, type Registry } from '../test/fixtures/registry';
+
+const REPO = path.resolve(__dirname, '..');
+const args = process.argv.slice(2);
+const opt = (name: string, def: string): string => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : def;
+};
+const RUNS = Number(opt('runs', '3'));
+const LAYERS = Number(opt('layers', '4'));
+const LAYER_MIB = Number(opt('layer-mib', '64'));
+const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'img-bench-pull-push-'));
+const IMG_JS = path.join(WORK, 'img.cjs');
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function run(cmd: string, argv: string[]): number {
+  const t = process.hrtime.bigint();
+  const r = spawnSync(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 });
+  const secs = Number(process.hrtime.bigint() - t) / 1e9;
+  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status}): ${r.stderr?.toString().slice(-2000)}`);
+  return secs;
+}
+
+async function layerTar(bytes: number): Promise<Buffer> {
+  const pack = tarStream.pack();
+  const chunks: Buffer[] = [];
+  pack.on('data', (c: unknown) => {
+    chunks.push(c as Buffer);
+  });
+  const done = new Promise<void>((resolve) => pack.on('end', () => resolve()));
+  pack.entry({ name: `data-${randomBytes(4).toString('hex')}.bin`, size: bytes, mtime: new Date(0) }, randomBytes(bytes));
+  pack.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+// The image in an img state dir (name bench/image:latest) and in an OCI layout (tag "bench").
+async function buildImage(state: string, ociDir: string): Promise<{ bytes: number; manifest: Descriptor }> {
+  const store = new ContentStore(state);
+  const layers: Descriptor[] = [];
+  const diffIds: string[] = [];
+  const blobs = new Map<string, Buffer>();
+  for (let i = 0; i < LAYERS; i++) {
+    const tar = await layerTar(LAYER_MIB << 20);
+    const gz = gzipSync(tar, { level: 1 });
+    const d = await store.writeBytes(gz);
+    diffIds.push((await new ContentStore(path.join(WORK, 'scratch')).writeBytes(tar)).digest);
+    layers.push({ mediaType: MediaType.OciLayerGzip, ...d });
+    blobs.set(d.digest, gz);
+  }
+  fs.rmSync(path.join(WORK, 'scratch'), { recursive: true, force: true });
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: diffIds } }));
+  const configDesc = { mediaType: MediaType.OciConfig, ...(await store.writeBytes(config)) };
+  blobs.set(configDesc.digest, config);
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: configDesc, layers }));
+  const manifestDesc: Descriptor = { mediaType: MediaType.OciManifest, ...(await store.writeBytes(manifest)) };
+  blobs.set(manifestDesc.digest, manifest);
+
+  fs.mkdirSync(path.join(ociDir, 'blobs', 'sha256'), { recursive: true });
+  fs.writeFileSync(path.join(ociDir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  for (const [d, b] of blobs) fs.writeFileSync(path.join(ociDir, 'blobs', 'sha256', d.slice(7)), b);
+  fs.writeFileSync(
+    path.join(ociDir, 'index.json'),
+    JSON.stringify({ schemaVersion: 2, manifests: [{ ...manifestDesc, annotations: { 'org.opencontainers.image.ref.name': 'bench' } }] }),
+  );
+  const bytes = [...blobs.values()].reduce((a, b) => a + b.length, 0);
+  return { bytes, manifest: manifestDesc };
+}
+
+async function main(): Promise<void> {
+  execFileSync(process.execPath, [path.join(REPO, 'node_modules', 'esbuild', 'bin', 'esbuild'), path.join(REPO, 'lib', 'cli', 'main.ts'), '--bundle', '--platform=node', '--target=node20', `--outfile=${IMG_JS}`, '--external:*.node', '--log-level=warning']);
+  const skopeoVersion = execFileSync('skopeo', ['--version'], { encoding: 'utf8' }).trim();
+  const srcState = path.join(WORK, 'src-state');
+  const ociDir = path.join(WORK, 'oci');
+  process.stderr.write(`building a ${LAYERS} × ${LAYER_MIB} MiB image…\n`);
+  const { bytes, manifest } = await buildImage(srcState, ociDir);
+  const mib = bytes / (1 << 20);
+  const img = (argv: string[]): number => run(process.execPath, [IMG_JS, ...argv]);
+  const results: Record<string, number[]> = { 'img push': [], 'skopeo push': [], 'img pull': [], 'skopeo pull': [] };
+
+  for (let i = 0; i < RUNS; i++) {
+    for (const tool of ['img', 'skopeo'] as const) {
+      const reg = await startRegistry();
+      try {
+        let secs: number;
+        if (tool === 'img') {
+          const name = `${reg.host}/bench/image:latest`;
+          await new ImageStore(srcState).put(name, manifest);
+          fs.rmSync(path.join(srcState, 'registry'), { recursive: true, force: true }); // no mount hints
+          secs = img(['--state', srcState, 'push', name]);
+          await new ImageStore(srcState).delete(name);
+        } else {
+          secs = run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${ociDir}:bench`, `docker://${reg.host}/bench/image:latest`]);
+        }
+        results[`${tool} push`].push(secs);
+        process.stderr.write(`run ${i + 1}: ${tool} push ${secs.toFixed(2)} s\n`);
+      } finally {
+        await reg.stop();
+      }
+    }
+  }
+
+  const reg: Registry = await startRegistry();
+  try {
+    run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${ociDir}:bench`, `docker://${reg.host}/bench/image:latest`]);
+    for (let i = 0; i < RUNS; i++) {
+      const state = path.join(WORK, `pull-state-${i}`);
+      const secsImg = img(['--state', state, 'pull', `${reg.host}/bench/image:latest`]);
+      results['img pull'].push(secsImg);
+      fs.rmSync(state, { recursive: true, force: true });
+      const dir = path.join(WORK, `pull-oci-${i}`);
+      const secsSkopeo = run('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${reg.host}/bench/image:latest`, `oci:${dir}:bench`]);
+      results['skopeo pull'].push(secsSkopeo);
+      fs.rmSync(dir, { recursive: true, force: true });
+      process.stderr.write(`run ${i + 1}: img pull ${secsImg.toFixed(2)} s, skopeo pull ${secsSkopeo.toFixed(2)} s\n`);
+    }
+  } finally {
+    await reg.stop();
+  }
+
+  const rows = Object.entries(results).map(([name, secs]) => ({ name, medianSeconds: median(secs), mibPerSecond: mib / median(secs), runs: secs }));
+  const rate = (n: string): number => rows.find((r) => r.name === n)!.mibPerSecond;
+  const ratios = { push: rate('img push') / rate('skopeo push'), pull: rate('img pull') / rate('skopeo pull') };
+  const out: string[] = [];
+  out.push(`image: ${LAYERS} layers × ${LAYER_MIB} MiB random data, gzip -1 → ${mib.toFixed(1)} MiB of blobs; ${RUNS} runs; ${skopeoVersion}; node ${process.version}; ${os.cpus().length} CPUs`);
+  out.push('');
+  out.push('| operation   | median s | MiB/s  |');
+  out.push('|-------------|----------|--------|');
+  for (const r of rows) out.push(`| ${r.name.padEnd(11)} | ${r.medianSeconds.toFixed(2).padStart(8)} | ${r.mibPerSecond.toFixed(1).padStart(6)} |`);
+  out.push('');
+  out.push(`img/skopeo throughput: push ${ratios.push.toFixed(2)}×, pull ${ratios.pull.toFixed(2)}×`);
+  process.stdout.write(out.join('\n') + '\n');
+  const resultsDir = path.join(REPO, 'bench', 'results');
+  fs.mkdirSync(resultsDir, { recursive: true });
+  fs.writeFileSync(
+    path.join(resultsDir, 'pull-push.json'),
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        image: { layers: LAYERS, layerMiB: LAYER_MIB, compression: 'gzip level 1 of random data', blobMiB: mib },
+        runs: RUNS,
+        skopeo: skopeoVersion,
+        node: process.version,
+        cpus: os.cpus().length,
+        loadavg: os.loadavg(),
+        results: rows,
+        ratios,
+      },
+      null,
+      2,
+    ) + '\n',
+  );
+}
+
+main()
+  .catch((err) => {
+    process.stderr.write(`${(err as Error).stack ?? err}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => fs.rmSync(WORK, { recursive: true, force: true }));
