@@ -35,7 +35,7 @@ import { randomBytes } from 'node:crypto';
 import { ContentStore } from '../content/store';
 import { isDigest } from '../content/digest';
 import { addonStatus, lockFile } from '../host/index';
-import { isErrno } from '../util/errors';
+import { ImgError, isErrno } from '../util/errors';
 import { writeFileAtomic } from '../util/fsutil';
 import { debug } from '../util/log';
 import { ImageStore } from './store';
@@ -213,7 +213,16 @@ export async function collectGarbage(
   return withStoreLock(stateDir, 'exclusive', async () => {
     const roots: Descriptor[] = (await images.list()).map((r) => r.target);
     for (const d of [...extraRoots, ...(await cacheRoots(stateDir))]) roots.push(await rootDescriptor(content, d));
-    const marked = await walk(content, roots);
+    let marked: Map<Digest, Descriptor>;
+    try {
+      marked = await walk(content, roots, undefined, { strict: true });
+    } catch (err) {
+      // Sweeping on a partial mark could delete layers a corrupt manifest still names.
+      throw new ImgError(`garbage collection stopped, nothing was deleted: ${(err as Error).message}`, {
+        hint: (err as ImgError).hint ?? 'fix or remove the damaged image, then retry',
+        cause: err,
+      });
+    }
     const removed: Digest[] = [];
     let reclaimedBytes = 0;
     for await (const blob of content.list()) {

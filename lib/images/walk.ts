@@ -2,6 +2,8 @@
 // Tolerant of blobs that are not present locally: a pull of one platform of a
 // multi-platform index stores the index but only one of its manifests.
 import type { ContentStore } from '../content/store';
+import { isDigest } from '../content/digest';
+import { ImgError } from '../util/errors';
 import { isIndexMediaType, isManifestMediaType, type Descriptor, type Digest, type Index, type Manifest } from './types';
 
 // Media type of a JSON blob when the descriptor lacks one: sniff the document.
@@ -26,26 +28,38 @@ function mayHaveChildren(desc: Descriptor): boolean {
 const MAX_SNIFF = 4 << 20;
 
 // Direct children of a descriptor; [] for leaves and for blobs not present locally.
-export async function children(store: ContentStore, desc: Descriptor): Promise<Descriptor[]> {
-  if (!mayHaveChildren(desc)) return [];
+// `strict`: a present blob declared as an index/manifest that does not parse is
+// an error instead of a leaf (GC must not sweep what a corrupt manifest hides).
+export async function children(store: ContentStore, desc: Descriptor, opts: { strict?: boolean } = {}): Promise<Descriptor[]> {
+  if (!mayHaveChildren(desc) || !isDigest(desc.digest)) return [];
   const st = await store.stat(desc.digest);
   if (!st) return [];
   // Unknown media type (a bare digest root): only small blobs can be manifests.
   if (!isIndexMediaType(desc.mediaType) && !isManifestMediaType(desc.mediaType) && st.size > MAX_SNIFF) return [];
   let doc: Index & Manifest;
+  const declared = isIndexMediaType(desc.mediaType) || isManifestMediaType(desc.mediaType);
   try {
     doc = await store.readJson<Index & Manifest>(desc.digest);
-  } catch {
+  } catch (err) {
+    if (opts.strict && declared && (await store.has(desc.digest))) throw err;
     return [];
   }
+  let kids: Descriptor[];
   switch (kindOf(desc, doc)) {
     case 'index':
-      return Array.isArray(doc.manifests) ? doc.manifests : [];
+      kids = Array.isArray(doc.manifests) ? doc.manifests : [];
+      break;
     case 'manifest':
-      return [doc.config, ...(Array.isArray(doc.layers) ? doc.layers : [])].filter((d) => d && d.digest);
+      kids = [doc.config, ...(Array.isArray(doc.layers) ? doc.layers : [])];
+      break;
     default:
+      if (opts.strict && declared) {
+        throw new ImgError(`blob ${desc.digest} is not a valid ${desc.mediaType}`, { hint: 'remove the image naming it (img rm) and pull or build it again' });
+      }
       return [];
   }
+  // Only sha256 descriptors can be in this store; others are treated as absent.
+  return kids.filter((d) => d && typeof d.digest === 'string' && isDigest(d.digest));
 }
 
 // Every descriptor reachable from the roots (roots included), each once.
@@ -54,9 +68,10 @@ export async function walk(
   store: ContentStore,
   roots: Descriptor[],
   visit?: (desc: Descriptor, present: boolean) => void | Promise<void>,
+  opts: { strict?: boolean } = {},
 ): Promise<Map<Digest, Descriptor>> {
   const seen = new Map<Digest, Descriptor>();
-  const queue = [...roots];
+  const queue = roots.filter((d) => isDigest(d.digest));
   while (queue.length) {
     const batch = queue.splice(0, queue.length).filter((d) => {
       if (seen.has(d.digest)) return false;
@@ -66,7 +81,7 @@ export async function walk(
     const kids = await Promise.all(
       batch.map(async (d) => {
         if (visit) await visit(d, await store.has(d.digest));
-        return children(store, d);
+        return children(store, d, opts);
       }),
     );
     for (const k of kids) queue.push(...k);

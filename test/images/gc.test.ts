@@ -119,3 +119,19 @@ describe('collectGarbage roots', () => {
     await assert.rejects(registerCacheRoot(state, '../escape', []), /invalid cache root id/);
   });
 });
+
+describe('collectGarbage safety', () => {
+  it('stops without deleting anything when a named manifest is corrupt', async () => {
+    const state = await tmp();
+    const a = await makeBusyboxImage();
+    await a.writeToStore(state, 'a');
+    const content = new ContentStore(state);
+    const orphan = await content.writeBytes('orphan');
+    const p = content.blobPath(a.manifest.digest);
+    await fsp.chmod(p, 0o644);
+    await fsp.writeFile(p, 'garbage');
+    await assert.rejects(collectGarbage(state), /garbage collection stopped, nothing was deleted: blob sha256:[a-f0-9]{64} is not valid JSON/);
+    assert.equal(await content.has(orphan.digest), true);
+    assert.equal(await content.has(a.layers[0].digest), true);
+  });
+});
