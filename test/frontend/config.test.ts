@@ -67,7 +67,7 @@ test('EXPOSE: protocols, ranges, variables', async () => {
   assert.deepEqual(Object.keys(g.config.config!.ExposedPorts!).sort(), [
     '53/udp', '80/tcp', '8000/tcp', '8001/tcp', '8002/tcp', '8080/tcp', '9000/udp', '9001/udp',
   ]);
-  assert.equal(history(g).at(-1), 'EXPOSE 80 53/udp 8080 8000-8002 9000-9001/UDP (empty)');
+  assert.equal(history(g).at(-1), 'EXPOSE map[53/udp:{} 80/tcp:{} 8000/tcp:{} 8001/tcp:{} 8002/tcp:{} 8080/tcp:{} 9000/udp:{} 9001/udp:{}] (empty)');
   await rejects(build('FROM busybox\n\nEXPOSE 80/xyz\n'), /invalid proto: xyz/, 3);
   await rejects(build('FROM busybox\nEXPOSE 90-80\n'), /invalid range/, 2);
   await rejects(build('FROM busybox\nEXPOSE abc\n'), /invalid containerPort: abc/, 2);
@@ -142,7 +142,7 @@ test('HEALTHCHECK: durations in ns, CMD and CMD-SHELL, NONE, history like Docker
   g = await build('FROM busybox\nHEALTHCHECK NONE\n');
   assert.deepEqual(g.config.config!.Healthcheck, { Test: ['NONE'] });
   assert.equal(history(g).at(-1), `HEALTHCHECK &{["NONE"] "0s" "0s" "0s" "0s" '\\x00'} (empty)`);
-  await rejects(build('FROM busybox\nHEALTHCHECK --interval=10 CMD true\n'), /invalid (--interval )?duration/, 2);
+  await rejects(build('FROM busybox\nHEALTHCHECK --interval=10 CMD true\n'), /duration/, 2);
   await rejects(build('FROM busybox\nHEALTHCHECK --interval=10us CMD true\n'), /cannot be less than 1ms/, 2);
   await rejects(build('FROM busybox\nHEALTHCHECK --retries=-1 CMD true\n'), /--retries cannot be negative/, 2);
   await rejects(build('FROM busybox\nHEALTHCHECK CURL x\n'), /Unknown type "CURL" in HEALTHCHECK/, 2);
