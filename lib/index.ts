@@ -10,3 +10,10 @@ export { convertDockerfile, dockerfileToGraph, type ConvertOptions } from './fro
 export type * from './graph/types';
 export { GraphBuilder, topoOrder, prune } from './graph/builder';
 export { sha256Hex, vertexDigest, canonicalJson } from './graph/digest';
+export { RegistryClient, type ClientOptions, type PushBlobResult } from './registry/client';
+export { pullImage, type PullOptions, type PullResult, type PullEvent } from './registry/pull';
+export { pushImage, type PushOptions, type PushResult, type PushEvent } from './registry/push';
+export { getCredentials, storeCredentials, eraseCredentials, dockerConfigPath, type AuthConfig } from './registry/credentials';
+export { login, type LoginOptions } from './registry/login';
+export { closeAgents } from './registry/transport';
+export { hostPlatform, parsePlatform, formatPlatform, matchPlatform, selectManifest, normalizePlatform } from './images/platform';
