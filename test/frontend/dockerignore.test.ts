@@ -154,3 +154,12 @@ test('Dockerfile-specific ignore file takes precedence', () => {
   assert.deepEqual(dockerignoreFileFor('Dockerfile'), ['Dockerfile.dockerignore', '.dockerignore']);
   assert.deepEqual(dockerignoreFileFor('build/app.Dockerfile'), ['build/app.Dockerfile.dockerignore', '.dockerignore']);
 });
+
+test('pathological patterns finish (linear-time matching)', () => {
+  const long = 'a'.repeat(4000);
+  assert.equal(new PatternMatcher(['*a*a*a*a*a*a*a*a*a*a*a*a*b']).matches(long), false);
+  const deep = Array.from({ length: 200 }, (_, i) => `d${i}`).join('/') + '/x';
+  assert.equal(new PatternMatcher(['**/**/**/**/**/**/**/**/**/**/y']).matches(deep), false);
+  assert.equal(new PatternMatcher(['**/**/**/**/**/**/**/**/**/**/x']).matches(deep), true);
+  assert.equal(new PatternMatcher(['d0/**/*9/**/x']).matches(deep), true);
+});

@@ -514,3 +514,11 @@ test('Go durations for HEALTHCHECK options', async () => {
   assert.equal(parseGoDuration('0'), 0);
   for (const bad of ['', '5', 's', '1x', '1.s.', '--1s']) assert.equal(parseGoDuration(bad), undefined, bad);
 });
+
+test('pathological inputs finish (no quadratic regex scans)', () => {
+  const spaces = ' '.repeat(200_000);
+  assert.throws(() => parseDockerfile(`# escape=\\${spaces}x\nFROM a`), /invalid escape token/);
+  assert.equal(parseDockerfile(`#${spaces}syntax${spaces}=${spaces}docker/dockerfile:1${spaces}\nFROM a`).directives[0].value, 'docker/dockerfile:1');
+  assert.equal(parseDockerfile(`FROM a\nRUN a${'\\ '.repeat(50_000)}b`).instructions.length, 2);
+  assert.equal(parseDockerfile(`FROM a\nRUN ${'x '.repeat(100_000)}\\${spaces}\n y`).instructions.length, 2);
+});

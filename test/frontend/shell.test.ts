@@ -181,3 +181,24 @@ test('backtick escape token (# escape=`)', () => {
   assert.equal(expandWord('"a\\"', env, o).value, 'a\\');
   assert.deepEqual(expandWords('a` b c', env, o).words, ['a b', 'c']);
 });
+
+test('pathological patterns finish (linear-time matching, no backtracking blow-up)', () => {
+  const a = new Map([['A', 'a'.repeat(3000)]]);
+  const pat = '*a'.repeat(12) + 'b';
+  assert.equal(expandWord(`\${A#${pat}}`, a).value.length, 3000);
+  assert.equal(expandWord(`\${A%${pat}}`, a).value.length, 3000);
+  assert.equal(expandWord(`\${A/${pat}/x}`, a).value.length, 3000);
+  assert.equal(expandWord('${A//a/b}', a).value, 'b'.repeat(3000));
+});
+
+test('glob details: classes, escapes, empty matches', () => {
+  const e = new Map([['v', 'a/b-c.d']]);
+  assert.equal(expandWord('${v#*/}', e).value, 'b-c.d'); // * crosses nothing special in shell patterns
+  assert.equal(expandWord('${v%[.-]*}', e).value, 'a/b-c');
+  assert.equal(expandWord('${v%%[.-]*}', e).value, 'a/b');
+  assert.equal(expandWord('${v#[!a]}', e).value, 'a/b-c.d');
+  assert.equal(expandWord('${v#[^b]}', e).value, '/b-c.d');
+  assert.equal(expandWord('${v/[/x}', new Map([['v', 'a[b']])).value, 'axb'); // unterminated [ is literal
+  assert.equal(expandWord('${v//x*/Y}', new Map([['v', 'axbxc']])).value, 'aY'); // longest match
+  assert.equal(expandWord('${v//b*/}', new Map([['v', 'abc']])).value, 'a');
+});

@@ -8,12 +8,16 @@
 
 export const KNOWN_DIRECTIVES = ['syntax', 'escape', 'check'] as const;
 
-// Go's \s is [\t\n\f\r ]
-const reDirective = /^#[ \t\f\r]*([a-zA-Z][a-zA-Z0-9]*)[ \t\f\r]*=[ \t\f\r]*(.+?)[ \t\f\r]*$/;
+// `#name=value` with optional whitespace (Go's \s: tab, LF, FF, CR, space).
+// Trailing whitespace is trimmed first, so the match is a single linear pass.
+const reDirective = /^#[ \t\f\r]*([a-zA-Z][a-zA-Z0-9]*)[ \t\f\r]*=[ \t\f\r]*(.+)$/;
 
 // `{name, value}` when the line has directive shape (name lower-cased), else undefined.
 export function matchDirective(line: string): { name: string; value: string } | undefined {
-  const m = reDirective.exec(line);
+  if (!line.startsWith('#')) return undefined;
+  let end = line.length;
+  while (end > 0 && ' \t\f\r'.includes(line[end - 1])) end--;
+  const m = reDirective.exec(end === line.length ? line : line.slice(0, end));
   if (!m) return undefined;
   return { name: m[1].toLowerCase(), value: m[2] };
 }

@@ -9,6 +9,7 @@
 // `<Dockerfile>.dockerignore` next to the Dockerfile wins over the context's `.dockerignore`.
 
 import { DockerfileError } from './errors';
+import { Glob, codePoints, type GlobToken } from './shell';
 
 // Go path.Clean on slash-separated paths.
 export function cleanPath(p: string): string {
@@ -73,126 +74,118 @@ export function dockerignoreFileFor(dockerfileName: string): string[] {
 
 // ---- matching ----
 
-type MatchType = 'exact' | 'prefix' | 'suffix' | 'regexp';
+type MatchType = 'exact' | 'prefix' | 'suffix' | 'glob';
 
 interface Compiled {
   exclusion: boolean;
   pattern: string;
   type: MatchType;
-  re?: RegExp;
-}
-
-const reSyntax = /[.+()|{}$^*?[\]\\\/]/;
-
-function escapeRe(c: string): string {
-  return reSyntax.test(c) ? '\\' + c : c;
-}
-function escapeClassChar(c: string): string {
-  return /[\\\]\[^-]/.test(c) ? '\\' + c : c;
+  glob?: Glob;
 }
 
 // Go filepath.Match's ErrBadPattern cases: a trailing '\', an unterminated or
-// empty '[...]', a range missing an end, '-' or ']' unescaped inside a class.
+// empty '[...]', a reversed range, '-' or ']' unescaped where a class needs a character.
 export function patternError(p: string): string | undefined {
-  const cs = Array.from(p);
-  for (let i = 0; i < cs.length; i++) {
-    const c = cs[i];
-    if (c === '\\') {
-      if (i + 1 >= cs.length) return 'syntax error';
+  const cps = codePoints(p);
+  for (let i = 0; i < cps.length; i++) {
+    const c = cps[i];
+    if (c === 0x5c) {
+      if (i + 1 >= cps.length) return 'syntax error';
       i++;
-    } else if (c === '[') {
-      i++;
-      if (cs[i] === '^') i++;
-      let n = 0;
-      for (;;) {
-        if (i >= cs.length) return 'syntax error';
-        if (cs[i] === ']' && n > 0) break;
-        const lo = classChar(cs, i);
-        if (!lo) return 'syntax error';
-        i = lo.next;
-        if (cs[i] === '-') {
-          const hi = classChar(cs, i + 1);
-          if (!hi) return 'syntax error';
-          if (hi.ch < lo.ch) return 'syntax error';
-          i = hi.next;
-        }
-        n++;
-      }
+    } else if (c === 0x5b) {
+      const cls = readGoClass(cps, i);
+      if (!cls) return 'syntax error';
+      i = cls.end;
     }
   }
   return undefined;
 }
-function classChar(cs: string[], i: number): { ch: string; next: number } | undefined {
-  const c = cs[i];
-  if (c === undefined || c === '-' || c === ']') return undefined;
-  if (c === '\\') {
-    if (i + 1 >= cs.length) return undefined;
-    return { ch: cs[i + 1], next: i + 2 };
+
+// filepath.Match classes: [ [^] range... ] where a range is c or c-c, and
+// '-' and ']' must be escaped to be characters.
+function readGoClass(cps: number[], start: number): { token: GlobToken; end: number } | undefined {
+  let i = start + 1;
+  let neg = false;
+  if (cps[i] === 0x5e) {
+    neg = true;
+    i++;
   }
-  return { ch: c, next: i + 1 };
+  const ranges: number[] = [];
+  const char = (): number | undefined => {
+    const c = cps[i];
+    if (c === undefined || c === 0x2d || c === 0x5d) return undefined;
+    if (c === 0x5c) {
+      if (i + 1 >= cps.length) return undefined;
+      i += 2;
+      return cps[i - 1];
+    }
+    i++;
+    return c;
+  };
+  for (;;) {
+    if (i >= cps.length) return undefined;
+    if (cps[i] === 0x5d && ranges.length > 0) return { token: { k: 'class', neg, ranges }, end: i };
+    const lo = char();
+    if (lo === undefined) return undefined;
+    let hi = lo;
+    if (cps[i] === 0x2d) {
+      i++;
+      const h = char();
+      if (h === undefined || h < lo) return undefined;
+      hi = h;
+    }
+    ranges.push(lo, hi);
+  }
 }
 
+// Pattern → how to test it. Like BuildKit's matcher: literal patterns compare
+// strings, "a/**" is a prefix test, "**/a" a suffix test; everything else is a glob
+// where * and ? stay within a path element and **/ spans any number of them.
 function compile(pattern: string, exclusion: boolean): Compiled {
-  const cs = Array.from(pattern);
-  let re = '^';
+  const cps = codePoints(pattern);
+  const tokens: GlobToken[] = [];
   let type: MatchType = 'exact';
-  for (let i = 0; i < cs.length; i++) {
-    const c = cs[i];
-    if (c === '*') {
-      if (cs[i + 1] === '*') {
+  for (let i = 0; i < cps.length; i++) {
+    const c = cps[i];
+    if (c === 0x2a /* * */) {
+      if (cps[i + 1] === 0x2a) {
         const start = i;
         i++;
-        if (cs[i + 1] === '/') i++; // "**/" behaves as "**"
-        if (i + 1 >= cs.length) {
+        if (cps[i + 1] === 0x2f) i++; // "**/" behaves as "**"
+        if (i + 1 >= cps.length) {
           // trailing "**": everything below
           if (type === 'exact') type = 'prefix';
-          else {
-            re += '.*';
-            type = 'regexp';
-          }
+          else type = 'glob';
+          tokens.push({ k: 'star', slash: true });
         } else {
-          re += '(.*/)?'; // any number of directories, even none
-          type = 'regexp';
+          // any number of directories, even none; repeated ones add nothing
+          if (tokens.length === 0 || tokens[tokens.length - 1].k !== 'dirs') tokens.push({ k: 'dirs' });
+          type = 'glob';
         }
         // a leading "**" is a plain suffix test unless a wildcard follows
         if (start === 0) type = 'suffix';
       } else {
-        re += '[^/]*';
-        type = 'regexp';
+        if (tokens.length === 0 || tokens[tokens.length - 1].k !== 'star') tokens.push({ k: 'star', slash: false });
+        type = 'glob';
       }
-    } else if (c === '?') {
-      re += '[^/]';
-      type = 'regexp';
-    } else if (c === '\\') {
+    } else if (c === 0x3f /* ? */) {
+      tokens.push({ k: 'one', slash: false });
+      type = 'glob';
+    } else if (c === 0x5c /* \ */) {
       // an escaped character matches itself (the literal fast paths would see the '\')
-      if (i + 1 < cs.length) re += escapeRe(cs[++i]);
-      else re += '\\\\';
-      type = 'regexp';
-    } else if (c === '[') {
-      // a validated class: copy it with JS-safe escapes
-      let cls = '[';
-      i++;
-      if (cs[i] === '^') {
-        cls += '^';
-        i++;
-      }
-      let n = 0;
-      while (!(cs[i] === ']' && n > 0)) {
-        let ch = cs[i];
-        if (ch === '\\') ch = cs[++i];
-        if (ch === '-' && n > 0) cls += '-';
-        else cls += escapeClassChar(ch);
-        i++;
-        n++;
-      }
-      re += cls + ']';
-      type = 'regexp';
+      tokens.push({ k: 'lit', c: cps[++i] });
+      type = 'glob';
+    } else if (c === 0x5b /* [ */) {
+      const cls = readGoClass(cps, i)!; // validated by patternError
+      tokens.push(cls.token);
+      i = cls.end;
+      type = 'glob';
     } else {
-      re += escapeRe(c);
+      tokens.push({ k: 'lit', c });
     }
   }
   const out: Compiled = { exclusion, pattern, type };
-  if (type === 'regexp') out.re = new RegExp(re + '$', 'su');
+  if (type === 'glob') out.glob = new Glob(tokens);
   return out;
 }
 
@@ -207,8 +200,8 @@ function matchOne(p: Compiled, path: string): boolean {
       if (path.endsWith(suffix)) return true;
       return suffix.startsWith('/') && path === suffix.slice(1);
     }
-    case 'regexp':
-      return p.re!.test(path);
+    case 'glob':
+      return p.glob!.matches(path);
   }
 }
 

@@ -370,96 +370,238 @@ class Lexer {
   }
 }
 
-// ---- shell glob patterns (for # % / modifiers) ----
+// ---- glob patterns ----
+//
+// Globs are matched by simulating a small NFA (no RegExp): linear in the
+// input for a given pattern, so a hostile pattern like `*a*a*a*a*b` cannot
+// make a build hang (Go's regexp, which BuildKit uses, is linear too).
 
-const reMeta = /[.*+?^${}()|[\]\\\/]/g; // no '-': `\-` is invalid outside a class with the u flag
+export type GlobToken =
+  | { k: 'lit'; c: number } // one code point
+  | { k: 'one'; slash: boolean } // ?: any character ('/' only when slash)
+  | { k: 'class'; neg: boolean; ranges: number[] } // [a-z] / [^a-z]: pairs lo,hi
+  | { k: 'star'; slash: boolean } // *: any run ('/' only when slash)
+  | { k: 'dirs' }; // **/ in .dockerignore: "" or anything ending in '/'
 
-// Converts a shell glob (`*`, `?`, `[...]`, `\x`) to a RegExp source. `*` matches
-// any characters including '/', as in sh.
-export function shellPatternToRegExpSource(pattern: string, lazy = false): string {
+// NFA states: each token is one state, 'dirs' two (entry, inside).
+type State = GlobToken | { k: 'inside' };
+
+export class Glob {
+  private readonly states: State[] = [];
+  constructor(tokens: readonly GlobToken[]) {
+    for (const t of tokens) {
+      this.states.push(t);
+      if (t.k === 'dirs') this.states.push({ k: 'inside' });
+    }
+  }
+
+  private add(set: Uint8Array, list: number[], s: number): void {
+    if (set[s]) return;
+    set[s] = 1;
+    list.push(s);
+    const st = this.states[s];
+    if (st === undefined) return; // the accepting state
+    if (st.k === 'star') this.add(set, list, s + 1);
+    else if (st.k === 'dirs') {
+      this.add(set, list, s + 1); // inside
+      this.add(set, list, s + 2); // or nothing at all
+    }
+  }
+
+  private start(): { set: Uint8Array; list: number[] } {
+    const set = new Uint8Array(this.states.length + 1);
+    const list: number[] = [];
+    this.add(set, list, 0);
+    return { set, list };
+  }
+
+  private step(list: number[], c: number): { set: Uint8Array; list: number[] } {
+    const set = new Uint8Array(this.states.length + 1);
+    const out: number[] = [];
+    for (const s of list) {
+      const st = this.states[s];
+      if (st === undefined) continue;
+      switch (st.k) {
+        case 'lit':
+          if (c === st.c) this.add(set, out, s + 1);
+          break;
+        case 'one':
+          if (st.slash || c !== 0x2f) this.add(set, out, s + 1);
+          break;
+        case 'class':
+          if (inClass(st, c)) this.add(set, out, s + 1);
+          break;
+        case 'star':
+          if (st.slash ? c !== 0x0a : c !== 0x2f) this.add(set, out, s);
+          break;
+        case 'inside':
+          if (c !== 0x0a) this.add(set, out, s);
+          if (c === 0x2f) this.add(set, out, s + 1);
+          break;
+      }
+    }
+    return { set, list: out };
+  }
+
+  // Whether the whole of `cps` (code points) matches.
+  matchCodePoints(cps: readonly number[]): boolean {
+    let cur = this.start();
+    for (const c of cps) {
+      if (cur.list.length === 0) return false;
+      cur = this.step(cur.list, c);
+    }
+    return cur.set[this.states.length] === 1;
+  }
+
+  matches(s: string): boolean {
+    return this.matchCodePoints(codePoints(s));
+  }
+
+  // Lengths n (in code points) for which cps[from, from+n) matches, shortest first.
+  prefixMatches(cps: readonly number[], from = 0): number[] {
+    const ends: number[] = [];
+    const final = this.states.length;
+    let cur = this.start();
+    if (cur.set[final]) ends.push(0);
+    for (let i = from; i < cps.length && cur.list.length > 0; i++) {
+      cur = this.step(cur.list, cps[i]);
+      if (cur.set[final]) ends.push(i - from + 1);
+    }
+    return ends;
+  }
+}
+
+function inClass(t: { neg: boolean; ranges: number[] }, c: number): boolean {
+  let hit = false;
+  for (let i = 0; i < t.ranges.length && !hit; i += 2) hit = c >= t.ranges[i] && c <= t.ranges[i + 1];
+  return hit !== t.neg;
+}
+
+// String.fromCodePoint without spreading a huge argument list.
+function fromCodePoints(cps: readonly number[]): string {
   let out = '';
-  const chars = Array.from(pattern);
-  for (let i = 0; i < chars.length; i++) {
-    const c = chars[i];
-    if (c === '*') out += lazy ? '[\\s\\S]*?' : '[\\s\\S]*';
-    else if (c === '?') out += '[\\s\\S]';
-    else if (c === '\\') {
-      if (i + 1 < chars.length) out += chars[++i].replace(reMeta, '\\$&');
-      else out += '\\\\';
-    } else if (c === '[') {
-      const cls = bracket(chars, i);
-      if (cls) {
-        out += cls.source;
-        i = cls.end;
-      } else out += '\\[';
-    } else out += c.replace(reMeta, '\\$&');
+  for (let i = 0; i < cps.length; i += 4096) out += String.fromCodePoint(...cps.slice(i, i + 4096));
+  return out;
+}
+
+export function codePoints(s: string): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    const c = s.codePointAt(i)!;
+    out.push(c);
+    if (c > 0xffff) i++;
   }
   return out;
 }
 
-// A bracket expression starting at chars[start] === '['; undefined when unterminated.
-function bracket(chars: string[], start: number): { source: string; end: number } | undefined {
+// Reads a bracket expression at cps[start] === '['. Returns undefined when it
+// is not a well-formed class (the caller then treats '[' literally / as an error).
+export function readClass(
+  cps: readonly number[],
+  start: number,
+  opts: { bang: boolean },
+): { token: GlobToken; end: number } | undefined {
   let i = start + 1;
-  let negate = false;
-  if (chars[i] === '!' || chars[i] === '^') {
-    negate = true;
+  let neg = false;
+  if (cps[i] === 0x5e /* ^ */ || (opts.bang && cps[i] === 0x21) /* ! */) {
+    neg = true;
     i++;
   }
-  let body = '';
-  let first = true;
-  for (; i < chars.length; i++) {
-    let c = chars[i];
-    if (c === ']' && !first) return { source: `[${negate ? '^' : ''}${body}]`, end: i };
-    first = false;
-    if (c === '\\' && i + 1 < chars.length) c = chars[++i];
-    if (c === '-' && body !== '' && chars[i + 1] !== undefined && chars[i + 1] !== ']') {
-      body += '-';
-      continue;
+  const ranges: number[] = [];
+  for (;;) {
+    if (i >= cps.length) return undefined;
+    if (cps[i] === 0x5d /* ] */ && ranges.length > 0) return { token: { k: 'class', neg, ranges }, end: i };
+    let lo = cps[i];
+    if (lo === 0x5c /* \ */) {
+      if (i + 1 >= cps.length) return undefined;
+      lo = cps[++i];
     }
-    body += c.replace(/[\\\]\[^-]/g, '\\$&');
+    i++;
+    let hi = lo;
+    if (cps[i] === 0x2d /* - */ && i + 1 < cps.length && cps[i + 1] !== 0x5d) {
+      hi = cps[i + 1];
+      i += 2;
+      if (hi === 0x5c) {
+        if (i >= cps.length) return undefined;
+        hi = cps[i++];
+      }
+      if (hi < lo) return undefined;
+    }
+    ranges.push(lo, hi);
   }
-  return undefined;
 }
 
-function compileAnchored(pattern: string): RegExp | undefined {
-  try {
-    return new RegExp(`^(?:${shellPatternToRegExpSource(pattern)})$`, 'u');
-  } catch {
-    return undefined; // e.g. a reversed range [z-a]: matches nothing
+// A shell pattern (for ${VAR#p} ${VAR%p} ${VAR/p/r}): * and ? match any
+// character including '/', [..] with ! or ^ negation, \ escapes the next character.
+export function compileShellPattern(pattern: string): GlobToken[] {
+  const cps = codePoints(pattern);
+  const out: GlobToken[] = [];
+  for (let i = 0; i < cps.length; i++) {
+    const c = cps[i];
+    if (c === 0x2a /* * */) {
+      if (out.length === 0 || out[out.length - 1].k !== 'star') out.push({ k: 'star', slash: true });
+    } else if (c === 0x3f /* ? */) out.push({ k: 'one', slash: true });
+    else if (c === 0x5c /* \ */ && i + 1 < cps.length) out.push({ k: 'lit', c: cps[++i] });
+    else if (c === 0x5b /* [ */) {
+      const cls = readClass(cps, i, { bang: true });
+      if (cls) {
+        out.push(cls.token);
+        i = cls.end;
+      } else out.push({ k: 'lit', c });
+    } else out.push({ k: 'lit', c });
   }
+  return out;
+}
+
+// The same pattern read backwards (for suffix matching on a reversed string).
+function reversed(tokens: GlobToken[]): GlobToken[] {
+  return [...tokens].reverse();
+}
+
+export function matchShellPattern(pattern: string, value: string): boolean {
+  return new Glob(compileShellPattern(pattern)).matches(value);
 }
 
 function trimPrefix(value: string, pattern: string, longest: boolean): string {
-  const re = compileAnchored(pattern);
-  if (!re) return value;
-  const cps = Array.from(value);
-  if (longest) {
-    for (let n = cps.length; n >= 0; n--) if (re.test(cps.slice(0, n).join(''))) return cps.slice(n).join('');
-  } else {
-    for (let n = 0; n <= cps.length; n++) if (re.test(cps.slice(0, n).join(''))) return cps.slice(n).join('');
-  }
-  return value;
+  const cps = codePoints(value);
+  const ends = new Glob(compileShellPattern(pattern)).prefixMatches(cps);
+  if (ends.length === 0) return value;
+  const n = longest ? ends[ends.length - 1] : ends[0];
+  return fromCodePoints(cps.slice(n));
 }
 
 function trimSuffix(value: string, pattern: string, longest: boolean): string {
-  const re = compileAnchored(pattern);
-  if (!re) return value;
-  const cps = Array.from(value);
-  if (longest) {
-    for (let n = 0; n <= cps.length; n++) if (re.test(cps.slice(n).join(''))) return cps.slice(0, n).join('');
-  } else {
-    for (let n = cps.length; n >= 0; n--) if (re.test(cps.slice(n).join(''))) return cps.slice(0, n).join('');
-  }
-  return value;
+  const cps = codePoints(value);
+  const rev = [...cps].reverse();
+  const ends = new Glob(reversed(compileShellPattern(pattern))).prefixMatches(rev);
+  if (ends.length === 0) return value;
+  const n = longest ? ends[ends.length - 1] : ends[0];
+  return fromCodePoints(cps.slice(0, cps.length - n));
 }
 
+// Replaces the leftmost-longest match (or every non-overlapping one); the
+// replacement is literal text. An empty match right after a match is skipped, as in Go.
 function replaceMatches(value: string, pattern: string, replacement: string, all: boolean): string {
-  let re: RegExp;
-  try {
-    re = new RegExp(shellPatternToRegExpSource(pattern), all ? 'gu' : 'u');
-  } catch {
-    return value;
+  const glob = new Glob(compileShellPattern(pattern));
+  const cps = codePoints(value);
+  let out = '';
+  let i = 0;
+  let replaced = false;
+  let lastMatchEnd = -1;
+  while (i <= cps.length) {
+    const ends = all || !replaced ? glob.prefixMatches(cps, i) : [];
+    const n = ends.length ? ends[ends.length - 1] : -1;
+    if (n >= 0 && !(n === 0 && lastMatchEnd === i)) {
+      out += replacement;
+      replaced = true;
+      lastMatchEnd = i + n;
+      if (n > 0) {
+        i += n;
+        continue;
+      }
+    }
+    if (i < cps.length) out += String.fromCodePoint(cps[i]);
+    i++;
   }
-  // The replacement is literal text: no $& / $1 interpretation.
-  return value.replace(re, () => replacement);
+  return out;
 }
