@@ -10,6 +10,7 @@ import { ImageStore } from '../../lib/images/store';
 import type { Index } from '../../lib/images/types';
 import { pullImage } from '../../lib/registry/pull';
 import { closeAgents } from '../../lib/registry/transport';
+import { VERSION } from '../../lib/version';
 import { startFaultyProxy, type FaultyProxy } from '../fixtures/faulty-proxy';
 import { makeBusyboxImage, makeIndex, type BuiltImage } from '../fixtures/images';
 import { startRegistry, type Registry } from '../fixtures/registry';
@@ -148,6 +149,7 @@ describe('pull (library)', () => {
       seen.map((r) => `${r.method} ${r.path}`),
       [`HEAD /v2/library/busybox/manifests/oci`],
     );
+    assert.equal(seen[0].userAgent, `img/${VERSION}`);
   });
 
   it('a blob corrupted on every attempt fails with a digest error and leaves nothing stored', async () => {
