@@ -55,7 +55,8 @@ export interface ApplyResult {
 const WH_PREFIX = '.wh.';
 const WH_OPAQUE = '.wh..wh..opq';
 const MAX_LINKS = 255;
-const ZEROS = Buffer.alloc(256 * 1024);
+const HOLE = 64 * 1024;
+const ZEROS = Buffer.alloc(HOLE);
 const O_FILE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
 /** Clean a tar name to a root-relative path without '.', '..', or empty components ('' = root). */
@@ -398,15 +399,21 @@ class Extractor implements TarSink {
   data(chunk: Buffer): void {
     if (this.fd < 0) return;
     const len = chunk.length;
-    // All-zero runs become holes: a mostly-zero file does not cost disk or write time.
-    if (len >= 4096 && len <= ZEROS.length && chunk[0] === 0 && chunk[len - 1] === 0 && chunk.equals(ZEROS.subarray(0, len))) {
-      this.pos += len;
+    // All-zero 64 KiB windows become holes: a mostly-zero file costs neither disk nor write time.
+    let runStart = 0; // start of the pending non-zero run
+    for (let w = 0; w + HOLE <= len; w += HOLE) {
+      if (chunk[w] !== 0 || chunk[w + HOLE - 1] !== 0 || !chunk.subarray(w, w + HOLE).equals(ZEROS)) continue;
+      if (w > runStart) this.write(chunk, runStart, w);
+      runStart = w + HOLE;
       this.holeAtEnd = true;
-      return;
     }
-    let off = 0;
-    while (off < len) off += fs.writeSync(this.fd, chunk, off, len - off, this.pos + off);
+    if (runStart < len) this.write(chunk, runStart, len);
     this.pos += len;
+  }
+
+  private write(chunk: Buffer, from: number, to: number): void {
+    let off = from;
+    while (off < to) off += fs.writeSync(this.fd, chunk, off, to - off, this.pos + off);
     this.holeAtEnd = false;
   }
 

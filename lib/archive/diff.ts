@@ -263,20 +263,31 @@ export function writeLayer(
     return epoch !== undefined && t > epoch ? epoch : t;
   };
 
+  // _read may come while pump() awaits (or from a nextTick before pump's promise settles):
+  // remember it in `again` and run pump once more, or the stream would stall.
+  let again = false;
+  const kick = (): void => {
+    busy = true;
+    again = false;
+    pump().then(
+      () => {
+        busy = false;
+        if (again && !finished) kick();
+      },
+      (err) => {
+        busy = false;
+        if (file) fs.closeSync(file.fd);
+        file = null;
+        out.destroy(err);
+      },
+    );
+  };
   const out = new Readable({
     highWaterMark: 2 * CHUNK,
     read() {
-      if (busy || finished) return;
-      busy = true;
-      pump().then(
-        () => (busy = false),
-        (err) => {
-          busy = false;
-          if (file) fs.closeSync(file.fd);
-          file = null;
-          out.destroy(err);
-        },
-      );
+      if (finished) return;
+      if (busy) again = true;
+      else kick();
     },
     destroy(err, cb) {
       if (file) fs.closeSync(file.fd);
