@@ -7,6 +7,7 @@ import { Writable } from 'node:stream';
 import { ContentStore } from '../content/store';
 import { formatReference, parseReference } from '../images/reference';
 import { ImageStore } from '../images/store';
+import { MediaType, isIndexMediaType, isManifestMediaType, type Descriptor, type Digest } from '../images/types';
 import { registerCleanup } from '../snapshot/cleanup';
 import { ImgError } from '../util/errors';
 import { writeDockerArchive } from './docker-archive';
@@ -20,14 +21,33 @@ export interface SaveOptions {
 
 export async function resolveImages(stateDir: string, names: string[]): Promise<ExportImage[]> {
   const images = new ImageStore(stateDir);
+  const content = new ContentStore(stateDir);
   const out: ExportImage[] = [];
   for (const input of names) {
-    const key = formatReference(parseReference(input));
+    const ref = parseReference(input);
+    const key = formatReference(ref);
     const rec = await images.get(key);
-    if (!rec) throw new ImgError(`No such image: ${input}`, { hint: 'list local images with `img ls`; pull or build it first' });
-    out.push({ name: key, target: rec.target });
+    if (rec) {
+      out.push({ name: key, target: rec.target });
+      continue;
+    }
+    // NAME@sha256:… of a manifest/index stored locally under another name (like docker save).
+    const byDigest = ref.digest ? await storedTarget(content, ref.digest) : null;
+    if (!byDigest) throw new ImgError(`No such image: ${input}`, { hint: 'list local images with `img ls`; pull or build it first' });
+    out.push({ name: formatReference({ domain: ref.domain, path: ref.path, digest: ref.digest }), target: byDigest });
   }
   return out;
+}
+
+async function storedTarget(content: ContentStore, digest: Digest): Promise<Descriptor | null> {
+  const st = await content.stat(digest);
+  if (!st || st.size > 4 << 20) return null;
+  const doc = await content.readJson<{ mediaType?: string; manifests?: unknown; config?: unknown }>(digest).catch(() => null);
+  if (!doc) return null;
+  const mediaType =
+    doc.mediaType ?? (Array.isArray(doc.manifests) ? MediaType.OciIndex : doc.config ? MediaType.OciManifest : undefined);
+  if (!isIndexMediaType(mediaType) && !isManifestMediaType(mediaType)) return null;
+  return { mediaType: mediaType!, digest, size: st.size };
 }
 
 // A Writable over process.stdout that never ends it (stdout stays usable) and

@@ -160,6 +160,20 @@ describe('img save --format oci', () => {
   });
 });
 
+describe('img save NAME@DIGEST', () => {
+  it('finds a stored manifest by digest even without a record of that name', async () => {
+    const out = path.join(work, 'bydigest.tar');
+    const r = await runImg(['--state', state, 'save', '--format', 'oci', '-o', out, `other/name@${busybox.manifest.digest}`]);
+    assert.equal(r.code, 0, r.stderr);
+    const index = JSON.parse((await run('tar', ['-xOf', out, 'index.json'])).stdout);
+    assert.deepEqual(index.manifests[0].annotations, { 'io.containerd.image.name': `docker.io/other/name@${busybox.manifest.digest}` });
+    assert.equal(index.manifests[0].mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+    const missing = await runImg(['--state', state, 'save', '-o', out, `busybox@sha256:${'0'.repeat(64)}`]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /No such image: busybox@sha256:0{64}/);
+  });
+});
+
 describe('img save | docker load', () => {
   it('loads into a docker daemon with the same layers and config', async (t) => {
     const info = await run('docker', ['info', '--format', '{{.ServerVersion}}'], { timeout: 15000 }).catch(() => null);
