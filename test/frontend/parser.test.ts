@@ -522,3 +522,13 @@ test('pathological inputs finish (no quadratic regex scans)', () => {
   assert.equal(parseDockerfile(`FROM a\nRUN a${'\\ '.repeat(50_000)}b`).instructions.length, 2);
   assert.equal(parseDockerfile(`FROM a\nRUN ${'x '.repeat(100_000)}\\${spaces}\n y`).instructions.length, 2);
 });
+
+test('DockerfileError is an ImgError (the CLI prints message and hint)', async () => {
+  const { ImgError } = await import('../../lib/util/errors');
+  const e = err('FROM a\nRUNN x');
+  assert.ok(e instanceof ImgError);
+  assert.equal(e.exitCode, 1);
+  assert.equal(e.name, 'DockerfileError');
+  assert.ok(e.hint);
+  assert.equal(e.detail, 'Dockerfile:2: RUNN x');
+});

@@ -202,3 +202,20 @@ test('glob details: classes, escapes, empty matches', () => {
   assert.equal(expandWord('${v//x*/Y}', new Map([['v', 'axbxc']])).value, 'aY'); // longest match
   assert.equal(expandWord('${v//b*/}', new Map([['v', 'abc']])).value, 'a');
 });
+
+test('locateShellError: BuildKit-style message with the instruction location', async () => {
+  const { locateShellError, DockerfileError } = await import('../../lib/frontend/dockerfile/index');
+  const { ImgError } = await import('../../lib/util/errors');
+  let caught: unknown;
+  try {
+    expandWord('${X:?set X}', new Map());
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught instanceof ShellExpansionError);
+  const d = locateShellError(caught, { file: 'Dockerfile', line: 7, snippet: 'RUN echo ${X:?set X}' });
+  assert.ok(d instanceof DockerfileError && d instanceof ImgError);
+  assert.equal(d.message, 'Dockerfile:7: failed to process "${X:?set X}": X: set X');
+  assert.equal(d.line, 7);
+  assert.ok(d.hint);
+});

@@ -1,5 +1,7 @@
 // Errors a Dockerfile author can cause. Pure TypeScript (no node: imports):
-// the frontend must bundle for a neutral platform.
+// the frontend must bundle for a neutral platform (util/errors is pure too).
+
+import { ImgError } from '../../util/errors';
 //
 // Message format (one line): `Dockerfile:12: unknown instruction: RUNN (did you mean RUN?)`
 // — the file name, the 1-based line, then what is wrong, quoting the offending text.
@@ -13,26 +15,27 @@ export interface DockerfileErrorOptions {
   cause?: unknown;
 }
 
-export class DockerfileError extends Error {
+// An ImgError (the CLI prints `message` and `hint`), with the location.
+export class DockerfileError extends ImgError {
   readonly file: string;
   readonly line: number;
   readonly endLine?: number;
   readonly snippet?: string;
-  readonly hint?: string;
   // The bare reason, without the `file:line:` prefix (for callers that re-wrap).
   readonly reason: string;
-  // Mirrors ImgError so the CLI can treat both alike without importing this room.
-  readonly exitCode = 1;
 
   constructor(reason: string, opts: DockerfileErrorOptions) {
     const file = opts.file ?? 'Dockerfile';
-    super(`${file}:${opts.line}: ${reason}`, opts.cause === undefined ? undefined : { cause: opts.cause });
+    super(`${file}:${opts.line}: ${reason}`, {
+      hint: opts.hint,
+      detail: opts.snippet === undefined ? undefined : `${file}:${opts.line}: ${opts.snippet}`,
+      cause: opts.cause,
+    });
     this.name = 'DockerfileError';
     this.file = file;
     this.line = opts.line;
     if (opts.endLine !== undefined && opts.endLine !== opts.line) this.endLine = opts.endLine;
     this.snippet = opts.snippet;
-    this.hint = opts.hint;
     this.reason = reason;
   }
 }
