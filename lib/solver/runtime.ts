@@ -355,6 +355,26 @@ export function createRuntime(o: RuntimeOptions): Runtime {
     },
 
     file: {
+      // COPY from a local source: key by the checksum of just the files the
+      // actions read, so editing one file reruns only the COPYs that read it.
+      async contentKey(v, ctx) {
+        const parts: string[] = [];
+        const replaced: number[] = [];
+        ctx.inputVertices.forEach((src, i) => {
+          if (src.kind !== 'local') return;
+          const files = contextScans.get(src.id);
+          if (!files) return;
+          const pats: string[] = [];
+          for (const a of v.actions) if (a.op === 'copy' && a.src === i) pats.push(...a.srcPaths);
+          const match = includeMatcher(pats.map((p) => p.replace(/^\/+/, '') || '.'));
+          const h = createHash('sha256');
+          for (const f of files) if (match(f.rel, f.type === 'dir') === 'yes') h.update(`${f.rel}\0${f.type}\0${(f.mode & 0o7777).toString(8)}\0${f.hash ?? ''}\n`);
+          parts.push(`${i}=${src.id}:${h.digest('hex')}`);
+          replaced.push(i);
+        });
+        if (replaced.length === 0) return undefined;
+        return { content: `copy-sources:${parts.join(',')}`, replaceInputs: replaced };
+      },
       async run(v, ctx) {
         const { applyFileActions } = await import('./ops/file');
         const base = v.base >= 0 ? ctx.inputs[v.base] : undefined;

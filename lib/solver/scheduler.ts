@@ -196,12 +196,22 @@ class Solver {
         const ex = this.executor(v);
         let content: string | undefined;
         if (ex.contentKey) {
-          content = await this.guard(v, () =>
+          const got = await this.guard(v, () =>
             this.limiter.run(
-              () => ex.contentKey!(v, { signal: this.signal, progress: this.logger(v), noCache: Boolean(this.opts.noCache || v.ignoreCache) }),
+              () =>
+                ex.contentKey!(v, {
+                  signal: this.signal,
+                  progress: this.logger(v),
+                  noCache: Boolean(this.opts.noCache || v.ignoreCache),
+                  inputVertices: v.inputs.map((r) => this.vertex(r.vertex)),
+                }),
               this.signal,
             ),
           );
+          if (typeof got === 'object' && got !== null) {
+            content = got.content;
+            for (const i of got.replaceInputs ?? []) inputKeys[i] = 'replaced';
+          } else content = got;
         }
         const k = cacheKey(v, inputKeys, content);
         this.keys.set(id, k);

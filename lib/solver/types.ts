@@ -50,8 +50,15 @@ export interface RunContext extends KeyContext {
 export interface Executor<V extends Vertex = Vertex> {
   // Content that the definition does not capture, mixed into the cache key
   // before lookup: a local source's checksum, an image's manifest digest.
-  contentKey?(v: V, ctx: KeyContext): Promise<string | undefined>;
+  // May instead replace some inputs' keys: a COPY from the build context is
+  // keyed by the checksum of the files it copies, not of the whole context.
+  contentKey?(v: V, ctx: KeyContext & { inputVertices: Vertex[] }): Promise<string | ContentKey | undefined>;
   run(v: V, ctx: RunContext): Promise<VertexResult>;
+}
+
+export interface ContentKey {
+  content: string;
+  replaceInputs?: number[]; // input indices whose keys `content` stands for
 }
 
 export type Executors = { [K in Vertex['kind']]?: Executor<Extract<Vertex, { kind: K }>> };

@@ -1,0 +1,244 @@
+// End-to-end `img build` as the unprivileged user: real user namespace,
+// snapshots, runc. Results are checked the way a user would: the exported
+// filesystem (-o type=local / type=tar), the stored image's config, `img ls`,
+// the progress output (CACHED lines), exit codes and messages.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { imgArgv } from '../helpers/cli';
+import { cleanup, rootlessUser, runAsUser, runImgRootless, skipUnlessRootless, tempDir } from '../helpers/rootless';
+import { makeBusyboxImage } from '../fixtures/images';
+import { ContentStore } from '../../lib/content/store';
+import { ImageStore } from '../../lib/images/store';
+import type { ImageConfig, Manifest } from '../../lib/images/types';
+
+const skip = skipUnlessRootless();
+
+// All descendants of `root` (by /proc parent links).
+function descendants(root: number): number[] {
+  const parent = new Map<number, number>();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parent.set(Number(name), ppid);
+    } catch {
+      /* exited */
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const [pid, pp] of parent) if (pp === p) {
+      out.push(pid);
+      walk(pid);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+interface Env {
+  root: string;
+  state: string;
+  ctx: string;
+}
+
+async function setup(files: Record<string, string>): Promise<Env> {
+  const root = tempDir('img-build-e2e-');
+  const state = path.join(root, 'state');
+  const ctx = path.join(root, 'ctx');
+  const img = await makeBusyboxImage();
+  await img.writeToStore(state, 'busybox:latest');
+  for (const [name, data] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(ctx, name)), { recursive: true });
+    fs.writeFileSync(path.join(ctx, name), data);
+  }
+  const u = rootlessUser()!;
+  if (process.getuid?.() === 0) execFileSync('chown', ['-R', `${u.uid}:${u.gid}`, root]);
+  return { root, state, ctx };
+}
+
+function build(e: Env, args: string[], opts: { input?: string } = {}) {
+  const argv = ['-s', e.state, 'build', '--progress', 'plain', ...args];
+  if (opts.input !== undefined) return runAsUser(imgArgv(argv), { input: opts.input });
+  return runImgRootless(argv);
+}
+
+async function storedConfig(e: Env, name: string): Promise<{ manifest: Manifest; config: ImageConfig }> {
+  const rec = await new ImageStore(e.state).get(name);
+  assert.ok(rec, `${name} is in the image store`);
+  const content = new ContentStore(e.state);
+  const manifest = await content.readJson<Manifest>(rec.target.digest);
+  return { manifest, config: await content.readJson<ImageConfig>(manifest.config.digest) };
+}
+
+// "#N <name>" header → the state lines that follow for that vertex.
+function stepStates(stderr: string): Map<string, string> {
+  const names = new Map<string, string>();
+  const out = new Map<string, string>();
+  for (const line of stderr.split('\n')) {
+    const m = /^#(\d+) (.*)$/.exec(line);
+    if (!m) continue;
+    const [, n, rest] = m;
+    if (!names.has(n)) names.set(n, rest);
+    else if (rest === 'CACHED' || rest.startsWith('DONE') || rest.startsWith('ERROR')) out.set(names.get(n)!, rest.split(' ')[0]);
+  }
+  return out;
+}
+
+function steps(states: Map<string, string>): [string, string][] {
+  return [...states].filter(([n]) => /^\[/.test(n) && !n.startsWith('[internal]'));
+}
+
+const DOCKERFILE = `FROM busybox
+ARG MSG=hi
+ENV FOO=bar
+COPY a.txt /app/a.txt
+RUN echo "$MSG $FOO" > /app/msg && cat /app/a.txt && echo app:x:1234:1234::/app:/bin/sh >> /etc/passwd && mkdir -m 1777 /tmp
+WORKDIR /app
+USER app
+RUN id -u > /tmp/uid && pwd > /tmp/pwd
+COPY sub/ /app/sub/
+CMD ["cat", "/app/msg"]
+`;
+
+test('img build (rootless): RUN, COPY, ARG/ENV, USER/WORKDIR, config in the store, cache and context changes', { skip, timeout: 240_000 }, async (t) => {
+  const e = await setup({ Dockerfile: DOCKERFILE, 'a.txt': 'hello\n', 'sub/b.txt': 'B', 'sub/ignored.log': 'x', '.dockerignore': 'sub/*.log\n' });
+  t.after(() => cleanup(e.root));
+
+  const first = await build(e, ['-t', 'myimg:1', '--build-arg', 'MSG=howdy', '--iidfile', path.join(e.root, 'iid'), '--metadata-file', path.join(e.root, 'meta.json'), e.ctx]);
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stdout, /Successfully built docker\.io\/library\/myimg:1\n$/);
+  assert.match(first.stderr, /#\d+ \d+\.\d+ hello/, 'RUN output is shown with its time offset');
+
+  // The image is in the store with the frontend's config and our layers.
+  const { manifest, config } = await storedConfig(e, 'docker.io/library/myimg:1');
+  assert.ok(config.config?.Env?.includes('FOO=bar'));
+  assert.equal(config.config?.WorkingDir, '/app');
+  assert.equal(config.config?.User, 'app');
+  assert.deepEqual(config.config?.Cmd, ['cat', '/app/msg']);
+  assert.equal(config.rootfs.diff_ids.length, manifest.layers.length);
+  assert.equal(config.history!.filter((h) => !h.empty_layer).length, manifest.layers.length, 'one non-empty history entry per layer');
+  assert.equal(manifest.layers.length, 5, 'busybox + COPY + RUN + RUN + COPY');
+  assert.equal(fs.readFileSync(path.join(e.root, 'iid'), 'utf8'), manifest.config.digest);
+  const meta = JSON.parse(fs.readFileSync(path.join(e.root, 'meta.json'), 'utf8'));
+  assert.equal(meta['containerimage.config.digest'], manifest.config.digest);
+  assert.equal(meta['image.name'], 'docker.io/library/myimg:1');
+  const ls = await runImgRootless(['-s', e.state, 'ls']);
+  assert.match(ls.stdout, /^myimg:1\s/m);
+
+  // Second build: every step CACHED; the filesystem is what the steps made.
+  const out = path.join(e.root, 'out');
+  const second = await build(e, ['--build-arg', 'MSG=howdy', '-o', `type=local,dest=${out}`, e.ctx]);
+  assert.equal(second.code, 0, second.stderr);
+  const s2 = steps(stepStates(second.stderr));
+  assert.equal(s2.length, 6, second.stderr);
+  assert.deepEqual(s2.filter(([, st]) => st !== 'CACHED'), [], 'all steps CACHED');
+  assert.equal(fs.readFileSync(path.join(out, 'app/msg'), 'utf8'), 'howdy bar\n');
+  assert.equal(fs.readFileSync(path.join(out, 'app/a.txt'), 'utf8'), 'hello\n');
+  assert.equal(fs.readFileSync(path.join(out, 'tmp/uid'), 'utf8'), '1234\n');
+  assert.equal(fs.readFileSync(path.join(out, 'tmp/pwd'), 'utf8'), '/app\n');
+  assert.equal(fs.readFileSync(path.join(out, 'app/sub/b.txt'), 'utf8'), 'B');
+  assert.ok(!fs.existsSync(path.join(out, 'app/sub/ignored.log')), '.dockerignore applies');
+
+  // Touching a file without changing it keeps everything cached.
+  const later = new Date(Date.now() + 10_000);
+  fs.utimesSync(path.join(e.ctx, 'a.txt'), later, later);
+  const touched = await build(e, ['--build-arg', 'MSG=howdy', e.ctx]);
+  assert.equal(touched.code, 0, touched.stderr);
+  assert.deepEqual(steps(stepStates(touched.stderr)).filter(([, st]) => st !== 'CACHED'), []);
+
+  // Changing sub/b.txt reruns only the last COPY; changing the ignored file reruns nothing.
+  fs.writeFileSync(path.join(e.ctx, 'sub/ignored.log'), 'changed');
+  fs.writeFileSync(path.join(e.ctx, 'sub/b.txt'), 'B2');
+  const changed = await build(e, ['--build-arg', 'MSG=howdy', e.ctx]);
+  assert.equal(changed.code, 0, changed.stderr);
+  const rerun = steps(stepStates(changed.stderr)).filter(([, st]) => st !== 'CACHED').map(([n]) => n);
+  assert.deepEqual(rerun, ['[6/6] COPY sub/ /app/sub/'], changed.stderr);
+
+  // A different build arg reruns the RUN that uses it (and what follows).
+  const arg = await build(e, ['--build-arg', 'MSG=other', e.ctx]);
+  const rerunArg = steps(stepStates(arg.stderr)).filter(([, st]) => st !== 'CACHED').map(([n]) => n.replace(/ .*/, ''));
+  assert.deepEqual(rerunArg, ['[3/6]', '[4/6]', '[5/6]', '[6/6]'], arg.stderr);
+});
+
+test('img build (rootless): multi-stage to a rootfs tar on stdout; Dockerfile on stdin; failures name the step', { skip, timeout: 240_000 }, async (t) => {
+  const e = await setup({
+    Dockerfile: `FROM busybox AS builder
+RUN mkdir /out && echo built > /out/artifact
+FROM busybox AS unused
+RUN exit 1
+FROM scratch
+COPY --from=builder /out/artifact /artifact
+`,
+  });
+  t.after(() => cleanup(e.root));
+  const tarFile = path.join(e.root, 'rootfs.tar');
+  const cmd = imgArgv(['-s', e.state, 'build', '--progress', 'plain', '-o', 'type=tar', e.ctx]).map((a) => `'${a}'`).join(' ');
+  const r = await runAsUser(['sh', '-c', `${cmd} > ${tarFile}`]);
+  assert.equal(r.code, 0, r.stderr);
+  const listing = execFileSync('tar', ['-tf', tarFile], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  assert.deepEqual(listing, ['artifact']);
+  assert.equal(execFileSync('tar', ['-xOf', tarFile, 'artifact'], { encoding: 'utf8' }), 'built\n');
+  assert.ok(!/\[unused/.test(r.stderr), 'stages the target does not need are not built');
+  assert.match(r.stderr, /Successfully built/, 'messages move to stderr when stdout carries the tar');
+
+  // Dockerfile on stdin with no context.
+  const stdin = await build(e, ['-t', 'fromstdin', '-'], { input: 'FROM busybox\nRUN echo from-stdin > /x\n' });
+  assert.equal(stdin.code, 0, stdin.stderr);
+  assert.match(stdin.stdout, /Successfully built docker\.io\/library\/fromstdin:latest/);
+
+  // A failing RUN: exit status, command and its output are reported.
+  const bad = await build(e, ['-'], { input: 'FROM busybox\nRUN echo about-to-fail && exit 3\n' });
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /process "\/bin\/sh -c echo about-to-fail && exit 3" did not complete successfully: exit code: 3/);
+  assert.match(bad.stderr, /------\n > \[2\/2\] RUN echo about-to-fail && exit 3:\nabout-to-fail\n------/);
+});
+
+test('img build (rootless): a SIGKILLed build leaves a state the next build reuses', { skip, timeout: 240_000 }, async (t) => {
+  const e = await setup({
+    Dockerfile: `FROM busybox
+RUN echo one > /one
+ARG SLEEP=0
+RUN echo start-sleep && sleep $SLEEP && echo two > /two
+`,
+  });
+  t.after(() => cleanup(e.root));
+  const u = rootlessUser()!;
+  const argv = imgArgv(['-s', e.state, 'build', '--progress', 'plain', '--build-arg', 'SLEEP=60', e.ctx]);
+  const full = process.getuid?.() === 0 ? ['runuser', '-u', u.name, '--', 'env', `HOME=${e.root}`, `XDG_RUNTIME_DIR=${e.root}`, ...argv] : argv;
+  const child = spawn(full[0], full.slice(1), { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`build never reached the sleep:\n${err}`)), 60_000);
+    child.stderr.on('data', (d) => {
+      err += d;
+      if (/ start-sleep/.test(err)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  // Kill every process of this build by id: the group, plus descendants that
+  // left it (runc puts the step in its own session).
+  const pids = descendants(child.pid!);
+  process.kill(-child.pid!, 'SIGKILL');
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  await new Promise((r) => child.once('close', r));
+  assert.match(err, /\[2\/3\] RUN echo one > \/one\n#\d+ DONE/);
+
+  const again = await build(e, ['--build-arg', 'SLEEP=0', '-t', 'afterkill', e.ctx]);
+  assert.equal(again.code, 0, again.stderr);
+  const st = stepStates(again.stderr);
+  assert.equal(st.get('[2/3] RUN echo one > /one'), 'CACHED', again.stderr);
+  assert.equal(st.get('[3/3] RUN echo start-sleep && sleep 0 && echo two > /two'), 'DONE', again.stderr);
+});
