@@ -13,14 +13,20 @@ export const register: RegisterCommand = (program, globals) =>
       const { ImageStore } = require('../../images/store') as typeof import('../../images/store');
       const { normalizeName, parseReference } = require('../../images/reference') as typeof import('../../images/reference');
       const { ImgError } = require('../../util/errors') as typeof import('../../util/errors');
-      const images = new ImageStore(globals().state);
-      const src = await images.get(normalizeName(source));
-      if (!src) {
-        throw new ImgError(`No such image: ${source}`, { hint: 'list local images with `img ls`; pull or build it first' });
-      }
+      const { withStoreLock } = require('../../images/gc') as typeof import('../../images/gc');
+      const state = globals().state;
+      const images = new ImageStore(state);
+      const targetKey = normalizeName(target);
       if (parseReference(target).digest) {
         throw new ImgError(`refusing to create a tag with a digest reference: ${target}`, { hint: 'use NAME[:TAG] as the target' });
       }
-      await images.put(normalizeName(target), src.target);
+      // Shared store lock: a concurrent `img rm` + GC cannot sweep the blobs between read and write.
+      await withStoreLock(state, 'shared', async () => {
+        const src = await images.get(normalizeName(source));
+        if (!src) {
+          throw new ImgError(`No such image: ${source}`, { hint: 'list local images with `img ls`; pull or build it first' });
+        }
+        await images.put(targetKey, src.target);
+      });
       process.stdout.write(`Successfully tagged ${source} as ${target}\n`);
     });
