@@ -1,0 +1,276 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import { applyLayer } from '../../lib/archive/apply';
+import { compareDirs, overlayChanges, writeLayer, type Change } from '../../lib/archive/diff';
+import { createLayerBlob } from '../../lib/archive/layer';
+import type { Compression } from '../../lib/archive/compression';
+import { lsetxattr, mknod, S_IFCHR } from '../../lib/archive/sys';
+import { tmp, rmrf, describeTree } from './helpers';
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+function w(p: string, body: string, mtimeSec?: number): void {
+  fs.mkdirSync(path.dirname(p), { recursive: true });
+  fs.writeFileSync(p, body);
+  if (mtimeSec !== undefined) fs.utimesSync(p, mtimeSec, mtimeSec);
+}
+
+/** A file sink that also hashes, like the content store's ingest stream would. */
+function fileSink(p: string): { stream: Writable; sha: () => string } {
+  const h = createHash('sha256');
+  const fd = fs.openSync(p, 'w');
+  const stream = new Writable({
+    write(chunk: Buffer, _e, cb) {
+      h.update(chunk);
+      fs.write(fd, chunk, 0, chunk.length, null, (err) => cb(err));
+    },
+    final(cb) {
+      fs.close(fd, cb);
+    },
+  });
+  return { stream, sha: () => 'sha256:' + h.digest('hex') };
+}
+
+/** A rich tree: dirs, files, setuid, symlinks, hard links, fifo, device, xattrs, long/unicode names. */
+function richTree(root: string): void {
+  w(path.join(root, 'etc/hostname'), 'img\n');
+  w(path.join(root, 'bin/tool'), '#!/bin/sh\necho hi\n');
+  fs.chmodSync(path.join(root, 'bin/tool'), 0o4755);
+  fs.symlinkSync('tool', path.join(root, 'bin/alias'));
+  fs.symlinkSync('/etc/hostname', path.join(root, 'abs-link'));
+  fs.linkSync(path.join(root, 'bin/tool'), path.join(root, 'bin/tool-hard'));
+  fs.mkdirSync(path.join(root, 'tmp'));
+  fs.chmodSync(path.join(root, 'tmp'), 0o1777);
+  execFileSync('mkfifo', [path.join(root, 'tmp/fifo')]);
+  fs.mkdirSync(path.join(root, 'dev'));
+  mknod(path.join(root, 'dev/null'), S_IFCHR | 0o666, 1, 3);
+  const long = path.join(root, Array.from({ length: 12 }, (_, i) => `long-directory-${i}`).join('/'), 'f'.repeat(120));
+  w(long, 'long');
+  w(path.join(root, 'ünï/名前.txt'), 'utf8');
+  w(path.join(root, 'x/attr'), 'x');
+  lsetxattr(path.join(root, 'x/attr'), 'user.mime', Buffer.from('text/plain'));
+  w(path.join(root, 'owned'), 'o');
+  fs.chownSync(path.join(root, 'owned'), 1234, 5678);
+  w(path.join(root, 'big.bin'), 'z'.repeat(3 * 1024 * 1024 + 3));
+  fs.mkdirSync(path.join(root, 'empty-dir'));
+  // fixed times everywhere (dirs last) so copies compare equal
+  execFileSync('find', [root, '-depth', '-exec', 'touch', '-h', '-d', '@1600000000', '{}', '+']);
+}
+
+async function layerOf(changes: AsyncIterable<Change & { opaque?: boolean }>, src: string, c: Compression, out: string, epoch?: number) {
+  const sink = fileSink(out);
+  const r = await createLayerBlob(writeLayer(changes, src, { sourceDateEpoch: epoch }), c, sink.stream);
+  assert.equal(r.digest, sink.sha());
+  assert.equal(r.size, fs.statSync(out).size);
+  return r;
+}
+
+test('compareDirs: adds, deletes, modifications, by the documented rules', async () => {
+  const base = tmp();
+  const lower = path.join(base, 'lower');
+  const upper = path.join(base, 'upper');
+  try {
+    w(path.join(lower, 'same'), 'same', 1000);
+    w(path.join(lower, 'gone'), 'x', 1000);
+    w(path.join(lower, 'gonedir/a/b'), 'x', 1000);
+    w(path.join(lower, 'resized'), 'short', 1000);
+    w(path.join(lower, 'coarse'), 'AAAA', 1000); // whole-second mtime: content decides
+    w(path.join(lower, 'coarse-same'), 'BBBB', 1000);
+    w(path.join(lower, 'mode'), 'm', 1000);
+    w(path.join(lower, 'owner'), 'o', 1000);
+    w(path.join(lower, 'xattr'), 'x', 1000);
+    w(path.join(lower, 'becomes-dir'), 'f', 1000);
+    fs.symlinkSync('a', path.join(lower, 'link'));
+    w(path.join(lower, 'sub/keep'), 'k', 1000);
+    execFileSync('cp', ['-a', lower, upper]);
+    fs.rmSync(path.join(upper, 'gone'));
+    fs.rmSync(path.join(upper, 'gonedir'), { recursive: true });
+    w(path.join(upper, 'resized'), 'longer', 1000);
+    w(path.join(upper, 'coarse'), 'CCCC', 1000);
+    fs.chmodSync(path.join(upper, 'mode'), 0o600);
+    fs.chownSync(path.join(upper, 'owner'), 7, 7);
+    lsetxattr(path.join(upper, 'xattr'), 'user.k', Buffer.from('v'));
+    fs.rmSync(path.join(upper, 'becomes-dir'));
+    w(path.join(upper, 'becomes-dir/child'), 'c', 1000);
+    fs.unlinkSync(path.join(upper, 'link'));
+    fs.symlinkSync('b', path.join(upper, 'link'));
+    w(path.join(upper, 'sub/new'), 'n', 1000);
+    // dir mtime restored (ns) → only the new child shows, not the dir
+    execFileSync('touch', ['-r', path.join(lower, 'sub'), path.join(upper, 'sub')]);
+    execFileSync('touch', ['-r', lower, upper]);
+
+    const got = await collect(compareDirs(lower, upper));
+    assert.deepEqual(got, [
+      { path: '/becomes-dir', kind: 'modify' },
+      { path: '/becomes-dir/child', kind: 'add' },
+      { path: '/coarse', kind: 'modify' },
+      { path: '/gone', kind: 'delete' },
+      { path: '/gonedir', kind: 'delete' },
+      { path: '/link', kind: 'modify' },
+      { path: '/mode', kind: 'modify' },
+      { path: '/owner', kind: 'modify' },
+      { path: '/resized', kind: 'modify' },
+      { path: '/sub/new', kind: 'add' },
+      { path: '/xattr', kind: 'modify' },
+    ]);
+    // against nothing: everything is an add, parents first, sorted
+    const all = await collect(compareDirs(null, upper));
+    assert.ok(all.every((c) => c.kind === 'add'));
+    assert.deepEqual(
+      all.map((c) => c.path),
+      ['/becomes-dir', '/becomes-dir/child', '/coarse', '/coarse-same', '/link', '/mode', '/owner', '/resized', '/same', '/sub', '/sub/keep', '/sub/new', '/xattr'],
+    );
+  } finally {
+    rmrf(base);
+  }
+});
+
+test('overlayChanges reads whiteout devices, .wh. files and opaque markers', async () => {
+  const upper = tmp();
+  try {
+    w(path.join(upper, 'a/new'), 'n');
+    mknod(path.join(upper, 'a/deleted'), S_IFCHR, 0, 0);
+    w(path.join(upper, 'b/.wh.fuse-deleted'), '');
+    fs.mkdirSync(path.join(upper, 'opq-x'));
+    lsetxattr(path.join(upper, 'opq-x'), 'user.overlay.opaque', Buffer.from('y'));
+    w(path.join(upper, 'opq-x/inside'), 'i');
+    w(path.join(upper, 'opq-f/.wh..wh..opq'), '');
+    mknod(path.join(upper, 'realdev'), S_IFCHR | 0o600, 1, 3); // a device that is not 0:0 is content
+    const got = await collect(overlayChanges(upper));
+    assert.deepEqual(got, [
+      { path: '/a', kind: 'add' },
+      { path: '/a/deleted', kind: 'delete' },
+      { path: '/a/new', kind: 'add' },
+      { path: '/b', kind: 'add' },
+      { path: '/b/fuse-deleted', kind: 'delete' },
+      { path: '/opq-f', kind: 'add', opaque: true },
+      { path: '/opq-x', kind: 'add', opaque: true },
+      { path: '/opq-x/inside', kind: 'add' },
+      { path: '/realdev', kind: 'add' },
+    ]);
+  } finally {
+    rmrf(upper);
+  }
+});
+
+test('round trip: tree → layer (gzip, zstd, none) → apply → same tree', async () => {
+  const base = tmp();
+  try {
+    const src = path.join(base, 'src');
+    richTree(src);
+    const want = describeTree(src, { times: true, xattrs: true, ino: true });
+    const diffIds = new Set<string>();
+    for (const c of ['gzip', 'zstd', 'none'] as const) {
+      const blob = path.join(base, `layer.${c}`);
+      const r = await layerOf(compareDirs(null, src), src, c, blob);
+      diffIds.add(r.diffId);
+      assert.equal(r.mediaType, c === 'none' ? 'application/vnd.oci.image.layer.v1.tar' : `application/vnd.oci.image.layer.v1.tar+${c}`);
+      if (c === 'none') assert.equal(r.digest, r.diffId);
+      const dst = path.join(base, `dst-${c}`);
+      const a = await applyLayer(fs.createReadStream(blob), { root: dst, whiteoutFormat: 'native', sameOwner: true });
+      assert.equal(a.diffId, r.diffId);
+      assert.equal(a.size, r.uncompressedSize);
+      assert.deepEqual(describeTree(dst, { times: true, xattrs: true, ino: true }), want);
+    }
+    assert.equal(diffIds.size, 1);
+  } finally {
+    rmrf(base);
+  }
+});
+
+test('identical content gives identical digests; SOURCE_DATE_EPOCH clamps mtimes', async () => {
+  const base = tmp();
+  try {
+    const a = path.join(base, 'a');
+    const b = path.join(base, 'elsewhere/b');
+    richTree(a);
+    fs.mkdirSync(path.dirname(b));
+    execFileSync('cp', ['-a', a, b]);
+    const ra = await layerOf(compareDirs(null, a), a, 'gzip', path.join(base, 'a.tgz'));
+    const rb = await layerOf(compareDirs(null, b), b, 'gzip', path.join(base, 'b.tgz'));
+    assert.equal(ra.digest, rb.digest);
+    assert.equal(ra.diffId, rb.diffId);
+    const rz1 = await layerOf(compareDirs(null, a), a, 'zstd', path.join(base, 'a.zst'));
+    const rz2 = await layerOf(compareDirs(null, b), b, 'zstd', path.join(base, 'b.zst'));
+    assert.equal(rz1.digest, rz2.digest);
+
+    const epoch = 1_500_000_000;
+    const rc = await layerOf(compareDirs(null, a), a, 'none', path.join(base, 'c.tar'), epoch);
+    assert.notEqual(rc.diffId, ra.diffId);
+    const listing = execFileSync('tar', ['--numeric-owner', '--full-time', '-tvf', path.join(base, 'c.tar')], { encoding: 'utf8' });
+    assert.ok(!listing.includes('2020-09-13'), 'mtimes after the epoch are clamped');
+    assert.ok(listing.includes('2017-07-14'), listing.slice(0, 300));
+  } finally {
+    rmrf(base);
+  }
+});
+
+test('overlay upper dir → layer with whiteouts and opaque dirs → applied on the lower gives the merged tree', async () => {
+  const base = tmp();
+  try {
+    const lower = path.join(base, 'lower');
+    w(path.join(lower, 'keep'), 'k');
+    w(path.join(lower, 'del'), 'd');
+    w(path.join(lower, 'deldir/x'), 'x');
+    w(path.join(lower, 'opq/old'), 'o');
+    w(path.join(lower, 'mod'), 'old');
+    const upper = path.join(base, 'upper');
+    fs.mkdirSync(upper, { recursive: true });
+    mknod(path.join(upper, 'del'), S_IFCHR, 0, 0);
+    mknod(path.join(upper, 'deldir'), S_IFCHR, 0, 0);
+    fs.mkdirSync(path.join(upper, 'opq'));
+    lsetxattr(path.join(upper, 'opq'), 'user.overlay.opaque', Buffer.from('y'));
+    w(path.join(upper, 'opq/new'), 'n');
+    w(path.join(upper, 'mod'), 'new');
+    w(path.join(upper, 'added/deep/file'), 'a');
+    const blob = path.join(base, 'l.tar.gz');
+    await layerOf(overlayChanges(upper), upper, 'gzip', blob);
+    const listing = execFileSync('tar', ['-tzf', blob], { encoding: 'utf8' }).trim().split('\n');
+    assert.deepEqual(listing, ['added/', 'added/deep/', 'added/deep/file', '.wh.del', '.wh.deldir', 'mod', 'opq/', 'opq/.wh..wh..opq', 'opq/new']);
+    // native apply on a copy of the lower = the merged view
+    const merged = path.join(base, 'merged');
+    execFileSync('cp', ['-a', lower, merged]);
+    await applyLayer(fs.createReadStream(blob), { root: merged, whiteoutFormat: 'native', sameOwner: true });
+    assert.deepEqual(Object.keys(describeTree(merged)).sort(), ['added', 'added/deep', 'added/deep/file', 'keep', 'mod', 'opq', 'opq/new']);
+    assert.equal(fs.readFileSync(path.join(merged, 'mod'), 'utf8'), 'new');
+    // overlay-format apply into an empty dir reproduces the upper dir
+    const upper2 = path.join(base, 'upper2');
+    await applyLayer(fs.createReadStream(blob), { root: upper2, whiteoutFormat: 'overlay', sameOwner: true });
+    assert.deepEqual(describeTree(upper2, { xattrs: true }), describeTree(upper, { xattrs: true }));
+  } finally {
+    rmrf(base);
+  }
+});
+
+test('native diff → layer → applied on a copy of the lower gives the upper', async () => {
+  const base = tmp();
+  try {
+    const lower = path.join(base, 'lower');
+    richTree(lower);
+    const upper = path.join(base, 'upper');
+    execFileSync('cp', ['-a', lower, upper]);
+    fs.rmSync(path.join(upper, 'etc'), { recursive: true });
+    w(path.join(upper, 'bin/tool'), 'rewritten');
+    fs.rmSync(path.join(upper, 'tmp/fifo'));
+    w(path.join(upper, 'tmp/fifo/now-a-dir'), 'd');
+    w(path.join(upper, 'new/file'), 'n');
+    fs.symlinkSync('elsewhere', path.join(upper, 'x/link'));
+    const blob = path.join(base, 'l.tar.zst');
+    await layerOf(compareDirs(lower, upper), upper, 'zstd', blob);
+    const target = path.join(base, 'target');
+    execFileSync('cp', ['-a', lower, target]);
+    await applyLayer(fs.createReadStream(blob), { root: target, whiteoutFormat: 'native', sameOwner: true });
+    assert.deepEqual(describeTree(target, { times: true, xattrs: true }), describeTree(upper, { times: true, xattrs: true }));
+  } finally {
+    rmrf(base);
+  }
+});
