@@ -532,3 +532,9 @@ test('DockerfileError is an ImgError (the CLI prints message and hint)', async (
   assert.ok(e.hint);
   assert.equal(e.detail, 'Dockerfile:2: RUNN x');
 });
+
+test('deep nesting gives errors, not stack overflows', () => {
+  const e = err(`FROM a\n${'ONBUILD '.repeat(100_000)}RUN x`);
+  assert.equal(e.reason, 'Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
+  assert.equal(parseDockerfile(`FROM a\nCMD ${'['.repeat(100_000)}`).instructions[1].json, false);
+});

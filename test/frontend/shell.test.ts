@@ -219,3 +219,10 @@ test('locateShellError: BuildKit-style message with the instruction location', a
   assert.equal(d.line, 7);
   assert.ok(d.hint);
 });
+
+test('deeply nested substitutions are an error, not a stack overflow', () => {
+  const deep = '${a:-'.repeat(20_000) + 'x' + '}'.repeat(20_000);
+  assert.throws(() => expandWord(deep, env), (e: unknown) => e instanceof ShellExpansionError && /nested too deeply/.test(e.message));
+  const ok = '${a:-'.repeat(100) + 'x' + '}'.repeat(100);
+  assert.equal(expandWord(ok, env).value, 'x');
+});

@@ -9,7 +9,7 @@
 
 import type { Directive, Flag, Heredoc, Instruction, KeyValue, ParsedDockerfile } from './ast';
 import { isKnownDirective, matchDirective, resolveSyntax, type SyntaxInfo } from './directives';
-import { DockerfileError, suggest } from './errors';
+import { DockerfileError, ShellExpansionError, suggest } from './errors';
 import { chompHeredocContent, heredocsFromLine } from './heredoc';
 import {
   ALL_FLAG_NAMES,
@@ -335,7 +335,14 @@ class Parser {
       const ins = buildInstruction(line, ctx, startLine, comments);
 
       if (HEREDOC_INSTRUCTIONS.has(ins.keyword) && !ins.json && ins.args.length > 0 && line.includes('<<')) {
-        for (const h of heredocsFromLine(line)) ins.heredocs.push(this.readHeredoc(h, startLine));
+        let found: ReturnType<typeof heredocsFromLine>;
+        try {
+          found = heredocsFromLine(line);
+        } catch (e) {
+          if (!(e instanceof ShellExpansionError)) throw e;
+          return this.err(`invalid heredoc: ${e.message}`, startLine, { endLine: this.currentLine, snippet: line });
+        }
+        for (const h of found) ins.heredocs.push(this.readHeredoc(h, startLine));
       }
       ins.endLine = this.currentLine;
       if (ins.onbuild) ins.onbuild.endLine = this.currentLine;
@@ -391,7 +398,7 @@ class Parser {
 // ---------------------------------------------------------------------------
 // pass 1: one logical line → Instruction (shape only)
 
-function buildInstruction(line: string, ctx: Ctx, startLine: number, comments: string[]): Instruction {
+function buildInstruction(line: string, ctx: Ctx, startLine: number, comments: string[], nested = false): Instruction {
   const trimmed = trimSpace(line);
   const m = reWhitespace.exec(trimmed);
   const cmd = m ? trimmed.slice(0, m.index) : trimmed;
@@ -464,7 +471,8 @@ function buildInstruction(line: string, ctx: Ctx, startLine: number, comments: s
     case 'ONBUILD':
       if (rest !== '') {
         ins.args = [rest];
-        ins.onbuild = buildInstruction(rest, ctx, startLine, []);
+        // one level is enough: `ONBUILD ONBUILD …` is rejected, and deeper nesting must not recurse
+        if (!nested) ins.onbuild = buildInstruction(rest, ctx, startLine, [], true);
       }
       break;
     case 'MAINTAINER':
@@ -622,7 +630,8 @@ class Validator {
       case 'ONBUILD': {
         this.flags(ins);
         atLeastOne();
-        const t = ins.onbuild!;
+        const t = ins.onbuild;
+        if (!t) this.fail(ins, 'ONBUILD requires at least one argument');
         if (t.keyword === 'ONBUILD') this.fail(ins, 'Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
         if (t.keyword === 'FROM' || t.keyword === 'MAINTAINER') this.fail(ins, `${t.keyword} isn't allowed as an ONBUILD trigger`);
         if (!inOnbuild) this.check(t, true);

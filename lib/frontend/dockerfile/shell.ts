@@ -289,7 +289,19 @@ class Lexer {
     return name;
   }
 
+  private depth = 0;
+
   private processDollar(): string {
+    // ${a:-${b:-${c...}}} nests by recursion; bound it so hostile input gets an error, not a stack overflow
+    if (++this.depth > 500) this.fail('syntax error: substitutions nested too deeply');
+    try {
+      return this.processDollarInner();
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private processDollarInner(): string {
     this.next(); // $
     if (this.peek() !== CH_LBRACE) {
       const name = this.processName();
