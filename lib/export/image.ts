@@ -98,7 +98,10 @@ export function alignHistory(
     if (l.fromBuild && l.blob.diffId === EMPTY_LAYER_DIFF_ID) h.empty_layer = true;
     else kept.push(l.blob);
   }
-  for (const h of hist) if (!h.empty_layer) delete h.empty_layer;
+  for (const h of hist) {
+    if (!h.empty_layer) delete h.empty_layer;
+    if (h.created === undefined && created !== undefined) h.created = created; // BuildKit dates every entry
+  }
   return { history: hist, kept };
 }
 

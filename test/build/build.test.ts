@@ -242,3 +242,55 @@ RUN echo start-sleep && sleep $SLEEP && echo two > /two
   assert.equal(st.get('[2/3] RUN echo one > /one'), 'CACHED', again.stderr);
   assert.equal(st.get('[3/3] RUN echo start-sleep && sleep 0 && echo two > /two'), 'DONE', again.stderr);
 });
+
+test('img build (rootless): base image from a registry, concurrent builds sharing one state dir, docker tar output, --no-cache', { skip, timeout: 300_000 }, async (t) => {
+  const { startRegistry } = await import('../fixtures/registry');
+  const reg = await startRegistry();
+  t.after(() => reg.stop());
+  await reg.seed('library/bbox', 'v1', await makeBusyboxImage({ extraFiles: { 'etc/from-registry': 'yes\n' } }));
+  const e = await setup({
+    Dockerfile: `FROM ${reg.host}/library/bbox:v1
+RUN cat /etc/from-registry > /copied && sleep 1
+RUN echo second > /second
+`,
+  });
+  t.after(() => cleanup(e.root));
+
+  // Two builds at once on one state dir: both succeed; the shared steps run once
+  // (the other process waits on the per-key lock, then reuses the result).
+  const [a, b] = await Promise.all([build(e, ['-t', 'one', e.ctx]), build(e, ['-t', 'two', e.ctx])]);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(b.code, 0, b.stderr);
+  const ran = (s: string) => steps(stepStates(s)).filter(([n, st]) => n.startsWith('[2/3]') && st === 'DONE').length;
+  assert.equal(ran(a.stderr) + ran(b.stderr), 1, `${a.stderr}\n----\n${b.stderr}`);
+  const one = await storedConfig(e, 'docker.io/library/one:latest');
+  const two = await storedConfig(e, 'docker.io/library/two:latest');
+  assert.deepEqual(one.config.rootfs.diff_ids, two.config.rootfs.diff_ids);
+  assert.equal(one.manifest.layers.length, 3);
+
+  // -o type=docker: a `docker load`-able archive that skopeo reads.
+  const tarFile = path.join(e.root, 'image.tar');
+  const d = await build(e, ['-t', 'three', '-o', `type=docker,dest=${tarFile}`, e.ctx]);
+  assert.equal(d.code, 0, d.stderr);
+  const inspect = JSON.parse(execFileSync('skopeo', ['inspect', '--config', `docker-archive:${tarFile}`], { encoding: 'utf8' }));
+  assert.deepEqual(inspect.rootfs.diff_ids, one.config.rootfs.diff_ids);
+
+  // --no-cache reruns every step.
+  const nc = await build(e, ['--no-cache', e.ctx]);
+  assert.equal(nc.code, 0, nc.stderr);
+  assert.deepEqual(steps(stepStates(nc.stderr)).filter(([, st]) => st === 'CACHED'), []);
+});
+
+test('img build: unsupported flags and bad input are clear errors', { skip, timeout: 60_000 }, async (t) => {
+  const e = await setup({ Dockerfile: 'FROM busybox\n' });
+  t.after(() => cleanup(e.root));
+  const cf = await build(e, ['--cache-from', 'type=registry,ref=x', e.ctx]);
+  assert.equal(cf.code, 1);
+  assert.match(cf.stderr, /^Error: --cache-from is not supported yet/m);
+  const plat = await build(e, ['--platform', 'linux/s390x', e.ctx]);
+  assert.match(plat.stderr, /building for linux\/s390x is not supported yet/);
+  const missing = await build(e, [path.join(e.root, 'nope')]);
+  assert.match(missing.stderr, /unable to prepare context: path ".*nope" not found/);
+  const out = await build(e, ['-o', 'type=bogus', e.ctx]);
+  assert.match(out.stderr, /unknown --output type "bogus"/);
+});
