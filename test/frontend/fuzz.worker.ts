@@ -126,10 +126,35 @@ function check(text: string): void {
   }
 }
 
+const GLOB = ['*', '**', '?', '/', '[', ']', '^', '!', '-', '\\', 'a', 'b', '.', '#', ' ', 'é'];
+function randomWord(alphabet: readonly string[], n: number): string {
+  let s = '';
+  for (let j = 0; j < n; j++) s += pick(alphabet);
+  return s;
+}
+
+// Random .dockerignore patterns against random paths, and random words for the expander.
+function checkPieces(): void {
+  const patterns = Array.from({ length: 1 + int(4) }, () => randomWord(GLOB, 1 + int(8)));
+  try {
+    const m = new PatternMatcher(parseDockerignore(patterns.join('\n')));
+    for (let k = 0; k < 5; k++) m.matches(randomWord(['a', 'b', '/', '.', 'é', '[', '*'], int(12)));
+  } catch (e) {
+    if (!(e instanceof DockerfileError)) throw e;
+  }
+  const word = randomWord(TOKENS, int(10));
+  try {
+    expandWords(word, env);
+  } catch (e) {
+    if (!(e instanceof ShellExpansionError)) throw e;
+  }
+}
+
 for (let i = 0; i < cases; i++) {
   const text = i % 3 === 0 ? randomText() : mutate(seeds[int(seeds.length)]);
   try {
     check(text);
+    checkPieces();
   } catch (e) {
     parentPort!.postMessage({ kind: 'fail', index: i, text, error: String((e as Error).stack ?? e) });
     process.exit(0);
