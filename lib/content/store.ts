@@ -171,7 +171,8 @@ class IngestWriter {
   private size = 0;
   private readonly tmp: string;
   private fh: fsp.FileHandle | null = null;
-  private opening: Promise<fsp.FileHandle> | null = null;
+  private opening: Promise<fsp.FileHandle | null> | null = null;
+  private present: { size: number } | null = null;
   private failure: Error | null = null;
   private done = false;
   readonly stream: Writable;
@@ -192,10 +193,19 @@ class IngestWriter {
     });
   }
 
-  private ensureOpen(): Promise<fsp.FileHandle> {
-    if (this.fh) return Promise.resolve(this.fh);
+  // Opens the ingest file, or returns null when the expected blob is already
+  // stored: then the data is only counted and dropped.
+  private ensureOpen(): Promise<fsp.FileHandle | null> {
+    if (this.fh || this.present) return Promise.resolve(this.fh);
     if (!this.opening) {
       this.opening = (async () => {
+        if (this.expected.digest) {
+          const st = await this.store.stat(this.expected.digest);
+          if (st && (this.expected.size === undefined || st.size === this.expected.size)) {
+            this.present = st;
+            return null;
+          }
+        }
         await fsp.mkdir(this.store.ingestDir, { recursive: true });
         this.fh = await fsp.open(this.tmp, 'wx', 0o644);
         return this.fh;
@@ -205,9 +215,10 @@ class IngestWriter {
   }
 
   private async append(bufs: Buffer[]): Promise<void> {
+    const fh = await this.ensureOpen();
     let n = 0;
     for (const b of bufs) {
-      this.hash.update(b);
+      if (fh) this.hash.update(b);
       n += b.length;
     }
     this.size += n;
@@ -217,7 +228,7 @@ class IngestWriter {
         hint: 'the source sent different content than its descriptor names; retry, or check the registry/mirror',
       });
     }
-    const fh = await this.ensureOpen();
+    if (!fh) return; // already stored: count and drop
     let off = 0;
     while (off < bufs.length) {
       // writev may write partially; loop until every buffer is out.
@@ -264,6 +275,10 @@ class IngestWriter {
     if (this.done) throw new Error('ingest already committed or aborted');
     try {
       await this.finished();
+      if (this.present) {
+        this.done = true;
+        return { digest: this.expected.digest!, size: this.present.size };
+      }
       const digest = `sha256:${this.hash.digest('hex')}` as Digest;
       const { digest: wantDigest, size: wantSize } = this.expected;
       if (wantSize !== undefined && wantSize !== this.size) {
@@ -276,7 +291,7 @@ class IngestWriter {
           hint: 'the source sent different content than its descriptor names; retry, or check the registry/mirror',
         });
       }
-      const fh = await this.ensureOpen();
+      const fh = (await this.ensureOpen())!;
       await fh.sync();
       await fh.close();
       this.fh = null;

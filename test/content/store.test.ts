@@ -94,6 +94,12 @@ describe('ContentStore', () => {
     }
     assert.deepEqual(await store.write(src(), { digest: res.digest, size: 6 }), res);
     assert.equal(consumed, 1, 'source is drained');
+    // ingest() of a blob already stored drops the data without touching ingest/.
+    const again = store.ingest({ digest: res.digest, size: 6 });
+    again.stream.write('abc');
+    again.stream.write('def');
+    assert.deepEqual(await leftovers(store.ingestDir), []);
+    assert.deepEqual(await again.commit(), res);
     const ab = store.ingest();
     ab.stream.write('zzz');
     await ab.abort();
