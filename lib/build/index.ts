@@ -168,7 +168,9 @@ async function buildWithContext(
       targetPlatform: platform,
       buildPlatform: platform,
       labels: opts.labels,
-      noCache: opts.noCache,
+      // --no-cache is the solver's business: vertex ids (and so cache keys) stay
+      // the same, so a --no-cache build refreshes the cache the next build uses.
+      noCache: false,
       dockerignore: ignore,
       namedContexts,
       sourceDateEpoch: opts.sourceDateEpoch,

@@ -66,7 +66,7 @@ export class TtyRenderer implements Renderer {
   }
 
   lines(final: boolean): string[] {
-    const width = Math.max(40, this.out.columns ?? 80);
+    const width = Math.max(40, this.out.columns || 80);
     const t = this.now();
     const { done, total } = this.model.counts();
     const elapsed = formatSeconds(t - this.model.startTime);
