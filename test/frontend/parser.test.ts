@@ -538,3 +538,32 @@ test('deep nesting gives errors, not stack overflows', () => {
   assert.equal(e.reason, 'Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
   assert.equal(parseDockerfile(`FROM a\nCMD ${'['.repeat(100_000)}`).instructions[1].json, false);
 });
+
+test('validate: false stops at the syntax pass (BuildKit parser level)', () => {
+  const src = [
+    'COPY --user=me --doit=true foo /tmp/',
+    'COPY --doit=true -- foo /tmp/',
+    'CMD --doit -- [ ]',
+    'HEALTHCHECK CMD',
+    'HEALTHCHECK CONNECT TCP 7000',
+    'NOTANINSTRUCTION x y',
+    'FROM a b c d',
+  ].join('\n');
+  const p = parseDockerfile(src, { validate: false });
+  assert.deepEqual(
+    p.instructions.map((i) => [i.keyword, i.flags.map((f) => f.raw), i.json, i.args]),
+    [
+      ['COPY', ['--user=me', '--doit=true'], false, ['foo', '/tmp/']],
+      ['COPY', ['--doit=true'], false, ['foo', '/tmp/']],
+      ['CMD', ['--doit'], true, []],
+      ['HEALTHCHECK', [], false, ['CMD']],
+      ['HEALTHCHECK', [], false, ['CONNECT', 'TCP 7000']],
+      ['NOTANINSTRUCTION', [], false, ['x', 'y']],
+      ['FROM', [], false, ['a', 'b', 'c', 'd']],
+    ],
+  );
+  // syntax-level errors still apply
+  assert.throws(() => parseDockerfile('ENV PATH', { validate: false }), /ENV must have two arguments/);
+  assert.throws(() => parseDockerfile('CMD [ "echo", [ "nested json" ] ]', { validate: false }), /arrays must be comprised of strings only/);
+  assert.throws(() => parseDockerfile('RUN <<EOF\nx', { validate: false }), /unterminated heredoc/);
+});

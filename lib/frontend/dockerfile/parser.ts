@@ -25,6 +25,10 @@ import { isSpaceCode } from './shell';
 
 export interface ParseOptions {
   filename?: string; // for messages: `<filename>:<line>: ...` (default "Dockerfile")
+  // false: only the syntax pass (BuildKit's parser.Parse level): unknown
+  // instructions and flags, argument counts, ONBUILD triggers and HEALTHCHECK
+  // options are not checked. Default true (BuildKit's parser + instruction parse).
+  validate?: boolean;
 }
 
 const reWhitespace = /[\t\v\f\r ]+/;
@@ -229,6 +233,7 @@ class Parser {
   constructor(
     text: string,
     private readonly file: string,
+    private readonly validate: boolean,
   ) {
     if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     this.lines = splitLines(text);
@@ -268,7 +273,7 @@ class Parser {
           `unsupported frontend ${JSON.stringify(d.value)}: only the built-in Dockerfile frontend is available; remove the "# syntax" line or change it to docker/dockerfile:1`,
           lineNo,
           {
-          snippet: trimNewline(line),
+            snippet: trimNewline(line),
             hint: 'remove the "# syntax=" line or change it to "# syntax=docker/dockerfile:1"',
           },
         );
@@ -363,8 +368,10 @@ class Parser {
       instructions,
       warnings: this.warnings,
     };
-    const v = new Validator(this.file, this.syntax, this.warnings);
-    for (const ins of instructions) v.check(ins);
+    if (this.validate) {
+      const v = new Validator(this.file, this.syntax, this.warnings);
+      for (const ins of instructions) v.check(ins);
+    }
     this.warnings.sort((a, b) => a.line - b.line); // stable: same-line warnings keep their order
     return result;
   }
@@ -718,7 +725,7 @@ class Validator {
 // ---------------------------------------------------------------------------
 
 export function parseDockerfile(text: string, opts?: ParseOptions): ParsedDockerfile {
-  return new Parser(text, opts?.filename ?? 'Dockerfile').parse();
+  return new Parser(text, opts?.filename ?? 'Dockerfile', opts?.validate ?? true).parse();
 }
 
 // The `# syntax=` frontend a parsed file asked for (undefined when none).
