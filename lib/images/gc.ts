@@ -239,22 +239,34 @@ export async function collectGarbage(
 
 const STALE_INGEST_MS = 60 * 60 * 1000;
 
-async function cleanIngest(dir: string): Promise<void> {
+// Removes ingest files (partial writes) not touched for `olderThanMs`; for `img prune`.
+// Returns the bytes freed. Run it under the exclusive lock to also catch young
+// leftovers: live writers hold the shared lock while their ingest files exist.
+export async function pruneIngest(stateDir: string, olderThanMs = 0): Promise<number> {
+  return withStoreLock(stateDir, 'exclusive', () => cleanIngest(new ContentStore(stateDir).ingestDir, olderThanMs));
+}
+
+async function cleanIngest(dir: string, olderThanMs = STALE_INGEST_MS): Promise<number> {
   let names: string[];
   try {
     names = await fsp.readdir(dir);
   } catch (err) {
-    if (isErrno(err, 'ENOENT')) return;
+    if (isErrno(err, 'ENOENT')) return 0;
     throw err;
   }
-  const cutoff = Date.now() - STALE_INGEST_MS;
+  const cutoff = Date.now() - olderThanMs;
+  let freed = 0;
   for (const n of names) {
     const p = path.join(dir, n);
     try {
       const st = await fsp.stat(p);
-      if (st.mtimeMs < cutoff) await fsp.rm(p, { recursive: true, force: true });
+      if (st.mtimeMs <= cutoff) {
+        await fsp.rm(p, { recursive: true, force: true });
+        freed += st.size;
+      }
     } catch (err) {
       if (!isErrno(err, 'ENOENT')) throw err;
     }
   }
+  return freed;
 }

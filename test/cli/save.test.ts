@@ -68,6 +68,20 @@ describe('img save --format docker', () => {
     assert.equal(c.Digest, app.manifest.digest);
   });
 
+  it('merges names of one image into one manifest.json entry and stores shared blobs once', async () => {
+    assert.equal((await runImg(['--state', state, 'tag', 'busybox', 'example.com/tools/bb:stable'])).code, 0);
+    const out = path.join(work, 'alias.tar');
+    const r = await runImg(['--state', state, 'save', '-o', out, 'busybox', 'example.com/tools/bb:stable']);
+    assert.equal(r.code, 0, r.stderr);
+    const manifest = JSON.parse((await run('tar', ['-xOf', out, 'manifest.json'])).stdout);
+    assert.equal(manifest.length, 1);
+    assert.deepEqual(manifest[0].RepoTags, ['busybox:latest', 'example.com/tools/bb:stable']);
+    const files = await tarList(out);
+    assert.equal(files.filter((f) => f === `blobs/sha256/${busybox.layers[0].digest.slice(7)}`).length, 1);
+    const info = await skopeoInspect(`docker-archive:${out}:example.com/tools/bb:stable`);
+    assert.deepEqual(info.Layers, busybox.diffIds);
+  });
+
   it('picks the host platform of a multi-platform index and copies through skopeo', async () => {
     const out = path.join(work, 'multi.tar');
     const r = await runImg(['--state', state, 'save', '--format', 'docker', '-o', out, 'multi:v1']);

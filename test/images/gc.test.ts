@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ContentStore } from '../../lib/content/store';
-import { collectGarbage, registerCacheRoot, removeCacheRoot } from '../../lib/images/gc';
+import { collectGarbage, pruneIngest, registerCacheRoot, removeCacheRoot } from '../../lib/images/gc';
 import { ImageStore } from '../../lib/images/store';
 import { REPO } from '../helpers/cli';
 import { makeBusyboxImage, makeIndex, sha256 } from '../fixtures/images';
@@ -133,5 +133,21 @@ describe('collectGarbage safety', () => {
     await assert.rejects(collectGarbage(state), /garbage collection stopped, nothing was deleted: blob sha256:[a-f0-9]{64} is not valid JSON/);
     assert.equal(await content.has(orphan.digest), true);
     assert.equal(await content.has(a.layers[0].digest), true);
+  });
+});
+
+describe('pruneIngest', () => {
+  it('removes partial writes left in ingest/ and reports the bytes', async () => {
+    const state = await tmp();
+    const store = new ContentStore(state);
+    const ing = store.ingest();
+    ing.stream.write(Buffer.alloc(1000));
+    await new Promise((r) => setTimeout(r, 50)); // let the write reach the file
+    // A crashed writer: the file stays behind (nobody commits or aborts).
+    assert.equal((await fsp.readdir(store.ingestDir)).length, 1);
+    assert.equal(await pruneIngest(state, 60_000), 0, 'young files are kept with a cutoff');
+    assert.equal(await pruneIngest(state), 1000);
+    assert.deepEqual(await fsp.readdir(store.ingestDir), []);
+    await ing.abort();
   });
 });
