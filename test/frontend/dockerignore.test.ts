@@ -163,3 +163,26 @@ test('pathological patterns finish (linear-time matching)', () => {
   assert.equal(new PatternMatcher(['**/**/**/**/**/**/**/**/**/**/x']).matches(deep), true);
   assert.equal(new PatternMatcher(['d0/**/*9/**/x']).matches(deep), true);
 });
+
+test('matchPattern: one pattern, one path, filepath.Match rules plus **', async () => {
+  const { matchPattern } = await import('../../lib/frontend/dockerfile/index');
+  const yes: [string, string][] = [
+    ['abc', 'abc'], ['*', 'abc'], ['*c', 'abc'], ['a*', 'a'], ['a*/b', 'abc/b'], ['a*b?c*x', 'abxbbxdbxebxczzx'],
+    ['ab[b-d]', 'abc'], ['ab[^e-g]', 'abc'], ['a\\*b', 'a*b'], ['a?b', 'a☺b'], ['a[^a]b', 'a☺b'], ['[a-ζ]*', 'α'],
+    ['[\\]a]', ']'], ['[\\-]', '-'], ['[x\\-]', '-'], ['[\\-x]', 'x'], ['*x', 'xxx'], ['a\\\\', 'a\\'],
+    ['**', 'dir/file'], ['**/dir', 'dir'], ['**file', 'dir/dir/file'], ['**/file*.txt*', 'dir/dir/file.txt'],
+    ['a**/*.txt', 'a/dir/dir/file.txt'], ['a/*.txt**', 'a/file.txt'], ['.*', '.foo'], ['a(b)c/def', 'a(b)c/def'],
+    ['a.|)$(}+{bc', 'a.|)$(}+{bc'], ['dist/*.whl', 'dist/p-2.4.0rc3.dev36+g08acad9-py3-none-any.whl'],
+  ];
+  const no: [string, string][] = [
+    ['a*', 'ab/c'], ['a*/b', 'a/c/b'], ['a*b*c*d*e*/f', 'axbxcxdxe/xxx/f'], ['ab[e-g]', 'abc'], ['ab[^c]', 'abc'],
+    ['a\\*b', 'ab'], ['a???b', 'a☺b'], ['*[a-ζ]', 'A'], ['a?b', 'a/b'], ['a*b', 'a/b'], ['[x\\-]', 'z'],
+    ['**/**/*.txt2', 'dir/dir/file.txt'], ['a/*.txt', 'a/dir/file.txt'], ['abc.def', 'abcZdef'], ['abc/**', 'abc'],
+    ['**/.foo', 'bar.foo'], ['a[b-d]e', 'aae'], ['abc?def', 'abcdef'],
+  ];
+  for (const [p, s] of yes) assert.equal(matchPattern(p, s), true, `${p} ${s}`);
+  for (const [p, s] of no) assert.equal(matchPattern(p, s), false, `${p} ${s}`);
+  for (const bad of ['[]a]', '[-]', '[x-]', '[-x]', '\\', '[a-b-c]', '[', '[^', '[^bc', 'a[']) {
+    assert.throws(() => matchPattern(bad, 'a'), /syntax error in pattern/, bad);
+  }
+});

@@ -275,7 +275,13 @@ export class PatternMatcher {
   }
 }
 
-// One pattern against one path (same rules as PatternMatcher, no '!').
+// One pattern against exactly one path (no parent directories, no '!'), like
+// Go's filepath.Match plus '**'. Throws DockerfileError for a malformed pattern.
 export function matchPattern(pattern: string, path: string): boolean {
-  return new PatternMatcher([pattern]).matches(path);
+  const p = cleanPath(pattern);
+  const err = patternError(p);
+  if (err) {
+    throw new DockerfileError(`${err} in pattern ${JSON.stringify(p)}`, { file: '.dockerignore', line: 0 });
+  }
+  return matchOne(compile(p, false), path);
 }
