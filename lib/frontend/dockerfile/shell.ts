@@ -18,9 +18,13 @@
 // expansion splits; quoted text never does). As in BuildKit, a word that ends
 // up empty is dropped, even when it was written as "".
 //
-// Which instructions split words is the converter's business; BuildKit
-// expands without splitting everywhere except ONBUILD-less "word list" places
-// it documents — see docs/dockerfile-syntax.md.
+// Which to use (BuildKit's behaviour): every argument the parser already split
+// (FROM, COPY/ADD sources and destination, VOLUME, EXPOSE words) and every
+// single-argument instruction (USER, WORKDIR, STOPSIGNAL, ENV/LABEL/ARG keys and
+// values, flag values) is expanded as ONE word with expandWord. The only
+// splitting after expansion is EXPOSE, whose expanded words may hold several
+// ports (`EXPOSE $PORTS`): expandWords fits that. RUN/CMD/ENTRYPOINT shell form
+// is not expanded by the frontend at all (the shell does it).
 
 import { ShellExpansionError } from './errors';
 
