@@ -103,8 +103,13 @@ class TreeCopy {
     if (!d) return Fail(errno, "opendir", src);
     std::vector<Job> batch;
     std::vector<std::pair<std::string, std::string>> subdirs;
-    errno = 0;
-    while (struct dirent* e = ::readdir(d)) {
+    for (;;) {
+      errno = 0;  // readdir signals errors only through errno
+      struct dirent* e = ::readdir(d);
+      if (!e) {
+        if (errno) Fail(errno, "readdir", src);
+        break;
+      }
       const char* n = e->d_name;
       if (n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0))) continue;
       std::string s = src + "/" + n, t = dst + "/" + n;
@@ -117,7 +122,6 @@ class TreeCopy {
         else batch.push_back({std::move(s), std::move(t), S_ISREG(cst.st_mode) ? DT_REG : DT_UNKNOWN});
       }
     }
-    if (errno) Fail(errno, "readdir", src);
     ::closedir(d);
     if (!batch.empty()) {
       {
