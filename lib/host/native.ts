@@ -26,6 +26,8 @@ export interface NativeAddon {
 
   // Copy a whole tree on a thread pool, preserving owner, mode, times, xattrs,
   // hard links, symlinks, device nodes, sockets and fifos. dst must not exist.
+  // `files` counts non-directory entries, `bytes` each regular inode's bytes once.
+  // On failure dst is left partly written: the caller removes it.
   copyTree(src: string, dst: string, opts?: { threads?: number }): Promise<{ files: number; bytes: number }>;
 
   probe(): HostProbe;
@@ -36,12 +38,13 @@ export interface NativeAddon {
   cloneUserns(opts: { argv: string[]; env: string[]; cwd: string; pidns?: boolean }): { pid: number; syncFd: number };
   releaseChild(syncFd: number, ok: boolean): void;
   // Waits (off the JS thread) for a child; resolves to its exit code, or 128+signal.
+  // Only for cloneUserns children: libuv reaps the ones child_process spawned.
   waitpid(pid: number): Promise<number>;
 
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
   umount(target: string, flags: number): void;
 
-  mknod(path: string, mode: number, dev: number): void; // mode includes S_IF* type bits
+  mknod(path: string, mode: number, dev: number): void; // mode includes S_IF* type bits; dev as st_rdev (makedev())
   lsetxattr(path: string, name: string, value: Buffer): void;
   lgetxattr(path: string, name: string): Buffer | null; // null when absent
   llistxattr(path: string): string[];
