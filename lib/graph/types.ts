@@ -50,6 +50,7 @@ export interface GitSourceVertex extends VertexBase {
   ref?: string;
   subdir?: string;
   keepGitDir?: boolean;
+  checksum?: string; // ADD --checksum=<commit>: the ref must resolve to this commit
 }
 
 export interface ExecMount {

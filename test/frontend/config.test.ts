@@ -59,7 +59,7 @@ test('CMD/ENTRYPOINT shell form and SHELL history', async () => {
     'CMD ["/bin/bash" "-c" "echo \\"hi there\\""] (empty)',
     'ENTRYPOINT ["/bin/bash" "-c" "exec app"] (empty)',
   ]);
-  assert.equal(c.ArgsEscaped, undefined, 'ArgsEscaped is only set for Windows');
+  assert.equal(c.ArgsEscaped, true, 'BuildKit sets ArgsEscaped with CMD on every platform');
 });
 
 test('EXPOSE: protocols, ranges, variables', async () => {
@@ -120,8 +120,7 @@ test('USER, VOLUME, STOPSIGNAL, LABEL, MAINTAINER, ONBUILD', async () => {
     'STOPSIGNAL SIGQUIT (empty)',
     'LABEL com.example.vendor=ACME version=1.0 description=multi word (empty)',
     'MAINTAINER Jane Doe <jane@example.com> (empty)',
-    'ONBUILD RUN make  -C /src (empty)',
-  ]);
+  ], 'ONBUILD adds no history entry');
   await rejects(build('FROM busybox\nSTOPSIGNAL SIGFOO\n'), /invalid signal: SIGFOO/, 2);
   await rejects(build('FROM busybox\nVOLUME ""\n'), /VOLUME specified can not be an empty string/, 2);
   await rejects(build('FROM busybox\nSHELL /bin/bash -c\n'), /SHELL requires the arguments to be in JSON form/, 2);
@@ -136,12 +135,12 @@ test('HEALTHCHECK: durations in ns, CMD and CMD-SHELL, NONE, history like Docker
     StartPeriod: 90e9,
     Retries: 3,
   });
-  assert.equal(history(g).at(-1), `HEALTHCHECK &{["CMD-SHELL" "curl -f http://localhost/ || exit 1"] "30s" "3s" "1m30s" "0s" '\\x03'} (empty)`);
+  assert.equal(history(g).at(-1), 'HEALTHCHECK {Test:[CMD-SHELL curl -f http://localhost/ || exit 1] Interval:30s Timeout:3s StartPeriod:1m30s StartInterval:0s Retries:3} (empty)');
   g = await build('FROM busybox\nHEALTHCHECK --start-interval=500ms CMD ["/bin/check", "-v"]\n');
   assert.deepEqual(g.config.config!.Healthcheck, { Test: ['CMD', '/bin/check', '-v'], StartInterval: 5e8 });
   g = await build('FROM busybox\nHEALTHCHECK NONE\n');
   assert.deepEqual(g.config.config!.Healthcheck, { Test: ['NONE'] });
-  assert.equal(history(g).at(-1), `HEALTHCHECK &{["NONE"] "0s" "0s" "0s" "0s" '\\x00'} (empty)`);
+  assert.equal(history(g).at(-1), 'HEALTHCHECK {Test:[NONE] Interval:0s Timeout:0s StartPeriod:0s StartInterval:0s Retries:0} (empty)');
   await rejects(build('FROM busybox\nHEALTHCHECK --interval=10 CMD true\n'), /duration/, 2);
   await rejects(build('FROM busybox\nHEALTHCHECK --interval=10us CMD true\n'), /cannot be less than 1ms/, 2);
   await rejects(build('FROM busybox\nHEALTHCHECK --retries=-1 CMD true\n'), /--retries cannot be negative/, 2);

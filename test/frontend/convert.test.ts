@@ -51,13 +51,13 @@ test('COPY destination rules', async () => {
   await rejects(build('FROM busybox\nCOPY onlyone\n'), /COPY requires at least two arguments/, 2);
 });
 
-test('COPY history lists expanded sources and destination without flags', async () => {
-  const g = await build('FROM busybox\nENV D=/opt\nCOPY --chown=1:1 --chmod=644 a $D/\n');
-  assert.equal(g.config.history!.at(-1)!.created_by, 'COPY a /opt/ # buildkit');
+test('COPY history: --parents/--chown/--chmod, expanded sources and destination; not --from/--link', async () => {
+  const g = await build('FROM busybox\nENV D=/opt\nCOPY --link --chown=1:1 --chmod=644 a $D/\n');
+  assert.equal(g.config.history!.at(-1)!.created_by, 'COPY --chown=1:1 --chmod=644 a /opt/ # buildkit');
   const a = copies(root(g) as FileVertex)[0];
   assert.deepEqual(a.chown, { user: '1', group: '1' });
   assert.equal(a.chmod, '644');
-  assert.equal(root(g).name, '[2/2] COPY --chown=1:1 --chmod=644 a /opt/');
+  assert.equal(root(g).name, '[2/2] COPY --link --chown=1:1 --chmod=644 a /opt/');
 });
 
 test('--chown expands variables, --chmod octal and symbolic, invalid chmod errors', async () => {
@@ -65,7 +65,8 @@ test('--chown expands variables, --chmod octal and symbolic, invalid chmod error
   assert.deepEqual(copies(named(g, 'COPY --chown=app') as FileVertex)[0].chown, { user: 'app', group: 'staff' });
   assert.equal(copies(named(g, 'COPY --chown=app') as FileVertex)[0].chmod, 'u+x,g-w');
   assert.deepEqual(copies(named(g, 'COPY --chown=1000') as FileVertex)[0].chown, { user: '1000' });
-  await rejects(build('FROM busybox\nCOPY --chmod=999 a /a\n'), /invalid chmod parameter "999"/, 2);
+  await rejects(build('FROM busybox\nCOPY --chmod=999 a /a\n'), /invalid chmod parameter: '999'. it should be octal string and between 0 and 07777/, 2);
+  await rejects(build('FROM busybox\nCOPY --chmod=17777 a /a\n'), /between 0 and 07777/, 2);
   await rejects(build('FROM busybox\nCOPY --chmod=u+q a /a\n'), /invalid chmod/, 2);
 });
 
@@ -107,7 +108,8 @@ test('ADD of an http(s) URL: http source with checksum and file name rules', asy
   const us = input(g, u, copies(u)[0].src) as HttpSourceVertex;
   assert.equal(us.filename, '__unnamed__');
   await rejects(build('FROM busybox\nCOPY https://example.com/x /x\n'), /source can't be a URL for COPY/, 2);
-  await rejects(build('FROM busybox\nADD --checksum=sha256:abc local.txt /x\n'), /checksum can only be used/, 2);
+  await rejects(build('FROM busybox\nADD --checksum=sha256:abc local.txt /x\n'), /checksum requires HTTP\(S\) or Git sources/, 2);
+  await rejects(build('FROM busybox\nADD --checksum=sha256:abc https://a/x https://a/y /x/\n'), /checksum can't be specified for multiple sources/, 2);
 });
 
 test('ADD of a git URL: git source with ref, subdir and --keep-git-dir', async () => {
@@ -217,7 +219,10 @@ test('RUN --mount errors name the line', async () => {
   await rejects(build('FROM busybox\nRUN --mount=type=bind,target=/x,mode=0755 true\n'), /mode not allowed for "bind" type mounts/, 2);
   await rejects(build('FROM busybox\nRUN --mount=type=tmpfs,target=/x,sharing=locked true\n'), /sharing/, 2);
   await rejects(build('FROM busybox\nRUN --mount=type=cache,target=/x,bogus=1 true\n'), /unexpected key 'bogus'/, 2);
-  await rejects(build('FROM busybox\nRUN --mount=type=cache,target=/x,uid=abc true\n'), /invalid value for uid/, 2);
+  await rejects(build('FROM busybox\nRUN --mount=type=cache,target=/x,uid=abc true\n'), /invalid value abc for uid/, 2);
+  await rejects(build('FROM busybox\nRUN --mount=type=cache,target=/x,bogus true\n'), /invalid field 'bogus' must be a key=value pair/, 2);
+  await rejects(build('FROM busybox\nRUN --mount=type=ssh,source=x true\n'), /ssh does not support source/, 2);
+  await rejects(build('ARG S=a\nFROM busybox\nRUN --mount=from=$S,target=/x true\n'), /'from' doesn't support variable expansion, define alias stage instead/, 3);
   await rejects(build('FROM busybox\nRUN --mount=type=secret,from=x,id=a true\n'), /secret mount should not have a from/, 2);
   await rejects(build('FROM busybox\nRUN --mount=type=cache,target=/ true\n'), /invalid mount target/, 2);
 });

@@ -87,15 +87,6 @@ export function goQuoteSlice(a: string[] | null | undefined): string {
   return '[' + (a ?? []).map(goQuote).join(' ') + ']';
 }
 
-// fmt %q of an int: a quoted rune literal ('\x03').
-export function goQuoteRune(n: number): string {
-  if (n === 39) return "'\\''";
-  if (n === 92) return "'\\\\'";
-  if (n >= 0x20 && n < 0x7f) return `'${String.fromCharCode(n)}'`;
-  if (n < 0x20 || n === 0x7f) return `'${goEscape(n, '')}'`;
-  return `'${String.fromCodePoint(n)}'`;
-}
-
 // time.Duration.String() for nanoseconds.
 export function goDuration(ns: number): string {
   if (ns === 0) return '0s';
@@ -171,10 +162,10 @@ export function validSignal(s: string): boolean {
 // ---- HEALTHCHECK ----
 
 export function healthcheckHistory(h: HealthConfig): string {
-  // fmt %q of *container.HealthConfig.
+  // BuildKit formats the struct with Go's %+v: field names, %v values, durations as strings.
   return (
-    `HEALTHCHECK &{${goQuoteSlice(h.Test)} ${goQuote(goDuration(h.Interval ?? 0))} ` +
-    `${goQuote(goDuration(h.Timeout ?? 0))} ${goQuote(goDuration(h.StartPeriod ?? 0))} ` +
-    `${goQuote(goDuration(h.StartInterval ?? 0))} ${goQuoteRune(h.Retries ?? 0)}}`
+    `HEALTHCHECK {Test:[${(h.Test ?? []).join(' ')}] Interval:${goDuration(h.Interval ?? 0)} ` +
+    `Timeout:${goDuration(h.Timeout ?? 0)} StartPeriod:${goDuration(h.StartPeriod ?? 0)} ` +
+    `StartInterval:${goDuration(h.StartInterval ?? 0)} Retries:${h.Retries ?? 0}}`
   );
 }

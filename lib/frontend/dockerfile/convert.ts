@@ -61,6 +61,7 @@ interface StageState {
   platform: Platform;
   cmdIndex: number;
   cmdTotal: number;
+  inTrigger: boolean; // dispatching an ONBUILD trigger: progress names say so
 }
 
 // Things an instruction may point at with --from / from=.
@@ -160,7 +161,8 @@ class Converter {
     if (st.cmdTotal === 0) return text;
     st.cmdIndex++;
     const width = String(st.cmdTotal).length;
-    return `[${st.label ? st.label + ' ' : ''}${String(st.cmdIndex).padStart(width)}/${st.cmdTotal}] ${text}`;
+    const onbuild = st.inTrigger ? 'ONBUILD ' : '';
+    return `[${st.label ? st.label + ' ' : ''}${String(st.cmdIndex).padStart(width)}/${st.cmdTotal}] ${onbuild}${text}`;
   }
 
   private flag(ins: Instruction, name: string): Flag | undefined {
@@ -338,53 +340,49 @@ class Converter {
     visit(target);
   }
 
-  // --from / from= must not use variables nor name a stage that is not defined yet.
+  // Checks BuildKit makes on every stage, used or not: no variables in
+  // --from, stage indexes in range, no stage copying from itself.
   private checkStageRefs(): void {
     for (const s of this.stages) {
       for (const ins of s.commands) {
-        const refs: [string, string][] = [];
-        if (ins.keyword === 'COPY') for (const f of this.flags(ins, 'from')) refs.push(['from', f]);
+        if (ins.keyword === 'COPY') for (const f of this.flags(ins, 'from')) this.checkStageRef(ins, s, f, 'from');
         if (ins.keyword === 'RUN') {
           for (const m of this.flags(ins, 'mount')) {
-            const f = /(?:^|,)from=([^,]*)/.exec(m);
-            if (f) refs.push(['mount from', f[1]]);
+            const f = /(?:^|,)from=([^,]*)/i.exec(m);
+            if (f) this.checkStageRef(ins, s, f[1], 'mount');
           }
         }
-        for (const [flag, from] of refs) this.checkStageRef(ins, s, from, flag);
       }
     }
   }
 
-  private checkStageRef(ins: Instruction, cur: Stage, from: string, flagName: string): void {
+  private checkStageRef(ins: Instruction, cur: Stage, from: string, flagName: 'from' | 'mount'): void {
+    if (flagName === 'mount' && /\$./.test(from)) {
+      throw this.err(ins, "'from' doesn't support variable expansion, define alias stage instead", 'ARG X=... before the first FROM, then FROM ${X} AS alias, and from=alias');
+    }
     if (flagName === 'from' && /\$/.test(from) && expandWord(from, new Map(), { escapeToken: this.esc }).value !== from) {
       throw this.err(
         ins,
-        `variable expansion is not supported for --${flagName}, define a new stage with FROM using ARG from global scope as a workaround`,
-        `ARG X=...  (before the first FROM), then FROM \${X} AS src, and ${ins.keyword} --${flagName}=src`,
+        'variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround',
+        `ARG X=...  (before the first FROM), then FROM \${X} AS src, and ${ins.keyword} --from=src`,
       );
     }
-    const what = flagName === 'from' ? `--from=${from}` : `--mount from=${from}`;
-    if (/^[0-9]+$/.test(from)) {
+    if (/^[0-9]+$/.test(from) && flagName === 'from') {
       const i = Number(from);
       if (i >= this.stages.length) {
         throw this.err(ins, `invalid stage index ${i}`, `the Dockerfile has stages 0 to ${this.stages.length - 1}`);
       }
-      if (i === cur.index) throw this.err(ins, `circular dependency detected on stage: ${from}`, 'a stage cannot copy from itself');
-      if (i > cur.index) {
-        throw this.err(ins, `${what} refers to stage ${i}, which is defined after this instruction (line ${this.stages[i].from.startLine})`, 'reorder the stages so the source comes first');
-      }
-      return;
     }
-    const named = this.stages.find((s) => s.name && s.name === from.toLowerCase());
-    if (!named) return;
-    if (named === cur) throw this.err(ins, `circular dependency detected on stage: ${named.name}`, 'a stage cannot copy from itself');
-    if (named.index > cur.index) {
-      throw this.err(
-        ins,
-        `${what} refers to stage "${named.name}", which is defined after this instruction (line ${named.from.startLine})`,
-        'move that stage above the one that uses it',
-      );
+    const target = this.stageByRef(from, flagName);
+    if (target === cur) {
+      throw this.err(ins, `circular dependency detected on stage: ${cur.name || String(cur.index)}`, 'a stage cannot use its own result');
     }
+  }
+
+  // The stage a --from / from= value names (any position), if any.
+  private stageByRef(from: string, flagName: 'from' | 'mount'): Stage | undefined {
+    if (flagName === 'from' && /^[0-9]+$/.test(from)) return this.stages[Number(from)];
+    return this.stages.find((s) => s.name && s.name === from.toLowerCase());
   }
 
   private lookupStage(from: string, cur: Stage): Stage | undefined {
@@ -422,7 +420,8 @@ class Converter {
     }
     const label = this.singleStage ? '' : stage.name || `stage-${stage.index}`;
     const lower = base.toLowerCase();
-    const baseStage = this.stages.find((s) => s.name && s.name === lower);
+    // Only stages defined above can be a base; a later name is an image reference.
+    const baseStage = this.stages.slice(0, stage.index).find((s) => s.name && s.name === lower);
     const named = this.opts.namedContexts?.[base];
 
     let st: StageState;
@@ -441,23 +440,22 @@ class Converter {
       platform: plat,
       cmdIndex: 0,
       cmdTotal: 0,
+      inTrigger: false,
     });
 
-    if (baseStage && baseStage.index < stage.index) {
+    if (baseStage) {
       const parent = await this.dispatch(baseStage);
-      st = mkState(cloneImage(parent.img), parent.ref, platform ?? parent.platform);
-    } else if (baseStage) {
-      throw this.err(
-        ins,
-        baseStage === stage
-          ? `circular dependency detected on stage: ${stage.name}`
-          : `stage "${baseStage.name}" is used before it is defined (line ${baseStage.from.startLine})`,
-        'move the stage above the FROM that uses it',
-      );
+      const img = cloneImage(parent.img);
+      // ONBUILD written in the parent stage runs here (once); the config's
+      // OnBuild list is not carried over.
+      if (img.config) delete img.config.OnBuild;
+      triggers = baseStage.commands.filter((c) => c.keyword === 'ONBUILD').map(restAfterKeyword);
+      st = mkState(img, parent.ref, platform ?? parent.platform);
     } else if (lower === 'scratch' && !named) {
       const plat = platform ?? this.targetPlatform;
       st = mkState(emptyImage(plat), null, plat);
     } else if (named?.kind === 'local') {
+      // A directory given with --build-context replaces the image.
       const plat = platform ?? this.targetPlatform;
       st = mkState(emptyImage(plat), null, plat);
       fromText = `FROM ${base}`;
@@ -469,17 +467,22 @@ class Converter {
       triggers = img.config?.OnBuild ?? [];
       if (img.config) delete img.config.OnBuild;
       st = mkState(img, null, plat);
-      fromText = `FROM ${showRef(refStr, digest)}`;
-      fromStep = (name) => this.b.add({ kind: 'image', name, inputs: [], platform: plat, ref: refStr, resolvedDigest: digest });
+      // An image without layers is scratch: no source vertex (BuildKit does the same).
+      const layerless = (img.rootfs?.diff_ids ?? []).length === 0 && (img.history ?? []).every((h) => h.empty_layer);
+      if (!layerless || !this.resolvedKnown(refStr, plat)) {
+        fromText = `FROM ${showRef(refStr, digest)}`;
+        fromStep = (name) => this.b.add({ kind: 'image', name, inputs: [], platform: plat, ref: refStr, resolvedDigest: digest });
+      }
+      // The FROM still counts in the step total, as in BuildKit.
+      st.cmdTotal = 1;
     }
 
-    // ONBUILD triggers of the base image run first, as if written after FROM.
-    const commands: Instruction[] = [];
-    for (const t of triggers) commands.push(this.parseTrigger(ins, t));
-    commands.push(...stage.commands);
-    // Progress numbering counts the steps that become vertices.
-    st.cmdTotal = fromStep ? 1 : 0;
-    for (const c of commands) if (['RUN', 'COPY', 'ADD', 'WORKDIR'].includes(c.keyword)) st.cmdTotal++;
+    // ONBUILD triggers run first, as if written right after FROM.
+    const trigInstrs = triggers.map((t) => this.parseTrigger(ins, t));
+    // Progress numbering: FROM an image, then RUN/COPY/ADD/WORKDIR and every trigger.
+    if (fromStep) st.cmdTotal = 1;
+    for (const c of stage.commands) if (['RUN', 'COPY', 'ADD', 'WORKDIR'].includes(c.keyword)) st.cmdTotal++;
+    st.cmdTotal += trigInstrs.length;
     if (fromStep) st.ref = fromStep(this.stepName(st, fromText));
     // Make sure PATH is always set (BuildKit does this for every stage).
     const cfg = ensureConfig(st.img);
@@ -490,9 +493,19 @@ class Converter {
     st.img.architecture = st.img.architecture || st.platform.architecture;
     st.img.os = st.img.os || st.platform.os;
 
-    for (const c of commands) await this.dispatchInstruction(st, c);
+    st.inTrigger = true;
+    for (const c of trigInstrs) await this.dispatchInstruction(st, c);
+    st.inTrigger = false;
+    for (const c of stage.commands) await this.dispatchInstruction(st, c);
     return st;
   }
+
+  // Whether the resolver knew the image (unknown images keep their FROM vertex).
+  private resolvedKnown(ref: string, platform: Platform): boolean {
+    return this.knownImages.has(`${ref}|${formatPlatform(platform)}`);
+  }
+
+  private readonly knownImages = new Set<string>();
 
   private parseTrigger(from: Instruction, trigger: string): Instruction {
     let parsed: ParsedDockerfile;
@@ -521,6 +534,7 @@ class Converter {
     let img: ImageConfig;
     let digest: string | undefined;
     if (res) {
+      this.knownImages.add(`${refStr}|${formatPlatform(platform)}`);
       img = cloneImage(res.config);
       digest = res.digest || undefined;
       if (res.ref) {
@@ -642,6 +656,8 @@ class Converter {
       case 'CMD': {
         const args = this.commandArgs(st, ins);
         cfg.Cmd = args;
+        // BuildKit marks CMD's arguments as escaped on every platform.
+        cfg.ArgsEscaped = true;
         st.cmdSet = true;
         return hist(`CMD ${goQuoteSlice(args)}`, true);
       }
@@ -660,8 +676,9 @@ class Converter {
         if (kw === 'ONBUILD') throw this.err(ins, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
         if (kw === 'FROM' || kw === 'MAINTAINER') throw this.err(ins, `${kw} isn't allowed as an ONBUILD trigger`);
         if (!trigger) throw this.err(ins, 'ONBUILD requires at least one argument');
+        // BuildKit records no history entry for ONBUILD.
         cfg.OnBuild = [...(cfg.OnBuild ?? []), trigger];
-        return hist(`ONBUILD ${trigger}`, true);
+        return;
       }
       case 'RUN':
         return this.dispatchRun(st, ins, hist);
@@ -679,7 +696,6 @@ class Converter {
     const parts: string[] = [];
     const kvs = ins.keyValues ?? [];
     if (!kvs.length) throw this.err(ins, 'ARG requires at least one argument');
-    const cfgEnvKeys = new Set((st.img.config?.Env ?? []).map(envKey));
     for (const kv of kvs) {
       const key = kv.key;
       let value: string | undefined;
@@ -687,8 +703,9 @@ class Converter {
       else if (kv.hasEquals) value = this.expand(ins, kv.value, st.env);
       else if (this.metaArgs.has(key)) value = this.metaArgs.get(key);
       if (key === 'TARGETSTAGE' && value === undefined) value = this.globalEnv.get('TARGETSTAGE');
-      // ENV always wins over an ARG of the same name.
-      if (value !== undefined && !cfgEnvKeys.has(key)) st.env.set(key, value);
+      // Like BuildKit, a declared ARG enters the RUN environment (an ENV given
+      // after it wins again); the image Env is never touched.
+      if (value !== undefined) st.env.set(key, value);
       const at = st.declared.findIndex((d) => d.key === key);
       if (at >= 0) st.declared[at] = { key, value };
       else st.declared.push({ key, value });
@@ -904,7 +921,7 @@ class Converter {
       if (spec.from === undefined || spec.from === '') {
         return null;
       }
-      const src = await this.source(st, ins, spec.from, 'from');
+      const src = await this.source(st, ins, spec.from, 'mount');
       return src.kind === 'stage' ? src.st.ref : src.ref;
     };
     switch (spec.type) {
@@ -985,8 +1002,16 @@ class Converter {
 
   // --from=<stage name | index | named context | image>
   private async source(st: StageState, ins: Instruction, from: string, flagName: string): Promise<Source> {
-    this.checkStageRef(ins, st.stage, from, flagName);
-    const dep = this.lookupStage(from, st.stage);
+    const kind = flagName === 'from' ? 'from' : 'mount';
+    this.checkStageRef(ins, st.stage, from, kind);
+    const dep = this.stageByRef(from, kind);
+    if (dep && dep.index > st.stage.index) {
+      throw this.err(
+        ins,
+        `cannot copy from stage "${from}", it needs to be defined before current stage "${st.label || st.stage.name || `stage-${st.stage.index}`}"`,
+        `stage "${dep.name || dep.index}" starts on line ${dep.from.startLine}; move it above line ${st.stage.from.startLine}`,
+      );
+    }
     if (dep) return { kind: 'stage', st: await this.dispatch(dep) };
     const nc = this.opts.namedContexts?.[from];
     if (nc) {
@@ -1038,14 +1063,15 @@ class Converter {
     let chmod: string | undefined;
     if (chmodRaw !== undefined) {
       chmod = this.expand(ins, chmodRaw, env);
-      if (!validChmod(chmod)) {
-        throw this.err(ins, `invalid chmod parameter ${JSON.stringify(chmod)}`, 'use octal (0755) or symbolic (u+x,g-w) permissions');
+      if (chmod === '') chmod = undefined;
+      else if (!validChmod(chmod)) {
+        const msg = /^[0-9]+$/.test(chmod) || !/[ugoa+=,-]/.test(chmod)
+          ? `invalid chmod parameter: '${chmod}'. it should be octal string and between 0 and 07777`
+          : `invalid chmod parameter: '${chmod}'`;
+        throw this.err(ins, msg, 'use octal (0755) or symbolic (u+x,g-w) permissions');
       }
     }
-    const checksum = checksumRaw !== undefined ? this.expand(ins, checksumRaw, env) : undefined;
-    if (checksum !== undefined && !/^sha(256|384|512):[a-f0-9]+$/.test(checksum) && !/^[a-f0-9]{7,64}$/.test(checksum)) {
-      throw this.err(ins, `invalid checksum ${JSON.stringify(checksum)}`, 'use sha256:<hex> for URLs, or a commit hash for git sources');
-    }
+    const checksum = checksumRaw !== undefined ? this.expand(ins, checksumRaw, env) || undefined : undefined;
 
     const destRaw = words[words.length - 1];
     const srcWords = words.slice(0, -1);
@@ -1076,8 +1102,14 @@ class Converter {
       );
     }
     if (checksum !== undefined) {
-      const ok = srcs.length === 1 && 'path' in srcs[0] && (isHttpUrl(srcs[0].path) || parseGitUrl(srcs[0].path));
-      if (!ok) throw this.err(ins, 'checksum can only be used with a single HTTP(S) or git source', 'drop --checksum or use it with one URL');
+      if (srcs.length !== 1) throw this.err(ins, "checksum can't be specified for multiple sources");
+      const one = srcs[0];
+      if (!('path' in one) || !(isHttpUrl(one.path) || parseGitUrl(one.path))) {
+        throw this.err(ins, 'checksum requires HTTP(S) or Git sources', 'drop --checksum, or use it with a URL or git source');
+      }
+      if (!parseGitUrl(one.path) && !/^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/.test(checksum)) {
+        throw this.err(ins, `invalid checksum digest format: ${checksum}`, 'write --checksum=sha256:<64 hex digits>');
+      }
     }
     if (parents && srcs.some((s) => 'path' in s && isHttpUrl(s.path))) {
       throw this.err(ins, '--parents cannot be used with URL sources');
@@ -1177,7 +1209,8 @@ class Converter {
           name,
           inputs: [],
           remote: git.remote,
-          ...(checksum !== undefined ? { ref: checksum } : git.ref ? { ref: git.ref } : {}),
+          ...(git.ref ? { ref: git.ref } : {}),
+          ...(checksum !== undefined ? { checksum } : {}),
           ...(git.subdir ? { subdir: git.subdir } : {}),
           ...(keepGitDir ? { keepGitDir: true } : {}),
         });
@@ -1188,8 +1221,8 @@ class Converter {
           dest,
           chown,
           chmod,
-          followSymlinks: true,
-          dirCopyContents: true,
+          followSymlinks: false,
+          dirCopyContents: false,
           createDestPath: true,
           allowWildcard: false,
           allowEmptyWildcard: false,
@@ -1233,7 +1266,9 @@ class Converter {
     }
     // Unused heredocs (the parser found them but no source word names them).
     st.ref = this.fileOp(st, name, actions, extra, link);
-    hist(`${cmd} ${[...histSrcs, ...histHeredocs, dest0].join(' ')}`, false, true);
+    // BuildKit's history line: keyword, --parents/--chown/--chmod as given, sources, destination.
+    const flagsText = [parents ? '--parents' : '', chownRaw ? `--chown=${this.expand(ins, chownRaw, env)}` : '', chmod ? `--chmod=${chmod}` : ''].filter(Boolean);
+    hist(`${[cmd, ...flagsText, ...histSrcs, ...histHeredocs, dest0].join(' ')}`, false, true);
   }
 }
 

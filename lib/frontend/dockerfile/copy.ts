@@ -77,7 +77,8 @@ export function parseGitUrl(src: string): GitRef | null {
   else if (/^https?:\/\//i.test(remote)) {
     const pathPart = remote.replace(/^https?:\/\/[^/]*/i, '').replace(/[?].*$/, '');
     isGit = pathPart.endsWith('.git') || pathPart.endsWith('.git/');
-  } else if (/^github\.com\/[^/]+\/[^/]+/.test(remote)) isGit = true;
+  }
+  // A bare "github.com/o/r" is indistinguishable from a local path: local, as in BuildKit.
   if (!isGit) return null;
   const out: GitRef = { remote };
   if (fragment !== undefined && fragment !== '') {
@@ -106,7 +107,7 @@ export function httpFilename(url: string): string {
 
 // --chmod: octal (up to 0o7777) or symbolic (u+x,g-w,a=rX).
 export function validChmod(s: string): boolean {
-  if (/^[0-7]{1,4}$/.test(s)) return true;
+  if (/^[0-9]+$/.test(s)) return /^[0-7]+$/.test(s) && parseInt(s, 8) <= 0o7777;
   return s.split(',').every((clause) => /^[ugoa]*([-+=]([rwxXst]*|[ugo]))+$/.test(clause));
 }
 

@@ -49,6 +49,7 @@ export function splitCsv(s: string): string[] {
   return out;
 }
 
+// strconv.ParseBool
 function parseBool(key: string, v: string): boolean {
   const t = ['1', 't', 'T', 'TRUE', 'true', 'True'];
   const f = ['0', 'f', 'F', 'FALSE', 'false', 'False'];
@@ -59,10 +60,8 @@ function parseBool(key: string, v: string): boolean {
 
 function parseUint(key: string, v: string, base: 8 | 10): number {
   const re = base === 8 ? /^[0-7]+$/ : /^[0-9]+$/;
-  if (!re.test(v)) throw new Error(`invalid value for ${key}: ${v}`);
-  const n = parseInt(v, base);
-  if (n > 0xffffffff) throw new Error(`invalid value for ${key}: ${v}`);
-  return n;
+  if (!re.test(v) || parseInt(v, base) > 0xffffffff) throw new Error(`invalid value ${v} for ${key}`);
+  return parseInt(v, base);
 }
 
 // docker/go-units RAMInBytes: "64m", "1g", "512k", "100" (bytes), binary multiples.
@@ -111,7 +110,7 @@ export function parseMount(value: string, expand: (w: string) => string): MountS
           m.required = true;
           continue;
         default:
-          throw new Error(`unexpected key '${key}' in '${field}'`);
+          throw new Error(`invalid field '${field}' must be a key=value pair`);
       }
     }
     const v = expand(field.slice(eq + 1));
@@ -146,7 +145,11 @@ export function parseMount(value: string, expand: (w: string) => string): MountS
         break;
       case 'size':
         if (type !== 'tmpfs') throw new Error(`unexpected key '${key}' for mount type '${type}'`);
-        m.size = parseRamBytes(v);
+        try {
+          m.size = parseRamBytes(v);
+        } catch {
+          throw new Error(`invalid value for ${key}: ${v}`);
+        }
         break;
       case 'id':
         m.id = v;
@@ -156,7 +159,6 @@ export function parseMount(value: string, expand: (w: string) => string): MountS
         if (s !== 'shared' && s !== 'private' && s !== 'locked') {
           throw new Error(`unsupported sharing value "${v}" (use shared, private or locked)`);
         }
-        if (type !== 'cache') throw new Error(`invalid cache sharing set for ${type} mount`);
         m.sharing = s;
         break;
       }
@@ -187,10 +189,13 @@ export function parseMount(value: string, expand: (w: string) => string): MountS
   if (roAuto) m.readonly = !(type === 'cache' || type === 'tmpfs');
   if (type === 'secret') {
     if (m.from !== undefined) throw new Error('secret mount should not have a from');
-    if (!m.source && !m.target && !m.id && m.env === undefined) throw new Error('one of source, target required');
+    if (m.sharing) throw new Error('secret mount should not define sharing');
+    if (!m.source && !m.target && !m.id) throw new Error('invalid secret mount. one of source, target required');
     if (m.source && m.id) throw new Error("both source and id can't be set");
   }
+  if (m.sharing && type !== 'cache') throw new Error(`invalid cache sharing set for ${type} mount`);
   if (type === 'ssh' && m.from !== undefined) throw new Error('ssh mount should not have a from');
+  if (type === 'ssh' && m.source) throw new Error('ssh does not support source');
   if (type === 'tmpfs' && m.from !== undefined) throw new Error('tmpfs mount should not have a from');
   if (!m.target && type !== 'secret' && type !== 'ssh') throw new Error('mount target (target=<path>) is required');
   return m;
