@@ -102,3 +102,22 @@ test('without subordinate ranges the namespace maps only the caller, with a warn
     await removeDir(dir);
   }
 });
+
+// A host with user namespaces switched off, simulated one level down:
+// user.max_user_namespaces=0 inside an outer namespace, then a non-root
+// user there runs the door.
+const haveTools = ['/usr/bin/unshare', '/usr/bin/setpriv'].every((p) => fs.existsSync(p));
+test('with user namespaces disabled the door fails with the sysctl to change', { skip: !haveTools && 'needs util-linux unshare and setpriv' }, async () => {
+  const dir = userDir('img-userns-');
+  fs.chmodSync(dir, 0o777);
+  try {
+    const inner = ['setpriv', '--reuid=1000', '--regid=1000', '--clear-groups', 'env', `HOME=${dir}`, `TMPDIR=${dir}`, ...entryArgv('exit', dir, '0')];
+    const script = 'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"';
+    const r = await runUnprivileged(['unshare', '--map-auto', '--map-root-user', 'sh', '-c', script, 'sh', ...inner], dir);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /ImgError: cannot create a user namespace \(ENOSPC\): unprivileged user namespaces are disabled on this host/);
+    assert.match(r.stderr, /sysctl -w user\.max_user_namespaces=/);
+  } finally {
+    await removeDir(dir);
+  }
+});
