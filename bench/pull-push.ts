@@ -44,11 +44,19 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
+// CPU seconds (user + sys) of the client process, from GNU time: wall time on a shared
+// machine is noisy, the client's own CPU cost per byte is not.
+const TIME_BIN = fs.existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
+let lastCpu = NaN;
+
 function run(cmd: string, argv: string[]): number {
+  const cpuFile = path.join(WORK, 'cpu.txt');
+  const full = TIME_BIN ? [TIME_BIN, '-o', cpuFile, '-f', '%U %S', cmd, ...argv] : [cmd, ...argv];
   const t = process.hrtime.bigint();
-  const r = spawnSync(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 });
+  const r = spawnSync(full[0], full.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 });
   const secs = Number(process.hrtime.bigint() - t) / 1e9;
   if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status}): ${r.stderr?.toString().slice(-2000)}`);
+  lastCpu = TIME_BIN ? fs.readFileSync(cpuFile, 'utf8').trim().split(/\s+/).map(Number).reduce((a, b) => a + b, 0) : NaN;
   return secs;
 }
 
@@ -108,9 +116,10 @@ async function main(): Promise<void> {
   const mib = bytes / (1 << 20);
   const img = (argv: string[]): number => run(process.execPath, [IMG_JS, ...argv]);
   const results: Record<string, number[]> = { 'img push': [], 'skopeo push': [], 'img pull': [], 'skopeo pull': [] };
+  const cpu: Record<string, number[]> = { 'img push': [], 'skopeo push': [], 'img pull': [], 'skopeo pull': [] };
 
   for (let i = 0; i < RUNS; i++) {
-    for (const tool of ['img', 'skopeo'] as const) {
+    for (const tool of i % 2 === 0 ? (['img', 'skopeo'] as const) : (['skopeo', 'img'] as const)) {
       const reg = await startRegistry();
       try {
         let secs: number;
@@ -124,6 +133,7 @@ async function main(): Promise<void> {
           secs = run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${ociDir}:bench`, `docker://${reg.host}/bench/image:latest`]);
         }
         results[`${tool} push`].push(secs);
+        cpu[`${tool} push`].push(lastCpu);
         process.stderr.write(`run ${i + 1}: ${tool} push ${secs.toFixed(2)} s\n`);
       } finally {
         await reg.stop();
@@ -136,28 +146,55 @@ async function main(): Promise<void> {
     run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${ociDir}:bench`, `docker://${reg.host}/bench/image:latest`]);
     for (let i = 0; i < RUNS; i++) {
       const state = path.join(WORK, `pull-state-${i}`);
-      const secsImg = img(['--state', state, 'pull', `${reg.host}/bench/image:latest`]);
-      results['img pull'].push(secsImg);
-      fs.rmSync(state, { recursive: true, force: true });
+      // Alternate which tool goes first, so neither always meets a warmer registry.
+      const pullImg = (): number => {
+        const secs = img(['--state', state, 'pull', `${reg.host}/bench/image:latest`]);
+        results['img pull'].push(secs);
+        cpu['img pull'].push(lastCpu);
+        fs.rmSync(state, { recursive: true, force: true });
+        return secs;
+      };
       const dir = path.join(WORK, `pull-oci-${i}`);
-      const secsSkopeo = run('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${reg.host}/bench/image:latest`, `oci:${dir}:bench`]);
-      results['skopeo pull'].push(secsSkopeo);
-      fs.rmSync(dir, { recursive: true, force: true });
+      const pullSkopeo = (): number => {
+        const secs = run('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${reg.host}/bench/image:latest`, `oci:${dir}:bench`]);
+        results['skopeo pull'].push(secs);
+        cpu['skopeo pull'].push(lastCpu);
+        fs.rmSync(dir, { recursive: true, force: true });
+        return secs;
+      };
+      let secsImg: number;
+      let secsSkopeo: number;
+      if (i % 2 === 0) {
+        secsImg = pullImg();
+        secsSkopeo = pullSkopeo();
+      } else {
+        secsSkopeo = pullSkopeo();
+        secsImg = pullImg();
+      }
       process.stderr.write(`run ${i + 1}: img pull ${secsImg.toFixed(2)} s, skopeo pull ${secsSkopeo.toFixed(2)} s\n`);
     }
   } finally {
     await reg.stop();
   }
 
-  const rows = Object.entries(results).map(([name, secs]) => ({ name, medianSeconds: median(secs), mibPerSecond: mib / median(secs), runs: secs }));
+  const rows = Object.entries(results).map(([name, secs]) => ({
+    name,
+    medianSeconds: median(secs),
+    mibPerSecond: mib / median(secs),
+    medianCpuSeconds: median(cpu[name]),
+    runs: secs,
+    cpuRuns: cpu[name],
+  }));
   const rate = (n: string): number => rows.find((r) => r.name === n)!.mibPerSecond;
   const ratios = { push: rate('img push') / rate('skopeo push'), pull: rate('img pull') / rate('skopeo pull') };
   const out: string[] = [];
   out.push(`image: ${LAYERS} layers × ${LAYER_MIB} MiB random data, gzip -1 → ${mib.toFixed(1)} MiB of blobs; ${RUNS} runs; ${skopeoVersion}; node ${process.version}; ${os.cpus().length} CPUs`);
   out.push('');
-  out.push('| operation   | median s | MiB/s  |');
-  out.push('|-------------|----------|--------|');
-  for (const r of rows) out.push(`| ${r.name.padEnd(11)} | ${r.medianSeconds.toFixed(2).padStart(8)} | ${r.mibPerSecond.toFixed(1).padStart(6)} |`);
+  out.push('| operation   | median s | MiB/s  | client CPU s |');
+  out.push('|-------------|----------|--------|--------------|');
+  for (const r of rows) {
+    out.push(`| ${r.name.padEnd(11)} | ${r.medianSeconds.toFixed(2).padStart(8)} | ${r.mibPerSecond.toFixed(1).padStart(6)} | ${r.medianCpuSeconds.toFixed(2).padStart(12)} |`);
+  }
   out.push('');
   out.push(`img/skopeo throughput: push ${ratios.push.toFixed(2)}×, pull ${ratios.pull.toFixed(2)}×`);
   process.stdout.write(out.join('\n') + '\n');

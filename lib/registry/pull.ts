@@ -102,7 +102,7 @@ export async function pullImage(input: string, opts: PullOptions): Promise<PullR
   if (local) {
     await checkPlatform(store, local, want, opts.explicitPlatform, name);
     await withStoreLock(opts.stateDir, 'shared', () => images.put(name, target!));
-    return { name, reference: ref, target, manifest: local.manifest, platform: local.manifest.platform ?? want, size: await planSize(store, local), upToDate: true, downloaded: 0 };
+    return { name, reference: ref, target, manifest: local.manifest, platform: local.manifest.platform ?? want, size: planSize(local), upToDate: true, downloaded: 0 };
   }
 
   // 3. Fetch the manifests we lack (small, no lock needed yet).
@@ -110,10 +110,16 @@ export async function pullImage(input: string, opts: PullOptions): Promise<PullR
 
   let downloaded = 0;
   await withStoreLock(opts.stateDir, 'shared', async () => {
-    // Config first: it is small and tells whether the image is for the wanted platform.
-    downloaded += await fetchBlobs(client, ref.path, store, [plan.doc.config], opts, emit);
-    await checkPlatform(store, plan, want, opts.explicitPlatform, name);
-    downloaded += await fetchBlobs(client, ref.path, store, plan.doc.layers, opts, emit);
+    if (opts.explicitPlatform && !isIndexMediaType(plan.target.mediaType)) {
+      // The config says whether a single-platform image is the one asked for: fetch it
+      // first so a mismatch fails before the layers are downloaded.
+      downloaded += await fetchBlobs(client, ref.path, store, [plan.doc.config], opts, emit);
+      await checkPlatform(store, plan, want, true, name);
+      downloaded += await fetchBlobs(client, ref.path, store, plan.doc.layers, opts, emit);
+    } else {
+      downloaded += await fetchBlobs(client, ref.path, store, [plan.doc.config, ...plan.doc.layers], opts, emit);
+      await checkPlatform(store, plan, want, false, name);
+    }
     // Parents after children, so a stored manifest always finds its blobs.
     if (plan.manifestBytes) await store.writeBytes(plan.manifestBytes, { digest: plan.manifest.digest, size: plan.manifest.size });
     if (plan.targetBytes && plan.target.digest !== plan.manifest.digest) {
@@ -129,7 +135,7 @@ export async function pullImage(input: string, opts: PullOptions): Promise<PullR
     target: plan.target,
     manifest: plan.manifest,
     platform: plan.manifest.platform ?? want,
-    size: await planSize(store, plan),
+    size: planSize(plan),
     upToDate: false,
     downloaded,
   };
@@ -222,10 +228,9 @@ async function checkPlatform(store: ContentStore, plan: Plan, want: Platform, ex
   warn(`${msg} (the requested image's platform does not match the detected host platform)`);
 }
 
-async function planSize(store: ContentStore, plan: Plan): Promise<number> {
+function planSize(plan: Plan): number {
   let total = plan.manifest.size + plan.doc.config.size + plan.doc.layers.reduce((a, l) => a + l.size, 0);
   if (plan.target.digest !== plan.manifest.digest) total += plan.target.size;
-  void store;
   return total;
 }
 
