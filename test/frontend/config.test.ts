@@ -67,15 +67,18 @@ test('EXPOSE: protocols, ranges, variables', async () => {
   assert.deepEqual(Object.keys(g.config.config!.ExposedPorts!).sort(), [
     '53/udp', '80/tcp', '8000/tcp', '8001/tcp', '8002/tcp', '8080/tcp', '9000/udp', '9001/udp',
   ]);
-  assert.equal(history(g).at(-1), 'EXPOSE map[53/udp:{} 80/tcp:{} 8000/tcp:{} 8001/tcp:{} 8002/tcp:{} 8080/tcp:{} 9000/udp:{} 9001/udp:{}] (empty)');
+  assert.equal(history(g).at(-1), 'EXPOSE [80/tcp 53/udp 8080/tcp 8000/tcp 8001/tcp 8002/tcp 9000/udp 9001/udp] (empty)');
   await rejects(build('FROM busybox\n\nEXPOSE 80/xyz\n'), /invalid proto: xyz/, 3);
-  await rejects(build('FROM busybox\nEXPOSE 90-80\n'), /invalid range/, 2);
+  await rejects(build('FROM busybox\nEXPOSE 90-80\n'), /invalid containerPort: 90-80/, 2);
+  await rejects(build('FROM busybox\nEXPOSE 8000-8001:80-82\n'), /invalid ranges specified for container and host Ports/, 2);
   await rejects(build('FROM busybox\nEXPOSE abc\n'), /invalid containerPort: abc/, 2);
 });
 
 test('parsePortSpec keeps only the container port of ip:host:container', () => {
   assert.deepEqual(parsePortSpec('127.0.0.1:8080:80/tcp'), ['80/tcp']);
   assert.deepEqual(parsePortSpec('80/'), ['80/tcp']);
+  assert.deepEqual(parsePortSpec('[::1]:8080:80'), ['80/tcp']);
+  assert.throws(() => parsePortSpec('/udp'), /no port specified: \/udp<empty>/);
 });
 
 test('WORKDIR: relative to the previous, mkdir step owned by USER, history', async () => {

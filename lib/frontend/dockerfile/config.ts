@@ -113,32 +113,46 @@ function trimFloat(x: number): string {
 
 // ---- EXPOSE ----
 
-// nat.ParsePortSpecs for container ports: "80", "80/tcp", "8000-8002/udp",
-// "ip:host:container/proto" (only the container part is kept). Returns the
-// "port/proto" keys, or throws a message.
-export function parsePortSpec(spec: string): string[] {
-  let rawPort = spec;
-  let proto = 'tcp';
-  const slash = spec.lastIndexOf('/');
-  if (slash >= 0) {
-    rawPort = spec.slice(0, slash);
-    proto = spec.slice(slash + 1).toLowerCase();
-    if (proto === '') proto = 'tcp';
-  }
+// EXPOSE port specs as BuildKit reads them: "80", "80/tcp", "8000-8002/udp",
+// "[ip:]hostPort:containerPort[/proto]" (only the container part is kept).
+// Returns "port/proto" keys in order, or throws BuildKit's message.
+export function parsePortSpec(raw: string): string[] {
+  const parts = raw.split(':');
+  const n = parts.length;
+  const ip = n >= 3 ? parts.slice(0, n - 2).join(':') : '';
+  const hostPort = n >= 2 ? parts[n - 2] : '';
+  const slash = parts[n - 1].indexOf('/');
+  const containerPort = slash < 0 ? parts[n - 1] : parts[n - 1].slice(0, slash);
+  let proto = slash < 0 ? '' : parts[n - 1].slice(slash + 1).toLowerCase();
+  if (containerPort === '') throw new Error(`no port specified: ${parts[n - 1]}<empty>`);
+  if (proto === '') proto = 'tcp';
   if (!['tcp', 'udp', 'sctp'].includes(proto)) throw new Error(`invalid proto: ${proto}`);
-  // ip:hostPort:containerPort — keep the container port.
-  const colon = rawPort.lastIndexOf(':');
-  if (colon >= 0) rawPort = rawPort.slice(colon + 1);
-  if (rawPort === '') throw new Error(`no port specified: ${spec}<empty>`);
-  const m = /^([0-9]+)(?:-([0-9]+))?$/.exec(rawPort);
-  if (!m) throw new Error(`invalid containerPort: ${rawPort}`);
+  const bareIp = ip.startsWith('[') && ip.endsWith(']') ? ip.slice(1, -1) : ip;
+  if (bareIp !== '' && !/^(\d{1,3}\.){3}\d{1,3}$/.test(bareIp) && !/^[0-9a-fA-F:.]+$/.test(bareIp)) {
+    throw new Error(`invalid IP address: ${ip}`);
+  }
+  const range = parsePortRange(containerPort);
+  if (!range) throw new Error(`invalid containerPort: ${containerPort}`);
+  if (hostPort !== '') {
+    const h = parsePortRange(hostPort);
+    if (!h) throw new Error(`invalid hostPort: ${hostPort}`);
+    if (range[1] - range[0] !== h[1] - h[0] && range[1] !== range[0]) {
+      throw new Error(`invalid ranges specified for container and host Ports: ${containerPort} and ${hostPort}`);
+    }
+  }
+  const out: string[] = [];
+  for (let p = range[0]; p <= range[1]; p++) out.push(`${p}/${proto}`);
+  return out;
+}
+
+// "8000" or "8000-8002" (16-bit, start <= end), else null.
+function parsePortRange(s: string): [number, number] | null {
+  const m = /^([0-9]+)(?:-([0-9]+))?$/.exec(s);
+  if (!m) return null;
   const start = Number(m[1]);
   const end = m[2] === undefined ? start : Number(m[2]);
-  if (start > 65535 || end > 65535) throw new Error(`invalid containerPort: ${rawPort}`);
-  if (end < start) throw new Error(`invalid range specified for container port: ${rawPort}`);
-  const out: string[] = [];
-  for (let p = start; p <= end; p++) out.push(`${p}/${proto}`);
-  return out;
+  if (start > 65535 || end > 65535 || end < start) return null;
+  return [start, end];
 }
 
 // ---- STOPSIGNAL ----

@@ -602,22 +602,18 @@ class Converter {
         for (const w of ins.args) ports.push(...this.expandSplit(ins, w, st.env));
         if (!ports.length) throw this.err(ins, 'EXPOSE requires at least one argument');
         const exposed = { ...(cfg.ExposedPorts ?? {}) };
-        const mine = new Set<string>();
+        const specs: string[] = [];
         for (const p of ports) {
-          let keys: string[];
           try {
-            keys = parsePortSpec(p);
+            specs.push(...parsePortSpec(p));
           } catch (e) {
-            throw this.err(ins, `EXPOSE ${p}: ${(e as Error).message}`, 'write PORT, PORT/PROTO or START-END[/PROTO] (tcp, udp or sctp)');
-          }
-          for (const k of keys) {
-            exposed[k] = {};
-            mine.add(k);
+            throw this.err(ins, (e as Error).message, 'write PORT, PORT/PROTO or START-END[/PROTO] (tcp, udp or sctp)');
           }
         }
+        for (const k of specs) exposed[k] = {};
         cfg.ExposedPorts = exposed;
-        // BuildKit records Go's %v of the port set: map[80/tcp:{} 8080/tcp:{}] (keys sorted).
-        return hist(`EXPOSE map[${[...mine].sort().map((k) => `${k}:{}`).join(' ')}]`, true);
+        // BuildKit records Go's %v of the parsed list: EXPOSE [80/tcp 53/udp].
+        return hist(`EXPOSE [${specs.join(' ')}]`, true);
       }
       case 'USER': {
         if (ins.args.length !== 1) throw this.err(ins, 'USER requires exactly one argument', 'write USER <user>[:<group>]');
