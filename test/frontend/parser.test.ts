@@ -496,11 +496,61 @@ test('parse errors of the whole file come before instruction errors (as BuildKit
   assert.equal(e.reason, 'ENV must have two arguments');
 });
 
-test('warnings: MAINTAINER, FROM/AS casing', () => {
-  const p = parseDockerfile('FROM a as b\nMAINTAINER me\nfrom c AS d\nFROM e AS f\n');
-  assert.deepEqual(p.warnings.map((w) => w.line), [1, 2, 3]);
-  assert.match(p.warnings[0].message, /'as' and 'FROM' keywords' casing do not match/);
-  assert.match(p.warnings[1].message, /Maintainer instruction is deprecated/);
+test('warnings: build checks that need only the file, with BuildKit rule names', () => {
+  const p = parseDockerfile(
+    [
+      'FROM a as b', // 1 FromAsCasing
+      'MAINTAINER me', // 2 MaintainerDeprecated
+      'from c AS d', // 3 FromAsCasing, ConsistentInstructionCasing
+      'FROM e AS Builder', // 4 StageNameCasing
+      'FROM e AS scratch', // 5 ReservedStageName
+      'CMD echo a', // 6 JSONArgsRecommended, MultipleInstructionsDisallowed
+      'CMD ["b"]', // 7
+      'ENV k v', // 8 LegacyKeyValueFormat
+      'HEALTHCHECK NONE', // 9
+      'FROM f', // 10: a new stage resets the counts
+      'CMD ["c"]',
+      'HEALTHCHECK NONE',
+    ].join('\n'),
+  );
+  assert.deepEqual(
+    p.warnings.map((w) => [w.line, w.rule]),
+    [
+      [1, 'FromAsCasing'],
+      [2, 'MaintainerDeprecated'],
+      [3, 'FromAsCasing'],
+      [3, 'ConsistentInstructionCasing'],
+      [4, 'StageNameCasing'],
+      [5, 'ReservedStageName'],
+      [6, 'JSONArgsRecommended'],
+      [6, 'MultipleInstructionsDisallowed'],
+      [8, 'LegacyKeyValueFormat'],
+    ],
+  );
+  const text = Object.fromEntries(p.warnings.map((w) => [w.rule, w.message]));
+  assert.equal(p.warnings[0].message, "'as' and 'FROM' keywords' casing do not match");
+  assert.equal(p.warnings[2].message, "'AS' and 'from' keywords' casing do not match");
+  assert.equal(text.MaintainerDeprecated, 'Maintainer instruction is deprecated in favor of using label');
+  assert.equal(text.ConsistentInstructionCasing, "Command 'from' should match the case of the command majority (uppercase)");
+  assert.equal(text.StageNameCasing, "Stage name 'Builder' should be lowercase");
+  assert.equal(text.ReservedStageName, "'scratch' is reserved and should not be used as a stage name");
+  assert.equal(text.JSONArgsRecommended, 'JSON arguments recommended for CMD to prevent unintended behavior related to OS signals');
+  assert.equal(text.MultipleInstructionsDisallowed, 'Multiple CMD instructions should not be used in the same stage because only the last one will be used');
+  assert.equal(text.LegacyKeyValueFormat, '"ENV key=value" should be used instead of legacy "ENV key value" format');
+});
+
+test('# check= skips rules or turns warnings into an error', () => {
+  const body = 'FROM a as b\nCMD echo hi\n';
+  assert.deepEqual(parseDockerfile(`# check=skip=all\n${body}`).warnings, []);
+  assert.deepEqual(
+    parseDockerfile(`# check=skip=FromAsCasing\n${body}`).warnings.map((w) => w.rule),
+    ['JSONArgsRecommended'],
+  );
+  const e = err(`# check=error=true\n${body}`);
+  assert.equal(e.line, 2);
+  assert.equal(e.reason, 'lint violation found for rules: FromAsCasing, JSONArgsRecommended');
+  assert.match(e.hint ?? '', /# check=skip=FromAsCasing/);
+  assert.equal(parseDockerfile(`# check=skip=FromAsCasing,JSONArgsRecommended;error=true\n${body}`).instructions.length, 2);
 });
 
 test('Go durations for HEALTHCHECK options', async () => {

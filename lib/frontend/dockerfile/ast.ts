@@ -54,5 +54,6 @@ export interface ParsedDockerfile {
   directives: Directive[];
   escapeToken: '\\' | '`';
   instructions: Instruction[];
-  warnings: { message: string; line: number }[];
+  // `rule`: the BuildKit build-check name when the warning is one (e.g. "FromAsCasing").
+  warnings: { message: string; line: number; rule?: string }[];
 }

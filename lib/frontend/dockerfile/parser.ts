@@ -8,7 +8,7 @@
 // substitution is the converter's job (shell.ts).
 
 import type { Directive, Flag, Heredoc, Instruction, KeyValue, ParsedDockerfile } from './ast';
-import { isKnownDirective, matchDirective, resolveSyntax, type SyntaxInfo } from './directives';
+import { isKnownDirective, matchDirective, parseCheckDirective, resolveSyntax, type SyntaxInfo } from './directives';
 import { DockerfileError, ShellExpansionError, suggest } from './errors';
 import { chompHeredocContent, heredocsFromLine } from './heredoc';
 import {
@@ -32,6 +32,8 @@ export interface ParseOptions {
 }
 
 const reWhitespace = /[\t\v\f\r ]+/;
+
+type Warning = { message: string; line: number; rule?: string };
 const NOT_STRING_ARRAY = 'when using JSON array syntax, arrays must be comprised of strings only';
 
 // ---------------------------------------------------------------------------
@@ -216,7 +218,7 @@ interface Ctx {
   file: string;
   escape: '\\' | '`';
   endLine?: number; // last line of the logical line being built
-  warnings: { message: string; line: number }[];
+  warnings: Warning[];
 }
 
 class Parser {
@@ -227,7 +229,7 @@ class Parser {
   private reContinuation = /\\[ \t]*$/;
   private directivesDone = false;
   private readonly directives: Directive[] = [];
-  private readonly warnings: { message: string; line: number }[] = [];
+  private readonly warnings: Warning[] = [];
   syntax?: SyntaxInfo;
 
   constructor(
@@ -332,6 +334,7 @@ class Parser {
         this.warnings.push({
           message: `Empty continuation line found in: ${line} (empty continuation lines will become errors in a future release)`,
           line: this.currentLine,
+          rule: 'NoEmptyContinuation',
         });
       }
 
@@ -371,9 +374,30 @@ class Parser {
     if (this.validate) {
       const v = new Validator(this.file, this.syntax, this.warnings);
       for (const ins of instructions) v.check(ins);
+      lint(instructions, this.warnings);
     }
     this.warnings.sort((a, b) => a.line - b.line); // stable: same-line warnings keep their order
+    this.applyCheckDirective(result);
     return result;
+  }
+
+  // `# check=skip=Rule1,Rule2` drops those build-check warnings (`all`: every one);
+  // `error=true` turns the remaining ones into an error, as BuildKit does.
+  private applyCheckDirective(result: ParsedDockerfile): void {
+    const d = this.directives.find((x) => x.name === 'check');
+    if (!d) return;
+    const cfg = parseCheckDirective(d.value);
+    const skipAll = cfg.skip.some((r) => r.toLowerCase() === 'all');
+    const skip = new Set(cfg.skip.map((r) => r.toLowerCase()));
+    result.warnings = result.warnings.filter((w) => !w.rule || !(skipAll || skip.has(w.rule.toLowerCase())));
+    if (cfg.error) {
+      const found = result.warnings.filter((w) => w.rule);
+      if (found.length) {
+        this.err(`lint violation found for rules: ${[...new Set(found.map((w) => w.rule))].join(', ')}`, found[0].line, {
+          hint: `${found[0].message}; fix it, or skip the rule with "# check=skip=${found[0].rule}"`,
+        });
+      }
+    }
   }
 
   private readHeredoc(h: Omit<Heredoc, 'content'>, startLine: number): Heredoc {
@@ -509,6 +533,7 @@ function parseNameVal(ins: Instruction, rest: string, ctx: Ctx, fail: (reason: s
     ctx.warnings.push({
       message: `"${kw} key=value" should be used instead of legacy "${kw} key value" format`,
       line: ins.startLine,
+      rule: 'LegacyKeyValueFormat',
     });
     return;
   }
@@ -534,7 +559,7 @@ class Validator {
   constructor(
     private readonly file: string,
     private readonly syntax: SyntaxInfo | undefined,
-    private readonly warnings: { message: string; line: number }[],
+    private readonly warnings: Warning[],
   ) {}
 
   private fail(ins: Instruction, reason: string, hint?: string): never {
@@ -578,9 +603,10 @@ class Validator {
             );
           }
           const as = ins.args[1];
-          const fromUpper = ins.original.trimStart().slice(0, 4) === 'FROM';
+          const from = ins.original.trimStart().slice(0, 4);
+          const fromUpper = from === 'FROM';
           if ((as === 'AS' && !fromUpper) || (as === 'as' && fromUpper)) {
-            this.warnings.push({ message: `'${as}' and 'FROM' keywords' casing do not match`, line: ins.startLine });
+            this.warnings.push({ message: `'${as}' and '${from}' keywords' casing do not match`, line: ins.startLine, rule: 'FromAsCasing' });
           }
         }
         return;
@@ -614,7 +640,7 @@ class Validator {
       case 'MAINTAINER':
         this.flags(ins);
         exactlyOne();
-        this.warnings.push({ message: 'Maintainer instruction is deprecated in favor of using label', line: ins.startLine });
+        this.warnings.push({ message: 'Maintainer instruction is deprecated in favor of using label', line: ins.startLine, rule: 'MaintainerDeprecated' });
         return;
       case 'USER':
       case 'WORKDIR':
@@ -723,6 +749,71 @@ class Validator {
 }
 
 // ---------------------------------------------------------------------------
+
+// Build checks that need only the parsed file (BuildKit rule names and texts).
+function lint(instructions: Instruction[], warnings: Warning[]): void {
+  const written = (ins: Instruction): string => trimSpace(ins.original).split(reWhitespace)[0];
+  // ConsistentInstructionCasing: every keyword in the majority's case
+  let upper = 0;
+  let lower = 0;
+  for (const ins of instructions) {
+    const w = written(ins);
+    if (w === w.toUpperCase()) upper++;
+    else if (w === w.toLowerCase()) lower++;
+  }
+  const majority = upper >= lower ? 'uppercase' : 'lowercase';
+  let stage: Map<string, Instruction[]> = new Map();
+  const flushStage = (): void => {
+    for (const [kw, list] of stage) {
+      for (const ins of list.slice(0, -1)) {
+        warnings.push({
+          message: `Multiple ${kw} instructions should not be used in the same stage because only the last one will be used`,
+          line: ins.startLine,
+          rule: 'MultipleInstructionsDisallowed',
+        });
+      }
+    }
+    stage = new Map();
+  };
+  for (const ins of instructions) {
+    const w = written(ins);
+    const want = majority === 'uppercase' ? w.toUpperCase() : w.toLowerCase();
+    if (w !== want) {
+      warnings.push({ message: `Command '${w}' should match the case of the command majority (${majority})`, line: ins.startLine, rule: 'ConsistentInstructionCasing' });
+    }
+    switch (ins.keyword) {
+      case 'FROM': {
+        flushStage();
+        if (ins.args.length === 3) {
+          const name = ins.args[2];
+          if (name !== name.toLowerCase()) {
+            warnings.push({ message: `Stage name '${name}' should be lowercase`, line: ins.startLine, rule: 'StageNameCasing' });
+          }
+          if (name.toLowerCase() === 'scratch' || name.toLowerCase() === 'context') {
+            warnings.push({ message: `'${name.toLowerCase()}' is reserved and should not be used as a stage name`, line: ins.startLine, rule: 'ReservedStageName' });
+          }
+        }
+        break;
+      }
+      case 'CMD':
+      case 'ENTRYPOINT':
+      case 'HEALTHCHECK': {
+        if (ins.keyword !== 'HEALTHCHECK' && !ins.json) {
+          warnings.push({
+            message: `JSON arguments recommended for ${ins.keyword} to prevent unintended behavior related to OS signals`,
+            line: ins.startLine,
+            rule: 'JSONArgsRecommended',
+          });
+        }
+        const list = stage.get(ins.keyword) ?? [];
+        list.push(ins);
+        stage.set(ins.keyword, list);
+        break;
+      }
+    }
+  }
+  flushStage();
+}
 
 export function parseDockerfile(text: string, opts?: ParseOptions): ParsedDockerfile {
   return new Parser(text, opts?.filename ?? 'Dockerfile', opts?.validate ?? true).parse();
