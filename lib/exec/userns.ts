@@ -133,6 +133,20 @@ export async function spawnInUserNamespace(
   return child.pid;
 }
 
+// Whether this process is in its terminal's foreground process group
+// (fields pgrp and tpgid of /proc/self/stat).
+function inForegroundGroup(): boolean {
+  try {
+    const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const pgrp = Number(f[2]);
+    const tpgid = Number(f[5]);
+    return tpgid > 0 && tpgid === pgrp;
+  } catch {
+    return false;
+  }
+}
+
 // The command line that runs this process again. A single-file binary (SEA)
 // has argv [binary, binary, ...args] and applies its own execArgv.
 export function selfArgv(): string[] {
@@ -149,9 +163,11 @@ export async function enterUserNamespace(opts: { reason?: string } = {}): Promis
   const argv = selfArgv();
   const pid = await spawnInUserNamespace(argv);
   const addon = loadAddon();
-  // The child shares our process group, so a terminal's ^C reaches it
-  // directly; forwarding covers signals sent to this pid alone (kill, timeouts).
+  // The child shares our process group: a terminal's ^C/hangup already
+  // reaches it, and a second copy would look like a second ^C. Forward only
+  // signals the terminal did not deliver to the group (kill <pid>, timeout).
   const forward = (sig: NodeJS.Signals) => {
+    if (sig !== 'SIGTERM' && inForegroundGroup()) return;
     try {
       process.kill(pid, sig);
     } catch {

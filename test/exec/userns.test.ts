@@ -40,29 +40,31 @@ test('the outer process exits with the namespaced command\'s exit code', async (
   }
 });
 
-test('SIGTERM to the outer process is forwarded into the namespace', async () => {
-  const dir = userDir('img-userns-');
-  const child = spawnUnprivileged(entryArgv('wait', dir), dir);
-  try {
-    let out = '';
-    await new Promise<void>((resolve, reject) => {
-      child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-        out += d;
-        if (out.includes('ready')) resolve();
+for (const [sig, expected] of [['SIGTERM', 42], ['SIGINT', 130]] as const) {
+  test(`${sig} to the outer process (no terminal) is forwarded into the namespace`, async () => {
+    const dir = userDir('img-userns-');
+    const child = spawnUnprivileged(entryArgv('wait', dir), dir);
+    try {
+      let out = '';
+      await new Promise<void>((resolve, reject) => {
+        child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+          out += d;
+          if (out.includes('ready')) resolve();
+        });
+        child.on('close', () => reject(new Error(`exited early: ${out}`)));
       });
-      child.on('close', () => reject(new Error(`exited early: ${out}`)));
-    });
-    // Find the outer node process (the one whose argv is ours and is not inside the namespace).
-    const outer = findOuter(child.pid!);
-    process.kill(outer, 'SIGTERM');
-    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
-    assert.match(out, /got SIGTERM/);
-    assert.equal(code, 42);
-  } finally {
-    child.kill('SIGKILL');
-    await removeDir(dir);
-  }
-});
+      const outer = findOuter(child.pid!);
+      process.kill(outer, sig);
+      const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+      // The namespaced command handles SIGTERM (exit 42); SIGINT kills it (128+2).
+      if (sig === 'SIGTERM') assert.match(out, /got SIGTERM/);
+      assert.equal(code, expected);
+    } finally {
+      child.kill('SIGKILL');
+      await removeDir(dir);
+    }
+  });
+}
 
 // runuser (when root) sits between us and the outer node; walk /proc for the
 // first node descendant.
