@@ -183,11 +183,13 @@ export function createRuntime(o: RuntimeOptions): Runtime {
   }
 
   // A new snapshot on `parent`, filled by fn, committed under the cache key.
-  async function produce(parent: string | null, description: string, key: string, fn: (root: string) => Promise<void>): Promise<string> {
+  // With --no-cache the fresh result must win over an older one under the same
+  // key, so it is committed unkeyed (the cache record then points at it).
+  async function produce(parent: string | null, description: string, ctx: RunContext, fn: (root: string) => Promise<void>): Promise<string> {
     const active = await o.sn.prepare(parent, description);
     try {
       await withMounted(active, fn);
-      return await o.sn.commit(active, description, key);
+      return await o.sn.commit(active, description, ctx.noCache ? undefined : ctx.key);
     } catch (err) {
       await o.sn.remove(active).catch((e) => debug(`removing ${active}: ${(e as Error).message}`));
       throw err;
@@ -276,7 +278,7 @@ export function createRuntime(o: RuntimeOptions): Runtime {
         } catch {
           addon = null;
         }
-        const snapshot = await produce(null, `local ${v.source}`, ctx.key, async (root) => {
+        const snapshot = await produce(null, `local ${v.source}`, ctx, async (root) => {
           // Directories first (they come sorted, parents first), then files in parallel.
           const dirs: ContextFile[] = [];
           const leaves: ContextFile[] = [];
@@ -322,7 +324,7 @@ export function createRuntime(o: RuntimeOptions): Runtime {
         if (!got) throw new Error(`http source ${v.url} was not downloaded`);
         const name = v.filename ?? httpFileName(v.url);
         try {
-          const snapshot = await produce(null, `http ${v.url}`, ctx.key, async (root) => {
+          const snapshot = await produce(null, `http ${v.url}`, ctx, async (root) => {
             const dst = path.join(root, name);
             await fsp.copyFile(got.file, dst);
             await fsp.chmod(dst, v.chmod ?? 0o600);
@@ -341,7 +343,7 @@ export function createRuntime(o: RuntimeOptions): Runtime {
         return `git:${sha}:${v.subdir ?? ''}:${v.keepGitDir ? 1 : 0}`;
       },
       async run(v, ctx) {
-        const snapshot = await produce(null, `git ${v.remote}`, ctx.key, async (root) => {
+        const snapshot = await produce(null, `git ${v.remote}`, ctx, async (root) => {
           await gitCheckout(v, root, ctx);
         });
         return { snapshot, layers: [{ snapshot }] };
@@ -397,7 +399,7 @@ export function createRuntime(o: RuntimeOptions): Runtime {
             const kind = ctx.inputVertices[i]?.kind;
             return kind === 'local' || kind === 'http' || kind === 'git';
           };
-          const snapshot = await produce(base?.snapshot ?? null, v.name, ctx.key, async (destRoot) => {
+          const snapshot = await produce(base?.snapshot ?? null, v.name, ctx, async (destRoot) => {
             await applyFileActions({
               destRoot,
               actions: v.actions,
@@ -460,7 +462,7 @@ export function createRuntime(o: RuntimeOptions): Runtime {
       }
       // Unmount everything before committing: commit means "done writing".
       while (cleanups.length) await cleanups.pop()!();
-      committed = await o.sn.commit(active, v.name, ctx.key);
+      committed = await o.sn.commit(active, v.name, ctx.noCache ? undefined : ctx.key);
       return { snapshot: committed, layers: chainOf(base, committed) };
     } finally {
       while (cleanups.length) await cleanups.pop()!().catch((e) => debug(`exec cleanup: ${(e as Error).message}`));

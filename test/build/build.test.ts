@@ -294,3 +294,49 @@ test('img build: unsupported flags and bad input are clear errors', { skip, time
   const out = await build(e, ['-o', 'type=bogus', e.ctx]);
   assert.match(out.stderr, /unknown --output type "bogus"/);
 });
+
+test('img build (rootless): RUN --mount secret/cache/bind, ADD from http, --build-context', { skip, timeout: 240_000 }, async (t) => {
+  const http = await import('node:http');
+  const server = http.createServer((req, res) => {
+    if (req.url === '/file.txt') res.end('from-http\n');
+    else {
+      res.statusCode = 404;
+      res.end();
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  const port = (server.address() as { port: number }).port;
+  const e = await setup({
+    Dockerfile: `FROM busybox AS tools
+RUN echo tool > /tool
+FROM busybox
+RUN --mount=type=secret,id=tok cat /run/secrets/tok > /got-secret
+RUN --mount=type=cache,target=/cache echo x >> /cache/f && wc -l < /cache/f > /count
+RUN --mount=type=bind,from=tools,source=/tool,target=/mnt/tool cat /mnt/tool > /from-bind
+ADD http://127.0.0.1:${port}/file.txt /downloaded.txt
+COPY --from=extra hello.txt /extra.txt
+`,
+    'secret.txt': 's3cr3t',
+    'extra/hello.txt': 'extra-context\n',
+  });
+  t.after(() => cleanup(e.root));
+  const out = path.join(e.root, 'out');
+  const args = ['--secret', `id=tok,src=${path.join(e.ctx, 'secret.txt')}`, '--build-context', `extra=${path.join(e.ctx, 'extra')}`];
+  const r = await build(e, [...args, '-o', `type=local,dest=${out}`, e.ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  const read = (p: string) => fs.readFileSync(path.join(out, p), 'utf8');
+  assert.equal(read('got-secret'), 's3cr3t');
+  assert.ok(!fs.existsSync(path.join(out, 'run/secrets/tok')), 'the secret is not in the image');
+  assert.equal(read('count').trim(), '1');
+  assert.equal(read('from-bind'), 'tool\n');
+  assert.ok(!fs.existsSync(path.join(out, 'mnt/tool')) || fs.statSync(path.join(out, 'mnt/tool')).size === 0);
+  assert.equal(read('downloaded.txt'), 'from-http\n');
+  assert.equal(read('extra.txt'), 'extra-context\n');
+
+  // The cache mount persists across builds (--no-cache reruns the step on the same dir).
+  const out2 = path.join(e.root, 'out2');
+  const r2 = await build(e, [...args, '--no-cache', '-o', `type=local,dest=${out2}`, e.ctx]);
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.equal(fs.readFileSync(path.join(out2, 'count'), 'utf8').trim(), '2');
+});
