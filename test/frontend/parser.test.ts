@@ -617,3 +617,34 @@ test('validate: false stops at the syntax pass (BuildKit parser level)', () => {
   assert.throws(() => parseDockerfile('CMD [ "echo", [ "nested json" ] ]', { validate: false }), /arrays must be comprised of strings only/);
   assert.throws(() => parseDockerfile('RUN <<EOF\nx', { validate: false }), /unterminated heredoc/);
 });
+
+test('resolveSyntax / syntaxOf / parseCheckDirective', async () => {
+  const { resolveSyntax, syntaxOf, parseCheckDirective } = await import('../../lib/frontend/dockerfile/index');
+  assert.deepEqual(resolveSyntax('docker/dockerfile:1.7-labs'), { image: 'docker/dockerfile:1.7-labs', version: [1, 7, 0], labs: true, digest: undefined });
+  assert.deepEqual(resolveSyntax('docker/dockerfile:1.4.3'), { image: 'docker/dockerfile:1.4.3', version: [1, 4, 3], labs: false, digest: undefined });
+  assert.equal(resolveSyntax('docker/dockerfile:1')?.version, undefined);
+  assert.equal(resolveSyntax('docker/dockerfile:1-labs')?.labs, true);
+  assert.equal(resolveSyntax('docker/dockerfile:1.8.0-rc1')?.version?.[1], 8);
+  assert.equal(resolveSyntax(`docker/dockerfile@sha256:${'b'.repeat(64)}`)?.digest, `sha256:${'b'.repeat(64)}`);
+  for (const bad of ['docker/dockerfile:2', 'docker/dockerfile:0.9', 'tonistiigi/dockerfile:1', 'docker/dockerfile:1.x', 'localhost:5000/docker/dockerfile:1']) {
+    assert.equal(resolveSyntax(bad), undefined, bad);
+  }
+  assert.equal(syntaxOf(parseDockerfile('FROM a')), undefined);
+  assert.equal(syntaxOf(parseDockerfile('# syntax=docker/dockerfile:1.6\nFROM a'))?.version?.[1], 6);
+  assert.deepEqual(parseCheckDirective('skip=JSONArgsRecommended,StageNameCasing;error=true'), { skip: ['JSONArgsRecommended', 'StageNameCasing'], error: true });
+  assert.deepEqual(parseCheckDirective('error=false'), { skip: [], error: false });
+});
+
+test('extractFlags and parseWords (BuildKit word rules)', async () => {
+  const { extractFlags, parseWords } = await import('../../lib/frontend/dockerfile/index');
+  assert.deepEqual(extractFlags('--a=1 --b="x y" --c=\'q\' rest of line'), { rest: 'rest of line', flags: ['--a=1', '--b=x y', '--c=q'] });
+  assert.deepEqual(extractFlags('--a=x\\ y z'), { rest: 'z', flags: ['--a=x y'] });
+  assert.deepEqual(extractFlags('--a -- --b'), { rest: ' --b', flags: ['--a'] });
+  assert.deepEqual(extractFlags('--a'), { rest: '', flags: ['--a'] });
+  assert.deepEqual(extractFlags('-a --b'), { rest: '-a --b', flags: [] });
+  assert.deepEqual(extractFlags('--a="unterminated'), { rest: '', flags: ['--a=unterminated'] });
+  assert.deepEqual(parseWords('a "b c" d\\ e \'f g\'', '\\'), ['a', '"b c"', 'd\\ e', "'f g'"]);
+  assert.deepEqual(parseWords('a`  b', '`'), ['a` ', 'b']);
+  assert.deepEqual(parseWords('  ', '\\'), []);
+  assert.deepEqual(parseWords('"" x', '\\'), ['""', 'x']);
+});
