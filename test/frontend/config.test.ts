@@ -67,7 +67,8 @@ test('EXPOSE: protocols, ranges, variables', async () => {
   assert.deepEqual(Object.keys(g.config.config!.ExposedPorts!).sort(), [
     '53/udp', '80/tcp', '8000/tcp', '8001/tcp', '8002/tcp', '8080/tcp', '9000/udp', '9001/udp',
   ]);
-  assert.equal(history(g).at(-1), 'EXPOSE [80/tcp 53/udp 8080/tcp 8000/tcp 8001/tcp 8002/tcp 9000/udp 9001/udp] (empty)');
+  // BuildKit sorts the specs as written ("$P" < "53/udp" < "80" ...) before expanding them.
+  assert.equal(history(g).at(-1), 'EXPOSE [8080/tcp 53/udp 80/tcp 8000/tcp 8001/tcp 8002/tcp 9000/udp 9001/udp] (empty)');
   await rejects(build('FROM busybox\n\nEXPOSE 80/xyz\n'), /invalid proto: xyz/, 3);
   await rejects(build('FROM busybox\nEXPOSE 90-80\n'), /invalid containerPort: 90-80/, 2);
   await rejects(build('FROM busybox\nEXPOSE 8000-8001:80-82\n'), /invalid ranges specified for container and host Ports/, 2);
@@ -145,8 +146,8 @@ test('HEALTHCHECK: durations in ns, CMD and CMD-SHELL, NONE, history like Docker
   assert.deepEqual(g.config.config!.Healthcheck, { Test: ['NONE'] });
   assert.equal(history(g).at(-1), 'HEALTHCHECK {Test:[NONE] Interval:0s Timeout:0s StartPeriod:0s StartInterval:0s Retries:0} (empty)');
   await rejects(build('FROM busybox\nHEALTHCHECK --interval=10 CMD true\n'), /duration/, 2);
-  await rejects(build('FROM busybox\nHEALTHCHECK --interval=10us CMD true\n'), /cannot be less than 1ms/, 2);
-  await rejects(build('FROM busybox\nHEALTHCHECK --retries=-1 CMD true\n'), /--retries cannot be negative/, 2);
+  await rejects(build('FROM busybox\nHEALTHCHECK --interval=10us CMD true\n'), /Interval "interval" cannot be less than 1ms/, 2);
+  await rejects(build('FROM busybox\nHEALTHCHECK --retries=-1 CMD true\n'), /--retries cannot be negative \(-1\)/, 2);
   await rejects(build('FROM busybox\nHEALTHCHECK CURL x\n'), /Unknown type "CURL" in HEALTHCHECK/, 2);
 });
 

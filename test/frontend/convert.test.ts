@@ -49,6 +49,7 @@ test('COPY destination rules', async () => {
   );
   await rejects(build('FROM busybox\nADD a b /dest\n'), /When using ADD with more than one source file/, 2);
   await rejects(build('FROM busybox\nCOPY onlyone\n'), /COPY requires at least two arguments/, 2);
+  await rejects(build('FROM busybox\nCOPY a <<EOF\nx\nEOF\n'), /COPY cannot accept a heredoc as a destination/, 2);
 });
 
 test('COPY history: --parents/--chown/--chmod, expanded sources and destination; not --from/--link', async () => {

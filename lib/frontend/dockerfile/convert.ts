@@ -449,7 +449,7 @@ class Converter {
       // ONBUILD written in the parent stage runs here (once); the config's
       // OnBuild list is not carried over.
       if (img.config) delete img.config.OnBuild;
-      triggers = baseStage.commands.filter((c) => c.keyword === 'ONBUILD').map(restAfterKeyword);
+      triggers = baseStage.commands.filter((c) => c.keyword === 'ONBUILD').map(onbuildExpression);
       st = mkState(img, parent.ref, platform ?? parent.platform);
     } else if (lower === 'scratch' && !named) {
       const plat = platform ?? this.targetPlatform;
@@ -599,7 +599,8 @@ class Converter {
       }
       case 'EXPOSE': {
         const ports: string[] = [];
-        for (const w of ins.args) ports.push(...this.expandSplit(ins, w, st.env));
+        // BuildKit sorts the specs as written, then expands and splits each.
+        for (const w of [...ins.args].sort()) ports.push(...this.expandSplit(ins, w, st.env));
         if (!ports.length) throw this.err(ins, 'EXPOSE requires at least one argument');
         const exposed = { ...(cfg.ExposedPorts ?? {}) };
         const specs: string[] = [];
@@ -628,7 +629,7 @@ class Converter {
         for (const w of ins.args) {
           const v = this.expand(ins, w, st.env);
           if (v.trim() === '') throw this.err(ins, 'VOLUME specified can not be an empty string');
-          vols.push(v);
+          vols.push(v.trim());
         }
         if (!vols.length) throw this.err(ins, 'VOLUME requires at least one argument');
         const volumes = { ...(cfg.Volumes ?? {}) };
@@ -667,7 +668,7 @@ class Converter {
       case 'HEALTHCHECK':
         return this.dispatchHealthcheck(st, ins, hist);
       case 'ONBUILD': {
-        const trigger = restAfterKeyword(ins);
+        const trigger = onbuildExpression(ins);
         const kw = (ins.onbuild?.keyword ?? trigger.split(/\s+/)[0] ?? '').toUpperCase();
         if (kw === 'ONBUILD') throw this.err(ins, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
         if (kw === 'FROM' || kw === 'MAINTAINER') throw this.err(ins, `${kw} isn't allowed as an ONBUILD trigger`);
@@ -777,9 +778,8 @@ class Converter {
       if (!f) return undefined;
       const v = f.value ?? '';
       const ns = parseGoDuration(v);
-      if (ns === undefined) throw this.err(ins, `invalid --${name} duration ${JSON.stringify(v)}`, 'use a duration like 30s, 1m30s or 500ms');
-      if (ns !== 0 && ns < 1e6) throw this.err(ins, `--${name} cannot be less than 1ms`);
-      if (ns < 0) throw this.err(ins, `--${name} cannot be negative`);
+      if (ns === undefined) throw this.err(ins, `time: invalid duration ${JSON.stringify(v)}`, 'use a duration like 30s, 1m30s or 500ms');
+      if (ns !== 0 && ns < 1e6) throw this.err(ins, `Interval ${JSON.stringify(name)} cannot be less than 1ms`);
       return ns;
     };
     const interval = dur('interval');
@@ -795,7 +795,7 @@ class Converter {
       const v = r.value ?? '';
       if (!/^-?[0-9]+$/.test(v)) throw this.err(ins, `invalid --retries value ${JSON.stringify(v)}`, 'use a whole number');
       const n = Number(v);
-      if (n < 0) throw this.err(ins, '--retries cannot be negative');
+      if (n < 0) throw this.err(ins, `--retries cannot be negative (${n})`);
       if (n) h.Retries = n;
     }
     cfg.Healthcheck = h;
@@ -1038,7 +1038,10 @@ class Converter {
     const cmd = ins.keyword;
     const words = ins.json ? ins.args : ins.args;
     if (words.length < 2) {
-      throw this.err(ins, `${cmd} requires at least two arguments, but only ${words.length === 1 ? 'one was' : 'none were'} provided. Destination could not be determined.`, `write ${cmd} <src>... <dest>`);
+      throw this.err(ins, `${cmd} requires at least two arguments, but only one was provided. Destination could not be determined`, `write ${cmd} <src>... <dest>`);
+    }
+    if (!ins.json && parseHeredocWord(words[words.length - 1])) {
+      throw this.err(ins, `${cmd} cannot accept a heredoc as a destination`, 'put the heredoc before the destination path');
     }
     const env = st.env;
     const fromFlag = this.flag(ins, 'from')?.value ?? undefined;
@@ -1268,10 +1271,19 @@ class Converter {
   }
 }
 
-// The instruction text after its keyword (MAINTAINER, ONBUILD): the parser
-// keeps it as the single argument.
+// The instruction text after its keyword (MAINTAINER): the parser keeps it
+// as the single argument.
 function restAfterKeyword(ins: Instruction): string {
   return (ins.args.length === 1 ? ins.args[0] : ins.original.trim().replace(/^\S+\s*/, '')).trim();
+}
+
+// An ONBUILD trigger as BuildKit stores it: the text after ONBUILD, with any
+// heredoc bodies appended (so the trigger re-parses on its own).
+function onbuildExpression(ins: Instruction): string {
+  let text = ins.original.replace(/^\s*ONBUILD\s*/i, '');
+  const heredocs = ins.heredocs.length ? ins.heredocs : ins.onbuild?.heredocs ?? [];
+  for (const h of heredocs) text += '\n' + h.content + h.name;
+  return text;
 }
 
 // "FROM docker.io/library/alpine:3.19@sha256:…" as BuildKit shows a pinned base.
