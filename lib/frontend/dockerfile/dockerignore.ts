@@ -9,7 +9,7 @@
 // `<Dockerfile>.dockerignore` next to the Dockerfile wins over the context's `.dockerignore`.
 
 import { DockerfileError } from './errors';
-import { Glob, codePoints, type GlobToken } from './shell';
+import { Glob, codePoints, goTrimSpace, type GlobToken } from './shell';
 
 // Go path.Clean on slash-separated paths.
 export function cleanPath(p: string): string {
@@ -39,10 +39,10 @@ export function parseDockerignore(text: string, filename = '.dockerignore'): str
     if (i === 0 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
     if (line.endsWith('\r')) line = line.slice(0, -1);
     if (line.startsWith('#')) continue; // comments only in column 1
-    let p = line.trim();
+    let p = goTrimSpace(line);
     if (p === '') continue;
     const invert = p.startsWith('!');
-    if (invert) p = p.slice(1).trim();
+    if (invert) p = goTrimSpace(p.slice(1));
     if (p === '' && invert) {
       throw new DockerfileError('illegal exclusion pattern: "!"', {
         file: filename,
@@ -211,7 +211,7 @@ export class PatternMatcher {
 
   constructor(patterns: string[]) {
     for (let raw of patterns) {
-      raw = raw.trim();
+      raw = goTrimSpace(raw);
       if (raw === '') continue;
       let p = cleanPath(raw);
       let exclusion = false;

@@ -94,8 +94,18 @@ function isLetter(c: number): boolean {
 export function isSpaceCode(c: number): boolean {
   if (c === 0x20 || (c >= 0x09 && c <= 0x0d)) return true;
   if (c < 0x80) return false;
+  if (c === 0xfeff) return false; // JS \s includes the BOM; Go's IsSpace does not
   return c === 0x85 || c === 0xa0 || reSpace.test(String.fromCodePoint(c));
 }
+// Go's strings.TrimSpace (JS trim() also strips U+FEFF, which Go keeps).
+export function goTrimSpace(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && isSpaceCode(s.charCodeAt(a))) a++;
+  while (b > a && isSpaceCode(s.charCodeAt(b - 1))) b--;
+  return a === 0 && b === s.length ? s : s.slice(a, b);
+}
+
 // Special parameters of POSIX sh (`$@`, `$#`...): a one-character name.
 function isSpecialParam(c: number): boolean {
   return c === 0x40 || c === 0x2a || c === 0x23 || c === 0x3f || c === 0x2d || c === 0x24 || c === 0x21 || c === 0x30;
