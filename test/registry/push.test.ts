@@ -137,6 +137,28 @@ describe('push (library)', () => {
     assert.equal(res.digest, amd.manifest.digest);
   });
 
+  it('uploads when a remembered mount source no longer has the blob, and restarts a failed upload', async () => {
+    const state = freshState();
+    const img = await makeBusyboxImage({ extraFiles: { 'etc/push': 'fallback' } });
+    const name = `${proxy.host}/fallback/app:v1`;
+    await img.writeToStore(state, name);
+    // A stale hint: the registry answers the mount with 202 (an upload session) instead of 201.
+    fs.mkdirSync(path.join(state, 'registry'), { recursive: true });
+    fs.writeFileSync(
+      path.join(state, 'registry', 'sources.json'),
+      JSON.stringify({ [img.layers[0].digest]: [`${proxy.host}/gone/away`] }),
+    );
+    // And the first blob PUT fails with a 500: the upload starts over.
+    proxy.failRequests('digest=sha256', 500, 1);
+    const before = proxy.requests.length;
+    const res = await pushImage(name, { stateDir: state });
+    assert.deepEqual({ uploaded: res.uploaded, mounted: res.mounted }, { uploaded: 2, mounted: 0 });
+    const seen = proxy.requests.slice(before);
+    assert.ok(seen.some((r) => r.method === 'POST' && r.path.includes('from=gone%2Faway') && r.status === 202));
+    assert.ok(seen.some((r) => r.method === 'PUT' && r.status === 500));
+    assert.equal((skopeoRaw(`${reg.host}/fallback/app:v1`) as { layers: Descriptor[] }).layers[0].digest, img.layers[0].digest);
+  });
+
   it('explains a missing local image', async () => {
     await assert.rejects(pushImage(`${reg.host}/nothing/here:v1`, { stateDir: freshState() }), (err: Error & { hint?: string }) => {
       assert.match(err.message, /image 127\.0\.0\.1:\d+\/nothing\/here:v1 not found/);
