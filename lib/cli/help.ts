@@ -43,14 +43,19 @@ export function formatHelp(cmd: Command, _helper: Help): string {
   out.push(`Usage: ${usage.trimEnd()}`, '');
   const own = optionRows(cmd.options);
   own.push(['-h, --help', `help for ${name}`]);
-  own.sort((a, b) => a[0].trim().replace(/^-.,/, '').localeCompare(b[0].trim().replace(/^-.,/, '')));
+  // cobra sorts flags by long name, ignoring the short form in front.
+  const longName = (f: string) => f.trim().replace(/^-.,\s*/, '');
+  own.sort((a, b) => longName(a[0]).localeCompare(longName(b[0])));
   out.push('Flags:', table(own), '');
   if (isRoot) {
     const cmds = cmd.commands.filter((c) => !(c as unknown as { _hidden?: boolean })._hidden);
     const rows: [string, string][] = cmds.map((c) => [c.name(), c.description()]);
     rows.push(['help', 'Help about any command']);
     rows.sort((a, b) => a[0].localeCompare(b[0]));
-    out.push('Commands:', table(rows), '', 'Use "img [command] --help" for more information about a command.', '');
+    // cobra pads command names to at least 11 columns.
+    const pad = Math.max(11, ...rows.map(([n]) => n.length));
+    const cmdTable = rows.map(([n, d]) => `  ${n.padEnd(pad)} ${d}`).join('\n');
+    out.push('Commands:', cmdTable, '', 'Use "img [command] --help" for more information about a command.', '');
   } else {
     const globals = optionRows(root.options.filter((o) => o.long !== '--version'));
     out.push('Global Flags:', table(globals), '');
