@@ -1,13 +1,14 @@
 // Pull against the real distribution registry: media types, platform choice, by digest,
 // corrupted/truncated blobs through a faulty proxy, retries, and the no-op fast path.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ContentStore } from '../../lib/content/store';
 import { ImageStore } from '../../lib/images/store';
-import type { Index } from '../../lib/images/types';
+import type { Index, Manifest } from '../../lib/images/types';
 import { pullImage } from '../../lib/registry/pull';
 import { closeAgents } from '../../lib/registry/transport';
 import { VERSION } from '../../lib/version';
@@ -112,6 +113,21 @@ describe('pull (library)', () => {
         return true;
       },
     );
+  });
+
+  it('pulls a Docker manifest list that skopeo pushed (converted from an OCI layout)', async () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'oci-'));
+    await index.writeOciLayout(dir, 'multi');
+    execFileSync('skopeo', ['copy', '--quiet', '--all', '--format', 'v2s2', '--dest-tls-verify=false', `oci:${dir}:multi`, `docker://${reg.host}/skopeo/multi:v2`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const state = freshState();
+    const res = await pullImage(`${reg.host}/skopeo/multi:v2`, { stateDir: state, platform: { os: 'linux', architecture: 'arm64' } });
+    assert.equal(res.target.mediaType, 'application/vnd.docker.distribution.manifest.list.v2+json');
+    assert.equal(res.manifest.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+    const manifest = await new ContentStore(state).readJson<Manifest>(res.manifest.digest);
+    assert.equal(manifest.layers[0].digest, arm64.layers[0].digest);
+    assert.equal(manifest.layers[0].mediaType, 'application/vnd.docker.image.rootfs.diff.tar.gzip');
   });
 
   it('refuses a single-platform image that does not match an explicit --platform', async () => {
