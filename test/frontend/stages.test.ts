@@ -152,6 +152,21 @@ test('named build contexts replace images and provide --from sources', async () 
   assert.equal(ts.kind === 'image' && ts.ref, 'docker.io/library/node:20');
 });
 
+test('a named context replaces a stage of that name; image names match in familiar form', async () => {
+  const df = 'FROM busybox AS deps\nRUN echo slow\nFROM docker.io/library/alpine:latest\nCOPY --from=deps /x /x\n';
+  resolved.length = 0;
+  const g = await build(df, {
+    namedContexts: { deps: { kind: 'local', ref: 'vendor-dir' }, alpine: { kind: 'image', ref: 'node:20' } },
+  });
+  assert.ok(!vertices(g).some((v) => v.name.includes('slow')), 'the replaced stage does not run');
+  assert.ok(!resolved.some((r) => r.startsWith('docker.io/library/busybox')), 'nor is its base resolved');
+  const c = root(g) as FileVertex;
+  const src = input(g, c, (c.actions[0] as { src: number }).src);
+  assert.equal(src.kind === 'local' && src.source, 'vendor-dir');
+  assert.equal(chain(g)[0], '[stage-1 1/2] FROM docker.io/library/node:20@sha256:' + 'a'.repeat(64));
+  assert.deepEqual(g.config.config!.Entrypoint, ['docker-entrypoint.sh'], 'config comes from the replacing image');
+});
+
 test('FROM --platform sets the stage platform; other stages keep the target platform', async () => {
   const df = 'FROM --platform=linux/arm64 busybox AS arm\nRUN uname -m\nFROM busybox\nCOPY --from=arm /x /x\nRUN true\n';
   const g = await build(df, { targetPlatform: { os: 'linux', architecture: 'amd64' } });

@@ -4,7 +4,7 @@
 // writes it (history strings included). Pure TypeScript: no node: imports.
 
 import type { HealthConfig, ImageConfig, Platform } from '../../images/types';
-import { parseReference, formatReference } from '../../images/reference';
+import { familiarName, formatReference, parseReference } from '../../images/reference';
 import type { BuildGraph, ChownSpec, ExecMount, ExecVertex, FileAction, Ref, Vertex, VertexId } from '../../graph/types';
 import { GraphBuilder, prune, topoOrder } from '../../graph/builder';
 import { vertexDigest } from '../../graph/digest';
@@ -318,8 +318,9 @@ class Converter {
         const earlier = this.stages.slice(0, s.index).find((x) => x.name && x.name === base.toLowerCase());
         let platform = this.targetPlatform;
         if (s.platformFlag !== undefined) platform = parsePlatform(this.expand(s.from, s.platformFlag, this.globalEnv)) ?? platform;
+        if (s.name && this.namedContext(s.name)) return;
         if (earlier) visit(earlier);
-        else if (base.toLowerCase() !== 'scratch' && !this.opts.namedContexts?.[base]) {
+        else if (base.toLowerCase() !== 'scratch' && !this.namedContext(base)) {
           void this.resolve(formatReference(parseReference(base)), platform);
         }
       } catch {
@@ -334,6 +335,14 @@ class Converter {
         for (const f of froms) {
           const dep = this.lookupStage(f, s);
           if (dep) visit(dep);
+          else if (!/^[0-9]+$/.test(f) && !f.includes('$') && !this.namedContext(f) && !this.stageByRef(f, 'mount')) {
+            // COPY --from=<image>: resolve it with the others.
+            try {
+              void this.resolve(formatReference(parseReference(f)), this.targetPlatform);
+            } catch {
+              // reported by dispatch
+            }
+          }
         }
       }
     };
@@ -421,8 +430,10 @@ class Converter {
     const label = this.singleStage ? '' : stage.name || `stage-${stage.index}`;
     const lower = base.toLowerCase();
     // Only stages defined above can be a base; a later name is an image reference.
-    const baseStage = this.stages.slice(0, stage.index).find((s) => s.name && s.name === lower);
-    const named = this.opts.namedContexts?.[base];
+    // --build-context <stage name>=... replaces the whole stage.
+    const override = stage.name ? this.namedContext(stage.name) : undefined;
+    const baseStage = override ? undefined : this.stages.slice(0, stage.index).find((s) => s.name && s.name === lower);
+    const named = override ?? (baseStage ? undefined : this.namedContext(base));
 
     let st: StageState;
     let triggers: string[] = [];
@@ -478,12 +489,13 @@ class Converter {
     }
 
     // ONBUILD triggers run first, as if written right after FROM.
-    const trigInstrs = triggers.map((t) => this.parseTrigger(ins, t));
+    const trigInstrs = override ? [] : triggers.map((t) => this.parseTrigger(ins, t));
     // Progress numbering: FROM an image, then RUN/COPY/ADD/WORKDIR and every trigger.
     if (fromStep) st.cmdTotal = 1;
-    for (const c of stage.commands) if (['RUN', 'COPY', 'ADD', 'WORKDIR'].includes(c.keyword)) st.cmdTotal++;
+    if (!override) for (const c of stage.commands) if (['RUN', 'COPY', 'ADD', 'WORKDIR'].includes(c.keyword)) st.cmdTotal++;
     st.cmdTotal += trigInstrs.length;
     if (fromStep) st.ref = fromStep(this.stepName(st, fromText));
+    if (override) return st;
     // Make sure PATH is always set (BuildKit does this for every stage).
     const cfg = ensureConfig(st.img);
     if (!(cfg.Env ?? []).some((e) => envKey(e) === 'PATH')) {
@@ -498,6 +510,22 @@ class Converter {
     st.inTrigger = false;
     for (const c of stage.commands) await this.dispatchInstruction(st, c);
     return st;
+  }
+
+  // --build-context lookup as BuildKit does it: the name as written, then its
+  // familiar form without ":latest" (so "alpine" matches FROM docker.io/library/alpine).
+  private namedContext(name: string): NamedCtx | undefined {
+    const all = this.opts.namedContexts;
+    if (!all) return undefined;
+    const lower = name.toLowerCase();
+    if (lower === 'scratch' || lower === 'context') return undefined;
+    if (all[name]) return all[name];
+    try {
+      const fam = familiarName(parseReference(name)).replace(/:latest$/, '');
+      return all[fam];
+    } catch {
+      return undefined;
+    }
   }
 
   // Whether the resolver knew the image (unknown images keep their FROM vertex).
@@ -1009,7 +1037,7 @@ class Converter {
       );
     }
     if (dep) return { kind: 'stage', st: await this.dispatch(dep) };
-    const nc = this.opts.namedContexts?.[from];
+    const nc = this.namedContext(from);
     if (nc) {
       if (nc.kind === 'local') {
         return { kind: 'ref', name: from, ref: this.b.add({ kind: 'local', name: `[context ${from}] load from client`, inputs: [], source: nc.ref }) };
