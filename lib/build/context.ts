@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { ImgError, isErrno } from '../util/errors';
 
 export interface LoadedContext {
@@ -59,6 +59,7 @@ export async function loadContext(input: ContextInput): Promise<LoadedContext> {
       if (isTarOrCompressed(data)) {
         dir = await makeTemp(input.tmpDir, temps);
         await extractTar(Readable.from([data]), dir, 'stdin');
+        remote = true; // -f names a file inside the archive
       } else {
         dir = null;
         stdinDockerfile = data.toString('utf8');
@@ -236,4 +237,3 @@ async function cloneGit(spec: string, dir: string): Promise<string> {
   return out;
 }
 
-export { PassThrough };

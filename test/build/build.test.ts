@@ -340,3 +340,25 @@ COPY --from=extra hello.txt /extra.txt
   assert.equal(r2.code, 0, r2.stderr);
   assert.equal(fs.readFileSync(path.join(out2, 'count'), 'utf8').trim(), '2');
 });
+
+test('img build (rootless): context from a tar on stdin and from an http tarball; -f names a Dockerfile inside', { skip, timeout: 120_000 }, async (t) => {
+  const e = await setup({ 'df/Build.df': 'FROM busybox\nCOPY msg.txt /msg.txt\n', 'msg.txt': 'tarred\n' });
+  t.after(() => cleanup(e.root));
+  const tarGz = path.join(e.root, 'ctx.tar.gz');
+  execFileSync('tar', ['-czf', tarGz, '-C', e.ctx, '.']);
+  const out = path.join(e.root, 'out-stdin');
+  const cmd = imgArgv(['-s', e.state, 'build', '--progress', 'plain', '-f', 'df/Build.df', '-o', `type=local,dest=${out}`, '-']).map((a) => `'${a}'`).join(' ');
+  const r = await runAsUser(['sh', '-c', `${cmd} < ${tarGz}`]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(fs.readFileSync(path.join(out, 'msg.txt'), 'utf8'), 'tarred\n');
+
+  const http = await import('node:http');
+  const server = http.createServer((_req, res) => fs.createReadStream(tarGz).pipe(res));
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  t.after(() => new Promise<void>((ok) => server.close(() => ok())));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/ctx.tar.gz`;
+  const out2 = path.join(e.root, 'out-http');
+  const r2 = await build(e, ['-f', 'df/Build.df', '-o', `type=local,dest=${out2}`, url]);
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.equal(fs.readFileSync(path.join(out2, 'msg.txt'), 'utf8'), 'tarred\n');
+});
