@@ -68,6 +68,16 @@ interface Plan {
   doc: Manifest;
 }
 
+// Non-distributable ("foreign") layers live at their `urls`, not in registries; like docker,
+// neither pull nor push transfers them.
+export function isForeignLayer(d: Descriptor): boolean {
+  return /\.foreign\.|nondistributable/.test(d.mediaType);
+}
+
+export function distributable(layers: Descriptor[]): Descriptor[] {
+  return layers.filter((l) => !isForeignLayer(l));
+}
+
 export function pullName(ref: Reference): { ref: Reference; name: string } {
   const r = ref.tag || ref.digest ? ref : { ...ref, tag: 'latest' };
   return { ref: r, name: formatReference(r) };
@@ -115,9 +125,9 @@ export async function pullImage(input: string, opts: PullOptions): Promise<PullR
       // first so a mismatch fails before the layers are downloaded.
       downloaded += await fetchBlobs(client, ref.path, store, [plan.doc.config], opts, emit);
       await checkPlatform(store, plan, want, true, name);
-      downloaded += await fetchBlobs(client, ref.path, store, plan.doc.layers, opts, emit);
+      downloaded += await fetchBlobs(client, ref.path, store, distributable(plan.doc.layers), opts, emit);
     } else {
-      downloaded += await fetchBlobs(client, ref.path, store, [plan.doc.config, ...plan.doc.layers], opts, emit);
+      downloaded += await fetchBlobs(client, ref.path, store, [plan.doc.config, ...distributable(plan.doc.layers)], opts, emit);
       await checkPlatform(store, plan, want, false, name);
     }
     // Parents after children, so a stored manifest always finds its blobs.
@@ -166,7 +176,7 @@ async function localPlan(store: ContentStore, target: Descriptor, want: Platform
       if (!(await store.has(manifest.digest))) return undefined;
     }
     const doc = await store.readJson<Manifest>(manifest.digest);
-    for (const d of [doc.config, ...doc.layers]) {
+    for (const d of [doc.config, ...distributable(doc.layers)]) {
       const st = await store.stat(d.digest);
       if (!st || st.size !== d.size) return undefined;
     }

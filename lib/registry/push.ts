@@ -9,6 +9,7 @@ import { isIndexMediaType, type Descriptor, type Digest, type Index, type Manife
 import { ImgError } from '../util/errors';
 import { warn } from '../util/log';
 import { RegistryClient, type PushBlobResult } from './client';
+import { distributable } from './pull';
 import { blobSources, recordSources } from './sources';
 
 export const DEFAULT_PUSH_CONCURRENCY = 4;
@@ -88,7 +89,7 @@ export async function pushImage(input: string, opts: PushOptions): Promise<PushR
 
   // Every blob once, with a check that we have it before talking to the registry.
   const blobs = new Map<Digest, Descriptor>();
-  for (const { doc } of manifests) for (const b of [doc.config, ...doc.layers]) blobs.set(b.digest, b);
+  for (const { doc } of manifests) for (const b of [doc.config, ...distributable(doc.layers)]) blobs.set(b.digest, b);
   for (const b of blobs.values()) {
     const st = await store.stat(b.digest);
     if (!st) throw store.missing(b.digest);
