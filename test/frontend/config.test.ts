@@ -168,6 +168,9 @@ test('sourceDateEpoch sets created on the image and new history entries', async 
   assert.deepEqual(g.config.history!.slice(1).map((h) => h.created), ['2023-11-14T22:13:20Z', '2023-11-14T22:13:20Z']);
   const g2 = await build('FROM busybox\nRUN true\n');
   assert.equal(g2.config.created, undefined);
+  const g3 = await build('FROM busybox\nRUN true\n', { buildArgs: { SOURCE_DATE_EPOCH: '0' } });
+  assert.equal(g3.config.created, '1970-01-01T00:00:00Z');
+  assert.deepEqual(g3.warnings, [], 'SOURCE_DATE_EPOCH is a built-in build arg');
 });
 
 test('layer-producing steps are not empty_layer; metadata steps are', async () => {

@@ -228,6 +228,11 @@ test('RUN --mount errors name the line', async () => {
   await rejects(build('FROM busybox\nRUN --mount=type=cache,target=/ true\n'), /invalid mount target/, 2);
 });
 
+test('secret env values are masked in the progress name', async () => {
+  const g = await build('FROM busybox\nENV TOKEN=visible\nRUN --mount=type=secret,id=t,env=TOKEN echo $TOKEN\n');
+  assert.equal(root(g).name, '[2/2] RUN --mount=type=secret,id=t,env=TOKEN echo ****');
+});
+
 test('RUN --mount values expand variables', async () => {
   const g = await build('FROM busybox\nARG CACHE=/var/cache/apt\nRUN --mount=type=cache,target=$CACHE,id=apt-$CACHE true\n');
   assert.equal((root(g) as ExecVertex).mounts[0].target, '/var/cache/apt');

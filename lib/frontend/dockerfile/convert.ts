@@ -112,7 +112,10 @@ class Converter {
     this.targetPlatform = opts.targetPlatform ?? DEFAULT_PLATFORM;
     this.buildPlatform = opts.buildPlatform ?? this.targetPlatform;
     this.buildArgs = opts.buildArgs ?? {};
-    if (opts.sourceDateEpoch !== undefined) this.epoch = isoEpoch(opts.sourceDateEpoch);
+    // --build-arg SOURCE_DATE_EPOCH works like the option, as in BuildKit.
+    const argEpoch = this.buildArgs.SOURCE_DATE_EPOCH;
+    const epoch = opts.sourceDateEpoch ?? (argEpoch !== undefined && /^[0-9]+$/.test(argEpoch) ? Number(argEpoch) : undefined);
+    if (epoch !== undefined) this.epoch = isoEpoch(epoch);
     this.proxy = proxyEnv(opts.buildArgs);
   }
 
@@ -243,12 +246,23 @@ class Converter {
     }
     if (this.epoch) img.created = this.epoch;
     else delete img.created;
+    // An explicit target platform names the result's platform (BuildKit's finalizeResultImage).
+    if (this.opts.targetPlatform) {
+      const t = this.targetPlatform;
+      const same = img.os === t.os && img.architecture === t.architecture;
+      img.os = t.os;
+      img.architecture = t.architecture;
+      if (t.variant || !same) {
+        if (t.variant) img.variant = t.variant;
+        else delete img.variant;
+      }
+    }
     const { vertices, root } = this.finish(final.ref);
     return {
       vertices,
       root,
       config: img,
-      platform: final.platform,
+      platform: this.opts.targetPlatform ? this.targetPlatform : final.platform,
       warnings: this.warnings,
       secrets: [...this.secrets].sort(),
       ssh: [...this.ssh].sort(),
@@ -835,7 +849,13 @@ class Converter {
   private async dispatchRun(st: StageState, ins: Instruction, hist: (t: string, e: boolean, s?: boolean) => void): Promise<void> {
     const cfg = ensureConfig(st.img);
     let args: string[];
-    let nameText = this.displayText(ins, st.env);
+    // Secrets exposed as env vars show as **** in the progress name (BuildKit does this).
+    const shownEnv = new Map(st.env);
+    for (const raw of this.flags(ins, 'mount')) {
+      const m = /(?:^|,)env=([^,]+)/.exec(raw);
+      if (m && /(?:^|,)type=secret(?:,|$)/i.test(raw)) shownEnv.set(m[1], '****');
+    }
+    let nameText = this.displayText(ins, shownEnv);
     const extraMounts: { spec: ExecMount; ref: Ref }[] = [];
     if (ins.json) {
       args = [...ins.args];
