@@ -414,84 +414,121 @@ type State = GlobToken | { k: 'inside' };
 
 export class Glob {
   private readonly states: State[] = [];
+  // Reused between runs: current/next state lists and a generation-stamped "in list" mark.
+  private cur: Int32Array;
+  private nxt: Int32Array;
+  private curLen = 0;
+  private nxtLen = 0;
+  private readonly mark: Uint32Array;
+  private gen = 0;
+  private readonly final: number;
+
   constructor(tokens: readonly GlobToken[]) {
     for (const t of tokens) {
       this.states.push(t);
       if (t.k === 'dirs') this.states.push({ k: 'inside' });
     }
+    this.final = this.states.length;
+    this.cur = new Int32Array(this.final + 1);
+    this.nxt = new Int32Array(this.final + 1);
+    this.mark = new Uint32Array(this.final + 1);
   }
 
-  private add(set: Uint8Array, list: number[], s: number): void {
-    if (set[s]) return;
-    set[s] = 1;
-    list.push(s);
+  // Adds state s (and what it reaches without input) to the next list.
+  private add(s: number): void {
+    if (this.mark[s] === this.gen) return;
+    this.mark[s] = this.gen;
+    this.nxt[this.nxtLen++] = s;
     const st = this.states[s];
     if (st === undefined) return; // the accepting state
-    if (st.k === 'star') this.add(set, list, s + 1);
+    if (st.k === 'star') this.add(s + 1);
     else if (st.k === 'dirs') {
-      this.add(set, list, s + 1); // inside
-      this.add(set, list, s + 2); // or nothing at all
+      this.add(s + 1); // inside
+      this.add(s + 2); // or nothing at all
     }
   }
 
-  private start(): { set: Uint8Array; list: number[] } {
-    const set = new Uint8Array(this.states.length + 1);
-    const list: number[] = [];
-    this.add(set, list, 0);
-    return { set, list };
+  private swap(): void {
+    const t = this.cur;
+    this.cur = this.nxt;
+    this.nxt = t;
+    this.curLen = this.nxtLen;
+    this.nxtLen = 0;
+    this.gen = (this.gen + 1) >>> 0;
+    if (this.gen === 0) {
+      this.mark.fill(0xffffffff);
+      this.gen = 1;
+    }
   }
 
-  private step(list: number[], c: number): { set: Uint8Array; list: number[] } {
-    const set = new Uint8Array(this.states.length + 1);
-    const out: number[] = [];
-    for (const s of list) {
+  private begin(): void {
+    this.gen = (this.gen + 1) >>> 0 || 1;
+    this.nxtLen = 0;
+    this.add(0);
+    this.swap();
+  }
+
+  private accepting(): boolean {
+    for (let i = 0; i < this.curLen; i++) if (this.cur[i] === this.final) return true;
+    return false;
+  }
+
+  private step(c: number): void {
+    for (let i = 0; i < this.curLen; i++) {
+      const s = this.cur[i];
       const st = this.states[s];
       if (st === undefined) continue;
       switch (st.k) {
         case 'lit':
-          if (c === st.c) this.add(set, out, s + 1);
+          if (c === st.c) this.add(s + 1);
           break;
         case 'one':
-          if (st.slash || c !== 0x2f) this.add(set, out, s + 1);
+          if (st.slash || c !== 0x2f) this.add(s + 1);
           break;
         case 'class':
-          if (inClass(st, c)) this.add(set, out, s + 1);
+          if (inClass(st, c)) this.add(s + 1);
           break;
         case 'star':
-          if (st.slash ? c !== 0x0a : c !== 0x2f) this.add(set, out, s);
+          if (st.slash ? c !== 0x0a : c !== 0x2f) this.add(s);
           break;
         case 'inside':
-          if (c !== 0x0a) this.add(set, out, s);
-          if (c === 0x2f) this.add(set, out, s + 1);
+          if (c !== 0x0a) this.add(s);
+          if (c === 0x2f) this.add(s + 1);
           break;
       }
     }
-    return { set, list: out };
+    this.swap();
   }
 
-  // Whether the whole of `cps` (code points) matches.
-  matchCodePoints(cps: readonly number[]): boolean {
-    let cur = this.start();
-    for (const c of cps) {
-      if (cur.list.length === 0) return false;
-      cur = this.step(cur.list, c);
-    }
-    return cur.set[this.states.length] === 1;
-  }
-
+  // Whether the whole of `s` matches.
   matches(s: string): boolean {
-    return this.matchCodePoints(codePoints(s));
+    this.begin();
+    for (let i = 0; i < s.length; i++) {
+      if (this.curLen === 0) return false;
+      const c = s.codePointAt(i)!;
+      if (c > 0xffff) i++;
+      this.step(c);
+    }
+    return this.accepting();
+  }
+
+  matchCodePoints(cps: readonly number[]): boolean {
+    this.begin();
+    for (const c of cps) {
+      if (this.curLen === 0) return false;
+      this.step(c);
+    }
+    return this.accepting();
   }
 
   // Lengths n (in code points) for which cps[from, from+n) matches, shortest first.
   prefixMatches(cps: readonly number[], from = 0): number[] {
     const ends: number[] = [];
-    const final = this.states.length;
-    let cur = this.start();
-    if (cur.set[final]) ends.push(0);
-    for (let i = from; i < cps.length && cur.list.length > 0; i++) {
-      cur = this.step(cur.list, cps[i]);
-      if (cur.set[final]) ends.push(i - from + 1);
+    this.begin();
+    if (this.accepting()) ends.push(0);
+    for (let i = from; i < cps.length && this.curLen > 0; i++) {
+      this.step(cps[i]);
+      if (this.accepting()) ends.push(i - from + 1);
     }
     return ends;
   }
