@@ -45,6 +45,10 @@ test('ENTRYPOINT clears an inherited CMD but not one set in the same stage', asy
   g = await build('FROM node:20\nENTRYPOINT ["/app"]\nCMD ["x"]\n');
   assert.deepEqual(g.config.config!.Cmd, ['x']);
   assert.deepEqual(history(g).slice(-2), ['ENTRYPOINT ["/app"] (empty)', 'CMD ["x"] (empty)']);
+  g = await build('FROM node:20\nENTRYPOINT []\n');
+  assert.equal(g.config.config!.Entrypoint, null);
+  assert.equal(g.config.config!.Cmd, null);
+  assert.equal(history(g).at(-1), 'ENTRYPOINT [] (empty)');
 });
 
 

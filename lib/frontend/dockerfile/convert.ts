@@ -702,7 +702,8 @@ class Converter {
       }
       case 'ENTRYPOINT': {
         const args = this.commandArgs(st, ins);
-        cfg.Entrypoint = args;
+        // ENTRYPOINT [] clears it (null), like BuildKit's emptyAsNil.
+        cfg.Entrypoint = ins.json && args.length === 0 ? null : args;
         // A new ENTRYPOINT drops a CMD inherited from the base (not one set in this stage).
         if (!st.cmdSet) cfg.Cmd = null;
         return hist(`ENTRYPOINT ${goQuoteSlice(args)}`, true);
