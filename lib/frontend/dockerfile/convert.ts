@@ -892,11 +892,11 @@ class Converter {
 
     const network = this.flag(ins, 'network')?.value ?? 'default';
     if (!['default', 'none', 'host'].includes(network)) {
-      throw this.err(ins, `unsupported network mode ${JSON.stringify(network)}`, 'use --network=default, none or host');
+      throw this.err(ins, `invalid network mode ${JSON.stringify(network)}`, 'use --network=default, none or host');
     }
     const security = this.flag(ins, 'security')?.value ?? 'sandbox';
     if (!['sandbox', 'insecure'].includes(security)) {
-      throw this.err(ins, `unsupported security mode ${JSON.stringify(security)}`, 'use --security=sandbox or insecure');
+      throw this.err(ins, `security ${JSON.stringify(security)} is not valid`, 'use --security=sandbox or insecure');
     }
 
     const cwd = cfg.WorkingDir || '/';
