@@ -70,6 +70,7 @@ const basicHeader = (a: AuthConfig): string =>
 export class Authorizer {
   private challenge?: Challenge;
   private readonly tokens = new Map<string, CachedToken>();
+  private readonly pending = new Map<string, Promise<string>>();
   private creds?: Promise<AuthConfig | undefined>;
 
   constructor(
@@ -117,20 +118,27 @@ export class Authorizer {
       const c = await this.credentials();
       return c?.username !== undefined ? wanted : undefined;
     }
-    // Bearer: a token we sent was refused (expired, or lacks a scope): fetch a fresh one once.
-    const key = scopeKey(wanted);
-    if (hadAuthorization && sameScheme && wanted.length === scopes.length) {
-      if (!this.tokens.has(key)) return undefined;
-      this.tokens.delete(key);
-    }
+    // Bearer: a token we sent was refused (expired, revoked): fetch a fresh one, once
+    // (the caller retries a single time).
+    if (hadAuthorization && sameScheme) this.tokens.delete(scopeKey(wanted));
     await this.fetchToken(wanted);
     return wanted;
   }
 
-  private async fetchToken(scopes: string[]): Promise<string> {
+  // Concurrent requests for the same scopes (parallel blobs) share one token request.
+  private fetchToken(scopes: string[]): Promise<string> {
     const key = scopeKey(scopes);
     const cached = this.tokens.get(key);
-    if (cached && cached.expiresAt > Date.now()) return cached.value;
+    if (cached && cached.expiresAt > Date.now()) return Promise.resolve(cached.value);
+    let p = this.pending.get(key);
+    if (!p) {
+      p = this.requestToken(scopes, key).finally(() => this.pending.delete(key));
+      this.pending.set(key, p);
+    }
+    return p;
+  }
+
+  private async requestToken(scopes: string[], key: string): Promise<string> {
     const params = this.challenge!.params;
     if (!params.realm) {
       throw new ImgError(`${this.host.name} sent a Bearer challenge without a realm`, { hint: 'the registry\'s auth configuration is broken' });
