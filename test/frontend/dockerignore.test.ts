@@ -186,3 +186,48 @@ test('matchPattern: one pattern, one path, filepath.Match rules plus **', async 
     assert.throws(() => matchPattern(bad, 'a'), /syntax error in pattern/, bad);
   }
 });
+
+test('.dockerignore matching agrees with a regular-expression oracle on random patterns', async () => {
+  const { matchPattern } = await import('../../lib/frontend/dockerfile/index');
+  let seed = 777;
+  const rnd = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  const PAT = ['*', '**', '**/', '?', 'a', 'b', '/', '[ab]', '[^a]', '\\*', '.'];
+  const STR = ['a', 'b', '/', '.', '*'];
+  // The documented semantics: * and ? within a path element, **/ any number of
+  // directories (even none), a trailing ** anything, classes may match '/'.
+  const oracle = (p: string): RegExp => {
+    let re = '';
+    for (let i = 0; i < p.length; i++) {
+      const c = p[i];
+      if (c === '*' && p[i + 1] === '*') {
+        i++;
+        if (p[i + 1] === '/') i++;
+        re += i + 1 >= p.length ? '.*' : '(.*/)?';
+      } else if (c === '*') re += '[^/]*';
+      else if (c === '?') re += '[^/]';
+      else if (c === '\\') re += '\\' + p[++i];
+      else if (c === '[') {
+        const end = p.indexOf(']', i + 2);
+        re += p.slice(i, end + 1);
+        i = end;
+      } else re += c.replace(/[.\/]/g, '\\$&');
+    }
+    return new RegExp(`^${re}$`);
+  };
+  let compared = 0;
+  for (let k = 0; k < 3000; k++) {
+    let p = '';
+    for (let j = rnd(5); j >= 0; j--) p += PAT[rnd(PAT.length)];
+    // compare on cleaned patterns only (cleaning is tested elsewhere); leading ** uses
+    // BuildKit's suffix shortcut, which differs from the regexp on purpose
+    if (p.includes('//') || p.startsWith('/') || p.endsWith('/') || p.startsWith('**') || /(^|\/)\.\.?(\/|$)/.test(p)) continue;
+    let s = '';
+    for (let j = 1 + rnd(7); j > 0; j--) s += STR[rnd(STR.length)];
+    compared++;
+    assert.equal(matchPattern(p, s), oracle(p).test(s), `${p} vs ${s}`);
+  }
+  assert.ok(compared > 1000, `compared ${compared}`);
+});

@@ -226,3 +226,38 @@ test('deeply nested substitutions are an error, not a stack overflow', () => {
   const ok = '${a:-'.repeat(100) + 'x' + '}'.repeat(100);
   assert.equal(expandWord(ok, env).value, 'x');
 });
+
+test('glob automaton agrees with a regular-expression oracle on random patterns', async () => {
+  const { matchShellPattern } = await import('../../lib/frontend/dockerfile/index');
+  let seed = 12345;
+  const rnd = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  const PAT = ['*', '?', 'a', 'b', '/', '[ab]', '[!a]', '[^b]', '[a-b]', '\\*', '.', '-'];
+  const STR = ['a', 'b', '/', '.', '-', '*'];
+  const oracle = (p: string): RegExp => {
+    let re = '';
+    for (let i = 0; i < p.length; i++) {
+      const c = p[i];
+      if (c === '*') re += '[\\s\\S]*';
+      else if (c === '?') re += '[\\s\\S]';
+      else if (c === '\\') re += '\\' + p[++i];
+      else if (c === '[') {
+        const end = p.indexOf(']', i + 2);
+        let body = p.slice(i + 1, end);
+        if (body.startsWith('!')) body = '^' + body.slice(1);
+        re += `[${body}]`;
+        i = end;
+      } else re += c.replace(/[.\/-]/g, '\\$&');
+    }
+    return new RegExp(`^(?:${re})$`);
+  };
+  for (let k = 0; k < 3000; k++) {
+    let p = '';
+    for (let j = rnd(6); j >= 0; j--) p += PAT[rnd(PAT.length)];
+    let s = '';
+    for (let j = rnd(8); j > 0; j--) s += STR[rnd(STR.length)];
+    assert.equal(matchShellPattern(p, s), oracle(p).test(s), `${p} vs ${s}`);
+  }
+});
