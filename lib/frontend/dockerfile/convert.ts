@@ -1063,8 +1063,8 @@ class Converter {
       if (nc.kind === 'local') {
         return { kind: 'ref', name: from, ref: this.b.add({ kind: 'local', name: `[context ${from}] load from client`, inputs: [], source: nc.ref }) };
       }
-      const { refStr, digest } = await this.imageBase(ins, nc.ref, st.platform);
-      return { kind: 'ref', name: from, ref: this.imageRef(refStr, digest, st.platform) };
+      const { refStr, digest } = await this.imageBase(ins, nc.ref, this.targetPlatform);
+      return { kind: 'ref', name: from, ref: this.imageRef(refStr, digest, this.targetPlatform) };
     }
     let refStr: string;
     try {
@@ -1072,8 +1072,10 @@ class Converter {
     } catch (e) {
       throw this.err(ins, `invalid --${flagName} value "${from}": not a stage name, stage index or image reference (${(e as Error).message})`, 'name an earlier stage (FROM ... AS name) or an image like busybox:latest');
     }
-    const res = await this.resolve(refStr, st.platform);
-    return { kind: 'ref', name: from, ref: this.imageRef(refStr, res?.digest || undefined, st.platform) };
+    // Like BuildKit, an image named in --from is for the target platform,
+    // whatever platform the copying stage runs on.
+    const res = await this.resolve(refStr, this.targetPlatform);
+    return { kind: 'ref', name: from, ref: this.imageRef(refStr, res?.digest || undefined, this.targetPlatform) };
   }
 
   private imageRef(refStr: string, digest: string | undefined, platform: Platform): Ref {
