@@ -587,8 +587,9 @@ class Validator {
       if (n !== 1) this.fail(ins, `${kw} requires exactly one argument`);
     };
     switch (kw) {
+      // The order of checks within an instruction follows BuildKit's: some count
+      // their arguments before reading flags, others after.
       case 'FROM': {
-        this.flags(ins);
         const asForm = n === 3 && ins.args[1].toLowerCase() === 'as';
         if (n !== 1 && !asForm) {
           this.fail(ins, 'FROM requires either one or three arguments', 'write FROM [--platform=<platform>] <image> [AS <name>]');
@@ -602,6 +603,9 @@ class Validator {
               'stage names start with a letter and contain only letters, digits, "-", "_" and "."',
             );
           }
+        }
+        this.flags(ins);
+        if (asForm) {
           const as = ins.args[1];
           const from = ins.original.trimStart().slice(0, 4);
           const fromUpper = from === 'FROM';
@@ -612,12 +616,14 @@ class Validator {
         return;
       }
       case 'RUN':
+        this.flags(ins);
+        return;
       case 'COPY':
       case 'ADD':
-        this.flags(ins);
-        if ((kw === 'COPY' || kw === 'ADD') && n < 2) {
+        if (n < 2) {
           this.fail(ins, `${kw} requires at least two arguments, but only one was provided. Destination could not be determined.`, `write ${kw} <src>... <dest>`);
         }
+        this.flags(ins);
         return;
       case 'CMD':
       case 'ENTRYPOINT':
@@ -638,19 +644,19 @@ class Validator {
         }
         return;
       case 'MAINTAINER':
-        this.flags(ins);
         exactlyOne();
+        this.flags(ins);
         this.warnings.push({ message: 'Maintainer instruction is deprecated in favor of using label', line: ins.startLine, rule: 'MaintainerDeprecated' });
         return;
       case 'USER':
       case 'WORKDIR':
       case 'STOPSIGNAL':
-        this.flags(ins);
         exactlyOne();
+        this.flags(ins);
         return;
       case 'EXPOSE':
-        this.flags(ins);
         atLeastOne();
+        this.flags(ins);
         return;
       case 'VOLUME':
         this.flags(ins);
@@ -661,8 +667,8 @@ class Validator {
         this.healthcheck(ins);
         return;
       case 'ONBUILD': {
-        this.flags(ins);
         atLeastOne();
+        this.flags(ins);
         const t = ins.onbuild;
         if (!t) this.fail(ins, 'ONBUILD requires at least one argument');
         if (t.keyword === 'ONBUILD') this.fail(ins, 'Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
