@@ -63,10 +63,13 @@ function findRunc(): string {
 let freshProcOk: boolean | undefined;
 export function canMountProc(): boolean {
   if (freshProcOk !== undefined) return freshProcOk;
-  if (process.env.IMG_NO_PROC_MOUNT === '1') return (freshProcOk = false);
-  const r = spawnSync('unshare', ['--mount', '--pid', '--fork', '--mount-proc', 'true'], { stdio: 'ignore', timeout: 10000 });
-  if (r.error && isErrno(r.error, 'ENOENT')) freshProcOk = true; // no unshare(1): let runc try
-  else freshProcOk = r.status === 0;
+  if (process.env.IMG_NO_PROC_MOUNT === '1') {
+    freshProcOk = false; // forced (tests, or hosts where the probe is wrong)
+  } else {
+    const r = spawnSync('unshare', ['--mount', '--pid', '--fork', '--mount-proc', 'true'], { stdio: 'ignore', timeout: 10000 });
+    if (r.error && isErrno(r.error, 'ENOENT')) freshProcOk = true; // no unshare(1): let runc try
+    else freshProcOk = r.status === 0;
+  }
   if (!freshProcOk) {
     warn(
       'this host does not allow mounting a fresh /proc in a user namespace (e.g. img running inside a container with a masked /proc): ' +
@@ -76,33 +79,63 @@ export function canMountProc(): boolean {
   return freshProcOk;
 }
 
-function runc(args: string[]): { status: number | null; stderr: string } {
+function runc(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(findRunc(), ['--root', runcRoot(), ...args], { encoding: 'utf8', timeout: 30000 });
-  return { status: r.status, stderr: (r.stderr ?? '').trim() };
+  return { status: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '').trim() };
 }
 
-// Kill every process whose root is `rootfs` (leftovers when there is no pid
-// namespace to take them down with init).
-function killByRoot(rootfs: string): number {
-  let n = 0;
-  let real: string;
+// Without a pid namespace nothing takes a container's leftover processes
+// down with its init, so find them: every descendant of the `runc run`
+// process (runc is their subreaper), and every process whose root directory
+// is the rootfs (compared by device and inode: /proc/<pid>/root names a path
+// in the container's own mount namespace, not ours).
+function killLeftovers(runcPid: number | undefined, rootfs: string): number {
+  let rootId = '';
   try {
-    real = fs.realpathSync(rootfs);
+    const st = fs.statSync(rootfs);
+    rootId = `${st.dev}:${st.ino}`;
   } catch {
-    return 0;
+    /* gone: rely on the process tree */
   }
+  const parents = new Map<number, number>();
+  const victims = new Set<number>();
   for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === process.pid) continue;
     try {
-      if (fs.readlinkSync(`/proc/${name}/root`) === real) {
-        process.kill(Number(name), 'SIGKILL');
-        n++;
-      }
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      parents.set(pid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
     } catch {
-      /* gone or not ours */
+      continue;
+    }
+    if (rootId) {
+      try {
+        const st = fs.statSync(`/proc/${pid}/root/`);
+        if (`${st.dev}:${st.ino}` === rootId) victims.add(pid);
+      } catch {
+        /* not ours to inspect */
+      }
     }
   }
-  return n;
+  if (runcPid) {
+    for (const pid of parents.keys()) {
+      for (let p = parents.get(pid), hops = 0; p && hops < 64; p = parents.get(p), hops++) {
+        if (p === runcPid) {
+          victims.add(pid);
+          break;
+        }
+      }
+    }
+  }
+  for (const pid of victims) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  return victims.size;
 }
 
 // Mount points runc will create in the rootfs: the missing path components
@@ -150,6 +183,23 @@ async function removeStubs(stubs: Stubs): Promise<void> {
     }
   }
   for (const [dir, t] of stubs.parents) await fsp.utimes(dir, t.atime, t.mtime).catch(() => undefined);
+}
+
+// Whether the container's init (pid from runc's --pid-file) has exited.
+function initGone(pidFile: string): boolean {
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return false; // not started yet
+  }
+  if (!pid) return false;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
 }
 
 export function containerId(): string {
@@ -215,9 +265,11 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number 
     stubsToRemove = stubs;
     await fsp.mkdir(runcRoot(), { recursive: true, mode: 0o700 });
 
+    let runcPid: number | undefined;
+    const pidFile = path.join(bundle, 'init.pid');
     const kill = () => {
       runc(['kill', id, 'KILL']);
-      if (!freshProc) killByRoot(opts.rootfs);
+      if (!freshProc) killLeftovers(runcPid, opts.rootfs);
     };
     const unregister = registerCleanup(`container ${id}`, () => {
       kill();
@@ -227,9 +279,19 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number 
 
     debug(`runc run ${id}: ${JSON.stringify(opts.args)} as ${user.uid}:${user.gid} in ${opts.rootfs}`);
     const exitCode = await new Promise<number>((resolve, reject) => {
-      const child = spawn(findRunc(), ['--root', runcRoot(), 'run', '--bundle', bundle, id], {
+      const child = spawn(findRunc(), ['--root', runcRoot(), 'run', '--pid-file', pidFile, '--bundle', bundle, id], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
+      runcPid = child.pid;
+      // Without a pid namespace, runc (a subreaper) waits for orphans too:
+      // once the init process is gone, take the rest down.
+      let poll: NodeJS.Timeout | undefined;
+      if (!freshProc) {
+        poll = setInterval(() => {
+          if (initGone(pidFile)) killLeftovers(runcPid, opts.rootfs);
+        }, 200);
+        child.on('exit', () => clearInterval(poll));
+      }
       child.stdout.on('data', (d: Buffer) => opts.onOutput?.('stdout', d));
       child.stderr.on('data', (d: Buffer) => opts.onOutput?.('stderr', d));
       const onAbort = () => kill();
@@ -247,7 +309,7 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number 
     // Leftover processes: with a pid namespace the kernel killed them when
     // init exited; without one, find them by their root directory.
     if (!freshProc) {
-      const n = killByRoot(opts.rootfs);
+      const n = killLeftovers(undefined, opts.rootfs);
       if (n) debug(`runc ${id}: killed ${n} leftover process(es)`);
     }
     if (opts.signal?.aborted) throw abortError(opts.signal);

@@ -1,6 +1,7 @@
 // Native backend: plain directories. An active snapshot is a full copy of its
 // parent's tree (copy_file_range / reflinks on the addon's thread pool), so it
 // needs no mount support at all; changes come from comparing with the parent.
+import * as fsSync from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { compareDirs } from '../archive/diff';
@@ -39,6 +40,7 @@ export class NativeSnapshotter extends BaseSnapshotter {
     const unregister = registerCleanup(`mount ${target}`, () => {
       try {
         umount(target, true);
+        fsSync.rmdirSync(target);
       } catch {
         /* gone */
       }

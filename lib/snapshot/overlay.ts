@@ -171,6 +171,7 @@ export class OverlaySnapshotter extends BaseSnapshotter {
     const unregister = registerCleanup(`mount ${target}`, () => {
       try {
         umount(target, true);
+        fs.rmdirSync(target);
       } catch {
         /* already gone */
       }

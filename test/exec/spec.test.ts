@@ -1,7 +1,7 @@
 // The generated OCI runtime spec for a RUN step.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildSpec, DEFAULT_CAPS, hostsFile, MASKED_PATHS, READONLY_PATHS, type SpecInput } from '../../lib/exec/spec';
+import { buildSpec, DEFAULT_CAPS, hostsFile, MASKED_PATHS, READONLY_PATHS, type OciMount, type SpecInput } from '../../lib/exec/spec';
 
 const base: SpecInput = {
   rootfs: '/r',
@@ -52,18 +52,18 @@ test('namespaces: no user ns; network ns only for network=none; pid unless /proc
 });
 
 test('mounts: proc, dev, devpts, shm, mqueue, sys, resolv.conf, hosts', () => {
-  const byDest = (s: { mounts: { destination: string }[] }) => new Map(s.mounts.map((m) => [m.destination, m]));
+  const byDest = (s: { mounts: OciMount[] }): Map<string, OciMount> => new Map(s.mounts.map((m) => [m.destination, m]));
   const m = byDest(spec());
   assert.equal(m.get('/proc')!.type, 'proc');
-  assert.ok((m.get('/dev') as { options: string[] }).options.includes('mode=755'));
-  assert.ok((m.get('/dev/pts') as { options: string[] }).options.includes('gid=5'));
-  assert.ok(!(byDest(spec({ ttyGidMapped: false })).get('/dev/pts') as { options: string[] }).options.includes('gid=5'));
+  assert.ok(m.get('/dev')!.options!.includes('mode=755'));
+  assert.ok(m.get('/dev/pts')!.options!.includes('gid=5'));
+  assert.ok(!byDest(spec({ ttyGidMapped: false })).get('/dev/pts')!.options!.includes('gid=5'));
   assert.equal(m.get('/dev/mqueue')!.type, 'mqueue');
   assert.equal(m.get('/sys')!.type, 'bind');
-  assert.ok((m.get('/sys') as { options: string[] }).options.includes('ro'));
+  assert.ok(m.get('/sys')!.options!.includes('ro'));
   assert.equal(byDest(spec({ network: 'none' })).get('/sys')!.type, 'sysfs');
-  assert.deepEqual([(m.get('/etc/resolv.conf') as { source: string }).source, (m.get('/etc/hosts') as { source: string }).source], ['/b/resolv.conf', '/b/hosts']);
-  const fallback = byDest(spec({ freshProc: false })).get('/proc') as { type: string; source: string };
+  assert.deepEqual([m.get('/etc/resolv.conf')!.source, m.get('/etc/hosts')!.source], ['/b/resolv.conf', '/b/hosts']);
+  const fallback = byDest(spec({ freshProc: false })).get('/proc')!;
   assert.deepEqual([fallback.type, fallback.source], ['bind', '/proc']);
   assert.deepEqual(spec().linux.maskedPaths, MASKED_PATHS);
   assert.deepEqual(spec().linux.readonlyPaths, READONLY_PATHS);

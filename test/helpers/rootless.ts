@@ -134,13 +134,22 @@ export function runAsUser(
       cwd: opts.cwd ?? REPO,
       env: isRoot ? process.env : { ...process.env, ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true, // its own process group, so a timeout takes down the whole tree
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d: Buffer) => err.push(d));
     child.on('error', reject);
-    const timer = opts.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : null;
+    const timer = opts.timeoutMs
+      ? setTimeout(() => {
+          try {
+            process.kill(-child.pid!, 'SIGKILL');
+          } catch {
+            child.kill('SIGKILL');
+          }
+        }, opts.timeoutMs)
+      : null;
     child.on('close', (code, signal) => {
       if (timer) clearTimeout(timer);
       resolve({

@@ -1,0 +1,71 @@
+// runContainer lifecycle as the rootless user: abort, SIGTERM of img itself,
+// and the no-PID-namespace fallback all leave no process, mount or runc state.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { after, describe, test } from 'node:test';
+import { cleanup, runScriptRootless, skipUnlessRootless, tempDir } from '../helpers/rootless';
+
+const SCRIPT = 'test/snapshot/scenarios/run.ts';
+
+function hostSleepers(): number {
+  const out = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
+  return out.split('\n').filter((l) => l.trim() === 'sleep 1000').length;
+}
+
+describe('runContainer lifecycle (rootless)', { skip: skipUnlessRootless() }, () => {
+  const dirs: string[] = [];
+  after(async () => {
+    for (const d of dirs) await cleanup(d);
+  });
+  const state = () => {
+    const d = tempDir('img-run-');
+    dirs.push(d);
+    return d;
+  };
+
+  test('AbortSignal kills the container: AbortError, no leftovers', async () => {
+    const before = hostSleepers();
+    const res = await runScriptRootless(SCRIPT, [state(), 'abort'], { timeoutMs: 60_000 });
+    assert.equal(res.code, 0, res.stderr);
+    const r = JSON.parse(res.stdout.trim().split('\n').at(-1)!);
+    assert.match(r.error, /AbortError/);
+    assert.match(r.out, /started/);
+    assert.equal(r.sleepers, 0);
+    assert.deepEqual(r.mountsLeft, []);
+    assert.deepEqual(r.runcState, []);
+    assert.equal(hostSleepers(), before);
+  });
+
+  test('SIGTERM of img: runc killed and deleted, mounts released, exit 143', async () => {
+    const before = hostSleepers();
+    const st = state();
+    const res = await runScriptRootless(SCRIPT, [st, 'sigterm'], { timeoutMs: 60_000 });
+    assert.equal(res.code, 143, res.stderr);
+    const r = JSON.parse(res.stdout.trim().split('\n')[0]);
+    assert.ok(r.mountsBefore >= 1, 'the snapshot was mounted while the step ran');
+    assert.equal(hostSleepers(), before);
+    const xdg = fs.readdirSync('/tmp').filter((d) => d.startsWith('img-test-xdg-'));
+    for (const d of xdg) {
+      const root = `/tmp/${d}/img/runc`;
+      if (fs.existsSync(root)) assert.deepEqual(fs.readdirSync(root), [], `runc state left in ${root}`);
+    }
+    // The snapshot dir has no stale mount point of ours either.
+    const mnt = `${st}/snapshots/overlayfs/mnt`;
+    assert.deepEqual(fs.existsSync(mnt) ? fs.readdirSync(mnt) : [], []);
+  });
+
+  test('without a fresh /proc (IMG_NO_PROC_MOUNT=1): no pid namespace, warning, leftovers still killed', async () => {
+    const before = hostSleepers();
+    const res = await runScriptRootless(SCRIPT, [state(), 'noproc'], { timeoutMs: 60_000, env: { IMG_NO_PROC_MOUNT: '1' } });
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stderr, /WARN .*fresh \/proc/);
+    const r = JSON.parse(res.stdout.trim().split('\n').at(-1)!);
+    assert.equal(r.exit, 0, 'the step ends when its shell does, though a background process was left');
+    const pid = Number(/pid=(\d+)/.exec(r.out)?.[1]);
+    assert.ok(pid > 1, `shell is pid ${pid}: expected no pid namespace`);
+    assert.equal(r.sleepers, 0);
+    assert.deepEqual(r.mountsLeft, []);
+    assert.equal(hostSleepers(), before);
+  });
+});

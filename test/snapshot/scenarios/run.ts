@@ -1,0 +1,73 @@
+// Runs inside the user namespace: container lifecycle edge cases for
+// test/exec/run.test.ts. argv: <stateDir> <mode: abort|sigterm|noproc>
+import * as fs from 'node:fs';
+import { ContentStore } from '../../../lib/content/store';
+import { runContainer } from '../../../lib/exec/run';
+import { runcRoot } from '../../../lib/exec/runc';
+import { enterUserNamespace } from '../../../lib/exec/userns';
+import type { Manifest } from '../../../lib/images/types';
+import { openSnapshotter, unpackImage } from '../../../lib/snapshot/index';
+import { makeBusyboxImage } from '../../fixtures/images';
+
+function sleepers(): number {
+  return fs
+    .readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('sleep\u00001000');
+      } catch {
+        return false;
+      }
+    }).length;
+}
+
+async function main() {
+  await enterUserNamespace();
+  const [state, mode] = process.argv.slice(2);
+  const img = await makeBusyboxImage({ extraFiles: { '/etc/passwd': 'root:x:0:0:root:/root:/bin/sh\n' } });
+  await img.writeToStore(state, 'busybox');
+  const manifest = await new ContentStore(state).readJson<Manifest>(img.manifest.digest);
+  const sn = await openSnapshotter(state, 'overlayfs');
+  const top = await unpackImage(state, sn, manifest, img.config);
+  const id = await sn.prepare(top, 'run test');
+  const m = await sn.mount(id);
+  const report: Record<string, unknown> = { runcRoot: runcRoot() };
+  const ac = new AbortController();
+  let out = '';
+  const p = runContainer({
+    rootfs: m.rootfs,
+    args: ['/bin/sh', '-c', mode === 'noproc' ? 'sleep 1000 & echo pid=$$; echo started' : 'sleep 1000 & echo started; wait'],
+    env: [],
+    cwd: '/',
+    user: 'root',
+    network: 'default',
+    mounts: [{ type: 'tmpfs', target: '/scratch' }],
+    stateDir: state,
+    signal: ac.signal,
+    onOutput: (_s, c) => {
+      out += c.toString();
+      if (!out.includes('started')) return;
+      if (mode === 'sigterm') {
+        process.stdout.write(JSON.stringify({ mountsBefore: fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(state)).length }) + '\n');
+        process.kill(process.pid, 'SIGTERM');
+      } else if (mode === 'abort') ac.abort();
+    },
+  });
+  try {
+    report.exit = (await p).exitCode;
+  } catch (err) {
+    report.error = `${(err as Error).name}: ${(err as Error).message}`;
+  }
+  report.out = out;
+  report.sleepers = sleepers();
+  await m.release();
+  report.mountsLeft = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(state));
+  report.runcState = fs.existsSync(runcRoot()) ? fs.readdirSync(runcRoot()) : [];
+  process.stdout.write(JSON.stringify(report) + '\n');
+}
+
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});
