@@ -139,10 +139,13 @@ export async function scanContext(
       });
     }
     names.sort();
-    for (const name of names) {
+    // Stat a directory's entries together: the walk is bound by syscall latency.
+    const stats = await Promise.all(names.map((name) => fsp.lstat(path.join(absDir, name), { bigint: true })));
+    for (let ni = 0; ni < names.length; ni++) {
+      const name = names[ni];
       const rel = relDir ? `${relDir}/${name}` : name;
       const abs = path.join(absDir, name);
-      const lst = await fsp.lstat(abs, { bigint: true });
+      const lst = stats[ni];
       const isDir = lst.isDirectory();
       const excluded = selector.excluded(rel, isDir);
       let inc: 'yes' | 'no' | 'descend' = selector.included ? selector.included(rel, isDir) : 'yes';

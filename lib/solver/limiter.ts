@@ -14,19 +14,23 @@ export class Limiter {
       this.active++;
     } else {
       await new Promise<void>((resolve, reject) => {
-        const w = { resolve, reject };
-        this.waiters.push(w);
-        signal?.addEventListener(
-          'abort',
-          () => {
-            const i = this.waiters.indexOf(w);
-            if (i >= 0) {
-              this.waiters.splice(i, 1);
-              reject(signal.reason);
-            }
+        const onAbort = () => {
+          const i = this.waiters.indexOf(w);
+          if (i >= 0) {
+            this.waiters.splice(i, 1);
+            reject(signal!.reason);
+          }
+        };
+        // The listener goes away with the wait, so long builds do not pile them up.
+        const w = {
+          resolve: () => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve();
           },
-          { once: true },
-        );
+          reject,
+        };
+        this.waiters.push(w);
+        signal?.addEventListener('abort', onAbort, { once: true });
       });
     }
     this.maxActive = Math.max(this.maxActive, this.active);

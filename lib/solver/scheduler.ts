@@ -78,6 +78,9 @@ class Solver {
     private readonly opts: SolveOptions,
   ) {
     this.limiter = new Limiter(opts.concurrency ?? defaultConcurrency());
+    // Every running step listens for the abort; that is not a leak.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    (require('node:events') as typeof import('node:events')).setMaxListeners(0, this.ac.signal);
     if (opts.signal) {
       if (opts.signal.aborted) this.ac.abort(opts.signal.reason);
       else opts.signal.addEventListener('abort', () => this.ac.abort(opts.signal!.reason), { once: true });
