@@ -14,7 +14,7 @@ import { expandWord, expandWords, lexWords } from './shell';
 import { parseHeredocWord } from './heredoc';
 import { INSTRUCTION_FLAGS, parseGoDuration } from './instructions';
 import { parseDockerfile } from './parser';
-import { PLATFORM_ARGS, proxyEnv, runCommandString, unusedBuildArgs, unusedBuildArgsWarning, type DeclaredArg } from './args';
+import { proxyEnv, runCommandString, unusedBuildArgs, unusedBuildArgsWarning, type DeclaredArg } from './args';
 import {
   DEFAULT_PATH, DEFAULT_SHELL, addEnv, cloneImage, emptyImage, ensureConfig, envKey, goQuoteSlice,
   healthcheckHistory, historyEntry, parsePortSpec, validSignal,
@@ -94,7 +94,6 @@ class Converter {
   private readonly ssh = new Set<string>();
   private readonly contextPaths = new Set<string>();
   private contextAll = false;
-  private contextUsed = false;
   private stages: Stage[] = [];
   private globalEnv = new Map<string, string>(); // for FROM lines and --platform
   private metaArgs = new Map<string, string | undefined>(); // global ARG values a stage ARG inherits
@@ -1041,7 +1040,6 @@ class Converter {
   }
 
   private contextRef(): Ref {
-    this.contextUsed = true;
     return this.b.add({ kind: 'local', name: CONTEXT_NAME, inputs: [], source: CONTEXT_PLACEHOLDER });
   }
 
@@ -1347,4 +1345,3 @@ function summarizeHeredoc(doc: string): string {
   return lines[0] + (lines.length > 1 ? '...' : '');
 }
 
-export { PLATFORM_ARGS };
