@@ -70,6 +70,9 @@ export async function runBuild(opts: BuildOptions, io: BuildIO): Promise<BuildOu
     ok = true;
     return result;
   } catch (err) {
+    // Quiet builds still show why a step failed: its command's last output lines.
+    const tail = (err as { tail?: string[]; vertexName?: string }).tail;
+    if (opts.quiet && tail?.length) io.stderr.write(`------\n > ${(err as { vertexName: string }).vertexName}:\n${tail.join('\n')}\n------\n`);
     throw toImgError(err);
   } finally {
     await renderer.close(ok);
