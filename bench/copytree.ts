@@ -77,7 +77,7 @@ async function main() {
   }
   const result = {
     date: new Date().toISOString(),
-    host: { cpus: os.cpus().length, kernel: os.release(), fs: spawnSync('stat', ['-f', '-c', '%T', BASE], { encoding: 'utf8' }).stdout.trim() },
+    host: { cpus: os.cpus().length, loadavg: os.loadavg().map((x) => Math.round(x * 10) / 10), kernel: os.release(), fs: spawnSync('stat', ['-f', '-c', '%T', BASE], { encoding: 'utf8' }).stdout.trim() },
     tree: { files: FILES, symlinks: Math.ceil(FILES / 20), dirs: Math.round(FILES / 100) + 10, bytes },
     runs: RUNS,
     threads: THREADS ?? Math.max(2, os.cpus().length),

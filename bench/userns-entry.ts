@@ -53,6 +53,7 @@ function measure(work: string) {
   const med = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, Math.round(median(v) * 10) / 10]));
   return {
     date: new Date().toISOString(),
+    loadavg: os.loadavg().map((x) => Math.round(x * 10) / 10),
     runs: RUNS,
     medianMs: med,
     hopCostMs: { js: Math.round((med['js, with hop'] - med['js, no hop']) * 10) / 10, tsx: Math.round((med['tsx, with hop'] - med['tsx, no hop']) * 10) / 10 },
