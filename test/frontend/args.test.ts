@@ -54,6 +54,11 @@ test('ARG scoping matrix: default, build-arg, global, none', async () => {
   assert.equal(env.G1_COPY, 'global1', 'a default expands earlier ARGs');
 });
 
+test('a later global ARG without a value keeps the earlier global value', async () => {
+  const g = await build('ARG V=one\nARG V\nFROM busybox\nARG V\nRUN echo $V\n');
+  assert.ok((named(g, 'RUN') as ExecVertex).env.includes('V=one'));
+});
+
 test('ARG without value still appears in RUN history as KEY=', async () => {
   const g = await build('FROM busybox\nARG EMPTY\nRUN true\n');
   assert.equal(history(g).at(-1), 'RUN |1 EMPTY= /bin/sh -c true # buildkit');

@@ -96,7 +96,6 @@ class Converter {
   private contextAll = false;
   private stages: Stage[] = [];
   private globalEnv = new Map<string, string>(); // for FROM lines and --platform
-  private metaArgs = new Map<string, string | undefined>(); // global ARG values a stage ARG inherits
   private readonly done = new Map<Stage, Promise<StageState>>();
   private readonly resolved = new Map<string, Promise<{ ref: string; digest: string; config: ImageConfig } | null>>();
   private readonly proxy: string[];
@@ -211,17 +210,14 @@ class Converter {
     const target = findTarget(this.stages, this.opts.target, this.file);
 
     // Global scope: automatic platform args, then ARGs before the first FROM.
-    for (const [k, v] of platformArgs(this.targetPlatform, this.buildPlatform)) {
-      this.globalEnv.set(k, v);
-      this.metaArgs.set(k, v);
-    }
+    for (const [k, v] of platformArgs(this.targetPlatform, this.buildPlatform)) this.globalEnv.set(k, v);
     this.globalEnv.set('TARGETSTAGE', target.name);
     for (const ins of split.metaArgs) {
       for (const kv of ins.keyValues ?? []) {
         let value: string | undefined;
         if (kv.hasEquals) value = this.expand(ins, kv.value, this.globalEnv);
         if (Object.prototype.hasOwnProperty.call(this.buildArgs, kv.key)) value = this.buildArgs[kv.key];
-        this.metaArgs.set(kv.key, value);
+        // An ARG without a value does not unset an earlier global value.
         if (value !== undefined) this.globalEnv.set(kv.key, value);
         this.usedArgs.add(kv.key);
       }
@@ -740,8 +736,7 @@ class Converter {
       let value: string | undefined;
       if (Object.prototype.hasOwnProperty.call(this.buildArgs, key)) value = this.buildArgs[key];
       else if (kv.hasEquals) value = this.expand(ins, kv.value, st.env);
-      else if (this.metaArgs.has(key)) value = this.metaArgs.get(key);
-      if (key === 'TARGETSTAGE' && value === undefined) value = this.globalEnv.get('TARGETSTAGE');
+      else value = this.globalEnv.get(key); // inherits the global value (automatic ARGs too)
       // Like BuildKit, a declared ARG enters the RUN environment (an ENV given
       // after it wins again); the image Env is never touched.
       if (value !== undefined) st.env.set(key, value);
