@@ -181,3 +181,40 @@ export function hostOwner(p: string): { uid: number; gid: number } {
   const st = fs.lstatSync(p);
   return { uid: st.uid, gid: st.gid };
 }
+
+// Starts argv as the rootless user without waiting (stdio piped); the caller
+// ends it (e.g. by closing stdin) and awaits `done`.
+export function spawnAsUser(
+  argv: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): { child: import('node:child_process').ChildProcess; done: Promise<number> } {
+  const u = rootlessUser();
+  if (!u) throw new Error(skipReason);
+  const env = userEnv(u, opts.env ?? {});
+  const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  const full = isRoot ? ['runuser', '-u', u.name, '--', 'env', '-i', ...envArgs, ...argv] : argv;
+  const child = spawn(full[0], full.slice(1), { cwd: opts.cwd ?? REPO, env: isRoot ? process.env : { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const done = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? 1)));
+  return { child, done };
+}
+
+// Waits until the child prints `marker` on stdout.
+export function waitForOutput(child: import('node:child_process').ChildProcess, marker: string, timeoutMs = 60_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${marker}; stderr: ${err}`)), timeoutMs);
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes(marker)) {
+        clearTimeout(timer);
+        resolve(out);
+      }
+    });
+    child.on('close', () => {
+      clearTimeout(timer);
+      if (!out.includes(marker)) reject(new Error(`exited before ${marker}; stderr: ${err}`));
+    });
+  });
+}
