@@ -228,6 +228,12 @@ test('RUN --mount errors name the line', async () => {
   await rejects(build('FROM busybox\nRUN --mount=type=cache,target=/ true\n'), /invalid mount target/, 2);
 });
 
+test('progress names substitute set variables, keep quotes and unset ones, drop escapes', async () => {
+  const g = await build('FROM scratch\nENV A=1\nRUN echo \\$A "$A" \'$A\' $B ${A}x\n');
+  assert.equal(root(g).name, '[1/1] RUN echo $A "1" \'$A\' $B 1x');
+  assert.deepEqual((root(g) as ExecVertex).args, ['/bin/sh', '-c', 'echo \\$A "$A" \'$A\' $B ${A}x']);
+});
+
 test('secret env values are masked in the progress name', async () => {
   const g = await build('FROM busybox\nENV TOKEN=visible\nRUN --mount=type=secret,id=t,env=TOKEN echo $TOKEN\n');
   assert.equal(root(g).name, '[2/2] RUN --mount=type=secret,id=t,env=TOKEN echo ****');

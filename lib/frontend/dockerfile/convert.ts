@@ -147,10 +147,10 @@ class Converter {
 
   // The progress text of an instruction: as written, keyword upper-cased, set
   // variables substituted, quotes and unset references kept (BuildKit's processCmdEnv).
-  private displayText(ins: Instruction, env: ReadonlyMap<string, string>): string {
-    let text = ins.original.trim();
+  private displayText(ins: Instruction, env: ReadonlyMap<string, string>, suffix = ''): string {
+    let text = ins.original.trim() + suffix;
     try {
-      text = lexWords(text, env, { escapeToken: this.esc, rawQuotes: true, rawEscapes: true, skipUnsetEnv: true }).value;
+      text = lexWords(text, env, { escapeToken: this.esc, rawQuotes: true, skipUnsetEnv: true }).value;
     } catch {
       // keep the raw text
     }
@@ -850,7 +850,7 @@ class Converter {
       const m = /(?:^|,)env=([^,]+)/.exec(raw);
       if (m && /(?:^|,)type=secret(?:,|$)/i.test(raw)) shownEnv.set(m[1], '****');
     }
-    let nameText = this.displayText(ins, shownEnv);
+    let nameSuffix = '';
     const extraMounts: { spec: ExecMount; ref: Ref }[] = [];
     if (ins.json) {
       args = [...ins.args];
@@ -875,7 +875,7 @@ class Converter {
           } else {
             cmd = h0.content;
           }
-          nameText += ` (${summarizeHeredoc(h0.content)})`;
+          nameSuffix = ` (${summarizeHeredoc(h0.content)})`;
         } else {
           for (const h of ins.heredocs) cmd += '\n' + h.content + h.name;
         }
@@ -924,7 +924,7 @@ class Converter {
     const env = [...st.env].map(([k, v]) => `${k}=${v}`);
     const def: Omit<ExecVertex, 'id'> = {
       kind: 'exec',
-      name: this.stepName(st, nameText),
+      name: this.stepName(st, this.displayText(ins, shownEnv, nameSuffix)),
       inputs,
       platform: st.platform,
       rootfs,
