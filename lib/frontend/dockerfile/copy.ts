@@ -44,7 +44,7 @@ export function resolveAgainst(workdir: string, p: string): string {
 // The destination names a directory when it ends in "/" or is "." (BuildKit
 // then copies into it rather than onto it).
 export function destIsDir(dest: string): boolean {
-  return dest === '' || dest === '.' || dest.endsWith('/') || dest.endsWith('/.') || dest === '..' || dest.endsWith('/..');
+  return dest === '' || dest === '.' || dest.endsWith('/') || dest.endsWith('/.');
 }
 
 export function isHttpUrl(s: string): boolean {
