@@ -19,6 +19,25 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
+// The namespace setup alone (clone, newuidmap + newgidmap, release, exec
+// /bin/true, wait), without a second Node start.
+function measureSetup(work: string): number {
+  const script = path.join(work, 'setup.ts');
+  fs.writeFileSync(
+    script,
+    `import { spawnInUserNamespace } from ${JSON.stringify(path.join(REPO, 'lib/exec/userns'))};\n` +
+      `import { loadAddon } from ${JSON.stringify(path.join(REPO, 'lib/host'))};\n` +
+      `(async () => { const t: number[] = []; for (let i = 0; i < ${RUNS + 1}; i++) { const s = performance.now();\n` +
+      `  await loadAddon().waitpid(await spawnInUserNamespace(['/bin/true'])); t.push(performance.now() - s); }\n` +
+      `  process.stdout.write(JSON.stringify(t.slice(1))); })();\n`,
+  );
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.IMG_USERNS;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', script], { env, cwd: REPO, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`setup: ${r.stderr}`);
+  return Math.round(median(JSON.parse(r.stdout)) * 10) / 10;
+}
+
 function measure(work: string) {
   const entryTs = path.join(work, 'entry.ts');
   fs.writeFileSync(
@@ -56,6 +75,7 @@ function measure(work: string) {
     loadavg: os.loadavg().map((x) => Math.round(x * 10) / 10),
     runs: RUNS,
     medianMs: med,
+    setupOnlyMs: measureSetup(work),
     hopCostMs: { js: Math.round((med['js, with hop'] - med['js, no hop']) * 10) / 10, tsx: Math.round((med['tsx, with hop'] - med['tsx, no hop']) * 10) / 10 },
   };
 }
@@ -96,6 +116,7 @@ function write(result: ReturnType<typeof measure>) {
   fs.writeFileSync(path.join(REPO, 'bench', 'results', 'userns-entry.json'), JSON.stringify(result, null, 2) + '\n');
   for (const [k, v] of Object.entries(result.medianMs)) console.log(`${k.padEnd(14)} ${v} ms`);
   console.log(`hop cost: ${result.hopCostMs.js} ms (bundled js), ${result.hopCostMs.tsx} ms (tsx); median of ${result.runs}`);
+  console.log(`namespace setup alone (clone + newuidmap/newgidmap + exec /bin/true): ${result.setupOnlyMs} ms; load average ${result.loadavg.join(' ')}`);
 }
 
 main();
