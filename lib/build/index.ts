@@ -177,8 +177,12 @@ async function buildWithContext(
       dockerignore: ignore,
       namedContexts,
       sourceDateEpoch: opts.sourceDateEpoch,
-      resolveImageConfig: (ref, plat) =>
-        progress.vertex(`internal:metadata:${ref}`, `[internal] load metadata for ${ref}`, () => runtime.resolveImageConfig(ref, plat)),
+      resolveImageConfig: (ref, plat) => {
+        const id = `internal:metadata:${ref}`;
+        // Pulls of missing base images show their blobs under this step.
+        const logger = { log() {}, status: (sub: string, s: { name: string; current?: number; total?: number; done?: boolean }) => progress.status(id, sub, s) };
+        return progress.vertex(id, `[internal] load metadata for ${ref}`, () => runtime.resolveImageConfig(ref, plat, logger));
+      },
     });
 
     const res = await solve(graph, {

@@ -18,7 +18,7 @@ import { debug } from '../util/log';
 import { CacheStore } from './cache';
 import { ChecksumCache, includeMatcher, scanContext, SELECT_ALL, type ContextFile, type Selector } from './checksum';
 import { keyHex } from './keys';
-import type { Executors, KeyContext, LayerSlot, RunContext, VertexResult } from './types';
+import type { Executors, KeyContext, LayerSlot, RunContext, VertexLogger, VertexResult } from './types';
 
 export interface SecretSource {
   id: string;
@@ -69,7 +69,7 @@ export function ociLayerType(mt: string): string {
 export interface Runtime {
   executors: Executors;
   // For the frontend: a base image's config, resolved the way the build will use it.
-  resolveImageConfig(ref: string, platform: Platform): Promise<{ ref: string; digest: string; config: ImageConfig } | null>;
+  resolveImageConfig(ref: string, platform: Platform, progress?: VertexLogger): Promise<{ ref: string; digest: string; config: ImageConfig } | null>;
 }
 
 export function createRuntime(o: RuntimeOptions): Runtime {
@@ -166,9 +166,9 @@ export function createRuntime(o: RuntimeOptions): Runtime {
   }
 
   const quiet = { log() {}, status() {} };
-  async function resolveImageConfig(ref: string, platform: Platform) {
+  async function resolveImageConfig(ref: string, platform: Platform, progress: VertexLogger = quiet) {
     const v = { id: '', name: ref, kind: 'image', inputs: [], ref, platform } as ImageSourceVertex;
-    const info = await image(v, { signal: new AbortController().signal, progress: quiet, noCache: false });
+    const info = await image(v, { signal: new AbortController().signal, progress, noCache: false });
     return { ref: info.ref, digest: info.manifestDigest, config: structuredClone(info.config) };
   }
 

@@ -263,6 +263,7 @@ RUN echo second > /second
   assert.equal(b.code, 0, b.stderr);
   const ran = (s: string) => steps(stepStates(s)).filter(([n, st]) => n.startsWith('[2/3]') && st === 'DONE').length;
   assert.equal(ran(a.stderr) + ran(b.stderr), 1, `${a.stderr}\n----\n${b.stderr}`);
+  assert.match(a.stderr + b.stderr, /^#\d+ sha256:[0-9a-f]{64} \S+ \/ \S+ \d+\.\ds done$/m, 'the pull shows its blobs');
   const one = await storedConfig(e, 'docker.io/library/one:latest');
   const two = await storedConfig(e, 'docker.io/library/two:latest');
   assert.deepEqual(one.config.rootfs.diff_ids, two.config.rootfs.diff_ids);
