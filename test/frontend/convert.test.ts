@@ -134,6 +134,9 @@ test('COPY heredoc: inline document becomes a mkfile vertex copied to the destin
   const doc = input(g, c, a.src) as FileVertex;
   assert.equal(doc.name, '[internal] preparing inline document');
   assert.deepEqual(doc.actions, [{ op: 'mkfile', path: '/EOF', mode: 0o644, data: 'hello world\n' }]);
+  const q = await build('FROM busybox\nENV N=x\nCOPY <<EOF /q\necho \'$N\' "$N" \\$N\nEOF\n');
+  const qc = copies(root(q) as FileVertex)[0];
+  assert.deepEqual((input(q, root(q), qc.src) as FileVertex).actions[0], { op: 'mkfile', path: '/EOF', mode: 0o644, data: 'echo \'x\' "x" $N\n' }, 'quotes are literal in heredocs; variables expand inside them');
   assert.deepEqual([a.srcPaths, a.dest], [['/EOF'], '/etc/greeting']);
   const m = named(g, 'COPY <<"RAW"') as FileVertex;
   const docs = copies(m).map((x) => (input(g, m, x.src) as FileVertex).actions[0]);

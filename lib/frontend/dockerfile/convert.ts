@@ -1183,7 +1183,7 @@ class Converter {
         let data = h.content;
         if (h.expand) {
           try {
-            data = lexWords(data, env, { escapeToken: this.esc, rawQuotes: true }).value;
+            data = expandHeredoc(data, env);
           } catch (e) {
             if (e instanceof ShellExpansionError) throw locateShellError(e, { file: this.file, line: ins.startLine, snippet: ins.original });
             throw e;
@@ -1328,6 +1328,23 @@ function onbuildExpression(ins: Instruction): string {
   const heredocs = ins.heredocs.length ? ins.heredocs : ins.onbuild?.heredocs ?? [];
   for (const h of heredocs) text += '\n' + h.content + h.name;
   return text;
+}
+
+// Expands an unquoted-delimiter heredoc body the way BuildKit does: variables
+// expand everywhere (quotes are plain characters, as in a shell heredoc) and
+// backslash escapes the next character. Quotes are escaped so the word lexer
+// keeps them literally.
+function expandHeredoc(body: string, env: ReadonlyMap<string, string>): string {
+  let w = '';
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i];
+    if (c === '\\' && i + 1 < body.length) {
+      w += c + body[++i];
+    } else if (c === "'" || c === '"') {
+      w += '\\' + c;
+    } else w += c;
+  }
+  return expandWord(w, env, { escapeToken: '\\' }).value;
 }
 
 // "FROM docker.io/library/alpine:3.19@sha256:…" as BuildKit shows a pinned base.
