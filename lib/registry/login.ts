@@ -25,11 +25,12 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
 // One line from a terminal; with echo off for passwords.
 function prompt(question: string, opts: Required<Pick<LoginOptions, 'stdin' | 'err'>>, hidden: boolean): Promise<string> {
   const { stdin, err } = opts;
-  err.write(question);
   return new Promise((resolve, reject) => {
     let line = '';
     const raw = hidden && typeof stdin.setRawMode === 'function';
+    // Echo off before the prompt appears, so even an answer typed (or pasted) at once is hidden.
     if (raw) stdin.setRawMode!(true);
+    err.write(question);
     const done = (value: string | Error): void => {
       stdin.removeListener('data', onData);
       if (raw) stdin.setRawMode!(false);

@@ -1,11 +1,12 @@
 // `img login` / `img logout` against real Basic (htpasswd) and Bearer (token) registries,
 // with DOCKER_CONFIG pointed at a temporary directory.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { runImg } from '../helpers/cli';
+import { REPO, runImg } from '../helpers/cli';
 import { makeBusyboxImage, type BuiltImage } from '../fixtures/images';
 import { startRegistry, type Registry } from '../fixtures/registry';
 
@@ -66,6 +67,38 @@ for (const auth of ['basic', 'token'] as const) {
     });
   });
 }
+
+describe('img login on a terminal', () => {
+  let reg: Registry;
+  before(async () => {
+    reg = await startRegistry({ auth: 'basic' });
+  });
+  after(() => reg?.stop());
+
+  it('prompts for the username and, without echo, the password', async () => {
+    // script(1) (util-linux) gives the CLI a pseudo-terminal.
+    const dc = fresh('docker-');
+    const argv = [process.execPath, '--import', 'tsx', path.join(REPO, 'lib', 'cli', 'main.ts'), 'login', reg.host];
+    const child = spawn('script', ['-qec', argv.map((a) => `'${a}'`).join(' '), '/dev/null'], { cwd: REPO, env: { ...process.env, DOCKER_CONFIG: dc } });
+    let out = '';
+    const answered = new Set<string>();
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      for (const [promptText, answer] of [['Username: ', 'alice\r'], ['Password: ', 'wonderland\r']]) {
+        if (out.includes(promptText) && !answered.has(promptText)) {
+          answered.add(promptText);
+          child.stdin.write(answer);
+        }
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 0, out);
+    assert.match(out, /Username: alice\r?\n/);
+    assert.doesNotMatch(out, /wonderland/, 'the password is not echoed');
+    assert.match(out, /Login Succeeded/);
+    assert.equal(readConfig(dc).auths?.[reg.host]?.auth, Buffer.from('alice:wonderland').toString('base64'));
+  });
+});
 
 describe('img login flag checks', () => {
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
