@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as tls from 'node:tls';
 import type { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
-import { debug } from '../util/log';
+import { debug, isDebug } from '../util/log';
 import { VERSION } from '../version';
 
 export const USER_AGENT = `img/${VERSION}`;
@@ -166,6 +166,7 @@ async function sendFollowing(opts: SendOptions): Promise<Response> {
       signal: opts.signal,
       highWaterMark: 1 << 20,
     });
+    if (isDebug()) debug(`${opts.method} ${url} → ${res.statusCode}`);
     const location = header(res, 'location');
     const redirect = [301, 302, 303, 307, 308].includes(res.statusCode) && location;
     // A 3xx with a Location on an upload is the registry telling us where the session
