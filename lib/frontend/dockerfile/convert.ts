@@ -961,7 +961,7 @@ class Converter {
         return null;
       }
       const src = await this.source(st, ins, spec.from, 'mount');
-      return src.kind === 'stage' ? src.st.ref : src.ref;
+      return src.kind === 'stage' ? src.st.ref ?? this.scratchRef() : src.ref;
     };
     switch (spec.type) {
       case 'bind': {
@@ -1032,6 +1032,11 @@ class Converter {
     const p = contextPattern(src);
     if (p === '.') this.contextAll = true;
     else this.contextPaths.add(p);
+  }
+
+  // An empty filesystem, for --from a stage that has no files (FROM scratch + metadata).
+  private scratchRef(): Ref {
+    return this.b.add({ kind: 'file', name: '[internal] scratch', inputs: [], base: -1, actions: [] });
   }
 
   private contextRef(): Ref {
@@ -1286,7 +1291,7 @@ class Converter {
       }
       const action: Extract<FileAction, { op: 'copy' }> = {
         op: 'copy',
-        src: srcRef ? idx(srcRef) : -1,
+        src: idx(srcRef ?? this.scratchRef()),
         srcPaths: [cleanPath('/' + src)],
         dest,
         chown,
