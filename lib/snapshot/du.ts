@@ -6,7 +6,6 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ContentStore } from '../content/store';
 import { cacheRoots, collectGarbage, withStoreLock } from '../images/gc';
-import { globToRegExp } from '../images/list';
 import { ImageStore } from '../images/store';
 import type { Descriptor, Digest, ImageConfig, Manifest } from '../images/types';
 import { localManifests, walk } from '../images/walk';
@@ -123,6 +122,12 @@ export async function diskUsage(stateDir: string): Promise<UsageRow[]> {
   return [...rows, ...blobs];
 }
 
+// Shell-style wildcard over a whole string (`*` also matches '/', unlike a path glob).
+function wildcard(pattern: string): RegExp {
+  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${re}$`);
+}
+
 // --filter for du: id=, description=, reclaimable=, type=. Same key ORs, keys AND.
 export function parseUsageFilters(args: string[]): (row: UsageRow) => boolean {
   const keys = ['id', 'description', 'reclaimable', 'type'];
@@ -135,7 +140,7 @@ export function parseUsageFilters(args: string[]): (row: UsageRow) => boolean {
     let pred: (r: UsageRow) => boolean;
     if (key === 'id') pred = (r) => r.id === value || r.id.startsWith(value) || r.id.replace(/^sha256:/, '').startsWith(value);
     else if (key === 'description') {
-      const re = /[*?[]/.test(value) ? globToRegExp(value) : null;
+      const re = /[*?]/.test(value) ? wildcard(value) : null;
       pred = (r) => (re ? re.test(r.description) : r.description.includes(value));
     } else if (key === 'reclaimable') {
       if (value !== 'true' && value !== 'false') {
