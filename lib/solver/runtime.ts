@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import type { ChownSpec, ExecMount, ExecVertex, FileVertex, GitSourceVertex, HttpSourceVertex, ImageSourceVertex, LocalSourceVertex, Vertex } from '../graph/types';
+import type { ChownSpec, ExecMount, ExecVertex, GitSourceVertex, HttpSourceVertex, ImageSourceVertex, LocalSourceVertex } from '../graph/types';
 import { ContentStore } from '../content/store';
 import { ImageStore } from '../images/store';
 import { isIndexMediaType, MediaType, type Descriptor, type Digest, type ImageConfig, type Index, type Manifest, type Platform } from '../images/types';
