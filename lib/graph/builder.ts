@@ -2,7 +2,7 @@
 // definition, so identical work dedupes to one vertex), walk them in
 // topological order, and drop what the root does not reach.
 
-import { vertexDigest } from './digest';
+import { canonicalDefinition, digestOfCanonical } from './digest';
 import type { Ref, Vertex, VertexId } from './types';
 
 // A vertex as the producer describes it: everything but the computed id.
@@ -10,13 +10,19 @@ export type Def<V> = V extends Vertex ? Omit<V, 'id'> : never;
 
 export class GraphBuilder {
   readonly vertices: Record<VertexId, Vertex> = {};
+  // The canonical JSON each id was computed from (lets callers re-key cheaply).
+  readonly canonical = new Map<VertexId, string>();
 
   // Adds a vertex and returns a ref to its output. When an identical vertex
   // exists already, the first one's name wins (like BuildKit's progress).
   add(def: Def<Vertex>, output = 0): Ref {
     const { name, ...rest } = stripUndefined(def) as Omit<Vertex, 'id'>;
-    const id = vertexDigest(rest as Omit<Vertex, 'id' | 'name'>);
-    if (!this.vertices[id]) this.vertices[id] = { id, name, ...rest } as Vertex;
+    const canonical = canonicalDefinition(rest as Omit<Vertex, 'id' | 'name'>);
+    const id = digestOfCanonical(canonical);
+    if (!this.vertices[id]) {
+      this.vertices[id] = { id, name, ...rest } as Vertex;
+      this.canonical.set(id, canonical);
+    }
     return { vertex: id, output };
   }
 

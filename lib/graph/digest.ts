@@ -169,6 +169,11 @@ const NOT_IN_ID = new Set(['id', 'name', 'proxyEnv']);
 export type VertexDefinition = Vertex extends infer V ? (V extends Vertex ? Omit<V, 'id' | 'name'> : never) : never;
 
 export function vertexDigest(v: VertexDefinition | Omit<Vertex, 'id' | 'name'>): VertexId {
+  return digestOfCanonical(canonicalDefinition(v));
+}
+
+// The canonical JSON a vertex id is the digest of (everything but id, name, proxyEnv).
+export function canonicalDefinition(v: VertexDefinition | Omit<Vertex, 'id' | 'name'>): string {
   const o = v as Record<string, unknown>;
   const out: string[] = ['{'];
   let first = true;
@@ -180,5 +185,9 @@ export function vertexDigest(v: VertexDefinition | Omit<Vertex, 'id' | 'name'>):
     writeCanonical(o[k], out);
   }
   out.push('}');
-  return `sha256:${sha256Hex(out.join(''))}`;
+  return out.join('');
+}
+
+export function digestOfCanonical(canonical: string): VertexId {
+  return `sha256:${sha256Hex(canonical)}`;
 }

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ExecVertex, FileVertex, FileAction, LocalSourceVertex, HttpSourceVertex, GitSourceVertex } from '../../lib/graph/types';
 import { build, chain, input, named, rejects, root, shape, snapshot, vertices } from './graphs/helpers';
+import { vertexDigest } from '../../lib/graph/digest';
 
 type CopyAction = Extract<FileAction, { op: 'copy' }>;
 const copies = (v: FileVertex): CopyAction[] => v.actions.filter((a): a is CopyAction => a.op === 'copy');
@@ -261,6 +262,13 @@ test('vertex ids are stable digests of the definition', async () => {
   const c = await build(df.replace('make', 'make all'));
   assert.notEqual(a.root!.vertex, c.root!.vertex);
   for (const id of Object.keys(a.vertices)) assert.match(id, /^sha256:[a-f0-9]{64}$/);
+  // Every id is the digest of its vertex, inputs included (also after the context re-keying).
+  for (const g of [a, c, await build(GO_APP), await build(NODE_APP), await build(STATIC)]) {
+    for (const v of vertices(g)) {
+      assert.equal(vertexDigest(v), v.id, v.name);
+      for (const i of v.inputs) assert.ok(g.vertices[i.vertex], `input of ${v.name} is in the graph`);
+    }
+  }
 });
 
 // ---- whole-graph snapshots ----

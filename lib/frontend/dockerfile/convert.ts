@@ -7,7 +7,7 @@ import type { HealthConfig, ImageConfig, Platform } from '../../images/types';
 import { familiarName, formatReference, parseReference } from '../../images/reference';
 import type { BuildGraph, ChownSpec, ExecMount, ExecVertex, FileAction, Ref, Vertex, VertexId } from '../../graph/types';
 import { GraphBuilder, prune, topoOrder } from '../../graph/builder';
-import { vertexDigest } from '../../graph/digest';
+import { canonicalDefinition, digestOfCanonical } from '../../graph/digest';
 import type { Flag, Instruction, ParsedDockerfile } from './ast';
 import { DockerfileError, ShellExpansionError, locateShellError } from './errors';
 import { expandWord, expandWords, lexWords } from './shell';
@@ -295,7 +295,14 @@ class Converter {
       const { id: _old, name, ...rest } = v;
       const inputs = v.inputs.map((i) => ({ vertex: map.get(i.vertex) ?? i.vertex, output: i.output }));
       const def = { ...rest, inputs } as Omit<Vertex, 'id' | 'name'>;
-      const id = vertexDigest(def);
+      // Ids are unique 64-hex strings, so swapping them in the stored canonical
+      // JSON equals re-serializing the definition.
+      let canonical = this.b.canonical.get(v.id) ?? canonicalDefinition(v);
+      for (const i of v.inputs) {
+        const to = map.get(i.vertex);
+        if (to) canonical = canonical.split(i.vertex).join(to);
+      }
+      const id = digestOfCanonical(canonical);
       map.set(v.id, id);
       out[id] = { id, name, ...def } as Vertex;
     }
