@@ -69,12 +69,8 @@ export function cleanName(name: string): string {
 }
 
 function lstatOrNull(p: string): fs.Stats | null {
-  try {
-    return fs.lstatSync(p);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
+  // no exception for ENOENT: throwing costs more than the syscall
+  return fs.lstatSync(p, { throwIfNoEntry: false }) ?? null;
 }
 
 /**
@@ -104,8 +100,6 @@ export function removeTree(p: string): void {
 }
 
 interface DirMeta {
-  host: string;
-  ino: number;
   mode: number;
   mtime: number;
 }
@@ -116,7 +110,8 @@ class Extractor implements TarSink {
   private dirCache = new Map<string, string>();
   // resolved root-relative paths this layer wrote (for opaque dirs: keep these children)
   private written = new Set<string>();
-  private dirMeta: DirMeta[] = [];
+  private dirMeta = new Map<string, DirMeta>(); // host path → final mode/times
+  private removedAny = false; // a dir or symlink was replaced: re-check paths in finish()
   private fd = -1;
   private pos = 0;
   private holeAtEnd = false;
@@ -216,7 +211,10 @@ class Extractor implements TarSink {
     if (st.isDirectory()) removeTree(p);
     else fs.unlinkSync(p);
     // A removed dir or symlink may be on a cached resolution path.
-    if (st.isDirectory() || st.isSymbolicLink()) this.dirCache.clear();
+    if (st.isDirectory() || st.isSymbolicLink()) {
+      this.dirCache.clear();
+      this.removedAny = true;
+    }
   }
 
   private ids(h: TarHeader): [number, number] {
@@ -253,7 +251,7 @@ class Extractor implements TarSink {
     this.cur = null;
     if (rel === '') {
       // './' : metadata of the root itself
-      if (h.type === 'dir') this.dirEntry(h, '', this.root, fs.statSync(this.root));
+      if (h.type === 'dir') this.dirEntry(h, '', this.root);
       else this.debug(`layer entry ${JSON.stringify(h.name)}: non-directory at the root ignored`);
       return;
     }
@@ -267,25 +265,27 @@ class Extractor implements TarSink {
     const relRes = parent ? parent + '/' + base : base;
     const p = this.root + '/' + relRes;
     this.written.add(relRes);
-    const existing = lstatOrNull(p);
 
-    if (h.type === 'dir') return this.dirEntry(h, relRes, p, existing);
+    if (h.type === 'dir') return this.dirEntry(h, relRes, p);
 
     if (h.type === 'link') {
       const src = this.resolveLinkTarget(h);
-      if (existing) {
-        const sst = fs.lstatSync(src);
-        if (existing.ino === sst.ino && existing.dev === sst.dev) return;
-        this.remove(p, existing);
-      }
-      fs.linkSync(src, p);
+      this.create(
+        p,
+        () => fs.linkSync(src, p),
+        (st) => {
+          const sst = fs.lstatSync(src);
+          return st.ino === sst.ino && st.dev === sst.dev; // already that link
+        },
+      );
       return;
     }
-    if (existing) this.remove(p, existing);
     const [uid, gid] = this.ids(h);
     switch (h.type) {
       case 'file': {
-        this.fd = fs.openSync(p, O_FILE, 0o600);
+        this.create(p, () => {
+          this.fd = fs.openSync(p, O_FILE, 0o600);
+        });
         this.pos = 0;
         this.holeAtEnd = false;
         this.cur = h;
@@ -293,7 +293,7 @@ class Extractor implements TarSink {
         return; // body and metadata follow in data()/endEntry()
       }
       case 'symlink':
-        fs.symlinkSync(h.linkname, p);
+        this.create(p, () => fs.symlinkSync(h.linkname, p));
         if (this.chown) fs.lchownSync(p, uid, gid);
         this.xattrs(p, h, h.name);
         fs.lutimesSync(p, h.mtime, h.mtime);
@@ -303,7 +303,7 @@ class Extractor implements TarSink {
       case 'fifo': {
         const fmt = h.type === 'char' ? sys.S_IFCHR : h.type === 'block' ? sys.S_IFBLK : sys.S_IFIFO;
         try {
-          sys.mknod(p, fmt | (h.mode & 0o777), h.devmajor, h.devminor);
+          this.create(p, () => sys.mknod(p, fmt | (h.mode & 0o777), h.devmajor, h.devminor));
         } catch (err) {
           const code = (err as NodeJS.ErrnoException).code;
           if (code === 'EPERM' || code === 'EACCES') {
@@ -314,31 +314,45 @@ class Extractor implements TarSink {
           throw err;
         }
         if (this.chown) fs.lchownSync(p, uid, gid);
-        fs.chmodSync(p, h.mode);
+        fs.chmodSync(p, h.mode); // p was just made by mknod: not a symlink
         this.xattrs(p, h, h.name);
-        fs.utimesSync(p, h.mtime, h.mtime);
+        fs.lutimesSync(p, h.mtime, h.mtime);
         return;
       }
     }
   }
 
-  private dirEntry(h: TarHeader, relRes: string, p: string, existing: fs.Stats | null): void {
-    if (existing && !existing.isDirectory()) {
-      this.remove(p, existing);
-      existing = null;
+  /**
+   * Create p optimistically (the common case is a fresh path: one syscall); when something
+   * is there already, keep it if `keep` says so, else remove it and create again.
+   * Returns whether p was (re)created.
+   */
+  private create(p: string, make: () => void, keep?: (st: fs.Stats) => boolean): boolean {
+    try {
+      make();
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    if (!existing) {
-      // owner rwx until the end, so children can be created even under a 0555 dir
-      fs.mkdirSync(p, (h.mode & 0o777) | 0o700);
-      existing = fs.lstatSync(p);
-    }
+    const st = fs.lstatSync(p);
+    if (keep?.(st)) return false;
+    this.remove(p, st);
+    make();
+    return true;
+  }
+
+  private dirEntry(h: TarHeader, relRes: string, p: string): void {
+    // owner rwx until the end, so children can be created even under a 0555 dir
+    if (relRes !== '') this.create(p, () => fs.mkdirSync(p, (h.mode & 0o777) | 0o700), (st) => st.isDirectory());
     if (this.chown) {
       const [uid, gid] = this.ids(h);
       fs.lchownSync(p, uid, gid);
     }
     this.xattrs(p, h, h.name);
     if (relRes !== '') this.dirCache.set(relRes, relRes);
-    this.dirMeta.push({ host: p, ino: existing.ino, mode: h.mode, mtime: h.mtime });
+    // the last entry for a path wins; re-inserting keeps parents before children
+    this.dirMeta.delete(p);
+    this.dirMeta.set(p, { mode: h.mode, mtime: h.mtime });
   }
 
   private resolveLinkTarget(h: TarHeader): string {
@@ -369,7 +383,10 @@ class Extractor implements TarSink {
         removeTree(dirHost + '/' + name);
         removed = true;
       }
-      if (removed) this.dirCache.clear();
+      if (removed) {
+        this.dirCache.clear();
+        this.removedAny = true;
+      }
       return;
     }
     if (base.startsWith(WH_PREFIX + WH_PREFIX)) {
@@ -442,13 +459,28 @@ class Extractor implements TarSink {
 
   /** Directory modes and times last, deepest first, so children do not disturb them. */
   finish(): void {
-    for (let i = this.dirMeta.length - 1; i >= 0; i--) {
-      const d = this.dirMeta[i];
-      const st = lstatOrNull(d.host);
-      if (!st || !st.isDirectory() || st.ino !== d.ino) continue; // replaced later in the layer
-      fs.chmodSync(d.host, d.mode);
-      fs.utimesSync(d.host, d.mtime, d.mtime);
+    const dirs = [...this.dirMeta];
+    for (let i = dirs.length - 1; i >= 0; i--) {
+      const [host, d] = dirs[i];
+      // chmod/utimes follow symlinks: when this layer replaced a dir or symlink somewhere,
+      // make sure no component of the path has become a symlink since it was recorded.
+      if (this.removedAny ? !this.realDirPath(host) : !lstatOrNull(host)?.isDirectory()) continue;
+      fs.chmodSync(host, d.mode);
+      fs.utimesSync(host, d.mtime, d.mtime);
     }
+  }
+
+  /** Whether every component of host below root is a real directory (no symlink). */
+  private realDirPath(host: string): boolean {
+    if (host === this.root) return true;
+    const rel = host.slice(this.root.length + 1);
+    let i = -1;
+    do {
+      i = rel.indexOf('/', i + 1);
+      const st = lstatOrNull(this.root + '/' + (i < 0 ? rel : rel.slice(0, i)));
+      if (!st || !st.isDirectory()) return false;
+    } while (i >= 0);
+    return true;
   }
 
   abort(): void {

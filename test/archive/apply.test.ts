@@ -126,6 +126,25 @@ test('hard links resolve inside the root and must exist there', async () => {
   }
 });
 
+test('deferred directory modes/times never follow a parent replaced by a symlink', async () => {
+  const { base, root, outside } = sandbox();
+  try {
+    fs.mkdirSync(path.join(outside, 'b'), { mode: 0o755 });
+    fs.utimesSync(path.join(outside, 'b'), 5000, 5000);
+    await apply(root, [
+      { name: 'a', type: 'directory' },
+      { name: 'a/b', type: 'directory', mode: 0o700, mtime: 1234 },
+      { name: 'a', type: 'symlink', linkname: outside },
+    ]);
+    const st = fs.statSync(path.join(outside, 'b'));
+    assert.equal(st.mode & 0o777, 0o755);
+    assert.equal(st.mtimeMs, 5000_000);
+    assert.equal(fs.readlinkSync(path.join(root, 'a')), outside);
+  } finally {
+    rmrf(base);
+  }
+});
+
 test('a file replaces a directory and a directory replaces a file', async () => {
   const root = tmp();
   try {

@@ -1,0 +1,225 @@
+// Layer unpack/create throughput against the usual tools.
+//   node --import tsx bench/archive.ts [--runs N] [--mib 200]
+// Builds a ~200 MiB tree (many small files + a few large ones, compressible like binaries),
+// then times (median of N runs, warm page cache, each run into a fresh dir):
+//   unpack: applyLayer  vs  umoci unpack --rootless (OCI layout)  vs  tar -xzf
+//   create: writeLayer+createLayerBlob  vs  tar -c | gzip  (levels 1 and 6), pigz if present,
+//           and zstd -3 vs  tar -c | zstd -T0 -3
+// Results: bench/results/archive.json and a table on stdout.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { applyLayer } from '../lib/archive/apply';
+import { compareDirs, writeLayer } from '../lib/archive/diff';
+import { createLayerBlob } from '../lib/archive/layer';
+import { writeOciLayout } from '../test/archive/oci';
+
+const args = process.argv.slice(2);
+const opt = (name: string, dflt: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const RUNS = opt('--runs', 3);
+const MIB = opt('--mib', 200);
+// tmpfs by default: the VM disk's writeback noise swamped the differences (runs of the same
+// unpack varied 3-20 s on ext4); --disk uses os.tmpdir() instead.
+const onDisk = args.includes('--disk');
+const work = fs.mkdtempSync(path.join(onDisk || !fs.existsSync('/dev/shm') ? os.tmpdir() : '/dev/shm', 'img-bench-archive-'));
+
+function sh(cmd: string): void {
+  const r = spawnSync('sh', ['-c', cmd], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`);
+}
+function rm(p: string): void {
+  sh(`rm -rf '${p}'`);
+}
+function has(prog: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${prog}`]).status === 0;
+}
+
+let seed = 0x9e3779b9;
+function rnd(): number {
+  seed ^= seed << 13;
+  seed >>>= 0;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  seed >>>= 0;
+  return seed;
+}
+
+// File contents are slices of this host's /usr/bin programs: real binaries and scripts, so
+// compression ratio and speed are what image layers see (~3x with gzip -6).
+let pool: Buffer | null = null;
+function content(size: number): Buffer {
+  if (!pool) {
+    const parts: Buffer[] = [];
+    let n = 0;
+    for (const name of fs.readdirSync('/usr/bin').sort()) {
+      const p = path.join('/usr/bin', name);
+      const st = fs.lstatSync(p);
+      if (!st.isFile()) continue;
+      parts.push(fs.readFileSync(p));
+      n += st.size;
+      if (n > 96 * 1024 * 1024) break;
+    }
+    pool = Buffer.concat(parts);
+  }
+  const off = rnd() % (pool.length - size);
+  return pool.subarray(off, off + size);
+}
+
+function buildTree(root: string, totalMiB: number): { files: number; bytes: number } {
+  let files = 0;
+  let bytes = 0;
+  const large = Math.floor(totalMiB * 0.5) * 1024 * 1024; // half in 8 large files
+  for (let i = 0; i < 8; i++) {
+    const d = path.join(root, 'opt/big');
+    fs.mkdirSync(d, { recursive: true });
+    const sz = Math.floor(large / 8);
+    fs.writeFileSync(path.join(d, `blob-${i}.so`), content(sz));
+    files++;
+    bytes += sz;
+  }
+  const target = totalMiB * 1024 * 1024;
+  let i = 0;
+  while (bytes < target) {
+    const d = path.join(root, 'usr/lib', `pkg${Math.floor(i / 200)}`, `sub${Math.floor(i / 20) % 10}`);
+    if (i % 20 === 0) fs.mkdirSync(d, { recursive: true });
+    const sz = 200 + (rnd() % 12000); // small files: 0.2-12 KB, like a distro's /usr
+    fs.writeFileSync(path.join(d, `file${i}.txt`), content(sz));
+    if (i % 50 === 0) fs.symlinkSync(`file${i}.txt`, path.join(d, `link${i}`));
+    bytes += sz;
+    files++;
+    i++;
+  }
+  return { files, bytes };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+interface Timing {
+  wall: number; // ms, median
+  cpu: number; // ms user+sys (children included), median
+}
+
+// Each run is a child process under /usr/bin/time: same accounting for img and the tools.
+// The box is shared (other jobs run), so CPU time is the steadier figure; wall is reported too.
+function time(label: string, runs: number, prep: () => void, cmd: string): Timing {
+  const walls: number[] = [];
+  const cpus: number[] = [];
+  const tf = path.join(work, 'time.out');
+  for (let r = 0; r < runs; r++) {
+    prep();
+    const res = spawnSync('/usr/bin/time', ['-f', '%e %U %S', '-o', tf, 'sh', '-c', cmd], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      encoding: 'utf8',
+      env: { ...process.env, IMG_ADDON_PATH: path.resolve(__dirname, '../build/Release/img_addon.node') },
+    });
+    if (res.status !== 0) throw new Error(`${cmd}: ${res.stderr}`);
+    const [e, u, s] = fs.readFileSync(tf, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+    walls.push(e * 1000);
+    cpus.push((u + s) * 1000);
+  }
+  const t = { wall: median(walls), cpu: median(cpus) };
+  process.stderr.write(`  ${label}: wall ${walls.map((x) => x.toFixed(0)).join(', ')} ms; cpu ${cpus.map((x) => x.toFixed(0)).join(', ')} ms\n`);
+  return t;
+}
+
+async function main(): Promise<void> {
+  const only = args.indexOf('--tree-only');
+  if (only >= 0) {
+    // for profiling: build the tree at the given path and stop
+    console.log(buildTree(args[only + 1], MIB));
+    return;
+  }
+  const src = path.join(work, 'src');
+  process.stderr.write(`building a ${MIB} MiB tree in ${src}\n`);
+  const tree = buildTree(src, MIB);
+  // ours runs as a bundled script (esbuild) so its start-up is ~50 ms like a compiled tool
+  const runner = path.join(work, 'archive-run.js');
+  const eb = spawnSync(
+    path.resolve(__dirname, '../node_modules/.bin/esbuild'),
+    [path.join(__dirname, 'archive-run.ts'), '--bundle', '--platform=node', '--format=cjs', `--outfile=${runner}`, '--log-level=warning'],
+    { encoding: 'utf8' },
+  );
+  if (eb.status !== 0) throw new Error(eb.stderr);
+  const img = `'${process.execPath}' '${runner}'`;
+  sh('sync');
+  const results: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    host: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, loadavg: os.loadavg() },
+    runs: RUNS,
+    fs: onDisk ? 'disk (ext4)' : 'tmpfs',
+    tree,
+  };
+  const size = (p: string) => fs.statSync(p).size;
+  const none = () => {};
+
+  // ---- create
+  process.stderr.write('create\n');
+  const create: Record<string, Timing & { bytes: number }> = {};
+  const out = path.join(work, 'out.blob');
+  const add = (k: string, t: Timing) => (create[k] = { ...t, bytes: size(out) });
+  for (const level of [1, 6]) {
+    add(`img gzip -${level}`, time(`img gzip -${level}`, RUNS, none, `${img} create '${src}' '${out}' gzip ${level}`));
+    add(`tar | gzip -${level}`, time(`tar | gzip -${level}`, RUNS, none, `tar -C '${src}' -cf - . | gzip -${level} > '${out}'`));
+    if (has('pigz')) add(`tar | pigz -${level}`, time(`tar | pigz -${level}`, RUNS, none, `tar -C '${src}' -cf - . | pigz -${level} > '${out}'`));
+  }
+  add('img zstd -3 (-T0)', time('img zstd', RUNS, none, `${img} create '${src}' '${out}' zstd`));
+  add('tar | zstd -T0 -3', time('tar | zstd', RUNS, none, `tar -C '${src}' -cf - . | zstd -q -T0 -3 > '${out}'`));
+  add('img tar (none)', time('img none', RUNS, none, `${img} create '${src}' '${out}' none`));
+  add('tar -cf', time('tar -cf', RUNS, none, `tar -C '${src}' -cf '${out}' .`));
+  results.create = create;
+
+  // ---- unpack (one gzip -6 layer, made by tar | gzip, read by everyone)
+  process.stderr.write('unpack\n');
+  const layer = path.join(work, 'layer.tar.gz');
+  sh(`tar -C '${src}' -cf - . | gzip -6 > '${layer}'`);
+  const lb = JSON.parse(spawnSync('sh', ['-c', `${img} create '${src}' /dev/null none`], { encoding: 'utf8' }).stdout);
+  const layerSha = spawnSync('sha256sum', [layer], { encoding: 'utf8' }).stdout.split(' ')[0];
+  const diffSha = spawnSync('sh', ['-c', `gzip -dc '${layer}' | sha256sum`], { encoding: 'utf8' }).stdout.split(' ')[0];
+  const layout = path.join(work, 'layout');
+  writeOciLayout(layout, [
+    { file: layer, digest: `sha256:${layerSha}`, diffId: `sha256:${diffSha}`, size: size(layer), mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' },
+  ]);
+  const dst = path.join(work, 'dst');
+  const fresh = () => {
+    rm(dst);
+    if (onDisk) sh('sync');
+  };
+  const unpack: Record<string, Timing> = {};
+  unpack['img applyLayer'] = time('img applyLayer', RUNS, fresh, `${img} apply '${layer}' '${dst}'`);
+  unpack['umoci unpack --rootless'] = time('umoci', RUNS, fresh, `umoci unpack --rootless --image '${layout}:latest' '${dst}'`);
+  unpack['tar -xzf'] = time('tar -xzf', RUNS, fresh, `mkdir -p '${dst}' && tar -xzf '${layer}' -C '${dst}'`);
+  if (has('pigz')) unpack['pigz -dc | tar -x'] = time('pigz | tar', RUNS, fresh, `mkdir -p '${dst}' && pigz -dc '${layer}' | tar -x -C '${dst}'`);
+  results.unpack = unpack;
+  const tarBytes: number = lb.uncompressedSize;
+  results.layer = { gzipBytes: size(layer), tarBytes };
+  rm(dst);
+
+  fs.mkdirSync(path.join(__dirname, 'results'), { recursive: true });
+  fs.writeFileSync(path.join(__dirname, 'results/archive.json'), JSON.stringify(results, null, 2) + '\n');
+
+  const mbs = (ms: number) => (tarBytes / 1024 / 1024 / (ms / 1000)).toFixed(0);
+  const f = (n: number, w = 7) => n.toFixed(0).padStart(w);
+  console.log(
+    `\n${results.fs}; ${tree.files} files, ${(tarBytes / 1024 / 1024).toFixed(0)} MiB tar, ${(size(layer) / 1024 / 1024).toFixed(0)} MiB gzip -6; ` +
+      `median of ${RUNS} runs; load avg ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs\n`,
+  );
+  console.log('unpack                       wall ms  cpu ms  MiB/s(wall)');
+  for (const [k, v] of Object.entries(unpack)) console.log(`  ${k.padEnd(26)}${f(v.wall)} ${f(v.cpu)}  ${mbs(v.wall).padStart(8)}`);
+  console.log('\ncreate                       wall ms  cpu ms  MiB/s(wall)  blob MiB');
+  for (const [k, v] of Object.entries(create))
+    console.log(`  ${k.padEnd(26)}${f(v.wall)} ${f(v.cpu)}  ${mbs(v.wall).padStart(8)}  ${(v.bytes / 1024 / 1024).toFixed(1).padStart(8)}`);
+}
+
+main()
+  .catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(() => rm(work));
