@@ -13,14 +13,8 @@ import { enterUserNamespace } from '../../../lib/exec/userns';
 import { openSnapshotter, unpackImage, type UnpackProgress } from '../../../lib/snapshot/index';
 import type { Manifest } from '../../../lib/images/types';
 import { makeBusyboxImage } from '../../fixtures/images';
+import { FILES } from './files';
 
-export const FILES = {
-  '/etc/passwd': 'root:x:0:0:root:/root:/bin/sh\n',
-  '/etc/group': 'root:x:0:\n',
-  '/data/keep/a': 'a\n',
-  '/data/gone/b': 'b\n',
-  '/opq/old': 'old\n',
-};
 
 function mountsUnder(dir: string): string[] {
   return fs
