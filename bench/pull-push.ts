@@ -4,6 +4,10 @@
 //
 //   node --import tsx bench/pull-push.ts [--runs 3] [--layers 4] [--layer-mib 64]
 //
+// On a busy shared machine wall times swing by 2×; `nice -n -5` on the whole run (tools and
+// registry alike) steadies them. The client CPU column (GNU time, user + sys) is the
+// load-independent figure.
+//
 // The image: `--layers` layers of `--layer-mib` MiB each (default 4 × 64 MiB = 256 MiB) of
 // random, incompressible data in a tar, gzip level 1 (so the blobs are ~the same size as the
 // data; compressed layers also keep skopeo from re-compressing while pushing to a registry).
