@@ -88,7 +88,7 @@ class Converter {
   private readonly buildPlatform: Platform;
   private readonly buildArgs: Record<string, string>;
   private readonly epoch?: string;
-  private readonly warnings: { message: string; line?: number }[] = [];
+  private readonly warnings: BuildGraph['warnings'] = [];
   private readonly usedArgs = new Set<string>();
   private readonly secrets = new Set<string>();
   private readonly ssh = new Set<string>();
@@ -203,7 +203,7 @@ class Converter {
   // ---- driver ----
 
   async run(): Promise<BuildGraph> {
-    for (const w of this.parsed.warnings) this.warnings.push({ message: w.message, line: w.line });
+    for (const w of this.parsed.warnings) this.warnings.push(w.rule ? { message: w.message, line: w.line, rule: w.rule } : { message: w.message, line: w.line });
     const split = splitStages(this.parsed, this.file);
     this.stages = split.stages;
     this.singleStage = this.stages.length === 1;
