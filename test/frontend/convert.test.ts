@@ -124,6 +124,12 @@ test('ADD of a git URL: git source with ref, subdir and --keep-git-dir', async (
   );
   const r = root(g) as FileVertex;
   assert.equal((input(g, r, copies(r)[0].src) as GitSourceVertex).remote, 'git@github.com:o/r.git');
+  const commit = 'a'.repeat(40);
+  const h = await build(`FROM busybox\nADD --checksum=${commit} https://github.com/o/r.git#v1 /r\n`);
+  const hv = input(h, root(h), copies(root(h) as FileVertex)[0].src) as GitSourceVertex;
+  assert.deepEqual([hv.ref, hv.checksum], ['v1', commit]);
+  const local = await build('FROM busybox\nADD github.com/o/r /r\n');
+  assert.equal(input(local, root(local), copies(root(local) as FileVertex)[0].src).kind, 'local', 'a bare host/path is a local path');
 });
 
 test('COPY heredoc: inline document becomes a mkfile vertex copied to the destination', async () => {

@@ -167,6 +167,20 @@ test('a named context replaces a stage of that name; image names match in famili
   assert.deepEqual(g.config.config!.Entrypoint, ['docker-entrypoint.sh'], 'config comes from the replacing image');
 });
 
+test('FROM naming a stage defined later is an image reference, as in BuildKit', async () => {
+  const g = await build('FROM later AS first\nRUN true\nFROM busybox AS later\n', { target: 'first' });
+  assert.equal(chain(g)[0], '[first 1/2] FROM docker.io/library/later:latest');
+});
+
+test('a resolved base image without layers is scratch: no FROM vertex, step still counted', async () => {
+  const g = await build('FROM empty:1\nCOPY a /a\n', {
+    resolveImageConfig: async (ref) => ({ ref, digest: 'sha256:' + 'c'.repeat(64), config: { architecture: 'amd64', os: 'linux', config: { Env: ['X=1'] }, rootfs: { type: 'layers', diff_ids: [] }, history: [{ created_by: 'nothing', empty_layer: true }] } }),
+  });
+  assert.deepEqual(chain(g), ['[1/2] COPY a /a']);
+  assert.equal((root(g) as FileVertex).base, -1);
+  assert.deepEqual(g.config.config!.Env, ['X=1', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']);
+});
+
 test('FROM --platform sets the stage platform; other stages keep the target platform', async () => {
   const df = 'FROM --platform=linux/arm64 busybox AS arm\nRUN uname -m\nFROM busybox\nCOPY --from=arm /x /x\nRUN true\n';
   const g = await build(df, { targetPlatform: { os: 'linux', architecture: 'amd64' } });
