@@ -22,3 +22,7 @@ export type { BuildOptions, OutputSpec } from './build/options';
 export { solve, SolveError, type SolveOptions, type SolveResult } from './solver/scheduler';
 export { CacheStore } from './solver/cache';
 export { Progress, createRenderer, type ProgressEvent } from './progress/index';
+export { applyLayer, overlayChanges, compareDirs, writeLayer, createLayerBlob, detectCompression, compressStream, decompressStream } from './archive/index';
+export type { ApplyOptions, Change, Compression, LayerBlob } from './archive/index';
+export { openSnapshotter, unpackImage, chainIds, type Snapshotter, type SnapshotInfo, type SnapshotBackend, type Mounted, type UnpackProgress, type UnpackOptions } from './snapshot/index';
+export { runContainer, resolveUser, type RunOptions, type ResolvedUser } from './exec/index';

@@ -156,15 +156,22 @@ export async function* compareDirs(lowerDir: string | null, upperDir: string): A
     rel: string;
     names: string[]; // merged, sorted
     lower: Set<string> | null;
+    upperDirs: Set<string>; // upper names that are directories (from readdir's d_type)
     upper: Set<string>;
     i: number;
   }
   const frame = (rel: string, withLower: boolean): Frame => {
-    const un = fs.readdirSync(rel ? uroot + '/' + rel : uroot);
+    const ents = fs.readdirSync(rel ? uroot + '/' + rel : uroot, { withFileTypes: true });
+    const un: string[] = [];
+    const upperDirs = new Set<string>();
+    for (const e of ents) {
+      un.push(e.name);
+      if (e.isDirectory()) upperDirs.add(e.name);
+    }
     const ln = withLower && lroot !== null ? fs.readdirSync(rel ? lroot + '/' + rel : lroot) : null;
     const names = ln ? [...new Set([...un, ...ln])] : un;
     names.sort(byName);
-    return { rel, names, lower: ln ? new Set(ln) : null, upper: new Set(un), i: 0 };
+    return { rel, names, lower: ln ? new Set(ln) : null, upperDirs, upper: new Set(un), i: 0 };
   };
   const stack: Frame[] = [frame('', lroot !== null)];
   while (stack.length) {
@@ -180,13 +187,14 @@ export async function* compareDirs(lowerDir: string | null, upperDir: string): A
       yield { path: '/' + rel, kind: 'delete' };
       continue;
     }
-    const up = uroot + '/' + rel;
-    const ust = fs.lstatSync(up, { bigint: true });
     if (!inLower) {
+      // an add needs no stat here (writeLayer stats it); readdir's type says whether to descend
       yield { path: '/' + rel, kind: 'add' };
-      if (ust.isDirectory()) stack.push(frame(rel, false));
+      if (f.upperDirs.has(name)) stack.push(frame(rel, false));
       continue;
     }
+    const up = uroot + '/' + rel;
+    const ust = fs.lstatSync(up, { bigint: true });
     const lp = lroot + '/' + rel;
     const lst = fs.lstatSync(lp, { bigint: true });
     if (changed(lp, up, lst, ust)) yield { path: '/' + rel, kind: 'modify' };

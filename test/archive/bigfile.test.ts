@@ -16,6 +16,7 @@ test('a 2 GiB file applies and is written back with bounded memory', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, 'bigfile-child.ts'), root, String(size)], {
       encoding: 'utf8',
       timeout: 300_000,
+      killSignal: 'SIGKILL',
     });
     assert.equal(r.status, 0, r.stderr);
     const m = JSON.parse(r.stdout.trim().split('\n').pop()!);
