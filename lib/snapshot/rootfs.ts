@@ -69,6 +69,16 @@ export async function checkOutputDir(out: string): Promise<void> {
   }
 }
 
+// Removes what copyOut wrote: the directory's contents, and the directory
+// itself when it did not exist before.
+export async function removeOutput(out: string, keepDir: boolean): Promise<void> {
+  if (!keepDir) {
+    await fsp.rm(out, { recursive: true, force: true });
+    return;
+  }
+  for (const n of await fsp.readdir(out).catch(() => [] as string[])) await fsp.rm(path.join(out, n), { recursive: true, force: true });
+}
+
 class Pool {
   private active = 0;
   private waiting: (() => void)[] = [];

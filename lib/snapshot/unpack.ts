@@ -56,7 +56,7 @@ export async function unpackLayers(
   const chains = chainIds(diffIds);
   const content = new ContentStore(stateDir);
   const total = manifest.layers.length;
-  const description = `pulled from ${opts.ref ?? `manifest ${manifest.config.digest}`}`;
+  const description = opts.ref ? `pulled from ${opts.ref}` : `unpacked from image config ${manifest.config.digest}`;
   const format = sn.backend === 'native' ? 'native' : 'overlay';
   const opaqueXattr = inUserNamespace() ? 'user.overlay.opaque' : 'trusted.overlay.opaque';
   let parent: string | null = null;

@@ -42,8 +42,15 @@ export const register: RegisterCommand = (program, globals) =>
       const mounted = await sn.mount(top);
       try {
         await rootfs.checkOutputDir(out);
-        const res = await rootfs.copyOut(mounted.rootfs, out);
-        debug(`unpack: copied ${res.files} files, ${res.bytes} bytes to ${out}`);
+        const existed = require('node:fs').existsSync(out) as boolean;
+        try {
+          const res = await rootfs.copyOut(mounted.rootfs, out);
+          debug(`unpack: copied ${res.files} files, ${res.bytes} bytes to ${out}`);
+        } catch (err) {
+          // Do not leave a half-copied rootfs behind (the directory was empty or absent).
+          await rootfs.removeOutput(out, existed);
+          throw err;
+        }
       } finally {
         await mounted.release();
       }
