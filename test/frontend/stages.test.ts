@@ -181,6 +181,18 @@ test('a resolved base image without layers is scratch: no FROM vertex, step stil
   assert.deepEqual(g.config.config!.Env, ['X=1', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']);
 });
 
+test('a failing image lookup names the line and keeps the resolver hint', async () => {
+  const failing = async (): Promise<never> => {
+    throw Object.assign(new Error('manifest unknown'), { hint: 'check the tag' });
+  };
+  await assert.rejects(build('FROM busybox AS a\nRUN true\nFROM scratch\nCOPY --from=nosuch:1 / /\n', { resolveImageConfig: failing }), (e: Error & { line: number; hint?: string }) => {
+    assert.match(e.message, /^Dockerfile:4: failed to resolve source metadata for docker.io\/library\/nosuch:1: manifest unknown/);
+    assert.equal(e.line, 4);
+    assert.equal(e.hint, 'check the tag');
+    return true;
+  });
+});
+
 test('FROM --platform sets the stage platform; other stages keep the target platform', async () => {
   const df = 'FROM --platform=linux/arm64 busybox AS arm\nRUN uname -m\nFROM busybox\nCOPY --from=arm /x /x\nRUN true\n';
   const g = await build(df, { targetPlatform: { os: 'linux', architecture: 'amd64' } });

@@ -322,6 +322,24 @@ class Converter {
     return p;
   }
 
+  // Resolution failures name the Dockerfile line, keeping the resolver's hint.
+  private async resolveAt(ins: Instruction, ref: string, platform: Platform) {
+    try {
+      return await this.resolve(ref, platform);
+    } catch (e) {
+      if (e instanceof DockerfileError) throw e;
+      const err = e as Error & { hint?: string };
+      throw new DockerfileError(`failed to resolve source metadata for ${ref}: ${err.message}`, {
+        file: this.file,
+        line: ins.startLine,
+        endLine: ins.endLine,
+        snippet: ins.original,
+        hint: err.hint ?? 'check the image name and that the registry is reachable',
+        cause: e,
+      });
+    }
+  }
+
   // Best-effort: start resolving the images of every stage reachable from
   // `target` (errors surface later, with line numbers, in dispatch).
   private prefetch(target: Stage): void {
@@ -574,7 +592,7 @@ class Converter {
     } catch (e) {
       throw this.err(ins, `invalid base image reference "${base}": ${(e as Error).message}`, 'use NAME[:TAG][@DIGEST] with a lowercase name');
     }
-    const res = await this.resolve(refStr, platform);
+    const res = await this.resolveAt(ins, refStr, platform);
     let img: ImageConfig;
     let digest: string | undefined;
     if (res) {
@@ -1079,7 +1097,7 @@ class Converter {
     }
     // Like BuildKit, an image named in --from is for the target platform,
     // whatever platform the copying stage runs on.
-    const res = await this.resolve(refStr, this.targetPlatform);
+    const res = await this.resolveAt(ins, refStr, this.targetPlatform);
     return { kind: 'ref', name: from, ref: this.imageRef(refStr, res?.digest || undefined, this.targetPlatform) };
   }
 
