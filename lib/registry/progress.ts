@@ -20,12 +20,15 @@ export class LayerProgress {
   private timer?: NodeJS.Timeout;
   private readonly tty: boolean;
   private finished = false;
+  private readonly hidden = new Set<Digest>();
 
   constructor(private readonly out: NodeJS.WritableStream & { isTTY?: boolean }) {
     this.tty = Boolean(out.isTTY) && process.env.TERM !== 'dumb';
   }
 
   pullEvent(ev: PullEvent): void {
+    if (ev.type === 'blob' && ev.config) this.hidden.add(ev.digest);
+    if ('digest' in ev && this.hidden.has(ev.digest)) return; // docker shows layers only
     switch (ev.type) {
       case 'blob':
         this.set(ev.digest, ev.state === 'exists' ? 'Already exists' : 'Waiting', 0, ev.size, ev.state === 'exists');

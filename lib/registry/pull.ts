@@ -29,7 +29,8 @@ export const DEFAULT_PULL_CONCURRENCY = 4;
 
 export type PullEvent =
   | { type: 'resolved'; descriptor: Descriptor }
-  | { type: 'blob'; digest: Digest; size: number; state: 'waiting' | 'exists' }
+  // First event per blob; `config` marks the image config (renderers may hide it, as docker does).
+  | { type: 'blob'; digest: Digest; size: number; state: 'waiting' | 'exists'; config?: boolean }
   | { type: 'progress'; digest: Digest; current: number; size: number }
   | { type: 'done'; digest: Digest; size: number }
   | { type: 'retry'; digest: Digest; attempt: number; reason: string };
@@ -260,13 +261,14 @@ async function fetchBlobs(
   emit: (ev: PullEvent) => void,
 ): Promise<number> {
   const unique = [...new Map(blobs.map((b) => [b.digest, b])).values()];
+  const isConfig = (d: Descriptor): boolean => d.mediaType === MediaType.DockerConfig || /config/.test(d.mediaType);
   const todo: Descriptor[] = [];
   for (const b of unique) {
     const st = await store.stat(b.digest);
-    if (st && st.size === b.size) emit({ type: 'blob', digest: b.digest, size: b.size, state: 'exists' });
+    if (st && st.size === b.size) emit({ type: 'blob', digest: b.digest, size: b.size, state: 'exists', config: isConfig(b) });
     else {
       todo.push(b);
-      emit({ type: 'blob', digest: b.digest, size: b.size, state: 'waiting' });
+      emit({ type: 'blob', digest: b.digest, size: b.size, state: 'waiting', config: isConfig(b) });
     }
   }
   let total = 0;
