@@ -87,7 +87,7 @@ const cases: [string, string, string[]][] = [
   ['${unset+x}', '', []],
   ['${hi:?boom}', 'hi', ['hi']],
   ['${empty?boom}', '', []],
-  // pattern trimming (* ? [..] globs; * crosses /)
+  // pattern trimming (* and ? globs, both cross /; no bracket expressions, as in BuildKit)
   ['${file%.*}', 'foo.tar', ['foo.tar']],
   ['${file%%.*}', 'foo', ['foo']],
   ['${file#*.}', 'tar.gz', ['tar.gz']],
@@ -97,8 +97,11 @@ const cases: [string, string, string[]][] = [
   ['${path##*/}', 'bin', ['bin']],
   ['${path%/*}', '/usr/local', ['/usr/local']],
   ['${file#f?o}', '.tar.gz', ['.tar.gz']],
-  ['${file%[a-z][a-z]}', 'foo.tar.', ['foo.tar.']],
-  ['${file%\\.gz}', 'foo.tar', ['foo.tar']],
+  ['${file%[a-z][a-z]}', 'foo.tar.gz', ['foo.tar.gz']], // '[' is a literal character
+  ['${file%\\*.gz}', 'foo.tar.gz', ['foo.tar.gz']], // an escaped star is literal
+  ['${file%.g?}', 'foo.tar', ['foo.tar']],
+  ['${file:%.gz}', 'foo.tar', ['foo.tar']], // ':' changes nothing for # and %
+  ['${file:##*.}', 'gz', ['gz']],
   ['${unset#x}', '', []],
   // replacement
   ['${file/o/0}', 'f0o.tar.gz', ['f0o.tar.gz']],
@@ -129,8 +132,10 @@ const errors: [string, string][] = [
   ['${{hi}}', 'syntax error: bad substitution'],
   ['${hi=x}', 'unsupported modifier (=) in substitution'],
   ['${hi:=x}', 'unsupported modifier (:=) in substitution'],
-  ['${hi:#x}', 'unsupported modifier (:#) in substitution'],
-  ['${hi:%x}', 'unsupported modifier (:%) in substitution'],
+  ['${hi:/x/y}', 'unsupported modifier (:/) in substitution'],
+  ['${file%\\.gz}', "invalid pattern (zg\\.) in substitution: invalid escape '\\.'"], // % shows the pattern reversed
+  ['${file#\\x}', "invalid pattern (\\x) in substitution: invalid escape '\\x'"],
+  ['${file/\\a/b}', "invalid pattern (\\a) in substitution: invalid escape '\\a'"],
   ['${hi/x', "syntax error: missing '/' in ${}"],
   ['${hi/x/y', "syntax error: missing '}'"],
   ['${unset?}', 'unset: is not allowed to be unset'],
@@ -191,16 +196,33 @@ test('pathological patterns finish (linear-time matching, no backtracking blow-u
   assert.equal(expandWord('${A//a/b}', a).value, 'b'.repeat(3000));
 });
 
-test('glob details: classes, escapes, empty matches', () => {
+test('glob details: literal brackets, escapes, newlines, empty matches', () => {
   const e = new Map([['v', 'a/b-c.d']]);
   assert.equal(expandWord('${v#*/}', e).value, 'b-c.d'); // * crosses nothing special in shell patterns
-  assert.equal(expandWord('${v%[.-]*}', e).value, 'a/b-c');
-  assert.equal(expandWord('${v%%[.-]*}', e).value, 'a/b');
-  assert.equal(expandWord('${v#[!a]}', e).value, 'a/b-c.d');
-  assert.equal(expandWord('${v#[^b]}', e).value, '/b-c.d');
-  assert.equal(expandWord('${v/[/x}', new Map([['v', 'a[b']])).value, 'axb'); // unterminated [ is literal
+  assert.equal(expandWord('${v%[.-]*}', e).value, 'a/b-c.d'); // no bracket expressions
+  assert.equal(expandWord('${v#[!a]}', new Map([['v', '[!a]z']])).value, 'z');
+  assert.equal(expandWord('${v/[/x}', new Map([['v', 'a[b']])).value, 'axb');
   assert.equal(expandWord('${v//x*/Y}', new Map([['v', 'axbxc']])).value, 'aY'); // longest match
   assert.equal(expandWord('${v//b*/}', new Map([['v', 'abc']])).value, 'a');
+  // * and ? stop at a newline (Go's regexp '.')
+  assert.equal(expandWord('${v#*}', new Map([['v', 'ab\ncd']])).value, 'ab\ncd');
+  assert.equal(expandWord('${v##*}', new Map([['v', 'ab\ncd']])).value, '\ncd');
+  assert.equal(expandWord('${v#??}', new Map([['v', 'a\nb']])).value, 'a\nb');
+  // escaped delimiters inside the pattern
+  assert.equal(expandWord('${v%\\}}', new Map([['v', 'x}']])).value, 'x');
+  assert.equal(expandWord('${v//\\//_}', new Map([['v', '/a/b']])).value, '_a_b');
+  // a pattern from a variable is still a pattern; an escape there must be valid
+  assert.equal(expandWord('${v#$p}', new Map([['v', 'a*b'], ['p', 'a\\*']])).value, 'b');
+  assert.throws(() => expandWord('${v#$p}', new Map([['v', 'ab'], ['p', 'a\\']])), /invalid escape/);
+});
+
+test('replace-all expands $0 and $$ in the replacement (Go regexp template); the first-match form does not', () => {
+  const e = new Map([['v', 'one two']]);
+  assert.equal(expandWord("${v//o/'[$0]'}", e).value, '[o]ne tw[o]');
+  assert.equal(expandWord("${v//o/'$$'}", e).value, '$ne tw$');
+  assert.equal(expandWord("${v//o/'<${0}$x>'}", e).value, '<o>ne tw<o>'); // unknown names are empty
+  assert.equal(expandWord("${v//o/'$'}", e).value, '$ne tw$'); // a lone $ is kept
+  assert.equal(expandWord("${v/o/'[$0]'}", e).value, '[$0]ne two');
 });
 
 test('locateShellError: BuildKit-style message with the instruction location', async () => {
@@ -234,22 +256,18 @@ test('glob automaton agrees with a regular-expression oracle on random patterns'
     seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
     return (seed >>> 8) % n;
   };
-  const PAT = ['*', '?', 'a', 'b', '/', '[ab]', '[!a]', '[^b]', '[a-b]', '\\*', '.', '-'];
-  const STR = ['a', 'b', '/', '.', '-', '*'];
+  // BuildKit turns the pattern into a Go regexp: * is .* and ? is . (neither
+  // matches a newline), escaped * ? \ are literal, everything else ('[' too) is literal.
+  const PAT = ['*', '?', 'a', 'b', '/', '[ab]', '[!a]', ']', '\\*', '\\?', '\\\\', '.', '-', '\n'];
+  const STR = ['a', 'b', '/', '.', '-', '*', '[', ']', '\\', '\n', '\r'];
   const oracle = (p: string): RegExp => {
     let re = '';
     for (let i = 0; i < p.length; i++) {
       const c = p[i];
-      if (c === '*') re += '[\\s\\S]*';
-      else if (c === '?') re += '[\\s\\S]';
+      if (c === '*') re += '[^\\n]*';
+      else if (c === '?') re += '[^\\n]';
       else if (c === '\\') re += '\\' + p[++i];
-      else if (c === '[') {
-        const end = p.indexOf(']', i + 2);
-        let body = p.slice(i + 1, end);
-        if (body.startsWith('!')) body = '^' + body.slice(1);
-        re += `[${body}]`;
-        i = end;
-      } else re += c.replace(/[.\/-]/g, '\\$&');
+      else re += c.replace(/[.\/\-[\]]/g, '\\$&');
     }
     return new RegExp(`^(?:${re})$`);
   };

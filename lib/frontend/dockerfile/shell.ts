@@ -346,7 +346,7 @@ class Lexer {
       const replacement = this.wordUntil(CH_RBRACE, true, "syntax error: missing '}'");
       const { value, set } = this.getEnv(name);
       if (!set && this.skipUnset) return '${' + name + (all ? '//' : '/') + pattern + '/' + replacement + '}';
-      return replaceMatches(value, pattern, replacement, all);
+      return replaceMatches(value, pattern, replacement, all, (m) => this.fail(m));
     }
 
     let nullIsUnset = false;
@@ -355,8 +355,8 @@ class Lexer {
       ch = this.next();
       mod += ch === EOF ? '' : String.fromCodePoint(ch);
     }
+    // As in BuildKit, ':' makes no difference to # and % (`${V:#p}` is `${V#p}`).
     const isTrim = ch === 0x23 /* # */ || ch === 0x25; /* % */
-    if (nullIsUnset && isTrim) this.fail(`unsupported modifier (${mod}) in substitution`);
     const word = this.wordUntil(CH_RBRACE, isTrim, "syntax error: missing '}'");
     const { value, set } = this.getEnv(name);
     if (!set && this.skipUnset) return '${' + name + mod + word + '}';
@@ -378,7 +378,8 @@ class Lexer {
           greedy = true;
           pat = pat.slice(1);
         }
-        return ch === 0x23 ? trimPrefix(value, pat, greedy) : trimSuffix(value, pat, greedy);
+        const fail = (m: string): never => this.fail(m);
+        return ch === 0x23 ? trimPrefix(value, pat, greedy, fail) : trimSuffix(value, pat, greedy, fail);
       }
       default:
         return this.fail(`unsupported modifier (${mod}) in substitution`);
@@ -404,7 +405,7 @@ class Lexer {
 
 export type GlobToken =
   | { k: 'lit'; c: number } // one code point
-  | { k: 'one'; slash: boolean } // ?: any character ('/' only when slash)
+  | { k: 'one'; slash: boolean } // ?: any character but '/' (slash: any but newline, like Go's regexp '.')
   | { k: 'class'; neg: boolean; ranges: number[] } // [a-z] / [^a-z]: pairs lo,hi
   | { k: 'star'; slash: boolean } // *: any run ('/' only when slash)
   | { k: 'dirs' }; // **/ in .dockerignore: "" or anything ending in '/'
@@ -483,7 +484,7 @@ export class Glob {
           if (c === st.c) this.add(s + 1);
           break;
         case 'one':
-          if (st.slash || c !== 0x2f) this.add(s + 1);
+          if (st.slash ? c !== 0x0a : c !== 0x2f) this.add(s + 1);
           break;
         case 'class':
           if (inClass(st, c)) this.add(s + 1);
@@ -594,59 +595,95 @@ export function readClass(
   }
 }
 
-// A shell pattern (for ${VAR#p} ${VAR%p} ${VAR/p/r}): * and ? match any
-// character including '/', [..] with ! or ^ negation, \ escapes the next character.
+// A shell pattern (for ${VAR#p} ${VAR%p} ${VAR/p/r}), as BuildKit reads it:
+// * is any run and ? any one character (both cross '/', neither matches a
+// newline, like Go's regexp '.'); \*, \? and \\ are literal; \} and \/ are
+// the escaped delimiters (the backslash is dropped). Every other character is
+// literal, '[' included: BuildKit has no bracket expressions. Any other escape
+// (\. \x, or a trailing \) makes the pattern invalid.
 export function compileShellPattern(pattern: string): GlobToken[] {
   const cps = codePoints(pattern);
   const out: GlobToken[] = [];
   for (let i = 0; i < cps.length; i++) {
-    const c = cps[i];
+    let c = cps[i];
     if (c === 0x2a /* * */) {
       if (out.length === 0 || out[out.length - 1].k !== 'star') out.push({ k: 'star', slash: true });
-    } else if (c === 0x3f /* ? */) out.push({ k: 'one', slash: true });
-    else if (c === 0x5c /* \ */ && i + 1 < cps.length) out.push({ k: 'lit', c: cps[++i] });
-    else if (c === 0x5b /* [ */) {
-      const cls = readClass(cps, i, { bang: true });
-      if (cls) {
-        out.push(cls.token);
-        i = cls.end;
-      } else out.push({ k: 'lit', c });
-    } else out.push({ k: 'lit', c });
+      continue;
+    }
+    if (c === 0x3f /* ? */) {
+      out.push({ k: 'one', slash: true });
+      continue;
+    }
+    if (c === 0x5c /* \ */) {
+      const n = i + 1 < cps.length ? cps[i + 1] : EOF;
+      if (n === CH_RBRACE || n === CH_SLASH) continue; // the next round adds it literally
+      if (n !== 0x2a && n !== 0x3f && n !== 0x5c) {
+        throw new PatternError(`invalid escape '\\${n === EOF ? '\ufffd' : String.fromCodePoint(n)}'`);
+      }
+      c = cps[++i];
+    }
+    out.push({ k: 'lit', c });
   }
   return out;
 }
 
-// The same pattern read backwards (for suffix matching on a reversed string).
-function reversed(tokens: GlobToken[]): GlobToken[] {
-  return [...tokens].reverse();
+class PatternError extends Error {}
+
+// BuildKit reverses a %-pattern to match it as a prefix of the reversed value,
+// keeping each escape before the character it escapes (its error messages show
+// the reversed text).
+function reversePatternText(pattern: string): string {
+  const cps = codePoints(pattern);
+  const out: number[] = [];
+  for (let i = 0; i < cps.length; ) {
+    if (cps[i] === 0x5c && i !== cps.length - 1) {
+      out.unshift(cps[i], cps[i + 1]);
+      i += 2;
+    } else out.unshift(cps[i++]);
+  }
+  return fromCodePoints(out);
+}
+
+function compileOrFail(pattern: string, fail: (msg: string) => never): GlobToken[] {
+  try {
+    return compileShellPattern(pattern);
+  } catch (e) {
+    if (e instanceof PatternError) fail(`invalid pattern (${pattern}) in substitution: ${e.message}`);
+    throw e;
+  }
 }
 
 export function matchShellPattern(pattern: string, value: string): boolean {
   return new Glob(compileShellPattern(pattern)).matches(value);
 }
 
-function trimPrefix(value: string, pattern: string, longest: boolean): string {
+function trimPrefix(value: string, pattern: string, longest: boolean, fail: (msg: string) => never): string {
+  const glob = new Glob(compileOrFail(pattern, fail));
   const cps = codePoints(value);
-  const ends = new Glob(compileShellPattern(pattern)).prefixMatches(cps);
+  const ends = glob.prefixMatches(cps);
   if (ends.length === 0) return value;
   const n = longest ? ends[ends.length - 1] : ends[0];
   return fromCodePoints(cps.slice(n));
 }
 
-function trimSuffix(value: string, pattern: string, longest: boolean): string {
-  const cps = codePoints(value);
-  const rev = [...cps].reverse();
-  const ends = new Glob(reversed(compileShellPattern(pattern))).prefixMatches(rev);
+function trimSuffix(value: string, pattern: string, longest: boolean, fail: (msg: string) => never): string {
+  const glob = new Glob(compileOrFail(reversePatternText(pattern), fail));
+  const rev = codePoints(value).reverse();
+  const ends = glob.prefixMatches(rev);
   if (ends.length === 0) return value;
   const n = longest ? ends[ends.length - 1] : ends[0];
-  return fromCodePoints(cps.slice(0, cps.length - n));
+  return fromCodePoints(rev.slice(n).reverse());
 }
 
-// Replaces the leftmost-longest match (or every non-overlapping one); the
-// replacement is literal text. An empty match right after a match is skipped, as in Go.
-function replaceMatches(value: string, pattern: string, replacement: string, all: boolean): string {
-  const glob = new Glob(compileShellPattern(pattern));
+// Replaces the leftmost-longest match (or every non-overlapping one). An empty
+// match right after a match is skipped, as in Go. The first-match form inserts
+// the replacement as is; the replace-all form goes through Go's
+// Regexp.ReplaceAllString as in BuildKit, so there `$0`/`${0}` stand for the
+// match, `$$` for '$', and other `$name` references for "" (the pattern has no groups).
+function replaceMatches(value: string, pattern: string, replacement: string, all: boolean, fail: (msg: string) => never): string {
+  const glob = new Glob(compileOrFail(pattern, fail));
   const cps = codePoints(value);
+  const templated = all && replacement.includes('$');
   let out = '';
   let i = 0;
   let replaced = false;
@@ -655,7 +692,7 @@ function replaceMatches(value: string, pattern: string, replacement: string, all
     const ends = all || !replaced ? glob.prefixMatches(cps, i) : [];
     const n = ends.length ? ends[ends.length - 1] : -1;
     if (n >= 0 && !(n === 0 && lastMatchEnd === i)) {
-      out += replacement;
+      out += templated ? expandGoTemplate(replacement, fromCodePoints(cps.slice(i, i + n))) : replacement;
       replaced = true;
       lastMatchEnd = i + n;
       if (n > 0) {
@@ -667,4 +704,37 @@ function replaceMatches(value: string, pattern: string, replacement: string, all
     i++;
   }
   return out;
+}
+
+// Go's regexp template expansion for a match without capture groups.
+function expandGoTemplate(template: string, match: string): string {
+  let out = '';
+  let i = 0;
+  for (;;) {
+    const d = template.indexOf('$', i);
+    if (d < 0) return out + template.slice(i);
+    out += template.slice(i, d);
+    i = d + 1;
+    if (template[i] === '$') {
+      out += '$';
+      i++;
+      continue;
+    }
+    // $name or ${name}: the longest run of letters, digits and '_'
+    const brace = template[i] === '{';
+    let j = brace ? i + 1 : i;
+    let name = '';
+    for (const ch of template.slice(j)) {
+      const c = ch.codePointAt(0)!;
+      if (!isLetter(c) && !isDigit(c) && c !== 0x5f) break;
+      name += ch;
+    }
+    j += name.length;
+    if (name === '' || (brace && template[j] !== '}')) {
+      out += '$'; // malformed: the '$' is kept as text
+      continue;
+    }
+    i = brace ? j + 1 : j;
+    if (/^[0-9]+$/.test(name) && Number(name) === 0) out += match;
+  }
 }
