@@ -145,11 +145,16 @@ export class RegistryClient {
     return { descriptor: { mediaType, digest, size: bytes.length }, bytes };
   }
 
-  // GET a blob. The caller must consume the stream and verify it (ContentStore.write does).
-  async getBlob(repo: string, digest: Digest): Promise<Response> {
+  // GET a blob, from byte `from` on (206) when resuming. The caller must consume the
+  // stream and verify it (the content store's ingest does).
+  async getBlob(repo: string, digest: Digest, from = 0): Promise<Response> {
     const ctx = { registry: this.host.name, repository: repo, what: `blob ${digest}` };
-    const res = await this.exchange(ctx, [pullScope(repo)], { method: 'GET', path: `/v2/${repo}/blobs/${digest}` });
-    if (res.status !== 200) throw await responseError(ctx, res);
+    const res = await this.exchange(ctx, [pullScope(repo)], {
+      method: 'GET',
+      path: `/v2/${repo}/blobs/${digest}`,
+      headers: from > 0 ? { range: `bytes=${from}-` } : undefined,
+    });
+    if (res.status !== 200 && !(from > 0 && res.status === 206)) throw await responseError(ctx, res);
     return res;
   }
 

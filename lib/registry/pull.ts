@@ -2,7 +2,7 @@
 // stream the config and layers into the content store in parallel with digest
 // verification and retries, then name the image. An index is stored as is, with
 // only the chosen platform's manifest and blobs below it.
-import { pipeline } from 'node:stream/promises';
+import type { Readable, Writable } from 'node:stream';
 import { ContentStore } from '../content/store';
 import { withStoreLock } from '../images/gc';
 import { formatPlatform, hostPlatform, matchPlatform, selectManifest } from '../images/platform';
@@ -23,7 +23,7 @@ import { ImgError, isErrno } from '../util/errors';
 import { debug, warn } from '../util/log';
 import { RegistryClient } from './client';
 import { recordSources } from './sources';
-import { backoffMs, MAX_ATTEMPTS, sleep } from './transport';
+import { backoffMs, isRetryableError, MAX_ATTEMPTS, sleep } from './transport';
 
 export const DEFAULT_PULL_CONCURRENCY = 4;
 
@@ -285,43 +285,110 @@ async function fetchBlobs(
   return total;
 }
 
+// One blob into one ingest. A connection cut mid-body resumes where it stopped (Range
+// request; the ingest keeps hashing across the pieces); content that fails verification
+// (digest or size) starts over in a fresh ingest. Both count as attempts.
 async function fetchBlob(client: RegistryClient, repo: string, store: ContentStore, desc: Descriptor, emit: (ev: PullEvent) => void): Promise<void> {
+  const expected = { digest: desc.digest, size: desc.size };
+  let ingest = store.ingest(expected);
+  let received = 0; // bytes handed to the ingest
+  let lastReport = 0;
+  const onChunk = (n: number): void => {
+    received += n;
+    const now = Date.now();
+    if (now - lastReport >= 100) {
+      lastReport = now;
+      emit({ type: 'progress', digest: desc.digest, current: received, size: desc.size });
+    }
+  };
   let last: unknown;
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     if (attempt > 0) await sleep(backoffMs(attempt - 1));
     // HTTP-level failures (404, 401, unreachable) were already retried where sensible and are final.
-    const res = await client.getBlob(repo, desc.digest);
-    const ingest = store.ingest({ digest: desc.digest, size: desc.size });
+    let res;
     try {
-      // Progress is counted on the side: the 'data' listener and pipeline's pipe() are
-      // attached in the same tick, so both see every chunk and no extra stage sits in between.
-      let current = 0;
-      let lastReport = 0;
-      res.body.on('data', (chunk: Buffer) => {
-        current += chunk.length;
-        const now = Date.now();
-        if (now - lastReport >= 100) {
-          lastReport = now;
-          emit({ type: 'progress', digest: desc.digest, current, size: desc.size });
-        }
-      });
-      await pipeline(res.body, ingest.stream);
+      res = await client.getBlob(repo, desc.digest, received);
+    } catch (err) {
+      await ingest.abort();
+      throw err;
+    }
+    if (received > 0 && res.status !== 206) {
+      // The registry ignored the Range: take the whole body again.
+      await ingest.abort();
+      ingest = store.ingest(expected);
+      received = 0;
+    }
+    let stage: 'body' | 'verify' = 'body';
+    try {
+      await pump(res.body, ingest.stream, onChunk);
+      stage = 'verify';
       await ingest.commit(); // verifies size and digest; a mismatch stores nothing
       emit({ type: 'done', digest: desc.digest, size: desc.size });
       return;
     } catch (err) {
       res.body.destroy();
-      await ingest.abort();
-      if (isLocalFsError(err)) throw err;
+      if (isLocalFsError(err)) {
+        await ingest.abort();
+        throw err;
+      }
       last = err;
+      // A cut connection keeps what arrived; anything else (bad content, an ingest that
+      // failed) starts over.
+      if (stage === 'verify' || !isRetryableError(err) || ingest.stream.destroyed || ingest.stream.errored) {
+        await ingest.abort();
+        ingest = store.ingest(expected);
+        received = 0;
+      }
       const reason = (err as Error).message ?? String(err);
-      debug(`blob ${desc.digest} from ${client.host.name}/${repo}, attempt ${attempt + 1}: ${reason}`);
+      debug(`blob ${desc.digest} from ${client.host.name}/${repo}, attempt ${attempt + 1}: ${reason}${received ? ` (resuming at byte ${received})` : ''}`);
       emit({ type: 'retry', digest: desc.digest, attempt: attempt + 1, reason });
     }
   }
+  await ingest.abort();
   const reason = (last as Error)?.message ?? String(last);
   throw new ImgError(`blob ${desc.digest} from ${client.host.name}/${repo} failed after ${MAX_ATTEMPTS} attempts: ${reason}`, {
     hint: 'the registry (or a proxy in between) keeps sending truncated or corrupt data; nothing was stored — check the registry and retry',
     cause: last,
+  });
+}
+
+// Copy a response body into the ingest without ending it (a resumed download appends to
+// the same ingest), with backpressure; resolves at the end of the body.
+function pump(body: Readable, sink: Writable, onChunk: (n: number) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const cleanup = (): void => {
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      body.off('close', onClose);
+      sink.off('drain', onDrain);
+      sink.off('error', onError);
+    };
+    const onData = (chunk: Buffer): void => {
+      onChunk(chunk.length);
+      if (!sink.write(chunk)) body.pause();
+    };
+    const onDrain = (): void => {
+      body.resume();
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve();
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    // A body destroyed without 'end' or 'error' was cut short.
+    const onClose = (): void => {
+      cleanup();
+      reject(Object.assign(new Error('connection closed before the end of the body'), { code: 'ECONNRESET' }));
+    };
+    body.on('data', onData);
+    body.once('end', onEnd);
+    body.once('error', onError);
+    body.once('close', onClose);
+    sink.on('drain', onDrain);
+    sink.once('error', onError);
   });
 }
