@@ -20,7 +20,7 @@ export const register: RegisterCommand = (program, globals) =>
       try {
         const res = await pushImage(name, { stateDir: globals().state, insecure: opts.insecureRegistry, onEvent: (ev) => progress.pushEvent(ev) });
         progress.finish();
-        process.stdout.write(`${res.reference.tag}: digest: ${res.digest} size: ${res.size}\n`);
+        process.stdout.write(`${res.reference.tag}: digest: ${res.digest} size: ${res.manifestSize}\n`);
         process.stdout.write(`Successfully pushed ${display}\n`);
       } finally {
         progress.finish();
