@@ -105,8 +105,15 @@ test('continuation: at end of file the instruction ends', () => {
   assert.deepEqual(one('FROM a\nRUN a \\\n').args, ['a']);
 });
 
-test('continuation: a doubled escape still continues (the last escape counts)', () => {
-  assert.deepEqual(one('FROM a\nRUN a\\\\\nb').args, ['a\\b']);
+test('continuation: an escaped escape token at the end does not continue (BuildKit #1559)', () => {
+  const p = parseDockerfile('FROM a\nENV P=dir\\\\\nENV Q=2');
+  assert.deepEqual(p.instructions.map((i) => i.args), [['a'], ['P', 'dir\\\\'], ['Q', '2']]);
+  // three in a row: still not a continuation (BuildKit's regexp looks at one character before)
+  assert.equal(parseDockerfile('FROM a\nRUN x\\\\\\\nRUN y').instructions.length, 3);
+  // a lone escape on its own line continues
+  assert.deepEqual(one('FROM a\nRUN a \\\n\\\nb').args, ['a b']);
+  const bt = parseDockerfile('# escape=`\nFROM a\nRUN x ``\nRUN y');
+  assert.deepEqual(bt.instructions.map((i) => i.args), [['a'], ['x ``'], ['y']]);
 });
 
 test('continuation: a comment line cannot be continued', () => {

@@ -6,18 +6,23 @@
 // - an unknown name is a comment and ends directive parsing;
 // - a known directive given twice is an error; no line continuation.
 
+import { isSpaceCode } from './shell';
+
 export const KNOWN_DIRECTIVES = ['syntax', 'escape', 'check'] as const;
 
 // `#name=value` with optional whitespace (Go's \s: tab, LF, FF, CR, space).
 // Trailing whitespace is trimmed first, so the match is a single linear pass.
-const reDirective = /^#[ \t\f\r]*([a-zA-Z][a-zA-Z0-9]*)[ \t\f\r]*=[ \t\f\r]*(.+)$/;
+// Right after the '#', any Unicode space is skipped (BuildKit trims with unicode.IsSpace).
+const reDirective = /^([a-zA-Z][a-zA-Z0-9]*)[ \t\f\r]*=[ \t\f\r]*(.+)$/;
 
 // `{name, value}` when the line has directive shape (name lower-cased), else undefined.
 export function matchDirective(line: string): { name: string; value: string } | undefined {
   if (!line.startsWith('#')) return undefined;
+  let start = 1;
+  while (start < line.length && isSpaceCode(line.charCodeAt(start))) start++;
   let end = line.length;
-  while (end > 0 && ' \t\f\r'.includes(line[end - 1])) end--;
-  const m = reDirective.exec(end === line.length ? line : line.slice(0, end));
+  while (end > start && ' \t\f\r'.includes(line[end - 1])) end--;
+  const m = reDirective.exec(line.slice(start, end));
   if (!m) return undefined;
   return { name: m[1].toLowerCase(), value: m[2] };
 }

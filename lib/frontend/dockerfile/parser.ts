@@ -34,6 +34,9 @@ export interface ParseOptions {
 const reWhitespace = /[\t\v\f\r ]+/;
 
 type Warning = { message: string; line: number; rule?: string };
+// group 1: the character kept before the continuation token
+const CONTINUATION_BACKSLASH = /([^\\])\\[ \t]*$|^\\[ \t]*$/;
+const CONTINUATION_BACKTICK = /([^`])`[ \t]*$|^`[ \t]*$/;
 const NOT_STRING_ARRAY = 'when using JSON array syntax, arrays must be comprised of strings only';
 
 // ---------------------------------------------------------------------------
@@ -226,7 +229,9 @@ class Parser {
   private i = 0;
   private currentLine = 0;
   private escape: '\\' | '`' = '\\';
-  private reContinuation = /\\[ \t]*$/;
+  // As BuildKit: the escape token ends a line (before optional blanks) to
+  // continue it, unless another escape token precedes it (`foo \\` ends the line).
+  private reContinuation = CONTINUATION_BACKSLASH;
   private directivesDone = false;
   private readonly directives: Directive[] = [];
   private readonly warnings: Warning[] = [];
@@ -267,7 +272,7 @@ class Parser {
         });
       }
       this.escape = d.value;
-      this.reContinuation = d.value === '`' ? /`[ \t]*$/ : /\\[ \t]*$/;
+      this.reContinuation = d.value === '`' ? CONTINUATION_BACKTICK : CONTINUATION_BACKSLASH;
     } else if (d.name === 'syntax') {
       const info = resolveSyntax(d.value);
       if (!info) {
@@ -295,7 +300,7 @@ class Parser {
 
   private trimContinuation(line: string): { line: string; end: boolean } {
     const m = this.reContinuation.exec(line);
-    return m ? { line: line.slice(0, m.index), end: false } : { line, end: true };
+    return m ? { line: line.slice(0, m.index) + (m[1] ?? ''), end: false } : { line, end: true };
   }
 
   parse(): ParsedDockerfile {
