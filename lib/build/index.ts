@@ -204,6 +204,7 @@ async function buildWithContext(
           cache,
           layers: res.result.layers,
           config: graph.config as ImageConfig,
+          created: res.result.created,
           progress: { status: (sub, s) => progress.status(vid, sub, s) },
           sourceDateEpoch: opts.sourceDateEpoch,
         });

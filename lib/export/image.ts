@@ -31,6 +31,7 @@ export interface ImageExportOptions {
   cache: CacheStore;
   layers: LayerSlot[];
   config: ImageConfig; // from the graph
+  created?: string; // when the result was first built (cache record), else now
   progress?: LayerProgress;
   sourceDateEpoch?: number;
   concurrency?: number;
@@ -111,7 +112,8 @@ export async function buildImage(o: ImageExportOptions): Promise<BuiltImage> {
   const made = await Promise.all(o.layers.map((slot, i) => limiter.run(() => layerFor(o, slot, i))));
   o.progress?.status('layers', { name: 'exporting layers', done: true });
 
-  const created = o.sourceDateEpoch !== undefined ? new Date(o.sourceDateEpoch * 1000).toISOString() : (o.config.created ?? new Date().toISOString());
+  const created =
+    o.sourceDateEpoch !== undefined ? new Date(o.sourceDateEpoch * 1000).toISOString() : (o.created ?? o.config.created ?? new Date().toISOString());
   const { history, kept } = alignHistory(o.config.history, made, created);
   const config: ImageConfig = {
     ...structuredClone(o.config),

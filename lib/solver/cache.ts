@@ -119,7 +119,7 @@ export class CacheStore implements CacheBackend {
       if (slot.snapshot && this.opts.snapshotExists && !blob && !(await this.opts.snapshotExists(slot.snapshot))) return null;
       layers.push({ snapshot: slot.snapshot, blob });
     }
-    return { snapshot: rec.snapshot, layers, meta: rec.meta };
+    return { snapshot: rec.snapshot, layers, meta: rec.meta, created: rec.created };
   }
 
   async put(key: string, v: Pick<Vertex, 'name' | 'kind'>, result: VertexResult): Promise<void> {
@@ -133,7 +133,7 @@ export class CacheStore implements CacheBackend {
       snapshot: result.snapshot,
       layers: result.layers.map((l) => (l.snapshot ? { snapshot: l.snapshot } : { blob: l.blob })),
       meta: result.meta,
-      created: new Date().toISOString(),
+      created: result.created ?? new Date().toISOString(),
     };
     await writeJsonAtomic(this.recordPath(key), rec);
   }

@@ -277,6 +277,7 @@ class Solver {
             progress: this.logger(v),
             noCache: Boolean(this.opts.noCache || v.ignoreCache),
           });
+          result.created ??= new Date().toISOString();
           if (cache) await cache.put(key, v, result);
           this.markDone(v, 'completed');
           return result;

@@ -28,6 +28,9 @@ export interface VertexResult {
   layers: LayerSlot[];
   // Extra data a source may carry (e.g. the image config of a pulled image).
   meta?: Record<string, unknown>;
+  // When the result was first produced (from the cache record on a hit): a
+  // fully cached build then dates its image the same and gets the same digest.
+  created?: string;
 }
 
 export interface VertexLogger {

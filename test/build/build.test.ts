@@ -66,8 +66,9 @@ test('img build (rootless): RUN, COPY, ARG/ENV, USER/WORKDIR, config in the stor
   // Touching a file without changing it keeps everything cached.
   const later = new Date(Date.now() + 10_000);
   fs.utimesSync(path.join(e.ctx, 'a.txt'), later, later);
-  const touched = await build(e, ['--build-arg', 'MSG=howdy', e.ctx]);
+  const touched = await build(e, ['--build-arg', 'MSG=howdy', '--iidfile', path.join(e.root, 'iid2'), e.ctx]);
   assert.equal(touched.code, 0, touched.stderr);
+  assert.equal(fs.readFileSync(path.join(e.root, 'iid2'), 'utf8'), manifest.config.digest, 'a fully cached build yields the same image ID');
   assert.deepEqual(steps(stepStates(touched.stderr)).filter(([, st]) => st !== 'CACHED'), []);
 
   // Changing sub/b.txt reruns only the last COPY; changing the ignored file reruns nothing.

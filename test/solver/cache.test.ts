@@ -23,7 +23,8 @@ test('cache records round-trip, register GC roots, and are misses when their sna
   assert.equal(await store.get(key), null);
   await store.put(key, { name: 'RUN x', kind: 'exec' }, { snapshot: 's2', layers: [{ blob: blob(1) }, { snapshot: 's2' }] });
   const hit = await store.get(key);
-  assert.deepEqual(hit, { snapshot: 's2', layers: [{ snapshot: undefined, blob: blob(1) }, { snapshot: 's2', blob: undefined }], meta: undefined });
+  assert.ok(hit && !Number.isNaN(Date.parse(hit.created!)), 'the record remembers when it was made');
+  assert.deepEqual({ ...hit, created: undefined }, { snapshot: 's2', layers: [{ snapshot: undefined, blob: blob(1) }, { snapshot: 's2', blob: undefined }], meta: undefined, created: undefined });
   // The exporter remembers the blob made from s2; later hits carry it.
   await store.putLayerBlob('s2', blob(2));
   assert.deepEqual((await store.get(key))!.layers[1].blob, blob(2));
