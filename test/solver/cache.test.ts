@@ -80,3 +80,43 @@ test('context checksums cover exactly the selected files and reuse the stat cach
   const ex = { excluded: (rel: string) => rel === 'src/sub' || rel === 'link', mayReinclude: () => false };
   assert.deepEqual((await scanContext(ctx, ex, null)).files.map((f) => f.rel), ['a.txt', 'src', 'src/main.go']);
 });
+
+test('two solvers on one state dir (separate cache stores, real flock) compute each key once', async (t) => {
+  const { lockFile } = await import('../../lib/host/index');
+  const { solve } = await import('../../lib/solver/scheduler');
+  const { createHash } = await import('node:crypto');
+  const state = await fsp.mkdtemp(path.join(os.tmpdir(), 'img-cache-lock-'));
+  t.after(() => fsp.rm(state, { recursive: true, force: true }));
+  const id = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
+  const mk = (name: string, inputs: string[]) => ({
+    id: id(name),
+    name,
+    kind: 'exec' as const,
+    inputs: inputs.map((i) => ({ vertex: id(i), output: 0 })),
+    rootfs: inputs.length ? 0 : -1,
+    args: [name],
+    env: [],
+    cwd: '/',
+    user: '',
+    network: 'none' as const,
+    security: 'sandbox' as const,
+    mounts: [],
+  });
+  const vs = [mk('a', []), mk('b', ['a']), mk('c', ['b'])];
+  const graph = { vertices: Object.fromEntries(vs.map((v) => [v.id, v])), root: { vertex: id('c'), output: 0 } };
+  const runs: string[] = [];
+  const executors = {
+    exec: {
+      run: async (v: { name: string }) => {
+        runs.push(v.name);
+        await new Promise((r) => setTimeout(r, 50));
+        return { snapshot: `snap-${v.name}`, layers: [] };
+      },
+    },
+  };
+  const store = () => new CacheStore(state, { snapshotExists: async () => true, lockFile });
+  const [r1, r2] = await Promise.all([solve(graph, { executors, cache: store() }), solve(graph, { executors, cache: store() })]);
+  assert.deepEqual(runs.sort(), ['a', 'b', 'c'], 'every key computed exactly once across both solvers');
+  assert.equal(r1.result.snapshot, 'snap-c');
+  assert.equal(r2.result.snapshot, 'snap-c');
+});
