@@ -107,26 +107,38 @@ interface Timing {
 }
 
 // Each run is a child process under /usr/bin/time: same accounting for img and the tools.
-// The box is shared (other jobs run), so CPU time is the steadier figure; wall is reported too.
-function time(label: string, runs: number, prep: () => void, cmd: string): Timing {
-  const walls: number[] = [];
-  const cpus: number[] = [];
+// The box is shared (other jobs run), so CPU time is the steadier figure; wall is reported
+// too. Runs of the compared commands are interleaved (A B C A B C ...) so load drift hits all.
+function timeGroup(runs: number, prep: () => void, cmds: Array<[string, string]>): Record<string, Timing & { bytes?: number }> {
+  const walls = cmds.map(() => [] as number[]);
+  const cpus = cmds.map(() => [] as number[]);
+  const bytes: Array<number | undefined> = cmds.map(() => undefined);
   const tf = path.join(work, 'time.out');
   for (let r = 0; r < runs; r++) {
-    prep();
-    const res = spawnSync('/usr/bin/time', ['-f', '%e %U %S', '-o', tf, 'sh', '-c', cmd], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      encoding: 'utf8',
-      env: { ...process.env, IMG_ADDON_PATH: path.resolve(__dirname, '../build/Release/img_addon.node') },
+    cmds.forEach(([label, cmd], i) => {
+      prep();
+      const res = spawnSync('/usr/bin/time', ['-f', '%e %U %S', '-o', tf, 'sh', '-c', cmd], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        encoding: 'utf8',
+        env: { ...process.env, IMG_ADDON_PATH: path.resolve(__dirname, '../build/Release/img_addon.node') },
+      });
+      if (res.status !== 0) throw new Error(`${label}: ${cmd}: ${res.stderr}`);
+      const [e, u, s] = fs.readFileSync(tf, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+      walls[i].push(e * 1000);
+      cpus[i].push((u + s) * 1000);
+      const out = path.join(work, 'out.blob');
+      if (fs.existsSync(out)) {
+        bytes[i] = fs.statSync(out).size;
+        fs.rmSync(out);
+      }
     });
-    if (res.status !== 0) throw new Error(`${cmd}: ${res.stderr}`);
-    const [e, u, s] = fs.readFileSync(tf, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
-    walls.push(e * 1000);
-    cpus.push((u + s) * 1000);
   }
-  const t = { wall: median(walls), cpu: median(cpus) };
-  process.stderr.write(`  ${label}: wall ${walls.map((x) => x.toFixed(0)).join(', ')} ms; cpu ${cpus.map((x) => x.toFixed(0)).join(', ')} ms\n`);
-  return t;
+  const res: Record<string, Timing & { bytes?: number }> = {};
+  cmds.forEach(([label], i) => {
+    res[label] = { wall: median(walls[i]), cpu: median(cpus[i]), ...(bytes[i] !== undefined ? { bytes: bytes[i] } : {}) };
+    process.stderr.write(`  ${label}: wall ${walls[i].map((x) => x.toFixed(0)).join(', ')} ms; cpu ${cpus[i].map((x) => x.toFixed(0)).join(', ')} ms\n`);
+  });
+  return res;
 }
 
 async function main(): Promise<void> {
@@ -161,18 +173,28 @@ async function main(): Promise<void> {
 
   // ---- create
   process.stderr.write('create\n');
-  const create: Record<string, Timing & { bytes: number }> = {};
   const out = path.join(work, 'out.blob');
-  const add = (k: string, t: Timing) => (create[k] = { ...t, bytes: size(out) });
-  for (const level of [1, 6]) {
-    add(`img gzip -${level}`, time(`img gzip -${level}`, RUNS, none, `${img} create '${src}' '${out}' gzip ${level}`));
-    add(`tar | gzip -${level}`, time(`tar | gzip -${level}`, RUNS, none, `tar -C '${src}' -cf - . | gzip -${level} > '${out}'`));
-    if (has('pigz')) add(`tar | pigz -${level}`, time(`tar | pigz -${level}`, RUNS, none, `tar -C '${src}' -cf - . | pigz -${level} > '${out}'`));
-  }
-  add('img zstd -3 (-T0)', time('img zstd', RUNS, none, `${img} create '${src}' '${out}' zstd`));
-  add('tar | zstd -T0 -3', time('tar | zstd', RUNS, none, `tar -C '${src}' -cf - . | zstd -q -T0 -3 > '${out}'`));
-  add('img tar (none)', time('img none', RUNS, none, `${img} create '${src}' '${out}' none`));
-  add('tar -cf', time('tar -cf', RUNS, none, `tar -C '${src}' -cf '${out}' .`));
+  const tarc = `tar -C '${src}' -cf - .`;
+  const create = {
+    ...timeGroup(RUNS, none, [
+      ['img gzip -1', `${img} create '${src}' '${out}' gzip 1`],
+      ['tar | gzip -1', `${tarc} | gzip -1 > '${out}'`],
+      ...(has('pigz') ? ([['tar | pigz -1', `${tarc} | pigz -1 > '${out}'`]] as Array<[string, string]>) : []),
+    ]),
+    ...timeGroup(RUNS, none, [
+      ['img gzip -6', `${img} create '${src}' '${out}' gzip 6`],
+      ['tar | gzip -6', `${tarc} | gzip -6 > '${out}'`],
+      ...(has('pigz') ? ([['tar | pigz -6', `${tarc} | pigz -6 > '${out}'`]] as Array<[string, string]>) : []),
+    ]),
+    ...timeGroup(RUNS, none, [
+      ['img zstd -3 (-T0)', `${img} create '${src}' '${out}' zstd`],
+      ['tar | zstd -T0 -3', `${tarc} | zstd -q -T0 -3 > '${out}'`],
+      ['img tar (none)', `${img} create '${src}' '${out}' none`],
+      ['tar -cf', `tar -C '${src}' -cf '${out}' .`],
+      // what the diffID alone costs the tools (img computes it in the same pass)
+      ['tar | sha256sum', `${tarc} | sha256sum > /dev/null`],
+    ]),
+  };
   results.create = create;
 
   // ---- unpack (one gzip -6 layer, made by tar | gzip, read by everyone)
@@ -191,11 +213,12 @@ async function main(): Promise<void> {
     rm(dst);
     if (onDisk) sh('sync');
   };
-  const unpack: Record<string, Timing> = {};
-  unpack['img applyLayer'] = time('img applyLayer', RUNS, fresh, `${img} apply '${layer}' '${dst}'`);
-  unpack['umoci unpack --rootless'] = time('umoci', RUNS, fresh, `umoci unpack --rootless --image '${layout}:latest' '${dst}'`);
-  unpack['tar -xzf'] = time('tar -xzf', RUNS, fresh, `mkdir -p '${dst}' && tar -xzf '${layer}' -C '${dst}'`);
-  if (has('pigz')) unpack['pigz -dc | tar -x'] = time('pigz | tar', RUNS, fresh, `mkdir -p '${dst}' && pigz -dc '${layer}' | tar -x -C '${dst}'`);
+  const unpack = timeGroup(RUNS, fresh, [
+    ['img applyLayer', `${img} apply '${layer}' '${dst}'`],
+    ['umoci unpack --rootless', `umoci unpack --rootless --image '${layout}:latest' '${dst}'`],
+    ['tar -xzf', `mkdir -p '${dst}' && tar -xzf '${layer}' -C '${dst}'`],
+    ...(has('pigz') ? ([['pigz -dc | tar -x', `mkdir -p '${dst}' && pigz -dc '${layer}' | tar -x -C '${dst}'`]] as Array<[string, string]>) : []),
+  ]);
   results.unpack = unpack;
   const tarBytes: number = lb.uncompressedSize;
   results.layer = { gzipBytes: size(layer), tarBytes };
@@ -214,7 +237,7 @@ async function main(): Promise<void> {
   for (const [k, v] of Object.entries(unpack)) console.log(`  ${k.padEnd(26)}${f(v.wall)} ${f(v.cpu)}  ${mbs(v.wall).padStart(8)}`);
   console.log('\ncreate                       wall ms  cpu ms  MiB/s(wall)  blob MiB');
   for (const [k, v] of Object.entries(create))
-    console.log(`  ${k.padEnd(26)}${f(v.wall)} ${f(v.cpu)}  ${mbs(v.wall).padStart(8)}  ${(v.bytes / 1024 / 1024).toFixed(1).padStart(8)}`);
+    console.log(`  ${k.padEnd(26)}${f(v.wall)} ${f(v.cpu)}  ${mbs(v.wall).padStart(8)}  ${v.bytes ? (v.bytes / 1024 / 1024).toFixed(1).padStart(8) : '       -'}`);
 }
 
 main()

@@ -11,10 +11,12 @@ export type Compression = 'gzip' | 'zstd' | 'none';
 const ZLIB_CHUNK = 128 * 1024;
 
 /**
- * Default gzip level. Docker/BuildKit use Go's default (6); level 1 is ~3x faster for
- * ~10-15% bigger blobs (see bench/archive.ts). Any level is readable by every gzip reader.
+ * Default gzip level: 1. Measured on a 213 MiB layer of real binaries (bench/archive.ts):
+ * level 1 takes half the CPU of level 6 (4.6 s vs 9.3 s) for an 8% bigger blob (87 vs 80 MiB).
+ * Docker/BuildKit default to 6; every gzip reader accepts any level, so callers that want
+ * smaller blobs pass a level (createLayerBlob's opts.level).
  */
-export const DEFAULT_GZIP_LEVEL = 6;
+export const DEFAULT_GZIP_LEVEL = 1;
 export const DEFAULT_ZSTD_LEVEL = 3;
 
 export function detectCompression(firstBytes: Buffer): Compression {
