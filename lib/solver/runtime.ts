@@ -241,7 +241,17 @@ export function createRuntime(o: RuntimeOptions): Runtime {
         ctx.progress.status('unpack', { name: `unpacking ${info.ref}@${info.manifestDigest}` });
         let snapshot: string | null = null;
         if (info.manifest.layers.length > 0) {
-          snapshot = await unpackImage(o.stateDir, o.sn, info.manifest, info.config);
+          snapshot = await unpackImage(
+            o.stateDir,
+            o.sn,
+            info.manifest,
+            info.config,
+            (ev) => {
+              if (ev.status === 'extracting') ctx.progress.status(`x-${ev.digest}`, { name: `extracting ${ev.digest}` });
+              else if (ev.status === 'done') ctx.progress.status(`x-${ev.digest}`, { name: `extracting ${ev.digest}`, current: ev.bytes, done: true });
+            },
+            { ref: `${info.ref}@${info.manifestDigest}` },
+          );
         }
         ctx.progress.status('unpack', { name: `unpacking ${info.ref}@${info.manifestDigest}`, done: true });
         const diffIds = info.config.rootfs?.diff_ids ?? [];
