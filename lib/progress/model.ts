@@ -116,6 +116,7 @@ export function errorSummary(model: ProgressModel): string {
   for (const v of model.vertices) {
     if (v.state !== 'error') continue;
     model.flushPartial(v);
+    if (v.tail.length === 0) continue; // nothing to show beyond the error line itself
     out.push('------', ` > ${v.name}:`);
     for (const line of v.tail) out.push(line);
     out.push('------');
