@@ -102,6 +102,12 @@ class Solver {
       this.abortAll(err);
       // Let every running step observe the abort and clean up before we report.
       while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+      // Nothing is left looking busy in the final progress frame.
+      for (const [id, st] of this.states) {
+        if (st !== 'started') continue;
+        this.states.set(id, 'done');
+        this.opts.progress?.canceled(id, this.vertex(id).name);
+      }
       throw this.wrap(this.firstError ?? err);
     }
   }
