@@ -181,6 +181,10 @@ async function main(): Promise<void> {
     await reg.stop();
   }
 
+  // Fixed cost of a Node CLI process (Go's skopeo starts in ~20 ms): shown so the
+  // transfer itself can be compared too.
+  const startup = median(Array.from({ length: 5 }, () => img(['--version'])));
+
   const rows = Object.entries(results).map(([name, secs]) => ({
     name,
     medianSeconds: median(secs),
@@ -201,6 +205,7 @@ async function main(): Promise<void> {
   }
   out.push('');
   out.push(`img/skopeo throughput: push ${ratios.push.toFixed(2)}×, pull ${ratios.pull.toFixed(2)}×`);
+  out.push(`img process start-up (img --version, median): ${startup.toFixed(2)} s — included in every img figure above`);
   process.stdout.write(out.join('\n') + '\n');
   const resultsDir = path.join(REPO, 'bench', 'results');
   fs.mkdirSync(resultsDir, { recursive: true });
@@ -217,6 +222,7 @@ async function main(): Promise<void> {
         loadavg: os.loadavg(),
         results: rows,
         ratios,
+        imgStartupSeconds: startup,
       },
       null,
       2,
