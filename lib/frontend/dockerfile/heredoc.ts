@@ -12,7 +12,8 @@ import type { Heredoc } from './ast';
 import { lexWords } from './shell';
 
 const noEnv = (): undefined => undefined;
-const reHeredoc = /^(\d*)<<(-?)([^<]*)$/;
+// Blanks may follow << (the lexer keeps `<< EOF` as one word); \s is Go's [\t\n\f\r ].
+const reHeredoc = /^(\d*)<<(-?)[\t\n\f\r ]*([^<]*)$/;
 
 // The heredoc a single word introduces, or undefined.
 export function parseHeredocWord(word: string): Omit<Heredoc, 'content'> | undefined {
@@ -39,7 +40,8 @@ export function parseHeredocWord(word: string): Omit<Heredoc, 'content'> | undef
 export function heredocsFromLine(line: string): Omit<Heredoc, 'content'>[] {
   let words: string[];
   try {
-    words = lexWords(line, noEnv, { rawQuotes: true, rawEscapes: true }).words;
+    // unset-variable references stay as written: `<<$EOF` ends at a line `$EOF`
+    words = lexWords(line, noEnv, { rawQuotes: true, rawEscapes: true, skipUnsetEnv: true }).words;
   } catch {
     return []; // an unbalanced quote: no heredocs (the shell will complain later)
   }

@@ -78,6 +78,7 @@ const CH_COLON = 0x3a;
 const CH_SQUOTE = 0x27;
 const CH_DQUOTE = 0x22;
 const CH_SLASH = 0x2f;
+const CH_LT = 0x3c;
 
 const reLetter = /^\p{L}$/u;
 const reDigit = /^\p{Nd}$/u;
@@ -210,6 +211,14 @@ class Lexer {
         this.next();
         return { value: result, words: words.finish() };
       }
+      if (c === CH_LT) {
+        // As BuildKit's lexer: `<<` keeps the blanks after it in its word, so
+        // `<< EOF` stays one word for heredoc detection (the text is unchanged).
+        const tmp = this.possibleHeredoc();
+        result += tmp;
+        words.addRawString(tmp);
+        continue;
+      }
       if (c === CH_SQUOTE || c === CH_DQUOTE || c === CH_DOLLAR) {
         const tmp = c === CH_SQUOTE ? this.processSingleQuote() : c === CH_DQUOTE ? this.processDoubleQuote() : this.processDollar();
         result += tmp;
@@ -236,6 +245,18 @@ class Lexer {
       this.fail(`unexpected end of statement while looking for matching ${String.fromCodePoint(stop)}`);
     }
     return { value: result, words: words.finish() };
+  }
+
+  private possibleHeredoc(): string {
+    this.next(); // <
+    if (this.peek() !== CH_LT) return '<';
+    this.next();
+    let out = '<<';
+    for (let c = this.peek(); c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a; c = this.peek()) {
+      out += String.fromCharCode(c);
+      this.next();
+    }
+    return out;
   }
 
   private processSingleQuote(): string {
