@@ -3,7 +3,8 @@
 // that deletes files), as the unprivileged user. Each measured run starts
 // cold: no snapshots (img) / no bundle (umoci). Runs are interleaved so every
 // tool sees the same machine load; medians of N runs.
-//   node --import tsx bench/unpack.ts [--runs 3] [--mib 200] [--backends overlayfs,fuse-overlayfs,native]
+//   node --import tsx bench/unpack.ts [--runs 3] [--mib 200] [--backends overlayfs,fuse-overlayfs,native] [--phases]
+// --phases: instead, time unpackImage and the copy-out separately in one process.
 // Writes bench/results/unpack.json.
 import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
@@ -15,7 +16,7 @@ import * as tarStream from 'tar-stream';
 import { ContentStore } from '../lib/content/store';
 import { ImageStore } from '../lib/images/store';
 import { MediaType, type Descriptor, type Digest, type ImageConfig, type Manifest } from '../lib/images/types';
-import { cleanup, rootlessUser, runAsUser, runImgRootless, tempDir } from '../test/helpers/rootless';
+import { TSX, cleanup, rootlessUser, runAsUser, runImgRootless, tempDir } from '../test/helpers/rootless';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -109,6 +110,13 @@ async function main() {
   if (process.getuid?.() === 0) execFileSync('chown', ['-R', `${u.uid}:${u.gid}`, base]);
   const compressed = layers.reduce((a, l) => a + l.size, 0);
 
+  if (process.argv.includes('--phases')) {
+    // In-process split of img's time (see bench/snapshot-phases.ts), then stop.
+    const res = await runAsUser([process.execPath, '--import', TSX, path.join(__dirname, 'snapshot-phases.ts'), state, 'bench', BACKENDS.join(',')], { timeoutMs: 600_000 });
+    process.stdout.write(res.stdout + res.stderr);
+    await cleanup(base);
+    return;
+  }
   const times: Record<string, number[]> = {};
   const tools = [...BACKENDS.map((b) => `img-${b}`), 'umoci'];
   for (const t of tools) times[t] = [];
