@@ -10,7 +10,7 @@
 import type { Directive, Flag, Heredoc, Instruction, KeyValue, ParsedDockerfile } from './ast';
 import { isKnownDirective, matchDirective, parseCheckDirective, resolveSyntax, type SyntaxInfo } from './directives';
 import { DockerfileError, ShellExpansionError, suggest } from './errors';
-import { chompHeredocContent, heredocsFromLine } from './heredoc';
+import { chompHeredocContent, heredocsFromLine, parseHeredocWord } from './heredoc';
 import {
   ALL_FLAG_NAMES,
   HEREDOC_INSTRUCTIONS,
@@ -129,6 +129,16 @@ export function extractFlags(line: string): { rest: string; flags: string[] } {
       word += ch;
       pos++;
     }
+  }
+}
+
+// BuildKit's MustParseHeredoc: whether a word is a heredoc marker (errors count as no).
+function isHeredocWord(word: string | undefined): boolean {
+  if (word === undefined) return false;
+  try {
+    return parseHeredocWord(word) !== undefined;
+  } catch {
+    return false;
   }
 }
 
@@ -347,7 +357,9 @@ class Parser {
       ctx.endLine = this.currentLine;
       const ins = buildInstruction(line, ctx, startLine, comments);
 
-      if (HEREDOC_INSTRUCTIONS.has(ins.keyword) && !ins.json && ins.args.length > 0 && line.includes('<<')) {
+      // ONBUILD RUN/COPY/ADD reads its heredocs too (BuildKit looks through ONBUILD at its trigger)
+      const target = ins.keyword === 'ONBUILD' && ins.onbuild ? ins.onbuild : ins;
+      if (HEREDOC_INSTRUCTIONS.has(target.keyword) && !target.json && target.args.length > 0 && line.includes('<<')) {
         let found: ReturnType<typeof heredocsFromLine>;
         try {
           found = heredocsFromLine(line);
@@ -356,6 +368,7 @@ class Parser {
           return this.err(`invalid heredoc: ${e.message}`, startLine, { endLine: this.currentLine, snippet: line });
         }
         for (const h of found) ins.heredocs.push(this.readHeredoc(h, startLine));
+        if (target !== ins) target.heredocs = ins.heredocs;
       }
       ins.endLine = this.currentLine;
       if (ins.onbuild) ins.onbuild.endLine = this.currentLine;
@@ -629,6 +642,9 @@ class Validator {
           this.fail(ins, `${kw} requires at least two arguments, but only one was provided. Destination could not be determined.`, `write ${kw} <src>... <dest>`);
         }
         this.flags(ins);
+        if (!ins.json && isHeredocWord(ins.args[n - 1])) {
+          this.fail(ins, `${kw} cannot accept a heredoc as a destination`, 'put the heredoc before the destination path');
+        }
         return;
       case 'CMD':
       case 'ENTRYPOINT':
