@@ -19,7 +19,7 @@ for _ in $(seq 50); do curl -fs "http://127.0.0.1:$PORT/v2/" >/dev/null 2>&1 && 
 
 REG=localhost:$PORT
 echo "== base image: busybox from Debian's busybox-static → $REG/library/busybox:latest"
-node --import tsx -e "require('$REPO/test/fixtures/images').makeBusyboxImage().writeOciLayout('$WORK/busybox-oci', 'latest')" >/dev/null
+(cd "$REPO" && node --import tsx -e "require('./test/fixtures/images').makeBusyboxImage().then((i) => i.writeOciLayout('$WORK/busybox-oci', 'latest'))") >/dev/null
 skopeo copy --quiet --dest-tls-verify=false "oci:$WORK/busybox-oci:latest" "docker://$REG/library/busybox:latest"
 
 echo "== img build"
