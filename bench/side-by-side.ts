@@ -205,8 +205,10 @@ function writeCases(bases: { busybox: string; debian: string | null }): CaseDef[
 
 // ------------------------------------------------------------------ tools
 
-const imgState = path.join(WORK, 'img-state');
-const imgRuntime = path.join(WORK, 'img-run');
+// img runs as the unprivileged user: its state and runtime dirs live in a dir that user owns.
+const imgHome = path.join(WORK, 'img');
+const imgState = path.join(imgHome, 'state');
+const imgRuntime = path.join(imgHome, 'run');
 
 function imgBuild(c: CaseDef): void {
   const main = path.join(REPO, 'dist', 'lib', 'cli', 'main.js');
@@ -253,7 +255,7 @@ const TOOLS: { name: Tool; build: (c: CaseDef) => void; reset: () => void }[] = 
 async function main(): Promise<void> {
   if (!fs.existsSync(path.join(REPO, 'dist', 'lib', 'cli', 'main.js'))) sh('npx', ['tsc', '-p', path.join(REPO, 'tsconfig.json')]);
   fs.mkdirSync(imgRuntime, { recursive: true });
-  if (process.getuid?.() === 0) execFileSync('chown', ['-R', IMG_USER, imgRuntime]);
+  if (process.getuid?.() === 0) execFileSync('chown', ['-R', IMG_USER, imgHome]);
   const reg = await startRegistry();
   try {
     const bases = await pushBases(reg.host);
