@@ -261,6 +261,31 @@ export abstract class BaseSnapshotter implements Snapshotter {
     for (const m of [...set].reverse()) await m.release();
   }
 
+  // Overlay backends only: an active snapshot's own dir holds just its
+  // changes, so it can be filled before its parent exists (parallel layer
+  // extraction) and given its parent just before commit.
+  readonly independentLayers: boolean = false;
+
+  async reparent(id: string, parent: string | null): Promise<void> {
+    if (!this.independentLayers) throw new Error(`${this.backend}: snapshots cannot be re-parented`);
+    const meta = await this.mustMeta(id);
+    if (meta.kind !== 'active') throw new Error(`snapshot ${id} is committed; cannot re-parent it`);
+    if (parent) {
+      await acquireLease(this.stateDir, this.backend, parent);
+      await this.leaseChain(await this.chain(parent));
+    }
+    await writeJsonAtomic(path.join(this.dirOf(id), 'meta.json'), { ...meta, parent });
+    // prepare() gives a new dir its parent's root attributes; a layer that
+    // did not set its root ("./") still has mkdir's defaults: do it now.
+    if (parent) {
+      const [mine, theirs] = await Promise.all([fsp.stat(this.fsDir(id)), fsp.stat(this.fsDir(parent))]);
+      if ((mine.mode & 0o7777) === 0o755 && mine.uid === 0 && mine.gid === 0 && (theirs.mode !== mine.mode || theirs.uid !== 0 || theirs.gid !== 0)) {
+        await fsp.chmod(this.fsDir(id), theirs.mode & 0o7777);
+        await fsp.chown(this.fsDir(id), theirs.uid, theirs.gid);
+      }
+    }
+  }
+
   async commit(id: string, description: string, key?: string): Promise<string> {
     const meta = await this.mustMeta(id);
     if (meta.kind !== 'active' || meta.readonly) {

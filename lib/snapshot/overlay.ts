@@ -33,6 +33,8 @@ export function inUserNamespace(): boolean {
 }
 
 export class OverlaySnapshotter extends BaseSnapshotter {
+  override readonly independentLayers = true;
+
   constructor(stateDir: string, backend: Extract<SnapshotBackend, 'overlayfs' | 'fuse-overlayfs'>) {
     super(stateDir, backend);
   }

@@ -10,7 +10,11 @@ import { ImgError } from '../util/errors';
 import { debug } from '../util/log';
 import { acquireLease, lockKey } from './lease';
 import { inUserNamespace } from './overlay';
+import type { BaseSnapshotter } from './base';
 import type { Snapshotter } from './types';
+
+// Layers extracted at once by the overlay backends.
+const UNPACK_CONCURRENCY = 3;
 
 export interface UnpackProgress {
   layer: number; // 0-based index in the manifest
@@ -37,12 +41,14 @@ export function chainIds(diffIds: Digest[]): Digest[] {
 
 export async function unpackLayers(
   stateDir: string,
-  sn: Snapshotter,
+  snapshotter: Snapshotter,
   manifest: Manifest,
   config: ImageConfig,
   onProgress?: (ev: UnpackProgress) => void,
   opts: UnpackOptions = {},
 ): Promise<string> {
+  // Our own snapshotters (BaseSnapshotter) also offer re-parenting for parallel extraction.
+  const sn = snapshotter as BaseSnapshotter;
   const diffIds = config.rootfs?.diff_ids ?? [];
   if (diffIds.length !== manifest.layers.length) {
     throw new ImgError(
@@ -59,60 +65,108 @@ export async function unpackLayers(
   const description = opts.ref ? `pulled from ${opts.ref}` : `unpacked from image config ${manifest.config.digest}`;
   const format = sn.backend === 'native' ? 'native' : 'overlay';
   const opaqueXattr = inUserNamespace() ? 'user.overlay.opaque' : 'trusted.overlay.opaque';
-  let parent: string | null = null;
-  for (let i = 0; i < total; i++) {
-    const layer = manifest.layers[i];
-    const chainId = chains[i];
-    const ev = { layer: i, total, digest: layer.digest, chainId };
-    const found = await sn.get(chainId);
-    if (found && found.kind === 'committed') {
-      // Lease it so a concurrent prune cannot take it before we build on it.
-      await acquireLease(stateDir, sn.backend, found.id);
-      parent = found.id;
-      onProgress?.({ ...ev, status: 'reused' });
-      continue;
-    }
-    const lock = await lockKey(stateDir, sn.backend, chainId);
+  const ev = (i: number) => ({ layer: i, total, digest: manifest.layers[i].digest, chainId: chains[i] });
+
+  // Applies layer i into the active snapshot `active` and checks its diffID.
+  const extract = async (i: number, active: string): Promise<number> => {
+    onProgress?.({ ...ev(i), status: 'extracting' });
+    const target = await sn.diffRoot(active);
     try {
-      const again = await sn.get(chainId); // someone finished it while we waited
-      if (again && again.kind === 'committed') {
-        await acquireLease(stateDir, sn.backend, again.id);
-        parent = again.id;
-        onProgress?.({ ...ev, status: 'reused' });
+      const res = await applyLayer(content.createReadStream(manifest.layers[i].digest), {
+        root: target.rootfs,
+        whiteoutFormat: format,
+        sameOwner: true,
+        opaqueXattr,
+        onDebug: debug,
+      });
+      if (res.diffId !== diffIds[i]) {
+        throw new ImgError(`layer ${manifest.layers[i].digest} unpacks to ${res.diffId}, but the image config says ${diffIds[i]}`, {
+          hint: 'the stored blob or the config is corrupt; remove the image (img rm) and pull it again',
+        });
+      }
+      return res.size;
+    } finally {
+      await target.release();
+    }
+  };
+
+  // The longest prefix already unpacked (by this image or any other).
+  let parent: string | null = null;
+  let first = 0;
+  for (; first < total; first++) {
+    const found = await sn.get(chains[first]);
+    if (!found || found.kind !== 'committed') break;
+    // Lease it so a concurrent prune cannot take it before we build on it.
+    await acquireLease(stateDir, sn.backend, found.id);
+    parent = found.id;
+    onProgress?.({ ...ev(first), status: 'reused' });
+  }
+  if (first === total) return parent!;
+
+  // Lock the missing keys in chain order (every unpacker locks in that order,
+  // so two of them never wait on each other in a cycle), then re-check: the
+  // previous holder may have committed some.
+  const locks: { release(): Promise<void> }[] = [];
+  const actives = new Map<number, string>();
+  try {
+    for (let i = first; i < total; i++) locks.push(await lockKey(stateDir, sn.backend, chains[i]));
+    const missing: number[] = [];
+    for (let i = first; i < total; i++) {
+      const found = await sn.get(chains[i]);
+      if (!found || found.kind !== 'committed') missing.push(i);
+    }
+    const sizes = new Map<number, number>();
+    if (sn.independentLayers) {
+      // Overlay backends: every layer goes into its own dir, so extract them
+      // concurrently (decompression and file writes overlap), then commit in order.
+      let next = 0;
+      let stop = false;
+      const worker = async () => {
+        while (next < missing.length && !stop) {
+          const i = missing[next++];
+          const active = await sn.prepare(null, `extracting ${manifest.layers[i].digest}`);
+          actives.set(i, active);
+          try {
+            sizes.set(i, await extract(i, active));
+          } catch (err) {
+            stop = true;
+            throw err;
+          }
+        }
+      };
+      // allSettled: on a failure, let the other workers stop before cleaning up.
+      const results = await Promise.allSettled(Array.from({ length: Math.min(UNPACK_CONCURRENCY, missing.length) }, worker));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    }
+    for (let i = first; i < total; i++) {
+      const found = await sn.get(chains[i]);
+      if (found && found.kind === 'committed') {
+        await acquireLease(stateDir, sn.backend, found.id);
+        const stale = actives.get(i);
+        if (stale) {
+          actives.delete(i);
+          await sn.remove(stale);
+        }
+        parent = found.id;
+        onProgress?.({ ...ev(i), status: 'reused' });
         continue;
       }
-      onProgress?.({ ...ev, status: 'extracting' });
-      const active = await sn.prepare(parent, `extracting ${layer.digest}`);
-      let committed: string;
-      try {
-        const target = await sn.diffRoot(active);
-        let res;
-        try {
-          res = await applyLayer(content.createReadStream(layer.digest), {
-            root: target.rootfs,
-            whiteoutFormat: format,
-            sameOwner: true,
-            opaqueXattr,
-            onDebug: debug,
-          });
-        } finally {
-          await target.release();
-        }
-        if (res.diffId !== diffIds[i]) {
-          throw new ImgError(`layer ${layer.digest} unpacks to ${res.diffId}, but the image config says ${diffIds[i]}`, {
-            hint: 'the stored blob or the config is corrupt; remove the image (img rm) and pull it again',
-          });
-        }
-        committed = await sn.commit(active, description, chainId);
-        onProgress?.({ ...ev, status: 'done', bytes: res.size });
-      } catch (err) {
-        await sn.remove(active).catch(() => undefined);
-        throw err;
+      let active = actives.get(i);
+      if (active) {
+        await sn.reparent(active, parent);
+      } else {
+        active = await sn.prepare(parent, `extracting ${manifest.layers[i].digest}`);
+        actives.set(i, active);
+        sizes.set(i, await extract(i, active));
       }
-      parent = committed;
-    } finally {
-      await lock.release();
+      parent = await sn.commit(active, description, chains[i]);
+      actives.delete(i);
+      onProgress?.({ ...ev(i), status: 'done', bytes: sizes.get(i) });
     }
+  } finally {
+    for (const a of actives.values()) await sn.remove(a).catch(() => undefined);
+    for (const l of locks.reverse()) await l.release();
   }
   return parent!;
 }

@@ -78,6 +78,13 @@ describe('umoci reads img layers identically (rootless)', { skip: skipUnlessRoot
       const ours = snapshotTree(path.join(work, 'mine'));
       assert.deepEqual([...ours.keys()].sort(), [...theirs.keys()].sort());
       for (const [p, e] of ours) assert.deepEqual(e, theirs.get(p), `differs at ${p}`);
+      // From scratch: both layers extracted at once (overlay backends) gives the same tree.
+      await cleanup(path.join(state, 'snapshots'));
+      const fresh = await runImgRootless(['-s', state, '-b', backend, 'unpack', '-o', path.join(work, 'fresh'), 'derived'], { timeoutMs: 120_000 });
+      assert.equal(fresh.code, 0, fresh.stderr);
+      const again = snapshotTree(path.join(work, 'fresh'));
+      assert.deepEqual([...again.keys()].sort(), [...theirs.keys()].sort());
+      for (const [p, e] of again) assert.deepEqual(e, theirs.get(p), `differs at ${p} (fresh unpack)`);
       // What the RUN step did is there (and what it deleted is not).
       assert.ok(!ours.has('data/gone/b'));
       assert.ok(!ours.has('bin/vi'));
