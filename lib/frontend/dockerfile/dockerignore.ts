@@ -266,6 +266,16 @@ export class PatternMatcher {
     return matched;
   }
 
+  // Like `matches` but without looking at parent directories (BuildKit's MatchesExact).
+  matchesExact(path: string): boolean {
+    let matched = false;
+    for (const p of this.compiled) {
+      if (p.exclusion !== matched) continue;
+      if (matchOne(p, path)) matched = !p.exclusion;
+    }
+    return matched;
+  }
+
   exclusions(): boolean {
     return this.hasExclusions;
   }
