@@ -101,8 +101,54 @@ export interface CopyOutResult {
   skippedDevices: number;
 }
 
-// Copies `src` (a merged rootfs) into `dst` without preserving owners.
+// Copies `src` (a merged rootfs) into `dst` (absent or empty), every file
+// owned by namespace root (= the caller). The addon's threaded copyTree does
+// the bulk copy, then owners are reset; without it (or on a tree it cannot
+// copy, e.g. with device nodes) a portable copy does it all.
 export async function copyOut(src: string, dst: string): Promise<CopyOutResult> {
+  let addon: { copyTree?: (s: string, d: string) => Promise<{ files: number; bytes: number }> } | null = null;
+  try {
+    addon = (await import('../host/index')).loadAddon();
+  } catch {
+    addon = null;
+  }
+  if (addon && typeof addon.copyTree === 'function' && process.env.IMG_COPYOUT !== 'portable') {
+    const existed = await fsp
+      .rmdir(dst)
+      .then(() => true)
+      .catch((err) => {
+        if (isErrno(err, 'ENOENT')) return false;
+        throw err;
+      });
+    try {
+      const r = await addon.copyTree(src, dst);
+      await resetOwners(dst);
+      return { files: r.files, bytes: r.bytes, skippedDevices: 0 };
+    } catch (err) {
+      debug(`unpack: copyTree failed (${(err as Error).message}); copying file by file`);
+      await fsp.rm(dst, { recursive: true, force: true });
+      if (existed) await fsp.mkdir(dst, { mode: 0o755 });
+    }
+  }
+  return copyOutPortable(src, dst);
+}
+
+// lchown everything to 0:0 (root of our namespace = the caller on the host),
+// restoring setuid/setgid bits that chown(2) clears on non-directories.
+async function resetOwners(root: string): Promise<void> {
+  const pool = new Pool(32);
+  const visit = async (p: string): Promise<void> => {
+    const st = await fsp.lstat(p);
+    if (st.uid !== 0 || st.gid !== 0) {
+      await pool.run(() => fsp.lchown(p, 0, 0));
+      if (!st.isSymbolicLink() && !st.isDirectory() && st.mode & 0o6000) await fsp.chmod(p, st.mode & 0o7777);
+    }
+    if (st.isDirectory()) await Promise.all((await fsp.readdir(p)).map((n) => visit(path.join(p, n))));
+  };
+  await visit(root);
+}
+
+async function copyOutPortable(src: string, dst: string): Promise<CopyOutResult> {
   const res: CopyOutResult = { files: 0, bytes: 0, skippedDevices: 0 };
   const links = new Map<string, string>(); // dev:ino of multiply-linked files → first copy
   const dirs: { p: string; st: fs.Stats }[] = [];
