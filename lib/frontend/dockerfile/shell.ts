@@ -47,6 +47,8 @@ export interface LexerOptions extends ExpandOptions {
   rawEscapes?: boolean;
   // Leave references to unset variables as written ("$FOO" / "${FOO}").
   skipUnsetEnv?: boolean;
+  // Quotes are ordinary characters (BuildKit's SkipProcessQuotes, used for heredoc bodies).
+  skipProcessQuotes?: boolean;
 }
 
 export function expandWord(word: string, env: EnvLookup, opts?: ExpandOptions): ExpandResult {
@@ -158,6 +160,7 @@ class Lexer {
   private readonly rawQuotes: boolean;
   private readonly rawEscapes: boolean;
   private readonly skipUnset: boolean;
+  private readonly skipQuotes: boolean;
   private readonly lookup: (name: string) => string | undefined;
 
   constructor(
@@ -169,6 +172,7 @@ class Lexer {
     this.rawQuotes = opts.rawQuotes ?? false;
     this.rawEscapes = opts.rawEscapes ?? false;
     this.skipUnset = opts.skipUnsetEnv ?? false;
+    this.skipQuotes = opts.skipProcessQuotes ?? false;
     this.lookup = typeof env === 'function' ? env : (n) => env.get(n);
   }
 
@@ -219,7 +223,7 @@ class Lexer {
         words.addRawString(tmp);
         continue;
       }
-      if (c === CH_SQUOTE || c === CH_DQUOTE || c === CH_DOLLAR) {
+      if (c === CH_DOLLAR || (!this.skipQuotes && (c === CH_SQUOTE || c === CH_DQUOTE))) {
         const tmp = c === CH_SQUOTE ? this.processSingleQuote() : c === CH_DQUOTE ? this.processDoubleQuote() : this.processDollar();
         result += tmp;
         // Unquoted expansions split; quoted text stays one piece.
