@@ -217,6 +217,8 @@ function parseJSONArray(rest: string): JsonResult {
     return { ok: false, notStrings: false };
   }
   if (!Array.isArray(v)) return { ok: false, notStrings: false };
+  // Go's decoder fails outright on a number out of float64 range (JSON.parse gives Infinity): not JSON
+  if (v.some((e) => typeof e === 'number' && !Number.isFinite(e))) return { ok: false, notStrings: false };
   const args: string[] = [];
   for (const e of v) {
     if (typeof e !== 'string') return { ok: false, notStrings: true };
