@@ -100,6 +100,10 @@ async function copy(opts: FileOpOptions, a: CopyAction): Promise<void> {
       target = await resolveInRoot(opts.destRoot, path.posix.join(a.dest, m.keepPath), a.followSymlinks);
     } else if (isDir && a.dirCopyContents) {
       target = destPath;
+      // BuildKit creates a destination written with a trailing "/" up front (0755, the
+      // --chown owner), so the source directory's mode and --chmod apply only to what is
+      // inside it; without the slash the copied directory itself becomes the destination.
+      if (a.createDestPath && a.dest.endsWith('/')) await ensureDir(opts.destRoot, target, owner, opts.sourceDateEpoch);
     } else {
       const destStat = await fsp.stat(destPath).catch(() => null);
       const intoDir = destIsDirHint || destStat?.isDirectory() === true;
