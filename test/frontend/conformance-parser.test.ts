@@ -24,12 +24,9 @@ function goQuote(s: string): string {
   return o + '"';
 }
 
-const KNOWN = new Set(['ADD', 'ARG', 'CMD', 'COPY', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'FROM', 'HEALTHCHECK', 'LABEL', 'MAINTAINER', 'ONBUILD', 'RUN', 'SHELL', 'STOPSIGNAL', 'USER', 'VOLUME', 'WORKDIR']);
-
 function node(i: Instruction): string {
   let s = i.keyword.toLowerCase();
   if (i.flags.length) s += ' [' + i.flags.map((f) => goQuote(f.raw)).join(' ') + ']';
-  if (!KNOWN.has(i.keyword)) return s + ' ""'; // BuildKit keeps no arguments for unknown words
   if (i.keyword === 'ONBUILD') return i.onbuild ? `${s} (${node(i.onbuild)})` : s;
   if ((i.keyword === 'ENV' || i.keyword === 'LABEL') && i.keyValues) {
     // key, value, separator ("=" for key=value, "" for the legacy `KEY value` form)

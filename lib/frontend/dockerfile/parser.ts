@@ -532,8 +532,14 @@ function buildInstruction(line: string, ctx: Ctx, startLine: number, comments: s
     case 'WORKDIR':
       if (rest !== '') ins.args = [rest];
       break;
-    default: // FROM, EXPOSE, and unknown words (reported in pass 2)
+    case 'FROM':
+    case 'EXPOSE':
       ins.args = splitWhitespace(rest);
+      break;
+    default:
+      // An unknown word (reported in pass 2): BuildKit's parser drops its
+      // arguments and keeps one empty node; so do we.
+      ins.args = [''];
   }
   return ins;
 }
