@@ -76,8 +76,17 @@ async function copy(opts: FileOpOptions, a: CopyAction): Promise<void> {
   const chmod = a.chmod ? parseChmod(a.chmod) : undefined;
   const exclude = a.excludePatterns?.length ? a.excludePatterns.map(compileGlob) : [];
 
+  // The frontend sends `--parents a/./b/*.txt` the way BuildKit's LLB has it: the
+  // directory before the pivot as source, the rest as include patterns. Put the
+  // pivot back ("a/./b/*.txt"; no pivot: the pattern alone keeps its whole path).
+  const sources = a.parents && a.includePatterns?.length
+    ? a.srcPaths.flatMap((d) => {
+        const dir = path.posix.normalize('/' + d).slice(1);
+        return a.includePatterns!.map((p) => (dir ? `${dir}/./${p}` : p));
+      })
+    : a.srcPaths;
   const matches: SourceMatch[] = [];
-  for (const src of a.srcPaths) {
+  for (const src of sources) {
     const found = await matchSources(srcRoot, src, a);
     if (found.length === 0 && !(a.allowWildcard && hasGlobMeta(src) && a.allowEmptyWildcard)) {
       throw new ImgError(`failed to copy: "${src}": not found`, {
@@ -87,7 +96,7 @@ async function copy(opts: FileOpOptions, a: CopyAction): Promise<void> {
     matches.push(...found.filter((m) => !isExcluded(exclude, m.relPath)));
   }
 
-  const destIsDirHint = a.dest.endsWith('/') || matches.length > 1 || a.srcPaths.some(hasGlobMeta);
+  const destIsDirHint = a.dest.endsWith('/') || matches.length > 1 || sources.some(hasGlobMeta);
   const destPath = await resolveInRoot(opts.destRoot, a.dest, true);
   const copier = new TreeCopier(owner, chmod, exclude);
 
