@@ -86,6 +86,10 @@ describe('img unpack (rootless)', { skip: skipUnlessRootless() }, () => {
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stdout, /Successfully unpacked rootfs for 127\.0\.0\.1:\d+\/library\/unpackme to: /);
     assert.equal(fs.readFileSync(path.join(out, 'etc', 'motd'), 'utf8'), 'hello from img\n');
+    // No -b: `auto` probed the host once and cached its verdict.
+    const auto = JSON.parse(fs.readFileSync(path.join(state, 'snapshots', 'auto.json'), 'utf8'));
+    assert.ok(['overlayfs', 'fuse-overlayfs', 'native'].includes(auto.backend), JSON.stringify(auto));
+    assert.ok(fs.existsSync(path.join(state, 'snapshots', auto.backend, img.diffIds[0], 'meta.json')));
     const ls = await runImgRootless(['-s', state, 'ls'], { timeoutMs: 60_000 });
     assert.match(ls.stdout, /library\/unpackme:latest/);
     // Sanity: the plain directory is a working container rootfs.

@@ -47,6 +47,12 @@ for (const backend of BACKENDS) {
       assert.equal(r.badUser, 'unable to find user nobodyhere: no matching entries in passwd file');
     });
 
+    test('mounts: read-only and writable binds, tmpfs; their mount points stay out of the layer', () => {
+      assert.deepEqual(r.mounts, { exit: 0, out: 'from host\nsrc-ro\ntmpfs-ok\n1\n', made: 'out\n' });
+      const names = r.entries.map((e: { name: string }) => e.name);
+      for (const n of ['src/', 'rw/', 'scratch/']) assert.ok(!names.includes(n), `${n} leaked into the layer`);
+    });
+
     test('background processes are killed when the step ends', () => {
       assert.equal(r.leftoverSleeps, 0);
     });

@@ -128,6 +128,29 @@ async function main() {
     report.whoami = (err as Error).message;
   }
   report.exit7 = (await run(m.rootfs, state, 'echo failing >&2; exit 7')).exitCode;
+  // RUN --mount style mounts: a read-only bind of a host dir, a writable bind, a tmpfs.
+  const hostDir = path.join(state, 'bind-src');
+  fs.mkdirSync(hostDir, { recursive: true });
+  fs.writeFileSync(path.join(hostDir, 'in'), 'from host');
+  const rwDir = path.join(state, 'bind-rw');
+  fs.mkdirSync(rwDir, { recursive: true });
+  let mountsOut = '';
+  const mres = await runContainer({
+    rootfs: m.rootfs,
+    args: ['/bin/sh', '-c', 'cat /src/in; echo; touch /src/x 2>/dev/null && echo src-writable || echo src-ro; echo out > /rw/made; echo t > /scratch/t && echo tmpfs-ok; grep -c " /scratch tmpfs " /proc/mounts'],
+    env: [],
+    cwd: '/',
+    user: 'root',
+    network: 'default',
+    mounts: [
+      { type: 'bind', source: hostDir, target: '/src', readonly: true },
+      { type: 'bind', source: rwDir, target: '/rw', readonly: false },
+      { type: 'tmpfs', target: '/scratch', size: 1 << 20 },
+    ],
+    stateDir: state,
+    onOutput: (_s, c) => (mountsOut += c.toString()),
+  });
+  report.mounts = { exit: mres.exitCode, out: mountsOut, made: fs.readFileSync(path.join(rwDir, 'made'), 'utf8') };
   report.netNone = (await run(m.rootfs, state, 'cat /proc/net/dev', 'none')).out;
   report.netDefault = (await run(m.rootfs, state, 'cat /proc/net/dev')).out;
   // A command that cannot start: an error (or a non-zero status), and nothing left mounted by it.
