@@ -39,6 +39,23 @@ const CONTINUATION_BACKSLASH = /([^\\])\\[ \t]*$|^\\[ \t]*$/;
 const CONTINUATION_BACKTICK = /([^`])`[ \t]*$|^`[ \t]*$/;
 const NOT_STRING_ARRAY = 'when using JSON array syntax, arrays must be comprised of strings only';
 
+// bufio.MaxScanTokenSize - 1: the longest line BuildKit's line scanner accepts (bytes, newline excluded)
+const MAX_LINE_BYTES = 65535;
+
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
 // ---------------------------------------------------------------------------
 // small string helpers with Go's notion of whitespace
 
@@ -256,7 +273,17 @@ class Parser {
   ) {
     if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     this.lines = splitLines(text);
+    this.empty = this.lines.length === 0;
+    // BuildKit reads lines with a bufio.Scanner: a line over 64 KiB stops the
+    // read there (what precedes it is still parsed) and fails the parse.
+    const long = this.lines.findIndex((l) => l.length > MAX_LINE_BYTES / 3 && utf8Length(trimNewline(l)) > MAX_LINE_BYTES);
+    if (long >= 0) {
+      this.lines = this.lines.slice(0, long);
+      this.tooLongLine = long + 1;
+    }
   }
+  private tooLongLine = 0;
+  private empty = false;
 
   private err(reason: string, line: number, extra: { endLine?: number; snippet?: string; hint?: string } = {}): never {
     throw new DockerfileError(reason, { file: this.file, line, ...extra });
@@ -379,10 +406,15 @@ class Parser {
     }
 
     if (instructions.length === 0) {
-      if (this.lines.length === 0) {
+      if (this.empty) {
         this.err(`the Dockerfile (${this.file}) cannot be empty`, 1, { hint: 'add a FROM instruction' });
       }
       this.err('file with no instructions', Math.max(1, this.currentLine), { hint: 'add a FROM instruction' });
+    }
+    if (this.tooLongLine) {
+      this.err(`dockerfile line greater than max allowed size of ${MAX_LINE_BYTES}`, this.tooLongLine, {
+        hint: 'split the line with line continuations, or move the data into a file in the build context',
+      });
     }
 
     const result: ParsedDockerfile = {
