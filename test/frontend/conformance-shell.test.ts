@@ -243,3 +243,20 @@ test('`<<` keeps the blanks after it in its word (heredoc detection), the text i
   assert.deepEqual(expandWords('a < b', e).words, ['a', '<', 'b']);
   assert.equal(expandWord('cat <<  END', e).value, 'cat <<  END');
 });
+
+test('lexer switches: raw quotes, raw escapes, unset references kept, quotes not processed', async () => {
+  const { lexWords } = await import('../../lib/frontend/dockerfile/index');
+  const e = new Map([['SET', 'yes']]);
+  // RawQuotes + SkipUnsetEnv (how heredoc words are read)
+  assert.deepEqual(lexWords(`a\${NOPE}b "q r" '\${X:-y}' $SET $NOPE2`, e, { rawQuotes: true, skipUnsetEnv: true }).words, [
+    'a${NOPE}b',
+    '"q r"',
+    "'${X:-y}'",
+    'yes',
+    '$NOPE2',
+  ]);
+  // RawEscapes keeps the escape characters
+  assert.equal(lexWords('a\\ b\\$SET', e, { rawEscapes: true }).value, 'a\\ b\\$SET');
+  // SkipProcessQuotes: quotes are plain text, variables still expand
+  assert.equal(lexWords(`say "$SET" '$SET'`, e, { skipProcessQuotes: true }).value, `say "yes" 'yes'`);
+});
