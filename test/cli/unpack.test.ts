@@ -101,6 +101,22 @@ describe('img unpack (rootless)', { skip: skipUnlessRootless() }, () => {
     assert.equal(uid, '0');
   });
 
+  test('concurrent unpacks of one image share one snapshot chain', async () => {
+    const state = mk('img-unpack-race-');
+    await img.writeToStore(state, 'busybox');
+    chownTree(state);
+    const work = mk('img-unpack-race-out-');
+    const runs = await Promise.all(
+      [1, 2, 3].map((i) => runImgRootless(['-s', state, '-b', 'overlayfs', 'unpack', '-o', path.join(work, `o${i}`), 'busybox'], { timeoutMs: 120_000 })),
+    );
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    for (const i of [1, 2, 3]) assert.equal(fs.readFileSync(path.join(work, `o${i}`, 'etc', 'motd'), 'utf8'), 'hello from img\n');
+    const dir = path.join(state, 'snapshots', 'overlayfs');
+    const snaps = fs.readdirSync(dir).filter((n) => !['l', 'mnt', 'trash', 'tmp'].includes(n));
+    assert.deepEqual(snaps, [img.diffIds[0]]);
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'l')).length, 1);
+  });
+
   test('a missing image with no registry: a clear error', async () => {
     const state = mk('img-unpack-missing-');
     const res = await runImgRootless(['-s', state, 'unpack', '-o', path.join(state, 'o'), '127.0.0.1:1/nothing/here'], { timeoutMs: 60_000 });
