@@ -88,10 +88,6 @@ export async function releaseLease(stateDir: string, backend: string, id: string
   await h.fh.close();
 }
 
-export function holdsLease(stateDir: string, backend: string, id: string): boolean {
-  return held.has(fileFor(stateDir, backend, id));
-}
-
 // Releases every lease this process holds (end of a command).
 export async function releaseAllLeases(): Promise<void> {
   const all = [...held.values()];

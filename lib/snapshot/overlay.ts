@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { overlayChanges } from '../archive/diff';
 import { ImgError, isErrno } from '../util/errors';
 import { debug } from '../util/log';
-import { BaseSnapshotter, randomId, removeTree, type SnapshotMeta } from './base';
+import { BaseSnapshotter, randomId, type SnapshotMeta } from './base';
 import { registerCleanup } from './cleanup';
 import { bindMount, mount, umount } from './sys';
 import { lgetxattr } from '../archive/sys';
@@ -291,4 +291,3 @@ export async function checkFuse(): Promise<void> {
   }
 }
 
-export { removeTree };

@@ -93,17 +93,3 @@ export async function copyTree(src: string, dst: string): Promise<{ files: numbe
   });
   return { files: -1, bytes: -1 };
 }
-
-// Whether `target` is a mount point in this mount namespace (by mountinfo).
-export function mountPoints(): string[] {
-  let text: string;
-  try {
-    text = require('node:fs').readFileSync('/proc/self/mountinfo', 'utf8') as string;
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => l.split(' ')[4].replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))));
-}
