@@ -266,7 +266,10 @@ export function createRuntime(o: RuntimeOptions): Runtime {
       async contentKey(v, ctx) {
         const dir = localDir(v);
         let selector = o.selectorFor ? o.selectorFor(v.source, v) : SELECT_ALL;
-        if (v.includePatterns && v.includePatterns.length) selector = { ...selector, included: includeMatcher(v.includePatterns) };
+        if (v.includePatterns && v.includePatterns.length) {
+          const follow = v.followPaths?.length ? await followLinks(dir, v.followPaths) : [];
+          selector = { ...selector, included: includeMatcher([...v.includePatterns, ...follow]) };
+        }
         const cache = await checksumCache(dir);
         const name = `transferring ${v.source}`;
         ctx.progress.status('transfer', { name: `${name}:` });
@@ -720,3 +723,30 @@ async function gitCheckout(v: GitSourceVertex, root: string, ctx: RunContext): P
 }
 
 export { keyHex };
+
+// BuildKit's FollowPaths: a symlink on a named context path (the path itself or a
+// parent directory) brings its target along, so `COPY link /x` finds what the link
+// points to. Literal paths only; wildcard sources are matched as they are.
+async function followLinks(dir: string, paths: string[]): Promise<string[]> {
+  const out = new Set<string>();
+  const visit = async (rel: string, depth: number): Promise<void> => {
+    const parts = rel.split('/').filter((p) => p && p !== '.');
+    let cur = '';
+    for (let i = 0; i < parts.length; i++) {
+      const next = cur ? `${cur}/${parts[i]}` : parts[i];
+      const st = await fsp.lstat(path.join(dir, next)).catch(() => null);
+      if (!st) return;
+      if (st.isSymbolicLink()) {
+        if (depth >= 40) return; // a loop: leave it to the copy to report
+        const target = await fsp.readlink(path.join(dir, next));
+        // Resolved inside the context: absolute targets and ".." stop at its root.
+        const resolved = path.posix.normalize(path.posix.join('/', target.startsWith('/') ? '' : cur, target, ...parts.slice(i + 1))).slice(1);
+        if (resolved) out.add(resolved);
+        return visit(resolved, depth + 1);
+      }
+      cur = next;
+    }
+  };
+  for (const p of paths) if (!/[*?[\\]/.test(p)) await visit(p, 0);
+  return [...out];
+}
