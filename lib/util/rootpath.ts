@@ -43,7 +43,9 @@ export async function resolveInRoot(root: string, p: string, followLast = true):
       }
       throw err;
     }
-    if (++links > MAX_LINKS) throw new ImgError(`too many levels of symbolic links resolving ${p} inside ${root}`);
+    if (++links > MAX_LINKS) {
+      throw new ImgError(`too many levels of symbolic links resolving ${p} in ${root}`, { hint: 'fix the symlink loop in the image' });
+    }
     if (target.startsWith('/')) resolved.length = 0;
     pending.unshift(...splitComponents(target));
   }
