@@ -362,3 +362,24 @@ test('instruction errors: BuildKit messages', () => {
   assert.equal(reason('FROM img\nCOPY --chown= a b'), 'no error');
   assert.equal(reason('FROM img\nCOPY --from=x --from=y a b'), 'duplicate flag specified: --from');
 });
+
+test('frontend detection: # and // syntax lines, after a #! line, or a JSON "syntax" key', async () => {
+  const { detectSyntax } = await import('../../lib/frontend/dockerfile/index');
+  const d = (t: string) => detectSyntax(t);
+  assert.deepEqual(d('# syntax = my/frontend:2 --opt x\nFROM img\n'), { ref: 'my/frontend:2', cmdline: 'my/frontend:2 --opt x', line: 1 });
+  assert.deepEqual(d('#!/usr/bin/env tool\n# syntax=my/frontend\nFROM img'), { ref: 'my/frontend', cmdline: 'my/frontend', line: 2 });
+  assert.equal(d('#!/usr/bin/env tool\n\n# syntax=my/frontend\n'), undefined); // a blank line ends directives
+  assert.equal(d('FROM img\n# syntax=my/frontend\n'), undefined);
+  assert.equal(d('# check=skip=all\n# syntax=my/frontend\n')?.ref, 'my/frontend');
+  assert.equal(d('# other=1\n# syntax=my/frontend\n'), undefined); // an unknown directive ends them
+  assert.equal(d('//syntax=my/frontend\n//other=1')?.ref, 'my/frontend');
+  assert.equal(d('#!/bin/true\n// syntax = my/frontend')?.ref, 'my/frontend');
+  assert.equal(d('{"syntax": "my/frontend", "x": [1]}')?.ref, 'my/frontend');
+  assert.equal(d('{"syntax": "my/frontend"'), undefined);
+  assert.equal(d('{"syntax": "my/frontend"}\n# syntax=other'), undefined);
+  assert.deepEqual(d('\ufeff# syntax=my/frontend\nFROM img'), { ref: 'my/frontend', cmdline: 'my/frontend', line: 1 });
+  // the parser honours it: options after the image are ignored, a shebang line is allowed
+  assert.throws(() => parseDockerfile('#!/bin/true\n# syntax=docker/dockerfile:1.2\nFROM a\nCOPY --link a b'), /not available in Dockerfile syntax docker\/dockerfile:1\.2\)/);
+  assert.throws(() => parseDockerfile('#!/bin/true\n# syntax=some/other\nFROM a'), /unsupported frontend "some\/other"/);
+  assert.equal(parseDockerfile('# syntax=docker/dockerfile:1 --some-opt\nFROM a').instructions.length, 1);
+});

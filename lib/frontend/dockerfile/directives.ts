@@ -27,6 +27,54 @@ export function matchDirective(line: string): { name: string; value: string } | 
   return { name: m[1].toLowerCase(), value: m[2] };
 }
 
+// How BuildKit picks the frontend (parser.DetectSyntax): after a UTF-8 BOM and
+// an optional `#!` first line, the `# syntax=` directive; else `// syntax=`
+// lines; else a whole-file JSON object's "syntax" string. `ref` is the value up
+// to its first space (the rest are frontend options); `line` is 1-based (0 for JSON
+// without a shebang line, as BuildKit reports it).
+export function detectSyntax(text: string): { ref: string; cmdline: string; line: number } | undefined {
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  let line0 = 0;
+  const nl = text.indexOf('\n');
+  if ((nl < 0 ? text : text.slice(0, nl)).startsWith('#!')) {
+    text = nl < 0 ? '' : text.slice(nl + 1);
+    line0 = 1;
+  }
+  const lines = text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
+  for (const prefix of ['#', '//']) {
+    const seen = new Set<string>();
+    for (let i = 0; i < lines.length; i++) {
+      if (!lines[i].startsWith(prefix)) break;
+      let start = prefix.length;
+      while (start < lines[i].length && isSpaceCode(lines[i].charCodeAt(start))) start++;
+      let end = lines[i].length;
+      while (end > start && ' \t\f\r\n'.includes(lines[i][end - 1])) end--;
+      const m = reDirective.exec(lines[i].slice(start, end));
+      if (!m) break;
+      const name = m[1].toLowerCase();
+      if (!isKnownDirective(name) || seen.has(name)) break;
+      seen.add(name);
+      if (name === 'syntax') {
+        const sp = m[2].indexOf(' ');
+        return { ref: sp < 0 ? m[2] : m[2].slice(0, sp), cmdline: m[2], line: line0 + i + 1 };
+      }
+    }
+  }
+  const t = text.trim();
+  if (t.startsWith('{')) {
+    try {
+      const v: unknown = JSON.parse(t);
+      if (v && typeof v === 'object' && !Array.isArray(v) && typeof (v as Record<string, unknown>).syntax === 'string') {
+        const ref = (v as Record<string, string>).syntax;
+        return { ref, cmdline: ref, line: line0 };
+      }
+    } catch {
+      // not JSON
+    }
+  }
+  return undefined;
+}
+
 export function isKnownDirective(name: string): boolean {
   return (KNOWN_DIRECTIVES as readonly string[]).includes(name);
 }
@@ -56,7 +104,10 @@ export const BUILTIN_FRONTEND_VERSION: [number, number, number] = [1, 20, 0];
 
 // undefined when the image is not the Dockerfile frontend (the caller reports that).
 export function resolveSyntax(value: string): SyntaxInfo | undefined {
+  // `docker/dockerfile:1 opts…`: the image is the part before the first space (BuildKit's DetectSyntax)
   let ref = value.trim();
+  if (ref.includes(' ')) ref = ref.slice(0, ref.indexOf(' '));
+  const image = ref;
   let digest: string | undefined;
   const at = ref.indexOf('@');
   if (at >= 0) {
@@ -72,14 +123,14 @@ export function resolveSyntax(value: string): SyntaxInfo | undefined {
     tag = ref.slice(colon + 1);
   }
   if (!FRONTEND_NAMES.has(name.toLowerCase())) return undefined;
-  if (tag === 'latest' || tag === 'master') return { image: value, labs: false, digest };
-  if (tag === 'labs' || tag === 'master-labs' || tag === 'experimental') return { image: value, labs: true, digest };
+  if (tag === 'latest' || tag === 'master') return { image, labs: false, digest };
+  if (tag === 'labs' || tag === 'master-labs' || tag === 'experimental') return { image, labs: true, digest };
   // 1, 1.7, 1.7.1, with optional -rcN and -labs / -experimental suffixes
   const m = /^(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-rc\d+)?(-labs|-experimental)?$/.exec(tag);
   if (!m || m[1] !== '1') return undefined;
   const labs = m[4] !== undefined;
-  if (m[2] === undefined) return { image: value, labs, digest }; // "1": newest 1.x
-  return { image: value, version: [1, Number(m[2]), Number(m[3] ?? 0)], labs, digest };
+  if (m[2] === undefined) return { image, labs, digest }; // "1": newest 1.x
+  return { image, version: [1, Number(m[2]), Number(m[3] ?? 0)], labs, digest };
 }
 
 // ---- # check= ----

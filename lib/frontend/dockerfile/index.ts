@@ -9,7 +9,7 @@ export { expandWord, expandWords, lexWords, matchShellPattern, compileShellPatte
 export type { GlobToken } from './shell';
 export type { EnvLookup, ExpandResult, ExpandOptions, LexerOptions } from './shell';
 export { parseDockerignore, PatternMatcher, dockerignoreFileFor, matchPattern, cleanPath } from './dockerignore';
-export { resolveSyntax, parseCheckDirective, BUILTIN_FRONTEND_VERSION, KNOWN_DIRECTIVES } from './directives';
+export { resolveSyntax, detectSyntax, parseCheckDirective, BUILTIN_FRONTEND_VERSION, KNOWN_DIRECTIVES } from './directives';
 export type { SyntaxInfo, CheckConfig } from './directives';
 export { parseHeredocWord, heredocsFromLine, chompHeredocContent } from './heredoc';
 export { INSTRUCTIONS, INSTRUCTION_FLAGS, HEREDOC_INSTRUCTIONS, flagAvailable, parseGoDuration, goDurationError, isKeyword } from './instructions';

@@ -8,7 +8,7 @@
 // substitution is the converter's job (shell.ts).
 
 import type { Directive, Flag, Heredoc, Instruction, KeyValue, ParsedDockerfile } from './ast';
-import { isKnownDirective, matchDirective, parseCheckDirective, resolveSyntax, type SyntaxInfo } from './directives';
+import { detectSyntax, isKnownDirective, matchDirective, parseCheckDirective, resolveSyntax, type SyntaxInfo } from './directives';
 import { DockerfileError, ShellExpansionError, suggest } from './errors';
 import { chompHeredocContent, heredocsFromLine, parseHeredocWord } from './heredoc';
 import {
@@ -271,6 +271,7 @@ class Parser {
     private readonly file: string,
     private readonly validate: boolean,
   ) {
+    this.text = text;
     if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     this.lines = splitLines(text);
     this.empty = this.lines.length === 0;
@@ -283,6 +284,7 @@ class Parser {
     }
   }
   private tooLongLine = 0;
+  private readonly text: string;
   private empty = false;
 
   private err(reason: string, line: number, extra: { endLine?: number; snippet?: string; hint?: string } = {}): never {
@@ -405,6 +407,8 @@ class Parser {
       comments = [];
     }
 
+    if (!this.syntax) this.syntaxFromOtherForms();
+
     if (instructions.length === 0) {
       if (this.empty) {
         this.err(`the Dockerfile (${this.file}) cannot be empty`, 1, { hint: 'add a FROM instruction' });
@@ -431,6 +435,22 @@ class Parser {
     this.warnings.sort((a, b) => a.line - b.line); // stable: same-line warnings keep their order
     this.applyCheckDirective(result);
     return result;
+  }
+
+  // BuildKit also takes the frontend from `# syntax=` after a `#!` line, from
+  // `// syntax=` lines or from a JSON file's "syntax" key (parser.DetectSyntax).
+  private syntaxFromOtherForms(): void {
+    const ds = detectSyntax(this.text);
+    if (!ds) return;
+    const info = resolveSyntax(ds.ref);
+    if (!info) {
+      this.err(
+        `unsupported frontend ${JSON.stringify(ds.ref)}: only the built-in Dockerfile frontend is available; remove the syntax line or change it to docker/dockerfile:1`,
+        Math.max(1, ds.line),
+        { hint: 'remove the syntax line or change it to "# syntax=docker/dockerfile:1"' },
+      );
+    }
+    this.syntax = info;
   }
 
   // `# check=skip=Rule1,Rule2` drops those build-check warnings (`all`: every one);
