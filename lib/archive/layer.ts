@@ -1,11 +1,14 @@
 // One pass from a layer tar to a stored blob:
 //   tar → sha256 (diffID) → compress → sha256 (digest) → sink
-// Nothing is buffered beyond the stream high-water marks.
+// Nothing is buffered beyond the stream high-water marks (and, for gzip, a few chunks in flight).
+// gzip goes through ParallelGzip: layers over 4 MiB are deflated on all cores in 1 MiB chunks
+// (one deterministic gzip member, see pgzip.ts); smaller ones take one plain zlib call.
 import { createHash } from 'node:crypto';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Digest } from '../images/types';
-import { compressStream, mediaTypeFor, type Compression } from './compression';
+import { compressStream, DEFAULT_GZIP_LEVEL, mediaTypeFor, type Compression } from './compression';
+import { ParallelGzip } from './pgzip';
 
 export interface LayerBlob {
   diffId: Digest;
@@ -49,7 +52,8 @@ export async function createLayerBlob(
     blob.update(b);
     size += b.length;
   });
-  await pipeline(src, tapU, compressStream(compression, opts.level), tapC, sink);
+  const compress = compression === 'gzip' ? new ParallelGzip({ level: opts.level ?? DEFAULT_GZIP_LEVEL }) : compressStream(compression, opts.level);
+  await pipeline(src, tapU, compress, tapC, sink);
   return {
     diffId: `sha256:${diff.digest('hex')}`,
     digest: `sha256:${blob.digest('hex')}`,
