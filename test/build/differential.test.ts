@@ -22,6 +22,7 @@ import { startRegistry, type Registry } from '../fixtures/registry';
 import { makeBusyboxImage } from '../fixtures/images';
 import { storedConfig } from './helpers';
 import type { ImageConfig } from '../../lib/images/types';
+import { EMPTY_LAYER_DIFF_ID } from '../../lib/export/image';
 
 const FIXTURES = path.join(__dirname, 'fixtures-diff');
 const DOCKER = '/usr/bin/docker';
@@ -80,14 +81,14 @@ after(async () => {
 // outlive the test) and, for main/, archive.tar.gz packed from archive-src/.
 function context(name: string): string {
   const ctx = path.join(root, `ctx-${name}`);
-  fs.cpSync(path.join(FIXTURES, name), ctx, { recursive: true });
+  fs.cpSync(path.join(FIXTURES, name), ctx, { recursive: true, verbatimSymlinks: true });
   const walk = (d: string): void => {
     for (const ent of fs.readdirSync(d, { withFileTypes: true })) {
       const p = path.join(d, ent.name);
       if (ent.isDirectory()) {
         fs.chmodSync(p, 0o755);
         walk(p);
-      } else fs.chmodSync(p, 0o644);
+      } else if (!ent.isSymbolicLink()) fs.chmodSync(p, 0o644);
     }
   };
   fs.chmodSync(ctx, 0o755);
@@ -198,7 +199,7 @@ function own(l: Map<string, Entry>): Record<string, Entry> {
 // Docker 20.10's BuildKit leaves the mount points of RUN in the layer (empty
 // directories: runc's /dev /proc /sys, /run/secrets, cache/tmpfs/bind
 // targets); current BuildKit removes these stubs after the RUN, as img does.
-const MOUNT_STUBS = new Set(['dev', 'proc', 'sys', 'run', 'run/secrets', 'cache', 'scratch', 'mnt']);
+const MOUNT_STUBS = new Set(['dev', 'proc', 'sys', 'run', 'run/secrets', 'cache', 'scratch', 'mnt', 'c2', 'ctx', 'custom']);
 
 // Every difference between two listings, one line each. Normalised: the
 // mount stubs above (empty directories only in docker's tree), and the
@@ -238,10 +239,15 @@ function fsDiff(a: Map<string, Entry>, b: Map<string, Entry>): string[] {
 //    value, which changed between releases ("EXPOSE map[80/tcp:{}]" vs
 //    "EXPOSE [80/tcp]", "HEALTHCHECK &{[...] "5s" ...}" vs "{Test:[...] ...}"):
 //    compare the keyword only (the values themselves are compared in config);
+//  - a step that changes nothing (WORKDIR of an existing directory, COPY of an
+//    empty wildcard match): docker 20.10's image exporter keeps its empty layer
+//    (diff_id of an empty tar); BuildKit's image exporter, like img, drops it and
+//    marks the history entry empty_layer: such docker entries count as empty;
 //  - COPY/ADD history: current BuildKit (and img) record --chown/--chmod
 //    ("COPY --chown=app:staff files/ /owned/"), BuildKit 0.8 drops them.
 function comparable(c: ImageConfig, normalise = true): Record<string, unknown> {
   const k = c.config ?? {};
+  let layerIndex = 0;
   const pick = (v: unknown) => (v === null || (Array.isArray(v) && v.length === 0) ? undefined : v);
   return {
     Env: k.Env,
@@ -260,6 +266,7 @@ function comparable(c: ImageConfig, normalise = true): Record<string, unknown> {
     history: (c.history ?? []).map((h) => {
       let by = h.created_by ?? '';
       if (!normalise) return `${h.empty_layer ? 'empty ' : 'layer '}${by}`;
+      if (!h.empty_layer && c.rootfs.diff_ids[layerIndex++] === EMPTY_LAYER_DIFF_ID) return `empty ${by}`;
       if (by.startsWith('ARG ')) by = `ARG ${by.slice(4).split(' ').map((a) => a.split('=')[0]).join(' ')}`;
       if (/^(EXPOSE|HEALTHCHECK) /.test(by)) by = by.split(' ')[0];
       if (/^(COPY|ADD) /.test(by)) by = by.replace(/ --(chown|chmod)=\S+/g, '');
@@ -469,5 +476,38 @@ test('newer Dockerfile syntax: heredoc RUN/COPY, COPY --parents, --exclude, symb
   const dname = `img-diff-test/docker-modern:${nonce}`;
   dockerImages.push(dname);
   docker(['--build-arg', `REG=${reg.host}`, '-t', dname, ctx]);
+  reportDiffs(t, [...configDiff(config, dockerConfig(dname)), ...fsDiff(fsImg, fsDocker)]);
+});
+
+test('edge cases: global ARG, variable forms, ownership, context symlinks and .dockerignore, links, mount options', { skip, timeout: 300_000 }, async (t) => {
+  const ctx = context('edge');
+  const args = ['--build-arg', `REG=${reg.host}`, '--secret', `id=tok,src=${secretFile}`];
+  const name = `img-diff-test/img-edge:${nonce}`;
+  await img([...args, '-t', name, ctx]);
+  const { config } = await storedConfig(asEnv(), `docker.io/${name}`);
+  const fsImg = await imgTar(ctx, args, 'edge');
+  const c = config.config!;
+  assert.deepEqual(c.Env!.slice(1), ['X=1', 'Y=', 'Z=dflt', 'W= and ', 'Q=single $X'], 'one ENV line expands against the env before it');
+  assert.equal(c.Env![0], 'PATH=/custom:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+  assert.deepEqual(c.Cmd, ['/bin/sh', '-c', 'echo shellcmd']);
+  assert.deepEqual(c.Healthcheck, { Test: ['CMD', '/bin/true', 'x'] });
+  assert.equal(c.StopSignal, '9');
+  const e = (p: string) => fsImg.get(p);
+  assert.deepEqual([e('etc')?.uid, e('u1234')?.uid, e('u1234/f')?.uid], [0, 1234, 1234], 'WORKDIR chowns only what it creates');
+  assert.deepEqual([e('global-app')?.uid, e('global-app')?.gid, e('mixed-owner')?.uid, e('mixed-owner')?.gid], [1234, 1234, 2000, 1234], '--chown=user takes its primary group; user:group mixes');
+  assert.equal(e('ln-followed')?.content, 'A\n', 'COPY of a context symlink copies its target');
+  assert.equal(e('tree/ln')?.link, 'a.txt', 'symlinks inside a copied directory stay links');
+  assert.ok(!e('tree/drop') && !e('tree/keep/k.log') && e('tree/keep/important.log'), '.dockerignore with a ! exception');
+  assert.ok(!e('nowhere'), 'an empty wildcard match copies nothing');
+  assert.deepEqual([e('sticky')?.mode, e('sgid')?.mode, e('gone')], ['1777', '2755', undefined]);
+  assert.deepEqual([e('hardlink-in-run')?.type, e('hardlink-in-run')?.link], ['link', 'global-app']);
+  assert.deepEqual([e('cache-stat')?.content, e('secret-stat')?.content, e('bind-rw')?.content], ['1234 700\n', '400\n', 'rw\n'], 'cache uid/mode, secret target/mode, rw bind');
+  expectImg('edge', { config: comparable(config, false), fs: own(fsImg) });
+
+  if (noDocker) return t.diagnostic(noDocker);
+  const dname = `img-diff-test/docker-edge:${nonce}`;
+  dockerImages.push(dname, name);
+  docker([...args, '-t', dname, ctx]);
+  const fsDocker = await dockerTar(ctx, args, 'edge');
   reportDiffs(t, [...configDiff(config, dockerConfig(dname)), ...fsDiff(fsImg, fsDocker)]);
 });
