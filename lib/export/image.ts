@@ -106,6 +106,18 @@ export function alignHistory(
   return { history: hist, kept };
 }
 
+// BuildKit serialises these fields with image-spec's Go types, which omit them when
+// empty: a cleared CMD/ENTRYPOINT (null or []) is no key at all, as in docker build's config.
+const OMIT_EMPTY = ['User', 'ExposedPorts', 'Env', 'Entrypoint', 'Cmd', 'Volumes', 'WorkingDir', 'Labels', 'StopSignal'];
+function omitEmpty(c: ImageConfig['config']): void {
+  if (!c) return;
+  const rec = c as Record<string, unknown>;
+  for (const k of OMIT_EMPTY) {
+    const v = rec[k];
+    if (v === null || v === '' || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && v !== null && Object.keys(v).length === 0)) delete rec[k];
+  }
+}
+
 export async function buildImage(o: ImageExportOptions): Promise<BuiltImage> {
   const limiter = new Limiter(o.concurrency ?? 4);
   o.progress?.status('layers', { name: 'exporting layers' });
@@ -121,6 +133,7 @@ export async function buildImage(o: ImageExportOptions): Promise<BuiltImage> {
     rootfs: { type: 'layers', diff_ids: kept.map((l) => l.diffId) },
     history,
   };
+  omitEmpty(config.config);
   const configBytes = Buffer.from(JSON.stringify(config));
   const cw = await o.content.writeBytes(configBytes);
   const configDesc: Descriptor = { mediaType: MediaType.OciConfig, digest: cw.digest, size: cw.size };
