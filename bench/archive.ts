@@ -3,8 +3,10 @@
 // Builds a ~200 MiB tree (many small files + a few large ones, compressible like binaries),
 // then times (median of N runs, warm page cache, each run into a fresh dir):
 //   unpack: applyLayer  vs  umoci unpack --rootless (OCI layout)  vs  tar -xzf
-//   create: writeLayer+createLayerBlob  vs  tar -c | gzip  (levels 1 and 6), pigz if present,
-//           and zstd -3 vs  tar -c | zstd -T0 -3
+//   create: writeLayer+createLayerBlob (gzip: parallel, lib/archive/pgzip.ts) and the same pass
+//           with one zlib stream ("serial", the pre-pgzip path)  vs  tar -c | gzip  (levels 1
+//           and 6), pigz if present, and zstd -3 vs  tar -c | zstd -T0 -3
+//   --gzip-only: just the gzip create groups, merged into the existing results file
 // Results: bench/results/archive.json and a table on stdout.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -25,6 +27,7 @@ const MIB = opt('--mib', 200);
 // tmpfs by default: the VM disk's writeback noise swamped the differences (runs of the same
 // unpack varied 3-20 s on ext4); --disk uses os.tmpdir() instead.
 const onDisk = args.includes('--disk');
+const gzipOnly = args.includes('--gzip-only');
 const work = fs.mkdtempSync(path.join(onDisk || !fs.existsSync('/dev/shm') ? os.tmpdir() : '/dev/shm', 'img-bench-archive-'));
 
 function sh(cmd: string): void {
@@ -177,25 +180,39 @@ async function main(): Promise<void> {
   const tarc = `tar -C '${src}' -cf - .`;
   const create = {
     ...timeGroup(RUNS, none, [
-      ['img gzip -1', `${img} create '${src}' '${out}' gzip 1`],
+      ['img gzip -1 serial', `${img} create-serial '${src}' '${out}' gzip 1`],
+      ['img gzip -1 parallel', `${img} create '${src}' '${out}' gzip 1`],
       ['tar | gzip -1', `${tarc} | gzip -1 > '${out}'`],
       ...(has('pigz') ? ([['tar | pigz -1', `${tarc} | pigz -1 > '${out}'`]] as Array<[string, string]>) : []),
     ]),
     ...timeGroup(RUNS, none, [
-      ['img gzip -6', `${img} create '${src}' '${out}' gzip 6`],
+      ['img gzip -6 serial', `${img} create-serial '${src}' '${out}' gzip 6`],
+      ['img gzip -6 parallel', `${img} create '${src}' '${out}' gzip 6`],
       ['tar | gzip -6', `${tarc} | gzip -6 > '${out}'`],
       ...(has('pigz') ? ([['tar | pigz -6', `${tarc} | pigz -6 > '${out}'`]] as Array<[string, string]>) : []),
     ]),
-    ...timeGroup(RUNS, none, [
+    ...(gzipOnly ? {} : timeGroup(RUNS, none, [
       ['img zstd -3 (-T0)', `${img} create '${src}' '${out}' zstd`],
       ['tar | zstd -T0 -3', `${tarc} | zstd -q -T0 -3 > '${out}'`],
       ['img tar (none)', `${img} create '${src}' '${out}' none`],
       ['tar -cf', `tar -C '${src}' -cf '${out}' .`],
       // what the diffID alone costs the tools (img computes it in the same pass)
       ['tar | sha256sum', `${tarc} | sha256sum > /dev/null`],
-    ]),
+    ])),
   };
   results.create = create;
+  if (gzipOnly) {
+    const file = path.join(__dirname, 'results/archive.json');
+    const prev = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : {};
+    const gz = { date: results.date, host: results.host, runs: RUNS, fs: results.fs, tree };
+    const merged = { ...prev, create: { ...Object.fromEntries(Object.entries(prev.create ?? {}).filter(([k]) => !/gzip/.test(k))), ...create }, gzipCreate: gz };
+    fs.writeFileSync(file, JSON.stringify(merged, null, 2) + '\n');
+    const f = (n: number, w = 7) => n.toFixed(0).padStart(w);
+    console.log(`\n${results.fs}; ${tree.files} files; median of ${RUNS} runs; load avg ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs`);
+    console.log('create                       wall ms  cpu ms  blob MiB');
+    for (const [k, v] of Object.entries(create)) console.log(`  ${k.padEnd(26)}${f(v.wall)} ${f(v.cpu)}  ${v.bytes ? (v.bytes / 1024 / 1024).toFixed(1).padStart(8) : '       -'}`);
+    return;
+  }
 
   // ---- unpack (one gzip -6 layer, made by tar | gzip, read by everyone)
   process.stderr.write('unpack\n');

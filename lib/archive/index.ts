@@ -4,3 +4,4 @@ export { detectCompression, decompressStream, compressStream, mediaTypeFor, type
 export { applyLayer, cleanName, type ApplyOptions, type ApplyResult } from './apply';
 export { overlayChanges, compareDirs, writeLayer, type Change } from './diff';
 export { createLayerBlob, type LayerBlob } from './layer';
+export { ParallelGzip, DeflatePool, sharedDeflatePool, type PGzipOptions } from './pgzip';

@@ -48,10 +48,15 @@ parentPort.on('message', (m) => {
 });
 `;
 
+type Pending = { job: Job; resolve: (b: Buffer) => void; reject: (e: Error) => void };
 interface Slot {
   worker: Worker;
-  job: { job: Job; resolve: (b: Buffer) => void; reject: (e: Error) => void } | null;
+  jobs: Pending[]; // posted to this worker, answered in order
 }
+
+// Jobs posted ahead to each worker: it starts the next one without waiting for the main thread
+// to wake up and hand it over (on a loaded machine that wake-up left the workers idle).
+const PER_WORKER = 2;
 
 /**
  * A fixed set of deflate workers shared by every stream. Workers are ref'd only while they hold
@@ -60,7 +65,7 @@ interface Slot {
  */
 export class DeflatePool {
   private slots: Slot[] = [];
-  private queue: Array<NonNullable<Slot['job']>> = [];
+  private queue: Pending[] = [];
   private closed = false;
 
   constructor(readonly size: number) {
@@ -81,39 +86,41 @@ export class DeflatePool {
     const slots = this.slots;
     this.slots = [];
     for (const q of this.queue.splice(0)) q.reject(new Error('deflate pool is closed'));
+    for (const s of slots) for (const j of s.jobs.splice(0)) j.reject(new Error('deflate pool is closed'));
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 
   private pump(): void {
     while (this.queue.length) {
-      let slot = this.slots.find((s) => !s.job);
-      if (!slot && this.slots.length < this.size) slot = this.spawn();
-      if (!slot) return;
-      const j = (slot.job = this.queue.shift()!);
+      // the least busy worker; a new one while the pool is not full and all have work
+      let slot = this.slots.reduce<Slot | undefined>((m, s) => (!m || s.jobs.length < m.jobs.length ? s : m), undefined);
+      if ((!slot || slot.jobs.length > 0) && this.slots.length < this.size) slot = this.spawn();
+      if (!slot || slot.jobs.length >= PER_WORKER) return;
+      const j = this.queue.shift()!;
+      slot.jobs.push(j);
       slot.worker.ref();
-      const transfer = j.job.data.byteOffset === 0 && j.job.data.byteLength === j.job.data.buffer.byteLength ? [j.job.data.buffer as ArrayBuffer] : [];
-      slot.worker.postMessage(j.job, transfer);
+      const d = j.job.data;
+      // a whole ArrayBuffer of ours (full chunks) moves to the worker instead of being copied
+      slot.worker.postMessage(j.job, d.byteOffset === 0 && d.byteLength === d.buffer.byteLength ? [d.buffer as ArrayBuffer] : []);
     }
   }
 
   private spawn(): Slot {
-    const slot: Slot = { worker: new Worker(WORKER_SRC, { eval: true }), job: null };
+    const slot: Slot = { worker: new Worker(WORKER_SRC, { eval: true }), jobs: [] };
     slot.worker.unref();
     slot.worker.on('message', (m: { ok: true; out: Uint8Array } | { ok: false; message: string }) => {
-      const j = slot.job!;
-      slot.job = null;
-      slot.worker.unref();
+      const j = slot.jobs.shift()!;
+      if (!slot.jobs.length) slot.worker.unref();
       if (m.ok) j.resolve(Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength));
       else j.reject(new Error(`deflate failed: ${m.message}`));
       this.pump();
     });
-    // A dead worker fails its job and is replaced on the next pump.
+    // A dead worker fails its jobs and is replaced on the next pump.
     const dead = (err: Error) => {
       const i = this.slots.indexOf(slot);
       if (i < 0) return;
       this.slots.splice(i, 1);
-      slot.job?.reject(err);
-      slot.job = null;
+      for (const j of slot.jobs.splice(0)) j.reject(err);
       if (!this.closed) this.pump();
     };
     slot.worker.on('error', dead);
@@ -134,7 +141,7 @@ export interface PGzipOptions {
   chunkSize?: number; // default PGZIP_CHUNK
   threshold?: number; // inputs shorter than this use one plain zlib gzip; default PGZIP_THRESHOLD
   pool?: DeflatePool; // default: the shared pool
-  inFlight?: number; // chunks queued or compressing at once; default 2 × pool size
+  inFlight?: number; // chunks queued or compressing at once; default 3 × pool size
 }
 
 // gzip header (RFC 1952) as zlib writes it: no name, mtime 0, XFL from the level, OS 3 (Unix).
@@ -170,7 +177,7 @@ export class ParallelGzip extends Transform {
     this.threshold = opts.threshold ?? PGZIP_THRESHOLD;
     if (!(this.chunkSize >= 1024)) throw new RangeError(`chunk size must be >= 1024, got ${this.chunkSize}`);
     this.pool = opts.pool ?? null;
-    this.inFlight = opts.inFlight ?? 2 * (this.pool ?? sharedDeflatePool()).size;
+    this.inFlight = opts.inFlight ?? 3 * (this.pool ?? sharedDeflatePool()).size;
     this.cur = Buffer.allocUnsafeSlow(this.chunkSize);
   }
 
