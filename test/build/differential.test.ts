@@ -543,3 +543,38 @@ test('more: escape directive, legacy ENV, EXPOSE $VAR, empty ENTRYPOINT/CMD, sta
   const fsDocker = await dockerTar(ctx, args, 'more');
   reportDiffs(t, [...configDiff(config, dockerConfig(dname)), ...fsDiff(fsImg, fsDocker)]);
 });
+
+// What a container of IMAGE sees: every path on the root filesystem with type,
+// mode, owner, size and link target (docker applies the layers, whiteouts and all).
+const WALK = "find / -xdev | sort | while read -r f; do stat -c '%n|%F|%a|%u|%g|%s|%N' \"$f\"; done";
+
+test('layers: whiteouts, opaque directories, type changes, hard links, symlinked COPY destination', { skip, timeout: 300_000 }, async (t) => {
+  const ctx = context('layers');
+  const args = ['--build-arg', `REG=${reg.host}`];
+  const name = `img-diff-test/img-layers:${nonce}`;
+  await img([...args, '-t', name, ctx]);
+  const { config } = await storedConfig(asEnv(), `docker.io/${name}`);
+  const fsImg = await imgTar(ctx, args, 'layers');
+  const e = (p: string) => fsImg.get(p);
+  assert.deepEqual([...fsImg.keys()].filter((p) => p === 'd' || p.startsWith('d/')).sort(), ['d', 'd/a.txt', 'd/h', 'd/h-link']);
+  assert.deepEqual([e('d')?.mode, e('d/h')?.uid, e('k/x')?.content, e('becomes-file-again')?.content], ['700', 1234, 'nowdir\n', 'back\n']);
+  assert.ok(!e('bin/vi') && e('bin/sh'), 'a base file deleted in a RUN is gone');
+  assert.equal(e('real/a.txt')?.content, 'A\n', 'COPY into /lnk/ follows the symlink inside the image');
+  expectImg('layers', { config: comparable(config, false), fs: own(fsImg) });
+
+  if (noDocker) return t.diagnostic(noDocker);
+  const dname = `img-diff-test/docker-layers:${nonce}`;
+  dockerImages.push(dname, name);
+  docker([...args, '-t', dname, ctx]);
+  const fsDocker = await dockerTar(ctx, args, 'layers');
+  reportDiffs(t, [...configDiff(config, dockerConfig(dname)), ...fsDiff(fsImg, fsDocker)]);
+  // docker itself unpacks img's layers: the running containers see the same tree.
+  await saveToDocker(name);
+  const walk = (image: string) =>
+    execFileSync(DOCKER, ['run', '--rm', '--network=none', '--entrypoint', '/bin/sh', image, '-c', WALK], { encoding: 'utf8', maxBuffer: 64 << 20 })
+      .split('\n')
+      .filter((l) => !/^\/(dev|proc|sys)\|/.test(l)); // docker 20.10 leaves these RUN mount stubs in its layers
+  const [a, b] = [walk(name), walk(dname)];
+  assert.ok(a.includes('/d/h|regular file|644|1234|50|4|/d/h'), a.filter((l) => l.startsWith('/d')).join('\n'));
+  assert.deepEqual(a, b, 'containers of the img-built and the docker-built image see the same filesystem');
+});
