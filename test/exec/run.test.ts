@@ -23,10 +23,13 @@ describe('runContainer lifecycle (rootless)', { skip: skipUnlessRootless() }, ()
     dirs.push(d);
     return d;
   };
+  // Each test gets its own runc state dir: other test files run containers at the
+  // same time, and "no runc state left" must only look at this test's.
+  const runtimeDir = () => state();
 
   test('AbortSignal kills the container: AbortError, no leftovers', async () => {
     const before = hostSleepers();
-    const res = await runScriptRootless(SCRIPT, [state(), 'abort'], { timeoutMs: 60_000 });
+    const res = await runScriptRootless(SCRIPT, [state(), 'abort'], { timeoutMs: 60_000, env: { XDG_RUNTIME_DIR: runtimeDir() } });
     assert.equal(res.code, 0, res.stderr);
     const r = JSON.parse(res.stdout.trim().split('\n').at(-1)!);
     assert.match(r.error, /AbortError/);
@@ -40,16 +43,14 @@ describe('runContainer lifecycle (rootless)', { skip: skipUnlessRootless() }, ()
   test('SIGTERM of img: runc killed and deleted, mounts released, exit 143', async () => {
     const before = hostSleepers();
     const st = state();
-    const res = await runScriptRootless(SCRIPT, [st, 'sigterm'], { timeoutMs: 60_000 });
+    const xdg = runtimeDir();
+    const res = await runScriptRootless(SCRIPT, [st, 'sigterm'], { timeoutMs: 60_000, env: { XDG_RUNTIME_DIR: xdg } });
     assert.equal(res.code, 143, res.stderr);
     const r = JSON.parse(res.stdout.trim().split('\n')[0]);
     assert.ok(r.mountsBefore >= 1, 'the snapshot was mounted while the step ran');
     assert.equal(hostSleepers(), before);
-    const xdg = fs.readdirSync('/tmp').filter((d) => d.startsWith('img-test-xdg-'));
-    for (const d of xdg) {
-      const root = `/tmp/${d}/img/runc`;
-      if (fs.existsSync(root)) assert.deepEqual(fs.readdirSync(root), [], `runc state left in ${root}`);
-    }
+    const root = `${xdg}/img/runc`;
+    if (fs.existsSync(root)) assert.deepEqual(fs.readdirSync(root), [], `runc state left in ${root}`);
     // The snapshot dir has no stale mount point of ours either.
     const mnt = `${st}/snapshots/overlayfs/mnt`;
     assert.deepEqual(fs.existsSync(mnt) ? fs.readdirSync(mnt) : [], []);
@@ -57,7 +58,7 @@ describe('runContainer lifecycle (rootless)', { skip: skipUnlessRootless() }, ()
 
   test('without a fresh /proc (IMG_NO_PROC_MOUNT=1): no pid namespace, warning, leftovers still killed', async () => {
     const before = hostSleepers();
-    const res = await runScriptRootless(SCRIPT, [state(), 'noproc'], { timeoutMs: 60_000, env: { IMG_NO_PROC_MOUNT: '1' } });
+    const res = await runScriptRootless(SCRIPT, [state(), 'noproc'], { timeoutMs: 60_000, env: { IMG_NO_PROC_MOUNT: '1', XDG_RUNTIME_DIR: runtimeDir() } });
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stderr, /WARN .*fresh \/proc/);
     const r = JSON.parse(res.stdout.trim().split('\n').at(-1)!);
