@@ -80,7 +80,7 @@ after(async () => {
 
 // A build context: a copy of fixtures-diff/<name> the unprivileged user owns,
 // with fixed modes, @CACHEID@ made unique to this run (docker's cache mounts
-// outlive the test) and, for main/, archive.tar.gz packed from archive-src/.
+// outlive the test), @REG@ the registry's address (--from takes no variables) and, for main/, archive.tar.gz packed from archive-src/.
 function context(name: string): string {
   const ctx = path.join(root, `ctx-${name}`);
   fs.cpSync(path.join(FIXTURES, name), ctx, { recursive: true, verbatimSymlinks: true });
@@ -96,7 +96,7 @@ function context(name: string): string {
   fs.chmodSync(ctx, 0o755);
   walk(ctx);
   const df = path.join(ctx, 'Dockerfile');
-  fs.writeFileSync(df, fs.readFileSync(df, 'utf8').replaceAll('@CACHEID@', `diff-${nonce}`));
+  fs.writeFileSync(df, fs.readFileSync(df, 'utf8').replaceAll('@CACHEID@', `diff-${nonce}`).replaceAll('@REG@', reg.host));
   if (fs.existsSync(path.join(ctx, 'archive-src'))) {
     execFileSync('tar', ['--owner=0', '--group=0', '--mtime=2024-01-01', '--sort=name', '-czf', path.join(ctx, 'archive.tar.gz'), '-C', path.join(ctx, 'archive-src'), 'inner']);
   }
@@ -577,4 +577,27 @@ test('layers: whiteouts, opaque directories, type changes, hard links, symlinked
   const [a, b] = [walk(name), walk(dname)];
   assert.ok(a.includes('/d/h|regular file|644|1234|50|4|/d/h'), a.filter((l) => l.startsWith('/d')).join('\n'));
   assert.deepEqual(a, b, 'containers of the img-built and the docker-built image see the same filesystem');
+});
+
+test('misc: platform ARGs, global ARG in FROM, variables in WORKDIR/USER/LABEL, COPY relative to WORKDIR, COPY --from an image, ADD dir, --target', { skip, timeout: 300_000 }, async (t) => {
+  const ctx = context('misc');
+  const args = ['--build-arg', `REG=${reg.host}`, '--build-arg', 'TAG=latest', '--build-arg', 'NOTDECLARED=x', '--target', 'final'];
+  const name = `img-diff-test/img-misc:${nonce}`;
+  await img([...args, '-t', name, ctx]);
+  const { config } = await storedConfig(asEnv(), `docker.io/${name}`);
+  const fsImg = await imgTar(ctx, args, 'misc');
+  const c = config.config!;
+  assert.equal(fsImg.get('platform')?.content, 'amd64 linux/amd64 linux/amd64 [x] []\n', 'automatic platform ARGs once declared; a global ARG only where redeclared');
+  assert.deepEqual([c.WorkingDir, c.User, c.Labels], ['/w', 'app:staff', { dir: '/w', tag: 'latest' }], 'variables in WORKDIR, USER, LABEL');
+  assert.deepEqual(c.Env!.slice(1), ['E=', 'ESC=$HOME']);
+  assert.deepEqual([c.Entrypoint, c.Cmd], [['/bin/echo'], ['/bin/sh', '-c', 'echo from-shell']], 'exec ENTRYPOINT + shell CMD');
+  assert.deepEqual(['w/rel/a.txt', 'w/a.txt', 'added-dir/inner/i.txt', 'added-dir/a.txt', 'from-image-group'].map((p) => fsImg.has(p)), [true, true, true, true, true]);
+  expectImg('misc', { config: comparable(config, false), fs: own(fsImg) });
+
+  if (noDocker) return t.diagnostic(noDocker);
+  const dname = `img-diff-test/docker-misc:${nonce}`;
+  dockerImages.push(dname, name);
+  docker([...args, '-t', dname, ctx]);
+  const fsDocker = await dockerTar(ctx, args, 'misc');
+  reportDiffs(t, [...configDiff(config, dockerConfig(dname)), ...fsDiff(fsImg, fsDocker)]);
 });
