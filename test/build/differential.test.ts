@@ -7,7 +7,14 @@
 //
 // Differences found between docker 20.10 (BuildKit 0.8 frontend) and img are
 // listed where they are normalised below; each is BuildKit-version noise, i.e.
-// current BuildKit writes what img writes.
+// current BuildKit writes what img writes. Differences that were img bugs (now
+// fixed, and covered here): COPY --parents copied the whole source directory;
+// a symlink named as COPY source was "not found" (context followPaths ignored);
+// `COPY --chmod dir/ /dest/` gave /dest/ itself the --chmod mode; a cleared
+// CMD/ENTRYPOINT was written as "Cmd": null / [] instead of being omitted.
+//
+// Dockerfile syntax docker 20.10 cannot parse (heredocs, --parents, --exclude)
+// is checked against the Dockerfile reference only (see the "newer" test).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
