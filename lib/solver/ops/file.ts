@@ -116,7 +116,8 @@ async function copy(opts: FileOpOptions, a: CopyAction): Promise<void> {
     } else {
       const destStat = await fsp.stat(destPath).catch(() => null);
       const intoDir = destIsDirHint || destStat?.isDirectory() === true;
-      target = intoDir ? path.join(destPath, path.basename(m.hostPath)) : destPath;
+      // Named as matched (a followed symlink keeps its own name, not its target's).
+      target = intoDir ? path.join(destPath, path.posix.basename(m.relPath) || path.basename(m.hostPath)) : destPath;
     }
     if (a.createDestPath) await ensureDir(opts.destRoot, path.dirname(target), owner, opts.sourceDateEpoch);
 
