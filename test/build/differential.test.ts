@@ -11,7 +11,8 @@
 // fixed, and covered here): COPY --parents copied the whole source directory;
 // a symlink named as COPY source was "not found" (context followPaths ignored);
 // `COPY --chmod dir/ /dest/` gave /dest/ itself the --chmod mode; a cleared
-// CMD/ENTRYPOINT was written as "Cmd": null / [] instead of being omitted.
+// CMD/ENTRYPOINT was written as "Cmd": null / [] instead of being omitted;
+// a followed symlink source copied into a directory took its target's name.
 //
 // Dockerfile syntax docker 20.10 cannot parse (heredocs, --parents, --exclude)
 // is checked against the Dockerfile reference only (see the "newer" test).
@@ -606,5 +607,28 @@ test('misc: platform ARGs, global ARG in FROM, variables in WORKDIR/USER/LABEL, 
   dockerImages.push(dname, name);
   docker([...args, '-t', dname, ctx]);
   const fsDocker = await dockerTar(ctx, args, 'misc');
+  reportDiffs(t, [...configDiff(config, dockerConfig(dname)), ...fsDiff(fsImg, fsDocker)]);
+});
+
+test('links: symlink sources from a stage, --chown from an ARG, globs over a stage, symlink and directory destinations', { skip, timeout: 300_000 }, async (t) => {
+  const ctx = context('links');
+  const args = ['--build-arg', `REG=${reg.host}`];
+  const name = `img-diff-test/img-links:${nonce}`;
+  await img([...args, '-t', name, ctx]);
+  const { config } = await storedConfig(asEnv(), `docker.io/${name}`);
+  const fsImg = await imgTar(ctx, args, 'links');
+  const e = (p: string) => fsImg.get(p);
+  assert.deepEqual([e('top-rel-link')?.type, e('top-abs-link')?.content, e('top-dirlink/f')?.content], ['file', 't\n', 'in\n'], 'a symlink named as source is followed');
+  assert.deepEqual([e('o-owned/rel-link')?.link, e('o-owned/abs-link')?.link, e('o-owned/dirlink')?.uid], ['target', '/o/target', 1234], 'links inside a copied tree stay links (chowned)');
+  assert.deepEqual([...fsImg.keys()].filter((p) => p.startsWith('glob/')).sort(), ['glob/abs-link', 'glob/f', 'glob/rel-link'], 'glob matches keep their own names; a matched dir link copies its contents');
+  assert.deepEqual([e('lnfile')?.type, e('real-target/a.txt')?.content, e('existing/a.txt')?.content], ['symlink', 'A\n', 'A\n'], 'a destination that is a directory (or a link to one) receives the file');
+  assert.deepEqual([e('added-600')?.mode, e('multi/a.txt')?.mode, e('multi/b.txt')?.mode], ['600', '755', '755']);
+  expectImg('links', { config: comparable(config, false), fs: own(fsImg) });
+
+  if (noDocker) return t.diagnostic(noDocker);
+  const dname = `img-diff-test/docker-links:${nonce}`;
+  dockerImages.push(dname, name);
+  docker([...args, '-t', dname, ctx]);
+  const fsDocker = await dockerTar(ctx, args, 'links');
   reportDiffs(t, [...configDiff(config, dockerConfig(dname)), ...fsDiff(fsImg, fsDocker)]);
 });
