@@ -458,7 +458,7 @@ export function createRuntime(o: RuntimeOptions): Runtime {
         env,
         cwd: v.cwd || '/',
         user: v.user || 'root',
-        hostname: v.hostname,
+        hostname: v.hostname || 'buildkitsandbox', // BuildKit's executor default: RUN output must not depend on a random name
         network,
         mounts,
         extraHosts: hosts.length ? hosts : undefined,
