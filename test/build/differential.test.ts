@@ -12,7 +12,8 @@
 // a symlink named as COPY source was "not found" (context followPaths ignored);
 // `COPY --chmod dir/ /dest/` gave /dest/ itself the --chmod mode; a cleared
 // CMD/ENTRYPOINT was written as "Cmd": null / [] instead of being omitted;
-// a followed symlink source copied into a directory took its target's name.
+// a followed symlink source copied into a directory took its target's name;
+// RUN's hostname was random instead of BuildKit's "buildkitsandbox".
 //
 // Dockerfile syntax docker 20.10 cannot parse (heredocs, --parents, --exclude)
 // is checked against the Dockerfile reference only (see the "newer" test).
@@ -631,4 +632,21 @@ test('links: symlink sources from a stage, --chown from an ARG, globs over a sta
   docker([...args, '-t', dname, ctx]);
   const fsDocker = await dockerTar(ctx, args, 'links');
   reportDiffs(t, [...configDiff(config, dockerConfig(dname)), ...fsDiff(fsImg, fsDocker)]);
+});
+
+test('runenv: what a RUN sees (user, groups, HOME, env, hostname, umask, capabilities)', { skip, timeout: 300_000 }, async (t) => {
+  const ctx = context('runenv');
+  const args = ['--build-arg', `REG=${reg.host}`];
+  const fsImg = await imgTar(ctx, args, 'runenv');
+  const c = (p: string) => fsImg.get(`out/${p}`)?.content;
+  assert.equal(c('root'), 'uid=0(root) gid=0(root)\nhome=/root\n/\n0022\nbuildkitsandbox\n', 'hostname is BuildKit\'s buildkitsandbox');
+  assert.equal(c('app'), 'uid=1234(app) gid=1234(app) groups=50(staff)\nhome=/home/app\n/\n0022\n', 'USER name: primary and supplementary groups from /etc/group, HOME from /etc/passwd');
+  assert.deepEqual([c('uid2000'), c('other-root')], ['uid=2000(other) gid=2000(other)\nhome=/\n', 'uid=2000(other) gid=0(root)\nhome=/\n']);
+  assert.equal(c('env-app'), 'FOO=bar\nHOME=/home/app\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nPWD=/\nSHLVL=1\n');
+  assert.deepEqual([c('caps-root'), c('caps-app')], ['CapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\n', 'CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb\n'], "docker's default capability set");
+  expectImg('runenv', { fs: own(fsImg) });
+
+  if (noDocker) return t.diagnostic(noDocker);
+  const fsDocker = await dockerTar(ctx, args, 'runenv');
+  reportDiffs(t, fsDiff(fsImg, fsDocker));
 });
