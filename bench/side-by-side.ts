@@ -46,17 +46,26 @@ interface CaseDef {
 }
 
 function sh(cmd: string, argv: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; quiet?: boolean } = {}): void {
-  const r = spawnSync(cmd, argv, { stdio: opts.quiet ? 'ignore' : ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env }, cwd: opts.cwd });
+  const r = spawnSync(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env }, cwd: opts.cwd });
   if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status}): ${r.stderr?.toString().slice(-2000)}`);
 }
 
+// A failed build is reported and counted as NaN, so one tool's failure does not
+// end the whole comparison.
 function timed(fn: () => void): number {
   const t = process.hrtime.bigint();
-  fn();
+  try {
+    fn();
+  } catch (err) {
+    console.error(`  run failed: ${(err as Error).message.split('\n').slice(0, 3).join(' ')}`);
+    return NaN;
+  }
   return Number(process.hrtime.bigint() - t) / 1e9;
 }
 
-function median(xs: number[]): number {
+function median(all: number[]): number {
+  const xs = all.filter((x) => !Number.isNaN(x));
+  if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
