@@ -124,7 +124,9 @@ async function buildWithContext(
     }
   }
 
-  const sn = await openSnapshotter(opts.stateDir, opts.backend);
+  const sn = opts.probe
+    ? await (await import('./probe')).probeSnapshotter(opts.stateDir, opts.backend)
+    : await openSnapshotter(opts.stateDir, opts.backend);
   const content = new ContentStore(opts.stateDir);
   const { acquireLease } = await import('../snapshot/lease');
   const { lockFile } = await import('../host/index');
