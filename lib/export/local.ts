@@ -17,6 +17,14 @@ export async function exportLocal(sn: Snapshotter, snapshot: string | null, dest
   } finally {
     await m.release();
   }
+  // Unprivileged, the exported files belong to the caller (namespace root), as when
+  // BuildKit's client writes them; otherwise files owned by a subordinate id could
+  // not even be deleted by the user who asked for them.
+  const { inUserNamespace } = await import('../exec/userns');
+  if (inUserNamespace()) {
+    const { resetOwners } = await import('../snapshot/rootfs');
+    await resetOwners(dest);
+  }
 }
 
 async function mergeTree(src: string, dst: string): Promise<void> {

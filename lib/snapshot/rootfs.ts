@@ -135,7 +135,7 @@ export async function copyOut(src: string, dst: string): Promise<CopyOutResult> 
 
 // lchown everything to 0:0 (root of our namespace = the caller on the host),
 // restoring setuid/setgid bits that chown(2) clears on non-directories.
-async function resetOwners(root: string): Promise<void> {
+export async function resetOwners(root: string): Promise<void> {
   const pool = new Pool(32);
   const visit = async (p: string): Promise<void> => {
     const st = await fsp.lstat(p);
