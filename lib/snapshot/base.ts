@@ -321,12 +321,17 @@ export abstract class BaseSnapshotter implements Snapshotter {
       await fsp.rename(dir, this.dirOf(target));
     } catch (err) {
       if (isErrno(err, 'ENOTEMPTY') || isErrno(err, 'EEXIST')) {
-        // Another process committed the same key first: theirs wins.
-        await this.trash(id);
-        await releaseLease(this.stateDir, this.backend, id, true);
-        if (await this.readMeta(target)) return target;
-      }
-      throw err;
+        if (await this.readMeta(target)) {
+          // Another process committed the same key first: theirs wins.
+          await this.trash(id);
+          await releaseLease(this.stateDir, this.backend, id, true);
+          return target;
+        }
+        // A directory without metadata is what an interrupted removal leaves:
+        // clear it away and take its place.
+        await this.trash(target);
+        await fsp.rename(dir, this.dirOf(target));
+      } else throw err;
     }
     await releaseLease(this.stateDir, this.backend, id, true);
     await this.afterCommit(committed);
