@@ -39,9 +39,9 @@ function median(xs: number[]): number {
 async function layerTar(n: number, bytesWanted: number): Promise<{ tar: Buffer; files: number }> {
   const pack = tarStream.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
+  pack.on('data', (c: unknown) => chunks.push(c as Buffer));
   const ended = new Promise<void>((r) => pack.on('end', () => r()));
-  const add = (h: tarStream.Headers, body?: Buffer) =>
+  const add = (h: Partial<tarStream.Header> & { name: string }, body?: Buffer) =>
     new Promise<void>((resolve, reject) => {
       const cb = (err?: Error | null) => (err ? reject(err) : resolve());
       if (body) pack.entry(h, body, cb);

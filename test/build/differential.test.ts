@@ -181,7 +181,7 @@ async function listing(tarPath: string): Promise<Map<string, Entry>> {
   await new Promise<void>((resolve, reject) => {
     extract.on('entry', (h, stream, next) => {
       const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('data', (c: unknown) => chunks.push(c as Buffer));
       stream.on('end', () => {
         const name = h.name.replace(/^\.?\/+/, '').replace(/\/+$/, '');
         if (name) {
