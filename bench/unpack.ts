@@ -3,7 +3,8 @@
 // that deletes files), as the unprivileged user. Each measured run starts
 // cold: no snapshots (img) / no bundle (umoci). Runs are interleaved so every
 // tool sees the same machine load; medians of N runs.
-//   node --import tsx bench/unpack.ts [--runs 3] [--mib 200] [--backends overlayfs,fuse-overlayfs,native] [--phases]
+//   node --import tsx bench/unpack.ts [--runs 3] [--mib 200] [--backends overlayfs,fuse-overlayfs,native] [--phases] [--dist]
+// --dist runs the compiled CLI (npm run build) as an installed img would, instead of tsx.
 // --phases: instead, time unpackImage and the copy-out separately in one process.
 // Writes bench/results/unpack.json.
 import { execFileSync } from 'node:child_process';
@@ -22,6 +23,8 @@ function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : def;
 }
+const DIST = process.argv.includes('--dist');
+const REPO = path.resolve(__dirname, '..');
 const RUNS = Number(arg('runs', '3'));
 const MIB = Number(arg('mib', '200'));
 const BACKENDS = arg('backends', 'overlayfs,fuse-overlayfs,native').split(',');
@@ -134,7 +137,9 @@ async function main() {
       const res =
         t === 'umoci'
           ? await runAsUser(['umoci', 'unpack', '--rootless', '--image', `${oci}:bench`, out], { timeoutMs: 600_000 })
-          : await runImgRootless(['-s', state, '-b', t.slice(4), 'unpack', '-o', out, 'bench'], { timeoutMs: 600_000 });
+          : DIST
+            ? await runAsUser([process.execPath, path.join(REPO, 'dist', 'lib', 'cli', 'main.js'), '-s', state, '-b', t.slice(4), 'unpack', '-o', out, 'bench'], { timeoutMs: 600_000 })
+            : await runImgRootless(['-s', state, '-b', t.slice(4), 'unpack', '-o', out, 'bench'], { timeoutMs: 600_000 });
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       if (res.code !== 0) throw new Error(`${t} failed: ${res.stderr}`);
       if (run >= 0) times[t].push(Math.round(ms));
@@ -143,7 +148,7 @@ async function main() {
   }
   const result = {
     date: new Date().toISOString(),
-    command: `node --import tsx bench/unpack.ts --runs ${RUNS} --mib ${MIB}`,
+    command: `node --import tsx bench/unpack.ts --runs ${RUNS} --mib ${MIB}${DIST ? " --dist" : ""}`,
     host: { cpus: os.cpus().length, loadavg: os.loadavg().map((x) => Math.round(x * 10) / 10), kernel: os.release() },
     image: { layers: LAYERS, files, uncompressedBytes: uncompressed, compressedBytes: compressed },
     note: 'wall time of the whole command as the unprivileged user (img: includes entering the user namespace and copying the merged rootfs out; umoci: a bundle with rootfs + config.json)',
