@@ -16,6 +16,10 @@ import { ImgError, isErrno } from '../util/errors';
 import { debug } from '../util/log';
 import { acquireLease, releaseLease, withExclusive, isBusy, releaseAllLeases } from './lease';
 import type { Change, Mounted, SnapshotBackend, SnapshotInfo, Snapshotter } from './types';
+import { writeJsonAtomic } from '../util/fsutil';
+import * as fs from 'node:fs';
+import { registerCleanup } from './cleanup';
+import { umount } from './sys';
 
 export interface SnapshotMeta {
   id: string;
@@ -46,22 +50,7 @@ export function idForKey(key: string): string {
   return `k${createHash('sha256').update(key).digest('hex').slice(0, 40)}`;
 }
 
-export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fh = await fsp.open(tmp, 'w', 0o644);
-  try {
-    await fh.writeFile(JSON.stringify(value, null, 2) + '\n');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await fsp.rename(tmp, file);
-  } catch (err) {
-    await fsp.rm(tmp, { force: true });
-    throw err;
-  }
-}
+export { writeJsonAtomic };
 
 // Disk usage of a tree: allocated bytes (st_blocks) and inodes, hard links counted once.
 export async function diskUsage(dir: string): Promise<{ size: number; inodes: number }> {
@@ -486,4 +475,32 @@ async function chmodTree(p: string): Promise<void> {
   if (!st.isDirectory()) return;
   await fsp.chmod(p, 0o700).catch(() => undefined);
   for (const n of await fsp.readdir(p).catch(() => [] as string[])) await chmodTree(path.join(p, n));
+}
+
+// A mount registered for signal cleanup; release unmounts and removes the mount point.
+export function trackedMount(target: string): Mounted {
+  const unregister = registerCleanup(`mount ${target}`, () => {
+    try {
+      umount(target, true);
+      fs.rmdirSync(target);
+    } catch {
+      /* already gone */
+    }
+  });
+  let released = false;
+  return {
+    rootfs: target,
+    release: async () => {
+      if (released) return;
+      released = true;
+      try {
+        umount(target, false);
+      } catch (err) {
+        // Busy (a straggling process): detach it; the kernel finishes when it can.
+        if (!isErrno(err, 'EINVAL') && !isErrno(err, 'ENOENT')) umount(target, true);
+      }
+      unregister();
+      await fsp.rmdir(target).catch(() => undefined);
+    },
+  };
 }

@@ -1,14 +1,11 @@
 // Native backend: plain directories. An active snapshot is a full copy of its
 // parent's tree (copy_file_range / reflinks on the addon's thread pool), so it
 // needs no mount support at all; changes come from comparing with the parent.
-import * as fsSync from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { compareDirs } from '../archive/diff';
-import { isErrno } from '../util/errors';
-import { BaseSnapshotter, randomId, type SnapshotMeta } from './base';
-import { registerCleanup } from './cleanup';
-import { bindMount, copyTree, umount } from './sys';
+import { BaseSnapshotter, randomId, trackedMount, type SnapshotMeta } from './base';
+import { bindMount, copyTree } from './sys';
 import type { Change, Mounted } from './types';
 
 export class NativeSnapshotter extends BaseSnapshotter {
@@ -37,29 +34,7 @@ export class NativeSnapshotter extends BaseSnapshotter {
       await fsp.rmdir(target).catch(() => undefined);
       throw err;
     }
-    const unregister = registerCleanup(`mount ${target}`, () => {
-      try {
-        umount(target, true);
-        fsSync.rmdirSync(target);
-      } catch {
-        /* gone */
-      }
-    });
-    let released = false;
-    return {
-      rootfs: target,
-      release: async () => {
-        if (released) return;
-        released = true;
-        try {
-          umount(target, false);
-        } catch (err) {
-          if (!isErrno(err, 'EINVAL')) umount(target, true);
-        }
-        unregister();
-        await fsp.rmdir(target).catch(() => undefined);
-      },
-    };
+    return trackedMount(target);
   }
 
   protected async *changesOf(meta: SnapshotMeta, parent: SnapshotMeta | null): AsyncIterable<Change> {

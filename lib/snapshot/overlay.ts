@@ -10,9 +10,8 @@ import * as path from 'node:path';
 import { overlayChanges } from '../archive/diff';
 import { ImgError, isErrno } from '../util/errors';
 import { debug } from '../util/log';
-import { BaseSnapshotter, randomId, type SnapshotMeta } from './base';
-import { registerCleanup } from './cleanup';
-import { bindMount, mount, umount } from './sys';
+import { BaseSnapshotter, randomId, trackedMount, type SnapshotMeta } from './base';
+import { bindMount, mount } from './sys';
 import { lgetxattr } from '../archive/sys';
 import type { Change, Mounted, SnapshotBackend } from './types';
 
@@ -103,7 +102,7 @@ export class OverlaySnapshotter extends BaseSnapshotter {
       await fsp.rmdir(target).catch(() => undefined);
       throw this.mountError(err, meta);
     }
-    return this.tracked(target);
+    return trackedMount(target);
   }
 
   private mountError(err: unknown, meta: SnapshotMeta): unknown {
@@ -166,34 +165,6 @@ export class OverlaySnapshotter extends BaseSnapshotter {
       );
       child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`fuse-overlayfs exited ${code}: ${err.trim()}`))));
     });
-  }
-
-  // A mount registered for signal cleanup; release unmounts and removes the mount point.
-  private tracked(target: string): Mounted {
-    const unregister = registerCleanup(`mount ${target}`, () => {
-      try {
-        umount(target, true);
-        fs.rmdirSync(target);
-      } catch {
-        /* already gone */
-      }
-    });
-    let released = false;
-    return {
-      rootfs: target,
-      release: async () => {
-        if (released) return;
-        released = true;
-        try {
-          umount(target, false);
-        } catch (err) {
-          // Busy (a straggling process): detach it; the kernel finishes when it can.
-          if (!isErrno(err, 'EINVAL') && !isErrno(err, 'ENOENT')) umount(target, true);
-        }
-        unregister();
-        await fsp.rmdir(target).catch(() => undefined);
-      },
-    };
   }
 
   // The upper dir is the change set, minus what says nothing about the

@@ -19,7 +19,7 @@
 //
 // A record is only trusted when its snapshot still exists and its blobs are in
 // the content store; otherwise it is a miss (and is rewritten by the next run).
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Vertex } from '../graph/types';
@@ -27,6 +27,7 @@ import { isErrno } from '../util/errors';
 import { debug } from '../util/log';
 import { keyHex } from './keys';
 import type { CacheBackend, CacheLock, LayerBlob, LayerSlot, VertexResult } from './types';
+import { writeJsonAtomic } from '../util/fsutil';
 
 const VERSION = 1;
 
@@ -51,23 +52,7 @@ export function cacheDir(stateDir: string): string {
   return path.join(stateDir, 'cache');
 }
 
-export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  await fsp.mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fh = await fsp.open(tmp, 'w', 0o644);
-  try {
-    await fh.writeFile(JSON.stringify(value));
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await fsp.rename(tmp, file);
-  } catch (err) {
-    await fsp.rm(tmp, { force: true });
-    throw err;
-  }
-}
+export { writeJsonAtomic };
 
 async function readJson<T>(file: string): Promise<T | null> {
   try {

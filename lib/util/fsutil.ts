@@ -26,6 +26,11 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
   }
 }
 
+// JSON records (snapshot metadata, cache records, image records) written the same way.
+export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  await writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
+}
+
 // fsync a directory so a rename into it survives a crash; some filesystems refuse, which is fine.
 export async function syncDir(dir: string): Promise<void> {
   let fh: fsp.FileHandle | undefined;
