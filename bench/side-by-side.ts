@@ -119,6 +119,8 @@ function layoutFromTar(tarFile: string, dir: string, cmd: string[]): void {
     os: 'linux',
     config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: cmd },
     rootfs: { type: 'layers', diff_ids: [dg(tar)] },
+    // buildah insists on one non-empty history entry per layer.
+    history: [{ created: new Date(0).toISOString(), created_by: 'debootstrap --variant=minbase bookworm' }],
   });
   const configDigest = put(config);
   const manifest = JSON.stringify({
