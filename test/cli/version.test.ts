@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { VERSION } from '../../lib/version';
 import { runImg } from '../helpers/cli';
@@ -14,7 +17,27 @@ describe('img version', () => {
     assert.equal(lines[3], ` node version: ${process.version}`);
     assert.match(lines[4], /^ platform    : linux\/(amd64|arm64(\/v8)?|arm\/v\d|386|ppc64le|s390x|riscv64)$/);
     assert.match(lines[5], /^ addon       : (loaded \(.*img_addon\.node\)|not loaded: .+)$/);
-    assert.equal(lines.length, 7);
+    assert.match(lines[6], /^ backend     : /);
+    assert.equal(lines.length, 8);
+  });
+
+  it('names the snapshot backend: -b, or the verdict auto cached in the state dir', async () => {
+    const state = fs.mkdtempSync(path.join(os.tmpdir(), 'img-version-'));
+    try {
+      let r = await runImg(['-s', state, 'version']);
+      assert.match(r.stdout, / backend {5}: auto \(decided by the first command that needs snapshots\)\n/);
+      r = await runImg(['-s', state, '-b', 'native', 'version']);
+      assert.match(r.stdout, / backend {5}: native\n/);
+      fs.mkdirSync(path.join(state, 'snapshots'));
+      fs.writeFileSync(
+        path.join(state, 'snapshots', 'auto.json'),
+        JSON.stringify({ kernel: os.release(), userns: true, backend: 'fuse-overlayfs', reasons: { overlayfs: 'mount: EPERM' } }),
+      );
+      r = await runImg(['-s', state, 'version']);
+      assert.match(r.stdout, / backend {5}: fuse-overlayfs \(auto; not overlayfs: mount: EPERM\)\n/);
+    } finally {
+      fs.rmSync(state, { recursive: true, force: true });
+    }
   });
 
   it('says why the addon does not load', async () => {

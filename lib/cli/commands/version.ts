@@ -10,6 +10,24 @@ export interface VersionInfo {
   nodeVersion: string;
   platform: string;
   addon: string;
+  backend: string;
+}
+
+// The snapshot backend this state dir uses: -b when given, else the verdict `auto`
+// cached the first time it mounted for real (lib/snapshot/open.ts). Reading the
+// cache keeps `img version` free of the user-namespace hop.
+export function backendInfo(stateDir: string, backend: string): string {
+  if (backend !== 'auto') return backend;
+  try {
+    const cached = JSON.parse(fs.readFileSync(path.join(stateDir, 'snapshots', 'auto.json'), 'utf8')) as {
+      backend?: string;
+      reasons?: Record<string, string>;
+    };
+    const skipped = Object.entries(cached.reasons ?? {}).map(([b, why]) => `${b}: ${why}`);
+    return `${cached.backend} (auto${skipped.length ? `; not ${skipped.join('; not ')}` : ''})`;
+  } catch {
+    return 'auto (decided by the first command that needs snapshots)';
+  }
 }
 
 function packageRoot(): string | null {
@@ -43,7 +61,7 @@ export function gitCommit(): string {
   }
 }
 
-export function versionInfo(): VersionInfo {
+export function versionInfo(stateDir: string, backend = 'auto'): VersionInfo {
   /* eslint-disable @typescript-eslint/no-require-imports */
   const { VERSION } = require('../../version') as typeof import('../../version');
   const { hostPlatform, formatPlatform } = require('../../images/platform') as typeof import('../../images/platform');
@@ -55,6 +73,7 @@ export function versionInfo(): VersionInfo {
     nodeVersion: process.version,
     platform: formatPlatform(hostPlatform()),
     addon: st.loaded ? `loaded (${addonPath()})` : `not loaded: ${st.error ?? 'unknown error'}`,
+    backend: backendInfo(stateDir, backend),
   };
 }
 
@@ -65,15 +84,17 @@ export function formatVersion(v: VersionInfo): string {
     ['node version', v.nodeVersion],
     ['platform', v.platform],
     ['addon', v.addon],
+    ['backend', v.backend],
   ];
   return `img:\n${rows.map(([k, val]) => ` ${k.padEnd(12)}: ${val}`).join('\n')}\n`;
 }
 
-export const register: RegisterCommand = (program) =>
+export const register: RegisterCommand = (program, globals) =>
   program
     .command('version')
     .description('Show the version information.')
     .usage('[OPTIONS]')
     .action(() => {
-      process.stdout.write(formatVersion(versionInfo()));
+      const g = globals();
+      process.stdout.write(formatVersion(versionInfo(g.state, g.backend)));
     });
