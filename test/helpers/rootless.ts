@@ -158,6 +158,8 @@ export function runAsUser(
         stderr: Buffer.concat(err).toString(),
       });
     });
+    // A command that exits without reading stdin makes the write fail with EPIPE: not an error here.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
   });
 }
