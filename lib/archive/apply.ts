@@ -86,13 +86,13 @@ export function removeTree(p: string): void {
     return;
   }
   const dirs: string[] = [];
-  const todo = [p];
-  while (todo.length) {
-    const d = todo.pop()!;
+  const pending = [p];
+  while (pending.length) {
+    const d = pending.pop()!;
     dirs.push(d);
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
       const c = d + '/' + e.name;
-      if (e.isDirectory()) todo.push(c);
+      if (e.isDirectory()) pending.push(c);
       else fs.unlinkSync(c);
     }
   }
@@ -164,11 +164,11 @@ class Extractor implements TarSink {
         break;
       }
     }
-    const todo = base.split('/').reverse();
+    const pending = base.split('/').reverse();
     let cur = start;
     let links = 0;
-    while (todo.length) {
-      const c = todo.pop()!;
+    while (pending.length) {
+      const c = pending.pop()!;
       if (c === '' || c === '.') continue;
       if (c === '..') {
         const i = cur.lastIndexOf('/');
@@ -198,7 +198,7 @@ class Extractor implements TarSink {
         const target = fs.readlinkSync(p);
         if (target.startsWith('/')) cur = ''; // absolute: restart at root, never the host's /
         const parts = target.split('/');
-        for (let i = parts.length - 1; i >= 0; i--) todo.push(parts[i]);
+        for (let i = parts.length - 1; i >= 0; i--) pending.push(parts[i]);
       } else {
         this.fail(entry, `parent ${JSON.stringify(next)} is not a directory`);
       }

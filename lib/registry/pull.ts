@@ -263,25 +263,25 @@ async function fetchBlobs(
 ): Promise<number> {
   const unique = [...new Map(blobs.map((b) => [b.digest, b])).values()];
   const isConfig = (d: Descriptor): boolean => d.mediaType === MediaType.DockerConfig || /config/.test(d.mediaType);
-  const todo: Descriptor[] = [];
+  const pending: Descriptor[] = [];
   for (const b of unique) {
     const st = await store.stat(b.digest);
     if (st && st.size === b.size) emit({ type: 'blob', digest: b.digest, size: b.size, state: 'exists', config: isConfig(b) });
     else {
-      todo.push(b);
+      pending.push(b);
       emit({ type: 'blob', digest: b.digest, size: b.size, state: 'waiting', config: isConfig(b) });
     }
   }
   let total = 0;
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < todo.length) {
-      const desc = todo[next++];
+    while (next < pending.length) {
+      const desc = pending[next++];
       await fetchBlob(client, repo, store, desc, emit);
       total += desc.size;
     }
   };
-  const n = Math.max(1, Math.min(opts.concurrency ?? DEFAULT_PULL_CONCURRENCY, todo.length));
+  const n = Math.max(1, Math.min(opts.concurrency ?? DEFAULT_PULL_CONCURRENCY, pending.length));
   await Promise.all(Array.from({ length: n }, worker));
   return total;
 }

@@ -97,11 +97,11 @@ export async function pushImage(input: string, opts: PushOptions): Promise<PushR
 
   const sources = await blobSources(opts.stateDir, client.host.name);
   const counts = { uploaded: 0, mounted: 0, exists: 0 };
-  const todo = [...blobs.values()];
+  const pending = [...blobs.values()];
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < todo.length) {
-      const desc = todo[next++];
+    while (next < pending.length) {
+      const desc = pending[next++];
       emit({ type: 'blob-start', digest: desc.digest, size: desc.size });
       const mountFrom = sources(desc.digest).filter((r) => r !== ref.path);
       const path = store.blobPath(desc.digest);
@@ -115,7 +115,7 @@ export async function pushImage(input: string, opts: PushOptions): Promise<PushR
       emit({ type: 'blob-done', digest: desc.digest, size: desc.size, result, from: result === 'mounted' ? mountFrom[0] : undefined });
     }
   };
-  const n = Math.max(1, Math.min(opts.concurrency ?? DEFAULT_PUSH_CONCURRENCY, todo.length));
+  const n = Math.max(1, Math.min(opts.concurrency ?? DEFAULT_PUSH_CONCURRENCY, pending.length));
   await Promise.all(Array.from({ length: n }, worker));
 
   for (const m of manifests) {
