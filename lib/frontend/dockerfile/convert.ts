@@ -1206,6 +1206,22 @@ class Converter {
     const actions: FileAction[] = [];
     const histSrcs: string[] = [];
     const histHeredocs: string[] = [];
+    // One named file (a heredoc, a download) or a whole tree (a git checkout): no
+    // wildcards, no symlink following, copied as the source says.
+    const exactCopy = (src: Ref, srcPath: string, attemptUnpack = false): FileAction => ({
+      op: 'copy',
+      src: idx(src),
+      srcPaths: [srcPath],
+      dest,
+      chown,
+      chmod,
+      followSymlinks: false,
+      dirCopyContents: false,
+      createDestPath: true,
+      allowWildcard: false,
+      allowEmptyWildcard: false,
+      attemptUnpack,
+    });
 
     for (const s of srcs) {
       if ('heredoc' in s) {
@@ -1227,20 +1243,7 @@ class Converter {
           base: -1,
           actions: [{ op: 'mkfile', path: '/' + h.name, mode: 0o644, data }],
         });
-        actions.push({
-          op: 'copy',
-          src: idx(file),
-          srcPaths: ['/' + h.name],
-          dest,
-          chown,
-          chmod,
-          followSymlinks: false,
-          dirCopyContents: false,
-          createDestPath: true,
-          allowWildcard: false,
-          allowEmptyWildcard: false,
-          attemptUnpack: false,
-        });
+        actions.push(exactCopy(file, '/' + h.name));
         histHeredocs.push(`<<${h.name}`);
         continue;
       }
@@ -1258,20 +1261,7 @@ class Converter {
           filename,
           ...(checksum !== undefined ? { checksum } : {}),
         });
-        actions.push({
-          op: 'copy',
-          src: idx(http),
-          srcPaths: ['/' + filename],
-          dest,
-          chown,
-          chmod,
-          followSymlinks: false,
-          dirCopyContents: false,
-          createDestPath: true,
-          allowWildcard: false,
-          allowEmptyWildcard: false,
-          attemptUnpack: unpackFlag === true,
-        });
+        actions.push(exactCopy(http, '/' + filename, unpackFlag === true));
         continue;
       }
       const git = !from ? parseGitUrl(src) : null;
@@ -1287,20 +1277,7 @@ class Converter {
           ...(git.subdir ? { subdir: git.subdir } : {}),
           ...(keepGitDir ? { keepGitDir: true } : {}),
         });
-        actions.push({
-          op: 'copy',
-          src: idx(gv),
-          srcPaths: ['/'],
-          dest,
-          chown,
-          chmod,
-          followSymlinks: false,
-          dirCopyContents: false,
-          createDestPath: true,
-          allowWildcard: false,
-          allowEmptyWildcard: false,
-          attemptUnpack: false,
-        });
+        actions.push(exactCopy(gv, '/'));
         continue;
       }
       // A local path: in the context, or in the --from stage/image.
