@@ -140,16 +140,16 @@ function killLeftovers(runcPid: number | undefined, rootfs: string): number {
 
 // Mount points runc will create in the rootfs: the missing path components
 // of each destination, so the ones still empty afterwards can be removed and
-// do not end up in the step's layer (as BuildKit does with its mount stubs).
-interface Stubs {
+// do not end up in the step's layer (as BuildKit does with the mount points it creates).
+interface CreatedMountPoints {
   paths: string[];
-  // Existing directories runc will create stubs in, with their times, so
-  // removing the stubs leaves them exactly as they were.
+  // Existing directories runc will create mount points in, with their times, so
+  // removing the new ones leaves these parents exactly as they were.
   parents: Map<string, { atime: Date; mtime: Date }>;
 }
 
-async function missingStubs(rootfs: string, destinations: string[]): Promise<Stubs> {
-  const stubs: Stubs = { paths: [], parents: new Map() };
+async function missingMountPoints(rootfs: string, destinations: string[]): Promise<CreatedMountPoints> {
+  const points: CreatedMountPoints = { paths: [], parents: new Map() };
   for (const dest of destinations) {
     const parts = dest.split('/').filter(Boolean);
     let parent = await resolveInRoot(rootfs, '/');
@@ -159,21 +159,21 @@ async function missingStubs(rootfs: string, destinations: string[]): Promise<Stu
         await fsp.lstat(host);
       } catch (err) {
         if (!isErrno(err, 'ENOENT')) break;
-        if (!stubs.paths.includes(host)) stubs.paths.push(host);
-        if (!stubs.parents.has(parent)) {
+        if (!points.paths.includes(host)) points.paths.push(host);
+        if (!points.parents.has(parent)) {
           const st = await fsp.stat(parent).catch(() => null);
-          if (st) stubs.parents.set(parent, { atime: st.atime, mtime: st.mtime });
+          if (st) points.parents.set(parent, { atime: st.atime, mtime: st.mtime });
         }
       }
       parent = host;
     }
   }
-  return stubs;
+  return points;
 }
 
-async function removeStubs(stubs: Stubs): Promise<void> {
+async function removeMountPoints(points: CreatedMountPoints): Promise<void> {
   // Deepest first; only what is still an empty dir or an empty file.
-  for (const p of [...stubs.paths].sort((a, b) => b.length - a.length)) {
+  for (const p of [...points.paths].sort((a, b) => b.length - a.length)) {
     try {
       const st = await fsp.lstat(p);
       if (st.isDirectory()) await fsp.rmdir(p);
@@ -182,7 +182,7 @@ async function removeStubs(stubs: Stubs): Promise<void> {
       /* in use or not empty: the step made it real */
     }
   }
-  for (const [dir, t] of stubs.parents) await fsp.utimes(dir, t.atime, t.mtime).catch(() => undefined);
+  for (const [dir, t] of points.parents) await fsp.utimes(dir, t.atime, t.mtime).catch(() => undefined);
 }
 
 // Whether the container's init (pid from runc's --pid-file) has exited.
@@ -218,7 +218,7 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number 
   const freshProc = canMountProc();
   const hostname = opts.hostname || randomBytes(6).toString('hex');
   const cleanupsDone: (() => void)[] = [];
-  let stubsToRemove: Stubs = { paths: [], parents: new Map() };
+  let created: CreatedMountPoints = { paths: [], parents: new Map() };
   try {
     const resolv = path.join(bundle, 'resolv.conf');
     const hosts = path.join(bundle, 'hosts');
@@ -258,11 +258,11 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number 
       ttyGidMapped: idMapped('gid', 5),
     });
     await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
-    const stubs = await missingStubs(
+    const points = await missingMountPoints(
       opts.rootfs,
       ((spec.mounts as OciMount[]) ?? []).map((m) => m.destination),
     );
-    stubsToRemove = stubs;
+    created = points;
     await fsp.mkdir(runcRoot(), { recursive: true, mode: 0o700 });
 
     let runcPid: number | undefined;
@@ -318,7 +318,7 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number 
     const del = runc(['delete', '--force', id]);
     if (del.status !== 0 && !/does not exist|not found/.test(del.stderr)) debug(`runc delete ${id}: ${del.stderr}`);
     for (const u of cleanupsDone) u();
-    await removeStubs(stubsToRemove);
+    await removeMountPoints(created);
     await fsp.rm(bundle, { recursive: true, force: true }).catch(() => undefined);
   }
 }

@@ -169,7 +169,7 @@ export class OverlaySnapshotter extends BaseSnapshotter {
 
   // The upper dir is the change set, minus what says nothing about the
   // parent: whiteouts of paths the parent does not have (fuse-overlayfs
-  // whites out even upper-only entries it deletes, e.g. removed mount stubs),
+  // whites out even upper-only entries it deletes, e.g. removed mount points),
   // opaque marks on directories the parent does not have, and fuse-overlayfs's
   // own `.wh..opq` opaque markers.
   protected async *changesOf(meta: SnapshotMeta, parent: SnapshotMeta | null): AsyncIterable<Change> {
