@@ -412,30 +412,25 @@ export abstract class BaseSnapshotter implements Snapshotter {
     return { rootfs: this.fsDir(id), release: async () => {} };
   }
 
-  async listMeta(): Promise<SnapshotMeta[]> {
-    let names: string[];
+  // Names under the backend root that may be snapshots (not reserved dirs or files).
+  private async candidateNames(): Promise<string[]> {
     try {
-      names = await fsp.readdir(this.root);
+      return (await fsp.readdir(this.root)).filter((n) => !RESERVED.has(n) && !n.endsWith('.json'));
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return [];
       throw err;
     }
-    const metas = await Promise.all(names.filter((n) => !RESERVED.has(n) && !n.endsWith('.json')).map((n) => this.readMeta(n)));
+  }
+
+  async listMeta(): Promise<SnapshotMeta[]> {
+    const metas = await Promise.all((await this.candidateNames()).map((n) => this.readMeta(n)));
     return metas.filter((m): m is SnapshotMeta => m !== null);
   }
 
   // Directories that are not valid snapshots (crashed prepare/commit), for prune.
   async strays(): Promise<string[]> {
-    let names: string[];
-    try {
-      names = await fsp.readdir(this.root);
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) return [];
-      throw err;
-    }
     const out: string[] = [];
-    for (const n of names) {
-      if (RESERVED.has(n) || n.endsWith('.json')) continue;
+    for (const n of await this.candidateNames()) {
       if (!(await this.readMeta(n))) out.push(n);
     }
     return out;
