@@ -14,6 +14,7 @@ import { openSnapshotter, unpackImage, type UnpackProgress } from '../../../lib/
 import type { Manifest } from '../../../lib/images/types';
 import { makeBusyboxImage } from '../../fixtures/images';
 import { FILES } from './files';
+import { countSleepers, runShell } from './common';
 
 
 function mountsUnder(dir: string): string[] {
@@ -23,21 +24,7 @@ function mountsUnder(dir: string): string[] {
     .filter((l) => l.split(' ')[4]?.startsWith(dir));
 }
 
-async function run(rootfs: string, state: string, script: string, network: 'default' | 'none' = 'default') {
-  let out = '';
-  const res = await runContainer({
-    rootfs,
-    args: ['/bin/sh', '-c', script],
-    env: [],
-    cwd: '/',
-    user: 'root',
-    network,
-    mounts: [],
-    stateDir: state,
-    onOutput: (_s, c) => (out += c.toString()),
-  });
-  return { exitCode: res.exitCode, out };
-}
+const run = runShell;
 
 async function tarEntries(file: string): Promise<{ name: string; type: string; uid: number }[]> {
   const { createGunzip } = await import('node:zlib');
@@ -112,16 +99,7 @@ async function main() {
       'echo done',
     ].join('\n'),
   );
-  report.leftoverSleeps = fs
-    .readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('sleep\u00001000');
-      } catch {
-        return false;
-      }
-    }).length;
+  report.leftoverSleeps = countSleepers();
   try {
     report.whoami = fs.readFileSync(path.join(m.rootfs, 'tmp', 'whoami'), 'utf8').trim();
   } catch (err) {

@@ -8,19 +8,9 @@ import { enterUserNamespace } from '../../../lib/exec/userns';
 import type { Manifest } from '../../../lib/images/types';
 import { openSnapshotter, unpackImage } from '../../../lib/snapshot/index';
 import { makeBusyboxImage } from '../../fixtures/images';
+import { countSleepers } from './common';
 
-function sleepers(): number {
-  return fs
-    .readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('sleep\u00001000');
-      } catch {
-        return false;
-      }
-    }).length;
-}
+const sleepers = countSleepers;
 
 async function main() {
   await enterUserNamespace();

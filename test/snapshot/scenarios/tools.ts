@@ -9,7 +9,6 @@ import { Writable } from 'node:stream';
 import { writeLayer } from '../../../lib/archive/diff';
 import { createLayerBlob } from '../../../lib/archive/layer';
 import { ContentStore } from '../../../lib/content/store';
-import { runContainer } from '../../../lib/exec/run';
 import { enterUserNamespace } from '../../../lib/exec/userns';
 import { ImageStore } from '../../../lib/images/store';
 import { normalizeName } from '../../../lib/images/reference';
@@ -17,22 +16,12 @@ import { MediaType, type Descriptor, type Digest, type ImageConfig, type Manifes
 import { openSnapshotter } from '../../../lib/snapshot/index';
 import { resolveStoredImage, unpackResolved } from '../../../lib/snapshot/rootfs';
 import { createHash } from 'node:crypto';
+import { runShell } from './common';
 
 async function runSh(rootfs: string, state: string, script: string): Promise<string> {
-  let out = '';
-  const res = await runContainer({
-    rootfs,
-    args: ['/bin/sh', '-c', script],
-    env: [],
-    cwd: '/',
-    user: 'root',
-    network: 'none',
-    mounts: [],
-    stateDir: state,
-    onOutput: (_s, c) => (out += c.toString()),
-  });
-  if (res.exitCode !== 0) throw new Error(`step failed (${res.exitCode}): ${out}`);
-  return out;
+  const res = await runShell(rootfs, state, script, 'none');
+  if (res.exitCode !== 0) throw new Error(`step failed (${res.exitCode}): ${res.out}`);
+  return res.out;
 }
 
 async function main() {
