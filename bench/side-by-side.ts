@@ -13,13 +13,15 @@
 // docker.io (20.10) runs BuildKit with the docker driver, which has no `oci` exporter, so
 // BuildKit stores into dockerd's image store (`-t`, uncompressed layers): img does the
 // extra compression work in this comparison.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
+import { writeOciLayout } from '../test/archive/oci';
 import { makeBusyboxImage } from '../test/fixtures/images';
+import { startRegistry, type Registry } from '../test/fixtures/registry';
 
 const REPO = path.resolve(__dirname, '..');
 const args = process.argv.slice(2);
@@ -72,79 +74,14 @@ function median(all: number[]): number {
 
 // ------------------------------------------------------------------ registry + base images
 
-async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function startRegistry(): Promise<{ host: string; stop: () => void }> {
-  const port = await freePort();
-  const root = path.join(WORK, 'registry');
-  fs.writeFileSync(
-    path.join(WORK, 'registry.yml'),
-    `version: 0.1\nstorage: { filesystem: { rootdirectory: ${root} } }\nhttp: { addr: 127.0.0.1:${port} }\nlog: { level: error }\n`,
-  );
-  const child = spawn('docker-registry', ['serve', path.join(WORK, 'registry.yml')], { stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/v2/`);
-      if (res.ok) break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  return { host: `localhost:${port}`, stop: () => child.kill() };
-}
-
 // One-layer OCI layout from a rootfs tar (for the debootstrap base).
-function layoutFromTar(tarFile: string, dir: string, cmd: string[]): void {
+function layoutFromTar(tarFile: string, dir: string): void {
   const tar = fs.readFileSync(tarFile);
+  const gzFile = path.join(WORK, 'debian-layer.tar.gz');
   const gz = zlib.gzipSync(tar, { level: 1 });
-  const dg = (b: Buffer | string) => `sha256:${crypto.createHash('sha256').update(b).digest('hex')}`;
-  const blobs = path.join(dir, 'blobs', 'sha256');
-  fs.mkdirSync(blobs, { recursive: true });
-  const put = (b: Buffer | string) => {
-    const d = dg(b);
-    fs.writeFileSync(path.join(blobs, d.slice(7)), b);
-    return d;
-  };
-  const layer = put(gz);
-  const config = JSON.stringify({
-    architecture: 'amd64',
-    os: 'linux',
-    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: cmd },
-    rootfs: { type: 'layers', diff_ids: [dg(tar)] },
-    // buildah insists on one non-empty history entry per layer.
-    history: [{ created: new Date(0).toISOString(), created_by: 'debootstrap --variant=minbase bookworm' }],
-  });
-  const configDigest = put(config);
-  const manifest = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: Buffer.byteLength(config) },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer, size: gz.length }],
-  });
-  const manifestDigest = put(manifest);
-  fs.writeFileSync(path.join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  fs.writeFileSync(
-    path.join(dir, 'index.json'),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [
-        {
-          mediaType: 'application/vnd.oci.image.manifest.v1+json',
-          digest: manifestDigest,
-          size: Buffer.byteLength(manifest),
-          annotations: { 'org.opencontainers.image.ref.name': 'latest' },
-        },
-      ],
-    }),
-  );
+  fs.writeFileSync(gzFile, gz);
+  const dg = (b: Buffer) => `sha256:${crypto.createHash('sha256').update(b).digest('hex')}`;
+  writeOciLayout(dir, [{ file: gzFile, digest: dg(gz), diffId: dg(tar), size: gz.length, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' }]);
 }
 
 function debianRootfsTar(): string | null {
@@ -159,17 +96,15 @@ function debianRootfsTar(): string | null {
   return tarFile;
 }
 
-async function pushBases(reg: string): Promise<{ busybox: string; debian: string | null }> {
-  const bb = await makeBusyboxImage();
-  const bbDir = path.join(WORK, 'busybox-oci');
-  await (bb as unknown as { writeOciLayout(dir: string, tag: string): Promise<void> }).writeOciLayout(bbDir, 'latest');
-  sh('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${bbDir}:latest`, `docker://${reg}/library/busybox:latest`]);
+async function pushBases(registry: Registry): Promise<{ busybox: string; debian: string | null }> {
+  const reg = registry.host;
+  await registry.seed('library/busybox', 'latest', await makeBusyboxImage());
   let debian: string | null = null;
   if (CASES.includes('debian')) {
     const tar = debianRootfsTar();
     if (tar) {
       const dir = path.join(WORK, 'debian-oci');
-      layoutFromTar(tar, dir, ['bash']);
+      layoutFromTar(tar, dir);
       sh('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${dir}:latest`, `docker://${reg}/library/debian-minbase:latest`]);
       debian = `${reg}/library/debian-minbase:latest`;
     } else console.error('debootstrap failed: the debian case is skipped');
@@ -269,7 +204,7 @@ async function main(): Promise<void> {
   if (process.getuid?.() === 0) execFileSync('chown', ['-R', IMG_USER, imgHome]);
   const reg = await startRegistry();
   try {
-    const bases = await pushBases(reg.host);
+    const bases = await pushBases(reg);
     const cases = writeCases(bases);
     execFileSync('chmod', ['-R', 'a+rX', WORK]);
     const results: Record<string, Record<Phase, Record<string, number[]>>> = {};
@@ -294,7 +229,7 @@ async function main(): Promise<void> {
     }
     report(cases, results);
   } finally {
-    reg.stop();
+    await reg.stop();
   }
 }
 
