@@ -17,8 +17,8 @@ export { getCredentials, storeCredentials, eraseCredentials, dockerConfigPath, t
 export { login, type LoginOptions } from './registry/login';
 export { closeAgents } from './registry/transport';
 export { hostPlatform, parsePlatform, formatPlatform, matchPlatform, selectManifest, normalizePlatform } from './images/platform';
-export { runBuild, type BuildIO, type BuildOutcome } from './build/index';
-export type { BuildOptions, OutputSpec } from './build/options';
+export { runBuild, type BuildIO, type BuildOutcome } from './builder/index';
+export type { BuildOptions, OutputSpec } from './builder/options';
 export { solve, SolveError, type SolveOptions, type SolveResult } from './solver/scheduler';
 export { CacheStore } from './solver/cache';
 export { Progress, createRenderer, type ProgressEvent } from './progress/index';

@@ -72,7 +72,7 @@ export const register: RegisterCommand = (program, globals) =>
           hint: 'the local build cache in the state dir (-s) is kept automatically; share that directory instead',
         });
       }
-      const opts = require('../../build/options') as typeof import('../../build/options');
+      const opts = require('../../builder/options') as typeof import('../../builder/options');
       const { parseProgressMode } = require('../../progress/index') as typeof import('../../progress/index');
       const { parsePlatform } = require('../../images/platform') as typeof import('../../images/platform');
       const { parseReference } = require('../../images/reference') as typeof import('../../images/reference');
@@ -87,7 +87,7 @@ export const register: RegisterCommand = (program, globals) =>
         throw new ImgError('only one --output is supported', { hint: 'build once per output, or use -t to store the image and `img save` it' });
       }
       const env = process.env;
-      const buildOpts: import('../../build/options').BuildOptions = {
+      const buildOpts: import('../../builder/options').BuildOptions = {
         stateDir: g.state,
         backend: g.backend,
         context: contextArg,
@@ -120,7 +120,7 @@ export const register: RegisterCommand = (program, globals) =>
       }
 
       // Unprivileged, the build needs a user namespace for its snapshots. Unless it
-      // reads stdin or exports a filesystem, try it outside first (build/probe.ts):
+      // reads stdin or exports a filesystem, try it outside first (builder/probe.ts):
       // a fully cached build then skips the re-exec. Otherwise re-exec now, before
       // anything reads stdin or mounts.
       const probe =
@@ -132,7 +132,7 @@ export const register: RegisterCommand = (program, globals) =>
         // Filesystem exports always read snapshots; archives on stdout must not be held in memory.
         !buildOpts.outputs.some((o) => o.type === 'tar' || o.type === 'local' || ((o.type === 'docker' || o.type === 'oci') && !o.dest));
       if (!probe) await enterUserNamespace({ reason: 'build' });
-      const { HeldOutput, needsUserNamespace } = require('../../build/probe') as typeof import('../../build/probe');
+      const { HeldOutput, needsUserNamespace } = require('../../builder/probe') as typeof import('../../builder/probe');
       const held = probe ? [new HeldOutput(process.stdout), new HeldOutput(process.stderr)] : null;
       let out: NodeJS.WritableStream & { isTTY?: boolean } = held ? held[0] : process.stdout;
       let errOut: NodeJS.WritableStream & { isTTY?: boolean } = held ? held[1] : process.stderr;
@@ -142,7 +142,7 @@ export const register: RegisterCommand = (program, globals) =>
         errOut = process.stderr;
       };
 
-      const { runBuild } = require('../../build/index') as typeof import('../../build/index');
+      const { runBuild } = require('../../builder/index') as typeof import('../../builder/index');
       const dataOnStdout = buildOpts.outputs.some((o) => (o.type === 'tar' || o.type === 'docker' || o.type === 'oci') && !o.dest);
       // Human messages go to stdout like img, unless stdout carries the tar.
       const say = (s: string) => (dataOnStdout ? errOut : out).write(s + '\n');

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseAddHost, parseBuildContext, parseKeyValues, parseOutput, parseSecret, parseSsh } from '../../lib/build/options';
+import { parseAddHost, parseBuildContext, parseKeyValues, parseOutput, parseSecret, parseSsh } from '../../lib/builder/options';
 import { alignHistory, EMPTY_LAYER_DIFF_ID } from '../../lib/export/image';
 import { ImgError } from '../../lib/util/errors';
 import { createHash } from 'node:crypto';

@@ -1,5 +1,5 @@
 // A fully cached build needs no snapshot, so it finishes without re-executing in
-// a user namespace (lib/build/probe.ts); anything that needs one still gets it,
+// a user namespace (lib/builder/probe.ts); anything that needs one still gets it,
 // and the output of the abandoned probe never reaches the user.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
