@@ -25,7 +25,8 @@ export const S_IFCHR = 0o020000;
 export const S_IFBLK = 0o060000;
 export const S_IFIFO = 0o010000;
 
-export class UnsupportedError extends Error {
+// Errno-shaped (code ENOTSUP) so callers treat it like a filesystem without xattrs.
+export class XattrUnsupported extends Error {
   code = 'ENOTSUP';
 }
 
@@ -59,7 +60,7 @@ export function xattrSupported(): boolean {
 
 export function lsetxattr(path: string, name: string, value: Buffer): void {
   const a = addon();
-  if (!a || typeof a.lsetxattr !== 'function') throw new UnsupportedError('xattrs need the native addon (lib/host)');
+  if (!a || typeof a.lsetxattr !== 'function') throw new XattrUnsupported('xattrs need the native addon (lib/host)');
   a.lsetxattr(path, name, value);
 }
 

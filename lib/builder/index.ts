@@ -30,14 +30,6 @@ export interface BuildOutcome {
   executedSteps: number;
 }
 
-function toImgError(err: unknown): unknown {
-  const e = err as { name?: string; message?: string; hint?: string };
-  if (e?.name === 'DockerfileError' || e?.name === 'ShellExpansionError') {
-    return new ImgError(e.message ?? String(err), { hint: e.hint ?? 'fix the Dockerfile', cause: err });
-  }
-  return err;
-}
-
 function samePlatform(a: Platform, b: Platform): boolean {
   return a.os === b.os && a.architecture === b.architecture && (a.variant ?? '') === (b.variant ?? '');
 }
@@ -73,7 +65,7 @@ export async function runBuild(opts: BuildOptions, io: BuildIO): Promise<BuildOu
     // Quiet builds still show why a step failed: its command's last output lines.
     const tail = (err as { tail?: string[]; vertexName?: string }).tail;
     if (opts.quiet && tail?.length) io.stderr.write(`------\n > ${(err as { vertexName: string }).vertexName}:\n${tail.join('\n')}\n------\n`);
-    throw toImgError(err);
+    throw err;
   } finally {
     await renderer.close(ok);
     await ctx.cleanup();

@@ -9,26 +9,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import type { Snapshotter, SnapshotBackend } from '../snapshot/types';
+import { findError, NeedsUserNamespace } from '../util/errors';
 
-const MARKER = 'this build step needs the user namespace';
+export { NeedsUserNamespace };
 
-export class NeedsUserNamespace extends Error {
-  readonly needsUserNamespace = true;
-  constructor(what: string) {
-    super(`${MARKER} (${what})`);
-    this.name = 'NeedsUserNamespace';
-  }
-}
-
-// True when `err`, or anything it wraps, is a NeedsUserNamespace (the solver and
-// the progress layer wrap step errors, sometimes only keeping the message).
-export function needsUserNamespace(err: unknown, depth = 0): boolean {
-  if (!err || typeof err !== 'object' || depth > 8) return false;
-  const e = err as { needsUserNamespace?: boolean; message?: unknown; cause?: unknown; errors?: unknown[] };
-  if (e.needsUserNamespace === true) return true;
-  if (typeof e.message === 'string' && e.message.includes(MARKER)) return true;
-  if (needsUserNamespace(e.cause, depth + 1)) return true;
-  return Array.isArray(e.errors) && e.errors.some((x) => needsUserNamespace(x, depth + 1));
+// True when `err`, or anything it wraps (the solver keeps step errors as `cause`), is a NeedsUserNamespace.
+export function needsUserNamespace(err: unknown): boolean {
+  return findError(err, NeedsUserNamespace) !== undefined;
 }
 
 // The snapshotter a probing build uses: metadata reads (get, list) work, anything
@@ -44,11 +31,11 @@ export async function probeSnapshotter(stateDir: string, backend: 'auto' | Snaps
         userns?: boolean;
         backend?: SnapshotBackend;
       };
-      if (cached.kernel !== os.release() || cached.userns !== true || !cached.backend) throw new NeedsUserNamespace('snapshotter not chosen yet');
+      if (cached.kernel !== os.release() || cached.userns !== true || !cached.backend) throw new NeedsUserNamespace('this build step needs the user namespace (snapshotter not chosen yet)');
       chosen = cached.backend;
     } catch (err) {
       if (err instanceof NeedsUserNamespace) throw err;
-      throw new NeedsUserNamespace('snapshotter not chosen yet');
+      throw new NeedsUserNamespace('this build step needs the user namespace (snapshotter not chosen yet)');
     }
   } else chosen = backend;
   const { newSnapshotter } = await import('../snapshot/open');
@@ -59,7 +46,7 @@ export async function probeSnapshotter(stateDir: string, backend: 'auto' | Snaps
       const value = Reflect.get(target, prop, receiver) as unknown;
       if (typeof value !== 'function' || allowed.has(prop)) return typeof value === 'function' ? value.bind(target) : value;
       return () => {
-        throw new NeedsUserNamespace(`snapshot ${String(prop)}`);
+        throw new NeedsUserNamespace(`this build step needs the user namespace (snapshot ${String(prop)})`);
       };
     },
   });

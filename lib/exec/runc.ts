@@ -9,7 +9,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { registerCleanup } from '../snapshot/cleanup';
-import { ImgError, isErrno } from '../util/errors';
+import { AbortError, ImgError, isErrno } from '../util/errors';
 import { debug, warn } from '../util/log';
 import { resolveInRoot } from './mounts';
 import { resolveUser } from './passwd';
@@ -330,7 +330,5 @@ function osSignal(sig: NodeJS.Signals): number | undefined {
 function abortError(signal: AbortSignal): Error {
   const reason = signal.reason;
   if (reason instanceof Error) return reason;
-  const err = new Error('the operation was aborted');
-  err.name = 'AbortError';
-  return err;
+  return new AbortError();
 }

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ImgError } from '../util/errors';
+import { ImgError, LockBusyError } from '../util/errors';
 import type { HostProbe, NativeAddon } from './native';
 import { currentUserName, findHelper, readSubIds, type IdRange } from '../exec/idmap';
 
@@ -99,17 +99,8 @@ export function addonStatus(): { loaded: boolean; error?: string } {
   }
 }
 
-// A lock that could not be taken without waiting (lockFile with wait: false).
-export class LockBusyError extends ImgError {
-  readonly code = 'EWOULDBLOCK';
-  readonly path: string;
-  constructor(file: string, mode: 'shared' | 'exclusive') {
-    super(`${file} is locked by another process (wanted ${mode} lock)`, {
-      hint: 'another img process is using this state; wait for it to finish or retry',
-    });
-    this.path = file;
-  }
-}
+// A lock that could not be taken without waiting (lockFile with wait: false): LockBusyError.
+export { LockBusyError };
 
 export interface FileLock {
   release(): Promise<void>;

@@ -6,7 +6,7 @@
 // rejects with a SolveError naming the step and the tail of its output.
 import type { BuildGraph, Ref, Vertex } from '../graph/types';
 import type { Progress } from '../progress/events';
-import { ImgError } from '../util/errors';
+import { AbortError, ImgError, isAbortError, StepError } from '../util/errors';
 import { cacheKey } from './keys';
 import { Limiter } from './limiter';
 import type { CacheBackend, Executor, Executors, VertexLogger, VertexResult } from './types';
@@ -31,7 +31,7 @@ export interface SolveResult {
 }
 
 // A step failed. `message` is one line; `tail` holds its last output lines.
-export class SolveError extends ImgError {
+export class SolveError extends StepError {
   constructor(
     readonly vertexName: string,
     readonly cause0: unknown,
@@ -301,7 +301,7 @@ class Solver {
     try {
       return await work;
     } catch (err) {
-      if (this.firstError === null && !(this.signal.aborted && isAbort(err))) {
+      if (this.firstError === null && !(this.signal.aborted && isAbortError(err))) {
         this.firstError = new SolveError(v.name, err, this.tails.get(v.id) ?? []);
         this.opts.progress?.failed(this.progressId(v), v.name, (err as Error)?.message ?? String(err));
         this.states.set(v.id, 'done');
@@ -322,14 +322,11 @@ class Solver {
 
   private wrap(err: unknown): unknown {
     if (err instanceof SolveError) return err;
-    if (isAbort(err) && this.opts.signal?.aborted) {
-      return new ImgError('build canceled', { hint: 'the build was interrupted; run it again to continue from the cache', exitCode: 130 });
+    if (isAbortError(err) && this.opts.signal?.aborted) {
+      return new AbortError('build canceled', { hint: 'the build was interrupted; run it again to continue from the cache' });
     }
     return err;
   }
 }
 
-export function isAbort(err: unknown): boolean {
-  const e = err as { name?: string; code?: string } | null;
-  return e?.name === 'AbortError' || e?.code === 'ABORT_ERR';
-}
+

@@ -41,7 +41,7 @@ test('exclusive lock held by another process blocks a nonblocking attempt until 
     assert.equal((fs.statSync(file).mode & 0o777), 0o644);
     await assert.rejects(lockFile(file, 'shared', { wait: false }), (err: unknown) => {
       assert.ok(err instanceof LockBusyError);
-      assert.equal(err.code, 'EWOULDBLOCK');
+      assert.equal(err.code, 'IMG_ERR_LOCK_BUSY');
       assert.match(err.message, /locked by another process/);
       return true;
     });

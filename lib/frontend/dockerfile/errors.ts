@@ -1,7 +1,7 @@
 // Errors a Dockerfile author can cause. Pure TypeScript (no node: imports):
 // the frontend must bundle for a neutral platform (util/errors is pure too).
 
-import { ImgError } from '../../util/errors';
+import { DockerfileSyntaxError } from '../../util/errors';
 //
 // Message format (one line): `Dockerfile:12: unknown instruction: RUNN (did you mean RUN?)`
 // — the file name, the 1-based line, then what is wrong, quoting the offending text.
@@ -15,8 +15,8 @@ export interface DockerfileErrorOptions {
   cause?: unknown;
 }
 
-// An ImgError (the CLI prints `message` and `hint`), with the location.
-export class DockerfileError extends ImgError {
+// The catalogue's DockerfileSyntaxError (code IMG_ERR_DOCKERFILE) with the location.
+export class DockerfileError extends DockerfileSyntaxError {
   readonly file: string;
   readonly line: number;
   readonly endLine?: number;
@@ -44,10 +44,10 @@ export class DockerfileError extends ImgError {
 // location: the expander works on a single word. Callers that know the
 // instruction turn it into a DockerfileError with `locateShellError`.
 // `message` is BuildKit's wording, e.g. `VAR: is not allowed to be unset`.
-export class ShellExpansionError extends Error {
+export class ShellExpansionError extends DockerfileSyntaxError {
   readonly word: string;
   constructor(message: string, word: string) {
-    super(message);
+    super(message, { hint: 'fix the variable reference (see "Environment replacement" in the Dockerfile reference)' });
     this.name = 'ShellExpansionError';
     this.word = word;
   }
