@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { expandWord, expandWords, ShellExpansionError } from '../../lib/frontend/dockerfile/index';
+import { build, rejects } from './graphs/helpers';
 
 const ERR = Symbol('error');
 const env = new Map<string, string>([
@@ -110,7 +111,13 @@ const single: [string, string | typeof ERR][] = [
   ['${f##*.}', 'xz'],
   ['${f%.*}', 'pkg.tar'],
   ['${f%%.*}', 'pkg'],
-  ['${f:#pk}', 'g.tar.xz'], // ':' makes no difference for # and %
+  // ':' before # or % is an unsupported modifier, whatever the variable holds
+  ['${f:#pk}', ERR],
+  ['${f:#}', ERR],
+  ['${f:##}', ERR],
+  ['${f:%}', ERR],
+  ['${f:%%}', ERR],
+  ['${nope:#x}', ERR],
   ['${f#}|${f##}|${f%}|${f%%}', 'pkg.tar.xz|pkg.tar.xz|pkg.tar.xz|pkg.tar.xz'],
   ['${f#*}', 'pkg.tar.xz'],
   ['${f#p?g}', '.tar.xz'],
@@ -127,6 +134,16 @@ const single: [string, string | typeof ERR][] = [
 test('ProcessWord equivalents: quotes, escapes, ${} forms, patterns', () => {
   const e = new Map([...env, ['f', 'pkg.tar.xz']]);
   for (const [input, want] of single) assert.equal(word(input, e), want, input);
+});
+
+test('${V:#p} / ${V:%p} in a Dockerfile: "unsupported modifier" naming the line, as BuildKit', async () => {
+  for (const [word, mod] of [['${FOO:#}', ':#'], ['${FOO:##x}', ':#'], ['${FOO:%}', ':%'], ['${FOO:%%}', ':%']]) {
+    await rejects(
+      build(`FROM busybox\nARG FOO=abc\nENV X=${word}\n`),
+      new RegExp(`^Dockerfile:3: failed to process "${word.replace(/[$*{}]/g, '\\$&')}": unsupported modifier \\(${mod}\\) in substitution$`),
+      3,
+    );
+  }
 });
 
 test('pattern operators on special characters and escaped delimiters', () => {

@@ -100,8 +100,6 @@ const cases: [string, string, string[]][] = [
   ['${file%[a-z][a-z]}', 'foo.tar.gz', ['foo.tar.gz']], // '[' is a literal character
   ['${file%\\*.gz}', 'foo.tar.gz', ['foo.tar.gz']], // an escaped star is literal
   ['${file%.g?}', 'foo.tar', ['foo.tar']],
-  ['${file:%.gz}', 'foo.tar', ['foo.tar']], // ':' changes nothing for # and %
-  ['${file:##*.}', 'gz', ['gz']],
   ['${unset#x}', '', []],
   // replacement
   ['${file/o/0}', 'f0o.tar.gz', ['f0o.tar.gz']],
@@ -133,6 +131,14 @@ const errors: [string, string][] = [
   ['${hi=x}', 'unsupported modifier (=) in substitution'],
   ['${hi:=x}', 'unsupported modifier (:=) in substitution'],
   ['${hi:/x/y}', 'unsupported modifier (:/) in substitution'],
+  // ':' with # or % (BuildKit names ':' and the next character only)
+  ['${hi:#}', 'unsupported modifier (:#) in substitution'],
+  ['${hi:##}', 'unsupported modifier (:#) in substitution'],
+  ['${hi:%}', 'unsupported modifier (:%) in substitution'],
+  ['${hi:%%}', 'unsupported modifier (:%) in substitution'],
+  ['${file:##*.}', 'unsupported modifier (:#) in substitution'],
+  ['${unset:%.gz}', 'unsupported modifier (:%) in substitution'],
+  ['${hi:#', 'unsupported modifier (:#) in substitution'], // rejected before the missing '}' is seen
   ['${file%\\.gz}', "invalid pattern (zg\\.) in substitution: invalid escape '\\.'"], // % shows the pattern reversed
   ['${file#\\x}', "invalid pattern (\\x) in substitution: invalid escape '\\x'"],
   ['${file/\\a/b}', "invalid pattern (\\a) in substitution: invalid escape '\\a'"],

@@ -6,6 +6,7 @@
 //   ${VAR:+w} ${VAR+w}               w when VAR is set (and non-empty, with ':')
 //   ${VAR:?msg} ${VAR?msg}           error `VAR: msg` when unset (or empty, with ':')
 //   ${VAR#p} ${VAR##p} ${VAR%p} ${VAR%%p}   remove shortest/longest prefix/suffix matching glob p
+//                                    (with ':' before # or %: error "unsupported modifier")
 //   ${VAR/p/r} ${VAR//p/r}           replace first/all matches of glob p with r
 //   '...'                            literal
 //   "..."                            expansion inside; escape only before $ " and the escape token
@@ -380,8 +381,10 @@ class Lexer {
       ch = this.next();
       mod += ch === EOF ? '' : String.fromCodePoint(ch);
     }
-    // As in BuildKit, ':' makes no difference to # and % (`${V:#p}` is `${V#p}`).
     const isTrim = ch === 0x23 /* # */ || ch === 0x25; /* % */
+    // `${V:#p}` and `${V:%p}` mean nothing in sh; BuildKit rejects them before
+    // reading the word (so even for an unset V), naming the two characters.
+    if (nullIsUnset && isTrim) this.fail(`unsupported modifier (${mod}) in substitution`);
     const word = this.wordUntil(CH_RBRACE, isTrim, "syntax error: missing '}'");
     const { value, set } = this.getEnv(name);
     if (!set && this.skipUnset) return '${' + name + mod + word + '}';
