@@ -1,7 +1,7 @@
 // Runs one process in a rootfs with runc: writes the OCI bundle (config.json),
 // starts `runc run`, streams its output, and always cleans up (runc delete,
 // temp files) — on success, failure, and abort.
-import { runInBundle } from './runc';
+import { runInBundle, type RuntimeLogEntry } from './runc';
 
 export interface BindMount {
   type: 'bind';
@@ -30,8 +30,9 @@ export interface RunOptions {
   onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
 }
 
-// Resolves to the process's exit status (128+n when killed by signal n); the
-// caller formats a failure. Throws ImgError when the container cannot start.
-export async function runContainer(opts: RunOptions): Promise<{ exitCode: number }> {
+// Resolves to the process's exit status (128+n when killed by signal n) and
+// what runc itself logged (kept out of the process's output; --debug prints
+// it); the caller formats a failure. Throws ImgError when the container cannot start.
+export async function runContainer(opts: RunOptions): Promise<{ exitCode: number; runtimeLog: RuntimeLogEntry[] }> {
   return runInBundle(opts);
 }

@@ -79,6 +79,37 @@ export function canMountProc(): boolean {
   return freshProcOk;
 }
 
+// runc's own messages (logrus) go to a JSON-lines file in the bundle, so the
+// step's stderr carries only the container process's output. Rootless runc
+// warns on every step in many containers ("cannot toggle freezer: cgroups not
+// configured"): noise for a build log, kept for --debug. A fatal error is
+// also printed on stderr by runc itself, so a step that cannot start still says why.
+export interface RuntimeLogEntry {
+  level: string;
+  msg: string;
+}
+
+export function readRuntimeLog(file: string): RuntimeLogEntry[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return [];
+    throw err;
+  }
+  const entries: RuntimeLogEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const e = JSON.parse(line) as { level?: unknown; msg?: unknown };
+      entries.push({ level: String(e.level ?? 'info'), msg: String(e.msg ?? '') });
+    } catch {
+      entries.push({ level: 'info', msg: line }); // a line runc wrote without logrus
+    }
+  }
+  return entries;
+}
+
 function runc(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(findRunc(), ['--root', runcRoot(), ...args], { encoding: 'utf8', timeout: 30000 });
   return { status: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '').trim() };
@@ -206,7 +237,7 @@ export function containerId(): string {
   return `img-${randomBytes(8).toString('hex')}`;
 }
 
-export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number }> {
+export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number; runtimeLog: RuntimeLogEntry[] }> {
   if (opts.args.length === 0) {
     throw new ImgError('no command to run', { hint: 'give RUN a command (or set an ENTRYPOINT/CMD)' });
   }
@@ -267,6 +298,7 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number 
 
     let runcPid: number | undefined;
     const pidFile = path.join(bundle, 'init.pid');
+    const logFile = path.join(bundle, 'runc.log');
     const kill = () => {
       runc(['kill', id, 'KILL']);
       if (!freshProc) killLeftovers(runcPid, opts.rootfs);
@@ -279,7 +311,7 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number 
 
     debug(`runc run ${id}: ${JSON.stringify(opts.args)} as ${user.uid}:${user.gid} in ${opts.rootfs}`);
     const exitCode = await new Promise<number>((resolve, reject) => {
-      const child = spawn(findRunc(), ['--root', runcRoot(), 'run', '--pid-file', pidFile, '--bundle', bundle, id], {
+      const child = spawn(findRunc(), ['--root', runcRoot(), '--log', logFile, '--log-format', 'json', 'run', '--pid-file', pidFile, '--bundle', bundle, id], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       runcPid = child.pid;
@@ -312,8 +344,10 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number 
       const n = killLeftovers(undefined, opts.rootfs);
       if (n) debug(`runc ${id}: killed ${n} leftover process(es)`);
     }
+    const runtimeLog = readRuntimeLog(logFile);
+    for (const e of runtimeLog) debug(`runc ${id}: ${e.level}: ${e.msg}`);
     if (opts.signal?.aborted) throw abortError(opts.signal);
-    return { exitCode };
+    return { exitCode, runtimeLog };
   } finally {
     const del = runc(['delete', '--force', id]);
     if (del.status !== 0 && !/does not exist|not found/.test(del.stderr)) debug(`runc delete ${id}: ${del.stderr}`);

@@ -63,6 +63,11 @@ describe('runContainer lifecycle (rootless)', { skip: skipUnlessRootless() }, ()
     assert.match(res.stderr, /WARN .*fresh \/proc/);
     const r = JSON.parse(res.stdout.trim().split('\n').at(-1)!);
     assert.equal(r.exit, 0, 'the step ends when its shell does, though a background process was left');
+    // Without a pid namespace runc warns that it cannot freeze the container's
+    // processes: that goes to its log (shown by --debug), not the step's output.
+    const runcSaid = (r.runtimeLog as { level: string; msg: string }[]).map((e) => `${e.level}: ${e.msg}`);
+    assert.ok(runcSaid.some((l) => /^warning: cannot toggle freezer/.test(l)), `runc log: ${JSON.stringify(runcSaid)}`);
+    assert.doesNotMatch(r.out, /freezer|level=|lstat/);
     const pid = Number(/pid=(\d+)/.exec(r.out)?.[1]);
     assert.ok(pid > 1, `shell is pid ${pid}: expected no pid namespace`);
     assert.equal(r.sleepers, 0);

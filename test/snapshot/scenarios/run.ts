@@ -45,7 +45,9 @@ async function main() {
     },
   });
   try {
-    report.exit = (await p).exitCode;
+    const res = await p;
+    report.exit = res.exitCode;
+    report.runtimeLog = res.runtimeLog;
   } catch (err) {
     report.error = `${(err as Error).name}: ${(err as Error).message}`;
   }
