@@ -2,7 +2,9 @@
 export { ContentStore } from './content/store';
 export { ImageStore, type ImageRecord } from './images/store';
 export { parseReference, formatReference, familiarName, normalizeName, type Reference } from './images/reference';
-export { collectGarbage, withStoreLock, registerCacheRoot, removeCacheRoot, pruneIngest } from './images/gc';
+export { collectGarbage, registerCacheRoot, removeCacheRoot } from './state/gc';
+export { withStoreLock } from './state/lock';
+export { pruneIngest } from './state/leftovers';
 export { writeDockerArchive } from './export/docker-archive';
 export { writeOciArchive, type ExportImage } from './export/oci-layout';
 export { parseDockerfile, expandWord, expandWords, parseDockerignore, PatternMatcher, DockerfileError } from './frontend/dockerfile/index';

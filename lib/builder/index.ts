@@ -86,7 +86,7 @@ async function buildWithContext(
   const { CacheStore } = await import('../solver/cache');
   const { createRuntime } = await import('../solver/runtime');
   const { solve } = await import('../solver/scheduler');
-  const { withStoreLock } = await import('../images/gc');
+  const { withStoreLock } = await import('../state/lock');
 
   // The Dockerfile and .dockerignore, shown as BuildKit's internal steps.
   await progress.vertex('internal:dockerfile', `[internal] load build definition from ${ctx.dockerfileName}`, async () => {

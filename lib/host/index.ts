@@ -1,12 +1,14 @@
 // The only module that loads the native addon (addon/*.cc → build/Release/img_addon.node).
 // Everything else imports from here: the addon's syscall-shaped functions plus
-// the small policies around them (lock files, host diagnostics).
+// the small policies around them (lock files). It sits below every engine room
+// and imports none of them: diagnostics that add rootless policy to the probe
+// live in exec/probe.ts.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ImgError, LockBusyError } from '../util/errors';
-import type { HostProbe, NativeAddon } from './native';
-import { currentUserName, findHelper, readSubIds, type IdRange } from '../exec/idmap';
+import { HostError, LockBusyError } from '../util/errors';
+import type { NativeAddon } from './native';
 
 export type { NativeAddon, HostProbe } from './native';
 export { MS, MNT_DETACH } from './native';
@@ -29,14 +31,24 @@ function packageRoot(): string {
 
 // The single-file binary (scripts/build-sea.js) carries the addon as a SEA
 // asset; `process.env.IMG_SEA` is replaced by "1" at bundle time there.
-export function isSea(): boolean {
-  if (process.env.IMG_SEA !== '1') return false;
+// node:sea is required, not imported: it arrived in Node 20.12 and img runs on
+// any Node 20, where a static import would fail to load this module.
+interface SeaModule {
+  isSea(): boolean;
+  getAsset(key: string): ArrayBuffer;
+}
+function seaModule(): SeaModule | undefined {
+  if (process.env.IMG_SEA !== '1') return undefined;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return (require('node:sea') as { isSea(): boolean }).isSea();
+    return require('node:sea') as SeaModule;
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+export function isSea(): boolean {
+  return seaModule()?.isSea() ?? false;
 }
 
 export function addonPath(): string {
@@ -48,11 +60,7 @@ export function addonPath(): string {
 // Where the SEA's embedded addon is unpacked: a private cache dir, one file
 // per content hash, written atomically so concurrent img processes agree.
 function seaAddonFile(): string {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const sea = require('node:sea') as { getAsset(key: string): ArrayBuffer };
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { createHash } = require('node:crypto') as typeof import('node:crypto');
-  const bytes = Buffer.from(sea.getAsset('img_addon.node'));
+  const bytes = Buffer.from(seaModule()!.getAsset('img_addon.node'));
   const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
   const cacheRoot = process.env.XDG_CACHE_HOME || (process.env.HOME ? path.join(process.env.HOME, '.cache') : '');
   const dir = cacheRoot ? path.join(cacheRoot, 'img') : path.join(os.tmpdir(), `img-${process.getuid?.() ?? 0}`);
@@ -66,7 +74,7 @@ function seaAddonFile(): string {
   return file;
 }
 
-// Loads the addon once. Throws an ImgError saying how to build it when absent.
+// Loads the addon once. Throws a HostError saying how to build it when absent.
 export function loadAddon(): NativeAddon {
   if (cached) return cached;
   let file = '(unknown)';
@@ -81,7 +89,7 @@ export function loadAddon(): NativeAddon {
   } catch (err) {
     loadError = (err as Error).message.split('\n')[0];
     const root = packageRoot();
-    throw new ImgError(`native addon is missing or does not load: ${file}`, {
+    throw new HostError(`native addon is missing or does not load: ${file}`, {
       hint: `build it with \`npm rebuild\` in ${root} (or \`npx cmake-js compile --out build\` there); it needs cmake and g++`,
       detail: loadError,
       cause: err,
@@ -138,20 +146,4 @@ export async function lockFile(
 // dev_t as glibc's makedev() builds it (the st_rdev encoding mknod expects).
 export function makedev(major: number, minor: number): number {
   return (minor & 0xff) + (major & 0xfff) * 0x100 + (minor & ~0xff) * 0x1000 + Math.floor(major / 0x1000) * 0x1000 * 0x100000000;
-}
-
-export interface HostReport extends HostProbe {
-  subuid: IdRange[];
-  subgid: IdRange[];
-  newuidmap?: string;
-  newgidmap?: string;
-  addonPath: string;
-}
-
-// Everything diagnostics need about rootless operation on this host.
-export async function probeHost(): Promise<HostReport> {
-  const p = loadAddon().probe();
-  const user = currentUserName();
-  const [subuid, subgid] = await Promise.all([readSubIds('/etc/subuid', user), readSubIds('/etc/subgid', user)]);
-  return { ...p, subuid, subgid, newuidmap: findHelper('newuidmap'), newgidmap: findHelper('newgidmap'), addonPath: addonPath() };
 }

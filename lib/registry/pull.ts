@@ -4,7 +4,7 @@
 // only the chosen platform's manifest and blobs below it.
 import type { Readable, Writable } from 'node:stream';
 import { ContentStore } from '../content/store';
-import { withStoreLock } from '../images/gc';
+import { withStoreLock } from '../state/lock';
 import { formatPlatform, hostPlatform, matchPlatform, selectManifest } from '../images/platform';
 import { formatReference, parseReference, type Reference } from '../images/reference';
 import { ImageStore } from '../images/store';

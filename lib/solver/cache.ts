@@ -9,7 +9,7 @@
 //                            the compressed layer made from a snapshot's diff, so
 //                            a cached build exports without re-diffing.
 //   roots/rec-<key hex>.json, roots/layer-<hex>.json   {"digests": [...]}
-//                            GC roots (lib/images/gc.ts) for the blobs a record
+//                            GC roots (lib/state/gc.ts) for the blobs a record
 //                            or layer file names; written before the record itself,
 //                            under the store's shared lock, removed with it.
 //   checksums/<hex>.json     stat-keyed checksum cache of local contexts (checksum.ts)

@@ -10,7 +10,7 @@ export const register: RegisterCommand = (program, globals) =>
     .action(async () => {
       /* eslint-disable @typescript-eslint/no-require-imports */
       const { enterUserNamespace } = require('../../exec/userns') as typeof import('../../exec/userns');
-      const du = require('../../snapshot/du') as typeof import('../../snapshot/du');
+      const du = require('../../state/du') as typeof import('../../state/du');
       const { bytesSize, tabwrite } = require('../../util/units') as typeof import('../../util/units');
       const { debug } = require('../../util/log') as typeof import('../../util/log');
       await enterUserNamespace({ reason: 'prune' });

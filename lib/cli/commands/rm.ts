@@ -9,7 +9,7 @@ export const register: RegisterCommand = (program, globals) =>
     .argument('<image...>')
     .action(async (names: string[]) => {
       /* eslint-disable @typescript-eslint/no-require-imports */
-      const { removeImages } = require('../../images/remove') as typeof import('../../images/remove');
+      const { removeImages } = require('../../state/remove') as typeof import('../../state/remove');
       const { ImgError } = require('../../util/errors') as typeof import('../../util/errors');
       const res = await removeImages(globals().state, names, (line) => process.stdout.write(`${line}\n`));
       if (res.missing.length) {

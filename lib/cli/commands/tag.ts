@@ -13,7 +13,7 @@ export const register: RegisterCommand = (program, globals) =>
       const { ImageStore } = require('../../images/store') as typeof import('../../images/store');
       const { normalizeName, parseReference } = require('../../images/reference') as typeof import('../../images/reference');
       const { ImgError } = require('../../util/errors') as typeof import('../../util/errors');
-      const { withStoreLock } = require('../../images/gc') as typeof import('../../images/gc');
+      const { withStoreLock } = require('../../state/lock') as typeof import('../../state/lock');
       const state = globals().state;
       const images = new ImageStore(state);
       const targetKey = normalizeName(target);

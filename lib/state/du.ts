@@ -5,16 +5,18 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ContentStore } from '../content/store';
-import { cacheRoots, collectGarbage, withStoreLock } from '../images/gc';
 import { ImageStore } from '../images/store';
 import type { Descriptor, Digest, ImageConfig, Manifest } from '../images/types';
 import { localManifests, walk } from '../images/walk';
-import { ImgError, isErrno } from '../util/errors';
+import type { BaseSnapshotter, SnapshotMeta } from '../snapshot/base';
+import { BACKENDS, newSnapshotter } from '../snapshot/open';
+import type { SnapshotBackend } from '../snapshot/types';
+import { chainIds } from '../snapshot/unpack';
+import { isErrno, UsageError } from '../util/errors';
 import { debug } from '../util/log';
-import { removeTree, type BaseSnapshotter, type SnapshotMeta } from './base';
-import { newSnapshotter, BACKENDS } from './open';
-import type { SnapshotBackend } from './types';
-import { chainIds } from './unpack';
+import { cacheRoots, collectGarbage } from './gc';
+import { removeSnapshotLeftovers, removeStaleTmp } from './leftovers';
+import { withStoreLock } from './lock';
 
 export interface UsageRow {
   id: string;
@@ -26,8 +28,6 @@ export interface UsageRow {
   description: string;
   parent?: string | null;
 }
-
-const STALE_MS = 60 * 60 * 1000;
 
 // chainIDs of every layer prefix of every locally present manifest of every named image.
 export async function referencedChainIds(stateDir: string): Promise<Set<string>> {
@@ -134,7 +134,7 @@ export function parseUsageFilters(args: string[]): (row: UsageRow) => boolean {
   const groups = new Map<string, ((r: UsageRow) => boolean)[]>();
   for (const arg of args) {
     const eq = arg.indexOf('=');
-    if (eq <= 0) throw new ImgError(`bad format of filter "${arg}" (expected key=value)`, { hint: 'e.g. --filter reclaimable=true' });
+    if (eq <= 0) throw new UsageError(`bad format of filter "${arg}" (expected key=value)`, { hint: 'e.g. --filter reclaimable=true' });
     const key = arg.slice(0, eq).trim().toLowerCase();
     const value = arg.slice(eq + 1).replace(/^=/, '');
     let pred: (r: UsageRow) => boolean;
@@ -144,38 +144,16 @@ export function parseUsageFilters(args: string[]): (row: UsageRow) => boolean {
       pred = (r) => (re ? re.test(r.description) : r.description.includes(value));
     } else if (key === 'reclaimable') {
       if (value !== 'true' && value !== 'false') {
-        throw new ImgError(`invalid value "${value}" for filter reclaimable`, { hint: 'use reclaimable=true or reclaimable=false' });
+        throw new UsageError(`invalid value "${value}" for filter reclaimable`, { hint: 'use reclaimable=true or reclaimable=false' });
       }
       pred = (r) => r.reclaimable === (value === 'true');
     } else if (key === 'type') pred = (r) => r.type === value;
-    else throw new ImgError(`invalid filter "${arg.slice(0, eq)}"`, { hint: `supported filters: ${keys.join(', ')}` });
+    else throw new UsageError(`invalid filter "${arg.slice(0, eq)}"`, { hint: `supported filters: ${keys.join(', ')}` });
     const list = groups.get(key) ?? [];
     list.push(pred);
     groups.set(key, list);
   }
   return (row) => [...groups.values()].every((ps) => ps.some((p) => p(row)));
-}
-
-// Deletes leftovers older than an hour from a directory (or all, with maxAgeMs 0).
-async function removeStale(dir: string, maxAgeMs: number): Promise<void> {
-  let names: string[];
-  try {
-    names = await fsp.readdir(dir);
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return;
-    throw err;
-  }
-  const cutoff = Date.now() - maxAgeMs;
-  for (const n of names) {
-    const p = path.join(dir, n);
-    try {
-      const st = await fsp.lstat(p);
-      if (st.mtimeMs <= cutoff) await removeTree(p);
-    } catch (err) {
-      // EBUSY: a live mount point of another process.
-      if (!isErrno(err, 'ENOENT') && !isErrno(err, 'EBUSY')) debug(`prune: leaving ${p}: ${(err as Error).message}`);
-    }
-  }
 }
 
 // Removes everything no named image references; skips what is in use.
@@ -210,23 +188,10 @@ export async function prune(stateDir: string): Promise<{ removed: UsageRow[]; sk
       }
       removed.push(r);
     }
-    // Half-made directories from crashed commands, trash, stale mount points and probes.
-    for (const stray of await sn.strays()) {
-      const st = await fsp.stat(sn.dirOf(stray)).catch(() => null);
-      if (st && Date.now() - st.mtimeMs > STALE_MS) await sn.removeIfIdle(stray);
-    }
-    await removeStale(path.join(sn.root, 'trash'), 0);
-    await removeStale(path.join(sn.root, 'mnt'), STALE_MS);
-    await removeStale(path.join(sn.root, 'tmp'), STALE_MS);
-    // Short links whose snapshot is gone.
-    for (const n of await fsp.readdir(path.join(sn.root, 'l')).catch(() => [] as string[])) {
-      const link = path.join(sn.root, 'l', n);
-      const target = await fsp.readlink(link).catch(() => null);
-      if (target && !(await fsp.stat(path.resolve(path.dirname(link), target)).catch(() => null))) await fsp.rm(link, { force: true });
-    }
   }
-  await removeStale(path.join(stateDir, 'snapshots', 'tmp'), STALE_MS);
-  await removeStale(path.join(stateDir, 'tmp'), STALE_MS);
+  // Every present backend, also one without a single valid snapshot left.
+  for (const sn of sns.values()) await removeSnapshotLeftovers(sn);
+  await removeStaleTmp(stateDir);
 
   // Build cache records: the solver treats a missing record as a miss.
   await withStoreLock(stateDir, 'exclusive', async () => {

@@ -1,10 +1,10 @@
 // Removing image names and the blobs only they referenced (img rm).
 import { ContentStore } from '../content/store';
+import { familiarName, formatReference, parseReference } from '../images/reference';
+import { ImageStore } from '../images/store';
+import type { Digest } from '../images/types';
+import { walk } from '../images/walk';
 import { collectGarbage } from './gc';
-import { familiarName, formatReference, parseReference } from './reference';
-import { ImageStore } from './store';
-import type { Digest } from './types';
-import { walk } from './walk';
 
 export interface RemoveResult {
   untagged: string[]; // familiar names

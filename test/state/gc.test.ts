@@ -7,7 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ContentStore } from '../../lib/content/store';
-import { collectGarbage, pruneIngest, registerCacheRoot, removeCacheRoot } from '../../lib/images/gc';
+import { collectGarbage, registerCacheRoot, removeCacheRoot } from '../../lib/state/gc';
+import { pruneIngest } from '../../lib/state/leftovers';
 import { ImageStore } from '../../lib/images/store';
 import { REPO } from '../helpers/cli';
 import { makeBusyboxImage, makeIndex, sha256 } from '../fixtures/images';
@@ -24,7 +25,7 @@ async function tmp(): Promise<string> {
 // a line on stdin, then names the blob in an image record and releases.
 function writerProcess(state: string, env: NodeJS.ProcessEnv): ChildProcessWithoutNullStreams {
   const script = `
-    const { withStoreLock } = require(${JSON.stringify(path.join(REPO, 'lib/images/gc.ts'))});
+    const { withStoreLock } = require(${JSON.stringify(path.join(REPO, 'lib/state/lock.ts'))});
     const { ContentStore } = require(${JSON.stringify(path.join(REPO, 'lib/content/store.ts'))});
     const { ImageStore } = require(${JSON.stringify(path.join(REPO, 'lib/images/store.ts'))});
     const state = process.argv[1];
