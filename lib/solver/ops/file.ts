@@ -11,13 +11,26 @@
 // - copies preserve modes, times, symlinks and hard links within one action;
 //   ownership is the --chown owner, else the input's default (0:0 for the build
 //   context), else the source's own.
+//
+// The executor (fileOp) mounts every input but the base read-only and applies the
+// actions to a new snapshot on the base. Its content key: a COPY from a local
+// source is keyed by the checksum of just the files it reads, not the whole context.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import type { ChownSpec, FileAction } from '../../graph/types';
+import type { ChownSpec, FileAction, FileVertex } from '../../graph/types';
+import { applyLayer, decompressStream, detectCompression } from '../../archive/index';
+import { resolveUser } from '../../exec/passwd';
+import { loadAddon } from '../../host/index';
+import type { Mounted } from '../../snapshot/types';
 import { ImgError, isErrno } from '../../util/errors';
 import { debug } from '../../util/log';
 import { resolveInRoot } from '../../util/rootpath';
+import { includeMatcher } from '../checksum';
+import { emptyDir } from '../mounts';
+import type { Executor } from '../types';
+import { chainOf, type OpEnv } from './shared';
 
 export interface Owner {
   uid: number;
@@ -39,6 +52,113 @@ export interface FileOpOptions {
 }
 
 type CopyAction = Extract<FileAction, { op: 'copy' }>;
+
+// ---------------------------------------------------------------- executor
+
+export function fileOp(env: OpEnv): Executor<FileVertex> {
+  return {
+    // COPY from a local source: key by the checksum of just the files the
+    // actions read, so editing one file reruns only the COPYs that read it.
+    async contentKey(v, ctx) {
+      const parts: string[] = [];
+      const replaced: number[] = [];
+      ctx.inputVertices.forEach((src, i) => {
+        if (src.kind !== 'local') return;
+        const files = env.contextScans.get(src.id);
+        if (!files) return;
+        const pats: string[] = [];
+        for (const a of v.actions) if (a.op === 'copy' && a.src === i) pats.push(...a.srcPaths);
+        const match = includeMatcher(pats.map((p) => p.replace(/^\/+/, '') || '.'));
+        const h = createHash('sha256');
+        for (const f of files) if (match(f.rel, f.type === 'dir') === 'yes') h.update(`${f.rel}\0${f.type}\0${(f.mode & 0o7777).toString(8)}\0${f.hash ?? ''}\n`);
+        parts.push(`${i}=${src.id}:${h.digest('hex')}`);
+        replaced.push(i);
+      });
+      if (replaced.length === 0) return undefined;
+      return { content: `copy-sources:${parts.join(',')}`, replaceInputs: replaced };
+    },
+
+    async run(v, ctx) {
+      const base = v.base >= 0 ? ctx.inputs[v.base] : undefined;
+      const mounts: Mounted[] = [];
+      const roots = new Map<number, string>();
+      try {
+        // Mount every other input read-only for the duration of the actions.
+        for (let i = 0; i < ctx.inputs.length; i++) {
+          if (i === v.base) continue;
+          const snap = ctx.inputs[i].snapshot;
+          if (!snap) {
+            roots.set(i, await emptyDir(env.o.stateDir));
+            continue;
+          }
+          const m = await env.sn.mount(snap);
+          mounts.push(m);
+          roots.set(i, m.rootfs);
+        }
+        const localInput = (i: number) => {
+          const kind = ctx.inputVertices[i]?.kind;
+          return kind === 'local' || kind === 'http' || kind === 'git';
+        };
+        const snapshot = await env.produce(base?.snapshot ?? null, v.name, ctx, async (destRoot) => {
+          await applyFileActions({
+            destRoot,
+            actions: v.actions,
+            inputRoot: (i) => {
+              if (i === v.base) return destRoot;
+              const r = roots.get(i);
+              if (!r) throw new Error(`file op input ${i} is not mounted`);
+              return r;
+            },
+            resolveOwner: (chown) => ownerFor(destRoot, chown),
+            // Files from the build context belong to root in the image, as with docker.
+            defaultOwner: (i) => (localInput(i) ? { uid: 0, gid: 0 } : undefined),
+            unpackArchive,
+            sourceDateEpoch: env.o.sourceDateEpoch,
+          });
+        });
+        return { snapshot, layers: chainOf(base, snapshot) };
+      } finally {
+        for (const m of mounts) await m.release().catch(() => undefined);
+      }
+    },
+  };
+}
+
+async function ownerFor(root: string, chown: ChownSpec): Promise<Owner> {
+  const spec = chown.group !== undefined ? `${chown.user ?? '0'}:${chown.group}` : (chown.user ?? '0');
+  const u = await resolveUser(root, spec);
+  return { uid: u.uid, gid: u.gid };
+}
+
+// ADD of a local file: extracted when it is a tar (plain or compressed, sniffed
+// from its first bytes, not its name); false when it is not, so it is copied as is.
+async function unpackArchive(file: string, destDir: string, owner: Owner | undefined): Promise<boolean> {
+  const fh = await fsp.open(file, 'r');
+  const head = Buffer.alloc(512);
+  try {
+    await fh.read(head, 0, 512, 0);
+  } finally {
+    await fh.close();
+  }
+  const c = detectCompression(head);
+  const isTar = head.toString('latin1', 257, 262) === 'ustar';
+  if (c === 'none' && !isTar) return false;
+  const src = fs.createReadStream(file);
+  const tar = c === 'none' ? src : src.pipe(decompressStream(c));
+  try {
+    await applyLayer(tar, {
+      root: destDir,
+      whiteoutFormat: 'native',
+      sameOwner: true,
+      idMap: owner ? () => [owner.uid, owner.gid] : undefined,
+    });
+  } catch (err) {
+    if (c !== 'none' && !isTar) return false; // compressed but not a tar: copy as is
+    throw err;
+  }
+  return true;
+}
+
 
 export async function applyFileActions(opts: FileOpOptions): Promise<void> {
   for (const action of opts.actions) {
@@ -285,8 +405,6 @@ class TreeCopier {
 
 async function makeNode(dest: string, st: fs.Stats): Promise<void> {
   try {
-    // Loaded lazily: only device nodes and fifos need the addon.
-    const { loadAddon } = await import('../../host/index');
     loadAddon().mknod(dest, st.mode, st.rdev);
   } catch (err) {
     debug(`copy: cannot create special file ${dest}: ${(err as Error).message}`);

@@ -1,0 +1,194 @@
+// The RUN --mount manager: turns an exec vertex's mounts (tmpfs, bind, cache,
+// secret, ssh) into the bind and tmpfs mounts runc performs, plus the variables
+// some of them add to the environment (a secret's env=, SSH_AUTH_SOCK).
+//
+// Everything a mount holds for the run — a mounted input snapshot, a throwaway
+// snapshot behind a writable bind, a cache directory's lock, a secret's temp
+// file — is released by release(), which the exec op calls before it commits
+// (commit means "done writing") and again, harmlessly, on failure.
+//
+// Where the data lives:
+//   bind     the input's committed snapshot, mounted read-only; `rw` gets a
+//            scratch snapshot on it that is removed afterwards (writes are lost)
+//   cache    <state>/cache/mounts/<sha256(id)>/, shared by every build on the
+//            state dir; seeded once from `from=`; `sharing=locked` holds a flock
+//   secret   a 0400 file in <state>/tmp/secret-*/ for the run only, never in a layer
+//   ssh      the agent socket named by --ssh, bound read-only
+//   tmpfs    nothing on disk
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import type { ExecMount, ExecVertex } from '../graph/types';
+import type { BindMount, TmpfsMount } from '../exec/run';
+import { lockFile } from '../host/index';
+import type { Snapshotter } from '../snapshot/types';
+import { copyTree } from '../snapshot/sys';
+import { NotFoundError, UsageError } from '../util/errors';
+import { debug } from '../util/log';
+import { resolveInRoot } from '../util/rootpath';
+import type { VertexResult } from './types';
+
+export interface SecretSource {
+  id: string;
+  src?: string;
+  env?: string;
+}
+
+export interface MountSources {
+  stateDir: string;
+  sn: Snapshotter;
+  // The directory of a cache mount id (CacheStore.mountDir).
+  cacheMountDir(id: string): string;
+  secrets?: SecretSource[];
+  ssh?: { id: string; paths: string[] }[];
+  env?: NodeJS.ProcessEnv; // where --secret env= and SSH_AUTH_SOCK are read
+}
+
+// An empty directory standing in for a scratch input (bind of nothing, COPY --from=scratch).
+export async function emptyDir(stateDir: string): Promise<string> {
+  const dir = path.join(stateDir, 'tmp', 'empty');
+  await fsp.mkdir(dir, { recursive: true });
+  return dir;
+}
+
+// Mounts `id` for the duration of fn.
+export async function withMounted<T>(sn: Snapshotter, id: string, fn: (root: string) => Promise<T>): Promise<T> {
+  const m = await sn.mount(id);
+  try {
+    return await fn(m.rootfs);
+  } finally {
+    await m.release();
+  }
+}
+
+export class RunMounts {
+  readonly mounts: (BindMount | TmpfsMount)[] = [];
+  readonly env: string[] = [];
+  private readonly cleanups: (() => Promise<void>)[] = [];
+
+  constructor(private readonly src: MountSources) {}
+
+  // Prepares every mount of `v`; on failure what was prepared is released.
+  static async forVertex(src: MountSources, v: ExecVertex, inputs: VertexResult[]): Promise<RunMounts> {
+    const rm = new RunMounts(src);
+    try {
+      for (const m of v.mounts) await rm.add(m, v, inputs);
+    } catch (err) {
+      await rm.release();
+      throw err;
+    }
+    return rm;
+  }
+
+  async release(): Promise<void> {
+    while (this.cleanups.length) await this.cleanups.pop()!().catch((e) => debug(`releasing a RUN mount: ${(e as Error).message}`));
+  }
+
+  private async add(m: ExecMount, v: ExecVertex, inputs: VertexResult[]): Promise<void> {
+    switch (m.type) {
+      case 'tmpfs':
+        this.mounts.push({ type: 'tmpfs', target: m.target, size: m.size });
+        return;
+      case 'bind':
+        return this.bind(m, v, m.input !== undefined ? inputs[m.input] : undefined);
+      case 'cache':
+        return this.cache(m, m.input !== undefined ? inputs[m.input]?.snapshot : null);
+      case 'secret':
+        return this.secret(m);
+      case 'ssh':
+        return this.ssh(m);
+    }
+  }
+
+  private async bind(m: ExecMount, v: ExecVertex, input: VertexResult | undefined): Promise<void> {
+    const sn = this.src.sn;
+    let root: string;
+    if (!input?.snapshot) root = await emptyDir(this.src.stateDir);
+    else if (m.readonly !== false) {
+      const mm = await sn.mount(input.snapshot);
+      this.cleanups.push(() => mm.release());
+      root = mm.rootfs;
+    } else {
+      // A writable bind mount: writes go to a throwaway snapshot.
+      const scratch = await sn.prepare(input.snapshot, `bind mount for ${v.name}`);
+      const mm = await sn.mount(scratch);
+      this.cleanups.push(async () => {
+        await mm.release();
+        await sn.remove(scratch);
+      });
+      root = mm.rootfs;
+    }
+    const source = await resolveInRoot(root, m.source ?? '/');
+    this.mounts.push({ type: 'bind', source, target: m.target, readonly: m.readonly !== false });
+  }
+
+  private async cache(m: ExecMount, seed: string | null | undefined): Promise<void> {
+    const dir = this.src.cacheMountDir(m.cacheId || m.target);
+    const fresh = !fs.existsSync(dir);
+    await fsp.mkdir(dir, { recursive: true });
+    if (fresh) {
+      await fsp.chmod(dir, m.mode ?? 0o755);
+      if (m.uid !== undefined || m.gid !== undefined) await fsp.chown(dir, m.uid ?? 0, m.gid ?? 0).catch(() => undefined);
+      if (seed) {
+        await withMounted(this.src.sn, seed, async (r) => {
+          const from = await resolveInRoot(r, m.source ?? '/');
+          await fsp.rm(dir, { recursive: true, force: true });
+          await copyTree(from, dir);
+        });
+      }
+    }
+    if (m.sharing === 'locked') {
+      const lock = await lockFile(`${dir}.lock`, 'exclusive', { wait: true });
+      this.cleanups.push(() => lock.release());
+    }
+    this.mounts.push({ type: 'bind', source: dir, target: m.target, readonly: Boolean(m.readonly) });
+  }
+
+  private async secret(m: ExecMount): Promise<void> {
+    const id = m.secretId ?? path.basename(m.target);
+    const data = await this.secretValue(id);
+    if (data === null) {
+      if (m.required) throw new NotFoundError(`secret ${id} is required but was not provided`, { hint: `pass it with --secret id=${id},src=FILE` });
+      return;
+    }
+    if (m.env) {
+      this.env.push(`${m.env}=${data.toString('utf8')}`);
+      if (!m.target) return;
+    }
+    const target = m.target || `/run/secrets/${id}`;
+    await fsp.mkdir(path.join(this.src.stateDir, 'tmp'), { recursive: true });
+    const dir = await fsp.mkdtemp(path.join(this.src.stateDir, 'tmp', 'secret-'));
+    this.cleanups.push(() => fsp.rm(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'secret');
+    await fsp.writeFile(file, data, { mode: m.mode ?? 0o400 });
+    if (m.uid !== undefined || m.gid !== undefined) await fsp.chown(file, m.uid ?? 0, m.gid ?? 0).catch(() => undefined);
+    this.mounts.push({ type: 'bind', source: file, target, readonly: true });
+  }
+
+  private async secretValue(id: string): Promise<Buffer | null> {
+    const s = (this.src.secrets ?? []).find((x) => x.id === id);
+    if (!s) return null;
+    if (s.src) {
+      try {
+        return await fsp.readFile(s.src);
+      } catch (err) {
+        throw new UsageError(`secret ${id}: cannot read ${s.src}: ${(err as Error).message}`, { hint: 'fix the src= path of --secret', cause: err });
+      }
+    }
+    const val = (this.src.env ?? process.env)[s.env ?? id];
+    return val === undefined ? null : Buffer.from(val);
+  }
+
+  private ssh(m: ExecMount): void {
+    const id = m.sshId ?? 'default';
+    const spec = (this.src.ssh ?? []).find((s) => s.id === id);
+    const sock = spec?.paths[0] ?? (spec ? (this.src.env ?? process.env).SSH_AUTH_SOCK : undefined);
+    if (!sock) {
+      if (m.required) throw new NotFoundError(`ssh agent "${id}" is required but was not provided`, { hint: `pass it with --ssh ${id}` });
+      return;
+    }
+    const target = m.target || '/run/buildkit/ssh_agent.0';
+    this.mounts.push({ type: 'bind', source: sock, target, readonly: true });
+    this.env.push(`SSH_AUTH_SOCK=${target}`);
+  }
+}

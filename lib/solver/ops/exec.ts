@@ -1,0 +1,61 @@
+// The exec op (RUN): the command runs through runc in a writable snapshot on its
+// rootfs input, with the mounts the mount manager (../mounts.ts) prepares, and
+// the snapshot is committed as the step's layer. Its cache key is the vertex
+// definition and its inputs' keys alone (no content key): what the command
+// does is not observable before it runs.
+import type { ExecVertex } from '../../graph/types';
+import { runContainer } from '../../exec/run';
+import { StepError } from '../../util/errors';
+import { debug } from '../../util/log';
+import { RunMounts } from '../mounts';
+import type { Executor, RunContext, VertexResult } from '../types';
+import { chainOf, type OpEnv } from './shared';
+
+export function execOp(env: OpEnv): Executor<ExecVertex> {
+  return { run: (v, ctx) => runExec(env, v, ctx) };
+}
+
+async function runExec(env: OpEnv, v: ExecVertex, ctx: RunContext): Promise<VertexResult> {
+  const { o, sn } = env;
+  const base = v.rootfs >= 0 ? ctx.inputs[v.rootfs] : undefined;
+  const active = await sn.prepare(base?.snapshot ?? null, v.name);
+  let committed: string | null = null;
+  let mounts: RunMounts | null = null;
+  const root = await sn.mount(active).catch(async (err) => {
+    await sn.remove(active).catch(() => undefined);
+    throw err;
+  });
+  try {
+    mounts = await RunMounts.forVertex({ ...o, cacheMountDir: (id) => o.cache.mountDir(id) }, v, ctx.inputs);
+    const hosts = [...(o.extraHosts ?? []), ...(v.extraHosts ?? [])];
+    const res = await runContainer({
+      rootfs: root.rootfs,
+      args: v.args,
+      env: [...v.env, ...mounts.env],
+      cwd: v.cwd || '/',
+      user: v.user || 'root',
+      hostname: v.hostname || 'buildkitsandbox', // BuildKit's executor default: RUN output must not depend on a random name
+      network: v.network === 'default' ? (o.network ?? 'default') : v.network,
+      mounts: mounts.mounts,
+      extraHosts: hosts.length ? hosts : undefined,
+      stateDir: o.stateDir,
+      signal: ctx.signal,
+      onOutput: (stream, chunk) => ctx.progress.log(chunk, stream === 'stdout' ? 1 : 2),
+    });
+    if (!(v.validExitCodes ?? [0]).includes(res.exitCode)) {
+      ctx.signal.throwIfAborted();
+      throw new StepError(`process "${v.args.join(' ')}" did not complete successfully: exit code: ${res.exitCode}`, {
+        hint: 'fix the command (its last output lines are shown above)',
+      });
+    }
+    // Unmount everything before committing: commit means "done writing".
+    await mounts.release();
+    await root.release();
+    committed = await sn.commit(active, v.name, ctx.noCache ? undefined : ctx.key);
+    return { snapshot: committed, layers: chainOf(base, committed) };
+  } finally {
+    await mounts?.release();
+    await root.release().catch((e) => debug(`exec cleanup: ${(e as Error).message}`));
+    if (committed === null) await sn.remove(active).catch(() => undefined);
+  }
+}

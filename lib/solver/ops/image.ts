@@ -1,0 +1,164 @@
+// The image source op (FROM, COPY --from=image): resolves a reference to a
+// manifest — the local store first unless --pull, then the registry — and
+// unpacks its layers into a chain of snapshots keyed by chainID.
+// Its cache key is the manifest digest the reference resolved to.
+import type { ImageSourceVertex } from '../../graph/types';
+import { selectManifest } from '../../images/platform';
+import { formatReference, parseReference } from '../../images/reference';
+import { isIndexMediaType, MediaType, type Descriptor, type Digest, type ImageConfig, type Index, type Manifest, type Platform } from '../../images/types';
+import { pullImage } from '../../registry/pull';
+import { unpackImage } from '../../snapshot/index';
+import { NotFoundError } from '../../util/errors';
+import type { Executor, KeyContext, LayerSlot, VertexLogger } from '../types';
+import type { OpEnv } from './shared';
+
+interface ImageInfo {
+  ref: string;
+  manifest: Manifest;
+  manifestDigest: Digest;
+  config: ImageConfig;
+}
+
+// Docker media types → OCI equivalents (same bytes), so an OCI manifest can name base layers.
+export function ociLayerType(mt: string): string {
+  switch (mt) {
+    case MediaType.DockerLayerGzip:
+      return MediaType.OciLayerGzip;
+    case MediaType.DockerLayer:
+      return MediaType.OciLayer;
+    case 'application/vnd.docker.image.rootfs.diff.tar.zstd':
+      return MediaType.OciLayerZstd;
+    default:
+      return mt;
+  }
+}
+
+export interface ImageOp extends Executor<ImageSourceVertex> {
+  // For the frontend: a base image's config, resolved the way the build will use it.
+  resolveImageConfig(ref: string, platform: Platform, progress?: VertexLogger): Promise<{ ref: string; digest: string; config: ImageConfig }>;
+}
+
+const quiet: VertexLogger = { log() {}, status() {} };
+
+export function imageOp(env: OpEnv): ImageOp {
+  const { content, images, o } = env;
+  const resolved = new Map<string, Promise<ImageInfo>>(); // ref + platform → resolved image
+
+  async function readManifestFor(target: Descriptor, platform: Platform): Promise<{ manifest: Manifest; digest: Digest } | null> {
+    if (!(await content.has(target.digest))) return null;
+    if (isIndexMediaType(target.mediaType)) {
+      const idx = await content.readJson<Index>(target.digest);
+      let chosen: Descriptor;
+      try {
+        chosen = selectManifest(idx.manifests, platform);
+      } catch {
+        return null;
+      }
+      if (!(await content.has(chosen.digest))) return null;
+      return { manifest: await content.readJson<Manifest>(chosen.digest), digest: chosen.digest };
+    }
+    return { manifest: await content.readJson<Manifest>(target.digest), digest: target.digest };
+  }
+
+  async function complete(m: Manifest): Promise<boolean> {
+    for (const d of [m.config, ...m.layers]) if (!(await content.has(d.digest))) return false;
+    return true;
+  }
+
+  async function resolveImage(v: ImageSourceVertex, ctx: KeyContext): Promise<ImageInfo> {
+    const ref = parseReference(v.ref);
+    const name = formatReference(ref.tag || ref.digest ? ref : { ...ref, tag: 'latest' });
+    const platform = v.platform ?? o.platform;
+    const forcePull = o.pull || v.resolveMode === 'pull';
+    ctx.progress.status('resolve', { name: `resolve ${name}` });
+    // docker's default (--pull missing): the local store first, then the registry.
+    if (!forcePull) {
+      let target: Descriptor | null = null;
+      if (ref.digest) {
+        const d = ref.digest as Digest;
+        if (await content.has(d)) target = { mediaType: '', digest: d, size: 0 };
+        if (target) {
+          const head = await content.readJson<{ mediaType?: string; manifests?: unknown }>(d);
+          target.mediaType = head.mediaType ?? (head.manifests ? MediaType.OciIndex : MediaType.OciManifest);
+        }
+      } else {
+        target = (await images.get(name))?.target ?? null;
+      }
+      if (target) {
+        const got = await readManifestFor(target, platform);
+        if (got && (await complete(got.manifest))) {
+          ctx.progress.status('resolve', { name: `resolve ${name}@${got.digest}`, done: true });
+          return { ref: name, manifest: got.manifest, manifestDigest: got.digest, config: await content.readJson<ImageConfig>(got.manifest.config.digest) };
+        }
+      }
+      if (v.resolveMode === 'local') {
+        throw new NotFoundError(`image ${name} is not in the local store`, { hint: `pull it first: img pull ${name}` });
+      }
+    }
+    const res = await pullImage(v.ref, {
+      stateDir: o.stateDir,
+      platform,
+      insecure: o.insecureRegistry,
+      onEvent: (ev) => {
+        if (ev.type === 'progress') ctx.progress.status(ev.digest, { name: ev.digest, current: ev.current, total: ev.size });
+        else if (ev.type === 'done') ctx.progress.status(ev.digest, { name: ev.digest, current: ev.size, total: ev.size, done: true });
+      },
+    });
+    const manifest = await content.readJson<Manifest>(res.manifest.digest);
+    ctx.progress.status('resolve', { name: `resolve ${name}@${res.manifest.digest}`, done: true });
+    return { ref: name, manifest, manifestDigest: res.manifest.digest, config: await content.readJson<ImageConfig>(manifest.config.digest) };
+  }
+
+  // One resolution per reference and platform per build: the frontend's config
+  // lookup and the image vertex agree on the digest, and pull at most once.
+  function image(v: ImageSourceVertex, ctx: KeyContext): Promise<ImageInfo> {
+    const plat = v.platform ?? o.platform;
+    const id = `${v.ref}|${plat.os}/${plat.architecture}/${plat.variant ?? ''}`;
+    let p = resolved.get(id);
+    if (!p) {
+      p = resolveImage(v, ctx);
+      resolved.set(id, p);
+      p.catch(() => resolved.delete(id));
+    }
+    return p;
+  }
+
+  return {
+    async contentKey(v, ctx) {
+      const info = await image(v, ctx);
+      return `manifest:${info.manifestDigest}`;
+    },
+
+    async run(v, ctx) {
+      const info = await image(v, ctx);
+      const what = `unpacking ${info.ref}@${info.manifestDigest}`;
+      ctx.progress.status('unpack', { name: what });
+      let snapshot: string | null = null;
+      if (info.manifest.layers.length > 0) {
+        snapshot = await unpackImage(
+          o.stateDir,
+          env.sn,
+          info.manifest,
+          info.config,
+          (ev) => {
+            if (ev.status === 'extracting') ctx.progress.status(`x-${ev.digest}`, { name: `extracting ${ev.digest}` });
+            else if (ev.status === 'done') ctx.progress.status(`x-${ev.digest}`, { name: `extracting ${ev.digest}`, current: ev.bytes, done: true });
+          },
+          { ref: `${info.ref}@${info.manifestDigest}` },
+        );
+      }
+      ctx.progress.status('unpack', { name: what, done: true });
+      const diffIds = info.config.rootfs?.diff_ids ?? [];
+      const layers: LayerSlot[] = info.manifest.layers.map((d, i) => ({
+        blob: { digest: d.digest, diffId: diffIds[i], mediaType: ociLayerType(d.mediaType), size: d.size },
+      }));
+      return { snapshot, layers, meta: { manifest: info.manifestDigest, config: info.manifest.config.digest } };
+    },
+
+    async resolveImageConfig(ref, platform, progress = quiet) {
+      const v = { id: '', name: ref, kind: 'image', inputs: [], ref, platform } as ImageSourceVertex;
+      const info = await image(v, { signal: new AbortController().signal, progress, noCache: false });
+      return { ref: info.ref, digest: info.manifestDigest, config: structuredClone(info.config) };
+    },
+  };
+}

@@ -1,0 +1,69 @@
+// What the executors of one build share: the builder's options, the stores, the
+// one table one op fills and another reads (the local sources' scans, which COPY
+// keys by), and the step every op ends with — a snapshot filled and committed
+// under the vertex's cache key, so other processes and later builds reuse it.
+import type { LocalSourceVertex } from '../../graph/types';
+import { ContentStore } from '../../content/store';
+import { ImageStore } from '../../images/store';
+import type { Platform } from '../../images/types';
+import type { Snapshotter } from '../../snapshot/types';
+import { debug } from '../../util/log';
+import type { CacheStore } from '../cache';
+import type { ContextFile, Selector } from '../checksum';
+import { withMounted, type SecretSource } from '../mounts';
+import type { LayerSlot, RunContext, VertexResult } from '../types';
+
+export interface RuntimeOptions {
+  stateDir: string;
+  sn: Snapshotter;
+  cache: CacheStore;
+  platform: Platform;
+  // Local sources by name ("context", --build-context names) → directory.
+  localDirs: Record<string, string>;
+  // .dockerignore verdicts for a local source (undefined → take the vertex's excludePatterns).
+  selectorFor?(source: string, v: LocalSourceVertex): Selector;
+  secrets?: SecretSource[];
+  ssh?: { id: string; paths: string[] }[];
+  network?: 'default' | 'none' | 'host';
+  extraHosts?: { host: string; ip: string }[];
+  pull?: boolean; // always resolve image references at the registry
+  insecureRegistry?: boolean;
+  sourceDateEpoch?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+export class OpEnv {
+  readonly content: ContentStore;
+  readonly images: ImageStore;
+  // Local source vertex id → the files its scan selected (filled by the local
+  // op's contentKey; read by its run and by the file op's contentKey).
+  readonly contextScans = new Map<string, ContextFile[]>();
+
+  constructor(readonly o: RuntimeOptions) {
+    this.content = new ContentStore(o.stateDir);
+    this.images = new ImageStore(o.stateDir);
+  }
+
+  get sn(): Snapshotter {
+    return this.o.sn;
+  }
+
+  // A new snapshot on `parent`, filled by fn, committed under the cache key.
+  // With --no-cache the fresh result must win over an older one under the same
+  // key, so it is committed unkeyed (the cache record then points at it).
+  async produce(parent: string | null, description: string, ctx: RunContext, fn: (root: string) => Promise<void>): Promise<string> {
+    const active = await this.sn.prepare(parent, description);
+    try {
+      await withMounted(this.sn, active, fn);
+      return await this.sn.commit(active, description, ctx.noCache ? undefined : ctx.key);
+    } catch (err) {
+      await this.sn.remove(active).catch((e) => debug(`removing ${active}: ${(e as Error).message}`));
+      throw err;
+    }
+  }
+}
+
+// The layer chain of a result: its input's layers plus the one `snapshot` adds.
+export function chainOf(input: VertexResult | undefined, snapshot: string): LayerSlot[] {
+  return [...(input?.layers ?? []), { snapshot }];
+}
