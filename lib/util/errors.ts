@@ -33,6 +33,18 @@ export class UsageError extends ImgError {
   override readonly code: string = 'IMG_ERR_USAGE';
 }
 
+// A malformed glob pattern (Go's filepath.ErrBadPattern, with the reason): util/glob.ts.
+export class BadPatternError extends UsageError {
+  override readonly code: string = 'IMG_ERR_BAD_PATTERN';
+  readonly pattern: string;
+  readonly reason: string;
+  constructor(pattern: string, reason: string, opts: ImgErrorOptions = {}) {
+    super(`syntax error in pattern ${JSON.stringify(pattern)}: ${reason}`, opts);
+    this.pattern = pattern;
+    this.reason = reason;
+  }
+}
+
 // Something named by the user does not exist: an image, a file, a stage, a context.
 export class NotFoundError extends ImgError {
   override readonly code: string = 'IMG_ERR_NOT_FOUND';
@@ -113,6 +125,7 @@ export class NeedsUserNamespace extends ImgError {
 export const ErrorCodes = {
   IMG_ERR: ImgError,
   IMG_ERR_USAGE: UsageError,
+  IMG_ERR_BAD_PATTERN: BadPatternError,
   IMG_ERR_NOT_FOUND: NotFoundError,
   IMG_ERR_UNSUPPORTED: UnsupportedError,
   IMG_ERR_DOCKERFILE: DockerfileSyntaxError,

@@ -42,15 +42,21 @@ test('parse errors: a lone "!" and malformed patterns, with the line', () => {
   for (const [text, line, reason] of [
     ['a\n!\n', 2, 'illegal exclusion pattern: "!"'],
     ['a\n\n  !   \n', 3, 'illegal exclusion pattern: "!"'],
-    ['[abc', 1, 'syntax error in pattern "[abc"'],
-    ['x\ny\\', 2, 'syntax error in pattern "y\\\\"'],
-    ['[]', 1, 'syntax error in pattern "[]"'],
-    ['[a-]', 1, 'syntax error in pattern "[a-]"'],
-    ['[z-a]', 1, 'syntax error in pattern "[z-a]"'],
+    ['[abc', 1, 'syntax error in pattern "[abc": "[" without a closing "]"'],
+    ['x\ny\\', 2, 'syntax error in pattern "y\\\\": a trailing "\\" escapes nothing'],
+    ['[]', 1, 'syntax error in pattern "[]": empty character class'],
+    ['[a-]', 1, 'syntax error in pattern "[a-]": range "a-" has no upper end'],
+    ['[-a]', 1, 'syntax error in pattern "[-a]": unescaped "-" in a character class'],
+    ['[z-a]', 1, 'syntax error in pattern "[z-a]": reversed range "z-a" in a character class'],
   ] as const) {
     assert.throws(
       () => parseDockerignore(text),
-      (e: unknown) => e instanceof DockerfileError && e.line === line && e.reason === reason && e.file === '.dockerignore' && !!e.hint,
+      (e: unknown) => {
+        assert.ok(e instanceof DockerfileError, String(e));
+        assert.deepEqual([e.line, e.reason, e.file], [line, reason, '.dockerignore']);
+        assert.ok(e.hint);
+        return true;
+      },
       text,
     );
   }

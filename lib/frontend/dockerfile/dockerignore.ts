@@ -3,13 +3,15 @@
 // - surrounding whitespace is trimmed; patterns are cleaned like Go filepath.Clean,
 //   so a leading '/' or './' is dropped ("/foo/../bar" → "bar");
 // - Go filepath.Match syntax: '*' (not across '/'), '?', '[a-z]', '[^a-z]', '\' escapes;
-//   plus '**' for any number of directories, including none;
+//   plus '**' for any number of directories, including none (util/glob.ts, doubleStar);
 // - '!pattern' re-includes; the last pattern that matches a path decides;
 // - a pattern that matches a directory also matches everything below it.
 // `<Dockerfile>.dockerignore` next to the Dockerfile wins over the context's `.dockerignore`.
 
+import { BadPatternError } from '../../util/errors';
+import { compileGlob, type Glob } from '../../util/glob';
 import { DockerfileError } from './errors';
-import { Glob, codePoints, goTrimSpace, type GlobToken } from './shell';
+import { goTrimSpace } from './shell';
 
 // Go path.Clean on slash-separated paths.
 export function cleanPath(p: string): string {
@@ -53,15 +55,7 @@ export function parseDockerignore(text: string, filename = '.dockerignore'): str
     }
     p = cleanPath(p);
     if (p.length > 1 && p.startsWith('/')) p = p.slice(1);
-    const err = patternError(p);
-    if (err) {
-      throw new DockerfileError(`${err} in pattern ${JSON.stringify(p)}`, {
-        file: filename,
-        line: i + 1,
-        snippet: line,
-        hint: 'close "[" classes and escape a trailing "\\"; see Go filepath.Match syntax',
-      });
-    }
+    compileIgnorePattern(p, { file: filename, line: i + 1, snippet: line }); // reject a bad pattern here, with its line
     out.push(invert ? '!' + p : p);
   }
   return out;
@@ -74,139 +68,23 @@ export function dockerignoreFileFor(dockerfileName: string): string[] {
 
 // ---- matching ----
 
-type MatchType = 'exact' | 'prefix' | 'suffix' | 'glob';
+// .dockerignore patterns are globs with '**' as moby/patternmatcher reads them.
+function compileIgnorePattern(pattern: string, where: { file: string; line: number; snippet?: string }): Glob {
+  try {
+    return compileGlob(pattern, { doubleStar: true });
+  } catch (err) {
+    if (err instanceof BadPatternError) throw new DockerfileError(err.message, { ...where, hint: err.hint, cause: err });
+    throw err;
+  }
+}
 
-interface Compiled {
+interface Rule {
   exclusion: boolean;
-  pattern: string;
-  type: MatchType;
-  glob?: Glob;
-}
-
-// Go filepath.Match's ErrBadPattern cases: a trailing '\', an unterminated or
-// empty '[...]', a reversed range, '-' or ']' unescaped where a class needs a character.
-export function patternError(p: string): string | undefined {
-  const cps = codePoints(p);
-  for (let i = 0; i < cps.length; i++) {
-    const c = cps[i];
-    if (c === 0x5c) {
-      if (i + 1 >= cps.length) return 'syntax error';
-      i++;
-    } else if (c === 0x5b) {
-      const cls = readGoClass(cps, i);
-      if (!cls) return 'syntax error';
-      i = cls.end;
-    }
-  }
-  return undefined;
-}
-
-// filepath.Match classes: [ [^] range... ] where a range is c or c-c, and
-// '-' and ']' must be escaped to be characters.
-function readGoClass(cps: number[], start: number): { token: GlobToken; end: number } | undefined {
-  let i = start + 1;
-  let neg = false;
-  if (cps[i] === 0x5e) {
-    neg = true;
-    i++;
-  }
-  const ranges: number[] = [];
-  const char = (): number | undefined => {
-    const c = cps[i];
-    if (c === undefined || c === 0x2d || c === 0x5d) return undefined;
-    if (c === 0x5c) {
-      if (i + 1 >= cps.length) return undefined;
-      i += 2;
-      return cps[i - 1];
-    }
-    i++;
-    return c;
-  };
-  for (;;) {
-    if (i >= cps.length) return undefined;
-    if (cps[i] === 0x5d && ranges.length > 0) return { token: { k: 'class', neg, ranges }, end: i };
-    const lo = char();
-    if (lo === undefined) return undefined;
-    let hi = lo;
-    if (cps[i] === 0x2d) {
-      i++;
-      const h = char();
-      if (h === undefined || h < lo) return undefined;
-      hi = h;
-    }
-    ranges.push(lo, hi);
-  }
-}
-
-// Pattern → how to test it. Like BuildKit's matcher: literal patterns compare
-// strings, "a/**" is a prefix test, "**/a" a suffix test; everything else is a glob
-// where * and ? stay within a path element and **/ spans any number of them.
-function compile(pattern: string, exclusion: boolean): Compiled {
-  const cps = codePoints(pattern);
-  const tokens: GlobToken[] = [];
-  let type: MatchType = 'exact';
-  for (let i = 0; i < cps.length; i++) {
-    const c = cps[i];
-    if (c === 0x2a /* * */) {
-      if (cps[i + 1] === 0x2a) {
-        const start = i;
-        i++;
-        if (cps[i + 1] === 0x2f) i++; // "**/" behaves as "**"
-        if (i + 1 >= cps.length) {
-          // trailing "**": everything below
-          if (type === 'exact') type = 'prefix';
-          else type = 'glob';
-          tokens.push({ k: 'star', slash: true });
-        } else {
-          // any number of directories, even none; repeated ones add nothing
-          if (tokens.length === 0 || tokens[tokens.length - 1].k !== 'dirs') tokens.push({ k: 'dirs' });
-          type = 'glob';
-        }
-        // a leading "**" is a plain suffix test unless a wildcard follows
-        if (start === 0) type = 'suffix';
-      } else {
-        if (tokens.length === 0 || tokens[tokens.length - 1].k !== 'star') tokens.push({ k: 'star', slash: false });
-        type = 'glob';
-      }
-    } else if (c === 0x3f /* ? */) {
-      tokens.push({ k: 'one', slash: false });
-      type = 'glob';
-    } else if (c === 0x5c /* \ */) {
-      // an escaped character matches itself (the literal fast paths would see the '\')
-      tokens.push({ k: 'lit', c: cps[++i] });
-      type = 'glob';
-    } else if (c === 0x5b /* [ */) {
-      const cls = readGoClass(cps, i)!; // validated by patternError
-      tokens.push(cls.token);
-      i = cls.end;
-      type = 'glob';
-    } else {
-      tokens.push({ k: 'lit', c });
-    }
-  }
-  const out: Compiled = { exclusion, pattern, type };
-  if (type === 'glob') out.glob = new Glob(tokens);
-  return out;
-}
-
-function matchOne(p: Compiled, path: string): boolean {
-  switch (p.type) {
-    case 'exact':
-      return path === p.pattern;
-    case 'prefix':
-      return path.startsWith(p.pattern.slice(0, -2));
-    case 'suffix': {
-      const suffix = p.pattern.slice(2);
-      if (path.endsWith(suffix)) return true;
-      return suffix.startsWith('/') && path === suffix.slice(1);
-    }
-    case 'glob':
-      return p.glob!.matches(path);
-  }
+  glob: Glob;
 }
 
 export class PatternMatcher {
-  private readonly compiled: Compiled[] = [];
+  private readonly rules: Rule[] = [];
   private readonly hasExclusions: boolean;
 
   constructor(patterns: string[]) {
@@ -228,17 +106,9 @@ export class PatternMatcher {
       }
       // patterns are relative to the context root (parseDockerignore already did this)
       if (p.length > 1 && p.startsWith('/')) p = p.slice(1);
-      const err = patternError(p);
-      if (err) {
-        throw new DockerfileError(`${err} in pattern ${JSON.stringify(p)}`, {
-          file: '.dockerignore',
-          line: 0,
-          hint: 'close "[" classes and escape a trailing "\\"; see Go filepath.Match syntax',
-        });
-      }
-      this.compiled.push(compile(p, exclusion));
+      this.rules.push({ exclusion, glob: compileIgnorePattern(p, { file: '.dockerignore', line: 0 }) });
     }
-    this.hasExclusions = this.compiled.some((c) => c.exclusion);
+    this.hasExclusions = this.rules.some((r) => r.exclusion);
   }
 
   // Whether `path` (relative to the context, '/'-separated) is excluded: the
@@ -247,21 +117,11 @@ export class PatternMatcher {
     let file = cleanPath(path);
     while (file.startsWith('/')) file = file.slice(1);
     if (file === '') file = '.';
-    // the parent directories, shortest first: "a", "a/b" for "a/b/c"
-    let parents: string[] | undefined;
     let matched = false;
-    for (const p of this.compiled) {
+    for (const r of this.rules) {
       // an include can't change an already-matched path, nor an exclusion an unmatched one
-      if (p.exclusion !== matched) continue;
-      let m = matchOne(p, file);
-      if (!m) {
-        if (parents === undefined) {
-          parents = [];
-          for (let i = file.indexOf('/'); i >= 0; i = file.indexOf('/', i + 1)) parents.push(file.slice(0, i));
-        }
-        for (let i = 0; i < parents.length && !m; i++) m = matchOne(p, parents[i]);
-      }
-      if (m) matched = !p.exclusion;
+      if (r.exclusion !== matched) continue;
+      if (r.glob.matchesPathOrParent(file)) matched = !r.exclusion;
     }
     return matched;
   }
@@ -269,9 +129,9 @@ export class PatternMatcher {
   // Like `matches` but without looking at parent directories (BuildKit's MatchesExact).
   matchesExact(path: string): boolean {
     let matched = false;
-    for (const p of this.compiled) {
-      if (p.exclusion !== matched) continue;
-      if (matchOne(p, path)) matched = !p.exclusion;
+    for (const r of this.rules) {
+      if (r.exclusion !== matched) continue;
+      if (r.glob.matches(path)) matched = !r.exclusion;
     }
     return matched;
   }
@@ -281,17 +141,12 @@ export class PatternMatcher {
   }
 
   patterns(): string[] {
-    return this.compiled.map((c) => (c.exclusion ? '!' : '') + c.pattern);
+    return this.rules.map((r) => (r.exclusion ? '!' : '') + r.glob.source);
   }
 }
 
 // One pattern against exactly one path (no parent directories, no '!'), like
 // Go's filepath.Match plus '**'. Throws DockerfileError for a malformed pattern.
 export function matchPattern(pattern: string, path: string): boolean {
-  const p = cleanPath(pattern);
-  const err = patternError(p);
-  if (err) {
-    throw new DockerfileError(`${err} in pattern ${JSON.stringify(p)}`, { file: '.dockerignore', line: 0 });
-  }
-  return matchOne(compile(p, false), path);
+  return compileIgnorePattern(cleanPath(pattern), { file: '.dockerignore', line: 0 }).matches(path);
 }

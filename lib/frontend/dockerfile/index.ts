@@ -5,8 +5,7 @@ export { DockerfileError, ShellExpansionError, locateShellError, suggest, editDi
 export type { DockerfileErrorOptions } from './errors';
 export { parseDockerfile, syntaxOf, extractFlags, parseWords } from './parser';
 export type { ParseOptions } from './parser';
-export { expandWord, expandWords, lexWords, matchShellPattern, compileShellPattern, Glob } from './shell';
-export type { GlobToken } from './shell';
+export { expandWord, expandWords, lexWords, matchShellPattern } from './shell';
 export type { EnvLookup, ExpandResult, ExpandOptions, LexerOptions } from './shell';
 export { parseDockerignore, PatternMatcher, dockerignoreFileFor, matchPattern, cleanPath } from './dockerignore';
 export { resolveSyntax, detectSyntax, parseCheckDirective, BUILTIN_FRONTEND_VERSION, KNOWN_DIRECTIVES } from './directives';

@@ -27,6 +27,7 @@
 // ports (`EXPOSE $PORTS`): expandWords fits that. RUN/CMD/ENTRYPOINT shell form
 // is not expanded by the frontend at all (the shell does it).
 
+import { compileGlob, type Glob } from '../../util/glob';
 import { ShellExpansionError } from './errors';
 
 export type EnvLookup = ReadonlyMap<string, string> | ((name: string) => string | undefined);
@@ -425,149 +426,7 @@ class Lexer {
   }
 }
 
-// ---- glob patterns ----
-//
-// Globs are matched by simulating a small NFA (no RegExp): linear in the
-// input for a given pattern, so a hostile pattern like `*a*a*a*a*b` cannot
-// make a build hang (Go's regexp, which BuildKit uses, is linear too).
-
-export type GlobToken =
-  | { k: 'lit'; c: number } // one code point
-  | { k: 'one'; slash: boolean } // ?: any character but '/' (slash: any but newline, like Go's regexp '.')
-  | { k: 'class'; neg: boolean; ranges: number[] } // [a-z] / [^a-z]: pairs lo,hi
-  | { k: 'star'; slash: boolean } // *: any run ('/' only when slash)
-  | { k: 'dirs' }; // **/ in .dockerignore: "" or anything ending in '/'
-
-// NFA states: each token is one state, 'dirs' two (entry, inside).
-type State = GlobToken | { k: 'inside' };
-
-export class Glob {
-  private readonly states: State[] = [];
-  // Reused between runs: current/next state lists and a generation-stamped "in list" mark.
-  private cur: Int32Array;
-  private nxt: Int32Array;
-  private curLen = 0;
-  private nxtLen = 0;
-  private readonly mark: Uint32Array;
-  private gen = 0;
-  private readonly final: number;
-
-  constructor(tokens: readonly GlobToken[]) {
-    for (const t of tokens) {
-      this.states.push(t);
-      if (t.k === 'dirs') this.states.push({ k: 'inside' });
-    }
-    this.final = this.states.length;
-    this.cur = new Int32Array(this.final + 1);
-    this.nxt = new Int32Array(this.final + 1);
-    this.mark = new Uint32Array(this.final + 1);
-  }
-
-  // Adds state s (and what it reaches without input) to the next list.
-  private add(s: number): void {
-    if (this.mark[s] === this.gen) return;
-    this.mark[s] = this.gen;
-    this.nxt[this.nxtLen++] = s;
-    const st = this.states[s];
-    if (st === undefined) return; // the accepting state
-    if (st.k === 'star') this.add(s + 1);
-    else if (st.k === 'dirs') {
-      this.add(s + 1); // inside
-      this.add(s + 2); // or nothing at all
-    }
-  }
-
-  private swap(): void {
-    const t = this.cur;
-    this.cur = this.nxt;
-    this.nxt = t;
-    this.curLen = this.nxtLen;
-    this.nxtLen = 0;
-    this.gen = (this.gen + 1) >>> 0;
-    if (this.gen === 0) {
-      this.mark.fill(0xffffffff);
-      this.gen = 1;
-    }
-  }
-
-  private begin(): void {
-    this.gen = (this.gen + 1) >>> 0 || 1;
-    this.nxtLen = 0;
-    this.add(0);
-    this.swap();
-  }
-
-  private accepting(): boolean {
-    for (let i = 0; i < this.curLen; i++) if (this.cur[i] === this.final) return true;
-    return false;
-  }
-
-  private step(c: number): void {
-    for (let i = 0; i < this.curLen; i++) {
-      const s = this.cur[i];
-      const st = this.states[s];
-      if (st === undefined) continue;
-      switch (st.k) {
-        case 'lit':
-          if (c === st.c) this.add(s + 1);
-          break;
-        case 'one':
-          if (st.slash ? c !== 0x0a : c !== 0x2f) this.add(s + 1);
-          break;
-        case 'class':
-          if (inClass(st, c)) this.add(s + 1);
-          break;
-        case 'star':
-          if (st.slash ? c !== 0x0a : c !== 0x2f) this.add(s);
-          break;
-        case 'inside':
-          if (c !== 0x0a) this.add(s);
-          if (c === 0x2f) this.add(s + 1);
-          break;
-      }
-    }
-    this.swap();
-  }
-
-  // Whether the whole of `s` matches.
-  matches(s: string): boolean {
-    this.begin();
-    for (let i = 0; i < s.length; i++) {
-      if (this.curLen === 0) return false;
-      const c = s.codePointAt(i)!;
-      if (c > 0xffff) i++;
-      this.step(c);
-    }
-    return this.accepting();
-  }
-
-  matchCodePoints(cps: readonly number[]): boolean {
-    this.begin();
-    for (const c of cps) {
-      if (this.curLen === 0) return false;
-      this.step(c);
-    }
-    return this.accepting();
-  }
-
-  // Lengths n (in code points) for which cps[from, from+n) matches, shortest first.
-  prefixMatches(cps: readonly number[], from = 0): number[] {
-    const ends: number[] = [];
-    this.begin();
-    if (this.accepting()) ends.push(0);
-    for (let i = from; i < cps.length && this.curLen > 0; i++) {
-      this.step(cps[i]);
-      if (this.accepting()) ends.push(i - from + 1);
-    }
-    return ends;
-  }
-}
-
-function inClass(t: { neg: boolean; ranges: number[] }, c: number): boolean {
-  let hit = false;
-  for (let i = 0; i < t.ranges.length && !hit; i += 2) hit = c >= t.ranges[i] && c <= t.ranges[i + 1];
-  return hit !== t.neg;
-}
+// ---- patterns of ${VAR#p} ${VAR%p} ${VAR/p/r} ----
 
 // String.fromCodePoint without spreading a huge argument list.
 function fromCodePoints(cps: readonly number[]): string {
@@ -586,76 +445,35 @@ export function codePoints(s: string): number[] {
   return out;
 }
 
-// Reads a bracket expression at cps[start] === '['. Returns undefined when it
-// is not a well-formed class (the caller then treats '[' literally / as an error).
-export function readClass(
-  cps: readonly number[],
-  start: number,
-  opts: { bang: boolean },
-): { token: GlobToken; end: number } | undefined {
-  let i = start + 1;
-  let neg = false;
-  if (cps[i] === 0x5e /* ^ */ || (opts.bang && cps[i] === 0x21) /* ! */) {
-    neg = true;
-    i++;
-  }
-  const ranges: number[] = [];
-  for (;;) {
-    if (i >= cps.length) return undefined;
-    if (cps[i] === 0x5d /* ] */ && ranges.length > 0) return { token: { k: 'class', neg, ranges }, end: i };
-    let lo = cps[i];
-    if (lo === 0x5c /* \ */) {
-      if (i + 1 >= cps.length) return undefined;
-      lo = cps[++i];
-    }
-    i++;
-    let hi = lo;
-    if (cps[i] === 0x2d /* - */ && i + 1 < cps.length && cps[i + 1] !== 0x5d) {
-      hi = cps[i + 1];
-      i += 2;
-      if (hi === 0x5c) {
-        if (i >= cps.length) return undefined;
-        hi = cps[i++];
-      }
-      if (hi < lo) return undefined;
-    }
-    ranges.push(lo, hi);
-  }
-}
+// BuildKit's shell patterns are globs of util/glob.ts with these options: * and ?
+// cross '/' but stop at a newline (BuildKit compiles them to Go regexps, whose '.'
+// does), and '[' is an ordinary character (no bracket expressions).
+const SHELL_GLOB = { separator: '\n', classes: false } as const;
 
-// A shell pattern (for ${VAR#p} ${VAR%p} ${VAR/p/r}), as BuildKit reads it:
-// * is any run and ? any one character (both cross '/', neither matches a
-// newline, like Go's regexp '.'); \*, \? and \\ are literal; \} and \/ are
-// the escaped delimiters (the backslash is dropped). Every other character is
-// literal, '[' included: BuildKit has no bracket expressions. Any other escape
-// (\. \x, or a trailing \) makes the pattern invalid.
-export function compileShellPattern(pattern: string): GlobToken[] {
+class PatternError extends Error {}
+
+// A shell pattern as BuildKit reads it, rewritten in the glob syntax: \*, \? and
+// \\ are literal (kept as escapes); \} and \/ are the escaped delimiters (the
+// backslash is dropped). Any other escape (\. \x, or a trailing \) is invalid.
+function shellPatternToGlob(pattern: string): string {
   const cps = codePoints(pattern);
-  const out: GlobToken[] = [];
+  let out = '';
   for (let i = 0; i < cps.length; i++) {
-    let c = cps[i];
-    if (c === 0x2a /* * */) {
-      if (out.length === 0 || out[out.length - 1].k !== 'star') out.push({ k: 'star', slash: true });
-      continue;
-    }
-    if (c === 0x3f /* ? */) {
-      out.push({ k: 'one', slash: true });
-      continue;
-    }
+    const c = cps[i];
     if (c === 0x5c /* \ */) {
       const n = i + 1 < cps.length ? cps[i + 1] : EOF;
-      if (n === CH_RBRACE || n === CH_SLASH) continue; // the next round adds it literally
+      if (n === CH_RBRACE || n === CH_SLASH) continue; // the next round adds it
       if (n !== 0x2a && n !== 0x3f && n !== 0x5c) {
         throw new PatternError(`invalid escape '\\${n === EOF ? '\ufffd' : String.fromCodePoint(n)}'`);
       }
-      c = cps[++i];
+      out += '\\' + String.fromCodePoint(n);
+      i++;
+      continue;
     }
-    out.push({ k: 'lit', c });
+    out += String.fromCodePoint(c);
   }
   return out;
 }
-
-class PatternError extends Error {}
 
 // BuildKit reverses a %-pattern to match it as a prefix of the reversed value,
 // keeping each escape before the character it escapes (its error messages show
@@ -672,66 +490,63 @@ function reversePatternText(pattern: string): string {
   return fromCodePoints(out);
 }
 
-function compileOrFail(pattern: string, fail: (msg: string) => never): GlobToken[] {
+function compileShellPattern(pattern: string, fail: (msg: string) => never): Glob {
+  let text: string;
   try {
-    return compileShellPattern(pattern);
+    text = shellPatternToGlob(pattern);
   } catch (e) {
     if (e instanceof PatternError) fail(`invalid pattern (${pattern}) in substitution: ${e.message}`);
     throw e;
   }
+  return compileGlob(text, SHELL_GLOB);
 }
 
 export function matchShellPattern(pattern: string, value: string): boolean {
-  return new Glob(compileShellPattern(pattern)).matches(value);
+  return compileGlob(shellPatternToGlob(pattern), SHELL_GLOB).matches(value);
 }
 
+// One pass over the value, whatever the pattern: the automaton reads the value
+// once and reports the shortest or longest matching prefix.
 function trimPrefix(value: string, pattern: string, longest: boolean, fail: (msg: string) => never): string {
-  const glob = new Glob(compileOrFail(pattern, fail));
+  const glob = compileShellPattern(pattern, fail);
   const cps = codePoints(value);
-  const ends = glob.prefixMatches(cps);
-  if (ends.length === 0) return value;
-  const n = longest ? ends[ends.length - 1] : ends[0];
-  return fromCodePoints(cps.slice(n));
+  const n = glob.matchPrefix(cps, longest);
+  return n <= 0 ? value : fromCodePoints(cps.slice(n));
 }
 
 function trimSuffix(value: string, pattern: string, longest: boolean, fail: (msg: string) => never): string {
-  const glob = new Glob(compileOrFail(reversePatternText(pattern), fail));
+  const glob = compileShellPattern(reversePatternText(pattern), fail);
   const rev = codePoints(value).reverse();
-  const ends = glob.prefixMatches(rev);
-  if (ends.length === 0) return value;
-  const n = longest ? ends[ends.length - 1] : ends[0];
-  return fromCodePoints(rev.slice(n).reverse());
+  const n = glob.matchPrefix(rev, longest);
+  return n <= 0 ? value : fromCodePoints(rev.slice(n).reverse());
 }
 
-// Replaces the leftmost-longest match (or every non-overlapping one). An empty
-// match right after a match is skipped, as in Go. The first-match form inserts
-// the replacement as is; the replace-all form goes through Go's
-// Regexp.ReplaceAllString as in BuildKit, so there `$0`/`${0}` stand for the
-// match, `$$` for '$', and other `$name` references for "" (the pattern has no groups).
+// Replaces the leftmost-longest match (or every non-overlapping one), as Go's
+// regexp FindStringIndex / ReplaceAllString do for these patterns: after a match
+// the search goes on at its end (one character further for an empty one), and an
+// empty match right where the previous one ended is not replaced. The first-match
+// form inserts the replacement as is; the replace-all form goes through Go's
+// template expansion as in BuildKit, so there `$0`/`${0}` stand for the match,
+// `$$` for '$', and other `$name` references for "" (the pattern has no groups).
 function replaceMatches(value: string, pattern: string, replacement: string, all: boolean, fail: (msg: string) => never): string {
-  const glob = new Glob(compileOrFail(pattern, fail));
+  const glob = compileShellPattern(pattern, fail);
   const cps = codePoints(value);
   const templated = all && replacement.includes('$');
   let out = '';
-  let i = 0;
-  let replaced = false;
-  let lastMatchEnd = -1;
-  while (i <= cps.length) {
-    const ends = all || !replaced ? glob.prefixMatches(cps, i) : [];
-    const n = ends.length ? ends[ends.length - 1] : -1;
-    if (n >= 0 && !(n === 0 && lastMatchEnd === i)) {
-      out += templated ? expandGoTemplate(replacement, fromCodePoints(cps.slice(i, i + n))) : replacement;
-      replaced = true;
-      lastMatchEnd = i + n;
-      if (n > 0) {
-        i += n;
-        continue;
-      }
+  let lastEnd = 0;
+  for (let pos = 0; pos <= cps.length; ) {
+    const m = glob.find(cps, pos);
+    if (!m) break;
+    const [start, end] = m;
+    out += fromCodePoints(cps.slice(lastEnd, start));
+    if (end > lastEnd || start === 0) {
+      out += templated ? expandGoTemplate(replacement, fromCodePoints(cps.slice(start, end))) : replacement;
     }
-    if (i < cps.length) out += String.fromCodePoint(cps[i]);
-    i++;
+    lastEnd = end;
+    if (!all) break;
+    pos = Math.max(end, pos + 1);
   }
-  return out;
+  return out + fromCodePoints(cps.slice(lastEnd));
 }
 
 // Go's regexp template expansion for a match without capture groups.
