@@ -1,6 +1,7 @@
 // Listing images for `img ls` (and other read-only views): records, filters, sizes.
 import { ContentStore } from '../content/store';
-import { ImgError } from '../util/errors';
+import { UsageError } from '../util/errors';
+import { compileGlob, type Glob } from '../util/glob';
 import { familiarName, formatReference, parseReference, repositoryName } from './reference';
 import { ImageStore, type ImageRecord } from './store';
 import { imageSize } from './walk';
@@ -12,27 +13,9 @@ export interface ImageListing extends ImageRecord {
 
 export const FILTER_KEYS = ['name', 'reference'] as const;
 
-// Glob with path.Match semantics: `*` and `?` do not cross '/', `[...]` classes.
-export function globToRegExp(pattern: string): RegExp {
-  let re = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i];
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else if (c === '[') {
-      const close = pattern.indexOf(']', i + 1);
-      if (close < 0) throw new ImgError(`invalid filter pattern "${pattern}": unterminated [`, { hint: 'close the character class with ]' });
-      let cls = pattern.slice(i + 1, close);
-      if (cls.startsWith('^') || cls.startsWith('!')) cls = `^${cls.slice(1)}`;
-      re += `[${cls.replace(/\\/g, '\\\\')}]`;
-      i = close;
-    } else if (c === '\\' && i + 1 < pattern.length) re += `\\${pattern[++i]}`;
-    else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
-}
-
-export type Filters = Map<string, RegExp[]>;
+// Patterns per key. A pattern is Go's path.Match glob, as docker's reference filter
+// (reference.FamiliarMatch): `*` and `?` stop at '/', `[...]` classes (util/glob.ts).
+export type Filters = Map<string, Glob[]>;
 
 // `--filter key=value` flags → patterns per key. Same key ORs, different keys AND (docker's rule).
 export function parseFilters(args: string[]): Filters {
@@ -40,15 +23,15 @@ export function parseFilters(args: string[]): Filters {
   for (const arg of args) {
     const eq = arg.indexOf('=');
     if (eq <= 0) {
-      throw new ImgError(`bad format of filter "${arg}" (expected name=value)`, { hint: `e.g. --filter reference='busybox*'` });
+      throw new UsageError(`bad format of filter "${arg}" (expected name=value)`, { hint: `e.g. --filter reference='busybox*'` });
     }
     const key = arg.slice(0, eq).trim().toLowerCase();
     const value = arg.slice(eq + 1).replace(/^=/, ''); // accept containerd's key==value too
     if (!(FILTER_KEYS as readonly string[]).includes(key)) {
-      throw new ImgError(`invalid filter "${arg.slice(0, eq)}"`, { hint: `supported filters: ${FILTER_KEYS.join(', ')}` });
+      throw new UsageError(`invalid filter "${arg.slice(0, eq)}"`, { hint: `supported filters: ${FILTER_KEYS.join(', ')}` });
     }
     const list = out.get(key) ?? [];
-    list.push(globToRegExp(value));
+    list.push(compileGlob(value)); // a malformed pattern is a BadPatternError naming it
     out.set(key, list);
   }
   return out;
@@ -68,7 +51,7 @@ function candidates(name: string): string[] {
 export function matchesFilters(name: string, filters: Filters): boolean {
   const cands = candidates(name);
   for (const patterns of filters.values()) {
-    if (!patterns.some((re) => cands.some((c) => re.test(c)))) return false;
+    if (!patterns.some((g) => cands.some((c) => g.matches(c)))) return false;
   }
   return true;
 }

@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ImgError, isErrno } from '../util/errors';
+import { compileGlob, type Glob } from '../util/glob';
 
 export interface ChecksumEntry {
   size: number;
@@ -206,49 +207,24 @@ function entry(rel: string, type: ContextFile['type'], st: fs.BigIntStats): Cont
 
 // ---- include patterns (COPY sources) ----
 
-// Glob of one path component: * ? [...] as filepath.Match.
-function componentRegex(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i];
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else if (c === '[') {
-      const end = glob.indexOf(']', i + 1);
-      if (end < 0) re += '\\[';
-      else {
-        let cls = glob.slice(i + 1, end);
-        if (cls.startsWith('^') || cls.startsWith('!')) cls = '^' + cls.slice(1);
-        re += `[${cls.replace(/\\/g, '\\\\')}]`;
-        i = end;
-      }
-    } else if (c === '\\' && i + 1 < glob.length) re += escapeRe(glob[++i]);
-    else re += escapeRe(c);
-  }
-  return new RegExp(`^${re}$`);
-}
-
-function escapeRe(c: string): string {
-  return c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-}
-
 // COPY sources as include patterns: a path is included when the pattern
 // matches it or one of its parents; a dir is descended into when it may
-// contain a match (its components match a prefix of the pattern).
+// contain a match (its components match a prefix of the pattern). Each
+// component is a filepath.Match glob (util/glob.ts).
 export function includeMatcher(patterns: string[]): (rel: string, isDir: boolean) => 'yes' | 'no' | 'descend' {
   const compiled = patterns.map((p) => {
     const clean = path.posix.normalize('/' + p).slice(1).replace(/\/$/, '');
-    return clean === '' || clean === '.' ? null : clean.split('/').map(componentRegex);
+    return clean === '' || clean === '.' ? null : clean.split('/').map((part) => compileGlob(part));
   });
   if (compiled.some((c) => c === null)) return () => 'yes'; // "." includes everything
   return (rel, isDir) => {
     const parts = rel.split('/');
     let descend = false;
-    for (const pat of compiled as RegExp[][]) {
+    for (const pat of compiled as Glob[][]) {
       const n = Math.min(pat.length, parts.length);
       let ok = true;
       for (let i = 0; i < n; i++) {
-        if (!pat[i].test(parts[i])) {
+        if (!pat[i].matches(parts[i])) {
           ok = false;
           break;
         }

@@ -13,6 +13,7 @@ import { BACKENDS, newSnapshotter } from '../snapshot/open';
 import type { SnapshotBackend } from '../snapshot/types';
 import { chainIds } from '../snapshot/unpack';
 import { isErrno, UsageError } from '../util/errors';
+import { compileGlob } from '../util/glob';
 import { debug } from '../util/log';
 import { cacheRoots, collectGarbage } from './gc';
 import { removeSnapshotLeftovers, removeStaleTmp } from './leftovers';
@@ -122,12 +123,6 @@ export async function diskUsage(stateDir: string): Promise<UsageRow[]> {
   return [...rows, ...blobs];
 }
 
-// Shell-style wildcard over a whole string (`*` also matches '/', unlike a path glob).
-function wildcard(pattern: string): RegExp {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${re}$`);
-}
-
 // --filter for du: id=, description=, reclaimable=, type=. Same key ORs, keys AND.
 export function parseUsageFilters(args: string[]): (row: UsageRow) => boolean {
   const keys = ['id', 'description', 'reclaimable', 'type'];
@@ -140,8 +135,10 @@ export function parseUsageFilters(args: string[]): (row: UsageRow) => boolean {
     let pred: (r: UsageRow) => boolean;
     if (key === 'id') pred = (r) => r.id === value || r.id.startsWith(value) || r.id.replace(/^sha256:/, '').startsWith(value);
     else if (key === 'description') {
-      const re = /[*?]/.test(value) ? wildcard(value) : null;
-      pred = (r) => (re ? re.test(r.description) : r.description.includes(value));
+      // With * or ?, a wildcard over the whole description (* crosses '/', '[' is a
+      // plain character: descriptions read "[stage 1/2] RUN ..."); else a substring.
+      const glob = /[*?]/.test(value) ? compileGlob(value, { separator: '', classes: false }) : null;
+      pred = (r) => (glob ? glob.matches(r.description) : r.description.includes(value));
     } else if (key === 'reclaimable') {
       if (value !== 'true' && value !== 'false') {
         throw new UsageError(`invalid value "${value}" for filter reclaimable`, { hint: 'use reclaimable=true or reclaimable=false' });

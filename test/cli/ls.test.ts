@@ -76,6 +76,16 @@ describe('img ls', () => {
     assert.deepEqual(await names('reference=*:1.?', 'reference=busybox'), ['busybox:latest']);
     assert.deepEqual(await names('name=busybox', 'reference=localhost:5000/team/app'), []);
     assert.deepEqual(await names('reference=nothing*'), []);
+    // Go's path.Match, as docker's reference filter: [!b] has the members '!' and 'b', only [^b] negates
+    assert.deepEqual(await names('reference=[!b]usybox'), ['busybox:latest']);
+    assert.deepEqual(await names('reference=[^b]usybox'), []);
+    assert.deepEqual(await names('reference=localhost:5000/*'), [], '* stops at "/"');
+  });
+
+  it('names a malformed filter pattern and the fault', async () => {
+    const r = await runImg(['--state', state, 'ls', '-f', 'reference=busy[box']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^Error: syntax error in pattern "busy\[box": "\[" without a closing "\]"/);
   });
 
   it('rejects unknown filter keys and malformed filters, naming them', async () => {

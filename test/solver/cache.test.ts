@@ -76,6 +76,15 @@ test('context checksums cover exactly the selected files and reuse the stat cach
   assert.equal((await scanContext(ctx, only, null)).digest, sel.digest, 'unselected changes do not matter');
   assert.notEqual((await scanContext(ctx, SELECT_ALL, null)).digest, all.digest);
 
+  // Include patterns are filepath.Match globs: [!x] has the members '!' and 'x' (util/glob.ts).
+  await fsp.writeFile(path.join(ctx, '!.txt'), '!');
+  const bang = await scanContext(ctx, { ...SELECT_ALL, included: includeMatcher(['[!a].txt']) }, null);
+  assert.deepEqual(bang.files.map((f) => f.rel), ['!.txt', 'a.txt']);
+  const caret = await scanContext(ctx, { ...SELECT_ALL, included: includeMatcher(['[^a].txt']) }, null);
+  assert.deepEqual(caret.files.map((f) => f.rel), ['!.txt']);
+  assert.throws(() => includeMatcher(['src/[a']), /syntax error in pattern "\[a"/);
+  await fsp.rm(path.join(ctx, '!.txt'));
+
   // Exclusions (.dockerignore verdicts).
   const ex = { excluded: (rel: string) => rel === 'src/sub' || rel === 'link', mayReinclude: () => false };
   assert.deepEqual((await scanContext(ctx, ex, null)).files.map((f) => f.rel), ['a.txt', 'src', 'src/main.go']);

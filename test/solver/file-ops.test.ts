@@ -151,3 +151,25 @@ test('mkdir, mkfile, symlink and rm', async () => {
   await assert.rejects(run([{ op: 'rm', path: '/nope', allowNotFound: false, allowWildcard: false }]), /no such file/);
   await run([{ op: 'rm', path: '/nope', allowNotFound: true, allowWildcard: false }]);
 });
+
+test('COPY wildcards are Go filepath.Match globs (util/glob.ts): [!x] is literal, [^x] negates, \ escapes', async () => {
+  const { ctx, dest, run } = await setup();
+  for (const f of ['!.txt', 'c.txt', 'x*y.md', 'xzy.md']) await fs.writeFile(path.join(ctx, f), f);
+  await run([
+    copyAction(['[!a].txt'], '/bang/'), // members '!' and 'a', as BuildKit (a shell would negate)
+    copyAction(['[^a].txt'], '/caret/'),
+    copyAction(['[a-b].txt'], '/range/'),
+    copyAction(['x\\**.md'], '/esc/'), // \* is a literal star
+    copyAction(['s*/s\\ub/?.md'], '/deep/'), // past the first wildcard every component is a pattern
+  ]);
+  assert.deepEqual(await tree(path.join(dest, 'bang')), ['!.txt', 'a.txt']);
+  assert.deepEqual(await tree(path.join(dest, 'caret')), ['!.txt', 'b.txt', 'c.txt']);
+  assert.deepEqual(await tree(path.join(dest, 'range')), ['a.txt', 'b.txt']);
+  assert.deepEqual(await tree(path.join(dest, 'esc')), ['x*y.md']);
+  assert.deepEqual(await tree(path.join(dest, 'deep')), ['x.md']);
+  // a malformed pattern is an error naming it, not a silent literal
+  await assert.rejects(run([copyAction(['[a.txt'], '/bad/')]), /syntax error in pattern "\[a\.txt": "\[" without a closing "\]"/);
+  // --exclude with ** skips the path and everything below a matched directory
+  await run([copyAction(['src'], '/ex/', { excludePatterns: ['**/sub'] })]);
+  assert.deepEqual(await tree(path.join(dest, 'ex')), ['main.c']);
+});

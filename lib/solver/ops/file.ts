@@ -25,6 +25,7 @@ import { resolveUser } from '../../exec/passwd';
 import { loadAddon } from '../../host/index';
 import type { Mounted } from '../../snapshot/types';
 import { ImgError, isErrno } from '../../util/errors';
+import { compileGlob, hasWildcards, type Glob } from '../../util/glob';
 import { debug } from '../../util/log';
 import { resolveInRoot } from '../../util/rootpath';
 import { includeMatcher } from '../checksum';
@@ -194,7 +195,7 @@ async function copy(opts: FileOpOptions, a: CopyAction): Promise<void> {
   const srcRoot = opts.inputRoot(a.src);
   const owner = a.chown ? await opts.resolveOwner(a.chown) : opts.defaultOwner?.(a.src);
   const chmod = a.chmod ? parseChmod(a.chmod) : undefined;
-  const exclude = a.excludePatterns?.length ? a.excludePatterns.map(compileGlob) : [];
+  const exclude = a.excludePatterns?.length ? a.excludePatterns.map(compileExclude) : [];
 
   // The frontend sends `--parents a/./b/*.txt` the way BuildKit's LLB has it: the
   // directory before the pivot as source, the rest as include patterns. Put the
@@ -208,7 +209,7 @@ async function copy(opts: FileOpOptions, a: CopyAction): Promise<void> {
   const matches: SourceMatch[] = [];
   for (const src of sources) {
     const found = await matchSources(srcRoot, src, a);
-    if (found.length === 0 && !(a.allowWildcard && hasGlobMeta(src) && a.allowEmptyWildcard)) {
+    if (found.length === 0 && !(a.allowWildcard && hasWildcards(src) && a.allowEmptyWildcard)) {
       throw new ImgError(`failed to copy: "${src}": not found`, {
         hint: 'check the source path: it is relative to the build context (or the --from stage root) and must not be excluded by .dockerignore',
       });
@@ -216,7 +217,7 @@ async function copy(opts: FileOpOptions, a: CopyAction): Promise<void> {
     matches.push(...found.filter((m) => !isExcluded(exclude, m.relPath)));
   }
 
-  const destIsDirHint = a.dest.endsWith('/') || matches.length > 1 || sources.some(hasGlobMeta);
+  const destIsDirHint = a.dest.endsWith('/') || matches.length > 1 || sources.some(hasWildcards);
   const destPath = await resolveInRoot(opts.destRoot, a.dest, true);
   const copier = new TreeCopier(owner, chmod, exclude);
 
@@ -270,7 +271,7 @@ async function matchSources(srcRoot: string, src: string, a: CopyAction): Promis
     const base = path.posix.normalize('/' + pivot).slice(1);
     return base && rel.startsWith(base + '/') ? rel.slice(base.length + 1) : rel;
   };
-  if (!(a.allowWildcard && hasGlobMeta(clean))) {
+  if (!(a.allowWildcard && hasWildcards(clean))) {
     const hostPath = await resolveInRoot(srcRoot, clean, a.followSymlinks);
     try {
       await fsp.lstat(hostPath);
@@ -283,23 +284,27 @@ async function matchSources(srcRoot: string, src: string, a: CopyAction): Promis
   // Component-wise glob: expand one path component at a time.
   let current: { rel: string }[] = [{ rel: '' }];
   const parts = clean.split('/').filter(Boolean);
+  // As BuildKit: the components before the first wildcard are a plain path; from
+  // there on each is a filepath.Match pattern (so an escape there is an escape).
+  let globbing = false;
   for (const part of parts) {
+    globbing ||= hasWildcards(part);
     const next: { rel: string }[] = [];
+    const glob = globbing && (hasWildcards(part) || part.includes('\\')) ? compileGlob(part) : undefined;
     for (const c of current) {
       const dirHost = await resolveInRoot(srcRoot, c.rel || '/', true);
-      if (!hasGlobMeta(part)) {
+      if (!glob) {
         const rel = c.rel ? `${c.rel}/${part}` : part;
         if (await exists(path.join(dirHost, part))) next.push({ rel });
         continue;
       }
-      const re = compileComponent(part);
       let names: string[];
       try {
         names = await fsp.readdir(dirHost);
       } catch {
         continue;
       }
-      for (const n of names.sort()) if (re.test(n)) next.push({ rel: c.rel ? `${c.rel}/${n}` : n });
+      for (const n of names.sort()) if (glob.matches(n)) next.push({ rel: c.rel ? `${c.rel}/${n}` : n });
     }
     current = next;
   }
@@ -321,7 +326,7 @@ class TreeCopier {
   constructor(
     private readonly owner: Owner | undefined,
     private readonly chmod: ((mode: number, isDir: boolean) => number) | undefined,
-    private readonly exclude: RegExp[],
+    private readonly exclude: Glob[],
   ) {}
 
   async copyDirContents(srcDir: string, destDir: string, relBase: string, isTop: boolean, topBase = relBase): Promise<void> {
@@ -460,9 +465,9 @@ async function rm(root: string, p: string, allowNotFound: boolean, allowWildcard
   const parent = await resolveInRoot(root, path.posix.dirname(p), true);
   const base = path.posix.basename(p);
   let targets: string[];
-  if (allowWildcard && hasGlobMeta(base)) {
-    const re = compileComponent(base);
-    targets = (await fsp.readdir(parent).catch(() => [] as string[])).filter((n) => re.test(n)).map((n) => path.join(parent, n));
+  if (allowWildcard && hasWildcards(base)) {
+    const glob = compileGlob(base);
+    targets = (await fsp.readdir(parent).catch(() => [] as string[])).filter((n) => glob.matches(n)).map((n) => path.join(parent, n));
   } else {
     targets = [path.join(parent, base)];
   }
@@ -522,59 +527,16 @@ export function parseChmod(spec: string): (mode: number, isDir: boolean) => numb
   };
 }
 
-// ---------------------------------------------------------------- globbing
+// ---------------------------------------------------------------- globbing (util/glob.ts)
 
-function hasGlobMeta(p: string): boolean {
-  return /[*?[\\]/.test(p);
-}
-
-// One path component, Go filepath.Match style: * and ? never match '/'.
-function compileComponent(pattern: string): RegExp {
-  return new RegExp(`^${globBody(pattern)}$`);
-}
-
-// A whole relative path; `**` spans directories (as --exclude and .dockerignore allow).
-function compileGlob(pattern: string): RegExp {
+// --exclude patterns: relative paths with '**', matching a path or a directory above it.
+function compileExclude(pattern: string): Glob {
   const clean = path.posix.normalize(pattern).replace(/^\/+/, '').replace(/^\.\//, '');
-  return new RegExp(`^${globBody(clean)}(/.*)?$`);
+  return compileGlob(clean, { doubleStar: true });
 }
 
-function globBody(p: string): string {
-  let re = '';
-  for (let i = 0; i < p.length; i++) {
-    const c = p[i];
-    if (c === '*') {
-      if (p[i + 1] === '*') {
-        i++;
-        if (p[i + 1] === '/') {
-          i++;
-          re += '(?:.*/)?';
-        } else re += '.*';
-      } else re += '[^/]*';
-    } else if (c === '?') re += '[^/]';
-    else if (c === '[') {
-      const end = p.indexOf(']', i + 2);
-      if (end < 0) {
-        re += '\\[';
-        continue;
-      }
-      let cls = p.slice(i + 1, end);
-      if (cls.startsWith('^') || cls.startsWith('!')) cls = '^' + cls.slice(1);
-      re += `[${cls.replace(/\\/g, '\\\\')}]`;
-      i = end;
-    } else if (c === '\\' && i + 1 < p.length) {
-      re += escapeRe(p[++i]);
-    } else re += escapeRe(c);
-  }
-  return re;
-}
-
-function escapeRe(c: string): string {
-  return c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-}
-
-function isExcluded(patterns: RegExp[], rel: string): boolean {
-  return patterns.some((re) => re.test(rel));
+function isExcluded(patterns: Glob[], rel: string): boolean {
+  return patterns.some((g) => g.matchesPathOrParent(rel));
 }
 
 async function exists(p: string): Promise<boolean> {
