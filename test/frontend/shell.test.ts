@@ -202,6 +202,25 @@ test('pathological patterns finish (linear-time matching, no backtracking blow-u
   assert.equal(expandWord('${A//a/b}', a).value, 'b'.repeat(3000));
 });
 
+test('trim and replace on a 3,000+ character value give BuildKit\'s results (Go regexp semantics as the oracle)', () => {
+  const v = Array.from({ length: 700 }, (_, i) => `d${i}`).join('/');
+  assert.ok(v.length > 3000);
+  const e = new Map([['V', v]]);
+  const x = (w: string) => expandWord(w, e).value;
+  assert.equal(x('${V##*/}'), 'd699');
+  assert.equal(x('${V#*/}'), v.slice(3));
+  assert.equal(x('${V%%/*}'), 'd0');
+  assert.equal(x('${V%/*}'), v.slice(0, -5));
+  assert.equal(x('${V#*d350/}'), v.slice(v.indexOf('d350/') + 5));
+  assert.equal(x('${V%/d35*}'), v.slice(0, v.lastIndexOf('/d35')));
+  assert.equal(x('${V/*x*y/z}'), v);
+  // JS's greedy leftmost-first regexps agree with Go's here (one kind of star, no alternation)
+  assert.equal(x('${V//d?9\\//+}'), v.replace(/d.9\//g, '+'));
+  assert.equal(x('${V//1*2/+}'), v.replace(/1.*2/g, '+'));
+  assert.equal(x('${V/d6?/+}'), v.replace(/d6./, '+'));
+  assert.equal(x('${V//d*y/z}'), v);
+});
+
 test('glob details: literal brackets, escapes, newlines, empty matches', () => {
   const e = new Map([['v', 'a/b-c.d']]);
   assert.equal(expandWord('${v#*/}', e).value, 'b-c.d'); // * crosses nothing special in shell patterns
