@@ -6,17 +6,11 @@
 import { createHash } from 'node:crypto';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Digest } from '../images/types';
+import type { Digest, LayerBlob } from '../images/types';
 import { compressStream, DEFAULT_GZIP_LEVEL, mediaTypeFor, type Compression } from './compression';
 import { ParallelGzip } from './pgzip';
 
-export interface LayerBlob {
-  diffId: Digest;
-  digest: Digest;
-  size: number; // blob (compressed) bytes
-  uncompressedSize: number;
-  mediaType: string; // OCI layer media type for the compression
-}
+export type { LayerBlob };
 
 function tap(onChunk: (b: Buffer) => void): Transform {
   return new Transform({
@@ -33,7 +27,7 @@ export async function createLayerBlob(
   compression: Compression,
   sink: Writable,
   opts: { level?: number } = {},
-): Promise<LayerBlob> {
+): Promise<Required<LayerBlob>> {
   const diff = createHash('sha256');
   let uncompressedSize = 0;
   const src = tar instanceof Readable ? tar : new Readable().wrap(tar);

@@ -8,6 +8,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
+import { applyLayer, decompressStream, detectCompression } from '../archive/index';
 import { ImgError, isErrno } from '../util/errors';
 
 export interface LoadedContext {
@@ -162,7 +163,6 @@ function isTarOrCompressed(b: Buffer): boolean {
 
 // Extracts a (possibly compressed) tar with the archive room's safe extractor.
 async function extractTar(src: Readable, dir: string, what: string): Promise<void> {
-  const { applyLayer, decompressStream, detectCompression } = await import('../archive/index');
   // Peek at the first bytes for the compression.
   const it = src[Symbol.asyncIterator]();
   const first = await it.next();

@@ -4,15 +4,27 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import type { Writable } from 'node:stream';
-import type { BuildGraph, LocalSourceVertex } from '../graph/types';
+import { PassThrough, type Writable } from 'node:stream';
 import { ContentStore } from '../content/store';
-import { ImageStore } from '../images/store';
+import { exportArchive, exportImage, exportLocal, imageOf, LayerBlobMemo, writeRootfsTar, type BuildResult, type ExportEnv, type ExportProgress } from '../export/index';
+import { dockerfileToGraph } from '../frontend/dockerfile/convert';
+import { parseDockerignore, PatternMatcher } from '../frontend/dockerfile/dockerignore';
+import type { BuildGraph, LocalSourceVertex } from '../graph/types';
+import { lockFile } from '../host/index';
+import { formatPlatform, hostPlatform, normalizePlatform } from '../images/platform';
 import type { Descriptor, ImageConfig, Platform } from '../images/types';
 import { createRenderer, Progress, type Renderer } from '../progress/index';
-import { ImgError } from '../util/errors';
+import { openSnapshotter } from '../snapshot/index';
+import { acquireLease } from '../snapshot/lease';
+import { CacheStore } from '../solver/cache';
+import { createRuntime } from '../solver/runtime';
+import { solve } from '../solver/scheduler';
+import { withStoreLock } from '../state/lock';
+import { NotFoundError, UnsupportedError, UsageError } from '../util/errors';
 import { warn } from '../util/log';
+import { loadContext, type LoadedContext } from './context';
 import type { BuildOptions, OutputSpec } from './options';
+import { probeSnapshotter } from './probe';
 
 export interface BuildIO {
   stdout: Writable & { isTTY?: boolean };
@@ -35,11 +47,10 @@ function samePlatform(a: Platform, b: Platform): boolean {
 }
 
 export async function runBuild(opts: BuildOptions, io: BuildIO): Promise<BuildOutcome> {
-  const { hostPlatform, normalizePlatform, formatPlatform } = await import('../images/platform');
   const host = hostPlatform();
   for (const p of opts.platforms) {
     if (!samePlatform(normalizePlatform(p), normalizePlatform(host))) {
-      throw new ImgError(`building for ${formatPlatform(p)} is not supported yet (this host is ${formatPlatform(host)})`, {
+      throw new UnsupportedError(`building for ${formatPlatform(p)} is not supported yet (this host is ${formatPlatform(host)})`, {
         hint: `drop --platform, or pass --platform ${formatPlatform(host)}`,
       });
     }
@@ -48,10 +59,9 @@ export async function runBuild(opts: BuildOptions, io: BuildIO): Promise<BuildOu
   const outputs: OutputSpec[] = opts.outputs.length ? opts.outputs : [{ type: 'image', names: opts.tags }];
   const stdoutData = outputs.some((o) => (o.type === 'tar' || o.type === 'docker' || o.type === 'oci') && !o.dest);
   if (stdoutData && io.stdout.isTTY) {
-    throw new ImgError('refusing to write a tar archive to a terminal', { hint: 'redirect stdout to a file, or pass dest=FILE in --output' });
+    throw new UsageError('refusing to write a tar archive to a terminal', { hint: 'redirect stdout to a file, or pass dest=FILE in --output' });
   }
 
-  const { loadContext } = await import('./context');
   const ctx = await loadContext({ context: opts.context, file: opts.file, stdin: io.stdin as never, cwd: io.cwd, tmpDir: path.join(opts.stateDir, 'tmp') });
   const progress = new Progress();
   const renderer: Renderer = opts.quiet ? createRenderer('quiet') : createRenderer(opts.progress, io.stderr, { noConsole: opts.noConsole });
@@ -75,19 +85,11 @@ export async function runBuild(opts: BuildOptions, io: BuildIO): Promise<BuildOu
 async function buildWithContext(
   opts: BuildOptions,
   io: BuildIO,
-  ctx: import('./context').LoadedContext,
+  ctx: LoadedContext,
   progress: Progress,
   platform: Platform,
   outputs: OutputSpec[],
 ): Promise<BuildOutcome> {
-  const { parseDockerignore, PatternMatcher } = await import('../frontend/dockerfile/dockerignore');
-  const { dockerfileToGraph } = await import('../frontend/dockerfile/convert');
-  const { openSnapshotter } = await import('../snapshot/index');
-  const { CacheStore } = await import('../solver/cache');
-  const { createRuntime } = await import('../solver/runtime');
-  const { solve } = await import('../solver/scheduler');
-  const { withStoreLock } = await import('../state/lock');
-
   // The Dockerfile and .dockerignore, shown as BuildKit's internal steps.
   await progress.vertex('internal:dockerfile', `[internal] load build definition from ${ctx.dockerfileName}`, async () => {
     progress.status('internal:dockerfile', 'transfer', { name: `transferring dockerfile: ${Buffer.byteLength(ctx.dockerfileText)}B`, done: true });
@@ -108,7 +110,7 @@ async function buildWithContext(
     else {
       const abs = path.resolve(io.cwd, bc.path);
       if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) {
-        throw new ImgError(`--build-context ${bc.name}=${bc.path}: not a directory`, { hint: 'pass an existing directory' });
+        throw new NotFoundError(`--build-context ${bc.name}=${bc.path}: not a directory`, { hint: 'pass an existing directory' });
       }
       namedContexts[bc.name] = { kind: 'local', ref: abs };
       localDirs[abs] = abs;
@@ -116,12 +118,10 @@ async function buildWithContext(
     }
   }
 
-  const sn = opts.probe
-    ? await (await import('./probe')).probeSnapshotter(opts.stateDir, opts.backend)
-    : await openSnapshotter(opts.stateDir, opts.backend);
+  const sn = opts.probe ? await probeSnapshotter(opts.stateDir, opts.backend) : await openSnapshotter(opts.stateDir, opts.backend);
   const content = new ContentStore(opts.stateDir);
-  const { acquireLease } = await import('../snapshot/lease');
-  const { lockFile } = await import('../host/index');
+  const blobExists = (d: string) => content.has(d as `sha256:${string}`);
+  const layerBlobs = new LayerBlobMemo(opts.stateDir, { blobExists });
   const cache = new CacheStore(opts.stateDir, {
     // Lease before checking: a concurrent prune then cannot remove what we reuse.
     snapshotExists: async (id) => {
@@ -129,8 +129,9 @@ async function buildWithContext(
       const info = await sn.get(id);
       return info !== null && info.kind === 'committed';
     },
-    blobExists: (d) => content.has(d as `sha256:${string}`),
+    blobExists,
     lockFile,
+    layerBlob: (snapshot) => layerBlobs.get(snapshot),
   });
   const matchers = new Map<string, InstanceType<typeof PatternMatcher>>();
   const runtime = createRuntime({
@@ -188,82 +189,60 @@ async function buildWithContext(
     });
 
     const outcome: BuildOutcome = { imageId: null, names: [], cachedSteps: res.cached.size, executedSteps: res.executed.size };
-    const { buildImage, nameImage } = await import('../export/image');
-    let built: Awaited<ReturnType<typeof buildImage>> | null = null;
-    const ensureImage = async (vid: string) => {
-      if (!built) {
-        built = await buildImage({
-          content,
-          sn,
-          cache,
-          layers: res.result.layers,
-          config: graph.config as ImageConfig,
-          created: res.result.created,
-          progress: { status: (sub, s) => progress.status(vid, sub, s) },
-          sourceDateEpoch: opts.sourceDateEpoch,
-        });
-        outcome.imageId = built.config.digest;
-        outcome.manifest = built.manifest;
-      }
-      return built;
-    };
+    // The one value every exporter receives.
+    const result: BuildResult = { snapshot: res.result.snapshot, layers: res.result.layers, config: graph.config as ImageConfig, created: res.result.created };
+    const env: ExportEnv = { stateDir: opts.stateDir, content, sn, layerBlobs, sourceDateEpoch: opts.sourceDateEpoch };
+    const under = (id: string): ExportProgress => ({ status: (sub, s) => progress.status(id, sub, s) });
 
     for (const out of outputs) {
       switch (out.type) {
-        case 'image': {
+        case 'image':
           await progress.vertex('export:image', 'exporting to image', async () => {
-            const b = await ensureImage('export:image');
-            outcome.names.push(...(await nameImage(new ImageStore(opts.stateDir), out.names, b.manifest, { status: (sub, s) => progress.status('export:image', sub, s) })));
+            outcome.names.push(...(await exportImage(result, env, out.names, under('export:image'))));
           });
           break;
-        }
         case 'docker':
         case 'oci': {
           const id = `export:${out.type}`;
-          await progress.vertex(id, out.type === 'docker' ? 'exporting to docker image format' : 'exporting to oci image format', async () => {
-            const b = await ensureImage(id);
-            const { writeDockerArchive } = await import('../export/docker-archive');
-            const { writeOciArchive } = await import('../export/oci-layout');
-            const images = (out.names.length ? out.names : [undefined]).map((name) => ({ name, target: b.manifest }));
-            progress.status(id, 'send', { name: 'sending tarball' });
-            await toDest(out.dest, io, (w) => (out.type === 'docker' ? writeDockerArchive(content, images, w) : writeOciArchive(content, images, w)));
-            progress.status(id, 'send', { name: 'sending tarball', done: true });
-          });
+          const format = out.type;
+          await progress.vertex(id, format === 'docker' ? 'exporting to docker image format' : 'exporting to oci image format', () =>
+            toDest(out.dest, io, (w) => exportArchive(format, result, env, out.names, w, under(id))),
+          );
           break;
         }
-        case 'tar': {
+        case 'tar':
           await progress.vertex('export:tar', 'exporting to client', async () => {
-            const { writeRootfsTar } = await import('../export/rootfs-tar');
             progress.status('export:tar', 'send', { name: 'sending tarball' });
-            await toDest(out.dest, io, (w) => writeRootfsTar(sn, res.result.snapshot, w, { sourceDateEpoch: opts.sourceDateEpoch }));
+            await toDest(out.dest, io, (w) => writeRootfsTar(result, env, w));
             progress.status('export:tar', 'send', { name: 'sending tarball', done: true });
           });
           break;
-        }
-        case 'local': {
+        case 'local':
           await progress.vertex('export:local', 'exporting to client directory', async () => {
-            const { exportLocal } = await import('../export/local');
             progress.status('export:local', 'copy', { name: 'copying files' });
-            await exportLocal(sn, res.result.snapshot, path.resolve(io.cwd, out.dest));
+            await exportLocal(result, env, path.resolve(io.cwd, out.dest));
             progress.status('export:local', 'copy', { name: 'copying files', done: true });
           });
           break;
-        }
       }
     }
 
-    // --iidfile / --metadata-file want an image even when the outputs made none.
-    if ((opts.iidfile || opts.metadataFile) && !built) await ensureImage('export:meta');
-    const b = built as Awaited<ReturnType<typeof buildImage>> | null;
-    if (opts.iidfile && b) await fsp.writeFile(path.resolve(io.cwd, opts.iidfile), b.config.digest);
-    if (opts.metadataFile && b) {
-      const meta: Record<string, unknown> = {
-        'containerimage.config.digest': b.config.digest,
-        'containerimage.digest': b.manifest.digest,
-        'containerimage.descriptor': b.manifest,
-      };
-      if (outcome.names.length) meta['image.name'] = outcome.names.join(',');
-      await fsp.writeFile(path.resolve(io.cwd, opts.metadataFile), JSON.stringify(meta, null, 2) + '\n');
+    // An image was made when an output wanted one; --iidfile / --metadata-file want one regardless.
+    const wantsImage = outputs.some((o) => o.type === 'image' || o.type === 'docker' || o.type === 'oci');
+    if (wantsImage || opts.iidfile || opts.metadataFile) {
+      const b = await imageOf(result, env, under('export:meta'));
+      outcome.imageId = b.config.digest;
+      outcome.manifest = b.manifest;
+      if (opts.iidfile) await fsp.writeFile(path.resolve(io.cwd, opts.iidfile), b.config.digest);
+      if (opts.metadataFile) {
+        const meta: Record<string, unknown> = {
+          'containerimage.config.digest': b.config.digest,
+          'containerimage.digest': b.manifest.digest,
+          'containerimage.descriptor': b.manifest,
+        };
+        if (outcome.names.length) meta['image.name'] = outcome.names.join(',');
+        await fsp.writeFile(path.resolve(io.cwd, opts.metadataFile), JSON.stringify(meta, null, 2) + '\n');
+      }
     }
     for (const w of graph.warnings) warn(w.line ? `${ctx.dockerfileName}:${w.line}: ${w.message}` : w.message);
     return outcome;
@@ -273,7 +252,6 @@ async function buildWithContext(
 async function toDest(dest: string | undefined, io: BuildIO, write: (w: Writable) => Promise<void>): Promise<void> {
   if (!dest) {
     // Hand stdout over without closing it (more output may follow on stderr only).
-    const { PassThrough } = await import('node:stream');
     const pt = new PassThrough();
     pt.pipe(io.stdout, { end: false });
     const done = new Promise<void>((resolve, reject) => {

@@ -8,6 +8,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
+import { newSnapshotter } from '../snapshot/open';
 import type { Snapshotter, SnapshotBackend } from '../snapshot/types';
 import { findError, NeedsUserNamespace } from '../util/errors';
 
@@ -38,7 +39,6 @@ export async function probeSnapshotter(stateDir: string, backend: 'auto' | Snaps
       throw new NeedsUserNamespace('this build step needs the user namespace (snapshotter not chosen yet)');
     }
   } else chosen = backend;
-  const { newSnapshotter } = await import('../snapshot/open');
   const real = newSnapshotter(stateDir, chosen);
   const allowed = new Set<PropertyKey>(['backend', 'get', 'list', 'listMeta', 'close']);
   return new Proxy(real, {

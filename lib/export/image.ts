@@ -1,22 +1,17 @@
-// The image exporter: turns a solved result (a chain of layer slots) into an
-// OCI image in the content store — layer blobs (base layers reused as pulled,
-// build layers diffed from their snapshots, gzip, remembered in the cache),
-// config (the frontend's config + rootfs.diff_ids + aligned history) and
-// manifest — and optionally names it in the image store.
-import type { ContentStore } from '../content/store';
-import type { ImageStore } from '../images/store';
-import { MediaType, type Descriptor, type Digest, type HistoryEntry, type ImageConfig, type Manifest } from '../images/types';
-import type { Snapshotter } from '../snapshot/types';
-import type { CacheStore } from '../solver/cache';
-import { Limiter } from '../solver/limiter';
-import type { LayerBlob, LayerSlot } from '../solver/types';
+// The image exporter: turns a build result (a chain of layer slots and the
+// frontend's config) into an OCI image in the content store — layer blobs
+// (base layers reused as pulled, build layers diffed from their snapshots,
+// gzip, remembered in the layer memo), config (+ rootfs.diff_ids and aligned
+// history) and manifest — and optionally names it in the image store.
+import { createLayerBlob, writeLayer } from '../archive/index';
+import { formatReference, parseReference } from '../images/reference';
+import { ImageStore } from '../images/store';
+import { MediaType, type Descriptor, type Digest, type HistoryEntry, type ImageConfig, type LayerBlob, type Manifest } from '../images/types';
+import { Limiter } from '../util/limiter';
+import type { BuildResult, ExportEnv, ExportProgress, LayerSlot } from './result';
 
 // diffID of a tar with no entries (1024 zero bytes): a step that changed nothing.
 export const EMPTY_LAYER_DIFF_ID: Digest = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
-
-export interface LayerProgress {
-  status(sub: string, s: { name: string; current?: number; total?: number; done?: boolean }): void;
-}
 
 export interface BuiltImage {
   manifest: Descriptor;
@@ -26,32 +21,24 @@ export interface BuiltImage {
 }
 
 export interface ImageExportOptions {
-  content: ContentStore;
-  sn: Snapshotter;
-  cache: CacheStore;
-  layers: LayerSlot[];
-  config: ImageConfig; // from the graph
-  created?: string; // when the result was first built (cache record), else now
-  progress?: LayerProgress;
-  sourceDateEpoch?: number;
+  progress?: ExportProgress;
   concurrency?: number;
   compression?: 'gzip' | 'zstd' | 'none';
 }
 
 // Blob for one layer slot: known, remembered from an earlier export, or made now.
-async function layerFor(o: ImageExportOptions, slot: LayerSlot, i: number): Promise<{ blob: LayerBlob; fromBuild: boolean }> {
-  if (slot.blob && (await o.content.has(slot.blob.digest))) return { blob: slot.blob, fromBuild: Boolean(slot.snapshot) };
+async function layerFor(env: ExportEnv, o: ImageExportOptions, slot: LayerSlot, i: number): Promise<{ blob: LayerBlob; fromBuild: boolean }> {
+  if (slot.blob && (await env.content.has(slot.blob.digest))) return { blob: slot.blob, fromBuild: Boolean(slot.snapshot) };
   if (!slot.snapshot) {
     throw new Error(`layer ${i} has neither a stored blob nor a snapshot`);
   }
-  const known = await o.cache.layerBlob(slot.snapshot);
+  const known = await env.layerBlobs.get(slot.snapshot);
   if (known) return { blob: known, fromBuild: true };
-  const { writeLayer, createLayerBlob } = await import('../archive/index');
-  const src = await o.sn.diffRoot(slot.snapshot);
+  const src = await env.sn.diffRoot(slot.snapshot);
   let blob: LayerBlob;
   try {
-    const tar = writeLayer(o.sn.changes(slot.snapshot), src.rootfs, { sourceDateEpoch: o.sourceDateEpoch });
-    const ing = o.content.ingest();
+    const tar = writeLayer(env.sn.changes(slot.snapshot), src.rootfs, { sourceDateEpoch: env.sourceDateEpoch });
+    const ing = env.content.ingest();
     let made;
     try {
       made = await createLayerBlob(tar, o.compression ?? 'gzip', ing.stream);
@@ -64,7 +51,7 @@ async function layerFor(o: ImageExportOptions, slot: LayerSlot, i: number): Prom
   } finally {
     await src.release();
   }
-  await o.cache.putLayerBlob(slot.snapshot, blob);
+  await env.layerBlobs.put(slot.snapshot, blob);
   return { blob, fromBuild: true };
 }
 
@@ -118,24 +105,26 @@ function omitEmpty(c: ImageConfig['config']): void {
   }
 }
 
-export async function buildImage(o: ImageExportOptions): Promise<BuiltImage> {
+export async function buildImage(result: BuildResult, env: ExportEnv, o: ImageExportOptions = {}): Promise<BuiltImage> {
   const limiter = new Limiter(o.concurrency ?? 4);
   o.progress?.status('layers', { name: 'exporting layers' });
-  const made = await Promise.all(o.layers.map((slot, i) => limiter.run(() => layerFor(o, slot, i))));
+  const made = await Promise.all(result.layers.map((slot, i) => limiter.run(() => layerFor(env, o, slot, i))));
   o.progress?.status('layers', { name: 'exporting layers', done: true });
 
   const created =
-    o.sourceDateEpoch !== undefined ? new Date(o.sourceDateEpoch * 1000).toISOString() : (o.created ?? o.config.created ?? new Date().toISOString());
-  const { history, kept } = alignHistory(o.config.history, made, created);
+    env.sourceDateEpoch !== undefined
+      ? new Date(env.sourceDateEpoch * 1000).toISOString()
+      : (result.created ?? result.config.created ?? new Date().toISOString());
+  const { history, kept } = alignHistory(result.config.history, made, created);
   const config: ImageConfig = {
-    ...structuredClone(o.config),
+    ...structuredClone(result.config),
     created,
     rootfs: { type: 'layers', diff_ids: kept.map((l) => l.diffId) },
     history,
   };
   omitEmpty(config.config);
   const configBytes = Buffer.from(JSON.stringify(config));
-  const cw = await o.content.writeBytes(configBytes);
+  const cw = await env.content.writeBytes(configBytes);
   const configDesc: Descriptor = { mediaType: MediaType.OciConfig, digest: cw.digest, size: cw.size };
   o.progress?.status('config', { name: `exporting config ${cw.digest}`, done: true });
   const manifest: Manifest = {
@@ -144,20 +133,39 @@ export async function buildImage(o: ImageExportOptions): Promise<BuiltImage> {
     config: configDesc,
     layers: kept.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
   };
-  const mw = await o.content.writeBytes(Buffer.from(JSON.stringify(manifest)));
+  const mw = await env.content.writeBytes(Buffer.from(JSON.stringify(manifest)));
   const manifestDesc: Descriptor = { mediaType: MediaType.OciManifest, digest: mw.digest, size: mw.size };
   o.progress?.status('manifest', { name: `exporting manifest ${mw.digest}`, done: true });
   return { manifest: manifestDesc, config: configDesc, configJson: config, manifestJson: manifest };
 }
 
-export async function nameImage(images: ImageStore, names: string[], target: Descriptor, progress?: LayerProgress): Promise<string[]> {
-  const { parseReference, formatReference } = await import('../images/reference');
+// The image of a build result, made once however many outputs (image, docker,
+// oci, --iidfile) ask for it; its progress shows under the first that asks.
+const images = new WeakMap<BuildResult, Promise<BuiltImage>>();
+export function imageOf(result: BuildResult, env: ExportEnv, progress?: ExportProgress): Promise<BuiltImage> {
+  let p = images.get(result);
+  if (!p) {
+    p = buildImage(result, env, { progress });
+    images.set(result, p);
+    p.catch(() => images.delete(result));
+  }
+  return p;
+}
+
+// `-o type=image` (the default output): the image, named in the image store.
+// Returns the full names it got ("docker.io/library/x:latest").
+export async function exportImage(result: BuildResult, env: ExportEnv, names: string[], progress?: ExportProgress): Promise<string[]> {
+  const built = await imageOf(result, env, progress);
+  return nameImage(new ImageStore(env.stateDir), names, built.manifest, progress);
+}
+
+export async function nameImage(store: ImageStore, names: string[], target: Descriptor, progress?: ExportProgress): Promise<string[]> {
   const out: string[] = [];
   for (const n of names) {
     const ref = parseReference(n);
     const full = formatReference(ref.tag || ref.digest ? ref : { ...ref, tag: 'latest' });
     progress?.status(`name-${full}`, { name: `naming to ${full}` });
-    await images.put(full, target);
+    await store.put(full, target);
     progress?.status(`name-${full}`, { name: `naming to ${full}`, done: true });
     out.push(full);
   }

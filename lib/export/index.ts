@@ -1,5 +1,9 @@
-// Exporters of a build's result (see lib/builder/index.ts for how outputs pick them).
-export { buildImage, nameImage, alignHistory, EMPTY_LAYER_DIFF_ID, type BuiltImage, type ImageExportOptions } from './image';
+// Exporters of a build's result (see lib/builder/index.ts for how outputs pick them):
+// each takes the one BuildResult (result.ts) and the stores (ExportEnv).
+export type { BuildResult, ExportEnv, ExportProgress, LayerSlot } from './result';
+export { LayerBlobMemo } from './layer-memo';
+export { buildImage, exportImage, imageOf, nameImage, alignHistory, EMPTY_LAYER_DIFF_ID, type BuiltImage, type ImageExportOptions } from './image';
+export { exportArchive } from './archive';
 export { exportLocal } from './local';
 export { writeRootfsTar } from './rootfs-tar';
 export { writeDockerArchive } from './docker-archive';

@@ -3,32 +3,26 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import type { Snapshotter } from '../snapshot/types';
-import { ImgError, isErrno } from '../util/errors';
+import { inUserNamespace } from '../exec/userns';
+import { withMounted } from '../snapshot/index';
+import { resetOwners } from '../snapshot/rootfs';
+import { copyTree } from '../snapshot/sys';
+import { UsageError, isErrno } from '../util/errors';
+import type { BuildResult, ExportEnv } from './result';
 
-export async function exportLocal(sn: Snapshotter, snapshot: string | null, dest: string): Promise<void> {
+export async function exportLocal(result: BuildResult, env: ExportEnv, dest: string): Promise<void> {
   await fsp.mkdir(dest, { recursive: true });
   const st = await fsp.stat(dest);
-  if (!st.isDirectory()) throw new ImgError(`--output dest ${dest} is not a directory`, { hint: 'name a directory (it is created when missing)' });
-  if (!snapshot) return;
-  const m = await sn.mount(snapshot);
-  try {
-    await mergeTree(m.rootfs, dest);
-  } finally {
-    await m.release();
-  }
+  if (!st.isDirectory()) throw new UsageError(`--output dest ${dest} is not a directory`, { hint: 'name a directory (it is created when missing)' });
+  if (!result.snapshot) return;
+  await withMounted(env.sn, result.snapshot, (rootfs) => mergeTree(rootfs, dest));
   // Unprivileged, the exported files belong to the caller (namespace root), as when
   // BuildKit's client writes them; otherwise files owned by a subordinate id could
   // not even be deleted by the user who asked for them.
-  const { inUserNamespace } = await import('../exec/userns');
-  if (inUserNamespace()) {
-    const { resetOwners } = await import('../snapshot/rootfs');
-    await resetOwners(dest);
-  }
+  if (inUserNamespace()) await resetOwners(dest);
 }
 
 async function mergeTree(src: string, dst: string): Promise<void> {
-  const { copyTree } = await import('../snapshot/sys');
   for (const name of await fsp.readdir(src)) {
     const s = path.join(src, name);
     const d = path.join(dst, name);

@@ -1,20 +1,18 @@
 // `-o type=tar`: the final filesystem as one tar (stdout when no dest).
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Snapshotter } from '../snapshot/types';
+import { compareDirs, writeLayer } from '../archive/index';
+import { withMounted } from '../snapshot/index';
+import type { BuildResult, ExportEnv } from './result';
 
-// Streams the tree of `snapshot` (null = empty) as a tar into `out`.
-export async function writeRootfsTar(sn: Snapshotter, snapshot: string | null, out: Writable, opts: { sourceDateEpoch?: number } = {}): Promise<void> {
-  const { compareDirs, writeLayer } = await import('../archive/index');
-  if (!snapshot) {
+// Streams the build's final tree (an empty archive for an empty result) into `out`.
+export async function writeRootfsTar(result: BuildResult, env: ExportEnv, out: Writable): Promise<void> {
+  if (!result.snapshot) {
     await pipeline(Readable.from([Buffer.alloc(1024)]), out);
     return;
   }
-  const m = await sn.mount(snapshot);
-  try {
-    const tar = writeLayer(compareDirs(null, m.rootfs), m.rootfs, { sourceDateEpoch: opts.sourceDateEpoch });
+  await withMounted(env.sn, result.snapshot, async (rootfs) => {
+    const tar = writeLayer(compareDirs(null, rootfs), rootfs, { sourceDateEpoch: env.sourceDateEpoch });
     await pipeline(tar as Readable, out);
-  } finally {
-    await m.release();
-  }
+  });
 }

@@ -35,6 +35,18 @@ export interface Descriptor {
   artifactType?: string;
 }
 
+// A compressed layer blob in the content store, as an image manifest names it
+// (digest, size, media type) and an image config lists it (diffId: the digest
+// of the uncompressed tar). Made by archive/createLayerBlob, remembered by the
+// exporter per snapshot (export/layer-memo.ts), carried by pulled images' layers.
+export interface LayerBlob {
+  digest: Digest;
+  diffId: Digest;
+  mediaType: string;
+  size: number; // compressed bytes
+  uncompressedSize?: number; // known when the blob was just made
+}
+
 export interface Manifest {
   schemaVersion: 2;
   mediaType?: string;

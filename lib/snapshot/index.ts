@@ -30,3 +30,13 @@ export function unpackImage(
 ): Promise<string> {
   return unpackLayers(stateDir, sn, manifest, config, onProgress, opts);
 }
+
+// Mounts snapshot `id` for the duration of fn (released however fn ends).
+export async function withMounted<T>(sn: Snapshotter, id: string, fn: (rootfs: string) => Promise<T>): Promise<T> {
+  const m = await sn.mount(id);
+  try {
+    return await fn(m.rootfs);
+  } finally {
+    await m.release();
+  }
+}

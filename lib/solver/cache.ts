@@ -5,13 +5,10 @@
 //   records/<key hex>.json   {version, key, name, kind, snapshot, layers: [{snapshot?, blob?}], meta?, created}
 //                            written atomically (temp + fsync + rename) after the
 //                            vertex's snapshot is committed (under the key).
-//   layers/<sha256(snapshot id)>.json  {snapshot, blob: {digest, diffId, mediaType, size}, created}
-//                            the compressed layer made from a snapshot's diff, so
-//                            a cached build exports without re-diffing.
-//   roots/rec-<key hex>.json, roots/layer-<hex>.json   {"digests": [...]}
-//                            GC roots (lib/state/gc.ts) for the blobs a record
-//                            or layer file names; written before the record itself,
+//   roots/rec-<key hex>.json {"digests": [...]} GC root (lib/state/gc.ts) for the
+//                            blobs a record names; written before the record itself,
 //                            under the store's shared lock, removed with it.
+//   layers/, roots/layer-*   the exporter's snapshot → layer blob memo (export/layer-memo.ts)
 //   checksums/<hex>.json     stat-keyed checksum cache of local contexts (checksum.ts)
 //   mounts/<id hex>/         RUN --mount=type=cache directories
 // Per-key locks: <state>/locks/cache/<key hex>.lock (flock, exclusive while a
@@ -22,12 +19,12 @@
 import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import type { LayerBlob } from '../images/types';
 import type { Vertex } from '../graph/types';
-import { isErrno } from '../util/errors';
 import { debug } from '../util/log';
+import { readJsonRecord, writeJsonAtomic } from '../util/fsutil';
 import { keyHex } from './keys';
-import type { CacheBackend, CacheLock, LayerBlob, LayerSlot, VertexResult } from './types';
-import { writeJsonAtomic } from '../util/fsutil';
+import type { CacheBackend, CacheLock, LayerSlot, VertexResult } from './types';
 
 const VERSION = 1;
 
@@ -46,25 +43,13 @@ export interface CacheStoreOptions {
   snapshotExists?(id: string): Promise<boolean>;
   blobExists?(digest: string): Promise<boolean>;
   lockFile?(file: string, mode: 'shared' | 'exclusive', opts?: { wait?: boolean }): Promise<CacheLock>;
+  // The blob the exporter made from a snapshot (export/layer-memo.ts): a hit
+  // carries it, and stays usable when that layer's snapshot is gone.
+  layerBlob?(snapshot: string): Promise<LayerBlob | undefined>;
 }
 
 export function cacheDir(stateDir: string): string {
   return path.join(stateDir, 'cache');
-}
-
-export { writeJsonAtomic };
-
-async function readJson<T>(file: string): Promise<T | null> {
-  try {
-    return JSON.parse(await fsp.readFile(file, 'utf8')) as T;
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return null;
-    if (err instanceof SyntaxError) {
-      debug(`cache: ignoring unreadable ${file}`);
-      return null;
-    }
-    throw err;
-  }
 }
 
 export class CacheStore implements CacheBackend {
@@ -81,16 +66,12 @@ export class CacheStore implements CacheBackend {
     return path.join(this.dir, 'records', `${keyHex(key)}.json`);
   }
 
-  private layerPath(snapshot: string): string {
-    return path.join(this.dir, 'layers', `${createHash('sha256').update(snapshot).digest('hex')}.json`);
-  }
-
   private rootPath(name: string): string {
     return path.join(this.dir, 'roots', `${name}.json`);
   }
 
   async get(key: string, _v?: Vertex): Promise<VertexResult | null> {
-    const rec = await readJson<CacheRecord>(this.recordPath(key));
+    const rec = await readJsonRecord<CacheRecord>(this.recordPath(key));
     if (!rec || rec.version !== VERSION || rec.key !== key) return null;
     if (rec.snapshot && this.opts.snapshotExists && !(await this.opts.snapshotExists(rec.snapshot))) {
       debug(`cache: ${key} names missing snapshot ${rec.snapshot}; recomputing`);
@@ -98,7 +79,7 @@ export class CacheStore implements CacheBackend {
     }
     const layers: LayerSlot[] = [];
     for (const slot of rec.layers) {
-      let blob = slot.blob ?? (slot.snapshot ? await this.layerBlob(slot.snapshot) : undefined);
+      let blob = slot.blob ?? (slot.snapshot ? await this.opts.layerBlob?.(slot.snapshot) : undefined);
       if (blob && this.opts.blobExists && !(await this.opts.blobExists(blob.digest))) blob = undefined;
       if (!blob && !slot.snapshot) return null; // a base layer we can no longer produce
       if (slot.snapshot && this.opts.snapshotExists && !blob && !(await this.opts.snapshotExists(slot.snapshot))) return null;
@@ -121,20 +102,6 @@ export class CacheStore implements CacheBackend {
       created: result.created ?? new Date().toISOString(),
     };
     await writeJsonAtomic(this.recordPath(key), rec);
-  }
-
-  // Layer blobs made from snapshot diffs (by the exporter).
-  async layerBlob(snapshot: string): Promise<LayerBlob | undefined> {
-    const rec = await readJson<{ snapshot: string; blob: LayerBlob }>(this.layerPath(snapshot));
-    if (!rec || rec.snapshot !== snapshot) return undefined;
-    if (this.opts.blobExists && !(await this.opts.blobExists(rec.blob.digest))) return undefined;
-    return rec.blob;
-  }
-
-  async putLayerBlob(snapshot: string, blob: LayerBlob): Promise<void> {
-    const hex = createHash('sha256').update(snapshot).digest('hex');
-    await writeJsonAtomic(this.rootPath(`layer-${hex}`), { digests: [blob.digest] });
-    await writeJsonAtomic(this.layerPath(snapshot), { snapshot, blob, created: new Date().toISOString() });
   }
 
   async lock(key: string): Promise<CacheLock> {

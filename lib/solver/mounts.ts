@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import type { ExecMount, ExecVertex } from '../graph/types';
 import type { BindMount, TmpfsMount } from '../exec/run';
 import { lockFile } from '../host/index';
+import { withMounted } from '../snapshot/index';
 import type { Snapshotter } from '../snapshot/types';
 import { copyTree } from '../snapshot/sys';
 import { NotFoundError, UsageError } from '../util/errors';
@@ -49,16 +50,6 @@ export async function emptyDir(stateDir: string): Promise<string> {
   const dir = path.join(stateDir, 'tmp', 'empty');
   await fsp.mkdir(dir, { recursive: true });
   return dir;
-}
-
-// Mounts `id` for the duration of fn.
-export async function withMounted<T>(sn: Snapshotter, id: string, fn: (root: string) => Promise<T>): Promise<T> {
-  const m = await sn.mount(id);
-  try {
-    return await fn(m.rootfs);
-  } finally {
-    await m.release();
-  }
 }
 
 export class RunMounts {

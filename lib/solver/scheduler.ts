@@ -4,11 +4,13 @@
 // Vertices with equal keys run once. The first failure aborts everything
 // else (AbortSignal to running executors, waiters rejected) and the solve
 // rejects with a SolveError naming the step and the tail of its output.
+import { setMaxListeners } from 'node:events';
+import * as os from 'node:os';
 import type { BuildGraph, Ref, Vertex } from '../graph/types';
 import type { Progress } from '../progress/events';
 import { AbortError, ImgError, isAbortError, StepError } from '../util/errors';
 import { cacheKey } from './keys';
-import { Limiter } from './limiter';
+import { Limiter } from '../util/limiter';
 import type { CacheBackend, Executor, Executors, VertexLogger, VertexResult } from './types';
 
 const TAIL = 20;
@@ -51,8 +53,6 @@ export class SolveError extends StepError {
 export function defaultConcurrency(env: NodeJS.ProcessEnv = process.env): number {
   const n = Number(env.IMG_MAX_PARALLELISM);
   if (Number.isInteger(n) && n >= 1) return n;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const os = require('node:os') as typeof import('node:os');
   return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
 }
 
@@ -79,8 +79,7 @@ class Solver {
   ) {
     this.limiter = new Limiter(opts.concurrency ?? defaultConcurrency());
     // Every running step listens for the abort; that is not a leak.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    (require('node:events') as typeof import('node:events')).setMaxListeners(0, this.ac.signal);
+    setMaxListeners(0, this.ac.signal);
     if (opts.signal) {
       if (opts.signal.aborted) this.ac.abort(opts.signal.reason);
       else opts.signal.addEventListener('abort', () => this.ac.abort(opts.signal!.reason), { once: true });

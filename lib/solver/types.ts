@@ -2,24 +2,9 @@
 // vertex kind, injected so the scheduler is testable with fakes) and the
 // cache backend it consults.
 import type { Vertex } from '../graph/types';
-import type { Digest } from '../images/types';
+import type { LayerSlot } from '../export/result';
 
-// A compressed layer blob in the content store, as an image manifest names it.
-export interface LayerBlob {
-  digest: Digest;
-  diffId: Digest;
-  mediaType: string;
-  size: number;
-}
-
-// One layer of a result's chain. Layers from pulled images carry their blob;
-// layers made by the build carry the committed snapshot whose diff (against
-// its parent) is the layer; the blob is produced on export and remembered.
-export interface LayerSlot {
-  snapshot?: string;
-  blob?: LayerBlob;
-  // History comment from the source image (base layers keep their history).
-}
+export type { LayerSlot };
 
 export interface VertexResult {
   // Committed snapshot holding this vertex's filesystem (null = empty, scratch).

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { isErrno } from './errors';
+import { debug } from './log';
 
 // Write temp + fsync + rename: readers see the old or the new file, never a torn one.
 export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
@@ -51,5 +52,18 @@ export async function readFileIfExists(file: string): Promise<Buffer | null> {
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return null;
     throw err;
+  }
+}
+
+// A JSON record written by writeJsonAtomic: null when it is missing or not JSON
+// (a record from an older img, a disk that lost data): the caller recomputes it.
+export async function readJsonRecord<T>(file: string): Promise<T | null> {
+  const data = await readFileIfExists(file);
+  if (data === null) return null;
+  try {
+    return JSON.parse(data.toString('utf8')) as T;
+  } catch {
+    debug(`ignoring unreadable ${file}`);
+    return null;
   }
 }

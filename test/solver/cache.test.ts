@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { LayerBlobMemo } from '../../lib/export/layer-memo';
 import { CacheStore } from '../../lib/solver/cache';
 import { ChecksumCache, includeMatcher, scanContext, SELECT_ALL } from '../../lib/solver/checksum';
 
@@ -18,7 +19,8 @@ test('cache records round-trip, register GC roots, and are misses when their sna
   const state = await fsp.mkdtemp(path.join(os.tmpdir(), 'img-cache-'));
   t.after(() => fsp.rm(state, { recursive: true, force: true }));
   const snaps = new Set(['s1', 's2']);
-  const store = new CacheStore(state, { snapshotExists: async (id) => snaps.has(id) });
+  const memo = new LayerBlobMemo(state);
+  const store = new CacheStore(state, { snapshotExists: async (id) => snaps.has(id), layerBlob: (s) => memo.get(s) });
   const key = `sha256:${'a'.repeat(64)}`;
   assert.equal(await store.get(key), null);
   await store.put(key, { name: 'RUN x', kind: 'exec' }, { snapshot: 's2', layers: [{ blob: blob(1) }, { snapshot: 's2' }] });
@@ -26,7 +28,7 @@ test('cache records round-trip, register GC roots, and are misses when their sna
   assert.ok(hit && !Number.isNaN(Date.parse(hit.created!)), 'the record remembers when it was made');
   assert.deepEqual({ ...hit, created: undefined }, { snapshot: 's2', layers: [{ snapshot: undefined, blob: blob(1) }, { snapshot: 's2', blob: undefined }], meta: undefined, created: undefined });
   // The exporter remembers the blob made from s2; later hits carry it.
-  await store.putLayerBlob('s2', blob(2));
+  await memo.put('s2', blob(2));
   assert.deepEqual((await store.get(key))!.layers[1].blob, blob(2));
   const roots = await fsp.readdir(path.join(state, 'cache', 'roots'));
   const digests = roots.flatMap((f) => JSON.parse(fs.readFileSync(path.join(state, 'cache', 'roots', f), 'utf8')).digests);

@@ -6,11 +6,12 @@ import type { LocalSourceVertex } from '../../graph/types';
 import { ContentStore } from '../../content/store';
 import { ImageStore } from '../../images/store';
 import type { Platform } from '../../images/types';
+import { withMounted } from '../../snapshot/index';
 import type { Snapshotter } from '../../snapshot/types';
 import { debug } from '../../util/log';
 import type { CacheStore } from '../cache';
 import type { ContextFile, Selector } from '../checksum';
-import { withMounted, type SecretSource } from '../mounts';
+import type { SecretSource } from '../mounts';
 import type { LayerSlot, RunContext, VertexResult } from '../types';
 
 export interface RuntimeOptions {

@@ -1,0 +1,40 @@
+// What every exporter receives: the one result of a build, made once by
+// lib/builder from the solve (the export room never sees the solver), and the
+// stores the exporters read and write.
+import type { ContentStore } from '../content/store';
+import type { ImageConfig, LayerBlob } from '../images/types';
+import type { Snapshotter } from '../snapshot/types';
+import type { LayerBlobMemo } from './layer-memo';
+
+// One layer of a result's chain. Layers from pulled images carry their blob;
+// layers made by the build carry the committed snapshot whose diff (against
+// its parent) is the layer; the blob is made on export and remembered.
+export interface LayerSlot {
+  snapshot?: string;
+  blob?: LayerBlob;
+}
+
+export interface BuildResult {
+  // The final filesystem (null: empty, a scratch stage that added nothing).
+  snapshot: string | null;
+  // Bottom-to-top layers; stacked, they rebuild `snapshot`.
+  layers: LayerSlot[];
+  // The image config the frontend made; the image exporter adds rootfs and aligns history.
+  config: ImageConfig;
+  // When the result was first built (from the cache record on a hit), so a
+  // fully cached rebuild dates its image the same and gets the same digest.
+  created?: string;
+}
+
+export interface ExportEnv {
+  stateDir: string;
+  content: ContentStore;
+  sn: Snapshotter;
+  layerBlobs: LayerBlobMemo;
+  sourceDateEpoch?: number; // SOURCE_DATE_EPOCH: image dates and file times in exported tars
+}
+
+// Progress of an export, shown under its step.
+export interface ExportProgress {
+  status(sub: string, s: { name: string; current?: number; total?: number; done?: boolean }): void;
+}
