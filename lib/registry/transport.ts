@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as tls from 'node:tls';
 import type { Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { debug, isDebug } from '../util/log';
 import { VERSION } from '../version';
 
@@ -31,6 +31,14 @@ export function trustedCAs(env: NodeJS.ProcessEnv = process.env): string[] | und
   return cas;
 }
 
+// undici is loaded on the first request: it takes longer to load (~0.3 s) than a
+// fully cached build takes to run, and such a build never talks to a registry.
+let undiciModule: typeof import('undici') | undefined;
+function undici(): typeof import('undici') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (undiciModule ??= require('undici') as typeof import('undici'));
+}
+
 let secureAgent: Agent | undefined;
 let insecureAgent: Agent | undefined;
 
@@ -41,10 +49,10 @@ function agentOptions(): Agent.Options {
 
 export function getAgent(verifyTls = true): Agent {
   if (verifyTls) {
-    secureAgent ??= new Agent({ ...agentOptions(), connect: { ca: trustedCAs() } });
+    secureAgent ??= new (undici().Agent)({ ...agentOptions(), connect: { ca: trustedCAs() } });
     return secureAgent;
   }
-  insecureAgent ??= new Agent({ ...agentOptions(), connect: { rejectUnauthorized: false } });
+  insecureAgent ??= new (undici().Agent)({ ...agentOptions(), connect: { rejectUnauthorized: false } });
   return insecureAgent;
 }
 
@@ -159,7 +167,7 @@ async function sendFollowing(opts: SendOptions): Promise<Response> {
   let url = opts.url;
   const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...opts.headers };
   for (let hop = 0; hop < 6; hop++) {
-    const res = await request(url, {
+    const res = await undici().request(url, {
       method: opts.method,
       headers,
       body: opts.body ? opts.body() : null,
