@@ -1,6 +1,7 @@
 // probe(): what this host lets an unprivileged builder do, for diagnostics
 // and for choosing a snapshotter.
 #include "addon.h"
+#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/utsname.h>
@@ -49,7 +50,33 @@ static Napi::Value Probe(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// direntType(dir, name): the d_type readdir(3) reports for `name` in `dir`
+// (DT_UNKNOWN = 0 on filesystems without it, e.g. XFS made with ftype=0,
+// which overlayfs refuses), or -1 when no such entry. Node's readdir hides
+// DT_UNKNOWN behind an lstat, so diagnostics ask here.
+static Napi::Value DirentType(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) throw Napi::TypeError::New(env, "direntType(dir, name)");
+  std::string dir = info[0].As<Napi::String>().Utf8Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) throw ErrnoError(env, errno, "opendir", dir);
+  int type = -1;
+  errno = 0;
+  while (struct dirent* e = ::readdir(d)) {
+    if (name == e->d_name) {
+      type = e->d_type;
+      break;
+    }
+  }
+  int err = errno;
+  ::closedir(d);
+  if (type == -1 && err) throw ErrnoError(env, err, "readdir", dir);
+  return Napi::Number::New(env, type);
+}
+
 void InitProbe(Napi::Env env, Napi::Object exports) {
+  exports.Set("direntType", Napi::Function::New(env, DirentType));
   exports.Set("getuid", Napi::Function::New(env, Getuid));
   exports.Set("probe", Napi::Function::New(env, Probe));
 }

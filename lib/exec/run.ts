@@ -28,6 +28,8 @@ export interface RunOptions {
   stateDir: string;
   signal?: AbortSignal;
   onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  // Mount a fresh /proc in a pid namespace; default: whether this host allows it (canMountProc, which warns once when not).
+  freshProc?: boolean;
 }
 
 // Resolves to the process's exit status (128+n when killed by signal n) and

@@ -34,7 +34,7 @@ function isWritableDir(p: string): boolean {
 }
 
 let runcPath: string | null | undefined;
-function findRunc(): string {
+export function findRunc(): string {
   if (runcPath === undefined) {
     runcPath = null;
     const candidates = [process.env.IMG_RUNC, ...(process.env.PATH ?? '').split(':').map((d) => d && path.join(d, 'runc')), '/usr/sbin/runc', '/usr/bin/runc'];
@@ -59,18 +59,23 @@ function findRunc(): string {
 
 // Whether this host lets us mount a fresh /proc (needs a pid namespace we own
 // and a /proc that is not partly covered, which some container hosts have).
-// Probed once per process with util-linux unshare.
+// Tried with util-linux unshare; resolves to null when it works, else why not.
+export function freshProcTrial(): string | null {
+  if (process.env.IMG_NO_PROC_MOUNT === '1') return 'IMG_NO_PROC_MOUNT=1 is set'; // forced (tests, or hosts where the trial is wrong)
+  const r = spawnSync('unshare', ['--mount', '--pid', '--fork', '--mount-proc', 'true'], { encoding: 'utf8', timeout: 10000 });
+  if (r.error && isErrno(r.error, 'ENOENT')) return null; // no unshare(1): let runc try
+  if (r.status === 0) return null;
+  return (r.stderr ?? '').trim().split('\n').pop() || `unshare exited with ${r.status ?? r.signal}`;
+}
+
+// The trial once per process, with the warning a build shows.
 let freshProcOk: boolean | undefined;
 export function canMountProc(): boolean {
   if (freshProcOk !== undefined) return freshProcOk;
-  if (process.env.IMG_NO_PROC_MOUNT === '1') {
-    freshProcOk = false; // forced (tests, or hosts where the probe is wrong)
-  } else {
-    const r = spawnSync('unshare', ['--mount', '--pid', '--fork', '--mount-proc', 'true'], { stdio: 'ignore', timeout: 10000 });
-    if (r.error && isErrno(r.error, 'ENOENT')) freshProcOk = true; // no unshare(1): let runc try
-    else freshProcOk = r.status === 0;
-  }
-  if (!freshProcOk) {
+  const whyNot = freshProcTrial();
+  freshProcOk = whyNot === null;
+  if (whyNot !== null) {
+    debug(`fresh /proc: ${whyNot}`);
     warn(
       'this host does not allow mounting a fresh /proc in a user namespace (e.g. img running inside a container with a masked /proc): ' +
         'RUN steps run without a PID namespace and see the host /proc. Unmask /proc (docker run --security-opt systempaths=unconfined) to fix it.',
@@ -246,7 +251,7 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
   const id = containerId();
   const bundle = path.join(opts.stateDir, 'tmp', 'exec', id);
   await fsp.mkdir(bundle, { recursive: true, mode: 0o711 });
-  const freshProc = canMountProc();
+  const freshProc = opts.freshProc ?? canMountProc();
   const hostname = opts.hostname || randomBytes(6).toString('hex');
   const cleanupsDone: (() => void)[] = [];
   let created: CreatedMountPoints = { paths: [], parents: new Map() };

@@ -31,6 +31,8 @@ export interface NativeAddon {
   copyTree(src: string, dst: string, opts?: { threads?: number }): Promise<{ files: number; bytes: number }>;
 
   probe(): HostProbe;
+  // The d_type readdir reports for dir/name (0 = DT_UNKNOWN, 8 = DT_REG, 4 = DT_DIR), -1 when absent.
+  direntType(dir: string, name: string): number;
 
   // Clone a child into new user + mount namespaces (+ pid when asked). The child
   // blocks until `releaseChild(syncFd)`, so the parent can write its id maps

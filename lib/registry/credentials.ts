@@ -222,3 +222,17 @@ export async function eraseCredentials(configKey: string, env: NodeJS.ProcessEnv
   }
   return found;
 }
+
+// What config.json configures, without any secret: for `img doctor`.
+export interface CredentialsSummary {
+  file: string;
+  registries: string[]; // `auths` keys
+  credHelpers: Record<string, string>; // registry → helper name
+  credsStore?: string;
+}
+
+export function configuredCredentials(env: NodeJS.ProcessEnv = process.env): CredentialsSummary {
+  const file = dockerConfigPath(env);
+  const config = readConfig(file);
+  return { file, registries: Object.keys(config.auths ?? {}).sort(), credHelpers: config.credHelpers ?? {}, credsStore: config.credsStore || undefined };
+}

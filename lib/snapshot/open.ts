@@ -64,7 +64,7 @@ export async function detectBackend(stateDir: string): Promise<SnapshotBackend> 
   let backend: SnapshotBackend = 'native';
   try {
     for (const candidate of ['overlayfs', 'fuse-overlayfs'] as const) {
-      const why = await probe(candidate, path.join(probeRoot, candidate), userns);
+      const why = await backendTrial(candidate, path.join(probeRoot, candidate), userns);
       if (why === null) {
         backend = candidate;
         break;
@@ -81,9 +81,10 @@ export async function detectBackend(stateDir: string): Promise<SnapshotBackend> 
   return backend;
 }
 
-// Mounts a two-lower overlay, writes through it (copy-up + whiteout), unmounts.
-// Resolves to null when that worked, else the reason.
-async function probe(backend: 'overlayfs' | 'fuse-overlayfs', dir: string, userns: boolean): Promise<string | null> {
+// Mounts a two-lower overlay in `dir` (on the filesystem under test), writes
+// through it (copy-up + whiteout), unmounts. Resolves to null when that
+// worked, else the reason. `img doctor` runs the same trial.
+export async function backendTrial(backend: 'overlayfs' | 'fuse-overlayfs', dir: string, userns: boolean): Promise<string | null> {
   const d = (n: string) => path.join(dir, n);
   await Promise.all(['l1', 'l2', 'u', 'w', 'm'].map((n) => fsp.mkdir(d(n), { recursive: true })));
   await fsp.writeFile(path.join(d('l1'), 'a'), 'a');

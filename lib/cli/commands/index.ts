@@ -16,6 +16,7 @@ import { register as version } from './version';
 import { register as unpack } from './unpack';
 import { register as du } from './du';
 import { register as prune } from './prune';
+import { register as doctor } from './doctor';
 
 export type RegisterCommand = (program: Command, globals: () => GlobalOptions) => Command;
 
@@ -33,4 +34,5 @@ export const commands: RegisterCommand[] = [
   unpack,
   du,
   prune,
+  doctor,
 ];
