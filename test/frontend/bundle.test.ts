@@ -13,9 +13,10 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const FRONTEND = path.join(ROOT, 'lib', 'frontend', 'dockerfile');
 const GRAPH = path.join(ROOT, 'lib', 'graph');
 
+// Every .ts file under dir, its subfolders included (convert/, instructions/).
 function tsFiles(dir: string): string[] {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir)
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
     .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
     .sort()
     .map((f) => path.join(dir, f));

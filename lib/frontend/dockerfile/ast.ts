@@ -1,5 +1,5 @@
 // The parser's output: the contract between lib/frontend/dockerfile/parser.ts
-// and the converter (convert.ts). Pure data, no behaviour.
+// and the typed commands (instructions/parse.ts). Pure data, no behaviour.
 
 export interface Directive {
   name: string; // lower-case: "syntax", "escape", "check"

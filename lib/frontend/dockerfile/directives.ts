@@ -6,6 +6,7 @@
 // - an unknown name is a comment and ends directive parsing;
 // - a known directive given twice is an error; no line continuation.
 
+import type { ParsedDockerfile } from './ast';
 import { isSpaceCode } from './shell';
 
 export const KNOWN_DIRECTIVES = ['syntax', 'escape', 'check'] as const;
@@ -131,6 +132,12 @@ export function resolveSyntax(value: string): SyntaxInfo | undefined {
   const labs = m[4] !== undefined;
   if (m[2] === undefined) return { image, labs, digest }; // "1": newest 1.x
   return { image, version: [1, Number(m[2]), Number(m[3] ?? 0)], labs, digest };
+}
+
+// The `# syntax=` frontend a parsed file asked for (undefined when none).
+export function syntaxOf(parsed: ParsedDockerfile): SyntaxInfo | undefined {
+  const d = parsed.directives.find((x) => x.name === 'syntax');
+  return d ? resolveSyntax(d.value) : undefined;
 }
 
 // ---- # check= ----

@@ -2,32 +2,27 @@
 //
 // Two passes, like BuildKit: first the whole file is read into instructions
 // (lines, directives, continuations, comments, heredocs, exec vs shell form,
-// key=value lists); errors of that pass win over later ones. Then each
-// instruction is checked in order (known keyword, flags, argument counts,
-// ONBUILD triggers, HEALTHCHECK options). No expansion happens here: ARG/ENV
-// substitution is the converter's job (shell.ts).
+// key=value lists); errors of that pass win over later ones. Then, unless only
+// the syntax is wanted, each instruction becomes a typed command
+// (instructions/parse.ts: known keyword, flags, argument counts, ONBUILD
+// triggers, HEALTHCHECK options) and the build checks run (lint.ts). No
+// expansion happens here: ARG/ENV substitution is the converter's job (shell.ts).
 
 import type { Directive, Flag, Heredoc, Instruction, KeyValue, ParsedDockerfile } from './ast';
-import { detectSyntax, isKnownDirective, matchDirective, parseCheckDirective, resolveSyntax, type SyntaxInfo } from './directives';
-import { DockerfileError, ShellExpansionError, suggest } from './errors';
-import { chompHeredocContent, heredocsFromLine, parseHeredocWord } from './heredoc';
-import {
-  ALL_FLAG_NAMES,
-  HEREDOC_INSTRUCTIONS,
-  INSTRUCTIONS,
-  INSTRUCTION_FLAGS,
-  flagAvailable,
-  isKeyword,
-  goDurationError,
-  parseGoDuration,
-} from './instructions';
+import { detectSyntax, isKnownDirective, matchDirective, resolveSyntax, type SyntaxInfo } from './directives';
+import { DockerfileError, ShellExpansionError } from './errors';
+import { chompHeredocContent, heredocsFromLine } from './heredoc';
+import { commandsOf } from './instructions/parse';
+import { HEREDOC_INSTRUCTIONS } from './instructions/table';
+import { applyCheckDirective, lint } from './lint';
 import { isSpaceCode } from './shell';
 
 export interface ParseOptions {
   filename?: string; // for messages: `<filename>:<line>: ...` (default "Dockerfile")
   // false: only the syntax pass (BuildKit's parser.Parse level): unknown
   // instructions and flags, argument counts, ONBUILD triggers and HEALTHCHECK
-  // options are not checked. Default true (BuildKit's parser + instruction parse).
+  // options are not checked, build checks do not run. Default true (BuildKit's
+  // parser + instruction parse).
   validate?: boolean;
 }
 
@@ -149,16 +144,6 @@ export function extractFlags(line: string): { rest: string; flags: string[] } {
   }
 }
 
-// BuildKit's MustParseHeredoc: whether a word is a heredoc marker (errors count as no).
-function isHeredocWord(word: string | undefined): boolean {
-  if (word === undefined) return false;
-  try {
-    return parseHeredocWord(word) !== undefined;
-  } catch {
-    return false;
-  }
-}
-
 function toFlag(word: string): Flag {
   const body = word.startsWith('--') ? word.slice(2) : word;
   const eq = body.indexOf('=');
@@ -250,7 +235,6 @@ interface Ctx {
   file: string;
   escape: '\\' | '`';
   endLine?: number; // last line of the logical line being built
-  warnings: Warning[];
 }
 
 class Parser {
@@ -347,7 +331,7 @@ class Parser {
   parse(): ParsedDockerfile {
     const instructions: Instruction[] = [];
     let comments: string[] = [];
-    const ctx: Ctx = { file: this.file, escape: this.escape, warnings: this.warnings };
+    const ctx: Ctx = { file: this.file, escape: this.escape };
 
     while (this.i < this.lines.length) {
       const raw = this.lines[this.i++];
@@ -428,12 +412,12 @@ class Parser {
       warnings: this.warnings,
     };
     if (this.validate) {
-      const v = new Validator(this.file, this.syntax, this.warnings);
-      for (const ins of instructions) v.check(ins);
-      lint(instructions, this.warnings);
+      commandsOf(result, { file: this.file, syntax: this.syntax });
+      this.warnings.push(...lint(instructions));
     }
     this.warnings.sort((a, b) => a.line - b.line); // stable: same-line warnings keep their order
-    this.applyCheckDirective(result);
+    const check = this.directives.find((x) => x.name === 'check');
+    if (check) result.warnings = applyCheckDirective(result.warnings, check.value, this.file);
     return result;
   }
 
@@ -451,25 +435,6 @@ class Parser {
       );
     }
     this.syntax = info;
-  }
-
-  // `# check=skip=Rule1,Rule2` drops those build-check warnings (`all`: every one);
-  // `error=true` turns the remaining ones into an error, as BuildKit does.
-  private applyCheckDirective(result: ParsedDockerfile): void {
-    const d = this.directives.find((x) => x.name === 'check');
-    if (!d) return;
-    const cfg = parseCheckDirective(d.value);
-    const skipAll = cfg.skip.some((r) => r.toLowerCase() === 'all');
-    const skip = new Set(cfg.skip.map((r) => r.toLowerCase()));
-    result.warnings = result.warnings.filter((w) => !w.rule || !(skipAll || skip.has(w.rule.toLowerCase())));
-    if (cfg.error) {
-      const found = result.warnings.filter((w) => w.rule);
-      if (found.length) {
-        this.err(`lint violation found for rules: ${[...new Set(found.map((w) => w.rule))].join(', ')}`, found[0].line, {
-          hint: `${found[0].message}; fix it, or skip the rule with "# check=skip=${found[0].rule}"`,
-        });
-      }
-    }
   }
 
   private readHeredoc(h: Omit<Heredoc, 'content'>, startLine: number): Heredoc {
@@ -607,12 +572,7 @@ function parseNameVal(ins: Instruction, rest: string, ctx: Ctx, fail: (reason: s
     const key = rest.slice(0, m.index);
     const value = rest.slice(m.index + m[0].length);
     ins.args = [key, value];
-    ins.keyValues = [{ key, value, hasEquals: false }];
-    ctx.warnings.push({
-      message: `"${kw} key=value" should be used instead of legacy "${kw} key value" format`,
-      line: ins.startLine,
-      rule: 'LegacyKeyValueFormat',
-    });
+    ins.keyValues = [{ key, value, hasEquals: false }]; // the legacy form (lint: LegacyKeyValueFormat)
     return;
   }
   ins.keyValues = [];
@@ -628,286 +588,6 @@ function parseNameVal(ins: Instruction, rest: string, ctx: Ctx, fail: (reason: s
   }
 }
 
-// ---------------------------------------------------------------------------
-// pass 2: semantic checks per instruction
-
-const reStageName = /^[a-z][a-z0-9-_.]*$/;
-
-class Validator {
-  constructor(
-    private readonly file: string,
-    private readonly syntax: SyntaxInfo | undefined,
-    private readonly warnings: Warning[],
-  ) {}
-
-  private fail(ins: Instruction, reason: string, hint?: string): never {
-    throw new DockerfileError(reason, {
-      file: this.file,
-      line: ins.startLine,
-      endLine: ins.endLine,
-      snippet: ins.original,
-      hint,
-    });
-  }
-
-  check(ins: Instruction, inOnbuild = false): void {
-    const kw = ins.keyword;
-    if (!isKeyword(kw)) {
-      const word = trimSpace(ins.original).split(reWhitespace)[0];
-      const s = suggest(kw, INSTRUCTIONS);
-      this.fail(ins, `unknown instruction: ${word}${s ? ` (did you mean ${s}?)` : ''}`, `instructions are ${INSTRUCTIONS.join(', ')}`);
-    }
-    const n = ins.args.length;
-    const atLeastOne = (): void => {
-      if (n === 0) this.fail(ins, `${kw} requires at least one argument`);
-    };
-    const exactlyOne = (): void => {
-      if (n !== 1) this.fail(ins, `${kw} requires exactly one argument`);
-    };
-    switch (kw) {
-      // The order of checks within an instruction follows BuildKit's: some count
-      // their arguments before reading flags, others after.
-      case 'FROM': {
-        const asForm = n === 3 && ins.args[1].toLowerCase() === 'as';
-        if (n !== 1 && !asForm) {
-          this.fail(ins, 'FROM requires either one or three arguments', 'write FROM [--platform=<platform>] <image> [AS <name>]');
-        }
-        if (asForm) {
-          const name = ins.args[2];
-          if (!reStageName.test(name.toLowerCase())) {
-            this.fail(
-              ins,
-              `invalid name for build stage: ${JSON.stringify(name)}, name can't start with a number or contain symbols`,
-              'stage names start with a letter and contain only letters, digits, "-", "_" and "."',
-            );
-          }
-        }
-        this.flags(ins);
-        if (asForm) {
-          const as = ins.args[1];
-          const from = ins.original.trimStart().slice(0, 4);
-          const fromUpper = from === 'FROM';
-          if ((as === 'AS' && !fromUpper) || (as === 'as' && fromUpper)) {
-            this.warnings.push({ message: `'${as}' and '${from}' keywords' casing do not match`, line: ins.startLine, rule: 'FromAsCasing' });
-          }
-        }
-        return;
-      }
-      case 'RUN':
-        this.flags(ins);
-        return;
-      case 'COPY':
-      case 'ADD':
-        if (n < 2) {
-          this.fail(ins, `${kw} requires at least two arguments, but only one was provided. Destination could not be determined.`, `write ${kw} <src>... <dest>`);
-        }
-        this.flags(ins);
-        if (!ins.json && isHeredocWord(ins.args[n - 1])) {
-          this.fail(ins, `${kw} cannot accept a heredoc as a destination`, 'put the heredoc before the destination path');
-        }
-        return;
-      case 'CMD':
-      case 'ENTRYPOINT':
-        this.flags(ins);
-        return;
-      case 'SHELL':
-        this.flags(ins);
-        atLeastOne();
-        if (!ins.json) this.fail(ins, 'SHELL requires the arguments to be in JSON form', 'write SHELL ["executable", "parameters"]');
-        return;
-      case 'ENV':
-      case 'LABEL':
-      case 'ARG':
-        this.flags(ins);
-        atLeastOne();
-        for (const kv of ins.keyValues ?? []) {
-          if (kv.key === '') this.fail(ins, `${kw} names can not be blank`, `write ${kw} name=value`);
-        }
-        return;
-      case 'MAINTAINER':
-        exactlyOne();
-        this.flags(ins);
-        this.warnings.push({ message: 'Maintainer instruction is deprecated in favor of using label', line: ins.startLine, rule: 'MaintainerDeprecated' });
-        return;
-      case 'USER':
-      case 'WORKDIR':
-      case 'STOPSIGNAL':
-        exactlyOne();
-        this.flags(ins);
-        return;
-      case 'EXPOSE':
-        atLeastOne();
-        this.flags(ins);
-        return;
-      case 'VOLUME':
-        this.flags(ins);
-        atLeastOne();
-        if (ins.args.some((a) => a === '')) this.fail(ins, 'VOLUME specified can not be an empty string');
-        return;
-      case 'HEALTHCHECK':
-        this.healthcheck(ins);
-        return;
-      case 'ONBUILD': {
-        atLeastOne();
-        this.flags(ins);
-        const t = ins.onbuild;
-        if (!t) this.fail(ins, 'ONBUILD requires at least one argument');
-        if (t.keyword === 'ONBUILD') this.fail(ins, 'Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
-        if (t.keyword === 'FROM' || t.keyword === 'MAINTAINER') this.fail(ins, `${t.keyword} isn't allowed as an ONBUILD trigger`);
-        if (!inOnbuild) this.check(t, true);
-        return;
-      }
-    }
-  }
-
-  private healthcheck(ins: Instruction): void {
-    if (ins.args.length === 0) this.fail(ins, 'HEALTHCHECK requires at least one argument', 'write HEALTHCHECK [OPTIONS] CMD <command>, or HEALTHCHECK NONE');
-    const typ = ins.args[0].toUpperCase();
-    if (typ === 'NONE') {
-      if (ins.args.length !== 1) this.fail(ins, 'HEALTHCHECK NONE takes no arguments');
-      return;
-    }
-    const flags = this.flags(ins);
-    if (typ !== 'CMD') this.fail(ins, `Unknown type ${JSON.stringify(typ)} in HEALTHCHECK (try CMD)`);
-    if (ins.args.length === 1) this.fail(ins, 'Missing command after HEALTHCHECK CMD');
-    for (const name of ['interval', 'timeout', 'start-period', 'start-interval']) {
-      const v = flags.get(name);
-      if (v === undefined || v === '') continue;
-      const ns = parseGoDuration(v);
-      if (ns === undefined) this.fail(ins, goDurationError(v)!, `--${name} takes a duration such as 30s, 1m30s`);
-      if (ns < 0) this.fail(ins, `Interval ${JSON.stringify(name)} cannot be negative`);
-      if (ns !== 0 && ns < 1e6) this.fail(ins, `Interval ${JSON.stringify(name)} cannot be less than 1ms`);
-    }
-    const r = flags.get('retries');
-    if (r !== undefined && r !== '') {
-      if (!/^[+-]?\d+$/.test(r)) this.fail(ins, `strconv.ParseInt: parsing ${JSON.stringify(r)}: invalid syntax`, '--retries takes a whole number');
-      if (Number(r) > 2 ** 31 - 1 || Number(r) < -(2 ** 31)) {
-        this.fail(ins, `strconv.ParseInt: parsing ${JSON.stringify(r)}: value out of range`, '--retries takes a whole number');
-      }
-      if (Number(r) < 0) this.fail(ins, `--retries cannot be negative (${Number(r)})`);
-    }
-  }
-
-  // Checks the flags against the table; returns last value per name. Bool
-  // values are normalized to "true"/"false" in place.
-  private flags(ins: Instruction): Map<string, string> {
-    const kw = ins.keyword;
-    const specs = INSTRUCTION_FLAGS[kw] ?? {};
-    const allowed = Object.keys(specs);
-    const seen = new Map<string, string>();
-    if (ins.flags.length === 0) return seen;
-    const accepts = allowed.length ? `${kw} accepts ${allowed.map((f) => '--' + f).join(', ')}` : `${kw} takes no flags`;
-    for (const f of ins.flags) {
-      const spec = Object.prototype.hasOwnProperty.call(specs, f.name) ? specs[f.name] : undefined;
-      if (!spec) {
-        let why = '';
-        if (ALL_FLAG_NAMES.includes(f.name)) why = ` (--${f.name} is not allowed on ${kw})`;
-        else {
-          const s = suggest(f.name, allowed);
-          if (s) why = ` (did you mean --${s}?)`;
-        }
-        this.fail(ins, `unknown flag: --${f.name}${why}`, accepts);
-      }
-      if (!flagAvailable(spec, this.syntax?.version, this.syntax?.labs ?? false)) {
-        const labsOnly = spec.stable === undefined;
-        const tag = labsOnly ? '1-labs' : '1';
-        this.fail(
-          ins,
-          `unknown flag: --${f.name} (${kw} --${f.name} is not available in Dockerfile syntax ${this.syntax?.image ?? 'docker/dockerfile:1'}${labsOnly ? '; it is a labs feature' : ''})`,
-          `use "# syntax=docker/dockerfile:${tag}" as the first line of the Dockerfile`,
-        );
-      }
-      if (seen.has(f.name) && spec.kind !== 'strings') this.fail(ins, `duplicate flag specified: --${f.name}`, `give --${f.name} once`);
-      if (spec.kind === 'bool') {
-        if (f.value === '') this.fail(ins, `missing a value on flag: --${f.name}`, `write --${f.name} or --${f.name}=true|false`);
-        const lower = f.value === null ? 'true' : f.value.toLowerCase();
-        if (lower !== 'true' && lower !== 'false') {
-          this.fail(ins, `expecting boolean value for flag --${f.name}, not: ${f.value}`, `write --${f.name} or --${f.name}=true|false`);
-        }
-        if (f.value !== null) f.value = lower;
-        seen.set(f.name, lower);
-      } else {
-        if (f.value === null) this.fail(ins, `missing a value on flag: --${f.name}`, `write --${f.name}=<value>`);
-        seen.set(f.name, f.value);
-      }
-    }
-    return seen;
-  }
-}
-
-// ---------------------------------------------------------------------------
-
-// Build checks that need only the parsed file (BuildKit rule names and texts).
-function lint(instructions: Instruction[], warnings: Warning[]): void {
-  const written = (ins: Instruction): string => trimSpace(ins.original).split(reWhitespace)[0];
-  // ConsistentInstructionCasing: every keyword in the majority's case
-  let upper = 0;
-  let lower = 0;
-  for (const ins of instructions) {
-    const w = written(ins);
-    if (w === w.toUpperCase()) upper++;
-    else if (w === w.toLowerCase()) lower++;
-  }
-  const majority = upper >= lower ? 'uppercase' : 'lowercase';
-  let stage: Map<string, Instruction[]> = new Map();
-  const flushStage = (): void => {
-    for (const [kw, list] of stage) {
-      for (const ins of list.slice(0, -1)) {
-        warnings.push({
-          message: `Multiple ${kw} instructions should not be used in the same stage because only the last one will be used`,
-          line: ins.startLine,
-          rule: 'MultipleInstructionsDisallowed',
-        });
-      }
-    }
-    stage = new Map();
-  };
-  for (const ins of instructions) {
-    const w = written(ins);
-    const want = majority === 'uppercase' ? w.toUpperCase() : w.toLowerCase();
-    if (w !== want) {
-      warnings.push({ message: `Command '${w}' should match the case of the command majority (${majority})`, line: ins.startLine, rule: 'ConsistentInstructionCasing' });
-    }
-    switch (ins.keyword) {
-      case 'FROM': {
-        flushStage();
-        if (ins.args.length === 3) {
-          const name = ins.args[2];
-          if (name !== name.toLowerCase()) {
-            warnings.push({ message: `Stage name '${name}' should be lowercase`, line: ins.startLine, rule: 'StageNameCasing' });
-          }
-          if (name.toLowerCase() === 'scratch' || name.toLowerCase() === 'context') {
-            warnings.push({ message: `'${name.toLowerCase()}' is reserved and should not be used as a stage name`, line: ins.startLine, rule: 'ReservedStageName' });
-          }
-        }
-        break;
-      }
-      case 'CMD':
-      case 'ENTRYPOINT':
-      case 'HEALTHCHECK': {
-        if (ins.keyword !== 'HEALTHCHECK' && !ins.json) {
-          warnings.push({
-            message: `JSON arguments recommended for ${ins.keyword} to prevent unintended behavior related to OS signals`,
-            line: ins.startLine,
-            rule: 'JSONArgsRecommended',
-          });
-        }
-        const list = stage.get(ins.keyword) ?? [];
-        list.push(ins);
-        stage.set(ins.keyword, list);
-        break;
-      }
-    }
-  }
-  flushStage();
-}
-
 export function parseDockerfile(text: string, opts?: ParseOptions): ParsedDockerfile {
   return new Parser(text, opts?.filename ?? 'Dockerfile', opts?.validate ?? true).parse();
-}
-
-// The `# syntax=` frontend a parsed file asked for (undefined when none).
-export function syntaxOf(parsed: ParsedDockerfile): SyntaxInfo | undefined {
-  const d = parsed.directives.find((x) => x.name === 'syntax');
-  return d ? resolveSyntax(d.value) : undefined;
 }

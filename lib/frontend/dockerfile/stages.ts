@@ -1,97 +1,65 @@
-// Splitting a parsed Dockerfile into the global ARG preamble and stages, stage
-// naming rules, and lookups for FROM/--from/--target.
+// Splitting a Dockerfile's commands into the global ARG preamble and stages
+// (BuildKit's instructions.Parse), and finding the stage --target names.
 
-import type { Instruction, ParsedDockerfile } from './ast';
 import { DockerfileError, suggest } from './errors';
+import type { ArgCommand, Command, FromCommand, StageCommand } from './instructions/commands';
 
 export interface Stage {
   index: number;
   name: string; // lower-cased "AS" name, "" when unnamed
-  baseName: string; // FROM argument as written (unexpanded)
-  platformFlag?: string; // FROM --platform, unexpanded
-  from: Instruction;
-  commands: Instruction[];
+  from: FromCommand;
+  commands: StageCommand[];
 }
 
 export interface SplitDockerfile {
-  metaArgs: Instruction[]; // ARGs before the first FROM
+  metaArgs: ArgCommand[]; // ARGs before the first FROM
   stages: Stage[];
 }
 
-const STAGE_NAME = /^[a-z][a-z0-9\-_.]*$/;
-
-export function splitStages(parsed: ParsedDockerfile, file: string): SplitDockerfile {
-  const metaArgs: Instruction[] = [];
+export function splitStages(commands: Command[], file: string): SplitDockerfile {
+  const metaArgs: ArgCommand[] = [];
   const stages: Stage[] = [];
   const byName = new Map<string, Stage>();
-  for (const ins of parsed.instructions) {
-    if (ins.keyword === 'FROM') {
-      const words = ins.args;
-      let name = '';
-      if (words.length === 3 && words[1].toLowerCase() === 'as') name = words[2].toLowerCase();
-      else if (words.length !== 1) {
-        throw new DockerfileError('FROM requires either one or three arguments', {
-          file,
-          line: ins.startLine,
-          snippet: ins.original,
-          hint: 'write FROM <image> [AS <name>]',
-        });
-      }
-      if (name && !STAGE_NAME.test(name)) {
-        throw new DockerfileError(
-          `invalid name for build stage: "${words[2]}", name can't start with a number or contain symbols`,
-          { file, line: ins.startLine, snippet: ins.original, hint: 'use letters, digits, "-", "_" and "." starting with a letter' },
-        );
-      }
+  for (const cmd of commands) {
+    const node = cmd.node;
+    if (cmd.keyword === 'FROM') {
+      const name = cmd.stageName;
       if (name && byName.has(name)) {
         throw new DockerfileError(`duplicate stage name "${name}"`, {
           file,
-          line: ins.startLine,
-          snippet: ins.original,
-          hint: `stage "${name}" is already defined on line ${byName.get(name)!.from.startLine}; rename one of them`,
+          line: node.startLine,
+          snippet: node.original,
+          hint: `stage "${name}" is already defined on line ${byName.get(name)!.from.node.startLine}; rename one of them`,
         });
       }
-      for (const f of ins.flags) {
-        if (f.name !== 'platform') {
-          throw new DockerfileError(`unknown flag: --${f.name}`, { file, line: ins.startLine, snippet: ins.original, hint: 'FROM accepts only --platform' });
-        }
-      }
-      const pf = ins.flags.find((f) => f.name === 'platform');
-      const st: Stage = {
-        index: stages.length,
-        name,
-        baseName: words[0],
-        platformFlag: pf ? pf.value ?? '' : undefined,
-        from: ins,
-        commands: [],
-      };
+      const st: Stage = { index: stages.length, name, from: cmd, commands: [] };
       stages.push(st);
       if (name) byName.set(name, st);
     } else if (stages.length === 0) {
-      if (ins.keyword !== 'ARG') {
-        throw new DockerfileError(`no build stage in current context: ${ins.keyword} must come after FROM`, {
+      if (cmd.keyword !== 'ARG') {
+        throw new DockerfileError(`no build stage in current context: ${cmd.keyword} must come after FROM`, {
           file,
-          line: ins.startLine,
-          snippet: ins.original,
+          line: node.startLine,
+          snippet: node.original,
           hint: 'only ARG may come before the first FROM',
         });
       }
-      metaArgs.push(ins);
+      metaArgs.push(cmd);
     } else {
-      stages[stages.length - 1].commands.push(ins);
+      stages[stages.length - 1].commands.push(cmd);
     }
   }
   if (stages.length === 0) {
     throw new DockerfileError('the Dockerfile has no FROM instruction', {
       file,
-      line: parsed.instructions.length ? parsed.instructions[parsed.instructions.length - 1].endLine : 1,
+      line: commands.length ? commands[commands.length - 1].node.endLine : 1,
       hint: 'start a build stage with FROM <image> (or FROM scratch)',
     });
   }
   return { metaArgs, stages };
 }
 
-export function findStageByName(stages: Stage[], name: string): Stage | undefined {
+function findStageByName(stages: Stage[], name: string): Stage | undefined {
   const n = name.toLowerCase();
   return stages.find((s) => s.name !== '' && s.name === n);
 }
@@ -106,11 +74,7 @@ export function findTarget(stages: Stage[], target: string | undefined, file: st
   const list = names.length ? `available stages: ${names.join(', ')}` : 'the Dockerfile has no named stages';
   throw new DockerfileError(`target stage "${target}" could not be found${guess ? ` (did you mean "${guess}"?)` : ''}`, {
     file,
-    line: stages[stages.length - 1].from.startLine,
+    line: stages[stages.length - 1].from.node.startLine,
     hint: guess ? `use --target ${guess}; ${list}` : `pass one of the stage names to --target; ${list}`,
   });
 }
-
-// Stage references in --from (COPY, RUN --mount) are a stage name, a stage
-// index, or otherwise an image reference.
-export type StageRef = { kind: 'stage'; stage: Stage } | { kind: 'other'; name: string };

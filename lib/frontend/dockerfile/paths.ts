@@ -1,6 +1,7 @@
-// COPY/ADD helpers: POSIX path arithmetic (no node:path in the frontend),
-// source classification (local, http, git), --chown/--chmod validation,
-// the --parents "/./" pivot and destination rules.
+// Paths as the Dockerfile means them: POSIX path arithmetic (no node:path in
+// the frontend), working-directory resolution, and the path rules of COPY/ADD:
+// source kinds (local, http, git), --chown/--chmod values, the --parents "/./"
+// pivot, destinations that name a directory, context include patterns.
 
 import type { ChownSpec } from '../../graph/types';
 
@@ -49,10 +50,6 @@ export function destIsDir(dest: string): boolean {
 
 export function isHttpUrl(s: string): boolean {
   return /^https?:\/\//i.test(s);
-}
-
-export function hasWildcard(s: string): boolean {
-  return /[*?[]/.test(s);
 }
 
 export interface GitRef {

@@ -1,5 +1,7 @@
-// RUN --mount=... parsing with BuildKit's keys, defaults and validation.
-// The value is CSV (quotes allowed); each value is expanded like BuildKit does.
+// RUN --mount=... in two phases, as BuildKit does: the flag's CSV is split into
+// fields once, when the instruction becomes a command (`parseMountFlag`); the
+// values are expanded against the stage's environment and checked with
+// BuildKit's keys, defaults and rules when the RUN is converted (`resolveMount`).
 
 export type MountType = 'bind' | 'cache' | 'tmpfs' | 'secret' | 'ssh';
 const MOUNT_TYPES: MountType[] = ['bind', 'cache', 'tmpfs', 'secret', 'ssh'];
@@ -72,28 +74,55 @@ export function parseRamBytes(v: string): number {
   return Math.floor(parseFloat(m[1]) * mult[m[2].toLowerCase()]);
 }
 
-// Parses one --mount value. `expand` processes variables in a value.
-export function parseMount(value: string, expand: (w: string) => string): MountSpec {
-  const fields = splitCsv(value);
+// One field of a --mount value: `key=value` or a bare key (`ro`, `required`).
+export interface MountField {
+  text: string; // as written, for messages
+  key: string; // trimmed, lower-cased
+  value?: string; // unexpanded; undefined for a bare key
+}
+
+// A --mount flag split into its fields.
+export interface MountFlag {
+  raw: string; // the flag value as written
+  fields: MountField[];
+}
+
+// Splits one --mount value into fields (throws on unbalanced CSV quotes).
+export function parseMountFlag(raw: string): MountFlag {
+  const fields: MountField[] = [];
+  for (const text of splitCsv(raw)) {
+    if (text.trim() === '') continue;
+    const eq = text.indexOf('=');
+    const key = (eq < 0 ? text : text.slice(0, eq)).trim().toLowerCase();
+    fields.push(eq < 0 ? { text, key } : { text, key, value: text.slice(eq + 1) });
+  }
+  return { raw, fields };
+}
+
+// The value of `key` as written (the last one wins), e.g. from= before expansion.
+export function mountField(flag: MountFlag, key: string): string | undefined {
+  let v: string | undefined;
+  for (const f of flag.fields) if (f.key === key && f.value !== undefined) v = f.value;
+  return v;
+}
+
+// The mount a flag describes, its values expanded by `expand`.
+export function resolveMount(flag: MountFlag, expand: (w: string) => string): MountSpec {
   let type: MountType = 'bind';
   // The type decides which keys are allowed, so find it first.
-  for (const f of fields) {
-    const eq = f.indexOf('=');
-    if (eq > 0 && f.slice(0, eq).trim().toLowerCase() === 'type') {
-      const t = expand(f.slice(eq + 1)).toLowerCase();
+  for (const f of flag.fields) {
+    if (f.key === 'type' && f.value !== undefined) {
+      const t = expand(f.value).toLowerCase();
       if (!MOUNT_TYPES.includes(t as MountType)) {
-        throw new Error(`unsupported mount type "${f.slice(eq + 1)}" (use one of ${MOUNT_TYPES.join(', ')})`);
+        throw new Error(`unsupported mount type "${f.value}" (use one of ${MOUNT_TYPES.join(', ')})`);
       }
       type = t as MountType;
     }
   }
   const m: MountSpec = { type, readonly: false, required: false };
   let roAuto = true;
-  for (const field of fields) {
-    if (field.trim() === '') continue;
-    const eq = field.indexOf('=');
-    const key = (eq < 0 ? field : field.slice(0, eq)).trim().toLowerCase();
-    if (eq < 0) {
+  for (const { text: field, key, value } of flag.fields) {
+    if (value === undefined) {
       switch (key) {
         case 'readonly':
         case 'ro':
@@ -113,7 +142,7 @@ export function parseMount(value: string, expand: (w: string) => string): MountS
           throw new Error(`invalid field '${field}' must be a key=value pair`);
       }
     }
-    const v = expand(field.slice(eq + 1));
+    const v = expand(value);
     switch (key) {
       case 'type':
         break;

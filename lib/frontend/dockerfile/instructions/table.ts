@@ -1,6 +1,6 @@
 // The instruction table: keywords, the flags each accepts, and which Dockerfile
-// syntax version (stable or labs channel) introduced a flag. Pure data plus a
-// few small value parsers the converter also uses (Go durations).
+// syntax version (stable or labs channel) introduced a flag. Pure data, plus
+// Go's duration syntax for the HEALTHCHECK options.
 
 export const INSTRUCTIONS = [
   'ADD',
