@@ -113,12 +113,44 @@ export function podSkipReason(): string | false {
   return false;
 }
 
-// Node and this checkout, bound read-only into a pod: img runs from source, as the other tests run it.
-export const IMG_VOLUMES: Volume[] = [
-  { host: process.execPath, container: '/usr/local/bin/node', readonly: true },
-  { host: REPO, container: '/opt/img', readonly: true },
-];
-export const IMG_ARGV = ['/usr/local/bin/node', '--import', '/opt/img/node_modules/tsx/dist/loader.mjs', '/opt/img/lib/cli/main.ts'];
+// img from this checkout's sources, bundled by esbuild into one file (tsx
+// would compile every module again in each pod: seconds per command), run
+// by this Node; the addon is the checkout's.
+let bundleDir: string | undefined;
+function bundleCli(): string {
+  if (!bundleDir) {
+    bundleDir = fs.mkdtempSync(path.join(os.tmpdir(), 'img-pod-cli-'));
+    fs.chmodSync(bundleDir, 0o755);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    (require('esbuild') as typeof import('esbuild')).buildSync({
+      entryPoints: [path.join(REPO, 'lib', 'cli', 'main.ts')],
+      bundle: true,
+      platform: 'node',
+      target: 'node20',
+      format: 'cjs',
+      outfile: path.join(bundleDir, 'img.cjs'),
+      define: { IMG_BUNDLED_VERSION: JSON.stringify((JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version) },
+      logLevel: 'warning',
+    });
+    fs.chmodSync(path.join(bundleDir, 'img.cjs'), 0o644);
+    fs.copyFileSync(path.join(REPO, 'build', 'Release', 'img_addon.node'), path.join(bundleDir, 'img_addon.node'));
+    fs.chmodSync(path.join(bundleDir, 'img_addon.node'), 0o755);
+    process.on('exit', () => fs.rmSync(bundleDir!, { recursive: true, force: true }));
+  }
+  return bundleDir;
+}
+
+// What a pod needs to run img from this checkout (the volumes) and how (argv, env).
+export function imgInPod(): { volumes: Volume[]; argv: string[]; env: Record<string, string> } {
+  return {
+    volumes: [
+      { host: process.execPath, container: '/usr/local/bin/node', readonly: true },
+      { host: bundleCli(), container: '/opt/img-cli', readonly: true },
+    ],
+    argv: ['/usr/local/bin/node', '/opt/img-cli/img.cjs'],
+    env: { IMG_ADDON_PATH: '/opt/img-cli/img_addon.node' },
+  };
+}
 
 function spec(o: PodOptions, rootfs: string, emptyIds: string): Record<string, unknown> {
   const privileged = o.variant === 'privileged';
