@@ -11,7 +11,7 @@ import { dockerfileToGraph } from '../frontend/dockerfile/convert';
 import { parseDockerignore, PatternMatcher } from '../frontend/dockerfile/dockerignore';
 import type { BuildGraph, LocalSourceVertex } from '../graph/types';
 import { lockFile } from '../host/index';
-import { formatPlatform, hostPlatform, normalizePlatform } from '../images/platform';
+import { formatPlatform, hostPlatform, matchPlatform } from '../images/platform';
 import type { Descriptor, ImageConfig, Platform } from '../images/types';
 import { createRenderer, Progress, type Renderer } from '../progress/index';
 import { openSnapshotter } from '../snapshot/index';
@@ -42,14 +42,10 @@ export interface BuildOutcome {
   executedSteps: number;
 }
 
-function samePlatform(a: Platform, b: Platform): boolean {
-  return a.os === b.os && a.architecture === b.architecture && (a.variant ?? '') === (b.variant ?? '');
-}
-
 export async function runBuild(opts: BuildOptions, io: BuildIO): Promise<BuildOutcome> {
   const host = hostPlatform();
   for (const p of opts.platforms) {
-    if (!samePlatform(normalizePlatform(p), normalizePlatform(host))) {
+    if (!matchPlatform(p, host)) {
       throw new UnsupportedError(`building for ${formatPlatform(p)} is not supported yet (this host is ${formatPlatform(host)})`, {
         hint: `drop --platform, or pass --platform ${formatPlatform(host)}`,
       });

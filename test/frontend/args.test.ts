@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ExecVertex } from '../../lib/graph/types';
 import { build, history, named, resolved } from './graphs/helpers';
+import { parsePlatform } from '../../lib/images/platform';
 
 const run = async (df: string, opts = {}, step = 'RUN'): Promise<ExecVertex> => named(await build(df, opts), step) as ExecVertex;
 
@@ -123,6 +124,29 @@ test('automatic platform ARGs: global scope in FROM, stage scope after ARG', asy
   assert.ok(!r2.env.some((e) => e.startsWith('BUILDARCH=')), 'undeclared automatic ARG is not in scope');
   // The result is for the target platform even though this stage runs on the build platform.
   assert.deepEqual(g.platform, { os: 'linux', architecture: 'arm', variant: 'v7' });
+});
+
+test('automatic platform ARGs have BuildKit\'s values for amd64, arm64 (no variant) and arm/v7 targets', async () => {
+  const keys = ['TARGETPLATFORM', 'TARGETOS', 'TARGETARCH', 'TARGETVARIANT', 'BUILDPLATFORM', 'BUILDOS', 'BUILDARCH', 'BUILDVARIANT'];
+  const df = `FROM busybox\nARG ${keys.join(' ')}\nRUN true\n`;
+  const onAmd64 = ['linux/amd64', 'linux', 'amd64', ''];
+  const cases: [string, string[]][] = [
+    ['linux/amd64', ['linux/amd64', 'linux', 'amd64', '']],
+    ['linux/arm64/v8', ['linux/arm64', 'linux', 'arm64', '']],
+    ['arm64', ['linux/arm64', 'linux', 'arm64', '']],
+    ['linux/arm/v7', ['linux/arm/v7', 'linux', 'arm', 'v7']],
+    ['linux/arm', ['linux/arm/v7', 'linux', 'arm', 'v7']],
+  ];
+  for (const [spec, target] of cases) {
+    const g = await build(df, { targetPlatform: parsePlatform(spec), buildPlatform: parsePlatform('linux/amd64') });
+    const env = (named(g, 'RUN true') as ExecVertex).env;
+    assert.deepEqual(
+      keys.map((k) => env.find((e) => e.startsWith(`${k}=`))),
+      [...target, ...onAmd64].map((v, i) => `${keys[i]}=${v}`),
+      spec,
+    );
+    assert.equal(g.config.variant, target[3] || undefined, `${spec}: the image config's variant`);
+  }
 });
 
 test('global ARG defaults can use automatic ARGs and earlier global ARGs', async () => {

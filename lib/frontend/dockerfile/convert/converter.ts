@@ -15,7 +15,7 @@ import { DockerfileError, ShellExpansionError, locateShellError } from '../error
 import type { StageCommand } from '../instructions/commands';
 import { commandsOf } from '../instructions/parse';
 import { contextPattern } from '../paths';
-import { DEFAULT_PLATFORM, platformArgs } from '../platform';
+import { DEFAULT_PLATFORM, platformArgs } from '../../../images/platform';
 import { expandWord, expandWords, lexWords } from '../shell';
 import { type Stage, findTarget, splitStages } from '../stages';
 import {

@@ -13,7 +13,7 @@ import type { OnbuildCommand, StageCommand } from '../instructions/commands';
 import { mountField } from '../instructions/mounts';
 import { commandsOf } from '../instructions/parse';
 import { parseDockerfile } from '../parser';
-import { formatPlatform, parsePlatform } from '../platform';
+import { formatPlatform, parsePlatformOrNull as parsePlatform } from '../../../images/platform';
 import { expandWord } from '../shell';
 import type { Stage } from '../stages';
 import type { Converter, ConvertOptions, NamedContext } from './converter';
