@@ -41,6 +41,7 @@ export function reportError(err: unknown): number {
     const hint = err.hint ? ` — ${err.hint}` : '';
     process.stderr.write(`Error: ${err.message}${hint}\n`);
     if (isDebug()) {
+      process.stderr.write(`code: ${err.code}\n`);
       if (err.detail) process.stderr.write(`${err.detail}\n`);
       if (err.stack) process.stderr.write(`${err.stack}\n`);
       if (err.cause) process.stderr.write(`caused by: ${String((err.cause as Error)?.stack ?? err.cause)}\n`);

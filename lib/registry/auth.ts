@@ -2,7 +2,7 @@
 // Basic sends the stored credentials; Bearer fetches a token from the challenge's realm for
 // the scopes at hand (`repository:NAME:pull`, `repository:NAME:pull,push`) and caches it
 // per scope set for the life of the process.
-import { ImgError } from '../util/errors';
+import { AuthError, RegistryError } from '../util/errors';
 import { debug } from '../util/log';
 import type { AuthConfig } from './credentials';
 import { getCredentials } from './credentials';
@@ -141,7 +141,7 @@ export class Authorizer {
   private async requestToken(scopes: string[], key: string): Promise<string> {
     const params = this.challenge!.params;
     if (!params.realm) {
-      throw new ImgError(`${this.host.name} sent a Bearer challenge without a realm`, { hint: 'the registry\'s auth configuration is broken' });
+      throw new RegistryError(`${this.host.name} sent a Bearer challenge without a realm`, { hint: 'the registry\'s auth configuration is broken' });
     }
     const creds = await this.credentials();
     const realm = new URL(params.realm);
@@ -168,15 +168,16 @@ export class Authorizer {
     }
     if (res.status !== 200) {
       const detail = await readErrorBody(res);
-      const bad = res.status === 401 || res.status === 403;
-      throw new ImgError(
-        `authentication to ${this.host.name} failed: token server ${realm.origin}${realm.pathname} answered HTTP ${res.status}${detail ? `: ${detail}` : ''}`,
-        { hint: bad ? (creds ? `the stored credentials were refused; run \`img login ${this.host.name}\` again` : `run \`img login ${this.host.name}\``) : 'the token server failed; retry later' },
-      );
+      const message = `authentication to ${this.host.name} failed: token server ${realm.origin}${realm.pathname} answered HTTP ${res.status}${detail ? `: ${detail}` : ''}`;
+      if (res.status === 401 || res.status === 403) {
+        const hint = creds ? `the stored credentials were refused; run \`img login ${this.host.name}\` again` : `run \`img login ${this.host.name}\``;
+        throw new AuthError(message, { status: res.status, hint });
+      }
+      throw new RegistryError(message, { status: res.status, hint: 'the token server failed; retry later' });
     }
     const body = (await res.body.json()) as { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
     const value = body.token || body.access_token;
-    if (!value) throw new ImgError(`token server for ${this.host.name} returned no token`, { hint: 'the registry\'s auth service is misconfigured' });
+    if (!value) throw new RegistryError(`token server for ${this.host.name} returned no token`, { hint: 'the registry\'s auth service is misconfigured' });
     // Tokens without expires_in are valid at least 60 s by the token spec; keep a margin.
     const ttl = Math.max(body.expires_in ?? 60, 10) * 1000;
     this.tokens.set(key, { value, expiresAt: Date.now() + ttl - 5_000 });

@@ -3,7 +3,7 @@
 // Authorization (auth.ts) and retries/redirects (transport.ts) are applied to every call.
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { ImgError } from '../util/errors';
+import { ContentError, ImgError, RegistryError, UnsupportedError } from '../util/errors';
 import { debug } from '../util/log';
 import { MediaType, type Descriptor, type Digest } from '../images/types';
 import { authorizerFor, type Authorizer } from './auth';
@@ -51,7 +51,7 @@ export class RegistryClient {
   }
 
   // One authorized exchange: send, and on 401 learn the challenge and resend once.
-  // Connection failures become ImgErrors naming the registry; --insecure-registry
+  // Connection failures become RegistryErrors naming the registry; --insecure-registry
   // falls back from HTTPS to plain HTTP when the server does not speak TLS.
   async exchange(ctx: ErrorContext, scopes: string[], opts: Omit<SendOptions, 'url' | 'verifyTls'> & { path: string /* or an absolute URL (upload locations) */ }): Promise<Response> {
     for (;;) {
@@ -123,11 +123,11 @@ export class RegistryClient {
     });
     if (res.status !== 200) throw await responseError(ctx, res);
     const bytes = Buffer.from(await res.body.arrayBuffer());
-    if (bytes.length > MAX_MANIFEST) throw new ImgError(`manifest ${ref} from ${this.host.name}/${repo} is larger than 4 MiB`, { hint: 'this is not an image manifest' });
+    if (bytes.length > MAX_MANIFEST) throw new ContentError(`manifest ${ref} from ${this.host.name}/${repo} is larger than 4 MiB`, { hint: 'this is not an image manifest' });
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest;
     const expected = ref.startsWith('sha256:') ? ref : header(res, 'docker-content-digest');
     if (expected && expected.startsWith('sha256:') && expected !== digest) {
-      throw new ImgError(`manifest ${ref} from ${this.host.name}/${repo} has digest ${digest}, expected ${expected}`, {
+      throw new ContentError(`manifest ${ref} from ${this.host.name}/${repo} has digest ${digest}, expected ${expected}`, {
         hint: 'the registry (or a proxy) altered the manifest; retry, or check the registry',
       });
     }
@@ -135,12 +135,12 @@ export class RegistryClient {
     try {
       doc = JSON.parse(bytes.toString('utf8'));
     } catch {
-      throw new ImgError(`manifest ${ref} from ${this.host.name}/${repo} is not JSON`, { hint: 'check the reference points to an image' });
+      throw new ContentError(`manifest ${ref} from ${this.host.name}/${repo} is not JSON`, { hint: 'check the reference points to an image' });
     }
     const mediaType = manifestMediaType(contentType(res), doc);
     if (!mediaType) {
       const what = doc.schemaVersion === 1 ? 'a Docker schema 1 manifest (deprecated, unsupported)' : `an unsupported manifest type (${contentType(res) ?? 'unknown'})`;
-      throw new ImgError(`${this.host.name}/${repo}:${ref} is ${what}`, { hint: 'push the image again with a current client (schema 2 or OCI)' });
+      throw new UnsupportedError(`${this.host.name}/${repo}:${ref} is ${what}`, { hint: 'push the image again with a current client (schema 2 or OCI)' });
     }
     return { descriptor: { mediaType, digest, size: bytes.length }, bytes };
   }
@@ -199,7 +199,7 @@ export class RegistryClient {
       } catch (err) {
         lastError = err;
         location = undefined; // a failed session is abandoned; the registry expires it
-        const status = (err as { status?: number }).status;
+        const status = err instanceof RegistryError ? err.status : undefined;
         const transient = isRetryableError(err) || (status !== undefined && (status >= 500 || status === 429));
         if (!transient || attempt === MAX_ATTEMPTS - 1) break;
         debug(`upload of ${desc.digest} to ${repo} failed (${(err as Error).message}); retrying`);
@@ -219,7 +219,7 @@ export class RegistryClient {
     });
     await res.body.dump().catch(() => undefined);
     const location = header(res, 'location');
-    if (res.status !== 202 || !location) throw withStatus(statusError({ ...ctx, what: 'upload' }, res.status, ''), res.status);
+    if (res.status !== 202 || !location) throw statusError({ ...ctx, what: 'upload' }, res.status, '');
     return location;
   }
 
@@ -237,7 +237,7 @@ export class RegistryClient {
       body: (): Body => (desc.size === 0 ? Buffer.alloc(0) : open(0, desc.size - 1)),
       retry: false,
     });
-    if (res.status !== 201) throw withStatus(await responseError(ctx, res), res.status);
+    if (res.status !== 201) throw await responseError(ctx, res);
     await res.body.dump();
   }
 
@@ -259,7 +259,7 @@ export class RegistryClient {
         body: () => open(start, end),
         retry: false,
       });
-      if (res.status !== 202) throw withStatus(await responseError(ctx, res), res.status);
+      if (res.status !== 202) throw await responseError(ctx, res);
       await res.body.dump();
       loc = header(res, 'location') ?? loc;
     }
@@ -269,7 +269,7 @@ export class RegistryClient {
       headers: { 'content-length': '0' },
       retry: false,
     });
-    if (res.status !== 201) throw withStatus(await responseError(ctx, res), res.status);
+    if (res.status !== 201) throw await responseError(ctx, res);
     await res.body.dump();
   }
 
@@ -288,15 +288,10 @@ export class RegistryClient {
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest;
     const announced = header(res, 'docker-content-digest');
     if (announced && announced !== digest) {
-      throw new ImgError(`${this.host.name}/${repo} stored manifest ${ref} as ${announced}, expected ${digest}`, { hint: 'the registry rewrote the manifest' });
+      throw new ContentError(`${this.host.name}/${repo} stored manifest ${ref} as ${announced}, expected ${digest}`, { hint: 'the registry rewrote the manifest' });
     }
     return digest;
   }
-}
-
-function withStatus(err: ImgError, status: number): ImgError {
-  (err as ImgError & { status?: number }).status = status;
-  return err;
 }
 
 function contentType(res: Response): string | undefined {

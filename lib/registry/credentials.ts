@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ImgError, isErrno } from '../util/errors';
+import { HostError, isErrno, UsageError } from '../util/errors';
 import { debug } from '../util/log';
 import { DOCKER_HUB, DOCKER_HUB_CONFIG_KEY, normalizeServer } from './hosts';
 
@@ -47,13 +47,13 @@ function readConfig(file: string): DockerConfig {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return {};
-    throw new ImgError(`cannot read ${file}: ${(err as Error).message}`, { hint: 'check the file permissions', cause: err });
+    throw new HostError(`cannot read ${file}: ${(err as Error).message}`, { hint: 'check the file permissions', cause: err });
   }
   if (!text.trim()) return {};
   try {
     return JSON.parse(text) as DockerConfig;
   } catch (err) {
-    throw new ImgError(`${file} is not valid JSON: ${(err as Error).message}`, { hint: 'fix or remove the file', cause: err });
+    throw new UsageError(`${file} is not valid JSON: ${(err as Error).message}`, { hint: 'fix or remove the file', cause: err });
   }
 }
 
@@ -79,7 +79,7 @@ function decodeEntry(entry: AuthEntry, key: string): AuthConfig | undefined {
   if (entry.auth) {
     const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
-    if (colon < 0) throw new ImgError(`invalid auth entry for ${key} in docker config`, { hint: `run \`img login ${key}\` again` });
+    if (colon < 0) throw new UsageError(`invalid auth entry for ${key} in docker config`, { hint: `run \`img login ${key}\` again` });
     out.username = decoded.slice(0, colon);
     out.password = decoded.slice(colon + 1);
   } else if (entry.username) {
@@ -108,7 +108,7 @@ function runHelper(helper: string, action: 'get' | 'store' | 'erase', input: str
     child.stderr.on('data', (d: Buffer) => err.push(d));
     child.on('error', (e) =>
       reject(
-        new ImgError(`cannot run credential helper ${bin}: ${e.message}`, {
+        new HostError(`cannot run credential helper ${bin}: ${e.message}`, {
           hint: `install ${bin} or remove "${helper}" from credsStore/credHelpers in ${dockerConfigPath()}`,
           cause: e,
         }),
@@ -127,7 +127,7 @@ async function helperGet(helper: string, serverURL: string): Promise<AuthConfig 
   const text = `${res.stdout}${res.stderr}`.trim();
   if (res.code !== 0) {
     if (NOT_FOUND.test(text)) return undefined;
-    throw new ImgError(`credential helper docker-credential-${helper} failed for ${serverURL}: ${text || `exit ${res.code}`}`, {
+    throw new HostError(`credential helper docker-credential-${helper} failed for ${serverURL}: ${text || `exit ${res.code}`}`, {
       hint: 'check the helper works: echo SERVER | docker-credential-NAME get',
     });
   }
@@ -135,7 +135,7 @@ async function helperGet(helper: string, serverURL: string): Promise<AuthConfig 
   try {
     parsed = JSON.parse(res.stdout) as { Username?: string; Secret?: string };
   } catch {
-    throw new ImgError(`credential helper docker-credential-${helper} printed invalid JSON for ${serverURL}`, { hint: 'check the helper' });
+    throw new HostError(`credential helper docker-credential-${helper} printed invalid JSON for ${serverURL}`, { hint: 'check the helper' });
   }
   if (!parsed.Secret) return undefined;
   // Helpers mark an identity token with the user name "<token>".
@@ -174,7 +174,7 @@ export async function storeCredentials(configKey: string, auth: AuthConfig, env:
       : { ServerURL: configKey, Username: auth.username ?? '', Secret: auth.password ?? '' };
     const res = await runHelper(helper, 'store', JSON.stringify(record));
     if (res.code !== 0) {
-      throw new ImgError(`credential helper docker-credential-${helper} could not store credentials for ${configKey}: ${(res.stdout + res.stderr).trim()}`, {
+      throw new HostError(`credential helper docker-credential-${helper} could not store credentials for ${configKey}: ${(res.stdout + res.stderr).trim()}`, {
         hint: 'check the helper, or remove credsStore/credHelpers to keep credentials in config.json',
       });
     }
@@ -208,7 +208,7 @@ export async function eraseCredentials(configKey: string, env: NodeJS.ProcessEnv
     const res = await runHelper(helper, 'erase', configKey);
     if (res.code === 0) found = true;
     else if (!NOT_FOUND.test(res.stdout + res.stderr)) {
-      throw new ImgError(`credential helper docker-credential-${helper} could not erase credentials for ${configKey}: ${(res.stdout + res.stderr).trim()}`, {
+      throw new HostError(`credential helper docker-credential-${helper} could not erase credentials for ${configKey}: ${(res.stdout + res.stderr).trim()}`, {
         hint: 'check the helper',
       });
     }

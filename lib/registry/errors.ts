@@ -1,5 +1,6 @@
-// Registry failures as ImgErrors that name the registry, repository and status, with a hint.
-import { ImgError } from '../util/errors';
+// Registry failures as catalogue errors (util/errors.ts) that name the registry,
+// repository and status, with a hint.
+import { AuthError, NotFoundError, RegistryError, TimeoutError } from '../util/errors';
 import type { Response } from './transport';
 
 export interface ErrorContext {
@@ -30,44 +31,46 @@ export async function readErrorBody(res: Response): Promise<string> {
   return text.replace(/\s+/g, ' ').trim().slice(0, 200);
 }
 
-export function statusError(ctx: ErrorContext, status: number, detail: string): ImgError {
+// 401/403 → AuthError, 404 → NotFoundError, anything else a RegistryError
+// carrying the status (the client retries 5xx and 429 by it).
+export function statusError(ctx: ErrorContext, status: number, detail: string): RegistryError | NotFoundError {
   const subject = ctx.what ? `${ctx.what} from ${where(ctx)}` : where(ctx);
-  const suffix = detail ? `: ${detail}` : '';
-  let hint: string | undefined;
+  const message = `${subject}: HTTP ${status}${detail ? `: ${detail}` : ''}`;
   if (status === 401 || status === 403) {
-    hint = `run \`img login ${ctx.registry}\` with an account that may access ${ctx.repository ?? 'this registry'}`;
-  } else if (status === 404) {
-    hint = 'check the image name and tag (or digest) and that it exists in that registry';
-  } else if (status === 429) {
-    hint = 'the registry is rate-limiting; retry later';
-  } else if (status >= 500) {
-    hint = 'the registry failed; retry later or check its logs';
+    return new AuthError(message, { status, hint: `run \`img login ${ctx.registry}\` with an account that may access ${ctx.repository ?? 'this registry'}` });
   }
-  return new ImgError(`${subject}: HTTP ${status}${suffix}`, { hint, exitCode: 1 });
+  if (status === 404) return new NotFoundError(message, { hint: 'check the image name and tag (or digest) and that it exists in that registry' });
+  let hint: string | undefined;
+  if (status === 429) hint = 'the registry is rate-limiting; retry later';
+  else if (status >= 500) hint = 'the registry failed; retry later or check its logs';
+  return new RegistryError(message, { status, hint });
 }
 
-export async function responseError(ctx: ErrorContext, res: Response): Promise<ImgError> {
+export async function responseError(ctx: ErrorContext, res: Response): Promise<RegistryError | NotFoundError> {
   return statusError(ctx, res.status, await readErrorBody(res));
 }
 
-export function connectionError(ctx: ErrorContext, url: string, err: unknown, tlsMismatch: boolean): ImgError {
+// Codes Node and undici give a failed TLS verification or a stalled exchange.
+const TLS_VERIFY_CODE = /^(ERR_TLS_CERT_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|HOSTNAME_MISMATCH$)/;
+const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+export function connectionError(ctx: ErrorContext, url: string, err: unknown, tlsMismatch: boolean): RegistryError {
   const e = err as Error & { code?: string; cause?: Error & { code?: string } };
   const reason = e.cause?.message ?? e.message ?? String(err);
   const code = e.cause?.code ?? e.code;
   if (tlsMismatch) {
-    return new ImgError(`cannot reach ${where(ctx)} over HTTPS (${url}): ${reason}`, {
+    return new RegistryError(`cannot reach ${where(ctx)} over HTTPS (${url}): ${reason}`, {
       hint: `the registry seems to speak plain HTTP; pass --insecure-registry to use it`,
       cause: err,
     });
   }
-  if (/certificate|self[- ]signed|CERT_|UNABLE_TO_VERIFY/i.test(`${reason} ${code ?? ''}`)) {
-    return new ImgError(`TLS verification failed for ${where(ctx)} (${url}): ${reason}`, {
+  if (code && TLS_VERIFY_CODE.test(code)) {
+    return new RegistryError(`TLS verification failed for ${where(ctx)} (${url}): ${reason}`, {
       hint: 'add the registry\'s CA to the system trust store (update-ca-certificates) or NODE_EXTRA_CA_CERTS, or pass --insecure-registry',
       cause: err,
     });
   }
-  return new ImgError(`cannot reach ${where(ctx)} (${url}): ${reason}${code && !reason.includes(code) ? ` (${code})` : ''}`, {
-    hint: 'check the registry address and that it is running',
-    cause: err,
-  });
+  const message = `cannot reach ${where(ctx)} (${url}): ${reason}${code && !reason.includes(code) ? ` (${code})` : ''}`;
+  const opts = { hint: 'check the registry address and that it is running', cause: err };
+  return code && TIMEOUT_CODES.has(code) ? new TimeoutError(message, opts) : new RegistryError(message, opts);
 }

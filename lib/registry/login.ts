@@ -1,6 +1,6 @@
 // `img login`: gather credentials (flags, stdin, prompt, or already stored), verify them
 // with GET /v2/ through the registry's own challenge, and only then save them.
-import { ImgError } from '../util/errors';
+import { AbortError, AuthError, findError, UsageError } from '../util/errors';
 import { Authorizer } from './auth';
 import { RegistryClient } from './client';
 import { configKeyForServer, dockerConfigPath, getCredentials, storeCredentials, type AuthConfig } from './credentials';
@@ -42,7 +42,7 @@ function prompt(question: string, opts: Required<Pick<LoginOptions, 'stdin' | 'e
     const onData = (chunk: Buffer | string): void => {
       for (const ch of chunk.toString()) {
         if (ch === '\r' || ch === '\n') return done(line);
-        if (ch === '\u0003') return done(new ImgError('login aborted'));
+        if (ch === '\u0003') return done(new AbortError('login aborted'));
         if (ch === '\u007f') line = line.slice(0, -1);
         else line += ch;
       }
@@ -59,7 +59,7 @@ export async function login(server: string, opts: LoginOptions): Promise<void> {
   const host = resolveHost(server);
   const key = configKeyForServer(server);
   if (opts.password !== undefined && opts.passwordStdin) {
-    throw new ImgError('--password and --password-stdin are mutually exclusive', { hint: 'use one of them' });
+    throw new UsageError('--password and --password-stdin are mutually exclusive', { hint: 'use one of them' });
   }
   if (opts.password !== undefined) err.write('WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n');
 
@@ -68,7 +68,7 @@ export async function login(server: string, opts: LoginOptions): Promise<void> {
   let user = opts.user;
   let password = opts.password;
   if (opts.passwordStdin) {
-    if (!user) throw new ImgError('Must provide --user with --password-stdin', { hint: `img login -u USER --password-stdin ${server}` });
+    if (!user) throw new UsageError('Must provide --user with --password-stdin', { hint: `img login -u USER --password-stdin ${server}` });
     password = (await readAll(stdin)).replace(/\r?\n$/, '');
   }
   if (user === undefined && password === undefined) {
@@ -82,15 +82,15 @@ export async function login(server: string, opts: LoginOptions): Promise<void> {
   }
   if (!auth) {
     if (user === undefined) {
-      if (!stdin.isTTY) throw new ImgError('Username is required', { hint: `img login -u USER --password-stdin ${server}` });
+      if (!stdin.isTTY) throw new UsageError('Username is required', { hint: `img login -u USER --password-stdin ${server}` });
       user = (await prompt('Username: ', { stdin, err }, false)).trim();
     }
-    if (!user) throw new ImgError('Username is required', { hint: `img login -u USER ${server}` });
+    if (!user) throw new UsageError('Username is required', { hint: `img login -u USER ${server}` });
     if (password === undefined) {
-      if (!stdin.isTTY) throw new ImgError('Password is required', { hint: `pipe it with: img login -u ${user} --password-stdin ${server}` });
+      if (!stdin.isTTY) throw new UsageError('Password is required', { hint: `pipe it with: img login -u ${user} --password-stdin ${server}` });
       password = await prompt('Password: ', { stdin, err }, true);
     }
-    if (!password) throw new ImgError('Password is required', { hint: `img login -u ${user} --password-stdin ${server}` });
+    if (!password) throw new UsageError('Password is required', { hint: `img login -u ${user} --password-stdin ${server}` });
     auth = { username: user, password };
   }
 
@@ -98,9 +98,13 @@ export async function login(server: string, opts: LoginOptions): Promise<void> {
   try {
     await client.ping();
   } catch (e) {
-    if (e instanceof ImgError && /HTTP 40[13]/.test(e.message)) {
-      throw new ImgError(`login to ${host.name} failed: unauthorized: incorrect username or password (${e.message.replace(/^.*(HTTP 40[13]).*$/, '$1')})`, {
+    // Refused by the registry or by its token server: the credentials are wrong.
+    const refused = findError(e, AuthError);
+    if (refused) {
+      throw new AuthError(`login to ${host.name} failed: unauthorized: incorrect username or password (HTTP ${refused.status})`, {
+        status: refused.status,
         hint: fromStore ? `the stored credentials are no longer valid; run \`img login -u USER ${server}\`` : 'check the username and password; nothing was saved',
+        cause: e,
       });
     }
     throw e;

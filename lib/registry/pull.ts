@@ -19,7 +19,7 @@ import {
   type Manifest,
   type Platform,
 } from '../images/types';
-import { ImgError, isErrno } from '../util/errors';
+import { ContentError, findError, isErrno, NotFoundError, RegistryError, UnsupportedError } from '../util/errors';
 import { debug, warn } from '../util/log';
 import { RegistryClient } from './client';
 import { recordSources } from './sources';
@@ -210,16 +210,16 @@ async function remotePlan(
   let manifestBytes = targetBytes;
   if (isIndexMediaType(target.mediaType)) {
     const index = await readDoc<Index>(target, targetBytes);
-    if (!Array.isArray(index.manifests)) throw new ImgError(`index ${target.digest} from ${client.host.name}/${repo} has no manifests`, { hint: 'the image is broken in the registry' });
+    if (!Array.isArray(index.manifests)) throw new ContentError(`index ${target.digest} from ${client.host.name}/${repo} has no manifests`, { hint: 'the image is broken in the registry' });
     manifest = selectManifest(index.manifests, want);
     if (isIndexMediaType(manifest.mediaType)) {
-      throw new ImgError(`index ${target.digest} from ${client.host.name}/${repo} nests another index for ${formatPlatform(want)}`, { hint: 'nested indexes are not supported; pull the inner index by digest' });
+      throw new UnsupportedError(`index ${target.digest} from ${client.host.name}/${repo} nests another index for ${formatPlatform(want)}`, { hint: 'nested indexes are not supported; pull the inner index by digest' });
     }
     manifestBytes = await bytesOf(manifest);
   }
   const doc = await readDoc<Manifest>(manifest, manifestBytes);
   if (!doc.config?.digest || !Array.isArray(doc.layers)) {
-    throw new ImgError(`manifest ${manifest.digest} from ${client.host.name}/${repo} lacks a config or layers`, { hint: 'this is not a container image' });
+    throw new ContentError(`manifest ${manifest.digest} from ${client.host.name}/${repo} lacks a config or layers`, { hint: 'this is not a container image' });
   }
   return { target, targetBytes, manifest, manifestBytes, doc };
 }
@@ -236,7 +236,7 @@ async function checkPlatform(store: ContentStore, plan: Plan, want: Platform, ex
   const actual: Platform = { os: config.os, architecture: config.architecture, variant: config.variant };
   if (matchPlatform(want, actual)) return;
   const msg = `image ${name} is for ${formatPlatform(actual)}, not ${formatPlatform(want)}`;
-  if (explicit) throw new ImgError(msg, { hint: `pull it without --platform, or with --platform ${formatPlatform(actual)}` });
+  if (explicit) throw new NotFoundError(msg, { hint: `pull it without --platform, or with --platform ${formatPlatform(actual)}` });
   warn(`${msg} (the requested image's platform does not match the detected host platform)`);
 }
 
@@ -347,7 +347,9 @@ async function fetchBlob(client: RegistryClient, repo: string, store: ContentSto
   }
   await ingest.abort();
   const reason = (last as Error)?.message ?? String(last);
-  throw new ImgError(`blob ${desc.digest} from ${client.host.name}/${repo} failed after ${MAX_ATTEMPTS} attempts: ${reason}`, {
+  // Corrupt every time (digest or size mismatch) is a content error; cut off every time, a registry one.
+  const Failure = findError(last, ContentError) ? ContentError : RegistryError;
+  throw new Failure(`blob ${desc.digest} from ${client.host.name}/${repo} failed after ${MAX_ATTEMPTS} attempts: ${reason}`, {
     hint: 'the registry (or a proxy in between) keeps sending truncated or corrupt data; nothing was stored — check the registry and retry',
     cause: last,
   });

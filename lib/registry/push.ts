@@ -6,7 +6,7 @@ import { formatPlatform, hostPlatform, selectManifest } from '../images/platform
 import { familiarName, formatReference, parseReference, type Reference } from '../images/reference';
 import { ImageStore } from '../images/store';
 import { isIndexMediaType, type Descriptor, type Digest, type Index, type Manifest } from '../images/types';
-import { ImgError } from '../util/errors';
+import { NotFoundError, UsageError } from '../util/errors';
 import { warn } from '../util/log';
 import { RegistryClient, type PushBlobResult } from './client';
 import { distributable } from './pull';
@@ -42,7 +42,7 @@ export interface PushResult {
 export function pushName(input: string): { ref: Reference; name: string } {
   const parsed = parseReference(input);
   if (parsed.digest) {
-    throw new ImgError(`cannot push by digest: ${input}`, { hint: 'push a tag: img push NAME[:TAG]' });
+    throw new UsageError(`cannot push by digest: ${input}`, { hint: 'push a tag: img push NAME[:TAG]' });
   }
   const ref = parsed.tag ? parsed : { ...parsed, tag: 'latest' };
   return { ref, name: formatReference(ref) };
@@ -53,7 +53,7 @@ export async function pushImage(input: string, opts: PushOptions): Promise<PushR
   const store = new ContentStore(opts.stateDir);
   const record = await new ImageStore(opts.stateDir).get(name);
   if (!record) {
-    throw new ImgError(`image ${familiarName(ref)} not found in ${opts.stateDir}`, {
+    throw new NotFoundError(`image ${familiarName(ref)} not found in ${opts.stateDir}`, {
       hint: `build it with \`img build -t ${familiarName(ref)} .\`, or name an existing image with \`img tag\` (see \`img ls\`)`,
     });
   }

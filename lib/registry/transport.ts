@@ -100,12 +100,14 @@ export function isRetryableError(err: unknown): boolean {
   return cause !== undefined && cause !== err && isRetryableError(cause);
 }
 
+// A TLS hello answered in plain HTTP: OpenSSL reads the HTTP text as a record
+// header and reports a wrong version or an absurd record length.
+const TLS_MISMATCH_CODES = new Set(['EPROTO', 'ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG']);
+
 export function isTlsMismatch(err: unknown): boolean {
-  const e = err as { code?: string; message?: string; cause?: unknown };
+  const e = err as { code?: string; cause?: unknown };
   if (!e) return false;
-  if (e.code === 'EPROTO' || e.code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number|packet length too long/i.test(e.message ?? '')) {
-    return true;
-  }
+  if (e.code && TLS_MISMATCH_CODES.has(e.code)) return true;
   return e.cause !== undefined && e.cause !== err && isTlsMismatch(e.cause);
 }
 
@@ -188,5 +190,6 @@ async function sendFollowing(opts: SendOptions): Promise<Response> {
     if (next.origin !== new URL(url).origin) delete headers.authorization; // presigned storage URLs carry their own auth
     url = next.toString();
   }
+  // Plain: exchange() wraps it as a connection error naming the registry.
   throw new Error(`too many redirects for ${opts.url}`);
 }

@@ -60,9 +60,15 @@ export class DockerfileSyntaxError extends ImgError {
   override readonly code: string = 'IMG_ERR_DOCKERFILE';
 }
 
-// A registry answered with an error, or could not be reached.
+// A registry answered with an error, or could not be reached. `status` is the
+// HTTP status when it answered (callers retry 5xx and 429, never 4xx).
 export class RegistryError extends ImgError {
   override readonly code: string = 'IMG_ERR_REGISTRY';
+  readonly status?: number;
+  constructor(message: string, opts: ImgErrorOptions & { status?: number } = {}) {
+    super(message, opts);
+    this.status = opts.status;
+  }
 }
 
 // The registry refused our credentials (401/403 after authenticating).
@@ -95,13 +101,14 @@ export class DiskFullError extends HostError {
   override readonly code: string = 'IMG_ERR_DISK_FULL';
 }
 
-// A lock held by another img process (taken without waiting).
+// A lock held by another img process (taken without waiting). `opts` names
+// what the lock guards when that says more than the lock file's path.
 export class LockBusyError extends ImgError {
   override readonly code: string = 'IMG_ERR_LOCK_BUSY';
   readonly path: string;
-  constructor(file: string, mode: 'shared' | 'exclusive') {
-    super(`${file} is locked by another process (wanted ${mode} lock)`, {
-      hint: 'another img process is using this state; wait for it to finish or retry',
+  constructor(file: string, mode: 'shared' | 'exclusive', opts: { message?: string; hint?: string } = {}) {
+    super(opts.message ?? `${file} is locked by another process (wanted ${mode} lock)`, {
+      hint: opts.hint ?? 'another img process is using this state; wait for it to finish or retry',
     });
     this.path = file;
   }
@@ -164,6 +171,16 @@ export function isAbortError(err: unknown): boolean {
   if (err instanceof AbortError) return true;
   if (typeof DOMException !== 'undefined' && err instanceof DOMException) return err.name === 'AbortError';
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'ABORT_ERR';
+}
+
+// The class for a failed system call whose errno says the host is at fault: a
+// full disk or quota (DiskFullError), a refused permission or a read-only file
+// system (HostError); undefined for anything else.
+export function hostErrorClass(err: unknown): typeof HostError | undefined {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return DiskFullError;
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return HostError;
+  return undefined;
 }
 
 export function isErrno(err: unknown, code: string): boolean {

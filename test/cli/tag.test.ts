@@ -44,6 +44,10 @@ describe('img tag', () => {
     const r2 = await runImg(['--state', state, 'tag', 'jess/thing', 'Bad/Name']);
     assert.equal(r2.code, 1);
     assert.match(r2.stderr, /invalid reference "Bad\/Name"/);
+    // --debug adds the error's stable code under the same first line.
+    const r2d = await runImg(['--debug', '--state', state, 'tag', 'jess/thing', 'Bad/Name']);
+    assert.equal(r2d.stderr.split('\n')[0], r2.stderr.split('\n')[0]);
+    assert.match(r2d.stderr, /^code: IMG_ERR_USAGE$/m);
     const r3 = await runImg(['--state', state, 'tag', 'jess/thing']);
     assert.notEqual(r3.code, 0);
   });

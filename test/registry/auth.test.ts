@@ -13,6 +13,7 @@ import { isLoopback, resolveHost } from '../../lib/registry/hosts';
 import { pullImage } from '../../lib/registry/pull';
 import { pushImage } from '../../lib/registry/push';
 import { closeAgents } from '../../lib/registry/transport';
+import { AuthError, RegistryError } from '../../lib/util/errors';
 import { makeBusyboxImage, type BuiltImage } from '../fixtures/images';
 import { startRegistry, type Registry } from '../fixtures/registry';
 
@@ -141,6 +142,9 @@ describe('Basic auth (htpasswd registry)', () => {
     await assert.rejects(pullImage(`${reg.host}/private/app:v1`, { stateDir: freshDir('state-') }), (err: Error & { hint?: string }) => {
       assert.match(err.message, new RegExp(`${reg.host}/private/app: HTTP 401`));
       assert.equal(err.hint, `run \`img login ${reg.host}\` with an account that may access private/app`);
+      assert.ok(err instanceof AuthError, 'a refusal is an AuthError');
+      assert.equal(err.code, 'IMG_ERR_AUTH');
+      assert.equal(err.status, 401);
       return true;
     });
     useDockerConfig({ auths: { [reg.host]: { auth: basicAuth('alice', 'wonderland') } } });
@@ -150,7 +154,7 @@ describe('Basic auth (htpasswd registry)', () => {
 
   it('reports refused credentials', async () => {
     useDockerConfig({ auths: { [reg.host]: { auth: basicAuth('alice', 'wrong') } } });
-    await assert.rejects(pullImage(`${reg.host}/private/app:v1`, { stateDir: freshDir('state-') }), /HTTP 401/);
+    await assert.rejects(pullImage(`${reg.host}/private/app:v1`, { stateDir: freshDir('state-') }), (err: Error) => err instanceof AuthError && /HTTP 401/.test(err.message));
   });
 });
 
@@ -192,6 +196,7 @@ describe('Bearer token auth (token server)', () => {
     await assert.rejects(pushImage(`${reg.host}/anon/app:v1`, { stateDir: state }), (err: Error & { hint?: string }) => {
       assert.match(err.message, /HTTP 401/);
       assert.match(err.hint ?? '', /img login/);
+      assert.ok(err instanceof AuthError, 'a token server refusal is an AuthError');
       return true;
     });
   });
@@ -220,6 +225,7 @@ describe('TLS', () => {
     await assert.rejects(new RegistryClient(tlsReg.host, { plainHttp: false }).ping(), (err: Error & { hint?: string }) => {
       assert.match(err.message, /TLS verification failed for 127\.0\.0\.1/);
       assert.match(err.hint ?? '', /NODE_EXTRA_CA_CERTS|--insecure-registry/);
+      assert.ok(err instanceof RegistryError && !(err instanceof AuthError));
       return true;
     });
     await new RegistryClient(tlsReg.host, { plainHttp: false, insecure: true }).ping();
@@ -232,6 +238,7 @@ describe('TLS', () => {
     await assert.rejects(new RegistryClient(plainReg.host, { plainHttp: false }).ping(), (err: Error & { hint?: string }) => {
       assert.match(err.message, /cannot reach 127\.0\.0\.1:\d+ over HTTPS/);
       assert.match(err.hint ?? '', /--insecure-registry/);
+      assert.ok(err instanceof RegistryError);
       return true;
     });
     const client = new RegistryClient(plainReg.host, { plainHttp: false, insecure: true });

@@ -10,7 +10,9 @@ import { ContentStore } from '../../lib/content/store';
 import { ImageStore } from '../../lib/images/store';
 import type { Index, Manifest } from '../../lib/images/types';
 import { pullImage } from '../../lib/registry/pull';
+import { connectionError } from '../../lib/registry/errors';
 import { closeAgents } from '../../lib/registry/transport';
+import { ContentError, NotFoundError, RegistryError, TimeoutError } from '../../lib/util/errors';
 import { VERSION } from '../../lib/version';
 import { startFaultyProxy, type FaultyProxy } from '../fixtures/faulty-proxy';
 import { makeBusyboxImage, makeIndex, type BuiltImage } from '../fixtures/images';
@@ -110,6 +112,7 @@ describe('pull (library)', () => {
       (err: Error & { hint?: string }) => {
         assert.match(err.message, /no matching manifest for linux\/s390x/);
         assert.match(err.hint ?? '', /linux\/amd64, linux\/arm64, linux\/arm\/v7/);
+        assert.ok(err instanceof NotFoundError);
         return true;
       },
     );
@@ -133,7 +136,7 @@ describe('pull (library)', () => {
   it('refuses a single-platform image that does not match an explicit --platform', async () => {
     await assert.rejects(
       pullImage(`${reg.host}/library/busybox:oci`, { stateDir: freshState(), platform: { os: 'linux', architecture: 'arm64' }, explicitPlatform: true }),
-      /is for linux\/amd64, not linux\/arm64/,
+      (err: Error) => err instanceof NotFoundError && /is for linux\/amd64, not linux\/arm64/.test(err.message),
     );
   });
 
@@ -175,6 +178,7 @@ describe('pull (library)', () => {
       await assert.rejects(pullImage(`${proxy.host}/library/busybox:oci`, { stateDir: state }), (err: Error & { hint?: string }) => {
         assert.match(err.message, new RegExp(`blob ${oci.layers[0].digest} from ${proxy.host}/library/busybox failed after 5 attempts: digest mismatch`));
         assert.match(err.hint ?? '', /nothing was stored/);
+        assert.ok(err instanceof ContentError, 'corrupt on every attempt: a content error');
         return true;
       });
     } finally {
@@ -221,13 +225,25 @@ describe('pull (library)', () => {
     await assert.rejects(pullImage(`${reg.host}/library/busybox:nope`, { stateDir: freshState() }), (err: Error & { hint?: string }) => {
       assert.match(err.message, new RegExp(`manifest nope from ${reg.host}/library/busybox: HTTP 404`));
       assert.match(err.hint ?? '', /check the image name and tag/);
+      assert.ok(err instanceof NotFoundError);
       return true;
     });
     proxy.failRequests('/manifests/oci', 500, 100);
     try {
-      await assert.rejects(pullImage(`${proxy.host}/library/busybox:oci`, { stateDir: freshState() }), /HTTP 500/);
+      await assert.rejects(pullImage(`${proxy.host}/library/busybox:oci`, { stateDir: freshState() }), (err: Error) => {
+        assert.match(err.message, /HTTP 500/);
+        assert.ok(err instanceof RegistryError);
+        assert.equal(err.status, 500);
+        return true;
+      });
     } finally {
       proxy.failRequests('', 500, 0);
     }
+    // undici's stalled-exchange codes become a TimeoutError (still a RegistryError), same text.
+    const stalled = Object.assign(new Error('Headers Timeout Error'), { code: 'UND_ERR_HEADERS_TIMEOUT' });
+    const err = connectionError({ registry: 'r.example' }, 'https://r.example/v2/', stalled, false);
+    assert.ok(err instanceof TimeoutError && err instanceof RegistryError);
+    assert.equal(err.code, 'IMG_ERR_TIMEOUT');
+    assert.equal(err.message, 'cannot reach r.example (https://r.example/v2/): Headers Timeout Error (UND_ERR_HEADERS_TIMEOUT)');
   });
 });
