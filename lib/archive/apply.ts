@@ -25,7 +25,7 @@ import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Digest } from '../images/types';
-import { ImgError } from '../util/errors';
+import { ContentError, hostErrorClass, ImgError } from '../util/errors';
 import { AutoDecompress } from './compression';
 import * as sys from './sys';
 import { TarParser, type TarHeader, type TarSink } from './tar';
@@ -136,7 +136,9 @@ class Extractor implements TarSink {
 
   private fail(entry: string, what: string, err?: unknown): never {
     const code = (err as NodeJS.ErrnoException | undefined)?.code;
-    throw new ImgError(`layer entry ${JSON.stringify(entry)}: ${what}${code ? ` (${code})` : ''}`, {
+    // A full disk or a refused write is the host's; anything else the layer's.
+    const Failure = hostErrorClass(err) ?? ContentError;
+    throw new Failure(`layer entry ${JSON.stringify(entry)}: ${what}${code ? ` (${code})` : ''}`, {
       hint: 'the layer is corrupt or hostile, or the target directory is not writable',
       cause: err,
       detail: err instanceof Error ? err.message : undefined,
@@ -431,7 +433,11 @@ class Extractor implements TarSink {
 
   private write(chunk: Buffer, from: number, to: number): void {
     let off = from;
-    while (off < to) off += fs.writeSync(this.fd, chunk, off, to - off, this.pos + off);
+    try {
+      while (off < to) off += fs.writeSync(this.fd, chunk, off, to - off, this.pos + off);
+    } catch (err) {
+      this.fail(this.cur?.name ?? this.curHost, 'cannot write its data', err); // ENOSPC: a DiskFullError naming the entry
+    }
     this.holeAtEnd = false;
   }
 
@@ -531,7 +537,7 @@ export async function applyLayer(layer: NodeJS.ReadableStream, opts: ApplyOption
     ex.abort();
   }
   if (parser.entries === 0 && size === 0) {
-    throw new ImgError('layer is empty', { hint: 'the blob has no data; fetch it again' });
+    throw new ContentError('layer is empty', { hint: 'the blob has no data; fetch it again' });
   }
   return { diffId: `sha256:${hash.digest('hex')}`, size };
 }

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Duplex, PassThrough } from 'node:stream';
 import * as zlib from 'node:zlib';
-import { ImgError } from '../util/errors';
+import { ContentError, HostError } from '../util/errors';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
@@ -102,7 +102,7 @@ class ChildPipe extends Duplex {
       this.exited = true;
       this.destroy(
         err.code === 'ENOENT'
-          ? new ImgError(`${prog} is not installed`, { hint: `install the "${prog}" package (needed for zstd layers)`, cause: err })
+          ? new HostError(`${prog} is not installed`, { hint: `install the "${prog}" package (needed for zstd layers)`, cause: err })
           : err,
       );
     });
@@ -111,7 +111,7 @@ class ChildPipe extends Duplex {
       this.exitCode = code;
       if (code !== 0 && !this.destroyed) {
         this.destroy(
-          new ImgError(`${prog} failed (${signal ? `signal ${signal}` : `exit ${code}`}): ${this.stderr.trim().split('\n')[0] || 'no message'}`, {
+          new ContentError(`${prog} failed (${signal ? `signal ${signal}` : `exit ${code}`}): ${this.stderr.trim().split('\n')[0] || 'no message'}`, {
             hint: 'the layer data is corrupt or truncated; fetch it again',
           }),
         );

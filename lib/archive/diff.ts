@@ -22,7 +22,7 @@
 // Walks are iterative (no recursion limit) and yield paths in sorted order, parents first.
 import * as fs from 'node:fs';
 import { Readable } from 'node:stream';
-import { ImgError } from '../util/errors';
+import { ContentError, HostError } from '../util/errors';
 import * as sys from './sys';
 import { encodeHeader, END_OF_ARCHIVE, padding, type EntryType, type WriteHeader } from './tar';
 
@@ -332,7 +332,7 @@ export function writeLayer(
     try {
       st = fs.lstatSync(p);
     } catch (err) {
-      throw new ImgError(`cannot read ${JSON.stringify('/' + rel)} for the layer: ${(err as Error).message}`, {
+      throw new HostError(`cannot read ${JSON.stringify('/' + rel)} for the layer: ${(err as Error).message}`, {
         hint: 'the snapshot changed while the layer was written',
         cause: err,
       });
@@ -392,7 +392,7 @@ export function writeLayer(
       const want = Math.min(buf.length - fill, f.left);
       const n = fs.readSync(f.fd, buf, fill, want, null);
       if (n === 0) {
-        throw new ImgError(`${JSON.stringify('/' + f.rel)} shrank while the layer was written`, {
+        throw new ContentError(`${JSON.stringify('/' + f.rel)} shrank while the layer was written`, {
           hint: 'do not modify the snapshot while a layer is created',
         });
       }

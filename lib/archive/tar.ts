@@ -4,7 +4,7 @@
 // Reads ustar, GNU (long names 'L'/'K') and PAX ('x'/'g', SCHILY.xattr.*).
 // Why not tar-stream: its per-entry streams and string PAX values cost time and lose
 // binary xattr values; a header codec is ~300 lines (see bench/archive.ts for figures).
-import { ImgError } from '../util/errors';
+import { ContentError, UnsupportedError } from '../util/errors';
 
 export type EntryType = 'file' | 'link' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
 
@@ -51,7 +51,7 @@ function num(buf: Buffer, off: number, len: number): number {
   // base-256 (GNU/star extension) when the high bit is set
   if (buf[off] & 0x80) {
     let v = buf[off] & 0x7f;
-    if (buf[off] & 0x40) throw new ImgError('tar header has a negative number', { hint: 'the layer is corrupt' });
+    if (buf[off] & 0x40) throw new ContentError('tar header has a negative number', { hint: 'the layer is corrupt' });
     for (let i = 1; i < len; i++) v = v * 256 + buf[off + i];
     return v;
   }
@@ -120,7 +120,7 @@ function parsePax(buf: Buffer, into: Map<string, Buffer>): void {
     const len = parseInt(buf.toString('latin1', off, sp), 10);
     if (!len || len < 0 || off + len > buf.length) {
       if (buf[off] === 0) return; // NUL padding
-      throw new ImgError('tar has a malformed PAX header record', { hint: 'the layer is corrupt' });
+      throw new ContentError('tar has a malformed PAX header record', { hint: 'the layer is corrupt' });
     }
     const rec = buf.subarray(sp + 1, off + len - 1); // without trailing '\n'
     const eq = rec.indexOf(0x3d);
@@ -218,7 +218,7 @@ export class TarParser {
   /** Call at end of input: a truncated archive is an error. */
   end(): void {
     if (this.state === State.Body || this.state === State.Meta || this.state === State.Padding || this.hdrFill !== 0) {
-      throw new ImgError('layer tar is truncated', { hint: 'the download was cut short or the blob is corrupt; fetch it again' });
+      throw new ContentError('layer tar is truncated', { hint: 'the download was cut short or the blob is corrupt; fetch it again' });
     }
     // A missing end-of-archive marker is tolerated (many writers stop after the last entry).
   }
@@ -230,7 +230,7 @@ export class TarParser {
     }
     this.zeroBlocks = 0;
     if (!checksumOk(buf, off)) {
-      throw new ImgError(`invalid tar header checksum (after ${this.entries} entries)`, {
+      throw new ContentError(`invalid tar header checksum (after ${this.entries} entries)`, {
         hint: 'the layer is not a tar, is corrupt, or uses a compression img does not know',
       });
     }
@@ -241,7 +241,7 @@ export class TarParser {
     let size = num(buf, off + 124, 12);
     const kind = typeOf(flag, name);
     if (kind === 'meta') {
-      if (size > MAX_META) throw new ImgError(`tar metadata header of ${size} bytes is too large`, { hint: 'the layer is corrupt or hostile' });
+      if (size > MAX_META) throw new ContentError(`tar metadata header of ${size} bytes is too large`, { hint: 'the layer is corrupt or hostile' });
       this.metaKind = flag;
       this.meta = [];
       this.remaining = size;
@@ -252,7 +252,7 @@ export class TarParser {
     }
     if (kind === 'unsupported') {
       const c = String.fromCharCode(flag);
-      throw new ImgError(`tar entry ${JSON.stringify(name)} has unsupported type '${c}'${c === 'S' ? ' (GNU sparse)' : ''}`, {
+      throw new UnsupportedError(`tar entry ${JSON.stringify(name)} has unsupported type '${c}'${c === 'S' ? ' (GNU sparse)' : ''}`, {
         hint: 'rebuild the layer without sparse/multi-volume entries',
       });
     }
@@ -290,11 +290,11 @@ export class TarParser {
           default:
             if (k.startsWith('SCHILY.xattr.')) (xattrs ??= new Map()).set(k.slice(13), v);
             else if (k.startsWith('GNU.sparse.'))
-              throw new ImgError(`tar entry ${JSON.stringify(name)} is a GNU sparse file`, { hint: 'rebuild the layer without --sparse' });
+              throw new UnsupportedError(`tar entry ${JSON.stringify(name)} is a GNU sparse file`, { hint: 'rebuild the layer without --sparse' });
         }
       }
       if (!Number.isSafeInteger(size) || size < 0 || !Number.isFinite(mtime) || !Number.isSafeInteger(uid) || !Number.isSafeInteger(gid))
-        throw new ImgError(`tar entry ${JSON.stringify(name)} has an invalid PAX size/uid/gid/mtime`, { hint: 'the layer is corrupt' });
+        throw new ContentError(`tar entry ${JSON.stringify(name)} has an invalid PAX size/uid/gid/mtime`, { hint: 'the layer is corrupt' });
     }
     const type = kind;
     // Like Go's archive/tar (which wrote most layers): only regular files have a body;

@@ -1,6 +1,6 @@
 // Digest helpers shared by the content store and its callers.
 import { createHash } from 'node:crypto';
-import { ImgError } from '../util/errors';
+import { ContentError } from '../util/errors';
 import type { Digest } from '../images/types';
 
 const SHA256_RE = /^sha256:[a-f0-9]{64}$/;
@@ -12,7 +12,7 @@ export function isDigest(s: string): s is Digest {
 // Validates a digest string; anything else (other algorithms, bad hex) is a user-visible error.
 export function parseDigest(s: string): Digest {
   if (!isDigest(s)) {
-    throw new ImgError(`invalid digest "${s}"`, { hint: 'digests look like sha256:<64 lowercase hex characters>' });
+    throw new ContentError(`invalid digest "${s}"`, { hint: 'digests look like sha256:<64 lowercase hex characters>' });
   }
   return s;
 }

@@ -11,7 +11,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ImgError, isErrno } from '../util/errors';
+import { ContentError, isErrno, NotFoundError } from '../util/errors';
 import type { Digest } from '../images/types';
 import { syncDir } from '../util/fsutil';
 import { digestHex, isDigest, parseDigest } from './digest';
@@ -29,7 +29,7 @@ export interface WriteResult {
 export interface Ingest {
   // Write the blob's bytes here and end() it (commit() ends it if you did not).
   stream: Writable;
-  // Verify and move into the store. Rejects with ImgError on mismatch (nothing stored).
+  // Verify and move into the store. Rejects with a ContentError on mismatch (nothing stored).
   commit(): Promise<WriteResult>;
   // Discard everything written so far.
   abort(): Promise<void>;
@@ -84,7 +84,7 @@ export class ContentStore {
     try {
       return JSON.parse(buf.toString('utf8')) as T;
     } catch (err) {
-      throw new ImgError(`blob ${digest} is not valid JSON`, {
+      throw new ContentError(`blob ${digest} is not valid JSON`, {
         hint: 'the image metadata is corrupt; remove the image (img rm) and pull or build it again',
         cause: err,
       });
@@ -149,8 +149,8 @@ export class ContentStore {
     }
   }
 
-  missing(digest: Digest): ImgError {
-    return new ImgError(`blob ${digest} not found in the content store (${this.blobsDir})`, {
+  missing(digest: Digest): NotFoundError {
+    return new NotFoundError(`blob ${digest} not found in the content store (${this.blobsDir})`, {
       hint: 'pull or build the image again; another img process may have removed it',
     });
   }
@@ -224,7 +224,7 @@ class IngestWriter {
     this.size += n;
     const { size: want, digest } = this.expected;
     if (want !== undefined && this.size > want) {
-      throw new ImgError(`blob ${digest ?? '(unknown digest)'} is larger than expected: more than ${want} bytes received`, {
+      throw new ContentError(`blob ${digest ?? '(unknown digest)'} is larger than expected: more than ${want} bytes received`, {
         hint: 'the source sent different content than its descriptor names; retry, or check the registry/mirror',
       });
     }
@@ -282,12 +282,12 @@ class IngestWriter {
       const digest = `sha256:${this.hash.digest('hex')}` as Digest;
       const { digest: wantDigest, size: wantSize } = this.expected;
       if (wantSize !== undefined && wantSize !== this.size) {
-        throw new ImgError(`size mismatch for blob ${wantDigest ?? digest}: expected ${wantSize} bytes, got ${this.size}`, {
+        throw new ContentError(`size mismatch for blob ${wantDigest ?? digest}: expected ${wantSize} bytes, got ${this.size}`, {
           hint: 'the source sent different content than its descriptor names; retry, or check the registry/mirror',
         });
       }
       if (wantDigest !== undefined && wantDigest !== digest) {
-        throw new ImgError(`digest mismatch: expected ${wantDigest}, got ${digest} (${this.size} bytes)`, {
+        throw new ContentError(`digest mismatch: expected ${wantDigest}, got ${digest} (${this.size} bytes)`, {
           hint: 'the source sent different content than its descriptor names; retry, or check the registry/mirror',
         });
       }

@@ -9,7 +9,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { registerCleanup } from '../snapshot/cleanup';
-import { AbortError, ImgError, isErrno } from '../util/errors';
+import { AbortError, HostError, isErrno, UsageError } from '../util/errors';
 import { debug, warn } from '../util/log';
 import { resolveInRoot } from './mounts';
 import { resolveUser } from './passwd';
@@ -50,7 +50,7 @@ export function findRunc(): string {
     }
   }
   if (!runcPath) {
-    throw new ImgError('runc was not found in PATH; RUN steps need it', {
+    throw new HostError('runc was not found in PATH; RUN steps need it', {
       hint: 'install runc (Debian/Ubuntu: apt-get install runc) or set IMG_RUNC to its path',
     });
   }
@@ -244,7 +244,7 @@ export function containerId(): string {
 
 export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number; runtimeLog: RuntimeLogEntry[] }> {
   if (opts.args.length === 0) {
-    throw new ImgError('no command to run', { hint: 'give RUN a command (or set an ENTRYPOINT/CMD)' });
+    throw new UsageError('no command to run', { hint: 'give RUN a command (or set an ENTRYPOINT/CMD)' });
   }
   if (opts.signal?.aborted) throw abortError(opts.signal);
   const user = await resolveUser(opts.rootfs, opts.user || 'root');

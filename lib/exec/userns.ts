@@ -5,7 +5,7 @@
 // outer process only relays signals and the exit code.
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
-import { ImgError } from '../util/errors';
+import { HostError } from '../util/errors';
 import { debug, warn } from '../util/log';
 import { isSea, loadAddon } from '../host';
 import { buildIdMap, currentUserName, findHelper, readSubIds, type IdMapEntry } from './idmap';
@@ -75,7 +75,7 @@ async function writeIdMaps(pid: number, uid: number, gid: number, user: string |
   const newuidmap = findHelper('newuidmap');
   const newgidmap = findHelper('newgidmap');
   if (!newuidmap || !newgidmap)
-    throw new ImgError('newuidmap/newgidmap not found: cannot map the subordinate id ranges', {
+    throw new HostError('newuidmap/newgidmap not found: cannot map the subordinate id ranges', {
       hint: 'install them: apt-get install uidmap (dnf install shadow-utils on Fedora)',
     });
   const uidMap = buildIdMap(uid, subuid);
@@ -84,7 +84,7 @@ async function writeIdMaps(pid: number, uid: number, gid: number, user: string |
     await Promise.all([run(newuidmap, mapArgs(pid, uidMap)), run(newgidmap, mapArgs(pid, gidMap))]);
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr;
-    throw new ImgError(`cannot map ids into the user namespace: ${stderr || (err as Error).message}`, {
+    throw new HostError(`cannot map ids into the user namespace: ${stderr || (err as Error).message}`, {
       hint: `check that /etc/subuid and /etc/subgid grant ${who} its ranges, and that newuidmap/newgidmap are setuid root (ls -l ${newuidmap})`,
       cause: err,
     });
@@ -116,7 +116,7 @@ export async function spawnInUserNamespace(
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EPERM' || code === 'ENOSPC' || code === 'EACCES' || code === 'EINVAL')
-      throw new ImgError(`cannot create a user namespace (${code}): unprivileged user namespaces are disabled on this host`, {
+      throw new HostError(`cannot create a user namespace (${code}): unprivileged user namespaces are disabled on this host`, {
         hint: usernsDisabledHint(),
         cause: err,
       });

@@ -2,7 +2,7 @@
 // ParseNormalizedNamed + FamiliarString), so `busybox`, `library/busybox`,
 // `docker.io/library/busybox:latest` and `index.docker.io/library/busybox`
 // all name the same image.
-import { ImgError } from '../util/errors';
+import { UsageError } from '../util/errors';
 import type { Digest } from './types';
 
 export interface Reference {
@@ -25,8 +25,8 @@ const TAG_RE = /^[\w][\w.-]{0,127}$/;
 const DIGEST_RE = /^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$/;
 const NAME_TOTAL_MAX = 255;
 
-function invalid(input: string, why: string): ImgError {
-  return new ImgError(`invalid reference "${input}": ${why}`, {
+function invalid(input: string, why: string): UsageError {
+  return new UsageError(`invalid reference "${input}": ${why}`, {
     hint: 'use NAME[:TAG][@sha256:DIGEST] with a lowercase name, e.g. busybox:latest or localhost:5000/team/app:1.0',
   });
 }

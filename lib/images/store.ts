@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { ImgError, isErrno } from '../util/errors';
+import { ContentError, isErrno } from '../util/errors';
 import { writeFileAtomic } from '../util/fsutil';
 import type { Descriptor } from './types';
 
@@ -91,7 +91,7 @@ async function readRecord(file: string): Promise<ImageRecord | null> {
     if (!rec || typeof rec.name !== 'string' || !rec.target?.digest) throw new Error('missing fields');
     return rec;
   } catch (err) {
-    throw new ImgError(`image record ${file} is corrupt`, {
+    throw new ContentError(`image record ${file} is corrupt`, {
       hint: `delete the file and pull or build the image again`,
       cause: err,
     });

@@ -3,7 +3,7 @@
 // multi-platform index stores the index but only one of its manifests.
 import type { ContentStore } from '../content/store';
 import { isDigest } from '../content/digest';
-import { ImgError } from '../util/errors';
+import { ContentError } from '../util/errors';
 import { isIndexMediaType, isManifestMediaType, type Descriptor, type Digest, type Index, type Manifest } from './types';
 
 // Media type of a JSON blob when the descriptor lacks one: sniff the document.
@@ -54,7 +54,7 @@ export async function children(store: ContentStore, desc: Descriptor, opts: { st
       break;
     default:
       if (opts.strict && declared) {
-        throw new ImgError(`blob ${desc.digest} is not a valid ${desc.mediaType}`, { hint: 'remove the image naming it (img rm) and pull or build it again' });
+        throw new ContentError(`blob ${desc.digest} is not a valid ${desc.mediaType}`, { hint: 'remove the image naming it (img rm) and pull or build it again' });
       }
       return [];
   }

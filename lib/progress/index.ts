@@ -5,7 +5,7 @@ export { PlainRenderer } from './plain';
 export { RawJsonRenderer } from './rawjson';
 export { TtyRenderer } from './tty';
 
-import { ImgError } from '../util/errors';
+import { UsageError } from '../util/errors';
 import type { Renderer } from './events';
 import { PlainRenderer } from './plain';
 import { RawJsonRenderer } from './rawjson';
@@ -16,7 +16,7 @@ export const PROGRESS_MODES = ['auto', 'tty', 'plain', 'rawjson'] as const;
 
 export function parseProgressMode(s: string): ProgressMode {
   if ((PROGRESS_MODES as readonly string[]).includes(s)) return s as ProgressMode;
-  throw new ImgError(`invalid --progress value "${s}"`, { hint: `use one of: ${PROGRESS_MODES.join(', ')}` });
+  throw new UsageError(`invalid --progress value "${s}"`, { hint: `use one of: ${PROGRESS_MODES.join(', ')}` });
 }
 
 // auto: tty when the output is a terminal; --no-console forces plain.

@@ -12,9 +12,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { ImgError, isErrno } from '../util/errors';
+import { ContentError, isErrno, LockBusyError, NotFoundError, UsageError } from '../util/errors';
 import { debug } from '../util/log';
-import { acquireLease, releaseLease, withExclusive, isBusy, releaseAllLeases } from './lease';
+import { acquireLease, isBusy, leaseFile, releaseAllLeases, releaseLease, withExclusive } from './lease';
 import type { Change, Mounted, SnapshotBackend, SnapshotInfo, Snapshotter } from './types';
 import { writeJsonAtomic } from '../util/fsutil';
 import * as fs from 'node:fs';
@@ -139,7 +139,7 @@ export abstract class BaseSnapshotter implements Snapshotter {
   protected async mustMeta(id: string): Promise<SnapshotMeta> {
     const meta = await this.readMeta(id);
     if (!meta) {
-      throw new ImgError(`snapshot ${id} does not exist (${this.backend})`, {
+      throw new NotFoundError(`snapshot ${id} does not exist (${this.backend})`, {
         hint: 'it may have been pruned; run the command again to recreate it',
       });
     }
@@ -154,7 +154,7 @@ export abstract class BaseSnapshotter implements Snapshotter {
       const meta = await this.mustMeta(cur);
       out.push(meta);
       cur = meta.parent;
-      if (out.length > 10000) throw new ImgError(`snapshot ${id}: parent chain loops`, { hint: 'run img prune' });
+      if (out.length > 10000) throw new ContentError(`snapshot ${id}: parent chain loops`, { hint: 'run img prune' });
     }
     return out;
   }
@@ -186,7 +186,7 @@ export abstract class BaseSnapshotter implements Snapshotter {
       }
       if (parentMeta!.kind !== 'committed') {
         await releaseLease(this.stateDir, this.backend, parent);
-        throw new ImgError(`snapshot ${parent} is not committed; cannot use it as a parent`, {
+        throw new UsageError(`snapshot ${parent} is not committed; cannot use it as a parent`, {
           hint: 'commit the snapshot before preparing on top of it',
         });
       }
@@ -278,7 +278,7 @@ export abstract class BaseSnapshotter implements Snapshotter {
   async commit(id: string, description: string, key?: string): Promise<string> {
     const meta = await this.mustMeta(id);
     if (meta.kind !== 'active' || meta.readonly) {
-      throw new ImgError(`snapshot ${id} is ${meta.kind === 'committed' ? 'already committed' : 'a read-only view'}; cannot commit it`, {
+      throw new UsageError(`snapshot ${id} is ${meta.kind === 'committed' ? 'already committed' : 'a read-only view'}; cannot commit it`, {
         hint: 'commit an active snapshot made with prepare()',
       });
     }
@@ -367,13 +367,16 @@ export abstract class BaseSnapshotter implements Snapshotter {
     }
     const kids = (await this.listMeta()).filter((m) => m.parent === id);
     if (kids.length > 0) {
-      throw new ImgError(`snapshot ${id} has ${kids.length} child snapshot(s); remove them first`, {
+      throw new UsageError(`snapshot ${id} has ${kids.length} child snapshot(s); remove them first`, {
         hint: 'img prune removes unreferenced snapshots in the right order',
       });
     }
     const ok = await withExclusive(this.stateDir, this.backend, id, () => this.removeUnlocked(meta));
     if (!ok) {
-      throw new ImgError(`snapshot ${id} is in use by another img process`, { hint: 'wait for it to finish, then retry' });
+      throw new LockBusyError(leaseFile(this.stateDir, this.backend, id), 'exclusive', {
+        message: `snapshot ${id} is in use by another img process`,
+        hint: 'wait for it to finish, then retry',
+      });
     }
   }
 

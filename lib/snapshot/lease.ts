@@ -22,7 +22,7 @@ export function lockDir(stateDir: string, backend: string): string {
   return path.join(stateDir, 'locks', 'snapshots', backend);
 }
 
-function fileFor(stateDir: string, backend: string, id: string): string {
+export function leaseFile(stateDir: string, backend: string, id: string): string {
   return path.join(lockDir(stateDir, backend), `${id}.lock`);
 }
 
@@ -61,7 +61,7 @@ async function lockPath(file: string, mode: 'shared' | 'exclusive', wait: boolea
 
 // Takes (or re-references) this process's shared lease on a snapshot.
 export async function acquireLease(stateDir: string, backend: string, id: string): Promise<void> {
-  const file = fileFor(stateDir, backend, id);
+  const file = leaseFile(stateDir, backend, id);
   const h = held.get(file);
   if (h) {
     h.refs++;
@@ -79,7 +79,7 @@ export async function acquireLease(stateDir: string, backend: string, id: string
 }
 
 export async function releaseLease(stateDir: string, backend: string, id: string, all = false): Promise<void> {
-  const file = fileFor(stateDir, backend, id);
+  const file = leaseFile(stateDir, backend, id);
   const h = held.get(file);
   if (!h) return;
   h.refs = all ? 0 : h.refs - 1;
@@ -97,7 +97,7 @@ export async function releaseAllLeases(): Promise<void> {
 
 // Whether some other process leases the snapshot (du's "*").
 export async function isBusy(stateDir: string, backend: string, id: string): Promise<boolean> {
-  const file = fileFor(stateDir, backend, id);
+  const file = leaseFile(stateDir, backend, id);
   if (held.has(file)) return true;
   try {
     await fsp.access(file);
@@ -120,7 +120,7 @@ export async function withExclusive(
   fn: () => Promise<void>,
   unlinkAfter = true,
 ): Promise<boolean> {
-  const file = fileFor(stateDir, backend, id);
+  const file = leaseFile(stateDir, backend, id);
   if (held.has(file)) return false; // this process uses it
   const fh = await lockPath(file, 'exclusive', false);
   if (!fh) return false;

@@ -8,9 +8,9 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { ImgError, isErrno } from '../util/errors';
+import { isErrno, UsageError } from '../util/errors';
 import { debug } from '../util/log';
-import { randomId, removeTree, writeJsonAtomic } from './base';
+import { randomId, removeTree, writeJsonAtomic, type BaseSnapshotter } from './base';
 import { NativeSnapshotter } from './native';
 import { OverlaySnapshotter, checkFuse, inUserNamespace } from './overlay';
 import { mount, umount } from './sys';
@@ -25,7 +25,7 @@ interface AutoCache {
   reasons?: Record<string, string>;
 }
 
-export function newSnapshotter(stateDir: string, backend: SnapshotBackend): Snapshotter & import('./base').BaseSnapshotter {
+export function newSnapshotter(stateDir: string, backend: SnapshotBackend): Snapshotter & BaseSnapshotter {
   switch (backend) {
     case 'native':
       return new NativeSnapshotter(stateDir);
@@ -33,13 +33,13 @@ export function newSnapshotter(stateDir: string, backend: SnapshotBackend): Snap
     case 'fuse-overlayfs':
       return new OverlaySnapshotter(stateDir, backend);
     default:
-      throw new ImgError(`unknown snapshot backend "${backend as string}"`, { hint: `use one of: auto ${BACKENDS.join(' ')}` });
+      throw new UsageError(`unknown snapshot backend "${backend as string}"`, { hint: `use one of: auto ${BACKENDS.join(' ')}` });
   }
 }
 
 export async function openBackend(stateDir: string, backend: 'auto' | SnapshotBackend): Promise<Snapshotter> {
   if (backend !== 'auto' && !BACKENDS.includes(backend)) {
-    throw new ImgError(`unknown snapshot backend "${backend as string}"`, { hint: `use one of: auto ${BACKENDS.join(' ')}` });
+    throw new UsageError(`unknown snapshot backend "${backend as string}"`, { hint: `use one of: auto ${BACKENDS.join(' ')}` });
   }
   const chosen = backend === 'auto' ? await detectBackend(stateDir) : backend;
   if (chosen === 'fuse-overlayfs') await checkFuse();

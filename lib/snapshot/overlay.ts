@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { overlayChanges } from '../archive/diff';
-import { ImgError, isErrno } from '../util/errors';
+import { ContentError, HostError, ImgError, isErrno, UnsupportedError } from '../util/errors';
 import { debug } from '../util/log';
 import { BaseSnapshotter, randomId, trackedMount, type SnapshotMeta } from './base';
 import { bindMount, mount } from './sys';
@@ -56,7 +56,7 @@ export class OverlaySnapshotter extends BaseSnapshotter {
 
   // l/<short> → ../<id>/fs (recreated when a crash lost it).
   private async ensureLink(meta: SnapshotMeta): Promise<string> {
-    if (!meta.short) throw new ImgError(`snapshot ${meta.id} has no short link name`, { hint: 'run img prune and retry' });
+    if (!meta.short) throw new ContentError(`snapshot ${meta.id} has no short link name`, { hint: 'run img prune and retry' });
     const link = path.join(this.root, 'l', meta.short);
     try {
       await fsp.symlink(path.join('..', meta.id, 'fs'), link);
@@ -80,7 +80,7 @@ export class OverlaySnapshotter extends BaseSnapshotter {
       return { rootfs: this.fsDir(meta.id), release: async () => {} };
     }
     if (lowerMetas.length > MAX_LOWERS) {
-      throw new ImgError(`snapshot ${meta.id} has ${lowerMetas.length} layers; overlayfs stacks at most ${MAX_LOWERS}`, {
+      throw new UnsupportedError(`snapshot ${meta.id} has ${lowerMetas.length} layers; overlayfs stacks at most ${MAX_LOWERS}`, {
         hint: 'squash the image, or use --backend native',
       });
     }
@@ -108,7 +108,7 @@ export class OverlaySnapshotter extends BaseSnapshotter {
   private mountError(err: unknown, meta: SnapshotMeta): unknown {
     if (err instanceof ImgError) return err;
     const e = err as NodeJS.ErrnoException;
-    return new ImgError(`cannot mount snapshot ${meta.id} with ${this.backend}: ${e.message}`, {
+    return new HostError(`cannot mount snapshot ${meta.id} with ${this.backend}: ${e.message}`, {
       hint:
         this.backend === 'overlayfs'
           ? 'this kernel may not allow overlayfs in a user namespace (needs Linux ≥ 5.11); use --backend fuse-overlayfs or --backend native'
@@ -131,7 +131,7 @@ export class OverlaySnapshotter extends BaseSnapshotter {
     // a Node process cannot do for one syscall without changing its own cwd.
     const rel = `lowerdir=${shorts.map((s) => `l/${s}`).join(':')}${tail}${userx}`;
     if (rel.length > MAX_MOUNT_DATA) {
-      throw new ImgError(`too many layers (${shorts.length}) for one overlayfs mount`, {
+      throw new UnsupportedError(`too many layers (${shorts.length}) for one overlayfs mount`, {
         hint: 'squash the image, or use --backend native',
       });
     }
@@ -159,7 +159,7 @@ export class OverlaySnapshotter extends BaseSnapshotter {
       child.on('error', (e) =>
         reject(
           isErrno(e, 'ENOENT')
-            ? new ImgError('fuse-overlayfs is not installed', { hint: 'install it (Debian: apt-get install fuse-overlayfs) or use --backend native' })
+            ? new HostError('fuse-overlayfs is not installed', { hint: 'install it (Debian: apt-get install fuse-overlayfs) or use --backend native' })
             : e,
         ),
       );
@@ -255,7 +255,7 @@ export async function checkFuse(): Promise<void> {
     const fh = await fsp.open('/dev/fuse', 'r+');
     await fh.close();
   } catch (err) {
-    throw new ImgError(`fuse-overlayfs needs /dev/fuse, which cannot be opened: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+    throw new HostError(`fuse-overlayfs needs /dev/fuse, which cannot be opened: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
       hint: 'make it usable (e.g. `sudo chmod 0666 /dev/fuse`, or run the container with --device /dev/fuse), or use --backend native or overlayfs',
       cause: err,
     });

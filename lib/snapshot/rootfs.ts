@@ -5,13 +5,15 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { mknod } from '../archive/sys';
 import { ContentStore } from '../content/store';
+import { loadAddon } from '../host/index';
 import { hostPlatform, selectManifest } from '../images/platform';
 import { normalizeName } from '../images/reference';
 import { ImageStore } from '../images/store';
 import { isManifestMediaType, type Descriptor, type ImageConfig, type Manifest } from '../images/types';
 import { localManifests } from '../images/walk';
-import { ImgError, isErrno } from '../util/errors';
+import { isErrno, NotFoundError, UsageError } from '../util/errors';
 import { debug, warn } from '../util/log';
 import type { Snapshotter } from './types';
 import { unpackLayers, type UnpackProgress } from './unpack';
@@ -34,7 +36,7 @@ export async function resolveStoredImage(stateDir: string, input: string): Promi
   else {
     const list = await localManifests(content, rec.target);
     if (list.length === 0) {
-      throw new ImgError(`image ${input} has no manifest in the local store`, { hint: `pull it again: img pull ${input}` });
+      throw new NotFoundError(`image ${input} has no manifest in the local store`, { hint: `pull it again: img pull ${input}` });
     }
     desc = list.length === 1 && !list[0].platform ? list[0] : selectManifest(list, hostPlatform());
   }
@@ -57,10 +59,10 @@ export async function checkOutputDir(out: string): Promise<void> {
   try {
     const st = await fsp.lstat(out);
     if (!st.isDirectory()) {
-      throw new ImgError(`output path ${out} exists and is not a directory`, { hint: 'choose another path with -o, --output' });
+      throw new UsageError(`output path ${out} exists and is not a directory`, { hint: 'choose another path with -o, --output' });
     }
     if ((await fsp.readdir(out)).length > 0) {
-      throw new ImgError(`output directory ${out} is not empty`, {
+      throw new UsageError(`output directory ${out} is not empty`, {
         hint: 'choose a new or empty directory with -o, --output, or remove this one first',
       });
     }
@@ -108,7 +110,7 @@ export interface CopyOutResult {
 export async function copyOut(src: string, dst: string): Promise<CopyOutResult> {
   let addon: { copyTree?: (s: string, d: string) => Promise<{ files: number; bytes: number }> } | null = null;
   try {
-    addon = (await import('../host/index')).loadAddon();
+    addon = loadAddon();
   } catch {
     addon = null;
   }
@@ -189,7 +191,6 @@ async function copyOutPortable(src: string, dst: string): Promise<CopyOutResult>
           await fsp.symlink(await fsp.readlink(sp), dp);
           await fsp.lutimes(dp, st.atime, st.mtime).catch(() => undefined);
         } else if (st.isFIFO()) {
-          const { mknod } = await import('../archive/sys');
           mknod(dp, fs.constants.S_IFIFO | (st.mode & 0o7777), 0, 0);
         } else {
           // Device nodes and sockets cannot be created without privileges.

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { applyLayer } from '../archive/apply';
 import { ContentStore } from '../content/store';
 import type { Digest, ImageConfig, Manifest } from '../images/types';
-import { ImgError } from '../util/errors';
+import { ContentError, UnsupportedError } from '../util/errors';
 import { debug } from '../util/log';
 import { acquireLease, lockKey } from './lease';
 import { inUserNamespace } from './overlay';
@@ -51,13 +51,13 @@ export async function unpackLayers(
   const sn = snapshotter as BaseSnapshotter;
   const diffIds = config.rootfs?.diff_ids ?? [];
   if (diffIds.length !== manifest.layers.length) {
-    throw new ImgError(
+    throw new ContentError(
       `image config lists ${diffIds.length} layer diff IDs but the manifest has ${manifest.layers.length} layers`,
       { hint: 'the image is malformed; rebuild or re-push it' },
     );
   }
   if (manifest.layers.length === 0) {
-    throw new ImgError('image has no layers; nothing to unpack', { hint: 'use an image with at least one layer (FROM scratch images cannot be unpacked)' });
+    throw new UnsupportedError('image has no layers; nothing to unpack', { hint: 'use an image with at least one layer (FROM scratch images cannot be unpacked)' });
   }
   const chains = chainIds(diffIds);
   const content = new ContentStore(stateDir);
@@ -80,7 +80,7 @@ export async function unpackLayers(
         onDebug: debug,
       });
       if (res.diffId !== diffIds[i]) {
-        throw new ImgError(`layer ${manifest.layers[i].digest} unpacks to ${res.diffId}, but the image config says ${diffIds[i]}`, {
+        throw new ContentError(`layer ${manifest.layers[i].digest} unpacks to ${res.diffId}, but the image config says ${diffIds[i]}`, {
           hint: 'the stored blob or the config is corrupt; remove the image (img rm) and pull it again',
         });
       }

@@ -4,7 +4,7 @@
 // write into a snapshot (COPY, mkdir, rm) so hostile links cannot redirect writes.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { ImgError, isErrno } from './errors';
+import { ContentError, isErrno } from './errors';
 
 const MAX_LINKS = 255; // same bound as the kernel's ELOOP for path walks
 
@@ -44,7 +44,7 @@ export async function resolveInRoot(root: string, p: string, followLast = true):
       throw err;
     }
     if (++links > MAX_LINKS) {
-      throw new ImgError(`too many levels of symbolic links resolving ${p} in ${root}`, { hint: 'fix the symlink loop in the image' });
+      throw new ContentError(`too many levels of symbolic links resolving ${p} in ${root}`, { hint: 'fix the symlink loop in the image' });
     }
     if (target.startsWith('/')) resolved.length = 0;
     pending.unshift(...splitComponents(target));

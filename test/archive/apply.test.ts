@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { applyLayer, type ApplyOptions } from '../../lib/archive/apply';
-import { ImgError } from '../../lib/util/errors';
+import { ContentError, DiskFullError, ImgError, UnsupportedError } from '../../lib/util/errors';
 import { lgetxattr } from '../../lib/archive/sys';
 import { tarOf, deepTreeTar, rawEntry, gnuLongEntries, END, gzip, zstd, stream, type FixtureEntry } from '../fixtures/layers';
 import { tmp, rmrf, describeTree } from './helpers';
@@ -104,7 +105,7 @@ test('hard links resolve inside the root and must exist there', AS_ROOT, async (
     // to an absolute / climbing path that does not exist in the root: a clear error
     for (const linkname of ['/etc/passwd', '../../../../../../etc/passwd', path.join(outside, 'secret')]) {
       await assert.rejects(apply(root, [{ name: 'h', type: 'link', linkname }]), (err: unknown) => {
-        assert.ok(err instanceof ImgError, String(err));
+        assert.ok(err instanceof ContentError, String(err));
         assert.match(err.message, /layer entry "h": hard link target .* does not exist/);
         return true;
       });
@@ -344,19 +345,38 @@ test('gzip, zstd and plain layers apply with the same diffID', AS_ROOT, async ()
   assert.equal(ids.size, 1);
 });
 
-test('corrupt input is an ImgError', AS_ROOT, async () => {
+test('corrupt input is a ContentError, an unsupported entry an UnsupportedError', AS_ROOT, async () => {
   const root = tmp();
+  const contentError = (text: RegExp) => (err: Error) => err instanceof ContentError && text.test(err.message);
   try {
     const tar = await tarOf([{ name: 'f', body: Buffer.alloc(5000, 1) }]);
-    await assert.rejects(applyLayer(stream(tar.subarray(0, 2048)), native(root)), /layer tar is truncated/);
+    await assert.rejects(applyLayer(stream(tar.subarray(0, 2048)), native(root)), contentError(/layer tar is truncated/));
     const bad = Buffer.from(tar);
     bad[10] ^= 0xff; // breaks the header checksum
-    await assert.rejects(applyLayer(stream(bad), native(root)), /invalid tar header checksum/);
+    await assert.rejects(applyLayer(stream(bad), native(root)), contentError(/invalid tar header checksum/));
     await assert.rejects(applyLayer(stream(gzip(tar).subarray(0, 40)), native(root)), (err: Error) => /unexpected end|truncated/i.test(err.message));
     await assert.rejects(applyLayer(stream(Buffer.from('not a tar at all')), native(root)), /truncated|checksum/);
     const sparse = Buffer.concat([rawEntry({ name: 'sp', typeflag: 'S', magic: 'gnu' }), END]);
-    await assert.rejects(applyLayer(stream(sparse), native(root)), /unsupported type 'S' \(GNU sparse\)/);
+    await assert.rejects(applyLayer(stream(sparse), native(root)), (err: Error) => err instanceof UnsupportedError && /unsupported type 'S' \(GNU sparse\)/.test(err.message));
   } finally {
+    rmrf(root);
+  }
+});
+
+// A full disk is the host's fault, not the layer's: DiskFullError, same message shape.
+test('a layer that fills the disk is a DiskFullError naming the entry', { skip: process.getuid?.() !== 0 ? 'needs root to mount a small tmpfs to fill' : false }, async () => {
+  const root = tmp();
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', root]);
+  try {
+    const tar = await tarOf([{ name: 'big', body: Buffer.alloc(256 * 1024, 7) }]);
+    await assert.rejects(applyLayer(stream(tar), native(root)), (err: Error) => {
+      assert.ok(err instanceof DiskFullError, String(err));
+      assert.equal(err.code, 'IMG_ERR_DISK_FULL');
+      assert.match(err.message, /^layer entry "big": .*\(ENOSPC\)$/);
+      return true;
+    });
+  } finally {
+    execFileSync('umount', [root]);
     rmrf(root);
   }
 });

@@ -1,6 +1,7 @@
 // img build [OPTIONS] PATH | URL | -
 // Flags follow img's help text plus docker/buildx's common ones.
 import { Option } from 'commander';
+import { NotFoundError, UnsupportedError, UsageError } from '../../util/errors';
 import type { RegisterCommand } from './index';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -58,17 +59,16 @@ export const register: RegisterCommand = (program, globals) =>
     .option('--build-context <list>', 'Additional build contexts (e.g., name=path)', collect, [])
     .action(async (contextArg: string, flags: BuildFlags) => {
       /* eslint-disable @typescript-eslint/no-require-imports */
-      const { ImgError } = require('../../util/errors') as typeof import('../../util/errors');
       const g = globals();
       const { enterUserNamespace, inUserNamespace } = require('../../exec/userns') as typeof import('../../exec/userns');
 
       if (flags.cacheFrom.length) {
-        throw new ImgError(`--cache-from is not supported yet (got ${flags.cacheFrom.join(', ')})`, {
+        throw new UnsupportedError(`--cache-from is not supported yet (got ${flags.cacheFrom.join(', ')})`, {
           hint: 'img keeps a local build cache in its state dir (-s); reuse it by building on the same state dir',
         });
       }
       if (flags.cacheTo.length) {
-        throw new ImgError(`--cache-to is not supported yet (got ${flags.cacheTo.join(', ')})`, {
+        throw new UnsupportedError(`--cache-to is not supported yet (got ${flags.cacheTo.join(', ')})`, {
           hint: 'the local build cache in the state dir (-s) is kept automatically; share that directory instead',
         });
       }
@@ -80,11 +80,11 @@ export const register: RegisterCommand = (program, globals) =>
         try {
           parseReference(t);
         } catch (err) {
-          throw new ImgError(`invalid tag "${t}": ${(err as Error).message}`, { hint: "use NAME[:TAG], e.g. -t myimage:1.0", cause: err });
+          throw new UsageError(`invalid tag "${t}": ${(err as Error).message}`, { hint: "use NAME[:TAG], e.g. -t myimage:1.0", cause: err });
         }
       }
       if (flags.output.length > 1) {
-        throw new ImgError('only one --output is supported', { hint: 'build once per output, or use -t to store the image and `img save` it' });
+        throw new UnsupportedError('only one --output is supported', { hint: 'build once per output, or use -t to store the image and `img save` it' });
       }
       const env = process.env;
       const buildOpts: import('../../builder/options').BuildOptions = {
@@ -115,7 +115,7 @@ export const register: RegisterCommand = (program, globals) =>
       for (const s of buildOpts.secrets) {
         if (s.src) {
           const fs = require('node:fs') as typeof import('node:fs');
-          if (!fs.existsSync(s.src)) throw new ImgError(`--secret id=${s.id}: file ${s.src} not found`, { hint: 'fix src= to name an existing file' });
+          if (!fs.existsSync(s.src)) throw new NotFoundError(`--secret id=${s.id}: file ${s.src} not found`, { hint: 'fix src= to name an existing file' });
         }
       }
 

@@ -1,4 +1,5 @@
 // img rm IMAGE...: untag each name, then collect blobs no name (or cache) references.
+import { NotFoundError } from '../../util/errors';
 import type { RegisterCommand } from './index';
 
 export const register: RegisterCommand = (program, globals) =>
@@ -10,10 +11,9 @@ export const register: RegisterCommand = (program, globals) =>
     .action(async (names: string[]) => {
       /* eslint-disable @typescript-eslint/no-require-imports */
       const { removeImages } = require('../../state/remove') as typeof import('../../state/remove');
-      const { ImgError } = require('../../util/errors') as typeof import('../../util/errors');
       const res = await removeImages(globals().state, names, (line) => process.stdout.write(`${line}\n`));
       if (res.missing.length) {
         for (const n of res.missing.slice(0, -1)) process.stderr.write(`Error: No such image: ${n}\n`);
-        throw new ImgError(`No such image: ${res.missing.at(-1)}`, { hint: 'list local images with `img ls`' });
+        throw new NotFoundError(`No such image: ${res.missing.at(-1)}`, { hint: 'list local images with `img ls`' });
       }
     });

@@ -1,4 +1,5 @@
 // img tag SOURCE TARGET: a second name for the same manifest/index.
+import { NotFoundError, UsageError } from '../../util/errors';
 import type { RegisterCommand } from './index';
 
 export const register: RegisterCommand = (program, globals) =>
@@ -12,19 +13,18 @@ export const register: RegisterCommand = (program, globals) =>
       /* eslint-disable @typescript-eslint/no-require-imports */
       const { ImageStore } = require('../../images/store') as typeof import('../../images/store');
       const { normalizeName, parseReference } = require('../../images/reference') as typeof import('../../images/reference');
-      const { ImgError } = require('../../util/errors') as typeof import('../../util/errors');
       const { withStoreLock } = require('../../state/lock') as typeof import('../../state/lock');
       const state = globals().state;
       const images = new ImageStore(state);
       const targetKey = normalizeName(target);
       if (parseReference(target).digest) {
-        throw new ImgError(`refusing to create a tag with a digest reference: ${target}`, { hint: 'use NAME[:TAG] as the target' });
+        throw new UsageError(`refusing to create a tag with a digest reference: ${target}`, { hint: 'use NAME[:TAG] as the target' });
       }
       // Shared store lock: a concurrent `img rm` + GC cannot sweep the blobs between read and write.
       await withStoreLock(state, 'shared', async () => {
         const src = await images.get(normalizeName(source));
         if (!src) {
-          throw new ImgError(`No such image: ${source}`, { hint: 'list local images with `img ls`; pull or build it first' });
+          throw new NotFoundError(`No such image: ${source}`, { hint: 'list local images with `img ls`; pull or build it first' });
         }
         await images.put(targetKey, src.target);
       });

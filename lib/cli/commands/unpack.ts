@@ -1,6 +1,7 @@
 // img unpack [-o DIR] IMAGE: pull the image when it is not stored, unpack its
 // layers into (shared, reused) snapshots, copy the merged rootfs into DIR
 // owned by the caller.
+import { NotFoundError } from '../../util/errors';
 import type { RegisterCommand } from './index';
 
 export const register: RegisterCommand = (program, globals) =>
@@ -33,7 +34,7 @@ export const register: RegisterCommand = (program, globals) =>
           await closeAgents();
         }
         img = await rootfs.resolveStoredImage(state, image);
-        if (!img) throw new Error(`pulled ${image} but it is not in the image store`);
+        if (!img) throw new NotFoundError(`pulled ${image} but it is not in the image store`, { hint: 'another img process removed it meanwhile; retry' });
       }
       const sn = await openSnapshotter(state, backend);
       const top = await rootfs.unpackResolved(state, sn, img, (ev) =>
