@@ -1,8 +1,8 @@
 // The only module that loads the native addon (addon/*.cc → build/Release/img_addon.node).
 // Everything else imports from here: the addon's syscall-shaped functions plus
 // the small policies around them (lock files). It sits below every engine room
-// and imports none of them: diagnostics that add rootless policy to the probe
-// live in exec/probe.ts.
+// and imports none of them: diagnostics that add policy to the probe (subordinate
+// ids, uidmap helpers, trials) live in lib/doctor.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
