@@ -10,7 +10,8 @@ import { MediaType, type Descriptor, type Digest, type HistoryEntry, type ImageC
 import { Limiter } from '../util/limiter';
 import type { BuildResult, ExportEnv, ExportProgress, LayerSlot } from './result';
 
-// diffID of a tar with no entries (1024 zero bytes): a step that changed nothing.
+// diffID of a tar with no entries (1024 zero bytes): the layer of a step that
+// changed nothing (BuildKit keeps such layers, e.g. WORKDIR of an existing directory).
 export const EMPTY_LAYER_DIFF_ID: Digest = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
 
 export interface BuiltImage {
@@ -27,13 +28,13 @@ export interface ImageExportOptions {
 }
 
 // Blob for one layer slot: known, remembered from an earlier export, or made now.
-async function layerFor(env: ExportEnv, o: ImageExportOptions, slot: LayerSlot, i: number): Promise<{ blob: LayerBlob; fromBuild: boolean }> {
-  if (slot.blob && (await env.content.has(slot.blob.digest))) return { blob: slot.blob, fromBuild: Boolean(slot.snapshot) };
+async function layerFor(env: ExportEnv, o: ImageExportOptions, slot: LayerSlot, i: number): Promise<LayerBlob> {
+  if (slot.blob && (await env.content.has(slot.blob.digest))) return slot.blob;
   if (!slot.snapshot) {
     throw new Error(`layer ${i} has neither a stored blob nor a snapshot`);
   }
   const known = await env.layerBlobs.get(slot.snapshot);
-  if (known) return { blob: known, fromBuild: true };
+  if (known) return known;
   const src = await env.sn.diffRoot(slot.snapshot);
   let blob: LayerBlob;
   try {
@@ -52,24 +53,22 @@ async function layerFor(env: ExportEnv, o: ImageExportOptions, slot: LayerSlot, 
     await src.release();
   }
   await env.layerBlobs.put(slot.snapshot, blob);
-  return { blob, fromBuild: true };
+  return blob;
 }
 
 // BuildKit's normalization: one non-empty history entry per layer. Missing
 // entries (base images without history) are prepended; surplus non-empty
-// entries and entries of build steps that changed nothing become empty_layer.
-export function alignHistory(
-  history: HistoryEntry[] | undefined,
-  layers: { blob: LayerBlob; fromBuild: boolean }[],
-  created: string | undefined,
-): { history: HistoryEntry[]; kept: LayerBlob[] } {
+// entries become empty_layer. A build step that changed nothing keeps its
+// empty layer and a non-empty entry: BuildKit 0.8's exporter dropped such
+// layers, current ones (0.11 on) keep them (WORKDIR of an existing directory).
+export function alignHistory(history: HistoryEntry[] | undefined, layerCount: number, created: string | undefined): HistoryEntry[] {
   const hist = (history ?? []).map((h) => ({ ...h }));
   const nonEmpty = hist.filter((h) => !h.empty_layer).length;
-  if (nonEmpty < layers.length) {
-    const missing = layers.length - nonEmpty;
+  if (nonEmpty < layerCount) {
+    const missing = layerCount - nonEmpty;
     hist.unshift(...Array.from({ length: missing }, () => ({ created, created_by: '', comment: 'missing history entry for a layer' }) as HistoryEntry));
-  } else if (nonEmpty > layers.length) {
-    let extra = nonEmpty - layers.length;
+  } else if (nonEmpty > layerCount) {
+    let extra = nonEmpty - layerCount;
     for (const h of hist) {
       if (extra === 0) break;
       if (!h.empty_layer) {
@@ -78,19 +77,11 @@ export function alignHistory(
       }
     }
   }
-  const kept: LayerBlob[] = [];
-  let li = 0;
-  for (const h of hist) {
-    if (h.empty_layer) continue;
-    const l = layers[li++];
-    if (l.fromBuild && l.blob.diffId === EMPTY_LAYER_DIFF_ID) h.empty_layer = true;
-    else kept.push(l.blob);
-  }
   for (const h of hist) {
     if (!h.empty_layer) delete h.empty_layer;
     if (h.created === undefined && created !== undefined) h.created = created; // BuildKit dates every entry
   }
-  return { history: hist, kept };
+  return hist;
 }
 
 // BuildKit serialises these fields with image-spec's Go types, which omit them when
@@ -115,11 +106,11 @@ export async function buildImage(result: BuildResult, env: ExportEnv, o: ImageEx
     env.sourceDateEpoch !== undefined
       ? new Date(env.sourceDateEpoch * 1000).toISOString()
       : (result.created ?? result.config.created ?? new Date().toISOString());
-  const { history, kept } = alignHistory(result.config.history, made, created);
+  const history = alignHistory(result.config.history, made.length, created);
   const config: ImageConfig = {
     ...structuredClone(result.config),
     created,
-    rootfs: { type: 'layers', diff_ids: kept.map((l) => l.diffId) },
+    rootfs: { type: 'layers', diff_ids: made.map((l) => l.diffId) },
     history,
   };
   omitEmpty(config.config);
@@ -131,7 +122,7 @@ export async function buildImage(result: BuildResult, env: ExportEnv, o: ImageEx
     schemaVersion: 2,
     mediaType: MediaType.OciManifest,
     config: configDesc,
-    layers: kept.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+    layers: made.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
   };
   const mw = await env.content.writeBytes(Buffer.from(JSON.stringify(manifest)));
   const manifestDesc: Descriptor = { mediaType: MediaType.OciManifest, digest: mw.digest, size: mw.size };

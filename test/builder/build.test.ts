@@ -11,6 +11,7 @@ import { imgArgv } from '../helpers/cli';
 import { cleanup, rootlessUser, runAsUser, runImgRootless } from '../helpers/rootless';
 import { makeBusyboxImage } from '../fixtures/images';
 import { build, descendants, setup, skip, stepStates, steps, storedConfig } from './helpers';
+import { EMPTY_LAYER_DIFF_ID } from '../../lib/export/image';
 
 const DOCKERFILE = `FROM busybox
 ARG MSG=hi
@@ -41,7 +42,7 @@ test('img build (rootless): RUN, COPY, ARG/ENV, USER/WORKDIR, config in the stor
   assert.deepEqual(config.config?.Cmd, ['cat', '/app/msg']);
   assert.equal(config.rootfs.diff_ids.length, manifest.layers.length);
   assert.equal(config.history!.filter((h) => !h.empty_layer).length, manifest.layers.length, 'one non-empty history entry per layer');
-  assert.equal(manifest.layers.length, 5, 'busybox + COPY + RUN + RUN + COPY');
+  assert.equal(manifest.layers.length, 6, 'busybox + COPY + RUN + WORKDIR (of the existing /app: an empty layer, as BuildKit) + RUN + COPY');
   assert.equal(fs.readFileSync(path.join(e.root, 'iid'), 'utf8'), manifest.config.digest);
   const meta = JSON.parse(fs.readFileSync(path.join(e.root, 'meta.json'), 'utf8'));
   assert.equal(meta['containerimage.config.digest'], manifest.config.digest);
@@ -83,6 +84,48 @@ test('img build (rootless): RUN, COPY, ARG/ENV, USER/WORKDIR, config in the stor
   const arg = await build(e, ['--build-arg', 'MSG=other', e.ctx]);
   const rerunArg = steps(stepStates(arg.stderr)).filter(([, st]) => st !== 'CACHED').map(([n]) => n.replace(/ .*/, ''));
   assert.deepEqual(rerunArg, ['[3/6]', '[4/6]', '[5/6]', '[6/6]'], arg.stderr);
+});
+
+// BuildKit's WORKDIR: a mkdir -p step (owned by USER) for any path but "/"; on a
+// directory that exists it changes nothing, and BuildKit's exporter still
+// records a layer for it (the empty tar) with a non-empty history entry.
+test('img build (rootless): WORKDIR history and layers as BuildKit: existing dir, new dir under USER, /', { skip, timeout: 120_000 }, async (t) => {
+  const e = await setup({
+    Dockerfile: `FROM busybox
+RUN echo app:x:1234:1234::/home/app:/bin/sh >> /etc/passwd && echo app:x:1234: >> /etc/group && mkdir -m 750 /existing
+USER app
+WORKDIR /existing
+WORKDIR /home/app/work
+WORKDIR /
+`,
+  });
+  t.after(() => cleanup(e.root));
+  const r = await build(e, ['-t', 'wd', e.ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  const { manifest, config } = await storedConfig(e, 'docker.io/library/wd:latest');
+  const own = (config.history ?? []).slice(1).map((h) => `${h.empty_layer ? 'empty' : 'layer'} ${h.created_by!.replace(/^RUN .*/, 'RUN')}`);
+  assert.deepEqual(own, ['layer RUN', 'empty USER app', 'layer WORKDIR /existing', 'layer WORKDIR /home/app/work', 'empty WORKDIR /']);
+  const diffIds = config.rootfs.diff_ids;
+  assert.equal(manifest.layers.length, 4);
+  assert.equal(diffIds.length, 4);
+  assert.equal(diffIds[2], EMPTY_LAYER_DIFF_ID, 'WORKDIR of an existing directory: the empty layer');
+  assert.notEqual(diffIds[3], EMPTY_LAYER_DIFF_ID, 'WORKDIR of a new directory: a layer holding it');
+
+  const tarFile = path.join(e.root, 'rootfs.tar');
+  const x = await build(e, ['-o', `type=tar,dest=${tarFile}`, e.ctx]);
+  assert.equal(x.code, 0, x.stderr);
+  const entries = execFileSync('tar', ['--numeric-owner', '-tvf', tarFile], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => / (existing|home\S*)\/?$/.test(l))
+    .map((l) => l.split(/\s+/))
+    .map((f) => `${f[5].replace(/\/$/, '')} ${f[0]} ${f[1]}`)
+    .sort();
+  assert.deepEqual(entries, [
+    'existing drwxr-x--- 0/0',
+    'home drwxr-xr-x 1234/1234',
+    'home/app drwxr-xr-x 1234/1234',
+    'home/app/work drwxr-xr-x 1234/1234',
+  ], 'an existing directory keeps its owner and mode; created ones belong to USER');
 });
 
 test('img build (rootless): multi-stage to a rootfs tar on stdout; Dockerfile on stdin; failures name the step', { skip, timeout: 240_000 }, async (t) => {
