@@ -92,7 +92,7 @@ test('proxy build args reach RUN without declaration and stay out of history and
   const plain = await build(df);
   const proxied = await build(df, { buildArgs: { HTTP_PROXY: 'http://proxy:3128', no_proxy: 'localhost' } });
   const r = named(proxied, 'RUN') as ExecVertex;
-  assert.deepEqual(r.proxyEnv, ['HTTP_PROXY=http://proxy:3128', 'no_proxy=localhost']);
+  assert.deepEqual(r.proxyEnv, ['HTTP_PROXY=http://proxy:3128', 'http_proxy=http://proxy:3128', 'NO_PROXY=localhost', 'no_proxy=localhost'], 'both spellings, as BuildKit');
   assert.ok(!r.env.some((e) => e.startsWith('HTTP_PROXY')));
   assert.equal(history(proxied).at(-1), 'RUN /bin/sh -c wget http://example/ # buildkit');
   assert.equal(r.id, named(plain, 'RUN').id, 'proxy settings do not change the vertex id');

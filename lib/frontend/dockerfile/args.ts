@@ -53,8 +53,18 @@ export function unusedBuildArgsWarning(unused: string[]): string {
   return `[Warning] One or more build-args [${unused.join(' ')}] were not consumed`;
 }
 
-// Proxy variables from --build-arg, handed to RUN without entering history.
+// Proxy variables from --build-arg, handed to RUN without entering its cache key
+// or history. As BuildKit's ProxyEnv: the name matches in any case, and RUN sees
+// the value under both spellings (HTTP_PROXY and http_proxy); given in both cases,
+// the lower-case one wins.
 export function proxyEnv(buildArgs: Record<string, string> | undefined): string[] {
   if (!buildArgs) return [];
-  return PROXY_ARGS.filter((k) => buildArgs[k] !== undefined).map((k) => `${k}=${buildArgs[k]}`);
+  const out: string[] = [];
+  for (const name of ['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy']) {
+    const given = Object.keys(buildArgs).filter((k) => k.toLowerCase() === name);
+    if (given.length === 0) continue;
+    const value = buildArgs[given.includes(name) ? name : given[0]];
+    out.push(`${name.toUpperCase()}=${value}`, `${name}=${value}`);
+  }
+  return out;
 }

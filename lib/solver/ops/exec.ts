@@ -31,7 +31,8 @@ async function runExec(env: OpEnv, v: ExecVertex, ctx: RunContext): Promise<Vert
     const res = await runContainer({
       rootfs: root.rootfs,
       args: v.args,
-      env: [...v.env, ...mounts.env],
+      // Proxy build args reach the process but not the key: the vertex id leaves them out.
+      env: [...v.env, ...(v.proxyEnv ?? []), ...mounts.env],
       cwd: v.cwd || '/',
       user: v.user || 'root',
       hostname: v.hostname || 'buildkitsandbox', // BuildKit's executor default: RUN output must not depend on a random name
