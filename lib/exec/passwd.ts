@@ -118,5 +118,8 @@ export async function resolveUser(rootfs: string, user: string): Promise<Resolve
       if (g.members.includes(entry.name) && g.gid !== gid && !additionalGids.includes(g.gid)) additionalGids.push(g.gid);
     }
   }
-  return { uid, gid, additionalGids, home: entry?.home ?? '/' };
+  // The primary group is a supplementary group too (BuildKit and containerd since
+  // CVE-2023-25173): `id` shows it under groups=, and dropping the primary group
+  // with setgid() cannot shed a group-denied file's protection.
+  return { uid, gid, additionalGids: [gid, ...additionalGids], home: entry?.home ?? '/' };
 }

@@ -636,9 +636,11 @@ test('runenv: what a RUN sees (user, groups, HOME, env, hostname, umask, capabil
   const args = ['--build-arg', `REG=${reg.host}`];
   const fsImg = await imgTar(ctx, args, 'runenv');
   const c = (p: string) => fsImg.get(`out/${p}`)?.content;
-  assert.equal(c('root'), 'uid=0(root) gid=0(root)\nhome=/root\n/\n0022\nbuildkitsandbox\n', 'hostname is BuildKit\'s buildkitsandbox');
-  assert.equal(c('app'), 'uid=1234(app) gid=1234(app) groups=50(staff)\nhome=/home/app\n/\n0022\n', 'USER name: primary and supplementary groups from /etc/group, HOME from /etc/passwd');
-  assert.deepEqual([c('uid2000'), c('other-root')], ['uid=2000(other) gid=2000(other)\nhome=/\n', 'uid=2000(other) gid=0(root)\nhome=/\n']);
+  // The primary group is always among the supplementary groups (BuildKit >= 0.11.4, containerd's
+  // CVE-2023-25173 fix); the kernel keeps them sorted, so `id` lists them by number.
+  assert.equal(c('root'), 'uid=0(root) gid=0(root) groups=0(root)\nhome=/root\n/\n0022\nbuildkitsandbox\n', 'hostname is BuildKit\'s buildkitsandbox');
+  assert.equal(c('app'), 'uid=1234(app) gid=1234(app) groups=50(staff),1234(app)\nhome=/home/app\n/\n0022\n', 'USER name: primary and supplementary groups from /etc/group, HOME from /etc/passwd');
+  assert.deepEqual([c('uid2000'), c('other-root')], ['uid=2000(other) gid=2000(other) groups=2000(other)\nhome=/\n', 'uid=2000(other) gid=0(root) groups=0(root)\nhome=/\n']);
   assert.equal(c('env-app'), 'FOO=bar\nHOME=/home/app\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nPWD=/\nSHLVL=1\n');
   assert.deepEqual([c('caps-root'), c('caps-app')], ['CapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\n', 'CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb\n'], "docker's default capability set");
   expectImg('runenv', { fs: own(fsImg) });

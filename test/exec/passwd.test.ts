@@ -32,23 +32,23 @@ after(() => {
 });
 
 test('empty and root resolve to 0:0 with home /root', async () => {
-  assert.deepEqual(await resolveUser(root, ''), { uid: 0, gid: 0, additionalGids: [], home: '/root' });
-  assert.deepEqual(await resolveUser(root, 'root'), { uid: 0, gid: 0, additionalGids: [], home: '/root' });
+  assert.deepEqual(await resolveUser(root, ''), { uid: 0, gid: 0, additionalGids: [0], home: '/root' });
+  assert.deepEqual(await resolveUser(root, 'root'), { uid: 0, gid: 0, additionalGids: [0], home: '/root' });
 });
 
-test('a name gets its primary gid, home and supplementary groups', async () => {
-  assert.deepEqual(await resolveUser(root, 'bob'), { uid: 1000, gid: 1000, additionalGids: [10, 998], home: '/home/bob' });
+test('a name gets its primary gid, home and supplementary groups (the primary one first, as BuildKit sets them)', async () => {
+  assert.deepEqual(await resolveUser(root, 'bob'), { uid: 1000, gid: 1000, additionalGids: [1000, 10, 998], home: '/home/bob' });
 });
 
-test('an explicit group replaces the primary gid and drops supplementary groups (as runc)', async () => {
-  assert.deepEqual(await resolveUser(root, 'bob:staff'), { uid: 1000, gid: 50, additionalGids: [], home: '/home/bob' });
-  assert.deepEqual(await resolveUser(root, 'bob:4242'), { uid: 1000, gid: 4242, additionalGids: [], home: '/home/bob' });
+test('an explicit group replaces the primary gid and drops the other supplementary groups (as runc)', async () => {
+  assert.deepEqual(await resolveUser(root, 'bob:staff'), { uid: 1000, gid: 50, additionalGids: [50], home: '/home/bob' });
+  assert.deepEqual(await resolveUser(root, 'bob:4242'), { uid: 1000, gid: 4242, additionalGids: [4242], home: '/home/bob' });
 });
 
 test('numeric ids pass through; a listed uid picks up its passwd entry', async () => {
-  assert.deepEqual(await resolveUser(root, '4242'), { uid: 4242, gid: 0, additionalGids: [], home: '/' });
-  assert.deepEqual(await resolveUser(root, '4242:77'), { uid: 4242, gid: 77, additionalGids: [], home: '/' });
-  assert.deepEqual(await resolveUser(root, '999'), { uid: 999, gid: 50, additionalGids: [], home: '/srv' });
+  assert.deepEqual(await resolveUser(root, '4242'), { uid: 4242, gid: 0, additionalGids: [0], home: '/' });
+  assert.deepEqual(await resolveUser(root, '4242:77'), { uid: 4242, gid: 77, additionalGids: [77], home: '/' });
+  assert.deepEqual(await resolveUser(root, '999'), { uid: 999, gid: 50, additionalGids: [50], home: '/srv' });
 });
 
 test('unknown names are ImgErrors naming them', async () => {
