@@ -125,9 +125,13 @@ export function fileOp(env: OpEnv): Executor<FileVertex> {
   };
 }
 
+// --chown as BuildKit's file op reads it: a name takes its uid and primary gid from the
+// destination's /etc/passwd, a number is the uid and the gid at once (whatever passwd
+// says), and a group — a number, or a name from /etc/group — replaces the gid.
 async function ownerFor(root: string, chown: ChownSpec): Promise<Owner> {
-  const spec = chown.group !== undefined ? `${chown.user ?? '0'}:${chown.group}` : (chown.user ?? '0');
-  const u = await resolveUser(root, spec);
+  const user = chown.user ?? '0';
+  const group = chown.group ?? (/^[0-9]+$/.test(user) ? user : undefined);
+  const u = await resolveUser(root, group !== undefined ? `${user}:${group}` : user);
   return { uid: u.uid, gid: u.gid };
 }
 
