@@ -48,6 +48,7 @@ async function mergeTree(src: string, dst: string): Promise<void> {
     if (sst.isSymbolicLink()) {
       await fsp.symlink(await fsp.readlink(s), d);
       await fsp.lchown(d, sst.uid, sst.gid).catch(() => undefined);
+      await fsp.lutimes(d, sst.atime, sst.mtime);
     } else if (sst.isFile()) {
       await fsp.copyFile(s, d);
       await fsp.chmod(d, sst.mode & 0o7777);

@@ -57,30 +57,35 @@ export function localOp(env: OpEnv): Executor<LocalSourceVertex> {
         const dirs: ContextFile[] = [];
         const leaves: ContextFile[] = [];
         for (const f of files) (f.type === 'dir' ? dirs : leaves).push(f);
-        for (const d of dirs) await fsp.mkdir(path.join(root, d.rel), { mode: d.mode & 0o7777, recursive: true });
+        // Owner-writable while filling; the whole mode (setgid, sticky, group/other
+        // write, which mkdir's mode and the umask would drop) is set at the end.
+        for (const d of dirs) await fsp.mkdir(path.join(root, d.rel), { mode: 0o700, recursive: true });
         let next = 0;
         const worker = async () => {
           while (next < leaves.length) {
             ctx.signal.throwIfAborted();
             const f = leaves[next++];
             const dst = path.join(root, f.rel);
+            const t = new Date(f.mtimeMs);
             if (f.type === 'symlink') {
               await fsp.symlink(f.linkTarget!, dst);
+              await fsp.lutimes(dst, t, t); // links keep their times too, as in BuildKit's context transfer
               continue;
             }
             const from = path.join(src, f.rel);
             if (addon) await addon.copyFile(from, dst, f.mode & 0o7777);
             else await fsp.copyFile(from, dst);
             await fsp.chmod(dst, f.mode & 0o7777);
-            const t = new Date(f.mtimeMs);
             await fsp.utimes(dst, t, t);
           }
         };
         await Promise.all(Array.from({ length: Math.min(16, leaves.length) }, worker));
-        // Directory mtimes last: creating entries changed them.
+        // Directory modes and mtimes last (deepest first): creating entries changed the times.
         for (const d of dirs.reverse()) {
-          const st = await fsp.stat(path.join(src, d.rel)).catch(() => null);
-          if (st) await fsp.utimes(path.join(root, d.rel), st.atime, st.mtime);
+          const dst = path.join(root, d.rel);
+          await fsp.chmod(dst, d.mode & 0o7777);
+          const t = new Date(d.mtimeMs);
+          await fsp.utimes(dst, t, t);
         }
       });
       return { snapshot, layers: [{ snapshot }] };
