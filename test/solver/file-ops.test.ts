@@ -75,6 +75,19 @@ test('COPY wildcard matches per component and lands in the destination dir', asy
   await run([copyAction(['*.nope'], '/w/', { allowEmptyWildcard: true })]);
 });
 
+test('COPY wildcard with one match onto a path without "/" makes that file; a created directory destination is 0755', async () => {
+  const { ctx, dest, run } = await setup();
+  await run([copyAction(['a.*'], '/single.txt')]);
+  assert.equal(await fs.readFile(path.join(dest, 'single.txt'), 'utf8'), 'A');
+  await fs.chmod(path.join(ctx, 'src'), 0o700);
+  await run([copyAction(['src'], '/made'), copyAction(['src'], '/made-750', { chmod: '750' })]);
+  assert.deepEqual([(await fs.stat(path.join(dest, 'made'))).mode & 0o7777, (await fs.stat(path.join(dest, 'made-750'))).mode & 0o7777], [0o755, 0o750], "the source directory's own mode does not reach it; --chmod does");
+  const old = new Date('2001-02-03T04:05:06Z');
+  await fs.utimes(path.join(ctx, 'src'), old, old);
+  await run([copyAction(['src'], '/made-dated')]);
+  assert.equal((await fs.stat(path.join(dest, 'made-dated'))).mtime.toISOString(), old.toISOString(), "it keeps the source directory's times");
+});
+
 test('COPY of a missing source names it', async () => {
   const { run } = await setup();
   await assert.rejects(run([copyAction(['missing.txt'], '/')]), /"missing\.txt": not found/);

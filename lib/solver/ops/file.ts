@@ -221,7 +221,9 @@ async function copy(opts: FileOpOptions, a: CopyAction): Promise<void> {
     matches.push(...found.filter((m) => !isExcluded(exclude, m.relPath)));
   }
 
-  const destIsDirHint = a.dest.endsWith('/') || matches.length > 1 || sources.some(hasWildcards);
+  // Only a trailing "/" or an existing directory makes the destination a directory
+  // (BuildKit: one copy per match; `COPY f*.txt /single.txt` matching one file makes a file).
+  const destIsDir = a.dest.endsWith('/');
   const destPath = await resolveInRoot(opts.destRoot, a.dest, true);
   const copier = new TreeCopier(owner, chmod, exclude);
 
@@ -234,13 +236,19 @@ async function copy(opts: FileOpOptions, a: CopyAction): Promise<void> {
       target = await resolveInRoot(opts.destRoot, path.posix.join(a.dest, m.keepPath), a.followSymlinks);
     } else if (isDir && a.dirCopyContents) {
       target = destPath;
-      // BuildKit creates a destination written with a trailing "/" up front (0755, the
-      // --chown owner), so the source directory's mode and --chmod apply only to what is
-      // inside it; without the slash the copied directory itself becomes the destination.
-      if (a.createDestPath && a.dest.endsWith('/')) await ensureDir(opts.destRoot, target, owner, opts.sourceDateEpoch);
+      // BuildKit (fsutil's prepareTargetDir) creates a missing destination up front, 0755
+      // and owned by the --chown owner or root, so the source directory's own mode and
+      // owner never reach it: they apply to what is inside. Without a trailing "/" the
+      // directory takes --chmod too (as current BuildKit) and keeps the source's times.
+      if (a.createDestPath && !(await exists(target))) {
+        const slash = a.dest.endsWith('/');
+        await ensureDir(opts.destRoot, path.dirname(target), owner, opts.sourceDateEpoch);
+        await ensureDir(opts.destRoot, target, owner ?? ROOT, opts.sourceDateEpoch, !slash && chmod ? chmod(0o755, true) : 0o755);
+        if (!slash && st) copier.keepTimes(target, st);
+      }
     } else {
       const destStat = await fsp.stat(destPath).catch(() => null);
-      const intoDir = destIsDirHint || destStat?.isDirectory() === true;
+      const intoDir = destIsDir || destStat?.isDirectory() === true;
       // Named as matched (a followed symlink keeps its own name, not its target's).
       target = intoDir ? path.join(destPath, path.posix.basename(m.relPath) || path.basename(m.hostPath)) : destPath;
     }
@@ -323,7 +331,7 @@ async function matchSources(srcRoot: string, src: string, a: CopyAction): Promis
 // after children (so their mtimes stick), hard links are recreated within one action.
 class TreeCopier {
   private readonly links = new Map<string, string>(); // "dev:ino" → first dest path
-  private readonly dirMeta: { dest: string; st: fs.Stats }[] = [];
+  private readonly dirMeta: { dest: string; st: fs.Stats; timesOnly?: boolean }[] = [];
   private readonly inflight = new Set<Promise<void>>();
   private static readonly PARALLEL = 16;
 
@@ -354,6 +362,11 @@ class TreeCopier {
       if (e.isDirectory()) await this.copyDirContents(src, dest, rel, false, topBase);
       else await this.schedule(() => this.copyEntry(src, dest, false));
     }
+  }
+
+  // A directory made for the copy (not from a source entry) still gets the source's times, last.
+  keepTimes(dest: string, st: fs.Stats): void {
+    this.dirMeta.push({ dest, st, timesOnly: true });
   }
 
   async copyEntry(src: string, dest: string, follow: boolean): Promise<void> {
@@ -407,7 +420,10 @@ class TreeCopier {
   async finish(): Promise<void> {
     await Promise.all(this.inflight);
     // Deepest directories first so a parent's mtime is set after its children's changes.
-    for (const { dest, st } of this.dirMeta.reverse()) await this.applyMeta(dest, st, true);
+    for (const { dest, st, timesOnly } of this.dirMeta.reverse()) {
+      if (timesOnly) await fsp.utimes(dest, st.atime, st.mtime);
+      else await this.applyMeta(dest, st, true);
+    }
     this.dirMeta.length = 0;
   }
 }
@@ -421,6 +437,8 @@ async function makeNode(dest: string, st: fs.Stats): Promise<void> {
 }
 
 // ---------------------------------------------------------------- mkdir/mkfile/rm/symlink
+
+const ROOT: Owner = { uid: 0, gid: 0 };
 
 // mkdir -p inside the root; directories it creates get `owner` (BuildKit chowns created parents).
 async function ensureDir(root: string, hostDir: string, owner: Owner | undefined, epoch?: number, mode = 0o755): Promise<void> {
