@@ -29,7 +29,7 @@ import { imgArgv } from '../helpers/cli';
 import { cleanup, rootlessUser, runImgRootless, skipUnlessRootless, spawnAsUser, tempDir } from '../helpers/rootless';
 import { startRegistry, type Registry } from '../fixtures/registry';
 import { makeBusyboxImage } from '../fixtures/images';
-import { storedConfig } from './helpers';
+import { stepStates, steps, storedConfig } from './helpers';
 import type { ImageConfig } from '../../lib/images/types';
 
 const FIXTURES = path.join(__dirname, 'fixtures-diff');
@@ -648,4 +648,72 @@ test('runenv: what a RUN sees (user, groups, HOME, env, hostname, umask, capabil
   if (noDocker) return t.diagnostic(noDocker);
   const fsDocker = await dockerTar(ctx, args, 'runenv');
   reportDiffs(t, fsDiff(fsImg, fsDocker));
+});
+
+// Header mtimes (seconds) of some entries of an uncompressed tar.
+async function tarMtimes(tarPath: string, names: string[]): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  const extract = tarStream.extract();
+  await new Promise<void>((resolve, reject) => {
+    extract.on('entry', (h, stream, next) => {
+      const name = h.name.replace(/^\.?\/+/, '').replace(/\/+$/, '');
+      if (names.includes(name)) out[name] = Math.round((h.mtime?.getTime() ?? 0) / 1000);
+      stream.on('end', next);
+      stream.resume();
+    });
+    extract.on('finish', resolve);
+    extract.on('error', reject);
+    extract.end(fs.readFileSync(tarPath));
+  });
+  return out;
+}
+
+test('fidelity: one-match wildcard onto a file name, context dir modes, created dir owner, --chown ids, symlink times, groups, proxy args', { skip, timeout: 300_000 }, async (t) => {
+  const ctx = context('fidelity');
+  // Modes and times context() does not keep: what BuildKit's context transfer preserves.
+  fs.chmodSync(path.join(ctx, 'modes', 'sticky'), 0o1777);
+  fs.chmodSync(path.join(ctx, 'modes', 'sgid'), 0o2777);
+  fs.chmodSync(path.join(ctx, 'modes', 'gw'), 0o775);
+  const linkTime = new Date('2001-02-03T04:05:06Z');
+  fs.lutimesSync(path.join(ctx, 'modes', 'ln'), linkTime, linkTime);
+  const proxyA = ['--build-arg', 'http_proxy=http://proxy.invalid:3128', '--build-arg', 'HTTPS_PROXY=http://secure.invalid:3129'];
+  const args = ['--build-arg', `REG=${reg.host}`];
+  const name = `img-diff-test/img-fidelity:${nonce}`;
+  await img([...args, ...proxyA, '-t', name, ctx]);
+  const { config } = await storedConfig(asEnv(), `docker.io/${name}`);
+  const dest = path.join(root, 'fidelity.tar');
+  await img([...args, ...proxyA, '-o', `type=tar,dest=${dest}`, ctx]);
+  const fsImg = await listing(dest);
+  const e = (p: string) => fsImg.get(p);
+  const owner = (p: string) => [e(p)?.uid, e(p)?.gid];
+
+  assert.deepEqual([e('single.txt')?.type, e('single.txt')?.content], ['file', 'one\n'], 'COPY f*.txt /single.txt with one match makes the file /single.txt');
+  assert.deepEqual(['modes/sticky', 'modes/sgid', 'modes/gw'].map((p) => e(p)?.mode), ['1777', '2777', '775'], 'context directories keep sticky, setgid and group write');
+  assert.deepEqual(await tarMtimes(dest, ['modes/ln']), { 'modes/ln': linkTime.getTime() / 1000 }, 'a context symlink keeps its mtime');
+  const local = path.join(root, 'fidelity.local');
+  await img([...args, ...proxyA, '-o', `type=local,dest=${local}`, ctx]);
+  assert.equal(fs.lstatSync(path.join(local, 'modes', 'ln')).mtime.toISOString(), linkTime.toISOString(), '... in a local export too');
+  assert.deepEqual([e('newdir')?.mode, ...owner('newdir'), ...owner('newdir/sub'), ...owner('newdir/sub/f')], ['755', 0, 0, 1234, 1234, 1234, 1234], 'COPY --from creates /newdir 0755 root-owned; what is inside keeps its owner');
+  assert.deepEqual([...owner('newdir-chown'), ...owner('newdir-chown/sub/f')], [3000, 3000, 3000, 3000], '--chown applies to the created directory too');
+  assert.deepEqual([owner('chown-uid'), owner('chown-name'), owner('chown-uid-group')], [[3000, 3000], [3000, 50], [3000, 4000]], '--chown=UID is uid and gid; --chown=NAME takes the primary group');
+  assert.equal(e('out/id-svc')?.content, 'uid=3000(svc) gid=50(staff) groups=50(staff),4000(extra)\n', 'USER name: the primary group is among the supplementary groups');
+  assert.equal(e('out/id-numeric')?.content, 'uid=3000(svc) gid=4000(extra) groups=4000(extra)\n');
+  assert.equal(
+    e('out/proxy')?.content,
+    'HTTPS_PROXY=http://secure.invalid:3129\nHTTP_PROXY=http://proxy.invalid:3128\nhttp_proxy=http://proxy.invalid:3128\nhttps_proxy=http://secure.invalid:3129\n',
+    'proxy build args reach RUN under both spellings',
+  );
+  assert.ok(!JSON.stringify(config).includes('invalid:312'), 'proxy values are in neither the history nor the image env');
+  // Another proxy: the same cache keys, so every step is a cache hit.
+  const again = await img([...args, '--build-arg', 'HTTP_PROXY=http://other.invalid:1', ctx]);
+  const states = steps(stepStates(again));
+  assert.ok(states.length > 0 && states.every(([, s]) => s === 'CACHED'), `proxy args stay out of cache keys:\n${again}`);
+  expectImg('fidelity', { config: comparable(config, false), fs: own(fsImg) });
+
+  if (noDocker) return t.diagnostic(noDocker);
+  const dname = `img-diff-test/docker-fidelity:${nonce}`;
+  dockerImages.push(dname, name);
+  docker([...args, ...proxyA, '-t', dname, ctx]);
+  const fsDocker = await dockerTar(ctx, [...args, ...proxyA], 'fidelity');
+  reportDiffs(t, [...configDiff(config, dockerConfig(dname)), ...fsDiff(fsImg, fsDocker)]);
 });
