@@ -3,6 +3,7 @@
 // performs — a fresh /proc in a PID namespace, an overlay mount on the state
 // dir's filesystem, a fuse-overlayfs mount, a runc container.
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseProcIdMap, type IdMapEntry } from '../exec/idmap';
@@ -77,7 +78,7 @@ async function runcTrial(stateDir: string, dir: string, freshProc: boolean): Pro
 const caught = (p: Promise<string | null>) => p.catch((err: unknown) => (err as Error).message);
 
 export async function runTrials(stateDir: string): Promise<Trials> {
-  const dir = path.join(stateDir, 'snapshots', 'tmp', `doctor-${process.pid}`);
+  const dir = path.join(stateDir, 'snapshots', 'tmp', `doctor-${randomBytes(6).toString('hex')}`);
   fs.mkdirSync(dir, { recursive: true });
   try {
     const userns = inUserNamespace();

@@ -6,48 +6,11 @@
 // names the mapping, backend and /proc it used.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import * as tarStream from 'tar-stream';
 import { makeBusyboxImage } from '../fixtures/images';
 import { startRegistry, type Registry } from '../fixtures/registry';
-import { ensureRootfs, imgInPod, podSkipReason, podVolume, POD_STATE, POD_UID, runPod, type PodVariant } from './pod';
-
-const CONTEXT = path.join(__dirname, 'fixtures', 'multistage');
-
-interface Entry {
-  uid: number;
-  gid: number;
-  type: string;
-  body: string;
-}
-
-async function readTar(file: string): Promise<Map<string, Entry>> {
-  const out = new Map<string, Entry>();
-  const extract = tarStream.extract();
-  const done = new Promise<void>((resolve, reject) => {
-    extract.on('entry', (h, stream, next) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: unknown) => {
-        chunks.push(Buffer.from(c as Uint8Array));
-      });
-      stream.on('end', () => {
-        out.set(h.name.replace(/^\.\//, '').replace(/\/$/, ''), { uid: h.uid ?? -1, gid: h.gid ?? -1, type: h.type ?? '', body: Buffer.concat(chunks).toString() });
-        next();
-      });
-    });
-    extract.on('finish', resolve);
-    extract.on('error', reject);
-  });
-  fs.createReadStream(file).pipe(extract);
-  await done;
-  return out;
-}
-
-interface Report {
-  checks: { id: string; status: string; found: string; cost?: string; fix?: string }[];
-  verdict: { builds: boolean; mapping: string; backend: string; proc: string };
-}
+import { ensureRootfs, imgInPod, podSkipReason, POD_UID, type PodVariant } from './pod';
+import { assertTree, doctorAndBuild as runScenario, row } from './scenario';
 
 describe('img in a pod', { skip: podSkipReason() }, () => {
   let registry: Registry;
@@ -62,54 +25,8 @@ describe('img in a pod', { skip: podSkipReason() }, () => {
     for (const v of volumes) fs.rmSync(v, { recursive: true, force: true });
   });
 
-  // One pod per variant: `img doctor --format json`, then `img --debug build`.
-  async function doctorAndBuild(variant: PodVariant, owner: number) {
-    const state = podVolume('img-pod-state-');
-    const out = podVolume('img-pod-out-');
-    volumes.push(state, out);
-    const cli = imgInPod();
-    const img = cli.argv.join(' ');
-    const script = [
-      `${img} doctor --format json > out/doctor.json 2> out/doctor.err; echo $? > out/doctor.code`,
-      `${img} --debug build --progress=plain --build-arg BASE=${registry.host}/library/busybox:latest --build-arg OWNER=${owner} ` +
-        `-o type=tar,dest=out/rootfs.tar src > out/build.out 2> out/build.err; echo $? > out/build.code`,
-    ].join('\n');
-    const res = await runPod({
-      variant,
-      argv: ['sh', '-c', script],
-      env: cli.env,
-      volumes: [
-        ...cli.volumes,
-        { host: state, container: POD_STATE },
-        { host: out, container: '/home/user/out' },
-        { host: CONTEXT, container: '/home/user/src', readonly: true },
-      ],
-    });
-    assert.equal(res.code, 0, `pod: ${res.stderr}`);
-    const read = (f: string) => fs.readFileSync(path.join(out, f), 'utf8');
-    return {
-      doctorCode: Number(read('doctor.code')),
-      doctor: JSON.parse(read('doctor.json') || '{}') as Report,
-      doctorErr: read('doctor.err'),
-      buildCode: Number(read('build.code')),
-      buildLog: read('build.err'),
-      tar: path.join(out, 'rootfs.tar'),
-    };
-  }
-
-  const row = (r: Report, id: string) => r.checks.find((c) => c.id === id)!;
-
-  // The tree both stages leave, owned as the mapping allows; the later RUN sees the same owners.
-  async function assertTree(tarFile: string, owner: number, freshProc: boolean) {
-    const t = await readTar(tarFile);
-    assert.equal(t.get('app/greeting.txt')?.body, 'hello from a pod\n');
-    assert.deepEqual([t.get('app/data')?.uid, t.get('app/data')?.gid, t.get('app/data/made.txt')?.uid], [owner, owner, owner]);
-    assert.equal(t.get('app/data/made.txt')?.body, 'made\n');
-    assert.match(t.get('app/listing.txt')!.body, new RegExp(`^-rw-r--r-- +1 ${owner} +${owner} +5 .* made\\.txt$`, 'm'));
-    const pid = Number(/pid=(\d+)/.exec(t.get('app/pid.txt')!.body)?.[1]);
-    if (freshProc) assert.equal(pid, 1, 'a fresh /proc comes with its own PID namespace');
-    else assert.ok(pid > 1, `shell pid ${pid}: no PID namespace of its own`);
-  }
+  const doctorAndBuild = (variant: PodVariant, owner: number) =>
+    runScenario({ variant, owner, registry: registry.host, img: imgInPod(), cleanup: volumes });
 
   it('Docker defaults (file-capability id helpers, masked /proc): subordinate ranges, overlayfs, host /proc', async () => {
     const r = await doctorAndBuild('default', 1000);
