@@ -106,5 +106,6 @@ void InitCopyFile(Napi::Env env, Napi::Object exports);
 void InitUserns(Napi::Env env, Napi::Object exports);
 void InitMount(Napi::Env env, Napi::Object exports);
 void InitCopyTree(Napi::Env env, Napi::Object exports);
+void InitCodec(Napi::Env env, Napi::Object exports);
 
 }  // namespace img

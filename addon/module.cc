@@ -25,6 +25,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   img::InitUserns(env, exports);
   img::InitMount(env, exports);
   img::InitCopyTree(env, exports);
+  img::InitCodec(env, exports);
   return exports;
 }
 

@@ -2,12 +2,15 @@
 //   node --import tsx bench/archive.ts [--runs N] [--mib 200]
 // Builds a ~200 MiB tree (many small files + a few large ones, compressible like binaries),
 // then times (median of N runs, warm page cache, each run into a fresh dir):
-//   unpack: applyLayer  vs  umoci unpack --rootless (OCI layout)  vs  tar -xzf
-//   create: writeLayer+createLayerBlob (gzip: parallel, lib/archive/pgzip.ts) and the same pass
-//           with one zlib stream ("serial", the pre-pgzip path)  vs  tar -c | gzip  (levels 1
-//           and 6), pigz if present, and zstd -3 vs  tar -c | zstd -T0 -3
+//   unpack: applyLayer (gunzip: ISA-L, the addon's zlib, node:zlib)  vs  umoci unpack --rootless
+//           (OCI layout)  vs  tar -xzf, pigz -dc | tar -x, igzip -dc | tar -x
+//   create: writeLayer+createLayerBlob with each gzip codec (ISA-L, the addon's zlib, one
+//           node:zlib stream: the no-addon path) vs tar -c | gzip / pigz / igzip (levels 1 and 6),
+//           and zstd -3 (libzstd in the addon, the zstd program) vs tar -c | zstd -T0 -3
 //   --gzip-only: just the gzip create groups, merged into the existing results file
-// Results: bench/results/archive.json and a table on stdout.
+// The codec of each img row is chosen with IMG_GZIP_CODEC / IMG_ZSTD_CODEC (lib/archive/codecs.ts).
+// Results: bench/results/archive.json and a table on stdout. Per-codec throughput on 64 MiB
+// inputs: bench/archive-codecs.ts.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -178,21 +181,26 @@ async function main(): Promise<void> {
   process.stderr.write('create\n');
   const out = path.join(work, 'out.blob');
   const tarc = `tar -C '${src}' -cf - .`;
+  const gz = (codec: string) => `IMG_GZIP_CODEC=${codec} ${img}`;
+  const tools = (level: number) =>
+    ['gzip', 'pigz', 'igzip']
+      .filter(has)
+      .map((p) => [`tar | ${p} -${level === 6 && p === 'igzip' ? 3 : level}`, `${tarc} | ${p} -${level === 6 && p === 'igzip' ? 3 : level} > '${out}'`] as [string, string]);
   const create = {
     ...timeGroup(RUNS, none, [
-      ['img gzip -1 serial', `${img} create-serial '${src}' '${out}' gzip 1`],
-      ['img gzip -1 parallel', `${img} create '${src}' '${out}' gzip 1`],
-      ['tar | gzip -1', `${tarc} | gzip -1 > '${out}'`],
-      ...(has('pigz') ? ([['tar | pigz -1', `${tarc} | pigz -1 > '${out}'`]] as Array<[string, string]>) : []),
+      ['img gzip -1 isal', `${gz('isal')} create '${src}' '${out}' gzip 1`],
+      ['img gzip -1 zlib (addon)', `${gz('zlib')} create '${src}' '${out}' gzip 1`],
+      ['img gzip -1 node:zlib', `${gz('node')} create '${src}' '${out}' gzip 1`],
+      ...tools(1),
     ]),
     ...timeGroup(RUNS, none, [
-      ['img gzip -6 serial', `${img} create-serial '${src}' '${out}' gzip 6`],
-      ['img gzip -6 parallel', `${img} create '${src}' '${out}' gzip 6`],
-      ['tar | gzip -6', `${tarc} | gzip -6 > '${out}'`],
-      ...(has('pigz') ? ([['tar | pigz -6', `${tarc} | pigz -6 > '${out}'`]] as Array<[string, string]>) : []),
+      ['img gzip -6 zlib (addon)', `${gz('zlib')} create '${src}' '${out}' gzip 6`],
+      ['img gzip -6 node:zlib', `${gz('node')} create '${src}' '${out}' gzip 6`],
+      ...tools(6),
     ]),
     ...(gzipOnly ? {} : timeGroup(RUNS, none, [
-      ['img zstd -3 (-T0)', `${img} create '${src}' '${out}' zstd`],
+      ['img zstd -3 libzstd', `IMG_ZSTD_CODEC=libzstd ${img} create '${src}' '${out}' zstd`],
+      ['img zstd -3 program', `IMG_ZSTD_CODEC=program ${img} create '${src}' '${out}' zstd`],
       ['tar | zstd -T0 -3', `${tarc} | zstd -q -T0 -3 > '${out}'`],
       ['img tar (none)', `${img} create '${src}' '${out}' none`],
       ['tar -cf', `tar -C '${src}' -cf '${out}' .`],
@@ -231,10 +239,12 @@ async function main(): Promise<void> {
     if (onDisk) sh('sync');
   };
   const unpack = timeGroup(RUNS, fresh, [
-    ['img applyLayer', `${img} apply '${layer}' '${dst}'`],
+    ['img applyLayer isal', `${gz('isal')} apply '${layer}' '${dst}'`],
+    ['img applyLayer zlib (addon)', `${gz('zlib')} apply '${layer}' '${dst}'`],
+    ['img applyLayer node:zlib', `${gz('node')} apply '${layer}' '${dst}'`],
     ['umoci unpack --rootless', `umoci unpack --rootless --image '${layout}:latest' '${dst}'`],
     ['tar -xzf', `mkdir -p '${dst}' && tar -xzf '${layer}' -C '${dst}'`],
-    ...(has('pigz') ? ([['pigz -dc | tar -x', `mkdir -p '${dst}' && pigz -dc '${layer}' | tar -x -C '${dst}'`]] as Array<[string, string]>) : []),
+    ...['pigz', 'igzip'].filter(has).map((p) => [`${p} -dc | tar -x`, `mkdir -p '${dst}' && ${p} -dc '${layer}' | tar -x -C '${dst}'`] as [string, string]),
   ]);
   results.unpack = unpack;
   const tarBytes: number = lb.uncompressedSize;

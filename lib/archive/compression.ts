@@ -1,8 +1,12 @@
-// Layer compression: detection by magic bytes, gzip through node:zlib, zstd
-// through the `zstd` program (Node 20's zlib has no zstd), all streaming.
+// Layer compression: detection by magic bytes, and the streams that compress and decompress,
+// all streaming with bounded memory. Which implementation runs is codecs.ts's choice: the
+// addon's ISA-L/zlib and libzstd off the JS thread; node:zlib and the `zstd` program when the
+// addon has no codecs (or IMG_GZIP_CODEC / IMG_ZSTD_CODEC ask for them).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Duplex, PassThrough } from 'node:stream';
 import * as zlib from 'node:zlib';
+import { codecAddon, corruptData, gzipCodec, NativeCodecDuplex, zstdCodec, type GzipCodec, type ZstdCodec } from './codecs';
+import { ParallelGzip } from './pgzip';
 import { ContentError, HostError } from '../util/errors';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
@@ -11,14 +15,19 @@ export type Compression = 'gzip' | 'zstd' | 'none';
 const ZLIB_CHUNK = 128 * 1024;
 
 /**
- * Default gzip level: 1. Measured on a 213 MiB layer of real binaries (bench/archive.ts):
- * level 1 takes half the CPU of level 6 (4.6 s vs 9.3 s) for an 8% bigger blob (87 vs 80 MiB).
- * Docker/BuildKit default to 6; every gzip reader accepts any level, so callers that want
- * smaller blobs pass a level (createLayerBlob's opts.level). createLayerBlob compresses gzip
- * layers over 4 MiB on all cores (pgzip.ts); compressStream stays one zlib stream.
+ * Default gzip level: 1. With ISA-L (pgzip.ts) level 1 compresses at several times zlib's
+ * speed for a blob ~3% bigger than zlib -1's; zlib -6 takes twice zlib -1's CPU for an 8%
+ * smaller blob (bench/archive.ts). Docker/BuildKit default to 6; every gzip reader accepts
+ * any level, so callers that want smaller blobs pass a level (createLayerBlob's opts.level).
  */
 export const DEFAULT_GZIP_LEVEL = 1;
 export const DEFAULT_ZSTD_LEVEL = 3;
+
+/** Which implementation to use, for tests and benches; by default codecs.ts decides. */
+export interface CodecChoice {
+  gzip?: GzipCodec;
+  zstd?: ZstdCodec;
+}
 
 export function detectCompression(firstBytes: Buffer): Compression {
   if (firstBytes.length >= 2 && firstBytes[0] === 0x1f && firstBytes[1] === 0x8b) return 'gzip';
@@ -44,26 +53,50 @@ export function mediaTypeFor(c: Compression): string {
   }
 }
 
-export function decompressStream(c: Compression): Duplex {
+export function decompressStream(c: Compression, codecs: CodecChoice = {}): Duplex {
   switch (c) {
-    case 'gzip':
-      return zlib.createGunzip({ chunkSize: ZLIB_CHUNK });
+    case 'gzip': {
+      const codec = gzipCodec(codecs.gzip);
+      if (codec === 'node') return nodeGunzip();
+      return new NativeCodecDuplex(new (codecAddon()!.CodecStream)(`gunzip-${codec}`), 'gzip');
+    }
     case 'zstd':
-      return new ChildPipe('zstd', ['-dc', '-q']);
+      if (zstdCodec(codecs.zstd) === 'libzstd') return new NativeCodecDuplex(new (codecAddon()!.CodecStream)('zstd-decompress'), 'zstd');
+      return new ChildPipe('zstd', ['-dc', '-q'], 'decompress');
     default:
       return new PassThrough({ highWaterMark: ZLIB_CHUNK });
   }
 }
 
-export function compressStream(c: Compression, level?: number): Duplex {
+export function compressStream(c: Compression, level?: number, codecs: CodecChoice = {}): Duplex {
   switch (c) {
-    case 'gzip':
-      return zlib.createGzip({ level: level ?? DEFAULT_GZIP_LEVEL, chunkSize: ZLIB_CHUNK });
-    case 'zstd':
-      return new ChildPipe('zstd', ['-c', '-q', '-T0', `-${level ?? DEFAULT_ZSTD_LEVEL}`]);
+    case 'gzip': {
+      const codec = gzipCodec(codecs.gzip);
+      if (codec === 'node') return zlib.createGzip({ level: level ?? DEFAULT_GZIP_LEVEL, chunkSize: ZLIB_CHUNK });
+      return new ParallelGzip({ level: level ?? DEFAULT_GZIP_LEVEL, codec });
+    }
+    case 'zstd': {
+      const lvl = level ?? DEFAULT_ZSTD_LEVEL;
+      if (!Number.isInteger(lvl) || lvl < 1 || lvl > 19) throw new RangeError(`zstd level must be 1..19, got ${lvl}`);
+      if (zstdCodec(codecs.zstd) === 'program') return new ChildPipe('zstd', ['-c', '-q', '-T0', `-${lvl}`], 'compress');
+      // Workers: the codec pool's size; any count >= 1 writes the same bytes (addon/zstd.cc).
+      const addon = codecAddon()!;
+      return new NativeCodecDuplex(new addon.CodecStream('zstd-compress', lvl, addon.codecThreads()), 'zstd');
+    }
     default:
       return new PassThrough({ highWaterMark: ZLIB_CHUNK });
   }
+}
+
+// node:zlib's gunzip (no addon), its data errors reported as the addon's are.
+function nodeGunzip(): Duplex {
+  const g = zlib.createGunzip({ chunkSize: ZLIB_CHUNK });
+  const destroy = g._destroy;
+  g._destroy = function (err, cb) {
+    const zlibCode = typeof (err as NodeJS.ErrnoException | null)?.code === 'string' && (err as NodeJS.ErrnoException).code!.startsWith('Z_');
+    destroy.call(this, zlibCode ? corruptData('gzip', err!.message, g.bytesWritten, undefined, err) : err, cb);
+  };
+  return g;
 }
 
 /**
@@ -81,6 +114,7 @@ class ChildPipe extends Duplex {
   constructor(
     private readonly prog: string,
     args: string[],
+    private readonly direction: 'compress' | 'decompress',
   ) {
     super({ readableHighWaterMark: ZLIB_CHUNK, writableHighWaterMark: ZLIB_CHUNK });
     this.child = spawn(prog, args, { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -110,10 +144,11 @@ class ChildPipe extends Duplex {
       this.exited = true;
       this.exitCode = code;
       if (code !== 0 && !this.destroyed) {
+        const why = `${prog} failed (${signal ? `signal ${signal}` : `exit ${code}`}): ${this.stderr.trim().split('\n')[0] || 'no message'}`;
         this.destroy(
-          new ContentError(`${prog} failed (${signal ? `signal ${signal}` : `exit ${code}`}): ${this.stderr.trim().split('\n')[0] || 'no message'}`, {
-            hint: 'the layer data is corrupt or truncated; fetch it again',
-          }),
+          this.direction === 'decompress'
+            ? new ContentError(why, { hint: 'the blob is damaged or was cut short; remove it and fetch it again' })
+            : new HostError(why, { hint: `check that "${prog}" works on this host` }),
         );
         return;
       }
@@ -156,7 +191,7 @@ export class AutoDecompress extends Duplex {
   private finalCb: ((err?: Error | null) => void) | null = null;
   compression: Compression | null = null;
 
-  constructor() {
+  constructor(private readonly codecs: CodecChoice = {}) {
     super({ readableHighWaterMark: ZLIB_CHUNK, writableHighWaterMark: ZLIB_CHUNK });
   }
 
@@ -164,7 +199,7 @@ export class AutoDecompress extends Duplex {
     const first = Buffer.concat(this.head);
     this.head = [];
     this.compression = detectCompression(first);
-    const inner = (this.inner = decompressStream(this.compression));
+    const inner = (this.inner = decompressStream(this.compression, this.codecs));
     inner.on('data', (b: Buffer) => {
       if (!this.push(b)) inner.pause();
     });

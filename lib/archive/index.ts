@@ -1,7 +1,8 @@
 // archive/: layer tar apply (safe extraction, whiteouts) and snapshot diff → layer tar →
 // compressed blob with both digests in one pass.
-export { detectCompression, decompressStream, compressStream, mediaTypeFor, type Compression } from './compression';
+export { detectCompression, decompressStream, compressStream, mediaTypeFor, type CodecChoice, type Compression } from './compression';
 export { applyLayer, cleanName, type ApplyOptions, type ApplyResult } from './apply';
 export { overlayChanges, compareDirs, writeLayer, type Change } from './diff';
 export { createLayerBlob, type LayerBlob } from './layer';
-export { ParallelGzip, DeflatePool, sharedDeflatePool, type PGzipOptions } from './pgzip';
+export { ParallelGzip, type PGzipOptions } from './pgzip';
+export { describeCodecs, gzipCodec, zstdCodec, type GzipCodec, type ZstdCodec } from './codecs';

@@ -1,14 +1,13 @@
 // One pass from a layer tar to a stored blob:
 //   tar → sha256 (diffID) → compress → sha256 (digest) → sink
 // Nothing is buffered beyond the stream high-water marks (and, for gzip, a few chunks in flight).
-// gzip goes through ParallelGzip: layers over 4 MiB are deflated on all cores in 1 MiB chunks
-// (one deterministic gzip member, see pgzip.ts); smaller ones take one plain zlib call.
+// gzip goes through ParallelGzip (pgzip.ts): deflated in 1 MiB chunks on the addon's codec pool,
+// one deterministic gzip member; zstd through libzstd (compression.ts).
 import { createHash } from 'node:crypto';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Digest, LayerBlob } from '../images/types';
-import { compressStream, DEFAULT_GZIP_LEVEL, mediaTypeFor, type Compression } from './compression';
-import { ParallelGzip } from './pgzip';
+import { compressStream, mediaTypeFor, type CodecChoice, type Compression } from './compression';
 
 export type { LayerBlob };
 
@@ -26,7 +25,7 @@ export async function createLayerBlob(
   tar: NodeJS.ReadableStream,
   compression: Compression,
   sink: Writable,
-  opts: { level?: number } = {},
+  opts: { level?: number; codecs?: CodecChoice } = {},
 ): Promise<Required<LayerBlob>> {
   const diff = createHash('sha256');
   let uncompressedSize = 0;
@@ -46,7 +45,7 @@ export async function createLayerBlob(
     blob.update(b);
     size += b.length;
   });
-  const compress = compression === 'gzip' ? new ParallelGzip({ level: opts.level ?? DEFAULT_GZIP_LEVEL }) : compressStream(compression, opts.level);
+  const compress = compressStream(compression, opts.level, opts.codecs);
   await pipeline(src, tapU, compress, tapC, sink);
   return {
     diffId: `sha256:${diff.digest('hex')}`,

@@ -1,147 +1,35 @@
-// Parallel gzip: one gzip member whose deflate stream is compressed in fixed-size chunks on a
-// pool of worker threads, the way pigz does it.
+// Parallel gzip: one gzip member whose deflate stream is compressed in fixed-size chunks on the
+// addon's codec pool (ISA-L's igzip, or zlib), the way pigz does it.
 //
 // - The input is cut at fixed offsets (chunkSize), so the output depends only on the bytes, the
-//   level and the chunk size: never on the pool size or on timing (results are emitted in order).
+//   level, the codec and the chunk size: never on the number of threads or on timing (results
+//   are emitted in order). The codec counts: ISA-L and zlib write different (equally valid)
+//   deflate, so an addon built without ISA-L gives other blob digests for the same layer.
 // - Every chunk is raw deflate primed with the previous chunk's last 32 KiB as dictionary (so the
-//   ratio stays close to a single stream) and ended with Z_SYNC_FLUSH (byte-aligned, not final),
-//   so the pieces concatenate into one valid deflate stream. The stream is closed by the last
-//   chunk, compressed with Z_FINISH (an empty one when the input ends on a chunk boundary).
-// - The CRC-32 and length for the trailer are computed on the main thread (zlib.crc32: GB/s).
-// - At most `inFlight` chunks are queued or being compressed per stream: memory is bounded
-//   whatever the layer size, and the writer is held back (backpressure) beyond that.
-// - Inputs smaller than `threshold` never reach the pool: they are gzipped in one zlib call
-//   (libuv thread), exactly like the simple path, so small layers pay no worker start-up.
-import * as os from 'node:os';
+//   ratio stays close to a single stream) and ended with a sync flush (byte-aligned, not final),
+//   so the pieces concatenate into one valid deflate stream. The last chunk (empty when the
+//   input ends on a chunk boundary) closes it with a final block.
+// - Each job returns its chunk's CRC-32 too; they are folded in order into the trailer's, so
+//   the JS thread never reads the data, it only copies it into chunks.
+// - At most `inFlight` chunks are queued, compressing or waiting for their turn per stream:
+//   memory is bounded whatever the layer size, and the writer is held back beyond that.
+// - Levels 1-3 are ISA-L's 1-3 (1 is `igzip -1`); 0 (stored) and 4-9 are zlib's: ISA-L's best
+//   ratio is about zlib's 1, and who asks for 6 or 9 wants zlib's ratio.
 import { Transform, type TransformCallback } from 'node:stream';
-import { Worker } from 'node:worker_threads';
-import * as zlib from 'node:zlib';
+import { codecAddon, gzipCodec, type CodecAddon } from './codecs';
+import { HostError } from '../util/errors';
 
 export const PGZIP_CHUNK = 1024 * 1024;
-export const PGZIP_THRESHOLD = 4 * 1024 * 1024;
 const WINDOW = 32 * 1024; // deflate's window: the most of the previous chunk a match can reach
 
-interface Job {
-  data: Uint8Array;
-  dict: Uint8Array | null;
-  level: number;
-  last: boolean;
-}
-
-// The worker is an eval'd CommonJS script so it works the same under tsx, from tsc's output,
-// from an esbuild bundle and inside a single-executable binary (no worker file to locate).
-const WORKER_SRC = `
-const { parentPort } = require('node:worker_threads');
-const zlib = require('node:zlib');
-parentPort.on('message', (m) => {
-  try {
-    const out = zlib.deflateRawSync(m.data, {
-      level: m.level,
-      dictionary: m.dict || undefined,
-      finishFlush: m.last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
-      chunkSize: 256 * 1024,
-    });
-    parentPort.postMessage({ ok: true, out }, out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? [out.buffer] : []);
-  } catch (err) {
-    parentPort.postMessage({ ok: false, message: String(err && err.message || err) });
-  }
-});
-`;
-
-type Pending = { job: Job; resolve: (b: Buffer) => void; reject: (e: Error) => void };
-interface Slot {
-  worker: Worker;
-  jobs: Pending[]; // posted to this worker, answered in order
-}
-
-// Jobs posted ahead to each worker: it starts the next one without waiting for the main thread
-// to wake up and hand it over (on a loaded machine that wake-up left the workers idle).
-const PER_WORKER = 2;
-
-/**
- * A fixed set of deflate workers shared by every stream. Workers are ref'd only while they hold
- * a job, so an idle pool never keeps the process alive, and a busy one does (a pending
- * compression is real work the process is waiting for).
- */
-export class DeflatePool {
-  private slots: Slot[] = [];
-  private queue: Pending[] = [];
-  private closed = false;
-
-  constructor(readonly size: number) {
-    if (!(size >= 1)) throw new RangeError(`pool size must be >= 1, got ${size}`);
-  }
-
-  run(job: Job): Promise<Buffer> {
-    if (this.closed) return Promise.reject(new Error('deflate pool is closed'));
-    return new Promise((resolve, reject) => {
-      this.queue.push({ job, resolve, reject });
-      this.pump();
-    });
-  }
-
-  /** Stop the workers (tests; the shared pool is simply left idle and unref'd). */
-  async close(): Promise<void> {
-    this.closed = true;
-    const slots = this.slots;
-    this.slots = [];
-    for (const q of this.queue.splice(0)) q.reject(new Error('deflate pool is closed'));
-    for (const s of slots) for (const j of s.jobs.splice(0)) j.reject(new Error('deflate pool is closed'));
-    await Promise.all(slots.map((s) => s.worker.terminate()));
-  }
-
-  private pump(): void {
-    while (this.queue.length) {
-      // the least busy worker; a new one while the pool is not full and all have work
-      let slot = this.slots.reduce<Slot | undefined>((m, s) => (!m || s.jobs.length < m.jobs.length ? s : m), undefined);
-      if ((!slot || slot.jobs.length > 0) && this.slots.length < this.size) slot = this.spawn();
-      if (!slot || slot.jobs.length >= PER_WORKER) return;
-      const j = this.queue.shift()!;
-      slot.jobs.push(j);
-      slot.worker.ref();
-      const d = j.job.data;
-      // a whole ArrayBuffer of ours (full chunks) moves to the worker instead of being copied
-      slot.worker.postMessage(j.job, d.byteOffset === 0 && d.byteLength === d.buffer.byteLength ? [d.buffer as ArrayBuffer] : []);
-    }
-  }
-
-  private spawn(): Slot {
-    const slot: Slot = { worker: new Worker(WORKER_SRC, { eval: true }), jobs: [] };
-    slot.worker.unref();
-    slot.worker.on('message', (m: { ok: true; out: Uint8Array } | { ok: false; message: string }) => {
-      const j = slot.jobs.shift()!;
-      if (!slot.jobs.length) slot.worker.unref();
-      if (m.ok) j.resolve(Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength));
-      else j.reject(new Error(`deflate failed: ${m.message}`));
-      this.pump();
-    });
-    // A dead worker fails its jobs and is replaced on the next pump.
-    const dead = (err: Error) => {
-      const i = this.slots.indexOf(slot);
-      if (i < 0) return;
-      this.slots.splice(i, 1);
-      for (const j of slot.jobs.splice(0)) j.reject(err);
-      if (!this.closed) this.pump();
-    };
-    slot.worker.on('error', dead);
-    slot.worker.on('exit', (code) => dead(new Error(`deflate worker exited (code ${code})`)));
-    this.slots.push(slot);
-    return slot;
-  }
-}
-
-let shared: DeflatePool | null = null;
-/** One pool per process, as many workers as cores (at least 2), created on first use. */
-export function sharedDeflatePool(): DeflatePool {
-  return (shared ??= new DeflatePool(Math.max(2, os.availableParallelism?.() ?? os.cpus().length)));
-}
+export type DeflateChunk = CodecAddon['deflateChunk'];
 
 export interface PGzipOptions {
-  level?: number; // zlib level, default 1
-  chunkSize?: number; // default PGZIP_CHUNK
-  threshold?: number; // inputs shorter than this use one plain zlib gzip; default PGZIP_THRESHOLD
-  pool?: DeflatePool; // default: the shared pool
-  inFlight?: number; // chunks queued or compressing at once; default 3 × pool size
+  level?: number; // gzip level 0-9, default 1
+  codec?: 'isal' | 'zlib'; // default: gzipCodec() (ISA-L when the addon has it)
+  chunkSize?: number; // default PGZIP_CHUNK; at least 32 KiB
+  inFlight?: number; // chunks out at once; default 2 × codec threads + 2
+  deflate?: DeflateChunk; // the addon's deflateChunk (tests wrap it to watch the work in flight)
 }
 
 // gzip header (RFC 1952) as zlib writes it: no name, mtime 0, XFL from the level, OS 3 (Unix).
@@ -150,39 +38,57 @@ function gzipHeader(level: number): Buffer {
   return Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3]);
 }
 
+// Room for any chunk's deflate output: incompressible data costs ISA-L (levels 1-3) and zlib
+// a few bytes per stored block, plus the block headers and the sync flush.
+function deflateBound(len: number): number {
+  return len + (len >> 3) + 1024;
+}
+
+interface Done {
+  out: Buffer;
+  crc: number;
+  len: number;
+}
+
 export class ParallelGzip extends Transform {
   private readonly level: number;
+  private readonly codec: 'isal' | 'zlib';
+  private readonly codecLevel: number;
   private readonly chunkSize: number;
-  private readonly threshold: number;
   private readonly inFlight: number;
-  private pool: DeflatePool | null;
+  private readonly deflate: DeflateChunk;
+  private readonly combine: CodecAddon['crc32Combine'];
 
   private crc = 0;
   private total = 0;
+  private started = false;
   // the chunk being filled
   private cur: Buffer;
   private curLen = 0;
-  // full chunks held back until the input has proven larger than the threshold
-  private held: Buffer[] | null = [];
   private prevTail: Buffer | null = null;
   private seq = 0; // next chunk number to dispatch
   private emitSeq = 0; // next chunk number to push
-  private done = new Map<number, Buffer>();
+  private done = new Map<number, Done>();
   private waiting: (() => void) | null = null; // a write or flush waiting for results
 
   constructor(opts: PGzipOptions = {}) {
     super({ highWaterMark: 1024 * 1024 });
+    const addon = codecAddon();
+    if (!addon) throw new HostError('parallel gzip needs the native addon with its codecs', { hint: 'rebuild it with `npm rebuild`' });
     this.level = opts.level ?? 1;
+    if (!Number.isInteger(this.level) || this.level < 0 || this.level > 9) throw new RangeError(`gzip level must be 0..9, got ${this.level}`);
+    const want = opts.codec ?? gzipCodec();
+    this.codec = want === 'isal' && this.level >= 1 && this.level <= 3 ? 'isal' : 'zlib';
+    this.codecLevel = this.level;
     this.chunkSize = opts.chunkSize ?? PGZIP_CHUNK;
-    this.threshold = opts.threshold ?? PGZIP_THRESHOLD;
-    if (!(this.chunkSize >= 1024)) throw new RangeError(`chunk size must be >= 1024, got ${this.chunkSize}`);
-    this.pool = opts.pool ?? null;
-    this.inFlight = opts.inFlight ?? 3 * (this.pool ?? sharedDeflatePool()).size;
+    if (!(this.chunkSize >= WINDOW)) throw new RangeError(`chunk size must be >= ${WINDOW}, got ${this.chunkSize}`);
+    this.inFlight = opts.inFlight ?? 2 * addon.codecThreads() + 2;
+    this.deflate = opts.deflate ?? addon.deflateChunk;
+    this.combine = addon.crc32Combine;
     this.cur = Buffer.allocUnsafeSlow(this.chunkSize);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.crc = zlib.crc32(chunk, this.crc);
     this.total += chunk.length;
     this.feed(chunk, 0, cb);
   }
@@ -199,11 +105,8 @@ export class ParallelGzip extends Transform {
       const full = this.cur;
       this.cur = Buffer.allocUnsafeSlow(this.chunkSize);
       this.curLen = 0;
-      if (this.held) {
-        this.held.push(full);
-        if (this.held.length * this.chunkSize >= this.threshold) this.goParallel();
-      } else this.dispatch(full, false);
-      if (!this.held && this.seq - this.emitSeq >= this.inFlight) {
+      this.dispatch(full, false);
+      if (this.seq - this.emitSeq >= this.inFlight) {
         const at = off;
         return this.whenBelow(this.inFlight, () => this.feed(chunk, at, cb));
       }
@@ -212,14 +115,6 @@ export class ParallelGzip extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
-    if (this.held && this.total < this.threshold) {
-      // small input: one zlib call, same bytes as the plain streaming path
-      const all = Buffer.concat([...this.held, this.cur.subarray(0, this.curLen)]);
-      this.held = null;
-      zlib.gzip(all, { level: this.level }, (err, out) => (err ? cb(err) : cb(null, out)));
-      return;
-    }
-    if (this.held) this.goParallel();
     this.dispatch(this.cur.subarray(0, this.curLen), true);
     this.whenBelow(1, () => {
       const trailer = Buffer.alloc(8);
@@ -235,27 +130,31 @@ export class ParallelGzip extends Transform {
     cb(err);
   }
 
-  // Big enough: write the header and send the held chunks; every later chunk goes straight out.
-  private goParallel(): void {
-    this.push(gzipHeader(this.level));
-    for (const h of this.held!.splice(0)) this.dispatch(h, false);
-    this.held = null;
-  }
-
   private dispatch(data: Buffer, last: boolean): void {
+    if (!this.started) {
+      this.started = true;
+      this.push(gzipHeader(this.level));
+    }
     const n = this.seq++;
     const dict = this.prevTail;
-    // copy: `data` is transferred to the worker
-    this.prevTail = data.length >= WINDOW ? Buffer.from(data.subarray(data.length - WINDOW)) : data.length ? Buffer.concat([dict ?? Buffer.alloc(0), data]).subarray(-WINDOW) : dict;
-    const pool = (this.pool ??= sharedDeflatePool());
-    pool.run({ data, dict, level: this.level, last }).then(
-      (out) => {
+    // A view, not a copy: a dispatched chunk is never written again.
+    this.prevTail = data.length >= WINDOW ? data.subarray(data.length - WINDOW) : null;
+    const out = Buffer.allocUnsafeSlow(deflateBound(data.length));
+    let job: Promise<[number, number]>;
+    try {
+      job = this.deflate(this.codec, this.codecLevel, data, dict, last, out);
+    } catch (err) {
+      job = Promise.reject(err);
+    }
+    job.then(
+      ([written, crc]) => {
         if (this.destroyed) return;
-        this.done.set(n, out);
+        this.done.set(n, { out: out.subarray(0, written), crc, len: data.length });
         while (this.done.has(this.emitSeq)) {
-          const b = this.done.get(this.emitSeq)!;
+          const d = this.done.get(this.emitSeq)!;
           this.done.delete(this.emitSeq++);
-          this.push(b);
+          this.crc = this.combine(this.crc, d.crc, d.len);
+          this.push(d.out);
         }
         const w = this.waiting;
         this.waiting = null;

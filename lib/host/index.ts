@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { HostError, LockBusyError } from '../util/errors';
 import type { NativeAddon } from './native';
 
-export type { NativeAddon, HostProbe } from './native';
+export type { NativeAddon, HostProbe, NativeCodecStream, CodecStreamKind } from './native';
 export { MS, MNT_DETACH } from './native';
 
 const ADDON_REL = path.join('build', 'Release', 'img_addon.node');

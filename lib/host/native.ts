@@ -46,11 +46,41 @@ export interface NativeAddon {
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
   umount(target: string, flags: number): void;
 
+  // Compression (addon/codec.cc, deflate.cc, zstd.cc): CPU-bound jobs on the addon's codec
+  // pool (its own threads, not libuv's), settled on the JS thread. Absent from addon builds
+  // older than the codecs; isal/zstd present only when the build found those libraries.
+  codecVersions?: { zlib: string; isal?: string; zstd?: string };
+  // Threads of the codec pool: sets the count when given; returns it.
+  codecThreads?(threads?: number): number;
+  // One chunk of a parallel gzip stream as raw deflate: primed with `dict` (the previous
+  // chunk's last 32 KiB), ended by a sync flush, or a final block when `last`. Written into
+  // `output`, which must hold it; resolves to the bytes written and the chunk's CRC-32.
+  deflateChunk?(
+    codec: 'isal' | 'zlib',
+    level: number,
+    input: Buffer,
+    dict: Buffer | null,
+    last: boolean,
+    output: Buffer,
+  ): Promise<[written: number, crc32: number]>;
+  crc32Combine?(crcA: number, crcB: number, lengthB: number): number; // CRC-32 of A then B
+  // A streaming codec. run() consumes `input` and fills `output`; it resolves once the input
+  // is used up (with `end`: and the stream complete) or `output` is full. One run at a time.
+  // Corrupt or truncated data rejects with code 'EBADMSG'.
+  CodecStream?: new (kind: CodecStreamKind, level?: number, workers?: number) => NativeCodecStream;
+
   mknod(path: string, mode: number, dev: number): void; // mode includes S_IF* type bits; dev as st_rdev (makedev())
   lsetxattr(path: string, name: string, value: Buffer): void;
   lgetxattr(path: string, name: string): Buffer | null; // null when absent
   llistxattr(path: string): string[];
   lremovexattr(path: string, name: string): void;
+}
+
+export type CodecStreamKind = 'gunzip-isal' | 'gunzip-zlib' | 'zstd-compress' | 'zstd-decompress';
+
+export interface NativeCodecStream {
+  run(input: Buffer, output: Buffer, end: boolean): Promise<[read: number, written: number, done: boolean]>;
+  close(): void; // frees the codec's memory (after a run in progress)
 }
 
 // mount(2) flags used by the snapshotters.

@@ -1,6 +1,8 @@
-// Parallel gzip (lib/archive/pgzip.ts): valid single-member gzip read by GNU gzip, Node's zlib,
-// umoci and skopeo (Go's compress/gzip); identical bytes whatever the pool size; bounded work in
-// flight; an idle pool never keeps the process alive.
+// Parallel gzip (lib/archive/pgzip.ts) on the addon's codec pool, with ISA-L and with zlib (the
+// fallback of an addon built without ISA-L): one valid gzip member read by GNU gzip, Node's
+// zlib, umoci and skopeo (Go's compress/gzip); identical bytes whatever the thread count, the
+// way the input arrives or the timing; bounded work in flight; an idle pool never keeps the
+// process alive.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -10,36 +12,27 @@ import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
+import { codecAddon } from '../../lib/archive/codecs';
 import { createLayerBlob } from '../../lib/archive/layer';
 import { compareDirs, writeLayer } from '../../lib/archive/diff';
-import { DeflatePool, ParallelGzip, PGZIP_THRESHOLD } from '../../lib/archive/pgzip';
+import { ParallelGzip, type DeflateChunk, type PGzipOptions } from '../../lib/archive/pgzip';
 import { tmp, rmrf, describeTree } from './helpers';
 import { writeOciLayout } from './oci';
+import { sample } from './samples';
 
-const CHUNK = 64 * 1024; // small chunks keep the edge cases cheap; the default path is tested below
-const pools = [1, 2, 4].map((n) => new DeflatePool(n));
-after(() => Promise.all(pools.map((p) => p.close())));
+const addon = codecAddon()!;
+const threadsBefore = addon.codecThreads();
+after(() => addon.codecThreads(threadsBefore));
 
+const CHUNK = 64 * 1024; // small chunks keep the edge cases cheap; the default size is tested below
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+const CODECS = addon.codecVersions.isal ? (['isal', 'zlib'] as const) : (['zlib'] as const);
 
-// Half text-like (compressible), half pseudo-random (not): both block kinds show up.
-function sample(size: number): Buffer {
-  const b = Buffer.alloc(size);
-  let s = 12345;
-  for (let i = 0; i < size; i++) {
-    if ((i >> 12) & 1) {
-      s = (s * 1103515245 + 12345) >>> 0;
-      b[i] = s >>> 24;
-    } else b[i] = 'layer data, layer data; '.charCodeAt(i % 24) ^ (i % 7 === 0 ? 1 : 0);
-  }
-  return b;
-}
-
-// Feed in odd-sized pieces so chunk boundaries never line up with writes.
-async function pgzip(data: Buffer, opts: ConstructorParameters<typeof ParallelGzip>[0]): Promise<Buffer> {
+// Feed in odd-sized pieces (or whole) so chunk boundaries never line up with writes.
+async function pgzip(data: Buffer, opts: PGzipOptions, whole = false): Promise<Buffer> {
   const pieces: Buffer[] = [];
   for (let off = 0, k = 0; off < data.length; k++) {
-    const n = [7, 65536, 100003, 1][k % 4];
+    const n = whole ? data.length : [7, 65536, 100003, 1][k % 4];
     pieces.push(data.subarray(off, off + n));
     off += n;
   }
@@ -57,79 +50,89 @@ const sizes: Array<[string, number]> = [
   ['10 chunks + odd tail', 10 * CHUNK + 4321],
 ];
 
-for (const [name, size] of sizes) {
-  test(`pgzip ${name}: same bytes on 1/2/4 workers, read back by zlib and GNU gzip`, async () => {
-    const data = sample(size);
-    const outs = await Promise.all(pools.map((pool) => pgzip(data, { pool, chunkSize: CHUNK, threshold: 0, level: 1 })));
-    assert.equal(sha(outs[1]), sha(outs[0]), 'pool of 2 vs 1');
-    assert.equal(sha(outs[2]), sha(outs[0]), 'pool of 4 vs 1');
-    const gz = outs[0];
-    // one member: header as zlib writes it, trailer = CRC-32 and length of the input
-    assert.deepEqual([...gz.subarray(0, 4)], [0x1f, 0x8b, 8, 0]);
-    assert.equal(gz.readUInt32LE(gz.length - 8), zlib.crc32(data));
-    assert.equal(gz.readUInt32LE(gz.length - 4), size);
-    assert.ok(zlib.gunzipSync(gz).equals(data), 'zlib.gunzip');
-    // a single member: inflating raw deflate after the header ends exactly before the trailer
-    const inflated = zlib.inflateRawSync(gz.subarray(10, gz.length - 8));
-    assert.ok(inflated.equals(data), 'one deflate stream');
-    const r = spawnSync('gzip', ['-dc'], { input: gz, maxBuffer: 64 << 20 });
-    assert.equal(r.status, 0, String(r.stderr));
-    assert.equal(String(r.stderr), '');
-    assert.ok(r.stdout.equals(data), 'gzip -dc');
-  });
+for (const codec of CODECS) {
+  for (const [name, size] of sizes) {
+    test(`pgzip ${codec} ${name}: same bytes on 1/2/4 threads, whole or in pieces; read back by zlib and GNU gzip`, async () => {
+      const data = sample(size);
+      const outs: Buffer[] = [];
+      for (const threads of [1, 2, 4]) {
+        addon.codecThreads(threads);
+        outs.push(await pgzip(data, { codec, chunkSize: CHUNK, level: 1 }));
+      }
+      outs.push(await pgzip(data, { codec, chunkSize: CHUNK, level: 1, inFlight: 1 }, true));
+      addon.codecThreads(threadsBefore);
+      for (let i = 1; i < outs.length; i++) assert.equal(sha(outs[i]), sha(outs[0]), `run ${i} vs 1 thread`);
+      const gz = outs[0];
+      // one member: header as zlib writes it, trailer = CRC-32 and length of the input
+      assert.deepEqual([...gz.subarray(0, 4)], [0x1f, 0x8b, 8, 0]);
+      assert.equal(gz.readUInt32LE(gz.length - 8), zlib.crc32(data));
+      assert.equal(gz.readUInt32LE(gz.length - 4), size);
+      assert.ok(zlib.gunzipSync(gz).equals(data), 'zlib.gunzip');
+      // a single member: inflating raw deflate after the header ends exactly before the trailer
+      const inflated = zlib.inflateRawSync(gz.subarray(10, gz.length - 8));
+      assert.ok(inflated.equals(data), 'one deflate stream');
+      const r = spawnSync('gzip', ['-dc'], { input: gz, maxBuffer: 64 << 20 });
+      assert.equal(r.status, 0, String(r.stderr));
+      assert.equal(String(r.stderr), '');
+      assert.ok(r.stdout.equals(data), 'gzip -dc');
+    });
+  }
 }
 
-test('pgzip: the dictionary keeps the ratio near one zlib stream', async () => {
-  const data = Buffer.concat(Array.from({ length: 24 }, () => sample(CHUNK).subarray(0, 40000)));
-  const par = await pgzip(data, { pool: pools[1], chunkSize: CHUNK, threshold: 0 });
-  const one = zlib.gzipSync(data, { level: 1 });
-  assert.ok(par.length < one.length * 1.05, `${par.length} vs ${one.length}`);
+test('pgzip: ISA-L and zlib write different deflate; levels 0 and 4-9 are zlib\'s', { skip: !addon.codecVersions.isal && 'this addon was built without ISA-L' }, async () => {
+  const data = sample(5 * CHUNK + 77);
+  const isal = await pgzip(data, { codec: 'isal', chunkSize: CHUNK, level: 1 });
+  const zl = await pgzip(data, { codec: 'zlib', chunkSize: CHUNK, level: 1 });
+  assert.notEqual(sha(isal), sha(zl));
+  assert.ok(zlib.gunzipSync(isal).equals(data) && zlib.gunzipSync(zl).equals(data));
+  for (const level of [0, 6, 9]) {
+    const a = await pgzip(data, { codec: 'isal', chunkSize: CHUNK, level });
+    const b = await pgzip(data, { codec: 'zlib', chunkSize: CHUNK, level });
+    assert.equal(sha(a), sha(b), `level ${level}`);
+    assert.equal(a[8], level === 9 ? 2 : level === 0 ? 4 : 0, 'XFL as zlib sets it');
+    assert.ok(zlib.gunzipSync(a).equals(data));
+  }
+  // level 0 stores: the blob is a little bigger than its data
+  const stored = await pgzip(data, { chunkSize: CHUNK, level: 0 });
+  assert.ok(stored.length > data.length && stored.length < data.length * 1.01, `${stored.length}`);
 });
 
-test('pgzip: below the threshold the bytes are plain zlib gzip (no workers)', async () => {
-  const data = sample(3 * CHUNK + 5);
-  const p = new DeflatePool(1);
-  let used = false;
-  p.run = () => ((used = true), Promise.reject(new Error('pool used')));
-  const out = await pgzip(data, { pool: p, chunkSize: CHUNK, threshold: 4 * CHUNK, level: 6 });
-  assert.equal(used, false);
-  assert.ok(out.equals(zlib.gzipSync(data, { level: 6 })));
-  // and from the threshold on, the parallel path
-  const big = await pgzip(sample(4 * CHUNK), { pool: pools[0], chunkSize: CHUNK, threshold: 4 * CHUNK });
-  assert.ok(zlib.gunzipSync(big).equals(sample(4 * CHUNK)));
-  assert.notEqual(sha(big), sha(zlib.gzipSync(sample(4 * CHUNK), { level: 1 })));
+test('pgzip: the dictionary keeps the ratio near one stream of the same codec', async () => {
+  const data = Buffer.concat(Array.from({ length: 24 }, () => sample(CHUNK).subarray(0, 40000)));
+  for (const codec of CODECS) {
+    const par = await pgzip(data, { codec, chunkSize: CHUNK });
+    const one = await pgzip(data, { codec, chunkSize: 2 * data.length });
+    assert.ok(par.length < one.length * 1.05, `${codec}: ${par.length} vs ${one.length}`);
+  }
 });
 
 test('pgzip: chunks in flight stay bounded with a slow reader', async () => {
-  const pool = new DeflatePool(2);
   let out = 0;
   let max = 0;
-  const run = pool.run.bind(pool);
-  pool.run = (job) => {
+  const deflate: DeflateChunk = (...args) => {
     max = Math.max(max, ++out);
-    return run(job).finally(() => out--);
+    return addon.deflateChunk(...args).finally(() => out--);
   };
   const slow = new Writable({ highWaterMark: 1, write: (_c, _e, cb) => setTimeout(cb, 2) });
-  const data = sample(40 * CHUNK);
-  try {
-    await pipeline(Readable.from([data]), new ParallelGzip({ pool, chunkSize: CHUNK, threshold: 0, inFlight: 3 }), slow);
-  } finally {
-    await pool.close();
-  }
+  await pipeline(Readable.from([sample(40 * CHUNK)]), new ParallelGzip({ chunkSize: CHUNK, inFlight: 3, deflate }), slow);
   assert.ok(max <= 3, `max in flight ${max}`);
 });
 
-test('pgzip: a deflate failure fails the stream', async () => {
-  await assert.rejects(pgzip(sample(3 * CHUNK), { pool: pools[1], chunkSize: CHUNK, threshold: 0, level: 42 }), /deflate failed/);
+test('pgzip: a failed chunk fails the stream; bad options are refused up front', async () => {
+  let calls = 0;
+  const deflate: DeflateChunk = (...args) => (++calls === 2 ? Promise.reject(new Error('chunk failed')) : addon.deflateChunk(...args));
+  await assert.rejects(pgzip(sample(3 * CHUNK), { chunkSize: CHUNK, deflate }), /chunk failed/);
+  assert.throws(() => new ParallelGzip({ level: 42 }), RangeError);
+  assert.throws(() => new ParallelGzip({ chunkSize: 1024 }), RangeError);
 });
 
-test('createLayerBlob: a layer over the threshold is read by GNU tar, umoci and skopeo; digests match', async () => {
+test('createLayerBlob: a multi-chunk gzip layer is read by GNU tar, umoci and skopeo; digests match', async () => {
   const base = tmp();
   try {
     const src = path.join(base, 'src');
     fs.mkdirSync(path.join(src, 'opt'), { recursive: true });
-    // ~6 MiB: over the 4 MiB threshold, several 1 MiB chunks and an odd tail
-    fs.writeFileSync(path.join(src, 'opt/a.bin'), sample(PGZIP_THRESHOLD + 1234567));
+    // ~6 MiB: several 1 MiB chunks and an odd tail
+    fs.writeFileSync(path.join(src, 'opt/a.bin'), sample(4 * 1024 * 1024 + 1234567));
     fs.writeFileSync(path.join(src, 'opt/b.txt'), 'hello\n'.repeat(100000));
     fs.symlinkSync('a.bin', path.join(src, 'opt/link'));
     const blob = path.join(base, 'layer.tgz');
@@ -140,7 +143,7 @@ test('createLayerBlob: a layer over the threshold is read by GNU tar, umoci and 
     const tar = execFileSync('gzip', ['-dc', blob], { maxBuffer: 64 << 20 });
     assert.equal(r.diffId, `sha256:${sha(tar)}`);
     assert.equal(r.uncompressedSize, tar.length);
-    assert.ok(tar.length > PGZIP_THRESHOLD);
+    assert.ok(tar.length > 4 * 1024 * 1024);
     // same layer again: same bytes
     const blob2 = path.join(base, 'layer2.tgz');
     const r2 = await createLayerBlob(writeLayer(compareDirs(null, src), src), 'gzip', fs.createWriteStream(blob2));
@@ -165,13 +168,14 @@ test('createLayerBlob: a layer over the threshold is read by GNU tar, umoci and 
   }
 });
 
-test('the shared pool does not keep the process alive', () => {
+test('an idle codec pool does not keep the process alive', () => {
   const script = `
-    const { ParallelGzip } = require(${JSON.stringify(path.resolve(__dirname, '../../lib/archive/pgzip.ts'))});
+    const { compressStream, decompressStream } = require(${JSON.stringify(path.resolve(__dirname, '../../lib/archive/compression.ts'))});
     const { Readable, Writable } = require('node:stream');
     const { pipeline } = require('node:stream/promises');
     let n = 0;
-    pipeline(Readable.from([Buffer.alloc(6 << 20, 1)]), new ParallelGzip({ threshold: 0 }), new Writable({ write: (c, e, cb) => { n += c.length; cb(); } }))
+    pipeline(Readable.from([Buffer.alloc(6 << 20, 1)]), compressStream('gzip'), decompressStream('gzip'), compressStream('zstd'),
+      new Writable({ write: (c, e, cb) => { n += c.length; cb(); } }))
       .then(() => console.log('done', n));
   `;
   // the timeout is a hang guard, not a speed check

@@ -17,8 +17,9 @@ describe('img version', () => {
     assert.equal(lines[3], ` node version: ${process.version}`);
     assert.match(lines[4], /^ platform    : linux\/(amd64|arm64(\/v8)?|arm\/v\d|386|ppc64le|s390x|riscv64)$/);
     assert.match(lines[5], /^ addon       : (loaded \(.*img_addon\.node\)|not loaded: .+)$/);
-    assert.match(lines[6], /^ backend     : /);
-    assert.equal(lines.length, 8);
+    assert.match(lines[6], /^ compression : gzip: (ISA-L [\d.]+|zlib [\d.]+ \(no ISA-L in this build\)).*; zstd: .*; \d+ threads$/);
+    assert.match(lines[7], /^ backend     : /);
+    assert.equal(lines.length, 9);
   });
 
   it('names the snapshot backend: -b, or the verdict auto cached in the state dir', async () => {
@@ -44,6 +45,7 @@ describe('img version', () => {
     const r = await runImg(['version'], { env: { IMG_ADDON_PATH: '/nonexistent/img_addon.node' } });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, / addon {7}: not loaded: .*nonexistent/);
+    assert.match(r.stdout, / compression : gzip: node:zlib \(one stream\); zstd: zstd program/);
     assert.match(r.stdout, / git hash {4}: ([0-9a-f]{12}|unknown)\n/);
   });
 });

@@ -1,5 +1,6 @@
 // img version: the fields img prints (version, git hash, runtime, platform),
-// plus whether the native addon loads and why not. Reads files only; no git process.
+// plus whether the native addon loads and why not, and what compresses layers.
+// Reads files only; no git process.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { RegisterCommand } from './index';
@@ -10,6 +11,7 @@ export interface VersionInfo {
   nodeVersion: string;
   platform: string;
   addon: string;
+  compression: string;
   backend: string;
 }
 
@@ -66,6 +68,7 @@ export function versionInfo(stateDir: string, backend = 'auto'): VersionInfo {
   const { VERSION } = require('../../version') as typeof import('../../version');
   const { hostPlatform, formatPlatform } = require('../../images/platform') as typeof import('../../images/platform');
   const { addonStatus, addonPath } = require('../../host/index') as typeof import('../../host/index');
+  const { describeCodecs } = require('../../archive/codecs') as typeof import('../../archive/codecs');
   const st = addonStatus();
   return {
     version: `v${VERSION}`,
@@ -73,6 +76,7 @@ export function versionInfo(stateDir: string, backend = 'auto'): VersionInfo {
     nodeVersion: process.version,
     platform: formatPlatform(hostPlatform()),
     addon: st.loaded ? `loaded (${addonPath()})` : `not loaded: ${st.error ?? 'unknown error'}`,
+    compression: describeCodecs(),
     backend: backendInfo(stateDir, backend),
   };
 }
@@ -84,6 +88,7 @@ export function formatVersion(v: VersionInfo): string {
     ['node version', v.nodeVersion],
     ['platform', v.platform],
     ['addon', v.addon],
+    ['compression', v.compression],
     ['backend', v.backend],
   ];
   return `img:\n${rows.map(([k, val]) => ` ${k.padEnd(12)}: ${val}`).join('\n')}\n`;

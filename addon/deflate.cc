@@ -1,0 +1,423 @@
+// Deflate for gzip layers: ISA-L's igzip when the build found it (several
+// times zlib's speed), zlib always (the fallback, and gzip level 0).
+//
+// deflateChunk compresses one chunk of a parallel gzip stream (policy: which
+// chunks, their order, header and trailer, lives in lib/archive/pgzip.ts): raw
+// deflate primed with the previous chunk's tail as dictionary, ended by a sync
+// flush (byte-aligned, not final) or, for the last chunk, by a final block; it
+// also returns the chunk's CRC-32, which crc32Combine folds into the stream's.
+// The gunzip engines inflate a gzip stream (every member of it) with trailers
+// checked, for CodecStream.
+#include "addon.h"
+#include "codec.h"
+#include <zlib.h>
+#include <cstring>
+#include <vector>
+#ifdef IMG_HAVE_ISAL
+#include <isa-l.h>
+#endif
+
+namespace img {
+
+namespace {
+
+// ---- compression of one chunk
+
+class DeflateChunkJob : public CodecJob {
+ public:
+  DeflateChunkJob(bool isal, int level, const uint8_t* in, size_t inLen, const uint8_t* dict, size_t dictLen,
+                  bool last, uint8_t* out, size_t outLen)
+      : isal_(isal), level_(level), in_(in), inLen_(inLen), dict_(dict), dictLen_(dictLen), last_(last), out_(out),
+        outLen_(outLen) {}
+
+  void Run() override {
+    if (isal_) RunIsal();
+    else RunZlib();
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Array a = Napi::Array::New(env, 2);
+    a.Set(0u, Napi::Number::New(env, double(written_)));
+    a.Set(1u, Napi::Number::New(env, crc_));
+    return a;
+  }
+
+ private:
+  void RunZlib() {
+    z_stream z;
+    std::memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, level_, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) return Fail("deflateInit2 failed");
+    if (dictLen_ && deflateSetDictionary(&z, dict_, uInt(dictLen_)) != Z_OK) {
+      deflateEnd(&z);
+      return Fail("deflateSetDictionary failed");
+    }
+    z.next_in = const_cast<Bytef*>(in_);
+    z.avail_in = uInt(inLen_);
+    z.next_out = out_;
+    z.avail_out = uInt(outLen_);
+    int r = deflate(&z, last_ ? Z_FINISH : Z_SYNC_FLUSH);
+    // A sync flush is complete only if it left room in the output.
+    bool ok = last_ ? r == Z_STREAM_END : (r == Z_OK && z.avail_in == 0 && z.avail_out > 0);
+    written_ = outLen_ - z.avail_out;
+    deflateEnd(&z);
+    if (!ok) return Fail("deflate did not finish the chunk (output buffer too small?)", "ENOBUFS");
+    crc_ = uint32_t(crc32(0, in_, uInt(inLen_)));
+  }
+
+#ifdef IMG_HAVE_ISAL
+  void RunIsal() {
+    // Per pool thread: the stream (its history buffer is ~100 KiB) and the level's hash tables.
+    thread_local isal_zstream s;
+    thread_local std::vector<uint8_t> levelBuf;
+    static const uint32_t kLevelBuf[] = {ISAL_DEF_LVL0_DEFAULT, ISAL_DEF_LVL1_DEFAULT, ISAL_DEF_LVL2_DEFAULT,
+                                         ISAL_DEF_LVL3_DEFAULT};
+    if (levelBuf.size() < kLevelBuf[level_]) levelBuf.resize(kLevelBuf[level_]);
+    isal_deflate_init(&s);
+    s.level = uint32_t(level_);
+    s.level_buf = levelBuf.data();
+    s.level_buf_size = kLevelBuf[level_];
+    s.gzip_flag = IGZIP_DEFLATE;
+    if (dictLen_ && isal_deflate_set_dict(&s, const_cast<uint8_t*>(dict_), uint32_t(dictLen_)) != COMP_OK)
+      return Fail("isal_deflate_set_dict failed");
+    s.next_in = const_cast<uint8_t*>(in_);
+    s.avail_in = uint32_t(inLen_);
+    s.next_out = out_;
+    s.avail_out = uint32_t(outLen_);
+    s.end_of_stream = last_ ? 1 : 0;
+    s.flush = last_ ? NO_FLUSH : SYNC_FLUSH;
+    // Done: every byte read and the stream closed (last) or the sync flush written. One call
+    // may stop short of that (it works through its internal buffer), so call until done or stuck.
+    auto finished = [&] {
+      return s.avail_in == 0 &&
+             (last_ ? s.internal_state.state == ZSTATE_END : s.internal_state.state == ZSTATE_NEW_HDR);
+    };
+    int r;
+    uint32_t before;
+    do {
+      before = s.avail_in + s.avail_out;
+      r = isal_deflate(&s);
+    } while (r == COMP_OK && !finished() && s.avail_out > 0 && s.avail_in + s.avail_out != before);
+    bool ok = r == COMP_OK && finished();
+    written_ = outLen_ - s.avail_out;
+    if (!ok) return Fail("isal_deflate did not finish the chunk (output buffer too small?)", "ENOBUFS");
+    crc_ = crc32_gzip_refl(0, in_, inLen_);
+  }
+#else
+  void RunIsal() { Fail("built without ISA-L", "ENOTSUP"); }
+#endif
+
+  void Fail(const char* msg, const char* code = "EINVAL") {
+    error = msg;
+    errorCode = code;
+  }
+
+  bool isal_;
+  int level_;
+  const uint8_t* in_;
+  size_t inLen_;
+  const uint8_t* dict_;
+  size_t dictLen_;
+  bool last_;
+  uint8_t* out_;
+  size_t outLen_;
+  size_t written_ = 0;
+  uint32_t crc_ = 0;
+};
+
+// deflateChunk(codec, level, input, dict|null, last, output) → Promise<[written, crc32]>
+Napi::Value DeflateChunk(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string codec = ArgString(info, 0, "codec");
+  int level = ArgInt(info, 1, "level");
+  if (info.Length() < 6 || !info[2].IsBuffer() || !(info[3].IsBuffer() || info[3].IsNull()) || !info[5].IsBuffer())
+    throw Napi::TypeError::New(env, "deflateChunk(codec, level, input: Buffer, dict: Buffer|null, last, output: Buffer)");
+  bool isal = codec == "isal";
+  if (isal) {
+#ifndef IMG_HAVE_ISAL
+    Napi::Error e = Napi::Error::New(env, "this build of the addon has no ISA-L (codec 'isal')");
+    e.Set("code", Napi::String::New(env, "ENOTSUP"));
+    throw e;
+#endif
+    if (level < 0 || level > 3) throw Napi::RangeError::New(env, "isal level must be 0..3");
+  } else if (codec == "zlib") {
+    if (level < 0 || level > 9) throw Napi::RangeError::New(env, "zlib level must be 0..9");
+  } else {
+    throw Napi::TypeError::New(env, "codec must be 'isal' or 'zlib'");
+  }
+  auto in = info[2].As<Napi::Buffer<uint8_t>>();
+  auto out = info[5].As<Napi::Buffer<uint8_t>>();
+  const uint8_t* dict = nullptr;
+  size_t dictLen = 0;
+  if (info[3].IsBuffer()) {
+    auto d = info[3].As<Napi::Buffer<uint8_t>>();
+    dictLen = std::min<size_t>(d.Length(), 32768);  // deflate's window
+    dict = d.Data() + (d.Length() - dictLen);
+  }
+  if (in.Length() > 0x7fffffff || out.Length() > 0x7fffffff) throw Napi::RangeError::New(env, "chunk too large");
+  auto* job = new DeflateChunkJob(isal, level, in.Data(), in.Length(), dict, dictLen, info[4].ToBoolean().Value(),
+                                  out.Data(), out.Length());
+  job->Pin(in);
+  job->Pin(out);
+  if (info[3].IsBuffer()) job->Pin(info[3].As<Napi::Object>());
+  return SubmitCodecJob(env, job);
+}
+
+// crc32Combine(crcA, crcB, lengthB) → CRC-32 of A followed by B
+Napi::Value Crc32Combine(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber())
+    throw Napi::TypeError::New(env, "crc32Combine(crcA, crcB, lengthB)");
+  uint32_t a = info[0].As<Napi::Number>().Uint32Value();
+  uint32_t b = info[1].As<Napi::Number>().Uint32Value();
+  int64_t len = info[2].As<Napi::Number>().Int64Value();
+  return Napi::Number::New(env, uint32_t(crc32_combine64(a, b, len)));
+}
+
+// ---- streaming gunzip: every member of a gzip stream, trailers checked
+
+// Another member may follow one that ended; anything else after a member is an error
+// (as in Go's compress/gzip, which containerd uses), not trailing garbage to skip.
+bool NextMemberStarts(const uint8_t* p, size_t n, std::string& err) {
+  if (p[0] == 0x1f && (n < 2 || p[1] == 0x8b)) return true;
+  err = "unexpected data after the end of a gzip member";
+  return false;
+}
+
+class ZlibGunzip : public StreamEngine {
+ public:
+  ZlibGunzip() {
+    std::memset(&z_, 0, sizeof z_);
+    ok_ = inflateInit2(&z_, 16 + 15) == Z_OK;
+  }
+  ~ZlibGunzip() override {
+    if (ok_) inflateEnd(&z_);
+  }
+  bool Step(const uint8_t* in, size_t inLen, uint8_t* out, size_t outLen, bool end, size_t& read, size_t& written,
+            std::string& err) override {
+    if (!ok_) {
+      err = "inflateInit2 failed";
+      return false;
+    }
+    z_.next_in = const_cast<Bytef*>(in);
+    z_.avail_in = uInt(inLen);
+    z_.next_out = out;
+    z_.avail_out = uInt(outLen);
+    while (z_.avail_out > 0) {
+      if (memberDone_) {
+        if (z_.avail_in == 0) break;
+        if (!NextMemberStarts(z_.next_in, z_.avail_in, err)) break;
+        inflateReset(&z_);
+        memberDone_ = false;
+      }
+      int r = inflate(&z_, Z_NO_FLUSH);
+      if (r == Z_STREAM_END) {
+        memberDone_ = true;
+        started_ = true;
+        continue;
+      }
+      if (r == Z_BUF_ERROR) break;  // no progress possible: needs input
+      if (r != Z_OK) {
+        err = z_.msg ? z_.msg : "inflate failed";
+        break;
+      }
+      started_ = true;
+      if (z_.avail_in == 0 && z_.avail_out > 0) break;  // all input used, all output out
+    }
+    read = inLen - z_.avail_in;
+    written = outLen - z_.avail_out;
+    if (!err.empty()) return false;
+    if (end && z_.avail_out > 0 && !memberDone_) err = started_ ? "the gzip stream is truncated" : "empty gzip stream";
+    return end && memberDone_ && z_.avail_in == 0;
+  }
+
+ private:
+  z_stream z_;
+  bool ok_ = false;
+  bool memberDone_ = false;
+  bool started_ = false;
+};
+
+#ifdef IMG_HAVE_ISAL
+// A gzip member header (RFC 1952), read a byte at a time so it may arrive in any pieces.
+// ISA-L parses headers itself, but 2.30 gets the header CRC (FHCRC) wrong when the header
+// is split across calls; so img reads the header and ISA-L inflates the body and checks the
+// trailer (ISAL_GZIP_NO_HDR_VER).
+class GzipHeader {
+ public:
+  enum Result { kNeedMore, kComplete, kInvalid };
+
+  // Consumes header bytes from p/n; kComplete leaves p at the first byte of the deflate data.
+  Result Feed(const uint8_t*& p, uint32_t& n, std::string& err) {
+    while (field_ != kDone) {
+      if (n == 0) return kNeedMore;
+      uint8_t b = *p++;
+      n--;
+      if (field_ != kHcrc) crc_ = uint32_t(crc32(crc_, &b, 1));
+      switch (field_) {
+        case kMagic1:
+        case kMagic2:
+          if (b != (field_ == kMagic1 ? 0x1f : 0x8b)) return Bad(err, "not gzip data (no gzip magic)");
+          field_ = field_ == kMagic1 ? kMagic2 : kMethod;
+          break;
+        case kMethod:
+          if (b != 8) return Bad(err, "unsupported gzip compression method");
+          field_ = kFlags;
+          break;
+        case kFlags:
+          if (b & 0xe0) return Bad(err, "invalid gzip header (reserved flags set)");
+          flags_ = b;
+          field_ = kFixed;
+          left_ = 6;  // MTIME, XFL, OS
+          break;
+        case kFixed:
+          if (--left_ == 0) Next(kFixed);
+          break;
+        case kExtraLen:
+          left_ |= uint32_t(b) << (8 * got_);
+          if (++got_ == 2) {
+            if (left_) field_ = kExtra;
+            else Next(kExtra);
+          }
+          break;
+        case kExtra:
+          if (--left_ == 0) Next(kExtra);
+          break;
+        case kName:
+        case kComment:
+          if (b == 0) Next(field_);
+          break;
+        case kHcrc:
+          hcrc_ |= uint32_t(b) << (8 * got_);
+          if (++got_ == 2) {
+            if (hcrc_ != (crc_ & 0xffff)) return Bad(err, "incorrect gzip header CRC");
+            field_ = kDone;
+          }
+          break;
+        case kDone:
+          break;
+      }
+    }
+    return kComplete;
+  }
+
+ private:
+  enum Field { kMagic1, kMagic2, kMethod, kFlags, kFixed, kExtraLen, kExtra, kName, kComment, kHcrc, kDone };
+
+  // The field after `done`: the next optional one the flags announce.
+  void Next(Field done) {
+    got_ = 0;
+    left_ = 0;
+    if (done < kExtraLen && (flags_ & 0x04)) field_ = kExtraLen;
+    else if (done < kName && (flags_ & 0x08)) field_ = kName;
+    else if (done < kComment && (flags_ & 0x10)) field_ = kComment;
+    else if (done < kHcrc && (flags_ & 0x02)) field_ = kHcrc;
+    else field_ = kDone;
+  }
+
+  Result Bad(std::string& err, const char* why) {
+    err = why;
+    return kInvalid;
+  }
+
+  Field field_ = kMagic1;
+  uint8_t flags_ = 0;
+  uint32_t left_ = 0, got_ = 0, hcrc_ = 0, crc_ = 0;
+};
+
+class IsalGunzip : public StreamEngine {
+ public:
+  IsalGunzip() { isal_inflate_init(&s_); }
+
+  bool Step(const uint8_t* in, size_t inLen, uint8_t* out, size_t outLen, bool end, size_t& read, size_t& written,
+            std::string& err) override {
+    const uint8_t* p = in;
+    uint32_t n = uint32_t(inLen);
+    s_.next_out = out;
+    s_.avail_out = uint32_t(outLen);
+    while (s_.avail_out > 0) {
+      if (phase_ == kBetween) {  // a member ended: another may follow
+        if (n == 0) break;
+        if (!NextMemberStarts(p, n, err)) break;
+        header_ = GzipHeader();
+        phase_ = kHeader;
+      }
+      if (phase_ == kHeader) {
+        if (n == 0) break;
+        started_ = true;
+        GzipHeader::Result h = header_.Feed(p, n, err);
+        if (h != GzipHeader::kComplete) break;  // invalid (err set), or needs more input
+        isal_inflate_reset(&s_);
+        s_.crc_flag = ISAL_GZIP_NO_HDR_VER;  // raw deflate, then the trailer checked
+        phase_ = kBody;
+      }
+      s_.next_in = const_cast<uint8_t*>(p);
+      s_.avail_in = n;
+      uint32_t outBefore = s_.avail_out;
+      int r = isal_inflate(&s_);
+      bool progress = s_.avail_in != n || s_.avail_out != outBefore;
+      p = s_.next_in;
+      n = s_.avail_in;
+      if (r != ISAL_DECOMP_OK) {
+        err = Describe(r);
+        break;
+      }
+      if (s_.block_state == ISAL_BLOCK_FINISH) {
+        phase_ = kBetween;
+        continue;
+      }
+      // Called again even with the input used up: decoded bytes it holds back flush then.
+      if (!progress) break;
+    }
+    read = size_t(p - in);
+    written = outLen - s_.avail_out;
+    if (!err.empty()) return false;
+    bool finished = phase_ == kBetween;
+    if (end && s_.avail_out > 0 && !finished) err = started_ ? "the gzip stream is truncated" : "empty gzip stream";
+    return end && finished && n == 0;
+  }
+
+ private:
+  static const char* Describe(int r) {
+    switch (r) {
+      case ISAL_INVALID_BLOCK: return "invalid deflate block";
+      case ISAL_INVALID_SYMBOL: return "invalid deflate symbol";
+      case ISAL_INVALID_LOOKBACK: return "invalid deflate distance too far back";
+      case ISAL_INCORRECT_CHECKSUM: return "incorrect gzip trailer (CRC-32 or length does not match the data)";
+      default: return "inflate failed";
+    }
+  }
+  enum Phase { kHeader, kBody, kBetween };
+  inflate_state s_;
+  GzipHeader header_;
+  Phase phase_ = kHeader;
+  bool started_ = false;
+};
+#endif
+
+Napi::Object Versions(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("zlib", Napi::String::New(env, zlibVersion()));
+#ifdef IMG_HAVE_ISAL
+  o.Set("isal", Napi::String::New(env, std::to_string(ISAL_MAJOR_VERSION) + "." + std::to_string(ISAL_MINOR_VERSION) +
+                                           "." + std::to_string(ISAL_PATCH_VERSION)));
+#endif
+  return o;
+}
+
+}  // namespace
+
+std::unique_ptr<StreamEngine> MakeGunzipEngine(const std::string& codec) {
+#ifdef IMG_HAVE_ISAL
+  if (codec == "isal") return std::make_unique<IsalGunzip>();
+#endif
+  if (codec == "zlib") return std::make_unique<ZlibGunzip>();
+  return nullptr;
+}
+
+void InitDeflate(Napi::Env env, Napi::Object exports) {
+  exports.Set("deflateChunk", Napi::Function::New(env, DeflateChunk));
+  exports.Set("crc32Combine", Napi::Function::New(env, Crc32Combine));
+  exports.Set("codecVersions", Versions(env));
+}
+
+}  // namespace img

@@ -1,0 +1,121 @@
+// zstd through libzstd, when the build found it (else lib/archive falls back to
+// the `zstd` program). Compression always runs zstd's multi-threaded mode, with
+// at least one worker: its output is the same for any number of workers and any
+// way the input is cut into calls (checked by test/archive/codecs.test.ts), so a
+// layer's digest depends on its bytes and level only, never on this machine's
+// core count. Single-threaded mode (0 workers) would frame the data differently.
+#include "addon.h"
+#include "codec.h"
+#ifdef IMG_HAVE_ZSTD
+#include <zstd.h>
+#endif
+
+namespace img {
+
+#ifdef IMG_HAVE_ZSTD
+namespace {
+
+class ZstdCompress : public StreamEngine {
+ public:
+  ZstdCompress(int level, int workers) : c_(ZSTD_createCCtx()) {
+    if (!c_) return;
+    Check(ZSTD_CCtx_setParameter(c_, ZSTD_c_compressionLevel, level));
+    Check(ZSTD_CCtx_setParameter(c_, ZSTD_c_checksumFlag, 1));  // as the zstd program writes
+    Check(ZSTD_CCtx_setParameter(c_, ZSTD_c_nbWorkers, workers < 1 ? 1 : workers));
+  }
+  ~ZstdCompress() override { ZSTD_freeCCtx(c_); }
+
+  bool Step(const uint8_t* in, size_t inLen, uint8_t* out, size_t outLen, bool end, size_t& read, size_t& written,
+            std::string& err) override {
+    if (!c_ || !setupErr_.empty()) {
+      err = c_ ? setupErr_ : "out of memory";
+      return false;
+    }
+    ZSTD_inBuffer ib{in, inLen, 0};
+    ZSTD_outBuffer ob{out, outLen, 0};
+    bool done = false;
+    do {
+      size_t r = ZSTD_compressStream2(c_, &ob, &ib, end ? ZSTD_e_end : ZSTD_e_continue);
+      if (ZSTD_isError(r)) {
+        err = ZSTD_getErrorName(r);
+        break;
+      }
+      if (end && r == 0) {
+        done = true;
+        break;
+      }
+      if (!end && ib.pos == ib.size) break;  // taken (the workers may still be compressing it)
+    } while (ob.pos < ob.size);
+    read = ib.pos;
+    written = ob.pos;
+    return done;
+  }
+
+ private:
+  void Check(size_t r) {
+    if (ZSTD_isError(r) && setupErr_.empty()) setupErr_ = ZSTD_getErrorName(r);
+  }
+  ZSTD_CCtx* c_;
+  std::string setupErr_;
+};
+
+class ZstdDecompress : public StreamEngine {
+ public:
+  ZstdDecompress() : d_(ZSTD_createDCtx()) {}
+  ~ZstdDecompress() override { ZSTD_freeDCtx(d_); }
+
+  // Frames follow each other (a concatenation of zstd streams is one stream);
+  // the window limit stays libzstd's default (128 MiB), so memory stays bounded.
+  bool Step(const uint8_t* in, size_t inLen, uint8_t* out, size_t outLen, bool end, size_t& read, size_t& written,
+            std::string& err) override {
+    if (!d_) {
+      err = "out of memory";
+      return false;
+    }
+    ZSTD_inBuffer ib{in, inLen, 0};
+    ZSTD_outBuffer ob{out, outLen, 0};
+    while (ob.pos < ob.size) {
+      size_t inBefore = ib.pos, outBefore = ob.pos;
+      size_t r = ZSTD_decompressStream(d_, &ob, &ib);
+      if (ZSTD_isError(r)) {
+        err = ZSTD_getErrorName(r);
+        break;
+      }
+      if (ib.pos == inBefore && ob.pos == outBefore) break;  // needs more input
+      // r is 0 exactly when a frame has ended and all of it is out
+      started_ = true;
+      frameOpen_ = r != 0;
+    }
+    read = ib.pos;
+    written = ob.pos;
+    if (!err.empty()) return false;
+    bool complete = started_ && !frameOpen_ && ib.pos == ib.size;
+    if (end && ob.pos < ob.size && !complete) err = started_ ? "the zstd stream is truncated" : "empty zstd stream";
+    return end && complete;
+  }
+
+ private:
+  ZSTD_DCtx* d_;
+  bool started_ = false;
+  bool frameOpen_ = false;  // inside a frame: more of it must follow
+};
+
+}  // namespace
+
+std::unique_ptr<StreamEngine> MakeZstdEngine(bool compress, int level, int workers) {
+  if (compress) return std::make_unique<ZstdCompress>(level, workers);
+  return std::make_unique<ZstdDecompress>();
+}
+
+void InitZstd(Napi::Env env, Napi::Object exports) {
+  exports.Get("codecVersions").As<Napi::Object>().Set("zstd", Napi::String::New(env, ZSTD_versionString()));
+}
+
+#else
+
+std::unique_ptr<StreamEngine> MakeZstdEngine(bool, int, int) { return nullptr; }
+void InitZstd(Napi::Env, Napi::Object) {}
+
+#endif
+
+}  // namespace img
