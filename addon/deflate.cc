@@ -10,12 +10,10 @@
 // checked, for CodecStream.
 #include "addon.h"
 #include "codec.h"
+#include "codec_libs.h"
 #include <zlib.h>
 #include <cstring>
 #include <vector>
-#ifdef IMG_HAVE_ISAL
-#include <isa-l.h>
-#endif
 
 namespace img {
 
@@ -66,18 +64,20 @@ class DeflateChunkJob : public CodecJob {
 
 #ifdef IMG_HAVE_ISAL
   void RunIsal() {
+    const IsalApi* isal = Isal();
+    if (!isal) return Fail("ISA-L (libisal.so.2) is not loaded", "ENOTSUP");
     // Per pool thread: the stream (its history buffer is ~100 KiB) and the level's hash tables.
     thread_local isal_zstream s;
     thread_local std::vector<uint8_t> levelBuf;
     static const uint32_t kLevelBuf[] = {ISAL_DEF_LVL0_DEFAULT, ISAL_DEF_LVL1_DEFAULT, ISAL_DEF_LVL2_DEFAULT,
                                          ISAL_DEF_LVL3_DEFAULT};
     if (levelBuf.size() < kLevelBuf[level_]) levelBuf.resize(kLevelBuf[level_]);
-    isal_deflate_init(&s);
+    isal->deflate_init(&s);
     s.level = uint32_t(level_);
     s.level_buf = levelBuf.data();
     s.level_buf_size = kLevelBuf[level_];
     s.gzip_flag = IGZIP_DEFLATE;
-    if (dictLen_ && isal_deflate_set_dict(&s, const_cast<uint8_t*>(dict_), uint32_t(dictLen_)) != COMP_OK)
+    if (dictLen_ && isal->deflate_set_dict(&s, const_cast<uint8_t*>(dict_), uint32_t(dictLen_)) != COMP_OK)
       return Fail("isal_deflate_set_dict failed");
     s.next_in = const_cast<uint8_t*>(in_);
     s.avail_in = uint32_t(inLen_);
@@ -95,12 +95,12 @@ class DeflateChunkJob : public CodecJob {
     uint32_t before;
     do {
       before = s.avail_in + s.avail_out;
-      r = isal_deflate(&s);
+      r = isal->deflate(&s);
     } while (r == COMP_OK && !finished() && s.avail_out > 0 && s.avail_in + s.avail_out != before);
     bool ok = r == COMP_OK && finished();
     written_ = outLen_ - s.avail_out;
     if (!ok) return Fail("isal_deflate did not finish the chunk (output buffer too small?)", "ENOBUFS");
-    crc_ = crc32_gzip_refl(0, in_, inLen_);
+    crc_ = isal->crc32_gzip_refl(0, in_, inLen_);
   }
 #else
   void RunIsal() { Fail("built without ISA-L", "ENOTSUP"); }
@@ -133,11 +133,16 @@ Napi::Value DeflateChunk(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(env, "deflateChunk(codec, level, input: Buffer, dict: Buffer|null, last, output: Buffer)");
   bool isal = codec == "isal";
   if (isal) {
-#ifndef IMG_HAVE_ISAL
-    Napi::Error e = Napi::Error::New(env, "this build of the addon has no ISA-L (codec 'isal')");
-    e.Set("code", Napi::String::New(env, "ENOTSUP"));
-    throw e;
+#ifdef IMG_HAVE_ISAL
+    bool have = Isal() != nullptr;
+#else
+    bool have = false;
 #endif
+    if (!have) {
+      Napi::Error e = Napi::Error::New(env, "no ISA-L here (codec 'isal'): see codecVersions");
+      e.Set("code", Napi::String::New(env, "ENOTSUP"));
+      throw e;
+    }
     if (level < 0 || level > 3) throw Napi::RangeError::New(env, "isal level must be 0..3");
   } else if (codec == "zlib") {
     if (level < 0 || level > 9) throw Napi::RangeError::New(env, "zlib level must be 0..9");
@@ -326,7 +331,7 @@ class GzipHeader {
 
 class IsalGunzip : public StreamEngine {
  public:
-  IsalGunzip() { isal_inflate_init(&s_); }
+  explicit IsalGunzip(const IsalApi* isal) : isal_(isal) { isal_->inflate_init(&s_); }
 
   bool Step(const uint8_t* in, size_t inLen, uint8_t* out, size_t outLen, bool end, size_t& read, size_t& written,
             std::string& err) override {
@@ -346,14 +351,14 @@ class IsalGunzip : public StreamEngine {
         started_ = true;
         GzipHeader::Result h = header_.Feed(p, n, err);
         if (h != GzipHeader::kComplete) break;  // invalid (err set), or needs more input
-        isal_inflate_reset(&s_);
+        isal_->inflate_reset(&s_);
         s_.crc_flag = ISAL_GZIP_NO_HDR_VER;  // raw deflate, then the trailer checked
         phase_ = kBody;
       }
       s_.next_in = const_cast<uint8_t*>(p);
       s_.avail_in = n;
       uint32_t outBefore = s_.avail_out;
-      int r = isal_inflate(&s_);
+      int r = isal_->inflate(&s_);
       bool progress = s_.avail_in != n || s_.avail_out != outBefore;
       p = s_.next_in;
       n = s_.avail_in;
@@ -387,6 +392,7 @@ class IsalGunzip : public StreamEngine {
     }
   }
   enum Phase { kHeader, kBody, kBetween };
+  const IsalApi* isal_;
   inflate_state s_;
   GzipHeader header_;
   Phase phase_ = kHeader;
@@ -398,7 +404,7 @@ Napi::Object Versions(Napi::Env env) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("zlib", Napi::String::New(env, zlibVersion()));
 #ifdef IMG_HAVE_ISAL
-  o.Set("isal", Napi::String::New(env, std::to_string(ISAL_MAJOR_VERSION) + "." + std::to_string(ISAL_MINOR_VERSION) +
+  if (Isal()) o.Set("isal", Napi::String::New(env, std::to_string(ISAL_MAJOR_VERSION) + "." + std::to_string(ISAL_MINOR_VERSION) +
                                            "." + std::to_string(ISAL_PATCH_VERSION)));
 #endif
   return o;
@@ -408,7 +414,7 @@ Napi::Object Versions(Napi::Env env) {
 
 std::unique_ptr<StreamEngine> MakeGunzipEngine(const std::string& codec) {
 #ifdef IMG_HAVE_ISAL
-  if (codec == "isal") return std::make_unique<IsalGunzip>();
+  if (codec == "isal") return Isal() ? std::make_unique<IsalGunzip>(Isal()) : nullptr;
 #endif
   if (codec == "zlib") return std::make_unique<ZlibGunzip>();
   return nullptr;

@@ -6,9 +6,7 @@
 // core count. Single-threaded mode (0 workers) would frame the data differently.
 #include "addon.h"
 #include "codec.h"
-#ifdef IMG_HAVE_ZSTD
-#include <zstd.h>
-#endif
+#include "codec_libs.h"
 
 namespace img {
 
@@ -17,13 +15,13 @@ namespace {
 
 class ZstdCompress : public StreamEngine {
  public:
-  ZstdCompress(int level, int workers) : c_(ZSTD_createCCtx()) {
+  ZstdCompress(const ZstdApi* z, int level, int workers) : z_(z), c_(z->createCCtx()) {
     if (!c_) return;
-    Check(ZSTD_CCtx_setParameter(c_, ZSTD_c_compressionLevel, level));
-    Check(ZSTD_CCtx_setParameter(c_, ZSTD_c_checksumFlag, 1));  // as the zstd program writes
-    Check(ZSTD_CCtx_setParameter(c_, ZSTD_c_nbWorkers, workers < 1 ? 1 : workers));
+    Check(z_->CCtx_setParameter(c_, ZSTD_c_compressionLevel, level));
+    Check(z_->CCtx_setParameter(c_, ZSTD_c_checksumFlag, 1));  // as the zstd program writes
+    Check(z_->CCtx_setParameter(c_, ZSTD_c_nbWorkers, workers < 1 ? 1 : workers));
   }
-  ~ZstdCompress() override { ZSTD_freeCCtx(c_); }
+  ~ZstdCompress() override { z_->freeCCtx(c_); }
 
   bool Step(const uint8_t* in, size_t inLen, uint8_t* out, size_t outLen, bool end, size_t& read, size_t& written,
             std::string& err) override {
@@ -35,9 +33,9 @@ class ZstdCompress : public StreamEngine {
     ZSTD_outBuffer ob{out, outLen, 0};
     bool done = false;
     do {
-      size_t r = ZSTD_compressStream2(c_, &ob, &ib, end ? ZSTD_e_end : ZSTD_e_continue);
-      if (ZSTD_isError(r)) {
-        err = ZSTD_getErrorName(r);
+      size_t r = z_->compressStream2(c_, &ob, &ib, end ? ZSTD_e_end : ZSTD_e_continue);
+      if (z_->isError(r)) {
+        err = z_->getErrorName(r);
         break;
       }
       if (end && r == 0) {
@@ -53,16 +51,17 @@ class ZstdCompress : public StreamEngine {
 
  private:
   void Check(size_t r) {
-    if (ZSTD_isError(r) && setupErr_.empty()) setupErr_ = ZSTD_getErrorName(r);
+    if (z_->isError(r) && setupErr_.empty()) setupErr_ = z_->getErrorName(r);
   }
+  const ZstdApi* z_;
   ZSTD_CCtx* c_;
   std::string setupErr_;
 };
 
 class ZstdDecompress : public StreamEngine {
  public:
-  ZstdDecompress() : d_(ZSTD_createDCtx()) {}
-  ~ZstdDecompress() override { ZSTD_freeDCtx(d_); }
+  explicit ZstdDecompress(const ZstdApi* z) : z_(z), d_(z->createDCtx()) {}
+  ~ZstdDecompress() override { z_->freeDCtx(d_); }
 
   // Frames follow each other (a concatenation of zstd streams is one stream);
   // the window limit stays libzstd's default (128 MiB), so memory stays bounded.
@@ -76,9 +75,9 @@ class ZstdDecompress : public StreamEngine {
     ZSTD_outBuffer ob{out, outLen, 0};
     while (ob.pos < ob.size) {
       size_t inBefore = ib.pos, outBefore = ob.pos;
-      size_t r = ZSTD_decompressStream(d_, &ob, &ib);
-      if (ZSTD_isError(r)) {
-        err = ZSTD_getErrorName(r);
+      size_t r = z_->decompressStream(d_, &ob, &ib);
+      if (z_->isError(r)) {
+        err = z_->getErrorName(r);
         break;
       }
       if (ib.pos == inBefore && ob.pos == outBefore) break;  // needs more input
@@ -95,6 +94,7 @@ class ZstdDecompress : public StreamEngine {
   }
 
  private:
+  const ZstdApi* z_;
   ZSTD_DCtx* d_;
   bool started_ = false;
   bool frameOpen_ = false;  // inside a frame: more of it must follow
@@ -103,12 +103,15 @@ class ZstdDecompress : public StreamEngine {
 }  // namespace
 
 std::unique_ptr<StreamEngine> MakeZstdEngine(bool compress, int level, int workers) {
-  if (compress) return std::make_unique<ZstdCompress>(level, workers);
-  return std::make_unique<ZstdDecompress>();
+  const ZstdApi* z = Zstd();
+  if (!z) return nullptr;
+  if (compress) return std::make_unique<ZstdCompress>(z, level, workers);
+  return std::make_unique<ZstdDecompress>(z);
 }
 
 void InitZstd(Napi::Env env, Napi::Object exports) {
-  exports.Get("codecVersions").As<Napi::Object>().Set("zstd", Napi::String::New(env, ZSTD_versionString()));
+  if (const ZstdApi* z = Zstd())
+    exports.Get("codecVersions").As<Napi::Object>().Set("zstd", Napi::String::New(env, z->versionString()));
 }
 
 #else

@@ -264,3 +264,41 @@ test('512 MiB through gzip and gunzip, and zstd both ways, in bounded memory', (
     rmrf(dir);
   }
 });
+
+test('where libisal.so.2 and libzstd.so.1 are missing, the same addon loads and falls back to zlib and the zstd program', {
+  skip: process.getuid?.() !== 0 ? 'hides the libraries with bind mounts in a private mount namespace: needs root (CI runs as root)' : false,
+}, () => {
+  // the libraries' files, as the dynamic loader finds them
+  const libs = spawnSync('ldconfig', ['-p'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .map((l) => /^\s*(libisal\.so\.2|libzstd\.so\.1) \(.*\) => (\S+)$/.exec(l)?.[2])
+    .filter((p): p is string => !!p);
+  const script = `
+    const { codecAddon, gzipCodec, zstdCodec } = require(${JSON.stringify(path.resolve(__dirname, '../../lib/archive/codecs.ts'))});
+    const { compressStream, decompressStream } = require(${JSON.stringify(path.resolve(__dirname, '../../lib/archive/compression.ts'))});
+    const { Readable, Writable } = require('node:stream');
+    const { pipeline } = require('node:stream/promises');
+    const data = Buffer.from('hello, layer\\n'.repeat(100000));
+    const roundTrip = async (c) => {
+      const out = [];
+      await pipeline(Readable.from([data]), compressStream(c), decompressStream(c), new Writable({ write: (b, e, cb) => (out.push(b), cb()) }));
+      return Buffer.concat(out).equals(data);
+    };
+    (async () => console.log(JSON.stringify({ versions: codecAddon().codecVersions, gzip: gzipCodec(), zstd: zstdCodec(), gz: await roundTrip('gzip'), zs: await roundTrip('zstd') })))();
+  `;
+  const hide = libs.map((l) => `mount --bind /dev/null '${l}'`).join(' && ');
+  const r = spawnSync('unshare', ['--mount', 'sh', '-c', `${hide || 'true'} && exec "$0" --import tsx -e "$1"`, process.execPath, script], {
+    encoding: 'utf8',
+    cwd: path.resolve(__dirname, '../..'),
+    timeout: 120_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const m = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.equal(m.versions.isal, undefined);
+  assert.equal(m.versions.zstd, undefined);
+  assert.match(m.versions.zlib, /^\d+\.\d+/);
+  assert.equal(m.gzip, 'zlib');
+  assert.equal(m.zstd, 'program');
+  assert.equal(m.gz, true);
+  assert.equal(m.zs, true);
+});
