@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import type { LocalSourceVertex } from '../../graph/types';
 import { loadAddon } from '../../host/index';
 import { NotFoundError, UsageError } from '../../util/errors';
+import { hasWildcards } from '../../util/glob';
 import { ChecksumCache, includeMatcher, scanContext, SELECT_ALL, type ContextFile } from '../checksum';
 import type { Executor } from '../types';
 import type { OpEnv } from './shared';
@@ -129,6 +130,6 @@ async function followLinks(dir: string, paths: string[]): Promise<string[]> {
       cur = next;
     }
   };
-  for (const p of paths) if (!/[*?[\\]/.test(p)) await visit(p, 0);
+  for (const p of paths) if (!hasWildcards(p)) await visit(p, 0);
   return [...out];
 }
