@@ -252,10 +252,11 @@ function fsDiff(a: Map<string, Entry>, b: Map<string, Entry>): string[] {
 //  - `OnBuild: null` (docker 20.10 writes null) equals an absent OnBuild;
 //  - ARG history: BuildKit 0.8 records the instruction as written ("ARG B"),
 //    current BuildKit (and img) the resolved value ("ARG B=argB"): compare names;
-//  - EXPOSE / HEALTHCHECK history: the text is Go's %v of BuildKit's internal
-//    value, which changed between releases ("EXPOSE map[80/tcp:{}]" vs
-//    "EXPOSE [80/tcp]", "HEALTHCHECK &{[...] "5s" ...}" vs "{Test:[...] ...}"):
-//    compare the keyword only (the values themselves are compared in config);
+//  - EXPOSE / HEALTHCHECK history: the text is Go's %v / %q of BuildKit's
+//    internal value, which changed between releases ("EXPOSE map[80/tcp:{}]" vs
+//    "EXPOSE [80/tcp]"; HEALTHCHECK gained StartInterval: &{[...] "5s" "0s" "0s" '\x00'}
+//    vs &{[...] "5s" "0s" "0s" "0s" '\x00'}): compare the keyword only (the
+//    values themselves are compared in config);
 //  - (none for a step that changes nothing, such as WORKDIR of an existing
 //    directory or COPY of an empty wildcard match: docker 20.10 and current
 //    BuildKit, like img, keep its empty layer, the diff_id of an empty tar, with
@@ -540,6 +541,9 @@ test('more: escape directive, legacy ENV, EXPOSE $VAR, empty ENTRYPOINT/CMD, sta
   assert.deepEqual(c.Labels, { multi: 'line one  line two', path: 'C:\\dir' }, 'escape=` : backslash is literal, backtick continues the line');
   assert.deepEqual(['tarowned/inner', 'tarowned/inner/t.txt'].map((p) => [fsImg.get(p)?.uid, fsImg.get(p)?.gid]), [[1234, 50], [1234, 50]], 'ADD --chown applies to extracted entries (BuildKit >= 0.23)');
   assert.equal(fsImg.get('pw')?.mode, '600');
+  assert.equal(fsImg.get('inherited')?.content, 'from-a\n', 'an ARG declared in stage a is in scope in stage b, built FROM a');
+  assert.ok(config.history!.some((h) => h.created_by === 'RUN |1 INHERITED=from-a /bin/sh -c echo "$INHERITED" > /inherited # buildkit'));
+  assert.equal(fsImg.get('json-copy/passwd')?.content, PASSWD, 'exec-form COPY sources expand variables');
   expectImg('more', { config: comparable(config, false), fs: own(fsImg) });
 
   if (noDocker) return t.diagnostic(noDocker);

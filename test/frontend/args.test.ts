@@ -76,6 +76,18 @@ test('ENV after ARG shadows it; a later ARG re-enters the RUN env (BuildKit), ne
   assert.deepEqual(g.config.config!.Env, ['PATH=/bin', 'V=env']);
 });
 
+test('a stage built FROM another inherits the ARGs declared there (BuildKit): RUN env and history; other stages do not', async () => {
+  const df = 'FROM busybox AS base\nARG NAME=joe\nARG EMPTY\nFROM base AS child\nRUN echo hello $NAME\nFROM busybox AS other\nRUN echo other $NAME\n';
+  const g = await build(df, { target: 'child' });
+  const r = named(g, 'hello') as ExecVertex;
+  assert.ok(r.env.includes('NAME=joe'), r.env.join(' '));
+  assert.equal(history(g).at(-1), 'RUN |2 NAME=joe EMPTY= /bin/sh -c echo hello $NAME # buildkit');
+  assert.deepEqual(g.config.config!.Env, ['PATH=/bin'], 'still not in the image Env');
+  const o = await build(df, { target: 'other' });
+  assert.ok(!(named(o, 'echo other') as ExecVertex).env.some((e) => e.startsWith('NAME=')));
+  assert.equal(history(o).at(-1), 'RUN /bin/sh -c echo other $NAME # buildkit');
+});
+
 test('ARG values are not persisted in the image Env', async () => {
   const g = await build('FROM busybox\nARG SECRETISH=1\nRUN true\n');
   assert.deepEqual(g.config.config!.Env, ['PATH=/bin']);

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FileVertex } from '../../lib/graph/types';
 import { BASE_DIFF, build, history, named, rejects } from './graphs/helpers';
-import { goDuration, goQuote, goQuoteSlice, parsePortSpec } from '../../lib/frontend/dockerfile/config';
+import { goDuration, goQuote, goQuoteRune, goQuoteSlice, parsePortSpec } from '../../lib/frontend/dockerfile/config';
 
 test('FROM scratch config: PATH and WorkingDir /, no layers, root null', async () => {
   const g = await build('FROM scratch\nENV A=1\n');
@@ -130,11 +130,16 @@ test('USER, VOLUME, STOPSIGNAL, LABEL, MAINTAINER, ONBUILD', async () => {
     'MAINTAINER Jane Doe <jane@example.com> (empty)',
   ], 'ONBUILD adds no history entry');
   await rejects(build('FROM busybox\nSTOPSIGNAL SIGFOO\n'), /invalid signal: SIGFOO/, 2);
+  // moby/sys ParseSignal: any non-zero integer, names in any case, RTMIN+1..15 and RTMAX-14..1.
+  for (const sig of ['100', '-1', 'sigrtmin+15', 'RTMAX-14', 'kill']) {
+    assert.equal((await build(`FROM busybox\nSTOPSIGNAL ${sig}\n`)).config.config!.StopSignal, sig);
+  }
+  for (const sig of ['0', 'RTMIN+16', 'RTMAX-15', 'RTMAX+1']) await rejects(build(`FROM busybox\nSTOPSIGNAL ${sig}\n`), /invalid signal/, 2);
   await rejects(build('FROM busybox\nVOLUME ""\n'), /VOLUME specified can not be an empty string/, 2);
   await rejects(build('FROM busybox\nSHELL /bin/bash -c\n'), /SHELL requires the arguments to be in JSON form/, 2);
 });
 
-test('HEALTHCHECK: durations in ns, CMD and CMD-SHELL, NONE, history like Docker', async () => {
+test('HEALTHCHECK: durations in ns, CMD and CMD-SHELL, NONE, history as BuildKit writes it (Go %q of the config pointer)', async () => {
   let g = await build('FROM busybox\nHEALTHCHECK --interval=30s --timeout=3s --start-period=1m30s --retries=3 CMD curl -f http://localhost/ || exit 1\n');
   assert.deepEqual(g.config.config!.Healthcheck, {
     Test: ['CMD-SHELL', 'curl -f http://localhost/ || exit 1'],
@@ -143,12 +148,15 @@ test('HEALTHCHECK: durations in ns, CMD and CMD-SHELL, NONE, history like Docker
     StartPeriod: 90e9,
     Retries: 3,
   });
-  assert.equal(history(g).at(-1), 'HEALTHCHECK {Test:[CMD-SHELL curl -f http://localhost/ || exit 1] Interval:30s Timeout:3s StartPeriod:1m30s StartInterval:0s Retries:3} (empty)');
+  assert.equal(history(g).at(-1), `HEALTHCHECK &{["CMD-SHELL" "curl -f http://localhost/ || exit 1"] "30s" "3s" "1m30s" "0s" '\\x03'} (empty)`);
   g = await build('FROM busybox\nHEALTHCHECK --start-interval=500ms CMD ["/bin/check", "-v"]\n');
   assert.deepEqual(g.config.config!.Healthcheck, { Test: ['CMD', '/bin/check', '-v'], StartInterval: 5e8 });
+  // As in a BuildKit-built image's history (kong, 2024): 1m0s, retries 10 as '\n'.
+  g = await build('FROM busybox\nHEALTHCHECK --interval=60s --timeout=10s --retries=10 CMD kong health\n');
+  assert.equal(history(g).at(-1), `HEALTHCHECK &{["CMD-SHELL" "kong health"] "1m0s" "10s" "0s" "0s" '\\n'} (empty)`);
   g = await build('FROM busybox\nHEALTHCHECK NONE\n');
   assert.deepEqual(g.config.config!.Healthcheck, { Test: ['NONE'] });
-  assert.equal(history(g).at(-1), 'HEALTHCHECK {Test:[NONE] Interval:0s Timeout:0s StartPeriod:0s StartInterval:0s Retries:0} (empty)');
+  assert.equal(history(g).at(-1), `HEALTHCHECK &{["NONE"] "0s" "0s" "0s" "0s" '\\x00'} (empty)`);
   await rejects(build('FROM busybox\nHEALTHCHECK --interval=10 CMD true\n'), /duration/, 2);
   await rejects(build('FROM busybox\nHEALTHCHECK --interval=10us CMD true\n'), /Interval "interval" cannot be less than 1ms/, 2);
   await rejects(build('FROM busybox\nHEALTHCHECK --retries=-1 CMD true\n'), /--retries cannot be negative \(-1\)/, 2);
@@ -163,6 +171,7 @@ test('Go formatting helpers', () => {
   assert.equal(goDuration(5e8), '500ms');
   assert.equal(goDuration(3.6e12 + 1e9), '1h0m1s');
   assert.equal(goDuration(300e9), '5m0s');
+  assert.deepEqual([0, 3, 10, 39, 65, 2 ** 31 - 1].map(goQuoteRune), ["'\\x00'", "'\\x03'", "'\\n'", "'\\''", "'A'", "'\ufffd'"]);
 });
 
 test('sourceDateEpoch sets created on the image and new history entries', async () => {
@@ -180,6 +189,30 @@ test('sourceDateEpoch sets created on the image and new history entries', async 
 test('layer-producing steps are not empty_layer; metadata steps are', async () => {
   const g = await build('FROM busybox\nCOPY a /a\nRUN true\nADD b /b\nUSER x\n');
   assert.deepEqual(history(g).slice(1), ['COPY a /a # buildkit', 'RUN /bin/sh -c true # buildkit', 'ADD b /b # buildkit', 'USER x (empty)']);
+});
+
+test('a base config keeps only what image-spec knows, without empty values, as BuildKit reads it', async () => {
+  // As docker's classic builder wrote configs: container_config, docker_version, Hostname, nulls.
+  const classic = {
+    architecture: 'amd64',
+    os: 'linux',
+    docker_version: '20.10.7',
+    container: 'abc',
+    container_config: { Hostname: 'abc', Cmd: ['/bin/sh', '-c', '#(nop) CMD ["sh"]'] },
+    config: {
+      Hostname: '', Domainname: '', User: '', AttachStdin: false, Tty: false, Env: ['PATH=/bin'], Cmd: ['sh'], Image: 'sha256:0',
+      Volumes: null, WorkingDir: '', Entrypoint: null, OnBuild: null, Labels: null, ArgsEscaped: false, Shell: [],
+      Healthcheck: { Test: ['CMD', 'true'], Interval: 0, Retries: 2 },
+    },
+    rootfs: { type: 'layers', diff_ids: [BASE_DIFF] },
+    history: [{ created: '2021-01-01T00:00:00Z', created_by: '/bin/sh -c #(nop) ADD file:x in / ', empty_layer: false, extra: 1 }],
+  };
+  const g = await build('FROM classic\nENV A=1\n', {
+    resolveImageConfig: async (ref) => ({ ref, digest: 'sha256:' + 'c'.repeat(64), config: JSON.parse(JSON.stringify(classic)) }),
+  });
+  assert.deepEqual(Object.keys(g.config).sort(), ['architecture', 'config', 'history', 'os', 'rootfs']);
+  assert.deepEqual(g.config.config, { Env: ['PATH=/bin', 'A=1'], Cmd: ['sh'], Healthcheck: { Test: ['CMD', 'true'], Retries: 2 } });
+  assert.deepEqual(g.config.history![0], { created: '2021-01-01T00:00:00Z', created_by: '/bin/sh -c #(nop) ADD file:x in / ' });
 });
 
 test('unknown base image (resolver returns null) builds with an empty config', async () => {

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ExecVertex, FileVertex, FileAction, LocalSourceVertex, HttpSourceVertex, GitSourceVertex } from '../../lib/graph/types';
-import { build, chain, input, named, rejects, root, shape, snapshot, vertices } from './graphs/helpers';
+import { build, chain, history, input, named, rejects, root, shape, snapshot, vertices } from './graphs/helpers';
 import { vertexDigest } from '../../lib/graph/digest';
 
 type CopyAction = Extract<FileAction, { op: 'copy' }>;
@@ -60,6 +60,16 @@ test('COPY history: --parents/--chown/--chmod, expanded sources and destination;
   assert.deepEqual(a.chown, { user: '1', group: '1' });
   assert.equal(a.chmod, '644');
   assert.equal(root(g).name, '[2/2] COPY --link --chown=1:1 --chmod=644 a /opt/');
+});
+
+test('COPY/ADD exec form: sources and destination expand like the shell form (BuildKit SourcesAndDest.Expand)', async () => {
+  const g = await build('FROM busybox\nARG F=app.txt\nENV D=/opt\nCOPY ["src/${F}", "$D/"]\nADD ["${F}.tar", "/t/"]\n');
+  const c = copies(named(g, 'COPY') as FileVertex)[0];
+  assert.deepEqual([c.srcPaths, c.dest], [['/src/app.txt'], '/opt/']);
+  assert.deepEqual(copies(named(g, 'ADD') as FileVertex)[0].srcPaths, ['/app.txt.tar']);
+  assert.deepEqual(history(g).slice(-2), ['COPY src/app.txt /opt/ # buildkit', 'ADD app.txt.tar /t/ # buildkit']);
+  const ctx = vertices(g).find((v) => v.kind === 'local') as LocalSourceVertex;
+  assert.deepEqual(ctx.includePatterns, ['app.txt.tar', 'src/app.txt']);
 });
 
 test('--chown expands variables, --chmod octal and symbolic, invalid chmod errors', async () => {

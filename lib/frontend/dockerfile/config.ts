@@ -25,6 +25,44 @@ export function cloneImage(img: ImageConfig): ImageConfig {
   return JSON.parse(JSON.stringify(img)) as ImageConfig;
 }
 
+// The members image-spec's Go types (and Docker's extension) know; BuildKit reads
+// a base image's config into them, so anything else — docker's container_config,
+// docker_version, config.Hostname, AttachStdout, ... — is gone from what it
+// builds, and empty values are left out (omitempty).
+const CONFIG_KEYS: (keyof ContainerConfig)[] = [
+  'User', 'ExposedPorts', 'Env', 'Entrypoint', 'Cmd', 'Volumes', 'WorkingDir', 'Labels', 'StopSignal', 'ArgsEscaped',
+  'Healthcheck', 'OnBuild', 'Shell',
+];
+const HEALTH_KEYS: (keyof HealthConfig)[] = ['Test', 'Interval', 'Timeout', 'StartPeriod', 'StartInterval', 'Retries'];
+const HISTORY_KEYS: (keyof HistoryEntry)[] = ['created', 'created_by', 'author', 'comment', 'empty_layer'];
+
+function isEmpty(v: unknown): boolean {
+  return v === undefined || v === null || v === '' || v === 0 || v === false || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && Object.keys(v as object).length === 0);
+}
+
+function pick<T extends object>(from: T, keys: (keyof T)[]): T {
+  const out = {} as T;
+  for (const k of keys) if (!isEmpty(from[k])) out[k] = from[k];
+  return out;
+}
+
+export function baseImageConfig(raw: ImageConfig): ImageConfig {
+  const src = cloneImage(raw);
+  const img: ImageConfig = { architecture: src.architecture ?? '', os: src.os ?? '', rootfs: { type: 'layers', diff_ids: src.rootfs?.diff_ids ?? [] } };
+  if (src.created) img.created = src.created;
+  if (src.author) img.author = src.author;
+  if (src.variant) img.variant = src.variant;
+  if (src['os.version']) img['os.version'] = src['os.version'];
+  const features = (src as { 'os.features'?: string[] })['os.features'];
+  if (features?.length) (img as { 'os.features'?: string[] })['os.features'] = features;
+  if (src.config) {
+    img.config = pick(src.config, CONFIG_KEYS);
+    if (img.config.Healthcheck) img.config.Healthcheck = pick(img.config.Healthcheck, HEALTH_KEYS);
+  }
+  if (src.history?.length) img.history = src.history.map((h) => pick(h, HISTORY_KEYS));
+  return img;
+}
+
 export function envKey(entry: string): string {
   const i = entry.indexOf('=');
   return i < 0 ? entry : entry.slice(0, i);
@@ -163,23 +201,39 @@ const SIGNALS = [
   'USR1', 'USR2', 'VTALRM', 'WINCH', 'XCPU', 'XFSZ',
 ];
 
-// signal.ParseSignal: a number, or a name with or without SIG (RTMIN+n too).
+// moby/sys signal.ParseSignal: any non-zero integer (strconv.Atoi: an optional
+// sign, decimal digits, int64 range), else a name from the Linux signal table,
+// with or without SIG, any case; the real-time ones are RTMIN, RTMIN+1..RTMIN+15,
+// RTMAX-14..RTMAX-1 and RTMAX.
 export function validSignal(s: string): boolean {
-  if (/^[0-9]+$/.test(s)) return Number(s) > 0 && Number(s) <= 64;
+  if (/^[+-]?[0-9]+$/.test(s)) {
+    const n = BigInt(s);
+    return n !== 0n && n >= -(2n ** 63n) && n < 2n ** 63n;
+  }
   const name = s.toUpperCase().replace(/^SIG/, '');
   if (SIGNALS.includes(name)) return true;
-  const rt = /^RT(MIN|MAX)(?:([+-])([0-9]+))?$/.exec(name);
-  if (rt) return !rt[2] || (rt[1] === 'MIN' ? rt[2] === '+' : rt[2] === '-');
-  return false;
+  const rt = /^RT(?:MIN|MAX)$|^RTMIN\+([1-9]|1[0-5])$|^RTMAX-([1-9]|1[0-4])$/.exec(name);
+  return rt !== null;
 }
 
 // ---- HEALTHCHECK ----
 
+// BuildKit writes fmt.Sprintf("HEALTHCHECK %q", &config): Go's %q reaches into
+// the struct pointer — strings quoted, durations as their quoted String(), the
+// int Retries as a quoted rune: HEALTHCHECK &{["CMD-SHELL" "curl x"] "30s" "3s" "0s" "0s" '\x03'}.
 export function healthcheckHistory(h: HealthConfig): string {
-  // BuildKit formats the struct with Go's %+v: field names, %v values, durations as strings.
+  const d = (ns: number | undefined): string => goQuote(goDuration(ns ?? 0));
   return (
-    `HEALTHCHECK {Test:[${(h.Test ?? []).join(' ')}] Interval:${goDuration(h.Interval ?? 0)} ` +
-    `Timeout:${goDuration(h.Timeout ?? 0)} StartPeriod:${goDuration(h.StartPeriod ?? 0)} ` +
-    `StartInterval:${goDuration(h.StartInterval ?? 0)} Retries:${h.Retries ?? 0}}`
+    `HEALTHCHECK &{[${(h.Test ?? []).map(goQuote).join(' ')}] ${d(h.Interval)} ${d(h.Timeout)} ` +
+    `${d(h.StartPeriod)} ${d(h.StartInterval)} ${goQuoteRune(h.Retries ?? 0)}}`
   );
+}
+
+// strconv.QuoteRune of an int, as fmt's %q prints integers ('\x00', '\n', 'A').
+export function goQuoteRune(n: number): string {
+  const c = n < 0 || n > 0x10ffff || (n >= 0xd800 && n < 0xe000) ? 0xfffd : n;
+  const ch = String.fromCodePoint(c);
+  if (ch === "'" || ch === '\\') return `'\\${ch}'`;
+  if ((c >= 0x20 && c < 0x7f) || c === 0xfffd) return `'${ch}'`;
+  return `'${goEscape(c, ch)}'`;
 }

@@ -113,8 +113,8 @@ export function dispatchVolume(cv: Converter, st: StageState, cmd: VolumeCommand
   const vols: string[] = [];
   for (const w of cmd.volumes) {
     const v = cv.expand(cmd.node, w, st.env);
-    if (v.trim() === '') throw cv.err(cmd.node, 'VOLUME specified can not be an empty string');
-    vols.push(v.trim());
+    if (v === '') throw cv.err(cmd.node, 'VOLUME specified can not be an empty string');
+    vols.push(v);
   }
   const volumes = { ...(cfg.Volumes ?? {}) };
   for (const v of vols) volumes[v] = {};

@@ -42,8 +42,8 @@ export async function dispatchCopy(cv: Converter, st: StageState, cmd: CopyComma
   let dest = resolveAgainst(cwd, destWritten);
   if (destIsDir(destWritten) && !dest.endsWith('/')) dest += '/';
 
-  // Paths expand (the exec form's are taken as written); heredocs stay documents.
-  const srcs = cmd.sources.map((s) => ('path' in s ? { path: cmd.json ? s.path : cv.expand(node, s.path, env) } : s));
+  // Paths expand, in the exec form too (BuildKit's SourcesAndDest.Expand); heredocs stay documents.
+  const srcs = cmd.sources.map((s) => ('path' in s ? { path: cv.expand(node, s.path, env) } : s));
   if (srcs.length > 1 && !destIsDir(destWritten)) {
     throw cv.err(
       node,

@@ -7,7 +7,7 @@ import type { ImageConfig, Platform } from '../../../images/types';
 import { familiarName, formatReference, parseReference } from '../../../images/reference';
 import type { Ref } from '../../../graph/types';
 import type { ParsedDockerfile, Instruction } from '../ast';
-import { DEFAULT_PATH, cloneImage, emptyImage, ensureConfig, envKey } from '../config';
+import { DEFAULT_PATH, baseImageConfig, cloneImage, emptyImage, ensureConfig, envKey } from '../config';
 import { DockerfileError } from '../errors';
 import type { OnbuildCommand, StageCommand } from '../instructions/commands';
 import { mountField } from '../instructions/mounts';
@@ -82,7 +82,7 @@ async function imageBase(cv: Converter, node: Instruction, base: string, platfor
   let digest: string | undefined;
   if (res) {
     cv.images.markKnown(refStr, platform);
-    img = cloneImage(res.config);
+    img = baseImageConfig(res.config);
     digest = res.digest || undefined;
     if (res.ref) {
       try {
@@ -91,7 +91,6 @@ async function imageBase(cv: Converter, node: Instruction, base: string, platfor
         // keep ours
       }
     }
-    if (!img.rootfs) img.rootfs = { type: 'layers', diff_ids: [] };
     if (!img.history) img.history = [];
   } else {
     img = emptyImage(platform);
@@ -163,6 +162,10 @@ export async function dispatchStage(cv: Converter, stage: Stage): Promise<StageS
     if (img.config) delete img.config.OnBuild;
     triggers = baseStage.commands.filter((c): c is OnbuildCommand => c.keyword === 'ONBUILD').map((c) => c.expression);
     st = newStageState(stage, label, img, parent.ref, platform ?? parent.platform);
+    // ARGs the parent declared stay in scope (BuildKit: a stage inherits its
+    // base stage's build state): RUN sees them, and its history lists them.
+    st.env = new Map(parent.env);
+    st.declared = parent.declared.map((d) => ({ ...d }));
   } else if (lower === 'scratch' && !named) {
     const plat = platform ?? cv.targetPlatform;
     st = newStageState(stage, label, emptyImage(plat), null, plat);

@@ -125,7 +125,6 @@ export interface CopyCommand extends CommandBase {
   keyword: 'COPY' | 'ADD';
   sources: CopySource[];
   dest: string;
-  json: boolean; // exec form: the sources are taken as written
   from?: string; // COPY --from (stage name, index, named context or image)
   chown?: string;
   chmod?: string;

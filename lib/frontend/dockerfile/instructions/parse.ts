@@ -137,8 +137,9 @@ class CommandParser {
       case 'VOLUME':
         this.flags();
         atLeastOne();
-        if (args.some((a) => a === '')) this.fail('VOLUME specified can not be an empty string');
-        return { keyword: 'VOLUME', node, volumes: [...args] };
+        // Trimmed here, checked again after expansion (BuildKit's parseVolume and dispatchVolume).
+        if (args.some((a) => a.trim() === '')) this.fail('VOLUME specified can not be an empty string');
+        return { keyword: 'VOLUME', node, volumes: args.map((a) => a.trim()) };
       case 'HEALTHCHECK':
         return this.healthcheck();
       case 'ONBUILD': {
@@ -213,7 +214,6 @@ class CommandParser {
       node,
       sources,
       dest: words[words.length - 1],
-      json: node.json,
       from: flags.string('from'),
       chown: flags.string('chown'),
       chmod: flags.string('chmod'),
