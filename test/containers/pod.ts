@@ -26,6 +26,7 @@ export type PodVariant =
   | 'setuid-helpers' // Debian's setuid-root newuidmap/newgidmap: the kernel refuses their map write (it wants CAP_SYS_ADMIN, not in Docker's set)
   | 'no-setuid-caps' // CAP_SETUID/CAP_SETGID dropped from the bounding set: the helpers cannot start
   | 'no-subids' // empty /etc/subuid and /etc/subgid mounted in
+  | 'unmasked-proc' // --security-opt systempaths=unconfined: no masked or read-only /proc paths
   | 'privileged'; // --privileged: every capability, /proc unmasked, /sys writable, host /dev/fuse
 
 // Docker's default capabilities (moby oci/caps/defaults.go).
@@ -200,8 +201,8 @@ function spec(o: PodOptions, rootfs: string, emptyIds: string): Record<string, u
     linux: {
       // --network host: the test registry listens on the host's loopback.
       namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
-      maskedPaths: privileged ? [] : DOCKER_MASKED,
-      readonlyPaths: privileged ? [] : DOCKER_READONLY,
+      maskedPaths: privileged || o.variant === 'unmasked-proc' ? [] : DOCKER_MASKED,
+      readonlyPaths: privileged || o.variant === 'unmasked-proc' ? [] : DOCKER_READONLY,
       devices,
       resources: { devices: [{ allow: privileged, access: 'rwm' }, ...(privileged ? [] : defaultDeviceRules())] },
     },

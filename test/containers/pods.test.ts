@@ -9,8 +9,8 @@ import * as fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxImage } from '../fixtures/images';
 import { startRegistry, type Registry } from '../fixtures/registry';
-import { ensureRootfs, imgInPod, podSkipReason, POD_UID, type PodVariant } from './pod';
-import { assertTree, doctorAndBuild as runScenario, row } from './scenario';
+import { ensureRootfs, imgInPod, podSkipReason, POD_UID, runPod, type PodVariant } from './pod';
+import { assertTree, doctorAndBuild as runScenario, row, type DoctorJson } from './scenario';
 
 describe('img in a pod', { skip: podSkipReason() }, () => {
   let registry: Registry;
@@ -68,6 +68,27 @@ describe('img in a pod', { skip: podSkipReason() }, () => {
     assert.match(row(r.doctor, 'helpers').found, /newuidmap \(setuid root\)/);
     assert.match(mapping.found, /newuidmap refused: newuidmap: write to uid_map failed: Operation not permitted/);
     assert.match(mapping.fix!, /CAP_SYS_ADMIN, absent from this container's bounding set.*setcap cap_setuid=ep \/usr\/bin\/newuidmap/);
+  });
+
+  it('/proc unmasked (--security-opt systempaths=unconfined): RUN steps get a fresh /proc and PID namespace', async () => {
+    const r = await doctorAndBuild('unmasked-proc', 1000);
+    assert.equal(r.doctorCode, 0, r.doctorErr);
+    assert.deepEqual(r.doctor.verdict, { builds: true, mapping: 'subordinate ranges', backend: 'overlayfs', proc: 'fresh' });
+    assert.equal(r.buildCode, 0, r.buildLog);
+    assert.doesNotMatch(r.buildLog, /WARN/);
+    await assertTree(r.tar, 1000, true);
+  });
+
+  it('the state dir inside the container, not on a volume: doctor says native backend, and the volume that fixes it', async () => {
+    const cli = imgInPod();
+    const res = await runPod({ variant: 'default', argv: [...cli.argv, 'doctor', '--format', 'json'], env: cli.env, volumes: cli.volumes });
+    assert.equal(res.code, 0, res.stderr);
+    const r = JSON.parse(res.stdout) as DoctorJson;
+    assert.equal(r.verdict.backend, 'native');
+    assert.match(row(r, 'state').found, / on overlayfs: /);
+    assert.equal(row(r, 'overlayfs').status, 'warn');
+    assert.match(row(r, 'overlayfs').fix!, /^the state dir is on overlayfs: put it on a volume \(docker run -v img-state:\/home\/user\/\.local\/share\/img/);
+    assert.equal(row(r, 'backend').cost, 'copies on every step');
   });
 
   it('--privileged: fresh /proc in a PID namespace, /dev/fuse', async () => {
