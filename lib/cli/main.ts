@@ -7,7 +7,7 @@ import { formatHelp } from './help';
 import { commands } from './commands/index';
 import { ImgError } from '../util/errors';
 import { isDebug, setDebug } from '../util/log';
-import { VERSION } from '../version';
+import { VERSION } from '../util/version';
 
 export function buildProgram(): { program: Command; globals: () => GlobalOptions } {
   const program = new Command('img');

@@ -1,4 +1,4 @@
-// Public surface of the rootless runtime (except userns/idmap, owned by lib/host's team).
+// Public surface of the rootless runtime (userns.ts and idmap.ts are imported directly).
 export { runContainer } from './run';
 export type { RunOptions, BindMount, TmpfsMount } from './run';
 export { resolveUser } from './passwd';

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { registerCleanup } from '../snapshot/cleanup';
+import { registerCleanup } from '../host/cleanup';
 import { AbortError, HostError, isErrno, UsageError } from '../util/errors';
 import { debug, warn } from '../util/log';
 import { resolveInRoot } from './mounts';

@@ -8,7 +8,7 @@ import { ContentStore } from '../content/store';
 import { formatReference, parseReference } from '../images/reference';
 import { ImageStore } from '../images/store';
 import { MediaType, isIndexMediaType, isManifestMediaType, type Descriptor, type Digest } from '../images/types';
-import { registerCleanup } from '../snapshot/cleanup';
+import { registerCleanup } from '../host/cleanup';
 import { ImgError } from '../util/errors';
 import { writeDockerArchive } from './docker-archive';
 import { writeOciArchive, type ExportImage } from './oci-layout';

@@ -6,7 +6,7 @@ import * as tls from 'node:tls';
 import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
 import { debug, isDebug } from '../util/log';
-import { VERSION } from '../version';
+import { VERSION } from '../util/version';
 
 export const USER_AGENT = `img/${VERSION}`;
 

@@ -18,7 +18,7 @@ import { acquireLease, isBusy, leaseFile, releaseAllLeases, releaseLease, withEx
 import type { Change, Mounted, SnapshotBackend, SnapshotInfo, Snapshotter } from './types';
 import { writeJsonAtomic } from '../util/fsutil';
 import * as fs from 'node:fs';
-import { registerCleanup } from './cleanup';
+import { registerCleanup } from '../host/cleanup';
 import { umount } from './sys';
 
 export interface SnapshotMeta {

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { VERSION } from '../../lib/version';
+import { VERSION } from '../../lib/util/version';
 import { runImg } from '../helpers/cli';
 
 describe('img version', () => {

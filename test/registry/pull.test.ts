@@ -13,7 +13,7 @@ import { pullImage } from '../../lib/registry/pull';
 import { connectionError } from '../../lib/registry/errors';
 import { closeAgents } from '../../lib/registry/transport';
 import { ContentError, NotFoundError, RegistryError, TimeoutError } from '../../lib/util/errors';
-import { VERSION } from '../../lib/version';
+import { VERSION } from '../../lib/util/version';
 import { startFaultyProxy, type FaultyProxy } from '../fixtures/faulty-proxy';
 import { makeBusyboxImage, makeIndex, type BuiltImage } from '../fixtures/images';
 import { startRegistry, type Registry } from '../fixtures/registry';

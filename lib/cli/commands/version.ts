@@ -65,7 +65,7 @@ export function gitCommit(): string {
 
 export function versionInfo(stateDir: string, backend = 'auto'): VersionInfo {
   /* eslint-disable @typescript-eslint/no-require-imports */
-  const { VERSION } = require('../../version') as typeof import('../../version');
+  const { VERSION } = require('../../util/version') as typeof import('../../util/version');
   const { hostPlatform, formatPlatform } = require('../../images/platform') as typeof import('../../images/platform');
   const { addonStatus, addonPath } = require('../../host/index') as typeof import('../../host/index');
   const { describeCodecs } = require('../../archive/codecs') as typeof import('../../archive/codecs');
