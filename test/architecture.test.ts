@@ -16,7 +16,7 @@ const LIB = path.join(ROOT, 'lib');
 // anywhere and imports only itself; `host` sits below every engine room. Rows
 // are in import order: a room imports only rooms in rows below its own.
 const ALLOWED: Record<string, readonly string[]> = {
-  cli: ['builder', 'doctor', 'export', 'state', 'registry', 'images', 'snapshot', 'exec', 'progress', 'host'],
+  cli: ['builder', 'doctor', 'export', 'state', 'registry', 'images', 'snapshot', 'exec', 'archive', 'progress', 'host'],
   builder: ['frontend', 'graph', 'solver', 'export', 'state', 'registry', 'images', 'content', 'snapshot', 'exec', 'archive', 'progress', 'host'],
   doctor: ['registry', 'snapshot', 'exec', 'host'],
   frontend: ['graph', 'images'],
