@@ -272,8 +272,9 @@ function reflinkTrial(dir: string): Promise<boolean> {
   return new Promise((resolve) => execFile('cp', ['--reflink=always', a, path.join(dir, 'reflink-b')], (err) => resolve(!err)));
 }
 
-// The state dir's filesystem: room, d_type (overlayfs needs it), reflinks (cheap native copies).
-export async function stateCheck(stateDir: string): Promise<Check> {
+// The state dir's filesystem: room, d_type (overlayfs needs it), reflinks
+// (cheap native copies); `fs` its type, which other rows' fixes depend on.
+export async function stateCheck(stateDir: string): Promise<{ check: Check; fs?: string }> {
   const title = 'state dir';
   const base = nearestExisting(stateDir);
   let scratch: string;
@@ -282,7 +283,9 @@ export async function stateCheck(stateDir: string): Promise<Check> {
     fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     scratch = fs.mkdtempSync(path.join(stateDir, '.doctor-'));
   } catch (err) {
-    return { id: 'state', title, status: 'fail', found: `${stateDir}: not writable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, cost: 'img cannot store anything', fix: `use a writable directory: --state DIR (or fix the permissions of ${base})` };
+    return {
+      check: { id: 'state', title, status: 'fail', found: `${stateDir}: not writable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, cost: 'img cannot store anything', fix: `use a writable directory: --state DIR (or fix the permissions of ${base})` },
+    };
   }
   try {
     const st = fs.statfsSync(stateDir);
@@ -290,10 +293,13 @@ export async function stateCheck(stateDir: string): Promise<Check> {
     fs.writeFileSync(path.join(scratch, 'f'), '');
     const dtype = loadAddon().direntType(scratch, 'f') !== 0;
     const reflink = await reflinkTrial(scratch);
-    const found = `${stateDir} on ${fsName(st.type)}: ${bytesSize(free)} free, d_type ${dtype ? 'yes' : 'no'}, reflink ${reflink ? 'yes' : 'no'}`;
-    if (!dtype) return { id: 'state', title, status: 'warn', found, cost: 'overlayfs refuses a filesystem without d_type: native backend (copies)', fix: 'put the state dir on ext4, btrfs or XFS made with ftype=1 (--state DIR)' };
-    if (free < 2 * 1024 ** 3) return { id: 'state', title, status: 'warn', found, cost: 'builds of large images may fail with a full disk', fix: 'free space, or --state on a larger filesystem' };
-    return { id: 'state', title, status: 'ok', found };
+    const type = fsName(st.type);
+    const found = `${stateDir} on ${type}: ${bytesSize(free)} free, d_type ${dtype ? 'yes' : 'no'}, reflink ${reflink ? 'yes' : 'no'}`;
+    if (!dtype)
+      return { fs: type, check: { id: 'state', title, status: 'warn', found, cost: 'overlayfs refuses a filesystem without d_type: native backend (copies)', fix: 'put the state dir on ext4, btrfs or XFS made with ftype=1 (--state DIR)' } };
+    if (free < 2 * 1024 ** 3)
+      return { fs: type, check: { id: 'state', title, status: 'warn', found, cost: 'builds of large images may fail with a full disk', fix: 'free space, or --state on a larger filesystem' } };
+    return { fs: type, check: { id: 'state', title, status: 'ok', found } };
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
   }

@@ -67,14 +67,16 @@ function mappingCheck(trials: Trials | Error, trial: MappingTrial | undefined, i
   const title = 'id mapping';
   const refused = trial?.error ? `${trial.error.helper} refused: ${trial.error.message}` : undefined;
   const fix = trial?.error ? mappingFix(helpers, trial.error.helper) : !ids.uid.length || !ids.gid.length ? 'add subordinate ranges (see above)' : undefined;
-  if (trials instanceof Error) return { id: 'mapping', title, status: 'fail', found: `${refused ?? trials.message}`, cost: 'img cannot enter a user namespace: no build works', fix: fix ?? (trials as { hint?: string }).hint };
+  if (trials instanceof Error)
+    return { id: 'mapping', title, status: 'fail', found: refused ?? trials.message, cost: 'img cannot enter a user namespace: no build works', fix: fix ?? (trials instanceof HostError ? trials.hint : undefined) };
   const full = trials.uidMap.length > 1 && trials.gidMap.length > 1;
   const found = `${full ? 'subordinate ranges' : 'single id'}: uid ${formatMap(trials.uidMap)}; gid ${formatMap(trials.gidMap)}`;
   if (full) return { id: 'mapping', title, status: 'ok', found };
   return { id: 'mapping', title, status: 'warn', found: refused ? `${found} (${refused})` : found, cost: SINGLE_ID_COST, fix };
 }
 
-function trialChecks(t: Trials, state: Check, kernel: Check): Check[] {
+// Rows from the trials; `stateFs` (the state dir's filesystem type) picks the overlayfs fix.
+function trialChecks(t: Trials, stateFs: string | undefined, kernel: Check): Check[] {
   const out: Check[] = [];
   out.push(
     t.proc === null
@@ -88,7 +90,7 @@ function trialChecks(t: Trials, state: Check, kernel: Check): Check[] {
           fix: 'unmask /proc: docker run --security-opt systempaths=unconfined; Kubernetes: securityContext.procMount: Unmasked',
         },
   );
-  const onOverlayFs = /on (overlayfs|tmpfs|fuse)/.exec(state.found)?.[1];
+  const onOverlayFs = stateFs === 'overlayfs' || stateFs === 'tmpfs' || stateFs === 'fuse' ? stateFs : undefined;
   out.push(
     t.overlayfs === null
       ? { id: 'overlayfs', title: 'overlayfs', status: 'ok', found: 'mounts on the state dir\'s filesystem (userxattr in a user namespace)' }
@@ -160,13 +162,14 @@ function notTried(why: string): Check[] {
 
 export async function doctor(stateDir: string): Promise<DoctorReport> {
   const addon = addonCheck();
-  if (addon.status === 'fail') return { checks: [addon, stateCheckless(stateDir)], verdict: { builds: false, mapping: 'none', backend: 'none', proc: 'none' } };
+  if (addon.status === 'fail') return { checks: [addon, stateNotChecked(stateDir)], verdict: { builds: false, mapping: 'none', backend: 'none', proc: 'none' } };
   const probe = loadAddon().probe();
   const root = probe.uid === 0;
-  const [ids, helpers] = await Promise.all([readCallerSubIds(), Promise.resolve(findHelpers())]);
+  const ids = await readCallerSubIds();
+  const helpers = findHelpers();
   const canMap = !root && probe.userns && ids.uid.length > 0 && ids.gid.length > 0 && helpers.every((h) => h.path);
   // The trials work in the state dir (overlayfs support depends on its filesystem).
-  const state = await stateCheck(stateDir);
+  const { check: state, fs: stateFs } = await stateCheck(stateDir);
   const [trials, trial] = await Promise.all([
     state.status === 'fail'
       ? Promise.resolve(new HostError('the state dir is not writable'))
@@ -181,7 +184,7 @@ export async function doctor(stateDir: string): Promise<DoctorReport> {
   if (root) checks.push({ id: 'mapping', title: 'id mapping', status: 'info', found: 'none: running as root' });
   else if (probe.userns && !stateless) checks.push(mappingCheck(trials, trial, ids, helpers));
   if (trials instanceof Error) checks.push(...notTried(stateless ? 'the state dir is not writable' : probe.userns ? 'img could not enter a user namespace' : 'no user namespace'));
-  else checks.push(...trialChecks(trials, state, kernel));
+  else checks.push(...trialChecks(trials, stateFs, kernel));
   checks.push(cgroupCheck(), binfmtCheck(), state, credentialsCheck());
   const verdict: Verdict = {
     builds: !checks.some((c) => c.status === 'fail'),
@@ -192,6 +195,6 @@ export async function doctor(stateDir: string): Promise<DoctorReport> {
   return { checks, verdict };
 }
 
-function stateCheckless(stateDir: string): Check {
+function stateNotChecked(stateDir: string): Check {
   return { id: 'state', title: 'state dir', status: 'info', found: `${stateDir}: not checked without the addon` };
 }
