@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
@@ -206,7 +207,41 @@ static Napi::Value Waitpid(const Napi::CallbackInfo& info) {
       [](Napi::Env env, const int& code) { return Napi::Number::New(env, code); });
 }
 
+// execve(path, argv, env): replaces this process (Node) with another program,
+// e.g. img-launch when img was started without it. Node leaves stdio
+// close-on-exec, SIGPIPE ignored and signals possibly blocked: the program gets
+// them as a fresh process would. Returns only by throwing.
+static Napi::Value Execve(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsObject() || !info[2].IsObject())
+    throw Napi::TypeError::New(env, "execve(path, argv, env) needs a string and two arrays of strings");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  Napi::Object holder = Napi::Object::New(env);
+  holder.Set("argv", info[1]);
+  holder.Set("env", info[2]);
+  std::vector<std::string> argv = StringArray(holder, "argv");
+  std::vector<std::string> envv = StringArray(holder, "env");
+  std::vector<char*> cargv = CArray(argv);
+  std::vector<char*> cenv = CArray(envv);
+  for (int fd = 0; fd <= 2; fd++) {
+    int fl = ::fcntl(fd, F_GETFD);
+    if (fl >= 0 && (fl & FD_CLOEXEC)) ::fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+  }
+  sigset_t none, old;
+  sigemptyset(&none);
+  ::pthread_sigmask(SIG_SETMASK, &none, &old);
+  struct sigaction dfl = {}, oldPipe;
+  dfl.sa_handler = SIG_DFL;
+  ::sigaction(SIGPIPE, &dfl, &oldPipe);
+  ::execve(path.c_str(), cargv.data(), cenv.data());
+  int e = errno;
+  ::sigaction(SIGPIPE, &oldPipe, nullptr);
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  throw ErrnoError(env, e, "execve", path);
+}
+
 void InitUserns(Napi::Env env, Napi::Object exports) {
+  exports.Set("execve", Napi::Function::New(env, Execve));
   exports.Set("cloneUserns", Napi::Function::New(env, CloneUserns));
   exports.Set("releaseChild", Napi::Function::New(env, ReleaseChild));
   exports.Set("waitpid", Napi::Function::New(env, Waitpid));

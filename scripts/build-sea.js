@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 'use strict';
 // Builds the single-file `img` binary with Node's single executable applications:
-// esbuild bundles the CLI into one CommonJS file, node makes a SEA blob of it
-// (with the native addon as an asset, see lib/host/index.ts), and postject
-// injects the blob into a copy of the node binary.
+// esbuild bundles the CLI into one CommonJS file (scripts/bundle.js, the entry
+// lib/cli/start.ts), node makes a SEA blob of it with the native addon and
+// img-launch as assets (unpacked by lib/host/index.ts), and postject injects
+// the blob into a copy of the node binary.
 //   npm run build:sea   →  build/sea/img
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -13,33 +14,22 @@ const root = path.resolve(__dirname, '..');
 const out = path.join(root, 'build', 'sea');
 fs.mkdirSync(out, { recursive: true });
 const addon = path.join(root, 'build', 'Release', 'img_addon.node');
-if (!fs.existsSync(addon)) {
-  console.error(`missing ${addon}: run \`npm run build:addon\` first`);
-  process.exit(1);
+const launcher = path.join(root, 'build', 'Release', 'img-launch');
+for (const f of [addon, launcher]) {
+  if (!fs.existsSync(f)) {
+    console.error(`missing ${f}: run \`npm run build:addon\` first`);
+    process.exit(1);
+  }
 }
 
-require('esbuild').buildSync({
-  stdin: {
-    contents: "require('./lib/cli/main').main().then((c) => { process.exitCode = c; }, (e) => { process.exitCode = require('./lib/cli/main').reportError(e); });",
-    resolveDir: root,
-    loader: 'ts',
-    sourcefile: 'sea-entry.ts',
-  },
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  outfile: path.join(out, 'img.cjs'),
-  define: { IMG_BUNDLED_VERSION: JSON.stringify(require('../package.json').version), 'process.env.IMG_SEA': '"1"' },
-  logLevel: 'warning',
-});
+require('./bundle').bundle(path.join(out, 'img.cjs'), { 'process.env.IMG_SEA': '"1"' });
 
 const config = {
   main: path.join(out, 'img.cjs'),
   output: path.join(out, 'sea-prep.blob'),
   disableExperimentalSEAWarning: true,
   useCodeCache: false,
-  assets: { 'img_addon.node': addon },
+  assets: { 'img_addon.node': addon, 'img-launch': launcher },
 };
 fs.writeFileSync(path.join(out, 'sea-config.json'), JSON.stringify(config, null, 2));
 execFileSync(process.execPath, ['--experimental-sea-config', path.join(out, 'sea-config.json')], { stdio: 'inherit' });

@@ -24,7 +24,6 @@ import { NotFoundError, UnsupportedError, UsageError } from '../util/errors';
 import { warn } from '../util/log';
 import { loadContext, type LoadedContext } from './context';
 import type { BuildOptions, OutputSpec } from './options';
-import { probeSnapshotter } from './probe';
 
 export interface BuildIO {
   stdout: Writable & { isTTY?: boolean };
@@ -114,7 +113,7 @@ async function buildWithContext(
     }
   }
 
-  const sn = opts.probe ? await probeSnapshotter(opts.stateDir, opts.backend) : await openSnapshotter(opts.stateDir, opts.backend);
+  const sn = await openSnapshotter(opts.stateDir, opts.backend);
   const content = new ContentStore(opts.stateDir);
   const blobExists = (d: string) => content.has(d as `sha256:${string}`);
   const layerBlobs = new LayerBlobMemo(opts.stateDir, { blobExists });

@@ -49,8 +49,6 @@ export interface BuildOptions {
   buildContexts: BuildContextSpec[];
   sourceDateEpoch?: number;
   concurrency?: number;
-  // Run outside the user namespace until a step needs a snapshot (see probe.ts).
-  probe?: boolean;
 }
 
 // buildx CSV: key=value pairs separated by commas; values may be quoted.

@@ -1,13 +1,16 @@
 // `img` entry point: global flags, command registration, error reporting.
 // Commands are registered from ./commands/index.ts; each command loads its
 // engine modules lazily so `img ls` never pays for undici or the addon.
+// Installed img starts in ./start.ts (the bundle's entry); the sources run
+// this file directly (`node --import tsx lib/cli/main.ts`).
 import { Command, Option } from 'commander';
 import { BACKENDS, defaultStateDir, type GlobalOptions } from './context';
 import { formatHelp } from './help';
 import { commands } from './commands/index';
 import { ImgError } from '../util/errors';
-import { isDebug, setDebug } from '../util/log';
+import { debug, isDebug, setDebug } from '../util/log';
 import { VERSION } from '../util/version';
+import { launchIfNeeded } from './launch';
 
 export function buildProgram(): { program: Command; globals: () => GlobalOptions } {
   const program = new Command('img');
@@ -24,7 +27,10 @@ export function buildProgram(): { program: Command; globals: () => GlobalOptions
     .helpCommand('help [command]', 'Help about any command')
     .showHelpAfterError(false)
     .enablePositionalOptions(false);
-  program.hook('preAction', () => setDebug(Boolean(program.opts().debug)));
+  program.hook('preAction', () => {
+    setDebug(Boolean(program.opts().debug));
+    debugStartup();
+  });
   const globals = (): GlobalOptions => {
     const o = program.opts();
     return { backend: o.backend, debug: Boolean(o.debug), state: o.state };
@@ -54,7 +60,25 @@ export function reportError(err: unknown): number {
   return 1;
 }
 
+// When main() began, in ms since Node's time origin (its process start).
+let mainStartedAt: number | undefined;
+
+// Where start-up went: img-launch (when it ran), Node's own bootstrap, loading img's modules.
+function debugStartup(): void {
+  if (!isDebug() || mainStartedAt === undefined) return;
+  const boot = performance.nodeTiming.bootstrapComplete;
+  let launcher = '';
+  try {
+    const facts = JSON.parse(process.env.IMG_ENTRY ?? 'null') as { launcherMs?: number } | null;
+    if (facts?.launcherMs !== undefined) launcher = `img-launch ${facts.launcherMs.toFixed(1)} ms, `;
+  } catch {
+    /* lib/exec/entry.ts reports a bad record */
+  }
+  debug(`start-up: ${launcher}Node ${boot.toFixed(1)} ms, modules ${(mainStartedAt - boot).toFixed(1)} ms`);
+}
+
 export async function main(argv: string[] = process.argv): Promise<number> {
+  mainStartedAt ??= performance.now();
   const { program } = buildProgram();
   try {
     await program.parseAsync(argv);
@@ -64,7 +88,8 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   }
 }
 
-if (require.main === module) {
+// Runs img with process.argv and sets the exit code.
+export function run(): void {
   main().then(
     (code) => {
       process.exitCode = code;
@@ -73,4 +98,13 @@ if (require.main === module) {
       process.exitCode = reportError(err);
     },
   );
+}
+
+// Run as a program from the sources. In a bundle (dist/img.js, the single
+// binary) every module shares the bundle's `module`, so `require.main ===
+// module` holds there too: the file name tells this file apart, and the
+// bundle's entry (./start.ts) calls run() itself.
+if (require.main === module && /[\\/]main\.[jt]s$/.test(__filename)) {
+  launchIfNeeded();
+  run();
 }

@@ -7,8 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { addonStatus, loadAddon } from '../host/index';
 import type { HostProbe } from '../host/native';
-import { buildIdMap, currentUserName, findHelper, readSubIds, type IdMapEntry, type IdRange } from '../exec/idmap';
-import { subIdFile, usernsDisabledHint } from '../exec/userns';
+import { buildIdMap, currentUserName, findHelper, readSubIds, subIdFile, type IdMapEntry, type IdRange } from '../exec/idmap';
+import { usernsKnob } from '../exec/entry';
 import { configuredCredentials } from '../registry/credentials';
 import { bytesSize } from '../util/units';
 import type { Check } from './report';
@@ -56,7 +56,7 @@ export function usernsCheck(probe: HostProbe): Check {
     status: 'fail',
     found: `unshare(CLONE_NEWUSER) fails with ${probe.usernsError ?? 'an error'}`,
     cost: 'img cannot build as this user',
-    fix: usernsDisabledHint(),
+    fix: usernsKnob(probe.usernsError),
   };
 }
 

@@ -9,8 +9,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { IdMapEntry } from '../exec/idmap';
-import { selfArgv, spawnInUserNamespace } from '../exec/userns';
-import { loadAddon } from '../host/index';
+import { spawnInUserNamespace } from '../exec/userns';
+import { loadAddon, selfArgv } from '../host/index';
 import { HostError } from '../util/errors';
 import { writeJsonAtomic } from '../util/fsutil';
 import {

@@ -91,3 +91,10 @@ export function findHelper(name: string): string | undefined {
   }
   return undefined;
 }
+
+// IMG_SUBUID_FILE/IMG_SUBGID_FILE point the range lookup elsewhere (tests of
+// the fallbacks; img-launch reads the same variables). newuidmap still checks
+// the real /etc files.
+export function subIdFile(kind: 'uid' | 'gid'): string {
+  return (kind === 'uid' ? process.env.IMG_SUBUID_FILE : process.env.IMG_SUBGID_FILE) || `/etc/sub${kind}`;
+}

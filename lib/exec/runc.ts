@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { registerCleanup } from '../host/cleanup';
 import { AbortError, HostError, isErrno, UsageError } from '../util/errors';
 import { debug, warn } from '../util/log';
+import { currentEntry, noteProc } from './entry';
 import { resolveInRoot } from './mounts';
 import { resolveUser } from './passwd';
 import type { RunOptions } from './run';
@@ -68,11 +69,19 @@ export function freshProcTrial(): string | null {
   return (r.stderr ?? '').trim().split('\n').pop() || `unshare exited with ${r.status ?? r.signal}`;
 }
 
-// The trial once per process, with the warning a build shows.
+// The verdict once per process, with the warning a build shows: img-launch's
+// probe on the way in (./entry.ts) when it made one, else the trial; either
+// way it is in the entry record for --debug and img version.
 let freshProcOk: boolean | undefined;
 export function canMountProc(): boolean {
   if (freshProcOk !== undefined) return freshProcOk;
-  const whyNot = freshProcTrial();
+  const known = currentEntry();
+  let whyNot: string | null;
+  if (known.proc !== 'unknown' && process.env.IMG_NO_PROC_MOUNT !== '1') whyNot = known.proc === 'fresh' ? null : known.procReason;
+  else {
+    whyNot = freshProcTrial();
+    noteProc(whyNot === null ? 'fresh' : 'host', whyNot ?? 'a fresh /proc mounts in a new PID namespace here');
+  }
   freshProcOk = whyNot === null;
   if (whyNot !== null) {
     debug(`fresh /proc: ${whyNot}`);

@@ -1,14 +1,17 @@
-// The single door into a user namespace. Every command that touches
-// snapshots calls enterUserNamespace() first. An unprivileged caller is
-// re-executed (same node, same flags, same argv) as root of a new user +
-// mount namespace whose ids map to the caller's subordinate ranges; the
-// outer process only relays signals and the exit code.
+// The door into img's user namespace: every command that touches snapshots
+// calls enterUserNamespace() first. Normally img-launch
+// (addon/launcher/img-launch.c) entered the namespace before Node started and
+// left its record (./entry.ts): the door only reads it. img started without
+// the launcher (`node bin/img.js`, tests running the sources) execs the
+// launcher in place, which costs one more Node start. With no launcher built
+// (an addon built before it existed) img re-executes itself from Node as it
+// did before, with the same mapping fallbacks.
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
-import { HostError } from '../util/errors';
-import { debug, warn } from '../util/log';
-import { isSea, loadAddon } from '../host';
-import { buildIdMap, currentUserName, findHelper, readSubIds, type IdMapEntry } from './idmap';
+import { debug } from '../util/log';
+import { envList, launcherPath, loadAddon, selfArgv } from '../host';
+import { buildIdMap, currentUserName, findHelper, readSubIds, subIdFile, type IdMapEntry } from './idmap';
+import { ENTRY_ENV, debugEntry, entryFacts, usernsError, warnSingleMapping, type EntryFacts } from './entry';
 
 export const USERNS_ENV = 'IMG_USERNS';
 // Set in the child: the caller's host ids (for things that must name them, e.g. fuse).
@@ -28,106 +31,88 @@ function run(file: string, args: string[]): Promise<void> {
   });
 }
 
-function readSysctl(p: string): string | undefined {
-  try {
-    return fs.readFileSync(p, 'utf8').trim();
-  } catch {
-    return undefined;
-  }
-}
-
-// Names the knob that keeps user namespaces off on this host.
-export function usernsDisabledHint(): string {
-  const knobs: string[] = [];
-  if (readSysctl('/proc/sys/kernel/unprivileged_userns_clone') === '0')
-    knobs.push('sysctl -w kernel.unprivileged_userns_clone=1');
-  if (readSysctl('/proc/sys/user/max_user_namespaces') === '0') knobs.push('sysctl -w user.max_user_namespaces=15000');
-  if (readSysctl('/proc/sys/kernel/apparmor_restrict_unprivileged_userns') === '1')
-    knobs.push('sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 (or an AppArmor profile allowing userns for node)');
-  if (knobs.length) return `enable unprivileged user namespaces: ${knobs.join('; ')}`;
-  return 'enable unprivileged user namespaces (kernel.unprivileged_userns_clone=1 on Debian < 11 kernels, user.max_user_namespaces > 0, kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu >= 23.10), or run img as root';
-}
-
-// IMG_SUBUID_FILE/IMG_SUBGID_FILE point the range lookup elsewhere (tests of
-// the single-id fallback). newuidmap still checks the real /etc files.
-export function subIdFile(kind: 'uid' | 'gid'): string {
-  return (kind === 'uid' ? process.env.IMG_SUBUID_FILE : process.env.IMG_SUBGID_FILE) || `/etc/sub${kind}`;
-}
-
 function mapArgs(pid: number, map: IdMapEntry[]): string[] {
   return [String(pid), ...map.flatMap((e) => [String(e.inside), String(e.outside), String(e.count)])];
 }
 
-async function writeIdMaps(pid: number, uid: number, gid: number, user: string | undefined): Promise<void> {
-  const [subuid, subgid] = await Promise.all([readSubIds(subIdFile('uid'), user, uid), readSubIds(subIdFile('gid'), user, uid)]);
-  const who = user ?? String(uid);
-  if (subuid.length === 0 || subgid.length === 0) {
-    // Only the caller's own ids: enough for images whose files are all root's.
-    warn(
-      `no subordinate ids for ${who} in /etc/subuid and /etc/subgid: mapping only root; files owned by other users in images will fail. ` +
-        `Add "${who}:100000:65536" to /etc/subuid and /etc/subgid (or run: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${who})`,
-    );
-    await fs.promises.writeFile(`/proc/${pid}/setgroups`, 'deny');
-    await fs.promises.writeFile(`/proc/${pid}/uid_map`, `0 ${uid} 1\n`);
-    await fs.promises.writeFile(`/proc/${pid}/gid_map`, `0 ${gid} 1\n`);
-    return;
-  }
-  const newuidmap = findHelper('newuidmap');
-  const newgidmap = findHelper('newgidmap');
-  if (!newuidmap || !newgidmap)
-    throw new HostError('newuidmap/newgidmap not found: cannot map the subordinate id ranges', {
-      hint: 'install them: apt-get install uidmap (dnf install shadow-utils on Fedora)',
-    });
-  const uidMap = buildIdMap(uid, subuid);
-  const gidMap = buildIdMap(gid, subgid);
-  try {
-    await Promise.all([run(newuidmap, mapArgs(pid, uidMap)), run(newgidmap, mapArgs(pid, gidMap))]);
-  } catch (err) {
-    const stderr = (err as { stderr?: string }).stderr;
-    throw new HostError(`cannot map ids into the user namespace: ${stderr || (err as Error).message}`, {
-      hint: `check that /etc/subuid and /etc/subgid grant ${who} its ranges, and that newuidmap/newgidmap are setuid root (ls -l ${newuidmap})`,
-      cause: err,
-    });
-  }
-  debug(`userns ${pid}: uid map ${JSON.stringify(uidMap)}, gid map ${JSON.stringify(gidMap)}`);
+
+interface NamespaceChild {
+  pid: number;
+  syncFd: number;
 }
 
-// Starts argv in a fresh user + mount namespace with the caller's id maps and
-// returns its pid (the caller waits). Exported for tests and for tools that
-// need a namespaced helper process rather than a re-exec.
-export async function spawnInUserNamespace(
-  argv: string[],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string; pidns?: boolean } = {},
-): Promise<number> {
+// A child unshared into a user + mount namespace, waiting for its maps; its
+// environment carries the facts it will run under.
+function cloneChild(argv: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string }, facts: EntryFacts): NamespaceChild {
+  const env = {
+    ...(opts.env ?? process.env),
+    [USERNS_ENV]: '1',
+    [HOST_UID_ENV]: String(process.getuid!()),
+    [HOST_GID_ENV]: String(process.getgid!()),
+    [ENTRY_ENV]: JSON.stringify(facts),
+  };
+  try {
+    return loadAddon().cloneUserns({ argv, env: envList(env), cwd: opts.cwd ?? process.cwd() });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EPERM' || code === 'ENOSPC' || code === 'EACCES' || code === 'EINVAL' || code === 'EUSERS') throw usernsError(code, err);
+    throw err;
+  }
+}
+
+async function abandon(child: NamespaceChild): Promise<void> {
+  const addon = loadAddon();
+  addon.releaseChild(child.syncFd, false);
+  await addon.waitpid(child.pid);
+}
+
+// Starts argv in a fresh user + mount namespace and returns its pid (the
+// caller waits with loadAddon().waitpid). The mapping falls back as
+// img-launch's does: subordinate ranges through newuidmap/newgidmap, else the
+// caller's own ids, each attempt a fresh child (a written map cannot change).
+export async function spawnInUserNamespace(argv: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<number> {
   const addon = loadAddon();
   const uid = process.getuid!();
   const gid = process.getgid!();
-  const env = { ...(opts.env ?? process.env), [USERNS_ENV]: '1', [HOST_UID_ENV]: String(uid), [HOST_GID_ENV]: String(gid) };
-  let child: { pid: number; syncFd: number };
-  try {
-    child = addon.cloneUserns({
-      argv,
-      env: Object.entries(env)
-        .filter(([, v]) => v !== undefined)
-        .map(([k, v]) => `${k}=${v}`),
-      cwd: opts.cwd ?? process.cwd(),
-      pidns: opts.pidns,
+  const user = currentUserName();
+  const [subuid, subgid] = await Promise.all([readSubIds(subIdFile('uid'), user, uid), readSubIds(subIdFile('gid'), user, uid)]);
+  const newuidmap = findHelper('newuidmap');
+  const newgidmap = findHelper('newgidmap');
+  const facts: EntryFacts = { via: 'img', user, mapping: 'subids' };
+  if (subuid.length === 0 || subgid.length === 0) {
+    const noRangesIn = subuid.length === 0 && subgid.length === 0 ? `${subIdFile('uid')} and ${subIdFile('gid')}` : subuid.length === 0 ? subIdFile('uid') : subIdFile('gid');
+    Object.assign(facts, { mapping: 'single', cause: 'no-ranges', noRangesIn });
+  } else if (!newuidmap || !newgidmap) {
+    Object.assign(facts, { mapping: 'single', cause: 'no-helper', helper: newuidmap ? 'newgidmap' : 'newuidmap' });
+  } else {
+    const child = cloneChild(argv, opts, facts);
+    const [u, g] = await Promise.allSettled([
+      run(newuidmap, mapArgs(child.pid, buildIdMap(uid, subuid))),
+      run(newgidmap, mapArgs(child.pid, buildIdMap(gid, subgid))),
+    ]);
+    if (u.status === 'fulfilled' && g.status === 'fulfilled') {
+      addon.releaseChild(child.syncFd, true);
+      return child.pid;
+    }
+    await abandon(child);
+    const failed = u.status === 'rejected' ? { helper: newuidmap, err: u.reason } : { helper: newgidmap, err: (g as PromiseRejectedResult).reason };
+    const e = failed.err as { code?: unknown; stderr?: string; message?: string };
+    Object.assign(facts, {
+      mapping: 'single',
+      cause: 'helper-failed',
+      helper: failed.helper,
+      helperStatus: typeof e.code === 'number' ? e.code : 127,
+      helperStderr: e.stderr || e.message,
     });
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EPERM' || code === 'ENOSPC' || code === 'EACCES' || code === 'EINVAL')
-      throw new HostError(`cannot create a user namespace (${code}): unprivileged user namespaces are disabled on this host`, {
-        hint: usernsDisabledHint(),
-        cause: err,
-      });
-    throw err;
   }
+  const child = cloneChild(argv, opts, facts);
   try {
-    await writeIdMaps(child.pid, uid, gid, currentUserName());
+    await fs.promises.writeFile(`/proc/${child.pid}/setgroups`, 'deny');
+    await fs.promises.writeFile(`/proc/${child.pid}/uid_map`, `0 ${uid} 1\n`);
+    await fs.promises.writeFile(`/proc/${child.pid}/gid_map`, `0 ${gid} 1\n`);
   } catch (err) {
-    addon.releaseChild(child.syncFd, false);
-    await addon.waitpid(child.pid);
-    throw err;
+    await abandon(child);
+    throw usernsError((err as NodeJS.ErrnoException).code, err);
   }
   addon.releaseChild(child.syncFd, true);
   return child.pid;
@@ -147,22 +132,28 @@ function inForegroundGroup(): boolean {
   }
 }
 
-// The command line that runs this process again. A single-file binary (SEA)
-// has argv [binary, binary, ...args] and applies its own execArgv.
-export function selfArgv(): string[] {
-  if (isSea()) return [process.execPath, ...process.argv.slice(2)];
-  return [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
-}
-
-// Re-executes this very command inside the namespace and exits with its code.
-// Returns only when there is nothing to do: real root, or already inside.
+// Makes sure this command runs in its user namespace: returns when it does
+// (or when it needs none: real root); otherwise replaces or re-runs the
+// command inside and exits with its status. Throws when the host allows no
+// user namespace.
 export async function enterUserNamespace(opts: { reason?: string } = {}): Promise<void> {
-  if (process.getuid?.() === 0) return;
-  if (inUserNamespace()) return;
-  debug(`entering a user namespace${opts.reason ? ` (${opts.reason})` : ''}`);
-  const argv = selfArgv();
-  const pid = await spawnInUserNamespace(argv);
+  if (inUserNamespace()) {
+    debugEntry();
+    warnSingleMapping();
+    return;
+  }
+  if (process.getuid?.() === 0) return; // real root
+  const tried = entryFacts();
+  if (tried?.mapping === 'none') throw usernsError(tried.errno);
+  const why = opts.reason ? ` (${opts.reason})` : '';
+  const launcher = launcherPath();
   const addon = loadAddon();
+  if (launcher && addon.execve) {
+    debug(`img was started without img-launch${why}: re-executing through ${launcher}`);
+    addon.execve(launcher, [launcher, 'enter', ...selfArgv()], envList(process.env));
+  }
+  debug(`img-launch ${launcher ? 'cannot be exec\'d by this addon build' : 'not found'}${why}: re-executing in a user namespace from Node (rebuild with npm run build:addon to avoid the second start)`);
+  const pid = await spawnInUserNamespace(selfArgv());
   // The child shares our process group: a terminal's ^C/hangup already
   // reaches it, and a second copy would look like a second ^C. Forward only
   // signals the terminal did not deliver to the group (kill <pid>, timeout).

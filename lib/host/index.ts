@@ -51,27 +51,61 @@ export function isSea(): boolean {
   return seaModule()?.isSea() ?? false;
 }
 
+// The command line that runs this process again. A single-file binary (SEA)
+// has argv [binary, binary, ...args] and applies its own execArgv.
+export function selfArgv(): string[] {
+  if (isSea()) return [process.execPath, ...process.argv.slice(2)];
+  return [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+}
+
+// An environment as execve wants it: "KEY=value" strings.
+export function envList(env: NodeJS.ProcessEnv): string[] {
+  return Object.entries(env)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${v}`);
+}
+
 export function addonPath(): string {
   if (process.env.IMG_ADDON_PATH) return path.resolve(process.env.IMG_ADDON_PATH);
   if (isSea()) return seaAddonFile();
   return path.join(packageRoot(), ADDON_REL);
 }
 
-// Where the SEA's embedded addon is unpacked: a private cache dir, one file
-// per content hash, written atomically so concurrent img processes agree.
-function seaAddonFile(): string {
-  const bytes = Buffer.from(seaModule()!.getAsset('img_addon.node'));
+// Where the SEA's embedded files (the addon, img-launch) are unpacked: a
+// private cache dir, one file per content hash, written atomically so
+// concurrent img processes agree.
+function seaAssetFile(key: string, name: (hash: string) => string): string {
+  const bytes = Buffer.from(seaModule()!.getAsset(key));
   const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
   const cacheRoot = process.env.XDG_CACHE_HOME || (process.env.HOME ? path.join(process.env.HOME, '.cache') : '');
   const dir = cacheRoot ? path.join(cacheRoot, 'img') : path.join(os.tmpdir(), `img-${process.getuid?.() ?? 0}`);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const file = path.join(dir, `addon-${hash}.node`);
+  const file = path.join(dir, name(hash));
   if (!fs.existsSync(file)) {
     const tmp = `${file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, bytes, { mode: 0o755 });
     fs.renameSync(tmp, file);
   }
   return file;
+}
+
+function seaAddonFile(): string {
+  return seaAssetFile('img_addon.node', (hash) => `addon-${hash}.node`);
+}
+
+// img-launch (addon/launcher/img-launch.c), the namespace entry that runs
+// before Node: beside the addon, or unpacked from the single binary.
+// undefined when it was not built (an addon built before it existed);
+// IMG_LAUNCHER names another one, or none when empty.
+export function launcherPath(): string | undefined {
+  if (process.env.IMG_LAUNCHER !== undefined) return process.env.IMG_LAUNCHER || undefined;
+  try {
+    const file = isSea() ? seaAssetFile('img-launch', (hash) => `img-launch-${hash}`) : path.join(path.dirname(addonPath()), 'img-launch');
+    fs.accessSync(file, fs.constants.X_OK);
+    return file;
+  } catch {
+    return undefined;
+  }
 }
 
 // Loads the addon once. Throws a HostError saying how to build it when absent.

@@ -43,6 +43,10 @@ export interface NativeAddon {
   // Only for cloneUserns children: libuv reaps the ones child_process spawned.
   waitpid(pid: number): Promise<number>;
 
+  // Replaces this process with `path` (stdio kept, signal mask and SIGPIPE reset).
+  // Returns only by throwing. Absent from addons built before it existed.
+  execve?(path: string, argv: string[], env: string[]): never;
+
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
   umount(target: string, flags: number): void;
 

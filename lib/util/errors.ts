@@ -122,12 +122,6 @@ export class AbortError extends ImgError {
   }
 }
 
-// Thrown by a build running outside the user namespace when a step needs it:
-// the CLI catches it and re-runs the command inside (never shown to the user).
-export class NeedsUserNamespace extends ImgError {
-  override readonly code: string = 'IMG_ERR_NEEDS_USERNS';
-}
-
 // The codes, for readers who match on them (e.g. JSON output, tests).
 export const ErrorCodes = {
   IMG_ERR: ImgError,
@@ -145,7 +139,6 @@ export const ErrorCodes = {
   IMG_ERR_DISK_FULL: DiskFullError,
   IMG_ERR_LOCK_BUSY: LockBusyError,
   IMG_ERR_ABORTED: AbortError,
-  IMG_ERR_NEEDS_USERNS: NeedsUserNamespace,
 } as const;
 
 // True when `err` or anything it wraps (cause, AggregateError members) is an

@@ -7,7 +7,7 @@ import { VERSION } from '../../lib/util/version';
 import { runImg } from '../helpers/cli';
 
 describe('img version', () => {
-  it("prints img's fields plus the addon status", async () => {
+  it("prints img's fields plus the addon status and the namespace entry", async () => {
     const r = await runImg(['version'], { env: { IMG_GIT_COMMIT: '0123456789ab' } });
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.split('\n');
@@ -18,8 +18,14 @@ describe('img version', () => {
     assert.match(lines[4], /^ platform    : linux\/(amd64|arm64(\/v8)?|arm\/v\d|386|ppc64le|s390x|riscv64)$/);
     assert.match(lines[5], /^ addon       : (loaded \(.*img_addon\.node\)|not loaded: .+)$/);
     assert.match(lines[6], /^ compression : gzip: (ISA-L [\d.]+|zlib [\d.]+ \(no ISA-L in this build\)).*; zstd: .*; \d+ threads$/);
-    assert.match(lines[7], /^ backend     : /);
-    assert.equal(lines.length, 9);
+    // The user-namespace entry (lib/exec/entry.ts); rootless values are checked in test/exec/entry.test.ts.
+    if (process.getuid?.() === 0) {
+      assert.equal(lines[7], ' namespace   : none needed (real root)');
+      assert.equal(lines[8], ' id mapping  : host (real root: no user namespace needed)');
+    }
+    assert.match(lines[9], /^ \/proc       : (fresh|host|unknown) \(.+\)$/);
+    assert.match(lines[10], /^ backend     : /);
+    assert.equal(lines.length, 12);
   });
 
   it('names the snapshot backend: -b, or the verdict auto cached in the state dir', async () => {

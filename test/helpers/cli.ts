@@ -1,9 +1,20 @@
 // Run the img CLI from source (tsx) the way a user would, capturing output.
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 export const CLI_MAIN = path.join(REPO, 'lib', 'cli', 'main.ts');
+// img-launch, the namespace entry bin/img starts img through (built with the addon).
+export const LAUNCHER = path.join(REPO, 'build', 'Release', 'img-launch');
+
+// `program` (node and its arguments up to the script) run as img: through
+// img-launch like bin/img when it is built, else directly (img then
+// re-executes itself when a command needs the user namespace).
+export function launchArgv(program: string[], args: string[]): string[] {
+  if (!fs.existsSync(LAUNCHER)) return [...program, ...args];
+  return [LAUNCHER, 'img', String(program.length), ...program, ...args];
+}
 
 export interface RunResult {
   code: number;
@@ -20,7 +31,7 @@ export interface RunOptions {
 }
 
 export function imgArgv(args: string[]): string[] {
-  return [process.execPath, '--import', 'tsx', CLI_MAIN, ...args];
+  return launchArgv([process.execPath, '--import', 'tsx', CLI_MAIN], args);
 }
 
 export function runImg(args: string[], opts: RunOptions = {}): Promise<RunResult> {

@@ -8,7 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CLI_MAIN, REPO } from './cli';
+import { CLI_MAIN, REPO, launchArgv } from './cli';
 
 export interface RootlessUser {
   name: string;
@@ -166,7 +166,7 @@ export function runAsUser(
 
 // `img ARGS` as the rootless user.
 export function runImgRootless(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-  return runAsUser([process.execPath, '--import', TSX, CLI_MAIN, ...args], opts);
+  return runAsUser(launchArgv([process.execPath, '--import', TSX, CLI_MAIN], args), opts);
 }
 
 // A TypeScript script (path relative to the repo or absolute) as the rootless user.

@@ -60,7 +60,7 @@ export const register: RegisterCommand = (program, globals) =>
     .action(async (contextArg: string, flags: BuildFlags) => {
       /* eslint-disable @typescript-eslint/no-require-imports */
       const g = globals();
-      const { enterUserNamespace, inUserNamespace } = require('../../exec/userns') as typeof import('../../exec/userns');
+      const { enterUserNamespace } = require('../../exec/userns') as typeof import('../../exec/userns');
 
       if (flags.cacheFrom.length) {
         throw new UnsupportedError(`--cache-from is not supported yet (got ${flags.cacheFrom.join(', ')})`, {
@@ -119,52 +119,17 @@ export const register: RegisterCommand = (program, globals) =>
         }
       }
 
-      // Unprivileged, the build needs a user namespace for its snapshots. Unless it
-      // reads stdin or exports a filesystem, try it outside first (builder/probe.ts):
-      // a fully cached build then skips the re-exec. Otherwise re-exec now, before
-      // anything reads stdin or mounts.
-      const probe =
-        process.getuid?.() !== 0 &&
-        !inUserNamespace() &&
-        env.IMG_NO_PROBE !== '1' &&
-        contextArg !== '-' &&
-        buildOpts.file !== '-' &&
-        // Filesystem exports always read snapshots; archives on stdout must not be held in memory.
-        !buildOpts.outputs.some((o) => o.type === 'tar' || o.type === 'local' || ((o.type === 'docker' || o.type === 'oci') && !o.dest));
-      if (!probe) await enterUserNamespace({ reason: 'build' });
-      const { HeldOutput, needsUserNamespace } = require('../../builder/probe') as typeof import('../../builder/probe');
-      const held = probe ? [new HeldOutput(process.stdout), new HeldOutput(process.stderr)] : null;
-      let out: NodeJS.WritableStream & { isTTY?: boolean } = held ? held[0] : process.stdout;
-      let errOut: NodeJS.WritableStream & { isTTY?: boolean } = held ? held[1] : process.stderr;
-      const releaseHeld = () => {
-        held?.forEach((h) => h.release());
-        out = process.stdout;
-        errOut = process.stderr;
-      };
+      // Unprivileged, the build's snapshots need the user namespace (img-launch
+      // normally entered it before Node started).
+      await enterUserNamespace({ reason: 'build' });
 
       const { runBuild } = require('../../builder/index') as typeof import('../../builder/index');
       const dataOnStdout = buildOpts.outputs.some((o) => (o.type === 'tar' || o.type === 'docker' || o.type === 'oci') && !o.dest);
       // Human messages go to stdout like img, unless stdout carries the tar.
-      const say = (s: string) => (dataOnStdout ? errOut : out).write(s + '\n');
+      const say = (s: string) => (dataOnStdout ? process.stderr : process.stdout).write(s + '\n');
       const display = buildOpts.tags.length ? fullName(buildOpts.tags[0]) : null;
       if (!buildOpts.quiet && display) say(`Building ${display}`);
-      let outcome: Awaited<ReturnType<typeof runBuild>>;
-      try {
-        outcome = await runBuild(
-          { ...buildOpts, probe },
-          { stdout: out as never, stderr: errOut as never, stdin: process.stdin, cwd: process.cwd(), env },
-        );
-      } catch (err) {
-        if (held && needsUserNamespace(err)) {
-          held.forEach((h) => h.discard());
-          const { debug } = require('../../util/log') as typeof import('../../util/log');
-          debug(`build: ${(err as Error).message}; running the build inside a user namespace`);
-          await enterUserNamespace({ reason: 'build' }); // exits with the namespaced build's status
-        }
-        releaseHeld();
-        throw err;
-      }
-      releaseHeld();
+      const outcome = await runBuild(buildOpts, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, cwd: process.cwd(), env });
       if (buildOpts.quiet) {
         if (outcome.imageId && !dataOnStdout) process.stdout.write(outcome.imageId + '\n');
         return;

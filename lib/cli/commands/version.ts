@@ -1,6 +1,7 @@
 // img version: the fields img prints (version, git hash, runtime, platform),
-// plus whether the native addon loads and why not, and what compresses layers.
-// Reads files only; no git process.
+// plus whether the native addon loads and why not, what compresses layers, and
+// how this host runs builds: the user namespace entry (lib/exec/entry.ts) and
+// the snapshot backend, each with its reason. Reads files only; no git process.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { RegisterCommand } from './index';
@@ -12,6 +13,9 @@ export interface VersionInfo {
   platform: string;
   addon: string;
   compression: string;
+  namespace: string;
+  mapping: string;
+  proc: string;
   backend: string;
 }
 
@@ -69,7 +73,9 @@ export function versionInfo(stateDir: string, backend = 'auto'): VersionInfo {
   const { hostPlatform, formatPlatform } = require('../../images/platform') as typeof import('../../images/platform');
   const { addonStatus, addonPath } = require('../../host/index') as typeof import('../../host/index');
   const { describeCodecs } = require('../../archive/codecs') as typeof import('../../archive/codecs');
+  const { currentEntry } = require('../../exec/entry') as typeof import('../../exec/entry');
   const st = addonStatus();
+  const e = currentEntry();
   return {
     version: `v${VERSION}`,
     gitCommit: gitCommit(),
@@ -77,6 +83,10 @@ export function versionInfo(stateDir: string, backend = 'auto'): VersionInfo {
     platform: formatPlatform(hostPlatform()),
     addon: st.loaded ? `loaded (${addonPath()})` : `not loaded: ${st.error ?? 'unknown error'}`,
     compression: describeCodecs(),
+    namespace:
+      e.via === 'root' ? 'none needed (real root)' : e.via === 'none' ? 'not entered' : `entered by ${e.via}${e.launcherMs === undefined ? '' : ` in ${e.launcherMs.toFixed(1)} ms`}`,
+    mapping: `${e.mapping} (${e.mappingReason})`,
+    proc: `${e.proc} (${e.procReason})`,
     backend: backendInfo(stateDir, backend),
   };
 }
@@ -89,6 +99,9 @@ export function formatVersion(v: VersionInfo): string {
     ['platform', v.platform],
     ['addon', v.addon],
     ['compression', v.compression],
+    ['namespace', v.namespace],
+    ['id mapping', v.mapping],
+    ['/proc', v.proc],
     ['backend', v.backend],
   ];
   return `img:\n${rows.map(([k, val]) => ` ${k.padEnd(12)}: ${val}`).join('\n')}\n`;

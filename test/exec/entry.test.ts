@@ -1,0 +1,132 @@
+// The namespace entry degrades instead of failing (issue 9), seen by a user
+// of `img build` and `img version` as the unprivileged test user: full
+// subordinate ranges; a newuidmap the kernel refuses (a copy without its
+// setuid bit, refused exactly as in a container that may not map ids); no
+// ranges at all. Each builds a small image and says which mapping it used
+// and why; the degraded ones warn once. Signals reach a build through
+// img-launch and its exit status comes back.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { imgArgv, LAUNCHER } from '../helpers/cli';
+import { cleanup, rootlessUser, runImgRootless, spawnAsUser } from '../helpers/rootless';
+import { build, descendants, setup, skip, storedConfig, type Env } from '../builder/helpers';
+
+const noLauncher = !fs.existsSync(LAUNCHER) && `img-launch is not built (${LAUNCHER}): run npm run build:addon`;
+const DOCKERFILE = 'FROM busybox\nRUN echo hi > /hi\nCOPY app.txt /app.txt\n';
+const DEGRADED = /^WARN user namespace maps only your own ids \(uid and gid as 0\): (.*)\. Files owned by other users or groups in images, and RUN or COPY --chown to them, will fail\. (.*)$/gm;
+
+// The owners (uid:gid) of `file` in the image's top layer.
+async function topLayerOwner(e: Env, name: string, file: string): Promise<string> {
+  const { manifest } = await storedConfig(e, name);
+  const top = manifest.layers[manifest.layers.length - 1].digest.slice('sha256:'.length);
+  const listing = execFileSync('tar', ['--numeric-owner', '-tvzf', path.join(e.state, 'content', 'blobs', 'sha256', top)], { encoding: 'utf8' });
+  const line = listing.split('\n').find((l) => l.endsWith(` ${file}`));
+  assert.ok(line, `${file} in the top layer:\n${listing}`);
+  return line.split(/\s+/)[1].replace('/', ':');
+}
+
+describe('the namespace entry degrades instead of failing', { skip: skip || noLauncher }, () => {
+  let e: Env;
+  let refusedBin: string;
+  let emptySubIds: string;
+  before(async () => {
+    e = await setup({ Dockerfile: DOCKERFILE, 'app.txt': 'v1\n', 'chown/Dockerfile': 'FROM busybox\nRUN echo hi > /hi && chown 1000:1000 /hi\n' });
+    refusedBin = path.join(e.root, 'refused-bin');
+    fs.mkdirSync(refusedBin);
+    for (const h of ['newuidmap', 'newgidmap']) {
+      fs.copyFileSync(`/usr/bin/${h}`, path.join(refusedBin, h));
+      fs.chmodSync(path.join(refusedBin, h), 0o755); // no setuid bit
+    }
+    emptySubIds = path.join(e.root, 'no-subids');
+    fs.writeFileSync(emptySubIds, '');
+  });
+  after(() => cleanup(e.root));
+
+  test('full subordinate ranges: no warning, other owners work', async () => {
+    const r = await build(e, ['--debug', '-t', 'entry:full', e.ctx]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /^WARN /m);
+    assert.match(r.stderr, /^DEBU user namespace: entered by img-launch in [\d.]+ ms; mapping subids: the subordinate ranges of \S+ in \/etc\/subuid and \/etc\/subgid, written by newuidmap\/newgidmap$/m);
+    assert.match(r.stderr, /^DEBU \/proc for RUN steps: fresh \(/m);
+    assert.match(r.stderr, /^DEBU start-up: img-launch [\d.]+ ms, Node [\d.]+ ms, modules [\d.]+ ms$/m);
+    const chown = await build(e, ['-t', 'entry:chown', path.join(e.ctx, 'chown')]);
+    assert.equal(chown.code, 0, chown.stderr);
+    assert.equal(await topLayerOwner(e, 'docker.io/library/entry:chown', 'hi'), '1000:1000');
+
+    const v = await runImgRootless(['-s', e.state, 'version']);
+    assert.equal(v.code, 0, v.stderr);
+    assert.match(v.stdout, /^ namespace {3}: entered by img-launch in [\d.]+ ms$/m);
+    assert.match(v.stdout, /^ id mapping {2}: subids \(the subordinate ranges of /m);
+    assert.match(v.stdout, /^ \/proc {7}: fresh \(/m);
+    assert.match(v.stdout, /^ backend {5}: (overlayfs|fuse-overlayfs|native) \(auto/m);
+  });
+
+  for (const variant of ['refused newuidmap', 'no subordinate ranges'] as const) {
+    test(`${variant}: a single-id mapping with one warning, and the build still works`, async () => {
+      const env =
+        variant === 'refused newuidmap'
+          ? { PATH: `${refusedBin}:${process.env.PATH}` }
+          : { IMG_SUBUID_FILE: emptySubIds, IMG_SUBGID_FILE: emptySubIds };
+      const why =
+        variant === 'refused newuidmap'
+          ? `${refusedBin}/newuidmap failed (exit 1): newuidmap: write to uid_map failed: Operation not permitted`
+          : `no subordinate ids for ${rootlessUser()!.name} in ${emptySubIds} and ${emptySubIds}`;
+      const tag = `entry:${variant.split(' ')[0]}`;
+      const r = await runImgRootless(['-s', e.state, 'build', '--progress', 'plain', '--debug', '--no-cache', '-t', tag, e.ctx], { env });
+      assert.equal(r.code, 0, r.stderr);
+      const warnings = [...r.stderr.matchAll(DEGRADED)];
+      assert.equal(warnings.length, 1, r.stderr);
+      assert.equal(r.stderr.match(/^WARN /gm)?.length, 1, r.stderr);
+      assert.equal(warnings[0][1], why);
+      assert.match(warnings[0][2], variant === 'refused newuidmap' ? /must be setuid root or carry the cap_setuid\/cap_setgid file capabilities/ : /usermod --add-subuids/);
+      assert.ok(r.stderr.includes(`DEBU user namespace: entered by img-launch`) && r.stderr.includes(`mapping single: ${why}\n`), r.stderr);
+      const { manifest } = await storedConfig(e, `docker.io/library/${tag}`);
+      assert.equal(manifest.layers.length, 3);
+
+      const v = await runImgRootless(['-s', e.state, 'version'], { env });
+      assert.equal(v.code, 0, v.stderr);
+      assert.ok(v.stdout.includes(` id mapping  : single (${why})\n`), v.stdout);
+      assert.doesNotMatch(v.stderr, /WARN/);
+      // What the warning says is lost: other owners cannot be created.
+      const chown = await runImgRootless(['-s', e.state, 'build', '--progress', 'plain', '--no-cache', path.join(e.ctx, 'chown')], { env });
+      assert.notEqual(chown.code, 0, chown.stderr);
+      assert.match(chown.stderr, /chown.*Invalid argument/);
+    });
+  }
+
+  test('SIGTERM to img-launch (as timeout and Kubernetes send it) stops a build; its status comes back', async () => {
+    const dir = path.join(e.root, 'sleeper');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'Dockerfile'), 'FROM busybox\nRUN echo start-sleep && sleep 67\n');
+    const u = rootlessUser()!;
+    if (process.getuid?.() === 0) execFileSync('chown', ['-R', `${u.uid}:${u.gid}`, dir]);
+    const { child, done } = spawnAsUser(imgArgv(['-s', e.state, 'build', '--progress', 'plain', '--no-cache', dir]));
+    child.stdout!.resume();
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const started = new Promise<void>((resolve, reject) => {
+      const t = setInterval(() => {
+        if (/ start-sleep/.test(err)) {
+          clearInterval(t);
+          resolve();
+        }
+      }, 50);
+      child.on('close', () => {
+        clearInterval(t);
+        reject(new Error(`build ended before its RUN step:\n${err}`));
+      });
+    });
+    await started;
+    const launcher = [child.pid!, ...descendants(child.pid!)].find((p) => fs.readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'img-launch');
+    assert.ok(launcher, 'img-launch runs the build');
+    const tree = descendants(launcher);
+    process.kill(launcher, 'SIGTERM');
+    assert.equal(await done, 143, err);
+    const alive = () => tree.filter((pid) => fs.existsSync(`/proc/${pid}`));
+    for (let i = 0; i < 50 && alive().length; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(alive(), [], 'every process of the build is gone');
+  });
+});
