@@ -116,26 +116,21 @@ export function podSkipReason(): string | false {
 
 // img from this checkout's sources, bundled by esbuild into one file (tsx
 // would compile every module again in each pod: seconds per command), run
-// by this Node; the addon is the checkout's.
+// by this Node; the addon and img-launch are the checkout's.
 let bundleDir: string | undefined;
 function bundleCli(): string {
   if (!bundleDir) {
     bundleDir = fs.mkdtempSync(path.join(os.tmpdir(), 'img-pod-cli-'));
     fs.chmodSync(bundleDir, 0o755);
+    // The installed CLI's bundle (entry lib/cli/start.ts: it execs img-launch for commands that need the namespace).
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    (require('esbuild') as typeof import('esbuild')).buildSync({
-      entryPoints: [path.join(REPO, 'lib', 'cli', 'main.ts')],
-      bundle: true,
-      platform: 'node',
-      target: 'node20',
-      format: 'cjs',
-      outfile: path.join(bundleDir, 'img.cjs'),
-      define: { IMG_BUNDLED_VERSION: JSON.stringify((JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version) },
-      logLevel: 'warning',
-    });
+    (require('../../scripts/bundle.js') as { bundle(outfile: string): void }).bundle(path.join(bundleDir, 'img.cjs'));
     fs.chmodSync(path.join(bundleDir, 'img.cjs'), 0o644);
     fs.copyFileSync(path.join(REPO, 'build', 'Release', 'img_addon.node'), path.join(bundleDir, 'img_addon.node'));
     fs.chmodSync(path.join(bundleDir, 'img_addon.node'), 0o755);
+    // img-launch beside the addon, where lib/host/index.ts looks for it.
+    fs.copyFileSync(path.join(REPO, 'build', 'Release', 'img-launch'), path.join(bundleDir, 'img-launch'));
+    fs.chmodSync(path.join(bundleDir, 'img-launch'), 0o755);
     process.on('exit', () => fs.rmSync(bundleDir!, { recursive: true, force: true }));
   }
   return bundleDir;

@@ -41,7 +41,7 @@ describe('img in a pod', { skip: podSkipReason() }, () => {
     assert.equal(r.buildCode, 0, r.buildLog);
     assert.match(r.buildLog, /DEBU snapshotter auto: chose overlayfs/);
     assert.match(r.buildLog, /WARN this host does not allow mounting a fresh \/proc/);
-    assert.doesNotMatch(r.buildLog, /WARN no subordinate ids/);
+    assert.doesNotMatch(r.buildLog, /WARN user namespace maps only your own ids/);
     // runc's own warnings are debug lines, never a step's output.
     assert.match(r.buildLog, /^DEBU runc img-[0-9a-f]+: warning: cannot toggle freezer/m);
     assert.doesNotMatch(r.buildLog, /^#\d+ [\d.]+ .*(freezer|lstat )/m);
@@ -56,7 +56,7 @@ describe('img in a pod', { skip: podSkipReason() }, () => {
     assert.equal(row(r.doctor, 'subids').fix, 'as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 user');
 
     assert.equal(r.buildCode, 0, r.buildLog);
-    assert.match(r.buildLog, /WARN no subordinate ids for user/);
+    assert.match(r.buildLog, /WARN user namespace maps only your own ids \(uid and gid as 0\): no subordinate ids for user in \/etc\/subuid and \/etc\/subgid\./);
     assert.match(r.buildLog, /DEBU snapshotter auto: chose overlayfs/);
     assert.match(r.buildLog, /WARN this host does not allow mounting a fresh \/proc/);
     await assertTree(r.tar, 0, false);
@@ -68,6 +68,11 @@ describe('img in a pod', { skip: podSkipReason() }, () => {
     assert.match(row(r.doctor, 'helpers').found, /newuidmap \(setuid root\)/);
     assert.match(mapping.found, /newuidmap refused: newuidmap: write to uid_map failed: Operation not permitted/);
     assert.match(mapping.fix!, /CAP_SYS_ADMIN, absent from this container's bounding set.*setcap cap_setuid=ep \/usr\/bin\/newuidmap/);
+    // The build degrades to a single-id mapping, with one warning saying why.
+    assert.equal(r.buildCode, 0, r.buildLog);
+    assert.equal(r.buildLog.match(/^WARN user namespace maps only your own ids/gm)?.length, 1, r.buildLog);
+    assert.match(r.buildLog, /WARN user namespace maps only your own ids \(uid and gid as 0\): \/usr\/bin\/newuidmap failed \(exit 1\): newuidmap: write to uid_map failed: Operation not permitted\./);
+    await assertTree(r.tar, 0, false);
   });
 
   it('/proc unmasked (--security-opt systempaths=unconfined): RUN steps get a fresh /proc and PID namespace', async () => {
