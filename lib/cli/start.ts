@@ -1,8 +1,8 @@
 // The entry of the bundled CLI (dist/img.js, which bin/img.js loads, and the
 // single binary): enter the user namespace through img-launch first when the
-// command needs it and nobody did (./launch.ts), then load the rest of img.
+// command needs it and nobody did (./launch.ts), then run img.
 import { launchIfNeeded } from './launch';
+import { run } from './main';
 
 launchIfNeeded();
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-(require('./main') as typeof import('./main')).run();
+run();
