@@ -27,10 +27,7 @@ export function buildProgram(): { program: Command; globals: () => GlobalOptions
     .helpCommand('help [command]', 'Help about any command')
     .showHelpAfterError(false)
     .enablePositionalOptions(false);
-  program.hook('preAction', () => {
-    setDebug(Boolean(program.opts().debug));
-    debugStartup();
-  });
+  program.hook('preAction', () => setDebug(Boolean(program.opts().debug)));
   const globals = (): GlobalOptions => {
     const o = program.opts();
     return { backend: o.backend, debug: Boolean(o.debug), state: o.state };
@@ -63,7 +60,8 @@ export function reportError(err: unknown): number {
 // When main() began, in ms since Node's time origin (its process start).
 let mainStartedAt: number | undefined;
 
-// Where start-up went: img-launch (when it ran), Node's own bootstrap, loading img's modules.
+// Where start-up went: img-launch (when it ran), Node's own bootstrap, loading
+// img's modules. Printed last, so --debug's first line stays the command's own.
 function debugStartup(): void {
   if (!isDebug() || mainStartedAt === undefined) return;
   const boot = performance.nodeTiming.bootstrapComplete;
@@ -85,6 +83,8 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     return reportError(err);
+  } finally {
+    debugStartup();
   }
 }
 
