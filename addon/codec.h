@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace img {
 
@@ -23,15 +24,14 @@ class CodecJob {
   // Keeps a JS object (a Buffer the job reads or writes, the stream it steps)
   // alive until the job is settled. Buffer memory never moves, so Run() may use
   // the pointers taken on the JS thread.
-  void Pin(Napi::Object o) { pins_[npins_++] = Napi::Persistent(o); }
+  void Pin(Napi::Object o) { pins_.push_back(Napi::Persistent(o)); }
 
   std::string error;
   const char* errorCode = "EBADMSG";  // errno-shaped: the data is not what its format says
 
  private:
   friend class CodecPool;
-  Napi::ObjectReference pins_[3];
-  int npins_ = 0;
+  std::vector<Napi::ObjectReference> pins_;
   napi_deferred deferred_ = nullptr;
 };
 

@@ -150,9 +150,10 @@ export class NativeCodecDuplex extends Duplex {
       this.bytesIn += read;
       this.bytesOut += written;
       if (this.destroyed) return;
-      // A mostly empty buffer is copied out and reused (zstd's compressor often returns
-      // nothing for a write); a full one goes downstream as it is.
-      if (written < out.length >> 2) {
+      // A half-empty buffer is copied out and reused (zstd's compressor often returns nothing
+      // for a write): downstream, a view would keep all of it alive while only its length
+      // counts against high-water marks. A fuller one goes downstream as it is.
+      if (written <= out.length >> 1) {
         this.spare = out;
         if (written > 0 && !this.push(Buffer.from(out.subarray(0, written)))) await this.readerWants();
       } else if (!this.push(written === out.length ? out : out.subarray(0, written))) await this.readerWants();

@@ -53,7 +53,6 @@ interface Done {
 export class ParallelGzip extends Transform {
   private readonly level: number;
   private readonly codec: 'isal' | 'zlib';
-  private readonly codecLevel: number;
   private readonly chunkSize: number;
   private readonly inFlight: number;
   private readonly deflate: DeflateChunk;
@@ -78,8 +77,8 @@ export class ParallelGzip extends Transform {
     this.level = opts.level ?? 1;
     if (!Number.isInteger(this.level) || this.level < 0 || this.level > 9) throw new RangeError(`gzip level must be 0..9, got ${this.level}`);
     const want = opts.codec ?? gzipCodec();
+    // ISA-L's levels 1-3 are gzip's 1-3; the rest is zlib's
     this.codec = want === 'isal' && this.level >= 1 && this.level <= 3 ? 'isal' : 'zlib';
-    this.codecLevel = this.level;
     this.chunkSize = opts.chunkSize ?? PGZIP_CHUNK;
     if (!(this.chunkSize >= WINDOW)) throw new RangeError(`chunk size must be >= ${WINDOW}, got ${this.chunkSize}`);
     this.inFlight = opts.inFlight ?? 2 * addon.codecThreads() + 2;
@@ -142,14 +141,17 @@ export class ParallelGzip extends Transform {
     const out = Buffer.allocUnsafeSlow(deflateBound(data.length));
     let job: Promise<[number, number]>;
     try {
-      job = this.deflate(this.codec, this.codecLevel, data, dict, last, out);
+      job = this.deflate(this.codec, this.level, data, dict, last, out);
     } catch (err) {
       job = Promise.reject(err);
     }
     job.then(
       ([written, crc]) => {
         if (this.destroyed) return;
-        this.done.set(n, { out: out.subarray(0, written), crc, len: data.length });
+        // A view would keep the whole output buffer alive downstream, where only its length
+        // counts against high-water marks: a well-compressed chunk is copied out instead.
+        const piece = written > out.length >> 1 ? out.subarray(0, written) : Buffer.from(out.subarray(0, written));
+        this.done.set(n, { out: piece, crc, len: data.length });
         while (this.done.has(this.emitSeq)) {
           const d = this.done.get(this.emitSeq)!;
           this.done.delete(this.emitSeq++);
