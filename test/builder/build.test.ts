@@ -262,7 +262,10 @@ test('img build: unsupported flags and bad input are clear errors', { skip, time
 test('img build (rootless): RUN --mount secret/cache/bind, ADD from http, --build-context', { skip, timeout: 240_000 }, async (t) => {
   const http = await import('node:http');
   const server = http.createServer((req, res) => {
-    if (req.url === '/file.txt') res.end('from-http\n');
+    if (req.url === '/file.txt') {
+      res.setHeader('Last-Modified', 'Sat, 03 Feb 2001 04:05:06 GMT');
+      res.end('from-http\n');
+    } else if (req.url === '/undated.txt') res.end('undated\n');
     else {
       res.statusCode = 404;
       res.end();
@@ -279,6 +282,7 @@ RUN --mount=type=secret,id=tok cat /run/secrets/tok > /got-secret
 RUN --mount=type=cache,target=/cache echo x >> /cache/f && wc -l < /cache/f > /count
 RUN --mount=type=bind,from=tools,source=/tool,target=/mnt/tool cat /mnt/tool > /from-bind
 ADD http://127.0.0.1:${port}/file.txt /downloaded.txt
+ADD http://127.0.0.1:${port}/undated.txt /undated.txt
 COPY --from=extra hello.txt /extra.txt
 `,
     'secret.txt': 's3cr3t',
@@ -296,6 +300,8 @@ COPY --from=extra hello.txt /extra.txt
   assert.equal(read('from-bind'), 'tool\n');
   assert.ok(!fs.existsSync(path.join(out, 'mnt/tool')) || fs.statSync(path.join(out, 'mnt/tool')).size === 0);
   assert.equal(read('downloaded.txt'), 'from-http\n');
+  const stamp = (p: string) => [fs.statSync(path.join(out, p)).mtime.toISOString(), (fs.statSync(path.join(out, p)).mode & 0o777).toString(8)];
+  assert.deepEqual([stamp('downloaded.txt'), stamp('undated.txt')], [['2001-02-03T04:05:06.000Z', '600'], ['1970-01-01T00:00:00.000Z', '600']], 'ADD of a URL: 0600, dated Last-Modified or the epoch (BuildKit)');
   assert.equal(read('extra.txt'), 'extra-context\n');
 
   // The cache mount persists across builds (--no-cache reruns the step on the same dir).

@@ -1,6 +1,7 @@
 // The http source op (ADD https://…): downloads the file once, while the key is
-// computed, to a temp file under <state>/tmp; run() puts it into a snapshot.
-// Its cache key is the downloaded content's digest plus the name and mode it gets.
+// computed, to a temp file under <state>/tmp; run() puts it into a snapshot,
+// dated by the response's Last-Modified (else 1970-01-01), as BuildKit does.
+// Its cache key is the downloaded content's digest plus the name, mode and date it gets.
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -13,13 +14,13 @@ import type { Executor, KeyContext } from '../types';
 import type { OpEnv } from './shared';
 
 export function httpOp(env: OpEnv): Executor<HttpSourceVertex> {
-  const downloads = new Map<string, { file: string; digest: string }>(); // vertex id → temp file
+  const downloads = new Map<string, Download>(); // vertex id → temp file
 
   return {
     async contentKey(v, ctx) {
       const got = await download(v, ctx, env.o.stateDir);
       downloads.set(v.id, got);
-      return `http:${got.digest}:${v.filename ?? ''}:${v.chmod ?? ''}`;
+      return `http:${got.digest}:${v.filename ?? ''}:${v.chmod ?? ''}:${got.modified.getTime()}`;
     },
 
     async run(v, ctx) {
@@ -31,6 +32,7 @@ export function httpOp(env: OpEnv): Executor<HttpSourceVertex> {
           const dst = path.join(root, name);
           await fsp.copyFile(got.file, dst);
           await fsp.chmod(dst, v.chmod ?? 0o600);
+          await fsp.utimes(dst, got.modified, got.modified);
         });
         return { snapshot, layers: [{ snapshot }] };
       } finally {
@@ -52,7 +54,13 @@ export function httpFileName(url: string): string {
   }
 }
 
-async function download(v: HttpSourceVertex, ctx: KeyContext, stateDir: string): Promise<{ file: string; digest: string }> {
+interface Download {
+  file: string;
+  digest: string;
+  modified: Date; // Last-Modified, else the Unix epoch
+}
+
+async function download(v: HttpSourceVertex, ctx: KeyContext, stateDir: string): Promise<Download> {
   const dir = path.join(stateDir, 'tmp');
   await fsp.mkdir(dir, { recursive: true });
   const file = path.join(dir, `http-${process.pid}-${randomBytes(6).toString('hex')}`);
@@ -90,5 +98,6 @@ async function download(v: HttpSourceVertex, ctx: KeyContext, stateDir: string):
     throw new ContentError(`checksum of ${v.url} is ${digest}, expected ${v.checksum}`, { hint: 'the file changed upstream or --checksum is wrong' });
   }
   ctx.progress.status('download', { name: `downloading ${name}`, current: n, total, done: true });
-  return { file, digest };
+  const lastModified = Date.parse(res.headers.get('last-modified') ?? '');
+  return { file, digest, modified: new Date(Number.isNaN(lastModified) ? 0 : lastModified) };
 }
