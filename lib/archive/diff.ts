@@ -229,8 +229,7 @@ function readXattrs(p: string): Array<[string, Buffer]> | undefined {
   } catch {
     return undefined;
   }
-  // overlay's own bookkeeping is not content
-  const keep = names.filter((n) => !n.startsWith('trusted.overlay.') && !n.startsWith('user.overlay.')).sort();
+  const keep = names.filter((n) => !sys.isOverlayXattr(n)).sort();
   if (keep.length === 0) return undefined;
   const out: Array<[string, Buffer]> = [];
   for (const n of keep) {

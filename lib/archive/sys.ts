@@ -75,3 +75,34 @@ export function llistxattr(path: string): string[] {
   if (!a || typeof a.llistxattr !== 'function') return [];
   return a.llistxattr(path);
 }
+
+// overlayfs's own bookkeeping (trusted.overlay.*, user.overlay.* with userxattr) is not a file's content.
+export function isOverlayXattr(name: string): boolean {
+  return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');
+}
+
+/**
+ * Copies src's xattrs (file capabilities, ACLs, user.*) onto dst, links not followed,
+ * overlay's own excepted. Returns the names that could not be set (EPERM, ENOTSUP):
+ * as BuildKit's copy, callers note them and go on.
+ */
+export function copyXattrs(src: string, dst: string): string[] {
+  const failed: string[] = [];
+  let names: string[];
+  try {
+    names = llistxattr(src);
+  } catch {
+    return failed; // a filesystem without xattrs: nothing to copy
+  }
+  for (const name of names) {
+    if (isOverlayXattr(name)) continue;
+    const value = lgetxattr(src, name);
+    if (!value) continue;
+    try {
+      lsetxattr(dst, name, value);
+    } catch {
+      failed.push(name);
+    }
+  }
+  return failed;
+}

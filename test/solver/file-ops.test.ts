@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { applyFileActions, parseChmod, type FileOpOptions } from '../../lib/solver/ops/file';
 import type { FileAction } from '../../lib/graph/types';
+import { lgetxattr, lsetxattr } from '../../lib/archive/sys';
 
 type Copy = Extract<FileAction, { op: 'copy' }>;
 
@@ -86,6 +87,14 @@ test('COPY wildcard with one match onto a path without "/" makes that file; a cr
   await fs.utimes(path.join(ctx, 'src'), old, old);
   await run([copyAction(['src'], '/made-dated')]);
   assert.equal((await fs.stat(path.join(dest, 'made-dated'))).mtime.toISOString(), old.toISOString(), "it keeps the source directory's times");
+});
+
+test('COPY keeps xattrs (file capabilities, user.*) of what it copies, as BuildKit', async () => {
+  const { ctx, dest, run } = await setup();
+  lsetxattr(path.join(ctx, 'src', 'main.c'), 'user.origin', Buffer.from('ctx'));
+  lsetxattr(path.join(ctx, 'src', 'sub'), 'user.dir', Buffer.from('d'));
+  await run([copyAction(['src'], '/x/')]);
+  assert.deepEqual([lgetxattr(path.join(dest, 'x', 'main.c'), 'user.origin')?.toString(), lgetxattr(path.join(dest, 'x', 'sub'), 'user.dir')?.toString()], ['ctx', 'd']);
 });
 
 test('COPY of a missing source names it', async () => {

@@ -20,7 +20,8 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ChownSpec, FileAction, FileVertex } from '../../graph/types';
-import { applyLayer, decompressStream, detectCompression } from '../../archive/index';
+import { applyLayer, compareDirs, decompressStream, detectCompression, writeLayer } from '../../archive/index';
+import { copyXattrs } from '../../archive/sys';
 import { resolveUser } from '../../exec/passwd';
 import { loadAddon } from '../../host/index';
 import type { Mounted } from '../../snapshot/types';
@@ -331,7 +332,7 @@ async function matchSources(srcRoot: string, src: string, a: CopyAction): Promis
 // after children (so their mtimes stick), hard links are recreated within one action.
 class TreeCopier {
   private readonly links = new Map<string, string>(); // "dev:ino" → first dest path
-  private readonly dirMeta: { dest: string; st: fs.Stats; timesOnly?: boolean }[] = [];
+  private readonly dirMeta: { src: string; dest: string; st: fs.Stats; timesOnly?: boolean }[] = [];
   private readonly inflight = new Set<Promise<void>>();
   private static readonly PARALLEL = 16;
 
@@ -347,9 +348,9 @@ class TreeCopier {
     if (existing && !existing.isDirectory()) await fsp.rm(destDir, { recursive: true, force: true });
     if (!existing || !existing.isDirectory()) {
       await fsp.mkdir(destDir, { mode: 0o700 });
-      this.dirMeta.push({ dest: destDir, st });
+      this.dirMeta.push({ src: srcDir, dest: destDir, st });
     } else if (!isTop) {
-      this.dirMeta.push({ dest: destDir, st });
+      this.dirMeta.push({ src: srcDir, dest: destDir, st });
     }
     const entries = await fsp.readdir(srcDir, { withFileTypes: true });
     entries.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
@@ -366,7 +367,7 @@ class TreeCopier {
 
   // A directory made for the copy (not from a source entry) still gets the source's times, last.
   keepTimes(dest: string, st: fs.Stats): void {
-    this.dirMeta.push({ dest, st, timesOnly: true });
+    this.dirMeta.push({ src: '', dest, st, timesOnly: true });
   }
 
   async copyEntry(src: string, dest: string, follow: boolean): Promise<void> {
@@ -393,10 +394,10 @@ class TreeCopier {
       debug(`copy: skipping socket ${src}`);
       return;
     }
-    await this.applyMeta(dest, st, false);
+    await this.applyMeta(src, dest, st, false);
   }
 
-  private async applyMeta(dest: string, st: fs.Stats, isDir: boolean): Promise<void> {
+  private async applyMeta(src: string, dest: string, st: fs.Stats, isDir: boolean): Promise<void> {
     const uid = this.owner?.uid ?? st.uid;
     const gid = this.owner?.gid ?? st.gid;
     await fsp.lchown(dest, uid, gid).catch((err) => {
@@ -404,6 +405,8 @@ class TreeCopier {
       if (!isErrno(err, 'EPERM') && !isErrno(err, 'EINVAL')) throw err;
       debug(`copy: cannot chown ${dest} to ${uid}:${gid}: ${(err as Error).message}`);
     });
+    // xattrs before the mode (a chown clears file capabilities, and so would a later one).
+    for (const name of copyXattrs(src, dest)) debug(`copy: cannot set xattr ${name} on ${dest}`);
     if (!st.isSymbolicLink()) {
       const base = st.mode & 0o7777;
       await fsp.chmod(dest, this.chmod ? this.chmod(base, isDir) : base);
@@ -420,9 +423,9 @@ class TreeCopier {
   async finish(): Promise<void> {
     await Promise.all(this.inflight);
     // Deepest directories first so a parent's mtime is set after its children's changes.
-    for (const { dest, st, timesOnly } of this.dirMeta.reverse()) {
+    for (const { src, dest, st, timesOnly } of this.dirMeta.reverse()) {
       if (timesOnly) await fsp.utimes(dest, st.atime, st.mtime);
-      else await this.applyMeta(dest, st, true);
+      else await this.applyMeta(src, dest, st, true);
     }
     this.dirMeta.length = 0;
   }
