@@ -672,7 +672,7 @@ async function tarMtimes(tarPath: string, names: string[]): Promise<Record<strin
   return out;
 }
 
-test('fidelity: one-match wildcard onto a file name, context dir modes, created dir owner, --chown ids, symlink times, groups, proxy args', { skip, timeout: 300_000 }, async (t) => {
+test('fidelity: one-match wildcard onto a file name, context dir modes, created dir owner, --chown ids, symlink times, COPY --link, groups, proxy args', { skip, timeout: 300_000 }, async (t) => {
   const ctx = context('fidelity');
   // Modes and times context() does not keep: what BuildKit's context transfer preserves.
   fs.chmodSync(path.join(ctx, 'modes', 'sticky'), 0o1777);
@@ -700,6 +700,11 @@ test('fidelity: one-match wildcard onto a file name, context dir modes, created 
   assert.deepEqual([e('newdir')?.mode, ...owner('newdir'), ...owner('newdir/sub'), ...owner('newdir/sub/f')], ['755', 0, 0, 1234, 1234, 1234, 1234], 'COPY --from creates /newdir 0755 root-owned; what is inside keeps its owner');
   assert.deepEqual([...owner('newdir-chown'), ...owner('newdir-chown/sub/f')], [3000, 3000, 3000, 3000], '--chown applies to the created directory too');
   assert.deepEqual([owner('chown-uid'), owner('chown-name'), owner('chown-uid-group')], [[3000, 3000], [3000, 50], [3000, 4000]], '--chown=UID is uid and gid; --chown=NAME takes the primary group');
+  assert.deepEqual(
+    [e('owned')?.mode, ...owner('owned'), e('owned/followed.txt')?.type, e('owned/linked.txt')?.type, e('lnk')?.type, e('lnk/through.txt')?.type],
+    ['755', 0, 0, 'file', 'file', 'directory', 'file'],
+    'COPY --link: the parent it creates replaces the stage\'s (0755 root); a symlink on the destination path is replaced, not followed',
+  );
   assert.equal(e('out/id-svc')?.content, 'uid=3000(svc) gid=50(staff) groups=50(staff),4000(extra)\n', 'USER name: the primary group is among the supplementary groups');
   assert.equal(e('out/id-numeric')?.content, 'uid=3000(svc) gid=4000(extra) groups=4000(extra)\n');
   assert.equal(

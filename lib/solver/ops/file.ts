@@ -85,9 +85,11 @@ export function fileOp(env: OpEnv): Executor<FileVertex> {
       const mounts: Mounted[] = [];
       const roots = new Map<number, string>();
       try {
-        // Mount every other input read-only for the duration of the actions.
+        const link = Boolean(base?.snapshot) && linked(v);
+        // Mount every other input read-only for the duration of the actions (the
+        // base too for --link, which writes elsewhere but reads the base's /etc/passwd).
         for (let i = 0; i < ctx.inputs.length; i++) {
-          if (i === v.base) continue;
+          if (i === v.base && !link) continue;
           const snap = ctx.inputs[i].snapshot;
           if (!snap) {
             roots.set(i, await emptyDir(env.o.stateDir));
@@ -101,29 +103,55 @@ export function fileOp(env: OpEnv): Executor<FileVertex> {
           const kind = ctx.inputVertices[i]?.kind;
           return kind === 'local' || kind === 'http' || kind === 'git';
         };
-        const snapshot = await env.produce(base?.snapshot ?? null, v.name, ctx, async (destRoot) => {
-          await applyFileActions({
+        const apply = (destRoot: string, ownersFrom: string) =>
+          applyFileActions({
             destRoot,
             actions: v.actions,
             inputRoot: (i) => {
-              if (i === v.base) return destRoot;
-              const r = roots.get(i);
+              const r = roots.get(i) ?? (i === v.base ? destRoot : undefined);
               if (!r) throw new Error(`file op input ${i} is not mounted`);
               return r;
             },
-            resolveOwner: (chown) => ownerFor(destRoot, chown),
+            resolveOwner: (chown) => ownerFor(ownersFrom, chown),
             // Files from the build context belong to root in the image, as with docker.
             defaultOwner: (i) => (localInput(i) ? { uid: 0, gid: 0 } : undefined),
             unpackArchive,
             sourceDateEpoch: env.o.sourceDateEpoch,
           });
-        });
+        if (link && base?.snapshot) {
+          // COPY --link: BuildKit copies onto an empty filesystem and merges that onto the
+          // stage as a layer — so the destination's symlinks are not followed, and the
+          // parent directories the copy creates (0755, root or --chown) replace the
+          // stage's own in the result.
+          const baseRoot = roots.get(v.base)!;
+          const alone = await env.sn.prepare(null, `${v.name} (linked)`);
+          try {
+            const m = await env.sn.mount(alone);
+            try {
+              await apply(m.rootfs, baseRoot);
+              const snapshot = await env.produce(base.snapshot, v.name, ctx, (root) =>
+                applyLayer(writeLayer(compareDirs(null, m.rootfs), m.rootfs), { root, whiteoutFormat: 'native', sameOwner: true }).then(() => undefined),
+              );
+              return { snapshot, layers: chainOf(base, snapshot) };
+            } finally {
+              await m.release();
+            }
+          } finally {
+            await env.sn.remove(alone).catch((e) => debug(`removing ${alone}: ${(e as Error).message}`));
+          }
+        }
+        const snapshot = await env.produce(base?.snapshot ?? null, v.name, ctx, (destRoot) => apply(destRoot, destRoot));
         return { snapshot, layers: chainOf(base, snapshot) };
       } finally {
         for (const m of mounts) await m.release().catch(() => undefined);
       }
     },
   };
+}
+
+// BuildKit's frontend links a COPY/ADD only without --chmod (else it is a plain copy).
+function linked(v: FileVertex): boolean {
+  return v.link === true && v.actions.every((a) => a.op !== 'copy' || a.chmod === undefined);
 }
 
 // --chown as BuildKit's file op reads it: a name takes its uid and primary gid from the
