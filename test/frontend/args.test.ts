@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ExecVertex } from '../../lib/graph/types';
-import { build, history, named, resolved } from './graphs/helpers';
+import { BASE_DIFF, DIGEST_A, build, history, named, resolved } from './graphs/helpers';
 import { parsePlatform } from '../../lib/images/platform';
 
 const run = async (df: string, opts = {}, step = 'RUN'): Promise<ExecVertex> => named(await build(df, opts), step) as ExecVertex;
@@ -159,6 +159,12 @@ test('automatic platform ARGs have BuildKit\'s values for amd64, arm64 (no varia
     );
     assert.equal(g.config.variant, target[3] || undefined, `${spec}: the image config's variant`);
   }
+  // A base whose config says arm64/v8: an explicit linux/arm64 target has no variant, so the result has none.
+  const v8 = await build('FROM busybox\n', {
+    targetPlatform: parsePlatform('linux/arm64'),
+    resolveImageConfig: async (ref) => ({ ref, digest: DIGEST_A, config: { architecture: 'arm64', os: 'linux', variant: 'v8', config: {}, rootfs: { type: 'layers', diff_ids: [BASE_DIFF] } } }),
+  });
+  assert.deepEqual([v8.config.architecture, v8.config.variant], ['arm64', undefined]);
 });
 
 test('global ARG defaults can use automatic ARGs and earlier global ARGs', async () => {

@@ -214,16 +214,16 @@ export class Converter {
     }
     if (this.epoch) img.created = this.epoch;
     else delete img.created;
-    // An explicit target platform names the result's platform (BuildKit's finalizeResultImage).
+    // An explicit target platform names the result's platform, variant and
+    // os.version included: a base's "v8" goes with linux/arm64 (BuildKit's toDispatchState).
     if (this.opts.targetPlatform) {
       const t = this.targetPlatform;
-      const same = img.os === t.os && img.architecture === t.architecture;
       img.os = t.os;
       img.architecture = t.architecture;
-      if (t.variant || !same) {
-        if (t.variant) img.variant = t.variant;
-        else delete img.variant;
-      }
+      if (t.variant) img.variant = t.variant;
+      else delete img.variant;
+      if (t['os.version']) img['os.version'] = t['os.version'];
+      else delete img['os.version'];
     }
     const { vertices, root } = this.finish(final.ref);
     return {
