@@ -551,6 +551,12 @@ test('warnings: build checks that need only the file, with BuildKit rule names',
   assert.equal(text.LegacyKeyValueFormat, '"ENV key=value" should be used instead of legacy "ENV key value" format');
 });
 
+test('ConsistentInstructionCasing counts and checks stages only, not the ARGs before the first FROM (BuildKit)', () => {
+  const rules = (src: string) => parseDockerfile(src).warnings.map((w) => [w.line, w.rule]);
+  assert.deepEqual(rules('arg V=1\nFROM a\nRUN b\n'), []);
+  assert.deepEqual(rules('ARG V=1\nARG W=2\nARG X=3\nfrom a\nrun b\nRUN c\n'), [[6, 'ConsistentInstructionCasing']]);
+});
+
 test('# check= skips rules or turns warnings into an error', () => {
   const body = 'FROM a as b\nCMD echo hi\n';
   assert.deepEqual(parseDockerfile(`# check=skip=all\n${body}`).warnings, []);

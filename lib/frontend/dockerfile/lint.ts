@@ -27,10 +27,14 @@ function written(ins: Instruction): string {
 // order below: syntax-level rules first, then casing, then stage rules).
 export function lint(instructions: Instruction[]): LintWarning[] {
   const out: LintWarning[] = [];
-  // ConsistentInstructionCasing: every keyword in the majority's case.
+  // ConsistentInstructionCasing: every keyword in the majority's case. Like
+  // BuildKit, only stages count: the ARGs before the first FROM are not checked.
+  const first = instructions.findIndex((ins) => ins.keyword === 'FROM');
+  const inStages = (i: number): boolean => first >= 0 && i >= first;
   let upper = 0;
   let lower = 0;
-  for (const ins of instructions) {
+  for (const [i, ins] of instructions.entries()) {
+    if (!inStages(i)) continue;
     const w = written(ins);
     if (w === w.toUpperCase()) upper++;
     else if (w === w.toLowerCase()) lower++;
@@ -50,7 +54,7 @@ export function lint(instructions: Instruction[]): LintWarning[] {
     }
     stage = new Map();
   };
-  for (const ins of instructions) {
+  for (const [i, ins] of instructions.entries()) {
     for (const kv of [ins, ins.onbuild]) {
       if (kv && (kv.keyword === 'ENV' || kv.keyword === 'LABEL') && kv.keyValues?.some((p) => !p.hasEquals)) {
         out.push({
@@ -73,7 +77,7 @@ export function lint(instructions: Instruction[]): LintWarning[] {
     }
     const w = written(ins);
     const want = majority === 'uppercase' ? w.toUpperCase() : w.toLowerCase();
-    if (w !== want) {
+    if (inStages(i) && w !== want) {
       out.push({ message: `Command '${w}' should match the case of the command majority (${majority})`, line: ins.startLine, rule: 'ConsistentInstructionCasing' });
     }
     switch (ins.keyword) {
