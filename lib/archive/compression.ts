@@ -99,6 +99,13 @@ function nodeGunzip(): Duplex {
   return g;
 }
 
+// The programs filters run, with the Debian package that has them and what needs them.
+const PROGRAMS: Record<string, { pkg: string; use: string }> = {
+  zstd: { pkg: 'zstd', use: 'zstd layers' },
+  bzip2: { pkg: 'bzip2', use: 'ADD of a bzip2-compressed archive' },
+  xz: { pkg: 'xz-utils', use: 'ADD of an xz-compressed archive' },
+};
+
 /**
  * A filter program as a Duplex: writes go to its stdin, its stdout is readable,
  * backpressure both ways; a non-zero exit (or a missing program) is a stream error.
@@ -136,7 +143,7 @@ class ChildPipe extends Duplex {
       this.exited = true;
       this.destroy(
         err.code === 'ENOENT'
-          ? new HostError(`${prog} is not installed`, { hint: `install the "${prog}" package (needed for zstd layers)`, cause: err })
+          ? new HostError(`${prog} is not installed`, { hint: `install the "${PROGRAMS[prog]?.pkg ?? prog}" package (needed for ${PROGRAMS[prog]?.use ?? 'this archive'})`, cause: err })
           : err,
       );
     });
@@ -178,6 +185,20 @@ class ChildPipe extends Duplex {
     if (!this.exited) this.child.kill('SIGKILL');
     cb(err);
   }
+}
+
+// ADD of a local file extracts what docker's archive package reads: a tar, plain or
+// compressed with gzip, zstd, bzip2 or xz (the last two through their programs).
+export type ArchiveCompression = Compression | 'bzip2' | 'xz';
+
+export function detectArchiveCompression(firstBytes: Buffer): ArchiveCompression {
+  if (firstBytes.length >= 3 && firstBytes.toString('latin1', 0, 3) === 'BZh') return 'bzip2';
+  if (firstBytes.length >= 6 && firstBytes.toString('latin1', 0, 6) === '\xfd7zXZ\0') return 'xz';
+  return detectCompression(firstBytes);
+}
+
+export function decompressArchive(c: ArchiveCompression): Duplex {
+  return c === 'bzip2' || c === 'xz' ? new ChildPipe(c, ['-dc', '-q'], 'decompress') : decompressStream(c);
 }
 
 /**

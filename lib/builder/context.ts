@@ -8,7 +8,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { applyLayer, decompressStream, detectCompression } from '../archive/index';
+import { applyLayer, decompressArchive, detectArchiveCompression } from '../archive/index';
 import { ImgError, isErrno } from '../util/errors';
 
 export interface LoadedContext {
@@ -177,8 +177,8 @@ async function extractTar(src: Readable, dir: string, what: string): Promise<voi
       }
     })(),
   );
-  const c = detectCompression(head);
-  const tar = c === 'none' ? rest : rest.pipe(decompressStream(c));
+  const c = detectArchiveCompression(head);
+  const tar = c === 'none' ? rest : rest.pipe(decompressArchive(c));
   try {
     await applyLayer(tar, { root: dir, whiteoutFormat: 'native', sameOwner: false });
   } catch (err) {

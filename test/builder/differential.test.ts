@@ -672,7 +672,7 @@ async function tarMtimes(tarPath: string, names: string[]): Promise<Record<strin
   return out;
 }
 
-test('fidelity: one-match wildcard onto a file name, context dir modes, created dir owner, --chown ids, symlink times, COPY --link, groups, proxy args', { skip, timeout: 300_000 }, async (t) => {
+test('fidelity: one-match wildcard onto a file name, context dir modes, created dir owner, --chown ids, symlink times, COPY --link, ADD of xz/bzip2 tars, groups, proxy args', { skip, timeout: 300_000 }, async (t) => {
   const ctx = context('fidelity');
   // Modes and times context() does not keep: what BuildKit's context transfer preserves.
   fs.chmodSync(path.join(ctx, 'modes', 'sticky'), 0o1777);
@@ -680,6 +680,11 @@ test('fidelity: one-match wildcard onto a file name, context dir modes, created 
   fs.chmodSync(path.join(ctx, 'modes', 'gw'), 0o775);
   const linkTime = new Date('2001-02-03T04:05:06Z');
   fs.lutimesSync(path.join(ctx, 'modes', 'ln'), linkTime, linkTime);
+  fs.mkdirSync(path.join(root, 'arch', 'inner'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'arch', 'inner', 't.txt'), 'packed\n');
+  for (const [flag, file] of [['-J', 'archive.tar.xz'], ['-j', 'archive.tar.bz2']]) {
+    execFileSync('tar', ['--owner=0', '--group=0', flag, '-cf', path.join(ctx, file), '-C', path.join(root, 'arch'), 'inner']);
+  }
   const proxyA = ['--build-arg', 'http_proxy=http://proxy.invalid:3128', '--build-arg', 'HTTPS_PROXY=http://secure.invalid:3129'];
   const args = ['--build-arg', `REG=${reg.host}`];
   const name = `img-diff-test/img-fidelity:${nonce}`;
@@ -705,6 +710,7 @@ test('fidelity: one-match wildcard onto a file name, context dir modes, created 
     ['755', 0, 0, 'file', 'file', 'directory', 'file'],
     'COPY --link: the parent it creates replaces the stage\'s (0755 root); a symlink on the destination path is replaced, not followed',
   );
+  assert.deepEqual([e('xz/inner/t.txt')?.content, e('bz2/inner/t.txt')?.content], ['packed\n', 'packed\n'], 'ADD extracts xz- and bzip2-compressed tars');
   assert.equal(e('out/id-svc')?.content, 'uid=3000(svc) gid=50(staff) groups=50(staff),4000(extra)\n', 'USER name: the primary group is among the supplementary groups');
   assert.equal(e('out/id-numeric')?.content, 'uid=3000(svc) gid=4000(extra) groups=4000(extra)\n');
   assert.equal(

@@ -20,7 +20,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ChownSpec, FileAction, FileVertex } from '../../graph/types';
-import { applyLayer, compareDirs, decompressStream, detectCompression, writeLayer } from '../../archive/index';
+import { applyLayer, compareDirs, decompressArchive, detectArchiveCompression, writeLayer } from '../../archive/index';
 import { copyXattrs } from '../../archive/sys';
 import { resolveUser } from '../../exec/passwd';
 import { loadAddon } from '../../host/index';
@@ -164,8 +164,8 @@ async function ownerFor(root: string, chown: ChownSpec): Promise<Owner> {
   return { uid: u.uid, gid: u.gid };
 }
 
-// ADD of a local file: extracted when it is a tar (plain or compressed, sniffed
-// from its first bytes, not its name); false when it is not, so it is copied as is.
+// ADD of a local file: extracted when it is a tar (plain, gzip, zstd, bzip2 or xz,
+// sniffed from its first bytes, not its name); false when it is not, so it is copied as is.
 async function unpackArchive(file: string, destDir: string, owner: Owner | undefined): Promise<boolean> {
   const fh = await fsp.open(file, 'r');
   const head = Buffer.alloc(512);
@@ -174,11 +174,11 @@ async function unpackArchive(file: string, destDir: string, owner: Owner | undef
   } finally {
     await fh.close();
   }
-  const c = detectCompression(head);
+  const c = detectArchiveCompression(head);
   const isTar = head.toString('latin1', 257, 262) === 'ustar';
   if (c === 'none' && !isTar) return false;
   const src = fs.createReadStream(file);
-  const tar = c === 'none' ? src : src.pipe(decompressStream(c));
+  const tar = c === 'none' ? src : src.pipe(decompressArchive(c));
   try {
     await applyLayer(tar, {
       root: destDir,
