@@ -1,6 +1,6 @@
 // archive/: layer tar apply (safe extraction, whiteouts) and snapshot diff → layer tar →
 // compressed blob with both digests in one pass.
-export { detectCompression, decompressStream, compressStream, mediaTypeFor, detectArchiveCompression, decompressArchive, type ArchiveCompression, type CodecChoice, type Compression } from './compression';
+export { detectCompression, decompressStream, compressStream, mediaTypeFor, detectArchiveCompression, decompressArchive, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, type ArchiveCompression, type CodecChoice, type Compression } from './compression';
 export { applyLayer, cleanName, type ApplyOptions, type ApplyResult } from './apply';
 export { overlayChanges, compareDirs, writeLayer, type Change } from './diff';
 export { createLayerBlob, type LayerBlob } from './layer';

@@ -6,7 +6,8 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { PassThrough, type Writable } from 'node:stream';
 import { ContentStore } from '../content/store';
-import { exportArchive, exportImage, exportLocal, imageOf, LayerBlobMemo, writeRootfsTar, type BuildResult, type ExportEnv, type ExportProgress } from '../export/index';
+import { exportArchive, exportImage, exportLocal, imageOf, LayerBlobMemo, writeRootfsTar, type BuildResult, type ExportEnv, type ExportProgress, type ImageFormat } from '../export/index';
+import { pushTarget } from '../registry/push';
 import { dockerfileToGraph } from '../frontend/dockerfile/convert';
 import { parseDockerignore, PatternMatcher } from '../frontend/dockerfile/dockerignore';
 import type { BuildGraph, LocalSourceVertex } from '../graph/types';
@@ -37,6 +38,7 @@ export interface BuildOutcome {
   imageId: string | null; // config digest when an image was made
   manifest?: Descriptor;
   names: string[];
+  pushed: { name: string; digest: string }[]; // names pushed by -o type=registry / push=true
   cachedSteps: number;
   executedSteps: number;
 }
@@ -51,7 +53,7 @@ export async function runBuild(opts: BuildOptions, io: BuildIO): Promise<BuildOu
     }
   }
   const platform = host;
-  const outputs: OutputSpec[] = opts.outputs.length ? opts.outputs : [{ type: 'image', names: opts.tags }];
+  const outputs: OutputSpec[] = opts.outputs.length ? opts.outputs : [{ type: 'image', names: opts.tags, push: false, store: true, format: {} }];
   const stdoutData = outputs.some((o) => (o.type === 'tar' || o.type === 'docker' || o.type === 'oci') && !o.dest);
   if (stdoutData && io.stdout.isTTY) {
     throw new UsageError('refusing to write a tar archive to a terminal', { hint: 'redirect stdout to a file, or pass dest=FILE in --output' });
@@ -183,7 +185,7 @@ async function buildWithContext(
       noCache: opts.noCache,
     });
 
-    const outcome: BuildOutcome = { imageId: null, names: [], cachedSteps: res.cached.size, executedSteps: res.executed.size };
+    const outcome: BuildOutcome = { imageId: null, names: [], pushed: [], cachedSteps: res.cached.size, executedSteps: res.executed.size };
     // The one value every exporter receives.
     const result: BuildResult = { snapshot: res.result.snapshot, layers: res.result.layers, config: graph.config as ImageConfig, created: res.result.created };
     const env: ExportEnv = { stateDir: opts.stateDir, content, sn, layerBlobs, sourceDateEpoch: opts.sourceDateEpoch };
@@ -193,7 +195,18 @@ async function buildWithContext(
       switch (out.type) {
         case 'image':
           await progress.vertex('export:image', 'exporting to image', async () => {
-            outcome.names.push(...(await exportImage(result, env, out.names, under('export:image'))));
+            const p = under('export:image');
+            if (out.store) outcome.names.push(...(await exportImage(result, env, out.names, p, out.format)));
+            if (out.push) {
+              const built = await imageOf(result, env, p, out.format);
+              for (const name of out.names) {
+                const what = `pushing ${name}`;
+                p.status(`push-${name}`, { name: what });
+                const pushed = await pushTarget(name, built.manifest, { stateDir: opts.stateDir, insecure: out.insecure, sources: built.sources });
+                p.status(`push-${name}`, { name: `${what}: ${pushed.uploaded} uploaded, ${pushed.mounted} mounted, ${pushed.skipped} present`, done: true });
+                outcome.pushed.push({ name: pushed.name, digest: pushed.digest });
+              }
+            }
           });
           break;
         case 'docker':
@@ -201,7 +214,7 @@ async function buildWithContext(
           const id = `export:${out.type}`;
           const format = out.type;
           await progress.vertex(id, format === 'docker' ? 'exporting to docker image format' : 'exporting to oci image format', () =>
-            toDest(out.dest, io, (w) => exportArchive(format, result, env, out.names, w, under(id))),
+            toDest(out.dest, io, (w) => exportArchive(format, result, env, out.names, w, under(id), out.format)),
           );
           break;
         }
@@ -223,9 +236,9 @@ async function buildWithContext(
     }
 
     // An image was made when an output wanted one; --iidfile / --metadata-file want one regardless.
-    const wantsImage = outputs.some((o) => o.type === 'image' || o.type === 'docker' || o.type === 'oci');
-    if (wantsImage || opts.iidfile || opts.metadataFile) {
-      const b = await imageOf(result, env, under('export:meta'));
+    const imageOutput = outputs.find((o) => o.type === 'image' || o.type === 'docker' || o.type === 'oci') as { format: ImageFormat } | undefined;
+    if (imageOutput || opts.iidfile || opts.metadataFile) {
+      const b = await imageOf(result, env, under('export:meta'), imageOutput?.format);
       outcome.imageId = b.config.digest;
       outcome.manifest = b.manifest;
       if (opts.iidfile) await fsp.writeFile(path.resolve(io.cwd, opts.iidfile), b.config.digest);
@@ -235,7 +248,8 @@ async function buildWithContext(
           'containerimage.digest': b.manifest.digest,
           'containerimage.descriptor': b.manifest,
         };
-        if (outcome.names.length) meta['image.name'] = outcome.names.join(',');
+        const names = [...new Set([...outcome.names, ...outcome.pushed.map((p) => p.name)])];
+        if (names.length) meta['image.name'] = names.join(',');
         await fsp.writeFile(path.resolve(io.cwd, opts.metadataFile), JSON.stringify(meta, null, 2) + '\n');
       }
     }

@@ -1,13 +1,16 @@
 // `img build` inputs as one value (BuildOptions), and parsers for the
 // docker/buildx flag syntaxes (-o CSV, --secret, --build-context, --add-host).
-import { ImgError } from '../util/errors';
+import type { ImageFormat } from '../export/index';
+import { ImgError, UnsupportedError, UsageError } from '../util/errors';
 import type { Platform } from '../images/types';
 import type { ProgressMode } from '../progress/index';
 
+// `push`: also push to each name's registry; `store`: name it in the local
+// image store (type=registry is type=image,push=true,store=false).
 export type OutputSpec =
-  | { type: 'image'; names: string[]; push?: boolean }
-  | { type: 'docker'; dest?: string; names: string[] }
-  | { type: 'oci'; dest?: string; names: string[] }
+  | { type: 'image'; names: string[]; push: boolean; store: boolean; insecure?: boolean; format: ImageFormat }
+  | { type: 'docker'; dest?: string; names: string[]; format: ImageFormat }
+  | { type: 'oci'; dest?: string; names: string[]; format: ImageFormat }
   | { type: 'tar'; dest?: string }
   | { type: 'local'; dest: string };
 
@@ -76,7 +79,59 @@ function kv(field: string, flag: string, hint: string): [string, string] {
   return [field.slice(0, i).trim().toLowerCase(), field.slice(i + 1)];
 }
 
-const OUTPUT_HINT = 'use e.g. -o type=tar,dest=rootfs.tar | type=docker,dest=image.tar | type=oci,dest=image.tar | type=local,dest=dir | type=image,name=NAME';
+const OUTPUT_HINT = 'use e.g. -o type=tar,dest=rootfs.tar | type=docker,dest=image.tar | type=oci,dest=image.tar | type=local,dest=dir | type=image,name=NAME[,push=true] | type=registry,name=NAME';
+
+// The keys each output type takes; any other key is an error naming it (never ignored).
+const FORMAT_KEYS = ['compression', 'compression-level', 'force-compression', 'oci-mediatypes'];
+const OUTPUT_KEYS: Record<string, string[]> = {
+  image: ['name', 'push', 'store', 'registry.insecure', ...FORMAT_KEYS],
+  registry: ['name', 'push', 'store', 'registry.insecure', ...FORMAT_KEYS],
+  docker: ['name', 'dest', 'tar', ...FORMAT_KEYS],
+  oci: ['name', 'dest', 'tar', ...FORMAT_KEYS],
+  tar: ['dest'],
+  local: ['dest'],
+};
+
+export function parseBool(v: string, what: string): boolean {
+  const s = v.trim().toLowerCase();
+  if (['true', '1', 't'].includes(s)) return true;
+  if (['false', '0', 'f'].includes(s)) return false;
+  throw new UsageError(`${what}=${v} is not a boolean`, { hint: `use ${what}=true or ${what}=false` });
+}
+
+// compression, compression-level, force-compression, oci-mediatypes (BuildKit's
+// exporter options; `flag` names the flag in errors).
+export function parseImageFormat(fields: Record<string, string>, flag: string): ImageFormat {
+  const f: ImageFormat = {};
+  if (fields.compression !== undefined) {
+    const c = fields.compression.toLowerCase();
+    if (c === 'gzip' || c === 'zstd') f.compression = c;
+    else if (c === 'uncompressed') f.compression = 'none';
+    else if (c === 'estargz') {
+      throw new UnsupportedError(`${flag} compression=estargz is not supported`, { hint: 'use compression=gzip, zstd or uncompressed' });
+    } else throw new UsageError(`${flag} compression=${fields.compression} is not a compression`, { hint: 'use compression=gzip, zstd or uncompressed' });
+  }
+  if (fields['compression-level'] !== undefined) {
+    const level = Number(fields['compression-level']);
+    const c = f.compression ?? 'gzip';
+    const [lo, hi] = c === 'zstd' ? [1, 19] : c === 'gzip' ? [0, 9] : [0, 0];
+    if (c === 'none') {
+      throw new UsageError(`${flag} compression-level has no meaning with compression=uncompressed`, { hint: 'drop compression-level, or choose compression=gzip or zstd' });
+    }
+    if (!/^\d+$/.test(fields['compression-level']) || level < lo || level > hi) {
+      throw new UsageError(`${flag} compression-level=${fields['compression-level']} is out of range for ${c}`, { hint: `use a level from ${lo} to ${hi} for ${c}` });
+    }
+    f.compressionLevel = level;
+  }
+  if (fields['force-compression'] !== undefined) f.forceCompression = parseBool(fields['force-compression'], 'force-compression');
+  if (fields['oci-mediatypes'] !== undefined) f.ociMediaTypes = parseBool(fields['oci-mediatypes'], 'oci-mediatypes');
+  if (f.ociMediaTypes === false && f.compression === 'zstd') {
+    throw new UsageError(`${flag} compression=zstd cannot be written with oci-mediatypes=false (Docker media types have no zstd layer)`, {
+      hint: 'drop oci-mediatypes=false, or use compression=gzip',
+    });
+  }
+  return f;
+}
 
 export function parseOutput(spec: string, tags: string[]): OutputSpec {
   // buildx shorthands: "-o -" is a tar on stdout, "-o DIR" a local directory.
@@ -88,28 +143,57 @@ export function parseOutput(spec: string, tags: string[]): OutputSpec {
     fields[k] = v;
   }
   const type = fields.type ?? 'local';
-  const names = (fields.name ?? '').split(',').filter(Boolean);
+  const known = OUTPUT_KEYS[type];
+  if (!known) throw new UsageError(`unknown --output type "${type}"`, { hint: OUTPUT_HINT });
+  for (const k of Object.keys(fields)) {
+    if (k !== 'type' && !known.includes(k)) {
+      throw new UnsupportedError(`--output type=${type} does not support the option "${k}"`, { hint: `type=${type} takes ${known.join(', ')}` });
+    }
+  }
+  const names = (fields.name ?? '').split(',').map((n) => n.trim()).filter(Boolean);
   const dest = fields.dest === '-' ? undefined : fields.dest;
+  const flag = `--output type=${type}`;
   switch (type) {
     case 'image':
-    case 'registry':
-      if (type === 'registry' || fields.push === 'true') {
-        throw new ImgError(`--output type=${type}${type === 'image' ? ',push=true' : ''} is not supported yet`, {
-          hint: 'build with -t NAME, then run `img push NAME`',
-        });
+    case 'registry': {
+      const push = type === 'registry' || (fields.push !== undefined && parseBool(fields.push, 'push'));
+      if (type === 'registry' && fields.push !== undefined && !parseBool(fields.push, 'push')) {
+        throw new UsageError('--output type=registry always pushes; push=false contradicts it', { hint: 'use type=image to build without pushing' });
       }
-      return { type: 'image', names: names.length ? names : tags };
+      const store = fields.store !== undefined ? parseBool(fields.store, 'store') : type === 'image';
+      const out: OutputSpec = { type: 'image', names: names.length ? names : tags, push, store, format: parseImageFormat(fields, flag) };
+      if (fields['registry.insecure'] !== undefined) out.insecure = parseBool(fields['registry.insecure'], 'registry.insecure');
+      if (push && out.names.length === 0) {
+        throw new UsageError(`${flag}${type === 'image' ? ',push=true' : ''} needs a name to push to`, { hint: 'pass -t REGISTRY/NAME:TAG, or name=REGISTRY/NAME:TAG in --output' });
+      }
+      return out;
+    }
     case 'docker':
     case 'oci':
-      return { type, dest, names: names.length ? names : tags };
+      if (fields.tar !== undefined && !parseBool(fields.tar, 'tar')) {
+        throw new UnsupportedError(`${flag},tar=false (an unpacked layout directory) is not supported`, { hint: `write the archive with dest=FILE and unpack it, or use img save` });
+      }
+      return { type, dest, names: names.length ? names : tags, format: parseImageFormat(fields, flag) };
     case 'tar':
       return { type: 'tar', dest };
-    case 'local':
-      if (!fields.dest) throw new ImgError('--output type=local needs dest=DIR', { hint: 'use -o type=local,dest=./out' });
-      return { type: 'local', dest: fields.dest };
     default:
-      throw new ImgError(`unknown --output type "${type}"`, { hint: OUTPUT_HINT });
+      if (!fields.dest) throw new UsageError('--output type=local needs dest=DIR', { hint: 'use -o type=local,dest=./out' });
+      return { type: 'local', dest: fields.dest };
   }
+}
+
+// --push: buildx's shorthand for --output type=registry (the -t names, pushed and not
+// stored locally); with an explicit image output it sets push=true on that output.
+export function withPush(outputs: OutputSpec[], push: boolean, tags: string[]): OutputSpec[] {
+  if (!push) return outputs;
+  if (outputs.length === 0) return [parseOutput('type=registry', tags)];
+  return outputs.map((o) => {
+    if (o.type !== 'image') {
+      throw new UsageError(`--push cannot push an --output type=${o.type}`, { hint: 'drop --push, or use --output type=image,push=true' });
+    }
+    if (o.names.length === 0) throw new UsageError('--push needs a name to push to', { hint: 'pass -t REGISTRY/NAME:TAG' });
+    return { ...o, push: true };
+  });
 }
 
 const SECRET_HINT = 'use --secret id=NAME,src=FILE or --secret id=NAME,env=VAR';

@@ -2,9 +2,9 @@
 // as a `docker load` archive or an OCI layout tar, named by the -t names.
 import type { Writable } from 'node:stream';
 import { writeDockerArchive } from './docker-archive';
-import { imageOf } from './image';
+import { fetchLayers, imageOf } from './image';
 import { writeOciArchive } from './oci-layout';
-import type { BuildResult, ExportEnv, ExportProgress } from './result';
+import type { BuildResult, ExportEnv, ExportProgress, ImageFormat } from './result';
 
 export async function exportArchive(
   format: 'docker' | 'oci',
@@ -13,8 +13,10 @@ export async function exportArchive(
   names: string[],
   out: Writable,
   progress?: ExportProgress,
+  imageFormat?: ImageFormat,
 ): Promise<void> {
-  const built = await imageOf(result, env, progress);
+  const built = await imageOf(result, env, progress, imageFormat);
+  await fetchLayers(built, env, progress);
   const images = (names.length ? names : [undefined]).map((name) => ({ name, target: built.manifest }));
   progress?.status('send', { name: 'sending tarball' });
   await (format === 'docker' ? writeDockerArchive(env.content, images, out) : writeOciArchive(env.content, images, out));

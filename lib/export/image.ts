@@ -3,12 +3,13 @@
 // (base layers reused as pulled, build layers diffed from their snapshots,
 // gzip, remembered in the layer memo), config (+ rootfs.diff_ids and aligned
 // history) and manifest — and optionally names it in the image store.
-import { createLayerBlob, writeLayer } from '../archive/index';
+import { createLayerBlob, decompressStream, writeLayer, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, type Compression } from '../archive/index';
 import { formatReference, parseReference } from '../images/reference';
 import { ImageStore } from '../images/store';
-import { MediaType, type Descriptor, type Digest, type HistoryEntry, type ImageConfig, type LayerBlob, type Manifest } from '../images/types';
+import { MediaType, type BlobSource, type Descriptor, type Digest, type HistoryEntry, type ImageConfig, type LayerBlob, type Manifest } from '../images/types';
+import { ContentError, UnsupportedError } from '../util/errors';
 import { Limiter } from '../util/limiter';
-import type { BuildResult, ExportEnv, ExportProgress, LayerSlot } from './result';
+import type { BuildResult, ExportEnv, ExportProgress, ImageFormat, LayerSlot } from './result';
 
 // diffID of a tar with no entries (1024 zero bytes): the layer of a step that
 // changed nothing (BuildKit keeps such layers, e.g. WORKDIR of an existing directory).
@@ -19,41 +20,114 @@ export interface BuiltImage {
   config: Descriptor;
   configJson: ImageConfig;
   manifestJson: Manifest;
+  // Layers named by the manifest but not in the content store yet (imported from
+  // a remote cache): fetched by fetchLayers() for outputs that need the bytes,
+  // mounted from their registry by a push.
+  sources: Map<Digest, BlobSource>;
 }
 
 export interface ImageExportOptions {
   progress?: ExportProgress;
   concurrency?: number;
-  compression?: 'gzip' | 'zstd' | 'none';
+  format?: ImageFormat;
 }
 
-// Blob for one layer slot: known, remembered from an earlier export, or made now.
-async function layerFor(env: ExportEnv, o: ImageExportOptions, slot: LayerSlot, i: number): Promise<LayerBlob> {
-  if (slot.blob && (await env.content.has(slot.blob.digest))) return slot.blob;
-  if (!slot.snapshot) {
-    throw new Error(`layer ${i} has neither a stored blob nor a snapshot`);
+export function compressionOf(mediaType: string): Compression {
+  if (/zstd/.test(mediaType)) return 'zstd';
+  if (/gzip/.test(mediaType)) return 'gzip';
+  return 'none';
+}
+
+// The layer media type under the manifest's media types: Docker schema2 has no
+// zstd layer type, so such a layer cannot be written with oci-mediatypes=false.
+export function layerMediaType(mediaType: string, oci: boolean): string {
+  const c = compressionOf(mediaType);
+  if (/foreign|nondistributable/.test(mediaType)) return mediaType;
+  if (oci) return c === 'zstd' ? MediaType.OciLayerZstd : c === 'gzip' ? MediaType.OciLayerGzip : MediaType.OciLayer;
+  if (c === 'zstd') {
+    throw new UnsupportedError('a zstd layer cannot be written with Docker media types (oci-mediatypes=false)', {
+      hint: 'drop oci-mediatypes=false, or use compression=gzip,force-compression=true',
+    });
   }
-  const known = await env.layerBlobs.get(slot.snapshot);
-  if (known) return known;
-  const src = await env.sn.diffRoot(slot.snapshot);
-  let blob: LayerBlob;
-  try {
-    const tar = writeLayer(env.sn.changes(slot.snapshot), src.rootfs, { sourceDateEpoch: env.sourceDateEpoch });
-    const ing = env.content.ingest();
-    let made;
-    try {
-      made = await createLayerBlob(tar, o.compression ?? 'gzip', ing.stream);
-    } catch (err) {
-      await ing.abort();
-      throw err;
+  return c === 'gzip' ? MediaType.DockerLayerGzip : MediaType.DockerLayer;
+}
+
+// The layer memo's variant for a format: gzip at the default level is the
+// plain entry (what every build made before variants existed).
+function memoVariant(f: ImageFormat): string {
+  const c = f.compression ?? 'gzip';
+  const level = f.compressionLevel ?? (c === 'gzip' ? DEFAULT_GZIP_LEVEL : c === 'zstd' ? DEFAULT_ZSTD_LEVEL : 0);
+  return c === 'gzip' && level === DEFAULT_GZIP_LEVEL ? '' : `${c}:${level}`;
+}
+
+// Blob for one layer slot: known, remembered from an earlier export, or made
+// now. A known blob not stored here (a remote cache's) comes back with its
+// source and is not fetched unless recompressing needs its bytes.
+async function layerFor(env: ExportEnv, f: ImageFormat, slot: LayerSlot, i: number): Promise<{ blob: LayerBlob; source?: BlobSource }> {
+  const want = f.compression ?? 'gzip';
+  const variant = memoVariant(f);
+  // A layer the build made: its blob in this format, remembered or made from the snapshot.
+  if (slot.snapshot) {
+    const known = await env.layerBlobs.get(slot.snapshot, variant);
+    if (known) return { blob: known };
+    if (await env.sn.get(slot.snapshot)) {
+      const src = await env.sn.diffRoot(slot.snapshot);
+      let blob: LayerBlob;
+      try {
+        const tar = writeLayer(env.sn.changes(slot.snapshot), src.rootfs, { sourceDateEpoch: env.sourceDateEpoch });
+        blob = await ingestLayer(env, tar, want, f.compressionLevel);
+      } finally {
+        await src.release();
+      }
+      await env.layerBlobs.put(slot.snapshot, blob, variant);
+      return { blob };
     }
-    const w = await ing.commit();
-    blob = { digest: w.digest, diffId: made.diffId, mediaType: made.mediaType, size: w.size };
-  } finally {
-    await src.release();
   }
-  await env.layerBlobs.put(slot.snapshot, blob);
-  return blob;
+  // A layer that has a blob (a base image's, a remote cache's, or one whose snapshot
+  // was pruned): used as it is unless force-compression asks for another compression.
+  if (slot.blob && (slot.source || (await env.content.has(slot.blob.digest)))) {
+    if (f.forceCompression && compressionOf(slot.blob.mediaType) !== want) return { blob: await recompress(env, f, slot.blob, slot.source) };
+    return (await env.content.has(slot.blob.digest)) ? { blob: slot.blob } : { blob: slot.blob, source: slot.source };
+  }
+  throw new ContentError(`layer ${i} has neither a stored blob nor a snapshot`, { hint: 'the build cache is damaged; run `img prune` and build again' });
+}
+
+async function ingestLayer(env: ExportEnv, tar: NodeJS.ReadableStream, c: Compression, level: number | undefined): Promise<LayerBlob> {
+  const ing = env.content.ingest();
+  let made;
+  try {
+    made = await createLayerBlob(tar, c, ing.stream, { level });
+  } catch (err) {
+    await ing.abort();
+    throw err;
+  }
+  const w = await ing.commit();
+  return { digest: w.digest, diffId: made.diffId, mediaType: made.mediaType, size: w.size };
+}
+
+// force-compression: a layer that already has a blob (a base image's) in
+// another compression is decompressed and compressed again; same diffID.
+async function recompress(env: ExportEnv, f: ImageFormat, blob: LayerBlob, source: BlobSource | undefined): Promise<LayerBlob> {
+  const variant = memoVariant(f);
+  const memoKey = `blob:${blob.digest}`;
+  const known = await env.layerBlobs.get(memoKey, variant);
+  if (known) return known;
+  if (!(await env.content.has(blob.digest))) {
+    if (!source) throw env.content.missing(blob.digest);
+    await source.fetch({ mediaType: blob.mediaType, digest: blob.digest, size: blob.size });
+  }
+  const raw = env.content.createReadStream(blob.digest);
+  const plain = decompressStream(compressionOf(blob.mediaType));
+  raw.on('error', (err) => plain.destroy(err));
+  raw.pipe(plain);
+  const made = await ingestLayer(env, plain, f.compression ?? 'gzip', f.compressionLevel);
+  if (made.diffId !== blob.diffId) {
+    throw new ContentError(`layer ${blob.digest} decompresses to ${made.diffId}, but its image says ${blob.diffId}`, {
+      hint: 'the stored blob is corrupt; remove the base image (img rm) and pull it again',
+    });
+  }
+  await env.layerBlobs.put(memoKey, made, variant);
+  return made;
 }
 
 // BuildKit's normalization: one non-empty history entry per layer. Missing
@@ -97,10 +171,14 @@ function omitEmpty(c: ImageConfig['config']): void {
 }
 
 export async function buildImage(result: BuildResult, env: ExportEnv, o: ImageExportOptions = {}): Promise<BuiltImage> {
+  const f = o.format ?? {};
+  const oci = f.ociMediaTypes ?? true;
   const limiter = new Limiter(o.concurrency ?? 4);
   o.progress?.status('layers', { name: 'exporting layers' });
-  const made = await Promise.all(result.layers.map((slot, i) => limiter.run(() => layerFor(env, o, slot, i))));
+  const made = await Promise.all(result.layers.map((slot, i) => limiter.run(() => layerFor(env, f, slot, i))));
   o.progress?.status('layers', { name: 'exporting layers', done: true });
+  const sources = new Map<Digest, BlobSource>();
+  for (const m of made) if (m.source) sources.set(m.blob.digest, m.source);
 
   const created =
     env.sourceDateEpoch !== undefined
@@ -110,43 +188,65 @@ export async function buildImage(result: BuildResult, env: ExportEnv, o: ImageEx
   const config: ImageConfig = {
     ...structuredClone(result.config),
     created,
-    rootfs: { type: 'layers', diff_ids: made.map((l) => l.diffId) },
+    rootfs: { type: 'layers', diff_ids: made.map((l) => l.blob.diffId) },
     history,
   };
   omitEmpty(config.config);
   const configBytes = Buffer.from(JSON.stringify(config));
   const cw = await env.content.writeBytes(configBytes);
-  const configDesc: Descriptor = { mediaType: MediaType.OciConfig, digest: cw.digest, size: cw.size };
+  const configDesc: Descriptor = { mediaType: oci ? MediaType.OciConfig : MediaType.DockerConfig, digest: cw.digest, size: cw.size };
   o.progress?.status('config', { name: `exporting config ${cw.digest}`, done: true });
+  const manifestType = oci ? MediaType.OciManifest : MediaType.DockerManifest;
   const manifest: Manifest = {
     schemaVersion: 2,
-    mediaType: MediaType.OciManifest,
+    mediaType: manifestType,
     config: configDesc,
-    layers: made.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+    layers: made.map(({ blob }) => ({ mediaType: layerMediaType(blob.mediaType, oci), digest: blob.digest, size: blob.size })),
   };
   const mw = await env.content.writeBytes(Buffer.from(JSON.stringify(manifest)));
-  const manifestDesc: Descriptor = { mediaType: MediaType.OciManifest, digest: mw.digest, size: mw.size };
+  const manifestDesc: Descriptor = { mediaType: manifestType, digest: mw.digest, size: mw.size };
   o.progress?.status('manifest', { name: `exporting manifest ${mw.digest}`, done: true });
-  return { manifest: manifestDesc, config: configDesc, configJson: config, manifestJson: manifest };
+  return { manifest: manifestDesc, config: configDesc, configJson: config, manifestJson: manifest, sources };
 }
 
-// The image of a build result, made once however many outputs (image, docker,
-// oci, --iidfile) ask for it; its progress shows under the first that asks.
-const images = new WeakMap<BuildResult, Promise<BuiltImage>>();
-export function imageOf(result: BuildResult, env: ExportEnv, progress?: ExportProgress): Promise<BuiltImage> {
-  let p = images.get(result);
+// Fetches the layers of an image that are not in the content store yet (see
+// BuiltImage.sources), for outputs that store or write the image's bytes.
+export async function fetchLayers(built: BuiltImage, env: ExportEnv, progress?: ExportProgress): Promise<void> {
+  const missing = built.manifestJson.layers.filter((l) => built.sources.has(l.digest));
+  const limiter = new Limiter(4);
+  await Promise.all(
+    missing.map((l) =>
+      limiter.run(async () => {
+        if (await env.content.has(l.digest)) return;
+        progress?.status(`fetch-${l.digest}`, { name: `fetching cached layer ${l.digest}` });
+        await built.sources.get(l.digest)!.fetch(l);
+        progress?.status(`fetch-${l.digest}`, { name: `fetching cached layer ${l.digest}`, done: true });
+      }),
+    ),
+  );
+}
+
+// The image of a build result in one format, made once however many outputs
+// (image, docker, oci, --iidfile) ask for it; its progress shows under the first that asks.
+const images = new WeakMap<BuildResult, Map<string, Promise<BuiltImage>>>();
+export function imageOf(result: BuildResult, env: ExportEnv, progress?: ExportProgress, format: ImageFormat = {}): Promise<BuiltImage> {
+  let byFormat = images.get(result);
+  if (!byFormat) images.set(result, (byFormat = new Map()));
+  const key = JSON.stringify([format.compression ?? 'gzip', format.compressionLevel ?? null, Boolean(format.forceCompression), format.ociMediaTypes ?? true]);
+  let p = byFormat.get(key);
   if (!p) {
-    p = buildImage(result, env, { progress });
-    images.set(result, p);
-    p.catch(() => images.delete(result));
+    p = buildImage(result, env, { progress, format });
+    byFormat.set(key, p);
+    p.catch(() => byFormat.delete(key));
   }
   return p;
 }
 
 // `-o type=image` (the default output): the image, named in the image store.
 // Returns the full names it got ("docker.io/library/x:latest").
-export async function exportImage(result: BuildResult, env: ExportEnv, names: string[], progress?: ExportProgress): Promise<string[]> {
-  const built = await imageOf(result, env, progress);
+export async function exportImage(result: BuildResult, env: ExportEnv, names: string[], progress?: ExportProgress, format?: ImageFormat): Promise<string[]> {
+  const built = await imageOf(result, env, progress, format);
+  await fetchLayers(built, env, progress);
   return nameImage(new ImageStore(env.stateDir), names, built.manifest, progress);
 }
 

@@ -2,7 +2,7 @@
 // lib/builder from the solve (the export room never sees the solver), and the
 // stores the exporters read and write.
 import type { ContentStore } from '../content/store';
-import type { ImageConfig, LayerBlob } from '../images/types';
+import type { BlobSource, ImageConfig, LayerBlob } from '../images/types';
 import type { Snapshotter } from '../snapshot/types';
 import type { LayerBlobMemo } from './layer-memo';
 
@@ -12,6 +12,20 @@ import type { LayerBlobMemo } from './layer-memo';
 export interface LayerSlot {
   snapshot?: string;
   blob?: LayerBlob;
+  // Set when `blob` may not be in the content store yet (a layer of a result
+  // imported from a remote cache): where to fetch it when its bytes are needed.
+  source?: BlobSource;
+}
+
+// How the image exporters write an image: BuildKit's exporter options
+// compression, compression-level, force-compression and oci-mediatypes.
+export interface ImageFormat {
+  compression?: 'gzip' | 'zstd' | 'none'; // of the layers the build makes (default gzip)
+  compressionLevel?: number;
+  // Recompress layers that already have a blob (base image layers) to `compression`.
+  forceCompression?: boolean;
+  // false: Docker schema2 media types (manifest, config, layers); default true (OCI).
+  ociMediaTypes?: boolean;
 }
 
 export interface BuildResult {

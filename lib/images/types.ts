@@ -47,6 +47,16 @@ export interface LayerBlob {
   uncompressedSize?: number; // known when the blob was just made
 }
 
+// Where a blob that is not in the content store yet can be had: a layer of a
+// result imported from a remote build cache is fetched only when something
+// needs its bytes, and a push to the same registry mounts it instead.
+export interface BlobSource {
+  // The registry repository holding the blob, for cross-repository mounts.
+  readonly registry?: { host: string; repository: string };
+  // Downloads (or copies) the blob into the build's content store.
+  fetch(desc: Descriptor): Promise<void>;
+}
+
 export interface Manifest {
   schemaVersion: 2;
   mediaType?: string;

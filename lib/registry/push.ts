@@ -1,11 +1,15 @@
 // Push: upload a stored image's blobs (skipping what the registry has, mounting what a
 // sibling repository has), then its manifests (children by digest, the top one by tag).
+// A blob not in the content store but with a BlobSource (a layer of a remote build
+// cache) is mounted from its repository when that is on the same registry, and
+// fetched only when the registry has to be sent its bytes.
 import * as fs from 'node:fs';
+import { Readable } from 'node:stream';
 import { ContentStore } from '../content/store';
 import { formatPlatform, hostPlatform, selectManifest } from '../images/platform';
 import { familiarName, formatReference, parseReference, type Reference } from '../images/reference';
 import { ImageStore } from '../images/store';
-import { isIndexMediaType, type Descriptor, type Digest, type Index, type Manifest } from '../images/types';
+import { isIndexMediaType, type BlobSource, type Descriptor, type Digest, type Index, type Manifest } from '../images/types';
 import { NotFoundError, UsageError } from '../util/errors';
 import { warn } from '../util/log';
 import { RegistryClient, type PushBlobResult } from './client';
@@ -24,6 +28,8 @@ export interface PushOptions {
   insecure?: boolean;
   concurrency?: number;
   onEvent?: (ev: PushEvent) => void;
+  // Blobs that may be missing locally, and where to get them (see pushTarget).
+  sources?: ReadonlyMap<Digest, BlobSource>;
 }
 
 export interface PushResult {
@@ -50,16 +56,22 @@ export function pushName(input: string): { ref: Reference; name: string } {
 
 export async function pushImage(input: string, opts: PushOptions): Promise<PushResult> {
   const { ref, name } = pushName(input);
-  const store = new ContentStore(opts.stateDir);
   const record = await new ImageStore(opts.stateDir).get(name);
   if (!record) {
     throw new NotFoundError(`image ${familiarName(ref)} not found in ${opts.stateDir}`, {
       hint: `build it with \`img build -t ${familiarName(ref)} .\`, or name an existing image with \`img tag\` (see \`img ls\`)`,
     });
   }
+  return pushTarget(input, record.target, opts);
+}
+
+// Pushes the manifest or index `target` (in the content store) as `input`.
+export async function pushTarget(input: string, target: Descriptor, opts: PushOptions): Promise<PushResult> {
+  const { ref, name } = pushName(input);
+  const store = new ContentStore(opts.stateDir);
   const client = new RegistryClient(ref.domain, { insecure: opts.insecure });
   const emit = opts.onEvent ?? (() => undefined);
-  let top = record.target;
+  let top = target;
 
   // Manifests to push, children before the index that names them.
   const manifests: { desc: Descriptor; doc: Manifest }[] = [];
@@ -92,7 +104,7 @@ export async function pushImage(input: string, opts: PushOptions): Promise<PushR
   for (const { doc } of manifests) for (const b of [doc.config, ...distributable(doc.layers)]) blobs.set(b.digest, b);
   for (const b of blobs.values()) {
     const st = await store.stat(b.digest);
-    if (!st) throw store.missing(b.digest);
+    if (!st && !opts.sources?.has(b.digest)) throw store.missing(b.digest);
   }
 
   const sources = await blobSources(opts.stateDir, client.host.name);
@@ -103,14 +115,14 @@ export async function pushImage(input: string, opts: PushOptions): Promise<PushR
     while (next < pending.length) {
       const desc = pending[next++];
       emit({ type: 'blob-start', digest: desc.digest, size: desc.size });
+      const remote = opts.sources?.get(desc.digest);
+      const local = remote ? await store.has(desc.digest) : true;
       const mountFrom = sources(desc.digest).filter((r) => r !== ref.path);
+      if (!local && remote?.registry?.host === client.host.name) mountFrom.unshift(remote.registry.repository);
       const path = store.blobPath(desc.digest);
-      const result = await client.pushBlob(
-        ref.path,
-        desc,
-        (start, end) => fs.createReadStream(path, { start, end, highWaterMark: 1 << 20 }),
-        { mountFrom },
-      );
+      const open = (start: number, end: number): Readable =>
+        local ? fs.createReadStream(path, { start, end, highWaterMark: 1 << 20 }) : fetchedThenRead(remote!, desc, path, start, end);
+      const result = await client.pushBlob(ref.path, desc, open, { mountFrom });
       counts[result]++;
       emit({ type: 'blob-done', digest: desc.digest, size: desc.size, result, from: result === 'mounted' ? mountFrom[0] : undefined });
     }
@@ -129,4 +141,15 @@ export async function pushImage(input: string, opts: PushOptions): Promise<PushR
   await recordSources(opts.stateDir, client.host.name, ref.path, [top.digest, ...manifests.map((m) => m.desc.digest), ...blobs.keys()]);
   const size = top.size + [...blobs.values()].reduce((a, b) => a + b.size, 0) + manifests.filter((m) => m.desc.digest !== top.digest).reduce((a, m) => a + m.desc.size, 0);
   return { name, reference: ref, digest, manifestSize: top.size, size, uploaded: counts.uploaded, mounted: counts.mounted, skipped: counts.exists };
+}
+
+// A blob read from the content store after its source put it there: opened
+// only when the registry neither has the blob nor could mount it.
+function fetchedThenRead(source: BlobSource, desc: Descriptor, path: string, start: number, end: number): Readable {
+  return Readable.from(
+    (async function* () {
+      await source.fetch(desc);
+      yield* fs.createReadStream(path, { start, end, highWaterMark: 1 << 20 });
+    })(),
+  );
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseAddHost, parseBuildContext, parseKeyValues, parseOutput, parseSecret, parseSsh } from '../../lib/builder/options';
+import { parseAddHost, parseBuildContext, parseKeyValues, parseOutput, parseSecret, parseSsh, withPush } from '../../lib/builder/options';
 import { alignHistory, EMPTY_LAYER_DIFF_ID } from '../../lib/export/image';
 import { ImgError } from '../../lib/util/errors';
 import { createHash } from 'node:crypto';
@@ -11,11 +11,46 @@ test('--output specs: buildx CSV and shorthands', () => {
   assert.deepEqual(parseOutput('-', []), { type: 'tar' });
   assert.deepEqual(parseOutput('out/', []), { type: 'local', dest: 'out/' });
   assert.deepEqual(parseOutput('type=local,dest=dir', []), { type: 'local', dest: 'dir' });
-  assert.deepEqual(parseOutput('type=docker,dest=i.tar', ['a:1']), { type: 'docker', dest: 'i.tar', names: ['a:1'] });
-  assert.deepEqual(parseOutput('type=image,"name=a,b"', []), { type: 'image', names: ['a', 'b'] });
-  assert.throws(() => parseOutput('type=registry,name=x', []), /not supported yet/);
+  assert.deepEqual(parseOutput('type=docker,dest=i.tar', ['a:1']), { type: 'docker', dest: 'i.tar', names: ['a:1'], format: {} });
+  assert.deepEqual(parseOutput('type=image,"name=a,b"', []), { type: 'image', names: ['a', 'b'], push: false, store: true, format: {} });
   assert.throws(() => parseOutput('type=local', []), ImgError);
   assert.throws(() => parseOutput('type=nope', []), /unknown --output type "nope"/);
+});
+
+test('--output push and image format options; an option img does not know is an error naming it', () => {
+  assert.deepEqual(parseOutput('type=registry,name=r.io/a:1', []), { type: 'image', names: ['r.io/a:1'], push: true, store: false, format: {} });
+  assert.deepEqual(parseOutput('type=image,push=true,registry.insecure=true', ['h:5000/x']), {
+    type: 'image', names: ['h:5000/x'], push: true, store: true, insecure: true, format: {},
+  });
+  assert.deepEqual(parseOutput('type=image,compression=zstd,compression-level=9,force-compression=true,oci-mediatypes=true', []).type, 'image');
+  assert.deepEqual((parseOutput('type=oci,dest=o.tar,compression=uncompressed', []) as { format: object }).format, { compression: 'none' });
+  assert.deepEqual((parseOutput('type=docker,oci-mediatypes=false,compression-level=6', []) as { format: object }).format, { ociMediaTypes: false, compressionLevel: 6 });
+  assert.deepEqual((parseOutput('type=image,compression=zstd,compression-level=19,force-compression=1', []) as { format: object }).format, {
+    compression: 'zstd', compressionLevel: 19, forceCompression: true,
+  });
+  // --push is buildx's type=registry; with an image output it sets push on it.
+  assert.deepEqual(withPush([], true, ['r/a']), [{ type: 'image', names: ['r/a'], push: true, store: false, format: {} }]);
+  assert.equal((withPush([parseOutput('type=image,name=r/b', [])], true, []) [0] as { push: boolean }).push, true);
+  const rejects: [string, RegExp][] = [
+    ['type=image,compression=zstd,foo=1', /does not support the option "foo"/],
+    ['type=image,unpack=true', /does not support the option "unpack"/],
+    ['type=oci,dest=x,annotation.a=b', /does not support the option "annotation.a"/],
+    ['type=tar,compression=zstd', /type=tar does not support the option "compression"/],
+    ['type=local,dest=d,platform-split=true', /does not support the option "platform-split"/],
+    ['type=image,compression=brotli', /compression=brotli is not a compression/],
+    ['type=image,compression=estargz', /estargz is not supported/],
+    ['type=image,compression=zstd,compression-level=22', /compression-level=22 is out of range for zstd/],
+    ['type=image,compression-level=10', /compression-level=10 is out of range for gzip/],
+    ['type=image,compression=uncompressed,compression-level=1', /no meaning with compression=uncompressed/],
+    ['type=docker,compression=zstd,oci-mediatypes=false', /cannot be written with oci-mediatypes=false/],
+    ['type=image,push=maybe,name=x', /push=maybe is not a boolean/],
+    ['type=image,push=true', /needs a name to push to/],
+    ['type=registry', /needs a name to push to/],
+    ['type=registry,name=x,push=false', /always pushes/],
+    ['type=oci,dest=x,tar=false', /tar=false .* is not supported/],
+  ];
+  for (const [spec, why] of rejects) assert.throws(() => parseOutput(spec, []), (err: Error) => err instanceof ImgError && why.test(err.message), spec);
+  assert.throws(() => withPush([parseOutput('type=tar,dest=x', [])], true, ['r/a']), /--push cannot push an --output type=tar/);
 });
 
 test('--secret, --ssh, --add-host, --build-context, --build-arg', () => {

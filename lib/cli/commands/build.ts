@@ -26,6 +26,7 @@ export interface BuildFlags {
   ssh: string[];
   network: string;
   pull?: boolean;
+  push?: boolean;
   addHost: string[];
   buildContext: string[];
 }
@@ -55,6 +56,7 @@ export const register: RegisterCommand = (program, globals) =>
     .option('--ssh <list>', 'SSH agent socket or keys to expose to the build (format: "default|<id>[=<socket>|<key>[,<key>]]")', collect, [])
     .addOption(new Option('--network <string>', 'Set the networking mode for the RUN instructions during build').choices(['default', 'none', 'host']).default('default'))
     .option('--pull', 'Always attempt to pull all referenced images')
+    .option('--push', 'Shorthand for --output=type=registry')
     .option('--add-host <list>', 'Add a custom host-to-IP mapping (format: "host:ip")', collect, [])
     .option('--build-context <list>', 'Additional build contexts (e.g., name=path)', collect, [])
     .action(async (contextArg: string, flags: BuildFlags) => {
@@ -98,7 +100,7 @@ export const register: RegisterCommand = (program, globals) =>
         target: flags.target,
         platforms: flags.platform.flatMap((p) => p.split(',')).filter(Boolean).map(parsePlatform),
         tags: flags.tag,
-        outputs: flags.output.map((o) => opts.parseOutput(o, flags.tag)),
+        outputs: opts.withPush(flags.output.map((o) => opts.parseOutput(o, flags.tag)), Boolean(flags.push), flags.tag),
         progress: parseProgressMode(flags.progress),
         noConsole: flags.console === false,
         quiet: Boolean(flags.quiet),

@@ -6,6 +6,7 @@ import type { ImageSourceVertex } from '../../graph/types';
 import { selectManifest } from '../../images/platform';
 import { formatReference, parseReference } from '../../images/reference';
 import { isIndexMediaType, MediaType, type Descriptor, type Digest, type ImageConfig, type Index, type Manifest, type Platform } from '../../images/types';
+import { layerMediaType } from '../../export/index';
 import { pullImage } from '../../registry/pull';
 import { unpackImage } from '../../snapshot/index';
 import { NotFoundError } from '../../util/errors';
@@ -17,20 +18,6 @@ interface ImageInfo {
   manifest: Manifest;
   manifestDigest: Digest;
   config: ImageConfig;
-}
-
-// Docker media types → OCI equivalents (same bytes), so an OCI manifest can name base layers.
-export function ociLayerType(mt: string): string {
-  switch (mt) {
-    case MediaType.DockerLayerGzip:
-      return MediaType.OciLayerGzip;
-    case MediaType.DockerLayer:
-      return MediaType.OciLayer;
-    case 'application/vnd.docker.image.rootfs.diff.tar.zstd':
-      return MediaType.OciLayerZstd;
-    default:
-      return mt;
-  }
 }
 
 export interface ImageOp extends Executor<ImageSourceVertex> {
@@ -150,7 +137,7 @@ export function imageOp(env: OpEnv): ImageOp {
       ctx.progress.status('unpack', { name: what, done: true });
       const diffIds = info.config.rootfs?.diff_ids ?? [];
       const layers: LayerSlot[] = info.manifest.layers.map((d, i) => ({
-        blob: { digest: d.digest, diffId: diffIds[i], mediaType: ociLayerType(d.mediaType), size: d.size },
+        blob: { digest: d.digest, diffId: diffIds[i], mediaType: layerMediaType(d.mediaType, true), size: d.size },
       }));
       return { snapshot, layers, meta: { manifest: info.manifestDigest, config: info.manifest.config.digest } };
     },
