@@ -149,13 +149,17 @@ test('a destination symlink pointing outside the root cannot redirect a write', 
   assert.equal(await fs.readFile(path.join(dest, 'etc', 'b.txt'), 'utf8'), 'B');
 });
 
-test('hard links inside a copied tree stay hard links', async () => {
+test('hard links inside a copied tree stay hard links; across wildcard matches they do not', async () => {
   const { ctx, dest, run } = await setup();
   await fs.link(path.join(ctx, 'src', 'main.c'), path.join(ctx, 'src', 'hard.c'));
   await run([copyAction(['src'], '/h')]);
   const a = await fs.stat(path.join(dest, 'h', 'main.c'));
   const b = await fs.stat(path.join(dest, 'h', 'hard.c'));
   assert.equal(a.ino, b.ino);
+  // Each match of a wildcard is copied on its own (BuildKit): links between matches are not kept.
+  await run([copyAction(['src/*.c'], '/w/')]);
+  const [wa, wb] = await Promise.all(['main.c', 'hard.c'].map((n) => fs.stat(path.join(dest, 'w', n))));
+  assert.notEqual(wa.ino, wb.ino);
 });
 
 test('mkdir, mkfile, symlink and rm', async () => {

@@ -256,7 +256,7 @@ async function copy(opts: FileOpOptions, a: CopyAction): Promise<void> {
   const destPath = await resolveInRoot(opts.destRoot, a.dest, true);
   const copier = new TreeCopier(owner, chmod, exclude);
 
-  for (const m of matches) {
+  for (const [matchNo, m] of matches.entries()) {
     const st = await fsp.stat(m.hostPath).catch(() => null);
     const lst = await fsp.lstat(m.hostPath);
     const isDir = (a.followSymlinks ? st : lst)?.isDirectory() ?? false;
@@ -289,9 +289,9 @@ async function copy(opts: FileOpOptions, a: CopyAction): Promise<void> {
       if (await opts.unpackArchive(m.hostPath, dir, a.chown ? owner : undefined)) continue;
     }
     if (isDir) {
-      await copier.copyDirContents(m.hostPath, target, m.relPath, true);
+      await copier.copyDirContents(m.hostPath, target, m.relPath, true, matchNo);
     } else {
-      await copier.copyEntry(m.hostPath, target, a.followSymlinks);
+      await copier.copyEntry(m.hostPath, target, a.followSymlinks, matchNo);
     }
   }
   await copier.finish();
@@ -359,7 +359,7 @@ async function matchSources(srcRoot: string, src: string, a: CopyAction): Promis
 // Copies trees with bounded parallelism for file data; directory metadata is applied
 // after children (so their mtimes stick), hard links are recreated within one action.
 class TreeCopier {
-  private readonly links = new Map<string, string>(); // "dev:ino" → first dest path
+  private readonly links = new Map<string, Promise<string>>(); // "group:dev:ino" → first dest path, once copied
   private readonly dirMeta: { src: string; dest: string; st: fs.Stats; timesOnly?: boolean }[] = [];
   private readonly inflight = new Set<Promise<void>>();
   private static readonly PARALLEL = 16;
@@ -370,7 +370,9 @@ class TreeCopier {
     private readonly exclude: Glob[],
   ) {}
 
-  async copyDirContents(srcDir: string, destDir: string, relBase: string, isTop: boolean, topBase = relBase): Promise<void> {
+  // `group`: hard links are kept within one group only — one source match, as BuildKit
+  // copies each match of a wildcard on its own.
+  async copyDirContents(srcDir: string, destDir: string, relBase: string, isTop: boolean, group: number, topBase = relBase): Promise<void> {
     const st = await fsp.stat(srcDir);
     const existing = await fsp.lstat(destDir).catch(() => null);
     if (existing && !existing.isDirectory()) await fsp.rm(destDir, { recursive: true, force: true });
@@ -388,8 +390,8 @@ class TreeCopier {
       if (isExcluded(this.exclude, rel) || isExcluded(this.exclude, rel.slice(topBase.length).replace(/^\//, ''))) continue;
       const src = path.join(srcDir, e.name);
       const dest = path.join(destDir, e.name);
-      if (e.isDirectory()) await this.copyDirContents(src, dest, rel, false, topBase);
-      else await this.schedule(() => this.copyEntry(src, dest, false));
+      if (e.isDirectory()) await this.copyDirContents(src, dest, rel, false, group, topBase);
+      else await this.schedule(() => this.copyEntry(src, dest, false, group));
     }
   }
 
@@ -398,20 +400,30 @@ class TreeCopier {
     this.dirMeta.push({ src: '', dest, st, timesOnly: true });
   }
 
-  async copyEntry(src: string, dest: string, follow: boolean): Promise<void> {
+  async copyEntry(src: string, dest: string, follow: boolean, group: number): Promise<void> {
     const st = follow ? await fsp.stat(src) : await fsp.lstat(src);
-    if (st.isDirectory()) return this.copyDirContents(src, dest, '', false);
+    if (st.isDirectory()) return this.copyDirContents(src, dest, '', false, group);
     const existing = await fsp.lstat(dest).catch(() => null);
     if (existing) await fsp.rm(dest, { recursive: existing.isDirectory(), force: true });
-    const linkKey = `${st.dev}:${st.ino}`;
-    if (st.nlink > 1 && !st.isDirectory()) {
+    const linkKey = `${group}:${st.dev}:${st.ino}`;
+    let copied: (() => void) | undefined;
+    if (st.nlink > 1) {
       const first = this.links.get(linkKey);
       if (first) {
-        await fsp.link(first, dest);
+        // Copies run in parallel: link once the first copy of the inode is complete.
+        await fsp.link(await first, dest);
         return;
       }
-      this.links.set(linkKey, dest);
+      this.links.set(linkKey, new Promise<string>((resolve) => (copied = () => resolve(dest))));
     }
+    try {
+      await this.copyOne(src, dest, st);
+    } finally {
+      copied?.(); // a failed first copy fails the action; its links then fail too
+    }
+  }
+
+  private async copyOne(src: string, dest: string, st: fs.Stats): Promise<void> {
     if (st.isSymbolicLink()) {
       await fsp.symlink(await fsp.readlink(src), dest);
     } else if (st.isFile()) {
