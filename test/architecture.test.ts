@@ -22,7 +22,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   frontend: ['graph', 'images'],
   solver: ['graph', 'export', 'state', 'registry', 'images', 'content', 'snapshot', 'exec', 'archive', 'progress', 'host'],
   graph: ['images'],
-  export: ['images', 'content', 'snapshot', 'exec', 'archive', 'progress', 'host'],
+  export: ['state', 'images', 'content', 'snapshot', 'exec', 'archive', 'progress', 'host'],
   registry: ['state', 'images', 'content', 'progress', 'host'],
   state: ['images', 'content', 'snapshot', 'host'],
   snapshot: ['images', 'content', 'archive', 'host'],

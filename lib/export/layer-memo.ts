@@ -13,20 +13,21 @@
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import type { LayerBlob } from '../images/types';
+import { registerCacheRoot } from '../state/gc';
 import { readJsonRecord, writeJsonAtomic } from '../util/fsutil';
 
 export class LayerBlobMemo {
   private readonly dir: string;
 
   constructor(
-    stateDir: string,
+    private readonly stateDir: string,
     private readonly opts: { blobExists?(digest: string): Promise<boolean> } = {},
   ) {
     this.dir = path.join(stateDir, 'cache');
   }
 
   async get(snapshot: string, variant = ''): Promise<LayerBlob | undefined> {
-    const rec = await readJsonRecord<{ snapshot: string; blob: LayerBlob }>(this.file('layers', snapshot, '', variant));
+    const rec = await readJsonRecord<{ snapshot: string; blob: LayerBlob }>(this.layerFile(snapshot, variant));
     if (!rec || rec.snapshot !== snapshot) return undefined;
     if (this.opts.blobExists && !(await this.opts.blobExists(rec.blob.digest))) return undefined;
     return rec.blob;
@@ -34,12 +35,15 @@ export class LayerBlobMemo {
 
   async put(snapshot: string, blob: LayerBlob, variant = ''): Promise<void> {
     const { uncompressedSize: _u, ...stored } = blob;
-    await writeJsonAtomic(this.file('roots', snapshot, 'layer-', variant), { digests: [blob.digest] });
-    await writeJsonAtomic(this.file('layers', snapshot, '', variant), { snapshot, blob: stored, created: new Date().toISOString() });
+    await registerCacheRoot(this.stateDir, `layer-${memoHex(snapshot, variant)}`, [blob.digest]);
+    await writeJsonAtomic(this.layerFile(snapshot, variant), { snapshot, blob: stored, created: new Date().toISOString() });
   }
 
-  private file(sub: 'layers' | 'roots', snapshot: string, prefix: string, variant: string): string {
-    const id = variant ? `${snapshot}\0${variant}` : snapshot;
-    return path.join(this.dir, sub, `${prefix}${createHash('sha256').update(id).digest('hex')}.json`);
+  private layerFile(snapshot: string, variant: string): string {
+    return path.join(this.dir, 'layers', `${memoHex(snapshot, variant)}.json`);
   }
+}
+
+function memoHex(snapshot: string, variant: string): string {
+  return createHash('sha256').update(variant ? `${snapshot}\0${variant}` : snapshot).digest('hex');
 }

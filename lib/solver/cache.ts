@@ -21,6 +21,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { LayerBlob } from '../images/types';
 import type { Vertex } from '../graph/types';
+import { registerCacheRoot } from '../state/gc';
 import { debug } from '../util/log';
 import { readJsonRecord, writeJsonAtomic } from '../util/fsutil';
 import { keyHex } from './keys';
@@ -66,10 +67,6 @@ export class CacheStore implements CacheBackend {
     return path.join(this.dir, 'records', `${keyHex(key)}.json`);
   }
 
-  private rootPath(name: string): string {
-    return path.join(this.dir, 'roots', `${name}.json`);
-  }
-
   async get(key: string, _v?: Vertex): Promise<VertexResult | null> {
     const rec = await readJsonRecord<CacheRecord>(this.recordPath(key));
     if (!rec || rec.version !== VERSION || rec.key !== key) return null;
@@ -90,7 +87,7 @@ export class CacheStore implements CacheBackend {
 
   async put(key: string, v: Pick<Vertex, 'name' | 'kind'>, result: VertexResult): Promise<void> {
     const digests = result.layers.flatMap((l) => (l.blob ? [l.blob.digest] : []));
-    if (digests.length) await writeJsonAtomic(this.rootPath(`rec-${keyHex(key)}`), { digests });
+    if (digests.length) await registerCacheRoot(this.stateDir, `rec-${keyHex(key)}`, digests);
     const rec: CacheRecord = {
       version: VERSION,
       key,

@@ -6,11 +6,12 @@
 //   (index → manifests → config + layers; missing children are fine);
 // - `extraRoots` passed by the caller;
 // - build-cache roots: every `*.json` file under <state>/cache/roots/ holding
-//   `{"digests": ["sha256:…", …]}`. The solver writes one file per cache
-//   record (atomically: temp + rename, while holding the shared lock) and
-//   deletes it when the record is pruned. Roots that are manifests or indexes
-//   are walked like image targets; other blobs (layers, configs) are kept as is.
-//   registerCacheRoot()/removeCacheRoot() below write and delete these files.
+//   `{"digests": ["sha256:…", …]}`. The solver (one per cache record) and the
+//   exporter's layer memo (one per layer blob) write them with registerCacheRoot()
+//   below (atomically, while holding the shared lock, before the record that
+//   names the blobs); `img prune` deletes them with the records. Roots that are
+//   manifests or indexes are walked like image targets; other blobs (layers,
+//   configs) are kept as is.
 //
 // Stray ingest files (crashed writers) older than an hour go too (leftovers.ts).
 import type { Dirent } from 'node:fs';
