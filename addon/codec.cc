@@ -5,11 +5,17 @@
 // goes back to its environment through one thread-safe function per
 // environment, ref'd only while that environment has jobs out: an idle pool
 // never keeps the process alive, a busy one does.
+//
+// Node deletes a thread-safe function when its environment is torn down, even
+// while other threads still hold it; so pool threads reach it only through the
+// environment's Mailbox, under its lock, and the environment's cleanup hook
+// empties the mailbox first. A job finishing after that is left to the process.
 #include "addon.h"
 #include "codec.h"
 #include <sched.h>
 #include <condition_variable>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -17,8 +23,16 @@ namespace img {
 
 namespace {
 
+// Where pool threads deliver an environment's finished jobs; outlives the
+// environment for as long as jobs of it are queued or running.
+struct Mailbox {
+  std::mutex mu;
+  napi_threadsafe_function tsfn = nullptr;  // null once the environment is gone
+};
+
 // Per environment (main thread, each worker thread): lives on that JS thread.
 struct EnvQueue {
+  std::shared_ptr<Mailbox> box = std::make_shared<Mailbox>();
   napi_threadsafe_function tsfn = nullptr;
   size_t pending = 0;  // jobs submitted and not yet settled
 };
@@ -53,13 +67,13 @@ class CodecPool {
     cv_.notify_all();  // extra threads notice they are over the target and leave
   }
 
-  void Submit(CodecJob* job, napi_threadsafe_function tsfn) {
+  void Submit(CodecJob* job, std::shared_ptr<Mailbox> box) {
     std::lock_guard<std::mutex> g(mu_);
     if (!started_) {
       started_ = true;
       while (running_ < target_) Spawn();
     }
-    queue_.push_back({job, tsfn});
+    queue_.push_back({job, std::move(box)});
     cv_.notify_one();
   }
 
@@ -90,7 +104,7 @@ class CodecPool {
  private:
   struct Item {
     CodecJob* job;
-    napi_threadsafe_function tsfn;
+    std::shared_ptr<Mailbox> box;
   };
 
   CodecPool() : target_(DefaultThreads()) {}
@@ -114,10 +128,10 @@ class CodecPool {
         queue_.pop_front();
       }
       it.job->Run();
-      // The call fails only while the environment is being torn down; its
-      // jobs (and the JS references they hold) are then left to the process.
-      napi_call_threadsafe_function(it.tsfn, it.job, napi_tsfn_nonblocking);
-      napi_release_threadsafe_function(it.tsfn, napi_tsfn_release);
+      // Without an environment, the job (and the JS references it holds) is left
+      // to the process: those may only be released on their own JS thread.
+      std::lock_guard<std::mutex> g(it.box->mu);
+      if (it.box->tsfn) napi_call_threadsafe_function(it.box->tsfn, it.job, napi_tsfn_nonblocking);
     }
   }
 
@@ -147,8 +161,13 @@ static EnvQueue* QueueFor(Napi::Env env) {
                                                        CallJs, &q->tsfn),
                        nullptr);
   napi_unref_threadsafe_function(env, q->tsfn);
+  q->box->tsfn = q->tsfn;
+  // Runs before Node's own teardown of the function (hooks run last-registered first).
   env.AddCleanupHook([q]() {
-    napi_release_threadsafe_function(q->tsfn, napi_tsfn_release);
+    {
+      std::lock_guard<std::mutex> g(q->box->mu);
+      q->box->tsfn = nullptr;
+    }
     if (tlQueue == q) tlQueue = nullptr;
     delete q;
   });
@@ -162,10 +181,8 @@ Napi::Promise SubmitCodecJob(Napi::Env env, CodecJob* job) {
   napi_value promise;
   NAPI_THROW_IF_FAILED(env, napi_create_promise(env, &d, &promise), Napi::Promise());
   CodecPool::SetDeferred(job, d);
-  // One acquisition per job: the function outlives every job that will call it.
-  napi_acquire_threadsafe_function(q->tsfn);
   if (q->pending++ == 0) napi_ref_threadsafe_function(env, q->tsfn);
-  CodecPool::Get().Submit(owned.release(), q->tsfn);
+  CodecPool::Get().Submit(owned.release(), q->box);
   return Napi::Promise(env, promise);
 }
 

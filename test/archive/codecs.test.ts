@@ -16,6 +16,7 @@ import * as zlib from 'node:zlib';
 import { codecAddon, gzipCodec, zstdCodec, type GzipCodec, type ZstdCodec } from '../../lib/archive/codecs';
 import { AutoDecompress, compressStream, decompressStream } from '../../lib/archive/compression';
 import { ContentError, HostError, UsageError } from '../../lib/util/errors';
+import { addonPath } from '../../lib/host/index';
 import { noise, sample } from './samples';
 import { tmp, rmrf } from './helpers';
 
@@ -283,6 +284,23 @@ test('256 MiB through gzip and gunzip, and zstd both ways, in bounded memory', (
     assert.ok(grew < 32, `RSS grew ${grew.toFixed(0)} MiB streaming 512 MiB`);
   } finally {
     rmrf(dir);
+  }
+});
+
+test('a process exits cleanly right after its last codec job, even on one CPU', () => {
+  // On one CPU the pool thread that delivered the last result is preempted by the JS thread,
+  // which settles it and tears the environment down at once: the pool must not touch the
+  // environment's thread-safe function after that (it did, and Node aborted at exit).
+  const script = `
+    const m = { exports: {} };
+    process.dlopen(m, ${JSON.stringify(addonPath())});
+    const data = Buffer.alloc(64 << 10, 7);
+    (async () => { for (let i = 0; i < 3; i++) await m.exports.deflateChunk('zlib', 1, data, null, true, Buffer.allocUnsafe(80 << 10)); })();
+  `;
+  for (let i = 0; i < 5; i++) {
+    const r = spawnSync('taskset', ['-c', '0', process.execPath, '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.signal, null, `run ${i}: killed by ${r.signal} ${r.stderr}`);
+    assert.equal(r.status, 0, `run ${i}: ${r.stderr}`);
   }
 });
 
