@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { IdMapEntry } from '../exec/idmap';
 import { spawnInUserNamespace } from '../exec/userns';
-import { loadAddon, selfArgv } from '../host/index';
+import { launcherPath, loadAddon, selfArgv } from '../host/index';
 import { HostError } from '../util/errors';
 import { writeJsonAtomic } from '../util/fsutil';
 import {
@@ -150,6 +150,24 @@ function trialChecks(t: Trials, stateFs: string | undefined, kernel: Check): Che
   return out;
 }
 
+// How a build gets into its namespace: img-launch before Node starts, or
+// (launcher missing) img re-executing itself; and the record of this entry.
+function entryCheck(t: Trials | Error, root: boolean): Check {
+  const title = 'namespace entry';
+  if (root) return { id: 'entry', title, status: 'info', found: 'none needed: running as root' };
+  const here = t instanceof Error ? '' : `; here: mapping ${t.entry.mapping} (${t.entry.mappingReason})`;
+  const launcher = launcherPath();
+  if (launcher) return { id: 'entry', title, status: 'ok', found: `${launcher} maps the namespace before Node starts${here}` };
+  return {
+    id: 'entry',
+    title,
+    status: 'warn',
+    found: `img-launch is missing: img re-executes itself in the namespace${here}`,
+    cost: 'one more Node start for each build, unpack, du, prune, rm',
+    fix: 'npm run build:addon (builds img-launch beside the addon)',
+  };
+}
+
 function notTried(why: string): Check[] {
   const rows: [string, string][] = [
     ['proc', '/proc'],
@@ -183,6 +201,7 @@ export async function doctor(stateDir: string): Promise<DoctorReport> {
   const stateless = state.status === 'fail';
   if (root) checks.push({ id: 'mapping', title: 'id mapping', status: 'info', found: 'none: running as root' });
   else if (probe.userns && !stateless) checks.push(mappingCheck(trials, trial, ids, helpers));
+  if (probe.userns || root) checks.push(entryCheck(trials, root));
   if (trials instanceof Error) checks.push(...notTried(stateless ? 'the state dir is not writable' : probe.userns ? 'img could not enter a user namespace' : 'no user namespace'));
   else checks.push(...trialChecks(trials, stateFs, kernel));
   checks.push(cgroupCheck(), binfmtCheck(), state, credentialsCheck());

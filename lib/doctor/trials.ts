@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { currentEntry, type Entry } from '../exec/entry';
 import { parseProcIdMap, type IdMapEntry } from '../exec/idmap';
 import { runContainer, type BindMount } from '../exec/run';
 import { findRunc, freshProcTrial } from '../exec/runc';
@@ -14,7 +15,8 @@ import { backendTrial } from '../snapshot/open';
 
 // null = it worked, else why not.
 export interface Trials {
-  uidMap: IdMapEntry[]; // the maps this namespace got
+  entry: Entry; // how this namespace was entered (lib/exec/entry.ts)
+  uidMap: IdMapEntry[]; // the maps it got
   gidMap: IdMapEntry[];
   proc: string | null;
   overlayfs: string | null;
@@ -89,6 +91,7 @@ export async function runTrials(stateDir: string): Promise<Trials> {
       runcTrial(stateDir, path.join(dir, 'runc'), proc === null),
     ]);
     return {
+      entry: currentEntry(),
       uidMap: parseProcIdMap(fs.readFileSync('/proc/self/uid_map', 'utf8')),
       gidMap: parseProcIdMap(fs.readFileSync('/proc/self/gid_map', 'utf8')),
       proc,

@@ -44,10 +44,12 @@ describe('img doctor', () => {
     assert.deepEqual(r.verdict, { builds: true, mapping: 'subordinate ranges', backend: 'overlayfs', proc: 'fresh' });
     assert.deepEqual(
       r.checks.map((c) => c.id),
-      ['kernel', 'addon', 'userns', 'subids', 'helpers', 'mapping', 'proc', 'overlayfs', 'fuse', 'backend', 'runc', 'cgroups', 'binfmt', 'state', 'credentials'],
+      ['kernel', 'addon', 'userns', 'subids', 'helpers', 'mapping', 'entry', 'proc', 'overlayfs', 'fuse', 'backend', 'runc', 'cgroups', 'binfmt', 'state', 'credentials'],
     );
     for (const id of ['userns', 'subids', 'mapping', 'proc', 'overlayfs', 'backend', 'runc', 'state']) assert.equal(row(r, id).status, 'ok', JSON.stringify(row(r, id)));
     assert.match(row(r, 'subids').found, new RegExp(`${u.name}:${u.subuidStart}:65536`));
+    // The namespaced trials report the entry record of lib/exec/entry.ts.
+    assert.match(row(r, 'entry').found, /: mapping subids \(the subordinate ranges of /);
     assert.match(row(r, 'runc').found, /^\d+\.\d+\.\d+\S*: a trial container ran/);
     assert.match(row(r, 'state').found, new RegExp(`^${st} on \\w+: [\\d.]+\\w+ free, d_type yes, reflink (yes|no)$`));
     assert.match(row(r, 'credentials').found, /config\.json: no logins/);

@@ -68,6 +68,9 @@ describe('img in a pod', { skip: podSkipReason() }, () => {
     assert.match(row(r.doctor, 'helpers').found, /newuidmap \(setuid root\)/);
     assert.match(mapping.found, /newuidmap refused: newuidmap: write to uid_map failed: Operation not permitted/);
     assert.match(mapping.fix!, /CAP_SYS_ADMIN, absent from this container's bounding set.*setcap cap_setuid=ep \/usr\/bin\/newuidmap/);
+    assert.equal(mapping.status, 'warn');
+    assert.deepEqual(r.doctor.verdict, { builds: true, mapping: 'single id', backend: 'overlayfs', proc: 'host' });
+    assert.match(row(r.doctor, 'entry').found, /here: mapping single \(\/usr\/bin\/newuidmap failed \(exit 1\): newuidmap: write to uid_map failed/);
     // The build degrades to a single-id mapping, with one warning saying why.
     assert.equal(r.buildCode, 0, r.buildLog);
     assert.equal(r.buildLog.match(/^WARN user namespace maps only your own ids/gm)?.length, 1, r.buildLog);
