@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import ts from 'typescript';
+import { ErrorCodes } from '../lib/util/errors';
 
 const ROOT = path.resolve(__dirname, '..');
 const LIB = path.join(ROOT, 'lib');
@@ -181,4 +182,11 @@ test('rooms import each other statically; lazy import()/require() only where a c
     }
   }
   assert.deepEqual(violations, [], `\n${violations.join('\n')}\n`);
+});
+
+test('the errors table in docs/architecture.md lists the catalogue, every code once', () => {
+  const map = fs.readFileSync(path.join(ROOT, 'docs', 'architecture.md'), 'utf8');
+  const documented = [...map.matchAll(/^\| `\w+`[^|]*\| `(IMG_ERR_[A-Z_]+)` \|/gm)].map((m) => m[1]).sort();
+  const catalogue = Object.keys(ErrorCodes).filter((c) => c !== 'IMG_ERR').sort();
+  assert.deepEqual(documented, catalogue, 'docs/architecture.md "Errors" and lib/util/errors.ts ErrorCodes disagree');
 });
