@@ -61,6 +61,12 @@ test('COPY dir copies its contents, not the directory itself', async () => {
   assert.equal((await fs.stat(path.join(dest, 'app', 'main.c'))).mode & 0o777, 0o640);
 });
 
+test('COPY dir / copies its contents into the root', async () => {
+  const { dest, run } = await setup();
+  await run([copyAction(['src'], '/')]);
+  assert.deepEqual((await tree(dest)).filter((p) => !p.startsWith('etc')), ['main.c', 'sub/', 'sub/x.md', 'sub/y.txt']);
+});
+
 test('COPY file to a path without slash renames; with slash goes inside', async () => {
   const { dest, run } = await setup();
   await run([copyAction(['a.txt'], '/x/renamed'), copyAction(['b.txt'], '/y/')]);

@@ -281,7 +281,8 @@ async function copy(opts: FileOpOptions, a: CopyAction): Promise<void> {
       // Named as matched (a followed symlink keeps its own name, not its target's).
       target = intoDir ? path.join(destPath, path.posix.basename(m.relPath) || path.basename(m.hostPath)) : destPath;
     }
-    if (a.createDestPath) await ensureDir(opts.destRoot, path.dirname(target), owner, opts.sourceDateEpoch);
+    // (The root has no parent to make: `COPY dir /`.)
+    if (a.createDestPath && target !== opts.destRoot) await ensureDir(opts.destRoot, path.dirname(target), owner, opts.sourceDateEpoch);
 
     if (a.attemptUnpack && !isDir && lst.isFile() && opts.unpackArchive) {
       const dir = await resolveInRoot(opts.destRoot, a.dest, true);
