@@ -205,3 +205,21 @@ test('COPY wildcards are Go filepath.Match globs (util/glob.ts): [!x] is literal
   await run([copyAction(['src'], '/ex/', { excludePatterns: ['**/sub'] })]);
   assert.deepEqual(await tree(path.join(dest, 'ex')), ['main.c']);
 });
+
+test('COPY does not replace a file or symlink with a directory, nor a directory with a file (BuildKit stops there)', async () => {
+  const { ctx, dest, run } = await setup();
+  await fs.mkdir(path.join(dest, 'usr', 'lib'), { recursive: true });
+  await fs.symlink('usr/lib', path.join(dest, 'lib'));
+  await fs.mkdir(path.join(ctx, 'rootfs', 'lib'), { recursive: true });
+  await fs.writeFile(path.join(ctx, 'rootfs', 'lib', 'libx.so'), 'x');
+  await fs.mkdir(path.join(dest, 'tree', 'sub', 'x.md'), { recursive: true });
+  await fs.mkdir(path.join(dest, 'tree2', 'sub'), { recursive: true });
+  await fs.mkdir(path.join(dest, 'top'), { recursive: true });
+  await fs.writeFile(path.join(dest, 'top', 'sub'), 'a file');
+  await assert.rejects(run([copyAction(['src'], '/top/')]), /cannot copy to non-directory: \/top\/sub/);
+  await assert.rejects(run([copyAction(['src'], '/tree/')]), /cannot replace to directory \/tree\/sub\/x\.md with file/);
+  await run([copyAction(['src'], '/tree2/')]);
+  assert.deepEqual(await tree(path.join(dest, 'tree2')), ['main.c', 'sub/', 'sub/x.md', 'sub/y.txt'], 'an existing directory is merged into');
+  await assert.rejects(run([copyAction(['rootfs'], '/')]), /cannot copy to non-directory: \/lib/);
+  assert.equal(await fs.readlink(path.join(dest, 'lib')), 'usr/lib', 'a merged-/usr link is not turned into a directory');
+});

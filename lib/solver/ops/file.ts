@@ -25,7 +25,7 @@ import { copyXattrs } from '../../archive/sys';
 import { resolveUser } from '../../exec/passwd';
 import { loadAddon } from '../../host/index';
 import type { Mounted } from '../../snapshot/types';
-import { ImgError, isErrno } from '../../util/errors';
+import { ImgError, isErrno, StepError } from '../../util/errors';
 import { compileGlob, hasWildcards, type Glob } from '../../util/glob';
 import { debug } from '../../util/log';
 import { resolveInRoot } from '../../util/rootpath';
@@ -254,7 +254,7 @@ async function copy(opts: FileOpOptions, a: CopyAction): Promise<void> {
   // (BuildKit: one copy per match; `COPY f*.txt /single.txt` matching one file makes a file).
   const destIsDir = a.dest.endsWith('/');
   const destPath = await resolveInRoot(opts.destRoot, a.dest, true);
-  const copier = new TreeCopier(owner, chmod, exclude);
+  const copier = new TreeCopier(opts.destRoot, owner, chmod, exclude);
 
   for (const [matchNo, m] of matches.entries()) {
     const st = await fsp.stat(m.hostPath).catch(() => null);
@@ -366,6 +366,7 @@ class TreeCopier {
   private static readonly PARALLEL = 16;
 
   constructor(
+    private readonly destRoot: string,
     private readonly owner: Owner | undefined,
     private readonly chmod: ((mode: number, isDir: boolean) => number) | undefined,
     private readonly exclude: Glob[],
@@ -376,8 +377,10 @@ class TreeCopier {
   async copyDirContents(srcDir: string, destDir: string, relBase: string, isTop: boolean, group: number, topBase = relBase): Promise<void> {
     const st = await fsp.stat(srcDir);
     const existing = await fsp.lstat(destDir).catch(() => null);
-    if (existing && !existing.isDirectory()) await fsp.rm(destDir, { recursive: true, force: true });
-    if (!existing || !existing.isDirectory()) {
+    // As BuildKit: a file or symlink where the copy has a directory stops the copy
+    // (replacing it would, say, turn a merged-/usr /lib link into a directory).
+    if (existing && !existing.isDirectory()) throw this.conflict(`cannot copy to non-directory: ${this.inRoot(destDir)}`);
+    if (!existing) {
       await fsp.mkdir(destDir, { mode: 0o700 });
       this.dirMeta.push({ src: srcDir, dest: destDir, st });
     } else if (!isTop) {
@@ -396,6 +399,14 @@ class TreeCopier {
     }
   }
 
+  private inRoot(p: string): string {
+    return '/' + path.relative(this.destRoot, p);
+  }
+
+  private conflict(message: string): StepError {
+    return new StepError(message, { hint: 'remove what is in the way first (RUN rm ...), or copy to another path' });
+  }
+
   // A directory made for the copy (not from a source entry) still gets the source's times, last.
   keepTimes(dest: string, st: fs.Stats): void {
     this.dirMeta.push({ src: '', dest, st, timesOnly: true });
@@ -405,7 +416,8 @@ class TreeCopier {
     const st = follow ? await fsp.stat(src) : await fsp.lstat(src);
     if (st.isDirectory()) return this.copyDirContents(src, dest, '', false, group);
     const existing = await fsp.lstat(dest).catch(() => null);
-    if (existing) await fsp.rm(dest, { recursive: existing.isDirectory(), force: true });
+    if (existing?.isDirectory()) throw this.conflict(`cannot replace to directory ${this.inRoot(dest)} with file`);
+    if (existing) await fsp.rm(dest, { force: true });
     const linkKey = `${group}:${st.dev}:${st.ino}`;
     let copied: (() => void) | undefined;
     if (st.nlink > 1) {
