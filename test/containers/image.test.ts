@@ -1,6 +1,7 @@
 // img's own image (the repository's Dockerfile), built by img as the
 // unprivileged user from a Debian base made of Debian packages (make-rootfs.sh,
-// pushed to the test registry as debian:bookworm-slim).
+// pushed to the test registry as debian:bookworm-slim), then run as a pod
+// with Docker's defaults: img doctor and a multi-stage build inside it.
 // The Dockerfile's apt-get update needs Debian's mirror (as .ci/setup-host does).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -16,7 +17,8 @@ import { cleanup, runImgRootless, tempDir } from '../helpers/rootless';
 import { buildSea, SEA_BINARY } from '../helpers/sea';
 import { imageFromLayer, makeBusyboxImage } from '../fixtures/images';
 import { startRegistry, type Registry } from '../fixtures/registry';
-import { BASE_ROOTFS, ensureRootfs, podSkipReason, POD_UID } from './pod';
+import { BASE_ROOTFS, ensureRootfs, podSkipReason, POD_UID, runPod } from './pod';
+import { assertTree, doctorAndBuild, row } from './scenario';
 
 // security.capability's permitted bits (vfs_cap_data), as getcap reads them.
 function fileCaps(file: string): string[] {
@@ -28,6 +30,7 @@ describe('img\'s own image', { skip: podSkipReason() }, () => {
   let registry: Registry;
   let state: string;
   let rootfs: string;
+  const volumes: string[] = [];
   before(async () => {
     ensureRootfs();
     buildSea();
@@ -42,6 +45,7 @@ describe('img\'s own image', { skip: podSkipReason() }, () => {
     await registry?.stop();
     if (state) await cleanup(state);
     if (rootfs) fs.rmSync(rootfs, { recursive: true, force: true });
+    for (const v of volumes) fs.rmSync(v, { recursive: true, force: true });
   });
 
   it('builds with img as the unprivileged user: config, single binary, id helpers with file capabilities', async () => {
@@ -83,5 +87,24 @@ describe('img\'s own image', { skip: podSkipReason() }, () => {
     assert.match(fs.readFileSync(path.join(rootfs, 'etc/passwd'), 'utf8'), new RegExp(`^user:x:${POD_UID}:${POD_UID}:`, 'm'));
     for (const tool of ['usr/sbin/runc', 'usr/bin/fuse-overlayfs', 'usr/bin/git', 'etc/ssl/certs/ca-certificates.crt']) assert.ok(fs.existsSync(path.join(rootfs, tool)), tool);
     assert.equal(fs.statSync(path.join(rootfs, 'home/user/.local/share/img')).uid, POD_UID);
+  });
+
+  it('runs as a pod with Docker\'s defaults: each output line once, doctor, a multi-stage build', async () => {
+    assert.ok(fs.existsSync(path.join(rootfs, 'usr/local/bin/img')), 'the image was built by the test above');
+    const version = await runPod({ variant: 'default', rootfs, argv: ['img', 'version'] });
+    assert.equal(version.code, 0, version.stderr);
+    const lines = version.stdout.trimEnd().split('\n');
+    assert.equal(lines[0], 'img:');
+    assert.equal(new Set(lines).size, lines.length, `every line once:\n${version.stdout}`);
+
+    const r = await doctorAndBuild({ variant: 'default', owner: 1000, registry: registry.host, img: { argv: ['img'], env: {}, volumes: [] }, rootfs, cleanup: volumes });
+    assert.equal(r.doctorCode, 0, r.doctorErr);
+    assert.deepEqual(r.doctor.verdict, { builds: true, mapping: 'subordinate ranges', backend: 'overlayfs', proc: 'host' });
+    assert.match(row(r.doctor, 'helpers').found, /newuidmap \(file capability cap_setuid\)/);
+    // The single binary carries img-launch: builds enter the namespace before Node starts.
+    assert.match(row(r.doctor, 'entry').found, /img-launch\S* maps the namespace before Node starts/);
+    assert.equal(r.buildCode, 0, r.buildLog);
+    assert.equal(r.buildOut.match(/^Successfully built/gm)?.length, 1, `one build, not two:\n${r.buildOut}`);
+    await assertTree(r.tar, 1000, false);
   });
 });
