@@ -41,7 +41,7 @@ interface Split {
 // Sums the `DEBU start-up:` lines of one run (two when img re-executed itself).
 function parseSplit(stderr: string): Split {
   const s: Split = { launcher: 0, node: 0, modules: 0, nodeStarts: 0 };
-  for (const m of stderr.matchAll(/^DEBU start-up: (?:img-launch ([\d.]+) ms, )?Node ([\d.]+) ms, modules ([\d.]+) ms$/gm)) {
+  for (const m of stderr.matchAll(/^DEBU start-up: (?:img-launch ([\d.]+) ms, )?Node ([\d.]+) ms, modules ([\d.]+) ms, work [\d.]+ ms$/gm)) {
     s.launcher += Number(m[1] ?? 0);
     s.node += Number(m[2]);
     s.modules += Number(m[3]);

@@ -5,13 +5,14 @@
 // lib/cli/start.ts), node makes a SEA blob of it with the native addon and
 // img-launch as assets (unpacked by lib/host/index.ts), and postject injects
 // the blob into a copy of the node binary.
-//   npm run build:sea   →  build/sea/img
+//   npm run build:sea                    →  build/sea/img
+//   node scripts/build-sea.js OUTDIR     →  OUTDIR/img
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
-const out = path.join(root, 'build', 'sea');
+const out = path.resolve(process.argv[2] || path.join(root, 'build', 'sea'));
 fs.mkdirSync(out, { recursive: true });
 const addon = path.join(root, 'build', 'Release', 'img_addon.node');
 const launcher = path.join(root, 'build', 'Release', 'img-launch');
@@ -28,7 +29,7 @@ const config = {
   main: path.join(out, 'img.cjs'),
   output: path.join(out, 'sea-prep.blob'),
   disableExperimentalSEAWarning: true,
-  useCodeCache: false,
+  useCodeCache: true,
   assets: { 'img_addon.node': addon, 'img-launch': launcher },
 };
 fs.writeFileSync(path.join(out, 'sea-config.json'), JSON.stringify(config, null, 2));

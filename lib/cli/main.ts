@@ -9,6 +9,7 @@ import { formatHelp } from './help';
 import { commands } from './commands/index';
 import { ImgError } from '../util/errors';
 import { debug, isDebug, setDebug } from '../util/log';
+import { startupMarks } from '../util/startup';
 import { VERSION } from '../util/version';
 import { launchIfNeeded } from './launch';
 
@@ -57,14 +58,13 @@ export function reportError(err: unknown): number {
   return 1;
 }
 
-// When main() began, in ms since Node's time origin (its process start).
-let mainStartedAt: number | undefined;
-
 // Where start-up went: img-launch (when it ran), Node's own bootstrap, loading
-// img's modules. Printed last, so --debug's first line stays the command's own.
+// img's modules (up to the command's work), the work. Printed last, so
+// --debug's first line stays the command's own.
 function debugStartup(): void {
-  if (!isDebug() || mainStartedAt === undefined) return;
+  if (!isDebug() || startupMarks.main === undefined) return;
   const boot = performance.nodeTiming.bootstrapComplete;
+  const loaded = startupMarks.work ?? startupMarks.main;
   let launcher = '';
   try {
     const facts = JSON.parse(process.env.IMG_ENTRY ?? 'null') as { launcherMs?: number } | null;
@@ -72,11 +72,11 @@ function debugStartup(): void {
   } catch {
     /* lib/exec/entry.ts reports a bad record */
   }
-  debug(`start-up: ${launcher}Node ${boot.toFixed(1)} ms, modules ${(mainStartedAt - boot).toFixed(1)} ms`);
+  debug(`start-up: ${launcher}Node ${boot.toFixed(1)} ms, modules ${(loaded - boot).toFixed(1)} ms, work ${(performance.now() - loaded).toFixed(1)} ms`);
 }
 
 export async function main(argv: string[] = process.argv): Promise<number> {
-  mainStartedAt ??= performance.now();
+  startupMarks.main ??= performance.now();
   const { program } = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -51,7 +51,7 @@ describe('the namespace entry degrades instead of failing', { skip: skip || noLa
     assert.doesNotMatch(r.stderr, /^WARN /m);
     assert.match(r.stderr, /^DEBU user namespace: entered by img-launch in [\d.]+ ms; mapping subids: the subordinate ranges of \S+ in \/etc\/subuid and \/etc\/subgid, written by newuidmap\/newgidmap$/m);
     assert.match(r.stderr, /^DEBU \/proc for RUN steps: fresh \(/m);
-    assert.match(r.stderr, /^DEBU start-up: img-launch [\d.]+ ms, Node [\d.]+ ms, modules [\d.]+ ms$/m);
+    assert.match(r.stderr, /^DEBU start-up: img-launch [\d.]+ ms, Node [\d.]+ ms, modules [\d.]+ ms, work [\d.]+ ms$/m);
     const chown = await build(e, ['-t', 'entry:chown', path.join(e.ctx, 'chown')]);
     assert.equal(chown.code, 0, chown.stderr);
     assert.equal(await topLayerOwner(e, 'docker.io/library/entry:chown', 'hi'), '1000:1000');

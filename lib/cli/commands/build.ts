@@ -2,6 +2,7 @@
 // Flags follow img's help text plus docker/buildx's common ones.
 import { Option } from 'commander';
 import { NotFoundError, UnsupportedError, UsageError } from '../../util/errors';
+import { startupMarks } from '../../util/startup';
 import type { RegisterCommand } from './index';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -131,6 +132,7 @@ export const register: RegisterCommand = (program, globals) =>
       const say = (s: string) => (dataOnStdout ? process.stderr : process.stdout).write(s + '\n');
       const display = buildOpts.tags.length ? fullName(buildOpts.tags[0]) : null;
       if (!buildOpts.quiet && display) say(`Building ${display}`);
+      startupMarks.work = performance.now();
       const outcome = await runBuild(buildOpts, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, cwd: process.cwd(), env });
       if (buildOpts.quiet) {
         if (outcome.imageId && !dataOnStdout) process.stdout.write(outcome.imageId + '\n');
