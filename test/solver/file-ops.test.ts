@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { applyFileActions, parseChmod, type FileOpOptions } from '../../lib/solver/ops/file';
+import { applyFileActions, parseChmod, unpackArchive, type FileOpOptions } from '../../lib/solver/ops/file';
 import type { FileAction } from '../../lib/graph/types';
 import { lgetxattr, lsetxattr } from '../../lib/archive/sys';
 
@@ -222,4 +222,19 @@ test('COPY does not replace a file or symlink with a directory, nor a directory 
   assert.deepEqual(await tree(path.join(dest, 'tree2')), ['main.c', 'sub/', 'sub/x.md', 'sub/y.txt'], 'an existing directory is merged into');
   await assert.rejects(run([copyAction(['rootfs'], '/')]), /cannot copy to non-directory: \/lib/);
   assert.equal(await fs.readlink(path.join(dest, 'lib')), 'usr/lib', 'a merged-/usr link is not turned into a directory');
+});
+
+test('ADD of a local file: a tar (also compressed) is extracted into the destination; anything else, compressed or not, is copied as the file it names', async () => {
+  const { ctx, dest, run } = await setup();
+  const { execFileSync } = await import('node:child_process');
+  execFileSync('tar', ['-czf', path.join(ctx, 't.tgz'), '-C', path.join(ctx, 'src'), 'sub']);
+  execFileSync('gzip', ['-k', path.join(ctx, 'a.txt')]);
+  await run([
+    copyAction(['t.tgz'], '/unpacked', { attemptUnpack: true }),
+    copyAction(['a.txt.gz'], '/plain.gz', { attemptUnpack: true }),
+    copyAction(['b.txt'], '/b-file', { attemptUnpack: true }),
+  ], { unpackArchive });
+  assert.deepEqual(await tree(path.join(dest, 'unpacked')), ['sub/', 'sub/x.md', 'sub/y.txt']);
+  assert.ok((await fs.lstat(path.join(dest, 'plain.gz'))).isFile(), 'a gzip that is not a tar stays a file');
+  assert.equal(await fs.readFile(path.join(dest, 'b-file'), 'utf8'), 'B');
 });

@@ -20,7 +20,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ChownSpec, FileAction, FileVertex } from '../../graph/types';
-import { applyLayer, compareDirs, decompressArchive, detectArchiveCompression, writeLayer } from '../../archive/index';
+import { applyLayer, compareDirs, decompressArchive, detectArchiveCompression, writeLayer, type ArchiveCompression } from '../../archive/index';
 import { copyXattrs } from '../../archive/sys';
 import { resolveUser } from '../../exec/passwd';
 import { loadAddon } from '../../host/index';
@@ -48,7 +48,7 @@ export interface FileOpOptions {
   defaultOwner?(index: number): Owner | undefined;
   // Extracts a local archive for ADD (attemptUnpack). Returns false when `file`
   // is not an archive, so it is copied as a plain file instead.
-  unpackArchive?(file: string, destDir: string, owner: Owner | undefined): Promise<boolean>;
+  unpackArchive?(file: string, destDir: string, owner: Owner | undefined, makeDest: () => Promise<void>): Promise<boolean>;
   // Applied to mtimes of files created from scratch (mkdir/mkfile), for reproducible builds.
   sourceDateEpoch?: number;
 }
@@ -165,34 +165,56 @@ async function ownerFor(root: string, chown: ChownSpec): Promise<Owner> {
 }
 
 // ADD of a local file: extracted when it is a tar (plain, gzip, zstd, bzip2 or xz,
-// sniffed from its first bytes, not its name); false when it is not, so it is copied as is.
-async function unpackArchive(file: string, destDir: string, owner: Owner | undefined): Promise<boolean> {
-  const fh = await fsp.open(file, 'r');
-  const head = Buffer.alloc(512);
-  try {
-    await fh.read(head, 0, 512, 0);
-  } finally {
-    await fh.close();
-  }
-  const c = detectArchiveCompression(head);
-  const isTar = head.toString('latin1', 257, 262) === 'ustar';
-  if (c === 'none' && !isTar) return false;
-  const src = fs.createReadStream(file);
-  const tar = c === 'none' ? src : src.pipe(decompressArchive(c));
-  try {
-    await applyLayer(tar, {
-      root: destDir,
-      whiteoutFormat: 'native',
-      sameOwner: true,
-      idMap: owner ? () => [owner.uid, owner.gid] : undefined,
-    });
-  } catch (err) {
-    if (c !== 'none' && !isTar) return false; // compressed but not a tar: copy as is
-    throw err;
-  }
+// told by its first bytes, not its name) — into destDir, made by makeDest only then;
+// false when it is not, and the file is copied as is (BuildKit's isArchivePath).
+export async function unpackArchive(file: string, destDir: string, owner: Owner | undefined, makeDest: () => Promise<void>): Promise<boolean> {
+  const c = detectArchiveCompression(await firstBytes(fs.createReadStream(file)));
+  if (!looksLikeTar(await firstBytes(openArchive(file, c)))) return false;
+  await makeDest();
+  await applyLayer(openArchive(file, c), {
+    root: destDir,
+    whiteoutFormat: 'native',
+    sameOwner: true,
+    idMap: owner ? () => [owner.uid, owner.gid] : undefined,
+  });
   return true;
 }
 
+function openArchive(file: string, c: ArchiveCompression): NodeJS.ReadableStream {
+  const src = fs.createReadStream(file);
+  if (c === 'none') return src;
+  const out = decompressArchive(c);
+  out.once('close', () => src.destroy()); // stopping early must not leave the file open
+  return src.pipe(out);
+}
+
+// The first 512 bytes of a stream (fewer when it is shorter or cannot be read), then closes it.
+async function firstBytes(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  try {
+    for await (const chunk of stream) {
+      chunks.push(chunk as Buffer);
+      n += (chunk as Buffer).length;
+      if (n >= 512) break;
+    }
+  } catch {
+    // not decompressible: not an archive
+  } finally {
+    (stream as NodeJS.ReadableStream & { destroy?(): void }).destroy?.();
+  }
+  return Buffer.concat(chunks).subarray(0, 512);
+}
+
+// A tar header: ustar magic, or (old v7 tars) a checksum that adds up, as Go's tar reader accepts.
+function looksLikeTar(h: Buffer): boolean {
+  if (h.length < 512 || h.every((b) => b === 0)) return false;
+  if (h.toString('latin1', 257, 262) === 'ustar') return true;
+  const want = parseInt(h.toString('latin1', 148, 156).replace(/\0.*$/s, '').trim(), 8);
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : h[i];
+  return sum === want;
+}
 
 export async function applyFileActions(opts: FileOpOptions): Promise<void> {
   for (const action of opts.actions) {
@@ -286,8 +308,8 @@ async function copy(opts: FileOpOptions, a: CopyAction): Promise<void> {
 
     if (a.attemptUnpack && !isDir && lst.isFile() && opts.unpackArchive) {
       const dir = await resolveInRoot(opts.destRoot, a.dest, true);
-      await ensureDir(opts.destRoot, dir, owner, opts.sourceDateEpoch);
-      if (await opts.unpackArchive(m.hostPath, dir, a.chown ? owner : undefined)) continue;
+      const makeDest = () => ensureDir(opts.destRoot, dir, owner, opts.sourceDateEpoch);
+      if (await opts.unpackArchive(m.hostPath, dir, a.chown ? owner : undefined, makeDest)) continue;
     }
     if (isDir) {
       await copier.copyDirContents(m.hostPath, target, m.relPath, true, matchNo);
