@@ -1,7 +1,10 @@
-// Cost of the user-namespace hop: a minimal command that calls
-// enterUserNamespace() and exits, with the hop (unprivileged caller) vs
-// without it (IMG_USERNS=1 preset, so the door returns at once). Both as a
-// bundled .js (how an installed img starts) and through tsx (dev).
+// Cost of entering the user namespace: a minimal command that calls
+// enterUserNamespace() and exits, entered by img-launch before Node starts
+// (how bin/img runs), by the door exec'ing img-launch (img started without
+// it), by img's own re-exec from Node (IMG_LAUNCHER='': how img entered before
+// img-launch), against no entry at all (IMG_USERNS=1 preset, so the door
+// returns at once); as a bundled .js (how an installed img starts) and
+// through tsx (dev). Plus img-launch alone in front of /bin/true.
 //   node --import tsx bench/userns-entry.ts [--runs 21]
 // As root it re-runs itself as the unprivileged test user (imgtest).
 // Writes bench/results/userns-entry.json.
@@ -50,13 +53,23 @@ function measure(work: string) {
   if (b.status !== 0) throw new Error(`esbuild: ${b.stderr}`);
   const base: NodeJS.ProcessEnv = { ...process.env, IMG_ADDON_PATH: path.join(REPO, 'build/Release/img_addon.node') };
   delete base.IMG_USERNS;
+  delete base.IMG_ENTRY;
   // With the marker preset the door returns at once (and the uid stays the caller's).
   const noHop = { ...base, IMG_USERNS: '1' };
-  const cases: Record<string, { argv: string[]; env: NodeJS.ProcessEnv }> = {
-    'js, no hop': { argv: [process.execPath, entryJs], env: noHop },
-    'js, with hop': { argv: [process.execPath, entryJs], env: base },
-    'tsx, no hop': { argv: [process.execPath, '--import', 'tsx', entryTs], env: noHop },
-    'tsx, with hop': { argv: [process.execPath, '--import', 'tsx', entryTs], env: base },
+  const noLauncher = { ...base, IMG_LAUNCHER: '' };
+  const launcher = path.join(REPO, 'build/Release/img-launch');
+  const js = [process.execPath, entryJs];
+  const tsx = [process.execPath, '--import', 'tsx', entryTs];
+  const cases: Record<string, { argv: string[]; env: NodeJS.ProcessEnv; hop: boolean }> = {
+    'js, no hop': { argv: js, env: noHop, hop: false },
+    'js, img-launch first': { argv: [launcher, 'enter', ...js], env: base, hop: true },
+    'js, door execs img-launch': { argv: js, env: base, hop: true },
+    'js, re-exec from Node': { argv: js, env: noLauncher, hop: true },
+    'tsx, no hop': { argv: tsx, env: noHop, hop: false },
+    'tsx, img-launch first': { argv: [launcher, 'enter', ...tsx], env: base, hop: true },
+    'tsx, re-exec from Node': { argv: tsx, env: noLauncher, hop: true },
+    '/bin/true': { argv: ['/bin/true'], env: base, hop: false },
+    'img-launch /bin/true': { argv: [launcher, 'enter', '/bin/true'], env: base, hop: false },
   };
   const times: Record<string, number[]> = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
   const run = (k: string) => {
@@ -64,7 +77,7 @@ function measure(work: string) {
     const t = process.hrtime.bigint();
     const r = spawnSync(c.argv[0], c.argv.slice(1), { env: c.env, cwd: REPO, encoding: 'utf8' });
     const hopped = r.stdout === '0';
-    if (r.status !== 0 || hopped === k.includes('no hop')) throw new Error(`${k}: exit ${r.status}, uid ${r.stdout}: ${r.stderr}`);
+    if (r.status !== 0 || (c.argv[0] !== '/bin/true' && c.argv.at(-1) !== '/bin/true' && hopped !== c.hop)) throw new Error(`${k}: exit ${r.status}, uid ${r.stdout}: ${r.stderr}`);
     return Number(process.hrtime.bigint() - t) / 1e6;
   };
   for (const k of Object.keys(cases)) run(k); // warm-up
@@ -76,7 +89,14 @@ function measure(work: string) {
     runs: RUNS,
     medianMs: med,
     setupOnlyMs: measureSetup(work),
-    hopCostMs: { js: Math.round((med['js, with hop'] - med['js, no hop']) * 10) / 10, tsx: Math.round((med['tsx, with hop'] - med['tsx, no hop']) * 10) / 10 },
+    hopCostMs: {
+      'js, img-launch first': Math.round((med['js, img-launch first'] - med['js, no hop']) * 10) / 10,
+      'js, door execs img-launch': Math.round((med['js, door execs img-launch'] - med['js, no hop']) * 10) / 10,
+      'js, re-exec from Node': Math.round((med['js, re-exec from Node'] - med['js, no hop']) * 10) / 10,
+      'tsx, img-launch first': Math.round((med['tsx, img-launch first'] - med['tsx, no hop']) * 10) / 10,
+      'tsx, re-exec from Node': Math.round((med['tsx, re-exec from Node'] - med['tsx, no hop']) * 10) / 10,
+      'img-launch alone': Math.round((med['img-launch /bin/true'] - med['/bin/true']) * 10) / 10,
+    },
   };
 }
 
@@ -114,9 +134,9 @@ function main() {
 function write(result: ReturnType<typeof measure>) {
   fs.mkdirSync(path.join(REPO, 'bench', 'results'), { recursive: true });
   fs.writeFileSync(path.join(REPO, 'bench', 'results', 'userns-entry.json'), JSON.stringify(result, null, 2) + '\n');
-  for (const [k, v] of Object.entries(result.medianMs)) console.log(`${k.padEnd(14)} ${v} ms`);
-  console.log(`hop cost: ${result.hopCostMs.js} ms (bundled js), ${result.hopCostMs.tsx} ms (tsx); median of ${result.runs}`);
-  console.log(`namespace setup alone (clone + newuidmap/newgidmap + exec /bin/true): ${result.setupOnlyMs} ms; load average ${result.loadavg.join(' ')}`);
+  for (const [k, v] of Object.entries(result.medianMs)) console.log(`${k.padEnd(28)} ${v} ms`);
+  for (const [k, v] of Object.entries(result.hopCostMs)) console.log(`entry cost, ${k.padEnd(28)} ${v} ms`);
+  console.log(`median of ${result.runs}; Node's own entry (clone + newuidmap/newgidmap + exec /bin/true, from a running Node): ${result.setupOnlyMs} ms; load average ${result.loadavg.join(' ')}`);
 }
 
 main();

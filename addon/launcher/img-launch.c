@@ -458,6 +458,7 @@ static void enter(void) {
     put_string("helper", hu.path[0] && access(hu.path, X_OK) == 0 ? hg.name : hu.name);
   }
 
+  const char* failed_syscall = "unshare(CLONE_NEWUSER)";  // when no mapping works
   struct child c;
   int err = spawn_child(&c);
   if (err < 0) become_program(uid, gid);
@@ -468,9 +469,8 @@ static void enter(void) {
     int rg = finish_helper(&hg);
     if (ru == 0 && rg == 0) {
       put_string("mapping", "subids");
-      char desc[64];
-      snprintf(desc, sizeof desc, "%lu", (unsigned long)nuid);
-      put_string("uidRanges", desc);
+      put_int("uidRanges", nuid);
+      put_int("gidRanges", ngid);
     } else {
       // A map, once written, stays: start over in a fresh child with the single-id map.
       struct helper* f = ru ? &hu : &hg;
@@ -504,18 +504,14 @@ static void enter(void) {
       abandon_child(&c);
       record_len = 0;
       put("{\"via\":\"img-launch\"");
-      put_string("mapping", "none");
-      put_string("errno", errno_name(werr));
-      put_string("syscall", "write id map");
+      failed_syscall = "write /proc/PID/uid_map";
       err = werr;
     }
   }
   if (err) {
-    if (record_len && !strstr(record, "\"mapping\"")) {
-      put_string("mapping", "none");
-      put_string("errno", errno_name(err));
-      put_string("syscall", "unshare(CLONE_NEWUSER)");
-    }
+    put_string("mapping", "none");
+    put_string("errno", errno_name(err));
+    put_string("syscall", failed_syscall);
     put_number("launchedAt", g_start);
     put_number("launcherMs", epoch_ms() - g_start);
     put("}");

@@ -37,7 +37,8 @@ export interface EntryFacts {
   via: 'img-launch' | 'img';
   user?: string;
   mapping: 'subids' | 'single' | 'none';
-  uidRanges?: string;
+  uidRanges?: number; // how many subordinate ranges were mapped
+  gidRanges?: number;
   cause?: 'no-ranges' | 'no-helper' | 'helper-failed';
   noRangesIn?: string; // the file(s) without the caller's lines
   helper?: string; // the helper that failed or is missing
