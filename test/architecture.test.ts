@@ -18,10 +18,11 @@ const LIB = path.join(ROOT, 'lib');
 // are in import order: a room imports only rooms in rows below its own.
 const ALLOWED: Record<string, readonly string[]> = {
   cli: ['builder', 'doctor', 'export', 'state', 'registry', 'images', 'snapshot', 'exec', 'archive', 'progress', 'host'],
-  builder: ['frontend', 'graph', 'solver', 'export', 'state', 'registry', 'images', 'content', 'snapshot', 'exec', 'archive', 'progress', 'host'],
+  builder: ['frontend', 'graph', 'solver', 'cache', 'export', 'state', 'registry', 'images', 'content', 'snapshot', 'exec', 'archive', 'progress', 'host'],
   doctor: ['registry', 'snapshot', 'exec', 'host'],
   frontend: ['graph', 'images'],
-  solver: ['graph', 'export', 'state', 'registry', 'images', 'content', 'snapshot', 'exec', 'archive', 'progress', 'host'],
+  solver: ['graph', 'cache', 'export', 'state', 'registry', 'images', 'content', 'snapshot', 'exec', 'archive', 'progress', 'host'],
+  cache: ['export', 'registry', 'images', 'content', 'snapshot'],
   graph: ['images'],
   export: ['state', 'images', 'content', 'snapshot', 'exec', 'archive', 'progress', 'host'],
   registry: ['state', 'images', 'content', 'progress', 'host'],

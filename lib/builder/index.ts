@@ -17,12 +17,15 @@ import type { Descriptor, ImageConfig, Platform } from '../images/types';
 import { createRenderer, Progress, type Renderer } from '../progress/index';
 import { openSnapshotter } from '../snapshot/index';
 import { acquireLease } from '../snapshot/lease';
-import { CacheStore } from '../solver/cache';
+import { INLINE_CACHE_FIELD } from '../cache/index';
+import { CacheStore, CacheWithImports } from '../solver/cache';
+import type { CacheBackend } from '../solver/types';
 import { createRuntime } from '../solver/runtime';
 import { solve } from '../solver/scheduler';
 import { withStoreLock } from '../state/lock';
 import { NotFoundError, UnsupportedError, UsageError } from '../util/errors';
 import { warn } from '../util/log';
+import { exportCaches, importCaches, inlineCache, type CacheExportContext } from './cache';
 import { loadContext, type LoadedContext } from './context';
 import type { BuildOptions, OutputSpec } from './options';
 
@@ -177,12 +180,18 @@ async function buildWithContext(
       },
     });
 
+    // --cache-from: consulted after the local records; their layers stay remote
+    // until a step that runs builds on them (see solver/cache.ts CacheWithImports).
+    const imports = opts.cacheFrom.length ? await importCaches(opts.cacheFrom, { stateDir: opts.stateDir, platform, sn, progress }) : null;
+    const backend: CacheBackend = imports?.loaded.length ? new CacheWithImports(cache, imports) : cache;
     const res = await solve(graph, {
       executors: runtime.executors,
-      cache,
+      cache: backend,
       concurrency: opts.concurrency,
       progress,
       noCache: opts.noCache,
+      // Filesystem outputs read the root's snapshot; image outputs need only its layers.
+      materializeRoot: outputs.some((o) => o.type === 'tar' || o.type === 'local'),
     });
 
     const outcome: BuildOutcome = { imageId: null, names: [], pushed: [], cachedSteps: res.cached.size, executedSteps: res.executed.size };
@@ -190,6 +199,14 @@ async function buildWithContext(
     const result: BuildResult = { snapshot: res.result.snapshot, layers: res.result.layers, config: graph.config as ImageConfig, created: res.result.created };
     const env: ExportEnv = { stateDir: opts.stateDir, content, sn, layerBlobs, sourceDateEpoch: opts.sourceDateEpoch };
     const under = (id: string): ExportProgress => ({ status: (sub, s) => progress.status(id, sub, s) });
+    const cacheCtx: CacheExportContext = { graph, solved: res, backend, env, platform, progress };
+    const imageOutput = outputs.find((o) => o.type === 'image' || o.type === 'docker' || o.type === 'oci') as { format: ImageFormat } | undefined;
+    if (opts.cacheTo.some((c) => c.type === 'inline')) {
+      // The records go into the image config: what every image output of this build carries.
+      const field = imageOutput ? await inlineCache(cacheCtx, result, imageOutput.format) : undefined;
+      if (!imageOutput) warn('--cache-to type=inline needs an image output (-t, -o type=image|registry|docker|oci); no inline cache written');
+      if (field) result.config = { ...result.config, [INLINE_CACHE_FIELD]: field } as ImageConfig;
+    }
 
     for (const out of outputs) {
       switch (out.type) {
@@ -235,8 +252,9 @@ async function buildWithContext(
       }
     }
 
+    await exportCaches(opts.cacheTo, cacheCtx);
+
     // An image was made when an output wanted one; --iidfile / --metadata-file want one regardless.
-    const imageOutput = outputs.find((o) => o.type === 'image' || o.type === 'docker' || o.type === 'oci') as { format: ImageFormat } | undefined;
     if (imageOutput || opts.iidfile || opts.metadataFile) {
       const b = await imageOf(result, env, under('export:meta'), imageOutput?.format);
       outcome.imageId = b.config.digest;

@@ -1,5 +1,6 @@
 // `img build` inputs as one value (BuildOptions), and parsers for the
 // docker/buildx flag syntaxes (-o CSV, --secret, --build-context, --add-host).
+import type { CacheExportSpec, CacheImportSpec } from '../cache/index';
 import type { ImageFormat } from '../export/index';
 import { ImgError, UnsupportedError, UsageError } from '../util/errors';
 import type { Platform } from '../images/types';
@@ -35,6 +36,8 @@ export interface BuildOptions {
   buildArgs: Record<string, string>;
   labels: Record<string, string>;
   noCache: boolean;
+  cacheFrom: CacheImportSpec[]; // --cache-from, in order
+  cacheTo: CacheExportSpec[]; // --cache-to
   target?: string;
   platforms: Platform[];
   tags: string[];

@@ -170,12 +170,18 @@ function omitEmpty(c: ImageConfig['config']): void {
   }
 }
 
+// The blobs of a layer chain in `format` (made from snapshots where needed,
+// remembered in the layer memo); a blob only known remotely comes with its source.
+export function exportLayers(layers: LayerSlot[], env: ExportEnv, format: ImageFormat = {}, concurrency = 4): Promise<{ blob: LayerBlob; source?: BlobSource }[]> {
+  const limiter = new Limiter(concurrency);
+  return Promise.all(layers.map((slot, i) => limiter.run(() => layerFor(env, format, slot, i))));
+}
+
 export async function buildImage(result: BuildResult, env: ExportEnv, o: ImageExportOptions = {}): Promise<BuiltImage> {
   const f = o.format ?? {};
   const oci = f.ociMediaTypes ?? true;
-  const limiter = new Limiter(o.concurrency ?? 4);
   o.progress?.status('layers', { name: 'exporting layers' });
-  const made = await Promise.all(result.layers.map((slot, i) => limiter.run(() => layerFor(env, f, slot, i))));
+  const made = await exportLayers(result.layers, env, f, o.concurrency);
   o.progress?.status('layers', { name: 'exporting layers', done: true });
   const sources = new Map<Digest, BlobSource>();
   for (const m of made) if (m.source) sources.set(m.blob.digest, m.source);

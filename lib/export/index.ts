@@ -2,7 +2,7 @@
 // each takes the one BuildResult (result.ts) and the stores (ExportEnv).
 export type { BuildResult, ExportEnv, ExportProgress, ImageFormat, LayerSlot } from './result';
 export { LayerBlobMemo } from './layer-memo';
-export { buildImage, exportImage, fetchLayers, imageOf, nameImage, alignHistory, layerMediaType, EMPTY_LAYER_DIFF_ID, type BuiltImage, type ImageExportOptions } from './image';
+export { buildImage, exportImage, exportLayers, fetchLayers, imageOf, nameImage, alignHistory, layerMediaType, EMPTY_LAYER_DIFF_ID, type BuiltImage, type ImageExportOptions } from './image';
 export { exportArchive } from './archive';
 export { exportLocal } from './local';
 export { writeRootfsTar } from './rootfs-tar';

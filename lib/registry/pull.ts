@@ -43,6 +43,9 @@ export interface PullOptions {
   explicitPlatform?: boolean;
   concurrency?: number;
   onEvent?: (ev: PullEvent) => void;
+  // Resolve only: store the manifest and config, leave the layers (and the name)
+  // for pullLayers, so a build that never unpacks the image never downloads them.
+  skipLayers?: boolean;
 }
 
 export interface PullResult {
@@ -59,6 +62,8 @@ export interface PullResult {
   // Nothing was downloaded: everything was already stored.
   upToDate: boolean;
   downloaded: number;
+  // false after a pull with skipLayers that found layers missing (see pullLayers).
+  complete: boolean;
 }
 
 interface Plan {
@@ -114,7 +119,7 @@ export async function pullImage(input: string, opts: PullOptions): Promise<PullR
   if (local) {
     await checkPlatform(store, local, want, opts.explicitPlatform, name);
     await withStoreLock(opts.stateDir, 'shared', () => images.put(name, target!));
-    return { name, reference: ref, target, manifest: local.manifest, platform: local.manifest.platform ?? want, size: planSize(local), upToDate: true, downloaded: 0 };
+    return { name, reference: ref, target, manifest: local.manifest, platform: local.manifest.platform ?? want, size: planSize(local), upToDate: true, downloaded: 0, complete: true };
   }
 
   // 3. Fetch the manifests we lack (small, no lock needed yet).
@@ -122,7 +127,10 @@ export async function pullImage(input: string, opts: PullOptions): Promise<PullR
 
   let downloaded = 0;
   await withStoreLock(opts.stateDir, 'shared', async () => {
-    if (opts.explicitPlatform && !isIndexMediaType(plan.target.mediaType)) {
+    if (opts.skipLayers) {
+      downloaded += await fetchBlobs(client, ref.path, store, [plan.doc.config], opts, emit);
+      await checkPlatform(store, plan, want, opts.explicitPlatform, name);
+    } else if (opts.explicitPlatform && !isIndexMediaType(plan.target.mediaType)) {
       // The config says whether a single-platform image is the one asked for: fetch it
       // first so a mismatch fails before the layers are downloaded.
       downloaded += await fetchBlobs(client, ref.path, store, [plan.doc.config], opts, emit);
@@ -137,7 +145,7 @@ export async function pullImage(input: string, opts: PullOptions): Promise<PullR
     if (plan.targetBytes && plan.target.digest !== plan.manifest.digest) {
       await store.writeBytes(plan.targetBytes, { digest: plan.target.digest, size: plan.target.size });
     }
-    await images.put(name, plan.target);
+    if (!opts.skipLayers) await images.put(name, plan.target);
   });
   const digests = [plan.target.digest, plan.manifest.digest, plan.doc.config.digest, ...plan.doc.layers.map((l) => l.digest)];
   await recordSources(opts.stateDir, client.host.name, ref.path, digests);
@@ -150,7 +158,25 @@ export async function pullImage(input: string, opts: PullOptions): Promise<PullR
     size: planSize(plan),
     upToDate: false,
     downloaded,
+    complete: !opts.skipLayers,
   };
+}
+
+// The layers a pull with skipLayers left behind, by the manifest digest it
+// resolved (a tag moved since is not followed), then the name.
+export async function pullLayers(res: PullResult, opts: PullOptions): Promise<number> {
+  if (res.complete) return 0;
+  const store = new ContentStore(opts.stateDir);
+  const client = new RegistryClient(res.reference.domain, { insecure: opts.insecure });
+  const doc = await store.readJson<Manifest>(res.manifest.digest);
+  let downloaded = 0;
+  await withStoreLock(opts.stateDir, 'shared', async () => {
+    downloaded = await fetchBlobs(client, res.reference.path, store, distributable(doc.layers), opts, opts.onEvent ?? (() => undefined));
+    await new ImageStore(opts.stateDir).put(res.name, res.target);
+  });
+  await recordSources(opts.stateDir, client.host.name, res.reference.path, [res.target.digest, res.manifest.digest, doc.config.digest, ...doc.layers.map((l) => l.digest)]);
+  res.complete = true;
+  return downloaded;
 }
 
 // A descriptor for a digest already in the store (pull by digest needs no network then).
@@ -284,6 +310,19 @@ async function fetchBlobs(
   const n = Math.max(1, Math.min(opts.concurrency ?? DEFAULT_PULL_CONCURRENCY, pending.length));
   await Promise.all(Array.from({ length: n }, worker));
   return total;
+}
+
+// Blobs of `repo` not yet in the store, verified, resumed and retried as a pull
+// fetches them (for callers that know the descriptors: a build cache's layers).
+// Returns the bytes downloaded.
+export function downloadBlobs(
+  client: RegistryClient,
+  repo: string,
+  store: ContentStore,
+  blobs: Descriptor[],
+  opts: { concurrency?: number; onEvent?: (ev: PullEvent) => void } = {},
+): Promise<number> {
+  return fetchBlobs(client, repo, store, blobs, { stateDir: store.stateDir, concurrency: opts.concurrency }, opts.onEvent ?? (() => undefined));
 }
 
 // One blob into one ingest. A connection cut mid-body resumes where it stopped (Range

@@ -107,29 +107,7 @@ export async function pushTarget(input: string, target: Descriptor, opts: PushOp
     if (!st && !opts.sources?.has(b.digest)) throw store.missing(b.digest);
   }
 
-  const sources = await blobSources(opts.stateDir, client.host.name);
-  const counts = { uploaded: 0, mounted: 0, exists: 0 };
-  const pending = [...blobs.values()];
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < pending.length) {
-      const desc = pending[next++];
-      emit({ type: 'blob-start', digest: desc.digest, size: desc.size });
-      const remote = opts.sources?.get(desc.digest);
-      const local = remote ? await store.has(desc.digest) : true;
-      const mountFrom = sources(desc.digest).filter((r) => r !== ref.path);
-      if (!local && remote?.registry?.host === client.host.name) mountFrom.unshift(remote.registry.repository);
-      const path = store.blobPath(desc.digest);
-      const open = (start: number, end: number): Readable =>
-        local ? fs.createReadStream(path, { start, end, highWaterMark: 1 << 20 }) : fetchedThenRead(remote!, desc, path, start, end);
-      const result = await client.pushBlob(ref.path, desc, open, { mountFrom });
-      counts[result]++;
-      emit({ type: 'blob-done', digest: desc.digest, size: desc.size, result, from: result === 'mounted' ? mountFrom[0] : undefined });
-    }
-  };
-  const n = Math.max(1, Math.min(opts.concurrency ?? DEFAULT_PUSH_CONCURRENCY, pending.length));
-  await Promise.all(Array.from({ length: n }, worker));
-
+  const counts = await pushBlobs(client, ref.path, [...blobs.values()], { ...opts, store });
   for (const m of manifests) {
     if (m.desc.digest === top.digest) continue;
     await client.putManifest(ref.path, m.desc.digest, m.desc.mediaType, await store.readBytes(m.desc.digest));
@@ -141,6 +119,41 @@ export async function pushTarget(input: string, target: Descriptor, opts: PushOp
   await recordSources(opts.stateDir, client.host.name, ref.path, [top.digest, ...manifests.map((m) => m.desc.digest), ...blobs.keys()]);
   const size = top.size + [...blobs.values()].reduce((a, b) => a + b.size, 0) + manifests.filter((m) => m.desc.digest !== top.digest).reduce((a, m) => a + m.desc.size, 0);
   return { name, reference: ref, digest, manifestSize: top.size, size, uploaded: counts.uploaded, mounted: counts.mounted, skipped: counts.exists };
+}
+
+// Puts blobs (from the content store, or fetched from their BlobSource when the
+// registry has to be sent their bytes) into `repo`, `concurrency` at a time:
+// skipped when present, mounted from a sibling repository when one is known.
+export async function pushBlobs(
+  client: RegistryClient,
+  repo: string,
+  blobs: Descriptor[],
+  opts: PushOptions & { store: ContentStore },
+): Promise<{ uploaded: number; mounted: number; exists: number }> {
+  const { store } = opts;
+  const emit = opts.onEvent ?? (() => undefined);
+  const known = await blobSources(opts.stateDir, client.host.name);
+  const counts = { uploaded: 0, mounted: 0, exists: 0 };
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < blobs.length) {
+      const desc = blobs[next++];
+      emit({ type: 'blob-start', digest: desc.digest, size: desc.size });
+      const remote = opts.sources?.get(desc.digest);
+      const local = remote ? await store.has(desc.digest) : true;
+      const mountFrom = known(desc.digest).filter((r) => r !== repo);
+      if (!local && remote?.registry?.host === client.host.name) mountFrom.unshift(remote.registry.repository);
+      const path = store.blobPath(desc.digest);
+      const open = (start: number, end: number): Readable =>
+        local ? fs.createReadStream(path, { start, end, highWaterMark: 1 << 20 }) : fetchedThenRead(remote!, desc, path, start, end);
+      const result = await client.pushBlob(repo, desc, open, { mountFrom });
+      counts[result]++;
+      emit({ type: 'blob-done', digest: desc.digest, size: desc.size, result, from: result === 'mounted' ? mountFrom[0] : undefined });
+    }
+  };
+  const n = Math.max(1, Math.min(opts.concurrency ?? DEFAULT_PUSH_CONCURRENCY, blobs.length));
+  await Promise.all(Array.from({ length: n }, worker));
+  return counts;
 }
 
 // A blob read from the content store after its source put it there: opened

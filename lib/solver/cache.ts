@@ -25,7 +25,8 @@ import { registerCacheRoot } from '../state/gc';
 import { debug } from '../util/log';
 import { readJsonRecord, writeJsonAtomic } from '../util/fsutil';
 import { keyHex } from './keys';
-import type { CacheBackend, CacheLock, LayerSlot, VertexResult } from './types';
+import type { ImportedCaches } from '../cache/index';
+import type { CacheBackend, CacheLock, LayerSlot, VertexLogger, VertexResult } from './types';
 
 const VERSION = 1;
 
@@ -111,5 +112,41 @@ export class CacheStore implements CacheBackend {
   // RUN --mount=type=cache directory for an id (shared across builds).
   mountDir(id: string): string {
     return path.join(this.dir, 'mounts', createHash('sha256').update(id).digest('hex'));
+  }
+}
+
+// The local records first, then the imported caches (--cache-from) in their
+// order. An imported hit is lazy (VertexResult.lazy): materialize() fetches and
+// unpacks it when a step builds on it, and records it locally, so the next
+// build on this state dir finds it without the import.
+export class CacheWithImports implements CacheBackend {
+  constructor(
+    private readonly local: CacheStore,
+    private readonly imports: ImportedCaches,
+  ) {}
+
+  async get(key: string, v: Vertex): Promise<VertexResult | null> {
+    const hit = await this.local.get(key, v);
+    if (hit) return hit;
+    const imported = this.imports.lookup(key);
+    if (!imported) return null;
+    debug(`cache: ${v.name} found in ${imported.from}`);
+    return { snapshot: null, layers: imported.layers, created: imported.created, lazy: true, meta: { importedFrom: imported.from } };
+  }
+
+  put(key: string, v: Vertex, result: VertexResult): Promise<void> {
+    return this.local.put(key, v, result);
+  }
+
+  lock(key: string): Promise<CacheLock> {
+    return this.local.lock(key);
+  }
+
+  async materialize(key: string, v: Vertex, result: VertexResult, progress: VertexLogger): Promise<VertexResult> {
+    const from = String(result.meta?.importedFrom ?? 'an imported cache');
+    const got = await this.imports.materialize(result.layers, from, progress);
+    const done: VertexResult = { snapshot: got.snapshot, layers: got.layers, created: result.created };
+    await this.local.put(key, v, done);
+    return done;
   }
 }

@@ -1,6 +1,8 @@
 // The scheduler: computes cache keys for the graph, then materializes the root
 // lazily — a vertex whose key hits the cache never needs its inputs — running
 // misses as soon as their inputs are done, at most `concurrency` at a time.
+// A hit from an imported cache stays remote until a miss builds on it; if its
+// layers cannot be had then, the step runs instead (a warning, not a failure).
 // Vertices with equal keys run once. The first failure aborts everything
 // else (AbortSignal to running executors, waiters rejected) and the solve
 // rejects with a SolveError naming the step and the tail of its output.
@@ -11,6 +13,7 @@ import type { Progress } from '../progress/events';
 import { AbortError, ImgError, isAbortError, StepError } from '../util/errors';
 import { cacheKey } from './keys';
 import { Limiter } from '../util/limiter';
+import { warn } from '../util/log';
 import type { CacheBackend, Executor, Executors, VertexLogger, VertexResult } from './types';
 
 const TAIL = 20;
@@ -22,6 +25,7 @@ export interface SolveOptions {
   progress?: Progress;
   signal?: AbortSignal;
   noCache?: boolean; // ignore cache hits (results are still recorded)
+  materializeRoot?: boolean; // the caller reads the root's filesystem: unpack a lazy root hit
 }
 
 export interface SolveResult {
@@ -30,6 +34,7 @@ export interface SolveResult {
   keys: Map<string, string>; // vertex id → cache key
   cached: Set<string>; // vertex ids reported CACHED
   executed: Set<string>; // vertex ids whose executor ran
+  results: Map<string, VertexResult>; // vertex id → result, for the vertices visited
 }
 
 // A step failed. `message` is one line; `tail` holds its last output lines.
@@ -70,6 +75,8 @@ class Solver {
   private readonly keys = new Map<string, string>();
   private readonly cached = new Set<string>();
   private readonly executed = new Set<string>();
+  private readonly results = new Map<string, VertexResult>();
+  private readonly unlazied = new Map<string, Promise<VertexResult>>(); // key → materialized lazy hit
   private firstError: unknown = null;
   private readonly inflight = new Set<Promise<unknown>>();
 
@@ -95,7 +102,8 @@ class Solver {
     try {
       if (!root) return this.finish(null, { snapshot: null, layers: [] });
       const key = await this.key(root.vertex);
-      const result = await this.materialize(root.vertex);
+      let result = await this.materialize(root.vertex);
+      if (this.opts.materializeRoot) result = await this.ready(root.vertex, result);
       return this.finish(key, result);
     } catch (err) {
       this.abortAll(err);
@@ -120,7 +128,7 @@ class Solver {
       this.cached.add(id);
       this.states.set(id, 'done');
     }
-    return { key, result, keys: this.keys, cached: this.cached, executed: this.executed };
+    return { key, result, keys: this.keys, cached: this.cached, executed: this.executed, results: this.results };
   }
 
   private reachable(): string[] {
@@ -240,23 +248,57 @@ class Solver {
       // Another vertex with the same key: share its result, report it once it is there.
       const r = await p;
       if (!this.states.has(v.id) || this.states.get(v.id) === 'started') this.markDone(v, 'cached');
+      this.results.set(id, r);
       return r;
     }
     p = this.compute(v, key);
     this.byKey.set(key, p);
-    return p;
+    const r = await p;
+    this.results.set(id, r);
+    return r;
   }
 
   private async compute(v: Vertex, key: string): Promise<VertexResult> {
-    const cache = this.opts.cache;
     if (this.useCache(v)) {
-      const hit = await cache!.get(key, v);
+      const hit = await this.opts.cache!.get(key, v);
       if (hit) {
         this.markDone(v, 'cached');
         return hit;
       }
     }
-    const inputs = await Promise.all(v.inputs.map((r) => this.materialize(r.vertex)));
+    return this.execute(v, key);
+  }
+
+  // A result whose filesystem is here: a lazy hit (imported cache) is unpacked
+  // once per key; when that fails, the step runs instead.
+  private ready(id: string, r: VertexResult): Promise<VertexResult> {
+    if (!r.lazy) return Promise.resolve(r);
+    const v = this.vertex(id);
+    const key = this.keys.get(id)!;
+    let p = this.unlazied.get(key);
+    if (!p) {
+      p = this.unlazy(v, key, r);
+      this.unlazied.set(key, p);
+    }
+    return p;
+  }
+
+  private async unlazy(v: Vertex, key: string, r: VertexResult): Promise<VertexResult> {
+    const cache = this.opts.cache!;
+    try {
+      return await this.limiter.run(() => cache.materialize!(key, v, r, this.logger(v)), this.signal);
+    } catch (err) {
+      if (this.signal.aborted || isAbortError(err)) throw err;
+      warn(`${v.name}: cannot use the imported cache (${(err as Error)?.message ?? String(err)}); running the step`);
+      this.states.delete(v.id);
+      this.cached.delete(v.id);
+      return this.execute(v, key);
+    }
+  }
+
+  private async execute(v: Vertex, key: string): Promise<VertexResult> {
+    const cache = this.opts.cache;
+    const inputs = await Promise.all(v.inputs.map(async (r) => this.ready(r.vertex, await this.materialize(r.vertex))));
     return this.guard(v, () =>
       this.limiter.run(async () => {
         this.signal.throwIfAborted();
@@ -265,7 +307,7 @@ class Solver {
           // Another process may have produced it while we waited for the lock.
           if (lock && this.useCache(v)) {
             const hit = await cache!.get(key, v);
-            if (hit) {
+            if (hit && !hit.lazy) {
               this.markDone(v, 'cached');
               return hit;
             }

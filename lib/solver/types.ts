@@ -16,6 +16,11 @@ export interface VertexResult {
   // When the result was first produced (from the cache record on a hit): a
   // fully cached build then dates its image the same and gets the same digest.
   created?: string;
+  // A hit from an imported cache (--cache-from): `layers` name blobs that may
+  // still be remote (LayerSlot.source) and `snapshot` is null until the cache
+  // backend's materialize() unpacks them, which happens only when a step that
+  // runs builds on it (or the caller wants the filesystem).
+  lazy?: boolean;
 }
 
 export interface VertexLogger {
@@ -60,4 +65,6 @@ export interface CacheBackend {
   put(key: string, v: Vertex, result: VertexResult): Promise<void>;
   // Cross-process exclusion for computing one key (no-op in memory).
   lock?(key: string): Promise<CacheLock>;
+  // The filesystem of a lazy hit (see VertexResult.lazy): fetched, unpacked, recorded.
+  materialize?(key: string, v: Vertex, result: VertexResult, progress: VertexLogger): Promise<VertexResult>;
 }

@@ -65,17 +65,8 @@ export const register: RegisterCommand = (program, globals) =>
       const g = globals();
       const { enterUserNamespace } = require('../../exec/userns') as typeof import('../../exec/userns');
 
-      if (flags.cacheFrom.length) {
-        throw new UnsupportedError(`--cache-from is not supported yet (got ${flags.cacheFrom.join(', ')})`, {
-          hint: 'img keeps a local build cache in its state dir (-s); reuse it by building on the same state dir',
-        });
-      }
-      if (flags.cacheTo.length) {
-        throw new UnsupportedError(`--cache-to is not supported yet (got ${flags.cacheTo.join(', ')})`, {
-          hint: 'the local build cache in the state dir (-s) is kept automatically; share that directory instead',
-        });
-      }
       const opts = require('../../builder/options') as typeof import('../../builder/options');
+      const { parseCacheFrom, parseCacheTo } = require('../../builder/cache') as typeof import('../../builder/cache');
       const { parseProgressMode } = require('../../progress/index') as typeof import('../../progress/index');
       const { parsePlatform } = require('../../images/platform') as typeof import('../../images/platform');
       const { parseReference } = require('../../images/reference') as typeof import('../../images/reference');
@@ -98,6 +89,8 @@ export const register: RegisterCommand = (program, globals) =>
         buildArgs: opts.parseKeyValues(flags.buildArg, '--build-arg', env),
         labels: opts.parseKeyValues(flags.label, '--label', env),
         noCache: flags.cache === false,
+        cacheFrom: flags.cacheFrom.map(parseCacheFrom),
+        cacheTo: flags.cacheTo.map(parseCacheTo),
         target: flags.target,
         platforms: flags.platform.flatMap((p) => p.split(',')).filter(Boolean).map(parsePlatform),
         tags: flags.tag,

@@ -7,7 +7,7 @@ import { selectManifest } from '../../images/platform';
 import { formatReference, parseReference } from '../../images/reference';
 import { isIndexMediaType, MediaType, type Descriptor, type Digest, type ImageConfig, type Index, type Manifest, type Platform } from '../../images/types';
 import { layerMediaType } from '../../export/index';
-import { pullImage } from '../../registry/pull';
+import { pullImage, pullLayers, type PullEvent, type PullResult } from '../../registry/pull';
 import { unpackImage } from '../../snapshot/index';
 import { NotFoundError } from '../../util/errors';
 import type { Executor, KeyContext, LayerSlot, VertexLogger } from '../types';
@@ -18,6 +18,18 @@ interface ImageInfo {
   manifest: Manifest;
   manifestDigest: Digest;
   config: ImageConfig;
+  // Resolved at the registry with its layers left there: fetched by run() only,
+  // so a build whose steps on this image all hit the cache never downloads them.
+  pending?: PullResult;
+  layersFetched?: Promise<number>;
+}
+
+// A pull's blob events as status lines under the step.
+function pullProgress(progress: VertexLogger): (ev: PullEvent) => void {
+  return (ev) => {
+    if (ev.type === 'progress') progress.status(ev.digest, { name: ev.digest, current: ev.current, total: ev.size });
+    else if (ev.type === 'done') progress.status(ev.digest, { name: ev.digest, current: ev.size, total: ev.size, done: true });
+  };
 }
 
 export interface ImageOp extends Executor<ImageSourceVertex> {
@@ -82,18 +94,11 @@ export function imageOp(env: OpEnv): ImageOp {
         throw new NotFoundError(`image ${name} is not in the local store`, { hint: `pull it first: img pull ${name}` });
       }
     }
-    const res = await pullImage(v.ref, {
-      stateDir: o.stateDir,
-      platform,
-      insecure: o.insecureRegistry,
-      onEvent: (ev) => {
-        if (ev.type === 'progress') ctx.progress.status(ev.digest, { name: ev.digest, current: ev.current, total: ev.size });
-        else if (ev.type === 'done') ctx.progress.status(ev.digest, { name: ev.digest, current: ev.size, total: ev.size, done: true });
-      },
-    });
+    const res = await pullImage(v.ref, { stateDir: o.stateDir, platform, insecure: o.insecureRegistry, skipLayers: true, onEvent: pullProgress(ctx.progress) });
     const manifest = await content.readJson<Manifest>(res.manifest.digest);
     ctx.progress.status('resolve', { name: `resolve ${name}@${res.manifest.digest}`, done: true });
-    return { ref: name, manifest, manifestDigest: res.manifest.digest, config: await content.readJson<ImageConfig>(manifest.config.digest) };
+    const config = await content.readJson<ImageConfig>(manifest.config.digest);
+    return { ref: name, manifest, manifestDigest: res.manifest.digest, config, pending: res.complete ? undefined : res };
   }
 
   // One resolution per reference and platform per build: the frontend's config
@@ -118,6 +123,10 @@ export function imageOp(env: OpEnv): ImageOp {
 
     async run(v, ctx) {
       const info = await image(v, ctx);
+      if (info.pending) {
+        info.layersFetched ??= pullLayers(info.pending, { stateDir: o.stateDir, insecure: o.insecureRegistry, onEvent: pullProgress(ctx.progress) });
+        await info.layersFetched;
+      }
       const what = `unpacking ${info.ref}@${info.manifestDigest}`;
       ctx.progress.status('unpack', { name: what });
       let snapshot: string | null = null;
