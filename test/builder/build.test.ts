@@ -248,9 +248,11 @@ RUN echo second > /second
 test('img build: unsupported flags and bad input are clear errors', { skip, timeout: 60_000 }, async (t) => {
   const e = await setup({ Dockerfile: 'FROM busybox\n' });
   t.after(() => cleanup(e.root));
-  const cf = await build(e, ['--cache-from', 'type=registry,ref=x', e.ctx]);
+  const cf = await build(e, ['--cache-from', 'type=gha,scope=x', e.ctx]);
   assert.equal(cf.code, 1);
-  assert.match(cf.stderr, /^Error: --cache-from is not supported yet/m);
+  assert.match(cf.stderr, /^Error: --cache-from type=gha is not supported by img/m);
+  const ct = await build(e, ['--cache-to', 'type=registry,ref=r.io/a:c,compresion=zstd', e.ctx]);
+  assert.match(ct.stderr, /^Error: --cache-to type=registry does not support the option "compresion"/m);
   const plat = await build(e, ['--platform', 'linux/s390x', e.ctx]);
   assert.match(plat.stderr, /building for linux\/s390x is not supported yet/);
   const missing = await build(e, [path.join(e.root, 'nope')]);
