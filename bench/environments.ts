@@ -49,7 +49,18 @@ interface Row {
   backend: string;
   proc: string;
   coldMs: number[];
+  cpuMs: number[]; // user + system CPU of the build (img, runc, helpers)
   error?: string;
+}
+
+// Children's user + system CPU from bash's `times` output, in ms.
+function childCpuMs(text: string): number {
+  const [, line] = text.trim().split('\n');
+  return line
+    .trim()
+    .split(/\s+/)
+    .map((t) => /^(\d+)m([\d.]+)s$/.exec(t)!)
+    .reduce((ms, m) => ms + (Number(m[1]) * 60 + Number(m[2])) * 1000, 0);
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -64,21 +75,24 @@ async function main(): Promise<void> {
   const script = (img: string, state: string, out: string) =>
     [
       `${img} --state ${state} doctor --format json > ${out}/doctor.json 2>/dev/null`,
+      // bash's `times`: its second line is the user and system CPU of the finished commands so far.
+      `times > ${out}/times.before`,
       `s=$(date +%s%N)`,
       `${img} --state ${state} build --progress=plain --build-arg BASE=${registry.host}/library/busybox:latest -t ${registry.host}/hello:bench ${'$CONTEXT'} > ${out}/build.log 2>&1`,
       `echo $? > ${out}/build.code`,
       `echo $(( ($(date +%s%N) - s) / 1000000 )) > ${out}/build.ms`,
+      `times > ${out}/times.after`,
     ].join('\n');
   const rows: Row[] = [];
   for (const env of ENVS) {
-    const row: Row = { env: env.name, describe: env.describe, builds: true, mapping: '', backend: '', proc: '', coldMs: [] };
+    const row: Row = { env: env.name, describe: env.describe, builds: true, mapping: '', backend: '', proc: '', coldMs: [], cpuMs: [] };
     for (let run = 0; run < RUNS; run++) {
       const out = env.variant ? podVolume('img-bench-env-out-') : tempDir('img-bench-env-out-');
       let state = '';
       try {
         if (!env.variant) {
           state = tempDir('img-bench-env-');
-          const res = await runAsUser(['sh', '-c', script(`${process.execPath} ${path.join(cliDir(cli), 'img.cjs')}`, state, out)], {
+          const res = await runAsUser(['bash', '-c', script(`${process.execPath} ${path.join(cliDir(cli), 'img.cjs')}`, state, out)], {
             env: { IMG_ADDON_PATH: path.join(cliDir(cli), 'img_addon.node'), CONTEXT: hello },
           });
           if (res.code !== 0) throw new Error(res.stderr);
@@ -86,7 +100,7 @@ async function main(): Promise<void> {
           state = podVolume('img-bench-env-state-');
           const res = await runPod({
             variant: env.variant,
-            argv: ['sh', '-c', script(cli.argv.join(' '), POD_STATE, '/home/user/out')],
+            argv: ['bash', '-c', script(cli.argv.join(' '), POD_STATE, '/home/user/out')],
             env: { ...cli.env, CONTEXT: '/home/user/src' },
             volumes: [
               ...cli.volumes,
@@ -109,20 +123,24 @@ async function main(): Promise<void> {
           break;
         }
         row.coldMs.push(Number(read('build.ms')));
+        row.cpuMs.push(Math.round(childCpuMs(read('times.after')) - childCpuMs(read('times.before'))));
       } finally {
         fs.rmSync(out, { recursive: true, force: true });
         if (state) fs.rmSync(state, { recursive: true, force: true });
       }
     }
     rows.push(row);
-    process.stderr.write(`${env.name}: ${row.builds ? `${row.coldMs.join(', ')} ms` : `fails: ${row.error}`}\n`);
+    process.stderr.write(`${env.name}: ${row.builds ? `${row.coldMs.join(', ')} ms (cpu ${row.cpuMs.join(', ')} ms)` : `fails: ${row.error}`}\n`);
   }
   await registry.stop();
 
   const lines = [
-    `| environment | builds? | mapping | backend | /proc | cold examples/hello (median of ${RUNS}) |`,
+    `| environment | builds? | mapping | backend | /proc | cold examples/hello, wall (CPU), median of ${RUNS} |`,
     '|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.describe} | ${r.builds ? 'yes' : `no: ${r.error ?? ''}`} | ${r.mapping} | ${r.backend} | ${r.proc} | ${r.builds ? `${(median(r.coldMs) / 1000).toFixed(2)} s` : '—'} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.describe} | ${r.builds ? 'yes' : `no: ${r.error ?? ''}`} | ${r.mapping} | ${r.backend} | ${r.proc} | ${r.builds ? `${(median(r.coldMs) / 1000).toFixed(2)} s (${(median(r.cpuMs) / 1000).toFixed(2)} s)` : '—'} |`,
+    ),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   fs.mkdirSync(path.join(REPO, 'bench', 'results'), { recursive: true });
