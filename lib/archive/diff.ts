@@ -248,11 +248,14 @@ const CHUNK = 1024 * 1024;
  * uid/gid, no uname/gname, mtime in whole seconds (clamped to sourceDateEpoch when given),
  * a PAX header only for long/non-ASCII names, big sizes/ids and xattrs. Files with several
  * links in this layer become hard-link entries to the first path written.
+ * `prefix` ("linux_amd64/") goes before every name and hard-link target, and
+ * `trailer: false` leaves out the end-of-archive blocks: one tar of several
+ * trees (a multi-platform rootfs tar) is such streams one after another.
  */
 export function writeLayer(
   changes: AsyncIterable<Change & { opaque?: boolean }>,
   sourceRoot: string,
-  opts: { sourceDateEpoch?: number } = {},
+  opts: { sourceDateEpoch?: number; prefix?: string; trailer?: boolean } = {},
 ): NodeJS.ReadableStream {
   const root = sourceRoot.replace(/\/+$/, '');
   const it = changes[Symbol.asyncIterator]();
@@ -323,7 +326,9 @@ export function writeLayer(
     return ok;
   };
 
-  const header = (h: WriteHeader): boolean => append(encodeHeader(h));
+  const prefix = opts.prefix ?? '';
+  const header = (h: WriteHeader): boolean =>
+    append(encodeHeader(prefix ? { ...h, name: prefix + h.name, linkname: h.type === 'link' ? prefix + h.linkname : h.linkname } : h));
 
   const entryFor = (rel: string, opaque: boolean): boolean => {
     const p = root + '/' + rel;
@@ -410,7 +415,7 @@ export function writeLayer(
       if (fill >= CHUNK / 2 && !flush()) return;
       const n = await it.next();
       if (n.done) {
-        append(END_OF_ARCHIVE);
+        if (opts.trailer !== false) append(END_OF_ARCHIVE);
         flush();
         finished = true;
         out.push(null);

@@ -1,20 +1,20 @@
 // --cache-from and --cache-to for one build: the flags (buildx CSV), the imports
 // made before the solve, and what is exported after it. What a record holds
-// comes from the graph and the solve: every vertex the root reaches gets a record
-// (its key, its inputs' keys); results go with it by mode —
-//   min  results on the final image's chain only (no blob beyond the image's)
+// comes from the graph and the solve: every vertex the roots reach (one per
+// platform) gets a record (its key, its inputs' keys); results go with it by mode —
+//   min  results on the final images' chains only (no blob beyond the images')
 //   max  every result the build has (intermediate stages too), except the local
 //        context's snapshot: a COPY is keyed by the checksum of the files it
 //        copies, so the context itself is never needed from a cache.
 import type { ExportEntry } from '../cache/format';
 import { checkEnvelopeOptions, describeExport, describeImport, exportCache, ImportedCaches, inlineCacheField, loadCache, type CacheExportSpec, type CacheImportSpec, type LoadedCache } from '../cache/index';
 import { exportLayers, type BuildResult, type ExportEnv, type ImageFormat, type LayerSlot } from '../export/index';
-import type { BuildGraph, Vertex } from '../graph/types';
+import type { BuildGraph, Ref, Vertex } from '../graph/types';
 import { parseReference } from '../images/reference';
 import type { BlobSource, Digest, Platform } from '../images/types';
 import type { Progress } from '../progress/index';
 import type { Snapshotter } from '../snapshot/types';
-import type { SolveResult } from '../solver/scheduler';
+import type { SolveRootsResult } from '../solver/scheduler';
 import type { CacheBackend } from '../solver/types';
 import { UnsupportedError, UsageError } from '../util/errors';
 import { warn } from '../util/log';
@@ -130,8 +130,9 @@ export async function importCaches(specs: CacheImportSpec[], o: { stateDir: stri
 }
 
 export interface CacheExportContext {
-  graph: Pick<BuildGraph, 'vertices' | 'root'>;
-  solved: SolveResult;
+  // The build's vertices and its roots, one per platform (solveRoots' input and output).
+  graph: { vertices: BuildGraph['vertices']; roots: (Ref | null)[] };
+  solved: SolveRootsResult;
   backend: CacheBackend;
   env: ExportEnv;
   platform: Platform;
@@ -143,7 +144,7 @@ const sameLayer = (a: LayerSlot, b: LayerSlot): boolean =>
   Boolean((a.snapshot && a.snapshot === b.snapshot) || (a.blob && b.blob && a.blob.digest === b.blob.digest));
 const onChain = (layers: LayerSlot[], chain: LayerSlot[]): boolean => layers.length <= chain.length && layers.every((l, i) => sameLayer(l, chain[i]));
 
-// Every vertex the root reaches, inputs before the vertices that read them.
+// Every vertex the roots reach, inputs before the vertices that read them.
 function reachable(graph: CacheExportContext['graph']): Vertex[] {
   const out: Vertex[] = [];
   const seen = new Set<string>();
@@ -154,7 +155,7 @@ function reachable(graph: CacheExportContext['graph']): Vertex[] {
     for (const r of v.inputs) visit(r.vertex);
     out.push(v);
   };
-  if (graph.root) visit(graph.root.vertex);
+  for (const root of graph.roots) if (root) visit(root.vertex);
   return out;
 }
 
@@ -162,7 +163,7 @@ function reachable(graph: CacheExportContext['graph']): Vertex[] {
 async function entriesFor(c: CacheExportContext, mode: 'min' | 'max', format: ImageFormat): Promise<{ entries: ExportEntry[]; sources: Map<Digest, BlobSource> }> {
   const entries: ExportEntry[] = [];
   const sources = new Map<Digest, BlobSource>();
-  const finalChain = c.solved.result.layers;
+  const finalChains = c.solved.roots.map((r) => r.result.layers);
   for (const v of reachable(c.graph)) {
     const key = c.solved.keys.get(v.id);
     if (!key) continue;
@@ -172,7 +173,7 @@ async function entriesFor(c: CacheExportContext, mode: 'min' | 'max', format: Im
     if (v.kind === 'local') continue;
     const result = c.solved.results.get(v.id) ?? (await c.backend.get(key, v));
     if (!result || result.layers.length === 0) continue;
-    if (mode === 'min' && !onChain(result.layers, finalChain)) continue;
+    if (mode === 'min' && !finalChains.some((chain) => onChain(result.layers, chain))) continue;
     const made = await exportLayers(result.layers, c.env, format);
     for (const m of made) if (m.source) sources.set(m.blob.digest, m.source);
     entry.result = { layers: made.map((m) => m.blob), created: result.created };

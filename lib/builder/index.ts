@@ -1,18 +1,21 @@
 // `img build` orchestration: context → Dockerfile → graph (frontend) → solve
 // (solver on the runtime) → outputs (exporters), with one progress stream.
 // The CLI command only parses flags into BuildOptions and calls runBuild.
+// Several --platform values make one graph per platform, solved together in one
+// scheduler run (work they share, equal vertices, runs once) and exported as one
+// index (images) or one directory per platform (local, tar).
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { PassThrough, type Writable } from 'node:stream';
 import { ContentStore } from '../content/store';
-import { exportArchive, exportImage, exportLocal, imageOf, LayerBlobMemo, writeRootfsTar, type BuildResult, type ExportEnv, type ExportProgress, type ImageFormat } from '../export/index';
+import { exportArchive, exportImage, exportLocal, imageTargetOf, LayerBlobMemo, writeRootfsTar, type BuildResults, type ExportEnv, type ExportProgress, type ImageFormat } from '../export/index';
 import { pushTarget } from '../registry/push';
 import { dockerfileToGraph } from '../frontend/dockerfile/convert';
 import { parseDockerignore, PatternMatcher } from '../frontend/dockerfile/dockerignore';
 import type { BuildGraph, LocalSourceVertex } from '../graph/types';
 import { lockFile } from '../host/index';
-import { formatPlatform, hostPlatform, matchPlatform } from '../images/platform';
+import { formatPlatform, hostPlatform } from '../images/platform';
 import type { Descriptor, ImageConfig, Platform } from '../images/types';
 import { createRenderer, Progress, type Renderer } from '../progress/index';
 import { openSnapshotter } from '../snapshot/index';
@@ -21,9 +24,9 @@ import { INLINE_CACHE_FIELD } from '../cache/index';
 import { CacheStore, CacheWithImports } from '../solver/cache';
 import type { CacheBackend } from '../solver/types';
 import { createRuntime } from '../solver/runtime';
-import { solve } from '../solver/scheduler';
+import { solveRoots } from '../solver/scheduler';
 import { withStoreLock } from '../state/lock';
-import { NotFoundError, UnsupportedError, UsageError } from '../util/errors';
+import { NotFoundError, UsageError } from '../util/errors';
 import { warn } from '../util/log';
 import { exportCaches, importCaches, inlineCache, type CacheExportContext } from './cache';
 import { loadContext, type LoadedContext } from './context';
@@ -38,7 +41,7 @@ export interface BuildIO {
 }
 
 export interface BuildOutcome {
-  imageId: string | null; // config digest when an image was made
+  imageId: string | null; // config digest when an image was made (the index digest, multi-platform)
   manifest?: Descriptor;
   names: string[];
   pushed: { name: string; digest: string }[]; // names pushed by -o type=registry / push=true
@@ -47,15 +50,6 @@ export interface BuildOutcome {
 }
 
 export async function runBuild(opts: BuildOptions, io: BuildIO): Promise<BuildOutcome> {
-  const host = hostPlatform();
-  for (const p of opts.platforms) {
-    if (!matchPlatform(p, host)) {
-      throw new UnsupportedError(`building for ${formatPlatform(p)} is not supported yet (this host is ${formatPlatform(host)})`, {
-        hint: `drop --platform, or pass --platform ${formatPlatform(host)}`,
-      });
-    }
-  }
-  const platform = host;
   const outputs: OutputSpec[] = opts.outputs.length ? opts.outputs : [{ type: 'image', names: opts.tags, push: false, store: true, format: {} }];
   const stdoutData = outputs.some((o) => (o.type === 'tar' || o.type === 'docker' || o.type === 'oci') && !o.dest);
   if (stdoutData && io.stdout.isTTY) {
@@ -68,7 +62,7 @@ export async function runBuild(opts: BuildOptions, io: BuildIO): Promise<BuildOu
   progress.on((e) => renderer.write(e));
   let ok = false;
   try {
-    const result = await buildWithContext(opts, io, ctx, progress, platform, outputs);
+    const result = await buildWithContext(opts, io, ctx, progress, outputs);
     ok = true;
     return result;
   } catch (err) {
@@ -87,9 +81,12 @@ async function buildWithContext(
   io: BuildIO,
   ctx: LoadedContext,
   progress: Progress,
-  platform: Platform,
   outputs: OutputSpec[],
 ): Promise<BuildOutcome> {
+  // RUN executes on the build platform (the host); the images are for the targets.
+  const host = hostPlatform();
+  const targets = targetPlatforms(opts.platforms, host);
+  const multiPlatform = targets.length > 1 || isTrue(opts.buildArgs.BUILDKIT_MULTI_PLATFORM);
   // The Dockerfile and .dockerignore, shown as BuildKit's internal steps.
   await progress.vertex('internal:dockerfile', `[internal] load build definition from ${ctx.dockerfileName}`, async () => {
     progress.status('internal:dockerfile', 'transfer', { name: `transferring dockerfile: ${Buffer.byteLength(ctx.dockerfileText)}B`, done: true });
@@ -138,7 +135,7 @@ async function buildWithContext(
     stateDir: opts.stateDir,
     sn,
     cache,
-    platform,
+    platform: host,
     localDirs,
     selectorFor: (_source: string, v: LocalSourceVertex) => {
       const pats = v.excludePatterns ?? [];
@@ -159,53 +156,71 @@ async function buildWithContext(
   });
 
   return withStoreLock(opts.stateDir, 'shared', async () => {
-    const graph: BuildGraph = await dockerfileToGraph(ctx.dockerfileText, {
-      filename: ctx.dockerfileName,
-      buildArgs: opts.buildArgs,
-      target: opts.target,
-      targetPlatform: platform,
-      buildPlatform: platform,
-      labels: opts.labels,
-      // --no-cache is the solver's business: vertex ids (and so cache keys) stay
-      // the same, so a --no-cache build refreshes the cache the next build uses.
-      noCache: false,
-      dockerignore: ignore,
-      namedContexts,
-      sourceDateEpoch: opts.sourceDateEpoch,
-      resolveImageConfig: (ref, plat) => {
-        const id = `internal:metadata:${ref}`;
-        // Pulls of missing base images show their blobs under this step.
-        const logger = { log() {}, status: (sub: string, s: { name: string; current?: number; total?: number; done?: boolean }) => progress.status(id, sub, s) };
-        return progress.vertex(id, `[internal] load metadata for ${ref}`, () => runtime.resolveImageConfig(ref, plat, logger));
-      },
-    });
+    const graphs: BuildGraph[] = await Promise.all(
+      targets.map((target) =>
+        dockerfileToGraph(ctx.dockerfileText, {
+          filename: ctx.dockerfileName,
+          buildArgs: opts.buildArgs,
+          target: opts.target,
+          targetPlatform: target,
+          buildPlatform: host,
+          multiPlatform,
+          labels: opts.labels,
+          // --no-cache is the solver's business: vertex ids (and so cache keys) stay
+          // the same, so a --no-cache build refreshes the cache the next build uses.
+          noCache: false,
+          dockerignore: ignore,
+          namedContexts,
+          sourceDateEpoch: opts.sourceDateEpoch,
+          resolveImageConfig: (ref, plat) => {
+            const shown = multiPlatform ? `[${formatPlatform(plat)} internal]` : '[internal]';
+            const id = `internal:metadata:${ref}:${formatPlatform(plat)}`;
+            // Pulls of missing base images show their blobs under this step.
+            const logger = { log() {}, status: (sub: string, s: { name: string; current?: number; total?: number; done?: boolean }) => progress.status(id, sub, s) };
+            return progress.vertex(id, `${shown} load metadata for ${ref}`, () => runtime.resolveImageConfig(ref, plat, logger));
+          },
+        }),
+      ),
+    );
 
     // --cache-from: consulted after the local records; their layers stay remote
     // until a step that runs builds on them (see solver/cache.ts CacheWithImports).
-    const imports = opts.cacheFrom.length ? await importCaches(opts.cacheFrom, { stateDir: opts.stateDir, platform, sn, progress }) : null;
+    const imports = opts.cacheFrom.length ? await importCaches(opts.cacheFrom, { stateDir: opts.stateDir, platform: host, sn, progress }) : null;
     const backend: CacheBackend = imports?.loaded.length ? new CacheWithImports(cache, imports) : cache;
-    const res = await solve(graph, {
+    // One vertex table: the platforms' graphs name shared work by the same id.
+    const vertices: BuildGraph['vertices'] = Object.assign({}, ...graphs.map((g) => g.vertices));
+    const roots = graphs.map((g) => g.root);
+    const res = await solveRoots(vertices, roots, {
       executors: runtime.executors,
       cache: backend,
       concurrency: opts.concurrency,
       progress,
       noCache: opts.noCache,
-      // Filesystem outputs read the root's snapshot; image outputs need only its layers.
+      // Filesystem outputs read the roots' snapshots; image outputs need only their layers.
       materializeRoot: outputs.some((o) => o.type === 'tar' || o.type === 'local'),
     });
 
     const outcome: BuildOutcome = { imageId: null, names: [], pushed: [], cachedSteps: res.cached.size, executedSteps: res.executed.size };
     // The one value every exporter receives.
-    const result: BuildResult = { snapshot: res.result.snapshot, layers: res.result.layers, config: graph.config as ImageConfig, created: res.result.created };
+    const results: BuildResults = {
+      multiPlatform,
+      platforms: graphs.map((g, i) => {
+        const r = res.roots[i].result;
+        return { platform: targets[i], result: { snapshot: r.snapshot, layers: r.layers, config: g.config as ImageConfig, created: r.created } };
+      }),
+    };
     const env: ExportEnv = { stateDir: opts.stateDir, content, sn, layerBlobs, sourceDateEpoch: opts.sourceDateEpoch };
     const under = (id: string): ExportProgress => ({ status: (sub, s) => progress.status(id, sub, s) });
-    const cacheCtx: CacheExportContext = { graph, solved: res, backend, env, platform, progress };
+    const cacheCtx: CacheExportContext = { graph: { vertices, roots }, solved: res, backend, env, platform: host, progress };
     const imageOutput = outputs.find((o) => o.type === 'image' || o.type === 'docker' || o.type === 'oci') as { format: ImageFormat } | undefined;
     if (opts.cacheTo.some((c) => c.type === 'inline')) {
-      // The records go into the image config: what every image output of this build carries.
-      const field = imageOutput ? await inlineCache(cacheCtx, result, imageOutput.format) : undefined;
       if (!imageOutput) warn('--cache-to type=inline needs an image output (-t, -o type=image|registry|docker|oci); no inline cache written');
-      if (field) result.config = { ...result.config, [INLINE_CACHE_FIELD]: field } as ImageConfig;
+      // The records go into each platform's image config: the records of its own root.
+      for (const [i, { result }] of results.platforms.entries()) {
+        const own: CacheExportContext = { ...cacheCtx, graph: { vertices, roots: [roots[i]] }, solved: { ...res, roots: [res.roots[i]] } };
+        const field = imageOutput ? await inlineCache(own, result, imageOutput.format) : undefined;
+        if (field) result.config = { ...result.config, [INLINE_CACHE_FIELD]: field } as ImageConfig;
+      }
     }
 
     for (const out of outputs) {
@@ -213,13 +228,13 @@ async function buildWithContext(
         case 'image':
           await progress.vertex('export:image', 'exporting to image', async () => {
             const p = under('export:image');
-            if (out.store) outcome.names.push(...(await exportImage(result, env, out.names, p, out.format)));
+            if (out.store) outcome.names.push(...(await exportImage(results, env, out.names, p, out.format)));
             if (out.push) {
-              const built = await imageOf(result, env, p, out.format);
+              const built = await imageTargetOf(results, env, p, out.format);
               for (const name of out.names) {
                 const what = `pushing ${name}`;
                 p.status(`push-${name}`, { name: what });
-                const pushed = await pushTarget(name, built.manifest, { stateDir: opts.stateDir, insecure: out.insecure, sources: built.sources });
+                const pushed = await pushTarget(name, built.target, { stateDir: opts.stateDir, insecure: out.insecure, sources: built.sources });
                 p.status(`push-${name}`, { name: `${what}: ${pushed.uploaded} uploaded, ${pushed.mounted} mounted, ${pushed.skipped} present`, done: true });
                 outcome.pushed.push({ name: pushed.name, digest: pushed.digest });
               }
@@ -231,21 +246,21 @@ async function buildWithContext(
           const id = `export:${out.type}`;
           const format = out.type;
           await progress.vertex(id, format === 'docker' ? 'exporting to docker image format' : 'exporting to oci image format', () =>
-            toDest(out.dest, io, (w) => exportArchive(format, result, env, out.names, w, under(id), out.format)),
+            toDest(out.dest, io, (w) => exportArchive(format, results, env, out.names, w, under(id), out.format)),
           );
           break;
         }
         case 'tar':
           await progress.vertex('export:tar', 'exporting to client', async () => {
             progress.status('export:tar', 'send', { name: 'sending tarball' });
-            await toDest(out.dest, io, (w) => writeRootfsTar(result, env, w));
+            await toDest(out.dest, io, (w) => writeRootfsTar(results, env, w));
             progress.status('export:tar', 'send', { name: 'sending tarball', done: true });
           });
           break;
         case 'local':
           await progress.vertex('export:local', 'exporting to client directory', async () => {
             progress.status('export:local', 'copy', { name: 'copying files' });
-            await exportLocal(result, env, path.resolve(io.cwd, out.dest));
+            await exportLocal(results, env, path.resolve(io.cwd, out.dest));
             progress.status('export:local', 'copy', { name: 'copying files', done: true });
           });
           break;
@@ -256,22 +271,24 @@ async function buildWithContext(
 
     // An image was made when an output wanted one; --iidfile / --metadata-file want one regardless.
     if (imageOutput || opts.iidfile || opts.metadataFile) {
-      const b = await imageOf(result, env, under('export:meta'), imageOutput?.format);
-      outcome.imageId = b.config.digest;
-      outcome.manifest = b.manifest;
-      if (opts.iidfile) await fsp.writeFile(path.resolve(io.cwd, opts.iidfile), b.config.digest);
+      const b = await imageTargetOf(results, env, under('export:meta'), imageOutput?.format);
+      // An index has no config: its id is its own digest (what buildx writes to --iidfile then).
+      outcome.imageId = multiPlatform ? b.target.digest : b.images[0].config.digest;
+      outcome.manifest = b.target;
+      if (opts.iidfile) await fsp.writeFile(path.resolve(io.cwd, opts.iidfile), outcome.imageId);
       if (opts.metadataFile) {
         const meta: Record<string, unknown> = {
-          'containerimage.config.digest': b.config.digest,
-          'containerimage.digest': b.manifest.digest,
-          'containerimage.descriptor': b.manifest,
+          ...(multiPlatform ? {} : { 'containerimage.config.digest': outcome.imageId }),
+          'containerimage.digest': b.target.digest,
+          'containerimage.descriptor': b.target,
         };
         const names = [...new Set([...outcome.names, ...outcome.pushed.map((p) => p.name)])];
         if (names.length) meta['image.name'] = names.join(',');
         await fsp.writeFile(path.resolve(io.cwd, opts.metadataFile), JSON.stringify(meta, null, 2) + '\n');
       }
     }
-    for (const w of graph.warnings) warn(w.line ? `${ctx.dockerfileName}:${w.line}: ${w.message}` : w.message);
+    // The platforms' graphs come from one Dockerfile: their warnings are the same.
+    for (const w of graphs[0].warnings) warn(w.line ? `${ctx.dockerfileName}:${w.line}: ${w.message}` : w.message);
     return outcome;
   });
 }
@@ -299,4 +316,17 @@ async function toDest(dest: string | undefined, io: BuildIO, write: (w: Writable
     await fsp.rm(tmp, { force: true });
     throw err;
   }
+}
+
+// The platforms to build for, each once, in the order given; the host's when none is.
+function targetPlatforms(asked: Platform[], host: Platform): Platform[] {
+  if (asked.length === 0) return [host];
+  const seen = new Map<string, Platform>();
+  for (const p of asked) if (!seen.has(formatPlatform(p))) seen.set(formatPlatform(p), p);
+  return [...seen.values()];
+}
+
+// BuildKit reads BUILDKIT_MULTI_PLATFORM as Go's strconv.ParseBool.
+function isTrue(v: string | undefined): boolean {
+  return v !== undefined && ['1', 't', 'T', 'true', 'TRUE', 'True'].includes(v);
 }

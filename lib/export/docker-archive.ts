@@ -5,8 +5,11 @@
 //   blobs/sha256/…  config, layers (stored as they are: docker load and
 //                   containers/image decompress gzip/zstd layers themselves)
 // plus oci-layout and index.json, so the same archive is also an OCI layout,
-// as docker ≥ 25 writes it. One platform per image: docker's model has no
-// indexes, so an index resolves to the host's (or the only local) manifest.
+// as docker ≥ 25 writes it. manifest.json names one platform per image
+// (docker's model has no indexes): the host's, else the index's first. An index
+// whose platforms are all stored goes in whole (index.json names it, every
+// platform's blobs are there), as containerd's archive exporter with all
+// platforms; of a partly pulled index only the chosen platform goes in.
 import type { Writable } from 'node:stream';
 import type { ContentStore } from '../content/store';
 import { ImgError } from '../util/errors';
@@ -14,7 +17,8 @@ import { familiarName, parseReference } from '../images/reference';
 import type { Descriptor, Digest, ImageConfig, Manifest, Platform } from '../images/types';
 import { localManifests } from '../images/walk';
 import { hostPlatform, selectManifest } from '../images/platform';
-import { nameAnnotations, ociLayoutFiles, requireBlobs, writeBlobs, type ExportImage } from './oci-layout';
+import { isIndexMediaType } from '../images/types';
+import { completeLocally, nameAnnotations, ociLayoutFiles, requireBlobs, writeBlobs, type ExportImage } from './oci-layout';
 import { TarWriter } from './tar';
 
 export interface DockerManifestEntry {
@@ -53,6 +57,16 @@ export async function chooseManifest(store: ContentStore, target: Descriptor, wh
   }
 }
 
+// The manifest.json platform of a whole index: the best for `want` (the host), else the first.
+async function firstChoice(store: ContentStore, index: Descriptor, want: Platform | undefined): Promise<Descriptor> {
+  const manifests = await localManifests(store, index);
+  try {
+    return selectManifest(manifests, want);
+  } catch {
+    return manifests[0];
+  }
+}
+
 export async function writeDockerArchive(store: ContentStore, images: ExportImage[], out: Writable, opts: { platform?: Platform } = {}): Promise<void> {
   const tar = new TarWriter(out);
   try {
@@ -63,10 +77,12 @@ export async function writeDockerArchive(store: ContentStore, images: ExportImag
     for (const img of images) {
       const ref = img.name ? parseReference(img.name) : undefined;
       const what = ref ? familiarName(ref) : img.target.digest;
-      const chosen = await chooseManifest(store, img.target, what, opts.platform);
+      const whole = isIndexMediaType(img.target.mediaType) && (await completeLocally(store, img.target));
+      const chosen = whole ? await firstChoice(store, img.target, opts.platform) : await chooseManifest(store, img.target, what, opts.platform);
       const manifest = await store.readJson<Manifest>(chosen.digest);
-      roots.push(chosen);
-      const { annotations: _a, platform: _p, ...bare } = chosen;
+      const top = whole ? img.target : chosen;
+      roots.push(top);
+      const { annotations: _a, platform: _p, ...bare } = top;
       const ann = nameAnnotations(img.name);
       ociEntries.push(ann ? { ...bare, annotations: ann } : bare);
       let entry = byConfig.get(manifest.config.digest);

@@ -2,14 +2,16 @@
 // frontend's config) into an OCI image in the content store — layer blobs
 // (base layers reused as pulled, build layers diffed from their snapshots,
 // gzip, remembered in the layer memo), config (+ rootfs.diff_ids and aligned
-// history) and manifest — and optionally names it in the image store.
+// history) and manifest — and optionally names it in the image store. A
+// multi-platform build's image is an index naming one such manifest per platform.
 import { createLayerBlob, decompressStream, writeLayer, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, type Compression } from '../archive/index';
+import { normalizePlatform } from '../images/platform';
 import { formatReference, parseReference } from '../images/reference';
 import { ImageStore } from '../images/store';
-import { MediaType, type BlobSource, type Descriptor, type Digest, type HistoryEntry, type ImageConfig, type LayerBlob, type Manifest } from '../images/types';
+import { MediaType, type BlobSource, type Descriptor, type Digest, type HistoryEntry, type ImageConfig, type Index, type LayerBlob, type Manifest, type Platform } from '../images/types';
 import { ContentError, UnsupportedError } from '../util/errors';
 import { Limiter } from '../util/limiter';
-import type { BuildResult, ExportEnv, ExportProgress, ImageFormat, LayerSlot } from './result';
+import type { BuildResult, BuildResults, ExportEnv, ExportProgress, ImageFormat, LayerSlot } from './result';
 
 // diffID of a tar with no entries (1024 zero bytes): the layer of a step that
 // changed nothing (BuildKit keeps such layers, e.g. WORKDIR of an existing directory).
@@ -248,12 +250,61 @@ export function imageOf(result: BuildResult, env: ExportEnv, progress?: ExportPr
   return p;
 }
 
-// `-o type=image` (the default output): the image, named in the image store.
+export interface BuiltTarget {
+  // What names point at: the one manifest, or the index of a multi-platform build.
+  target: Descriptor;
+  // Each platform's image, in the order of the build's platforms.
+  images: BuiltImage[];
+  // Every image's layers not stored yet (see BuiltImage.sources).
+  sources: Map<Digest, BlobSource>;
+}
+
+// The image of a build's results in one format, made once for all outputs: one
+// platform's manifest, or an index of every platform's manifest (a Docker
+// manifest list with oci-mediatypes=false), each entry carrying its platform:
+// the target's normal form plus the config's os.version.
+const targets = new WeakMap<BuildResults, Map<string, Promise<BuiltTarget>>>();
+export function imageTargetOf(results: BuildResults, env: ExportEnv, progress?: ExportProgress, format: ImageFormat = {}): Promise<BuiltTarget> {
+  let byFormat = targets.get(results);
+  if (!byFormat) targets.set(results, (byFormat = new Map()));
+  const key = JSON.stringify(format);
+  let p = byFormat.get(key);
+  if (!p) {
+    p = (async () => {
+      // Each platform's rows apart (their layers, configs and manifests differ).
+      const under = (i: number): ExportProgress | undefined =>
+        progress && results.multiPlatform ? { status: (sub, s) => progress.status(`${i}-${sub}`, s) } : progress;
+      const images = await Promise.all(results.platforms.map((r, i) => imageOf(r.result, env, under(i), format)));
+      const sources = new Map(images.flatMap((img) => [...img.sources]));
+      if (!results.multiPlatform) return { target: images[0].manifest, images, sources };
+      const mediaType = format.ociMediaTypes === false ? MediaType.DockerManifestList : MediaType.OciIndex;
+      const index: Index = {
+        schemaVersion: 2,
+        mediaType,
+        manifests: images.map((img, i) => ({ ...img.manifest, platform: descriptorPlatform(results.platforms[i].platform, img.configJson) })),
+      };
+      const w = await env.content.writeBytes(Buffer.from(JSON.stringify(index)));
+      progress?.status('index', { name: `exporting manifest list ${w.digest}`, done: true });
+      return { target: { mediaType, digest: w.digest, size: w.size }, images, sources };
+    })();
+    byFormat.set(key, p);
+    p.catch(() => byFormat.delete(key));
+  }
+  return p;
+}
+
+function descriptorPlatform(target: Platform, config: ImageConfig): Platform {
+  const p = normalizePlatform(target);
+  if (config['os.version']) p['os.version'] = config['os.version'];
+  return p;
+}
+
+// `-o type=image` (the default output): the image (or index), named in the image store.
 // Returns the full names it got ("docker.io/library/x:latest").
-export async function exportImage(result: BuildResult, env: ExportEnv, names: string[], progress?: ExportProgress, format?: ImageFormat): Promise<string[]> {
-  const built = await imageOf(result, env, progress, format);
-  await fetchLayers(built, env, progress);
-  return nameImage(new ImageStore(env.stateDir), names, built.manifest, progress);
+export async function exportImage(results: BuildResults, env: ExportEnv, names: string[], progress?: ExportProgress, format?: ImageFormat): Promise<string[]> {
+  const built = await imageTargetOf(results, env, progress, format);
+  for (const img of built.images) await fetchLayers(img, env, progress);
+  return nameImage(new ImageStore(env.stateDir), names, built.target, progress);
 }
 
 export async function nameImage(store: ImageStore, names: string[], target: Descriptor, progress?: ExportProgress): Promise<string[]> {

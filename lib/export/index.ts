@@ -1,8 +1,8 @@
 // Exporters of a build's result (see lib/builder/index.ts for how outputs pick them):
-// each takes the one BuildResult (result.ts) and the stores (ExportEnv).
-export type { BuildResult, ExportEnv, ExportProgress, ImageFormat, LayerSlot } from './result';
+// each takes the build's results (result.ts: one BuildResult per platform) and the stores (ExportEnv).
+export type { BuildResult, BuildResults, ExportEnv, ExportProgress, ImageFormat, LayerSlot, PlatformResult } from './result';
 export { LayerBlobMemo } from './layer-memo';
-export { buildImage, exportImage, exportLayers, fetchLayers, imageOf, nameImage, alignHistory, layerMediaType, EMPTY_LAYER_DIFF_ID, type BuiltImage, type ImageExportOptions } from './image';
+export { buildImage, exportImage, exportLayers, fetchLayers, imageOf, imageTargetOf, nameImage, alignHistory, layerMediaType, EMPTY_LAYER_DIFF_ID, type BuiltImage, type BuiltTarget, type ImageExportOptions } from './image';
 export { exportArchive } from './archive';
 export { exportLocal } from './local';
 export { writeRootfsTar } from './rootfs-tar';

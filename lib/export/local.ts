@@ -1,5 +1,6 @@
 // `-o type=local,dest=DIR`: copy the final filesystem into DIR, merging with
-// what is there (files of the same name are replaced), like BuildKit's local exporter.
+// what is there (files of the same name are replaced), like BuildKit's local exporter;
+// multi-platform, each platform's into DIR/<os>_<arch>[_<variant>]/.
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -8,12 +9,23 @@ import { withMounted } from '../snapshot/index';
 import { resetOwners } from '../snapshot/rootfs';
 import { copyTree } from '../snapshot/sys';
 import { UsageError, isErrno } from '../util/errors';
-import type { BuildResult, ExportEnv } from './result';
+import { platformDirName } from '../images/platform';
+import type { BuildResult, BuildResults, ExportEnv } from './result';
 
-export async function exportLocal(result: BuildResult, env: ExportEnv, dest: string): Promise<void> {
+export async function exportLocal(results: BuildResults, env: ExportEnv, dest: string): Promise<void> {
+  if (!results.multiPlatform) return exportTree(results.platforms[0].result, env, dest);
+  await checkDir(dest);
+  for (const r of results.platforms) await exportTree(r.result, env, path.join(dest, platformDirName(r.platform)));
+}
+
+async function checkDir(dest: string): Promise<void> {
   await fsp.mkdir(dest, { recursive: true });
   const st = await fsp.stat(dest);
   if (!st.isDirectory()) throw new UsageError(`--output dest ${dest} is not a directory`, { hint: 'name a directory (it is created when missing)' });
+}
+
+async function exportTree(result: BuildResult, env: ExportEnv, dest: string): Promise<void> {
+  await checkDir(dest);
   if (!result.snapshot) return;
   await withMounted(env.sn, result.snapshot, (rootfs) => mergeTree(rootfs, dest));
   // Unprivileged, the exported files belong to the caller (namespace root), as when

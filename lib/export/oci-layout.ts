@@ -46,6 +46,15 @@ export async function requireBlobs(store: ContentStore, roots: Descriptor[], wha
   return [...all.values()];
 }
 
+// Every blob below `target` is stored (a pulled index usually holds one platform).
+export async function completeLocally(store: ContentStore, target: Descriptor): Promise<boolean> {
+  let complete = true;
+  await walk(store, [target], (_d, present) => {
+    if (!present) complete = false;
+  });
+  return complete;
+}
+
 // index.json entries for `images`: an index whose platforms are all present
 // is kept as is; of a partially pulled index, its present manifests are named
 // instead (an archive must not point at blobs it does not contain).
@@ -56,11 +65,7 @@ export async function ociEntries(store: ContentStore, images: ExportImage[]): Pr
     if (!(await store.has(img.target.digest))) throw store.missing(img.target.digest);
     let targets: Descriptor[] = [img.target];
     if (isIndexMediaType(img.target.mediaType)) {
-      let complete = true;
-      await walk(store, [img.target], (_d, present) => {
-        if (!present) complete = false;
-      });
-      if (!complete) targets = await localManifests(store, img.target);
+      if (!(await completeLocally(store, img.target))) targets = await localManifests(store, img.target);
       if (!targets.length) {
         throw new ImgError(`image ${describe(img)} has no platform manifest stored locally`, { hint: 'pull it again' });
       }

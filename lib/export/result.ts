@@ -2,7 +2,7 @@
 // lib/builder from the solve (the export room never sees the solver), and the
 // stores the exporters read and write.
 import type { ContentStore } from '../content/store';
-import type { BlobSource, ImageConfig, LayerBlob } from '../images/types';
+import type { BlobSource, ImageConfig, LayerBlob, Platform } from '../images/types';
 import type { Snapshotter } from '../snapshot/types';
 import type { LayerBlobMemo } from './layer-memo';
 
@@ -38,6 +38,21 @@ export interface BuildResult {
   // When the result was first built (from the cache record on a hit), so a
   // fully cached rebuild dates its image the same and gets the same digest.
   created?: string;
+}
+
+// One target platform's result. A build makes one per --platform (the host's when none is named).
+export interface PlatformResult {
+  platform: Platform;
+  result: BuildResult;
+}
+
+// What the exporters of a build receive: every platform's result, in the order
+// --platform named them. Multi-platform (several platforms, or BUILDKIT_MULTI_PLATFORM=1),
+// images become an index of one manifest per platform and filesystem outputs get
+// one directory per platform (linux_amd64/, linux_arm_v7/), as BuildKit's exporters.
+export interface BuildResults {
+  platforms: PlatformResult[];
+  multiPlatform: boolean;
 }
 
 export interface ExportEnv {

@@ -1,18 +1,43 @@
-// `-o type=tar`: the final filesystem as one tar (stdout when no dest).
+// `-o type=tar`: the final filesystem as one tar (stdout when no dest);
+// multi-platform, one tar with a top directory per platform (linux_amd64/ …),
+// as BuildKit's tar exporter writes it.
 import { Readable, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { compareDirs, writeLayer } from '../archive/index';
+import { finished, pipeline } from 'node:stream/promises';
+import { compareDirs, encodeHeader, END_OF_ARCHIVE, writeLayer } from '../archive/index';
+import { platformDirName } from '../images/platform';
 import { withMounted } from '../snapshot/index';
-import type { BuildResult, ExportEnv } from './result';
+import type { BuildResults, ExportEnv } from './result';
 
 // Streams the build's final tree (an empty archive for an empty result) into `out`.
-export async function writeRootfsTar(result: BuildResult, env: ExportEnv, out: Writable): Promise<void> {
-  if (!result.snapshot) {
-    await pipeline(Readable.from([Buffer.alloc(1024)]), out);
+export async function writeRootfsTar(results: BuildResults, env: ExportEnv, out: Writable): Promise<void> {
+  if (!results.multiPlatform) {
+    const { snapshot } = results.platforms[0].result;
+    if (!snapshot) {
+      await pipeline(Readable.from([END_OF_ARCHIVE]), out);
+      return;
+    }
+    await withMounted(env.sn, snapshot, async (rootfs) => {
+      await pipeline(writeLayer(compareDirs(null, rootfs), rootfs, { sourceDateEpoch: env.sourceDateEpoch }) as Readable, out);
+    });
     return;
   }
-  await withMounted(env.sn, result.snapshot, async (rootfs) => {
-    const tar = writeLayer(compareDirs(null, rootfs), rootfs, { sourceDateEpoch: env.sourceDateEpoch });
-    await pipeline(tar as Readable, out);
-  });
+  // Each platform's entries under its directory, one tree after another, one end-of-archive.
+  try {
+    const mtime = env.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
+    for (const r of results.platforms) {
+      const dir = `${platformDirName(r.platform)}/`;
+      await pipeline(Readable.from([encodeHeader({ name: dir, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime })]), out, { end: false });
+      const { snapshot } = r.result;
+      if (!snapshot) continue;
+      await withMounted(env.sn, snapshot, async (rootfs) => {
+        const tar = writeLayer(compareDirs(null, rootfs), rootfs, { sourceDateEpoch: env.sourceDateEpoch, prefix: dir, trailer: false });
+        await pipeline(tar as Readable, out, { end: false });
+      });
+    }
+    out.end(END_OF_ARCHIVE);
+    await finished(out);
+  } catch (err) {
+    out.destroy(err as Error);
+    throw err;
+  }
 }

@@ -203,3 +203,9 @@ export function platformArgs(target: Platform, build: Platform): [string, string
     ['TARGETVARIANT', t.variant ?? ''],
   ];
 }
+
+// The directory of a platform in a multi-platform local or tar output, as
+// BuildKit names it: the normal form with "/" → "_" ("linux_arm_v7").
+export function platformDirName(p: Platform): string {
+  return formatPlatform(p).replace(/\//g, '_');
+}

@@ -1,5 +1,5 @@
 // The scheduler: computes cache keys for the graph, then materializes the root
-// lazily — a vertex whose key hits the cache never needs its inputs — running
+// (or several roots at once: a build for several platforms) lazily — a vertex whose key hits the cache never needs its inputs — running
 // misses as soon as their inputs are done, at most `concurrency` at a time.
 // A hit from an imported cache stays remote until a miss builds on it; if its
 // layers cannot be had then, the step runs instead (a warning, not a failure).
@@ -62,7 +62,20 @@ export function defaultConcurrency(env: NodeJS.ProcessEnv = process.env): number
 }
 
 export async function solve(graph: Pick<BuildGraph, 'vertices' | 'root'>, opts: SolveOptions): Promise<SolveResult> {
-  return new Solver(graph, opts).run();
+  const { roots, ...rest } = await solveRoots(graph.vertices, [graph.root], opts);
+  return { ...rest, ...roots[0] };
+}
+
+export interface SolveRootsResult extends Omit<SolveResult, 'key' | 'result'> {
+  roots: { key: string | null; result: VertexResult }[]; // in the order of the roots given
+}
+
+// Several roots over one vertex table (the graphs of a multi-platform build,
+// merged: equal vertices have equal ids) in one run: a vertex they share, such
+// as a `FROM --platform=$BUILDPLATFORM` stage or the context transfer, runs
+// once, and independent work of the roots runs side by side.
+export async function solveRoots(vertices: BuildGraph['vertices'], roots: (Ref | null)[], opts: SolveOptions): Promise<SolveRootsResult> {
+  return new Solver({ vertices, roots }, opts).run();
 }
 
 class Solver {
@@ -81,7 +94,7 @@ class Solver {
   private readonly inflight = new Set<Promise<unknown>>();
 
   constructor(
-    private readonly graph: Pick<BuildGraph, 'vertices' | 'root'>,
+    private readonly graph: { vertices: BuildGraph['vertices']; roots: (Ref | null)[] },
     private readonly opts: SolveOptions,
   ) {
     this.limiter = new Limiter(opts.concurrency ?? defaultConcurrency());
@@ -97,14 +110,18 @@ class Solver {
     return this.ac.signal;
   }
 
-  async run(): Promise<SolveResult> {
-    const root = this.graph.root;
+  async run(): Promise<SolveRootsResult> {
     try {
-      if (!root) return this.finish(null, { snapshot: null, layers: [] });
-      const key = await this.key(root.vertex);
-      let result = await this.materialize(root.vertex);
-      if (this.opts.materializeRoot) result = await this.ready(root.vertex, result);
-      return this.finish(key, result);
+      const roots = await Promise.all(
+        this.graph.roots.map(async (root) => {
+          if (!root) return { key: null, result: { snapshot: null, layers: [] } as VertexResult };
+          const key = await this.key(root.vertex);
+          let result = await this.materialize(root.vertex);
+          if (this.opts.materializeRoot) result = await this.ready(root.vertex, result);
+          return { key, result };
+        }),
+      );
+      return this.finish(roots);
     } catch (err) {
       this.abortAll(err);
       // Let every running step observe the abort and clean up before we report.
@@ -119,7 +136,7 @@ class Solver {
     }
   }
 
-  private finish(key: string | null, result: VertexResult): SolveResult {
+  private finish(roots: SolveRootsResult['roots']): SolveRootsResult {
     // Vertices never visited because a descendant hit the cache are cached too.
     for (const id of this.reachable()) {
       if (this.states.get(id) === 'done') continue;
@@ -128,7 +145,7 @@ class Solver {
       this.cached.add(id);
       this.states.set(id, 'done');
     }
-    return { key, result, keys: this.keys, cached: this.cached, executed: this.executed, results: this.results };
+    return { roots, keys: this.keys, cached: this.cached, executed: this.executed, results: this.results };
   }
 
   private reachable(): string[] {
@@ -140,7 +157,7 @@ class Solver {
       for (const r of this.vertex(id).inputs) visit(r.vertex);
       order.push(id);
     };
-    if (this.graph.root) visit(this.graph.root.vertex);
+    for (const root of this.graph.roots) if (root) visit(root.vertex);
     return order;
   }
 

@@ -2,9 +2,12 @@
 // rootfs input, with the mounts the mount manager (../mounts.ts) prepares, and
 // the snapshot is committed as the step's layer. Its cache key is the vertex
 // definition and its inputs' keys alone (no content key): what the command
-// does is not observable before it runs.
+// does is not observable before it runs. A step for another architecture runs
+// through binfmt_misc emulation, checked before anything is prepared.
 import type { ExecVertex } from '../../graph/types';
+import { requireEmulation } from '../../exec/binfmt';
 import { runContainer } from '../../exec/run';
+import { compatiblePlatforms, formatPlatform, matchPlatform } from '../../images/platform';
 import { StepError } from '../../util/errors';
 import { debug } from '../../util/log';
 import { RunMounts } from '../mounts';
@@ -17,6 +20,9 @@ export function execOp(env: OpEnv): Executor<ExecVertex> {
 
 async function runExec(env: OpEnv, v: ExecVertex, ctx: RunContext): Promise<VertexResult> {
   const { o, sn } = env;
+  if (v.platform && !compatiblePlatforms(o.platform).some((p) => matchPlatform(p, v.platform))) {
+    requireEmulation(v.platform.architecture, `RUN for ${formatPlatform(v.platform)} on this ${formatPlatform(o.platform)} host`);
+  }
   const base = v.rootfs >= 0 ? ctx.inputs[v.rootfs] : undefined;
   const active = await sn.prepare(base?.snapshot ?? null, v.name);
   let committed: string | null = null;

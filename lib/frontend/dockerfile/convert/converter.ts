@@ -33,6 +33,7 @@ export interface ConvertOptions {
   target?: string;
   targetPlatform?: Platform;
   buildPlatform?: Platform;
+  multiPlatform?: boolean; // one of several platforms' graphs: step names start with the stage's platform
   labels?: Record<string, string>; // --label overrides
   noCache?: boolean;
   dockerignore?: string[]; // patterns, already parsed

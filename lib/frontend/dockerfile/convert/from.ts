@@ -194,6 +194,7 @@ export async function dispatchStage(cv: Converter, stage: Stage): Promise<StageS
 
   // ONBUILD triggers run first, as if written right after FROM.
   const triggerCommands = override ? [] : triggers.map((t) => parseTrigger(cv, node, t));
+  if (cv.opts.multiPlatform) st.platformLabel = formatPlatform(st.platform);
   // Progress numbering: FROM an image, then RUN/COPY/ADD/WORKDIR and every trigger.
   if (fromStep) st.cmdTotal = 1;
   if (!override) for (const c of stage.commands) if (['RUN', 'COPY', 'ADD', 'WORKDIR'].includes(c.keyword)) st.cmdTotal++;

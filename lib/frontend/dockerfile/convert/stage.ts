@@ -12,6 +12,7 @@ import type { Stage } from '../stages';
 export interface StageState {
   stage: Stage;
   label: string; // progress name prefix: "builder", "stage-1", or "" for a lone stage
+  platformLabel: string; // multi-platform builds: the stage's platform before the label ("linux/arm64")
   ref: Ref | null; // the filesystem so far; null = empty (scratch)
   img: ImageConfig;
   env: Map<string, string>; // the environment RUN sees and expansion uses (ENV + ARG)
@@ -27,6 +28,7 @@ export function newStageState(stage: Stage, label: string, img: ImageConfig, ref
   return {
     stage,
     label,
+    platformLabel: '',
     ref,
     img,
     env: new Map((img.config?.Env ?? []).map((e) => [envKey(e), e.slice(envKey(e).length + 1)] as [string, string])),
@@ -39,13 +41,15 @@ export function newStageState(stage: Stage, label: string, img: ImageConfig, ref
   };
 }
 
-// The progress name of the stage's next step: "[builder 2/5] RUN make".
+// The progress name of the stage's next step: "[builder 2/5] RUN make"
+// ("[linux/arm64 builder 2/5] RUN make" in a multi-platform build, as BuildKit's).
 export function stepName(st: StageState, text: string): string {
   if (st.cmdTotal === 0) return text;
   st.cmdIndex++;
   const width = String(st.cmdTotal).length;
   const onbuild = st.inTrigger ? 'ONBUILD ' : '';
-  return `[${st.label ? st.label + ' ' : ''}${String(st.cmdIndex).padStart(width)}/${st.cmdTotal}] ${onbuild}${text}`;
+  const prefix = [st.platformLabel, st.label].filter(Boolean).join(' ');
+  return `[${prefix ? prefix + ' ' : ''}${String(st.cmdIndex).padStart(width)}/${st.cmdTotal}] ${onbuild}${text}`;
 }
 
 // What an instruction leaves in the image history (BuildKit's commitToHistory):
