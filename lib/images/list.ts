@@ -2,13 +2,17 @@
 import { ContentStore } from '../content/store';
 import { UsageError } from '../util/errors';
 import { compileGlob, type Glob } from '../util/glob';
+import { formatPlatform } from './platform';
 import { familiarName, formatReference, parseReference, repositoryName } from './reference';
 import { ImageStore, type ImageRecord } from './store';
-import { imageSize } from './walk';
+import { isIndexMediaType } from './types';
+import { imageSize, localManifests } from './walk';
 
 export interface ImageListing extends ImageRecord {
   familiar: string; // "busybox:latest"
   size: number; // bytes of locally present blobs (manifest(s), config(s), layers)
+  // An index's platforms stored here ("linux/arm64"), each with its manifest's digest and size.
+  platforms?: { platform: string; digest: string; size: number }[];
 }
 
 export const FILTER_KEYS = ['name', 'reference'] as const;
@@ -68,7 +72,14 @@ export async function listImages(stateDir: string, filterArgs: string[] = []): P
       } catch {
         // a record written under a non-normalized name: show it as is
       }
-      return { ...r, familiar, size: await imageSize(content, r.target) };
+      const listing: ImageListing = { ...r, familiar, size: await imageSize(content, r.target) };
+      if (isIndexMediaType(r.target.mediaType)) {
+        const manifests = (await localManifests(content, r.target)).filter((m) => m.platform && m.platform.os !== 'unknown');
+        listing.platforms = await Promise.all(
+          manifests.map(async (m) => ({ platform: formatPlatform(m.platform!), digest: m.digest, size: await imageSize(content, m) })),
+        );
+      }
+      return listing;
     }),
   );
 }

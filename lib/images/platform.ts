@@ -171,17 +171,20 @@ export function compatiblePlatforms(want: Platform): Platform[] {
   return out;
 }
 
-// The best entry of an index for `want` (default: the host), or a NotFoundError listing what there is.
-export function selectManifest(manifests: Descriptor[], want: Platform = hostPlatform()): Descriptor {
+// The best entry of an index for `want` (default: the host), or a NotFoundError
+// naming the platform asked for, the image (`what`, when given) and the platforms it has.
+export function selectManifest(manifests: Descriptor[], want: Platform = hostPlatform(), what?: string): Descriptor {
   for (const candidate of compatiblePlatforms(want)) {
     const hit = manifests.find((m) => matchPlatform(candidate, m.platform));
     if (hit) return hit;
   }
-  const available = manifests
-    .filter((m) => m.platform && m.platform.os !== 'unknown')
-    .map((m) => formatPlatform(m.platform!));
-  throw new NotFoundError(`no matching manifest for ${formatPlatform(want)} in the manifest list entries`, {
-    hint: available.length ? `available platforms: ${[...new Set(available)].join(', ')} — choose one with --platform` : 'the index lists no platforms',
+  const available = [
+    ...new Set(manifests.filter((m) => m.platform && m.platform.os !== 'unknown').map((m) => formatPlatform(m.platform!))),
+  ];
+  const of = what ? ` of ${what}` : '';
+  const has = available.length ? `: it has ${available.join(', ')}` : ': the index lists no platforms';
+  throw new NotFoundError(`no matching manifest for ${formatPlatform(want)} in the manifest list entries${of}${has}`, {
+    hint: available.length ? `build or pull for one of ${available.join(', ')} (--platform), or use a base image that has ${formatPlatform(want)}` : 'use an image with platform entries',
   });
 }
 

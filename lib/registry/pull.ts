@@ -123,7 +123,7 @@ export async function pullImage(input: string, opts: PullOptions): Promise<PullR
   }
 
   // 3. Fetch the manifests we lack (small, no lock needed yet).
-  const plan = await remotePlan(client, ref.path, store, target, targetBytes, want);
+  const plan = await remotePlan(client, ref.path, store, target, targetBytes, want, name);
 
   let downloaded = 0;
   await withStoreLock(opts.stateDir, 'shared', async () => {
@@ -221,6 +221,7 @@ async function remotePlan(
   target: Descriptor,
   targetBytes: Buffer | undefined,
   want: Platform,
+  name: string,
 ): Promise<Plan> {
   const bytesOf = async (d: Descriptor): Promise<Buffer | undefined> => {
     if (await store.has(d.digest)) return undefined; // stored already
@@ -237,7 +238,7 @@ async function remotePlan(
   if (isIndexMediaType(target.mediaType)) {
     const index = await readDoc<Index>(target, targetBytes);
     if (!Array.isArray(index.manifests)) throw new ContentError(`index ${target.digest} from ${client.host.name}/${repo} has no manifests`, { hint: 'the image is broken in the registry' });
-    manifest = selectManifest(index.manifests, want);
+    manifest = selectManifest(index.manifests, want, name);
     if (isIndexMediaType(manifest.mediaType)) {
       throw new UnsupportedError(`index ${target.digest} from ${client.host.name}/${repo} nests another index for ${formatPlatform(want)}`, { hint: 'nested indexes are not supported; pull the inner index by digest' });
     }

@@ -8,10 +8,10 @@ import * as path from 'node:path';
 import { mknod } from '../archive/sys';
 import { ContentStore } from '../content/store';
 import { loadAddon } from '../host/index';
-import { hostPlatform, selectManifest } from '../images/platform';
+import { formatPlatform, hostPlatform, matchPlatform, selectManifest } from '../images/platform';
 import { normalizeName } from '../images/reference';
 import { ImageStore } from '../images/store';
-import { isManifestMediaType, type Descriptor, type ImageConfig, type Manifest } from '../images/types';
+import { isManifestMediaType, type Descriptor, type ImageConfig, type Manifest, type Platform } from '../images/types';
 import { localManifests } from '../images/walk';
 import { isErrno, NotFoundError, UsageError } from '../util/errors';
 import { debug, warn } from '../util/log';
@@ -25,8 +25,11 @@ export interface ResolvedImage {
   config: ImageConfig;
 }
 
-// The host platform's manifest (and config) of a stored image, or null when no such name.
-export async function resolveStoredImage(stateDir: string, input: string): Promise<ResolvedImage | null> {
+// The manifest (and config) of a stored image for `want` (unpack --platform) or the
+// host, or null when no such name — or, with `want`, when that platform is not
+// stored (a pull of it comes next). A stored single-platform image for another
+// platform than `want` is a NotFoundError.
+export async function resolveStoredImage(stateDir: string, input: string, want?: Platform): Promise<ResolvedImage | null> {
   const name = normalizeName(input);
   const rec = await new ImageStore(stateDir).get(name);
   if (!rec) return null;
@@ -38,10 +41,20 @@ export async function resolveStoredImage(stateDir: string, input: string): Promi
     if (list.length === 0) {
       throw new NotFoundError(`image ${input} has no manifest in the local store`, { hint: `pull it again: img pull ${input}` });
     }
-    desc = list.length === 1 && !list[0].platform ? list[0] : selectManifest(list, hostPlatform());
+    if (want) {
+      const hit = list.find((d) => matchPlatform(want, d.platform));
+      if (!hit) return null;
+      desc = hit;
+    } else desc = list.length === 1 && !list[0].platform ? list[0] : selectManifest(list, hostPlatform(), input);
   }
   const manifest = await content.readJson<Manifest>(desc.digest);
   const config = await content.readJson<ImageConfig>(manifest.config.digest);
+  const has: Platform = { os: config.os, architecture: config.architecture, variant: config.variant };
+  if (want && config.architecture && !matchPlatform(want, has)) {
+    throw new NotFoundError(`image ${input} is for ${formatPlatform(has)}, not ${formatPlatform(want)}`, {
+      hint: `unpack it without --platform, or pull an image that has ${formatPlatform(want)}`,
+    });
+  }
   return { name, manifestDescriptor: desc, manifest, config };
 }
 

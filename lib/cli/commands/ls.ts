@@ -1,4 +1,5 @@
-// img ls: NAME SIZE CREATED AT UPDATED AT DIGEST, tab-aligned like img's tabwriter.
+// img ls: NAME SIZE CREATED AT UPDATED AT DIGEST, tab-aligned like img's tabwriter;
+// an index's stored platforms follow it as rows of their own (as `docker image ls --tree`).
 import type { RegisterCommand } from './index';
 
 export const register: RegisterCommand = (program, globals) =>
@@ -16,6 +17,8 @@ export const register: RegisterCommand = (program, globals) =>
       const rows = [['NAME', 'SIZE', 'CREATED AT', 'UPDATED AT', 'DIGEST']];
       for (const img of images) {
         rows.push([img.familiar, bytesSize(img.size), timeAgo(img.createdAt, now), timeAgo(img.updatedAt, now), img.target.digest]);
+        const platforms = img.platforms ?? [];
+        platforms.forEach((p, i) => rows.push([`${i === platforms.length - 1 ? '└─' : '├─'} ${p.platform}`, bytesSize(p.size), '', '', p.digest]));
       }
       process.stdout.write(tabwrite(rows));
     });

@@ -11,29 +11,32 @@ export const register: RegisterCommand = (program, globals) =>
     .usage('[OPTIONS] IMAGE')
     .argument('<image>')
     .option('-o, --output <string>', 'Directory to unpack the rootfs to. (defaults to rootfs/ in the current working directory)')
-    .action(async (image: string, opts: { output?: string }) => {
+    .option('--platform <string>', 'Unpack this platform of a multi-platform image (e.g. linux/arm64)')
+    .action(async (image: string, opts: { output?: string; platform?: string }) => {
       /* eslint-disable @typescript-eslint/no-require-imports */
       const path = require('node:path') as typeof import('node:path');
       const { enterUserNamespace } = require('../../exec/userns') as typeof import('../../exec/userns');
       const rootfs = require('../../snapshot/rootfs') as typeof import('../../snapshot/rootfs');
       const { openSnapshotter } = require('../../snapshot/index') as typeof import('../../snapshot/index');
       const { debug } = require('../../util/log') as typeof import('../../util/log');
+      const { parsePlatform } = require('../../images/platform') as typeof import('../../images/platform');
+      const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
       const out = path.resolve(opts.output ?? 'rootfs');
       // Checked before entering the namespace too, so the error is immediate.
       await rootfs.checkOutputDir(out);
       await enterUserNamespace({ reason: 'unpack' });
       const { state, backend } = globals();
-      let img = await rootfs.resolveStoredImage(state, image);
+      let img = await rootfs.resolveStoredImage(state, image, platform);
       if (!img) {
         const { pullImage } = require('../../registry/pull') as typeof import('../../registry/pull');
         const { closeAgents } = require('../../registry/transport') as typeof import('../../registry/transport');
         process.stderr.write(`Pulling ${image}...\n`);
         try {
-          await pullImage(image, { stateDir: state });
+          await pullImage(image, { stateDir: state, platform, explicitPlatform: Boolean(platform) });
         } finally {
           await closeAgents();
         }
-        img = await rootfs.resolveStoredImage(state, image);
+        img = await rootfs.resolveStoredImage(state, image, platform);
         if (!img) throw new NotFoundError(`pulled ${image} but it is not in the image store`, { hint: 'another img process removed it meanwhile; retry' });
       }
       const sn = await openSnapshotter(state, backend);
