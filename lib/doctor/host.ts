@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { addonStatus, loadAddon } from '../host/index';
 import type { HostProbe } from '../host/native';
 import { buildIdMap, currentUserName, findHelper, readSubIds, subIdFile, type IdMapEntry, type IdRange } from '../exec/idmap';
+import { BINFMT_DIR, checkEmulation, emulationFix } from '../exec/binfmt';
 import { usernsKnob } from '../exec/entry';
 import { configuredCredentials } from '../registry/credentials';
 import { bytesSize } from '../util/units';
@@ -239,25 +240,33 @@ export function cgroupCheck(): Check {
   };
 }
 
-// binfmt_misc handlers: what lets RUN steps of other architectures' images run (qemu-user).
+// binfmt_misc handlers: which other architectures' RUN steps run here, emulated
+// (exec/binfmt.ts finds a handler by its magic and wants the F flag).
+const EMULATED = ['arm64', 'arm', 'amd64', '386', 'ppc64le', 's390x', 'riscv64'];
+
+// Node's names for the host (x64, ia32) in OCI's (amd64, 386).
+const hostArch = process.arch === 'x64' ? 'amd64' : process.arch === 'ia32' ? '386' : process.arch;
+
 export function binfmtCheck(): Check {
-  const dir = '/proc/sys/fs/binfmt_misc';
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir).filter((n) => n !== 'register' && n !== 'status');
-  } catch {
-    return { id: 'binfmt', title: 'binfmt_misc', status: 'info', found: 'not mounted: RUN steps can only run this machine\'s architecture' };
+  const base = { id: 'binfmt', title: 'binfmt_misc' };
+  const results = EMULATED.filter((a) => a !== hostArch).map((a) => ({ arch: a, c: checkEmulation(a) }));
+  if (results.every((r) => !r.c.ok && r.c.reason === 'unreadable')) {
+    return { ...base, status: 'info', found: `not mounted at ${BINFMT_DIR}: RUN steps run this machine's architecture only (or the host's handlers, in a container)`, fix: emulationFix('arm64') };
   }
-  const handlers = names
-    .map((n) => {
-      const text = readText(path.join(dir, n)) ?? '';
-      if (!text.startsWith('enabled')) return null;
-      const flags = /^flags: *(\S*)/m.exec(text)?.[1] ?? '';
-      return `${n}${flags.includes('F') ? ' (F)' : ' (no F flag: the interpreter must exist in each rootfs)'}`;
-    })
-    .filter((x): x is string => x !== null);
-  if (!handlers.length) return { id: 'binfmt', title: 'binfmt_misc', status: 'info', found: 'no handlers: RUN steps can only run this machine\'s architecture (apt-get install qemu-user-static adds them)' };
-  return { id: 'binfmt', title: 'binfmt_misc', status: 'info', found: handlers.join(', ') };
+  const runs = results.flatMap((r) => (r.c.ok ? [`${r.arch} (${r.c.handler.name})`] : []));
+  const noF = results.flatMap((r) => (!r.c.ok && r.c.reason === 'no-fix-binary' ? [r] : []));
+  const found = runs.length ? `RUN emulated for ${runs.join(', ')}` : 'no emulation handlers: RUN steps run this machine\'s architecture only';
+  if (noF.length) {
+    const names = noF.map((r) => r.c.handler!.name);
+    return {
+      ...base,
+      status: 'warn',
+      found: `${found}; ${names.join(', ')} without the F flag`,
+      cost: `RUN for ${noF.map((r) => r.arch).join(', ')} fails: the interpreter is not inside the build container`,
+      fix: `as root: echo -1 > ${BINFMT_DIR}/NAME for each, then update-binfmts --enable NAME (qemu-user-static registers with F)`,
+    };
+  }
+  return runs.length ? { ...base, status: 'info', found } : { ...base, status: 'info', found, fix: emulationFix('arm64') };
 }
 
 function nearestExisting(p: string): string {

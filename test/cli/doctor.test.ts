@@ -1,6 +1,7 @@
 // img doctor on this host: as the unprivileged user (full and single-id
 // mappings, an unwritable state dir), as root, and its flags. The pod
 // variants (masked /proc, refused helpers, no ranges) are in test/containers.
+import { checkEmulation } from '../../lib/exec/binfmt';
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { runImg } from '../helpers/cli';
@@ -51,6 +52,9 @@ describe('img doctor', () => {
     // The namespaced trials report the entry record of lib/exec/entry.ts.
     assert.match(row(r, 'entry').found, /: mapping subids \(the subordinate ranges of /);
     assert.match(row(r, 'runc').found, /^\d+\.\d+\.\d+\S*: a trial container ran/);
+    // .ci/setup-host registers QEMU's handlers: the row names what runs emulated.
+    const arm64 = checkEmulation('arm64');
+    if (arm64.ok) assert.match(row(r, 'binfmt').found, new RegExp(`^RUN emulated for arm64 \\(${arm64.handler.name}\\)`));
     assert.match(row(r, 'state').found, new RegExp(`^${st} on \\w+: [\\d.]+\\w+ free, d_type yes, reflink (yes|no)$`));
     assert.match(row(r, 'credentials').found, /config\.json: no logins/);
   });

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { BuildGraph, ExecVertex, Vertex } from '../../lib/graph/types';
 import { Progress, type ProgressEvent } from '../../lib/progress/events';
-import { solve, SolveError } from '../../lib/solver/scheduler';
+import { solve, solveRoots, SolveError } from '../../lib/solver/scheduler';
 import type { CacheBackend, Executors, VertexResult } from '../../lib/solver/types';
 
 function vid(s: string): string {
@@ -118,6 +118,26 @@ test('a vertex needed by two branches runs once', async () => {
     res.result.layers.map((l) => l.snapshot),
     ['snap-base', 'snap-left', 'snap-top'],
   );
+});
+
+test('several roots (a multi-platform build) share their common vertices and run side by side', async () => {
+  const trace: Trace = { events: [], runs: new Map() };
+  // Two platforms' graphs merged: "tools" (a build-platform stage) is in both; each has its own top.
+  const amd = graphOf({ tools: [], amd64: ['tools'] }, 'amd64');
+  const arm = graphOf({ tools: [], arm64: ['tools'] }, 'arm64');
+  const res = await solveRoots({ ...amd.vertices, ...arm.vertices }, [amd.root, arm.root, null], {
+    executors: fakeExec(trace, (_n, s) => sleep(20, s)),
+    concurrency: 4,
+  });
+  assert.equal(trace.runs.get('tools'), 1, 'the shared vertex ran once');
+  const i = (e: string) => trace.events.indexOf(e);
+  assert.ok(i('start amd64') < i('end arm64') && i('start arm64') < i('end amd64'), trace.events.join(', '));
+  assert.deepEqual(
+    res.roots.map((r) => r.result.layers.map((l) => l.snapshot)),
+    [['snap-tools', 'snap-amd64'], ['snap-tools', 'snap-arm64'], []],
+  );
+  assert.equal(res.roots[2].key, null, 'a null root (FROM scratch, nothing added) has no key');
+  assert.equal(res.executed.size, 3);
 });
 
 test('a failure cancels running and pending steps and names the failing step with its output', async () => {
