@@ -5,7 +5,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { ContentStore } from '../content/store';
 import { withStoreLock } from '../state/lock';
-import { formatPlatform, hostPlatform, matchPlatform, selectManifest } from '../images/platform';
+import { compatiblePlatforms, formatPlatform, hostPlatform, matchPlatform, selectManifest } from '../images/platform';
 import { formatReference, parseReference, type Reference } from '../images/reference';
 import { ImageStore } from '../images/store';
 import {
@@ -261,7 +261,8 @@ async function checkPlatform(store: ContentStore, plan: Plan, want: Platform, ex
   }
   if (!config.architecture || !config.os) return;
   const actual: Platform = { os: config.os, architecture: config.architecture, variant: config.variant };
-  if (matchPlatform(want, actual)) return;
+  // What `want` runs is fine (containerd's matcher: amd64 takes a 386 image).
+  if (compatiblePlatforms(want).some((p) => matchPlatform(p, actual))) return;
   const msg = `image ${name} is for ${formatPlatform(actual)}, not ${formatPlatform(want)}`;
   if (explicit) throw new NotFoundError(msg, { hint: `pull it without --platform, or with --platform ${formatPlatform(actual)}` });
   warn(`${msg} (the requested image's platform does not match the detected host platform)`);

@@ -133,10 +133,11 @@ describe('platforms', () => {
     assert.equal(selectManifest(list.slice(0, 3), { os: 'linux', architecture: 'arm64' }).digest, list[1].digest, 'arm64 runs arm/v7');
     assert.equal(selectManifest(list.slice(0, 1), { os: 'linux', architecture: 'arm' }).digest, list[0].digest, 'v7 runs v6');
     assert.equal(selectManifest(list.slice(3), { os: 'linux', architecture: 'amd64' }).digest, list[5].digest, 'amd64 runs 386');
-    assert.throws(() => selectManifest(list.slice(0, 4), { os: 'linux', architecture: 'ppc64le' }), (err: unknown) => {
+    assert.throws(() => selectManifest(list.slice(0, 4), { os: 'linux', architecture: 'ppc64le' }, 'docker.io/library/busybox:latest'), (err: unknown) => {
       assert.ok(err instanceof NotFoundError);
-      assert.match(err.message, /no matching manifest for linux\/ppc64le/);
-      assert.equal(err.hint, 'available platforms: linux/arm/v6, linux/arm/v7, linux/amd64 — choose one with --platform');
+      // The image, the platform asked for and the platforms it has (attestations left out).
+      assert.equal(err.message, 'no matching manifest for linux/ppc64le in the manifest list entries of docker.io/library/busybox:latest: it has linux/arm/v6, linux/arm/v7, linux/amd64');
+      assert.equal(err.hint, 'build or pull for one of linux/arm/v6, linux/arm/v7, linux/amd64 (--platform), or use a base image that has linux/ppc64le');
       return true;
     });
   });

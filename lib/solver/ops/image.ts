@@ -1,9 +1,11 @@
 // The image source op (FROM, COPY --from=image): resolves a reference to a
 // manifest — the local store first unless --pull, then the registry — and
 // unpacks its layers into a chain of snapshots keyed by chainID.
-// Its cache key is the manifest digest the reference resolved to.
+// Its cache key is the manifest digest the reference resolved to. An image of
+// one platform serves a build for that platform (or one it runs, as containerd's
+// matcher: amd64 runs 386) only: FROM an amd64-only image for linux/arm64 fails.
 import type { ImageSourceVertex } from '../../graph/types';
-import { selectManifest } from '../../images/platform';
+import { compatiblePlatforms, formatPlatform, matchPlatform, selectManifest } from '../../images/platform';
 import { formatReference, parseReference } from '../../images/reference';
 import { isIndexMediaType, MediaType, type Descriptor, type Digest, type ImageConfig, type Index, type Manifest, type Platform } from '../../images/types';
 import { layerMediaType } from '../../export/index';
@@ -30,6 +32,16 @@ function pullProgress(progress: VertexLogger): (ev: PullEvent) => void {
     if (ev.type === 'progress') progress.status(ev.digest, { name: ev.digest, current: ev.current, total: ev.size });
     else if (ev.type === 'done') progress.status(ev.digest, { name: ev.digest, current: ev.size, total: ev.size, done: true });
   };
+}
+
+// An image's config names its platform; it must be one `want` runs.
+function requirePlatform(name: string, config: ImageConfig, want: Platform): void {
+  if (!config.architecture || !config.os) return;
+  const has: Platform = { os: config.os, architecture: config.architecture, variant: config.variant };
+  if (compatiblePlatforms(want).some((p) => matchPlatform(p, has))) return;
+  throw new NotFoundError(`image ${name} is for ${formatPlatform(has)} only, not ${formatPlatform(want)}`, {
+    hint: `build for ${formatPlatform(has)} (--platform), or use a base image that has ${formatPlatform(want)} (a multi-platform one)`,
+  });
 }
 
 export interface ImageOp extends Executor<ImageSourceVertex> {
@@ -86,18 +98,21 @@ export function imageOp(env: OpEnv): ImageOp {
       if (target) {
         const got = await readManifestFor(target, platform);
         if (got && (await complete(got.manifest))) {
+          const config = await content.readJson<ImageConfig>(got.manifest.config.digest);
+          requirePlatform(name, config, platform);
           ctx.progress.status('resolve', { name: `resolve ${name}@${got.digest}`, done: true });
-          return { ref: name, manifest: got.manifest, manifestDigest: got.digest, config: await content.readJson<ImageConfig>(got.manifest.config.digest) };
+          return { ref: name, manifest: got.manifest, manifestDigest: got.digest, config };
         }
       }
       if (v.resolveMode === 'local') {
         throw new NotFoundError(`image ${name} is not in the local store`, { hint: `pull it first: img pull ${name}` });
       }
     }
-    const res = await pullImage(v.ref, { stateDir: o.stateDir, platform, insecure: o.insecureRegistry, skipLayers: true, onEvent: pullProgress(ctx.progress) });
+    const res = await pullImage(v.ref, { stateDir: o.stateDir, platform, explicitPlatform: true, insecure: o.insecureRegistry, skipLayers: true, onEvent: pullProgress(ctx.progress) });
     const manifest = await content.readJson<Manifest>(res.manifest.digest);
-    ctx.progress.status('resolve', { name: `resolve ${name}@${res.manifest.digest}`, done: true });
     const config = await content.readJson<ImageConfig>(manifest.config.digest);
+    requirePlatform(name, config, platform);
+    ctx.progress.status('resolve', { name: `resolve ${name}@${res.manifest.digest}`, done: true });
     return { ref: name, manifest, manifestDigest: res.manifest.digest, config, pending: res.complete ? undefined : res };
   }
 
