@@ -18,10 +18,10 @@ export { pushImage, type PushOptions, type PushResult, type PushEvent } from './
 export { getCredentials, storeCredentials, eraseCredentials, dockerConfigPath, type AuthConfig } from './registry/credentials';
 export { login, type LoginOptions } from './registry/login';
 export { closeAgents } from './registry/transport';
-export { hostPlatform, parsePlatform, formatPlatform, matchPlatform, selectManifest, normalizePlatform } from './images/platform';
+export { hostPlatform, parsePlatform, formatPlatform, matchPlatform, selectManifest, normalizePlatform, platformArgs, platformDirName } from './images/platform';
 export { runBuild, type BuildIO, type BuildOutcome } from './builder/index';
 export type { BuildOptions, OutputSpec } from './builder/options';
-export { solve, SolveError, type SolveOptions, type SolveResult } from './solver/scheduler';
+export { solve, solveRoots, SolveError, type SolveOptions, type SolveResult, type SolveRootsResult } from './solver/scheduler';
 export { CacheStore } from './solver/cache';
 export { Progress, createRenderer, type ProgressEvent } from './progress/index';
 export { applyLayer, overlayChanges, compareDirs, writeLayer, createLayerBlob, detectCompression, compressStream, decompressStream } from './archive/index';
