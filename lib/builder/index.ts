@@ -17,7 +17,7 @@ import type { BuildGraph, LocalSourceVertex } from '../graph/types';
 import { lockFile } from '../host/index';
 import { formatPlatform, hostPlatform } from '../images/platform';
 import type { Descriptor, ImageConfig, Platform } from '../images/types';
-import { createRenderer, Progress, type Renderer } from '../progress/index';
+import { createRenderer, failureBlock, Progress, type Renderer } from '../progress/index';
 import { openSnapshotter } from '../snapshot/index';
 import { acquireLease } from '../snapshot/lease';
 import { INLINE_CACHE_FIELD } from '../cache/index';
@@ -68,7 +68,7 @@ export async function runBuild(opts: BuildOptions, io: BuildIO): Promise<BuildOu
   } catch (err) {
     // Quiet builds still show why a step failed: its command's last output lines.
     const tail = (err as { tail?: string[]; vertexName?: string }).tail;
-    if (opts.quiet && tail?.length) io.stderr.write(`------\n > ${(err as { vertexName: string }).vertexName}:\n${tail.join('\n')}\n------\n`);
+    if (opts.quiet && tail?.length) io.stderr.write(failureBlock((err as { vertexName: string }).vertexName, tail));
     throw err;
   } finally {
     await renderer.close(ok);

@@ -259,9 +259,10 @@ export function parseKeyValues(list: string[], flag: string, env: NodeJS.Process
   const out: Record<string, string> = {};
   for (const item of list) {
     const i = item.indexOf('=');
-    if (i === 0) throw new ImgError(`invalid ${flag} "${item}"`, { hint: `use ${flag} KEY=VALUE` });
+    if (i === 0) throw new UsageError(`invalid ${flag} "${item}": the name before "=" is empty`, { hint: `use ${flag} KEY=VALUE` });
     if (i < 0) {
-      // docker: `--build-arg KEY` takes the value from the environment (skipped when unset).
+      // buildx: `--build-arg KEY` takes the value from the environment (skipped when
+      // unset, so the Dockerfile's default holds); `--label KEY` is an empty label.
       if (flag === '--build-arg') {
         if (env[item] !== undefined) out[item] = env[item]!;
         continue;

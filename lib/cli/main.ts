@@ -8,6 +8,7 @@ import { BACKENDS, defaultStateDir, type GlobalOptions } from './context';
 import { formatHelp } from './help';
 import { commands } from './commands/index';
 import { ImgError } from '../util/errors';
+import { escapeControls } from '../util/escape';
 import { debug, isDebug, setDebug } from '../util/log';
 import { startupMarks } from '../util/startup';
 import { VERSION } from '../util/version';
@@ -40,21 +41,24 @@ export function buildProgram(): { program: Command; globals: () => GlobalOptions
   return { program, globals };
 }
 
+// Messages quote untrusted text (Dockerfile lines, file names, registry
+// answers): control characters are printed as escapes, never obeyed.
 export function reportError(err: unknown): number {
+  const say = (s: string): boolean => process.stderr.write(escapeControls(s));
   if (err instanceof ImgError) {
     const hint = err.hint ? ` — ${err.hint}` : '';
-    process.stderr.write(`Error: ${err.message}${hint}\n`);
+    say(`Error: ${err.message}${hint}\n`);
     if (isDebug()) {
-      process.stderr.write(`code: ${err.code}\n`);
-      if (err.detail) process.stderr.write(`${err.detail}\n`);
-      if (err.stack) process.stderr.write(`${err.stack}\n`);
-      if (err.cause) process.stderr.write(`caused by: ${String((err.cause as Error)?.stack ?? err.cause)}\n`);
+      say(`code: ${err.code}\n`);
+      if (err.detail) say(`${err.detail}\n`);
+      if (err.stack) say(`${err.stack}\n`);
+      if (err.cause) say(`caused by: ${String((err.cause as Error)?.stack ?? err.cause)}\n`);
     }
     return err.exitCode;
   }
   const e = err as Error;
-  process.stderr.write(`Error: ${e?.message ?? String(err)}${isDebug() ? '' : ' (run with --debug for details)'}\n`);
-  if (isDebug() && e?.stack) process.stderr.write(`${e.stack}\n`);
+  say(`Error: ${e?.message ?? String(err)}${isDebug() ? '' : ' (run with --debug for details)'}\n`);
+  if (isDebug() && e?.stack) say(`${e.stack}\n`);
   return 1;
 }
 

@@ -1,6 +1,6 @@
 // Progress output for builds: pick a renderer and connect it to a Progress.
 export * from './events';
-export { ProgressModel, errorSummary } from './model';
+export { ProgressModel, errorSummary, failureBlock } from './model';
 export { PlainRenderer } from './plain';
 export { RawJsonRenderer } from './rawjson';
 export { TtyRenderer } from './tty';

@@ -1,5 +1,6 @@
 // The state both human renderers draw from: vertices in order of first
 // appearance, their statuses and a bounded tail of their output.
+import { escapeControls, terminalLine } from '../util/escape';
 import type { ProgressEvent, VertexState } from './events';
 
 const TAIL_LINES = 10;
@@ -112,14 +113,18 @@ export class ProgressModel {
 
 // BuildKit's failure summary: the failing step and the tail of its output.
 export function errorSummary(model: ProgressModel): string {
-  const out: string[] = [];
+  let out = '';
   for (const v of model.vertices) {
     if (v.state !== 'error') continue;
     model.flushPartial(v);
     if (v.tail.length === 0) continue; // nothing to show beyond the error line itself
-    out.push('------', ` > ${v.name}:`);
-    for (const line of v.tail) out.push(line);
-    out.push('------');
+    out += failureBlock(v.name, v.tail);
   }
-  return out.length ? out.join('\n') + '\n' : '';
+  return out;
+}
+
+// One failed step's block. The output is shown as a terminal would have left
+// each line (terminalLine): it sits among img's own lines and must not move them.
+export function failureBlock(name: string, tail: string[]): string {
+  return ['------', ` > ${escapeControls(name, { oneLine: true })}:`, ...tail.map(terminalLine), '------'].join('\n') + '\n';
 }

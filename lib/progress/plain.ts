@@ -3,8 +3,12 @@
 //   #5 0.312 compiling...
 //   #5 DONE 2.3s
 // A vertex's header is repeated when its lines resume after another vertex's.
+// Step names, statuses and errors (Dockerfile text, file names) have their control
+// characters escaped; the steps' own output is printed as it came, as BuildKit's
+// plain mode does (logs keep their colours; a terminal shows them as the command meant).
 import type { ProgressEvent, Renderer } from './events';
 import { formatBytes, formatSeconds } from './events';
+import { escapeControls } from '../util/escape';
 import { errorSummary, ProgressModel, type VertexRow } from './model';
 
 export class PlainRenderer implements Renderer {
@@ -18,18 +22,19 @@ export class PlainRenderer implements Renderer {
   private header(row: VertexRow): void {
     if (this.last === row) return;
     if (this.last !== null) this.out.write('\n');
-    this.out.write(`#${row.index} ${row.name}\n`);
+    this.out.write(`#${row.index} ${escapeControls(row.name, { oneLine: true })}\n`);
     this.last = row;
   }
 
   private line(row: VertexRow, text: string): void {
     this.header(row);
-    this.out.write(`#${row.index} ${text}\n`);
+    this.out.write(`#${row.index} ${escapeControls(text, { oneLine: true })}\n`);
   }
 
   private logLine(row: VertexRow, line: string, time: number): void {
     const rel = ((time - (row.started ?? time)) / 1000).toFixed(3);
-    this.line(row, `${rel} ${line}`);
+    this.header(row);
+    this.out.write(`#${row.index} ${rel} ${line}\n`);
   }
 
   write(ev: ProgressEvent): void {

@@ -3,10 +3,13 @@
 //    => CACHED [1/3] FROM docker.io/library/busybox                0.0s
 //    => [2/3] RUN make                                            1.2s
 //    => => # cc -o app main.c
+// Nothing printed may move the cursor out of the frame: names are escaped and the
+// steps' output shown as a terminal would have left each line (util/escape.ts).
 // Events only mark the view dirty; a timer redraws at most 10 times a second
 // (durations of running steps tick), and close() draws the final frame.
 import type { ProgressEvent, Renderer } from './events';
 import { formatBytes, formatSeconds } from './events';
+import { escapeControls, terminalLine } from '../util/escape';
 import { errorSummary, ProgressModel, type VertexRow } from './model';
 
 const FRAME_MS = 100; // ≤ 10 Hz
@@ -85,7 +88,7 @@ export class TtyRenderer implements Renderer {
       }
       if (v.state === 'started' && !final) {
         const tail = v.partial ? [...v.tail, v.partial] : v.tail;
-        for (const l of tail.slice(-LIVE_LOG_LINES)) out.push(clip(` => => # ${l}`, width));
+        for (const l of tail.slice(-LIVE_LOG_LINES)) out.push(clip(` => => # ${terminalLine(l)}`, width));
       }
     }
     return out;
@@ -126,9 +129,7 @@ function duration(v: VertexRow, now: number): string {
 }
 
 function clip(s: string, width: number): string {
-  // Control characters from step output would break the frame; show them as spaces.
-  // eslint-disable-next-line no-control-regex
-  const clean = s.replace(/[\x00-\x1f\x7f]/g, ' ');
+  const clean = escapeControls(s, { oneLine: true });
   return clean.length > width ? clean.slice(0, width) : clean;
 }
 

@@ -1,6 +1,7 @@
 // Registry failures as catalogue errors (util/errors.ts) that name the registry,
 // repository and status, with a hint.
 import { AuthError, NotFoundError, RegistryError, TimeoutError } from '../util/errors';
+import { escapeControls } from '../util/escape';
 import type { Response } from './transport';
 
 export interface ErrorContext {
@@ -14,8 +15,13 @@ function where(ctx: ErrorContext): string {
   return ctx.repository ? `${ctx.registry}/${ctx.repository}` : ctx.registry;
 }
 
-// The registry's own error text: {"errors":[{"code":"MANIFEST_UNKNOWN","message":"…"}]}.
+// The registry's own error text: {"errors":[{"code":"MANIFEST_UNKNOWN","message":"…"}]},
+// one line, its control characters escaped (any server or proxy may answer).
 export async function readErrorBody(res: Response): Promise<string> {
+  return escapeControls(await errorBodyText(res), { oneLine: true });
+}
+
+async function errorBodyText(res: Response): Promise<string> {
   let text = '';
   try {
     text = (await res.body.text()).slice(0, 4096);
@@ -24,7 +30,7 @@ export async function readErrorBody(res: Response): Promise<string> {
   }
   try {
     const parsed = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
-    if (parsed.errors?.length) return parsed.errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
+    if (parsed.errors?.length) return parsed.errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ').slice(0, 1000);
   } catch {
     // not JSON
   }

@@ -1,5 +1,6 @@
 // Per-layer progress for pull and push, docker-style: on a terminal one line per blob,
 // redrawn in place (≤10 Hz); otherwise one plain line per finished blob.
+import { escapeControls } from '../util/escape';
 import { bytesSize } from '../util/units';
 import type { Digest } from '../images/types';
 import type { PullEvent } from './pull';
@@ -37,7 +38,7 @@ export class LayerProgress {
         this.set(ev.digest, 'Downloading', ev.current, ev.size, false);
         break;
       case 'retry':
-        this.set(ev.digest, `Retrying (attempt ${ev.attempt + 1}): ${ev.reason}`, 0, this.rows.get(ev.digest)?.size ?? 0, true);
+        this.set(ev.digest, `Retrying (attempt ${ev.attempt + 1}): ${escapeControls(ev.reason, { oneLine: true })}`, 0, this.rows.get(ev.digest)?.size ?? 0, true);
         break;
       case 'done':
         this.set(ev.digest, `Pull complete`, ev.size, ev.size, true);

@@ -13,6 +13,7 @@ import { BACKENDS, newSnapshotter } from '../snapshot/open';
 import type { SnapshotBackend } from '../snapshot/types';
 import { chainIds } from '../snapshot/unpack';
 import { isErrno, UsageError } from '../util/errors';
+import { escapeControls } from '../util/escape';
 import { compileGlob } from '../util/glob';
 import { debug } from '../util/log';
 import { cacheRoots, collectGarbage } from './gc';
@@ -216,7 +217,11 @@ export function formatUsage(
   tabwrite: (rows: string[][]) => string,
   opts: { truncate: boolean; summary: 'Reclaimable' | 'Reclaimed' },
 ): string {
-  const cut = (s: string) => (opts.truncate && s.length > 50 ? `${s.slice(0, 50)}...` : s);
+  // Descriptions quote Dockerfile lines: escaped, one line each.
+  const cut = (raw: string) => {
+    const s = escapeControls(raw, { oneLine: true });
+    return opts.truncate && s.length > 50 ? `${s.slice(0, 50)}...` : s;
+  };
   const table: string[][] = [['ID', 'RECLAIMABLE', 'SIZE', 'DESCRIPTION']];
   let reclaimable = 0;
   let total = 0;

@@ -1,4 +1,7 @@
-// Diagnostics go to stderr so stdout stays clean for data (`save`, `-o type=tar`).
+// Diagnostics go to stderr so stdout stays clean for data (`save`, `-o type=tar`),
+// with control characters of quoted text escaped (escape.ts).
+import { escapeControls } from './escape';
+
 let debugEnabled = process.env.IMG_DEBUG === '1';
 
 export function setDebug(on: boolean): void {
@@ -11,9 +14,9 @@ export function isDebug(): boolean {
 }
 
 export function debug(message: string): void {
-  if (debugEnabled) process.stderr.write(`DEBU ${message}\n`);
+  if (debugEnabled) process.stderr.write(`DEBU ${escapeControls(message)}\n`);
 }
 
 export function warn(message: string): void {
-  process.stderr.write(`WARN ${message}\n`);
+  process.stderr.write(`WARN ${escapeControls(message)}\n`);
 }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseAddHost, parseBuildContext, parseKeyValues, parseOutput, parseSecret, parseSsh, withPush } from '../../lib/builder/options';
 import { alignHistory, EMPTY_LAYER_DIFF_ID } from '../../lib/export/image';
-import { ImgError } from '../../lib/util/errors';
+import { ImgError, UsageError } from '../../lib/util/errors';
 import { createHash } from 'node:crypto';
 
 test('--output specs: buildx CSV and shorthands', () => {
@@ -66,6 +66,8 @@ test('--secret, --ssh, --add-host, --build-context, --build-arg', () => {
   assert.deepEqual(parseBuildContext('base=docker-image://alpine:3'), { name: 'base', kind: 'image', ref: 'alpine:3' });
   assert.deepEqual(parseKeyValues(['A=1', 'B', 'C=x=y'], '--build-arg', { B: 'fromenv' }), { A: '1', B: 'fromenv', C: 'x=y' });
   assert.deepEqual(parseKeyValues(['UNSET'], '--build-arg', {}), {});
+  assert.deepEqual(parseKeyValues(['novalue', 'k=v'], '--label', { novalue: 'ignored' }), { novalue: '', k: 'v' });
+  assert.throws(() => parseKeyValues(['=x'], '--label'), (err: Error) => err instanceof UsageError && /invalid --label "=x": the name before "=" is empty/.test(err.message));
 });
 
 test('history aligns with layers: base entries prepended, surplus entries empty; a no-op step keeps its layer (BuildKit 0.11+)', () => {

@@ -125,6 +125,45 @@ test('tty renderer redraws at most 10 times a second however many events arrive'
   assert.ok(r.frames <= 2 + Math.ceil(elapsed / 100), `frames=${r.frames} elapsed=${elapsed}`);
 });
 
+test('untrusted names and output cannot drive the terminal: escaped in plain, tty and the failure summary', async () => {
+  const name = '[1/1] RUN echo \x00hi\x1b[2J \u009b3J';
+  const shown = '[1/1] RUN echo \\x00hi\\x1b[2J \\u009b3J';
+  // Plain: the name and error escaped; the step's own output as it came (BuildKit's plain mode).
+  const plain = new Sink();
+  const r = new PlainRenderer(plain);
+  const p = new Progress();
+  p.on((e) => r.write(e));
+  p.started('a', name);
+  p.log('a', '\x1b[32mgreen\x1b[0m\n\x1b[1Aup\n');
+  p.failed('a', name, 'exit code: 1 \x07');
+  await r.close(false);
+  assert.ok(plain.text.startsWith(`#1 ${shown}\n`), plain.text);
+  assert.ok(plain.text.includes('\x1b[32mgreen\x1b[0m\n'), 'plain keeps the output as is');
+  assert.ok(plain.text.includes('#1 ERROR: exit code: 1 \\x07\n'));
+  const summary = plain.text.slice(plain.text.indexOf('------'));
+  assert.equal(summary, `------\n > ${shown}:\ngreen\nup\n------\n`, 'the summary shows lines as a terminal left them');
+
+  // Tty: our own cursor-up/clear is the only escape sequence in a frame.
+  const c = clock();
+  const tty = new Sink();
+  tty.isTTY = true;
+  const t = new TtyRenderer(tty, c.now);
+  const q = new Progress({ now: c.now });
+  q.on((e) => t.write(e));
+  q.started('a', name);
+  q.log('a', 'ok\n\x1b[10A\x1b[2Kfake line\x1b]0;title\x07\n\u009b5Amore\r\x1b[Kpartial');
+  const frame = t.lines(false).join('\n');
+  // eslint-disable-next-line no-control-regex
+  assert.doesNotMatch(frame, /[\x00-\x09\x0b-\x1f\x7f-\x9f]/, frame);
+  assert.ok(frame.includes(` => ${shown}`), frame);
+  assert.ok(frame.includes(' => => # fake line'), frame);
+  assert.ok(frame.includes(' => => # partial'), frame);
+  await t.close(true);
+  // eslint-disable-next-line no-control-regex
+  const escapes = tty.text.match(/\x1b\[[0-9;?]*[A-Za-z]/g) ?? [];
+  assert.ok(escapes.every((e) => /^\x1b\[(\d+A|J)$/.test(e)), escapes.join(' '));
+});
+
 test('auto mode picks tty only for a terminal; --no-console forces plain', () => {
   const sink = new Sink();
   assert.ok(createRenderer('auto', sink) instanceof PlainRenderer);

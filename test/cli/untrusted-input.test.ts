@@ -1,0 +1,71 @@
+// What a user sees when the input is odd or hostile: bytes that are terminal
+// commands, paths that cannot hold a directory, flags without values. Builds
+// run as the unprivileged user, FROM scratch (no RUN succeeds there, none needs to).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { cleanup, runImgRootless, skipUnlessRootless, tempDir } from '../helpers/rootless';
+import type { ImageConfig, Index, Manifest } from '../../lib/images/types';
+
+const skip = skipUnlessRootless();
+// Anything a terminal obeys instead of printing (tab and newline aside).
+// eslint-disable-next-line no-control-regex
+const RAW_CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/;
+
+function setup(files: Record<string, string | Buffer>): { root: string; state: string; ctx: string } {
+  const root = tempDir('img-untrusted-');
+  const ctx = path.join(root, 'ctx');
+  fs.mkdirSync(ctx);
+  for (const [name, data] of Object.entries(files)) fs.writeFileSync(path.join(ctx, name), data);
+  if (process.getuid?.() === 0) execFileSync('chown', ['-R', `${fs.statSync(root).uid}:${fs.statSync(root).gid}`, root]);
+  return { root, state: path.join(root, 'state'), ctx };
+}
+
+// The image config inside an OCI archive written by -o type=oci.
+function ociConfig(tarFile: string): ImageConfig {
+  const read = (member: string): string => execFileSync('tar', ['-xOf', tarFile, member], { encoding: 'utf8' });
+  const index = JSON.parse(read('index.json')) as Index;
+  const manifest = JSON.parse(read(`blobs/sha256/${index.manifests[0].digest.slice(7)}`)) as Manifest;
+  return JSON.parse(read(`blobs/sha256/${manifest.config.digest.slice(7)}`)) as ImageConfig;
+}
+
+test('--build-arg NAME takes the value from the environment (skipped when unset); --label NAME is an empty label', { skip, timeout: 120_000 }, async (t) => {
+  const e = setup({ Dockerfile: 'FROM scratch\nARG FROM_ENV\nARG UNSET_ARG=default\nARG EMPTY\nLABEL a=$FROM_ENV b=$UNSET_ARG c=x$EMPTY\n' });
+  t.after(() => cleanup(e.root));
+  const out = path.join(e.root, 'image.tar');
+  const r = await runImgRootless(
+    ['-s', e.state, 'build', '--progress', 'plain', '--build-arg', 'FROM_ENV', '--build-arg', 'UNSET_ARG', '--build-arg', 'EMPTY=',
+      '--label', 'novalue', '--label', 'k=v=w', '-o', `type=oci,dest=${out}`, e.ctx],
+    { env: { FROM_ENV: 'from the environment' } },
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const config = ociConfig(out);
+  assert.deepEqual(config.config?.Labels, { a: 'from the environment', b: 'default', c: 'x', novalue: '', k: 'v=w' });
+  assert.deepEqual(
+    config.history?.map((h) => h.created_by),
+    ['ARG FROM_ENV=from the environment', 'ARG UNSET_ARG=default', 'ARG EMPTY=', 'LABEL a=from the environment b=default c=x'],
+  );
+});
+
+test('control characters from a Dockerfile reach the terminal as escapes: a file of hostile bytes, a NUL in RUN', { skip, timeout: 120_000 }, async (t) => {
+  const hostile = Buffer.concat([
+    Buffer.from('\x1b]0;owned\x07\x1b[2J\x1b[H'), // retitle, clear, home
+    Buffer.from([0xc2, 0x9b, 0x33, 0x4a]), // C1 CSI (U+009B) "3J": clear scrollback
+    Buffer.from('\x00\x08\x7f\u202eFROM scratch\n'),
+  ]);
+  const e = setup({ Dockerfile: hostile, 'Dockerfile.run': 'FROM scratch\nRUN echo \x00hi\x1b[2J\n' });
+  t.after(() => cleanup(e.root));
+
+  const bad = await runImgRootless(['-s', e.state, 'build', '--progress', 'plain', e.ctx]);
+  assert.equal(bad.code, 1, bad.stderr);
+  assert.doesNotMatch(bad.stderr + bad.stdout, RAW_CONTROL, JSON.stringify(bad.stderr));
+  assert.match(bad.stderr, /^Error: Dockerfile:1: unknown instruction: \\x1b\]0;owned\\x07\\x1b\[2J\\x1b\[H\\u009b3J\\x00\\x08\\x7f\\u202eFROM/m);
+
+  const run = await runImgRootless(['-s', e.state, 'build', '--progress', 'plain', '-f', path.join(e.ctx, 'Dockerfile.run'), e.ctx]);
+  assert.equal(run.code, 1, run.stderr);
+  assert.doesNotMatch(run.stderr + run.stdout, RAW_CONTROL, JSON.stringify(run.stderr));
+  assert.match(run.stderr, /^#\d+ \[1\/1\] RUN echo \\x00hi\\x1b\[2J$/m, 'the step line');
+  assert.match(run.stderr, /^Error: .*RUN echo \\x00hi\\x1b\[2J/m, 'the error');
+});
