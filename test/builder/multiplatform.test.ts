@@ -101,6 +101,20 @@ describe('multi-platform builds (linux/amd64 + linux/arm64)', { skip }, () => {
       const ls = await runImgRootless(['-s', state, 'ls']);
       assert.match(ls.stdout, new RegExp(`team/multi:1\\s.*${rec!.target.digest}\\n├─ linux/amd64\\s.*${index.manifests[0].digest}\\n└─ linux/arm64\\s.*${index.manifests[1].digest}\\n`));
 
+      // oci-mediatypes=false: a Docker manifest list of Docker manifests.
+      const dockerName = `${reg.host}/team/multi:docker`;
+      const dockerTypes = await build(state, ['--platform', 'linux/amd64,linux/arm64', '-o', `type=image,name=${dockerName},oci-mediatypes=false`, ctx]);
+      assert.equal(dockerTypes.code, 0, dockerTypes.stderr);
+      const list = await new ImageStore(state).get(dockerName);
+      assert.equal(list?.target.mediaType, MediaType.DockerManifestList);
+      assert.deepEqual(
+        (await content.readJson<Index>(list!.target.digest)).manifests.map((m) => [m.mediaType, m.platform?.architecture]),
+        [
+          [MediaType.DockerManifest, 'amd64'],
+          [MediaType.DockerManifest, 'arm64'],
+        ],
+      );
+
       // Comma-separated, to a directory: one per platform, every step CACHED.
       const out = path.join(root, 'out');
       const local = await build(state, ['--platform', 'linux/amd64,linux/arm64', '-o', `type=local,dest=${out}`, ctx]);
