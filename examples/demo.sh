@@ -2,7 +2,7 @@
 # The Quick start's main job, run as an ordinary user (see quickstart.sh).
 set -euo pipefail
 : "${WORK:?}" "${REPO:?}"
-img() { node "$REPO/bin/img.js" --state "$WORK/state" "$@"; }
+img() { "$REPO/bin/img" --state "$WORK/state" "$@"; }
 
 # A local registry (Debian's docker-registry) on a free loopback port.
 PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')

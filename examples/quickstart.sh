@@ -17,7 +17,7 @@ bash .ci/setup-host
 DEMO_USER=${SUDO_USER:-${IMG_TEST_USER:-imgtest}}
 [ "$DEMO_USER" = root ] && DEMO_USER=${IMG_TEST_USER:-imgtest}
 
-[ -d node_modules ] && [ -f dist/lib/cli/main.js ] && [ -f build/Release/img_addon.node ] || npm ci --no-audit --no-fund
+[ -d node_modules ] && [ -f dist/img.js ] && [ -f build/Release/img_addon.node ] && [ -f build/Release/img-launch ] || npm ci --no-audit --no-fund
 d=$REPO
 while [ "$d" != "/" ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
 chmod -R o+rX "$REPO" 2>/dev/null || true
