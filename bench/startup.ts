@@ -1,4 +1,4 @@
-// Start-up of img: wall time from exec to exit, and where it goes —
+// Start-up of img: wall and CPU time from exec to exit, and where it goes —
 // img-launch (namespace entry), Node's bootstrap, loading img's modules, and
 // the rest (the command's work, exit) — for `img version`, `img ls` and a
 // tiny build (FROM busybox from a local registry, RUN + COPY; cold: empty
@@ -70,12 +70,15 @@ function ways(): Way[] {
   return out;
 }
 
-function run(argv: string[], env: NodeJS.ProcessEnv, cwd: string): { ms: number; stderr: string } {
+// Wall time, and the CPU time of the whole process tree (GNU time's user +
+// system of every waited-for descendant: steadier than wall time on a busy host).
+function run(argv: string[], env: NodeJS.ProcessEnv, cwd: string): { ms: number; cpuMs: number; stderr: string } {
   const t = process.hrtime.bigint();
-  const r = spawnSync(argv[0], argv.slice(1), { env, cwd, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync('/usr/bin/time', ['-f', 'cpu %U %S', ...argv], { env, cwd, encoding: 'utf8', maxBuffer: 64 << 20 });
   const ms = Number(process.hrtime.bigint() - t) / 1e6;
   if (r.status !== 0) throw new Error(`${argv.join(' ')}: exit ${r.status}\n${r.stderr}`);
-  return { ms, stderr: r.stderr };
+  const cpu = /^cpu ([\d.]+) ([\d.]+)$/m.exec(r.stderr);
+  return { ms, cpuMs: cpu ? (Number(cpu[1]) + Number(cpu[2])) * 1000 : NaN, stderr: r.stderr };
 }
 
 function measure(work: string, registry: string) {
@@ -94,16 +97,19 @@ function measure(work: string, registry: string) {
     'tiny build, cold': (s) => ['-s', s, 'build', '--progress', 'plain', '-t', 'tiny', ctx],
     'tiny build, cached': () => ['-s', cachedState, 'build', '--progress', 'plain', '-t', 'tiny', ctx],
   };
-  const rows: Record<string, Record<string, { wallMs: number; launcherMs: number; nodeMs: number; modulesMs: number; restMs: number; nodeStarts: number }>> = {};
+  const rows: Record<string, Record<string, { wallMs: number; cpuMs: number; launcherMs: number; nodeMs: number; modulesMs: number; restMs: number; nodeStarts: number }>> = {};
   const floor: number[] = [];
   for (const way of ways()) {
     const e = { ...env, ...way.env };
     run([...way.argv, ...commands['tiny build, cold'](cachedState)], e, work); // fills the cached state, warms caches
     for (const [cmd, argsOf] of Object.entries(commands)) {
       const walls: number[] = [];
+      const cpus: number[] = [];
       const splits: Split[] = [];
       for (let i = 0; i < RUNS; i++) {
-        walls.push(run([...way.argv, ...argsOf(fresh())], e, work).ms);
+        const plain = run([...way.argv, ...argsOf(fresh())], e, work);
+        walls.push(plain.ms);
+        cpus.push(plain.cpuMs);
         splits.push(parseSplit(run([...way.argv, '--debug', ...argsOf(fresh())], e, work).stderr));
         floor.push(run([process.execPath, '-e', '0'], env, work).ms);
       }
@@ -112,6 +118,7 @@ function measure(work: string, registry: string) {
       const [launcherMs, nodeMs, modulesMs] = [pick('launcher'), pick('node'), pick('modules')];
       (rows[way.name] ??= {})[cmd] = {
         wallMs: round(wall),
+        cpuMs: round(median(cpus)),
         launcherMs: round(launcherMs),
         nodeMs: round(nodeMs),
         modulesMs: round(modulesMs),
@@ -126,11 +133,11 @@ function measure(work: string, registry: string) {
 
 function print(r: ReturnType<typeof measure>) {
   console.log(`median of ${r.runs} runs, ms (load average ${r.loadavg.join(' ')}); node -e 0: ${r.nodeFloorMs} ms`);
-  console.log(`${'way'.padEnd(16)} ${'command'.padEnd(20)} ${'wall'.padStart(7)} ${'launch'.padStart(7)} ${'node'.padStart(7)} ${'modules'.padStart(7)} ${'rest'.padStart(7)}  starts`);
+  console.log(`${'way'.padEnd(16)} ${'command'.padEnd(20)} ${'wall'.padStart(7)} ${'cpu'.padStart(7)} ${'launch'.padStart(7)} ${'node'.padStart(7)} ${'modules'.padStart(7)} ${'rest'.padStart(7)}  starts`);
   for (const [way, cmds] of Object.entries(r.rows))
     for (const [cmd, v] of Object.entries(cmds))
       console.log(
-        `${way.padEnd(16)} ${cmd.padEnd(20)} ${String(v.wallMs).padStart(7)} ${String(v.launcherMs).padStart(7)} ${String(v.nodeMs).padStart(7)} ${String(v.modulesMs).padStart(7)} ${String(v.restMs).padStart(7)}  ${v.nodeStarts}`,
+        `${way.padEnd(16)} ${cmd.padEnd(20)} ${String(v.wallMs).padStart(7)} ${String(v.cpuMs).padStart(7)} ${String(v.launcherMs).padStart(7)} ${String(v.nodeMs).padStart(7)} ${String(v.modulesMs).padStart(7)} ${String(v.restMs).padStart(7)}  ${v.nodeStarts}`,
       );
 }
 
