@@ -5,9 +5,8 @@
 // scheduler run (work they share, equal vertices, runs once) and exported as one
 // index (images) or one directory per platform (local, tar).
 import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { PassThrough, type Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { ContentStore } from '../content/store';
 import { exportArchive, exportImage, exportLocal, imageTargetOf, LayerBlobMemo, writeRootfsTar, type BuildResults, type ExportEnv, type ExportProgress, type ImageFormat } from '../export/index';
 import { pushTarget } from '../registry/push';
@@ -30,6 +29,7 @@ import { NotFoundError, UsageError } from '../util/errors';
 import { warn } from '../util/log';
 import { exportCaches, importCaches, inlineCache, type CacheExportContext } from './cache';
 import { loadContext, type LoadedContext } from './context';
+import { checkDestinations, toDest, writeDestFile } from './dest';
 import type { BuildOptions, OutputSpec } from './options';
 
 export interface BuildIO {
@@ -55,6 +55,7 @@ export async function runBuild(opts: BuildOptions, io: BuildIO): Promise<BuildOu
   if (stdoutData && io.stdout.isTTY) {
     throw new UsageError('refusing to write a tar archive to a terminal', { hint: 'redirect stdout to a file, or pass dest=FILE in --output' });
   }
+  await checkDestinations(opts, outputs, io.cwd);
 
   const ctx = await loadContext({ context: opts.context, file: opts.file, stdin: io.stdin as never, cwd: io.cwd, tmpDir: path.join(opts.stateDir, 'tmp') });
   const progress = new Progress();
@@ -246,14 +247,14 @@ async function buildWithContext(
           const id = `export:${out.type}`;
           const format = out.type;
           await progress.vertex(id, format === 'docker' ? 'exporting to docker image format' : 'exporting to oci image format', () =>
-            toDest(out.dest, io, (w) => exportArchive(format, results, env, out.names, w, under(id), out.format)),
+            toDest(out.dest, io, `--output type=${format} dest`, (w) => exportArchive(format, results, env, out.names, w, under(id), out.format)),
           );
           break;
         }
         case 'tar':
           await progress.vertex('export:tar', 'exporting to client', async () => {
             progress.status('export:tar', 'send', { name: 'sending tarball' });
-            await toDest(out.dest, io, (w) => writeRootfsTar(results, env, w));
+            await toDest(out.dest, io, '--output type=tar dest', (w) => writeRootfsTar(results, env, w));
             progress.status('export:tar', 'send', { name: 'sending tarball', done: true });
           });
           break;
@@ -275,7 +276,7 @@ async function buildWithContext(
       // An index has no config: its id is its own digest (what buildx writes to --iidfile then).
       outcome.imageId = multiPlatform ? b.target.digest : b.images[0].config.digest;
       outcome.manifest = b.target;
-      if (opts.iidfile) await fsp.writeFile(path.resolve(io.cwd, opts.iidfile), outcome.imageId);
+      if (opts.iidfile) await writeDestFile(path.resolve(io.cwd, opts.iidfile), '--iidfile', outcome.imageId);
       if (opts.metadataFile) {
         const meta: Record<string, unknown> = {
           ...(multiPlatform ? {} : { 'containerimage.config.digest': outcome.imageId }),
@@ -284,38 +285,13 @@ async function buildWithContext(
         };
         const names = [...new Set([...outcome.names, ...outcome.pushed.map((p) => p.name)])];
         if (names.length) meta['image.name'] = names.join(',');
-        await fsp.writeFile(path.resolve(io.cwd, opts.metadataFile), JSON.stringify(meta, null, 2) + '\n');
+        await writeDestFile(path.resolve(io.cwd, opts.metadataFile), '--metadata-file', JSON.stringify(meta, null, 2) + '\n');
       }
     }
     // The platforms' graphs come from one Dockerfile: their warnings are the same.
     for (const w of graphs[0].warnings) warn(w.line ? `${ctx.dockerfileName}:${w.line}: ${w.message}` : w.message);
     return outcome;
   });
-}
-
-async function toDest(dest: string | undefined, io: BuildIO, write: (w: Writable) => Promise<void>): Promise<void> {
-  if (!dest) {
-    // Hand stdout over without closing it (more output may follow on stderr only).
-    const pt = new PassThrough();
-    pt.pipe(io.stdout, { end: false });
-    const done = new Promise<void>((resolve, reject) => {
-      pt.on('end', resolve);
-      pt.on('error', reject);
-    });
-    await write(pt);
-    await done;
-    return;
-  }
-  const file = path.resolve(io.cwd, dest);
-  const tmp = `${file}.${process.pid}.tmp`;
-  const out = fs.createWriteStream(tmp, { mode: 0o644 });
-  try {
-    await write(out);
-    await fsp.rename(tmp, file);
-  } catch (err) {
-    await fsp.rm(tmp, { force: true });
-    throw err;
-  }
 }
 
 // The platforms to build for, each once, in the order given; the host's when none is.

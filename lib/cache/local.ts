@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { ContentStore } from '../content/store';
 import { MediaType, type BlobSource, type Descriptor, type Digest, type Index, type Platform } from '../images/types';
 import { ContentError, isErrno, NotFoundError } from '../util/errors';
+import { makeDirs } from '../util/fsutil';
 import type { Envelope } from './envelope';
 import { readEnvelope } from './envelope';
 import type { LoadedCache } from './import';
@@ -83,7 +84,7 @@ export async function loadLocalCache(dir: string, o: { stateDir: string; platfor
 // the config and envelope, then index.json naming the envelope under `tag`.
 export async function writeLocalCache(dir: string, tag: string, env: Envelope, o: { stateDir: string; sources: ReadonlyMap<Digest, BlobSource> }): Promise<void> {
   const store = new ContentStore(o.stateDir);
-  await fsp.mkdir(path.join(dir, 'blobs', 'sha256'), { recursive: true });
+  await makeDirs(path.join(dir, 'blobs', 'sha256'), 'cache directory (--cache-to type=local,dest)');
   for (const desc of env.layers) {
     const file = blobPath(dir, desc.digest);
     if ((await fsp.stat(file).catch(() => null))?.size === desc.size) continue;

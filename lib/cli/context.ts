@@ -1,5 +1,6 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { makeDirs } from '../util/fsutil';
 
 export type Backend = 'auto' | 'native' | 'overlayfs' | 'fuse-overlayfs';
 export const BACKENDS: Backend[] = ['auto', 'native', 'overlayfs', 'fuse-overlayfs'];
@@ -25,4 +26,13 @@ function safeHomedir(): string {
   } catch {
     return '';
   }
+}
+
+// Commands that write to the state dir make it first, once, through makeDirs: a path
+// that cannot hold it (under /proc, a file, no permission) is one clear error before
+// any work, not a hang or an errno deep inside a room.
+const STATE_WRITERS = new Set(['build', 'pull', 'push', 'rm', 'tag', 'unpack', 'prune']);
+
+export async function prepareStateDir(command: string, state: string): Promise<void> {
+  if (STATE_WRITERS.has(command)) await makeDirs(state, 'state directory (--state)');
 }

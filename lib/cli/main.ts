@@ -4,7 +4,7 @@
 // Installed img starts in ./start.ts (the bundle's entry); the sources run
 // this file directly (`node --import tsx lib/cli/main.ts`).
 import { Command, Option } from 'commander';
-import { BACKENDS, defaultStateDir, type GlobalOptions } from './context';
+import { BACKENDS, defaultStateDir, prepareStateDir, type GlobalOptions } from './context';
 import { formatHelp } from './help';
 import { commands } from './commands/index';
 import { ImgError } from '../util/errors';
@@ -29,7 +29,10 @@ export function buildProgram(): { program: Command; globals: () => GlobalOptions
     .helpCommand('help [command]', 'Help about any command')
     .showHelpAfterError(false)
     .enablePositionalOptions(false);
-  program.hook('preAction', () => setDebug(Boolean(program.opts().debug)));
+  program.hook('preAction', async (_, action) => {
+    setDebug(Boolean(program.opts().debug));
+    await prepareStateDir(action.name(), program.opts().state);
+  });
   const globals = (): GlobalOptions => {
     const o = program.opts();
     return { backend: o.backend, debug: Boolean(o.debug), state: o.state };

@@ -8,7 +8,8 @@ import { inUserNamespace } from '../exec/userns';
 import { withMounted } from '../snapshot/index';
 import { resetOwners } from '../snapshot/rootfs';
 import { copyTree } from '../snapshot/sys';
-import { UsageError, isErrno } from '../util/errors';
+import { isErrno } from '../util/errors';
+import { makeDirs } from '../util/fsutil';
 import { platformDirName } from '../images/platform';
 import type { BuildResult, BuildResults, ExportEnv } from './result';
 
@@ -19,9 +20,7 @@ export async function exportLocal(results: BuildResults, env: ExportEnv, dest: s
 }
 
 async function checkDir(dest: string): Promise<void> {
-  await fsp.mkdir(dest, { recursive: true });
-  const st = await fsp.stat(dest);
-  if (!st.isDirectory()) throw new UsageError(`--output dest ${dest} is not a directory`, { hint: 'name a directory (it is created when missing)' });
+  await makeDirs(dest, 'directory for --output type=local dest');
 }
 
 async function exportTree(result: BuildResult, env: ExportEnv, dest: string): Promise<void> {

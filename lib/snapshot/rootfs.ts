@@ -14,6 +14,7 @@ import { ImageStore } from '../images/store';
 import { isManifestMediaType, type Descriptor, type ImageConfig, type Manifest, type Platform } from '../images/types';
 import { localManifests } from '../images/walk';
 import { isErrno, NotFoundError, UsageError } from '../util/errors';
+import { makeDirs } from '../util/fsutil';
 import { debug, warn } from '../util/log';
 import type { Snapshotter } from './types';
 import { unpackLayers, type UnpackProgress } from './unpack';
@@ -67,20 +68,26 @@ export async function unpackResolved(
   return unpackLayers(stateDir, sn, img.manifest, img.config, onProgress, { ref: `${img.name}@${img.manifestDescriptor.digest}` });
 }
 
-// Refuses an output directory that exists with content (never merge into or clobber it).
+// Refuses an output directory that exists with content (never merge into or clobber
+// it), and one that cannot be made: a missing one is created and removed again, so a
+// path under /proc or a read-only disk fails here, before the image is pulled.
 export async function checkOutputDir(out: string): Promise<void> {
+  let st;
   try {
-    const st = await fsp.lstat(out);
-    if (!st.isDirectory()) {
-      throw new UsageError(`output path ${out} exists and is not a directory`, { hint: 'choose another path with -o, --output' });
-    }
-    if ((await fsp.readdir(out)).length > 0) {
-      throw new UsageError(`output directory ${out} is not empty`, {
-        hint: 'choose a new or empty directory with -o, --output, or remove this one first',
-      });
-    }
+    st = await fsp.lstat(out);
   } catch (err) {
     if (!isErrno(err, 'ENOENT')) throw err;
+    await makeDirs(out, 'output directory (-o, --output)');
+    await fsp.rmdir(out);
+    return;
+  }
+  if (!st.isDirectory()) {
+    throw new UsageError(`output path ${out} exists and is not a directory`, { hint: 'choose another path with -o, --output' });
+  }
+  if ((await fsp.readdir(out)).length > 0) {
+    throw new UsageError(`output directory ${out} is not empty`, {
+      hint: 'choose a new or empty directory with -o, --output, or remove this one first',
+    });
   }
 }
 
@@ -168,7 +175,7 @@ async function copyOutPortable(src: string, dst: string): Promise<CopyOutResult>
   const links = new Map<string, string>(); // dev:ino of multiply-linked files → first copy
   const dirs: { p: string; st: fs.Stats }[] = [];
   const pool = new Pool(16);
-  await fsp.mkdir(dst, { recursive: true, mode: 0o700 });
+  await makeDirs(dst, 'output directory', 0o700);
   const rootSt = await fsp.stat(src);
   dirs.push({ p: dst, st: rootSt });
 

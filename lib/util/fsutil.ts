@@ -2,12 +2,91 @@
 import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { isErrno } from './errors';
+import { hostErrorClass, HostError, isErrno, UsageError } from './errors';
 import { debug } from './log';
+
+// `mkdir -p` for paths users give (the state dir, output destinations, --iidfile's
+// parent): node's own recursive mkdir spins at 100% CPU forever where mkdir answers
+// ENOENT although the parent exists (/proc, /sys: kernel filesystems that hold no new
+// directories), so this one walks up itself, and its errors name the path, what it
+// was for (`what`: "state directory (--state)") and what to do. Existing directories
+// (and symlinks to them) are fine; a concurrent creator is too.
+export async function makeDirs(dir: string, what: string, mode?: number): Promise<void> {
+  const abs = path.resolve(dir);
+  const attempt = async (): Promise<'made' | 'exists' | 'no-parent'> => {
+    try {
+      await fsp.mkdir(abs, { mode });
+      return 'made';
+    } catch (err) {
+      if (isErrno(err, 'EEXIST')) return 'exists';
+      if (isErrno(err, 'ENOENT')) return 'no-parent';
+      throw dirError(abs, what, err);
+    }
+  };
+  let got = await attempt();
+  if (got === 'no-parent') {
+    const parent = path.dirname(abs);
+    if (parent === abs) throw dirError(abs, what, new Error('the root directory is missing'));
+    await makeDirs(parent, what, mode);
+    got = await attempt();
+    if (got === 'no-parent') {
+      throw new UsageError(`cannot create ${what} ${abs}: ${parent} does not hold new directories`, {
+        hint: 'it is on a kernel filesystem (such as /proc or /sys); choose a path on a disk',
+      });
+    }
+  }
+  if (got === 'exists') {
+    let st;
+    try {
+      st = await fsp.stat(abs);
+    } catch (err) {
+      throw dirError(abs, what, err); // a dangling symlink, a loop
+    }
+    if (!st.isDirectory()) throw new UsageError(`${what} ${abs} exists and is not a directory`, { hint: 'choose another path, or remove that file' });
+  }
+}
+
+// What a failed system call on a user's path means, in words (no errno codes,
+// no temporary file names).
+export function errnoReason(err: unknown): string {
+  switch ((err as NodeJS.ErrnoException).code) {
+    case 'ENOTDIR':
+      return 'a part of the path is a file, not a directory';
+    case 'EISDIR':
+      return 'it is a directory';
+    case 'ELOOP':
+      return 'too many levels of symbolic links';
+    case 'ENOENT':
+      return 'a directory on the path does not exist';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EROFS':
+      return 'read-only file system';
+    case 'ENOSPC':
+      return 'no space left on the device';
+    case 'EDQUOT':
+      return 'disk quota exceeded';
+    default:
+      return (err as Error).message ?? String(err);
+  }
+}
+
+function dirError(dir: string, what: string, err: unknown): Error {
+  const reason = isErrno(err, 'ENOENT') ? 'a symbolic link on the path points nowhere' : errnoReason(err);
+  const Cls = hostErrorClass(err);
+  if (Cls) {
+    return new Cls(`cannot create ${what} ${dir}: ${reason}`, {
+      hint: Cls === HostError ? 'choose a directory you may write to, or fix its permissions' : 'free space on that disk, or choose another one',
+      cause: err,
+    });
+  }
+  return new UsageError(`cannot create ${what} ${dir}: ${reason}`, { hint: 'choose another path', cause: err });
+}
 
 // Write temp + fsync + rename: readers see the old or the new file, never a torn one.
 export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
-  await fsp.mkdir(path.dirname(file), { recursive: true });
+  await makeDirs(path.dirname(file), 'directory');
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const fh = await fsp.open(tmp, 'wx', mode);
   try {

@@ -69,3 +69,46 @@ test('control characters from a Dockerfile reach the terminal as escapes: a file
   assert.match(run.stderr, /^#\d+ \[1\/1\] RUN echo \\x00hi\\x1b\[2J$/m, 'the step line');
   assert.match(run.stderr, /^Error: .*RUN echo \\x00hi\\x1b\[2J/m, 'the error');
 });
+
+test('a path where no directory can be made (/proc, /sys, under a file) is a clear error, never a spinning mkdir', { skip, timeout: 120_000 }, async (t) => {
+  const e = setup({ Dockerfile: 'FROM scratch\nLABEL a=b\n', file: 'x' });
+  t.after(() => cleanup(e.root));
+  const underFile = path.join(e.ctx, 'file', 'sub');
+  const cases: [string[], RegExp][] = [
+    [['-s', '/proc/x', 'build', e.ctx], /^Error: cannot create state directory \(--state\) \/proc\/x: \/proc does not hold new directories — .*choose a path on a disk/m],
+    [['-s', underFile, 'unpack', 'busybox'], new RegExp(`^Error: cannot create state directory \\(--state\\) ${underFile}: a part of the path is a file, not a directory`, 'm')],
+    [['-s', e.state, 'unpack', '-o', '/proc/x', 'busybox'], /^Error: cannot create output directory \(-o, --output\) \/proc\/x: \/proc does not hold new directories/m],
+    [['-s', e.state, 'build', '-o', 'type=local,dest=/proc/x/out', e.ctx], /^Error: cannot create directory for --output type=local dest \/proc\/x: \/proc does not hold new directories/m],
+    [['-s', e.state, 'build', '--iidfile', '/proc/x/iid', e.ctx], /^Error: cannot create directory for --iidfile \/proc\/x/m],
+    [['-s', e.state, 'build', '--metadata-file', '/sys/kernel/x/m.json', e.ctx], /^Error: cannot create directory for --metadata-file \/sys\/kernel\/x: permission denied/m],
+  ];
+  // A hang would be killed at the timeout and fail here.
+  const runs = await Promise.all(cases.map(([args]) => runImgRootless(args, { timeoutMs: 30_000 })));
+  cases.forEach(([args, want], i) => {
+    assert.equal(runs[i].code, 1, `${args.join(' ')}: ${runs[i].stderr}`);
+    assert.match(runs[i].stderr, want, args.join(' '));
+  });
+  assert.ok(!fs.existsSync(e.state) || !fs.existsSync(path.join(e.state, 'snapshots')), 'nothing was built: the destinations are checked first');
+});
+
+test('an output destination that cannot be written is named before the build starts (was: "already finalized or destroyed")', { skip, timeout: 120_000 }, async (t) => {
+  const e = setup({ Dockerfile: 'FROM scratch\nLABEL a=b\n' });
+  t.after(() => cleanup(e.root));
+  const locked = path.join(e.root, 'locked');
+  fs.mkdirSync(locked);
+  fs.chmodSync(locked, 0o555);
+  if (process.getuid?.() === 0) fs.chownSync(locked, 0, 0); // not the build user's
+  const cases = [
+    [['-o', `type=oci,dest=${locked}/image.tar`], `--output type=oci dest ${locked}/image.tar`],
+    [['-o', `type=local,dest=${locked}`], `--output type=local dest ${locked}`],
+    [['--iidfile', `${locked}/iid`], `--iidfile ${locked}/iid`],
+  ] as const;
+  const runs = await Promise.all(cases.map(([args]) => runImgRootless(['-s', e.state, 'build', '--progress', 'plain', ...args, e.ctx], { timeoutMs: 60_000 })));
+  cases.forEach(([, what], i) => {
+    const r = runs[i];
+    assert.equal(r.code, 1, r.stderr);
+    assert.ok(r.stderr.includes(`Error: cannot write ${what}: permission denied — choose a path you may write to, or fix the permissions\n`), r.stderr);
+    assert.doesNotMatch(r.stderr, /finalized|destroyed|load build definition/, 'the error comes before any step');
+  });
+  assert.deepEqual(fs.readdirSync(locked), [], 'no probe file left behind');
+});
