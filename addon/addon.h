@@ -97,6 +97,7 @@ Napi::Promise RunDetached(Napi::Env env, std::function<R(SysError&)> work,
 }
 
 std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* what);
+std::string ArgPath(const Napi::CallbackInfo& info, size_t i, const char* what);  // string or Buffer
 int ArgInt(const Napi::CallbackInfo& info, size_t i, const char* what);
 
 void InitProbe(Napi::Env env, Napi::Object exports);

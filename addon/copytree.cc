@@ -325,8 +325,8 @@ class CopyTreeWorker : public PromiseWorker {
 // non-directory entry, bytes the regular-file bytes copied.
 static Napi::Value CopyTree(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string src = ArgString(info, 0, "src");
-  std::string dst = ArgString(info, 1, "dst");
+  std::string src = ArgPath(info, 0, "src");
+  std::string dst = ArgPath(info, 1, "dst");
   unsigned threads = std::max(2u, std::thread::hardware_concurrency());
   if (info.Length() > 2 && info[2].IsObject()) {
     Napi::Value t = info[2].As<Napi::Object>().Get("threads");

@@ -1,4 +1,5 @@
 // Small synchronous filesystem syscalls: mknod and the l*xattr family.
+// Paths are strings or Buffers of raw bytes (names that are not UTF-8).
 // They are quick metadata operations, so they run inline on the JS thread.
 #include "addon.h"
 #include <sys/stat.h>
@@ -11,7 +12,7 @@ namespace img {
 // mknod(path, mode, dev): mode carries the S_IF* type bits; dev is st_rdev's encoding.
 static Napi::Value Mknod(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string path = ArgString(info, 0, "path");
+  std::string path = ArgPath(info, 0, "path");
   mode_t mode = static_cast<mode_t>(ArgInt(info, 1, "mode"));
   if (info.Length() < 3 || !info[2].IsNumber()) throw Napi::TypeError::New(env, "dev must be a number");
   dev_t dev = static_cast<dev_t>(info[2].As<Napi::Number>().Int64Value());
@@ -21,7 +22,7 @@ static Napi::Value Mknod(const Napi::CallbackInfo& info) {
 
 static Napi::Value Lsetxattr(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string path = ArgString(info, 0, "path");
+  std::string path = ArgPath(info, 0, "path");
   std::string name = ArgString(info, 1, "name");
   if (info.Length() < 3 || !info[2].IsBuffer()) throw Napi::TypeError::New(env, "value must be a Buffer");
   auto buf = info[2].As<Napi::Buffer<uint8_t>>();
@@ -33,7 +34,7 @@ static Napi::Value Lsetxattr(const Napi::CallbackInfo& info) {
 // Reads one attribute; the size can change between the probe and the read, so retry on ERANGE.
 static Napi::Value Lgetxattr(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string path = ArgString(info, 0, "path");
+  std::string path = ArgPath(info, 0, "path");
   std::string name = ArgString(info, 1, "name");
   std::vector<char> buf(256);
   for (;;) {
@@ -49,7 +50,7 @@ static Napi::Value Lgetxattr(const Napi::CallbackInfo& info) {
 
 static Napi::Value Llistxattr(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string path = ArgString(info, 0, "path");
+  std::string path = ArgPath(info, 0, "path");
   std::vector<char> buf(1024);
   ssize_t n;
   for (;;) {
@@ -72,7 +73,7 @@ static Napi::Value Llistxattr(const Napi::CallbackInfo& info) {
 
 static Napi::Value Lremovexattr(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string path = ArgString(info, 0, "path");
+  std::string path = ArgPath(info, 0, "path");
   std::string name = ArgString(info, 1, "name");
   if (::lremovexattr(path.c_str(), name.c_str()) < 0) throw ErrnoError(env, errno, "lremovexattr", path);
   return env.Undefined();

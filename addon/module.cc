@@ -9,6 +9,18 @@ std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* what
     throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a string");
   return info[i].As<Napi::String>().Utf8Value();
 }
+// A path argument: a string (UTF-8) or a Buffer holding the name's raw bytes, for
+// file names that are not UTF-8 (lib/util/bytenames.ts).
+std::string ArgPath(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() > i && info[i].IsBuffer()) {
+    auto buf = info[i].As<Napi::Buffer<char>>();
+    std::string p(buf.Data(), buf.Length());
+    if (p.find('\0') != std::string::npos)
+      throw Napi::TypeError::New(info.Env(), std::string(what) + " must not contain NUL bytes");
+    return p;
+  }
+  return ArgString(info, i, what);
+}
 int ArgInt(const Napi::CallbackInfo& info, size_t i, const char* what) {
   if (info.Length() <= i || !info[i].IsNumber())
     throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");

@@ -13,6 +13,9 @@
 //   the opaque xattr (overlay).
 // Not defended: another process changing `root` while we apply (no openat2/RESOLVE_IN_ROOT).
 //
+// Names are bytes: every path here is a byte string (util/bytenames.ts), passed to the
+// kernel through fsPath(), so names that are not UTF-8 are written exactly as stored.
+//
 // The tar parser and file writes are synchronous inside a Writable's _write: with a file,
 // socket or gunzip source each chunk (<=128 KiB of tar) is handled in its own turn of the
 // event loop while decompression runs on the thread pool (gzip) or in a child (zstd); an
@@ -25,6 +28,7 @@ import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Digest } from '../images/types';
+import { fsPath as F, readdirBytes, readdirTypedBytes, readlinkBytes, showBytes, toBytes } from '../util/bytenames';
 import { ContentError, hostErrorClass, ImgError } from '../util/errors';
 import { AutoDecompress } from './compression';
 import * as sys from './sys';
@@ -51,6 +55,7 @@ export interface ApplyOptions {
 export interface ApplyResult {
   diffId: Digest;
   size: number; // uncompressed tar bytes
+  skippedDevices: number; // device nodes the caller may not create (mknod EPERM without privileges)
 }
 
 const WH_PREFIX = '.wh.';
@@ -60,7 +65,7 @@ const HOLE = 64 * 1024;
 const ZEROS = Buffer.alloc(HOLE);
 const O_FILE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
-/** Clean a tar name to a root-relative path without '.', '..', or empty components ('' = root). */
+/** Clean a tar name (a byte string) to a root-relative path without '.', '..', or empty components ('' = root). */
 export function cleanName(name: string): string {
   if (name === '.' || name === './') return '';
   if (!name.includes('..') && !name.includes('//') && !name.includes('./') && !name.startsWith('/') && !name.endsWith('/.')) {
@@ -71,18 +76,18 @@ export function cleanName(name: string): string {
 
 function lstatOrNull(p: string): fs.Stats | null {
   // no exception for ENOENT: throwing costs more than the syscall
-  return fs.lstatSync(p, { throwIfNoEntry: false }) ?? null;
+  return fs.lstatSync(F(p), { throwIfNoEntry: false }) ?? null;
 }
 
 /**
- * rm -rf without recursion (fs.rmSync recurses per level and overflows the stack on the
- * deep trees a hostile layer can build). Never follows symlinks.
+ * rm -rf of a byte-string path without recursion (fs.rmSync recurses per level and
+ * overflows the stack on the deep trees a hostile layer can build). Never follows symlinks.
  */
 export function removeTree(p: string): void {
   const st = lstatOrNull(p);
   if (!st) return;
   if (!st.isDirectory()) {
-    fs.unlinkSync(p);
+    fs.unlinkSync(F(p));
     return;
   }
   const dirs: string[] = [];
@@ -90,14 +95,14 @@ export function removeTree(p: string): void {
   while (pending.length) {
     const d = pending.pop()!;
     dirs.push(d);
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+    for (const e of readdirTypedBytes(d)) {
       const c = d + '/' + e.name;
       if (e.isDirectory()) pending.push(c);
-      else fs.unlinkSync(c);
+      else fs.unlinkSync(F(c));
     }
   }
   // children were pushed after their parents: remove in reverse
-  for (let i = dirs.length - 1; i >= 0; i--) fs.rmdirSync(dirs[i]);
+  for (let i = dirs.length - 1; i >= 0; i--) fs.rmdirSync(F(dirs[i]));
 }
 
 interface DirMeta {
@@ -121,10 +126,10 @@ class Extractor implements TarSink {
   private readonly chown: boolean;
   private readonly debug: (m: string) => void;
   private readonly opaqueXattr: string;
-  private warnedMknod = false;
+  skippedDevices = 0;
 
   constructor(private readonly opts: ApplyOptions) {
-    this.root = path.resolve(opts.root);
+    this.root = toBytes(path.resolve(opts.root));
     this.chown = opts.sameOwner || !!opts.idMap;
     this.debug = opts.onDebug ?? (() => {});
     this.opaqueXattr = opts.opaqueXattr ?? 'user.overlay.opaque';
@@ -138,7 +143,7 @@ class Extractor implements TarSink {
     const code = (err as NodeJS.ErrnoException | undefined)?.code;
     // A full disk or a refused write is the host's; anything else the layer's.
     const Failure = hostErrorClass(err) ?? ContentError;
-    throw new Failure(`layer entry ${JSON.stringify(entry)}: ${what}${code ? ` (${code})` : ''}`, {
+    throw new Failure(`layer entry ${JSON.stringify(showBytes(entry))}: ${what}${code ? ` (${code})` : ''}`, {
       hint: 'the layer is corrupt or hostile, or the target directory is not writable',
       cause: err,
       detail: err instanceof Error ? err.message : undefined,
@@ -183,26 +188,26 @@ class Extractor implements TarSink {
       try {
         st = lstatOrNull(p);
       } catch (err) {
-        this.fail(entry, `cannot inspect parent ${JSON.stringify(next)}`, err);
+        this.fail(entry, `cannot inspect parent ${JSON.stringify(showBytes(next))}`, err);
       }
       if (st === null) {
         if (!create) return null;
         try {
-          fs.mkdirSync(p, 0o755);
+          fs.mkdirSync(F(p), 0o755);
         } catch (err) {
-          this.fail(entry, `cannot create parent ${JSON.stringify(next)}`, err);
+          this.fail(entry, `cannot create parent ${JSON.stringify(showBytes(next))}`, err);
         }
         cur = next;
       } else if (st.isDirectory()) {
         cur = next;
       } else if (st.isSymbolicLink()) {
         if (++links > MAX_LINKS) this.fail(entry, 'too many levels of symbolic links in its parents');
-        const target = fs.readlinkSync(p);
+        const target = readlinkBytes(p);
         if (target.startsWith('/')) cur = ''; // absolute: restart at root, never the host's /
         const parts = target.split('/');
         for (let i = parts.length - 1; i >= 0; i--) pending.push(parts[i]);
       } else {
-        this.fail(entry, `parent ${JSON.stringify(next)} is not a directory`);
+        this.fail(entry, `parent ${JSON.stringify(showBytes(next))} is not a directory`);
       }
     }
     this.dirCache.set(lit, cur);
@@ -212,7 +217,7 @@ class Extractor implements TarSink {
   /** Remove whatever is at host path p (a tree when it is a directory). */
   private remove(p: string, st: fs.Stats): void {
     if (st.isDirectory()) removeTree(p);
-    else fs.unlinkSync(p);
+    else fs.unlinkSync(F(p));
     // A removed dir or symlink may be on a cached resolution path.
     if (st.isDirectory() || st.isSymbolicLink()) {
       this.dirCache.clear();
@@ -228,11 +233,11 @@ class Extractor implements TarSink {
     if (!h.xattrs) return;
     for (const [k, v] of h.xattrs) {
       try {
-        sys.lsetxattr(p, k, v);
+        sys.lsetxattr(F(p), k, v);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (k.startsWith('security.') || k.startsWith('trusted.') || code === 'ENOTSUP' || code === 'EOPNOTSUPP') {
-          this.debug(`layer entry ${entry}: xattr ${k} not set (${code ?? (err as Error).message})`);
+          this.debug(`layer entry ${showBytes(entry)}: xattr ${k} not set (${code ?? (err as Error).message})`);
         } else {
           this.fail(entry, `cannot set xattr ${k}`, err);
         }
@@ -255,7 +260,7 @@ class Extractor implements TarSink {
     if (rel === '') {
       // './' : metadata of the root itself
       if (h.type === 'dir') this.dirEntry(h, '', this.root);
-      else this.debug(`layer entry ${JSON.stringify(h.name)}: non-directory at the root ignored`);
+      else this.debug(`layer entry ${JSON.stringify(showBytes(h.name))}: non-directory at the root ignored`);
       return;
     }
     const slash = rel.lastIndexOf('/');
@@ -275,9 +280,9 @@ class Extractor implements TarSink {
       const src = this.resolveLinkTarget(h);
       this.create(
         p,
-        () => fs.linkSync(src, p),
+        () => fs.linkSync(F(src), F(p)),
         (st) => {
-          const sst = fs.lstatSync(src);
+          const sst = fs.lstatSync(F(src));
           return st.ino === sst.ino && st.dev === sst.dev; // already that link
         },
       );
@@ -287,7 +292,7 @@ class Extractor implements TarSink {
     switch (h.type) {
       case 'file': {
         this.create(p, () => {
-          this.fd = fs.openSync(p, O_FILE, 0o600);
+          this.fd = fs.openSync(F(p), O_FILE, 0o600);
         });
         this.pos = 0;
         this.holeAtEnd = false;
@@ -296,30 +301,31 @@ class Extractor implements TarSink {
         return; // body and metadata follow in data()/endEntry()
       }
       case 'symlink':
-        this.create(p, () => fs.symlinkSync(h.linkname, p));
-        if (this.chown) fs.lchownSync(p, uid, gid);
+        this.create(p, () => fs.symlinkSync(F(h.linkname), F(p)));
+        if (this.chown) fs.lchownSync(F(p), uid, gid);
         this.xattrs(p, h, h.name);
-        fs.lutimesSync(p, h.mtime, h.mtime);
+        fs.lutimesSync(F(p), h.mtime, h.mtime);
         return;
       case 'char':
       case 'block':
       case 'fifo': {
         const fmt = h.type === 'char' ? sys.S_IFCHR : h.type === 'block' ? sys.S_IFBLK : sys.S_IFIFO;
         try {
-          this.create(p, () => sys.mknod(p, fmt | (h.mode & 0o777), h.devmajor, h.devminor));
+          this.create(p, () => sys.mknod(F(p), fmt | (h.mode & 0o777), h.devmajor, h.devminor));
         } catch (err) {
           const code = (err as NodeJS.ErrnoException).code;
           if (code === 'EPERM' || code === 'EACCES') {
-            this.debug(`layer entry ${h.name}: ${h.type} device ${h.devmajor}:${h.devminor} skipped (${code}: not permitted here)`);
+            this.debug(`layer entry ${showBytes(h.name)}: ${h.type} device ${h.devmajor}:${h.devminor} skipped (${code}: not permitted here)`);
             this.written.delete(relRes);
+            this.skippedDevices++;
             return;
           }
           throw err;
         }
-        if (this.chown) fs.lchownSync(p, uid, gid);
-        fs.chmodSync(p, h.mode); // p was just made by mknod: not a symlink
+        if (this.chown) fs.lchownSync(F(p), uid, gid);
+        fs.chmodSync(F(p), h.mode); // p was just made by mknod: not a symlink
         this.xattrs(p, h, h.name);
-        fs.lutimesSync(p, h.mtime, h.mtime);
+        fs.lutimesSync(F(p), h.mtime, h.mtime);
         return;
       }
     }
@@ -337,7 +343,7 @@ class Extractor implements TarSink {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    const st = fs.lstatSync(p);
+    const st = fs.lstatSync(F(p));
     if (keep?.(st)) return false;
     this.remove(p, st);
     make();
@@ -346,10 +352,10 @@ class Extractor implements TarSink {
 
   private dirEntry(h: TarHeader, relRes: string, p: string): void {
     // owner rwx until the end, so children can be created even under a 0555 dir
-    if (relRes !== '') this.create(p, () => fs.mkdirSync(p, (h.mode & 0o777) | 0o700), (st) => st.isDirectory());
+    if (relRes !== '') this.create(p, () => fs.mkdirSync(F(p), (h.mode & 0o777) | 0o700), (st) => st.isDirectory());
     if (this.chown) {
       const [uid, gid] = this.ids(h);
-      fs.lchownSync(p, uid, gid);
+      fs.lchownSync(F(p), uid, gid);
     }
     this.xattrs(p, h, h.name);
     if (relRes !== '') this.dirCache.set(relRes, relRes);
@@ -366,8 +372,8 @@ class Extractor implements TarSink {
     const base = slash < 0 ? t : t.slice(slash + 1);
     const src = parent === null ? '' : this.host(parent ? parent + '/' + base : base);
     const st = parent === null ? null : lstatOrNull(src);
-    if (!st) this.fail(h.name, `hard link target ${JSON.stringify(h.linkname)} does not exist in the layer or its parents`);
-    if (st.isDirectory()) this.fail(h.name, `hard link target ${JSON.stringify(h.linkname)} is a directory`);
+    if (!st) this.fail(h.name, `hard link target ${JSON.stringify(showBytes(h.linkname))} does not exist in the layer or its parents`);
+    if (st.isDirectory()) this.fail(h.name, `hard link target ${JSON.stringify(showBytes(h.linkname))} is a directory`);
     return src;
   }
 
@@ -375,12 +381,12 @@ class Extractor implements TarSink {
     const dirHost = this.host(parent);
     if (base === WH_OPAQUE) {
       if (this.opts.whiteoutFormat === 'overlay') {
-        sys.lsetxattr(dirHost, this.opaqueXattr, Buffer.from('y'));
+        sys.lsetxattr(F(dirHost), this.opaqueXattr, Buffer.from('y'));
         return;
       }
       // Opaque applies to lower content only: keep what this layer already wrote there.
       let removed = false;
-      for (const name of fs.readdirSync(dirHost)) {
+      for (const name of readdirBytes(dirHost)) {
         const childRel = parent ? parent + '/' + name : name;
         if (this.written.has(childRel)) continue;
         removeTree(dirHost + '/' + name);
@@ -393,7 +399,7 @@ class Extractor implements TarSink {
       return;
     }
     if (base.startsWith(WH_PREFIX + WH_PREFIX)) {
-      this.debug(`layer entry ${h.name}: aufs metadata ignored`);
+      this.debug(`layer entry ${showBytes(h.name)}: aufs metadata ignored`);
       return;
     }
     const name = base.slice(WH_PREFIX.length);
@@ -403,13 +409,13 @@ class Extractor implements TarSink {
     if (this.opts.whiteoutFormat === 'overlay') {
       if (existing) this.remove(target, existing);
       try {
-        sys.mknod(target, sys.S_IFCHR, 0, 0);
+        sys.mknod(F(target), sys.S_IFCHR, 0, 0);
       } catch (err) {
         this.fail(h.name, 'cannot create the overlay whiteout (0:0 char device)', err);
       }
       if (this.chown) {
         const [uid, gid] = this.ids(h);
-        fs.lchownSync(target, uid, gid);
+        fs.lchownSync(F(target), uid, gid);
       }
       return;
     }
@@ -472,8 +478,8 @@ class Extractor implements TarSink {
       // chmod/utimes follow symlinks: when this layer replaced a dir or symlink somewhere,
       // make sure no component of the path has become a symlink since it was recorded.
       if (this.removedAny ? !this.realDirPath(host) : !lstatOrNull(host)?.isDirectory()) continue;
-      fs.chmodSync(host, d.mode);
-      fs.utimesSync(host, d.mtime, d.mtime);
+      fs.chmodSync(F(host), d.mode);
+      fs.utimesSync(F(host), d.mtime, d.mtime);
     }
   }
 
@@ -539,5 +545,5 @@ export async function applyLayer(layer: NodeJS.ReadableStream, opts: ApplyOption
   if (parser.entries === 0 && size === 0) {
     throw new ContentError('layer is empty', { hint: 'the blob has no data; fetch it again' });
   }
-  return { diffId: `sha256:${hash.digest('hex')}`, size };
+  return { diffId: `sha256:${hash.digest('hex')}`, size, skippedDevices: ex.skippedDevices };
 }

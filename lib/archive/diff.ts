@@ -19,15 +19,18 @@
 //     show), the contents are compared byte for byte.
 //   Children of a directory present on both sides are walked in both.
 //
-// Walks are iterative (no recursion limit) and yield paths in sorted order, parents first.
+// Walks are iterative (no recursion limit) and yield paths in sorted order (by bytes),
+// parents first. Paths are byte strings (util/bytenames.ts): names that are not UTF-8
+// go into the layer exactly as they are on disk.
 import * as fs from 'node:fs';
 import { Readable } from 'node:stream';
+import { fsPath as F, readdirBytes, readdirTypedBytes, readlinkBytes, showBytes, toBytes } from '../util/bytenames';
 import { ContentError, HostError } from '../util/errors';
 import * as sys from './sys';
 import { encodeHeader, END_OF_ARCHIVE, padding, type EntryType, type WriteHeader } from './tar';
 
 export interface Change {
-  path: string; // '/a/b'
+  path: string; // '/a/b', a byte string
   kind: 'add' | 'modify' | 'delete';
 }
 
@@ -39,13 +42,9 @@ function byName(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function readdirSorted(p: string): string[] {
-  return fs.readdirSync(p).sort(byName);
-}
-
 function isOpaqueXattr(p: string): boolean {
   for (const x of OPAQUE_XATTRS) {
-    const v = sys.lgetxattr(p, x);
+    const v = sys.lgetxattr(F(p), x);
     if (v && v.toString() === 'y') return true;
   }
   return false;
@@ -57,12 +56,12 @@ interface UpperItem {
 }
 
 export async function* overlayChanges(upperDir: string): AsyncIterable<Change & { opaque?: boolean }> {
-  const root = upperDir.replace(/\/+$/, '');
+  const root = toBytes(upperDir.replace(/\/+$/, ''));
   const list = (rel: string): { items: UpperItem[]; opaque: boolean } => {
     const dir = rel ? root + '/' + rel : root;
     const items: UpperItem[] = [];
     let opaque = false;
-    for (const name of fs.readdirSync(dir)) {
+    for (const name of readdirBytes(dir)) {
       if (name === WH_OPQ) opaque = true;
       else if (name.startsWith(WH + WH)) continue; // aufs/overlay metadata, never content
       else if (name.startsWith(WH)) items.push({ name: name.slice(WH.length), kind: 'delete' });
@@ -85,7 +84,7 @@ export async function* overlayChanges(upperDir: string): AsyncIterable<Change & 
       continue;
     }
     const p = root + '/' + rel;
-    const st = fs.lstatSync(p);
+    const st = fs.lstatSync(F(p));
     if (st.isCharacterDevice() && st.rdev === 0) {
       yield { path: '/' + rel, kind: 'delete' };
       continue;
@@ -102,18 +101,19 @@ export async function* overlayChanges(upperDir: string): AsyncIterable<Change & 
 }
 
 function xattrsOf(p: string): string {
-  const names = sys.llistxattr(p);
+  const fp = F(p);
+  const names = sys.llistxattr(fp);
   if (names.length === 0) return '';
   return names
     .sort()
-    .map((n) => `${n}=${sys.lgetxattr(p, n)?.toString('hex') ?? ''}`)
+    .map((n) => `${n}=${sys.lgetxattr(fp, n)?.toString('hex') ?? ''}`)
     .join('\0');
 }
 
 function sameContent(a: string, b: string, size: number): boolean {
   if (size === 0) return true;
-  const fa = fs.openSync(a, 'r');
-  const fb = fs.openSync(b, 'r');
+  const fa = fs.openSync(F(a), 'r');
+  const fb = fs.openSync(F(b), 'r');
   try {
     const ba = Buffer.allocUnsafe(256 * 1024);
     const bb = Buffer.allocUnsafe(256 * 1024);
@@ -135,7 +135,7 @@ function changed(lp: string, up: string, l: fs.BigIntStats, u: fs.BigIntStats): 
   if (l.dev === u.dev && l.ino === u.ino) return false;
   if (l.mode !== u.mode || l.uid !== u.uid || l.gid !== u.gid) return true;
   if (u.isSymbolicLink()) {
-    if (fs.readlinkSync(lp) !== fs.readlinkSync(up)) return true;
+    if (readlinkBytes(lp) !== readlinkBytes(up)) return true;
   } else if (u.isCharacterDevice() || u.isBlockDevice()) {
     if (l.rdev !== u.rdev) return true;
   } else if (u.isDirectory()) {
@@ -150,8 +150,8 @@ function changed(lp: string, up: string, l: fs.BigIntStats, u: fs.BigIntStats): 
 }
 
 export async function* compareDirs(lowerDir: string | null, upperDir: string): AsyncIterable<Change> {
-  const lroot = lowerDir?.replace(/\/+$/, '') ?? null;
-  const uroot = upperDir.replace(/\/+$/, '');
+  const lroot = lowerDir === null ? null : toBytes(lowerDir.replace(/\/+$/, ''));
+  const uroot = toBytes(upperDir.replace(/\/+$/, ''));
   interface Frame {
     rel: string;
     names: string[]; // merged, sorted
@@ -161,14 +161,14 @@ export async function* compareDirs(lowerDir: string | null, upperDir: string): A
     i: number;
   }
   const frame = (rel: string, withLower: boolean): Frame => {
-    const ents = fs.readdirSync(rel ? uroot + '/' + rel : uroot, { withFileTypes: true });
+    const ents = readdirTypedBytes(rel ? uroot + '/' + rel : uroot);
     const un: string[] = [];
     const upperDirs = new Set<string>();
     for (const e of ents) {
       un.push(e.name);
       if (e.isDirectory()) upperDirs.add(e.name);
     }
-    const ln = withLower && lroot !== null ? fs.readdirSync(rel ? lroot + '/' + rel : lroot) : null;
+    const ln = withLower && lroot !== null ? readdirBytes(rel ? lroot + '/' + rel : lroot) : null;
     const names = ln ? [...new Set([...un, ...ln])] : un;
     names.sort(byName);
     return { rel, names, lower: ln ? new Set(ln) : null, upperDirs, upper: new Set(un), i: 0 };
@@ -194,9 +194,9 @@ export async function* compareDirs(lowerDir: string | null, upperDir: string): A
       continue;
     }
     const up = uroot + '/' + rel;
-    const ust = fs.lstatSync(up, { bigint: true });
+    const ust = fs.lstatSync(F(up), { bigint: true });
     const lp = lroot + '/' + rel;
-    const lst = fs.lstatSync(lp, { bigint: true });
+    const lst = fs.lstatSync(F(lp), { bigint: true });
     if (changed(lp, up, lst, ust)) yield { path: '/' + rel, kind: 'modify' };
     if (ust.isDirectory()) stack.push(frame(rel, lst.isDirectory()));
   }
@@ -223,9 +223,10 @@ function minor(rdev: number): number {
 
 function readXattrs(p: string): Array<[string, Buffer]> | undefined {
   if (!sys.xattrSupported()) return undefined;
+  const fp = F(p);
   let names: string[];
   try {
-    names = sys.llistxattr(p);
+    names = sys.llistxattr(fp);
   } catch {
     return undefined;
   }
@@ -233,7 +234,7 @@ function readXattrs(p: string): Array<[string, Buffer]> | undefined {
   if (keep.length === 0) return undefined;
   const out: Array<[string, Buffer]> = [];
   for (const n of keep) {
-    const v = sys.lgetxattr(p, n);
+    const v = sys.lgetxattr(fp, n);
     if (v) out.push([n, v]);
   }
   return out.length ? out : undefined;
@@ -257,7 +258,7 @@ export function writeLayer(
   sourceRoot: string,
   opts: { sourceDateEpoch?: number; prefix?: string; trailer?: boolean } = {},
 ): NodeJS.ReadableStream {
-  const root = sourceRoot.replace(/\/+$/, '');
+  const root = toBytes(sourceRoot.replace(/\/+$/, ''));
   const it = changes[Symbol.asyncIterator]();
   const epoch = opts.sourceDateEpoch;
   const dirsWritten = new Set<string>();
@@ -334,9 +335,9 @@ export function writeLayer(
     const p = root + '/' + rel;
     let st: fs.Stats;
     try {
-      st = fs.lstatSync(p);
+      st = fs.lstatSync(F(p));
     } catch (err) {
-      throw new HostError(`cannot read ${JSON.stringify('/' + rel)} for the layer: ${(err as Error).message}`, {
+      throw new HostError(`cannot read ${JSON.stringify(showBytes('/' + rel))} for the layer: ${(err as Error).message}`, {
         hint: 'the snapshot changed while the layer was written',
         cause: err,
       });
@@ -359,7 +360,7 @@ export function writeLayer(
       if (opaque) ok = header({ name: rel + '/' + WH_OPQ, type: 'file', mode: 0o600, uid: 0, gid: 0, size: 0, mtime: h.mtime }) && ok;
       return ok;
     }
-    if (type === 'symlink') h.linkname = fs.readlinkSync(p);
+    if (type === 'symlink') h.linkname = readlinkBytes(p);
     else if (type === 'char' || type === 'block') {
       h.devmajor = major(st.rdev);
       h.devminor = minor(st.rdev);
@@ -371,7 +372,7 @@ export function writeLayer(
         links.set(key, rel);
       }
       h.size = st.size;
-      if (st.size > 0) file = { fd: fs.openSync(p, 'r'), left: st.size, pad: padding(st.size), rel };
+      if (st.size > 0) file = { fd: fs.openSync(F(p), 'r'), left: st.size, pad: padding(st.size), rel };
     }
     return header(h);
   };
@@ -396,7 +397,7 @@ export function writeLayer(
       const want = Math.min(buf.length - fill, f.left);
       const n = fs.readSync(f.fd, buf, fill, want, null);
       if (n === 0) {
-        throw new ContentError(`${JSON.stringify('/' + f.rel)} shrank while the layer was written`, {
+        throw new ContentError(`${JSON.stringify(showBytes('/' + f.rel))} shrank while the layer was written`, {
           hint: 'do not modify the snapshot while a layer is created',
         });
       }

@@ -1,7 +1,8 @@
 // The few syscalls archive/ needs that Node lacks (mknod, xattrs) go through
 // this one module, so the addon (lib/host) is loaded lazily and in one place.
 // When the addon (or one of its functions) is missing, mknod falls back to the
-// `mknod`/`mkfifo` programs and xattr calls report "unsupported".
+// `mknod`/`mkfifo` programs and xattr calls report "unsupported". Paths are strings
+// or Buffers of raw bytes (util/bytenames.ts fsPath).
 import { spawnSync } from 'node:child_process';
 import { loadAddon, makedev } from '../host/index';
 import type { NativeAddon } from '../host/native';
@@ -31,7 +32,7 @@ export class XattrUnsupported extends Error {
 }
 
 /** mknod(2) with S_IF* bits in mode. Throws errors with .code (EPERM, EEXIST, ...). */
-export function mknod(path: string, mode: number, major: number, minor: number): void {
+export function mknod(path: string | Buffer, mode: number, major: number, minor: number): void {
   const a = addon();
   if (a && typeof a.mknod === 'function') {
     a.mknod(path, mode, makedev(major, minor));
@@ -40,14 +41,15 @@ export function mknod(path: string, mode: number, major: number, minor: number):
   // Fallback: coreutils programs (one spawn per node; fine for the few devices layers carry).
   const type = mode & S_IFMT;
   const perm = (mode & 0o7777).toString(8);
+  const p = typeof path === 'string' ? path : path.toString(); // argv is text: names that are not UTF-8 need the addon
   const args =
     type === S_IFIFO
-      ? ['-m', perm, path]
-      : ['-m', perm, path, type === S_IFBLK ? 'b' : 'c', String(major), String(minor)];
+      ? ['-m', perm, p]
+      : ['-m', perm, p, type === S_IFBLK ? 'b' : 'c', String(major), String(minor)];
   const r = spawnSync(type === S_IFIFO ? 'mkfifo' : 'mknod', args, { encoding: 'utf8' });
   if (r.status !== 0) {
     const msg = (r.stderr || '').trim();
-    const err = new Error(`mknod ${path}: ${msg || r.error?.message || 'failed'}`) as NodeJS.ErrnoException;
+    const err = new Error(`mknod ${p}: ${msg || r.error?.message || 'failed'}`) as NodeJS.ErrnoException;
     err.code = /ermission|not permitted/.test(msg) ? 'EPERM' : /exists/.test(msg) ? 'EEXIST' : 'EIO';
     throw err;
   }
@@ -58,22 +60,28 @@ export function xattrSupported(): boolean {
   return !!a && typeof a.lsetxattr === 'function';
 }
 
-export function lsetxattr(path: string, name: string, value: Buffer): void {
+export function lsetxattr(path: string | Buffer, name: string, value: Buffer): void {
   const a = addon();
   if (!a || typeof a.lsetxattr !== 'function') throw new XattrUnsupported('xattrs need the native addon (lib/host)');
   a.lsetxattr(path, name, value);
 }
 
-export function lgetxattr(path: string, name: string): Buffer | null {
+export function lgetxattr(path: string | Buffer, name: string): Buffer | null {
   const a = addon();
   if (!a || typeof a.lgetxattr !== 'function') return null;
   return a.lgetxattr(path, name);
 }
 
-export function llistxattr(path: string): string[] {
+export function llistxattr(path: string | Buffer): string[] {
   const a = addon();
   if (!a || typeof a.llistxattr !== 'function') return [];
   return a.llistxattr(path);
+}
+
+export function lremovexattr(path: string | Buffer, name: string): void {
+  const a = addon();
+  if (!a || typeof a.lremovexattr !== 'function') throw new XattrUnsupported('xattrs need the native addon (lib/host)');
+  a.lremovexattr(path, name);
 }
 
 // overlayfs's own bookkeeping (trusted.overlay.*, user.overlay.* with userxattr) is not a file's content.

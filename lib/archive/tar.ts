@@ -4,19 +4,22 @@
 // Reads ustar, GNU (long names 'L'/'K') and PAX ('x'/'g', SCHILY.xattr.*).
 // Why not tar-stream: its per-entry streams and string PAX values cost time and lose
 // binary xattr values; a header codec is ~300 lines (see bench/archive.ts for figures).
+// Names and link names are byte strings (util/bytenames.ts): whatever bytes the
+// archive holds, UTF-8 or not, come out and go back in unchanged.
+import { showBytes } from '../util/bytenames';
 import { ContentError, UnsupportedError } from '../util/errors';
 
 export type EntryType = 'file' | 'link' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
 
 export interface TarHeader {
-  name: string; // as stored (not yet normalized)
+  name: string; // as stored (not yet normalized), a byte string
   type: EntryType;
   mode: number; // permission + setuid/setgid/sticky bits (07777)
   uid: number;
   gid: number;
   size: number; // body size (0 except for files)
   mtime: number; // seconds, may carry a fraction (PAX)
-  linkname: string;
+  linkname: string; // a byte string
   devmajor: number;
   devminor: number;
   xattrs: Map<string, Buffer> | null;
@@ -40,11 +43,12 @@ const enum State {
   Done,
 }
 
+/** A NUL-terminated field as a byte string. */
 function cstr(buf: Buffer, off: number, len: number): string {
   let end = off;
   const max = off + len;
   while (end < max && buf[end] !== 0) end++;
-  return buf.toString('utf8', off, end);
+  return buf.toString('latin1', off, end);
 }
 
 function num(buf: Buffer, off: number, len: number): number {
@@ -252,7 +256,7 @@ export class TarParser {
     }
     if (kind === 'unsupported') {
       const c = String.fromCharCode(flag);
-      throw new UnsupportedError(`tar entry ${JSON.stringify(name)} has unsupported type '${c}'${c === 'S' ? ' (GNU sparse)' : ''}`, {
+      throw new UnsupportedError(`tar entry ${JSON.stringify(showBytes(name))} has unsupported type '${c}'${c === 'S' ? ' (GNU sparse)' : ''}`, {
         hint: 'rebuild the layer without sparse/multi-volume entries',
       });
     }
@@ -270,10 +274,10 @@ export class TarParser {
       for (const [k, v] of pax) {
         switch (k) {
           case 'path':
-            name = v.toString('utf8');
+            name = v.toString('latin1');
             break;
           case 'linkpath':
-            linkname = v.toString('utf8');
+            linkname = v.toString('latin1');
             break;
           case 'size':
             size = Number(v.toString('latin1'));
@@ -290,11 +294,11 @@ export class TarParser {
           default:
             if (k.startsWith('SCHILY.xattr.')) (xattrs ??= new Map()).set(k.slice(13), v);
             else if (k.startsWith('GNU.sparse.'))
-              throw new UnsupportedError(`tar entry ${JSON.stringify(name)} is a GNU sparse file`, { hint: 'rebuild the layer without --sparse' });
+              throw new UnsupportedError(`tar entry ${JSON.stringify(showBytes(name))} is a GNU sparse file`, { hint: 'rebuild the layer without --sparse' });
         }
       }
       if (!Number.isSafeInteger(size) || size < 0 || !Number.isFinite(mtime) || !Number.isSafeInteger(uid) || !Number.isSafeInteger(gid))
-        throw new ContentError(`tar entry ${JSON.stringify(name)} has an invalid PAX size/uid/gid/mtime`, { hint: 'the layer is corrupt' });
+        throw new ContentError(`tar entry ${JSON.stringify(showBytes(name))} has an invalid PAX size/uid/gid/mtime`, { hint: 'the layer is corrupt' });
     }
     const type = kind;
     // Like Go's archive/tar (which wrote most layers): only regular files have a body;
@@ -347,14 +351,14 @@ export class TarParser {
 // ---------------------------------------------------------------- writer
 
 export interface WriteHeader {
-  name: string; // relative, no leading '/'; dirs get a trailing '/' here
+  name: string; // a byte string, relative, no leading '/'; dirs get a trailing '/' here
   type: EntryType;
   mode: number;
   uid: number;
   gid: number;
   size: number;
   mtime: number; // integer seconds
-  linkname?: string;
+  linkname?: string; // a byte string
   devmajor?: number;
   devminor?: number;
   xattrs?: Array<[string, Buffer]>; // sorted by name for determinism
@@ -404,18 +408,18 @@ function splitUstar(p: string): [string, string] | null {
 
 function ustarBlock(h: WriteHeader, name: string, prefix: string, linkname: string, size: number, uid: number, gid: number): Buffer {
   const b = Buffer.alloc(BLOCK);
-  b.write(name, 0, 100, 'utf8');
+  b.write(name, 0, 100, 'latin1');
   writeOctal(b, 100, 8, h.mode & 0o7777);
   writeOctal(b, 108, 8, uid);
   writeOctal(b, 116, 8, gid);
   writeOctal(b, 124, 12, size);
   writeOctal(b, 136, 12, Math.max(0, Math.min(h.mtime, MAX_OCTAL12)));
   b[156] = TYPEFLAG[h.type];
-  if (linkname) b.write(linkname, 157, 100, 'utf8');
+  if (linkname) b.write(linkname, 157, 100, 'latin1');
   b.write('ustar\x0000', 257, 8, 'latin1');
   writeOctal(b, 329, 8, h.devmajor ?? 0);
   writeOctal(b, 337, 8, h.devminor ?? 0);
-  if (prefix) b.write(prefix, 345, 155, 'utf8');
+  if (prefix) b.write(prefix, 345, 155, 'latin1');
   b.fill(0x20, 148, 156);
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += b[i];
@@ -433,12 +437,12 @@ export function encodeHeader(h: WriteHeader): Buffer {
   const split = isAscii(fullName) ? splitUstar(fullName) : null;
   if (split) [prefix, name] = split;
   else {
-    records.push(paxRecord('path', Buffer.from(fullName)));
+    records.push(paxRecord('path', Buffer.from(fullName, 'latin1')));
     name = fullName.replace(/[^\x20-\x7e]/g, '_').slice(0, 100);
   }
   let linkname = h.linkname ?? '';
   if (linkname && (linkname.length > 100 || !isAscii(linkname))) {
-    records.push(paxRecord('linkpath', Buffer.from(linkname)));
+    records.push(paxRecord('linkpath', Buffer.from(linkname, 'latin1')));
     linkname = linkname.replace(/[^\x20-\x7e]/g, '_').slice(0, 100);
   }
   let size = h.size;

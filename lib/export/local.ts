@@ -6,8 +6,9 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { inUserNamespace } from '../exec/userns';
 import { withMounted } from '../snapshot/index';
-import { resetOwners } from '../snapshot/rootfs';
+import { resetOwners, warnSetidCleared } from '../snapshot/rootfs';
 import { copyTree } from '../snapshot/sys';
+import { fsPath as F, toBytes } from '../util/bytenames';
 import { isErrno } from '../util/errors';
 import { makeDirs } from '../util/fsutil';
 import { platformDirName } from '../images/platform';
@@ -26,54 +27,56 @@ async function checkDir(dest: string): Promise<void> {
 async function exportTree(result: BuildResult, env: ExportEnv, dest: string): Promise<void> {
   await checkDir(dest);
   if (!result.snapshot) return;
-  await withMounted(env.sn, result.snapshot, (rootfs) => mergeTree(rootfs, dest));
+  await withMounted(env.sn, result.snapshot, (rootfs) => mergeTree(toBytes(rootfs), toBytes(dest)));
   // Unprivileged, the exported files belong to the caller (namespace root), as when
   // BuildKit's client writes them; otherwise files owned by a subordinate id could
-  // not even be deleted by the user who asked for them.
-  if (inUserNamespace()) await resetOwners(dest);
+  // not even be deleted by the user who asked for them. Setuid/setgid bits go with
+  // the old owners (resetOwners says why).
+  if (inUserNamespace()) warnSetidCleared(await resetOwners(dest));
 }
 
+// src and dst are byte strings (util/bytenames.ts): names that are not UTF-8 are copied as they are.
 async function mergeTree(src: string, dst: string): Promise<void> {
-  for (const name of await fsp.readdir(src)) {
-    const s = path.join(src, name);
-    const d = path.join(dst, name);
-    const sst = await fsp.lstat(s);
+  for (const name of await fsp.readdir(F(src), { encoding: 'latin1' })) {
+    const s = src + '/' + name;
+    const d = dst + '/' + name;
+    const sst = await fsp.lstat(F(s));
     let dst0: fs.Stats | null = null;
     try {
-      dst0 = await fsp.lstat(d);
+      dst0 = await fsp.lstat(F(d));
     } catch (err) {
       if (!isErrno(err, 'ENOENT')) throw err;
     }
     if (sst.isDirectory()) {
       if (dst0?.isDirectory()) {
         await mergeTree(s, d);
-        await fsp.chmod(d, sst.mode & 0o7777);
-        await fsp.utimes(d, sst.atime, sst.mtime);
+        await fsp.chmod(F(d), sst.mode & 0o7777);
+        await fsp.utimes(F(d), sst.atime, sst.mtime);
         continue;
       }
-      if (dst0) await fsp.rm(d, { recursive: true, force: true });
-      await copyTree(s, d);
+      if (dst0) await fsp.rm(F(d), { recursive: true, force: true });
+      await copyTree(F(s), F(d));
       continue;
     }
-    if (dst0) await fsp.rm(d, { recursive: true, force: true });
+    if (dst0) await fsp.rm(F(d), { recursive: true, force: true });
     if (sst.isSymbolicLink()) {
-      await fsp.symlink(await fsp.readlink(s), d);
-      await fsp.lchown(d, sst.uid, sst.gid).catch(() => undefined);
-      await fsp.lutimes(d, sst.atime, sst.mtime);
+      await fsp.symlink(F(await fsp.readlink(F(s), { encoding: 'latin1' })), F(d));
+      await fsp.lchown(F(d), sst.uid, sst.gid).catch(() => undefined);
+      await fsp.lutimes(F(d), sst.atime, sst.mtime);
     } else if (sst.isFile()) {
-      await fsp.copyFile(s, d);
-      await fsp.chmod(d, sst.mode & 0o7777);
-      await fsp.chown(d, sst.uid, sst.gid).catch(() => undefined);
-      await fsp.utimes(d, sst.atime, sst.mtime);
+      await fsp.copyFile(F(s), F(d));
+      await fsp.chmod(F(d), sst.mode & 0o7777);
+      await fsp.chown(F(d), sst.uid, sst.gid).catch(() => undefined);
+      await fsp.utimes(F(d), sst.atime, sst.mtime);
     } else {
       // Devices, fifos, sockets: copyTree handles special files.
-      const tmp = path.join(dst, `.img-copy-${process.pid}`);
-      await fsp.mkdir(tmp);
+      const tmp = `${dst}/.img-copy-${process.pid}`;
+      await fsp.mkdir(F(tmp));
       try {
-        await copyTree(s, path.join(tmp, name));
-        await fsp.rename(path.join(tmp, name), d);
+        await copyTree(F(s), F(tmp + '/' + name));
+        await fsp.rename(F(tmp + '/' + name), F(d));
       } finally {
-        await fsp.rm(tmp, { recursive: true, force: true });
+        await fsp.rm(F(tmp), { recursive: true, force: true });
       }
     }
   }

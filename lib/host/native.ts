@@ -28,7 +28,7 @@ export interface NativeAddon {
   // hard links, symlinks, device nodes, sockets and fifos. dst must not exist.
   // `files` counts non-directory entries, `bytes` each regular inode's bytes once.
   // On failure dst is left partly written: the caller removes it.
-  copyTree(src: string, dst: string, opts?: { threads?: number }): Promise<{ files: number; bytes: number }>;
+  copyTree(src: string | Buffer, dst: string | Buffer, opts?: { threads?: number }): Promise<{ files: number; bytes: number }>;
 
   probe(): HostProbe;
   // The d_type readdir reports for dir/name (0 = DT_UNKNOWN, 8 = DT_REG, 4 = DT_DIR), -1 when absent.
@@ -73,11 +73,12 @@ export interface NativeAddon {
   // Corrupt or truncated data rejects with code 'EBADMSG'.
   CodecStream?: new (kind: CodecStreamKind, level?: number, workers?: number) => NativeCodecStream;
 
-  mknod(path: string, mode: number, dev: number): void; // mode includes S_IF* type bits; dev as st_rdev (makedev())
-  lsetxattr(path: string, name: string, value: Buffer): void;
-  lgetxattr(path: string, name: string): Buffer | null; // null when absent
-  llistxattr(path: string): string[];
-  lremovexattr(path: string, name: string): void;
+  // Paths: a string, or a Buffer of the name's raw bytes (names that are not UTF-8).
+  mknod(path: string | Buffer, mode: number, dev: number): void; // mode includes S_IF* type bits; dev as st_rdev (makedev())
+  lsetxattr(path: string | Buffer, name: string, value: Buffer): void;
+  lgetxattr(path: string | Buffer, name: string): Buffer | null; // null when absent
+  llistxattr(path: string | Buffer): string[];
+  lremovexattr(path: string | Buffer, name: string): void;
 }
 
 export type CodecStreamKind = 'gunzip-isal' | 'gunzip-zlib' | 'zstd-compress' | 'zstd-decompress';

@@ -17,6 +17,7 @@ import { debug } from '../util/log';
 import { acquireLease, isBusy, leaseFile, releaseAllLeases, releaseLease, withExclusive } from './lease';
 import type { Change, Mounted, SnapshotBackend, SnapshotInfo, Snapshotter } from './types';
 import { writeJsonAtomic } from '../util/fsutil';
+import { fsPath as F, toBytes } from '../util/bytenames';
 import * as fs from 'node:fs';
 import { registerCleanup } from '../host/cleanup';
 import { umount } from './sys';
@@ -53,20 +54,21 @@ export function idForKey(key: string): string {
 export { writeJsonAtomic };
 
 // Disk usage of a tree: allocated bytes (st_blocks) and inodes, hard links counted once.
+// Names are read as bytes (util/bytenames.ts), so every file is counted whatever its name.
 export async function diskUsage(dir: string): Promise<{ size: number; inodes: number }> {
-  const seen = new Set<string>();
+  const seen = new Set<string>(); // dev:ino of multiply-linked files
   let size = 0;
   let inodes = 0;
   const visit = async (p: string): Promise<void> => {
     let st;
     try {
-      st = await fsp.lstat(p, { bigint: false });
+      st = await fsp.lstat(F(p), { bigint: false });
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return;
       throw err;
     }
-    const key = `${st.dev}:${st.ino}`;
-    if (st.nlink > 1 || st.isDirectory()) {
+    if (st.nlink > 1 && !st.isDirectory()) {
+      const key = `${st.dev}:${st.ino}`;
       if (seen.has(key)) return;
       seen.add(key);
     }
@@ -75,18 +77,18 @@ export async function diskUsage(dir: string): Promise<{ size: number; inodes: nu
     if (st.isDirectory()) {
       let names: string[];
       try {
-        names = await fsp.readdir(p);
+        names = await fsp.readdir(F(p), { encoding: 'latin1' });
       } catch (err) {
         if (isErrno(err, 'ENOENT')) return;
         throw err;
       }
       // Bounded fan-out: siblings concurrently, in chunks.
       for (let i = 0; i < names.length; i += 64) {
-        await Promise.all(names.slice(i, i + 64).map((n) => visit(path.join(p, n))));
+        await Promise.all(names.slice(i, i + 64).map((n) => visit(p + '/' + n)));
       }
     }
   };
-  await visit(dir);
+  await visit(toBytes(dir));
   return { size, inodes };
 }
 

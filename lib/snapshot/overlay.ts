@@ -13,6 +13,7 @@ import { debug } from '../util/log';
 import { BaseSnapshotter, randomId, trackedMount, type SnapshotMeta } from './base';
 import { bindMount, mount } from './sys';
 import { lgetxattr } from '../archive/sys';
+import { fsPath as F, toBytes } from '../util/bytenames';
 import type { Change, Mounted, SnapshotBackend } from './types';
 
 // The kernel copies mount data into one page.
@@ -173,8 +174,8 @@ export class OverlaySnapshotter extends BaseSnapshotter {
   // opaque marks on directories the parent does not have, and fuse-overlayfs's
   // own `.wh..opq` opaque markers.
   protected async *changesOf(meta: SnapshotMeta, parent: SnapshotMeta | null): AsyncIterable<Change> {
-    const upper = this.fsDir(meta.id);
-    const lowers = parent ? (await this.chain(parent.id)).map((m) => this.fsDir(m.id)) : [];
+    const upper = toBytes(this.fsDir(meta.id));
+    const lowers = parent ? (await this.chain(parent.id)).map((m) => toBytes(this.fsDir(m.id))) : [];
     for await (const c of overlayChanges(upper)) {
       if (c.kind === 'delete') {
         if (path.basename(c.path) === '.opq' && isFuseOpaqueMarker(path.join(upper, path.dirname(c.path), '.wh..opq'))) continue;
@@ -190,7 +191,7 @@ export class OverlaySnapshotter extends BaseSnapshotter {
 
 function isFuseOpaqueMarker(p: string): boolean {
   try {
-    fs.lstatSync(p);
+    fs.lstatSync(F(p));
     return true;
   } catch {
     return false;
@@ -204,10 +205,10 @@ function isWhiteout(st: fs.Stats): boolean {
 }
 
 function isOpaqueDir(dir: string): boolean {
-  if (fs.existsSync(path.join(dir, '.wh..wh..opq'))) return true;
+  if (fs.existsSync(F(path.join(dir, '.wh..wh..opq')))) return true;
   for (const x of OPAQUE_XATTRS) {
     try {
-      const v = lgetxattr(dir, x);
+      const v = lgetxattr(F(dir), x);
       if (v && v.toString() === 'y') return true;
     } catch {
       /* no xattr support: not opaque */
@@ -217,7 +218,7 @@ function isOpaqueDir(dir: string): boolean {
 }
 
 // Whether `rel` is visible in the merged view of `lowers` (newest first),
-// honouring whiteouts and opaque directories.
+// honouring whiteouts and opaque directories. Paths are byte strings (util/bytenames.ts).
 export function existsInLowers(lowers: string[], rel: string): boolean {
   const parts = rel.split('/').filter(Boolean);
   for (const lower of lowers) {
@@ -228,7 +229,7 @@ export function existsInLowers(lowers: string[], rel: string): boolean {
       const p = path.join(dir, parts[i]);
       let st: fs.Stats;
       try {
-        st = fs.lstatSync(p);
+        st = fs.lstatSync(F(p));
       } catch {
         break; // not in this layer: look in older ones (unless an ancestor was opaque)
       }

@@ -1,7 +1,9 @@
 // `img unpack`: an image's merged rootfs copied into a plain directory the
 // caller owns. Runs inside our user namespace: every file is created by
 // namespace root (= the caller on the host), so owners map to the caller,
-// while modes (setuid bits included), links and times are preserved.
+// while modes, links and times are preserved — except setuid/setgid bits on
+// files, which would make them run as the caller for anyone (dropped, with a
+// warning and a count), and device nodes, which the caller cannot create.
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -13,6 +15,7 @@ import { normalizeName } from '../images/reference';
 import { ImageStore } from '../images/store';
 import { isManifestMediaType, type Descriptor, type ImageConfig, type Manifest, type Platform } from '../images/types';
 import { localManifests } from '../images/walk';
+import { fsPath as F, showBytes, toBytes } from '../util/bytenames';
 import { isErrno, NotFoundError, UsageError } from '../util/errors';
 import { makeDirs } from '../util/fsutil';
 import { debug, warn } from '../util/log';
@@ -101,32 +104,19 @@ export async function removeOutput(out: string, keepDir: boolean): Promise<void>
   for (const n of await fsp.readdir(out).catch(() => [] as string[])) await fsp.rm(path.join(out, n), { recursive: true, force: true });
 }
 
-class Pool {
-  private active = 0;
-  private waiting: (() => void)[] = [];
-  constructor(private readonly size: number) {}
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.size) await new Promise<void>((r) => this.waiting.push(r));
-    this.active++;
-    try {
-      return await fn();
-    } finally {
-      this.active--;
-      this.waiting.shift()?.();
-    }
-  }
-}
-
 export interface CopyOutResult {
   files: number;
   bytes: number;
-  skippedDevices: number;
+  skippedDevices: number; // device nodes and sockets an unprivileged user cannot create
+  setidCleared: number; // files whose setuid/setgid bits were dropped (resetOwners)
 }
 
 // Copies `src` (a merged rootfs) into `dst` (absent or empty), every file
 // owned by namespace root (= the caller). The addon's threaded copyTree does
 // the bulk copy, then owners are reset; without it (or on a tree it cannot
-// copy, e.g. with device nodes) a portable copy does it all.
+// copy, e.g. with device nodes) a portable copy does it all. What the caller
+// cannot have (device nodes; setuid/setgid bits on files that are now theirs)
+// is left out with one warning each, counted.
 export async function copyOut(src: string, dst: string): Promise<CopyOutResult> {
   let addon: { copyTree?: (s: string, d: string) => Promise<{ files: number; bytes: number }> } | null = null;
   try {
@@ -134,6 +124,7 @@ export async function copyOut(src: string, dst: string): Promise<CopyOutResult> 
   } catch {
     addon = null;
   }
+  let res: CopyOutResult | null = null;
   if (addon && typeof addon.copyTree === 'function' && process.env.IMG_COPYOUT !== 'portable') {
     const existed = await fsp
       .rmdir(dst)
@@ -144,89 +135,118 @@ export async function copyOut(src: string, dst: string): Promise<CopyOutResult> 
       });
     try {
       const r = await addon.copyTree(src, dst);
-      await resetOwners(dst);
-      return { files: r.files, bytes: r.bytes, skippedDevices: 0 };
+      res = { files: r.files, bytes: r.bytes, skippedDevices: 0, setidCleared: 0 };
     } catch (err) {
       debug(`unpack: copyTree failed (${(err as Error).message}); copying file by file`);
       await fsp.rm(dst, { recursive: true, force: true });
       if (existed) await fsp.mkdir(dst, { mode: 0o755 });
     }
   }
-  return copyOutPortable(src, dst);
+  res ??= await copyOutPortable(src, dst);
+  res.setidCleared = await resetOwners(dst);
+  if (res.skippedDevices) warn(`skipped ${res.skippedDevices} device node(s)/socket(s): an unprivileged user cannot create them`);
+  warnSetidCleared(res.setidCleared);
+  return res;
 }
 
-// lchown everything to 0:0 (root of our namespace = the caller on the host),
-// restoring setuid/setgid bits that chown(2) clears on non-directories.
-export async function resetOwners(root: string): Promise<void> {
-  const pool = new Pool(32);
-  const visit = async (p: string): Promise<void> => {
-    const st = await fsp.lstat(p);
-    if (st.uid !== 0 || st.gid !== 0) {
-      await pool.run(() => fsp.lchown(p, 0, 0));
-      if (!st.isSymbolicLink() && !st.isDirectory() && st.mode & 0o6000) await fsp.chmod(p, st.mode & 0o7777);
+export function warnSetidCleared(n: number): void {
+  if (n) warn(`removed the setuid/setgid bits of ${n} file(s): they now belong to you and would run as you for anyone who starts them`);
+}
+
+// Entries of one directory handled at once by the tree walks below: enough to keep
+// the thread pool busy, few enough that memory does not grow with the tree.
+const BATCH = 64;
+
+/**
+ * lchown everything under root to 0:0 (root of our namespace = the caller on the
+ * host), and drop setuid/setgid from every non-directory: owned by the caller, a
+ * setuid file would run as the caller for anyone who starts it (chown(2) clears
+ * the bits itself; they are not restored). Directories keep setgid (group
+ * inheritance, harmless). Returns how many files lost the bits. Names are bytes;
+ * the walk holds one batch and the pending directories, not the tree.
+ */
+export async function resetOwners(root: string): Promise<number> {
+  let cleared = 0;
+  const pending: string[] = [];
+  const fix = async (p: string): Promise<void> => {
+    const fp = F(p);
+    const st = await fsp.lstat(fp);
+    if (st.uid !== 0 || st.gid !== 0) await fsp.lchown(fp, 0, 0);
+    if (st.isDirectory()) pending.push(p);
+    else if (!st.isSymbolicLink() && st.mode & 0o6000) {
+      await fsp.chmod(fp, st.mode & 0o1777);
+      cleared++;
     }
-    if (st.isDirectory()) await Promise.all((await fsp.readdir(p)).map((n) => visit(path.join(p, n))));
   };
-  await visit(root);
+  await fix(toBytes(root));
+  while (pending.length) {
+    const dir = pending.pop()!;
+    const names = await fsp.readdir(F(dir), { encoding: 'latin1' });
+    for (let i = 0; i < names.length; i += BATCH) await Promise.all(names.slice(i, i + BATCH).map((n) => fix(dir + '/' + n)));
+  }
+  return cleared;
 }
 
+// The copy without the addon: names as bytes, an explicit stack instead of recursion,
+// one batch of a directory's entries at a time. Directory modes and times are set
+// last (a directory's own mode may forbid writing into it); only directories are
+// remembered for that, and multiply-linked files for their second names.
 async function copyOutPortable(src: string, dst: string): Promise<CopyOutResult> {
-  const res: CopyOutResult = { files: 0, bytes: 0, skippedDevices: 0 };
+  const res: CopyOutResult = { files: 0, bytes: 0, skippedDevices: 0, setidCleared: 0 };
   const links = new Map<string, string>(); // dev:ino of multiply-linked files → first copy
   const dirs: { p: string; st: fs.Stats }[] = [];
-  const pool = new Pool(16);
   await makeDirs(dst, 'output directory', 0o700);
   const rootSt = await fsp.stat(src);
-  dirs.push({ p: dst, st: rootSt });
+  const pending: Array<[string, string]> = [[toBytes(src), toBytes(dst)]];
+  dirs.push({ p: toBytes(dst), st: rootSt });
 
-  const visit = async (s: string, d: string): Promise<void> => {
-    const names = await fsp.readdir(s);
-    await Promise.all(
-      names.map(async (name) => {
-        const sp = path.join(s, name);
-        const dp = path.join(d, name);
-        const st = await fsp.lstat(sp);
-        if (st.isDirectory()) {
-          await fsp.mkdir(dp, { mode: 0o700 });
-          dirs.push({ p: dp, st });
-          await visit(sp, dp);
-          return;
-        }
-        if (st.nlink > 1 && !st.isDirectory()) {
-          const key = `${st.dev}:${st.ino}`;
-          const first = links.get(key);
-          if (first) {
-            await fsp.link(first, dp);
-            return;
-          }
-          links.set(key, dp);
-        }
-        if (st.isFile()) {
-          await pool.run(() => fsp.copyFile(sp, dp, fs.constants.COPYFILE_FICLONE));
-          res.files++;
-          res.bytes += st.size;
-          await fsp.chmod(dp, st.mode & 0o7777);
-          await fsp.utimes(dp, st.atime, st.mtime);
-        } else if (st.isSymbolicLink()) {
-          await fsp.symlink(await fsp.readlink(sp), dp);
-          await fsp.lutimes(dp, st.atime, st.mtime).catch(() => undefined);
-        } else if (st.isFIFO()) {
-          mknod(dp, fs.constants.S_IFIFO | (st.mode & 0o7777), 0, 0);
-        } else {
-          // Device nodes and sockets cannot be created without privileges.
-          links.delete(`${st.dev}:${st.ino}`);
-          res.skippedDevices++;
-          debug(`unpack: skipping ${st.isSocket() ? 'socket' : 'device'} ${sp}`);
-        }
-      }),
-    );
+  const copyOne = async (sp: string, dp: string, d: string): Promise<void> => {
+    const st = await fsp.lstat(F(sp));
+    if (st.isDirectory()) {
+      await fsp.mkdir(F(dp), { mode: 0o700 });
+      dirs.push({ p: dp, st });
+      pending.push([sp, dp]);
+      return;
+    }
+    if (st.nlink > 1) {
+      const key = `${st.dev}:${st.ino}`;
+      const first = links.get(key);
+      if (first) {
+        await fsp.link(F(first), F(dp));
+        return;
+      }
+      links.set(key, dp);
+    }
+    if (st.isFile()) {
+      await fsp.copyFile(F(sp), F(dp), fs.constants.COPYFILE_FICLONE);
+      res.files++;
+      res.bytes += st.size;
+      await fsp.chmod(F(dp), st.mode & 0o7777);
+      await fsp.utimes(F(dp), st.atime, st.mtime);
+    } else if (st.isSymbolicLink()) {
+      await fsp.symlink(F(await fsp.readlink(F(sp), { encoding: 'latin1' })), F(dp));
+      await fsp.lutimes(F(dp), st.atime, st.mtime).catch(() => undefined);
+    } else if (st.isFIFO()) {
+      mknod(F(dp), fs.constants.S_IFIFO | (st.mode & 0o7777), 0, 0);
+    } else {
+      // Device nodes and sockets cannot be created without privileges.
+      links.delete(`${st.dev}:${st.ino}`);
+      res.skippedDevices++;
+      debug(`unpack: skipping ${st.isSocket() ? 'socket' : 'device'} ${showBytes(sp)} in ${showBytes(d)}`);
+    }
   };
-  await visit(src, dst);
-  // Modes and times of directories last (deepest first), after their contents are written.
-  for (const { p, st } of dirs.reverse()) {
-    await fsp.chmod(p, st.mode & 0o7777);
-    await fsp.utimes(p, st.atime, st.mtime);
+  while (pending.length) {
+    const [s, d] = pending.pop()!;
+    const names = await fsp.readdir(F(s), { encoding: 'latin1' });
+    for (let i = 0; i < names.length; i += BATCH) {
+      await Promise.all(names.slice(i, i + BATCH).map((n) => copyOne(s + '/' + n, d + '/' + n, d)));
+    }
   }
-  if (res.skippedDevices) warn(`skipped ${res.skippedDevices} device node(s)/socket(s): an unprivileged user cannot create them`);
+  // Modes and times of directories last, children before parents (pushed after them).
+  for (let i = dirs.length - 1; i >= 0; i--) {
+    const { p, st } = dirs[i];
+    await fsp.chmod(F(p), st.mode & 0o7777);
+    await fsp.utimes(F(p), st.atime, st.mtime);
+  }
   return res;
 }

@@ -79,17 +79,18 @@ export function bindMount(source: string, target: string, readonly: boolean, rec
 }
 
 // Copies a whole tree preserving owners, modes, times, xattrs, hard links and
-// special files. `dst` must not exist.
-export async function copyTree(src: string, dst: string): Promise<{ files: number; bytes: number }> {
+// special files. `dst` must not exist. Paths may be Buffers of raw bytes (util/bytenames.ts).
+export async function copyTree(src: string | Buffer, dst: string | Buffer): Promise<{ files: number; bytes: number }> {
   const a = addon();
   if (a && typeof a.copyTree === 'function') return a.copyTree(src, dst);
-  debug(`copyTree: addon has no copyTree; using cp -a for ${src}`);
+  debug(`copyTree: addon has no copyTree; using cp -a for ${src.toString()}`);
   await new Promise<void>((resolve, reject) => {
-    const child = spawn('cp', ['-a', '--reflink=auto', '--', src, dst], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // argv is text: names that are not UTF-8 need the addon
+    const child = spawn('cp', ['-a', '--reflink=auto', '--', src.toString(), dst.toString()], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(errnoError(`cp -a ${src} ${dst}: ${err.trim()}`, 'EIO'))));
+    child.on('close', (code) => (code === 0 ? resolve() : reject(errnoError(`cp -a ${src.toString()} ${dst.toString()}: ${err.trim()}`, 'EIO'))));
   });
   return { files: -1, bytes: -1 };
 }

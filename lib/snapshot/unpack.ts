@@ -7,7 +7,7 @@ import { applyLayer } from '../archive/apply';
 import { ContentStore } from '../content/store';
 import type { Digest, ImageConfig, Manifest } from '../images/types';
 import { ContentError, UnsupportedError } from '../util/errors';
-import { debug } from '../util/log';
+import { debug, warn } from '../util/log';
 import { acquireLease, lockKey } from './lease';
 import { inUserNamespace } from './overlay';
 import type { BaseSnapshotter } from './base';
@@ -79,6 +79,10 @@ export async function unpackLayers(
         opaqueXattr,
         onDebug: debug,
       });
+      if (res.skippedDevices) {
+        // The device nodes are not in the snapshot, so not in anything built or unpacked from it.
+        warn(`layer ${manifest.layers[i].digest}: left out ${res.skippedDevices} device node(s): an unprivileged user cannot create them`);
+      }
       if (res.diffId !== diffIds[i]) {
         throw new ContentError(`layer ${manifest.layers[i].digest} unpacks to ${res.diffId}, but the image config says ${diffIds[i]}`, {
           hint: 'the stored blob or the config is corrupt; remove the image (img rm) and pull it again',

@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { encodeHeader, TarParser, END_OF_ARCHIVE, type TarHeader, type WriteHeader } from '../../lib/archive/tar';
+import { toBytes } from '../../lib/util/bytenames';
 import { tmp, rmrf } from './helpers';
 
 function parse(buf: Buffer, chunk = 7): TarHeader[] {
@@ -20,7 +21,8 @@ const base: WriteHeader = { name: 'f', type: 'file', mode: 0o644, uid: 0, gid: 0
 test('headers round-trip through PAX when ustar cannot hold a value', () => {
   const cases: WriteHeader[] = [
     { ...base, name: 'a/'.repeat(120) + 'long-name' },
-    { ...base, name: 'ünïcödé/名前' },
+    { ...base, name: toBytes('ünïcödé/名前') }, // names are byte strings (util/bytenames.ts)
+    { ...base, name: '\xff\xc3\x28-not-utf8' },
     { ...base, name: 'l', type: 'symlink', linkname: '../'.repeat(60) + 'target' },
     { ...base, name: 'ids', uid: 3_000_000, gid: 4_000_000 },
     { ...base, name: 'x', xattrs: [['user.bin', Buffer.from([0, 1, 2, 255, 10, 61])], ['user.txt', Buffer.from('a=b\n')]] },
