@@ -149,6 +149,7 @@ describe('multi-platform builds (linux/amd64 + linux/arm64)', { skip }, () => {
       fs.mkdirSync(layout);
       execFileSync('tar', ['xf', oci, '-C', layout]);
       execFileSync('skopeo', ['copy', '--quiet', '--override-arch', 'arm64', `oci:${layout}:oci`, `oci:${arm64Layout}:arm64`]);
+      assert.match(execFileSync('umoci', ['ls', '--layout', layout], { encoding: 'utf8' }), /^oci$/m, 'umoci reads the layout and its tag');
       const u = rootlessUser()!;
       if (isRoot) execFileSync('chown', ['-R', `${u.uid}:${u.gid}`, arm64Layout]);
       const bundle = path.join(root, 'bundle');
