@@ -1,19 +1,33 @@
-// Whole-build benchmark: img vs BuildKit (dockerd's, as `DOCKER_BUILDKIT=1 docker build`)
-// vs `buildah bud --layers`, same machine, same run, same base images from one local
-// registry. Run as root (it starts dockerd's builds and runs img as an unprivileged user):
+// Whole-build benchmark: img against rootless BuildKit and rootless buildah as users
+// get them from Debian, all three as the same unprivileged user, same machine, same
+// base images from one local registry, runs interleaved across tools.
 //
-//   npm run build && node --import tsx bench/side-by-side.ts [--runs 3] [--cases tiny,parallel,context,debian]
-//                                                            [--img-user imgtest] [--tools img,buildkit,buildah]
+//   npm run build && node --import tsx bench/side-by-side.ts [--runs 5] [--cases tiny,parallel,context,debian]
+//                     [--tools img,buildkit,buildah] [--img-user imgtest] [--img-compression uncompressed|gzip] [--no-save]
+//
+// Run as root (Debian packages: docker.io rootlesskit buildah debootstrap; the user needs
+// /etc/subuid and /etc/subgid ranges). What each tool is:
+// - img: `bin/img build` (img-launch → Node once), state in a fresh directory.
+// - BuildKit: Debian's docker.io dockerd (20.10, BuildKit v0.8 inside) started rootless by
+//   its contrib dockerd-rootless.sh under Debian's rootlesskit, with
+//   DOCKERD_ROOTLESS_ROOTLESSKIT_NET=host (the script's default slirp4netns disables host
+//   loopback, where the registry is) and `--iptables=false --ip-forward=false --bridge=none`
+//   (a host network namespace is not the daemon's to change); builds are
+//   `DOCKER_BUILDKIT=1 /usr/bin/docker build --network=none -q -t NAME DIR`.
+// - buildah: `buildah bud --layers --storage-driver overlay --network none -q -t NAME DIR`
+//   with its own --root/--runroot.
+//
+// Exports: neither side compresses. dockerd's BuildKit (docker driver) stores into dockerd's
+// image store, whose layers are uncompressed, and buildah's containers-storage is
+// uncompressed too; img stores the image with `-o type=image,name=NAME,compression=uncompressed`.
+// `--img-compression gzip` times img's default (gzip layers in its store) instead.
 //
 // Phases per case: cold (empty state: no cache, base image not present), cached (same
-// build again, nothing changed), touched (one context file changed). Prints medians and
-// img/BuildKit ratios and writes bench/results/side-by-side.json.
-//
-// Exporters: img stores the image (`-t`, gzip layers into its content store). Debian's
-// docker.io (20.10) runs BuildKit with the docker driver, which has no `oci` exporter, so
-// BuildKit stores into dockerd's image store (`-t`, uncompressed layers): img does the
-// extra compression work in this comparison.
-import { execFileSync, spawnSync } from 'node:child_process';
+// build again, nothing changed), touched (one context file changed). Each round runs
+// every tool's cold, then every tool's cached, then touches the file once and runs every
+// tool's touched build, so load drifts hit all tools alike. Prints medians and
+// ratios and writes bench/results/side-by-side.{json,md}.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -31,15 +45,17 @@ const opt = (name: string, def: string): string => {
 };
 const RUNS = Number(opt('runs', '3'));
 const CASES = opt('cases', 'tiny,parallel,context,debian').split(',');
-const IMG_USER = opt('img-user', 'imgtest');
-const WITH_BUILDKIT = !args.includes('--no-buildkit') && fs.existsSync('/usr/bin/docker');
-const WITH_BUILDAH = !args.includes('--no-buildah') && fs.existsSync('/usr/bin/buildah');
+const USER = opt('img-user', 'imgtest');
+const IMG_COMPRESSION = opt('img-compression', 'uncompressed');
+const ONLY = opt('tools', 'img,buildkit,buildah').split(',');
+const SAVE = !args.includes('--no-save'); // short development runs leave bench/results alone
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'img-side-by-side-'));
 const CACHE = '/var/tmp/img-bench-cache';
 fs.chmodSync(WORK, 0o755);
+const UID = Number(execFileSync('id', ['-u', USER]).toString().trim());
 
-type Tool = 'img' | 'buildkit' | 'buildah';
 type Phase = 'cold' | 'cached' | 'touched';
+const PHASES: Phase[] = ['cold', 'cached', 'touched'];
 interface CaseDef {
   name: string;
   describe: string;
@@ -47,19 +63,26 @@ interface CaseDef {
   touch: string; // context file changed in the touched phase
 }
 
-function sh(cmd: string, argv: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; quiet?: boolean } = {}): void {
-  const r = spawnSync(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env }, cwd: opts.cwd });
+// Runs argv as the unprivileged user with exactly `env` (plus PATH).
+function asUser(argv: string[], env: Record<string, string>, opts: { quiet?: boolean } = {}): void {
+  const e = Object.entries({ PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', ...env }).map(([k, v]) => `${k}=${v}`);
+  const r = spawnSync('runuser', ['-u', USER, '--', 'env', '-i', ...e, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+  if (r.status !== 0 && !opts.quiet) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr?.toString().slice(-2000)}`);
+}
+
+function sh(cmd: string, argv: string[]): void {
+  const r = spawnSync(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
   if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status}): ${r.stderr?.toString().slice(-2000)}`);
 }
 
 // A failed build is reported and counted as NaN, so one tool's failure does not
 // end the whole comparison.
-function timed(fn: () => void): number {
+function timed(label: string, fn: () => void): number {
   const t = process.hrtime.bigint();
   try {
     fn();
   } catch (err) {
-    console.error(`  run failed: ${(err as Error).message.split('\n').slice(0, 3).join(' ')}`);
+    console.error(`  ${label} failed: ${(err as Error).message.split('\n').slice(0, 4).join(' ')}`);
     return NaN;
   }
   return Number(process.hrtime.bigint() - t) / 1e9;
@@ -70,6 +93,13 @@ function median(all: number[]): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function userDir(name: string): string {
+  const dir = path.join(WORK, name);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.chownSync(dir, UID, UID);
+  return dir;
 }
 
 // ------------------------------------------------------------------ registry + base images
@@ -151,111 +181,172 @@ function writeCases(bases: { busybox: string; debian: string | null }): CaseDef[
 
 // ------------------------------------------------------------------ tools
 
-// img runs as the unprivileged user: its state and runtime dirs live in a dir that user owns.
-const imgHome = path.join(WORK, 'img');
-const imgState = path.join(imgHome, 'state');
-const imgRuntime = path.join(imgHome, 'run');
-
-function imgBuild(c: CaseDef): void {
-  const main = path.join(REPO, 'dist', 'lib', 'cli', 'main.js');
-  const env = { HOME: `/home/${IMG_USER}`, XDG_RUNTIME_DIR: imgRuntime };
-  const argv = [process.execPath, main, '--state', imgState, 'build', '--no-console', '-t', `bench/${c.name}:latest`, c.dir];
-  if (process.getuid?.() === 0) sh('runuser', ['-u', IMG_USER, '--', 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv]);
-  else sh(argv[0], argv.slice(1));
+interface Tool {
+  name: string;
+  start?(): Promise<void>;
+  build(c: CaseDef): void;
+  reset(): void;
+  stop?(): Promise<void>;
 }
 
-function imgReset(): void {
-  fs.rmSync(imgState, { recursive: true, force: true });
-  if (fs.existsSync(imgState)) throw new Error(`could not remove ${imgState}`);
+function imgTool(): Tool {
+  const home = userDir('img');
+  const state = path.join(home, 'state');
+  const env = { HOME: `/home/${USER}`, XDG_RUNTIME_DIR: userDir('img/run') };
+  const output = (c: CaseDef) =>
+    IMG_COMPRESSION === 'gzip' ? ['-t', `bench/${c.name}:latest`] : ['-o', `type=image,name=bench/${c.name}:latest,compression=${IMG_COMPRESSION}`];
+  return {
+    name: 'img',
+    build: (c) => asUser([path.join(REPO, 'bin', 'img'), '--state', state, 'build', '-q', ...output(c), c.dir], env),
+    reset: () => {
+      fs.rmSync(state, { recursive: true, force: true });
+      if (fs.existsSync(state)) throw new Error(`could not remove ${state}`);
+    },
+  };
 }
 
-const dockerEnv = { DOCKER_BUILDKIT: '1' };
-function buildkitBuild(c: CaseDef): void {
-  sh('/usr/bin/docker', ['build', '--network=none', '-q', '-t', `bench/${c.name}:latest`, c.dir], { env: dockerEnv });
-}
-function buildkitReset(): void {
-  spawnSync('/usr/bin/docker', ['image', 'rm', '-f', ...listDockerImages()], { stdio: 'ignore' });
-  sh('/usr/bin/docker', ['builder', 'prune', '-af'], { quiet: true });
-}
-function listDockerImages(): string[] {
-  return execFileSync('/usr/bin/docker', ['image', 'ls', '-q']).toString().split('\n').filter(Boolean);
+// Debian's dockerd, rootless under rootlesskit, as its contrib script starts it.
+function buildkitTool(): Tool {
+  const home = userDir('docker');
+  const run = userDir('docker/run');
+  const sock = path.join(run, 'docker.sock');
+  const env = { HOME: home, DOCKER_HOST: `unix://${sock}`, DOCKER_BUILDKIT: '1' };
+  let daemon: ChildProcess | null = null;
+  const docker = (argv: string[], quiet = false) => asUser(['/usr/bin/docker', ...argv], env, { quiet });
+  return {
+    name: 'buildkit',
+    async start() {
+      const e = {
+        PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+        HOME: home,
+        XDG_RUNTIME_DIR: run,
+        DOCKERD_ROOTLESS_ROOTLESSKIT_NET: 'host',
+        DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER: 'none',
+      };
+      const log = fs.openSync(path.join(WORK, 'dockerd.log'), 'w');
+      daemon = spawn(
+        'runuser',
+        ['-u', USER, '--', 'env', '-i', ...Object.entries(e).map(([k, v]) => `${k}=${v}`), '/usr/share/docker.io/contrib/dockerd-rootless.sh',
+          '--data-root', path.join(home, 'data'), '--exec-root', path.join(run, 'docker'), '-H', `unix://${sock}`,
+          '--pidfile', path.join(run, 'docker.pid'), '--iptables=false', '--ip-forward=false', '--bridge=none'],
+        { stdio: ['ignore', log, log], detached: true },
+      );
+      for (let i = 0; i < 300; i++) {
+        if (daemon.exitCode !== null) break;
+        if (fs.existsSync(sock) && spawnSync('runuser', ['-u', USER, '--', 'env', `DOCKER_HOST=unix://${sock}`, '/usr/bin/docker', 'info'], { stdio: 'ignore' }).status === 0) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`rootless dockerd did not start; see ${path.join(WORK, 'dockerd.log')}`);
+    },
+    build: (c) => docker(['build', '--network=none', '-q', '-t', `bench/${c.name}:latest`, c.dir]),
+    reset: () => {
+      const ids = spawnSync('runuser', ['-u', USER, '--', 'env', `DOCKER_HOST=unix://${sock}`, '/usr/bin/docker', 'image', 'ls', '-aq']).stdout.toString().split('\n').filter(Boolean);
+      if (ids.length) docker(['image', 'rm', '-f', ...new Set(ids)], true);
+      docker(['builder', 'prune', '-af']);
+    },
+    async stop() {
+      if (!daemon?.pid) return;
+      try {
+        process.kill(-daemon.pid, 'SIGTERM');
+      } catch {
+        return;
+      }
+      await new Promise((r) => daemon!.once('exit', r));
+    },
+  };
 }
 
-function buildahBuild(c: CaseDef): void {
-  sh('buildah', ['bud', '--layers', '--runtime', 'runc', '--network', 'none', '--tls-verify=false', '-q', '-t', `bench/${c.name}:latest`, c.dir], { quiet: true });
+function buildahTool(): Tool {
+  const home = userDir('buildah');
+  const root = path.join(home, 'storage');
+  const runroot = userDir('buildah/run');
+  const env = { HOME: home, XDG_RUNTIME_DIR: runroot };
+  const buildah = (argv: string[], quiet = false) =>
+    asUser(['buildah', '--root', root, '--runroot', runroot, '--storage-driver', 'overlay', ...argv], env, { quiet });
+  return {
+    name: 'buildah',
+    build: (c) => buildah(['bud', '--layers', '--network', 'none', '--tls-verify=false', '-q', '-t', `bench/${c.name}:latest`, c.dir]),
+    reset: () => {
+      buildah(['rm', '--all'], true);
+      buildah(['rmi', '--all', '--force'], true);
+    },
+  };
 }
-function buildahReset(): void {
-  spawnSync('buildah', ['rm', '--all'], { stdio: 'ignore' });
-  spawnSync('buildah', ['rmi', '--all', '--force'], { stdio: 'ignore' });
-}
-
-const ONLY = opt('tools', 'img,buildkit,buildah').split(',');
-const TOOLS: { name: Tool; build: (c: CaseDef) => void; reset: () => void }[] = [
-  { name: 'img' as Tool, build: imgBuild, reset: imgReset },
-  ...(WITH_BUILDKIT ? [{ name: 'buildkit' as Tool, build: buildkitBuild, reset: buildkitReset }] : []),
-  ...(WITH_BUILDAH ? [{ name: 'buildah' as Tool, build: buildahBuild, reset: buildahReset }] : []),
-].filter((t) => ONLY.includes(t.name));
 
 // ------------------------------------------------------------------ main
 
+type Results = Record<string, Record<Phase, Record<string, number[]>>>;
+
 async function main(): Promise<void> {
-  if (!fs.existsSync(path.join(REPO, 'dist', 'lib', 'cli', 'main.js'))) sh('npx', ['tsc', '-p', path.join(REPO, 'tsconfig.json')]);
-  fs.mkdirSync(imgRuntime, { recursive: true });
-  if (process.getuid?.() === 0) execFileSync('chown', ['-R', IMG_USER, imgHome]);
+  if (!fs.existsSync(path.join(REPO, 'dist', 'img.js'))) throw new Error('run `npm run build` first (the bench times bin/img)');
+  const tools = [
+    ...(ONLY.includes('img') ? [imgTool()] : []),
+    ...(ONLY.includes('buildkit') && fs.existsSync('/usr/share/docker.io/contrib/dockerd-rootless.sh') ? [buildkitTool()] : []),
+    ...(ONLY.includes('buildah') && fs.existsSync('/usr/bin/buildah') ? [buildahTool()] : []),
+  ];
   const reg = await startRegistry();
   try {
+    for (const t of tools) await t.start?.();
     const bases = await pushBases(reg);
     const cases = writeCases(bases);
     execFileSync('chmod', ['-R', 'a+rX', WORK]);
-    const results: Record<string, Record<Phase, Record<string, number[]>>> = {};
+    const results: Results = {};
+    const load: number[] = [];
     for (const c of cases) {
-      results[c.name] = { cold: {}, cached: {}, touched: {} };
-      for (const tool of TOOLS) {
-        const r = results[c.name];
-        r.cold[tool.name] = [];
-        r.cached[tool.name] = [];
-        r.touched[tool.name] = [];
-        for (let i = 0; i < RUNS; i++) {
-          tool.reset();
-          r.cold[tool.name].push(timed(() => tool.build(c)));
+      const r = (results[c.name] = { cold: {}, cached: {}, touched: {} } as Results[string]);
+      for (const p of PHASES) for (const t of tools) r[p][t.name] = [];
+      for (let i = 0; i < RUNS; i++) {
+        load.push(os.loadavg()[0]);
+        for (const t of tools) {
+          t.reset();
+          r.cold[t.name].push(timed(`${c.name} ${t.name} cold`, () => t.build(c)));
         }
-        for (let i = 0; i < RUNS; i++) r.cached[tool.name].push(timed(() => tool.build(c)));
-        for (let i = 0; i < RUNS; i++) {
-          fs.appendFileSync(path.join(c.dir, c.touch), `touched ${Date.now()} ${i}\n`);
-          r.touched[tool.name].push(timed(() => tool.build(c)));
-        }
-        console.error(`${c.name} ${tool.name}: cold ${median(r.cold[tool.name]).toFixed(2)}s cached ${median(r.cached[tool.name]).toFixed(2)}s touched ${median(r.touched[tool.name]).toFixed(2)}s`);
+        for (const t of tools) r.cached[t.name].push(timed(`${c.name} ${t.name} cached`, () => t.build(c)));
+        fs.appendFileSync(path.join(c.dir, c.touch), `touched ${Date.now()} ${i}\n`);
+        for (const t of tools) r.touched[t.name].push(timed(`${c.name} ${t.name} touched`, () => t.build(c)));
+      }
+      for (const t of tools) {
+        const m = (p: Phase) => median(r[p][t.name]).toFixed(2);
+        console.error(`${c.name} ${t.name}: cold ${m('cold')}s cached ${m('cached')}s touched ${m('touched')}s`);
       }
     }
-    report(cases, results);
+    report(cases, tools.map((t) => t.name), results, load);
   } finally {
+    for (const t of tools) await t.stop?.().catch((e) => console.error(`stopping ${t.name}: ${(e as Error).message}`));
     await reg.stop();
   }
 }
 
-function report(cases: CaseDef[], results: Record<string, Record<Phase, Record<string, number[]>>>): void {
+function report(cases: CaseDef[], tools: string[], results: Results, load: number[]): void {
+  const has = (t: string) => tools.includes(t);
+  const cols = ['img', ...(has('buildkit') ? ['BuildKit'] : []), ...(has('buildah') ? ['buildah'] : [])];
+  const ratios = [...(has('buildkit') ? ['img/BuildKit'] : []), ...(has('buildah') ? ['img/buildah'] : [])];
   const lines = [
-    `img vs BuildKit${WITH_BUILDAH ? ' vs buildah' : ''} — medians of ${RUNS} runs, seconds (${os.cpus().length} cores, ${new Date().toISOString()})`,
+    `img vs rootless BuildKit (dockerd 20.10 under rootlesskit) vs rootless buildah — medians of ${RUNS} interleaved runs, seconds`,
+    `(${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, ${new Date().toISOString()}, 1-min load average during the runs ${Math.min(...load).toFixed(1)}–${Math.max(...load).toFixed(1)}; img exports ${IMG_COMPRESSION} layers)`,
     '',
-    `| case | phase | img | BuildKit | ${WITH_BUILDAH ? 'buildah | ' : ''}img/BuildKit |`,
-    `|---|---|---|---|${WITH_BUILDAH ? '---|' : ''}---|`,
+    `| case | phase | ${cols.join(' | ')} | ${ratios.join(' | ')} |`,
+    `|---|---|${cols.map(() => '---|').join('')}${ratios.map(() => '---|').join('')}`,
   ];
   const summary: Record<string, unknown> = {};
   for (const c of cases) {
-    for (const phase of ['cold', 'cached', 'touched'] as Phase[]) {
-      const m = (t: Tool) => (results[c.name][phase][t]?.length ? median(results[c.name][phase][t]) : NaN);
-      const ratio = m('img') / m('buildkit');
-      lines.push(
-        `| ${c.name} | ${phase} | ${m('img').toFixed(2)} | ${m('buildkit').toFixed(2)} | ${WITH_BUILDAH ? `${m('buildah').toFixed(2)} | ` : ''}${ratio.toFixed(2)} |`,
-      );
-      summary[`${c.name}/${phase}`] = { img: m('img'), buildkit: m('buildkit'), buildah: m('buildah'), ratio, runs: results[c.name][phase] };
+    for (const phase of PHASES) {
+      const m = (t: string) => (results[c.name][phase][t]?.length ? median(results[c.name][phase][t]) : NaN);
+      const vals = ['img', 'buildkit', 'buildah'].filter(has).map((t) => m(t).toFixed(2));
+      const rs = ['buildkit', 'buildah'].filter(has).map((t) => (m('img') / m(t)).toFixed(2));
+      lines.push(`| ${c.name} | ${phase} | ${vals.join(' | ')} | ${rs.join(' | ')} |`);
+      summary[`${c.name}/${phase}`] = { ...Object.fromEntries(tools.map((t) => [t, m(t)])), runs: results[c.name][phase] };
     }
   }
   const text = lines.join('\n');
   console.log(text);
+  if (!SAVE) return;
   const outDir = path.join(REPO, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
-  fs.writeFileSync(path.join(outDir, 'side-by-side.json'), JSON.stringify({ date: new Date().toISOString(), runs: RUNS, cases: cases.map((c) => ({ name: c.name, describe: c.describe })), results: summary }, null, 2));
+  fs.writeFileSync(
+    path.join(outDir, 'side-by-side.json'),
+    JSON.stringify({ date: new Date().toISOString(), runs: RUNS, load, imgCompression: IMG_COMPRESSION, cases: cases.map((c) => ({ name: c.name, describe: c.describe })), results: summary }, null, 2),
+  );
   fs.writeFileSync(path.join(outDir, 'side-by-side.md'), text + '\n');
 }
 

@@ -1,16 +1,15 @@
 // The scheduler: computes cache keys for the graph, then materializes the root
 // (or several roots at once: a build for several platforms) lazily — a vertex whose key hits the cache never needs its inputs — running
-// misses as soon as their inputs are done, at most `concurrency` at a time.
+// misses as soon as their inputs are done (at most `concurrency` at a time, when capped).
 // A hit from an imported cache stays remote until a miss builds on it; if its
 // layers cannot be had then, the step runs instead (a warning, not a failure).
 // Vertices with equal keys run once. The first failure aborts everything
 // else (AbortSignal to running executors, waiters rejected) and the solve
 // rejects with a SolveError naming the step and the tail of its output.
 import { setMaxListeners } from 'node:events';
-import * as os from 'node:os';
 import type { BuildGraph, Ref, Vertex } from '../graph/types';
 import type { Progress } from '../progress/events';
-import { AbortError, ImgError, isAbortError, StepError } from '../util/errors';
+import { AbortError, ImgError, isAbortError, StepError, UsageError } from '../util/errors';
 import { cacheKey } from './keys';
 import { Limiter } from '../util/limiter';
 import { warn } from '../util/log';
@@ -55,10 +54,20 @@ export class SolveError extends StepError {
   }
 }
 
+// How many steps may run at once: no cap unless IMG_MAX_PARALLELISM says, as
+// BuildKit (its max-parallelism is unset by default). A step mostly waits — on
+// a RUN's sleep, the network, the disk — and a core-count cap made four 2 s
+// stages take 4 s on two cores. CPU-heavy work caps itself where it runs:
+// compression and decompression on the addon's codec pool (a thread a core),
+// context hashing on this process's one thread.
 export function defaultConcurrency(env: NodeJS.ProcessEnv = process.env): number {
-  const n = Number(env.IMG_MAX_PARALLELISM);
+  const raw = env.IMG_MAX_PARALLELISM;
+  if (raw === undefined || raw === '') return Infinity;
+  const n = Number(raw);
   if (Number.isInteger(n) && n >= 1) return n;
-  return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+  throw new UsageError(`IMG_MAX_PARALLELISM=${raw} is not a positive whole number`, {
+    hint: 'set it to the most steps that may run at once (e.g. IMG_MAX_PARALLELISM=4), or unset it for no cap',
+  });
 }
 
 export async function solve(graph: Pick<BuildGraph, 'vertices' | 'root'>, opts: SolveOptions): Promise<SolveResult> {

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { BuildGraph, ExecVertex, Vertex } from '../../lib/graph/types';
 import { Progress, type ProgressEvent } from '../../lib/progress/events';
-import { solve, solveRoots, SolveError } from '../../lib/solver/scheduler';
+import { defaultConcurrency, solve, solveRoots, SolveError } from '../../lib/solver/scheduler';
+import { UsageError } from '../../lib/util/errors';
 import type { CacheBackend, Executors, VertexResult } from '../../lib/solver/types';
 
 function vid(s: string): string {
@@ -107,6 +108,33 @@ test('the concurrency limit holds: with limit 1 no two steps overlap', async () 
   });
   assert.equal(max, 1);
   assert.equal(trace.runs.size, 4);
+});
+
+// BuildKit caps no steps by default; a core-count cap made four 2 s stages take 4 s on two cores.
+test('steps are not capped by the core count: eight waiting stages all start before any ends', async () => {
+  const trace: Trace = { events: [], runs: new Map() };
+  const stages = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`s${i}`, [] as string[]]));
+  const g = graphOf({ ...stages, final: Object.keys(stages) }, 'final');
+  const prev = process.env.IMG_MAX_PARALLELISM;
+  delete process.env.IMG_MAX_PARALLELISM;
+  try {
+    await solve(g, { executors: fakeExec(trace, (_n, s) => sleep(30, s)) });
+  } finally {
+    if (prev !== undefined) process.env.IMG_MAX_PARALLELISM = prev;
+  }
+  const firstEnd = trace.events.findIndex((e) => e.startsWith('end '));
+  assert.equal(trace.events.slice(0, firstEnd).filter((e) => e.startsWith('start s')).length, 8, trace.events.join(', '));
+});
+
+test('IMG_MAX_PARALLELISM caps steps; a value that is not a positive whole number is a usage error naming it', () => {
+  assert.equal(defaultConcurrency({}), Infinity);
+  assert.equal(defaultConcurrency({ IMG_MAX_PARALLELISM: '3' }), 3);
+  for (const bad of ['0', '-2', '1.5', 'four']) {
+    assert.throws(
+      () => defaultConcurrency({ IMG_MAX_PARALLELISM: bad }),
+      (e: unknown) => e instanceof UsageError && e.message.includes(`IMG_MAX_PARALLELISM=${bad}`),
+    );
+  }
 });
 
 test('a vertex needed by two branches runs once', async () => {
