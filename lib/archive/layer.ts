@@ -3,6 +3,9 @@
 // Nothing is buffered beyond the stream high-water marks (and, for gzip, a few chunks in flight).
 // gzip goes through ParallelGzip (pgzip.ts): deflated in 1 MiB chunks on the addon's codec pool,
 // one deterministic gzip member; zstd through libzstd (compression.ts).
+// An empty diff (the tar of no entries: 1024 zero bytes) gzips to the fixed
+// 32-byte blob BuildKit and containerd use, so such layers (WORKDIR of an
+// existing directory) get BuildKit's digest and cost no compression.
 import { createHash } from 'node:crypto';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -10,6 +13,11 @@ import type { Digest, LayerBlob } from '../images/types';
 import { compressStream, mediaTypeFor, type CodecChoice, type Compression } from './compression';
 
 export type { LayerBlob };
+
+// Go's gzip of the empty tar with a zero mtime: BuildKit's emptyGZLayer,
+// sha256:4f4fb700ef54461cfa02571ae0db9a0dc1e0cdb5577484a6d75e68dc38e8acc1.
+export const EMPTY_TAR_GZIP = Buffer.from('1f8b08000000000000ff621805a360148c5800080000ffff2eafb5ef00040000', 'hex');
+const EMPTY_TAR_SIZE = 1024;
 
 function tap(onChunk: (b: Buffer) => void): Transform {
   return new Transform({
@@ -39,6 +47,22 @@ export async function createLayerBlob(
     const d: Digest = `sha256:${diff.digest('hex')}`;
     return { diffId: d, digest: d, size: uncompressedSize, uncompressedSize, mediaType: mediaTypeFor('none') };
   }
+  let input: Readable = src;
+  if (compression === 'gzip') {
+    const head = await peekEmptyTar(src);
+    if (head === 'empty') {
+      await pipeline(Readable.from([EMPTY_TAR_GZIP]), sink);
+      const empty = Buffer.alloc(EMPTY_TAR_SIZE);
+      return {
+        diffId: `sha256:${createHash('sha256').update(empty).digest('hex')}`,
+        digest: `sha256:${createHash('sha256').update(EMPTY_TAR_GZIP).digest('hex')}`,
+        size: EMPTY_TAR_GZIP.length,
+        uncompressedSize: EMPTY_TAR_SIZE,
+        mediaType: mediaTypeFor('gzip'),
+      };
+    }
+    input = head;
+  }
   const blob = createHash('sha256');
   let size = 0;
   const tapC = tap((b) => {
@@ -46,7 +70,7 @@ export async function createLayerBlob(
     size += b.length;
   });
   const compress = compressStream(compression, opts.level, opts.codecs);
-  await pipeline(src, tapU, compress, tapC, sink);
+  await pipeline(input, tapU, compress, tapC, sink);
   return {
     diffId: `sha256:${diff.digest('hex')}`,
     digest: `sha256:${blob.digest('hex')}`,
@@ -54,4 +78,38 @@ export async function createLayerBlob(
     uncompressedSize,
     mediaType: mediaTypeFor(compression),
   };
+}
+
+// Reads just enough of a tar to tell the empty one (only its 1024-byte end
+// marker) from any other: the first header of a tar with entries is not zeros.
+// Returns 'empty', or a stream of the whole tar again.
+async function peekEmptyTar(src: Readable): Promise<'empty' | Readable> {
+  const it = src[Symbol.asyncIterator]();
+  const head: Buffer[] = [];
+  let n = 0;
+  let ended = false;
+  while (n <= EMPTY_TAR_SIZE) {
+    const r = await it.next();
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    const b = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+    head.push(b);
+    if (b.subarray(0, Math.max(0, EMPTY_TAR_SIZE - n)).some((x) => x !== 0)) break; // an entry's header
+    n += b.length;
+  }
+  if (ended && n === EMPTY_TAR_SIZE) return 'empty';
+  return Readable.from(
+    (async function* () {
+      try {
+        yield* head;
+        if (ended) return;
+        for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+      } finally {
+        await it.return?.(); // a consumer that stops early closes the tar too
+      }
+    })(),
+    { objectMode: false },
+  );
 }

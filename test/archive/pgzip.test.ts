@@ -13,7 +13,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { codecAddon } from '../../lib/archive/codecs';
-import { createLayerBlob } from '../../lib/archive/layer';
+import { createLayerBlob, EMPTY_TAR_GZIP } from '../../lib/archive/layer';
 import { compareDirs, writeLayer } from '../../lib/archive/diff';
 import { ParallelGzip, type DeflateChunk, type PGzipOptions } from '../../lib/archive/pgzip';
 import { tmp, rmrf, describeTree } from './helpers';
@@ -163,6 +163,33 @@ test('createLayerBlob: a multi-chunk gzip layer is read by GNU tar, umoci and sk
     const files = fs.readdirSync(dir).filter((f) => /^[0-9a-f]{64}$/.test(f));
     const hashes = files.map((f) => sha(fs.readFileSync(path.join(dir, f))));
     assert.ok(hashes.includes(r.diffId.slice(7)), `skopeo's decompressed layer ${hashes} vs ${r.diffId}`);
+  } finally {
+    rmrf(base);
+  }
+});
+
+// BuildKit's emptyGZLayer: every image whose step changed nothing shares this blob.
+test('createLayerBlob: an empty diff is the 32-byte blob BuildKit writes (sha256:4f4fb700…); a one-entry tar is compressed as usual', async () => {
+  const base = tmp();
+  try {
+    const src = path.join(base, 'src');
+    fs.mkdirSync(src);
+    const blob = path.join(base, 'empty.tgz');
+    const r = await createLayerBlob(writeLayer(compareDirs(src, src), src), 'gzip', fs.createWriteStream(blob));
+    const gz = fs.readFileSync(blob);
+    assert.equal(r.digest, 'sha256:4f4fb700ef54461cfa02571ae0db9a0dc1e0cdb5577484a6d75e68dc38e8acc1');
+    assert.equal(r.diffId, 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef');
+    assert.deepEqual([r.size, r.uncompressedSize, gz.length], [32, 1024, 32]);
+    assert.ok(gz.equals(EMPTY_TAR_GZIP));
+    assert.ok(execFileSync('gzip', ['-dc', blob]).equals(Buffer.alloc(1024)), 'GNU gzip reads it as the empty tar');
+
+    fs.writeFileSync(path.join(src, 'a'), '');
+    const one = path.join(base, 'one.tgz');
+    const r1 = await createLayerBlob(writeLayer(compareDirs(null, src), src), 'gzip', fs.createWriteStream(one));
+    const tar = execFileSync('gzip', ['-dc', one]);
+    assert.equal(r1.diffId, `sha256:${sha(tar)}`);
+    assert.notEqual(r1.digest, r.digest);
+    assert.match(execFileSync('tar', ['-tf', '-'], { input: tar, encoding: 'utf8' }), /^a$/m);
   } finally {
     rmrf(base);
   }

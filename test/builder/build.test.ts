@@ -109,6 +109,11 @@ WORKDIR /
   assert.equal(manifest.layers.length, 4);
   assert.equal(diffIds.length, 4);
   assert.equal(diffIds[2], EMPTY_LAYER_DIFF_ID, 'WORKDIR of an existing directory: the empty layer');
+  assert.deepEqual(
+    [manifest.layers[2].digest, manifest.layers[2].size],
+    ['sha256:4f4fb700ef54461cfa02571ae0db9a0dc1e0cdb5577484a6d75e68dc38e8acc1', 32],
+    "the empty layer is BuildKit's blob, byte for byte",
+  );
   assert.notEqual(diffIds[3], EMPTY_LAYER_DIFF_ID, 'WORKDIR of a new directory: a layer holding it');
 
   const tarFile = path.join(e.root, 'rootfs.tar');
