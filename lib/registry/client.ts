@@ -9,7 +9,7 @@ import { MediaType, type Descriptor, type Digest } from '../images/types';
 import { authorizerFor, type Authorizer } from './auth';
 import { connectionError, responseError, statusError, type ErrorContext } from './errors';
 import { resolveHost, type RegistryHost } from './hosts';
-import { backoffMs, header, isRetryableError, isTlsMismatch, MAX_ATTEMPTS, send, sleep, type Body, type Response, type SendOptions } from './transport';
+import { attemptsFor, backoffMs, failureReason, header, isRetryableError, isTlsMismatch, MAX_ATTEMPTS, send, sleep, type Body, type Response, type SendOptions } from './transport';
 
 export const MANIFEST_ACCEPT = [MediaType.OciIndex, MediaType.OciManifest, MediaType.DockerManifestList, MediaType.DockerManifest].join(', ');
 
@@ -27,6 +27,14 @@ export interface ClientOptions {
   plainHttp?: boolean;
   // Use this authorizer (login verifies explicit credentials) instead of the shared one.
   authorizer?: Authorizer;
+  // Told when an exchange is retried (progress shows it: a stall must not look like a hang).
+  onRetry?: (ev: RetryEvent) => void;
+}
+
+export interface RetryEvent {
+  ctx: ErrorContext;
+  attempt: number; // the attempt about to start: 2, 3, …
+  reason: string;
 }
 
 export type PushBlobResult = 'exists' | 'mounted' | 'uploaded';
@@ -38,12 +46,14 @@ export class RegistryClient {
   readonly host: RegistryHost;
   private readonly auth: Authorizer;
   private scheme: 'http' | 'https';
+  onRetry?: (ev: RetryEvent) => void;
 
   constructor(domain: string, opts: ClientOptions = {}) {
     this.host = resolveHost(domain, { insecure: opts.insecure });
     if (opts.plainHttp !== undefined) this.host = { ...this.host, plainHttp: opts.plainHttp };
     this.auth = opts.authorizer ?? authorizerFor(this.host);
     this.scheme = this.host.plainHttp ? 'http' : 'https';
+    this.onRetry = opts.onRetry;
   }
 
   get baseUrl(): string {
@@ -56,8 +66,9 @@ export class RegistryClient {
   async exchange(ctx: ErrorContext, scopes: string[], opts: Omit<SendOptions, 'url' | 'verifyTls'> & { path: string /* or an absolute URL (upload locations) */ }): Promise<Response> {
     for (;;) {
       const url = new URL(opts.path, this.baseUrl).toString();
+      const onRetry = this.onRetry && ((attempt: number, reason: string) => this.onRetry!({ ctx, attempt, reason }));
       try {
-        return await this.authorized(scopes, { ...opts, url, verifyTls: !this.host.insecure });
+        return await this.authorized(scopes, { ...opts, url, verifyTls: !this.host.insecure, onRetry });
       } catch (err) {
         if (err instanceof ImgError) throw err;
         const mismatch = isTlsMismatch(err);
@@ -66,7 +77,7 @@ export class RegistryClient {
           this.scheme = 'http';
           continue;
         }
-        throw connectionError(ctx, url, err, mismatch);
+        throw connectionError(ctx, url, err, mismatch, attemptsFor(opts));
       }
     }
   }
@@ -148,7 +159,7 @@ export class RegistryClient {
   // GET a blob, from byte `from` on (206) when resuming. The caller must consume the
   // stream and verify it (the content store's ingest does).
   async getBlob(repo: string, digest: Digest, from = 0): Promise<Response> {
-    const ctx = { registry: this.host.name, repository: repo, what: `blob ${digest}` };
+    const ctx = { registry: this.host.name, repository: repo, what: `blob ${digest}`, digest };
     const res = await this.exchange(ctx, [pullScope(repo)], {
       method: 'GET',
       path: `/v2/${repo}/blobs/${digest}`,
@@ -159,7 +170,7 @@ export class RegistryClient {
   }
 
   async blobExists(repo: string, digest: Digest, scopes = [pullScope(repo)]): Promise<boolean> {
-    const ctx = { registry: this.host.name, repository: repo, what: `blob ${digest}` };
+    const ctx = { registry: this.host.name, repository: repo, what: `blob ${digest}`, digest };
     const res = await this.exchange(ctx, scopes, { method: 'HEAD', path: `/v2/${repo}/blobs/${digest}` });
     await res.body.dump().catch(() => undefined);
     if (res.status === 200) return true;
@@ -170,7 +181,7 @@ export class RegistryClient {
   // Put a blob in `repo`: skip it when present, mount it from a sibling repository of
   // the same registry when one is known to have it, otherwise upload it.
   async pushBlob(repo: string, desc: Descriptor, open: BlobOpener, opts: { mountFrom?: string[] } = {}): Promise<PushBlobResult> {
-    const ctx = { registry: this.host.name, repository: repo, what: `blob ${desc.digest}` };
+    const ctx = { registry: this.host.name, repository: repo, what: `blob ${desc.digest}`, digest: desc.digest };
     const scopes = [pushScope(repo)];
     if (await this.blobExists(repo, desc.digest, scopes)) return 'exists';
     let location: string | undefined;
@@ -204,10 +215,11 @@ export class RegistryClient {
         if (!transient || attempt === MAX_ATTEMPTS - 1) break;
         debug(`upload of ${desc.digest} to ${repo} failed (${(err as Error).message}); retrying`);
         await sleep(backoffMs(attempt));
+        this.onRetry?.({ ctx, attempt: attempt + 2, reason: failureReason(err) });
       }
     }
     if (lastError instanceof ImgError) throw lastError;
-    throw connectionError(ctx, this.baseUrl, lastError, isTlsMismatch(lastError));
+    throw connectionError(ctx, this.baseUrl, lastError, isTlsMismatch(lastError), MAX_ATTEMPTS);
   }
 
   private async startUpload(repo: string, ctx: ErrorContext): Promise<string> {

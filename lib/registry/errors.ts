@@ -2,13 +2,15 @@
 // repository and status, with a hint.
 import { AuthError, NotFoundError, RegistryError, TimeoutError } from '../util/errors';
 import { escapeControls } from '../util/escape';
-import type { Response } from './transport';
+import { describeStall, stallHint, stallOf, type Response } from './transport';
 
 export interface ErrorContext {
   registry: string;
   repository?: string;
   // What we were doing: "manifest latest", "blob sha256:…", "upload".
   what?: string;
+  // The blob, when it is one (progress rows are keyed by it).
+  digest?: string;
 }
 
 function where(ctx: ErrorContext): string {
@@ -60,7 +62,15 @@ export async function responseError(ctx: ErrorContext, res: Response): Promise<R
 const TLS_VERIFY_CODE = /^(ERR_TLS_CERT_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|HOSTNAME_MISMATCH$)/;
 const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
-export function connectionError(ctx: ErrorContext, url: string, err: unknown, tlsMismatch: boolean): RegistryError {
+// A failed exchange (after `attempts` tries). A stall names what was asked for and
+// the limit that ran out, with the setting that raises it.
+export function connectionError(ctx: ErrorContext, url: string, err: unknown, tlsMismatch: boolean, attempts = 1): RegistryError {
+  const stall = stallOf(err);
+  if (stall) {
+    const subject = ctx.what ? `${ctx.what} from ${where(ctx)}` : where(ctx);
+    const tries = attempts > 1 ? ` (${attempts} attempts)` : '';
+    return new TimeoutError(`${subject}: ${describeStall(stall)}${tries}, at ${url}`, { hint: stallHint(stall), cause: err });
+  }
   const e = err as Error & { code?: string; cause?: Error & { code?: string } };
   const reason = e.cause?.message ?? e.message ?? String(err);
   const code = e.cause?.code ?? e.code;

@@ -16,7 +16,7 @@ interface Row {
 const shortId = (d: Digest): string => d.slice(7, 19);
 
 export class LayerProgress {
-  private readonly rows = new Map<Digest, Row>();
+  private readonly rows = new Map<string, Row>(); // by digest, or by what a retried request was
   private drawn = 0;
   private timer?: NodeJS.Timeout;
   private readonly tty: boolean;
@@ -29,7 +29,7 @@ export class LayerProgress {
 
   pullEvent(ev: PullEvent): void {
     if (ev.type === 'blob' && ev.config) this.hidden.add(ev.digest);
-    if ('digest' in ev && this.hidden.has(ev.digest)) return; // docker shows layers only
+    if ('digest' in ev && ev.digest && this.hidden.has(ev.digest)) return; // docker shows layers only
     switch (ev.type) {
       case 'blob':
         this.set(ev.digest, ev.state === 'exists' ? 'Already exists' : 'Waiting', 0, ev.size, ev.state === 'exists');
@@ -37,9 +37,13 @@ export class LayerProgress {
       case 'progress':
         this.set(ev.digest, 'Downloading', ev.current, ev.size, false);
         break;
-      case 'retry':
-        this.set(ev.digest, `Retrying (attempt ${ev.attempt + 1}): ${escapeControls(ev.reason, { oneLine: true })}`, 0, this.rows.get(ev.digest)?.size ?? 0, true);
+      case 'retry': {
+        // Not a blob's (a manifest, a token): a row of its own, named by what it was.
+        const key = ev.digest ?? ev.what;
+        const status = `Retrying (attempt ${ev.attempt}): ${escapeControls(ev.reason, { oneLine: true })}`;
+        this.set(key, status, 0, this.rows.get(key)?.size ?? 0, true, ev.digest ? undefined : ev.what);
         break;
+      }
       case 'done':
         this.set(ev.digest, `Pull complete`, ev.size, ev.size, true);
         break;
@@ -56,11 +60,11 @@ export class LayerProgress {
     }
   }
 
-  private set(digest: Digest, status: string, current: number, size: number, final: boolean): void {
+  private set(key: string, status: string, current: number, size: number, final: boolean, label?: string): void {
     if (this.finished) return;
-    const row = this.rows.get(digest) ?? { id: shortId(digest), status, current, size };
+    const row = this.rows.get(key) ?? { id: label ?? shortId(key as Digest), status, current, size };
     Object.assign(row, { status, current, size });
-    this.rows.set(digest, row);
+    this.rows.set(key, row);
     if (!this.tty) {
       if (final) this.out.write(`${row.id}: ${status}${status.startsWith('Pull complete') || status === 'Pushed' ? ` (${bytesSize(size)})` : ''}\n`);
       return;

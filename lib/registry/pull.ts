@@ -19,11 +19,11 @@ import {
   type Manifest,
   type Platform,
 } from '../images/types';
-import { ContentError, findError, isErrno, NotFoundError, RegistryError, UnsupportedError } from '../util/errors';
+import { ContentError, findError, isErrno, NotFoundError, RegistryError, TimeoutError, UnsupportedError } from '../util/errors';
 import { debug, warn } from '../util/log';
-import { RegistryClient } from './client';
+import { RegistryClient, type RetryEvent } from './client';
 import { recordSources } from './sources';
-import { backoffMs, isRetryableError, MAX_ATTEMPTS, sleep } from './transport';
+import { backoffMs, failureReason, isRetryableError, MAX_ATTEMPTS, sleep, stallHint, stallOf } from './transport';
 
 export const DEFAULT_PULL_CONCURRENCY = 4;
 
@@ -33,7 +33,8 @@ export type PullEvent =
   | { type: 'blob'; digest: Digest; size: number; state: 'waiting' | 'exists'; config?: boolean }
   | { type: 'progress'; digest: Digest; current: number; size: number }
   | { type: 'done'; digest: Digest; size: number }
-  | { type: 'retry'; digest: Digest; attempt: number; reason: string };
+  // An attempt failed and another starts (`attempt`: 2, 3, …); `digest` when it is a blob's.
+  | { type: 'retry'; digest?: Digest; what: string; attempt: number; reason: string };
 
 export interface PullOptions {
   stateDir: string;
@@ -93,9 +94,9 @@ export async function pullImage(input: string, opts: PullOptions): Promise<PullR
   const { ref, name } = pullName(parseReference(input));
   const store = new ContentStore(opts.stateDir);
   const images = new ImageStore(opts.stateDir);
-  const client = new RegistryClient(ref.domain, { insecure: opts.insecure });
-  const want = opts.platform ?? hostPlatform();
   const emit = opts.onEvent ?? (() => undefined);
+  const client = new RegistryClient(ref.domain, { insecure: opts.insecure, onRetry: retryEvents(emit) });
+  const want = opts.platform ?? hostPlatform();
 
   // 1. What does the reference point at now? By digest: known. By tag, for a name we
   //    already have: a HEAD (cheap, and how the fast path notices a moved tag); for a new
@@ -167,7 +168,7 @@ export async function pullImage(input: string, opts: PullOptions): Promise<PullR
 export async function pullLayers(res: PullResult, opts: PullOptions): Promise<number> {
   if (res.complete) return 0;
   const store = new ContentStore(opts.stateDir);
-  const client = new RegistryClient(res.reference.domain, { insecure: opts.insecure });
+  const client = new RegistryClient(res.reference.domain, { insecure: opts.insecure, onRetry: retryEvents(opts.onEvent ?? (() => undefined)) });
   const doc = await store.readJson<Manifest>(res.manifest.digest);
   let downloaded = 0;
   await withStoreLock(opts.stateDir, 'shared', async () => {
@@ -177,6 +178,12 @@ export async function pullLayers(res: PullResult, opts: PullOptions): Promise<nu
   await recordSources(opts.stateDir, client.host.name, res.reference.path, [res.target.digest, res.manifest.digest, doc.config.digest, ...doc.layers.map((l) => l.digest)]);
   res.complete = true;
   return downloaded;
+}
+
+// The client's retries as pull events (progress shows them: a stalled registry must not look like a hang).
+function retryEvents(emit: (ev: PullEvent) => void): (ev: RetryEvent) => void {
+  return ({ ctx, attempt, reason }) =>
+    emit({ type: 'retry', digest: ctx.digest as Digest | undefined, what: `${ctx.what ?? 'request'} from ${ctx.registry}${ctx.repository ? `/${ctx.repository}` : ''}`, attempt, reason });
 }
 
 // A descriptor for a digest already in the store (pull by digest needs no network then).
@@ -381,16 +388,20 @@ async function fetchBlob(client: RegistryClient, repo: string, store: ContentSto
         ingest = store.ingest(expected);
         received = 0;
       }
-      const reason = (err as Error).message ?? String(err);
+      const reason = failureReason(err);
       debug(`blob ${desc.digest} from ${client.host.name}/${repo}, attempt ${attempt + 1}: ${reason}${received ? ` (resuming at byte ${received})` : ''}`);
-      emit({ type: 'retry', digest: desc.digest, attempt: attempt + 1, reason });
+      if (attempt < MAX_ATTEMPTS - 1) emit({ type: 'retry', digest: desc.digest, what: `blob ${desc.digest} from ${client.host.name}/${repo}`, attempt: attempt + 2, reason });
     }
   }
   await ingest.abort();
-  const reason = (last as Error)?.message ?? String(last);
-  // Corrupt every time (digest or size mismatch) is a content error; cut off every time, a registry one.
+  const reason = failureReason(last);
+  const message = `blob ${desc.digest} from ${client.host.name}/${repo} failed after ${MAX_ATTEMPTS} attempts: ${reason}`;
+  // Stalled every time: a timeout; corrupt every time (digest or size mismatch): a
+  // content error; cut off every time: a registry one.
+  const stall = stallOf(last);
+  if (stall) throw new TimeoutError(message, { hint: `${stallHint(stall)}; nothing was stored`, cause: last });
   const Failure = findError(last, ContentError) ? ContentError : RegistryError;
-  throw new Failure(`blob ${desc.digest} from ${client.host.name}/${repo} failed after ${MAX_ATTEMPTS} attempts: ${reason}`, {
+  throw new Failure(message, {
     hint: 'the registry (or a proxy in between) keeps sending truncated or corrupt data; nothing was stored — check the registry and retry',
     cause: last,
   });

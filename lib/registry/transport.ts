@@ -1,11 +1,13 @@
-// HTTP for the registry client: one undici Agent per process, bounded retries with
-// backoff, manual redirects (auth must not leak to a blob store on another origin),
-// and plain-HTTP fallback for --insecure-registry.
+// HTTP for the registry client: one undici Agent per process, timeouts for every
+// phase of an exchange, bounded retries with backoff, manual redirects (auth must not
+// leak to a blob store on another origin), and plain-HTTP fallback for --insecure-registry.
 import * as fs from 'node:fs';
 import * as tls from 'node:tls';
 import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
+import { UsageError } from '../util/errors';
 import { debug, isDebug } from '../util/log';
+import { formatDuration, parseDuration } from '../util/units';
 import { VERSION } from '../util/version';
 
 export const USER_AGENT = `img/${VERSION}`;
@@ -39,20 +41,86 @@ function undici(): typeof import('undici') {
   return (undiciModule ??= require('undici') as typeof import('undici'));
 }
 
+// How long an exchange may make no progress before the attempt fails (and is retried):
+// connecting, waiting for the response's headers, and between two pieces of a body
+// (a slow download that keeps moving never times out). 0 waits forever.
+export interface RegistryTimeouts {
+  connectMs: number;
+  headersMs: number;
+  bodyMs: number;
+}
+
+export type StallKind = keyof RegistryTimeouts;
+
+const DEFAULT_TIMEOUTS: RegistryTimeouts = { connectMs: 30_000, headersMs: 60_000, bodyMs: 60_000 };
+
+// The settings (environment variables, so every command and the library honour them);
+// IMG_REGISTRY_TIMEOUT sets all three, the others one each.
+export const TIMEOUT_SETTINGS: Record<StallKind, string> = {
+  connectMs: 'IMG_REGISTRY_CONNECT_TIMEOUT',
+  headersMs: 'IMG_REGISTRY_HEADERS_TIMEOUT',
+  bodyMs: 'IMG_REGISTRY_BODY_TIMEOUT',
+};
+
+function durationSetting(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  const ms = parseDuration(v);
+  if (ms === null) throw new UsageError(`${name}=${v} is not a duration`, { hint: `set it like 30s, 2m or 500ms (0: no limit)` });
+  return ms;
+}
+
+export function registryTimeouts(env: NodeJS.ProcessEnv = process.env): RegistryTimeouts {
+  const all = durationSetting(env, 'IMG_REGISTRY_TIMEOUT');
+  const out = { ...DEFAULT_TIMEOUTS };
+  for (const k of Object.keys(TIMEOUT_SETTINGS) as StallKind[]) out[k] = durationSetting(env, TIMEOUT_SETTINGS[k]) ?? all ?? DEFAULT_TIMEOUTS[k];
+  return out;
+}
+
+// undici's codes for the three stalls.
+const STALL_CODES: Record<string, StallKind> = {
+  UND_ERR_CONNECT_TIMEOUT: 'connectMs',
+  UND_ERR_HEADERS_TIMEOUT: 'headersMs',
+  UND_ERR_BODY_TIMEOUT: 'bodyMs',
+};
+
+// Which timeout `err` (or an error it wraps) is, if any.
+export function stallOf(err: unknown, depth = 0): StallKind | undefined {
+  const e = err as { code?: string; cause?: unknown } | undefined;
+  if (!e || depth > 4) return undefined;
+  if (e.code && STALL_CODES[e.code]) return STALL_CODES[e.code];
+  return e.cause !== err ? stallOf(e.cause, depth + 1) : undefined;
+}
+
+// A stall in words, with the limit that ran out: "no data for 60s".
+export function describeStall(kind: StallKind, timeouts = registryTimeouts()): string {
+  const t = formatDuration(timeouts[kind]);
+  return kind === 'connectMs' ? `no connection within ${t}` : kind === 'headersMs' ? `no answer within ${t}` : `no data for ${t}`;
+}
+
+export function stallHint(kind: StallKind, timeouts = registryTimeouts()): string {
+  return `the registry (or a proxy in between) stopped answering; retry later, or allow more time with ${TIMEOUT_SETTINGS[kind]}=${formatDuration(Math.max(timeouts[kind] * 4, 1000))} (IMG_REGISTRY_TIMEOUT sets all three limits)`;
+}
+
 let secureAgent: Agent | undefined;
 let insecureAgent: Agent | undefined;
 
 // Connections are kept alive and several run in parallel per origin (one per blob).
+// Header and body limits go with each request (send below), the connect limit here.
 function agentOptions(): Agent.Options {
-  return { connections: 16, keepAliveTimeout: 30_000, headersTimeout: 120_000, bodyTimeout: 300_000 };
+  return { connections: 16, keepAliveTimeout: 30_000 };
+}
+
+function connectTimeout(): number {
+  return registryTimeouts().connectMs;
 }
 
 export function getAgent(verifyTls = true): Agent {
   if (verifyTls) {
-    secureAgent ??= new (undici().Agent)({ ...agentOptions(), connect: { ca: trustedCAs() } });
+    secureAgent ??= new (undici().Agent)({ ...agentOptions(), connect: { ca: trustedCAs(), timeout: connectTimeout() } });
     return secureAgent;
   }
-  insecureAgent ??= new (undici().Agent)({ ...agentOptions(), connect: { rejectUnauthorized: false } });
+  insecureAgent ??= new (undici().Agent)({ ...agentOptions(), connect: { rejectUnauthorized: false, timeout: connectTimeout() } });
   return insecureAgent;
 }
 
@@ -75,6 +143,8 @@ export interface SendOptions {
   retry?: boolean;
   verifyTls?: boolean;
   signal?: AbortSignal;
+  // Told before each retry: the attempt about to start (2, 3, …) and why the last failed.
+  onRetry?: (attempt: number, reason: string) => void;
 }
 
 export interface Response {
@@ -138,28 +208,40 @@ async function drain(body: Response['body']): Promise<void> {
   }
 }
 
+// Whether send() retries this exchange (and how often it tries at most).
+export function attemptsFor(opts: Pick<SendOptions, 'method' | 'retry'>): number {
+  return (opts.retry ?? (opts.method === 'GET' || opts.method === 'HEAD')) ? MAX_ATTEMPTS : 1;
+}
+
+// Why an attempt failed, for progress lines: a stall in words, else the error's message.
+export function failureReason(err: unknown): string {
+  const stall = stallOf(err);
+  return stall ? describeStall(stall) : String((err as Error)?.message ?? err);
+}
+
 // One HTTP exchange with redirects followed and transient failures retried.
 // The caller owns the returned body and must consume or dump it.
 export async function send(opts: SendOptions): Promise<Response> {
-  const retry = opts.retry ?? (opts.method === 'GET' || opts.method === 'HEAD');
+  const attempts = attemptsFor(opts);
   let lastError: unknown;
-  for (let attempt = 0; attempt < (retry ? MAX_ATTEMPTS : 1); attempt++) {
-    if (attempt > 0) debug(`retrying ${opts.method} ${opts.url} (attempt ${attempt + 1})`);
+  for (let attempt = 0; attempt < attempts; attempt++) {
     try {
       const res = await sendFollowing(opts);
-      if (retry && (res.status >= 500 || res.status === 429) && attempt < MAX_ATTEMPTS - 1) {
+      if ((res.status >= 500 || res.status === 429) && attempt < attempts - 1) {
         const wait = backoffMs(attempt, header(res, 'retry-after'));
         debug(`${opts.method} ${opts.url}: HTTP ${res.status}, waiting ${Math.round(wait)} ms`);
         await drain(res.body);
         await sleep(wait);
+        opts.onRetry?.(attempt + 2, `HTTP ${res.status}`);
         continue;
       }
       return res;
     } catch (err) {
       lastError = err;
-      if (!retry || !isRetryableError(err)) throw err;
+      if (attempt === attempts - 1 || !isRetryableError(err)) throw err;
       debug(`${opts.method} ${opts.url}: ${String((err as Error).message ?? err)}`);
       await sleep(backoffMs(attempt));
+      opts.onRetry?.(attempt + 2, failureReason(err));
     }
   }
   throw lastError;
@@ -168,8 +250,11 @@ export async function send(opts: SendOptions): Promise<Response> {
 async function sendFollowing(opts: SendOptions): Promise<Response> {
   let url = opts.url;
   const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...opts.headers };
+  const { headersMs, bodyMs } = registryTimeouts();
   for (let hop = 0; hop < 6; hop++) {
     const res = await undici().request(url, {
+      headersTimeout: headersMs,
+      bodyTimeout: bodyMs,
       method: opts.method,
       headers,
       body: opts.body ? opts.body() : null,

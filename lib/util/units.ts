@@ -60,6 +60,33 @@ export function parseBytes(input: string): number | null {
   return Math.round(Number(m[1]) * mult);
 }
 
+// Go's time.ParseDuration for the forms settings use: "30s", "1m30s", "500ms", "1.5h";
+// a bare number is seconds. null for anything else (or a negative duration).
+export function parseDuration(input: string): number | null {
+  const s = input.trim();
+  if (/^\d+(\.\d+)?$/.test(s)) return Number(s) * 1000;
+  const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let total = 0;
+  let rest = s;
+  while (rest) {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)/.exec(rest);
+    if (!m) return null;
+    total += Number(m[1]) * unit[m[2]];
+    rest = rest.slice(m[0].length);
+  }
+  return s ? total : null;
+}
+
+// The other way, short: 500 → "500ms", 2000 → "2s", 90000 → "1m30s".
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  const secs = Math.round(ms / 100) / 10;
+  if (secs < 60) return `${secs}s`;
+  const m = Math.floor(secs / 60);
+  const rest = Math.round(secs - m * 60);
+  return rest ? `${m}m${rest}s` : `${m}m`;
+}
+
 export interface TabwriterOptions {
   minwidth?: number;
   tabwidth?: number;

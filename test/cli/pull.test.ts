@@ -105,6 +105,41 @@ describe('img pull', () => {
     assert.doesNotMatch(ls.stdout, /busybox/);
   });
 
+  it('a stalled registry: each stall shows as a retry, then a TimeoutError naming registry, repository and blob; nothing stored', async () => {
+    const env = { IMG_REGISTRY_TIMEOUT: '500ms' }; // short limits keep the test fast
+    const layer = img.layers[0].digest;
+    const row = layer.slice(7, 19);
+    try {
+      // Held before the headers once: one retry, then the pull completes.
+      proxy.setFault(layer, 'stall-headers', 1);
+      const once = await runImg(['--state', freshState(), 'pull', `${proxy.host}/library/busybox`], { env });
+      assert.equal(once.code, 0, once.stderr);
+      assert.ok(once.stdout.includes(`${row}: Retrying (attempt 2): no answer within 500ms\n`), once.stdout);
+      assert.match(once.stdout, new RegExp(`${row}: Pull complete`));
+
+      // The body stops halfway on every attempt (resumed ones too): five attempts, then the error.
+      const state = freshState();
+      proxy.setFault(layer, 'stall-body', Infinity);
+      const body = await runImg(['--state', state, '--debug', 'pull', `${proxy.host}/library/busybox`], { env });
+      assert.equal(body.code, 1, body.stderr);
+      for (const n of [2, 3, 4, 5]) assert.ok(body.stdout.includes(`${row}: Retrying (attempt ${n}): no data for 500ms\n`), body.stdout);
+      assert.ok(
+        body.stderr.includes(
+          `\nError: blob ${layer} from ${proxy.host}/library/busybox failed after 5 attempts: no data for 500ms — the registry (or a proxy in between) stopped answering; retry later, or allow more time with IMG_REGISTRY_BODY_TIMEOUT=2s (IMG_REGISTRY_TIMEOUT sets all three limits); nothing was stored\ncode: IMG_ERR_TIMEOUT\n`,
+        ),
+        body.stderr,
+      );
+      assert.match(body.stderr, /resuming at byte \d+/, 'each attempt resumed where the last stopped');
+      assert.ok(!fs.existsSync(path.join(blobsDir(state), layer.slice(7))));
+      assert.deepEqual(fs.readdirSync(path.join(state, 'ingest')), [], 'no partial download left');
+      assert.doesNotMatch((await runImg(['--state', state, 'ls'])).stdout, /busybox/);
+    } finally {
+      proxy.setFault(undefined);
+    }
+    const bad = await runImg(['--state', freshState(), 'pull', `${proxy.host}/library/busybox`], { env: { IMG_REGISTRY_TIMEOUT: 'soon' } });
+    assert.match(bad.stderr, /^Error: IMG_REGISTRY_TIMEOUT=soon is not a duration — set it like 30s, 2m or 500ms \(0: no limit\)$/m);
+  });
+
   it('two concurrent pulls into one state dir both succeed and leave a consistent store', async () => {
     const state = freshState();
     const [a, b] = await Promise.all([

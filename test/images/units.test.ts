@@ -1,8 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { bytesSize, humanDuration, humanSize, parseBytes, tabwrite, timeAgo } from '../../lib/util/units';
+import { bytesSize, formatDuration, humanDuration, humanSize, parseBytes, parseDuration, tabwrite, timeAgo } from '../../lib/util/units';
 
 describe('units (go-units compatible)', () => {
+  it('parseDuration reads Go durations (and bare seconds); formatDuration writes them short', () => {
+    for (const [text, ms] of [['30s', 30_000], ['1m30s', 90_000], ['500ms', 500], ['1.5h', 5_400_000], ['2', 2000], ['0', 0], [' 10s ', 10_000]] as const) {
+      assert.equal(parseDuration(text), ms, text);
+    }
+    for (const bad of ['', 'soon', '10', '-1s', '1d', '5 s', 's']) if (bad !== '10') assert.equal(parseDuration(bad), null, bad);
+    assert.deepEqual([500, 2000, 1200, 60_000, 90_000, 240_000].map(formatDuration), ['500ms', '2s', '1.2s', '1m', '1m30s', '4m']);
+  });
+
   it('bytesSize: binary units, 4 significant digits', () => {
     const cases: [number, string][] = [
       [0, '0B'],

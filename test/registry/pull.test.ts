@@ -239,11 +239,16 @@ describe('pull (library)', () => {
     } finally {
       proxy.failRequests('', 500, 0);
     }
-    // undici's stalled-exchange codes become a TimeoutError (still a RegistryError), same text.
+    // undici's stalled-exchange codes become a TimeoutError (still a RegistryError) naming
+    // what stalled, the limit, the attempts and the setting that raises it.
     const stalled = Object.assign(new Error('Headers Timeout Error'), { code: 'UND_ERR_HEADERS_TIMEOUT' });
-    const err = connectionError({ registry: 'r.example' }, 'https://r.example/v2/', stalled, false);
+    const err = connectionError({ registry: 'r.example', repository: 'a/b', what: 'manifest latest' }, 'https://r.example/v2/a/b/manifests/latest', stalled, false, 5);
     assert.ok(err instanceof TimeoutError && err instanceof RegistryError);
     assert.equal(err.code, 'IMG_ERR_TIMEOUT');
-    assert.equal(err.message, 'cannot reach r.example (https://r.example/v2/): Headers Timeout Error (UND_ERR_HEADERS_TIMEOUT)');
+    assert.equal(err.message, 'manifest latest from r.example/a/b: no answer within 1m (5 attempts), at https://r.example/v2/a/b/manifests/latest');
+    assert.match(err.hint ?? '', /stopped answering; retry later, or allow more time with IMG_REGISTRY_HEADERS_TIMEOUT=4m/);
+    const refused = connectionError({ registry: 'r.example' }, 'https://r.example/v2/', Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), false, 5);
+    assert.ok(!(refused instanceof TimeoutError));
+    assert.equal(refused.message, 'cannot reach r.example (https://r.example/v2/): connect ECONNREFUSED');
   });
 });

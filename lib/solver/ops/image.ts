@@ -26,11 +26,13 @@ interface ImageInfo {
   layersFetched?: Promise<number>;
 }
 
-// A pull's blob events as status lines under the step.
+// A pull's blob events as status lines under the step; a retry as a line of its output
+// (a stalled registry must not look like a hung step).
 function pullProgress(progress: VertexLogger): (ev: PullEvent) => void {
   return (ev) => {
     if (ev.type === 'progress') progress.status(ev.digest, { name: ev.digest, current: ev.current, total: ev.size });
     else if (ev.type === 'done') progress.status(ev.digest, { name: ev.digest, current: ev.size, total: ev.size, done: true });
+    else if (ev.type === 'retry') progress.log(`retrying ${ev.what} (attempt ${ev.attempt}): ${ev.reason}\n`, 2);
   };
 }
 
