@@ -18,7 +18,7 @@
 //           (every step CACHED; layers mounted from the cache repository)
 //   B store -t bench/W:b --cache-from …   (the image stored locally: its layers fetched)
 // Writes bench/results/cache.json.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -71,13 +71,18 @@ function sh(cmd: string, argv: string[], env: NodeJS.ProcessEnv = {}): void {
   if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status}): ${r.stderr?.toString().slice(-2000)}`);
 }
 
-function img(state: string, buildArgs: string[]): number {
+// Asynchronous: the counting proxy lives in this process and must keep serving.
+async function img(state: string, buildArgs: string[]): Promise<number> {
   const main = path.join(REPO, 'dist', 'lib', 'cli', 'main.js');
   const env = { HOME: `/home/${IMG_USER}`, XDG_RUNTIME_DIR: path.join(WORK, 'run') };
-  const argv = [process.execPath, main, '--state', state, 'build', '--no-console', ...buildArgs];
+  let argv = [process.execPath, main, '--state', state, 'build', '--no-console', ...buildArgs];
+  if (process.getuid?.() === 0) argv = ['runuser', '-u', IMG_USER, '--', 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv];
   const t = process.hrtime.bigint();
-  if (process.getuid?.() === 0) sh('runuser', ['-u', IMG_USER, '--', 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv]);
-  else sh(argv[0], argv.slice(1));
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  if (code !== 0) throw new Error(`img build ${buildArgs.join(' ')} failed (${code}): ${err}`);
   return Number(process.hrtime.bigint() - t) / 1e9;
 }
 
@@ -143,7 +148,7 @@ async function main(): Promise<void> {
         for (const [pod, extra] of pods) {
           const state = path.join(WORK, 'states', `${name}-${pod.replace(' ', '-')}-${i}`);
           proxy.reset();
-          const seconds = img(state, [...extra, podContext(ctx, `${name}-${pod.replace(' ', '-')}`)]);
+          const seconds = await img(state, [...extra, podContext(ctx, `${name}-${pod.replace(' ', '-')}`)]);
           r[pod].seconds.push(seconds);
           r[pod].downloaded.push(proxy.downloaded());
           fs.rmSync(state, { recursive: true, force: true });

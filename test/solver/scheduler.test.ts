@@ -243,3 +243,56 @@ test('a changed content key reruns that vertex and its dependents only', async (
   await solve(g, { executors: mk(t), cache });
   assert.deepEqual([...t.runs.keys()].sort(), ['copy', 'ctx', 'top']);
 });
+
+// An imported cache as the scheduler sees it: lazy hits, materialized on demand.
+function importedCache(lazy: Map<string, VertexResult>, fail = new Set<string>()): CacheBackend & { materialized: string[] } {
+  const local = memoryCache();
+  const materialized: string[] = [];
+  return {
+    materialized,
+    async get(key, v) {
+      return (await local.get(key, v)) ?? lazy.get(key) ?? null;
+    },
+    put: local.put,
+    async materialize(key, v, r) {
+      materialized.push(v.name);
+      if (fail.has(v.name)) throw new Error(`blob of ${v.name} is gone`);
+      const done = { ...r, lazy: false, snapshot: `unpacked-${v.name}` };
+      await local.put(key, v, done);
+      return done;
+    },
+  };
+}
+
+test('lazy hits (an imported cache) are unpacked only when a step that runs builds on them, once per key', async () => {
+  const g = graphOf({ base: [], mid: ['base'], top: ['mid'] }, 'top');
+  const t0: Trace = { events: [], runs: new Map() };
+  const first = memoryCache();
+  const res0 = await solve(g, { executors: fakeExec(t0, async () => {}), cache: first });
+  const lazy = new Map([...first.map].map(([k, r]) => [k, { ...r, snapshot: null, lazy: true }]));
+
+  // Everything hits: nothing is unpacked, unless the caller wants the root's filesystem.
+  let cache = importedCache(lazy);
+  const t1: Trace = { events: [], runs: new Map() };
+  let res = await solve(g, { executors: fakeExec(t1, async () => {}), cache });
+  assert.equal(t1.runs.size, 0);
+  assert.deepEqual(cache.materialized, []);
+  assert.equal(res.result.lazy, true);
+  res = await solve(g, { executors: fakeExec(t1, async () => {}), cache: importedCache(lazy), materializeRoot: true });
+  assert.equal(res.result.snapshot, 'unpacked-top');
+
+  // top misses (its key is gone from the import): only mid, its input, is unpacked.
+  cache = importedCache(new Map([...lazy].filter(([k]) => k !== res0.keys.get(vid('top')))));
+  const t2: Trace = { events: [], runs: new Map() };
+  res = await solve(g, { executors: fakeExec(t2, async () => {}), cache });
+  assert.deepEqual([...t2.runs.keys()], ['top']);
+  assert.deepEqual(cache.materialized, ['mid']);
+  assert.equal(res.result.snapshot, 'snap-top');
+
+  // mid's layers cannot be had: mid runs instead (on base, unpacked), and top after it.
+  cache = importedCache(new Map([...lazy].filter(([k]) => k !== res0.keys.get(vid('top')))), new Set(['mid']));
+  const t3: Trace = { events: [], runs: new Map() };
+  res = await solve(g, { executors: fakeExec(t3, async () => {}), cache });
+  assert.deepEqual([...t3.runs.keys()], ['mid', 'top']);
+  assert.deepEqual(cache.materialized, ['mid', 'base']);
+});
