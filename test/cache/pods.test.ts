@@ -101,6 +101,8 @@ describe('a build cache shared between pods', { skip, timeout: 600_000 }, () => 
     const a = pod('a');
     const res = await img(a.state, [
       '--cache-to', `type=registry,ref=${reg.host}/cache/app:max,mode=max`,
+      // The index envelope, as a Docker manifest list (what older BuildKit wrote by default).
+      '--cache-to', `type=registry,ref=${reg.host}/cache/app:index,mode=max,image-manifest=false,oci-mediatypes=false`,
       '--cache-to', `type=local,dest=${localCache},mode=max`,
       '--cache-to', `type=local,dest=${minCache}`,
       '-t', `${reg.host}/app:a`, '--push', a.ctx,
@@ -122,6 +124,10 @@ describe('a build cache shared between pods', { skip, timeout: 600_000 }, () => 
     const minManifest = JSON.parse(fs.readFileSync(path.join(minCache, 'blobs', 'sha256', minIndex.manifests[0].digest.slice(7)), 'utf8')) as Manifest;
     assert.deepEqual(new Set(minManifest.layers.map((l) => l.digest)), imageLayers, 'mode=min exports the final image chain');
     assert.ok(fs.existsSync(path.join(localCache, 'oci-layout')));
+    const list = JSON.parse(skopeo('inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/cache/app:index`)) as { mediaType: string; manifests: { mediaType: string }[] };
+    assert.equal(list.mediaType, MediaType.DockerManifestList);
+    assert.equal(list.manifests.at(-1)!.mediaType, CACHE_CONFIG_MEDIA_TYPE);
+    assert.ok(list.manifests.slice(0, -1).every((m) => m.mediaType === MediaType.DockerLayerGzip));
   });
 
   it('pod B (empty state) imports the registry cache: all CACHED, no container, same digest, no layer downloaded', async () => {
@@ -167,14 +173,18 @@ describe('a build cache shared between pods', { skip, timeout: 600_000 }, () => 
     const broken = path.join(root, 'broken-cache');
     fs.mkdirSync(broken);
     fs.writeFileSync(path.join(broken, 'index.json'), '{"manifests": [');
+    const notADir = path.join(root, 'a-file');
+    fs.writeFileSync(notADir, '');
     const res = await img(e.state, [
       '--cache-from', `type=registry,ref=${reg.host}/cache/nothing:here`,
       '--cache-from', `type=local,src=${broken}`,
-      '--cache-from', `type=registry,ref=${reg.host}/cache/app:max`,
+      '--cache-from', `type=registry,ref=${reg.host}/cache/app:index`,
+      '--cache-to', `type=local,dest=${notADir}/cache,ignore-error=true`,
       '-o', `type=local,dest=${path.join(root, 'e-out')}`, e.ctx,
     ]);
     assert.match(res.stderr, new RegExp(`WARN cannot import cache from ${reg.host}/cache/nothing:here: .*building without it`));
     assert.match(res.stderr, new RegExp(`WARN cannot import cache from ${broken}: .*index.json is not an OCI index`));
+    assert.match(res.stderr, new RegExp(`WARN cannot export cache to ${notADir}/cache: .*\\(ignore-error=true\\)`));
     assert.equal(res.containers, 1, 'only the last RUN ran');
     const byName = new Map(res.states);
     const find = (part: string) => [...byName].find(([n]) => n.includes(part))?.[1];
