@@ -157,6 +157,9 @@ async function buildWithContext(
   });
 
   return withStoreLock(opts.stateDir, 'shared', async () => {
+    // --cache-from is read while the frontend resolves base images: both wait on registries.
+    const importing = opts.cacheFrom.length ? importCaches(opts.cacheFrom, { stateDir: opts.stateDir, platform: host, sn, progress }) : null;
+    importing?.catch(() => undefined); // awaited below; an early frontend error must not leave it unhandled
     const graphs: BuildGraph[] = await Promise.all(
       targets.map((target) =>
         dockerfileToGraph(ctx.dockerfileText, {
@@ -186,7 +189,7 @@ async function buildWithContext(
 
     // --cache-from: consulted after the local records; their layers stay remote
     // until a step that runs builds on them (see solver/cache.ts CacheWithImports).
-    const imports = opts.cacheFrom.length ? await importCaches(opts.cacheFrom, { stateDir: opts.stateDir, platform: host, sn, progress }) : null;
+    const imports = await importing;
     const backend: CacheBackend = imports?.loaded.length ? new CacheWithImports(cache, imports) : cache;
     // One vertex table: the platforms' graphs name shared work by the same id.
     const vertices: BuildGraph['vertices'] = Object.assign({}, ...graphs.map((g) => g.vertices));

@@ -8,7 +8,11 @@ import type { LayerSlot } from '../export/index';
 import type { BlobSource, Descriptor, ImageConfig, Manifest } from '../images/types';
 import { unpackImage } from '../snapshot/index';
 import type { Snapshotter } from '../snapshot/types';
+import { Limiter } from '../util/limiter';
 import type { CachedResult } from './format';
+
+// Layers downloaded at once, as a pull does.
+const FETCH_CONCURRENCY = 4;
 
 // One --cache-from source, read: its results by cache key and where its blobs are.
 export interface LoadedCache {
@@ -52,13 +56,16 @@ export class ImportedCaches {
   async materialize(layers: LayerSlot[], what: string, progress?: MaterializeProgress): Promise<{ snapshot: string; layers: LayerSlot[] }> {
     const store = new ContentStore(this.o.stateDir);
     const descs: Descriptor[] = layers.map((l) => ({ mediaType: l.blob!.mediaType, digest: l.blob!.digest, size: l.blob!.size }));
+    const limiter = new Limiter(FETCH_CONCURRENCY);
     await Promise.all(
-      layers.map(async (l, i) => {
-        if (await store.has(descs[i].digest)) return;
-        progress?.status(descs[i].digest, { name: `fetching ${descs[i].digest}`, total: descs[i].size });
-        await l.source!.fetch(descs[i]);
-        progress?.status(descs[i].digest, { name: `fetching ${descs[i].digest}`, current: descs[i].size, total: descs[i].size, done: true });
-      }),
+      layers.map((l, i) =>
+        limiter.run(async () => {
+          if (await store.has(descs[i].digest)) return;
+          progress?.status(descs[i].digest, { name: `fetching ${descs[i].digest}`, total: descs[i].size });
+          await l.source!.fetch(descs[i]);
+          progress?.status(descs[i].digest, { name: `fetching ${descs[i].digest}`, current: descs[i].size, total: descs[i].size, done: true });
+        }),
+      ),
     );
     const manifest: Manifest = { schemaVersion: 2, config: { mediaType: '', digest: descs[0].digest, size: 0 }, layers: descs };
     const config = { rootfs: { type: 'layers', diff_ids: layers.map((l) => l.blob!.diffId) } } as ImageConfig;
