@@ -16,16 +16,16 @@ import type { BuildGraph, LocalSourceVertex } from '../graph/types';
 import { lockFile } from '../host/index';
 import { formatPlatform, hostPlatform } from '../images/platform';
 import type { Descriptor, ImageConfig, Platform } from '../images/types';
-import { createRenderer, failureBlock, Progress, type Renderer } from '../progress/index';
+import { createRenderer, failureBlock, Progress, sourceContext, type Renderer } from '../progress/index';
 import { openSnapshotter } from '../snapshot/index';
 import { acquireLease } from '../snapshot/lease';
 import { INLINE_CACHE_FIELD } from '../cache/index';
 import { CacheStore, CacheWithImports } from '../solver/cache';
 import type { CacheBackend } from '../solver/types';
 import { createRuntime } from '../solver/runtime';
-import { solveRoots } from '../solver/scheduler';
+import { SolveError, solveRoots } from '../solver/scheduler';
 import { withStoreLock } from '../state/lock';
-import { NotFoundError, UsageError } from '../util/errors';
+import { findError, NotFoundError, UsageError } from '../util/errors';
 import { warn } from '../util/log';
 import { exportCaches, importCaches, inlineCache, type CacheExportContext } from './cache';
 import { loadContext, type LoadedContext } from './context';
@@ -61,18 +61,25 @@ export async function runBuild(opts: BuildOptions, io: BuildIO): Promise<BuildOu
   const progress = new Progress();
   const renderer: Renderer = opts.quiet ? createRenderer('quiet') : createRenderer(opts.progress, io.stderr, { noConsole: opts.noConsole });
   progress.on((e) => renderer.write(e));
-  let ok = false;
+  let closed = false;
   try {
     const result = await buildWithContext(opts, io, ctx, progress, outputs);
-    ok = true;
+    closed = true;
+    await renderer.close(true);
     return result;
   } catch (err) {
-    // Quiet builds still show why a step failed: its command's last output lines.
-    const tail = (err as { tail?: string[]; vertexName?: string }).tail;
-    if (opts.quiet && tail?.length) io.stderr.write(failureBlock((err as { vertexName: string }).vertexName, tail));
+    closed = true;
+    await renderer.close(false);
+    const failed = findError(err, SolveError);
+    if (failed) {
+      // Quiet builds still show why a step failed: its command's last output lines.
+      if (opts.quiet && failed.tail.length) io.stderr.write(failureBlock(failed.vertexName, failed.tail));
+      // Then the Dockerfile lines it comes from; the CLI prints the error itself last.
+      if (failed.location) io.stderr.write(sourceContext(ctx.dockerfileName, ctx.dockerfileText, failed.location));
+    }
     throw err;
   } finally {
-    await renderer.close(ok);
+    if (!closed) await renderer.close(false);
     await ctx.cleanup();
   }
 }

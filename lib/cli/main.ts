@@ -7,7 +7,7 @@ import { Command, Option } from 'commander';
 import { BACKENDS, defaultStateDir, prepareStateDir, type GlobalOptions } from './context';
 import { formatHelp } from './help';
 import { commands } from './commands/index';
-import { ImgError } from '../util/errors';
+import { ImgError, StepError } from '../util/errors';
 import { escapeControls } from '../util/escape';
 import { debug, isDebug, setDebug } from '../util/log';
 import { startupMarks } from '../util/startup';
@@ -50,7 +50,9 @@ export function reportError(err: unknown): number {
   const say = (s: string): boolean => process.stderr.write(escapeControls(s));
   if (err instanceof ImgError) {
     const hint = err.hint ? ` — ${err.hint}` : '';
-    say(`Error: ${err.message}${hint}\n`);
+    // A failed build step ends as BuildKit's does ("ERROR: failed to solve: …"),
+    // below its output and Dockerfile lines, which the build printed.
+    say(`${err instanceof StepError ? 'ERROR' : 'Error'}: ${err.message}${hint}\n`);
     if (isDebug()) {
       say(`code: ${err.code}\n`);
       if (err.detail) say(`${err.detail}\n`);

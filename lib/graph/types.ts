@@ -13,9 +13,18 @@ export interface Ref {
   output: number;
 }
 
+// Lines of the Dockerfile, 1-based and inclusive.
+export interface LineRange {
+  start: number;
+  end: number;
+}
+
 interface VertexBase {
   id: VertexId;
   name: string; // progress name, BuildKit style: "[build 2/5] RUN make"
+  // The instruction it comes from, for a failure's "Dockerfile:N" context;
+  // not part of the id (a blank line added above must not change cache keys).
+  location?: LineRange[];
   inputs: Ref[]; // everything this vertex reads; indices referenced below
   platform?: Platform;
   ignoreCache?: boolean; // --no-cache for this vertex

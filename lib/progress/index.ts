@@ -3,6 +3,7 @@ export * from './events';
 export { ProgressModel, errorSummary, failureBlock } from './model';
 export { PlainRenderer } from './plain';
 export { RawJsonRenderer } from './rawjson';
+export { sourceContext, type SourceLines } from './source';
 export { TtyRenderer } from './tty';
 
 import { UsageError } from '../util/errors';

@@ -23,8 +23,13 @@ export interface VertexRow {
   completed?: number;
   error?: string;
   statuses: StatusRow[];
-  tail: string[]; // last complete lines of output
-  partial: string; // incomplete last line
+  tail: LogLine[]; // last complete lines of output, in the order written
+  partial: LogLine | null; // incomplete last line
+}
+
+export interface LogLine {
+  time: number; // when its first byte arrived
+  text: string;
 }
 
 export class ProgressModel {
@@ -39,7 +44,7 @@ export class ProgressModel {
   row(id: string, name = id, time = Date.now()): { row: VertexRow; created: boolean } {
     let row = this.byId.get(id);
     if (row) return { row, created: false };
-    row = { id, index: this.vertices.length + 1, name, state: 'started', started: time, statuses: [], tail: [], partial: '' };
+    row = { id, index: this.vertices.length + 1, name, state: 'started', started: time, statuses: [], tail: [], partial: null };
     this.byId.set(id, row);
     this.vertices.push(row);
     return { row, created: true };
@@ -50,7 +55,7 @@ export class ProgressModel {
   }
 
   // Applies an event; returns the complete lines a log event produced (for plain output).
-  apply(ev: ProgressEvent): string[] {
+  apply(ev: ProgressEvent): LogLine[] {
     switch (ev.type) {
       case 'vertex': {
         const { row } = this.row(ev.id, ev.name, ev.time);
@@ -81,26 +86,34 @@ export class ProgressModel {
       }
       case 'log': {
         const { row } = this.row(ev.id, ev.id, ev.time);
-        const text = row.partial + ev.data.replace(/\r\n/g, '\n');
-        const parts = text.split('\n');
-        row.partial = parts.pop() ?? '';
-        // Keep the tail bounded: a chatty step must not grow memory.
-        for (const line of parts) {
-          row.tail.push(line);
-          if (row.tail.length > TAIL_LINES) row.tail.shift();
+        const parts = ev.data.replace(/\r\n/g, '\n').split('\n');
+        const rest = parts.pop() ?? '';
+        const done: LogLine[] = [];
+        for (const part of parts) {
+          // A line is dated by its first byte, as BuildKit dates it.
+          const line = row.partial ? { time: row.partial.time, text: row.partial.text + part } : { time: ev.time, text: part };
+          row.partial = null;
+          this.keep(row, line);
+          done.push(line);
         }
-        return parts;
+        if (rest) row.partial = row.partial ? { time: row.partial.time, text: row.partial.text + rest } : { time: ev.time, text: rest };
+        return done;
       }
     }
   }
 
-  // Lines still buffered without a newline (flushed when a vertex ends).
-  flushPartial(row: VertexRow): string | null {
-    if (!row.partial) return null;
-    const line = row.partial;
-    row.partial = '';
+  // Keeps the tail bounded: a chatty step must not grow memory.
+  private keep(row: VertexRow, line: LogLine): void {
     row.tail.push(line);
     if (row.tail.length > TAIL_LINES) row.tail.shift();
+  }
+
+  // Lines still buffered without a newline (flushed when a vertex ends).
+  flushPartial(row: VertexRow): LogLine | null {
+    if (!row.partial) return null;
+    const line = row.partial;
+    row.partial = null;
+    this.keep(row, line);
     return line;
   }
 
@@ -111,16 +124,24 @@ export class ProgressModel {
   }
 }
 
-// BuildKit's failure summary: the failing step and the tail of its output.
+// BuildKit's failure summary: the failing step and the tail of its output,
+// each line dated from the step's start ("0.412 cc: error: …").
 export function errorSummary(model: ProgressModel): string {
   let out = '';
   for (const v of model.vertices) {
     if (v.state !== 'error') continue;
     model.flushPartial(v);
     if (v.tail.length === 0) continue; // nothing to show beyond the error line itself
-    out += failureBlock(v.name, v.tail);
+    out += failureBlock(v.name, v.tail.map((l) => `${logOffset(l.time - (v.started ?? l.time))} ${l.text}`));
   }
   return out;
+}
+
+// Seconds since the step started: three decimals under 10 s, two under 100 s,
+// one beyond (BuildKit's log line stamp).
+export function logOffset(ms: number): string {
+  const sec = Math.max(0, ms) / 1000;
+  return sec.toFixed(sec < 10 ? 3 : sec < 100 ? 2 : 1);
 }
 
 // One failed step's block. The output is shown as a terminal would have left

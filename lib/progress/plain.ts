@@ -9,7 +9,7 @@
 import type { ProgressEvent, Renderer } from './events';
 import { formatBytes, formatSeconds } from './events';
 import { escapeControls } from '../util/escape';
-import { errorSummary, ProgressModel, type VertexRow } from './model';
+import { errorSummary, logOffset, ProgressModel, type LogLine, type VertexRow } from './model';
 
 export class PlainRenderer implements Renderer {
   private readonly model: ProgressModel;
@@ -31,10 +31,9 @@ export class PlainRenderer implements Renderer {
     this.out.write(`#${row.index} ${escapeControls(text, { oneLine: true })}\n`);
   }
 
-  private logLine(row: VertexRow, line: string, time: number): void {
-    const rel = ((time - (row.started ?? time)) / 1000).toFixed(3);
+  private logLine(row: VertexRow, line: LogLine): void {
     this.header(row);
-    this.out.write(`#${row.index} ${rel} ${line}\n`);
+    this.out.write(`#${row.index} ${logOffset(line.time - (row.started ?? line.time))} ${line.text}\n`);
   }
 
   write(ev: ProgressEvent): void {
@@ -48,7 +47,7 @@ export class PlainRenderer implements Renderer {
           return;
         }
         const rest = this.model.flushPartial(row);
-        if (rest !== null) this.logLine(row, rest, ev.time);
+        if (rest !== null) this.logLine(row, rest);
         const dur = formatSeconds((row.completed ?? ev.time) - (row.started ?? ev.time));
         if (ev.state === 'completed') this.line(row, `DONE ${dur}`);
         else if (ev.state === 'cached') this.line(row, 'CACHED');
@@ -57,7 +56,7 @@ export class PlainRenderer implements Renderer {
         return;
       }
       case 'log':
-        for (const l of lines) this.logLine(row, l, ev.time);
+        for (const l of lines) this.logLine(row, l);
         return;
       case 'status': {
         if (ev.completed === undefined) return; // print each sub-step once, when done

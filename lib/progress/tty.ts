@@ -88,7 +88,7 @@ export class TtyRenderer implements Renderer {
       }
       if (v.state === 'started' && !final) {
         const tail = v.partial ? [...v.tail, v.partial] : v.tail;
-        for (const l of tail.slice(-LIVE_LOG_LINES)) out.push(clip(` => => # ${terminalLine(l)}`, width));
+        for (const l of tail.slice(-LIVE_LOG_LINES)) out.push(clip(` => => # ${terminalLine(l.text)}`, width));
       }
     }
     return out;

@@ -7,7 +7,7 @@
 // else (AbortSignal to running executors, waiters rejected) and the solve
 // rejects with a SolveError naming the step and the tail of its output.
 import { setMaxListeners } from 'node:events';
-import type { BuildGraph, Ref, Vertex } from '../graph/types';
+import type { BuildGraph, LineRange, Ref, Vertex } from '../graph/types';
 import type { Progress } from '../progress/events';
 import { AbortError, ImgError, isAbortError, StepError, UsageError } from '../util/errors';
 import { cacheKey } from './keys';
@@ -36,16 +36,20 @@ export interface SolveResult {
   results: Map<string, VertexResult>; // vertex id → result, for the vertices visited
 }
 
-// A step failed. `message` is one line; `tail` holds its last output lines.
+// A step failed. `message` is BuildKit's one line ("failed to solve: process
+// … did not complete successfully: exit code: 3"); the step is `vertexName`,
+// its last output lines `tail`, its Dockerfile lines `location` (what the
+// failure context shows).
 export class SolveError extends StepError {
   constructor(
     readonly vertexName: string,
     readonly cause0: unknown,
     readonly tail: string[],
+    readonly location?: LineRange[],
   ) {
     const why = (cause0 as Error)?.message ?? String(cause0);
-    super(`failed to solve: ${vertexName}: ${why}`, {
-      hint: (cause0 as ImgError)?.hint ?? 'fix the failing step (its last output lines are shown above)',
+    super(`failed to solve: ${why}`, {
+      hint: (cause0 as ImgError)?.hint,
       detail: tail.join('\n'),
       cause: cause0,
       exitCode: (cause0 as ImgError)?.exitCode ?? 1,
@@ -369,7 +373,7 @@ class Solver {
       return await work;
     } catch (err) {
       if (this.firstError === null && !(this.signal.aborted && isAbortError(err))) {
-        this.firstError = new SolveError(v.name, err, this.tails.get(v.id) ?? []);
+        this.firstError = new SolveError(v.name, err, this.tails.get(v.id) ?? [], v.location);
         this.opts.progress?.failed(this.progressId(v), v.name, (err as Error)?.message ?? String(err));
         this.states.set(v.id, 'done');
         this.abortAll(err);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { PlainRenderer, Progress, RawJsonRenderer, TtyRenderer, createRenderer, parseProgressMode } from '../../lib/progress/index';
+import { PlainRenderer, Progress, RawJsonRenderer, TtyRenderer, createRenderer, parseProgressMode, sourceContext } from '../../lib/progress/index';
 import { ImgError } from '../../lib/util/errors';
 
 class Sink extends Writable {
@@ -44,14 +44,14 @@ test('plain renderer prints BuildKit #N lines, logs with offsets, DONE/CACHED/ER
     '',
     '#2 [2/3] RUN echo hi',
     '#2 0.312 hi',
-    '#2 0.400 part',
+    '#2 0.312 part', // dated by its first byte, as BuildKit
     '#2 DONE 0.4s',
     '',
     '#3 [3/3] RUN exit 3',
     '#3 transferring context 1.15kB / 1.15kB 0.0s done',
   ]);
   assert.ok(sink.text.includes('#3 ERROR: process "/bin/sh -c exit 3" did not complete successfully: exit code: 3'));
-  assert.ok(sink.text.includes('------\n > [3/3] RUN exit 3:\nboom\n------\n'), sink.text);
+  assert.ok(sink.text.includes('------\n > [3/3] RUN exit 3:\n0.000 boom\n------\n'), sink.text);
 });
 
 test('plain renderer repeats a header when interleaved output resumes', async () => {
@@ -85,6 +85,24 @@ test('rawjson prints one JSON object per event per line', async () => {
       ['vertex', 'completed'],
     ],
   );
+});
+
+test('sourceContext: BuildKit\'s lines around the failing ones (two each side for one line, one for several)', () => {
+  const text = ['FROM a', 'ENV X=1', 'RUN one \\', '    two', 'COPY . /', 'CMD ["x"]', ''].join('\n');
+  assert.equal(
+    sourceContext('Dockerfile', text, [{ start: 3, end: 4 }]),
+    ['Dockerfile:3', '--------------------', '   2 |     ENV X=1', '   3 | >>> RUN one \\', '   4 | >>>     two', '   5 |     COPY . /', '--------------------', ''].join('\n'),
+  );
+  assert.equal(
+    sourceContext('Dockerfile.dev', text, [{ start: 1, end: 1 }]),
+    ['Dockerfile.dev:1', '--------------------', '   1 | >>> FROM a', '   2 |     ENV X=1', '   3 |     RUN one \\', '--------------------', ''].join('\n'),
+    'at the top, the lines above are simply missing',
+  );
+  assert.equal(
+    sourceContext('Dockerfile', text, [{ start: 6, end: 6 }]),
+    ['Dockerfile:6', '--------------------', '   4 |         two', '   5 |     COPY . /', '   6 | >>> CMD ["x"]', '   7 |     ', '--------------------', ''].join('\n'),
+  );
+  assert.equal(sourceContext('Dockerfile', text, [{ start: 40, end: 40 }]), '', 'a line past the end shows nothing');
 });
 
 test('tty renderer draws a BuildKit frame and a FINISHED final frame', async () => {
@@ -141,7 +159,7 @@ test('untrusted names and output cannot drive the terminal: escaped in plain, tt
   assert.ok(plain.text.includes('\x1b[32mgreen\x1b[0m\n'), 'plain keeps the output as is');
   assert.ok(plain.text.includes('#1 ERROR: exit code: 1 \\x07\n'));
   const summary = plain.text.slice(plain.text.indexOf('------'));
-  assert.equal(summary, `------\n > ${shown}:\ngreen\nup\n------\n`, 'the summary shows lines as a terminal left them');
+  assert.equal(summary.replace(/^\d+\.\d{3} /gm, 'T '), `------\n > ${shown}:\nT green\nT up\n------\n`, 'the summary shows lines as a terminal left them, dated as BuildKit');
 
   // Tty: our own cursor-up/clear is the only escape sequence in a frame.
   const c = clock();

@@ -195,7 +195,8 @@ test('a failure cancels running and pending steps and names the failing step wit
     (e) => e,
   );
   assert.ok(err instanceof SolveError);
-  assert.equal(err.message, 'failed to solve: a: process "/bin/sh -c false" did not complete successfully: exit code: 1');
+  assert.equal(err.message, 'failed to solve: process "/bin/sh -c false" did not complete successfully: exit code: 1');
+  assert.equal(err.vertexName, 'a');
   assert.deepEqual(err.tail, ['output of a']);
   assert.ok(slowAborted, 'the running step saw the abort before solve returned');
   assert.equal(trace.runs.get('after'), undefined);

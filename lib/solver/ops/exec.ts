@@ -51,9 +51,8 @@ async function runExec(env: OpEnv, v: ExecVertex, ctx: RunContext): Promise<Vert
     });
     if (!(v.validExitCodes ?? [0]).includes(res.exitCode)) {
       ctx.signal.throwIfAborted();
-      throw new StepError(`process "${v.args.join(' ')}" did not complete successfully: exit code: ${res.exitCode}`, {
-        hint: 'fix the command (its last output lines are shown above)',
-      });
+      // No hint: the step's last output and its Dockerfile lines are shown above it.
+      throw new StepError(`process "${v.args.join(' ')}" did not complete successfully: exit code: ${res.exitCode}`);
     }
     // Unmount everything before committing: commit means "done writing".
     await mounts.release();

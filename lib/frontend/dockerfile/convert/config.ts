@@ -104,7 +104,7 @@ export function dispatchWorkdir(cv: Converter, st: StageState, cmd: WorkdirComma
   // BuildKit creates the directory right away, owned by the current USER.
   const chown = cfg.User ? parseChown(cfg.User) : undefined;
   const name = stepName(st, cv.displayText(cmd.node, st.env));
-  st.ref = cv.fileOp(st, name, [{ op: 'mkdir', path: wd, mode: 0o755, makeParents: true, chown }], []);
+  st.ref = cv.fileOp(st, cmd.node, name, [{ op: 'mkdir', path: wd, mode: 0o755, makeParents: true, chown }], []);
   commitToHistory(st, `WORKDIR ${wd}`, 'mkdir', cv.epoch);
 }
 

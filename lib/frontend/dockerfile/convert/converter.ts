@@ -5,7 +5,7 @@
 // bases), run.ts, copy.ts (COPY/ADD), config.ts (the rest).
 
 import type { ImageConfig, Platform } from '../../../images/types';
-import type { BuildGraph, FileAction, Ref, Vertex, VertexId } from '../../../graph/types';
+import type { BuildGraph, FileAction, LineRange, Ref, Vertex, VertexId } from '../../../graph/types';
 import { GraphBuilder, prune, topoOrder } from '../../../graph/builder';
 import { canonicalDefinition, digestOfCanonical } from '../../../graph/digest';
 import type { Instruction, ParsedDockerfile } from '../ast';
@@ -135,8 +135,13 @@ export class Converter {
 
   // ---- graph helpers ----
 
+  // Where a vertex comes from, for the failure context (graph/types.ts location).
+  location(node: Instruction): LineRange[] {
+    return [{ start: node.startLine, end: node.endLine ?? node.startLine }];
+  }
+
   // A file step on top of the stage's filesystem; `extra` are the other inputs its actions copy from.
-  fileOp(st: StageState, name: string, actions: FileAction[], extra: Ref[], link?: boolean): Ref {
+  fileOp(st: StageState, node: Instruction, name: string, actions: FileAction[], extra: Ref[], link?: boolean): Ref {
     const inputs: Ref[] = [];
     let base = -1;
     if (st.ref) {
@@ -151,6 +156,7 @@ export class Converter {
       platform: st.platform,
       base,
       actions,
+      location: this.location(node),
       ...(link ? { link: true } : {}),
       ...(this.opts.noCache ? { ignoreCache: true } : {}),
     });

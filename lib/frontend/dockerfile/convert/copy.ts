@@ -119,7 +119,7 @@ export async function dispatchCopy(cv: Converter, st: StageState, cmd: CopyComma
     if (!from && isHttpUrl(src) && !parseGitUrl(src)) {
       if (!isAdd) throw cv.err(node, "source can't be a URL for COPY", 'use ADD to download a URL');
       const filename = httpFilename(src);
-      const http = cv.b.add({ kind: 'http', name, inputs: [], url: src, filename, ...(checksum !== undefined ? { checksum } : {}) });
+      const http = cv.b.add({ kind: 'http', name, location: cv.location(node), inputs: [], url: src, filename, ...(checksum !== undefined ? { checksum } : {}) });
       actions.push(exactCopy(http, '/' + filename, cmd.unpack === true));
       continue;
     }
@@ -129,6 +129,7 @@ export async function dispatchCopy(cv: Converter, st: StageState, cmd: CopyComma
       const gv = cv.b.add({
         kind: 'git',
         name,
+        location: cv.location(node),
         inputs: [],
         remote: git.remote,
         ...(git.ref ? { ref: git.ref } : {}),
@@ -166,7 +167,7 @@ export async function dispatchCopy(cv: Converter, st: StageState, cmd: CopyComma
     if (excludes.length) action.excludePatterns = excludes;
     actions.push(action);
   }
-  st.ref = cv.fileOp(st, name, actions, extra, cmd.link);
+  st.ref = cv.fileOp(st, node, name, actions, extra, cmd.link);
   // BuildKit's history line: keyword, --parents/--chown/--chmod as given, sources, destination.
   const flagsText = [cmd.parents ? '--parents' : '', chownText ? `--chown=${chownText}` : '', chmod ? `--chmod=${chmod}` : ''].filter(Boolean);
   commitToHistory(st, [kw, ...flagsText, ...historySources, ...historyHeredocs, destWritten].join(' '), 'step', cv.epoch);

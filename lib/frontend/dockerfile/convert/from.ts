@@ -174,7 +174,7 @@ export async function dispatchStage(cv: Converter, stage: Stage): Promise<StageS
     const plat = platform ?? cv.targetPlatform;
     st = newStageState(stage, label, emptyImage(plat), null, plat);
     fromText = `FROM ${base}`;
-    fromStep = (name) => cv.b.add({ kind: 'local', name, inputs: [], source: named.ref });
+    fromStep = (name) => cv.b.add({ kind: 'local', name, location: cv.location(node), inputs: [], source: named.ref });
   } else {
     const plat = platform ?? cv.targetPlatform;
     const { refStr, digest, img } = await imageBase(cv, node, named ? named.ref : base, plat);
@@ -186,7 +186,7 @@ export async function dispatchStage(cv: Converter, stage: Stage): Promise<StageS
     const layerless = (img.rootfs?.diff_ids ?? []).length === 0 && (img.history ?? []).every((h) => h.empty_layer);
     if (!layerless || !cv.images.known(refStr, plat)) {
       fromText = `FROM ${showRef(refStr, digest)}`;
-      fromStep = (name) => cv.b.add({ kind: 'image', name, inputs: [], platform: plat, ref: refStr, resolvedDigest: digest });
+      fromStep = (name) => cv.b.add({ kind: 'image', name, location: cv.location(node), inputs: [], platform: plat, ref: refStr, resolvedDigest: digest });
     }
     // The FROM still counts in the step total, as in BuildKit.
     st.cmdTotal = 1;

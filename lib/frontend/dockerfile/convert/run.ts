@@ -83,6 +83,7 @@ export async function dispatchRun(cv: Converter, st: StageState, cmd: RunCommand
   const def: Omit<ExecVertex, 'id'> = {
     kind: 'exec',
     name: stepName(st, cv.displayText(node, shownEnv, nameSuffix)),
+    location: cv.location(node),
     inputs,
     platform: st.platform,
     rootfs,
