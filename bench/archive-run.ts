@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     });
     process.stdout.write(JSON.stringify(r) + '\n');
   } else if (op === 'apply') {
-    const r = await applyLayer(fs.createReadStream(a, { highWaterMark: 1024 * 1024 }), { root: b, whiteoutFormat: 'native', sameOwner: true });
+    const r = await applyLayer(fs.createReadStream(a, { highWaterMark: 1024 * 1024 }), { root: b, sameOwner: true });
     process.stdout.write(JSON.stringify(r) + '\n');
   } else {
     throw new Error(`unknown op ${op}`);

@@ -8,10 +8,28 @@
 //   like containerd's fs.RootPath; the entry's own last component is never followed (an
 //   existing symlink there is replaced, files are opened O_NOFOLLOW|O_EXCL).
 // - Hard-link targets are resolved the same way and must exist inside root.
-// - Whiteouts: `.wh.NAME` deletes NAME (native) or becomes a 0:0 char device (overlay);
-//   `.wh..wh..opq` removes the directory's children not written by this layer (native) or sets
-//   the opaque xattr (overlay).
+// - A name the layer's format gives a meaning to cannot be smuggled in as content: whiteout
+//   names are never created (and may not be used as directories), xattrs in the overlay
+//   backend's own namespaces are stored escaped (overlay-format.ts).
 // Not defended: another process changing `root` while we apply (no openat2/RESOLVE_IN_ROOT).
+//
+// What an entry means (the same on every backend; test/snapshot/differential.test.ts holds
+// the backends to it): entries apply in order onto the merged tree of the lower layers, as
+// when a tar is extracted there (OCI image spec, "Applying Changesets"; containerd's apply on
+// a mounted snapshot). So a parent that is a symlink in a lower layer is followed, a missing
+// parent is made (0755, root), `.wh.NAME` removes NAME from the merged tree, and
+// `.wh..wh..opq` removes everything below its directory this layer has not written (its
+// entries and the directories they were written through) — at the root too. A directory
+// entry over a directory keeps the contents and takes the entry's mode, owner, times and
+// xattrs (xattrs it does not carry are removed).
+//
+// Formats (overlay-format.ts): native applies onto the merged tree itself. Overlay applies
+// into an empty upper directory: deletions become whiteouts and opaque marks, and where an
+// entry depends on what the lower layers hold (a missing parent: a lower directory to copy
+// up, or a symlink to follow; a hard link to a lower file; an opaque root, which the kernel
+// ignores and which is spelled out with whiteouts) they are read from `lowers`. Without
+// `lowers` (layers extracted side by side before their parents are known) such an entry
+// stops the apply and the result says `needsLowers`: the caller extracts it again later.
 //
 // Names are bytes: every path here is a byte string (util/bytenames.ts), passed to the
 // kernel through fsPath(), so names that are not UTF-8 are written exactly as stored.
@@ -31,39 +49,42 @@ import type { Digest } from '../images/types';
 import { fsPath as F, readdirBytes, readdirTypedBytes, readlinkBytes, showBytes, toBytes } from '../util/bytenames';
 import { ContentError, hostErrorClass, ImgError } from '../util/errors';
 import { AutoDecompress } from './compression';
+import { isWhiteout, lowerEntry, NATIVE_FORMAT, WH_OPAQUE, WH_PREFIX, xattrToDisk, xattrToLayer, type DiskFormat } from './overlay-format';
 import * as sys from './sys';
 import { TarParser, type TarHeader, type TarSink } from './tar';
 
 export interface ApplyOptions {
-  /** The snapshot dir (or overlay upper dir with the overlay whiteout format). */
+  /** The snapshot dir (native), or an overlay layer dir (overlay format). */
   root: string;
+  /** How `root` holds a layer (overlay-format.ts); native when absent. */
+  format?: DiskFormat;
   /**
-   * native: whiteouts delete their target.
-   * overlay: whiteouts become 0:0 char devices and opaque dirs get the opaque xattr, so the
-   * directory can be used directly as an overlay upper/lower dir.
+   * Overlay format: the lower layers' directories, newest first ([] for a bottom layer);
+   * absent when not known yet (then the result may say needsLowers).
    */
-  whiteoutFormat: 'overlay' | 'native';
+  lowers?: string[];
   /** Remap tar ids before chown (unpack into a caller-owned dir). Implies chown. */
   idMap?: (uid: number, gid: number) => [number, number];
   /** chown to the tar uid/gid (true inside the user namespace). */
   sameOwner: boolean;
   onDebug?: (msg: string) => void;
-  /** Extension: the opaque xattr name for the overlay format (default user.overlay.opaque, for userxattr mounts). */
-  opaqueXattr?: string;
 }
 
 export interface ApplyResult {
   diffId: Digest;
   size: number; // uncompressed tar bytes
   skippedDevices: number; // device nodes the caller may not create (mknod EPERM without privileges)
+  /** Overlay format without `lowers`: an entry needs them; the apply stopped part way. */
+  needsLowers?: boolean;
 }
 
-const WH_PREFIX = '.wh.';
-const WH_OPAQUE = '.wh..wh..opq';
 const MAX_LINKS = 255;
 const HOLE = 64 * 1024;
 const ZEROS = Buffer.alloc(HOLE);
 const O_FILE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+// Literal parent paths remembered at once; past that the cache starts over (a layer of a
+// million directories must not keep a million paths).
+const DIR_CACHE_MAX = 16384;
 
 /** Clean a tar name (a byte string) to a root-relative path without '.', '..', or empty components ('' = root). */
 export function cleanName(name: string): string {
@@ -105,6 +126,10 @@ export function removeTree(p: string): void {
   for (let i = dirs.length - 1; i >= 0; i--) fs.rmdirSync(F(dirs[i]));
 }
 
+// Thrown (and caught in entry()) when an overlay apply without `lowers` meets an entry
+// that depends on them: not an error, the signal to stop and extract again later.
+const NEEDS_LOWERS = Symbol('needs lowers');
+
 interface DirMeta {
   mode: number;
   mtime: number;
@@ -112,10 +137,16 @@ interface DirMeta {
 
 class Extractor implements TarSink {
   private readonly root: string;
+  private readonly fmt: DiskFormat;
+  private readonly overlay: boolean;
+  private readonly lowers: string[] | null; // overlay: known lower layer dirs (byte strings)
   // literal (cleaned) parent path from the tar → resolved root-relative path of a real dir
   private dirCache = new Map<string, string>();
-  // resolved root-relative paths this layer wrote (for opaque dirs: keep these children)
+  // native: resolved root-relative paths this layer wrote, entries and the directories
+  // they were written through (an opaque marker keeps these)
   private written = new Set<string>();
+  // overlay: directories this layer made opaque (below them nothing lower is visible)
+  private opaqueDirs = new Set<string>();
   private dirMeta = new Map<string, DirMeta>(); // host path → final mode/times
   private removedAny = false; // a dir or symlink was replaced: re-check paths in finish()
   private fd = -1;
@@ -125,14 +156,16 @@ class Extractor implements TarSink {
   private curHost = '';
   private readonly chown: boolean;
   private readonly debug: (m: string) => void;
-  private readonly opaqueXattr: string;
   skippedDevices = 0;
+  needsLowers = false;
 
   constructor(private readonly opts: ApplyOptions) {
     this.root = toBytes(path.resolve(opts.root));
+    this.fmt = opts.format ?? NATIVE_FORMAT;
+    this.overlay = this.fmt.kind === 'overlay';
+    this.lowers = this.overlay && opts.lowers ? opts.lowers.map(toBytes) : null;
     this.chown = opts.sameOwner || !!opts.idMap;
     this.debug = opts.onDebug ?? (() => {});
-    this.opaqueXattr = opts.opaqueXattr ?? 'user.overlay.opaque';
   }
 
   private host(rel: string): string {
@@ -150,9 +183,74 @@ class Extractor implements TarSink {
     });
   }
 
+  /** Overlay without lowers: this entry depends on them. */
+  private blind(): never {
+    this.needsLowers = true;
+    throw NEEDS_LOWERS;
+  }
+
+  private markWritten(rel: string): void {
+    if (!this.overlay) this.written.add(rel);
+  }
+
+  /** Overlay: what the lower layers show at rel (null when hidden by this layer's opaque dirs). */
+  private lower(rel: string): { host: string; st: fs.Stats } | null {
+    if (this.lowers === null) this.blind();
+    if (this.opaqueDirs.size) {
+      if (this.opaqueDirs.has('')) return null;
+      for (let i = rel.indexOf('/'); i > 0; i = rel.indexOf('/', i + 1)) if (this.opaqueDirs.has(rel.slice(0, i))) return null;
+    }
+    return lowerEntry(this.fmt, this.lowers, rel);
+  }
+
+  private setOpaque(rel: string): void {
+    sys.lsetxattr(F(this.host(rel)), this.fmt.opaqueXattr, Buffer.from('y'));
+    this.opaqueDirs.add(rel);
+  }
+
+  /** Overlay: a directory in the upper dir standing for the lower directory `low` (copy-up of its attributes). */
+  private copyUpDir(rel: string, low: { host: string; st: fs.Stats }): void {
+    const p = this.root + '/' + rel;
+    fs.mkdirSync(F(p), (low.st.mode & 0o777) | 0o700);
+    fs.lchownSync(F(p), low.st.uid, low.st.gid);
+    this.copyXattrs(low.host, p);
+    this.dirMeta.set(p, { mode: low.st.mode & 0o7777, mtime: low.st.mtimeMs / 1000 });
+  }
+
+  /** Overlay: a lower non-directory copied into the upper dir (for a hard link to it). */
+  private copyUpFile(rel: string, low: { host: string; st: fs.Stats }): void {
+    const p = this.root + '/' + rel;
+    const st = low.st;
+    if (st.isSymbolicLink()) fs.symlinkSync(F(readlinkBytes(low.host)), F(p));
+    else if (st.isFile()) fs.copyFileSync(F(low.host), F(p), fs.constants.COPYFILE_FICLONE);
+    else sys.mknod(F(p), st.mode & (sys.S_IFMT | 0o7777), Math.floor(st.rdev / 256) & 0xfff, (st.rdev & 0xff) | ((st.rdev >>> 12) & 0xfff00));
+    fs.lchownSync(F(p), st.uid, st.gid);
+    if (!st.isSymbolicLink()) fs.chmodSync(F(p), st.mode & 0o7777); // after chown, which clears setuid
+    this.copyXattrs(low.host, p);
+    fs.lutimesSync(F(p), st.atime, st.mtime);
+  }
+
+  // Raw, as stored (both sides are this format), but not the backend's own marks.
+  private copyXattrs(from: string, to: string): void {
+    let names: string[];
+    try {
+      names = sys.llistxattr(F(from));
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      if (xattrToLayer(this.fmt, n) === null) continue;
+      const v = sys.lgetxattr(F(from), n);
+      if (v) sys.lsetxattr(F(to), n, v);
+    }
+  }
+
   /**
    * Resolve a cleaned literal directory path to a real directory inside root, following
-   * symlinks within root. Missing components are created (0755) when `create`.
+   * symlinks within root (overlay: through the lower layers too). Missing components are
+   * created when `create` (0755, or overlay: a copy-up of the lower directory); without
+   * `create`, null when some component does not exist, and an overlay path may resolve to
+   * a directory only the lower layers have.
    */
   private resolveDir(lit: string, entry: string, create: true): string;
   private resolveDir(lit: string, entry: string, create: false): string | null;
@@ -174,6 +272,7 @@ class Extractor implements TarSink {
     const pending = base.split('/').reverse();
     let cur = start;
     let links = 0;
+    let virtual = false; // overlay, !create: cur exists only in the lower layers
     while (pending.length) {
       const c = pending.pop()!;
       if (c === '' || c === '.') continue;
@@ -182,21 +281,44 @@ class Extractor implements TarSink {
         cur = i < 0 ? '' : cur.slice(0, i);
         continue;
       }
+      if (c.startsWith(WH_PREFIX)) this.fail(entry, `a whiteout name (${JSON.stringify(showBytes(c))}) is used as a directory`);
       const next = cur ? cur + '/' + c : c;
       const p = this.root + '/' + next;
       let st: fs.Stats | null;
       try {
-        st = lstatOrNull(p);
+        st = virtual ? null : lstatOrNull(p);
       } catch (err) {
         this.fail(entry, `cannot inspect parent ${JSON.stringify(showBytes(next))}`, err);
       }
-      if (st === null) {
+      if (st !== null && this.overlay && isWhiteout(st)) {
+        // Deleted by this layer: a directory made here starts empty (opaque).
         if (!create) return null;
-        try {
-          fs.mkdirSync(F(p), 0o755);
-        } catch (err) {
-          this.fail(entry, `cannot create parent ${JSON.stringify(showBytes(next))}`, err);
+        fs.unlinkSync(F(p));
+        this.mkdirIn(entry, next, p);
+        this.setOpaque(next);
+        cur = next;
+      } else if (st === null) {
+        const low = this.overlay ? this.lower(next) : null;
+        if (low?.st.isSymbolicLink()) {
+          if (++links > MAX_LINKS) this.fail(entry, 'too many levels of symbolic links in its parents');
+          const target = readlinkBytes(low.host);
+          if (target.startsWith('/')) cur = '';
+          const parts = target.split('/');
+          for (let i = parts.length - 1; i >= 0; i--) pending.push(parts[i]);
+          virtual = false;
+          continue;
         }
+        if (low && !low.st.isDirectory()) this.fail(entry, `parent ${JSON.stringify(showBytes(next))} is not a directory`);
+        if (!create) {
+          if (!low) return null;
+          virtual = true; // only in the lower layers: look further down without making it
+        } else if (low) {
+          try {
+            this.copyUpDir(next, low);
+          } catch (err) {
+            this.fail(entry, `cannot create parent ${JSON.stringify(showBytes(next))}`, err);
+          }
+        } else this.mkdirIn(entry, next, p);
         cur = next;
       } else if (st.isDirectory()) {
         cur = next;
@@ -206,12 +328,25 @@ class Extractor implements TarSink {
         if (target.startsWith('/')) cur = ''; // absolute: restart at root, never the host's /
         const parts = target.split('/');
         for (let i = parts.length - 1; i >= 0; i--) pending.push(parts[i]);
+        continue;
       } else {
         this.fail(entry, `parent ${JSON.stringify(showBytes(next))} is not a directory`);
       }
+      if (create) this.markWritten(cur);
     }
-    this.dirCache.set(lit, cur);
+    if (!virtual) {
+      if (this.dirCache.size >= DIR_CACHE_MAX) this.dirCache.clear();
+      this.dirCache.set(lit, cur);
+    }
     return cur;
+  }
+
+  private mkdirIn(entry: string, rel: string, p: string): void {
+    try {
+      fs.mkdirSync(F(p), 0o755);
+    } catch (err) {
+      this.fail(entry, `cannot create parent ${JSON.stringify(showBytes(rel))}`, err);
+    }
   }
 
   /** Remove whatever is at host path p (a tree when it is a directory). */
@@ -222,6 +357,10 @@ class Extractor implements TarSink {
     if (st.isDirectory() || st.isSymbolicLink()) {
       this.dirCache.clear();
       this.removedAny = true;
+      if (st.isDirectory() && this.opaqueDirs.size) {
+        const rel = p.slice(this.root.length + 1);
+        for (const d of this.opaqueDirs) if (d === rel || d.startsWith(rel + '/')) this.opaqueDirs.delete(d);
+      }
     }
   }
 
@@ -232,8 +371,9 @@ class Extractor implements TarSink {
   private xattrs(p: string, h: TarHeader, entry: string): void {
     if (!h.xattrs) return;
     for (const [k, v] of h.xattrs) {
+      const name = xattrToDisk(this.fmt, k); // the backend's own namespaces: escaped
       try {
-        sys.lsetxattr(F(p), k, v);
+        sys.lsetxattr(F(p), name, v);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (k.startsWith('security.') || k.startsWith('trusted.') || code === 'ENOTSUP' || code === 'EOPNOTSUPP') {
@@ -245,11 +385,32 @@ class Extractor implements TarSink {
     }
   }
 
+  /** A directory entry over an existing directory: the xattrs the entry does not carry go. */
+  private dropOtherXattrs(p: string, h: TarHeader): void {
+    let names: string[];
+    try {
+      names = sys.llistxattr(F(p));
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const layerName = xattrToLayer(this.fmt, n);
+      if (layerName === null || h.xattrs?.has(layerName)) continue; // the format's own marks stay
+      try {
+        sys.lremovexattr(F(p), n);
+      } catch (err) {
+        this.debug(`layer entry ${showBytes(h.name)}: xattr ${n} not removed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      }
+    }
+  }
+
   entry(h: TarHeader): void {
+    if (this.needsLowers) return;
     const rel = cleanName(h.name);
     try {
       this.apply(h, rel);
     } catch (err) {
+      if (err === NEEDS_LOWERS) return;
       if (err instanceof ImgError) throw err;
       this.fail(h.name, `cannot apply ${h.type}`, err);
     }
@@ -272,7 +433,7 @@ class Extractor implements TarSink {
 
     const relRes = parent ? parent + '/' + base : base;
     const p = this.root + '/' + relRes;
-    this.written.add(relRes);
+    this.markWritten(relRes);
 
     if (h.type === 'dir') return this.dirEntry(h, relRes, p);
 
@@ -351,14 +512,28 @@ class Extractor implements TarSink {
   }
 
   private dirEntry(h: TarHeader, relRes: string, p: string): void {
-    // owner rwx until the end, so children can be created even under a 0555 dir
-    if (relRes !== '') this.create(p, () => fs.mkdirSync(F(p), (h.mode & 0o777) | 0o700), (st) => st.isDirectory());
+    let existed = relRes === '';
+    if (relRes !== '') {
+      const st = lstatOrNull(p);
+      if (st?.isDirectory()) existed = true;
+      else {
+        if (st) this.remove(p, st);
+        // owner rwx until the end, so children can be created even under a 0555 dir
+        fs.mkdirSync(F(p), (h.mode & 0o777) | 0o700);
+        // Overlay: over a whiteout this layer made, the directory starts empty.
+        if (st && this.overlay && isWhiteout(st)) this.setOpaque(relRes);
+      }
+    }
     if (this.chown) {
       const [uid, gid] = this.ids(h);
       fs.lchownSync(F(p), uid, gid);
     }
+    if (existed) this.dropOtherXattrs(p, h);
     this.xattrs(p, h, h.name);
-    if (relRes !== '') this.dirCache.set(relRes, relRes);
+    if (relRes !== '') {
+      if (this.dirCache.size >= DIR_CACHE_MAX) this.dirCache.clear();
+      this.dirCache.set(relRes, relRes);
+    }
     // the last entry for a path wins; re-inserting keeps parents before children
     this.dirMeta.delete(p);
     this.dirMeta.set(p, { mode: h.mode, mtime: h.mtime });
@@ -368,36 +543,30 @@ class Extractor implements TarSink {
     const t = cleanName(h.linkname);
     if (t === '') this.fail(h.name, 'hard link to the root directory');
     const slash = t.lastIndexOf('/');
-    const parent = this.resolveDir(slash < 0 ? '' : t.slice(0, slash), h.name, false);
+    const parentLit = slash < 0 ? '' : t.slice(0, slash);
+    const parent = this.resolveDir(parentLit, h.name, false);
     const base = slash < 0 ? t : t.slice(slash + 1);
-    const src = parent === null ? '' : this.host(parent ? parent + '/' + base : base);
-    const st = parent === null ? null : lstatOrNull(src);
-    if (!st) this.fail(h.name, `hard link target ${JSON.stringify(showBytes(h.linkname))} does not exist in the layer or its parents`);
+    const missing: () => never = () => this.fail(h.name, `hard link target ${JSON.stringify(showBytes(h.linkname))} does not exist in the layer or its parents`);
+    if (parent === null) missing();
+    const rel = parent ? parent + '/' + base : base;
+    let st = lstatOrNull(this.host(rel));
+    if (this.overlay && (st === null || isWhiteout(st))) {
+      // Not in this layer: a hard link to a lower layer's file links a copy of it here.
+      const low = st === null ? this.lower(rel) : null;
+      if (!low) missing();
+      if (low.st.isDirectory()) this.fail(h.name, `hard link target ${JSON.stringify(showBytes(h.linkname))} is a directory`);
+      this.resolveDir(parentLit, h.name, true);
+      this.copyUpFile(rel, low);
+      st = low.st;
+    }
+    if (!st) missing();
     if (st.isDirectory()) this.fail(h.name, `hard link target ${JSON.stringify(showBytes(h.linkname))} is a directory`);
-    return src;
+    return this.host(rel);
   }
 
   private whiteout(h: TarHeader, parent: string, base: string): void {
     const dirHost = this.host(parent);
-    if (base === WH_OPAQUE) {
-      if (this.opts.whiteoutFormat === 'overlay') {
-        sys.lsetxattr(F(dirHost), this.opaqueXattr, Buffer.from('y'));
-        return;
-      }
-      // Opaque applies to lower content only: keep what this layer already wrote there.
-      let removed = false;
-      for (const name of readdirBytes(dirHost)) {
-        const childRel = parent ? parent + '/' + name : name;
-        if (this.written.has(childRel)) continue;
-        removeTree(dirHost + '/' + name);
-        removed = true;
-      }
-      if (removed) {
-        this.dirCache.clear();
-        this.removedAny = true;
-      }
-      return;
-    }
+    if (base === WH_OPAQUE) return this.opaque(parent, dirHost);
     if (base.startsWith(WH_PREFIX + WH_PREFIX)) {
       this.debug(`layer entry ${showBytes(h.name)}: aufs metadata ignored`);
       return;
@@ -406,8 +575,8 @@ class Extractor implements TarSink {
     if (name === '' || name === '.' || name === '..') this.fail(h.name, 'whiteout with an invalid name');
     const target = dirHost + '/' + name;
     const existing = lstatOrNull(target);
-    if (this.opts.whiteoutFormat === 'overlay') {
-      if (existing) this.remove(target, existing);
+    if (existing) this.remove(target, existing);
+    if (this.overlay) {
       try {
         sys.mknod(F(target), sys.S_IFCHR, 0, 0);
       } catch (err) {
@@ -417,9 +586,56 @@ class Extractor implements TarSink {
         const [uid, gid] = this.ids(h);
         fs.lchownSync(F(target), uid, gid);
       }
+    }
+  }
+
+  /** `.wh..wh..opq` in directory `rel`: what this layer has not written below it goes. */
+  private opaque(rel: string, dirHost: string): void {
+    if (this.overlay) {
+      this.setOpaque(rel);
+      if (rel === '') this.opaqueRoot();
       return;
     }
-    if (existing) this.remove(target, existing);
+    // Native: prune the subtree, keeping this layer's entries and the directories they
+    // were written through (and only what this layer wrote inside those).
+    let removed = false;
+    const pending = [rel];
+    while (pending.length) {
+      const d = pending.pop()!;
+      const dHost = this.host(d);
+      for (const name of readdirBytes(dHost)) {
+        const childRel = d ? d + '/' + name : name;
+        if (!this.written.has(childRel)) {
+          removeTree(dHost + '/' + name);
+          removed = true;
+        } else if (lstatOrNull(dHost + '/' + name)?.isDirectory()) pending.push(childRel);
+      }
+    }
+    if (removed) {
+      this.dirCache.clear();
+      this.removedAny = true;
+    }
+  }
+
+  /**
+   * Overlay: the kernel ignores the opaque mark on an upper root, so the root's lower
+   * entries are hidden one by one: a whiteout for each one this layer has not written, and
+   * the directories it has written made opaque (fuse-overlayfs, which honours the mark,
+   * sees the same tree).
+   */
+  private opaqueRoot(): void {
+    if (this.lowers === null) this.blind();
+    const names = new Set<string>();
+    for (const l of this.lowers) for (const n of readdirBytes(l)) names.add(n);
+    this.opaqueDirs.delete('');
+    for (const n of names) {
+      if (!lowerEntry(this.fmt, this.lowers, n)) continue;
+      const p = this.root + '/' + n;
+      const st = lstatOrNull(p);
+      if (st === null) sys.mknod(F(p), sys.S_IFCHR, 0, 0);
+      else if (st.isDirectory()) this.setOpaque(n);
+    }
+    this.opaqueDirs.add('');
   }
 
   data(chunk: Buffer): void {

@@ -1,9 +1,11 @@
 // Changes of a snapshot, and the layer tar that carries them.
 //
-// overlayChanges(upper): the upper dir of an overlay mount *is* the change set:
-//   - a 0:0 char device NAME (or a fuse-overlayfs `.wh.NAME` file) → delete of NAME
-//   - a directory with user.overlay.opaque=y / trusted.overlay.opaque=y (or holding a
-//     `.wh..wh..opq` file) → that directory, opaque (its lower contents are hidden)
+// overlayChanges(upper, format): the upper dir of an overlay mount *is* the change set
+// (overlay-format.ts says how it is stored):
+//   - a 0:0 char device NAME (or a fuse-overlayfs `.wh.NAME` file) → delete of NAME,
+//     except in an opaque directory, where nothing lower is visible to delete
+//   - an opaque directory (its lower contents hidden) → that directory, opaque; an opaque
+//     upper root → '/' opaque
 //   - anything else → 'add' (an upper dir alone cannot tell add from modify; the layer
 //     entry is the same either way)
 //   redirect_dir/metacopy upper dirs are not supported (img never mounts with them).
@@ -26,6 +28,7 @@ import * as fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { fsPath as F, readdirBytes, readdirTypedBytes, readlinkBytes, showBytes, toBytes } from '../util/bytenames';
 import { ContentError, HostError } from '../util/errors';
+import { isOpaqueDir, isWhiteout, NATIVE_FORMAT, WH_OPAQUE, WH_PREFIX, xattrToLayer, type DiskFormat } from './overlay-format';
 import * as sys from './sys';
 import { encodeHeader, END_OF_ARCHIVE, padding, type EntryType, type WriteHeader } from './tar';
 
@@ -34,20 +37,11 @@ export interface Change {
   kind: 'add' | 'modify' | 'delete';
 }
 
-const WH = '.wh.';
-const WH_OPQ = '.wh..wh..opq';
-const OPAQUE_XATTRS = ['user.overlay.opaque', 'trusted.overlay.opaque'];
+const WH = WH_PREFIX;
+const WH_OPQ = WH_OPAQUE;
 
 function byName(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function isOpaqueXattr(p: string): boolean {
-  for (const x of OPAQUE_XATTRS) {
-    const v = sys.lgetxattr(F(p), x);
-    if (v && v.toString() === 'y') return true;
-  }
-  return false;
 }
 
 interface UpperItem {
@@ -55,22 +49,24 @@ interface UpperItem {
   kind: 'delete' | 'entry';
 }
 
-export async function* overlayChanges(upperDir: string): AsyncIterable<Change & { opaque?: boolean }> {
+export async function* overlayChanges(upperDir: string, format: DiskFormat): AsyncIterable<Change & { opaque?: boolean }> {
   const root = toBytes(upperDir.replace(/\/+$/, ''));
   const list = (rel: string): { items: UpperItem[]; opaque: boolean } => {
     const dir = rel ? root + '/' + rel : root;
+    const opaque = isOpaqueDir(format, dir);
     const items: UpperItem[] = [];
-    let opaque = false;
     for (const name of readdirBytes(dir)) {
-      if (name === WH_OPQ) opaque = true;
-      else if (name.startsWith(WH + WH)) continue; // aufs/overlay metadata, never content
-      else if (name.startsWith(WH)) items.push({ name: name.slice(WH.length), kind: 'delete' });
-      else items.push({ name, kind: 'entry' });
+      if (name.startsWith(WH + WH)) continue; // the opaque marker, aufs/overlay metadata: never content
+      if (name.startsWith(WH)) {
+        if (!opaque) items.push({ name: name.slice(WH.length), kind: 'delete' });
+      } else items.push({ name, kind: 'entry' });
     }
     items.sort((a, b) => byName(a.name, b.name));
     return { items, opaque };
   };
-  const stack: Array<{ rel: string; items: UpperItem[]; i: number }> = [{ rel: '', ...list(''), i: 0 }];
+  const top = list('');
+  if (top.opaque) yield { path: '/', kind: 'add', opaque: true };
+  const stack: Array<{ rel: string; items: UpperItem[]; opaque: boolean; i: number }> = [{ rel: '', ...top, i: 0 }];
   while (stack.length) {
     const top = stack[stack.length - 1];
     if (top.i >= top.items.length) {
@@ -85,15 +81,14 @@ export async function* overlayChanges(upperDir: string): AsyncIterable<Change & 
     }
     const p = root + '/' + rel;
     const st = fs.lstatSync(F(p));
-    if (st.isCharacterDevice() && st.rdev === 0) {
-      yield { path: '/' + rel, kind: 'delete' };
+    if (isWhiteout(st)) {
+      if (!top.opaque) yield { path: '/' + rel, kind: 'delete' };
       continue;
     }
     if (st.isDirectory()) {
       const sub = list(rel);
-      const opaque = sub.opaque || isOpaqueXattr(p);
-      yield opaque ? { path: '/' + rel, kind: 'add', opaque: true } : { path: '/' + rel, kind: 'add' };
-      stack.push({ rel, items: sub.items, i: 0 });
+      yield sub.opaque ? { path: '/' + rel, kind: 'add', opaque: true } : { path: '/' + rel, kind: 'add' };
+      stack.push({ rel, ...sub, i: 0 });
       continue;
     }
     yield { path: '/' + rel, kind: 'add' };
@@ -221,7 +216,9 @@ function minor(rdev: number): number {
   return (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
 }
 
-function readXattrs(p: string): Array<[string, Buffer]> | undefined {
+// The layer's xattrs of p: names as the layer spells them (format: unescaped), the
+// backend's own marks left out.
+function readXattrs(p: string, format: DiskFormat): Array<[string, Buffer]> | undefined {
   if (!sys.xattrSupported()) return undefined;
   const fp = F(p);
   let names: string[];
@@ -230,14 +227,15 @@ function readXattrs(p: string): Array<[string, Buffer]> | undefined {
   } catch {
     return undefined;
   }
-  const keep = names.filter((n) => !sys.isOverlayXattr(n)).sort();
-  if (keep.length === 0) return undefined;
   const out: Array<[string, Buffer]> = [];
-  for (const n of keep) {
+  for (const n of names) {
+    const name = xattrToLayer(format, n);
+    if (name === null) continue;
     const v = sys.lgetxattr(fp, n);
-    if (v) out.push([n, v]);
+    if (v) out.push([name, v]);
   }
-  return out.length ? out : undefined;
+  if (out.length === 0) return undefined;
+  return out.sort((a, b) => byName(a[0], b[0]));
 }
 
 const CHUNK = 1024 * 1024;
@@ -252,13 +250,17 @@ const CHUNK = 1024 * 1024;
  * `prefix` ("linux_amd64/") goes before every name and hard-link target, and
  * `trailer: false` leaves out the end-of-archive blocks: one tar of several
  * trees (a multi-platform rootfs tar) is such streams one after another.
+ * `format` says how sourceRoot stores xattrs (overlay-format.ts): a snapshot's diskFormat
+ * for its diffRoot (an overlay upper dir holds escaped names and the backend's own marks),
+ * native (the default) for a merged tree, where a mount shows xattrs as they are.
  */
 export function writeLayer(
   changes: AsyncIterable<Change & { opaque?: boolean }>,
   sourceRoot: string,
-  opts: { sourceDateEpoch?: number; prefix?: string; trailer?: boolean } = {},
+  opts: { format?: DiskFormat; sourceDateEpoch?: number; prefix?: string; trailer?: boolean } = {},
 ): NodeJS.ReadableStream {
   const root = toBytes(sourceRoot.replace(/\/+$/, ''));
+  const format = opts.format ?? NATIVE_FORMAT;
   const it = changes[Symbol.asyncIterator]();
   const epoch = opts.sourceDateEpoch;
   const dirsWritten = new Set<string>();
@@ -352,7 +354,7 @@ export function writeLayer(
       gid: st.gid,
       size: 0,
       mtime: mtimeOf(st),
-      xattrs: readXattrs(p),
+      xattrs: readXattrs(p, format),
     };
     if (type === 'dir') {
       dirsWritten.add(rel);
@@ -424,7 +426,11 @@ export function writeLayer(
       }
       const c = n.value;
       const rel = c.path.replace(/^\/+/, '').replace(/\/+$/, '');
-      if (!rel) continue;
+      if (!rel) {
+        // The root itself: only an opaque root says something (everything lower is gone).
+        if (c.opaque && !header({ name: WH_OPQ, type: 'file', mode: 0o600, uid: 0, gid: 0, size: 0, mtime: epoch !== undefined ? Math.min(0, epoch) : 0 })) return;
+        continue;
+      }
       let ok = ensureParents(rel);
       if (c.kind === 'delete') {
         const i = rel.lastIndexOf('/');

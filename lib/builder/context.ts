@@ -180,7 +180,7 @@ async function extractTar(src: Readable, dir: string, what: string): Promise<voi
   const c = detectArchiveCompression(head);
   const tar = c === 'none' ? rest : rest.pipe(decompressArchive(c));
   try {
-    await applyLayer(tar, { root: dir, whiteoutFormat: 'native', sameOwner: false });
+    await applyLayer(tar, { root: dir, sameOwner: false });
   } catch (err) {
     throw new ImgError(`cannot extract the build context from ${what}: ${(err as Error).message}`, {
       hint: 'send a tar archive (optionally gzip/zstd compressed) or a Dockerfile',

@@ -76,7 +76,7 @@ async function layerFor(env: ExportEnv, f: ImageFormat, slot: LayerSlot, i: numb
       const src = await env.sn.diffRoot(slot.snapshot);
       let blob: LayerBlob;
       try {
-        const tar = writeLayer(env.sn.changes(slot.snapshot), src.rootfs, { sourceDateEpoch: env.sourceDateEpoch });
+        const tar = writeLayer(env.sn.changes(slot.snapshot), src.rootfs, { sourceDateEpoch: env.sourceDateEpoch, format: env.sn.diskFormat });
         blob = await ingestLayer(env, tar, want, f.compressionLevel);
       } finally {
         await src.release();

@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { ContentError, isErrno, LockBusyError, NotFoundError, UsageError } from '../util/errors';
 import { debug } from '../util/log';
 import { acquireLease, isBusy, leaseFile, releaseAllLeases, releaseLease, withExclusive } from './lease';
-import type { Change, Mounted, SnapshotBackend, SnapshotInfo, Snapshotter } from './types';
+import type { Change, DiskFormat, Mounted, SnapshotBackend, SnapshotInfo, Snapshotter } from './types';
 import { writeJsonAtomic } from '../util/fsutil';
 import { fsPath as F, toBytes } from '../util/bytenames';
 import * as fs from 'node:fs';
@@ -103,6 +103,8 @@ export abstract class BaseSnapshotter implements Snapshotter {
   ) {
     this.root = path.join(stateDir, 'snapshots', backend);
   }
+
+  abstract readonly diskFormat: DiskFormat;
 
   // ---- backend hooks ----
   // Fill a new active snapshot's directory (fs/, work/) on top of `parent`.
@@ -410,6 +412,13 @@ export abstract class BaseSnapshotter implements Snapshotter {
     const meta = await this.mustMeta(id);
     const parent = meta.parent ? await this.mustMeta(meta.parent) : null;
     yield* this.changesOf(meta, parent);
+  }
+
+  // The own directories of a snapshot's ancestors, newest first: the lower layers an
+  // overlay-format apply into `id` reads (archive/apply.ts `lowers`). With `self`, of
+  // `id` and its ancestors (the lowers of a snapshot still to be made on top of `id`).
+  async parentDirs(id: string, self = false): Promise<string[]> {
+    return (await this.chain(id)).slice(self ? 0 : 1).map((m) => this.fsDir(m.id));
   }
 
   async diffRoot(id: string): Promise<Mounted> {

@@ -4,11 +4,14 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { compareDirs } from '../archive/diff';
+import { NATIVE_FORMAT } from '../archive/overlay-format';
 import { BaseSnapshotter, randomId, trackedMount, type SnapshotMeta } from './base';
 import { bindMount, copyTree } from './sys';
 import type { Change, Mounted } from './types';
 
 export class NativeSnapshotter extends BaseSnapshotter {
+  readonly diskFormat = NATIVE_FORMAT;
+
   constructor(stateDir: string) {
     super(stateDir, 'native');
   }

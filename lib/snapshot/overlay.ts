@@ -8,11 +8,11 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { overlayChanges } from '../archive/diff';
+import { lowerEntry, overlayFormat, type DiskFormat } from '../archive/overlay-format';
 import { ContentError, HostError, ImgError, isErrno, UnsupportedError } from '../util/errors';
 import { debug } from '../util/log';
 import { BaseSnapshotter, randomId, trackedMount, type SnapshotMeta } from './base';
 import { bindMount, mount } from './sys';
-import { lgetxattr } from '../archive/sys';
 import { fsPath as F, toBytes } from '../util/bytenames';
 import type { Change, Mounted, SnapshotBackend } from './types';
 
@@ -34,9 +34,12 @@ export function inUserNamespace(): boolean {
 
 export class OverlaySnapshotter extends BaseSnapshotter {
   override readonly independentLayers = true;
+  readonly diskFormat: DiskFormat;
 
   constructor(stateDir: string, backend: Extract<SnapshotBackend, 'overlayfs' | 'fuse-overlayfs'>) {
     super(stateDir, backend);
+    // Opened inside our user namespace, where the kernel's overlayfs is mounted with userxattr.
+    this.diskFormat = overlayFormat(backend, inUserNamespace());
   }
 
   protected async initActive(dir: string, parent: SnapshotMeta | null, readonly: boolean): Promise<void> {
@@ -176,11 +179,12 @@ export class OverlaySnapshotter extends BaseSnapshotter {
   protected async *changesOf(meta: SnapshotMeta, parent: SnapshotMeta | null): AsyncIterable<Change> {
     const upper = toBytes(this.fsDir(meta.id));
     const lowers = parent ? (await this.chain(parent.id)).map((m) => toBytes(this.fsDir(m.id))) : [];
-    for await (const c of overlayChanges(upper)) {
+    const inLowers = (rel: string) => lowerEntry(this.diskFormat, lowers, rel) !== null;
+    for await (const c of overlayChanges(upper, this.diskFormat)) {
       if (c.kind === 'delete') {
         if (path.basename(c.path) === '.opq' && isFuseOpaqueMarker(path.join(upper, path.dirname(c.path), '.wh..opq'))) continue;
-        if (!existsInLowers(lowers, c.path)) continue;
-      } else if (c.opaque && !existsInLowers(lowers, c.path)) {
+        if (!inLowers(c.path)) continue;
+      } else if (c.opaque && c.path !== '/' && !inLowers(c.path)) {
         yield { path: c.path, kind: c.kind };
         continue;
       }
@@ -196,58 +200,6 @@ function isFuseOpaqueMarker(p: string): boolean {
   } catch {
     return false;
   }
-}
-
-const OPAQUE_XATTRS = ['user.overlay.opaque', 'trusted.overlay.opaque', 'user.fuseoverlayfs.opaque'];
-
-function isWhiteout(st: fs.Stats): boolean {
-  return st.isCharacterDevice() && st.rdev === 0;
-}
-
-function isOpaqueDir(dir: string): boolean {
-  if (fs.existsSync(F(path.join(dir, '.wh..wh..opq')))) return true;
-  for (const x of OPAQUE_XATTRS) {
-    try {
-      const v = lgetxattr(F(dir), x);
-      if (v && v.toString() === 'y') return true;
-    } catch {
-      /* no xattr support: not opaque */
-    }
-  }
-  return false;
-}
-
-// Whether `rel` is visible in the merged view of `lowers` (newest first),
-// honouring whiteouts and opaque directories. Paths are byte strings (util/bytenames.ts).
-export function existsInLowers(lowers: string[], rel: string): boolean {
-  const parts = rel.split('/').filter(Boolean);
-  for (const lower of lowers) {
-    let dir = lower;
-    let stop = false; // an opaque ancestor in this layer hides everything older
-    let hidden = false;
-    for (let i = 0; i < parts.length; i++) {
-      const p = path.join(dir, parts[i]);
-      let st: fs.Stats;
-      try {
-        st = fs.lstatSync(F(p));
-      } catch {
-        break; // not in this layer: look in older ones (unless an ancestor was opaque)
-      }
-      if (isWhiteout(st)) {
-        hidden = true;
-        break;
-      }
-      if (i === parts.length - 1) return true;
-      if (!st.isDirectory()) {
-        hidden = true; // a non-directory ancestor hides older layers' subtrees
-        break;
-      }
-      if (isOpaqueDir(p)) stop = true;
-      dir = p;
-    }
-    if (hidden || stop) return false;
-  }
-  return false;
 }
 
 // /dev/fuse must open read-write for fuse-overlayfs to mount.

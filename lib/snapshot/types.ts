@@ -4,8 +4,9 @@
 // kernel overlayfs and fuse-overlayfs inside our user namespace, and native
 // (plain directory copies). State: <state>/snapshots/<backend>/.
 import type { Change } from '../archive/diff';
+import type { DiskFormat } from '../archive/overlay-format';
 
-export type { Change };
+export type { Change, DiskFormat };
 
 export type SnapshotBackend = 'overlayfs' | 'fuse-overlayfs' | 'native';
 
@@ -27,6 +28,9 @@ export interface Mounted {
 
 export interface Snapshotter {
   readonly backend: SnapshotBackend;
+  // How a snapshot's own directory (diffRoot) holds a layer: give it to applyLayer
+  // and writeLayer (archive/overlay-format.ts).
+  readonly diskFormat: DiskFormat;
   // A new active (writable) snapshot on top of `parent` (committed id, or null for empty).
   prepare(parent: string | null, description: string): Promise<string>;
   // A read-only active snapshot of `parent`.

@@ -9,7 +9,6 @@ import type { Digest, ImageConfig, Manifest } from '../images/types';
 import { ContentError, UnsupportedError } from '../util/errors';
 import { debug, warn } from '../util/log';
 import { acquireLease, lockKey } from './lease';
-import { inUserNamespace } from './overlay';
 import type { BaseSnapshotter } from './base';
 import type { Snapshotter } from './types';
 
@@ -63,22 +62,26 @@ export async function unpackLayers(
   const content = new ContentStore(stateDir);
   const total = manifest.layers.length;
   const description = opts.ref ? `pulled from ${opts.ref}` : `unpacked from image config ${manifest.config.digest}`;
-  const format = sn.backend === 'native' ? 'native' : 'overlay';
-  const opaqueXattr = inUserNamespace() ? 'user.overlay.opaque' : 'trusted.overlay.opaque';
   const ev = (i: number) => ({ layer: i, total, digest: manifest.layers[i].digest, chainId: chains[i] });
 
-  // Applies layer i into the active snapshot `active` and checks its diffID.
-  const extract = async (i: number, active: string): Promise<number> => {
+  // Applies layer i into the active snapshot `active` and checks its diffID. `lowers`:
+  // the overlay layer dirs below it when known (archive/apply.ts); without them a layer
+  // whose entries depend on its lower layers is not applied (null: extract it again later).
+  const extract = async (i: number, active: string, lowers: string[] | undefined): Promise<number | null> => {
     onProgress?.({ ...ev(i), status: 'extracting' });
     const target = await sn.diffRoot(active);
     try {
       const res = await applyLayer(content.createReadStream(manifest.layers[i].digest), {
         root: target.rootfs,
-        whiteoutFormat: format,
+        format: sn.diskFormat,
+        lowers,
         sameOwner: true,
-        opaqueXattr,
         onDebug: debug,
       });
+      if (res.needsLowers) {
+        debug(`unpack ${manifest.layers[i].digest}: its entries depend on the layers below; extracting it again once they are in place`);
+        return null;
+      }
       if (res.skippedDevices) {
         // The device nodes are not in the snapshot, so not in anything built or unpacked from it.
         warn(`layer ${manifest.layers[i].digest}: left out ${res.skippedDevices} device node(s): an unprivileged user cannot create them`);
@@ -123,6 +126,9 @@ export async function unpackLayers(
     if (sn.independentLayers) {
       // Overlay backends: every layer goes into its own dir, so extract them
       // concurrently (decompression and file writes overlap), then commit in order.
+      // Only the first missing layer knows its lower layers now; one whose entries
+      // depend on them is left for the ordered pass below.
+      const lowersOfFirst = parent ? await sn.parentDirs(parent, true) : [];
       let next = 0;
       let stop = false;
       const worker = async () => {
@@ -131,7 +137,11 @@ export async function unpackLayers(
           const active = await sn.prepare(null, `extracting ${manifest.layers[i].digest}`);
           actives.set(i, active);
           try {
-            sizes.set(i, await extract(i, active));
+            const size = await extract(i, active, i === first ? lowersOfFirst : undefined);
+            if (size === null) {
+              actives.delete(i);
+              await sn.remove(active);
+            } else sizes.set(i, size);
           } catch (err) {
             stop = true;
             throw err;
@@ -162,7 +172,8 @@ export async function unpackLayers(
       } else {
         active = await sn.prepare(parent, `extracting ${manifest.layers[i].digest}`);
         actives.set(i, active);
-        sizes.set(i, await extract(i, active));
+        const lowers = sn.diskFormat.kind === 'overlay' ? await sn.parentDirs(active) : undefined;
+        sizes.set(i, (await extract(i, active, lowers))!); // never null: native needs no lowers, overlay has them
       }
       parent = await sn.commit(active, description, chains[i]);
       actives.delete(i);

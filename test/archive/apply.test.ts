@@ -8,6 +8,7 @@ import { ContentError, DiskFullError, ImgError, UnsupportedError } from '../../l
 import { lgetxattr } from '../../lib/archive/sys';
 import { tarOf, deepTreeTar, rawEntry, gnuLongEntries, END, gzip, zstd, stream, type FixtureEntry } from '../fixtures/layers';
 import { tmp, rmrf, describeTree } from './helpers';
+import { overlayFormat } from '../../lib/archive/overlay-format';
 
 // Applying layers with their owners, device nodes and setuid bits needs root (CI runs the
 // suite as root); the unprivileged path is covered by test/archive/rootless.test.ts.
@@ -15,7 +16,7 @@ const AS_ROOT = {
   skip: process.getuid?.() !== 0 ? 'needs root to apply owners, devices and setuid bits (unprivileged path: test/archive/rootless.test.ts)' : false,
 };
 
-const native = (root: string, more: Partial<ApplyOptions> = {}): ApplyOptions => ({ root, whiteoutFormat: 'native', sameOwner: true, ...more });
+const native = (root: string, more: Partial<ApplyOptions> = {}): ApplyOptions => ({ root, sameOwner: true, ...more });
 
 async function apply(root: string, entries: FixtureEntry[] | Buffer, more: Partial<ApplyOptions> = {}) {
   const tar = Buffer.isBuffer(entries) ? entries : await tarOf(entries);
@@ -285,7 +286,7 @@ test('overlay whiteouts become 0:0 char devices and opaque dirs get the xattr', 
         { name: 'o/.wh..wh..opq', body: '' },
         { name: 'o/new', body: 'n' },
       ],
-      { whiteoutFormat: 'overlay' },
+      { format: overlayFormat('overlayfs', true) },
     );
     const wh = fs.lstatSync(path.join(root, 'a/gone'));
     assert.ok(wh.isCharacterDevice());

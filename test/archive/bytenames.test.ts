@@ -21,6 +21,7 @@ import { byteNamesTar, type ByteEntry } from '../fixtures/layers';
 import { build, setup } from '../builder/helpers';
 import { cleanup, rootlessUser, runImgRootless, skipUnlessRootless } from '../helpers/rootless';
 import { rmrf, tmp } from './helpers';
+import { overlayFormat } from '../../lib/archive/overlay-format';
 
 const b = (...parts: Array<string | number[] | Buffer>): Buffer => Buffer.concat(parts.map((p) => (Buffer.isBuffer(p) ? p : typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
 
@@ -86,7 +87,7 @@ describe('names are bytes: apply and diff', () => {
 
   test('native apply writes every name exactly; the diff of the tree lists them exactly', async () => {
     const root = path.join(dir, 'native');
-    for (const layer of [LAYER1, LAYER2]) await applyLayer(Readable.from([byteNamesTar(layer)]), { root, whiteoutFormat: 'native', sameOwner: false });
+    for (const layer of [LAYER1, LAYER2]) await applyLayer(Readable.from([byteNamesTar(layer)]), { root, sameOwner: false });
     checkTree(root);
     const out = path.join(dir, 'native.tar');
     await pipeline(writeLayer(compareDirs(null, root), root) as Readable, fs.createWriteStream(out));
@@ -96,23 +97,23 @@ describe('names are bytes: apply and diff', () => {
     );
     // ...and the tar img wrote applies back to the same tree.
     const again = path.join(dir, 'again');
-    await applyLayer(fs.createReadStream(out), { root: again, whiteoutFormat: 'native', sameOwner: false });
+    await applyLayer(fs.createReadStream(out), { root: again, sameOwner: false });
     checkTree(again);
   });
 
   test('overlay format: the upper dir keeps the names and the whiteout; its changes round-trip', async () => {
     const upper = path.join(dir, 'upper');
-    await applyLayer(Readable.from([byteNamesTar(LAYER2)]), { root: upper, whiteoutFormat: 'overlay', sameOwner: false });
+    await applyLayer(Readable.from([byteNamesTar(LAYER2)]), { root: upper, format: overlayFormat('overlayfs', true), sameOwner: false });
     const wh = fs.lstatSync(join(upper, GONE));
     assert.ok(wh.isCharacterDevice() && wh.rdev === 0, 'the whiteout is a 0:0 device under the exact name');
     const out = path.join(dir, 'upper.tar');
-    await pipeline(writeLayer(overlayChanges(upper), upper) as Readable, fs.createWriteStream(out));
+    await pipeline(writeLayer(overlayChanges(upper, overlayFormat('overlayfs', true)), upper) as Readable, fs.createWriteStream(out));
     assert.deepEqual(tarNames(out), hex(b('.wh.', GONE)));
   });
 
   test('messages show such names readably, invalid bytes escaped', async () => {
     const bad = byteNamesTar([{ name: b('x', [0xff]), typeflag: '1', linkname: b('missing', [0xfe]) }]);
-    await assert.rejects(applyLayer(Readable.from([bad]), { root: path.join(dir, 'bad'), whiteoutFormat: 'native', sameOwner: false }), (err: unknown) => {
+    await assert.rejects(applyLayer(Readable.from([bad]), { root: path.join(dir, 'bad'), sameOwner: false }), (err: unknown) => {
       assert.ok(err instanceof ImgError);
       assert.match(err.message, /layer entry "x\\\\xff": hard link target "missing\\\\xfe" does not exist/);
       return true;

@@ -11,6 +11,7 @@ import { createLayerBlob } from '../../lib/archive/layer';
 import type { Compression } from '../../lib/archive/compression';
 import { lsetxattr, mknod, S_IFCHR } from '../../lib/archive/sys';
 import { tmp, rmrf, describeTree } from './helpers';
+import { overlayFormat, type DiskFormat } from '../../lib/archive/overlay-format';
 
 // Applying layers with their owners, device nodes and setuid bits needs root (CI runs the
 // suite as root); the unprivileged path is covered by test/archive/rootless.test.ts.
@@ -72,9 +73,9 @@ function richTree(root: string): void {
   execFileSync('find', [root, '-depth', '-exec', 'touch', '-h', '-d', '@1600000000', '{}', '+']);
 }
 
-async function layerOf(changes: AsyncIterable<Change & { opaque?: boolean }>, src: string, c: Compression, out: string, epoch?: number) {
+async function layerOf(changes: AsyncIterable<Change & { opaque?: boolean }>, src: string, c: Compression, out: string, epoch?: number, format?: DiskFormat) {
   const sink = fileSink(out);
-  const r = await createLayerBlob(writeLayer(changes, src, { sourceDateEpoch: epoch }), c, sink.stream);
+  const r = await createLayerBlob(writeLayer(changes, src, { sourceDateEpoch: epoch, format }), c, sink.stream);
   assert.equal(r.digest, sink.sha());
   assert.equal(r.size, fs.statSync(out).size);
   return r;
@@ -151,7 +152,7 @@ test('overlayChanges reads whiteout devices, .wh. files and opaque markers', AS_
     w(path.join(upper, 'opq-x/inside'), 'i');
     w(path.join(upper, 'opq-f/.wh..wh..opq'), '');
     mknod(path.join(upper, 'realdev'), S_IFCHR | 0o600, 1, 3); // a device that is not 0:0 is content
-    const got = await collect(overlayChanges(upper));
+    const got = await collect(overlayChanges(upper, overlayFormat('overlayfs', true)));
     assert.deepEqual(got, [
       { path: '/a', kind: 'add' },
       { path: '/a/deleted', kind: 'delete' },
@@ -182,7 +183,7 @@ test('round trip: tree → layer (gzip, zstd, none) → apply → same tree', AS
       assert.equal(r.mediaType, c === 'none' ? 'application/vnd.oci.image.layer.v1.tar' : `application/vnd.oci.image.layer.v1.tar+${c}`);
       if (c === 'none') assert.equal(r.digest, r.diffId);
       const dst = path.join(base, `dst-${c}`);
-      const a = await applyLayer(fs.createReadStream(blob), { root: dst, whiteoutFormat: 'native', sameOwner: true });
+      const a = await applyLayer(fs.createReadStream(blob), { root: dst, sameOwner: true });
       assert.equal(a.diffId, r.diffId);
       assert.equal(a.size, r.uncompressedSize);
       assert.deepEqual(describeTree(dst, { times: true, xattrs: true, ino: true }), want);
@@ -239,18 +240,19 @@ test('overlay upper dir → layer with whiteouts and opaque dirs → applied on 
     w(path.join(upper, 'mod'), 'new');
     w(path.join(upper, 'added/deep/file'), 'a');
     const blob = path.join(base, 'l.tar.gz');
-    await layerOf(overlayChanges(upper), upper, 'gzip', blob);
+    const fmt = overlayFormat('overlayfs', true);
+    await layerOf(overlayChanges(upper, fmt), upper, 'gzip', blob, undefined, fmt);
     const listing = execFileSync('tar', ['-tzf', blob], { encoding: 'utf8' }).trim().split('\n');
     assert.deepEqual(listing, ['added/', 'added/deep/', 'added/deep/file', '.wh.del', '.wh.deldir', 'mod', 'opq/', 'opq/.wh..wh..opq', 'opq/new']);
     // native apply on a copy of the lower = the merged view
     const merged = path.join(base, 'merged');
     execFileSync('cp', ['-a', lower, merged]);
-    await applyLayer(fs.createReadStream(blob), { root: merged, whiteoutFormat: 'native', sameOwner: true });
+    await applyLayer(fs.createReadStream(blob), { root: merged, sameOwner: true });
     assert.deepEqual(Object.keys(describeTree(merged)).sort(), ['added', 'added/deep', 'added/deep/file', 'keep', 'mod', 'opq', 'opq/new']);
     assert.equal(fs.readFileSync(path.join(merged, 'mod'), 'utf8'), 'new');
     // overlay-format apply into an empty dir reproduces the upper dir
     const upper2 = path.join(base, 'upper2');
-    await applyLayer(fs.createReadStream(blob), { root: upper2, whiteoutFormat: 'overlay', sameOwner: true });
+    await applyLayer(fs.createReadStream(blob), { root: upper2, format: overlayFormat('overlayfs', true), sameOwner: true });
     assert.deepEqual(describeTree(upper2, { xattrs: true }), describeTree(upper, { xattrs: true }));
   } finally {
     rmrf(base);
@@ -274,7 +276,7 @@ test('native diff → layer → applied on a copy of the lower gives the upper',
     await layerOf(compareDirs(lower, upper), upper, 'zstd', blob);
     const target = path.join(base, 'target');
     execFileSync('cp', ['-a', lower, target]);
-    await applyLayer(fs.createReadStream(blob), { root: target, whiteoutFormat: 'native', sameOwner: true });
+    await applyLayer(fs.createReadStream(blob), { root: target, sameOwner: true });
     assert.deepEqual(describeTree(target, { times: true, xattrs: true }), describeTree(upper, { times: true, xattrs: true }));
   } finally {
     rmrf(base);

@@ -6,7 +6,7 @@ import { applyLayer } from '../../lib/archive/apply';
 async function main(): Promise<void> {
   const [layer, root] = process.argv.slice(2);
   const debug: string[] = [];
-  const r = await applyLayer(fs.createReadStream(layer), { root, whiteoutFormat: 'native', sameOwner: false, onDebug: (m) => debug.push(m) });
+  const r = await applyLayer(fs.createReadStream(layer), { root, sameOwner: false, onDebug: (m) => debug.push(m) });
   process.stdout.write(JSON.stringify({ ...r, debug }) + '\n');
 }
 

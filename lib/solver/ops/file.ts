@@ -130,7 +130,7 @@ export function fileOp(env: OpEnv): Executor<FileVertex> {
             try {
               await apply(m.rootfs, baseRoot);
               const snapshot = await env.produce(base.snapshot, v.name, ctx, (root) =>
-                applyLayer(writeLayer(compareDirs(null, m.rootfs), m.rootfs), { root, whiteoutFormat: 'native', sameOwner: true }).then(() => undefined),
+                applyLayer(writeLayer(compareDirs(null, m.rootfs), m.rootfs), { root, sameOwner: true }).then(() => undefined),
               );
               return { snapshot, layers: chainOf(base, snapshot) };
             } finally {
@@ -173,7 +173,6 @@ export async function unpackArchive(file: string, destDir: string, owner: Owner 
   await makeDest();
   await applyLayer(openArchive(file, c), {
     root: destDir,
-    whiteoutFormat: 'native',
     sameOwner: true,
     idMap: owner ? () => [owner.uid, owner.gid] : undefined,
   });

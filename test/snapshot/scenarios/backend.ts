@@ -151,7 +151,7 @@ async function main() {
   for await (const c of sn.changes(committed)) (report.changes as unknown[]).push(c);
   const dr = await sn.diffRoot(committed);
   const layerFile = path.join(state, 'layer.tar.gz');
-  const blob = await createLayerBlob(writeLayer(sn.changes(committed), dr.rootfs, {}), 'gzip', fs.createWriteStream(layerFile) as Writable);
+  const blob = await createLayerBlob(writeLayer(sn.changes(committed), dr.rootfs, { format: sn.diskFormat }), 'gzip', fs.createWriteStream(layerFile) as Writable);
   await dr.release();
   report.blob = blob;
   report.entries = await tarEntries(layerFile);

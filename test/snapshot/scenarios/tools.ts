@@ -73,7 +73,7 @@ async function main() {
     const content = new ContentStore(state);
     const dr = await sn.diffRoot(committed);
     const ingest = content.ingest();
-    const blob = await createLayerBlob(writeLayer(sn.changes(committed), dr.rootfs, { sourceDateEpoch: 0 }), 'gzip', ingest.stream as Writable);
+    const blob = await createLayerBlob(writeLayer(sn.changes(committed), dr.rootfs, { sourceDateEpoch: 0, format: sn.diskFormat }), 'gzip', ingest.stream as Writable);
     await ingest.commit();
     await dr.release();
     const config: ImageConfig = {
