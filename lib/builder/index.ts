@@ -11,12 +11,14 @@ import { ContentStore } from '../content/store';
 import { exportArchive, exportImage, exportLocal, imageTargetOf, LayerBlobMemo, writeRootfsTar, type BuildResults, type ExportEnv, type ExportProgress, type ImageFormat } from '../export/index';
 import { pushTarget } from '../registry/push';
 import { dockerfileToGraph } from '../frontend/dockerfile/convert';
+import { DockerfileError } from '../frontend/dockerfile/errors';
+import { lintShort, RULES } from '../frontend/dockerfile/lint';
 import { parseDockerignore, PatternMatcher } from '../frontend/dockerfile/dockerignore';
 import type { BuildGraph, LocalSourceVertex } from '../graph/types';
 import { lockFile } from '../host/index';
 import { formatPlatform, hostPlatform } from '../images/platform';
 import type { Descriptor, ImageConfig, Platform } from '../images/types';
-import { createRenderer, failureBlock, Progress, sourceContext, type Renderer } from '../progress/index';
+import { checkReport, createRenderer, failureBlock, Progress, sourceContext, warningSummary, type BuildWarning, type Renderer } from '../progress/index';
 import { openSnapshotter } from '../snapshot/index';
 import { acquireLease } from '../snapshot/lease';
 import { INLINE_CACHE_FIELD } from '../cache/index';
@@ -26,7 +28,7 @@ import { createRuntime } from '../solver/runtime';
 import { SolveError, solveRoots } from '../solver/scheduler';
 import { withStoreLock } from '../state/lock';
 import { findError, NotFoundError, UsageError } from '../util/errors';
-import { warn } from '../util/log';
+import { isDebug, warn } from '../util/log';
 import { exportCaches, importCaches, inlineCache, type CacheExportContext } from './cache';
 import { loadContext, type LoadedContext } from './context';
 import { checkDestinations, toDest, writeDestFile } from './dest';
@@ -45,6 +47,8 @@ export interface BuildOutcome {
   manifest?: Descriptor;
   names: string[];
   pushed: { name: string; digest: string }[]; // names pushed by -o type=registry / push=true
+  written: string[]; // what the other outputs wrote: "files in out/", "docker archive app.tar", "rootfs tar on stdout"
+  warnings: BuildWarning[]; // build checks and other warnings about the Dockerfile
   cachedSteps: number;
   executedSteps: number;
 }
@@ -66,14 +70,20 @@ export async function runBuild(opts: BuildOptions, io: BuildIO): Promise<BuildOu
     const result = await buildWithContext(opts, io, ctx, progress, outputs);
     closed = true;
     await renderer.close(true);
+    if (opts.check) io.stdout.write(checkReport(result.warnings));
+    // The warnings again, together, after the progress (buildx's summary).
+    else if (!opts.quiet && opts.progress !== 'rawjson') io.stderr.write(warningSummary(result.warnings, { debug: isDebug(), color: Boolean(io.stderr.isTTY) }));
     return result;
   } catch (err) {
     closed = true;
     await renderer.close(false);
+    // `# check=error=true`: the warnings that failed the build come first.
+    const checks = findError(err, DockerfileError)?.warnings;
+    if (checks && opts.check) io.stdout.write(checkReport(buildWarnings(checks, ctx)));
     const failed = findError(err, SolveError);
     if (failed) {
       // Quiet builds still show why a step failed: its command's last output lines.
-      if (opts.quiet && failed.tail.length) io.stderr.write(failureBlock(failed.vertexName, failed.tail));
+      if (opts.quiet) io.stderr.write(failureBlock(failed.vertexName, failed.tail));
       // Then the Dockerfile lines it comes from; the CLI prints the error itself last.
       if (failed.location) io.stderr.write(sourceContext(ctx.dockerfileName, ctx.dockerfileText, failed.location));
     }
@@ -165,9 +175,23 @@ async function buildWithContext(
 
   return withStoreLock(opts.stateDir, 'shared', async () => {
     // --cache-from is read while the frontend resolves base images: both wait on registries.
-    const importing = opts.cacheFrom.length ? importCaches(opts.cacheFrom, { stateDir: opts.stateDir, platform: host, sn, progress }) : null;
+    const importing = opts.cacheFrom.length && !opts.check ? importCaches(opts.cacheFrom, { stateDir: opts.stateDir, platform: host, sn, progress }) : null;
     importing?.catch(() => undefined); // awaited below; an early frontend error must not leave it unhandled
-    const graphs: BuildGraph[] = await Promise.all(
+    const graphs: BuildGraph[] = await convertAll().catch((err: unknown) => {
+      // `# check=error=true` failed the conversion: show what it found first.
+      const checks = findError(err, DockerfileError)?.warnings;
+      if (checks) emitWarnings(progress, buildWarnings(checks, ctx));
+      throw err;
+    });
+    // The platforms' graphs come from one Dockerfile: their warnings are the same.
+    const warnings = buildWarnings(graphs[0].warnings, ctx);
+    emitWarnings(progress, warnings);
+    if (opts.check) return { imageId: null, names: [], pushed: [], written: [], warnings, cachedSteps: 0, executedSteps: 0 };
+    return solveAndExport(graphs, warnings, importing);
+  });
+
+  function convertAll(): Promise<BuildGraph[]> {
+    return Promise.all(
       targets.map((target) =>
         dockerfileToGraph(ctx.dockerfileText, {
           filename: ctx.dockerfileName,
@@ -180,6 +204,7 @@ async function buildWithContext(
           // --no-cache is the solver's business: vertex ids (and so cache keys) stay
           // the same, so a --no-cache build refreshes the cache the next build uses.
           noCache: false,
+          allStages: opts.check,
           dockerignore: ignore,
           namedContexts,
           sourceDateEpoch: opts.sourceDateEpoch,
@@ -193,7 +218,9 @@ async function buildWithContext(
         }),
       ),
     );
+  }
 
+  async function solveAndExport(graphs: BuildGraph[], warnings: BuildWarning[], importing: ReturnType<typeof importCaches> | null): Promise<BuildOutcome> {
     // --cache-from: consulted after the local records; their layers stay remote
     // until a step that runs builds on them (see solver/cache.ts CacheWithImports).
     const imports = await importing;
@@ -211,7 +238,7 @@ async function buildWithContext(
       materializeRoot: outputs.some((o) => o.type === 'tar' || o.type === 'local'),
     });
 
-    const outcome: BuildOutcome = { imageId: null, names: [], pushed: [], cachedSteps: res.cached.size, executedSteps: res.executed.size };
+    const outcome: BuildOutcome = { imageId: null, names: [], pushed: [], written: [], warnings, cachedSteps: res.cached.size, executedSteps: res.executed.size };
     // The one value every exporter receives.
     const results: BuildResults = {
       multiPlatform,
@@ -259,6 +286,7 @@ async function buildWithContext(
           await progress.vertex(id, format === 'docker' ? 'exporting to docker image format' : 'exporting to oci image format', () =>
             toDest(out.dest, io, `--output type=${format} dest`, (w) => exportArchive(format, results, env, out.names, w, under(id), out.format)),
           );
+          outcome.written.push(`${format === 'docker' ? 'docker' : 'OCI'} archive ${out.dest ?? 'on stdout'}`);
           break;
         }
         case 'tar':
@@ -267,6 +295,7 @@ async function buildWithContext(
             await toDest(out.dest, io, '--output type=tar dest', (w) => writeRootfsTar(results, env, w));
             progress.status('export:tar', 'send', { name: 'sending tarball', done: true });
           });
+          outcome.written.push(`rootfs tar ${out.dest ?? 'on stdout'}`);
           break;
         case 'local':
           await progress.vertex('export:local', 'exporting to client directory', async () => {
@@ -274,6 +303,7 @@ async function buildWithContext(
             await exportLocal(results, env, path.resolve(io.cwd, out.dest));
             progress.status('export:local', 'copy', { name: 'copying files', done: true });
           });
+          outcome.written.push(`files in ${out.dest}`);
           break;
       }
     }
@@ -298,10 +328,33 @@ async function buildWithContext(
         await writeDestFile(path.resolve(io.cwd, opts.metadataFile), '--metadata-file', JSON.stringify(meta, null, 2) + '\n');
       }
     }
-    // The platforms' graphs come from one Dockerfile: their warnings are the same.
-    for (const w of graphs[0].warnings) warn(w.line ? `${ctx.dockerfileName}:${w.line}: ${w.message}` : w.message);
     return outcome;
-  });
+  }
+}
+
+// A graph's warnings as the progress stream and the summary show them: build
+// checks with BuildKit's short line, their rule's description and URL, and the
+// Dockerfile lines they are about; other warnings as they are.
+function buildWarnings(ws: BuildGraph['warnings'], ctx: LoadedContext): BuildWarning[] {
+  return [...ws]
+    .sort((a, b) => (a.line ?? 0) - (b.line ?? 0))
+    .map((w) => {
+      const info = w.rule ? RULES[w.rule] : undefined;
+      return {
+        rule: w.rule,
+        message: w.message,
+        level: 1,
+        short: lintShort(w),
+        detail: info ? [info.description] : [],
+        url: info?.url,
+        source: w.line ? { file: ctx.dockerfileName, text: ctx.dockerfileText, ranges: [{ start: w.line, end: w.endLine ?? w.line }] } : undefined,
+      };
+    });
+}
+
+// Build checks belong to the Dockerfile: they are shown under its loading step.
+function emitWarnings(progress: Progress, warnings: BuildWarning[]): void {
+  for (const { rule: _rule, message: _message, ...w } of warnings) progress.warn('internal:dockerfile', w);
 }
 
 // The platforms to build for, each once, in the order given; the host's when none is.

@@ -55,6 +55,7 @@ export interface BuildOptions {
   buildContexts: BuildContextSpec[];
   sourceDateEpoch?: number;
   concurrency?: number;
+  check?: boolean; // --check: run the build checks, build nothing
 }
 
 // buildx CSV: key=value pairs separated by commas; values may be quoted.

@@ -142,7 +142,7 @@ export interface BuildGraph {
   root: Ref | null; // null: FROM scratch with nothing added
   config: ImageConfig; // final image config, history included
   platform: Platform;
-  warnings: { message: string; line?: number; rule?: string }[]; // rule: BuildKit build-check name, when one
+  warnings: { message: string; line?: number; endLine?: number; rule?: string }[]; // rule: BuildKit build-check name, when one
   // Secrets/ssh ids referenced (so the CLI can complain early about missing --secret).
   secrets: string[];
   ssh: string[];

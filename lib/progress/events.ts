@@ -1,16 +1,18 @@
 // The build's one progress stream. The solver (and exporters) emit events
 // through a `Progress`; renderers (tty, plain, rawjson) subscribe to it.
-// Events are plain JSON-able values so `--progress rawjson` can print them as is.
+// Events are plain values; `--progress rawjson` prints them as BuildKit's SolveStatus.
+import { StringDecoder } from 'node:string_decoder';
 
 export type VertexState = 'started' | 'completed' | 'cached' | 'error' | 'canceled';
 
 export interface VertexEvent {
   type: 'vertex';
-  id: string; // vertex id (cache key or synthetic id like "export")
+  id: string; // vertex id (the graph's "sha256:…" digest, or a synthetic id like "export:image")
   name: string;
   state: VertexState;
   time: number; // ms since epoch
   error?: string;
+  inputs?: string[]; // ids of the vertices it reads (BuildKit's Vertex.inputs)
 }
 
 export interface LogEvent {
@@ -18,6 +20,21 @@ export interface LogEvent {
   id: string;
   stream: 1 | 2;
   data: string; // text as produced (may hold several lines, or a partial line)
+  raw?: Uint8Array; // the bytes, when they came as bytes (rawjson sends them unchanged)
+  time: number;
+}
+
+// A build check or other warning about the build, BuildKit's VertexWarning:
+// attached to a vertex, its one-line `short`, `detail` lines, a URL, and the
+// Dockerfile lines it is about.
+export interface WarningEvent {
+  type: 'warning';
+  id: string;
+  level: number; // 1 for build checks, as BuildKit's frontend
+  short: string;
+  detail: string[];
+  url?: string;
+  source?: { file: string; text: string; ranges: { start: number; end: number }[] };
   time: number;
 }
 
@@ -34,7 +51,7 @@ export interface StatusEvent {
   time: number;
 }
 
-export type ProgressEvent = VertexEvent | LogEvent | StatusEvent;
+export type ProgressEvent = VertexEvent | LogEvent | StatusEvent | WarningEvent;
 
 export type ProgressListener = (ev: ProgressEvent) => void;
 
@@ -65,30 +82,44 @@ export class Progress {
     for (const l of this.listeners) l(ev);
   }
 
-  started(id: string, name: string): void {
-    this.emit({ type: 'vertex', id, name, state: 'started', time: this.now() });
+  // `inputs`: the ids of the vertices this one reads, when it has any.
+  started(id: string, name: string, inputs?: string[]): void {
+    this.emit({ type: 'vertex', id, name, state: 'started', time: this.now(), ...(inputs?.length ? { inputs } : {}) });
   }
 
-  completed(id: string, name: string): void {
-    this.emit({ type: 'vertex', id, name, state: 'completed', time: this.now() });
+  completed(id: string, name: string, inputs?: string[]): void {
+    this.emit({ type: 'vertex', id, name, state: 'completed', time: this.now(), ...(inputs?.length ? { inputs } : {}) });
   }
 
-  cached(id: string, name: string): void {
-    this.emit({ type: 'vertex', id, name, state: 'cached', time: this.now() });
+  cached(id: string, name: string, inputs?: string[]): void {
+    this.emit({ type: 'vertex', id, name, state: 'cached', time: this.now(), ...(inputs?.length ? { inputs } : {}) });
   }
 
-  failed(id: string, name: string, error: string): void {
-    this.emit({ type: 'vertex', id, name, state: 'error', error, time: this.now() });
+  failed(id: string, name: string, error: string, inputs?: string[]): void {
+    this.emit({ type: 'vertex', id, name, state: 'error', error, time: this.now(), ...(inputs?.length ? { inputs } : {}) });
   }
 
-  canceled(id: string, name: string): void {
-    this.emit({ type: 'vertex', id, name, state: 'canceled', time: this.now() });
+  canceled(id: string, name: string, inputs?: string[]): void {
+    this.emit({ type: 'vertex', id, name, state: 'canceled', time: this.now(), ...(inputs?.length ? { inputs } : {}) });
   }
+
+  // Output bytes are decoded per vertex as a stream: a UTF-8 character split
+  // across two chunks stays one character.
+  private readonly decoders = new Map<string, StringDecoder>();
 
   log(id: string, data: string | Uint8Array, stream: 1 | 2 = 1): void {
-    const text = typeof data === 'string' ? data : Buffer.from(data).toString('utf8');
-    if (text.length === 0) return;
-    this.emit({ type: 'log', id, stream, data: text, time: this.now() });
+    if (data.length === 0) return;
+    if (typeof data === 'string') {
+      this.emit({ type: 'log', id, stream, data, time: this.now() });
+      return;
+    }
+    let dec = this.decoders.get(id);
+    if (!dec) this.decoders.set(id, (dec = new StringDecoder('utf8')));
+    this.emit({ type: 'log', id, stream, data: dec.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength)), raw: data, time: this.now() });
+  }
+
+  warn(id: string, w: Omit<WarningEvent, 'type' | 'id' | 'time'>): void {
+    this.emit({ type: 'warning', id, ...w, time: this.now() });
   }
 
   status(id: string, sub: string, s: { name: string; current?: number; total?: number; done?: boolean }): void {

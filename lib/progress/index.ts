@@ -4,6 +4,7 @@ export { ProgressModel, errorSummary, failureBlock } from './model';
 export { PlainRenderer } from './plain';
 export { RawJsonRenderer } from './rawjson';
 export { sourceContext, type SourceLines } from './source';
+export { checkReport, warningSummary, type BuildWarning } from './warnings';
 export { TtyRenderer } from './tty';
 
 import { UsageError } from '../util/errors';

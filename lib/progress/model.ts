@@ -25,6 +25,7 @@ export interface VertexRow {
   statuses: StatusRow[];
   tail: LogLine[]; // last complete lines of output, in the order written
   partial: LogLine | null; // incomplete last line
+  warnings: string[]; // the short texts of its warnings (build checks)
 }
 
 export interface LogLine {
@@ -44,7 +45,7 @@ export class ProgressModel {
   row(id: string, name = id, time = Date.now()): { row: VertexRow; created: boolean } {
     let row = this.byId.get(id);
     if (row) return { row, created: false };
-    row = { id, index: this.vertices.length + 1, name, state: 'started', started: time, statuses: [], tail: [], partial: null };
+    row = { id, index: this.vertices.length + 1, name, state: 'started', started: time, statuses: [], tail: [], partial: null, warnings: [] };
     this.byId.set(id, row);
     this.vertices.push(row);
     return { row, created: true };
@@ -82,6 +83,10 @@ export class ProgressModel {
         if (ev.current !== undefined) s.current = ev.current;
         if (ev.total !== undefined) s.total = ev.total;
         if (ev.completed !== undefined) s.completed = ev.completed;
+        return [];
+      }
+      case 'warning': {
+        this.row(ev.id, ev.id, ev.time).row.warnings.push(ev.short);
         return [];
       }
       case 'log': {
@@ -124,14 +129,14 @@ export class ProgressModel {
   }
 }
 
-// BuildKit's failure summary: the failing step and the tail of its output,
-// each line dated from the step's start ("0.412 cc: error: …").
+// BuildKit's failure summary: each failed step (a block even without output:
+// it names the step, which the final error line does not) and the tail of
+// its output, each line dated from the step's start ("0.412 cc: error: …").
 export function errorSummary(model: ProgressModel): string {
   let out = '';
   for (const v of model.vertices) {
     if (v.state !== 'error') continue;
     model.flushPartial(v);
-    if (v.tail.length === 0) continue; // nothing to show beyond the error line itself
     out += failureBlock(v.name, v.tail.map((l) => `${logOffset(l.time - (v.started ?? l.time))} ${l.text}`));
   }
   return out;

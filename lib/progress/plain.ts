@@ -58,6 +58,9 @@ export class PlainRenderer implements Renderer {
       case 'log':
         for (const l of lines) this.logLine(row, l);
         return;
+      case 'warning':
+        this.line(row, `WARN: ${ev.short}`);
+        return;
       case 'status': {
         if (ev.completed === undefined) return; // print each sub-step once, when done
         const s = row.statuses.find((x) => x.sub === ev.sub);

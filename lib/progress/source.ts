@@ -10,8 +10,8 @@
 //      5 |     CMD ["app"]
 //   --------------------
 //
-// One failing line gets two neighbours on each side, several get one; what
-// the file's start takes away from above is added below.
+// One failing line gets two neighbours on each side, several get one (near
+// the file's start or end, the missing side is not made up below or above).
 
 export interface SourceLines {
   start: number; // 1-based, inclusive

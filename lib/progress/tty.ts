@@ -86,6 +86,7 @@ export class TtyRenderer implements Renderer {
         const end = s.completed ?? (v.state === 'started' ? t : (v.completed ?? t));
         out.push(row(width, ` => => ${s.name}${size}`, formatSeconds(end - s.started)));
       }
+      for (const w of v.warnings) out.push(clip(` => WARN: ${escapeControls(w, { oneLine: true })}`, width));
       if (v.state === 'started' && !final) {
         const tail = v.partial ? [...v.tail, v.partial] : v.tail;
         for (const l of tail.slice(-LIVE_LOG_LINES)) out.push(clip(` => => # ${terminalLine(l.text)}`, width));

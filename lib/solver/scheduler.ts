@@ -7,6 +7,7 @@
 // else (AbortSignal to running executors, waiters rejected) and the solve
 // rejects with a SolveError naming the step and the tail of its output.
 import { setMaxListeners } from 'node:events';
+import { StringDecoder } from 'node:string_decoder';
 import type { BuildGraph, LineRange, Ref, Vertex } from '../graph/types';
 import type { Progress } from '../progress/events';
 import { AbortError, ImgError, isAbortError, StepError, UsageError } from '../util/errors';
@@ -154,7 +155,7 @@ class Solver {
     for (const id of this.reachable()) {
       if (this.states.get(id) === 'done') continue;
       const v = this.vertex(id);
-      this.opts.progress?.cached(id, v.name);
+      this.opts.progress?.cached(id, v.name, this.inputIds(v));
       this.cached.add(id);
       this.states.set(id, 'done');
     }
@@ -191,11 +192,17 @@ class Solver {
     return v.id;
   }
 
+  // The vertices it reads, each once (progress shows them as BuildKit's Vertex.inputs).
+  private inputIds(v: Vertex): string[] {
+    return [...new Set(v.inputs.map((r) => r.vertex))];
+  }
+
   private logger(v: Vertex): VertexLogger {
     const p = this.opts.progress;
+    const decoder = new StringDecoder('utf8');
     return {
       log: (data, stream = 1) => {
-        const text = typeof data === 'string' ? data : Buffer.from(data).toString('utf8');
+        const text = typeof data === 'string' ? data : decoder.write(Buffer.from(data));
         let tail = this.tails.get(v.id);
         if (!tail) this.tails.set(v.id, (tail = []));
         for (const line of text.split('\n')) {
@@ -203,7 +210,7 @@ class Solver {
           tail.push(line);
           if (tail.length > TAIL) tail.shift();
         }
-        p?.log(this.progressId(v), text, stream);
+        p?.log(this.progressId(v), data, stream);
       },
       status: (sub, s) => {
         this.markStarted(v);
@@ -215,7 +222,7 @@ class Solver {
   private markStarted(v: Vertex): void {
     if (this.states.has(v.id)) return;
     this.states.set(v.id, 'started');
-    this.opts.progress?.started(this.progressId(v), v.name);
+    this.opts.progress?.started(this.progressId(v), v.name, this.inputIds(v));
   }
 
   private markDone(v: Vertex, how: 'completed' | 'cached'): void {
@@ -224,8 +231,8 @@ class Solver {
     this.states.set(v.id, 'done');
     if (how === 'cached') {
       this.cached.add(v.id);
-      this.opts.progress?.cached(this.progressId(v), v.name);
-    } else this.opts.progress?.completed(this.progressId(v), v.name);
+      this.opts.progress?.cached(this.progressId(v), v.name, this.inputIds(v));
+    } else this.opts.progress?.completed(this.progressId(v), v.name, this.inputIds(v));
   }
 
   private useCache(v: Vertex): boolean {
@@ -374,7 +381,7 @@ class Solver {
     } catch (err) {
       if (this.firstError === null && !(this.signal.aborted && isAbortError(err))) {
         this.firstError = new SolveError(v.name, err, this.tails.get(v.id) ?? [], v.location);
-        this.opts.progress?.failed(this.progressId(v), v.name, (err as Error)?.message ?? String(err));
+        this.opts.progress?.failed(this.progressId(v), v.name, (err as Error)?.message ?? String(err), this.inputIds(v));
         this.states.set(v.id, 'done');
         this.abortAll(err);
       } else if (this.states.get(v.id) === 'started') {

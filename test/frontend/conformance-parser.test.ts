@@ -239,7 +239,7 @@ test('BOM, CRLF, line numbers and the empty-continuation warning', () => {
     ['CMD', ['c'], 7, 7],
   ]);
   assert.equal(p.warnings.filter((w) => w.rule === 'NoEmptyContinuation').length, 1);
-  assert.match(p.warnings.find((w) => w.rule === 'NoEmptyContinuation')!.message, /Empty continuation line found in: RUN a {3}b/);
+  assert.equal(p.warnings.find((w) => w.rule === 'NoEmptyContinuation')!.message, 'Empty continuation line');
   assert.throws(() => parseDockerfile('# only a comment\n\n'), /file with no instructions/);
 });
 

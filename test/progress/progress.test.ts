@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { PlainRenderer, Progress, RawJsonRenderer, TtyRenderer, createRenderer, parseProgressMode, sourceContext } from '../../lib/progress/index';
+import { PlainRenderer, Progress, RawJsonRenderer, TtyRenderer, checkReport, createRenderer, parseProgressMode, sourceContext, warningSummary } from '../../lib/progress/index';
 import { ImgError } from '../../lib/util/errors';
 
 class Sink extends Writable {
@@ -67,24 +67,64 @@ test('plain renderer repeats a header when interleaved output resumes', async ()
   assert.deepEqual(headers, ['#1 A', '#2 B', '#1 A', '#2 B']);
 });
 
-test('rawjson prints one JSON object per event per line', async () => {
+test('rawjson is BuildKit\'s SolveStatus stream: Go field order and omitempty, base64 bytes, UTC times, HTML-safe escapes', async () => {
+  const c = clock(Date.UTC(2024, 4, 1, 10, 20, 30, 100));
   const sink = new Sink();
   const r = new RawJsonRenderer(sink);
+  const p = new Progress({ now: c.now });
+  p.on((e) => r.write(e));
+  const a = 'sha256:' + 'a'.repeat(64);
+  const b = 'sha256:' + 'b'.repeat(64);
+  p.cached(a, '[1/2] FROM busybox');
+  c.advance(5);
+  p.started(b, '[2/2] RUN a && b <c>', [a]);
+  p.status(b, 'extract', { name: 'extracting', current: 10, total: 20 });
+  c.advance(250);
+  // "é" split across two chunks: one character in the text, the bytes unchanged in the stream.
+  p.log(b, Buffer.from([0x68, 0x69, 0xc3]));
+  p.log(b, Buffer.from([0xa9, 0x0a]), 2);
+  p.status(b, 'extract', { name: 'extracting', current: 20, total: 20, done: true });
+  p.failed(b, '[2/2] RUN a && b <c>', 'exit code: 1', [a]);
+  p.started('export:image', 'exporting to image');
+  p.canceled('export:image', 'exporting to image');
+  p.warn('internal:dockerfile', {
+    level: 1,
+    short: 'JSONArgsRecommended: … (line 2)',
+    detail: ['JSON arguments recommended'],
+    url: 'https://docs.docker.com/go/dockerfile/rule/json-args-recommended/',
+    source: { file: 'Dockerfile', text: 'FROM a\nCMD x\n', ranges: [{ start: 2, end: 2 }] },
+  });
+  await r.close();
+  const lines = sink.text.split('\n');
+  assert.equal(lines.pop(), '', 'every object ends its line');
+  const t0 = '2024-05-01T10:20:30.1Z';
+  const t1 = '2024-05-01T10:20:30.105Z';
+  const t2 = '2024-05-01T10:20:30.355Z';
+  const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
+  const exp = (id: string) => require('node:crypto').createHash('sha256').update(id).digest('hex');
+  assert.deepEqual(lines, [
+    `{"vertexes":[{"digest":"${a}","name":"[1/2] FROM busybox","started":"${t0}","completed":"${t0}","cached":true}]}`,
+    `{"vertexes":[{"digest":"${b}","inputs":["${a}"],"name":"[2/2] RUN a \\u0026\\u0026 b \\u003cc\\u003e","started":"${t1}"}]}`,
+    `{"statuses":[{"id":"extract","vertex":"${b}","name":"extracting","total":20,"current":10,"timestamp":"${t1}","started":"${t1}"}]}`,
+    `{"logs":[{"vertex":"${b}","stream":1,"data":"${b64(Buffer.from([0x68, 0x69, 0xc3]))}","timestamp":"${t2}"}]}`,
+    `{"logs":[{"vertex":"${b}","stream":2,"data":"${b64(Buffer.from([0xa9, 0x0a]))}","timestamp":"${t2}"}]}`,
+    `{"statuses":[{"id":"extract","vertex":"${b}","name":"extracting","total":20,"current":20,"timestamp":"${t2}","started":"${t1}","completed":"${t2}"}]}`,
+    `{"vertexes":[{"digest":"${b}","inputs":["${a}"],"name":"[2/2] RUN a \\u0026\\u0026 b \\u003cc\\u003e","started":"${t1}","completed":"${t2}","error":"exit code: 1"}]}`,
+    `{"vertexes":[{"digest":"sha256:${exp('export:image')}","name":"exporting to image","started":"${t2}"}]}`,
+    `{"vertexes":[{"digest":"sha256:${exp('export:image')}","name":"exporting to image","started":"${t2}","completed":"${t2}","error":"context canceled"}]}`,
+    `{"warnings":[{"vertex":"sha256:${exp('internal:dockerfile')}","level":1,"short":"${b64('JSONArgsRecommended: … (line 2)')}","detail":["${b64('JSON arguments recommended')}"],"url":"https://docs.docker.com/go/dockerfile/rule/json-args-recommended/","sourceInfo":{"filename":"Dockerfile","data":"${b64('FROM a\nCMD x\n')}","language":"Dockerfile"},"range":[{"start":{"line":2},"end":{"line":2}}]}]}`,
+  ]);
+});
+
+test('logs split inside a UTF-8 character reach the human views as one character', async () => {
+  const sink = new Sink();
+  const r = new PlainRenderer(sink);
   const p = new Progress();
   p.on((e) => r.write(e));
   p.started('a', 'A');
-  p.log('a', 'out\n');
-  p.completed('a', 'A');
-  await r.close();
-  const evs = sink.text.trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(
-    evs.map((e) => [e.type, e.state ?? e.data]),
-    [
-      ['vertex', 'started'],
-      ['log', 'out\n'],
-      ['vertex', 'completed'],
-    ],
-  );
+  p.log('a', Buffer.from([0x63, 0x61, 0x66, 0xc3]));
+  p.log('a', Buffer.from([0xa9, 0x0a]));
+  assert.match(sink.text, /^#1 \d+\.\d{3} café$/m);
 });
 
 test('sourceContext: BuildKit\'s lines around the failing ones (two each side for one line, one for several)', () => {
@@ -103,6 +143,30 @@ test('sourceContext: BuildKit\'s lines around the failing ones (two each side fo
     ['Dockerfile:6', '--------------------', '   4 |         two', '   5 |     COPY . /', '   6 | >>> CMD ["x"]', '   7 |     ', '--------------------', ''].join('\n'),
   );
   assert.equal(sourceContext('Dockerfile', text, [{ start: 40, end: 40 }]), '', 'a line past the end shows nothing');
+});
+
+test('warning summary and check report as buildx prints them', () => {
+  const w = {
+    rule: 'JSONArgsRecommended',
+    message: 'JSON arguments recommended for CMD to prevent unintended behavior related to OS signals',
+    level: 1,
+    short: 'JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals (line 2)',
+    detail: ['JSON arguments recommended for ENTRYPOINT/CMD to prevent unintended behavior related to OS signals'],
+    url: 'https://docs.docker.com/go/dockerfile/rule/json-args-recommended/',
+    source: { file: 'Dockerfile', text: 'FROM a\nCMD x\n', ranges: [{ start: 2, end: 2 }] },
+  };
+  assert.equal(warningSummary([]), '');
+  assert.equal(warningSummary([w]), `\n 1 warning found (use --debug to expand):\n - ${w.short}\n`);
+  assert.equal(
+    warningSummary([w, { ...w }], { debug: true }),
+    '\n 2 warnings found:\n' +
+      ` - ${w.short}\n${w.detail[0]}\nMore info: ${w.url}\nDockerfile:2\n--------------------\n   1 |     FROM a\n   2 | >>> CMD x\n   3 |     \n--------------------\n\n`.repeat(2),
+  );
+  assert.equal(checkReport([]), 'Check complete, no warnings found.\n');
+  assert.equal(
+    checkReport([w]),
+    `Check complete, 1 warning has been found!\n\nWARNING: JSONArgsRecommended - ${w.url}\n${w.message}\nDockerfile:2\n--------------------\n   1 |     FROM a\n   2 | >>> CMD x\n   3 |     \n--------------------\n`,
+  );
 });
 
 test('tty renderer draws a BuildKit frame and a FINISHED final frame', async () => {

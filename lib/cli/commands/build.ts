@@ -30,6 +30,7 @@ export interface BuildFlags {
   push?: boolean;
   addHost: string[];
   buildContext: string[];
+  check?: boolean;
 }
 
 export const register: RegisterCommand = (program, globals) =>
@@ -60,6 +61,7 @@ export const register: RegisterCommand = (program, globals) =>
     .option('--push', 'Shorthand for --output=type=registry')
     .option('--add-host <list>', 'Add a custom host-to-IP mapping (format: "host:ip")', collect, [])
     .option('--build-context <list>', 'Additional build contexts (e.g., name=path)', collect, [])
+    .option('--check', 'Run the build checks and print their warnings, build nothing (exit 1 when any is found)')
     .action(async (contextArg: string, flags: BuildFlags) => {
       /* eslint-disable @typescript-eslint/no-require-imports */
       const g = globals();
@@ -107,6 +109,7 @@ export const register: RegisterCommand = (program, globals) =>
         addHosts: flags.addHost.flatMap((h) => h.split(',')).filter(Boolean).map(opts.parseAddHost),
         buildContexts: flags.buildContext.map(opts.parseBuildContext),
         sourceDateEpoch: opts.parseSourceDateEpoch(env.SOURCE_DATE_EPOCH),
+        check: Boolean(flags.check),
       };
       for (const s of buildOpts.secrets) {
         if (s.src) {
@@ -124,15 +127,21 @@ export const register: RegisterCommand = (program, globals) =>
       // Human messages go to stdout like img, unless stdout carries the tar.
       const say = (s: string) => (dataOnStdout ? process.stderr : process.stdout).write(s + '\n');
       const display = buildOpts.tags.length ? fullName(buildOpts.tags[0]) : null;
-      if (!buildOpts.quiet && display) say(`Building ${display}`);
+      if (!buildOpts.quiet && !buildOpts.check && display) say(`Building ${display}`);
       startupMarks.work = performance.now();
       const outcome = await runBuild(buildOpts, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, cwd: process.cwd(), env });
+      if (buildOpts.check) {
+        // As `docker build --check`: a check that found something fails.
+        if (outcome.warnings.some((w) => w.rule)) process.exitCode = 1;
+        return;
+      }
       if (buildOpts.quiet) {
         if (outcome.imageId && !dataOnStdout) process.stdout.write(outcome.imageId + '\n');
         return;
       }
-      const name = outcome.names[0] ?? display ?? (outcome.imageId ? outcome.imageId.slice('sha256:'.length, 'sha256:'.length + 12) : null);
-      say(`Successfully built ${name ?? 'build output'}`);
+      // What was made: the image's name, else what the outputs wrote ("files in out/").
+      const shortId = outcome.imageId ? outcome.imageId.slice('sha256:'.length, 'sha256:'.length + 12) : null;
+      say(`Successfully built ${outcome.names[0] ?? display ?? (outcome.written.length ? outcome.written.join(', ') : shortId)}`);
 
       function fullName(t: string): string {
         const { formatReference } = require('../../images/reference') as typeof import('../../images/reference');

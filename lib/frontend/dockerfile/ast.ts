@@ -55,5 +55,5 @@ export interface ParsedDockerfile {
   escapeToken: '\\' | '`';
   instructions: Instruction[];
   // `rule`: the BuildKit build-check name when the warning is one (e.g. "FromAsCasing").
-  warnings: { message: string; line: number; rule?: string }[];
+  warnings: { message: string; line: number; endLine?: number; rule?: string }[];
 }

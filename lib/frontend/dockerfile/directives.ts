@@ -142,21 +142,25 @@ export function syntaxOf(parsed: ParsedDockerfile): SyntaxInfo | undefined {
 
 // ---- # check= ----
 
-// `# check=skip=A,B;error=true` (build checks). Unknown keys are ignored, as BuildKit does.
+// `# check=skip=A,B;error=true;experimental=C` (build checks). Rule names are
+// exact, as BuildKit's; unknown keys are ignored.
 export interface CheckConfig {
   skip: string[]; // rule names, or ['all']
   error: boolean;
+  experimental: string[]; // experimental rules to run, or ['all']
 }
 
 export function parseCheckDirective(value: string): CheckConfig {
-  const out: CheckConfig = { skip: [], error: false };
+  const out: CheckConfig = { skip: [], error: false, experimental: [] };
+  const list = (v: string) => v.split(',').map((s) => s.trim()).filter((s) => s !== '');
   for (const part of value.split(';')) {
     const eq = part.indexOf('=');
     if (eq < 0) continue;
     const key = part.slice(0, eq).trim().toLowerCase();
     const v = part.slice(eq + 1).trim();
-    if (key === 'skip') out.skip = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
-    else if (key === 'error') out.error = v.toLowerCase() === 'true';
+    if (key === 'skip') out.skip = list(v);
+    else if (key === 'error') out.error = ['1', 't', 'true'].includes(v.toLowerCase());
+    else if (key === 'experimental') out.experimental = list(v);
   }
   return out;
 }

@@ -23,6 +23,8 @@ export class DockerfileError extends DockerfileSyntaxError {
   readonly snippet?: string;
   // The bare reason, without the `file:line:` prefix (for callers that re-wrap).
   readonly reason: string;
+  // For `# check=error=true`: the build checks that failed the build, to show first.
+  warnings?: { message: string; line?: number; endLine?: number; rule?: string }[];
 
   constructor(reason: string, opts: DockerfileErrorOptions) {
     const file = opts.file ?? 'Dockerfile';

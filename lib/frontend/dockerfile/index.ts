@@ -18,5 +18,5 @@ export { commandsOf, parseCommand } from './instructions/parse';
 export type { CommandOptions } from './instructions/parse';
 export type * from './instructions/commands';
 export type { MountFlag, MountField, MountSpec } from './instructions/mounts';
-export { lint, applyCheckDirective } from './lint';
-export type { LintWarning } from './lint';
+export { lint, lintShort, RULES, checkPolicy, applyCheckPolicy } from './lint';
+export type { LintWarning, RuleInfo, CheckPolicy } from './lint';

@@ -14,7 +14,7 @@ import { DockerfileError, ShellExpansionError } from './errors';
 import { chompHeredocContent, heredocsFromLine } from './heredoc';
 import { commandsOf } from './instructions/parse';
 import { HEREDOC_INSTRUCTIONS } from './instructions/table';
-import { applyCheckDirective, lint } from './lint';
+import { applyCheckPolicy, checkPolicy, lint } from './lint';
 import { isSpaceCode } from './shell';
 
 export interface ParseOptions {
@@ -28,7 +28,7 @@ export interface ParseOptions {
 
 const reWhitespace = /[\t\v\f\r ]+/;
 
-type Warning = { message: string; line: number; rule?: string };
+type Warning = { message: string; line: number; endLine?: number; rule?: string };
 // group 1: the character kept before the continuation token
 const CONTINUATION_BACKSLASH = /([^\\])\\[ \t]*$|^\\[ \t]*$/;
 const CONTINUATION_BACKTICK = /([^`])`[ \t]*$|^`[ \t]*$/;
@@ -344,7 +344,10 @@ class Parser {
       this.currentLine++;
       const startLine = this.currentLine;
       let { line, end } = this.trimContinuation(first);
-      if (end && line === '') continue;
+      if (end && line === '') {
+        if (!isComment(raw)) comments = []; // a blank line ends a description comment
+        continue;
+      }
 
       let emptyContinuation = false;
       while (!end && this.i < this.lines.length) {
@@ -361,11 +364,7 @@ class Parser {
         end = t.end;
       }
       if (emptyContinuation) {
-        this.warnings.push({
-          message: `Empty continuation line found in: ${line} (empty continuation lines will become errors in a future release)`,
-          line: this.currentLine,
-          rule: 'NoEmptyContinuation',
-        });
+        this.warnings.push({ message: 'Empty continuation line', line: startLine, endLine: this.currentLine, rule: 'NoEmptyContinuation' });
       }
 
       ctx.escape = this.escape;
@@ -416,8 +415,10 @@ class Parser {
       this.warnings.push(...lint(instructions));
     }
     this.warnings.sort((a, b) => a.line - b.line); // stable: same-line warnings keep their order
+    // Skipped and not-enabled rules go now; `error=true` is the converter's,
+    // once the rules it runs have spoken too.
     const check = this.directives.find((x) => x.name === 'check');
-    if (check) result.warnings = applyCheckDirective(result.warnings, check.value, this.file);
+    result.warnings = applyCheckPolicy(result.warnings, checkPolicy(check?.value));
     return result;
   }
 

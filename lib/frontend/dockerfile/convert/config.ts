@@ -9,6 +9,7 @@ import type {
 } from '../instructions/commands';
 import { DEFAULT_SHELL, addEnv, ensureConfig, goQuoteSlice, healthcheckHistory, parsePortSpec, validSignal } from '../config';
 import { parseChown, resolveAgainst } from '../paths';
+import { checkExposeSpec, checkSecretName, checkShellForm, checkWorkdir } from './checks';
 import type { Converter } from './converter';
 import { type StageState, commitToHistory, stepName } from './stage';
 
@@ -16,6 +17,7 @@ export function dispatchArg(cv: Converter, st: StageState, cmd: ArgCommand): voi
   const parts: string[] = [];
   for (const arg of cmd.args) {
     const key = arg.key;
+    checkSecretName(cv, cmd.node, 'ARG', key);
     let value: string | undefined;
     if (Object.prototype.hasOwnProperty.call(cv.buildArgs, key)) value = cv.buildArgs[key];
     else if (arg.value !== undefined) value = cv.expand(cmd.node, arg.value, st.env);
@@ -38,9 +40,10 @@ export function dispatchEnv(cv: Converter, st: StageState, cmd: EnvCommand): voi
   // (`ENV a=1 b=$a` gives b the old a), as in Docker.
   const pairs: [string, string][] = [];
   for (const kv of cmd.pairs) {
-    const key = cv.expand(cmd.node, kv.key, st.env);
+    const key = cv.expand(cmd.node, kv.key, st.env, st);
     if (key === '') throw cv.err(cmd.node, 'ENV names can not be blank');
-    pairs.push([key, cv.expand(cmd.node, kv.value, st.env)]);
+    checkSecretName(cv, cmd.node, 'ENV', key);
+    pairs.push([key, cv.expand(cmd.node, kv.value, st.env, st)]);
   }
   for (const [key, value] of pairs) {
     cfg.Env = addEnv(cfg.Env ?? [], key, value);
@@ -53,9 +56,9 @@ export function dispatchLabel(cv: Converter, st: StageState, cmd: LabelCommand):
   const cfg = ensureConfig(st.img);
   const parts: string[] = [];
   for (const kv of cmd.pairs) {
-    const key = cv.expand(cmd.node, kv.key, st.env);
+    const key = cv.expand(cmd.node, kv.key, st.env, st);
     if (key === '') throw cv.err(cmd.node, 'LABEL names can not be blank');
-    const value = cv.expand(cmd.node, kv.value, st.env);
+    const value = cv.expand(cmd.node, kv.value, st.env, st);
     cfg.Labels = { ...(cfg.Labels ?? {}), [key]: value };
     parts.push(`${key}=${value}`);
   }
@@ -71,8 +74,9 @@ export function dispatchExpose(cv: Converter, st: StageState, cmd: ExposeCommand
   const cfg = ensureConfig(st.img);
   // BuildKit sorts the specs as written (the command has them sorted), then expands and splits each.
   const ports: string[] = [];
-  for (const w of cmd.ports) ports.push(...cv.expandSplit(cmd.node, w, st.env));
+  for (const w of cmd.ports) ports.push(...cv.expandSplit(cmd.node, w, st.env, st));
   if (!ports.length) throw cv.err(cmd.node, 'EXPOSE requires at least one argument');
+  for (const p of ports) checkExposeSpec(cv, cmd.node, p);
   const exposed = { ...(cfg.ExposedPorts ?? {}) };
   const specs: string[] = [];
   for (const p of ports) {
@@ -89,14 +93,15 @@ export function dispatchExpose(cv: Converter, st: StageState, cmd: ExposeCommand
 }
 
 export function dispatchUser(cv: Converter, st: StageState, cmd: UserCommand): void {
-  const user = cv.expand(cmd.node, cmd.user, st.env);
+  const user = cv.expand(cmd.node, cmd.user, st.env, st);
   ensureConfig(st.img).User = user;
   commitToHistory(st, `USER ${user}`, 'metadata', cv.epoch);
 }
 
 export function dispatchWorkdir(cv: Converter, st: StageState, cmd: WorkdirCommand): void {
-  const raw = cv.expand(cmd.node, cmd.path, st.env);
+  const raw = cv.expand(cmd.node, cmd.path, st.env, st);
   if (raw === '') throw cv.err(cmd.node, 'WORKDIR cannot be empty');
+  checkWorkdir(cv, st, cmd.node, raw);
   const cfg = ensureConfig(st.img);
   const wd = resolveAgainst(cfg.WorkingDir || '/', raw);
   cfg.WorkingDir = wd;
@@ -112,7 +117,7 @@ export function dispatchVolume(cv: Converter, st: StageState, cmd: VolumeCommand
   const cfg = ensureConfig(st.img);
   const vols: string[] = [];
   for (const w of cmd.volumes) {
-    const v = cv.expand(cmd.node, w, st.env);
+    const v = cv.expand(cmd.node, w, st.env, st);
     if (v === '') throw cv.err(cmd.node, 'VOLUME specified can not be an empty string');
     vols.push(v);
   }
@@ -123,7 +128,7 @@ export function dispatchVolume(cv: Converter, st: StageState, cmd: VolumeCommand
 }
 
 export function dispatchStopSignal(cv: Converter, st: StageState, cmd: StopSignalCommand): void {
-  const sig = cv.expand(cmd.node, cmd.signal, st.env);
+  const sig = cv.expand(cmd.node, cmd.signal, st.env, st);
   if (!validSignal(sig)) throw cv.err(cmd.node, `invalid signal: ${sig}`, 'use a signal name like SIGTERM or a number like 9');
   ensureConfig(st.img).StopSignal = sig;
   commitToHistory(st, `STOPSIGNAL ${sig}`, 'metadata', cv.epoch);
@@ -142,6 +147,7 @@ function withShell(st: StageState, cmd: CmdCommand | EntrypointCommand): string[
 }
 
 export function dispatchCmd(cv: Converter, st: StageState, cmd: CmdCommand): void {
+  if (cmd.prependShell) checkShellForm(cv, st, cmd.node, 'CMD');
   const cfg = ensureConfig(st.img);
   const args = withShell(st, cmd);
   cfg.Cmd = args;
@@ -152,6 +158,7 @@ export function dispatchCmd(cv: Converter, st: StageState, cmd: CmdCommand): voi
 }
 
 export function dispatchEntrypoint(cv: Converter, st: StageState, cmd: EntrypointCommand): void {
+  if (cmd.prependShell) checkShellForm(cv, st, cmd.node, 'ENTRYPOINT');
   const cfg = ensureConfig(st.img);
   const args = withShell(st, cmd);
   // ENTRYPOINT [] clears it (null), like BuildKit's emptyAsNil.

@@ -12,9 +12,12 @@ import type { Instruction, ParsedDockerfile } from '../ast';
 import { proxyEnv, unusedBuildArgs, unusedBuildArgsWarning } from '../args';
 import { ensureConfig } from '../config';
 import { DockerfileError, ShellExpansionError, locateShellError } from '../errors';
+import { applyCheckPolicy, checkError, checkPolicy } from '../lint';
+import { checkFromLines, checkUndefinedVars } from './checks';
 import type { StageCommand } from '../instructions/commands';
 import { commandsOf } from '../instructions/parse';
 import { contextPattern } from '../paths';
+import { PatternMatcher } from '../dockerignore';
 import { DEFAULT_PLATFORM, platformArgs } from '../../../images/platform';
 import { expandWord, expandWords, lexWords } from '../shell';
 import { type Stage, findTarget, splitStages } from '../stages';
@@ -41,6 +44,9 @@ export interface ConvertOptions {
   // Resolve a base image's config (the caller does the registry work). null = unknown.
   resolveImageConfig: (ref: string, platform: Platform) => Promise<{ ref: string; digest: string; config: ImageConfig } | null>;
   sourceDateEpoch?: number;
+  // Convert every stage, not only those the target needs: the build checks of
+  // `img build --check` then cover the whole file, as BuildKit's lint.
+  allStages?: boolean;
 }
 
 export type NamedContext = { kind: 'local' | 'image'; ref: string };
@@ -72,6 +78,7 @@ export class Converter {
   readonly images: BaseImages;
   stages: Stage[] = [];
   singleStage = false;
+  targetName = '';
   private readonly contextPaths = new Set<string>();
   private contextAll = false;
   private readonly done = new Map<Stage, Promise<StageState>>();
@@ -110,14 +117,39 @@ export class Converter {
     }
   }
 
-  // One word, variables substituted and quotes removed.
-  expand(node: Instruction, word: string, env: ReadonlyMap<string, string>): string {
-    return this.located(node, () => expandWord(word, env, { escapeToken: this.esc }).value);
+  // One word, variables substituted and quotes removed. Given the stage, a
+  // variable it does not set is reported (UndefinedVar), as BuildKit does for
+  // the instructions it expands word by word (not RUN, CMD, ENTRYPOINT, ARG).
+  expand(node: Instruction, word: string, env: ReadonlyMap<string, string>, st?: StageState): string {
+    const res = this.located(node, () => expandWord(word, env, { escapeToken: this.esc }));
+    if (st && res.unmatched.length) checkUndefinedVars(this, st, node, res.unmatched);
+    return res.value;
   }
 
   // One word that may expand to several (EXPOSE).
-  expandSplit(node: Instruction, word: string, env: ReadonlyMap<string, string>): string[] {
-    return this.located(node, () => expandWords(word, env, { escapeToken: this.esc }).words);
+  expandSplit(node: Instruction, word: string, env: ReadonlyMap<string, string>, st?: StageState): string[] {
+    const res = this.located(node, () => expandWords(word, env, { escapeToken: this.esc }));
+    if (st && res.unmatched.length) checkUndefinedVars(this, st, node, res.unmatched);
+    return res.words;
+  }
+
+  // A build check's warning at an instruction (the policy of `# check=` applies at the end).
+  check(node: Instruction, rule: string, message: string): void {
+    this.warnings.push({ rule, message, line: node.startLine, endLine: node.endLine });
+  }
+
+  // The .dockerignore as a matcher (CopyIgnoredFile), made when first needed.
+  private ignore: PatternMatcher | null | undefined;
+  ignoreMatcher(): PatternMatcher | null {
+    if (this.ignore === undefined) this.ignore = this.opts.dockerignore?.length ? new PatternMatcher(this.opts.dockerignore) : null;
+    return this.ignore;
+  }
+
+  // The ARGs every build has before any is declared: platforms and TARGETSTAGE.
+  automaticArgs(): Map<string, string> {
+    const env = new Map(platformArgs(this.targetPlatform, this.buildPlatform));
+    env.set('TARGETSTAGE', this.targetName);
+    return env;
   }
 
   // The progress text of an instruction: as written, keyword upper-cased, set
@@ -183,15 +215,15 @@ export class Converter {
   // ---- driver ----
 
   async run(): Promise<BuildGraph> {
-    for (const w of this.parsed.warnings) this.warnings.push(w.rule ? { message: w.message, line: w.line, rule: w.rule } : { message: w.message, line: w.line });
+    for (const w of this.parsed.warnings) this.warnings.push({ ...w });
     const split = splitStages(commandsOf(this.parsed, { file: this.file }), this.file);
     this.stages = split.stages;
     this.singleStage = this.stages.length === 1;
     const target = findTarget(this.stages, this.opts.target, this.file);
+    this.targetName = target.name;
 
     // Global scope: automatic platform args, then ARGs before the first FROM.
-    for (const [k, v] of platformArgs(this.targetPlatform, this.buildPlatform)) this.globalEnv.set(k, v);
-    this.globalEnv.set('TARGETSTAGE', target.name);
+    for (const [k, v] of this.automaticArgs()) this.globalEnv.set(k, v);
     for (const cmd of split.metaArgs) {
       for (const arg of cmd.args) {
         let value: string | undefined;
@@ -205,14 +237,18 @@ export class Converter {
 
     // Like BuildKit, stage references are checked in every stage, used or not.
     checkStageRefs(this);
+    checkFromLines(this, this.stages, split.metaArgs, this.globalEnv);
 
     // Resolve the base images of the stages the target needs, all at once,
     // before dispatching (the registry round-trips dominate).
     prefetch(this, target);
     const final = await this.dispatch(target);
+    // Checking (`img build --check`) looks at every stage, as BuildKit's lint does.
+    if (this.opts.allStages) for (const s of this.stages) await this.dispatch(s);
 
     const unused = unusedBuildArgs(this.opts.buildArgs, this.usedArgs);
     if (unused.length) this.warnings.push({ message: unusedBuildArgsWarning(unused) });
+    this.applyChecks();
 
     const img = final.img;
     if (this.opts.labels && Object.keys(this.opts.labels).length) {
@@ -242,6 +278,20 @@ export class Converter {
       secrets: [...this.secrets].sort(),
       ssh: [...this.ssh].sort(),
     };
+  }
+
+  // `# check=`: drop what it skips (and experimental rules it does not enable),
+  // then fail on what is left when it says error=true. The error carries the
+  // warnings, so the build can show them before it.
+  private applyChecks(): void {
+    const policy = checkPolicy(this.parsed.directives.find((d) => d.name === 'check')?.value);
+    const kept = applyCheckPolicy(this.warnings, policy);
+    this.warnings.splice(0, this.warnings.length, ...kept);
+    const err = checkError(kept, policy, this.file);
+    if (err) {
+      err.warnings = [...kept];
+      throw err;
+    }
   }
 
   // A stage's result, converted once however many stages use it.

@@ -8,6 +8,7 @@ import { ShellExpansionError, locateShellError } from '../errors';
 import type { CopyCommand } from '../instructions/commands';
 import { cleanPath, destIsDir, httpFilename, isHttpUrl, joinPath, parseChown, parseGitUrl, resolveAgainst, splitParents, validChmod } from '../paths';
 import { expandWord } from '../shell';
+import { checkIgnoredSource } from './checks';
 import type { Converter } from './converter';
 import { type Source, source } from './from';
 import { type StageState, commitToHistory, stepName } from './stage';
@@ -19,14 +20,14 @@ export async function dispatchCopy(cv: Converter, st: StageState, cmd: CopyComma
   const isAdd = cmd.keyword === 'ADD';
   const kw = cmd.keyword;
   const env = st.env;
-  const excludes = cmd.exclude.map((e) => cv.expand(node, e, env));
+  const excludes = cmd.exclude.map((e) => cv.expand(node, e, env, st));
 
   let chown: ChownSpec | undefined;
-  const chownText = cmd.chown !== undefined ? cv.expand(node, cmd.chown, env) : undefined;
+  const chownText = cmd.chown !== undefined ? cv.expand(node, cmd.chown, env, st) : undefined;
   if (chownText) chown = parseChown(chownText);
   let chmod: string | undefined;
   if (cmd.chmod !== undefined) {
-    chmod = cv.expand(node, cmd.chmod, env);
+    chmod = cv.expand(node, cmd.chmod, env, st);
     if (chmod === '') chmod = undefined;
     else if (!validChmod(chmod)) {
       const msg = /^[0-9]+$/.test(chmod) || !/[ugoa+=,-]/.test(chmod)
@@ -35,15 +36,15 @@ export async function dispatchCopy(cv: Converter, st: StageState, cmd: CopyComma
       throw cv.err(node, msg, 'use octal (0755) or symbolic (u+x,g-w) permissions');
     }
   }
-  const checksum = cmd.checksum !== undefined ? cv.expand(node, cmd.checksum, env) || undefined : undefined;
+  const checksum = cmd.checksum !== undefined ? cv.expand(node, cmd.checksum, env, st) || undefined : undefined;
 
-  const destWritten = cv.expand(node, cmd.dest, env);
+  const destWritten = cv.expand(node, cmd.dest, env, st);
   const cwd = st.img.config?.WorkingDir || '/';
   let dest = resolveAgainst(cwd, destWritten);
   if (destIsDir(destWritten) && !dest.endsWith('/')) dest += '/';
 
   // Paths expand, in the exec form too (BuildKit's SourcesAndDest.Expand); heredocs stay documents.
-  const srcs = cmd.sources.map((s) => ('path' in s ? { path: cv.expand(node, s.path, env) } : s));
+  const srcs = cmd.sources.map((s) => ('path' in s ? { path: cv.expand(node, s.path, env, st) } : s));
   if (srcs.length > 1 && !destIsDir(destWritten)) {
     throw cv.err(
       node,
@@ -141,6 +142,7 @@ export async function dispatchCopy(cv: Converter, st: StageState, cmd: CopyComma
       continue;
     }
     // A local path: in the context, or in the --from stage/image.
+    if (!from) checkIgnoredSource(cv, node, isAdd ? 'Add' : 'Copy', src);
     const parents = cmd.parents ? splitParents(src) : undefined;
     let srcRef: Ref | null;
     if (from) srcRef = from.kind === 'stage' ? from.st.ref : from.ref;

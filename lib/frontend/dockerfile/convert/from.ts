@@ -166,6 +166,7 @@ export async function dispatchStage(cv: Converter, stage: Stage): Promise<StageS
     // base stage's build state): RUN sees them, and its history lists them.
     st.env = new Map(parent.env);
     st.declared = parent.declared.map((d) => ({ ...d }));
+    st.workdirSet = parent.workdirSet;
   } else if (lower === 'scratch' && !named) {
     const plat = platform ?? cv.targetPlatform;
     st = newStageState(stage, label, emptyImage(plat), null, plat);

@@ -18,6 +18,7 @@ export interface StageState {
   env: Map<string, string>; // the environment RUN sees and expansion uses (ENV + ARG)
   declared: DeclaredArg[]; // ARGs declared in the stage so far (for RUN history)
   cmdSet: boolean; // CMD written in this stage (ENTRYPOINT then keeps it)
+  workdirSet: boolean; // a WORKDIR was given in this stage or the stages it builds on (WorkdirRelativePath)
   platform: Platform;
   cmdIndex: number;
   cmdTotal: number;
@@ -34,6 +35,7 @@ export function newStageState(stage: Stage, label: string, img: ImageConfig, ref
     env: new Map((img.config?.Env ?? []).map((e) => [envKey(e), e.slice(envKey(e).length + 1)] as [string, string])),
     declared: [],
     cmdSet: false,
+    workdirSet: false,
     platform,
     cmdIndex: 0,
     cmdTotal: 0,
