@@ -86,6 +86,13 @@ export async function runBuild(opts: BuildOptions, io: BuildIO): Promise<BuildOu
       if (opts.quiet) io.stderr.write(failureBlock(failed.vertexName, failed.tail));
       // Then the Dockerfile lines it comes from; the CLI prints the error itself last.
       if (failed.location) io.stderr.write(sourceContext(ctx.dockerfileName, ctx.dockerfileText, failed.location));
+    } else {
+      // A Dockerfile error shows its lines too, as BuildKit's; not `error=true`'s,
+      // which is about the warnings shown above it.
+      const bad = findError(err, DockerfileError);
+      if (bad && !bad.warnings && bad.file === ctx.dockerfileName) {
+        io.stderr.write(sourceContext(ctx.dockerfileName, ctx.dockerfileText, [{ start: bad.line, end: bad.endLine ?? bad.line }]));
+      }
     }
     throw err;
   } finally {

@@ -16,6 +16,7 @@ test('img build (rootless): failures name Dockerfile:N with BuildKit\'s context;
     'warn/Dockerfile': 'FROM busybox as base\nWORKDIR app\nCMD echo hi\n',
     'clean/Dockerfile': 'FROM busybox\nCMD ["sh"]\n',
     'strict/Dockerfile': '# check=error=true\nFROM busybox\nCMD echo hi\n',
+    'parse/Dockerfile': 'FROM busybox\nENV A=1\nRUNN foo \\\n  bar\nCMD ["x"]\n',
   });
   t.after(() => cleanup(e.root));
   const ctx = (name: string) => path.join(e.ctx, name);
@@ -50,6 +51,16 @@ test('img build (rootless): failures name Dockerfile:N with BuildKit\'s context;
   const copy = await build(e, [ctx('copy')]);
   assert.equal(copy.code, 1);
   assert.match(copy.stderr, /------\n > \[2\/3\] COPY nothere\.txt \/x:\n------\nDockerfile:3\n--------------------\n   1 \|     FROM busybox\n   2 \|     # the file is not in the context\n   3 \| >>> COPY nothere\.txt \/x\n   4 \|     RUN true\n   5 \|     \n--------------------\nERROR: failed to solve: .*nothere\.txt.*not found/);
+
+  // A Dockerfile error shows its lines the same way, above the error.
+  const parse = await build(e, [ctx('parse')]);
+  assert.equal(parse.code, 1);
+  assert.ok(
+    parse.stderr.includes(
+      ['Dockerfile:3', '--------------------', '   2 |     ENV A=1', '   3 | >>> RUNN foo \\', '   4 | >>>   bar', '   5 |     CMD ["x"]', '--------------------', 'Error: Dockerfile:3: unknown instruction: RUNN (did you mean RUN?)'].join('\n'),
+    ),
+    parse.stderr,
+  );
 
   // Warnings: under the Dockerfile's step, then summarised after the build;
   // a build that writes files says where.
