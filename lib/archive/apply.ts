@@ -761,5 +761,7 @@ export async function applyLayer(layer: NodeJS.ReadableStream, opts: ApplyOption
   if (parser.entries === 0 && size === 0) {
     throw new ContentError('layer is empty', { hint: 'the blob has no data; fetch it again' });
   }
-  return { diffId: `sha256:${hash.digest('hex')}`, size, skippedDevices: ex.skippedDevices };
+  const res: ApplyResult = { diffId: `sha256:${hash.digest('hex')}`, size, skippedDevices: ex.skippedDevices };
+  if (ex.needsLowers) res.needsLowers = true;
+  return res;
 }

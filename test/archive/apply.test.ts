@@ -298,6 +298,27 @@ test('overlay whiteouts become 0:0 char devices and opaque dirs get the xattr', 
   }
 });
 
+test('overlay format: an entry that depends on the lower layers stops an apply without them, and applies with them', AS_ROOT, async () => {
+  const base = tmp();
+  try {
+    const fmt = overlayFormat('overlayfs', true);
+    const lower = path.join(base, 'lower');
+    await apply(lower, [{ name: 'etc', type: 'directory', mode: 0o750 }, { name: 'etc/passwd', body: 'p' }, { name: 'l', type: 'symlink', linkname: '/etc' }], { format: fmt, lowers: [] });
+    // a missing parent (etc/ is only below), a parent that is a lower symlink, a hard link to a lower file
+    const top = [{ name: 'etc/new', body: 'n' }, { name: 'l/via-link', body: 'v' }, { name: 'hl', type: 'link' as const, linkname: 'etc/passwd' }];
+    const blind = await apply(path.join(base, 'blind'), top, { format: fmt });
+    assert.equal(blind.needsLowers, true);
+    const upper = path.join(base, 'upper');
+    const r = await apply(upper, top, { format: fmt, lowers: [lower] });
+    assert.equal(r.needsLowers, undefined);
+    assert.deepEqual(listAll(upper).sort(), ['etc', 'etc/new', 'etc/passwd', 'etc/via-link', 'hl']);
+    assert.equal(fs.statSync(path.join(upper, 'etc')).mode & 0o7777, 0o750, 'the copied-up parent keeps the lower mode');
+    assert.equal(fs.statSync(path.join(upper, 'hl')).ino, fs.statSync(path.join(upper, 'etc/passwd')).ino);
+  } finally {
+    rmrf(base);
+  }
+});
+
 test('PAX long names, GNU long names and links, user xattrs', AS_ROOT, async () => {
   const root = tmp();
   try {
