@@ -3,12 +3,15 @@
 // the stat-keyed checksum cache and copies them into a snapshot.
 // Its cache key is the checksum of the selected files; the scan is kept in
 // OpEnv.contextScans for run() and for the file op's per-COPY key.
+import { createHash, randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { LocalSourceVertex } from '../../graph/types';
 import { loadAddon } from '../../host/index';
+import { withMounted } from '../../snapshot/index';
 import { NotFoundError, UsageError } from '../../util/errors';
 import { hasWildcards } from '../../util/glob';
+import { debug } from '../../util/log';
 import { ChecksumCache, includeMatcher, scanContext, SELECT_ALL, type ContextFile } from '../checksum';
 import type { Executor } from '../types';
 import type { OpEnv } from './shared';
@@ -47,51 +50,200 @@ export function localOp(env: OpEnv): Executor<LocalSourceVertex> {
       const files = env.contextScans.get(v.id);
       if (!files) throw new Error(`local source ${v.name} was not scanned`);
       const src = localDir(o.localDirs, v);
-      let addon: ReturnType<typeof loadAddon> | null = null;
-      try {
-        addon = loadAddon();
-      } catch {
-        addon = null;
-      }
-      const snapshot = await env.produce(null, `local ${v.source}`, ctx, async (root) => {
-        // Directories first (they come sorted, parents first), then files in parallel.
-        const dirs: ContextFile[] = [];
-        const leaves: ContextFile[] = [];
-        for (const f of files) (f.type === 'dir' ? dirs : leaves).push(f);
-        // Owner-writable while filling; the whole mode (setgid, sticky, group/other
-        // write, which mkdir's mode and the umask would drop) is set at the end.
-        for (const d of dirs) await fsp.mkdir(path.join(root, d.rel), { mode: 0o700, recursive: true });
-        let next = 0;
-        const worker = async () => {
-          while (next < leaves.length) {
-            ctx.signal.throwIfAborted();
-            const f = leaves[next++];
-            const dst = path.join(root, f.rel);
-            const t = new Date(f.mtimeMs);
-            if (f.type === 'symlink') {
-              await fsp.symlink(f.linkTarget!, dst);
-              await fsp.lutimes(dst, t, t); // links keep their times too, as in BuildKit's context transfer
-              continue;
-            }
-            const from = path.join(src, f.rel);
-            if (addon) await addon.copyFile(from, dst, f.mode & 0o7777);
-            else await fsp.copyFile(from, dst);
-            await fsp.chmod(dst, f.mode & 0o7777);
-            await fsp.utimes(dst, t, t);
-          }
-        };
-        await Promise.all(Array.from({ length: Math.min(16, leaves.length) }, worker));
-        // Directory modes and mtimes last (deepest first): creating entries changed the times.
-        for (const d of dirs.reverse()) {
-          const dst = path.join(root, d.rel);
-          await fsp.chmod(dst, d.mode & 0o7777);
-          const t = new Date(d.mtimeMs);
-          await fsp.utimes(dst, t, t);
+      const cache = await checksumCache(src);
+      const copyFile = copier();
+      const description = `local ${v.source}`;
+      const key = ctx.noCache ? undefined : ctx.key;
+      // A snapshot under this key already (another process's): ours is dropped at commit,
+      // and the record below must not describe it.
+      const existed = key !== undefined && (await env.sn.get(key)) !== null;
+      const prior = ctx.noCache ? null : await priorSnapshot(env, cache.root, files);
+      const make = async (base: SnapshotRecord | null): Promise<string> => {
+        const active = await env.sn.prepare(base?.snapshot ?? null, description);
+        try {
+          await withMounted(env.sn, active, (root) => (base ? applyDelta(src, root, base.files, files, copyFile, ctx.signal) : fillAll(src, root, files, copyFile, ctx.signal)));
+          return await env.sn.commit(active, description, key);
+        } catch (err) {
+          await env.sn.remove(active).catch((e) => debug(`removing ${active}: ${(e as Error).message}`));
+          throw err;
         }
-      });
+      };
+      let snapshot: string;
+      let depth = 0;
+      try {
+        snapshot = await make(prior);
+        depth = prior ? prior.depth + 1 : 0;
+      } catch (err) {
+        // The previous snapshot gone meanwhile, a directory the delta cannot write into:
+        // copy everything instead.
+        if (!prior || ctx.signal.aborted) throw err;
+        debug(`local ${v.source}: applying the change on ${prior.snapshot} failed (${(err as Error).message}); copying all`);
+        snapshot = await make(null);
+      }
+      if (!existed) await recordSnapshot(env, cache.root, { snapshot, depth, files });
       return { snapshot, layers: [{ snapshot }] };
     },
   };
+}
+
+// ---- the snapshot of a local source, whole or as the change on the previous one
+
+// A touched build copies only what changed: the previous snapshot of the same context
+// directory (whatever selected it) becomes the parent, and the new one holds the
+// difference. This snapshot is only ever read (COPY mounts it; it is never a layer of an
+// image), so its own layering does not matter, and its content is exactly the selected
+// files either way: its cache key (the checksum) stays what it was.
+// The previous one is taken when it still exists, its chain is short (every touched build
+// adds one overlay lower) and most of the bytes are unchanged.
+const MAX_DEPTH = 8;
+
+interface SnapshotRecord {
+  snapshot: string;
+  depth: number; // snapshots below it that are deltas too
+  files: ContextFile[];
+}
+
+function recordFile(stateDir: string, root: string): string {
+  return path.join(stateDir, 'cache', 'local-sources', `${createHash('sha256').update(root).digest('hex')}.json`);
+}
+
+async function priorSnapshot(env: OpEnv, root: string, files: ContextFile[]): Promise<SnapshotRecord | null> {
+  let rec: SnapshotRecord;
+  try {
+    rec = JSON.parse(await fsp.readFile(recordFile(env.o.stateDir, root), 'utf8'));
+  } catch {
+    return null; // none yet, or unreadable: copy everything
+  }
+  if (!rec || typeof rec.snapshot !== 'string' || !Array.isArray(rec.files) || !(rec.depth < MAX_DEPTH)) return null;
+  const info = await env.sn.get(rec.snapshot).catch(() => null);
+  if (!info || info.kind !== 'committed') return null;
+  const before = new Map(rec.files.map((f) => [f.rel, f]));
+  let total = 0;
+  let changed = 0;
+  for (const f of files) {
+    if (f.type !== 'file') continue;
+    total += f.size;
+    if (!sameEntry(before.get(f.rel), f)) changed += f.size;
+  }
+  return changed * 2 <= total ? rec : null;
+}
+
+async function recordSnapshot(env: OpEnv, root: string, rec: SnapshotRecord): Promise<void> {
+  const file = recordFile(env.o.stateDir, root);
+  try {
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const files = rec.files.map(({ rel, type, mode, size, mtimeMs, hash, linkTarget }) => ({ rel, type, mode, size, mtimeMs, hash, linkTarget }));
+    await fsp.writeFile(tmp, JSON.stringify({ ...rec, files }));
+    await fsp.rename(tmp, file);
+  } catch (err) {
+    debug(`recording the local snapshot of ${root}: ${(err as Error).message}`); // the next build copies everything
+  }
+}
+
+// An entry the previous snapshot holds exactly as the new one must: same kind, bits,
+// content and time (a file touched without a change is rewritten for its time).
+function sameEntry(a: ContextFile | undefined, b: ContextFile): boolean {
+  return a !== undefined && a.type === b.type && a.mode === b.mode && a.mtimeMs === b.mtimeMs && (a.type === 'dir' || (a.hash === b.hash && a.size === b.size));
+}
+
+type CopyOne = (from: string, to: string, mode: number) => Promise<void>;
+
+function copier(): CopyOne {
+  let addon: ReturnType<typeof loadAddon> | null = null;
+  try {
+    addon = loadAddon();
+  } catch {
+    addon = null;
+  }
+  if (addon) {
+    const a = addon;
+    return async (from, to, mode) => void (await a.copyFile(from, to, mode)); // sets the whole mode itself
+  }
+  return async (from, to, mode) => {
+    await fsp.copyFile(from, to);
+    await fsp.chmod(to, mode);
+  };
+}
+
+async function fillAll(src: string, root: string, files: ContextFile[], copyFile: CopyOne, signal: AbortSignal): Promise<void> {
+  const dirs = files.filter((f) => f.type === 'dir');
+  // Owner-writable while filling; the whole mode (setgid, sticky, group/other
+  // write, which mkdir's mode and the umask would drop) is set at the end.
+  for (const d of dirs) await fsp.mkdir(path.join(root, d.rel), { mode: 0o700, recursive: true });
+  await writeLeaves(src, root, files.filter((f) => f.type !== 'dir'), copyFile, signal);
+  await finishDirs(root, dirs);
+}
+
+// The new selection on a mounted copy of the previous one: what went away or changed kind
+// is removed, new directories made, new and changed files and links written (unlinked
+// first: writing through would copy the old file up), and the directories whose entries
+// or metadata changed get their mode and times back.
+async function applyDelta(src: string, root: string, before: ContextFile[], files: ContextFile[], copyFile: CopyOne, signal: AbortSignal): Promise<void> {
+  const now = new Map(files.map((f) => [f.rel, f]));
+  const prev = new Map(before.map((f) => [f.rel, f]));
+  const parentOf = (rel: string) => path.posix.dirname(rel);
+  const removals: string[] = []; // deepest first
+  for (let i = before.length - 1; i >= 0; i--) {
+    const old = before[i];
+    const f = now.get(old.rel);
+    if (f && (f.type === old.type || (f.type !== 'dir' && old.type !== 'dir'))) continue;
+    removals.push(old.rel);
+  }
+  const makeDirs: ContextFile[] = [];
+  const leaves: ContextFile[] = [];
+  const resetDirs = new Set<string>(); // directories whose mode and times are set again
+  for (const f of files) {
+    const old = prev.get(f.rel);
+    if (sameEntry(old, f)) continue;
+    if (f.type === 'dir') {
+      if (old?.type !== 'dir') makeDirs.push(f);
+      resetDirs.add(f.rel);
+    } else leaves.push(f);
+    resetDirs.add(parentOf(f.rel));
+  }
+  for (const rel of removals) resetDirs.add(parentOf(rel));
+  // Directories written into are owner-writable meanwhile (their mode comes back last).
+  for (const rel of resetDirs) {
+    const old = prev.get(rel);
+    if (old?.type === 'dir' && now.get(rel)?.type === 'dir' && (old.mode & 0o700) !== 0o700) await fsp.chmod(path.join(root, rel), (old.mode & 0o7777) | 0o700);
+  }
+  for (const rel of removals) await fsp.rm(path.join(root, rel), { recursive: true, force: true });
+  for (const d of makeDirs) await fsp.mkdir(path.join(root, d.rel), { mode: 0o700 });
+  for (const f of leaves) if (prev.has(f.rel)) await fsp.rm(path.join(root, f.rel), { force: true });
+  await writeLeaves(src, root, leaves, copyFile, signal);
+  await finishDirs(root, files.filter((f) => f.type === 'dir' && resetDirs.has(f.rel)));
+}
+
+// Files and links, 16 at a time (copies are bound by syscall latency).
+async function writeLeaves(src: string, root: string, leaves: ContextFile[], copyFile: CopyOne, signal: AbortSignal): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < leaves.length) {
+      signal.throwIfAborted();
+      const f = leaves[next++];
+      const dst = path.join(root, f.rel);
+      const t = new Date(f.mtimeMs);
+      if (f.type === 'symlink') {
+        await fsp.symlink(f.linkTarget!, dst);
+        await fsp.lutimes(dst, t, t); // links keep their times too, as in BuildKit's context transfer
+        continue;
+      }
+      await copyFile(path.join(src, f.rel), dst, f.mode & 0o7777);
+      await fsp.utimes(dst, t, t);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(16, leaves.length) }, worker));
+}
+
+// Directory modes and times last, deepest first: creating entries changed the times.
+async function finishDirs(root: string, sortedDirs: ContextFile[]): Promise<void> {
+  for (const d of [...sortedDirs].reverse()) {
+    const dst = path.join(root, d.rel);
+    await fsp.chmod(dst, d.mode & 0o7777);
+    const t = new Date(d.mtimeMs);
+    await fsp.utimes(dst, t, t);
+  }
 }
 
 function localDir(localDirs: Record<string, string>, v: LocalSourceVertex): string {
