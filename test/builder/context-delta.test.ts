@@ -86,6 +86,6 @@ test('img build (rootless): a touched context is applied as a change on the prev
   const touched = listing(path.join(out2, 'ctx'));
   assert.deepEqual(touched, listing(path.join(out3, 'ctx')));
   assert.ok(touched.some((l) => l.startsWith('ro/added.txt file')) && !touched.some((l) => l.startsWith('gone.txt')), touched.join('\n'));
-  assert.ok(touched.includes('was-dir link ' + Math.floor(fs.lstatSync(ctx('was-dir')).mtimeMs) + ' -> many'), touched.join('\n'));
+  assert.ok(touched.some((l) => /^was-dir link \d+ -> many$/.test(l)) && touched.some((l) => l.startsWith('ro dir 555 ')), touched.join('\n'));
   assert.notDeepEqual(listing(path.join(out1, 'ctx')), touched);
 });
