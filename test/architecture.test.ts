@@ -17,7 +17,7 @@ const LIB = path.join(ROOT, 'lib');
 // anywhere and imports only itself; `host` sits below every engine room. Rows
 // are in import order: a room imports only rooms in rows below its own.
 const ALLOWED: Record<string, readonly string[]> = {
-  cli: ['builder', 'doctor', 'export', 'state', 'registry', 'images', 'snapshot', 'exec', 'archive', 'progress', 'host'],
+  cli: ['builder', 'doctor', 'export', 'import', 'state', 'registry', 'images', 'snapshot', 'exec', 'archive', 'progress', 'host'],
   builder: ['frontend', 'graph', 'solver', 'cache', 'export', 'state', 'registry', 'images', 'content', 'snapshot', 'exec', 'archive', 'progress', 'host'],
   doctor: ['registry', 'snapshot', 'exec', 'host'],
   frontend: ['graph', 'images'],
@@ -25,6 +25,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   cache: ['export', 'registry', 'images', 'content', 'snapshot'],
   graph: ['images'],
   export: ['state', 'images', 'content', 'snapshot', 'exec', 'archive', 'progress', 'host'],
+  import: ['state', 'images', 'content', 'archive'],
   registry: ['state', 'images', 'content', 'progress', 'host'],
   state: ['images', 'content', 'snapshot', 'host'],
   snapshot: ['images', 'content', 'archive', 'host'],

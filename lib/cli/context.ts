@@ -31,7 +31,7 @@ function safeHomedir(): string {
 // Commands that write to the state dir make it first, once, through makeDirs: a path
 // that cannot hold it (under /proc, a file, no permission) is one clear error before
 // any work, not a hang or an errno deep inside a room.
-const STATE_WRITERS = new Set(['build', 'pull', 'push', 'rm', 'tag', 'unpack', 'prune']);
+const STATE_WRITERS = new Set(['build', 'load', 'pull', 'push', 'rm', 'tag', 'unpack', 'prune']);
 
 export async function prepareStateDir(command: string, state: string): Promise<void> {
   if (STATE_WRITERS.has(command)) await makeDirs(state, 'state directory (--state)');

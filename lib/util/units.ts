@@ -4,18 +4,18 @@
 const BINARY = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB', 'ZiB', 'YiB'];
 const DECIMAL = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];
 
-// Go's "%.4g": at most 4 significant digits, no trailing zeros.
-function g4(n: number): string {
-  return String(Number(n.toPrecision(4)));
+// Go's "%.4g" (or another precision): at most that many significant digits, no trailing zeros.
+function g(n: number, precision = 4): string {
+  return String(Number(n.toPrecision(precision)));
 }
 
-function customSize(size: number, base: number, units: string[]): string {
+function customSize(size: number, base: number, units: string[], precision = 4): string {
   let i = 0;
   while (size >= base && i < units.length - 1) {
     size /= base;
     i++;
   }
-  return `${g4(size)}${units[i]}`;
+  return `${g(size, precision)}${units[i]}`;
 }
 
 // go-units BytesSize: binary units, "1.534KiB", "591B".
@@ -23,9 +23,21 @@ export function bytesSize(size: number): string {
   return customSize(size, 1024, BINARY);
 }
 
-// go-units HumanSize: decimal units, "1.57kB", "9.927MB".
-export function humanSize(size: number): string {
-  return customSize(size, 1000, DECIMAL);
+// go-units HumanSize: decimal units, "1.57kB", "9.927MB"; HumanSizeWithPrecision with
+// `precision` (docker history's SIZE uses 3: "1.23MB").
+export function humanSize(size: number, precision = 4): string {
+  return customSize(size, 1000, DECIMAL, precision);
+}
+
+// Go's time.Unix(seconds, 0).Format(time.RFC3339) in the local zone: "2024-01-01T00:00:00Z"
+// in UTC, "2024-01-01T01:00:00+01:00" elsewhere.
+export function rfc3339(seconds: number): string {
+  const d = new Date(seconds * 1000);
+  const offset = -d.getTimezoneOffset();
+  const local = new Date(d.getTime() + offset * 60_000).toISOString().slice(0, 19);
+  if (offset === 0) return `${local}Z`;
+  const abs = Math.abs(offset);
+  return `${local}${offset > 0 ? '+' : '-'}${String(Math.trunc(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
 }
 
 // go-units HumanDuration: "Less than a second", "9 seconds", "About a minute", "30 minutes", …

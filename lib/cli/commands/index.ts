@@ -4,6 +4,9 @@
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../context';
 import { register as build } from './build';
+import { register as history } from './history';
+import { register as inspect } from './inspect';
+import { register as load } from './load';
 import { register as login } from './login';
 import { register as logout } from './logout';
 import { register as ls } from './ls';
@@ -22,6 +25,9 @@ export type RegisterCommand = (program: Command, globals: () => GlobalOptions) =
 
 export const commands: RegisterCommand[] = [
   build,
+  history,
+  inspect,
+  load,
   login,
   logout,
   ls,
