@@ -24,14 +24,25 @@ const jsonForms = new WeakMap<object, unknown>();
 // `json` prints `jsonForm` when given (Go's omitempty fields left out).
 export function goStruct<T extends object>(obj: T, jsonForm?: unknown): T {
   structs.add(obj);
-  if (jsonForm !== undefined) jsonForms.set(obj, jsonForm);
+  if (jsonForm !== undefined) {
+    jsonForms.set(obj, jsonForm);
+    if (jsonForm && typeof jsonForm === 'object') ordered.add(jsonForm);
+  }
   return obj;
 }
 
+// Objects whose key order is a struct's field order; every other object is a map,
+// which encoding/json writes with sorted keys.
+const ordered = new WeakSet<object>();
+
 function jsonReplacer(_k: string, x: unknown): unknown {
   if (x instanceof GoNil || x === NO_VALUE) return null;
-  if (x && typeof x === 'object' && jsonForms.has(x)) return jsonForms.get(x);
-  return x;
+  if (!x || typeof x !== 'object' || Array.isArray(x)) return x;
+  if (jsonForms.has(x)) return jsonForms.get(x);
+  if (structs.has(x) || ordered.has(x)) return x;
+  const sorted = Object.fromEntries(Object.keys(x).sort().map((k) => [k, (x as Record<string, unknown>)[k]]));
+  ordered.add(sorted);
+  return sorted;
 }
 
 const NO_VALUE = Symbol('no value');
@@ -690,9 +701,10 @@ function callFunc(name: string, args: unknown[], template: string): unknown {
 }
 
 // encoding/json's MarshalIndent as docker's API writes inspect bodies: HTML
-// characters and the JavaScript line separators escaped.
+// characters and the JavaScript line separators escaped. `v` keeps its key order
+// (the caller builds structs in field order and maps sorted).
 export function goIndentJson(v: unknown, indent = '    '): string {
-  const text = JSON.stringify(v, jsonReplacer, indent) ?? 'null';
+  const text = JSON.stringify(v, (_k, x: unknown) => (x instanceof GoNil || x === NO_VALUE ? null : x), indent) ?? 'null';
   return text.replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 

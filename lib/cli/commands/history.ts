@@ -18,7 +18,7 @@ export const register: RegisterCommand = (program, globals) =>
     .command('history')
     .description('Show the history of an image.')
     .usage('[OPTIONS] IMAGE')
-    .option('--format <string>', 'Format output using a custom template:\n"table": Print output in table format with column headers (default)\n"table TEMPLATE": Print output in table format using the given Go template\n"json": Print in JSON format\n"TEMPLATE": Print output using the given Go template')
+    .option('--format <string>', 'Format output using a custom template: "table" (default), "table TEMPLATE", "json" or a Go TEMPLATE')
     .option('-H, --human [bool]', 'Print sizes and dates in human readable format', parseBool, true)
     .option('--no-trunc', "Don't truncate output")
     .option('-q, --quiet', 'Only show image IDs')
@@ -29,7 +29,9 @@ export const register: RegisterCommand = (program, globals) =>
       const { goJson, parseFormat } = require('../../util/template') as typeof import('../../util/template');
       const { tabwrite } = require('../../util/units') as typeof import('../../util/units');
       const { escapeControls } = require('../../util/escape') as typeof import('../../util/escape');
-      const format = opts.quiet ? '{{.ID}}' : !opts.format || opts.format === 'table' ? 'table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}' : opts.format;
+      // docker's default table; without -H its second column is CREATED AT.
+      const table = `table {{.ID}}\t{{${opts.human ? '.CreatedSince' : '.CreatedAt'}}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}`;
+      const format = opts.quiet ? '{{.ID}}' : !opts.format || opts.format === 'table' ? table : opts.format;
       const plan = format === 'json' ? null : parseFormat(format);
       const now = Date.now();
       const rows = (await historyOf(globals().state, name)).map((r) => historyView(r, { human: opts.human, trunc: opts.trunc, now }));

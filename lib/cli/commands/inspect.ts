@@ -8,7 +8,7 @@ export const register: RegisterCommand = (program, globals) =>
     .command('inspect')
     .description('Display detailed information on one or more images.')
     .usage('[OPTIONS] IMAGE [IMAGE...]')
-    .option('-f, --format <string>', 'Format output using a custom template:\n"json": Print in JSON format\n"TEMPLATE": Print output using the given Go template')
+    .option('-f, --format <string>', 'Format output using a custom template: "json" (default) or a Go TEMPLATE')
     .argument('<image...>')
     .action(async (names: string[], opts: { format?: string }) => {
       /* eslint-disable @typescript-eslint/no-require-imports */
