@@ -56,6 +56,12 @@ export async function resolveImage(store: ContentStore, target: Descriptor): Pro
   return { target, manifestDescriptor: chosen, manifest, config, id: manifest.config.digest };
 }
 
+// The record name of an image loaded without a name: its ID ("sha256:<hex>"), which
+// would otherwise parse as the repository docker.io/library/sha256.
+export function isIdName(name: string): boolean {
+  return /^sha256:[0-9a-f]{64}$/.test(name);
+}
+
 export async function imageId(store: ContentStore, target: Descriptor): Promise<Digest> {
   return (await resolveImage(store, target)).id;
 }
@@ -73,11 +79,13 @@ export async function findImage(content: ContentStore, images: ImageStore, input
   const records = all ?? (await images.list());
   let target: Descriptor | undefined;
   let byName: ImageRecord | null = null;
-  try {
-    const ref = parseReference(input);
-    byName = await images.get(formatReference(ref));
-  } catch {
-    // not a reference: maybe an ID
+  // A name first ("beef" may be a repository), unless it says it is a digest.
+  if (!input.startsWith('sha256:')) {
+    try {
+      byName = await images.get(formatReference(parseReference(input)));
+    } catch {
+      // not a reference
+    }
   }
   if (byName) target = byName.target;
   else if (records.some((r) => r.name === input)) target = records.find((r) => r.name === input)!.target;
@@ -190,11 +198,12 @@ export async function inspectImage(content: ContentStore, img: FoundImage): Prom
   const repoDigests: string[] = [];
   let lastTag = '';
   for (const r of img.records) {
+    if (isIdName(r.name)) continue; // kept under its ID (an unnamed `img load`)
     let ref;
     try {
       ref = parseReference(r.name);
     } catch {
-      continue; // kept under its ID (an unnamed `img load`)
+      continue; // a name written by an older img that no longer parses
     }
     if (r.updatedAt > lastTag) lastTag = r.updatedAt;
     if (ref.tag) repoTags.push(familiarName({ domain: ref.domain, path: ref.path, tag: ref.tag }));
