@@ -700,14 +700,6 @@ function callFunc(name: string, args: unknown[], template: string): unknown {
   }
 }
 
-// encoding/json's MarshalIndent as docker's API writes inspect bodies: HTML
-// characters and the JavaScript line separators escaped. `v` keeps its key order
-// (the caller builds structs in field order and maps sorted).
-export function goIndentJson(v: unknown, indent = '    '): string {
-  const text = JSON.stringify(v, (_k, x: unknown) => (x instanceof GoNil || x === NO_VALUE ? null : x), indent) ?? 'null';
-  return text.replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
 // A --format that starts with "table" (docker's table directive): the rest is
 // the row template, shown under a header row made from `header`, aligned as
 // docker's formatter aligns (text/tabwriter minwidth 10, padding 3, spaces).

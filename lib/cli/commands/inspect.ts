@@ -13,12 +13,13 @@ export const register: RegisterCommand = (program, globals) =>
     .action(async (names: string[], opts: { format?: string }) => {
       /* eslint-disable @typescript-eslint/no-require-imports */
       const { inspectImages, templateView } = require('../../images/inspect') as typeof import('../../images/inspect');
-      const { Template, goIndentJson } = require('../../util/template') as typeof import('../../util/template');
+      const { Template } = require('../../util/template') as typeof import('../../util/template');
+      const { goMarshalIndent } = require('../../util/gojson') as typeof import('../../util/gojson');
       // A bad template fails before any lookup, as docker's does.
       const template = opts.format && opts.format !== 'json' ? new Template(opts.format) : null;
       const { found, missing } = await inspectImages(globals().state, names);
       if (template) for (const obj of found) process.stdout.write(`${template.execute(templateView(obj))}\n`);
-      else process.stdout.write(`${goIndentJson(found)}\n`);
+      else process.stdout.write(`${goMarshalIndent(found, '    ')}\n`);
       if (missing.length) {
         for (const n of missing.slice(0, -1)) process.stderr.write(`Error: No such image: ${escapeControls(n, { oneLine: true })}\n`);
         throw new NotFoundError(`No such image: ${missing.at(-1)}`, { hint: 'list local images with `img ls`' });
