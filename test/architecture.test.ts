@@ -26,7 +26,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   graph: ['images'],
   export: ['state', 'images', 'content', 'snapshot', 'exec', 'archive', 'progress', 'host'],
   import: ['state', 'images', 'content', 'archive'],
-  registry: ['state', 'images', 'content', 'progress', 'host'],
+  registry: ['state', 'images', 'content', 'archive', 'progress', 'host'],
   state: ['images', 'content', 'snapshot', 'host'],
   snapshot: ['images', 'content', 'archive', 'host'],
   exec: ['host'],

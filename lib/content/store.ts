@@ -30,7 +30,9 @@ export interface Ingest {
   // Write the blob's bytes here and end() it (commit() ends it if you did not).
   stream: Writable;
   // Verify and move into the store. Rejects with a ContentError on mismatch (nothing stored).
-  commit(): Promise<WriteResult>;
+  // `check` runs after the digest and size are verified, before the blob becomes visible:
+  // a rejection stores nothing (pull checks that a layer decompresses).
+  commit(check?: () => Promise<void>): Promise<WriteResult>;
   // Discard everything written so far.
   abort(): Promise<void>;
 }
@@ -248,7 +250,7 @@ class IngestWriter {
     });
     return {
       stream: this.stream,
-      commit: () => this.commit(),
+      commit: (check) => this.commit(check),
       abort: () => this.abort(),
     };
   }
@@ -271,11 +273,12 @@ class IngestWriter {
     });
   }
 
-  private async commit(): Promise<WriteResult> {
+  private async commit(check?: () => Promise<void>): Promise<WriteResult> {
     if (this.done) throw new Error('ingest already committed or aborted');
     try {
       await this.finished();
       if (this.present) {
+        await check?.();
         this.done = true;
         return { digest: this.expected.digest!, size: this.present.size };
       }
@@ -291,6 +294,7 @@ class IngestWriter {
           hint: 'the source sent different content than its descriptor names; retry, or check the registry/mirror',
         });
       }
+      await check?.();
       const fh = (await this.ensureOpen())!;
       await fh.sync();
       await fh.close();

@@ -24,6 +24,7 @@ import { debug, warn } from '../util/log';
 import { RegistryClient, type RetryEvent } from './client';
 import { recordSources } from './sources';
 import { backoffMs, failureReason, isRetryableError, MAX_ATTEMPTS, sleep, stallHint, stallOf } from './transport';
+import { checkDiffIds, describeLayer, isLayerMediaType, LayerVerifier, undecompressable, type LayerOrigin } from './verify';
 
 export const DEFAULT_PULL_CONCURRENCY = 4;
 
@@ -128,17 +129,24 @@ export async function pullImage(input: string, opts: PullOptions): Promise<PullR
 
   let downloaded = 0;
   await withStoreLock(opts.stateDir, 'shared', async () => {
+    const image = { name, layers: plan.doc.layers };
+    const fetch = async (blobs: Descriptor[]): Promise<void> => {
+      const got = await fetchBlobs(client, ref.path, store, blobs, opts, emit, image);
+      downloaded += got.downloaded;
+      // The config describes the layers just downloaded, or nothing is named.
+      if (got.diffIds.size) checkDiffIds(name, plan.doc.layers, await store.readJson<ImageConfig>(plan.doc.config.digest), got.diffIds);
+    };
     if (opts.skipLayers) {
-      downloaded += await fetchBlobs(client, ref.path, store, [plan.doc.config], opts, emit);
+      await fetch([plan.doc.config]);
       await checkPlatform(store, plan, want, opts.explicitPlatform, name);
     } else if (opts.explicitPlatform && !isIndexMediaType(plan.target.mediaType)) {
       // The config says whether a single-platform image is the one asked for: fetch it
       // first so a mismatch fails before the layers are downloaded.
-      downloaded += await fetchBlobs(client, ref.path, store, [plan.doc.config], opts, emit);
+      await fetch([plan.doc.config]);
       await checkPlatform(store, plan, want, true, name);
-      downloaded += await fetchBlobs(client, ref.path, store, distributable(plan.doc.layers), opts, emit);
+      await fetch(distributable(plan.doc.layers));
     } else {
-      downloaded += await fetchBlobs(client, ref.path, store, [plan.doc.config, ...distributable(plan.doc.layers)], opts, emit);
+      await fetch([plan.doc.config, ...distributable(plan.doc.layers)]);
       await checkPlatform(store, plan, want, false, name);
     }
     // Parents after children, so a stored manifest always finds its blobs.
@@ -172,7 +180,9 @@ export async function pullLayers(res: PullResult, opts: PullOptions): Promise<nu
   const doc = await store.readJson<Manifest>(res.manifest.digest);
   let downloaded = 0;
   await withStoreLock(opts.stateDir, 'shared', async () => {
-    downloaded = await fetchBlobs(client, res.reference.path, store, distributable(doc.layers), opts, opts.onEvent ?? (() => undefined));
+    const got = await fetchBlobs(client, res.reference.path, store, distributable(doc.layers), opts, opts.onEvent ?? (() => undefined), { name: res.name, layers: doc.layers });
+    downloaded = got.downloaded;
+    checkDiffIds(res.name, doc.layers, await store.readJson<ImageConfig>(doc.config.digest), got.diffIds);
     await new ImageStore(opts.stateDir).put(res.name, res.target);
   });
   await recordSources(opts.stateDir, client.host.name, res.reference.path, [res.target.digest, res.manifest.digest, doc.config.digest, ...doc.layers.map((l) => l.digest)]);
@@ -287,7 +297,14 @@ function isLocalFsError(err: unknown): boolean {
   return ['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EMFILE', 'ENFILE'].some((c) => isErrno(err, c));
 }
 
-// Download blobs not yet stored, `concurrency` at a time. Returns bytes downloaded.
+// What fetchBlobs learns: bytes downloaded and the diff_id of every layer it downloaded.
+interface Fetched {
+  downloaded: number;
+  diffIds: Map<Digest, Digest>;
+}
+
+// Download blobs not yet stored, `concurrency` at a time; layers are checked to
+// decompress as they arrive (verify.ts). `image` names the image in messages.
 async function fetchBlobs(
   client: RegistryClient,
   repo: string,
@@ -295,7 +312,8 @@ async function fetchBlobs(
   blobs: Descriptor[],
   opts: PullOptions,
   emit: (ev: PullEvent) => void,
-): Promise<number> {
+  image?: { name: string; layers: Descriptor[] },
+): Promise<Fetched> {
   const unique = [...new Map(blobs.map((b) => [b.digest, b])).values()];
   const isConfig = (d: Descriptor): boolean => d.mediaType === MediaType.DockerConfig || /config/.test(d.mediaType);
   const pending: Descriptor[] = [];
@@ -307,39 +325,72 @@ async function fetchBlobs(
       emit({ type: 'blob', digest: b.digest, size: b.size, state: 'waiting', config: isConfig(b) });
     }
   }
-  let total = 0;
+  const fetched: Fetched = { downloaded: 0, diffIds: new Map() };
+  const originOf = (d: Descriptor): LayerOrigin | undefined => {
+    const i = image ? image.layers.findIndex((l) => l.digest === d.digest) : -1;
+    return i < 0 ? undefined : { image: image!.name, position: i + 1, total: image!.layers.length };
+  };
   let next = 0;
+  let failed = false;
   const worker = async (): Promise<void> => {
-    while (next < pending.length) {
+    while (next < pending.length && !failed) {
       const desc = pending[next++];
-      await fetchBlob(client, repo, store, desc, emit);
-      total += desc.size;
+      try {
+        const diffId = await fetchBlob(client, repo, store, desc, emit, originOf(desc));
+        if (diffId) fetched.diffIds.set(desc.digest, diffId);
+        fetched.downloaded += desc.size;
+      } catch (err) {
+        failed = true; // no new downloads; those under way finish, so nothing is still writing when pull fails
+        throw err;
+      }
     }
   };
   const n = Math.max(1, Math.min(opts.concurrency ?? DEFAULT_PULL_CONCURRENCY, pending.length));
-  await Promise.all(Array.from({ length: n }, worker));
-  return total;
+  const settled = await Promise.allSettled(Array.from({ length: n }, worker));
+  const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) throw failure.reason;
+  return fetched;
 }
 
 // Blobs of `repo` not yet in the store, verified, resumed and retried as a pull
 // fetches them (for callers that know the descriptors: a build cache's layers).
 // Returns the bytes downloaded.
-export function downloadBlobs(
+export async function downloadBlobs(
   client: RegistryClient,
   repo: string,
   store: ContentStore,
   blobs: Descriptor[],
   opts: { concurrency?: number; onEvent?: (ev: PullEvent) => void } = {},
 ): Promise<number> {
-  return fetchBlobs(client, repo, store, blobs, { stateDir: store.stateDir, concurrency: opts.concurrency }, opts.onEvent ?? (() => undefined));
+  const fetched = await fetchBlobs(client, repo, store, blobs, { stateDir: store.stateDir, concurrency: opts.concurrency }, opts.onEvent ?? (() => undefined));
+  return fetched.downloaded;
 }
 
 // One blob into one ingest. A connection cut mid-body resumes where it stopped (Range
-// request; the ingest keeps hashing across the pieces); content that fails verification
-// (digest or size) starts over in a fresh ingest. Both count as attempts.
-async function fetchBlob(client: RegistryClient, repo: string, store: ContentStore, desc: Descriptor, emit: (ev: PullEvent) => void): Promise<void> {
+// request; the ingest keeps hashing across the pieces, the layer check keeps
+// decompressing); content that fails verification (digest or size) starts over in a fresh
+// ingest. Both count as attempts. A layer whose bytes match their digest but do not
+// decompress is final (the registry holds it so). Returns a layer's diff_id.
+async function fetchBlob(
+  client: RegistryClient,
+  repo: string,
+  store: ContentStore,
+  desc: Descriptor,
+  emit: (ev: PullEvent) => void,
+  origin?: LayerOrigin,
+): Promise<Digest | undefined> {
   const expected = { digest: desc.digest, size: desc.size };
+  const source = `${client.host.name}/${repo}`;
+  const layer = isLayerMediaType(desc.mediaType);
   let ingest = store.ingest(expected);
+  let verifier = layer ? new LayerVerifier() : null;
+  const restart = async (): Promise<void> => {
+    await ingest.abort();
+    verifier?.destroy();
+    ingest = store.ingest(expected);
+    verifier = layer ? new LayerVerifier() : null;
+    received = 0;
+  };
   let received = 0; // bytes handed to the ingest
   let lastReport = 0;
   const onChunk = (n: number): void => {
@@ -350,6 +401,11 @@ async function fetchBlob(client: RegistryClient, repo: string, store: ContentSto
       emit({ type: 'progress', digest: desc.digest, current: received, size: desc.size });
     }
   };
+  const giveUp = async (err: unknown): Promise<never> => {
+    await ingest.abort();
+    verifier?.destroy();
+    throw err;
+  };
   let last: unknown;
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     if (attempt > 0) await sleep(backoffMs(attempt - 1));
@@ -358,44 +414,43 @@ async function fetchBlob(client: RegistryClient, repo: string, store: ContentSto
     try {
       res = await client.getBlob(repo, desc.digest, received);
     } catch (err) {
-      await ingest.abort();
-      throw err;
+      return giveUp(err);
     }
-    if (received > 0 && res.status !== 206) {
-      // The registry ignored the Range: take the whole body again.
-      await ingest.abort();
-      ingest = store.ingest(expected);
-      received = 0;
-    }
+    // The registry ignored the Range: take the whole body again.
+    if (received > 0 && res.status !== 206) await restart();
     let stage: 'body' | 'verify' = 'body';
+    let damaged: ContentError | undefined;
+    let diffId: Digest | undefined;
     try {
-      await pump(res.body, ingest.stream, onChunk);
+      await pump(res.body, verifier ? [ingest.stream, verifier] : [ingest.stream], onChunk);
       stage = 'verify';
-      await ingest.commit(); // verifies size and digest; a mismatch stores nothing
+      // Verifies size and digest, then that a layer decompresses; a mismatch stores nothing.
+      await ingest.commit(async () => {
+        if (!verifier) return;
+        try {
+          diffId = await verifier.result();
+        } catch (err) {
+          throw (damaged = undecompressable(describeLayer(desc, origin, source), err));
+        }
+      });
       emit({ type: 'done', digest: desc.digest, size: desc.size });
-      return;
+      return diffId;
     } catch (err) {
       res.body.destroy();
-      if (isLocalFsError(err)) {
-        await ingest.abort();
-        throw err;
-      }
+      if (damaged || isLocalFsError(err)) return giveUp(err);
       last = err;
       // A cut connection keeps what arrived; anything else (bad content, an ingest that
       // failed) starts over.
-      if (stage === 'verify' || !isRetryableError(err) || ingest.stream.destroyed || ingest.stream.errored) {
-        await ingest.abort();
-        ingest = store.ingest(expected);
-        received = 0;
-      }
+      if (stage === 'verify' || !isRetryableError(err) || ingest.stream.destroyed || ingest.stream.errored) await restart();
       const reason = failureReason(err);
-      debug(`blob ${desc.digest} from ${client.host.name}/${repo}, attempt ${attempt + 1}: ${reason}${received ? ` (resuming at byte ${received})` : ''}`);
-      if (attempt < MAX_ATTEMPTS - 1) emit({ type: 'retry', digest: desc.digest, what: `blob ${desc.digest} from ${client.host.name}/${repo}`, attempt: attempt + 2, reason });
+      debug(`blob ${desc.digest} from ${source}, attempt ${attempt + 1}: ${reason}${received ? ` (resuming at byte ${received})` : ''}`);
+      if (attempt < MAX_ATTEMPTS - 1) emit({ type: 'retry', digest: desc.digest, what: `blob ${desc.digest} from ${source}`, attempt: attempt + 2, reason });
     }
   }
   await ingest.abort();
+  verifier?.destroy();
   const reason = failureReason(last);
-  const message = `blob ${desc.digest} from ${client.host.name}/${repo} failed after ${MAX_ATTEMPTS} attempts: ${reason}`;
+  const message = `blob ${desc.digest} from ${source} failed after ${MAX_ATTEMPTS} attempts: ${reason}`;
   // Stalled every time: a timeout; corrupt every time (digest or size mismatch): a
   // content error; cut off every time: a registry one.
   const stall = stallOf(last);
@@ -407,24 +462,29 @@ async function fetchBlob(client: RegistryClient, repo: string, store: ContentSto
   });
 }
 
-// Copy a response body into the ingest without ending it (a resumed download appends to
-// the same ingest), with backpressure; resolves at the end of the body.
-function pump(body: Readable, sink: Writable, onChunk: (n: number) => void): Promise<void> {
+// Copy a response body into the ingest (and the layer check) without ending them (a
+// resumed download appends to the same ingest), with backpressure: the body waits for
+// the slowest sink; resolves at the end of the body.
+function pump(body: Readable, sinks: Writable[], onChunk: (n: number) => void): Promise<void> {
   return new Promise((resolve, reject) => {
+    const full = new Set<Writable>(); // sinks waiting to drain
+    const drains = sinks.map((sink) => (): void => {
+      if (full.delete(sink) && full.size === 0) body.resume();
+    });
     const cleanup = (): void => {
       body.off('data', onData);
       body.off('end', onEnd);
       body.off('error', onError);
       body.off('close', onClose);
-      sink.off('drain', onDrain);
-      sink.off('error', onError);
+      sinks.forEach((sink, i) => {
+        sink.off('drain', drains[i]);
+        sink.off('error', onError);
+      });
     };
     const onData = (chunk: Buffer): void => {
       onChunk(chunk.length);
-      if (!sink.write(chunk)) body.pause();
-    };
-    const onDrain = (): void => {
-      body.resume();
+      for (const sink of sinks) if (!sink.write(chunk)) full.add(sink);
+      if (full.size > 0) body.pause();
     };
     const onEnd = (): void => {
       cleanup();
@@ -443,7 +503,9 @@ function pump(body: Readable, sink: Writable, onChunk: (n: number) => void): Pro
     body.once('end', onEnd);
     body.once('error', onError);
     body.once('close', onClose);
-    sink.on('drain', onDrain);
-    sink.once('error', onError);
+    sinks.forEach((sink, i) => {
+      sink.on('drain', drains[i]);
+      sink.once('error', onError);
+    });
   });
 }

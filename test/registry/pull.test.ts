@@ -15,7 +15,8 @@ import { closeAgents } from '../../lib/registry/transport';
 import { ContentError, NotFoundError, RegistryError, TimeoutError } from '../../lib/util/errors';
 import { VERSION } from '../../lib/util/version';
 import { startFaultyProxy, type FaultyProxy } from '../fixtures/faulty-proxy';
-import { makeBusyboxImage, makeIndex, type BuiltImage } from '../fixtures/images';
+import { imageFromLayer, makeBusyboxImage, makeIndex, type BuiltImage } from '../fixtures/images';
+import { gzip, tarOf } from '../fixtures/layers';
 import { startRegistry, type Registry } from '../fixtures/registry';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'img-pull-test-'));
@@ -208,6 +209,43 @@ describe('pull (library)', () => {
       assert.deepEqual(await new ContentStore(state).readBytes(oci.layers[0].digest), oci.blobs.get(oci.layers[0].digest));
       assert.deepEqual(listDir(path.join(state, 'ingest')), []);
     }
+  });
+
+  it('a layer that does not decompress, or whose config lists another diff_id, fails naming image and layer; nothing is named', async () => {
+    const tar = await tarOf([{ name: 'etc/' , type: 'directory' }, { name: 'etc/motd', body: 'hello\n'.repeat(5000) }]);
+    const gz = gzip(tar);
+    const badCrc = Buffer.from(gz);
+    badCrc[badCrc.length - 6] ^= 0xff; // the trailer's CRC-32
+    const cases = [
+      { tag: 'cut-half', image: imageFromLayer({ tar, gz: gz.subarray(0, gz.length >> 1) }), want: /does not decompress: .*(ends early|corrupt|unexpected end)/ },
+      { tag: 'cut-trailer', image: imageFromLayer({ tar, gz: gz.subarray(0, gz.length - 8) }), want: /does not decompress/ },
+      { tag: 'bad-crc', image: imageFromLayer({ tar, gz: badCrc }), want: /does not decompress/ },
+      // The layer is a fine gzip of another tar than the one the config names.
+      { tag: 'wrong-diffid', image: imageFromLayer({ tar, gz: gzip(Buffer.concat([tar, Buffer.alloc(512)])) }), want: /decompresses to sha256:[0-9a-f]{64}, but the image config lists sha256:/ },
+    ];
+    for (const c of cases) {
+      await reg.seed('broken/layer', c.tag, c.image);
+      const state = freshState();
+      const before = proxy.requests.length;
+      const name = `${proxy.host}/broken/layer:${c.tag}`;
+      await assert.rejects(pullImage(name, { stateDir: state }), (err: Error & { hint?: string }) => {
+        assert.ok(err instanceof ContentError, `${c.tag}: a content error (${err.constructor.name}: ${err.message})`);
+        assert.match(err.message, c.want, c.tag);
+        assert.ok(err.message.includes(`layer 1 of 1 (${c.image.layers[0].digest}) of image ${name}`), `${c.tag}: names image and layer: ${err.message}`);
+        assert.match(err.hint ?? '', /nothing was (stored|named)/);
+        return true;
+      });
+      const gets = proxy.requests.slice(before).filter((r) => r.method === 'GET' && r.path.endsWith(c.image.layers[0].digest));
+      assert.equal(gets.length, 1, `${c.tag}: bytes that match their digest are not fetched again`);
+      assert.equal(await new ImageStore(state).get(name), null, `${c.tag}: no image named`);
+      assert.deepEqual(listDir(path.join(state, 'ingest')), [], `${c.tag}: no partial download left`);
+      // A layer that does not decompress is not stored; a sound one the config misdescribes may stay for GC.
+      if (c.tag !== 'wrong-diffid') assert.equal(await new ContentStore(state).has(c.image.layers[0].digest), false, `${c.tag}: layer not stored`);
+    }
+    // The sound image of the same tar pulls, through the verifier.
+    await reg.seed('broken/layer', 'sound', imageFromLayer({ tar, gz }));
+    const res = await pullImage(`${proxy.host}/broken/layer:sound`, { stateDir: freshState() });
+    assert.equal(res.upToDate, false);
   });
 
   it('retries 5xx and 429 answers, honouring Retry-After', async () => {

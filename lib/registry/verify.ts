@@ -1,0 +1,109 @@
+// Pull checks a layer while it downloads, on the same pass: the bytes that go to the
+// ingest also go through the decompressor, so a layer is stored only when its stream
+// ends cleanly (gzip's trailer: CRC and length) and its uncompressed digest (the diff_id)
+// is known; the image is named only when every downloaded layer's diff_id is the one
+// its config lists. Without this a truncated gzip or a wrong config was stored with
+// exit 0 and failed at unpack, naming nothing.
+import { createHash } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { AutoDecompress } from '../archive/compression';
+import type { Descriptor, Digest, ImageConfig } from '../images/types';
+import { ContentError } from '../util/errors';
+
+// Which image and which of its layers a download is (for messages).
+export interface LayerOrigin {
+  image: string;
+  // 1-based position in the manifest, and the manifest's layer count.
+  position: number;
+  total: number;
+}
+
+export function describeLayer(desc: Descriptor, origin: LayerOrigin | undefined, source: string): string {
+  return origin ? `layer ${origin.position} of ${origin.total} (${desc.digest}) of image ${origin.image}` : `layer ${desc.digest} from ${source}`;
+}
+
+export function isLayerMediaType(mt: string): boolean {
+  return /\.layer\.|rootfs\.diff/.test(mt);
+}
+
+// A sink beside the ingest: decompresses what it is given and hashes the result. Its
+// input never errors (a corrupt transfer is the digest's to judge and is retried);
+// result() tells whether the whole stream decompressed, and to what.
+export class LayerVerifier extends Writable {
+  private readonly inflate = new AutoDecompress();
+  private readonly hash = createHash('sha256');
+  private failure: Error | null = null;
+  private waiting: (() => void) | null = null;
+  private readonly ended: Promise<void>;
+
+  constructor() {
+    // Not destroyed when finished: that would tear down the decompressor still at work.
+    super({ highWaterMark: 1 << 20, autoDestroy: false });
+    this.inflate.on('data', (b: Buffer) => this.hash.update(b));
+    this.ended = new Promise((resolve) => {
+      this.inflate.once('end', resolve);
+      this.inflate.once('error', (err) => {
+        this.failure ??= err;
+        this.release();
+        resolve();
+      });
+    });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.failure || this.inflate.write(chunk)) return cb();
+    this.waiting = cb;
+    this.inflate.once('drain', () => this.release());
+  }
+
+  private release(): void {
+    const cb = this.waiting;
+    this.waiting = null;
+    cb?.();
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    if (!this.failure) this.inflate.end();
+    cb();
+  }
+
+  // Ends the stream; resolves to the diff_id, or rejects with why the bytes do not decompress.
+  async result(): Promise<Digest> {
+    if (!this.writableEnded) this.end();
+    await this.ended;
+    if (this.failure) throw this.failure;
+    return `sha256:${this.hash.digest('hex')}`;
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.inflate.destroy();
+    cb(err);
+  }
+}
+
+// A layer whose bytes match its digest but do not decompress: the registry holds it so.
+export function undecompressable(what: string, err: unknown): ContentError {
+  const reason = err instanceof Error ? err.message : String(err);
+  return new ContentError(`${what} does not decompress: ${reason}`, {
+    hint: 'the registry holds a damaged layer (its digest matches, so it was pushed this way); nothing was stored — push the image again',
+    cause: err,
+  });
+}
+
+// The config's diff_ids against what the downloaded layers decompressed to.
+export function checkDiffIds(image: string, layers: Descriptor[], config: ImageConfig, got: ReadonlyMap<Digest, Digest>): void {
+  const listed = config.rootfs?.diff_ids ?? [];
+  if (listed.length !== layers.length) {
+    throw new ContentError(`image ${image}: its config lists ${listed.length} layer diff IDs but its manifest has ${layers.length} layers`, {
+      hint: 'the image is malformed in the registry; nothing was named — build and push it again',
+    });
+  }
+  layers.forEach((l, i) => {
+    const diffId = got.get(l.digest);
+    if (diffId && diffId !== listed[i]) {
+      throw new ContentError(`${describeLayer(l, { image, position: i + 1, total: layers.length }, '')} decompresses to ${diffId}, but the image config lists ${listed[i]}`, {
+        hint: 'the image config does not describe its layers (a broken push); nothing was named — build and push the image again',
+      });
+    }
+  });
+}
