@@ -12,6 +12,8 @@
 //
 // One failing line gets two neighbours on each side, several get one (near
 // the file's start or end, the missing side is not made up below or above).
+// Lines are the Dockerfile's untrusted bytes: control characters are escaped.
+import { escapeControls } from '../util/escape';
 
 export interface SourceLines {
   start: number; // 1-based, inclusive
@@ -42,7 +44,7 @@ export function sourceContext(file: string, text: string, ranges: SourceLines[])
   }
   const marked = (n: number) => ranges.some((r) => r.start <= n && n <= Math.max(r.start, r.end));
   const out = [`${file}:${first}`, RULE];
-  for (let n = start; n <= end; n++) out.push(` ${String(n).padStart(3)} | ${marked(n) ? '>>>' : '   '} ${lines[n - 1]}`);
+  for (let n = start; n <= end; n++) out.push(` ${String(n).padStart(3)} | ${marked(n) ? '>>>' : '   '} ${escapeControls(lines[n - 1])}`);
   out.push(RULE);
   return out.join('\n') + '\n';
 }

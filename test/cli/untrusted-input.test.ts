@@ -67,7 +67,8 @@ test('control characters from a Dockerfile reach the terminal as escapes: a file
   assert.equal(run.code, 1, run.stderr);
   assert.doesNotMatch(run.stderr + run.stdout, RAW_CONTROL, JSON.stringify(run.stderr));
   assert.match(run.stderr, /^#\d+ \[1\/1\] RUN echo \\x00hi\\x1b\[2J$/m, 'the step line');
-  assert.match(run.stderr, /^Error: .*RUN echo \\x00hi\\x1b\[2J/m, 'the error');
+  assert.match(run.stderr, /^ERROR: failed to solve: process "\/bin\/sh -c echo \\x00hi\\x1b\[2J"/m, 'the error, as BuildKit words it');
+  assert.match(run.stderr, /^ {3}2 \| >>> RUN echo \\x00hi\\x1b\[2J$/m, 'the Dockerfile line under the failure');
 });
 
 test('a path where no directory can be made (/proc, /sys, under a file) is a clear error, never a spinning mkdir', { skip, timeout: 120_000 }, async (t) => {
