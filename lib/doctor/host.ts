@@ -44,7 +44,7 @@ export function kernelCheck(probe: HostProbe): Check {
 export function addonCheck(): Check {
   const st = addonStatus();
   if (st.loaded) return { id: 'addon', title: 'native addon', status: 'ok', found: 'loaded' };
-  return { id: 'addon', title: 'native addon', status: 'fail', found: `does not load: ${st.error ?? 'unknown error'}`, cost: 'img cannot build', fix: 'npm rebuild in the img package (needs cmake and g++)' };
+  return { id: 'addon', title: 'native addon', status: 'fail', found: `does not load: ${st.error ?? 'unknown error'}`, cost: 'img cannot build', fix: 'IMG_BUILD_FROM_SOURCE=1 npm rebuild img (builds it from source; needs cmake, make, g++ and zlib headers)' };
 }
 
 export function usernsCheck(probe: HostProbe): Check {

@@ -1,4 +1,5 @@
-// The only module that loads the native addon (addon/*.cc → build/Release/img_addon.node).
+// The only module that loads the native addon (addon/*.cc → build/Release/img_addon.node,
+// or the package's prebuilt for this platform: prebuilds/linux-x64/img_addon.node).
 // Everything else imports from here: the addon's syscall-shaped functions plus
 // the small policies around them (lock files). It sits below every engine room
 // and imports none of them: diagnostics that add policy to the probe (subordinate
@@ -13,7 +14,11 @@ import type { NativeAddon } from './native';
 export type { NativeAddon, HostProbe, NativeCodecStream, CodecStreamKind } from './native';
 export { MS, MNT_DETACH } from './native';
 
-const ADDON_REL = path.join('build', 'Release', 'img_addon.node');
+const ADDON_NAME = 'img_addon.node';
+// A source build (npm run build:addon, or scripts/install.js when no prebuilt fits).
+const SOURCE_BUILD_DIR = path.join('build', 'Release');
+// What the npm package carries (scripts/prebuild.js): one directory per platform and architecture.
+const PREBUILT_DIR = path.join('prebuilds', `${process.platform}-${process.arch}`);
 
 let cached: NativeAddon | undefined;
 let loadError: string | undefined;
@@ -65,10 +70,33 @@ export function envList(env: NodeJS.ProcessEnv): string[] {
     .map(([k, v]) => `${k}=${v}`);
 }
 
+let chosenAddon: string | undefined;
+
+// The addon file this process loads: IMG_ADDON_PATH, the SEA's, else a source
+// build on this machine before the prebuilt for this platform and architecture
+// (scripts/install.js built from source only because the prebuilt did not load
+// here). glibc is not asked at every start (process.report costs milliseconds):
+// install.js loaded the prebuilt before keeping it, and loadAddon's error says
+// what a prebuilt needs when it does not load.
 export function addonPath(): string {
   if (process.env.IMG_ADDON_PATH) return path.resolve(process.env.IMG_ADDON_PATH);
   if (isSea()) return seaAddonFile();
-  return path.join(packageRoot(), ADDON_REL);
+  if (chosenAddon) return chosenAddon;
+  const root = packageRoot();
+  const source = path.join(root, SOURCE_BUILD_DIR, ADDON_NAME);
+  const prebuilt = path.join(root, PREBUILT_DIR, ADDON_NAME);
+  chosenAddon = !fs.existsSync(source) && fs.existsSync(prebuilt) ? prebuilt : source;
+  return chosenAddon;
+}
+
+// What a prebuilt needs from the system, from its prebuild.json (scripts/prebuild.js).
+function prebuiltNeeds(file: string): string | undefined {
+  try {
+    const info = JSON.parse(fs.readFileSync(path.join(path.dirname(file), 'prebuild.json'), 'utf8')) as { glibc?: string; glibcxx?: string };
+    return `glibc ${info.glibc} or later and libstdc++ with GLIBCXX_${info.glibcxx}`;
+  } catch {
+    return undefined;
+  }
 }
 
 // Where the SEA's embedded files (the addon, img-launch) are unpacked: a
@@ -123,8 +151,10 @@ export function loadAddon(): NativeAddon {
   } catch (err) {
     loadError = (err as Error).message.split('\n')[0];
     const root = packageRoot();
+    const needs = prebuiltNeeds(file);
+    const rebuild = `build it from source with \`IMG_BUILD_FROM_SOURCE=1 npm rebuild img\` (in ${root}: \`npm run build:addon\`); it needs cmake, make, g++ and zlib headers`;
     throw new HostError(`native addon is missing or does not load: ${file}`, {
-      hint: `build it with \`npm rebuild\` in ${root} (or \`npx cmake-js compile --out build\` there); it needs cmake and g++`,
+      hint: needs ? `this prebuilt addon needs ${needs}; ${rebuild}` : rebuild,
       detail: loadError,
       cause: err,
     });

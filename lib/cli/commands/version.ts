@@ -36,40 +36,9 @@ export function backendInfo(stateDir: string, backend: string): string {
   }
 }
 
-function packageRoot(): string | null {
-  let dir = __dirname;
-  for (let i = 0; i < 5; i++) {
-    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'lib'))) return dir;
-    dir = path.dirname(dir);
-  }
-  return null;
-}
-
-// HEAD's commit from .git (loose ref or packed-refs); IMG_GIT_COMMIT overrides (release builds).
-export function gitCommit(): string {
-  if (process.env.IMG_GIT_COMMIT) return process.env.IMG_GIT_COMMIT;
-  const root = packageRoot();
-  if (!root) return 'unknown';
-  try {
-    const gitDir = path.join(root, '.git');
-    const head = fs.readFileSync(path.join(gitDir, 'HEAD'), 'utf8').trim();
-    if (!head.startsWith('ref: ')) return head.slice(0, 12);
-    const ref = head.slice(5);
-    try {
-      return fs.readFileSync(path.join(gitDir, ref), 'utf8').trim().slice(0, 12);
-    } catch {
-      const packed = fs.readFileSync(path.join(gitDir, 'packed-refs'), 'utf8');
-      const line = packed.split('\n').find((l) => l.endsWith(` ${ref}`));
-      return line ? line.slice(0, 12) : 'unknown';
-    }
-  } catch {
-    return 'unknown';
-  }
-}
-
 export function versionInfo(stateDir: string, backend = 'auto'): VersionInfo {
   /* eslint-disable @typescript-eslint/no-require-imports */
-  const { VERSION } = require('../../util/version') as typeof import('../../util/version');
+  const { VERSION, gitCommit } = require('../../util/version') as typeof import('../../util/version');
   const { hostPlatform, formatPlatform } = require('../../images/platform') as typeof import('../../images/platform');
   const { addonStatus, addonPath } = require('../../host/index') as typeof import('../../host/index');
   const { describeCodecs } = require('../../archive/codecs') as typeof import('../../archive/codecs');
