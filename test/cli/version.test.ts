@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { VERSION } from '../../lib/util/version';
-import { runImg } from '../helpers/cli';
+import { REPO, runImg } from '../helpers/cli';
 
 describe('img version', () => {
   it("prints img's fields plus the addon status and the namespace entry", async () => {
@@ -53,5 +54,13 @@ describe('img version', () => {
     assert.match(r.stdout, / addon {7}: not loaded: .*nonexistent/);
     assert.match(r.stdout, / compression : gzip: node:zlib \(one stream\); zstd: zstd program/);
     assert.match(r.stdout, / git hash {4}: ([0-9a-f]{12}|unknown)\n/);
+  });
+
+  it("shows the checkout's commit, also in a git worktree (where .git is a file)", async (t) => {
+    if (!fs.existsSync(path.join(REPO, '.git'))) return t.skip('not run from a git checkout');
+    const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).trim();
+    const r = await runImg(['version'], { env: { IMG_GIT_COMMIT: '' } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(` git hash {4}: ${head.slice(0, 12)}\n`));
   });
 });
