@@ -100,6 +100,15 @@ test('the packed tarball installs without a compiler and builds with its prebuil
     assert.match(version.stdout, new RegExp(` git hash {4}: ${commit.slice(0, 12)}\n`));
     assert.match(version.stdout, new RegExp(` addon {7}: loaded \\(${pkg}/prebuilds/linux-${process.arch}/img_addon\\.node\\)\n`));
 
+    // The library entries through the exports map: the engine, and the browser-safe frontend.
+    const lib = spawnSync(
+      process.execPath,
+      ['-e', `const f = require('img/frontend'); const img = require('img'); f.dockerfileToGraph('FROM scratch\\nCOPY a /a\\n', { resolveImageConfig: async () => null }).then((g) => console.log(Object.keys(g.vertices).length, typeof img.ContentStore, typeof f.ContentStore))`],
+      { cwd: project, encoding: 'utf8' },
+    );
+    assert.equal(lib.status, 0, lib.stderr);
+    assert.equal(lib.stdout, '2 function undefined\n');
+
     // A rootless build through bin/img: the prebuilt img-launch enters the namespace.
     fs.chmodSync(work, 0o755);
     execFileSync('chmod', ['-R', 'o+rX', project]);
