@@ -76,6 +76,11 @@ export interface ApplyResult {
   skippedDevices: number; // device nodes the caller may not create (mknod EPERM without privileges)
   /** Overlay format without `lowers`: an entry needs them; the apply stopped part way. */
   needsLowers?: boolean;
+  /**
+   * Overlay format without `lowers`: the whiteouts written (root-relative byte strings);
+   * once the lowers are known, dropUnneededWhiteouts() removes those with nothing below.
+   */
+  blindWhiteouts?: string[];
 }
 
 const MAX_LINKS = 255;
@@ -126,6 +131,19 @@ export function removeTree(p: string): void {
   for (let i = dirs.length - 1; i >= 0; i--) fs.rmdirSync(F(dirs[i]));
 }
 
+/** Overlay: remove the whiteouts in the tree below dir (an upper dir's own, iteratively). */
+function removeWhiteoutsBelow(dir: string): void {
+  const pending = [dir];
+  while (pending.length) {
+    const d = pending.pop()!;
+    for (const e of readdirTypedBytes(d)) {
+      const p = d + '/' + e.name;
+      if (e.isDirectory()) pending.push(p);
+      else if (e.isCharacterDevice() && isWhiteout(fs.lstatSync(F(p)))) fs.unlinkSync(F(p));
+    }
+  }
+}
+
 // Thrown (and caught in entry()) when an overlay apply without `lowers` meets an entry
 // that depends on them: not an error, the signal to stop and extract again later.
 const NEEDS_LOWERS = Symbol('needs lowers');
@@ -158,6 +176,8 @@ class Extractor implements TarSink {
   private readonly debug: (m: string) => void;
   skippedDevices = 0;
   needsLowers = false;
+  // overlay without lowers: whiteouts written without knowing whether anything is below
+  blindWhiteouts: string[] = [];
 
   constructor(private readonly opts: ApplyOptions) {
     this.root = toBytes(path.resolve(opts.root));
@@ -577,6 +597,11 @@ class Extractor implements TarSink {
     const existing = lstatOrNull(target);
     if (existing) this.remove(target, existing);
     if (this.overlay) {
+      // Only over something the lower layers show: readdir of a directory that is not
+      // merged (only in this layer, or opaque) lists a whiteout as a name lookup cannot find.
+      const rel = parent ? parent + '/' + name : name;
+      if (this.lowers === null) this.blindWhiteouts.push(rel);
+      else if (!this.lower(rel)) return;
       try {
         sys.mknod(F(target), sys.S_IFCHR, 0, 0);
       } catch (err) {
@@ -592,6 +617,7 @@ class Extractor implements TarSink {
   /** `.wh..wh..opq` in directory `rel`: what this layer has not written below it goes. */
   private opaque(rel: string, dirHost: string): void {
     if (this.overlay) {
+      removeWhiteoutsBelow(dirHost); // nothing lower is visible there now
       this.setOpaque(rel);
       if (rel === '') this.opaqueRoot();
       return;
@@ -763,5 +789,6 @@ export async function applyLayer(layer: NodeJS.ReadableStream, opts: ApplyOption
   }
   const res: ApplyResult = { diffId: `sha256:${hash.digest('hex')}`, size, skippedDevices: ex.skippedDevices };
   if (ex.needsLowers) res.needsLowers = true;
+  else if (ex.blindWhiteouts.length) res.blindWhiteouts = ex.blindWhiteouts;
   return res;
 }

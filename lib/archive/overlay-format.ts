@@ -16,7 +16,7 @@
 //     the same way). Writing the layer back unescapes them; unescaped ones on disk are
 //     the backend's own and never go into a layer. Older kernels hide the escaped
 //     names from the merged view; fuse-overlayfs hides every name in its namespaces.
-import { existsSync, lstatSync, type Stats } from 'node:fs';
+import { existsSync, lstatSync, unlinkSync, type Stats } from 'node:fs';
 import { fsPath } from '../util/bytenames';
 import { lgetxattr } from './sys';
 
@@ -119,4 +119,21 @@ export function lowerEntry(f: DiskFormat, lowers: readonly string[], rel: string
     active = merged;
   }
   return null;
+}
+
+/**
+ * Of the whiteouts `rels` (root-relative byte strings) written into layer dir `upper`
+ * before its lower layers were known (applyLayer's blindWhiteouts), remove those with
+ * nothing below them: readdir of a directory that is not merged (only in this layer, or
+ * opaque) lists a whiteout as a name that no lookup finds.
+ */
+export function dropUnneededWhiteouts(f: DiskFormat, upper: string, lowers: readonly string[], rels: readonly string[]): void {
+  for (const rel of rels) {
+    const p = upper + '/' + rel;
+    const st = lstatSync(fsPath(p), { throwIfNoEntry: false });
+    if (!st || !isWhiteout(st)) continue; // replaced later in the layer
+    let hidden = false;
+    for (let i = rel.indexOf('/'); i > 0 && !hidden; i = rel.indexOf('/', i + 1)) hidden = isOpaqueDir(f, upper + '/' + rel.slice(0, i));
+    if (hidden || !lowerEntry(f, lowers, rel)) unlinkSync(fsPath(p));
+  }
 }

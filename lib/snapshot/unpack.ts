@@ -4,8 +4,10 @@
 // prefix that is already unpacked (by this image or any other) is reused.
 import { createHash } from 'node:crypto';
 import { applyLayer } from '../archive/apply';
+import { dropUnneededWhiteouts } from '../archive/overlay-format';
 import { ContentStore } from '../content/store';
 import type { Digest, ImageConfig, Manifest } from '../images/types';
+import { toBytes } from '../util/bytenames';
 import { ContentError, UnsupportedError } from '../util/errors';
 import { debug, warn } from '../util/log';
 import { acquireLease, lockKey } from './lease';
@@ -67,6 +69,7 @@ export async function unpackLayers(
   // Applies layer i into the active snapshot `active` and checks its diffID. `lowers`:
   // the overlay layer dirs below it when known (archive/apply.ts); without them a layer
   // whose entries depend on its lower layers is not applied (null: extract it again later).
+  const blindWhiteouts = new Map<number, string[]>(); // layer → whiteouts to check once its lowers are known
   const extract = async (i: number, active: string, lowers: string[] | undefined): Promise<number | null> => {
     onProgress?.({ ...ev(i), status: 'extracting' });
     const target = await sn.diffRoot(active);
@@ -82,6 +85,7 @@ export async function unpackLayers(
         debug(`unpack ${manifest.layers[i].digest}: its entries depend on the layers below; extracting it again once they are in place`);
         return null;
       }
+      if (res.blindWhiteouts) blindWhiteouts.set(i, res.blindWhiteouts);
       if (res.skippedDevices) {
         // The device nodes are not in the snapshot, so not in anything built or unpacked from it.
         warn(`layer ${manifest.layers[i].digest}: left out ${res.skippedDevices} device node(s): an unprivileged user cannot create them`);
@@ -169,6 +173,15 @@ export async function unpackLayers(
       let active = actives.get(i);
       if (active) {
         await sn.reparent(active, parent);
+        const whiteouts = blindWhiteouts.get(i);
+        if (whiteouts) {
+          const upper = await sn.diffRoot(active);
+          try {
+            dropUnneededWhiteouts(sn.diskFormat, toBytes(upper.rootfs), (await sn.parentDirs(active)).map(toBytes), whiteouts);
+          } finally {
+            await upper.release();
+          }
+        }
       } else {
         active = await sn.prepare(parent, `extracting ${manifest.layers[i].digest}`);
         actives.set(i, active);
