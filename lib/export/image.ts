@@ -4,7 +4,8 @@
 // gzip, remembered in the layer memo), config (+ rootfs.diff_ids and aligned
 // history) and manifest — and optionally names it in the image store. A
 // multi-platform build's image is an index naming one such manifest per platform.
-import { createLayerBlob, decompressStream, writeLayer, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, type Compression } from '../archive/index';
+import { pipeline } from 'node:stream/promises';
+import { createLayerBlob, decompressStream, mediaTypeFor, writeLayer, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, type Compression } from '../archive/index';
 import { normalizePlatform } from '../images/platform';
 import { formatReference, parseReference } from '../images/reference';
 import { ImageStore } from '../images/store';
@@ -96,15 +97,18 @@ async function layerFor(env: ExportEnv, f: ImageFormat, slot: LayerSlot, i: numb
 
 async function ingestLayer(env: ExportEnv, tar: NodeJS.ReadableStream, c: Compression, level: number | undefined): Promise<LayerBlob> {
   const ing = env.content.ingest();
-  let made;
+  let made: LayerBlob | undefined;
   try {
-    made = await createLayerBlob(tar, c, ing.stream, { level });
+    // Uncompressed, the blob is the tar: the store's own hash of it is the diffID too
+    // (hashing it here as well cost a second pass over every byte).
+    if (c === 'none') await pipeline(tar as AsyncIterable<Uint8Array>, ing.stream);
+    else made = await createLayerBlob(tar, c, ing.stream, { level });
   } catch (err) {
     await ing.abort();
     throw err;
   }
   const w = await ing.commit();
-  return { digest: w.digest, diffId: made.diffId, mediaType: made.mediaType, size: w.size };
+  return { digest: w.digest, diffId: made?.diffId ?? w.digest, mediaType: made?.mediaType ?? mediaTypeFor('none'), size: w.size };
 }
 
 // force-compression: a layer that already has a blob (a base image's) in
