@@ -1,6 +1,7 @@
 // Removing image names and the blobs only they referenced (img rm).
 import { ContentStore } from '../content/store';
 import { familiarName, formatReference, parseReference } from '../images/reference';
+import { isIdName } from '../images/inspect';
 import { ImageStore } from '../images/store';
 import type { Digest } from '../images/types';
 import { walk } from '../images/walk';
@@ -23,7 +24,9 @@ export async function removeImages(stateDir: string, names: string[], print: (li
   const refs = names.map((n) => parseReference(n)); // an invalid name fails before anything is removed
   for (const [i, input] of names.entries()) {
     const ref = refs[i];
-    const key = formatReference(ref);
+    // An image `img load` found unnamed is kept under its ID; docker removes it by ID too.
+    const byId = isIdName(input);
+    const key = byId ? input : formatReference(ref);
     const rec = await images.get(key);
     if (!rec) {
       res.missing.push(input);
@@ -32,9 +35,9 @@ export async function removeImages(stateDir: string, names: string[], print: (li
     // Remember the graph (target first) to report deletions in a readable order.
     for (const d of (await walk(content, [rec.target])).keys()) order.push(d);
     if (await images.delete(key)) {
-      const familiar = familiarName(ref);
+      const familiar = byId ? input : familiarName(ref);
       res.untagged.push(familiar);
-      print(`Untagged: ${familiar}`);
+      if (!byId) print(`Untagged: ${familiar}`); // an ID was no tag: only its Deleted lines follow
     }
   }
   if (res.untagged.length === 0) return res;

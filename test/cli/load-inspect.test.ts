@@ -150,6 +150,13 @@ describe('img load', () => {
     assert.equal(r.stdout, `Loaded image: hand/made:1\nLoaded image ID: ${untaggedConfig}\n`);
     const i = await img(state, ['inspect', '-f', '{{.Config.Labels}} {{.RepoTags}}', 'hand/made:1', untaggedConfig.slice(7, 19)]);
     assert.equal(i.stdout, 'map[made:by-hand] [hand/made:1]\nmap[] []\n', i.stderr);
+    // Kept under its ID (so prune leaves it), and removed by it.
+    assert.match(await ls(state), new RegExp(`^${untaggedConfig}\\t`, 'm'));
+    const rm = await img(state, ['rm', untaggedConfig]);
+    assert.equal(rm.code, 0, rm.stderr);
+    assert.doesNotMatch(rm.stdout, /Untagged/);
+    assert.match(rm.stdout, new RegExp(`^Deleted: ${untaggedConfig}$`, 'm')); // its config, no longer named
+    assert.doesNotMatch(await ls(state), new RegExp(`^${untaggedConfig}`, 'm'));
   });
 
   it('refuses corrupt, truncated and foreign files with the entry at fault, and keeps what the store held', async () => {
