@@ -79,17 +79,33 @@ export async function findImage(content: ContentStore, images: ImageStore, input
   const records = all ?? (await images.list());
   let target: Descriptor | undefined;
   let byName: ImageRecord | null = null;
+  let pinned: Digest | undefined;
   // A name first ("beef" may be a repository), unless it says it is a digest.
   if (!input.startsWith('sha256:')) {
     try {
-      byName = await images.get(formatReference(parseReference(input)));
+      const ref = parseReference(input);
+      byName = await images.get(formatReference(ref));
+      pinned = ref.digest;
     } catch {
       // not a reference
     }
   }
   if (byName) target = byName.target;
-  else if (records.some((r) => r.name === input)) target = records.find((r) => r.name === input)!.target;
-  else if (isIdLike(input)) {
+  // NAME@sha256:… (a RepoDigests entry): the stored image of that repository with that digest.
+  else if (pinned) {
+    const ref = parseReference(input);
+    const sameRepo = (name: string) => {
+      try {
+        const have = parseReference(name);
+        return have.domain === ref.domain && have.path === ref.path;
+      } catch {
+        return false;
+      }
+    };
+    target = records.find((r) => r.target.digest === pinned && !isIdName(r.name) && sameRepo(r.name))?.target;
+  }
+  if (!target && records.some((r) => r.name === input)) target = records.find((r) => r.name === input)!.target;
+  else if (!target && isIdLike(input)) {
     const hex = input.replace(/^sha256:/, '');
     const hits = new Map<Digest, Descriptor>();
     for (const r of records) {

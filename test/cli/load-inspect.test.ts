@@ -257,6 +257,10 @@ describe('img inspect and img history', () => {
       'map[org.example.a:1 org.example.b:two]|{"org.example.a":"1","org.example.b":"two"}|[/bin/sh -c echo a && echo b > /tmp/x]|<example.com/team/tiny:1.0><tiny:app>|[]|null|two|2\n',
       r.stderr,
     );
+    // A RepoDigests entry names the image too.
+    const digest = JSON.parse((await img(state, ['inspect', '-f', '{{json .RepoDigests}}', 'tiny:app'])).stdout)[1];
+    const byDigest = await img(state, ['inspect', '-f', '{{.Id}}', digest]);
+    assert.equal(byDigest.stdout, `${docker.Id}\n`, byDigest.stderr);
     const f = await img(state, ['inspect', '--format', '{{.Os}}/{{.Architecture}} {{join .Config.Env ";"}}{{if .RepoDigests}} {{index .RepoDigests 0}}{{end}}', 'tiny:base']);
     assert.match(f.stdout, /^linux\/amd64  tiny@sha256:[0-9a-f]{64}\n$/);
   });
