@@ -10,7 +10,9 @@ import type { Writable } from 'node:stream';
 import { ContentStore } from '../content/store';
 import { exportArchive, exportImage, exportLocal, imageTargetOf, LayerBlobMemo, writeRootfsTar, type BuildResults, type ExportEnv, type ExportProgress, type ImageFormat } from '../export/index';
 import { pushTarget } from '../registry/push';
-import { dockerfileToGraph } from '../frontend/dockerfile/convert';
+import { convertDockerfile } from '../frontend/dockerfile/convert';
+import type { ParsedDockerfile } from '../frontend/dockerfile/ast';
+import { parseDockerfile } from '../frontend/dockerfile/parser';
 import { DockerfileError } from '../frontend/dockerfile/errors';
 import { lintShort, RULES } from '../frontend/dockerfile/lint';
 import { parseDockerignore, PatternMatcher } from '../frontend/dockerfile/dockerignore';
@@ -113,8 +115,18 @@ async function buildWithContext(
   const targets = targetPlatforms(opts.platforms, host);
   const multiPlatform = targets.length > 1 || isTrue(opts.buildArgs.BUILDKIT_MULTI_PLATFORM);
   // The Dockerfile and .dockerignore, shown as BuildKit's internal steps.
-  await progress.vertex('internal:dockerfile', `[internal] load build definition from ${ctx.dockerfileName}`, async () => {
+  const showWarnings = warningEmitter(progress);
+  const definition = await progress.vertex('internal:dockerfile', `[internal] load build definition from ${ctx.dockerfileName}`, async () => {
     progress.status('internal:dockerfile', 'transfer', { name: `transferring dockerfile: ${Buffer.byteLength(ctx.dockerfileText)}B`, done: true });
+    // Parsed here, so the checks that need only the file show under this step
+    // before its DONE, as BuildKit's; a parse error fails the build (below), not this step.
+    try {
+      const parsed = parseDockerfile(ctx.dockerfileText, { filename: ctx.dockerfileName });
+      showWarnings(buildWarnings(parsed.warnings, ctx));
+      return { parsed, error: null };
+    } catch (error) {
+      return { parsed: null, error };
+    }
   });
   let ignore: string[] = [];
   if (ctx.dir) {
@@ -187,20 +199,22 @@ async function buildWithContext(
     const graphs: BuildGraph[] = await convertAll().catch((err: unknown) => {
       // `# check=error=true` failed the conversion: show what it found first.
       const checks = findError(err, DockerfileError)?.warnings;
-      if (checks) emitWarnings(progress, buildWarnings(checks, ctx));
+      if (checks) showWarnings(buildWarnings(checks, ctx));
       throw err;
     });
     // The platforms' graphs come from one Dockerfile: their warnings are the same.
     const warnings = buildWarnings(graphs[0].warnings, ctx);
-    emitWarnings(progress, warnings);
+    showWarnings(warnings);
     if (opts.check) return { imageId: null, names: [], pushed: [], written: [], warnings, cachedSteps: 0, executedSteps: 0 };
     return solveAndExport(graphs, warnings, importing);
   });
 
   function convertAll(): Promise<BuildGraph[]> {
+    const parsed: ParsedDockerfile | null = definition.parsed;
+    if (!parsed) return Promise.reject(definition.error);
     return Promise.all(
       targets.map((target) =>
-        dockerfileToGraph(ctx.dockerfileText, {
+        convertDockerfile(parsed, {
           filename: ctx.dockerfileName,
           buildArgs: opts.buildArgs,
           target: opts.target,
@@ -359,9 +373,21 @@ function buildWarnings(ws: BuildGraph['warnings'], ctx: LoadedContext): BuildWar
     });
 }
 
-// Build checks belong to the Dockerfile: they are shown under its loading step.
-function emitWarnings(progress: Progress, warnings: BuildWarning[]): void {
-  for (const { rule: _rule, message: _message, ...w } of warnings) progress.warn('internal:dockerfile', w);
+// Build checks belong to the Dockerfile: they are shown under its loading step,
+// each once however often the list is handed over as it grows (the file's own
+// checks while it loads, then all of them once the converter has added its own).
+function warningEmitter(progress: Progress): (warnings: BuildWarning[]) => void {
+  const sent = new Map<string, number>(); // short text → how many with it went out
+  return (warnings) => {
+    const seen = new Map<string, number>();
+    for (const { rule: _rule, message: _message, ...w } of warnings) {
+      const n = (seen.get(w.short) ?? 0) + 1;
+      seen.set(w.short, n);
+      if (n <= (sent.get(w.short) ?? 0)) continue;
+      sent.set(w.short, n);
+      progress.warn('internal:dockerfile', w);
+    }
+  };
 }
 
 // The platforms to build for, each once, in the order given; the host's when none is.
