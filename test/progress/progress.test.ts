@@ -192,6 +192,27 @@ test('tty renderer draws a BuildKit frame and a FINISHED final frame', async () 
   assert.ok(!final.includes('# compiling'), 'finished steps drop their live output');
 });
 
+test('tty renderer keeps one log per step in the order written: stdout and stderr interleaved, live and in the failure summary', async () => {
+  const c = clock();
+  const sink = new Sink();
+  const r = new TtyRenderer(sink, c.now);
+  const p = new Progress({ now: c.now });
+  p.on((e) => r.write(e));
+  p.started('a', '[1/1] RUN make');
+  p.log('a', 'out1\n', 1);
+  c.advance(100);
+  p.log('a', 'err1\n', 2);
+  c.advance(100);
+  p.log('a', 'out2\n', 1);
+  assert.deepEqual(
+    r.lines(false).filter((l) => l.startsWith(' => => # ')).map((l) => l.trimEnd()),
+    [' => => # out1', ' => => # err1', ' => => # out2'],
+  );
+  p.failed('a', '[1/1] RUN make', 'exit code: 2');
+  await r.close(false);
+  assert.ok(sink.text.endsWith('------\n > [1/1] RUN make:\n0.000 out1\n0.100 err1\n0.200 out2\n------\n'), sink.text);
+});
+
 test('tty renderer redraws at most 10 times a second however many events arrive', async () => {
   const sink = new Sink();
   const r = new TtyRenderer(sink);
