@@ -32,7 +32,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   exec: ['host'],
   archive: ['host'],
   images: ['content'],
-  content: [],
+  content: ['host'],
   progress: [],
   host: [],
   util: [],

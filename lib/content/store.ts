@@ -2,7 +2,10 @@
 //
 // Writes go to <state>/ingest/<random> while being hashed, are verified against
 // the expected digest/size, fsynced and renamed into place, so a reader never
-// sees a partial blob and a crash leaves at most a stray ingest file.
+// sees a partial blob and a crash leaves at most a stray ingest file. The writer
+// holds an flock on its ingest file until it is renamed or removed: the kernel
+// drops it when the process dies, so a file nobody holds is a dead process's
+// leftover (state/leftovers.ts reclaims those; `img du` counts them).
 // Blobs are immutable; two writers of the same blob both succeed (rename of
 // identical content over identical content is harmless).
 import { createHash, randomBytes, type Hash } from 'node:crypto';
@@ -11,9 +14,11 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ContentError, isErrno, NotFoundError } from '../util/errors';
+import { ContentError, isErrno, LockBusyError, NotFoundError } from '../util/errors';
 import type { Digest } from '../images/types';
+import { lockFile, type FileLock } from '../host/index';
 import { syncDir } from '../util/fsutil';
+import { debug } from '../util/log';
 import { digestHex, isDigest, parseDigest } from './digest';
 
 export interface Expected {
@@ -166,13 +171,18 @@ async function drain(source: AsyncIterable<Uint8Array> | NodeJS.ReadableStream):
   }
 }
 
+function ingestName(dir: string): string {
+  return path.join(dir, `${Date.now()}-${process.pid}-${randomBytes(6).toString('hex')}`);
+}
+
 // One in-progress blob. Data is hashed and appended to an ingest file; the
 // file handle is opened lazily on the first write so an unused ingest costs nothing.
 class IngestWriter {
   private readonly hash: Hash = createHash('sha256');
   private size = 0;
-  private readonly tmp: string;
+  private tmp: string;
   private fh: fsp.FileHandle | null = null;
+  private lock: FileLock | null = null;
   private opening: Promise<fsp.FileHandle | null> | null = null;
   private present: { size: number } | null = null;
   private failure: Error | null = null;
@@ -183,7 +193,7 @@ class IngestWriter {
     private readonly store: ContentStore,
     private readonly expected: Expected,
   ) {
-    this.tmp = path.join(store.ingestDir, `${Date.now()}-${process.pid}-${randomBytes(6).toString('hex')}`);
+    this.tmp = ingestName(store.ingestDir);
     this.stream = new Writable({
       highWaterMark: 1 << 20,
       writev: (chunks, cb) => {
@@ -209,8 +219,25 @@ class IngestWriter {
           }
         }
         await fsp.mkdir(this.store.ingestDir, { recursive: true });
-        this.fh = await fsp.open(this.tmp, 'wx', 0o644);
-        return this.fh;
+        // Between creating the file and locking it, a GC may take it for a dead
+        // process's leftover (it removes only what it could lock): then start a new one.
+        // Without flock (no addon, a filesystem without locks) the file goes unlocked
+        // and the GC judges it by age.
+        for (let tries = 0; ; tries++) {
+          const fh = await fsp.open(this.tmp, 'wx', 0o644);
+          try {
+            this.lock = await lockFile(this.tmp, 'exclusive', { wait: false, create: false });
+          } catch (err) {
+            if (tries < 3 && (err instanceof LockBusyError || isErrno(err, 'ENOENT'))) {
+              await fh.close();
+              this.tmp = ingestName(this.store.ingestDir);
+              continue;
+            }
+            debug(`ingest ${this.tmp} stays unlocked: ${(err as Error).message}`);
+          }
+          this.fh = fh;
+          return fh;
+        }
       })();
     }
     return this.opening;
@@ -303,6 +330,7 @@ class IngestWriter {
       await fsp.mkdir(this.store.blobsDir, { recursive: true });
       await fsp.chmod(this.tmp, 0o444);
       await fsp.rename(this.tmp, dst);
+      await this.unlock();
       await syncDir(this.store.blobsDir);
       this.done = true;
       return { digest, size: this.size };
@@ -322,5 +350,12 @@ class IngestWriter {
       this.fh = null;
     }
     await fsp.rm(this.tmp, { force: true });
+    await this.unlock();
+  }
+
+  private async unlock(): Promise<void> {
+    const lock = this.lock;
+    this.lock = null;
+    await lock?.release();
   }
 }

@@ -181,13 +181,16 @@ export interface FileLock {
 // Advisory flock(2) on `file` (created with mode 0644). The fd stays open
 // until release(); the kernel drops the lock if the process dies. Locks are
 // per open file, so two lockFile calls in one process also exclude each other.
+// `create: false` locks only an existing file (read-only; ENOENT otherwise): for
+// asking whether another process holds a file without leaving one behind.
 export async function lockFile(
   file: string,
   mode: 'shared' | 'exclusive',
-  opts: { wait?: boolean } = {},
+  opts: { wait?: boolean; create?: boolean } = {},
 ): Promise<FileLock> {
   const addon = loadAddon();
-  const fh = await fs.promises.open(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+  const flags = opts.create === false ? fs.constants.O_RDONLY : fs.constants.O_RDWR | fs.constants.O_CREAT;
+  const fh = await fs.promises.open(file, flags, 0o644);
   try {
     await addon.flock(fh.fd, mode, opts.wait ?? true);
   } catch (err) {

@@ -1,7 +1,8 @@
-// Disk usage and pruning of the state dir: snapshots of every backend and
-// content blobs. A snapshot is reclaimable when no named image's layer chain
-// (chainIDs of its config's diff_ids) names it and no process is using it;
-// a blob when it is unreachable from named images and build-cache roots.
+// Disk usage and pruning of the state dir: snapshots of every backend, content
+// blobs and partial writes. A snapshot is reclaimable when no named image's layer
+// chain (chainIDs of its config's diff_ids) names it and no process is using it;
+// a blob when it is unreachable from named images and build-cache roots; a
+// partial write (ingest/) when no live process holds it.
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ContentStore } from '../content/store';
@@ -17,12 +18,12 @@ import { escapeControls } from '../util/escape';
 import { compileGlob } from '../util/glob';
 import { debug } from '../util/log';
 import { cacheRoots, collectGarbage } from './gc';
-import { removeSnapshotLeftovers, removeStaleTmp } from './leftovers';
+import { ingestEntries, reclaimableIngest, removeSnapshotLeftovers, removeStaleTmp, type IngestEntry } from './leftovers';
 import { withStoreLock } from './lock';
 
 export interface UsageRow {
   id: string;
-  type: 'snapshot' | 'blob';
+  type: 'snapshot' | 'blob' | 'ingest';
   backend?: SnapshotBackend;
   inUse: boolean;
   reclaimable: boolean;
@@ -118,10 +119,21 @@ async function blobRows(stateDir: string): Promise<UsageRow[]> {
   return rows;
 }
 
+function ingestRow(e: IngestEntry): UsageRow {
+  return {
+    id: `ingest/${e.name}`,
+    type: 'ingest',
+    inUse: e.held === true,
+    reclaimable: reclaimableIngest(e),
+    size: e.size,
+    description: e.held === false ? 'partial write of a process that died' : e.held ? 'partial write (in progress)' : 'partial write',
+  };
+}
+
 export async function diskUsage(stateDir: string): Promise<UsageRow[]> {
   const referenced = await referencedChainIds(stateDir);
-  const [{ rows }, blobs] = await Promise.all([snapshotRows(stateDir, referenced), blobRows(stateDir)]);
-  return [...rows, ...blobs];
+  const [{ rows }, blobs, ingest] = await Promise.all([snapshotRows(stateDir, referenced), blobRows(stateDir), ingestEntries(new ContentStore(stateDir).ingestDir)]);
+  return [...rows, ...blobs, ...ingest.map(ingestRow)];
 }
 
 // --filter for du: id=, description=, reclaimable=, type=. Same key ORs, keys AND.
@@ -199,7 +211,7 @@ export async function prune(stateDir: string): Promise<{ removed: UsageRow[]; sk
     }
   });
 
-  // Blobs: what the GC will delete, then the GC itself (it also cleans ingest/).
+  // Blobs: what the GC will delete, then the GC itself (it also reclaims ingest/).
   const blobsBefore = new Map<Digest, UsageRow>();
   for (const b of await blobRows(stateDir)) blobsBefore.set(b.id as Digest, b);
   const gc = await collectGarbage(stateDir);
@@ -207,6 +219,7 @@ export async function prune(stateDir: string): Promise<{ removed: UsageRow[]; sk
     const row = blobsBefore.get(d);
     removed.push(row ?? { id: d, type: 'blob', inUse: false, reclaimable: true, size: 0, description: 'unreferenced content blob' });
   }
+  removed.push(...gc.ingest.map(ingestRow));
   return { removed, skipped };
 }
 

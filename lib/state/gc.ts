@@ -13,7 +13,7 @@
 //   manifests or indexes are walked like image targets; other blobs (layers,
 //   configs) are kept as is.
 //
-// Stray ingest files (crashed writers) older than an hour go too (leftovers.ts).
+// Partial writes in ingest/ that no live process holds (dead writers) go too (leftovers.ts).
 import type { Dirent } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -25,7 +25,7 @@ import { walk } from '../images/walk';
 import { ContentError, ImgError, isErrno, UsageError } from '../util/errors';
 import { writeFileAtomic } from '../util/fsutil';
 import { debug } from '../util/log';
-import { removeStaleIngest } from './leftovers';
+import { reclaimIngest, type IngestEntry } from './leftovers';
 import { withStoreLock } from './lock';
 
 function cacheRootFile(stateDir: string, id: string): string {
@@ -83,7 +83,7 @@ async function rootDescriptor(store: ContentStore, digest: Digest): Promise<Desc
 export async function collectGarbage(
   stateDir: string,
   extraRoots: Digest[] = [],
-): Promise<{ removed: Digest[]; reclaimedBytes: number }> {
+): Promise<{ removed: Digest[]; reclaimedBytes: number; ingest: IngestEntry[] }> {
   const content = new ContentStore(stateDir);
   const images = new ImageStore(stateDir);
   return withStoreLock(stateDir, 'exclusive', async () => {
@@ -107,8 +107,8 @@ export async function collectGarbage(
       removed.push(blob.digest);
       reclaimedBytes += blob.size;
     }
-    await removeStaleIngest(content.ingestDir);
-    debug(`gc: ${marked.size} reachable, removed ${removed.length} blobs (${reclaimedBytes} bytes)`);
-    return { removed, reclaimedBytes };
+    const ingest = await reclaimIngest(content.ingestDir);
+    debug(`gc: ${marked.size} reachable, removed ${removed.length} blobs (${reclaimedBytes} bytes) and ${ingest.length} partial writes of dead processes`);
+    return { removed, reclaimedBytes, ingest };
   });
 }

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ContentStore } from '../../lib/content/store';
 import { collectGarbage, registerCacheRoot, removeCacheRoot } from '../../lib/state/gc';
+import { diskUsage, prune } from '../../lib/state/du';
 import { pruneIngest } from '../../lib/state/leftovers';
 import { ImageStore } from '../../lib/images/store';
 import { REPO } from '../helpers/cli';
@@ -137,18 +138,74 @@ describe('collectGarbage safety', () => {
   });
 });
 
-describe('pruneIngest', () => {
-  it('removes partial writes left in ingest/ and reports the bytes', async () => {
+// A child that starts writing a blob (its ingest file holds 300000 bytes), prints
+// "writing", then waits to be killed: a pull or build SIGKILLed mid-download.
+function ingestWriter(state: string): ChildProcessWithoutNullStreams {
+  const script = `
+    const { ContentStore } = require(${JSON.stringify(path.join(REPO, 'lib/content/store.ts'))});
+    const ing = (globalThis.ing = new ContentStore(process.argv[1]).ingest()); // kept: a collected FileHandle closes its fd
+    ing.stream.write(Buffer.alloc(300000), () => process.stdout.write('writing\\n'));
+    setInterval(() => {}, 1000);`;
+  return spawn(process.execPath, ['--import', 'tsx', '-e', script, state], { cwd: REPO });
+}
+
+describe('partial writes of dead processes (ingest/)', () => {
+  it('du counts them, prune and GC reclaim those no live process holds, a live writer keeps its own', async () => {
     const state = await tmp();
     const store = new ContentStore(state);
+    const children: ChildProcessWithoutNullStreams[] = [];
+    const killed: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const child = ingestWriter(state);
+      children.push(child);
+      const before = new Set(await fsp.readdir(store.ingestDir).catch(() => [] as string[]));
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (d) => String(d).includes('writing') && resolve());
+        child.on('exit', (code) => reject(new Error(`writer exited ${code}`)));
+      });
+      killed.push((await fsp.readdir(store.ingestDir)).find((n) => !before.has(n))!);
+    }
+    // Held while their writers live: neither reclaimable nor taken.
+    const live = (await diskUsage(state)).filter((r) => r.type === 'ingest');
+    assert.deepEqual(live.map((r) => [r.id, r.inUse, r.reclaimable, r.size]).sort(), killed.map((n) => [`ingest/${n}`, true, false, 300000]).sort());
+    assert.equal(await pruneIngest(state), 0, 'live writers keep their files');
+    for (const child of children) {
+      const exited = new Promise((r) => child.on('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    }
+    // A writer of this process, mid-way.
     const ing = store.ingest();
-    ing.stream.write(Buffer.alloc(1000));
-    await new Promise((r) => setTimeout(r, 50)); // let the write reach the file
-    // A crashed writer: the file stays behind (nobody commits or aborts).
+    await new Promise<void>((r) => ing.stream.write(Buffer.alloc(1000), () => r()));
+    const rows = (await diskUsage(state)).filter((r) => r.type === 'ingest');
+    assert.deepEqual(
+      rows.map((r) => [r.id, r.inUse, r.reclaimable, r.size, r.description]).sort(),
+      [
+        ...killed.map((n) => [`ingest/${n}`, false, true, 300000, 'partial write of a process that died']),
+        [rows.find((r) => r.inUse)!.id, true, false, 1000, 'partial write (in progress)'],
+      ].sort(),
+      'du: the dead writers\' files are reclaimable, the live one is in use',
+    );
+    // prune reports what it reclaimed; the live ingest stays and still commits.
+    const res = await prune(state);
+    assert.deepEqual(res.removed.filter((r) => r.type === 'ingest').map((r) => [r.id, r.size]).sort(), killed.map((n) => [`ingest/${n}`, 300000]).sort());
     assert.equal((await fsp.readdir(store.ingestDir)).length, 1);
-    assert.equal(await pruneIngest(state, 60_000), 0, 'young files are kept with a cutoff');
-    assert.equal(await pruneIngest(state), 1000);
+    ing.stream.end(Buffer.from('x'));
+    const w = await ing.commit();
+    assert.equal(w.size, 1001);
     assert.deepEqual(await fsp.readdir(store.ingestDir), []);
-    await ing.abort();
+  });
+
+  it('without flock (a file nobody can lock), an hour of age decides', async () => {
+    const state = await tmp();
+    const dir = new ContentStore(state).ingestDir;
+    await fsp.mkdir(dir, { recursive: true });
+    // A directory cannot be flocked by the reclaimer's rules: judged by age.
+    await fsp.mkdir(path.join(dir, 'old'));
+    await fsp.mkdir(path.join(dir, 'young'));
+    const hourAgo = new Date(Date.now() - 61 * 60 * 1000);
+    await fsp.utimes(path.join(dir, 'old'), hourAgo, hourAgo);
+    await collectGarbage(state);
+    assert.deepEqual(await fsp.readdir(dir), ['young']);
   });
 });

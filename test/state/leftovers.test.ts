@@ -1,10 +1,12 @@
-// img prune takes what dead img processes left behind (by age: untouched for an
-// hour) and keeps what a live process may still be using.
+// img prune takes what dead img processes left behind (partial writes in ingest/
+// that no process holds; the rest by age: untouched for an hour) and keeps what a
+// live process may still be using.
 import assert from 'node:assert/strict';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
+import { lockFile } from '../../lib/host/index';
 import { prune } from '../../lib/state/du';
 
 const dirs: string[] = [];
@@ -31,8 +33,9 @@ test('prune removes stale leftovers and keeps young ones', async () => {
   dirs.push(state);
   const sn = 'snapshots/native';
   // Children first: creating an entry touches its parent's mtime.
-  await put(state, 'ingest/dead-writer', { old: true });
+  await put(state, 'ingest/dead-writer'); // young, but nobody holds it
   await put(state, 'ingest/live-writer');
+  const writer = await lockFile(path.join(state, 'ingest/live-writer'), 'exclusive'); // as its writer does
   await put(state, 'tmp/http-download', { old: true });
   await put(state, 'tmp/secret-young/secret');
   await put(state, 'tmp/exec/img-dead', { dir: true, old: true });
@@ -50,6 +53,7 @@ test('prune removes stale leftovers and keeps young ones', async () => {
   await fsp.symlink('../preparing/fs', path.join(state, sn, 'l', 'LIVE'));
 
   await prune(state);
+  await writer.release();
 
   const gone = ['ingest/dead-writer', 'tmp/http-download', 'tmp/exec/img-dead', 'snapshots/tmp/probe-old', `${sn}/halfmade`, `${sn}/trash/being-deleted`, `${sn}/mnt/dead-mount`, `${sn}/l/DANGLING`];
   const kept = ['ingest/live-writer', 'tmp/secret-young/secret', 'tmp/exec/img-running/config.json', `${sn}/preparing/fs/file`, `${sn}/mnt/live-mount`, `${sn}/l/LIVE`];
