@@ -1,7 +1,8 @@
 // copyTree(src, dst, {threads}): a faithful copy of a directory tree, for
 // snapshots. One walker creates directories (so a file's parent exists before
-// its job is queued) and queues every other entry; a pool of threads copies
-// them, since trees of many small files are bound by per-file syscalls.
+// its job is queued) and queues every other entry (a bounded queue: memory does not
+// grow with the tree); a pool of threads copies them, since trees of many small
+// files are bound by per-file syscalls.
 // Directory metadata (owner, mode, xattrs, times) is applied last, deepest
 // first, so adding children does not disturb it. Hard links are kept by
 // (dev, ino); symlinks are never followed.
@@ -101,7 +102,6 @@ class TreeCopy {
     dirs_.push_back({src, dst, st});
     DIR* d = ::opendir(src.c_str());
     if (!d) return Fail(errno, "opendir", src);
-    std::vector<Job> batch;
     std::vector<std::pair<std::string, std::string>> subdirs;
     for (;;) {
       errno = 0;  // readdir signals errors only through errno
@@ -114,28 +114,38 @@ class TreeCopy {
       if (n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0))) continue;
       std::string s = src + "/" + n, t = dst + "/" + n;
       if (e->d_type == DT_DIR) subdirs.emplace_back(std::move(s), std::move(t));
-      else if (e->d_type != DT_UNKNOWN) batch.push_back({std::move(s), std::move(t), e->d_type});
+      else if (e->d_type != DT_UNKNOWN) Enqueue({std::move(s), std::move(t), e->d_type});
       else {
         struct stat cst;
         if (::lstat(s.c_str(), &cst) < 0) { Fail(errno, "lstat", s); break; }
         if (S_ISDIR(cst.st_mode)) subdirs.emplace_back(std::move(s), std::move(t));
-        else batch.push_back({std::move(s), std::move(t), S_ISREG(cst.st_mode) ? DT_REG : DT_UNKNOWN});
+        else Enqueue({std::move(s), std::move(t), S_ISREG(cst.st_mode) ? DT_REG : DT_UNKNOWN});
       }
     }
     ::closedir(d);
-    if (!batch.empty()) {
-      {
-        std::lock_guard<std::mutex> g(mu_);
-        for (auto& j : batch) queue_.push_back(std::move(j));
-      }
-      cv_.notify_all();
-    }
     for (auto& [s, t] : subdirs) {
       struct stat cst;
       if (::lstat(s.c_str(), &cst) < 0) return Fail(errno, "lstat", s);
       Walk(s, t, cst);
       if (Failed()) return;
     }
+  }
+
+  // The queue is bounded: the walker lists names far faster than they are copied, and a
+  // queue of a whole wide tree (two paths per entry) grew memory with the entry count.
+  // Past kMaxQueued waiting jobs the walker copies the entry itself (no waiting, so no
+  // deadlock with a pool of zero threads).
+  static constexpr size_t kMaxQueued = 4096;
+  void Enqueue(Job&& j) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (queue_.size() < kMaxQueued) {
+        queue_.push_back(std::move(j));
+        cv_.notify_one();
+        return;
+      }
+    }
+    if (!Failed()) CopyEntry(j, &hints_);
   }
 
   void Worker() {
