@@ -14,10 +14,10 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ContentError, isErrno, LockBusyError, NotFoundError } from '../util/errors';
+import { ContentError, DiskFullError, hostErrorClass, isErrno, LockBusyError, NotFoundError } from '../util/errors';
 import type { Digest } from '../images/types';
 import { lockFile, type FileLock } from '../host/index';
-import { syncDir } from '../util/fsutil';
+import { diskFullError, diskSpace, syncDir } from '../util/fsutil';
 import { debug } from '../util/log';
 import { digestHex, isDigest, parseDigest } from './digest';
 
@@ -244,6 +244,21 @@ class IngestWriter {
   }
 
   private async append(bufs: Buffer[]): Promise<void> {
+    try {
+      await this.appendNow(bufs);
+    } catch (err) {
+      throw await this.named(err);
+    }
+  }
+
+  // A full disk as a DiskFullError naming the ingest file and the space left (the
+  // caller's abort removes the file: nothing half-written stays).
+  private async named(err: unknown): Promise<unknown> {
+    if (hostErrorClass(err) !== DiskFullError) return err;
+    return diskFullError(this.tmp, `blob ${this.expected.digest ?? '(being written)'}`, await diskSpace(this.store.ingestDir), err);
+  }
+
+  private async appendNow(bufs: Buffer[]): Promise<void> {
     const fh = await this.ensureOpen();
     let n = 0;
     for (const b of bufs) {
@@ -336,7 +351,7 @@ class IngestWriter {
       return { digest, size: this.size };
     } catch (err) {
       await this.abort();
-      throw err;
+      throw await this.named(err);
     }
   }
 

@@ -19,7 +19,7 @@ import {
   type Manifest,
   type Platform,
 } from '../images/types';
-import { ContentError, findError, isErrno, NotFoundError, RegistryError, TimeoutError, UnsupportedError } from '../util/errors';
+import { ContentError, findError, HostError, isErrno, NotFoundError, RegistryError, TimeoutError, UnsupportedError } from '../util/errors';
 import { debug, warn } from '../util/log';
 import { RegistryClient, type RetryEvent } from './client';
 import { recordSources } from './sources';
@@ -294,7 +294,7 @@ function planSize(plan: Plan): number {
 // Errors of the local disk are final; anything while streaming the body (truncation,
 // corruption detected by the digest, a reset connection) is worth another attempt.
 function isLocalFsError(err: unknown): boolean {
-  return ['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EMFILE', 'ENFILE'].some((c) => isErrno(err, c));
+  return err instanceof HostError || ['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EMFILE', 'ENFILE'].some((c) => isErrno(err, c));
 }
 
 // What fetchBlobs learns: bytes downloaded and the diff_id of every layer it downloaded.
@@ -436,7 +436,8 @@ async function fetchBlob(
       emit({ type: 'done', digest: desc.digest, size: desc.size });
       return diffId;
     } catch (err) {
-      res.body.destroy();
+      // undici's body errors when destroyed early; nobody listens any more.
+      res.body.on('error', () => undefined).destroy();
       if (damaged || isLocalFsError(err)) return giveUp(err);
       last = err;
       // A cut connection keeps what arrived; anything else (bad content, an ingest that

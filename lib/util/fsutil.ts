@@ -2,8 +2,9 @@
 import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { hostErrorClass, HostError, isErrno, UsageError } from './errors';
+import { DiskFullError, hostErrorClass, HostError, isErrno, UsageError } from './errors';
 import { debug } from './log';
+import { bytesSize } from './units';
 
 // `mkdir -p` for paths users give (the state dir, output destinations, --iidfile's
 // parent): node's own recursive mkdir spins at 100% CPU forever where mkdir answers
@@ -145,4 +146,37 @@ export async function readJsonRecord<T>(file: string): Promise<T | null> {
     debug(`ignoring unreadable ${file}`);
     return null;
   }
+}
+
+// Below this much free space (or with no inode left) a filesystem counts as full:
+// a failed write leaves a little behind (a block, the tail of a file).
+const FULL_BELOW = 1 << 20;
+
+export interface DiskSpace {
+  free: number; // bytes an unprivileged writer may still use
+  total: number;
+  full: boolean;
+}
+
+// The space of the filesystem holding `p`, or null when it cannot be asked.
+export async function diskSpace(p: string): Promise<DiskSpace | null> {
+  try {
+    const st = await fsp.statfs(p);
+    const free = st.bavail * st.bsize;
+    // Filesystems without an inode count (btrfs, some FUSE) say files = 0.
+    return { free, total: st.blocks * st.bsize, full: free < FULL_BELOW || (st.files > 0 && st.ffree === 0) };
+  } catch (err) {
+    debug(`statfs ${p}: ${(err as Error).message}`);
+    return null;
+  }
+}
+
+// A full disk as users should meet it: where, how much is left, what to do.
+// `what` says what was being written ("the snapshot of RUN …", "blob …").
+export function diskFullError(p: string, what: string, space: DiskSpace | null, cause?: unknown): DiskFullError {
+  const left = space ? `: ${bytesSize(space.free)} free of ${bytesSize(space.total)}` : '';
+  return new DiskFullError(`no space left for ${what} on the filesystem of ${p}${left}`, {
+    hint: 'free space on that disk, run img prune (removes what no image needs), or use a --state dir on a larger disk',
+    cause,
+  });
 }

@@ -12,7 +12,7 @@ import type { Index, Manifest } from '../../lib/images/types';
 import { pullImage } from '../../lib/registry/pull';
 import { connectionError } from '../../lib/registry/errors';
 import { closeAgents } from '../../lib/registry/transport';
-import { ContentError, NotFoundError, RegistryError, TimeoutError } from '../../lib/util/errors';
+import { ContentError, DiskFullError, NotFoundError, RegistryError, TimeoutError } from '../../lib/util/errors';
 import { VERSION } from '../../lib/util/version';
 import { startFaultyProxy, type FaultyProxy } from '../fixtures/faulty-proxy';
 import { imageFromLayer, makeBusyboxImage, makeIndex, type BuiltImage } from '../fixtures/images';
@@ -246,6 +246,28 @@ describe('pull (library)', () => {
     await reg.seed('broken/layer', 'sound', imageFromLayer({ tar, gz }));
     const res = await pullImage(`${proxy.host}/broken/layer:sound`, { stateDir: freshState() });
     assert.equal(res.upToDate, false);
+  });
+
+  it('a full disk while storing is a DiskFullError naming the ingest file and the space left; nothing half-written stays', { skip: process.getuid?.() === 0 ? false : 'mounting a small tmpfs needs root (CI runs the suite as root)' }, async () => {
+    const state = freshState();
+    // Room for the config and the store's own files, not for the 1 MiB layer.
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', state]);
+    try {
+      const name = `${reg.host}/library/busybox:oci`;
+      await assert.rejects(pullImage(name, { stateDir: state }), (err: Error & { hint?: string }) => {
+        assert.ok(err instanceof DiskFullError, `${err.constructor.name}: ${err.message}`);
+        // The layer fills the disk; it or the config (fetched beside it) is the one refused.
+        const m = new RegExp(`^no space left for blob (sha256:[0-9a-f]{64}) on the filesystem of ${state}/ingest/\\S+: \\d+(\\.\\d+)?(B|KiB) free of 256KiB$`).exec(err.message);
+        assert.ok(m && [oci.layers[0].digest, oci.configDescriptor.digest].includes(m[1] as never), err.message);
+        assert.match(err.hint ?? '', /img prune/);
+        return true;
+      });
+      assert.deepEqual(listDir(path.join(state, 'ingest')), [], 'no partial download left');
+      assert.equal(await new ContentStore(state).has(oci.layers[0].digest), false);
+      assert.equal(await new ImageStore(state).get(name), null);
+    } finally {
+      execFileSync('umount', [state]);
+    }
   });
 
   it('retries 5xx and 429 answers, honouring Retry-After', async () => {

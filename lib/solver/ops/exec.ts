@@ -8,7 +8,8 @@ import type { ExecVertex } from '../../graph/types';
 import { requireEmulation } from '../../exec/binfmt';
 import { runContainer } from '../../exec/run';
 import { compatiblePlatforms, formatPlatform, matchPlatform } from '../../images/platform';
-import { StepError } from '../../util/errors';
+import { DiskFullError, StepError } from '../../util/errors';
+import { diskFullError, diskSpace } from '../../util/fsutil';
 import { debug } from '../../util/log';
 import { RunMounts } from '../mounts';
 import type { Executor, RunContext, VertexResult } from '../types';
@@ -51,8 +52,15 @@ async function runExec(env: OpEnv, v: ExecVertex, ctx: RunContext): Promise<Vert
     });
     if (!(v.validExitCodes ?? [0]).includes(res.exitCode)) {
       ctx.signal.throwIfAborted();
+      const failed = `process "${v.args.join(' ')}" did not complete successfully: exit code: ${res.exitCode}`;
+      // A command that ran out of disk is not to blame: say the snapshot's filesystem is full.
+      const space = await diskSpace(root.rootfs);
+      if (space?.full) {
+        const full = diskFullError(root.rootfs, 'the snapshot of this step', space);
+        throw new DiskFullError(`${failed}: ${full.message}`, { hint: full.hint });
+      }
       // No hint: the step's last output and its Dockerfile lines are shown above it.
-      throw new StepError(`process "${v.args.join(' ')}" did not complete successfully: exit code: ${res.exitCode}`);
+      throw new StepError(failed);
     }
     // Unmount everything before committing: commit means "done writing".
     await mounts.release();
