@@ -3,7 +3,7 @@
 // base images from one local registry, runs interleaved across tools.
 //
 //   npm run build && node --import tsx bench/side-by-side.ts [--runs 5] [--cases tiny,parallel,context,debian]
-//                     [--tools img,buildkit,buildah] [--img-user imgtest] [--img-compression uncompressed|gzip] [--no-save]
+//                     [--tools img,buildkit,buildah] [--img-user imgtest] [--img-compression uncompressed|gzip] [--no-save] [--keep]
 //
 // Run as root (Debian packages: docker.io rootlesskit buildah debootstrap; the user needs
 // /etc/subuid and /etc/subgid ranges). What each tool is:
@@ -314,6 +314,9 @@ async function main(): Promise<void> {
   } finally {
     for (const t of tools) await t.stop?.().catch((e) => console.error(`stopping ${t.name}: ${(e as Error).message}`));
     await reg.stop();
+    // Two GiB per run of state, contexts and images: gone unless asked to keep (--keep).
+    if (!args.includes('--keep')) fs.rmSync(WORK, { recursive: true, force: true });
+    else console.error(`work directory kept: ${WORK}`);
   }
 }
 
