@@ -71,7 +71,7 @@ function prebuild(arch) {
   }
   const buildDir = path.join(root, 'build', `prebuild-linux-${arch}`);
   fs.rmSync(buildDir, { recursive: true, force: true }); // nothing cached from another configuration
-  const args = ['compile', '--out', buildDir];
+  const args = ['compile', '--out', buildDir, '--parallel', String(require('node:os').availableParallelism())];
   if (arch !== hostArch) args.push(`--CDCMAKE_TOOLCHAIN_FILE=${path.join(root, target.toolchain)}`);
   const started = Date.now();
   execFileSync(process.execPath, [require.resolve('cmake-js/bin/cmake-js'), ...args], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
