@@ -15,7 +15,7 @@ import type { ContentStore } from '../content/store';
 import { ImgError } from '../util/errors';
 import { familiarName, parseReference } from '../images/reference';
 import type { Descriptor, Digest, ImageConfig, Manifest, Platform } from '../images/types';
-import { localManifests } from '../images/walk';
+import { localManifests, withConfigPlatforms } from '../images/walk';
 import { hostPlatform, selectManifest } from '../images/platform';
 import { isIndexMediaType } from '../images/types';
 import { completeLocally, nameAnnotations, ociLayoutFiles, requireBlobs, writeBlobs, type ExportImage } from './oci-layout';
@@ -37,14 +37,7 @@ export async function chooseManifest(store: ContentStore, target: Descriptor, wh
     throw new ImgError(`image ${what} has no manifest stored locally`, { hint: 'pull or build it again' });
   }
   if (local.length === 1) return local[0];
-  const withPlatforms = await Promise.all(
-    local.map(async (d) => {
-      if (d.platform) return d;
-      const m = await store.readJson<Manifest>(d.digest);
-      const c = await store.readJson<ImageConfig>(m.config.digest);
-      return { ...d, platform: { os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) } };
-    }),
-  );
+  const withPlatforms = await withConfigPlatforms(store, local);
   try {
     return selectManifest(withPlatforms, want);
   } catch (err) {

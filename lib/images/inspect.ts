@@ -19,7 +19,7 @@ import { hostPlatform, selectManifest } from './platform';
 import { familiarName, formatReference, parseReference } from './reference';
 import { ImageStore, type ImageRecord } from './store';
 import type { ContainerConfig, Descriptor, Digest, HistoryEntry, ImageConfig, Manifest } from './types';
-import { localManifests } from './walk';
+import { localManifests, withConfigPlatforms } from './walk';
 
 export interface ResolvedImage {
   target: Descriptor; // what the record names (manifest or index)
@@ -37,14 +37,7 @@ export async function resolveImage(store: ContentStore, target: Descriptor): Pro
   }
   let chosen = local[0];
   if (local.length > 1) {
-    const withPlatforms = await Promise.all(
-      local.map(async (d) => {
-        if (d.platform) return d;
-        const m = await store.readJson<Manifest>(d.digest);
-        const c = await store.readJson<ImageConfig>(m.config.digest);
-        return { ...d, platform: { os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) } };
-      }),
-    );
+    const withPlatforms = await withConfigPlatforms(store, local);
     try {
       chosen = selectManifest(withPlatforms, hostPlatform());
     } catch {

@@ -4,7 +4,7 @@
 import type { ContentStore } from '../content/store';
 import { isDigest } from '../content/digest';
 import { ContentError } from '../util/errors';
-import { isIndexMediaType, isManifestMediaType, type Descriptor, type Digest, type Index, type Manifest } from './types';
+import { isIndexMediaType, isManifestMediaType, type Descriptor, type Digest, type ImageConfig, type Index, type Manifest } from './types';
 
 // Media type of a JSON blob when the descriptor lacks one: sniff the document.
 function kindOf(desc: Descriptor, doc: { mediaType?: string; manifests?: unknown; config?: unknown }): 'index' | 'manifest' | 'other' {
@@ -123,4 +123,17 @@ export async function localManifests(store: ContentStore, target: Descriptor): P
   };
   await visit(target);
   return out;
+}
+
+// The descriptors with a platform each: a manifest reached without one (a bare
+// manifest, or an index entry that omits it) takes its config's os/architecture/variant.
+export function withConfigPlatforms(store: ContentStore, manifests: Descriptor[]): Promise<Descriptor[]> {
+  return Promise.all(
+    manifests.map(async (d) => {
+      if (d.platform) return d;
+      const m = await store.readJson<Manifest>(d.digest);
+      const c = await store.readJson<ImageConfig>(m.config.digest);
+      return { ...d, platform: { os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) } };
+    }),
+  );
 }
