@@ -12,8 +12,8 @@
 // random, incompressible data in a tar, gzip level 1 (so the blobs are ~the same size as the
 // data; compressed layers also keep skopeo from re-compressing while pushing to a registry).
 //
-// img is bundled with esbuild first (one file, like an installed CLI; no tsx compile on
-// every run). Timings are whole commands, process start included.
+// img runs as installed: bin/img.js loading the esbuild bundle dist/img.js (`npm run build`
+// first; no tsx compile on every run). Timings are whole commands, process start included.
 //   push:  img push (state dir holding the image)  vs  skopeo copy oci:DIR:tag docker://…
 //   pull:  img pull into a fresh state dir           vs  skopeo copy docker://… oci:FRESH_DIR:tag
 // Each push run gets a fresh registry (so nothing can be skipped or mounted); pulls share
@@ -41,7 +41,7 @@ const RUNS = Number(opt('runs', '3'));
 const LAYERS = Number(opt('layers', '4'));
 const LAYER_MIB = Number(opt('layer-mib', '64'));
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'img-bench-pull-push-'));
-const IMG_JS = path.join(WORK, 'img.cjs');
+const IMG_JS = path.join(REPO, 'bin', 'img.js'); // the bundled CLI (dist/img.js, `npm run build`)
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -111,7 +111,7 @@ async function buildImage(state: string, ociDir: string): Promise<{ bytes: numbe
 }
 
 async function main(): Promise<void> {
-  execFileSync(process.execPath, [path.join(REPO, 'node_modules', 'esbuild', 'bin', 'esbuild'), path.join(REPO, 'lib', 'cli', 'main.ts'), '--bundle', '--platform=node', '--target=node20', `--outfile=${IMG_JS}`, '--external:*.node', '--log-level=warning']);
+  if (!fs.existsSync(path.join(REPO, 'dist', 'img.js'))) throw new Error('dist/img.js is missing: run `npm run build` first');
   const skopeoVersion = execFileSync('skopeo', ['--version'], { encoding: 'utf8' }).trim();
   const srcState = path.join(WORK, 'src-state');
   const ociDir = path.join(WORK, 'oci');
