@@ -26,16 +26,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeBusyboxImage } from '../test/fixtures/images';
 import { startRegistry, type Registry } from '../test/fixtures/registry';
+import { option } from './options';
 
 const REPO = path.resolve(__dirname, '..');
-const args = process.argv.slice(2);
-const opt = (name: string, def: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : def;
-};
-const RUNS = Number(opt('runs', '3'));
-const CASES = opt('cases', 'layers,bigcontext').split(',');
-const IMG_USER = opt('img-user', 'imgtest');
+const RUNS = Number(option('runs', '3'));
+const CASES = option('cases', 'layers,bigcontext').split(',');
+const IMG_USER = option('img-user', 'imgtest');
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'img-bench-cache-'));
 fs.chmodSync(WORK, 0o755);
 

@@ -18,11 +18,10 @@ import { makeBusyboxImage } from '../test/fixtures/images';
 import { startRegistry } from '../test/fixtures/registry';
 import { rootlessUser, runAsUser, tempDir } from '../test/helpers/rootless';
 import { ensureRootfs, imgInPod, podVolume, POD_STATE, runPod, type PodVariant } from '../test/containers/pod';
+import { option } from './options';
 
 const REPO = path.resolve(__dirname, '..');
-const args = process.argv.slice(2);
-const opt = (name: string, def: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : def);
-const RUNS = Number(opt('runs', '3'));
+const RUNS = Number(option('runs', '3'));
 
 interface Env {
   name: string;
@@ -39,7 +38,7 @@ const ALL_ENVS: Env[] = [
   { name: 'unmasked-proc', describe: 'pod: Docker defaults + systempaths=unconfined', variant: 'unmasked-proc' },
   { name: 'privileged', describe: 'pod: --privileged', variant: 'privileged' },
 ];
-const ENVS = ALL_ENVS.filter((e) => opt('envs', '') === '' || opt('envs', '').split(',').includes(e.name));
+const ENVS = ALL_ENVS.filter((e) => option('envs', '') === '' || option('envs', '').split(',').includes(e.name));
 
 interface Row {
   env: string;

@@ -20,16 +20,12 @@ import * as tarStream from 'tar-stream';
 import { MediaType, type Descriptor } from '../lib/images/types';
 import { bigFileTar } from '../test/fixtures/layers';
 import { startRegistry } from '../test/fixtures/registry';
+import { option } from './options';
 
 const REPO = path.resolve(__dirname, '..');
-const args = process.argv.slice(2);
-const opt = (name: string, def: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : def;
-};
-const FILES = Number(opt('files', '200000'));
-const BIG_MIB = Number(opt('big-mib', '2048'));
-const ONLY = opt('only', '');
+const FILES = Number(option('files', '200000'));
+const BIG_MIB = Number(option('big-mib', '2048'));
+const ONLY = option('only', '');
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'img-bench-memory-'));
 const IMG = path.join(REPO, 'bin', 'img');
 

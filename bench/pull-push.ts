@@ -30,16 +30,12 @@ import { ContentStore } from '../lib/content/store';
 import { ImageStore } from '../lib/images/store';
 import { MediaType, type Descriptor } from '../lib/images/types';
 import { startRegistry, type Registry } from '../test/fixtures/registry';
+import { option } from './options';
 
 const REPO = path.resolve(__dirname, '..');
-const args = process.argv.slice(2);
-const opt = (name: string, def: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : def;
-};
-const RUNS = Number(opt('runs', '3'));
-const LAYERS = Number(opt('layers', '4'));
-const LAYER_MIB = Number(opt('layer-mib', '64'));
+const RUNS = Number(option('runs', '3'));
+const LAYERS = Number(option('layers', '4'));
+const LAYER_MIB = Number(option('layer-mib', '64'));
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'img-bench-pull-push-'));
 const IMG_JS = path.join(REPO, 'bin', 'img.js'); // the bundled CLI (dist/img.js, `npm run build`)
 

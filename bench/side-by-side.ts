@@ -36,19 +36,15 @@ import * as zlib from 'node:zlib';
 import { writeOciLayout } from '../test/archive/oci';
 import { makeBusyboxImage } from '../test/fixtures/images';
 import { startRegistry, type Registry } from '../test/fixtures/registry';
+import { flag, option } from './options';
 
 const REPO = path.resolve(__dirname, '..');
-const args = process.argv.slice(2);
-const opt = (name: string, def: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : def;
-};
-const RUNS = Number(opt('runs', '3'));
-const CASES = opt('cases', 'tiny,parallel,context,debian').split(',');
-const USER = opt('img-user', 'imgtest');
-const IMG_COMPRESSION = opt('img-compression', 'uncompressed');
-const ONLY = opt('tools', 'img,buildkit,buildah').split(',');
-const SAVE = !args.includes('--no-save'); // short development runs leave bench/results alone
+const RUNS = Number(option('runs', '3'));
+const CASES = option('cases', 'tiny,parallel,context,debian').split(',');
+const USER = option('img-user', 'imgtest');
+const IMG_COMPRESSION = option('img-compression', 'uncompressed');
+const ONLY = option('tools', 'img,buildkit,buildah').split(',');
+const SAVE = !flag('no-save'); // short development runs leave bench/results alone
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'img-side-by-side-'));
 const CACHE = '/var/tmp/img-bench-cache';
 fs.chmodSync(WORK, 0o755);
@@ -315,7 +311,7 @@ async function main(): Promise<void> {
     for (const t of tools) await t.stop?.().catch((e) => console.error(`stopping ${t.name}: ${(e as Error).message}`));
     await reg.stop();
     // Two GiB per run of state, contexts and images: gone unless asked to keep (--keep).
-    if (!args.includes('--keep')) fs.rmSync(WORK, { recursive: true, force: true });
+    if (!flag('keep')) fs.rmSync(WORK, { recursive: true, force: true });
     else console.error(`work directory kept: ${WORK}`);
   }
 }
