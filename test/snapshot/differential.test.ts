@@ -112,7 +112,7 @@ describe(`backends agree on a generated corpus of layer stacks (seed ${SEED}, ${
     test(`${backend} builds the same trees as native`, (t) => {
       const native = results.get('native');
       const other = results.get(backend);
-      if (!native || !other) return t.skip(`${!native ? 'native' : backend} did not run`);
+      if (!native || !other) return t.skip(`${!native ? 'native' : backend} did not run: its unpack failed in the test above, which reports why`);
       for (let s = 0; s < STACKS; s++) {
         const want = comparable(native[s], backend);
         const got = comparable(other[s], backend);
