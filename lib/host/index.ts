@@ -6,9 +6,9 @@
 // ids, uidmap helpers, trials) live in lib/doctor.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { HostError, LockBusyError } from '../util/errors';
+import { userCacheDir } from '../util/fsutil';
 import type { NativeAddon } from './native';
 
 export type { NativeAddon, HostProbe, NativeCodecStream, CodecStreamKind } from './native';
@@ -105,8 +105,7 @@ function prebuiltNeeds(file: string): string | undefined {
 function seaAssetFile(key: string, name: (hash: string) => string): string {
   const bytes = Buffer.from(seaModule()!.getAsset(key));
   const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
-  const cacheRoot = process.env.XDG_CACHE_HOME || (process.env.HOME ? path.join(process.env.HOME, '.cache') : '');
-  const dir = cacheRoot ? path.join(cacheRoot, 'img') : path.join(os.tmpdir(), `img-${process.getuid?.() ?? 0}`);
+  const dir = userCacheDir();
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, name(hash));
   if (!fs.existsSync(file)) {

@@ -2,13 +2,18 @@
 // native, deciding by actually mounting in this namespace (a kernel can list
 // overlay in /proc/filesystems and still refuse it to a user namespace). The
 // verdict is cached in <state>/snapshots/auto.json, keyed by kernel release
-// and namespace kind, so only the first command on a host pays for the probe.
+// and namespace kind, and for the user in ~/.cache/img/snapshotter-auto.json,
+// keyed also by the filesystem under the state dir, so a new state dir on
+// the same disk does not probe again: the probe's unmount syncs that whole
+// filesystem (overlayfs syncs its upper layer's), 40 ms on a quiet host and
+// several hundred on a busy one, on the way to a cold build's first step.
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { isErrno, UsageError } from '../util/errors';
+import { userCacheDir } from '../util/fsutil';
 import { debug } from '../util/log';
 import { randomId, removeTree, writeJsonAtomic, type BaseSnapshotter } from './base';
 import { NativeSnapshotter } from './native';
@@ -59,6 +64,14 @@ export async function detectBackend(stateDir: string): Promise<SnapshotBackend> 
   } catch (err) {
     if (!isErrno(err, 'ENOENT') && !(err instanceof SyntaxError)) throw err;
   }
+  const hostKey = await filesystemKey(stateDir, kernel, userns);
+  const known = hostKey ? await readHostVerdicts().then((v) => v[hostKey]) : undefined;
+  if (known && BACKENDS.includes(known.backend)) {
+    debug(`snapshotter auto: ${known.backend} (this filesystem's verdict, cached in ${hostVerdictsFile()})`);
+    await fsp.mkdir(path.dirname(cacheFile), { recursive: true });
+    await writeJsonAtomic(cacheFile, known);
+    return known.backend;
+  }
   const probeRoot = path.join(stateDir, 'snapshots', 'tmp', `probe-${randomId(10)}`);
   const reasons: Record<string, string> = {};
   let backend: SnapshotBackend = 'native';
@@ -76,9 +89,49 @@ export async function detectBackend(stateDir: string): Promise<SnapshotBackend> 
     await removeTree(probeRoot).catch(() => undefined);
   }
   debug(`snapshotter auto: chose ${backend}`);
+  const verdict: AutoCache = { kernel, userns, backend, reasons };
   await fsp.mkdir(path.dirname(cacheFile), { recursive: true });
-  await writeJsonAtomic(cacheFile, { kernel, userns, backend, reasons } satisfies AutoCache);
+  await writeJsonAtomic(cacheFile, verdict);
+  if (hostKey) await rememberHostVerdict(hostKey, verdict);
   return backend;
+}
+
+// What decides the probe besides the kernel and the namespace: the filesystem
+// the snapshots live on (its device and type: ext4, xfs, tmpfs, an overlay in a
+// container). undefined when the state dir cannot be examined (then no host cache).
+async function filesystemKey(stateDir: string, kernel: string, userns: boolean): Promise<string | undefined> {
+  try {
+    const [st, sfs] = await Promise.all([fsp.stat(stateDir), fsp.statfs(stateDir)]);
+    return `${kernel} userns=${userns} dev=${st.dev} fstype=0x${sfs.type.toString(16)}`;
+  } catch {
+    return undefined;
+  }
+}
+
+function hostVerdictsFile(): string {
+  return path.join(userCacheDir(), 'snapshotter-auto.json');
+}
+
+async function readHostVerdicts(): Promise<Record<string, AutoCache>> {
+  try {
+    const v = JSON.parse(await fsp.readFile(hostVerdictsFile(), 'utf8')) as unknown;
+    return v && typeof v === 'object' ? (v as Record<string, AutoCache>) : {};
+  } catch {
+    return {}; // none yet, or unreadable: probe
+  }
+}
+
+// Best effort: a read-only or missing home only means the next state dir probes again.
+// Concurrent writers may drop each other's entry; it is probed again next time.
+async function rememberHostVerdict(key: string, verdict: AutoCache): Promise<void> {
+  try {
+    const all = await readHostVerdicts();
+    all[key] = verdict;
+    await fsp.mkdir(userCacheDir(), { recursive: true, mode: 0o700 });
+    await writeJsonAtomic(hostVerdictsFile(), all);
+  } catch (err) {
+    debug(`snapshotter auto: cannot remember the verdict in ${hostVerdictsFile()}: ${String(err)}`);
+  }
 }
 
 // Mounts a two-lower overlay in `dir` (on the filesystem under test), writes

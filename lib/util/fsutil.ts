@@ -1,6 +1,7 @@
 // Small filesystem helpers for state that other processes read concurrently.
 import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { DiskFullError, hostErrorClass, HostError, isErrno, UsageError } from './errors';
 import { debug } from './log';
@@ -83,6 +84,14 @@ function dirError(dir: string, what: string, err: unknown): Error {
     });
   }
   return new UsageError(`cannot create ${what} ${dir}: ${reason}`, { hint: 'choose another path', cause: err });
+}
+
+// The user's cache directory for img's host facts (code cache, unpacked SEA
+// assets, the snapshotter verdict): $XDG_CACHE_HOME/img or ~/.cache/img, else a
+// per-user directory under the temp dir. Nothing in it is state: losing it costs time only.
+export function userCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const root = env.XDG_CACHE_HOME || (env.HOME ? path.join(env.HOME, '.cache') : '');
+  return root ? path.join(root, 'img') : path.join(os.tmpdir(), `img-${process.getuid?.() ?? 0}`);
 }
 
 // Write temp + fsync + rename: readers see the old or the new file, never a torn one.
