@@ -363,8 +363,14 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
     if (opts.signal?.aborted) throw abortError(opts.signal);
     return { exitCode, runtimeLog };
   } finally {
-    const del = runc(['delete', '--force', id]);
-    if (del.status !== 0 && !/does not exist|not found/.test(del.stderr)) debug(`runc delete ${id}: ${del.stderr}`);
+    // `runc run` deletes its container when it exits; state is left only by one
+    // that did not see it through (killed, or failed half-way). Asking runc to
+    // delete anyway cost a blocking runc start per step (four, one after another,
+    // when four stages finish together).
+    if (fs.existsSync(path.join(runcRoot(), id))) {
+      const del = runc(['delete', '--force', id]);
+      if (del.status !== 0 && !/does not exist|not found/.test(del.stderr)) debug(`runc delete ${id}: ${del.stderr}`);
+    }
     for (const u of cleanupsDone) u();
     await removeMountPoints(created);
     await fsp.rm(bundle, { recursive: true, force: true }).catch(() => undefined);

@@ -72,6 +72,16 @@ describe('runContainer lifecycle (rootless)', { skip: skipUnlessRootless() }, ()
     assert.ok(pid > 1, `shell is pid ${pid}: expected no pid namespace`);
     assert.equal(r.sleepers, 0);
     assert.deepEqual(r.mountsLeft, []);
+    assert.deepEqual(r.runcState, [], 'runc run deleted the container it ran');
     assert.equal(hostSleepers(), before);
+  });
+
+  test('a command that does not exist: the step fails, no runc state left', async () => {
+    const res = await runScriptRootless(SCRIPT, [state(), 'nocmd'], { timeoutMs: 60_000, env: { XDG_RUNTIME_DIR: runtimeDir() } });
+    assert.equal(res.code, 0, res.stderr);
+    const r = JSON.parse(res.stdout.trim().split('\n').at(-1)!);
+    assert.ok(r.error !== undefined || r.exit !== 0, `the step should fail: ${JSON.stringify(r)}`);
+    assert.deepEqual(r.mountsLeft, []);
+    assert.deepEqual(r.runcState, []);
   });
 });

@@ -1,5 +1,5 @@
 // Runs inside the user namespace: container lifecycle edge cases for
-// test/exec/run.test.ts. argv: <stateDir> <mode: abort|sigterm|noproc>
+// test/exec/run.test.ts. argv: <stateDir> <mode: abort|sigterm|noproc|nocmd>
 import * as fs from 'node:fs';
 import { ContentStore } from '../../../lib/content/store';
 import { runContainer } from '../../../lib/exec/run';
@@ -27,7 +27,8 @@ async function main() {
   let out = '';
   const p = runContainer({
     rootfs: m.rootfs,
-    args: ['/bin/sh', '-c', mode === 'noproc' ? 'sleep 1000 & echo pid=$$; echo started' : 'sleep 1000 & echo started; wait'],
+    args:
+      mode === 'nocmd' ? ['/no/such/program'] : ['/bin/sh', '-c', mode === 'noproc' ? 'sleep 1000 & echo pid=$$; echo started' : 'sleep 1000 & echo started; wait'],
     env: [],
     cwd: '/',
     user: 'root',
