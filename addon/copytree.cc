@@ -6,6 +6,14 @@
 // Directory metadata (owner, mode, xattrs, times) is applied last, deepest
 // first, so adding children does not disturb it. Hard links are kept by
 // (dev, ino); symlinks are never followed.
+//
+// With `linkFrom` (directories that store the source tree, newest first: the
+// fs/ dirs of a committed snapshot) a regular file is hard-linked from the
+// first of them that holds its path, instead of copied, when that inode is the
+// one the source shows: same type, mode, owner, size, mtime (ns) and xattrs.
+// The caller vouches that those inodes are immutable (committed snapshots).
+// With `into` the destination directory exists already (made by the caller,
+// e.g. through an overlay mount for its opaque mark) and is filled.
 #include "copy.h"
 #include <dirent.h>
 #include <fcntl.h>
@@ -39,8 +47,8 @@ struct LinkLater {
 
 class TreeCopy {
  public:
-  TreeCopy(std::string src, std::string dst, unsigned threads)
-      : src_(std::move(src)), dst_(std::move(dst)), threads_(threads) {}
+  TreeCopy(std::string src, std::string dst, unsigned threads, std::vector<std::string> linkFrom, bool into)
+      : src_(std::move(src)), dst_(std::move(dst)), threads_(threads), linkFrom_(std::move(linkFrom)), into_(into) {}
 
   void Run(SysError& fail) {
     struct stat st;
@@ -49,7 +57,7 @@ class TreeCopy {
     umask_ = ReadUmask();
     std::vector<std::thread> pool;
     for (unsigned i = 0; i < threads_; i++) pool.emplace_back([this] { Worker(); });
-    Walk(src_, dst_, st);
+    Walk(src_, dst_, st, into_);
     {
       std::lock_guard<std::mutex> g(mu_);
       walking_ = false;
@@ -69,6 +77,7 @@ class TreeCopy {
 
   uint64_t files() const { return files_; }
   uint64_t bytes() const { return bytes_; }
+  uint64_t linked() const { return linked_; }
 
  private:
   struct Job {
@@ -95,10 +104,17 @@ class TreeCopy {
   }
   bool Failed() const { return failed_.load(std::memory_order_relaxed); }
 
-  void Walk(const std::string& src, const std::string& dst, const struct stat& st) {
+  void Walk(const std::string& src, const std::string& dst, const struct stat& st, bool exists = false) {
     if (Failed()) return;
     // Owner-writable while we fill it; the real mode is applied at the end.
-    if (::mkdir(dst.c_str(), 0700) < 0) return Fail(errno, "mkdir", dst);
+    if (exists) {
+      struct stat dst_st;
+      if (::lstat(dst.c_str(), &dst_st) < 0) return Fail(errno, "lstat", dst);
+      if (!S_ISDIR(dst_st.st_mode)) return Fail(ENOTDIR, "copyTree", dst);
+      if (::chmod(dst.c_str(), 0700) < 0) return Fail(errno, "chmod", dst);
+    } else if (::mkdir(dst.c_str(), 0700) < 0) {
+      return Fail(errno, "mkdir", dst);
+    }
     dirs_.push_back({src, dst, st});
     DIR* d = ::opendir(src.c_str());
     if (!d) return Fail(errno, "opendir", src);
@@ -203,6 +219,12 @@ class TreeCopy {
       if (in >= 0) ::close(in);
       return;
     }
+    if (S_ISREG(st.st_mode) && LinkStored(j, st, in)) {
+      ::close(in);
+      linked_.fetch_add(1, std::memory_order_relaxed);
+      files_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
     if (S_ISREG(st.st_mode)) {
       // Created with its final permission bits: when the umask keeps them all
       // and no set-id bit is involved, the fchmod is skipped (one syscall of ~9).
@@ -231,6 +253,66 @@ class TreeCopy {
       ApplyMeta(j.src, j.dst, st, -1);
     }
     files_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // Hard-links j.dst to the stored inode of j.src (see the header); false: copy it.
+  bool LinkStored(const Job& j, const struct stat& st, int srcfd) {
+    if (linkFrom_.empty() || noLink_.load(std::memory_order_relaxed)) return false;
+    const std::string rel = j.src.substr(src_.size());  // "/a/b"
+    for (const auto& dir : linkFrom_) {
+      std::string p = dir + rel;
+      struct stat lst;
+      if (::lstat(p.c_str(), &lst) < 0) {
+        if (errno == ENOENT || errno == ENOTDIR) continue;  // not in this layer
+        return false;
+      }
+      // The first layer holding the path is the one the source shows (a whiteout or
+      // another kind of entry there: copy).
+      if (!S_ISREG(lst.st_mode) || lst.st_mode != st.st_mode || lst.st_uid != st.st_uid || lst.st_gid != st.st_gid ||
+          lst.st_size != st.st_size || lst.st_mtim.tv_sec != st.st_mtim.tv_sec || lst.st_mtim.tv_nsec != st.st_mtim.tv_nsec)
+        return false;
+      if (!SameXattrs(p, srcfd)) return false;
+      if (::link(p.c_str(), j.dst.c_str()) == 0) return true;
+      // Another filesystem or mount: stop trying; too many links or refused: copy this one.
+      if (errno == EXDEV) noLink_.store(true, std::memory_order_relaxed);
+      else if (errno != EMLINK && errno != EPERM && errno != EACCES) Fail(errno, "link", j.dst);
+      return false;
+    }
+    return false;
+  }
+
+  // Whether the stored file has exactly the xattrs the source shows (an overlay's
+  // private ones, hidden in the merged view, make them differ: copy then).
+  static bool SameXattrs(const std::string& stored, int srcfd) {
+    std::vector<std::pair<std::string, std::string>> a, b;
+    return ReadXattrs(stored.c_str(), -1, a) && ReadXattrs(nullptr, srcfd, b) && a == b;
+  }
+
+  static bool ReadXattrs(const char* path, int fd, std::vector<std::pair<std::string, std::string>>& out) {
+    std::vector<char> names(1024);
+    ssize_t n;
+    for (;;) {
+      n = fd >= 0 ? ::flistxattr(fd, names.data(), names.size()) : ::llistxattr(path, names.data(), names.size());
+      if (n >= 0) break;
+      if (errno == ENOTSUP) return true;
+      if (errno != ERANGE) return false;
+      ssize_t want = fd >= 0 ? ::flistxattr(fd, nullptr, 0) : ::llistxattr(path, nullptr, 0);
+      if (want < 0) return false;
+      names.resize(static_cast<size_t>(want) + 1);
+    }
+    for (ssize_t i = 0; i < n;) {
+      const char* name = names.data() + i;
+      i += static_cast<ssize_t>(std::strlen(name)) + 1;
+      ssize_t want = fd >= 0 ? ::fgetxattr(fd, name, nullptr, 0) : ::lgetxattr(path, name, nullptr, 0);
+      if (want < 0) return false;
+      std::string val(static_cast<size_t>(want), '\0');
+      ssize_t v = fd >= 0 ? ::fgetxattr(fd, name, val.data(), val.size()) : ::lgetxattr(path, name, val.data(), val.size());
+      if (v < 0) return false;
+      val.resize(static_cast<size_t>(v));
+      out.emplace_back(name, std::move(val));
+    }
+    std::sort(out.begin(), out.end());
+    return true;
   }
 
   // Owner, then mode (chown clears set-id bits), then xattrs (chown also
@@ -297,6 +379,10 @@ class TreeCopy {
 
   std::string src_, dst_;
   unsigned threads_;
+  std::vector<std::string> linkFrom_;
+  bool into_;
+  std::atomic<bool> noLink_{false};
+  std::atomic<uint64_t> linked_{0};
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;
@@ -315,13 +401,14 @@ class TreeCopy {
 
 class CopyTreeWorker : public PromiseWorker {
  public:
-  CopyTreeWorker(Napi::Env env, std::string src, std::string dst, unsigned threads)
-      : PromiseWorker(env), copy_(std::move(src), std::move(dst), threads) {}
+  CopyTreeWorker(Napi::Env env, std::string src, std::string dst, unsigned threads, std::vector<std::string> linkFrom, bool into)
+      : PromiseWorker(env), copy_(std::move(src), std::move(dst), threads, std::move(linkFrom), into) {}
   void Execute() override { copy_.Run(fail); }
   Napi::Value Result(Napi::Env env) override {
     Napi::Object o = Napi::Object::New(env);
     o.Set("files", Napi::Number::New(env, static_cast<double>(copy_.files())));
     o.Set("bytes", Napi::Number::New(env, static_cast<double>(copy_.bytes())));
+    o.Set("linked", Napi::Number::New(env, static_cast<double>(copy_.linked())));
     return o;
   }
 
@@ -331,19 +418,34 @@ class CopyTreeWorker : public PromiseWorker {
 
 }  // namespace
 
-// copyTree(src, dst, {threads}) → Promise<{files, bytes}>; files counts every
-// non-directory entry, bytes the regular-file bytes copied.
+// copyTree(src, dst, {threads, linkFrom, into}) → Promise<{files, bytes, linked}>; files
+// counts every non-directory entry, bytes the regular-file bytes copied, linked the
+// files hard-linked from linkFrom instead.
 static Napi::Value CopyTree(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string src = ArgPath(info, 0, "src");
   std::string dst = ArgPath(info, 1, "dst");
   unsigned threads = std::max(2u, std::thread::hardware_concurrency());
+  std::vector<std::string> linkFrom;
+  bool into = false;
   if (info.Length() > 2 && info[2].IsObject()) {
-    Napi::Value t = info[2].As<Napi::Object>().Get("threads");
+    Napi::Object opts = info[2].As<Napi::Object>();
+    Napi::Value t = opts.Get("threads");
     if (t.IsNumber() && t.As<Napi::Number>().Int32Value() > 0) threads = t.As<Napi::Number>().Uint32Value();
+    Napi::Value l = opts.Get("linkFrom");
+    if (l.IsArray()) {
+      Napi::Array dirs = l.As<Napi::Array>();
+      for (uint32_t i = 0; i < dirs.Length(); i++) {
+        Napi::Value d = dirs.Get(i);
+        if (d.IsBuffer()) linkFrom.emplace_back(d.As<Napi::Buffer<char>>().Data(), d.As<Napi::Buffer<char>>().Length());
+        else if (d.IsString()) linkFrom.push_back(d.As<Napi::String>().Utf8Value());
+        else throw Napi::TypeError::New(env, "copyTree: linkFrom must hold paths (string or Buffer)");
+      }
+    }
+    into = opts.Get("into").ToBoolean().Value();
   }
   // The walker drains the queue too, so the pool is one thread short of `threads`.
-  auto* w = new CopyTreeWorker(env, std::move(src), std::move(dst), threads > 1 ? threads - 1 : 0);
+  auto* w = new CopyTreeWorker(env, std::move(src), std::move(dst), threads > 1 ? threads - 1 : 0, std::move(linkFrom), into);
   auto p = w->Promise();
   w->Queue();
   return p;

@@ -25,10 +25,19 @@ export interface NativeAddon {
   copyFile(src: string, dst: string, mode: number): Promise<number>;
 
   // Copy a whole tree on a thread pool, preserving owner, mode, times, xattrs,
-  // hard links, symlinks, device nodes, sockets and fifos. dst must not exist.
-  // `files` counts non-directory entries, `bytes` each regular inode's bytes once.
+  // hard links, symlinks, device nodes, sockets and fifos. dst must not exist
+  // (with `into`: must be a directory, which is filled and gets src's metadata).
+  // `linkFrom`: directories storing the source tree, newest first (a committed snapshot's
+  // fs/ dirs, for the same path as src); a regular file found first in one of them with
+  // the type, mode, owner, size, mtime and xattrs src shows is hard-linked, not copied.
+  // `files` counts non-directory entries, `bytes` each regular inode's bytes copied once,
+  // `linked` the files linked (absent from addons built before linkFrom).
   // On failure dst is left partly written: the caller removes it.
-  copyTree(src: string | Buffer, dst: string | Buffer, opts?: { threads?: number }): Promise<{ files: number; bytes: number }>;
+  copyTree(
+    src: string | Buffer,
+    dst: string | Buffer,
+    opts?: { threads?: number; linkFrom?: (string | Buffer)[]; into?: boolean },
+  ): Promise<{ files: number; bytes: number; linked?: number }>;
 
   probe(): HostProbe;
   // The d_type readdir reports for dir/name (0 = DT_UNKNOWN, 8 = DT_REG, 4 = DT_DIR), -1 when absent.

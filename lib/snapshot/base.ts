@@ -421,6 +421,13 @@ export abstract class BaseSnapshotter implements Snapshotter {
     return (await this.chain(id)).slice(self ? 0 : 1).map((m) => this.fsDir(m.id));
   }
 
+  // Overlay: the chain's own dirs (native overrides: its tree is whole). None for an
+  // active snapshot: its files may still change.
+  async storeDirs(id: string): Promise<string[]> {
+    const chain = await this.chain(id);
+    return chain[0].kind === 'committed' ? chain.map((m) => this.fsDir(m.id)) : [];
+  }
+
   async diffRoot(id: string): Promise<Mounted> {
     await this.mustMeta(id);
     return { rootfs: this.fsDir(id), release: async () => {} };

@@ -25,6 +25,12 @@ export class NativeSnapshotter extends BaseSnapshotter {
     }
   }
 
+  // A committed native snapshot is a whole tree of its own.
+  override async storeDirs(id: string): Promise<string[]> {
+    const meta = await this.mustMeta(id);
+    return meta.kind === 'committed' ? [this.fsDir(id)] : [];
+  }
+
   protected async mountMerged(meta: SnapshotMeta, chain: SnapshotMeta[]): Promise<Mounted> {
     if (meta.kind === 'active' && !meta.readonly) return { rootfs: this.fsDir(meta.id), release: async () => {} };
     // Read-only: a read-only bind mount of the committed tree.

@@ -52,4 +52,11 @@ export interface Snapshotter {
   // (upper dir for overlay backends; the snapshot dir itself for native).
   diffRoot(id: string): Promise<Mounted>;
   list(): Promise<SnapshotInfo[]>;
+  // The directories that store a committed snapshot's files, newest first: native's
+  // whole tree, or an overlay chain's own dirs. A regular file of the mounted view is
+  // the first one found at its path there when type, mode, owner, size, mtime and
+  // xattrs agree; committed files are never written in place (a child snapshot copies
+  // its parent's tree or copies a file up before writing), so a copy may hard-link it
+  // instead of copying its data (same filesystem as every snapshot's fs/).
+  storeDirs(id: string): Promise<string[]>;
 }

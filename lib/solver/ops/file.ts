@@ -54,6 +54,13 @@ export interface FileOpOptions {
   unpackArchive?(file: string, destDir: string, owner: Owner | undefined, makeDest: () => Promise<void>): Promise<boolean>;
   // Applied to mtimes of files created from scratch (mkdir/mkfile), for reproducible builds.
   sourceDateEpoch?: number;
+  // The directories storing input `index`'s committed, immutable files (Snapshotter.storeDirs),
+  // for a whole-directory copy to hard-link from; none: copy.
+  storeDirs?(index: number): Promise<string[]>;
+  // Runs `fill` on the destination snapshot's own directory (the rootfs's paths; an
+  // overlay's upper dir) once the rootfs is unmounted: hard links cannot cross the mount.
+  // Only for the op's last write, so nothing reads the rootfs after it.
+  inOwnDir?(fill: (ownRoot: string) => Promise<void>): void;
 }
 
 type CopyAction = Extract<FileAction, { op: 'copy' }>;
@@ -106,7 +113,7 @@ export function fileOp(env: OpEnv): Executor<FileVertex> {
           const kind = ctx.inputVertices[i]?.kind;
           return kind === 'local' || kind === 'http' || kind === 'git';
         };
-        const apply = (destRoot: string, ownersFrom: string) =>
+        const apply = (destRoot: string, ownersFrom: string, inOwnDir?: FileOpOptions['inOwnDir']) =>
           applyFileActions({
             destRoot,
             actions: v.actions,
@@ -121,6 +128,11 @@ export function fileOp(env: OpEnv): Executor<FileVertex> {
             ownedAsDefault: (i) => ctx.inputVertices[i]?.kind === 'local' && process.geteuid?.() === 0 && process.getegid?.() === 0,
             unpackArchive,
             sourceDateEpoch: env.o.sourceDateEpoch,
+            storeDirs: async (i) => {
+              const snap = ctx.inputs[i]?.snapshot;
+              return snap ? env.sn.storeDirs(snap) : [];
+            },
+            inOwnDir,
           });
         if (link && base?.snapshot) {
           // COPY --link: BuildKit copies onto an empty filesystem and merges that onto the
@@ -144,7 +156,22 @@ export function fileOp(env: OpEnv): Executor<FileVertex> {
             await env.sn.remove(alone).catch((e) => debug(`removing ${alone}: ${(e as Error).message}`));
           }
         }
-        const snapshot = await env.produce(base?.snapshot ?? null, v.name, ctx, (destRoot) => apply(destRoot, destRoot));
+        const fills: ((ownRoot: string) => Promise<void>)[] = [];
+        const snapshot = await env.produce(
+          base?.snapshot ?? null,
+          v.name,
+          ctx,
+          (destRoot) => apply(destRoot, destRoot, (fill) => fills.push(fill)),
+          async (active) => {
+            if (fills.length === 0) return;
+            const own = await env.sn.diffRoot(active);
+            try {
+              for (const fill of fills) await fill(own.rootfs);
+            } finally {
+              await own.release();
+            }
+          },
+        );
         return { snapshot, layers: chainOf(base, snapshot) };
       } finally {
         for (const m of mounts) await m.release().catch(() => undefined);
@@ -220,10 +247,10 @@ function looksLikeTar(h: Buffer): boolean {
 }
 
 export async function applyFileActions(opts: FileOpOptions): Promise<void> {
-  for (const action of opts.actions) {
+  for (const [i, action] of opts.actions.entries()) {
     switch (action.op) {
       case 'copy':
-        await copy(opts, action);
+        await copy(opts, action, i === opts.actions.length - 1);
         break;
       case 'mkdir':
         await mkdir(opts, action.path, action.mode, action.makeParents, action.chown);
@@ -249,7 +276,8 @@ interface SourceMatch {
   keepPath?: string; // with --parents: the part of relPath to recreate under dest
 }
 
-async function copy(opts: FileOpOptions, a: CopyAction): Promise<void> {
+// `lastAction`: nothing in this op writes after it.
+async function copy(opts: FileOpOptions, a: CopyAction, lastAction: boolean): Promise<void> {
   const srcRoot = opts.inputRoot(a.src);
   const owner = a.chown ? await opts.resolveOwner(a.chown) : opts.defaultOwner?.(a.src);
   const chmod = a.chmod ? parseChmod(a.chmod) : undefined;
@@ -297,7 +325,8 @@ async function copy(opts: FileOpOptions, a: CopyAction): Promise<void> {
       if (a.createDestPath && !(await exists(target))) {
         const slash = a.dest.endsWith('/');
         await ensureDir(opts.destRoot, path.dirname(target), owner, opts.sourceDateEpoch);
-        if (await copyWholeDir(opts, a, m.hostPath, target, owner, chmod, slash)) continue;
+        const last = lastAction && matchNo === matches.length - 1;
+        if (await copyWholeDir(opts, a, m.hostPath, target, owner, chmod, slash, last)) continue;
         await ensureDir(opts.destRoot, target, owner ?? ROOT, opts.sourceDateEpoch, !slash && chmod ? chmod(0o755, true) : 0o755);
         if (!slash && st) copier.keepTimes(target, st);
       }
@@ -324,12 +353,21 @@ async function copy(opts: FileOpOptions, a: CopyAction): Promise<void> {
   await copier.finish();
 }
 
-// A directory copied whole to a new destination with nothing to change on the way (no
-// --chown other than the owner its entries have, no --chmod, no --exclude) is one threaded
-// native tree copy (addon/copytree.cc: modes, times, links, xattrs as they are) instead of
-// seven syscalls per file from JavaScript: `COPY . /app` of a large context. The new top
-// directory then gets what the file-by-file copy gives it: 0755, root's (or the --chown
-// owner's), the source's times without a trailing "/", the time of the copy with one.
+// A directory copied whole to a new destination with nothing to change on the way is one
+// threaded native tree copy (addon/copytree.cc: modes, times, links, xattrs as they are)
+// instead of seven syscalls per file from JavaScript: `COPY . /app` of a large context,
+// `COPY --from=build /out /out`. Nothing to change: every entry keeps its owner (no
+// --chown, or the owner every entry of a local source has already), no --chmod, --exclude
+// or --parents. The new top directory then gets what the file-by-file copy gives it: 0755,
+// root's (or the --chown owner's), the source's times without a trailing "/", the time of
+// the copy (or SOURCE_DATE_EPOCH) with one.
+//
+// As the op's last write, the tree's files are hard-linked from the source snapshot's
+// stored inodes rather than copied: they are immutable and already have exactly the
+// owner, mode, times and xattrs the copy must produce (the addon checks each). Links
+// cannot cross a mount, so the top directory is made through the mounted rootfs (an
+// overlay marks it opaque where a lower layer had the path) and filled in the snapshot's
+// own directory once that is unmounted (opts.inOwnDir).
 async function copyWholeDir(
   opts: FileOpOptions,
   a: CopyAction,
@@ -338,10 +376,13 @@ async function copyWholeDir(
   owner: Owner | undefined,
   chmod: unknown,
   slash: boolean,
+  last: boolean,
 ): Promise<boolean> {
-  if (chmod || a.excludePatterns?.length || a.parents || !owner || !opts.ownedAsDefault?.(a.src)) return false;
-  const def = opts.defaultOwner?.(a.src);
-  if (!def || def.uid !== owner.uid || def.gid !== owner.gid) return false;
+  if (chmod || a.excludePatterns?.length || a.parents) return false;
+  if (owner) {
+    const def = opts.defaultOwner?.(a.src);
+    if (!opts.ownedAsDefault?.(a.src) || !def || def.uid !== owner.uid || def.gid !== owner.gid) return false;
+  }
   let addon: ReturnType<typeof loadAddon>;
   try {
     addon = loadAddon();
@@ -350,12 +391,29 @@ async function copyWholeDir(
   }
   const st = await fsp.lstat(src);
   if (typeof addon.copyTree !== 'function' || !st.isDirectory()) return false; // (a followed link: file by file)
+  const top = owner ?? ROOT;
+  const finishTop = async (dir: string) => {
+    await fsp.chmod(dir, 0o755);
+    await fsp.lchown(dir, top.uid, top.gid).catch(ignoreEperm);
+    const t = slash ? (opts.sourceDateEpoch ?? new Date()) : st.mtime;
+    await fsp.utimes(dir, slash ? t : st.atime, t);
+  };
+  const stored = last && opts.inOwnDir && opts.storeDirs ? await opts.storeDirs(a.src) : [];
+  if (stored.length > 0) {
+    const srcRel = path.relative(opts.inputRoot(a.src), src);
+    const destRel = path.relative(opts.destRoot, target);
+    await fsp.mkdir(target, { mode: 0o700 });
+    opts.inOwnDir!(async (ownRoot) => {
+      const dir = path.join(ownRoot, destRel);
+      const copied = await addon.copyTree(src, dir, { linkFrom: stored.map((d) => path.join(d, srcRel)), into: true });
+      debug(`copy: ${a.srcPaths.join(' ')} as one tree copy (${copied.files} files: ${copied.linked ?? 0} linked, ${copied.bytes} bytes copied)`);
+      await finishTop(dir);
+    });
+    return true;
+  }
   const copied = await addon.copyTree(src, target);
   debug(`copy: ${a.srcPaths.join(' ')} as one tree copy (${copied.files} files, ${copied.bytes} bytes)`);
-  await fsp.chmod(target, 0o755);
-  await fsp.lchown(target, owner.uid, owner.gid).catch(ignoreEperm);
-  const now = new Date();
-  await fsp.utimes(target, slash ? now : st.atime, slash ? now : st.mtime);
+  await finishTop(target);
   return true;
 }
 

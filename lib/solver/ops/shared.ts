@@ -52,10 +52,18 @@ export class OpEnv {
   // A new snapshot on `parent`, filled by fn, committed under the cache key.
   // With --no-cache the fresh result must win over an older one under the same
   // key, so it is committed unkeyed (the cache record then points at it).
-  async produce(parent: string | null, description: string, ctx: RunContext, fn: (root: string) => Promise<void>): Promise<string> {
+  // `unmounted` runs between unmount and commit (writes into the snapshot's own dir).
+  async produce(
+    parent: string | null,
+    description: string,
+    ctx: RunContext,
+    fn: (root: string) => Promise<void>,
+    unmounted?: (active: string) => Promise<void>,
+  ): Promise<string> {
     const active = await this.sn.prepare(parent, description);
     try {
       await withMounted(this.sn, active, fn);
+      await unmounted?.(active);
       return await this.sn.commit(active, description, ctx.noCache ? undefined : ctx.key);
     } catch (err) {
       await this.sn.remove(active).catch((e) => debug(`removing ${active}: ${(e as Error).message}`));
