@@ -17,8 +17,8 @@ import { userCacheDir } from '../util/fsutil';
 import { debug } from '../util/log';
 import { randomId, removeTree, writeJsonAtomic, type BaseSnapshotter } from './base';
 import { NativeSnapshotter } from './native';
-import { OverlaySnapshotter, checkFuse, inUserNamespace } from './overlay';
-import { mount, umount } from './sys';
+import { OverlaySnapshotter, checkFuse, inUserNamespace, mountWritableOverlay } from './overlay';
+import { umount } from './sys';
 import type { SnapshotBackend, Snapshotter } from './types';
 
 export const BACKENDS: SnapshotBackend[] = ['overlayfs', 'fuse-overlayfs', 'native'];
@@ -147,7 +147,7 @@ export async function backendTrial(backend: 'overlayfs' | 'fuse-overlayfs', dir:
   try {
     if (backend === 'overlayfs') {
       if (!fs.readFileSync('/proc/filesystems', 'utf8').includes('\toverlay\n')) return 'overlay is not in /proc/filesystems';
-      mount('overlay', d('m'), 'overlay', 0, opts + (userns ? ',userxattr' : ''));
+      mountWritableOverlay(d('m'), opts + (userns ? ',userxattr' : ''), d('w'));
     } else {
       try {
         await checkFuse();

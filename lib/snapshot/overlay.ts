@@ -123,11 +123,16 @@ export class OverlaySnapshotter extends BaseSnapshotter {
 
   private mountKernel(shorts: string[], upperId: string | null, target: string): void {
     const userx = inUserNamespace() ? ',userxattr' : '';
-    const tail = upperId ? `,upperdir=${this.fsDir(upperId)},workdir=${path.join(this.dirOf(upperId), 'work')}` : '';
+    const workDir = upperId ? path.join(this.dirOf(upperId), 'work') : '';
+    const tail = upperId ? `,upperdir=${this.fsDir(upperId)},workdir=${workDir}` : '';
     const abs = `lowerdir=${shorts.map((s) => path.join(this.root, 'l', s)).join(':')}${tail}${userx}`;
-    if (upperId) fs.mkdirSync(path.join(this.dirOf(upperId), 'work'), { recursive: true, mode: 0o700 });
+    if (upperId) {
+      fs.mkdirSync(workDir, { recursive: true, mode: 0o700 });
+      allowVolatileRemount(workDir, upperId);
+    }
     if (abs.length <= MAX_MOUNT_DATA) {
-      mount('overlay', target, 'overlay', upperId ? 0 : 1 /* MS_RDONLY */, abs);
+      if (upperId) mountWritableOverlay(target, abs, workDir);
+      else mount('overlay', target, 'overlay', 1 /* MS_RDONLY */, abs);
       return;
     }
     // Too long with absolute paths: mount(8) run with cwd = the backend root
@@ -140,10 +145,12 @@ export class OverlaySnapshotter extends BaseSnapshotter {
       });
     }
     debug(`overlayfs: ${shorts.length} lowers; mounting with relative paths from ${this.root}`);
-    const r = spawnSync('mount', ['-n', '-t', 'overlay', '-o', `${upperId ? 'rw' : 'ro'},${rel}`, 'overlay', target], {
-      cwd: this.root,
-      encoding: 'utf8',
-    });
+    const run = (opts: string) => spawnSync('mount', ['-n', '-t', 'overlay', '-o', opts, 'overlay', target], { cwd: this.root, encoding: 'utf8' });
+    if (upperId && volatileWorks !== false && run(`rw,${rel},volatile`).status === 0) {
+      volatileMounts.add(workDir);
+      return;
+    }
+    const r = run(`${upperId ? 'rw' : 'ro'},${rel}`);
     if (r.status !== 0) throw new Error((r.stderr || r.error?.message || 'mount failed').trim().split('\n')[0]);
   }
 
@@ -191,6 +198,50 @@ export class OverlaySnapshotter extends BaseSnapshotter {
       yield c;
     }
   }
+}
+
+// DURABILITY: a step's writable overlay is mounted `volatile` (Linux ≥ 5.10): without it
+// every unmount of an overlay with an upper dir runs syncfs on the whole filesystem under
+// it, writing back every process's dirty data there, not just the step's (≈1 s per GiB
+// another build left in the page cache). Snapshots go through the page cache like every
+// other snapshot write (unpack, COPY): they survive the process being killed, not a
+// machine crash; see docs/architecture.md, "Durability".
+// undefined: not tried yet; false: this kernel refused it (then plain mounts).
+let volatileWorks: boolean | undefined;
+// Work dirs this process mounted volatile: their marker may go before the next mount.
+const volatileMounts = new Set<string>();
+
+// Mounts a writable overlay (`data` names an upper and a work dir), volatile where the
+// kernel has the option.
+export function mountWritableOverlay(target: string, data: string, workDir: string): void {
+  if (volatileWorks !== false) {
+    try {
+      mount('overlay', target, 'overlay', 0, `${data},volatile`);
+      volatileWorks = true;
+      volatileMounts.add(workDir);
+      return;
+    } catch (err) {
+      if (volatileWorks === true || !isErrno(err, 'EINVAL')) throw err;
+      volatileWorks = false;
+      debug(`overlayfs: no volatile option on this kernel (${(err as Error).message}); unmounts will sync`);
+    }
+  }
+  mount('overlay', target, 'overlay', 0, data);
+}
+
+// A volatile mount leaves work/work/incompat/volatile behind, and the kernel refuses to
+// mount that work dir again until it is removed: it cannot know that the upper dir was not
+// cut short by a crash. A work dir this process mounted is intact (the process is alive);
+// one a dead process left is the active snapshot of a build that never committed it.
+function allowVolatileRemount(workDir: string, id: string): void {
+  const marker = path.join(workDir, 'work', 'incompat', 'volatile');
+  if (!fs.existsSync(marker)) return;
+  if (!volatileMounts.has(workDir)) {
+    throw new ContentError(`snapshot ${id} was left half-written by an img process that stopped (its overlay was mounted volatile)`, {
+      hint: 'run `img prune` to remove it, then build again',
+    });
+  }
+  fs.rmSync(marker, { recursive: true, force: true });
 }
 
 function isFuseOpaqueMarker(p: string): boolean {
