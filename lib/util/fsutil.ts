@@ -94,14 +94,30 @@ export function userCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return root ? path.join(root, 'img') : path.join(os.tmpdir(), `img-${process.getuid?.() ?? 0}`);
 }
 
-// Write temp + fsync + rename: readers see the old or the new file, never a torn one.
-export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
-  await makeDirs(path.dirname(file), 'directory');
+export interface AtomicWriteOptions {
+  mode?: number; // 0o644 unless given
+  // fsync the file before the rename and its directory after, so the new content
+  // survives a machine crash: for what users stored (image names). Records of
+  // rebuildable state skip both (docs/architecture.md, "Durability").
+  durable?: boolean;
+}
+
+// Write temp + rename: readers see the old or the new file, never a torn one. The
+// parent directory is made only when the first open says it is missing.
+export async function writeFileAtomic(file: string, data: string | Uint8Array, opts: AtomicWriteOptions = {}): Promise<void> {
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fh = await fsp.open(tmp, 'wx', mode);
+  const open = () => fsp.open(tmp, 'wx', opts.mode ?? 0o644);
+  let fh: fsp.FileHandle;
+  try {
+    fh = await open();
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err;
+    await makeDirs(path.dirname(file), 'directory');
+    fh = await open();
+  }
   try {
     await fh.writeFile(data);
-    await fh.sync();
+    if (opts.durable) await fh.sync();
   } catch (err) {
     await fh.close();
     await fsp.rm(tmp, { force: true });
@@ -114,9 +130,11 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
     await fsp.rm(tmp, { force: true });
     throw err;
   }
+  if (opts.durable) await syncDir(path.dirname(file));
 }
 
-// JSON records (snapshot metadata, cache records, image records) written the same way.
+// A JSON record of rebuildable state (snapshot metadata, cache records, layer memos):
+// atomic, not durable; readers take a missing or unreadable one for absent (readJsonRecord).
 export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
   await writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
 }
