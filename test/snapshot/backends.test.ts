@@ -68,6 +68,19 @@ for (const backend of BACKENDS) {
       assert.ok(ifaces(r.netDefault).length > 1, r.netDefault);
     });
 
+    test('an active snapshot mounts again; overlayfs mounts it volatile and refuses a work dir a dead process left so', () => {
+      assert.equal(r.remount.x, 'hi');
+      // Linux 6.x shows it as fsync=volatile, 5.10–5.19 as volatile.
+      const isVolatile = r.remount.options.some((o: string) => o === 'volatile' || o === 'fsync=volatile');
+      if (backend === 'overlayfs') {
+        assert.ok(isVolatile, r.remount.options.join(','));
+        assert.match(r.orphanMount, /snapshot \S+ was left half-written by an img process that stopped/);
+      } else {
+        assert.ok(!isVolatile, r.remount.options.join(','));
+        assert.equal(r.orphanMount, 'mounted'); // only the kernel's overlayfs leaves the marker
+      }
+    });
+
     test('commit + changes + layer: whiteout, opaque dir (or explicit deletes), owners', () => {
       const names = r.entries.map((e: { name: string }) => e.name);
       for (const n of ['x', 'etc/passwd', 'home/bob/', 'home/bob/f', 'data/gone/.wh.b', 'opq/new']) assert.ok(names.includes(n), `${n} missing from ${names}`);

@@ -24,6 +24,15 @@ function mountsUnder(dir: string): string[] {
     .filter((l) => l.split(' ')[4]?.startsWith(dir));
 }
 
+// The superblock options of the mount at `target` (mountinfo's last field).
+function superOptions(target: string): string[] {
+  const line = fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .find((l) => l.split(' ')[4] === target);
+  return line ? line.split(' - ')[1].split(' ')[2].split(',') : [];
+}
+
 const run = runShell;
 
 async function tarEntries(file: string): Promise<{ name: string; type: string; uid: number }[]> {
@@ -144,6 +153,22 @@ async function main() {
   }
   await m.release();
   await m.release(); // idempotent
+
+  // The same active snapshot mounted again (overlayfs mounts a writable one volatile and
+  // the kernel leaves a marker that refuses the next mount of that work dir; this process
+  // left it, so it goes), then one whose marker a dead process left: refused.
+  const remounted = await sn.mount(active);
+  report.remount = { x: fs.readFileSync(path.join(remounted.rootfs, 'x'), 'utf8').trim(), options: superOptions(remounted.rootfs) };
+  await remounted.release();
+  const orphan = await sn.prepare(top, 'left mounted by a process that died');
+  fs.mkdirSync(path.join(state, 'snapshots', sn.backend, orphan, 'work', 'work', 'incompat', 'volatile'), { recursive: true });
+  try {
+    (await sn.mount(orphan)).release();
+    report.orphanMount = 'mounted';
+  } catch (err) {
+    report.orphanMount = (err as Error).message;
+  }
+  await sn.remove(orphan);
 
   const committed = await sn.commit(active, 'mount / from exec /bin/sh -c test');
   report.committedInfo = await sn.get(committed);
