@@ -1,29 +1,37 @@
 // Content checksums of local sources (the build context), with a stat-keyed
 // cache so an unchanged context of tens of thousands of files is not re-read.
 //
-// The cache lives in <state>/cache/checksums/<sha256 of the context's real path>.json:
-//   { "version": 1, "root": "/abs/ctx", "files": { "rel/path": {size, mtime, ino, mode, hash} } }
-// An entry is trusted while size, mtime (ns), inode and mode are unchanged; a
-// file touched without a content change is re-hashed and yields the same hash.
-// It is written atomically (temp + rename); a lost update only costs a re-hash.
-//
 // The checksum covers exactly the selected files (after .dockerignore and the
 // COPY include patterns): for each, its path, type, permission bits and
-// content hash (symlinks: the target), in sorted order.
+// content hash (symlinks: the target), in walk order — names sorted within a
+// directory, a directory before what it holds.
+//
+// MEMORY: the walk streams. It holds the names of the directories it is inside
+// (one listing per level), a window of entries whose content is being hashed
+// (they feed the digest in order), and the stat-cache records of the
+// directories on its way — never a list of the whole tree. The selected entries
+// go to a scan list (an unlinked temp file under <state>/tmp) that COPY keys and
+// the transfer read back in order (ContextScan.entries()).
+//
+// STAT CACHE: one record per directory of a context,
+//   <state>/cache/checksums/<sha256 of the context's real path>/<sha256 of the dir's relative path>.json
+//   { "version": 2, "dir": "rel/dir", "files": { "name": [size, mtimeNs, ino, mode, sha256 hex] } }
+// An entry is trusted while size, mtime (ns), inode and mode are unchanged; a
+// file touched without a content change is re-hashed and yields the same hash.
+// A record is rewritten (temp + rename, so readers see the old or the new one;
+// concurrent processes: the last one wins, a lost update only costs a re-hash)
+// when an entry was hashed or its file is gone. No fsync: a record lost to a
+// crash is a cache miss. The version 1 cache (one <hex>.json per context) is
+// removed when its context is scanned. `img prune` removes the whole directory.
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { ImgError, isErrno } from '../util/errors';
 import { compileGlob, type Glob } from '../util/glob';
-
-export interface ChecksumEntry {
-  size: number;
-  mtime: string; // ns since epoch, as a decimal string (bigint stat)
-  ino: string;
-  mode: number;
-  hash: string;
-}
+import { Limiter } from '../util/limiter';
+import { debug } from '../util/log';
 
 export interface ContextFile {
   rel: string; // '/'-separated, no leading slash
@@ -44,73 +52,277 @@ export interface Selector {
   included?(rel: string, isDir: boolean): 'yes' | 'no' | 'descend';
 }
 
-/** What the cache compares a file by: kept per file still to hash instead of its BigIntStats (about 1 KiB each: 200,000 files held 400 MiB). */
-export type StatKey = Omit<ChecksumEntry, 'hash'>;
+export const SELECT_ALL: Selector = { excluded: () => false, mayReinclude: () => false };
+
+/** What the cache compares a file by (kept per file being hashed instead of its BigIntStats, about 1 KiB each). */
+export interface StatKey {
+  size: number;
+  mtime: string; // ns since epoch, as a decimal string (bigint stat)
+  ino: string;
+  mode: number;
+}
 
 function statKey(st: fs.BigIntStats): StatKey {
   return { size: Number(st.size), mtime: String(st.mtimeNs), ino: String(st.ino), mode: Number(st.mode) };
 }
 
-export const SELECT_ALL: Selector = { excluded: () => false, mayReinclude: () => false };
+/** One line of the digest: the COPY keys (ops/file.ts) hash subsets of a scan the same way. */
+export function entryLine(f: ContextFile): string {
+  return `${f.rel}\0${f.type}\0${(f.mode & 0o7777).toString(8)}\0${f.hash ?? ''}\n`;
+}
 
+// ---- the stat cache
+
+type CachedEntry = [size: number, mtime: string, ino: string, mode: number, hash: string];
+
+interface DirRecord {
+  version: 2;
+  dir: string;
+  files: Record<string, CachedEntry>;
+}
+
+const sha256hex = (s: string) => createHash('sha256').update(s).digest('hex');
+
+// The stat-keyed cache of one context directory: a record per directory, read
+// when the walk enters that directory and written back once its files are hashed.
 export class ChecksumCache {
-  private dirty = false;
   hits = 0;
   misses = 0;
 
   private constructor(
-    private readonly file: string,
+    private readonly dir: string,
     readonly root: string,
-    private readonly files: Record<string, ChecksumEntry>,
   ) {}
 
   static async open(stateDir: string, contextDir: string): Promise<ChecksumCache> {
     const root = await fsp.realpath(contextDir);
-    const name = createHash('sha256').update(root).digest('hex');
-    const file = path.join(stateDir, 'cache', 'checksums', `${name}.json`);
-    let files: Record<string, ChecksumEntry> = {};
+    const name = sha256hex(root);
+    const base = path.join(stateDir, 'cache', 'checksums');
+    // The version 1 cache of this context (one JSON document of every file): rebuilt as records.
+    await fsp.rm(path.join(base, `${name}.json`), { force: true });
+    return new ChecksumCache(path.join(base, name), root);
+  }
+
+  /** The record of `relDir`, or an empty one (missing, torn, from another version or directory). */
+  async read(relDir: string): Promise<DirCache> {
+    const file = path.join(this.dir, `${sha256hex(relDir)}.json`);
+    let files: Record<string, CachedEntry> = {};
     try {
-      const data = JSON.parse(await fsp.readFile(file, 'utf8'));
-      if (data?.version === 1 && data.root === root && data.files && typeof data.files === 'object') files = data.files;
+      const rec = JSON.parse(await fsp.readFile(file, 'utf8')) as DirRecord;
+      if (rec?.version === 2 && rec.dir === relDir && rec.files && typeof rec.files === 'object') files = rec.files;
     } catch (err) {
-      // Missing or torn (cannot be torn: atomic rename; but be lenient) → start empty.
       if (!isErrno(err, 'ENOENT') && !(err instanceof SyntaxError)) throw err;
     }
-    return new ChecksumCache(file, root, files);
+    return new DirCache(this, file, relDir, files);
   }
 
-  lookup(rel: string, st: StatKey): string | null {
-    const e = this.files[rel];
-    if (e && e.size === st.size && e.mtime === st.mtime && e.ino === st.ino && e.mode === st.mode) {
-      this.hits++;
-      return e.hash;
+  /** @internal */
+  async write(file: string, rec: DirRecord): Promise<void> {
+    try {
+      await fsp.mkdir(this.dir, { recursive: true });
+      const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+      await fsp.writeFile(tmp, JSON.stringify(rec));
+      await fsp.rename(tmp, file);
+    } catch (err) {
+      debug(`checksum cache: cannot write ${file}: ${(err as Error).message}`); // the next scan hashes again
     }
-    this.misses++;
-    return null;
-  }
-
-  record(rel: string, st: StatKey, hash: string): void {
-    this.files[rel] = { ...st, hash };
-    this.dirty = true;
-  }
-
-  async save(): Promise<void> {
-    if (!this.dirty) return;
-    await fsp.mkdir(path.dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    await fsp.writeFile(tmp, JSON.stringify({ version: 1, root: this.root, files: this.files }));
-    await fsp.rename(tmp, this.file);
-    this.dirty = false;
   }
 }
 
+// One directory's record while the walk is in it.
+class DirCache {
+  private dirty = false;
+  private pending = 0; // hashes still to be recorded
+  private closed = false;
+  private flushed = false;
+  private resolveDone!: () => void;
+  /** Resolves when the record is on disk (or nothing needed writing). */
+  readonly done = new Promise<void>((resolve) => (this.resolveDone = resolve));
+
+  constructor(
+    private readonly cache: ChecksumCache,
+    private readonly file: string,
+    private readonly relDir: string,
+    private readonly files: Record<string, CachedEntry>,
+  ) {}
+
+  lookup(name: string, st: StatKey): string | null {
+    const e = this.files[name];
+    if (e && e[0] === st.size && e[1] === st.mtime && e[2] === st.ino && e[3] === st.mode) {
+      this.cache.hits++;
+      return e[4];
+    }
+    this.cache.misses++;
+    this.pending++;
+    return null;
+  }
+
+  record(name: string, st: StatKey, hash: string): void {
+    this.files[name] = [st.size, st.mtime, st.ino, st.mode, hash];
+    this.dirty = true;
+    this.pending--;
+    this.flushIfDone();
+  }
+
+  /** A lookup that will not be recorded (the hash failed). */
+  abandon(): void {
+    this.pending--;
+    this.flushIfDone();
+  }
+
+  /** The walk left the directory: drop entries of names gone or no longer files; write once hashed. */
+  close(present: (name: string) => boolean): void {
+    for (const name of Object.keys(this.files)) {
+      if (!present(name)) {
+        delete this.files[name];
+        this.dirty = true;
+      }
+    }
+    this.closed = true;
+    this.flushIfDone();
+  }
+
+  private flushIfDone(): void {
+    if (!this.closed || this.pending > 0 || this.flushed) return;
+    this.flushed = true;
+    if (!this.dirty) return this.resolveDone();
+    void this.cache.write(this.file, { version: 2, dir: this.relDir, files: this.files }).then(this.resolveDone);
+  }
+}
+
+// ---- the scan list: the selected entries, in order, in an unlinked temp file
+
+const LIST_CHUNK = 64 * 1024;
+
+// Entries as JSON lines ([rel, type, mode, size, mtimeMs, hash, linkTarget]); a
+// newline never occurs inside one (JSON escapes it, and UTF-8 never has the byte
+// 0x0a inside a character). The file is unlinked once open: nothing to clean up,
+// even after SIGKILL; the descriptor closes with the scan (or the process).
+class ScanList {
+  private pending: string[] = [];
+  private pendingBytes = 0;
+  private size = 0;
+  private writing: Promise<void> = Promise.resolve();
+
+  private constructor(readonly fd: number) {
+    closeList.register(this, fd, this);
+  }
+
+  static async create(tmpDir: string): Promise<ScanList> {
+    await fsp.mkdir(tmpDir, { recursive: true });
+    const file = path.join(tmpDir, `scan-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const fd = await new Promise<number>((resolve, reject) => fs.open(file, 'wx+', 0o600, (err, fd) => (err ? reject(err) : resolve(fd))));
+    await fsp.unlink(file);
+    return new ScanList(fd);
+  }
+
+  add(f: ContextFile): Promise<void> | undefined {
+    const line = JSON.stringify([f.rel, f.type, f.mode, f.size, f.mtimeMs, f.hash ?? null, f.linkTarget ?? null]) + '\n';
+    this.pending.push(line);
+    this.pendingBytes += line.length;
+    if (this.pendingBytes < LIST_CHUNK) return undefined;
+    return this.flush();
+  }
+
+  flush(): Promise<void> {
+    if (this.pending.length === 0) return this.writing;
+    const buf = Buffer.from(this.pending.join(''), 'utf8');
+    this.pending = [];
+    this.pendingBytes = 0;
+    const at = this.size;
+    this.size += buf.length;
+    // One write at a time, each at its own offset: the order of lines is the order of add().
+    this.writing = this.writing.then(() => writeAll(this.fd, buf, at));
+    return this.writing;
+  }
+
+  async *read(): AsyncGenerator<ContextFile> {
+    const end = this.size;
+    const buf = Buffer.allocUnsafe(LIST_CHUNK);
+    let pos = 0;
+    let rest = '';
+    while (pos < end) {
+      const n = await new Promise<number>((resolve, reject) => fs.read(this.fd, buf, 0, Math.min(LIST_CHUNK, end - pos), pos, (err, n) => (err ? reject(err) : resolve(n))));
+      if (n === 0) break;
+      pos += n;
+      // Cut at the last newline: a character is never split (0x0a is never part of one).
+      const last = buf.lastIndexOf(0x0a, n - 1);
+      const text = rest + buf.toString('utf8', 0, last + 1);
+      rest = buf.toString('utf8', last + 1, n);
+      for (const line of text.split('\n')) if (line) yield parseLine(line);
+    }
+    if (rest) yield parseLine(rest);
+  }
+
+  async close(): Promise<void> {
+    closeList.unregister(this);
+    await this.writing.catch(() => {}); // no write may land on a descriptor number reused meanwhile
+    fs.close(this.fd, () => {});
+  }
+}
+
+// A scan nobody closed (a library caller's) gives its descriptor back when it is collected.
+const closeList = new FinalizationRegistry<number>((fd) => fs.close(fd, () => {}));
+
+function parseLine(line: string): ContextFile {
+  const [rel, type, mode, size, mtimeMs, hash, linkTarget] = JSON.parse(line) as [string, ContextFile['type'], number, number, number, string | null, string | null];
+  const f: ContextFile = { rel, type, mode, size, mtimeMs };
+  if (hash !== null) f.hash = hash;
+  if (linkTarget !== null) f.linkTarget = linkTarget;
+  return f;
+}
+
+async function writeAll(fd: number, buf: Buffer, at: number): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const n = await new Promise<number>((resolve, reject) => fs.write(fd, buf, off, buf.length - off, at + off, (err, n) => (err ? reject(err) : resolve(n))));
+    off += n;
+  }
+}
+
+/** The result of scanning a local source: its digest, and its selected entries to read back in order. */
+export class ContextScan {
+  private closed = false;
+
+  /** @internal */
+  constructor(
+    private readonly list: ScanList,
+    readonly digest: string,
+    readonly count: number, // selected entries
+    readonly bytes: number, // bytes of the selected files
+  ) {}
+
+  /** The selected entries in walk order (each call reads the list from its start). */
+  entries(): AsyncGenerator<ContextFile> {
+    if (this.closed) throw new Error('context scan used after close()');
+    return this.list.read();
+  }
+
+  /** The whole selection as an array: for small selections and tests. */
+  async toArray(): Promise<ContextFile[]> {
+    const out: ContextFile[] = [];
+    for await (const f of this.entries()) out.push(f);
+    return out;
+  }
+
+  /** Gives the list's descriptor back; entries() throws afterwards. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.list.close();
+  }
+}
+
+// ---- the walk
+
 const HASH_PARALLEL = 16;
+const WINDOW = 256; // entries waiting for their hash before the digest
+const STAT_BATCH = 256; // names of one directory stat'ed together
 const SMALL = 256 * 1024;
 
-async function hashFile(abs: string): Promise<string> {
+async function hashFile(abs: string, size: number): Promise<string> {
   const h = createHash('sha256');
-  const st = await fsp.stat(abs);
-  if (st.size <= SMALL) {
+  if (size <= SMALL) {
     h.update(await fsp.readFile(abs));
   } else {
     for await (const chunk of fs.createReadStream(abs, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
@@ -118,13 +330,14 @@ async function hashFile(abs: string): Promise<string> {
   return h.digest('hex');
 }
 
-// Walks `root`, returns the selected entries (sorted) with content hashes.
-export async function scanContext(
-  root: string,
-  selector: Selector,
-  cache: ChecksumCache | null,
-  onProgress?: (files: number, bytes: number) => void,
-): Promise<{ files: ContextFile[]; digest: string; bytes: number }> {
+export interface ScanOptions {
+  /** Where the scan list goes (unlinked at once); os.tmpdir() without one. */
+  tmpDir?: string;
+  onProgress?: (files: number, bytes: number) => void;
+}
+
+// Walks `root` in order and returns the digest of the selected entries, with the list of them.
+export async function scanContext(root: string, selector: Selector, cache: ChecksumCache | null, opts: ScanOptions = {}): Promise<ContextScan> {
   let st: fs.Stats;
   try {
     st = await fsp.stat(root);
@@ -132,10 +345,57 @@ export async function scanContext(
     throw new ImgError(`build context ${root} cannot be read: ${(err as Error).message}`, { hint: 'pass an existing directory as the build context', cause: err });
   }
   if (!st.isDirectory()) throw new ImgError(`build context ${root} is not a directory`, { hint: 'pass a directory, a tar on stdin (-), or a URL' });
-  const out: ContextFile[] = [];
-  const toHash: { f: ContextFile; st: StatKey }[] = [];
+  const list = await ScanList.create(opts.tmpDir ?? os.tmpdir());
+  const digest = createHash('sha256');
+  const limiter = new Limiter(HASH_PARALLEL);
+  const records = new Set<Promise<void>>(); // stat-cache records still to be written
+  let count = 0;
+  let bytes = 0;
+  let hashed = 0;
+  let failed: unknown = null;
 
-  const walk = async (relDir: string, underExcluded: boolean): Promise<void> => {
+  // Entries in walk order, each fed to the digest and the list once its hash is known.
+  const window: { f: ContextFile; hashing?: Promise<string> }[] = [];
+  const feedOne = async () => {
+    const w = window.shift()!;
+    if (w.hashing) w.f.hash = await w.hashing;
+    digest.update(entryLine(w.f));
+    count++;
+    await list.add(w.f);
+  };
+  const emit = async (f: ContextFile, hashing?: Promise<string>) => {
+    // Directories only on the way to selected entries are listed before the first of them.
+    for (const d of conditional) {
+      if (d.emitted) continue;
+      d.emitted = true;
+      window.push({ f: d.f });
+    }
+    window.push({ f, hashing });
+    while (window.length > WINDOW) await feedOne();
+  };
+  const conditional: { f: ContextFile; emitted: boolean }[] = [];
+
+  const hash = (rel: string, key: StatKey, dirCache: DirCache | null, name: string): Promise<string> => {
+    const p = (async () => {
+      const release = await limiter.acquire();
+      try {
+        const h = await hashFile(path.join(root, rel), key.size);
+        dirCache?.record(name, key, h);
+        if (++hashed % 500 === 0) opts.onProgress?.(hashed, bytes);
+        return h;
+      } catch (err) {
+        dirCache?.abandon();
+        throw err;
+      } finally {
+        release();
+      }
+    })();
+    // Awaited in order by feedOne; a failure before that point must not be unhandled.
+    p.catch((err) => (failed ??= err));
+    return p;
+  };
+
+  const walk = async (relDir: string): Promise<void> => {
     const absDir = relDir ? path.join(root, relDir) : root;
     let names: string[];
     try {
@@ -147,66 +407,81 @@ export async function scanContext(
       });
     }
     names.sort();
-    // Stat a directory's entries together: the walk is bound by syscall latency.
-    const stats = await Promise.all(names.map((name) => fsp.lstat(path.join(absDir, name), { bigint: true })));
-    for (let ni = 0; ni < names.length; ni++) {
-      const name = names[ni];
-      const rel = relDir ? `${relDir}/${name}` : name;
-      const abs = path.join(absDir, name);
-      const lst = stats[ni];
-      const isDir = lst.isDirectory();
-      const excluded = selector.excluded(rel, isDir);
-      let inc: 'yes' | 'no' | 'descend' = selector.included ? selector.included(rel, isDir) : 'yes';
-      if (inc === 'descend' && !isDir) inc = 'no';
-      if (isDir) {
-        if (excluded && !selector.mayReinclude(rel)) continue;
-        if (inc === 'no') continue;
-        if (!excluded && inc === 'yes') out.push(entry(rel, 'dir', lst));
-        // A dir that is only on the way to included files is listed once something under it is.
-        const before = out.length;
-        await walk(rel, excluded);
-        if ((excluded || inc === 'descend') && out.length > before) out.splice(before, 0, entry(rel, 'dir', lst));
-        continue;
+    let dirCache: DirCache | null = null;
+    const files = cache ? new Set<string>() : null; // regular files present (what the record keeps)
+    for (let start = 0; start < names.length; start += STAT_BATCH) {
+      // Stat a batch of entries together: the walk is bound by syscall latency.
+      const batch = names.slice(start, start + STAT_BATCH);
+      const stats = await Promise.all(batch.map((name) => fsp.lstat(path.join(absDir, name), { bigint: true })));
+      for (let i = 0; i < batch.length; i++) {
+        if (failed) throw failed;
+        const name = batch[i];
+        const rel = relDir ? `${relDir}/${name}` : name;
+        const lst = stats[i];
+        const isDir = lst.isDirectory();
+        if (files && lst.isFile()) files.add(name);
+        const excluded = selector.excluded(rel, isDir);
+        let inc: 'yes' | 'no' | 'descend' = selector.included ? selector.included(rel, isDir) : 'yes';
+        if (inc === 'descend' && !isDir) inc = 'no';
+        if (isDir) {
+          if (excluded && !selector.mayReinclude(rel)) continue;
+          if (inc === 'no') continue;
+          const f = entry(rel, 'dir', lst);
+          if (!excluded && inc === 'yes') {
+            await emit(f);
+            await walk(rel);
+          } else {
+            // A dir that is only on the way to included files is listed once something under it is.
+            conditional.push({ f, emitted: false });
+            await walk(rel);
+            conditional.pop();
+          }
+          continue;
+        }
+        if (excluded || inc !== 'yes') continue;
+        if (lst.isSymbolicLink()) {
+          const f = entry(rel, 'symlink', lst);
+          f.linkTarget = await fsp.readlink(path.join(absDir, name));
+          f.hash = f.linkTarget;
+          await emit(f);
+        } else if (lst.isFile()) {
+          const f = entry(rel, 'file', lst);
+          bytes += f.size;
+          const key = statKey(lst);
+          if (cache && !dirCache) dirCache = await cache.read(relDir);
+          const cached = dirCache?.lookup(name, key) ?? null;
+          if (cached) {
+            f.hash = cached;
+            await emit(f);
+          } else {
+            await emit(f, hash(rel, key, dirCache, name));
+          }
+        }
+        // sockets, fifos, devices in a context are skipped, as docker does.
       }
-      if (excluded || inc !== 'yes') continue;
-      void underExcluded;
-      if (lst.isSymbolicLink()) {
-        const f = entry(rel, 'symlink', lst);
-        f.linkTarget = await fsp.readlink(abs);
-        f.hash = f.linkTarget;
-        out.push(f);
-      } else if (lst.isFile()) {
-        const f = entry(rel, 'file', lst);
-        out.push(f);
-        const key = statKey(lst);
-        const cached = cache?.lookup(rel, key) ?? null;
-        if (cached) f.hash = cached;
-        else toHash.push({ f, st: key });
-      }
-      // sockets, fifos, devices in a context are skipped, as docker does.
+    }
+    if (dirCache) {
+      dirCache.close((name) => files!.has(name));
+      const done = dirCache.done;
+      records.add(done);
+      void done.then(() => records.delete(done));
     }
   };
-  await walk('', false);
 
-  let bytes = 0;
-  for (const f of out) if (f.type === 'file') bytes += f.size;
-  let next = 0;
-  let hashed = 0;
-  const worker = async () => {
-    while (next < toHash.length) {
-      const job = toHash[next++];
-      job.f.hash = await hashFile(path.join(root, job.f.rel));
-      cache?.record(job.f.rel, job.st, job.f.hash);
-      if (++hashed % 500 === 0) onProgress?.(hashed, bytes);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(HASH_PARALLEL, toHash.length) }, worker));
-  await cache?.save();
-
-  const h = createHash('sha256');
-  for (const f of out) h.update(`${f.rel}\0${f.type}\0${(f.mode & 0o7777).toString(8)}\0${f.hash ?? ''}\n`);
-  onProgress?.(out.length, bytes);
-  return { files: out, digest: `sha256:${h.digest('hex')}`, bytes };
+  try {
+    await walk('');
+    while (window.length) await feedOne();
+    await list.flush();
+  } catch (err) {
+    // The hashes in flight finish (and are recorded: they were paid for) before the error surfaces.
+    await Promise.allSettled(window.map((w) => w.hashing));
+    await list.close();
+    throw err;
+  } finally {
+    await Promise.all(records);
+  }
+  opts.onProgress?.(count, bytes);
+  return new ContextScan(list, `sha256:${digest.digest('hex')}`, count, bytes);
 }
 
 function entry(rel: string, type: ContextFile['type'], st: fs.BigIntStats): ContextFile {

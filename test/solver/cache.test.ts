@@ -54,7 +54,7 @@ test('context checksums cover exactly the selected files and reuse the stat cach
 
   const c1 = await ChecksumCache.open(state, ctx);
   const all = await scanContext(ctx, SELECT_ALL, c1);
-  assert.deepEqual(all.files.map((f) => `${f.type}:${f.rel}`), ['file:a.txt', 'symlink:link', 'dir:src', 'file:src/main.go', 'dir:src/sub', 'file:src/sub/x.go']);
+  assert.deepEqual((await all.toArray()).map((f) => `${f.type}:${f.rel}`), ['file:a.txt', 'symlink:link', 'dir:src', 'file:src/main.go', 'dir:src/sub', 'file:src/sub/x.go']);
   assert.equal(c1.misses, 3);
 
   const c2 = await ChecksumCache.open(state, ctx);
@@ -73,7 +73,7 @@ test('context checksums cover exactly the selected files and reuse the stat cach
   // Include patterns: only src/*.go (and dirs on the way).
   const only = { ...SELECT_ALL, included: includeMatcher(['src/*.go']) };
   const sel = await scanContext(ctx, only, null);
-  assert.deepEqual(sel.files.map((f) => f.rel), ['src', 'src/main.go']);
+  assert.deepEqual((await sel.toArray()).map((f) => f.rel), ['src', 'src/main.go']);
   await fsp.writeFile(path.join(ctx, 'a.txt'), 'changed');
   assert.equal((await scanContext(ctx, only, null)).digest, sel.digest, 'unselected changes do not matter');
   assert.notEqual((await scanContext(ctx, SELECT_ALL, null)).digest, all.digest);
@@ -81,15 +81,15 @@ test('context checksums cover exactly the selected files and reuse the stat cach
   // Include patterns are filepath.Match globs: [!x] has the members '!' and 'x' (util/glob.ts).
   await fsp.writeFile(path.join(ctx, '!.txt'), '!');
   const bang = await scanContext(ctx, { ...SELECT_ALL, included: includeMatcher(['[!a].txt']) }, null);
-  assert.deepEqual(bang.files.map((f) => f.rel), ['!.txt', 'a.txt']);
+  assert.deepEqual((await bang.toArray()).map((f) => f.rel), ['!.txt', 'a.txt']);
   const caret = await scanContext(ctx, { ...SELECT_ALL, included: includeMatcher(['[^a].txt']) }, null);
-  assert.deepEqual(caret.files.map((f) => f.rel), ['!.txt']);
+  assert.deepEqual((await caret.toArray()).map((f) => f.rel), ['!.txt']);
   assert.throws(() => includeMatcher(['src/[a']), /syntax error in pattern "\[a"/);
   await fsp.rm(path.join(ctx, '!.txt'));
 
   // Exclusions (.dockerignore verdicts).
   const ex = { excluded: (rel: string) => rel === 'src/sub' || rel === 'link', mayReinclude: () => false };
-  assert.deepEqual((await scanContext(ctx, ex, null)).files.map((f) => f.rel), ['a.txt', 'src', 'src/main.go']);
+  assert.deepEqual((await (await scanContext(ctx, ex, null)).toArray()).map((f) => f.rel), ['a.txt', 'src', 'src/main.go']);
 });
 
 test('two solvers on one state dir (separate cache stores, real flock) compute each key once', async (t) => {

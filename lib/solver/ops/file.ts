@@ -29,7 +29,7 @@ import { ImgError, isErrno, StepError } from '../../util/errors';
 import { compileGlob, hasWildcards, type Glob } from '../../util/glob';
 import { debug } from '../../util/log';
 import { resolveInRoot } from '../../util/rootpath';
-import { includeMatcher } from '../checksum';
+import { entryLine, includeMatcher } from '../checksum';
 import { emptyDir } from '../mounts';
 import type { Executor } from '../types';
 import { chainOf, type OpEnv } from './shared';
@@ -74,18 +74,18 @@ export function fileOp(env: OpEnv): Executor<FileVertex> {
     async contentKey(v, ctx) {
       const parts: string[] = [];
       const replaced: number[] = [];
-      ctx.inputVertices.forEach((src, i) => {
-        if (src.kind !== 'local') return;
-        const files = env.contextScans.get(src.id);
-        if (!files) return;
+      for (const [i, src] of ctx.inputVertices.entries()) {
+        if (src.kind !== 'local') continue;
+        const scan = env.contextScans.get(src.id);
+        if (!scan) continue;
         const pats: string[] = [];
         for (const a of v.actions) if (a.op === 'copy' && a.src === i) pats.push(...a.srcPaths);
         const match = includeMatcher(pats.map((p) => p.replace(/^\/+/, '') || '.'));
         const h = createHash('sha256');
-        for (const f of files) if (match(f.rel, f.type === 'dir') === 'yes') h.update(`${f.rel}\0${f.type}\0${(f.mode & 0o7777).toString(8)}\0${f.hash ?? ''}\n`);
+        for await (const f of scan.entries()) if (match(f.rel, f.type === 'dir') === 'yes') h.update(entryLine(f));
         parts.push(`${i}=${src.id}:${h.digest('hex')}`);
         replaced.push(i);
-      });
+      }
       if (replaced.length === 0) return undefined;
       return { content: `copy-sources:${parts.join(',')}`, replaceInputs: replaced };
     },

@@ -12,13 +12,15 @@ import { withMounted } from '../../snapshot/index';
 import { NotFoundError, UsageError } from '../../util/errors';
 import { hasWildcards } from '../../util/glob';
 import { debug } from '../../util/log';
-import { ChecksumCache, includeMatcher, scanContext, SELECT_ALL, type ContextFile } from '../checksum';
-import type { Executor } from '../types';
+import { ChecksumCache, includeMatcher, scanContext, SELECT_ALL, type ContextFile, type ContextScan } from '../checksum';
+import type { Executor, KeyContext } from '../types';
 import type { OpEnv } from './shared';
 
 export function localOp(env: OpEnv): Executor<LocalSourceVertex> {
   const { o } = env;
   const checksumCaches = new Map<string, Promise<ChecksumCache>>(); // context dir → its cache
+  // One scan per selection of a directory: sources selecting the same files share it.
+  const scans = new Map<string, Promise<ContextScan>>();
 
   function checksumCache(dir: string): Promise<ChecksumCache> {
     let p = checksumCaches.get(dir);
@@ -29,26 +31,42 @@ export function localOp(env: OpEnv): Executor<LocalSourceVertex> {
     return p;
   }
 
+  async function scan(v: LocalSourceVertex, dir: string, ctx: KeyContext): Promise<ContextScan> {
+    let selector = o.selectorFor ? o.selectorFor(v.source, v) : SELECT_ALL;
+    if (v.includePatterns && v.includePatterns.length) {
+      const follow = v.followPaths?.length ? await followLinks(dir, v.followPaths) : [];
+      selector = { ...selector, included: includeMatcher([...v.includePatterns, ...follow]) };
+    }
+    const cache = await checksumCache(dir);
+    const name = `transferring ${v.source}`;
+    ctx.progress.status('transfer', { name: `${name}:` });
+    const result = await scanContext(dir, selector, cache, {
+      tmpDir: path.join(o.stateDir, 'tmp'),
+      onProgress: (files, bytes) => ctx.progress.status('transfer', { name: `${name}: ${files} files`, current: bytes }),
+    });
+    ctx.progress.status('transfer', { name: `${name}: ${result.count} files`, current: result.bytes, done: true });
+    return result;
+  }
+
   return {
     async contentKey(v, ctx) {
       const dir = localDir(o.localDirs, v);
-      let selector = o.selectorFor ? o.selectorFor(v.source, v) : SELECT_ALL;
-      if (v.includePatterns && v.includePatterns.length) {
-        const follow = v.followPaths?.length ? await followLinks(dir, v.followPaths) : [];
-        selector = { ...selector, included: includeMatcher([...v.includePatterns, ...follow]) };
+      const selection = JSON.stringify([dir, v.source, v.includePatterns ?? null, v.excludePatterns ?? null, v.followPaths ?? null]);
+      let p = scans.get(selection);
+      if (!p) {
+        p = scan(v, dir, ctx);
+        scans.set(selection, p);
+        p.catch(() => scans.delete(selection));
       }
-      const cache = await checksumCache(dir);
-      const name = `transferring ${v.source}`;
-      ctx.progress.status('transfer', { name: `${name}:` });
-      const scan = await scanContext(dir, selector, cache, (files, bytes) => ctx.progress.status('transfer', { name: `${name}: ${files} files`, current: bytes }));
-      env.contextScans.set(v.id, scan.files);
-      ctx.progress.status('transfer', { name: `${name}: ${scan.files.length} files`, current: scan.bytes, done: true });
-      return `local:${scan.digest}`;
+      const result = await p;
+      env.contextScans.set(v.id, result);
+      return `local:${result.digest}`;
     },
 
     async run(v, ctx) {
-      const files = env.contextScans.get(v.id);
-      if (!files) throw new Error(`local source ${v.name} was not scanned`);
+      const scan = env.contextScans.get(v.id);
+      if (!scan) throw new Error(`local source ${v.name} was not scanned`);
+      const files = await scan.toArray();
       const src = localDir(o.localDirs, v);
       const cache = await checksumCache(src);
       const copyFile = copier();

@@ -10,7 +10,7 @@ import { withMounted } from '../../snapshot/index';
 import type { Snapshotter } from '../../snapshot/types';
 import { debug } from '../../util/log';
 import type { CacheStore } from '../cache';
-import type { ContextFile, Selector } from '../checksum';
+import type { ContextScan, Selector } from '../checksum';
 import type { SecretSource } from '../mounts';
 import type { LayerSlot, RunContext, VertexResult } from '../types';
 
@@ -36,9 +36,10 @@ export interface RuntimeOptions {
 export class OpEnv {
   readonly content: ContentStore;
   readonly images: ImageStore;
-  // Local source vertex id → the files its scan selected (filled by the local
-  // op's contentKey; read by its run and by the file op's contentKey).
-  readonly contextScans = new Map<string, ContextFile[]>();
+  // Local source vertex id → its scan: digest and the selected entries, read back
+  // in order (filled by the local op's contentKey; read by its run and by the
+  // file op's contentKey).
+  readonly contextScans = new Map<string, ContextScan>();
 
   constructor(readonly o: RuntimeOptions) {
     this.content = new ContentStore(o.stateDir);
