@@ -453,6 +453,7 @@ static Napi::Value CopyTree(const Napi::CallbackInfo& info) {
 
 void InitCopyTree(Napi::Env env, Napi::Object exports) {
   exports.Set("copyTree", Napi::Function::New(env, CopyTree));
+  exports.Set("copyTreeLinks", Napi::Boolean::New(env, true));  // copyTree takes linkFrom and into
 }
 
 }  // namespace img

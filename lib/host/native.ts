@@ -38,6 +38,8 @@ export interface NativeAddon {
     dst: string | Buffer,
     opts?: { threads?: number; linkFrom?: (string | Buffer)[]; into?: boolean },
   ): Promise<{ files: number; bytes: number; linked?: number }>;
+  // True when copyTree takes linkFrom and into (absent from addons built before them).
+  copyTreeLinks?: boolean;
 
   probe(): HostProbe;
   // The d_type readdir reports for dir/name (0 = DT_UNKNOWN, 8 = DT_REG, 4 = DT_DIR), -1 when absent.

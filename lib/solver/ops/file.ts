@@ -398,7 +398,7 @@ async function copyWholeDir(
     const t = slash ? (opts.sourceDateEpoch ?? new Date()) : st.mtime;
     await fsp.utimes(dir, slash ? t : st.atime, t);
   };
-  const stored = last && opts.inOwnDir && opts.storeDirs ? await opts.storeDirs(a.src) : [];
+  const stored = last && opts.inOwnDir && opts.storeDirs && addon.copyTreeLinks ? await opts.storeDirs(a.src) : [];
   if (stored.length > 0) {
     const srcRel = path.relative(opts.inputRoot(a.src), src);
     const destRel = path.relative(opts.destRoot, target);
