@@ -58,9 +58,10 @@ export async function responseError(ctx: ErrorContext, res: Response): Promise<R
   return statusError(ctx, res.status, await readErrorBody(res));
 }
 
-// Codes Node and undici give a failed TLS verification or a stalled exchange.
+// Codes Node gives a failed TLS verification, and a connection that timed out in the kernel
+// (img's own stall limits are told apart by stallOf).
 const TLS_VERIFY_CODE = /^(ERR_TLS_CERT_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|HOSTNAME_MISMATCH$)/;
-const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const TIMEOUT_CODES = new Set(['ETIMEDOUT']);
 
 // A failed exchange (after `attempts` tries). A stall names what was asked for and
 // the limit that ran out, with the setting that raises it.

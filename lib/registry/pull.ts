@@ -436,7 +436,7 @@ async function fetchBlob(
       emit({ type: 'done', digest: desc.digest, size: desc.size });
       return diffId;
     } catch (err) {
-      // undici's body errors when destroyed early; nobody listens any more.
+      // The body errors when destroyed early; nobody listens any more.
       res.body.on('error', () => undefined).destroy();
       if (damaged || isLocalFsError(err)) return giveUp(err);
       last = err;

@@ -1,10 +1,16 @@
-// HTTP for the registry client: one undici Agent per process, timeouts for every
-// phase of an exchange, bounded retries with backoff, manual redirects (auth must not
-// leak to a blob store on another origin), and plain-HTTP fallback for --insecure-registry.
+// HTTP for the registry client, on node:http and node:https: one keep-alive agent
+// per TLS mode for the process, timeouts for every phase of an exchange, bounded
+// retries with backoff, manual redirects (auth must not leak to a blob store on
+// another origin), and plain-HTTP fallback for --insecure-registry. A build asks a
+// registry for a manifest, a config and a few blobs: Node's own client is loaded and
+// ready at once, where undici cost a cold build ~50 ms of CPU before and during its
+// first exchanges (its modules, its WebAssembly HTTP parser).
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
 import * as tls from 'node:tls';
-import type { Readable } from 'node:stream';
-import type { Agent, Dispatcher } from 'undici';
+import type { Socket } from 'node:net';
+import { Readable } from 'node:stream';
 import { UsageError } from '../util/errors';
 import { debug, isDebug } from '../util/log';
 import { formatDuration, parseDuration } from '../util/units';
@@ -13,9 +19,9 @@ import { VERSION } from '../util/version';
 export const USER_AGENT = `img/${VERSION}`;
 
 // Node's TLS stack trusts only the CA list compiled into Node (plus NODE_EXTRA_CA_CERTS),
-// not the distribution's trust store, and undici inherits that. Registries with
+// not the distribution's trust store. Registries with
 // certificates from a private CA added the Linux way (update-ca-certificates) would then
-// fail, so the Agent is given the system bundle when it exists, together with Node's own
+// fail, so the agent is given the system bundle when it exists, together with Node's own
 // list and NODE_EXTRA_CA_CERTS (setting `ca` replaces Node's defaults, so both are re-added).
 const SYSTEM_CA_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
 
@@ -31,21 +37,6 @@ export function trustedCAs(env: NodeJS.ProcessEnv = process.env): string[] | und
     }
   }
   return cas;
-}
-
-// undici is loaded on the first request: a fully cached build never talks to a
-// registry. And only its Agent and request API: undici's index also loads fetch,
-// WebSocket, cookies, mocks and caches, ~4× the code, which a cold build paid for
-// (~40 ms of CPU with the code cache) before its first request.
-type RequestFn = (this: Dispatcher, opts: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>;
-let undiciModule: { Agent: typeof Agent; request: RequestFn } | undefined;
-function undici(): { Agent: typeof Agent; request: RequestFn } {
-  /* eslint-disable @typescript-eslint/no-require-imports */
-  return (undiciModule ??= {
-    Agent: require('undici/lib/dispatcher/agent') as typeof Agent,
-    request: require('undici/lib/api/api-request') as RequestFn, // Dispatcher.prototype.request in undici's index
-  });
-  /* eslint-enable @typescript-eslint/no-require-imports */
 }
 
 // How long an exchange may make no progress before the attempt fails (and is retried):
@@ -84,12 +75,17 @@ export function registryTimeouts(env: NodeJS.ProcessEnv = process.env): Registry
   return out;
 }
 
-// undici's codes for the three stalls.
+// The codes of the errors a stall fails an exchange with.
 const STALL_CODES: Record<string, StallKind> = {
-  UND_ERR_CONNECT_TIMEOUT: 'connectMs',
-  UND_ERR_HEADERS_TIMEOUT: 'headersMs',
-  UND_ERR_BODY_TIMEOUT: 'bodyMs',
+  IMG_HTTP_CONNECT_TIMEOUT: 'connectMs',
+  IMG_HTTP_HEADERS_TIMEOUT: 'headersMs',
+  IMG_HTTP_BODY_TIMEOUT: 'bodyMs',
 };
+const CODE_OF_STALL: Record<StallKind, string> = Object.fromEntries(Object.entries(STALL_CODES).map(([code, kind]) => [kind, code])) as Record<StallKind, string>;
+
+function stallError(kind: StallKind): Error {
+  return Object.assign(new Error(describeStall(kind)), { code: CODE_OF_STALL[kind] });
+}
 
 // Which timeout `err` (or an error it wraps) is, if any.
 export function stallOf(err: unknown, depth = 0): StallKind | undefined {
@@ -109,39 +105,32 @@ export function stallHint(kind: StallKind, timeouts = registryTimeouts()): strin
   return `the registry (or a proxy in between) stopped answering; retry later, or allow more time with ${TIMEOUT_SETTINGS[kind]}=${formatDuration(Math.max(timeouts[kind] * 4, 1000))} (IMG_REGISTRY_TIMEOUT sets all three limits)`;
 }
 
-let secureAgent: Agent | undefined;
-let insecureAgent: Agent | undefined;
+let secureAgent: https.Agent | undefined;
+let insecureAgent: https.Agent | undefined;
+let plainAgent: http.Agent | undefined;
 
-// Connections are kept alive and several run in parallel per origin (one per blob).
-// Header and body limits go with each request (send below), the connect limit here.
-function agentOptions(): Agent.Options {
-  return { connections: 16, keepAliveTimeout: 30_000 };
-}
+// Connections are kept alive (idle ones do not keep the process running) and
+// several run in parallel per origin (one per blob).
+const AGENT_OPTIONS: http.AgentOptions = { keepAlive: true, maxSockets: 16, scheduling: 'lifo' };
 
-function connectTimeout(): number {
-  return registryTimeouts().connectMs;
-}
-
-export function getAgent(verifyTls = true): Agent {
-  if (verifyTls) {
-    secureAgent ??= new (undici().Agent)({ ...agentOptions(), connect: { ca: trustedCAs(), timeout: connectTimeout() } });
-    return secureAgent;
-  }
-  insecureAgent ??= new (undici().Agent)({ ...agentOptions(), connect: { rejectUnauthorized: false, timeout: connectTimeout() } });
-  return insecureAgent;
+function agentFor(url: URL, verifyTls: boolean): http.Agent {
+  if (url.protocol === 'http:') return (plainAgent ??= new http.Agent(AGENT_OPTIONS));
+  if (verifyTls) return (secureAgent ??= new https.Agent({ ...AGENT_OPTIONS, ca: trustedCAs() }));
+  return (insecureAgent ??= new https.Agent({ ...AGENT_OPTIONS, rejectUnauthorized: false }));
 }
 
 // Closing the agents lets a long-lived process (tests, benchmarks) exit promptly.
 export async function closeAgents(): Promise<void> {
-  const agents = [secureAgent, insecureAgent].filter((a): a is Agent => Boolean(a));
-  secureAgent = insecureAgent = undefined;
-  await Promise.all(agents.map((a) => a.close()));
+  for (const a of [secureAgent, insecureAgent, plainAgent]) a?.destroy();
+  secureAgent = insecureAgent = plainAgent = undefined;
 }
 
 export type Body = string | Buffer | Readable | null;
 
+export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
 export interface SendOptions {
-  method: Dispatcher.HttpMethod;
+  method: HttpMethod;
   url: string;
   headers?: Record<string, string>;
   // A factory, so a retry or a redirect can send the body again.
@@ -154,11 +143,21 @@ export interface SendOptions {
   onRetry?: (attempt: number, reason: string) => void;
 }
 
+// A response's body: the message as a stream, and readers for the small ones.
+export interface ResponseBody extends Readable {
+  text(): Promise<string>;
+  json(): Promise<unknown>;
+  arrayBuffer(): Promise<ArrayBuffer>;
+  // Discards the rest (reads a short one to keep the connection, drops a long one's).
+  dump(): Promise<void>;
+}
+
 export interface Response {
   status: number;
   url: string;
+  // Lower-case names; a header sent more than once is an array.
   headers: Record<string, string | string[] | undefined>;
-  body: Dispatcher.ResponseData['body'];
+  body: ResponseBody;
 }
 
 export const MAX_ATTEMPTS = 5;
@@ -166,8 +165,7 @@ const MAX_WAIT_MS = 30_000;
 
 const RETRYABLE_CODES = new Set([
   'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH',
-  'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED',
-  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_ABORTED',
+  ...Object.keys(STALL_CODES),
 ]);
 
 export function isRetryableError(err: unknown): boolean {
@@ -257,28 +255,15 @@ export async function send(opts: SendOptions): Promise<Response> {
 async function sendFollowing(opts: SendOptions): Promise<Response> {
   let url = opts.url;
   const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...opts.headers };
-  const { headersMs, bodyMs } = registryTimeouts();
+  const timeouts = registryTimeouts();
   for (let hop = 0; hop < 6; hop++) {
-    const target = new URL(url);
-    const res = await undici().request.call(getAgent(opts.verifyTls ?? true), {
-      origin: target.origin,
-      path: `${target.pathname}${target.search}`,
-      headersTimeout: headersMs,
-      bodyTimeout: bodyMs,
-      method: opts.method,
-      headers,
-      body: opts.body ? opts.body() : null,
-      signal: opts.signal,
-      highWaterMark: 1 << 20,
-    });
-    if (isDebug()) debug(`${opts.method} ${url} → ${res.statusCode}`);
+    const res = await exchange(new URL(url), opts.method, headers, opts.body ? opts.body() : null, opts.verifyTls ?? true, timeouts, opts.signal);
+    if (isDebug()) debug(`${opts.method} ${url} → ${res.status}`);
     const location = header(res, 'location');
-    const redirect = [301, 302, 303, 307, 308].includes(res.statusCode) && location;
+    const redirect = [301, 302, 303, 307, 308].includes(res.status) && location;
     // A 3xx with a Location on an upload is the registry telling us where the session
     // lives, not a redirect; only GET/HEAD (blob storage backends) are followed.
-    if (!redirect || !(opts.method === 'GET' || opts.method === 'HEAD')) {
-      return { status: res.statusCode, url, headers: res.headers, body: res.body };
-    }
+    if (!redirect || !(opts.method === 'GET' || opts.method === 'HEAD')) return { ...res, url };
     await drain(res.body);
     const next = new URL(location, url);
     if (next.origin !== new URL(url).origin) delete headers.authorization; // presigned storage URLs carry their own auth
@@ -286,4 +271,124 @@ async function sendFollowing(opts: SendOptions): Promise<Response> {
   }
   // Plain: exchange() wraps it as a connection error naming the registry.
   throw new Error(`too many redirects for ${opts.url}`);
+}
+
+// One request and its response's head, with the three stall limits: connecting; the
+// answer's headers (from the connection until they arrive, a request body's progress
+// counting as progress); and the body, between two pieces of it. A body the caller
+// does not read (paused, or holding unread data) is not stalled.
+function exchange(
+  url: URL,
+  method: HttpMethod,
+  headers: Record<string, string>,
+  body: Body,
+  verifyTls: boolean,
+  timeouts: RegistryTimeouts,
+  signal: AbortSignal | undefined,
+): Promise<Omit<Response, 'url'>> {
+  return new Promise((resolve, reject) => {
+    const sendHeaders = { ...headers };
+    const fixed = typeof body === 'string' ? Buffer.from(body) : body instanceof Buffer ? body : null;
+    if (fixed && sendHeaders['content-length'] === undefined) sendHeaders['content-length'] = String(fixed.length);
+    if (!body && method !== 'GET' && method !== 'HEAD' && sendHeaders['content-length'] === undefined) sendHeaders['content-length'] = '0';
+    const req = (url.protocol === 'https:' ? https : http).request(url, { method, headers: sendHeaders, agent: agentFor(url, verifyTls), signal });
+    let timer: NodeJS.Timeout | undefined;
+    let socket: Socket | undefined;
+    let message: http.IncomingMessage | undefined;
+    const disarm = (): void => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+    };
+    // Unref'd: a limit never keeps the process alive; the socket does while it is used.
+    const arm = (kind: StallKind): void => {
+      disarm();
+      if (timeouts[kind] > 0) timer = setTimeout(() => stalled(kind), timeouts[kind]).unref();
+    };
+    const stalled = (kind: StallKind): void => {
+      timer = undefined;
+      if (message?.complete) return; // all of it arrived; the reader takes its time
+      // The reader is behind, not the registry: not reading yet, or holding unread data
+      // (a paused reader's buffer fills while the registry sends).
+      if (kind === 'bodyMs' && message && (message.readableFlowing === null || message.readableLength > 0)) return arm(kind);
+      const err = stallError(kind);
+      if (message) message.destroy(err);
+      else req.destroy(err);
+    };
+    const progress = (): void => {
+      if (timer) arm(message ? 'bodyMs' : 'headersMs');
+    };
+    const done = (): void => {
+      disarm();
+      socket?.off('data', progress);
+    };
+    req.once('socket', (s: Socket) => {
+      socket = s;
+      if (s.connecting) {
+        arm('connectMs');
+        s.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => arm('headersMs'));
+      } else arm('headersMs');
+      s.on('data', progress);
+    });
+    // Also after the response: errors there reach the body's reader through the message.
+    req.on('error', (err) => {
+      done();
+      reject(err);
+    });
+    req.once('close', () => {
+      if (!message) done();
+    });
+    req.once('response', (res: http.IncomingMessage) => {
+      message = res;
+      arm('bodyMs');
+      res.once('end', done);
+      res.once('close', done);
+      resolve({ status: res.statusCode ?? 0, headers: headersOf(res), body: withReaders(res) });
+    });
+    if (body instanceof Readable) {
+      body.on('data', progress);
+      body.once('error', (err) => req.destroy(err));
+      req.once('close', () => {
+        if (!body.readableEnded) body.destroy(); // a failed upload closes its source (a file)
+      });
+      body.pipe(req);
+    } else req.end(fixed ?? undefined);
+  });
+}
+
+// undici's shape, which the callers know: one string, or an array for a repeated header.
+function headersOf(res: http.IncomingMessage): Response['headers'] {
+  const out: Response['headers'] = {};
+  for (const [name, values] of Object.entries(res.headersDistinct)) if (values) out[name] = values.length === 1 ? values[0] : values;
+  return out;
+}
+
+// Bodies longer than this are dropped with their connection by dump(), not read.
+const DUMP_LIMIT = 128 << 10;
+
+function withReaders(res: http.IncomingMessage): ResponseBody {
+  const all = async (): Promise<Buffer> => {
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  };
+  const body = res as http.IncomingMessage & ResponseBody;
+  body.text = async () => (await all()).toString('utf8');
+  body.json = async () => JSON.parse((await all()).toString('utf8')) as unknown;
+  body.arrayBuffer = async () => {
+    const b = await all();
+    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+  };
+  body.dump = () =>
+    new Promise<void>((resolve) => {
+      if (res.readableEnded || res.destroyed) return resolve();
+      let n = 0;
+      res.on('error', () => undefined);
+      res.once('end', () => resolve());
+      res.once('close', () => resolve());
+      res.on('data', (c: Buffer) => {
+        if ((n += c.length) > DUMP_LIMIT) res.destroy();
+      });
+      res.resume();
+    });
+  return body;
 }

@@ -299,9 +299,9 @@ describe('pull (library)', () => {
     } finally {
       proxy.failRequests('', 500, 0);
     }
-    // undici's stalled-exchange codes become a TimeoutError (still a RegistryError) naming
-    // what stalled, the limit, the attempts and the setting that raises it.
-    const stalled = Object.assign(new Error('Headers Timeout Error'), { code: 'UND_ERR_HEADERS_TIMEOUT' });
+    // The transport's stalled-exchange codes become a TimeoutError (still a RegistryError)
+    // naming what stalled, the limit, the attempts and the setting that raises it.
+    const stalled = Object.assign(new Error('no answer within 1m'), { code: 'IMG_HTTP_HEADERS_TIMEOUT' });
     const err = connectionError({ registry: 'r.example', repository: 'a/b', what: 'manifest latest' }, 'https://r.example/v2/a/b/manifests/latest', stalled, false, 5);
     assert.ok(err instanceof TimeoutError && err instanceof RegistryError);
     assert.equal(err.code, 'IMG_ERR_TIMEOUT');
