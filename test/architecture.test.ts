@@ -174,7 +174,7 @@ test('frontend and graph, and everything they reach, import no node: module and 
 });
 
 // (Packages and node: modules may be loaded on first use where the file says why:
-// undici in registry/transport.ts, node:sea in host/index.ts.)
+// node:sea in host/index.ts.)
 test('rooms import each other statically; lazy import()/require() only where a command starts', () => {
   const violations: string[] = [];
   for (const [file, sites] of IMPORTS) {

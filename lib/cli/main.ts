@@ -1,6 +1,6 @@
 // `img` entry point: global flags, command registration, error reporting.
 // Commands are registered from ./commands/index.ts; each command loads its
-// engine modules lazily so `img ls` never pays for undici or the addon.
+// engine modules lazily so `img ls` never pays for the registry client or the addon.
 // Installed img starts in ./start.ts (the bundle's entry); the sources run
 // this file directly (`node --import tsx lib/cli/main.ts`).
 import { Command, Option } from 'commander';

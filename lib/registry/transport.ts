@@ -355,7 +355,7 @@ function exchange(
   });
 }
 
-// undici's shape, which the callers know: one string, or an array for a repeated header.
+// One string per header, or an array for a repeated one (www-authenticate with two challenges).
 function headersOf(res: http.IncomingMessage): Response['headers'] {
   const out: Response['headers'] = {};
   for (const [name, values] of Object.entries(res.headersDistinct)) if (values) out[name] = values.length === 1 ? values[0] : values;
