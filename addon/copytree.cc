@@ -13,7 +13,8 @@
 // one the source shows: same type, mode, owner, size, mtime (ns) and xattrs.
 // The caller vouches that those inodes are immutable (committed snapshots).
 // With `into` the destination directory exists already (made by the caller,
-// e.g. through an overlay mount for its opaque mark) and is filled.
+// e.g. through an overlay mount for its opaque mark) and is filled; its own
+// metadata is the caller's to set.
 #include "copy.h"
 #include <dirent.h>
 #include <fcntl.h>
@@ -107,15 +108,15 @@ class TreeCopy {
   void Walk(const std::string& src, const std::string& dst, const struct stat& st, bool exists = false) {
     if (Failed()) return;
     // Owner-writable while we fill it; the real mode is applied at the end.
-    if (exists) {
+    if (exists) {  // `into`: the caller's directory, whose metadata the caller owns
       struct stat dst_st;
       if (::lstat(dst.c_str(), &dst_st) < 0) return Fail(errno, "lstat", dst);
       if (!S_ISDIR(dst_st.st_mode)) return Fail(ENOTDIR, "copyTree", dst);
-      if (::chmod(dst.c_str(), 0700) < 0) return Fail(errno, "chmod", dst);
     } else if (::mkdir(dst.c_str(), 0700) < 0) {
       return Fail(errno, "mkdir", dst);
+    } else {
+      dirs_.push_back({src, dst, st});
     }
-    dirs_.push_back({src, dst, st});
     DIR* d = ::opendir(src.c_str());
     if (!d) return Fail(errno, "opendir", src);
     std::vector<std::pair<std::string, std::string>> subdirs;

@@ -26,7 +26,7 @@ export interface NativeAddon {
 
   // Copy a whole tree on a thread pool, preserving owner, mode, times, xattrs,
   // hard links, symlinks, device nodes, sockets and fifos. dst must not exist
-  // (with `into`: must be a directory, which is filled and gets src's metadata).
+  // (with `into`: must be a directory, which is filled; its own metadata is left alone).
   // `linkFrom`: directories storing the source tree, newest first (a committed snapshot's
   // fs/ dirs, for the same path as src); a regular file found first in one of them with
   // the type, mode, owner, size, mtime and xattrs src shows is hard-linked, not copied.

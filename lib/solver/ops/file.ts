@@ -23,7 +23,7 @@ import type { ChownSpec, FileAction, FileVertex } from '../../graph/types';
 import { applyLayer, compareDirs, decompressArchive, detectArchiveCompression, writeLayer, type ArchiveCompression } from '../../archive/index';
 import { copyXattrs } from '../../archive/sys';
 import { resolveUser } from '../../exec/passwd';
-import { loadAddon } from '../../host/index';
+import { loadAddon, type NativeAddon } from '../../host/index';
 import type { Mounted } from '../../snapshot/types';
 import { ImgError, isErrno, StepError } from '../../util/errors';
 import { compileGlob, hasWildcards, type Glob } from '../../util/glob';
@@ -57,6 +57,8 @@ export interface FileOpOptions {
   // The directories storing input `index`'s committed, immutable files (Snapshotter.storeDirs),
   // for a whole-directory copy to hard-link from; none: copy.
   storeDirs?(index: number): Promise<string[]>;
+  // The directories storing the destination's base snapshot (Snapshotter.storeDirs).
+  destStoreDirs?(): Promise<string[]>;
   // Runs `fill` on the destination snapshot's own directory (the rootfs's paths; an
   // overlay's upper dir) once the rootfs is unmounted: hard links cannot cross the mount.
   // Only for the op's last write, so nothing reads the rootfs after it.
@@ -132,6 +134,7 @@ export function fileOp(env: OpEnv): Executor<FileVertex> {
               const snap = ctx.inputs[i]?.snapshot;
               return snap ? env.sn.storeDirs(snap) : [];
             },
+            destStoreDirs: async () => (base?.snapshot ? env.sn.storeDirs(base.snapshot) : []),
             inOwnDir,
           });
         if (link && base?.snapshot) {
@@ -322,13 +325,15 @@ async function copy(opts: FileOpOptions, a: CopyAction, lastAction: boolean): Pr
       // and owned by the --chown owner or root, so the source directory's own mode and
       // owner never reach it: they apply to what is inside. Without a trailing "/" the
       // directory takes --chmod too (as current BuildKit) and keeps the source's times.
+      const last = lastAction && matchNo === matches.length - 1;
       if (a.createDestPath && !(await exists(target))) {
         const slash = a.dest.endsWith('/');
         await ensureDir(opts.destRoot, path.dirname(target), owner, opts.sourceDateEpoch);
-        const last = lastAction && matchNo === matches.length - 1;
         if (await copyWholeDir(opts, a, m.hostPath, target, owner, chmod, slash, last)) continue;
         await ensureDir(opts.destRoot, target, owner ?? ROOT, opts.sourceDateEpoch, !slash && chmod ? chmod(0o755, true) : 0o755);
         if (!slash && st) copier.keepTimes(target, st);
+      } else if (last && (await linkIntoEmptyDir(opts, a, m.hostPath, target, owner, chmod))) {
+        continue;
       }
     } else {
       const destStat = await fsp.stat(destPath).catch(() => null);
@@ -378,19 +383,9 @@ async function copyWholeDir(
   slash: boolean,
   last: boolean,
 ): Promise<boolean> {
-  if (chmod || a.excludePatterns?.length || a.parents) return false;
-  if (owner) {
-    const def = opts.defaultOwner?.(a.src);
-    if (!opts.ownedAsDefault?.(a.src) || !def || def.uid !== owner.uid || def.gid !== owner.gid) return false;
-  }
-  let addon: ReturnType<typeof loadAddon>;
-  try {
-    addon = loadAddon();
-  } catch {
-    return false;
-  }
+  const addon = treeCopier(opts, a, owner, chmod);
   const st = await fsp.lstat(src);
-  if (typeof addon.copyTree !== 'function' || !st.isDirectory()) return false; // (a followed link: file by file)
+  if (!addon || !st.isDirectory()) return false; // (a followed link: file by file)
   const top = owner ?? ROOT;
   const finishTop = async (dir: string) => {
     await fsp.chmod(dir, 0o755);
@@ -398,23 +393,83 @@ async function copyWholeDir(
     const t = slash ? (opts.sourceDateEpoch ?? new Date()) : st.mtime;
     await fsp.utimes(dir, slash ? t : st.atime, t);
   };
-  const stored = last && opts.inOwnDir && opts.storeDirs && addon.copyTreeLinks ? await opts.storeDirs(a.src) : [];
-  if (stored.length > 0) {
-    const srcRel = path.relative(opts.inputRoot(a.src), src);
-    const destRel = path.relative(opts.destRoot, target);
+  const linkFrom = last ? await storedSources(opts, a, src, addon) : [];
+  if (linkFrom.length > 0) {
     await fsp.mkdir(target, { mode: 0o700 });
-    opts.inOwnDir!(async (ownRoot) => {
-      const dir = path.join(ownRoot, destRel);
-      const copied = await addon.copyTree(src, dir, { linkFrom: stored.map((d) => path.join(d, srcRel)), into: true });
-      debug(`copy: ${a.srcPaths.join(' ')} as one tree copy (${copied.files} files: ${copied.linked ?? 0} linked, ${copied.bytes} bytes copied)`);
-      await finishTop(dir);
-    });
+    fillLater(opts, a, addon, src, target, linkFrom, finishTop);
     return true;
   }
   const copied = await addon.copyTree(src, target);
   debug(`copy: ${a.srcPaths.join(' ')} as one tree copy (${copied.files} files, ${copied.bytes} bytes)`);
   await finishTop(target);
   return true;
+}
+
+// `WORKDIR /app` then `COPY . .`: a directory copied whole into an existing, empty one (the
+// op's last write, nothing to change on the way) links its stored files too. The directory
+// keeps its own owner, mode and xattrs, and gets the time of the copy, as when the files
+// are written through the rootfs. It must be empty in every layer below as well (no
+// whiteouts or entries an overlay hides), so its own directory holds exactly what the
+// rootfs would show; a metadata-only change through the mount (its own times) copies it
+// and its parents up first.
+async function linkIntoEmptyDir(opts: FileOpOptions, a: CopyAction, src: string, target: string, owner: Owner | undefined, chmod: unknown): Promise<boolean> {
+  const addon = treeCopier(opts, a, owner, chmod);
+  const [sst, tst] = await Promise.all([fsp.lstat(src), fsp.lstat(target).catch(() => null)]);
+  if (!addon || !sst.isDirectory() || !tst?.isDirectory() || (await fsp.readdir(target)).length > 0) return false;
+  const rel = path.relative(opts.destRoot, target);
+  for (const lower of (await opts.destStoreDirs?.()) ?? []) {
+    const names = await fsp.readdir(path.join(lower, rel)).catch(() => [] as string[]);
+    if (names.length > 0) return false;
+  }
+  const linkFrom = await storedSources(opts, a, src, addon);
+  if (linkFrom.length === 0) return false;
+  await fsp.utimes(target, tst.atime, tst.mtime);
+  fillLater(opts, a, addon, src, target, linkFrom, async () => {});
+  return true;
+}
+
+// The native tree copy, when the copy changes nothing on the way: every entry keeps its
+// owner (no --chown, or the owner every entry of a local source has already), no
+// --chmod, --exclude or --parents. Null: copy file by file.
+function treeCopier(opts: FileOpOptions, a: CopyAction, owner: Owner | undefined, chmod: unknown): NativeAddon | null {
+  if (chmod || a.excludePatterns?.length || a.parents) return null;
+  if (owner) {
+    const def = opts.defaultOwner?.(a.src);
+    if (!opts.ownedAsDefault?.(a.src) || !def || def.uid !== owner.uid || def.gid !== owner.gid) return null;
+  }
+  try {
+    const addon = loadAddon();
+    return typeof addon.copyTree === 'function' ? addon : null;
+  } catch {
+    return null;
+  }
+}
+
+// The stored directories of the source input at `src`'s path, to hard-link from; none when
+// the input has no committed snapshot or the destination cannot be filled unmounted.
+async function storedSources(opts: FileOpOptions, a: CopyAction, src: string, addon: NativeAddon): Promise<string[]> {
+  if (!opts.inOwnDir || !opts.storeDirs || !addon.copyTreeLinks) return [];
+  const srcRel = path.relative(opts.inputRoot(a.src), src);
+  return (await opts.storeDirs(a.src)).map((d) => path.join(d, srcRel));
+}
+
+// Fills `target` (made through the rootfs) in the snapshot's own directory once unmounted.
+function fillLater(
+  opts: FileOpOptions,
+  a: CopyAction,
+  addon: NativeAddon,
+  src: string,
+  target: string,
+  linkFrom: string[],
+  finishTop: (dir: string) => Promise<void>,
+): void {
+  const rel = path.relative(opts.destRoot, target);
+  opts.inOwnDir!(async (ownRoot) => {
+    const dir = path.join(ownRoot, rel);
+    const copied = await addon.copyTree(src, dir, { linkFrom, into: true });
+    debug(`copy: ${a.srcPaths.join(' ')} as one tree copy (${copied.files} files: ${copied.linked ?? 0} linked, ${copied.bytes} bytes copied)`);
+    await finishTop(dir);
+  });
 }
 
 async function matchSources(srcRoot: string, src: string, a: CopyAction): Promise<SourceMatch[]> {
