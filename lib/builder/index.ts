@@ -34,6 +34,7 @@ import { isDebug, warn } from '../util/log';
 import { exportCaches, importCaches, inlineCache, type CacheExportContext } from './cache';
 import { loadContext, type LoadedContext } from './context';
 import { checkDestinations, toDest, writeDestFile } from './dest';
+import { EarlyLayers, layerSteps } from './early-layers';
 import type { BuildOptions, OutputSpec } from './options';
 
 export interface BuildIO {
@@ -249,107 +250,114 @@ async function buildWithContext(
     // One vertex table: the platforms' graphs name shared work by the same id.
     const vertices: BuildGraph['vertices'] = Object.assign({}, ...graphs.map((g) => g.vertices));
     const roots = graphs.map((g) => g.root);
-    const res = await solveRoots(vertices, roots, {
-      executors: runtime.executors,
-      cache: backend,
-      concurrency: opts.concurrency,
-      progress,
-      noCache: opts.noCache,
-      // Filesystem outputs read the roots' snapshots; image outputs need only their layers.
-      materializeRoot: outputs.some((o) => o.type === 'tar' || o.type === 'local'),
-    });
-
-    const outcome: BuildOutcome = { imageId: null, names: [], pushed: [], written: [], warnings, cachedSteps: res.cached.size, executedSteps: res.executed.size };
-    // The one value every exporter receives.
-    const results: BuildResults = {
-      multiPlatform,
-      platforms: graphs.map((g, i) => {
-        const r = res.roots[i].result;
-        return { platform: targets[i], result: { snapshot: r.snapshot, layers: r.layers, config: g.config as ImageConfig, created: r.created } };
-      }),
-    };
     const env: ExportEnv = { stateDir: opts.stateDir, content, sn, layerBlobs, sourceDateEpoch: opts.sourceDateEpoch };
-    const under = (id: string): ExportProgress => ({ status: (sub, s) => progress.status(id, sub, s) });
-    const cacheCtx: CacheExportContext = { graph: { vertices, roots }, solved: res, backend, env, platform: host, progress };
     const imageOutput = outputs.find((o) => o.type === 'image' || o.type === 'docker' || o.type === 'oci') as { format: ImageFormat } | undefined;
-    if (opts.cacheTo.some((c) => c.type === 'inline')) {
-      if (!imageOutput) warn('--cache-to type=inline needs an image output (-t, -o type=image|registry|docker|oci); no inline cache written');
-      // The records go into each platform's image config: the records of its own root.
-      for (const [i, { result }] of results.platforms.entries()) {
-        const own: CacheExportContext = { ...cacheCtx, graph: { vertices, roots: [roots[i]] }, solved: { ...res, roots: [res.roots[i]] } };
-        const field = imageOutput ? await inlineCache(own, result, imageOutput.format) : undefined;
-        if (field) result.config = { ...result.config, [INLINE_CACHE_FIELD]: field } as ImageConfig;
-      }
-    }
+    // The image's layers are made as their steps finish (early-layers.ts); the store lock
+    // is let go only once none is still being written.
+    const early = imageOutput ? new EarlyLayers(env, imageOutput.format, layerSteps(vertices, roots)) : null;
+    try {
+      const res = await solveRoots(vertices, roots, {
+        executors: early ? early.wrap(runtime.executors) : runtime.executors,
+        cache: backend,
+        concurrency: opts.concurrency,
+        progress,
+        noCache: opts.noCache,
+        // Filesystem outputs read the roots' snapshots; image outputs need only their layers.
+        materializeRoot: outputs.some((o) => o.type === 'tar' || o.type === 'local'),
+      });
 
-    for (const out of outputs) {
-      switch (out.type) {
-        case 'image':
-          await progress.vertex('export:image', 'exporting to image', async () => {
-            const p = under('export:image');
-            if (out.store) outcome.names.push(...(await exportImage(results, env, out.names, p, out.format)));
-            if (out.push) {
-              const built = await imageTargetOf(results, env, p, out.format);
-              for (const name of out.names) {
-                const what = `pushing ${name}`;
-                p.status(`push-${name}`, { name: what });
-                const pushed = await pushTarget(name, built.target, { stateDir: opts.stateDir, insecure: out.insecure, sources: built.sources });
-                p.status(`push-${name}`, { name: `${what}: ${pushed.uploaded} uploaded, ${pushed.mounted} mounted, ${pushed.skipped} present`, done: true });
-                outcome.pushed.push({ name: pushed.name, digest: pushed.digest });
-              }
-            }
-          });
-          break;
-        case 'docker':
-        case 'oci': {
-          const id = `export:${out.type}`;
-          const format = out.type;
-          await progress.vertex(id, format === 'docker' ? 'exporting to docker image format' : 'exporting to oci image format', () =>
-            toDest(out.dest, io, `--output type=${format} dest`, (w) => exportArchive(format, results, env, out.names, w, under(id), out.format)),
-          );
-          outcome.written.push(`${format === 'docker' ? 'docker' : 'OCI'} archive ${out.dest ?? 'on stdout'}`);
-          break;
+      const outcome: BuildOutcome = { imageId: null, names: [], pushed: [], written: [], warnings, cachedSteps: res.cached.size, executedSteps: res.executed.size };
+      // The one value every exporter receives.
+      const results: BuildResults = {
+        multiPlatform,
+        platforms: graphs.map((g, i) => {
+          const r = res.roots[i].result;
+          return { platform: targets[i], result: { snapshot: r.snapshot, layers: r.layers, config: g.config as ImageConfig, created: r.created } };
+        }),
+      };
+      const under = (id: string): ExportProgress => ({ status: (sub, s) => progress.status(id, sub, s) });
+      const cacheCtx: CacheExportContext = { graph: { vertices, roots }, solved: res, backend, env, platform: host, progress };
+      if (opts.cacheTo.some((c) => c.type === 'inline')) {
+        if (!imageOutput) warn('--cache-to type=inline needs an image output (-t, -o type=image|registry|docker|oci); no inline cache written');
+        // The records go into each platform's image config: the records of its own root.
+        for (const [i, { result }] of results.platforms.entries()) {
+          const own: CacheExportContext = { ...cacheCtx, graph: { vertices, roots: [roots[i]] }, solved: { ...res, roots: [res.roots[i]] } };
+          const field = imageOutput ? await inlineCache(own, result, imageOutput.format) : undefined;
+          if (field) result.config = { ...result.config, [INLINE_CACHE_FIELD]: field } as ImageConfig;
         }
-        case 'tar':
-          await progress.vertex('export:tar', 'exporting to client', async () => {
-            progress.status('export:tar', 'send', { name: 'sending tarball' });
-            await toDest(out.dest, io, '--output type=tar dest', (w) => writeRootfsTar(results, env, w));
-            progress.status('export:tar', 'send', { name: 'sending tarball', done: true });
-          });
-          outcome.written.push(`rootfs tar ${out.dest ?? 'on stdout'}`);
-          break;
-        case 'local':
-          await progress.vertex('export:local', 'exporting to client directory', async () => {
-            progress.status('export:local', 'copy', { name: 'copying files' });
-            await exportLocal(results, env, path.resolve(io.cwd, out.dest));
-            progress.status('export:local', 'copy', { name: 'copying files', done: true });
-          });
-          outcome.written.push(`files in ${out.dest}`);
-          break;
       }
-    }
 
-    await exportCaches(opts.cacheTo, cacheCtx);
-
-    // An image was made when an output wanted one; --iidfile / --metadata-file want one regardless.
-    if (imageOutput || opts.iidfile || opts.metadataFile) {
-      const b = await imageTargetOf(results, env, under('export:meta'), imageOutput?.format);
-      // An index has no config: its id is its own digest (what buildx writes to --iidfile then).
-      outcome.imageId = multiPlatform ? b.target.digest : b.images[0].config.digest;
-      outcome.manifest = b.target;
-      if (opts.iidfile) await writeDestFile(path.resolve(io.cwd, opts.iidfile), '--iidfile', outcome.imageId);
-      if (opts.metadataFile) {
-        const meta: Record<string, unknown> = {
-          ...(multiPlatform ? {} : { 'containerimage.config.digest': outcome.imageId }),
-          'containerimage.digest': b.target.digest,
-          'containerimage.descriptor': b.target,
-        };
-        const names = [...new Set([...outcome.names, ...outcome.pushed.map((p) => p.name)])];
-        if (names.length) meta['image.name'] = names.join(',');
-        await writeDestFile(path.resolve(io.cwd, opts.metadataFile), '--metadata-file', JSON.stringify(meta, null, 2) + '\n');
+      for (const out of outputs) {
+        switch (out.type) {
+          case 'image':
+            await progress.vertex('export:image', 'exporting to image', async () => {
+              const p = under('export:image');
+              if (out.store) outcome.names.push(...(await exportImage(results, env, out.names, p, out.format)));
+              if (out.push) {
+                const built = await imageTargetOf(results, env, p, out.format);
+                for (const name of out.names) {
+                  const what = `pushing ${name}`;
+                  p.status(`push-${name}`, { name: what });
+                  const pushed = await pushTarget(name, built.target, { stateDir: opts.stateDir, insecure: out.insecure, sources: built.sources });
+                  p.status(`push-${name}`, { name: `${what}: ${pushed.uploaded} uploaded, ${pushed.mounted} mounted, ${pushed.skipped} present`, done: true });
+                  outcome.pushed.push({ name: pushed.name, digest: pushed.digest });
+                }
+              }
+            });
+            break;
+          case 'docker':
+          case 'oci': {
+            const id = `export:${out.type}`;
+            const format = out.type;
+            await progress.vertex(id, format === 'docker' ? 'exporting to docker image format' : 'exporting to oci image format', () =>
+              toDest(out.dest, io, `--output type=${format} dest`, (w) => exportArchive(format, results, env, out.names, w, under(id), out.format)),
+            );
+            outcome.written.push(`${format === 'docker' ? 'docker' : 'OCI'} archive ${out.dest ?? 'on stdout'}`);
+            break;
+          }
+          case 'tar':
+            await progress.vertex('export:tar', 'exporting to client', async () => {
+              progress.status('export:tar', 'send', { name: 'sending tarball' });
+              await toDest(out.dest, io, '--output type=tar dest', (w) => writeRootfsTar(results, env, w));
+              progress.status('export:tar', 'send', { name: 'sending tarball', done: true });
+            });
+            outcome.written.push(`rootfs tar ${out.dest ?? 'on stdout'}`);
+            break;
+          case 'local':
+            await progress.vertex('export:local', 'exporting to client directory', async () => {
+              progress.status('export:local', 'copy', { name: 'copying files' });
+              await exportLocal(results, env, path.resolve(io.cwd, out.dest));
+              progress.status('export:local', 'copy', { name: 'copying files', done: true });
+            });
+            outcome.written.push(`files in ${out.dest}`);
+            break;
+        }
       }
+
+      await exportCaches(opts.cacheTo, cacheCtx);
+
+      // An image was made when an output wanted one; --iidfile / --metadata-file want one regardless.
+      if (imageOutput || opts.iidfile || opts.metadataFile) {
+        const b = await imageTargetOf(results, env, under('export:meta'), imageOutput?.format);
+        // An index has no config: its id is its own digest (what buildx writes to --iidfile then).
+        outcome.imageId = multiPlatform ? b.target.digest : b.images[0].config.digest;
+        outcome.manifest = b.target;
+        if (opts.iidfile) await writeDestFile(path.resolve(io.cwd, opts.iidfile), '--iidfile', outcome.imageId);
+        if (opts.metadataFile) {
+          const meta: Record<string, unknown> = {
+            ...(multiPlatform ? {} : { 'containerimage.config.digest': outcome.imageId }),
+            'containerimage.digest': b.target.digest,
+            'containerimage.descriptor': b.target,
+          };
+          const names = [...new Set([...outcome.names, ...outcome.pushed.map((p) => p.name)])];
+          if (names.length) meta['image.name'] = names.join(',');
+          await writeDestFile(path.resolve(io.cwd, opts.metadataFile), '--metadata-file', JSON.stringify(meta, null, 2) + '\n');
+        }
+      }
+      return outcome;
+    } finally {
+      await early?.settled();
     }
-    return outcome;
   }
 }
 

@@ -71,20 +71,8 @@ async function layerFor(env: ExportEnv, f: ImageFormat, slot: LayerSlot, i: numb
   const variant = memoVariant(f);
   // A layer the build made: its blob in this format, remembered or made from the snapshot.
   if (slot.snapshot) {
-    const known = await env.layerBlobs.get(slot.snapshot, variant);
-    if (known) return { blob: known };
-    if (await env.sn.get(slot.snapshot)) {
-      const src = await env.sn.diffRoot(slot.snapshot);
-      let blob: LayerBlob;
-      try {
-        const tar = writeLayer(env.sn.changes(slot.snapshot), src.rootfs, { sourceDateEpoch: env.sourceDateEpoch, format: env.sn.diskFormat });
-        blob = await ingestLayer(env, tar, want, f.compressionLevel);
-      } finally {
-        await src.release();
-      }
-      await env.layerBlobs.put(slot.snapshot, blob, variant);
-      return { blob };
-    }
+    const blob = await env.layerBlobs.getOrMake(slot.snapshot, variant, () => layerFromSnapshot(env, slot.snapshot!, want, f.compressionLevel));
+    if (blob) return { blob };
   }
   // A layer that has a blob (a base image's, a remote cache's, or one whose snapshot
   // was pruned): used as it is unless force-compression asks for another compression.
@@ -93,6 +81,26 @@ async function layerFor(env: ExportEnv, f: ImageFormat, slot: LayerSlot, i: numb
     return (await env.content.has(slot.blob.digest)) ? { blob: slot.blob } : { blob: slot.blob, source: slot.source };
   }
   throw new ContentError(`layer ${i} has neither a stored blob nor a snapshot`, { hint: 'the build cache is damaged; run `img prune` and build again' });
+}
+
+// The diff of a committed snapshot as a blob; undefined when the snapshot is gone.
+async function layerFromSnapshot(env: ExportEnv, snapshot: string, c: Compression, level: number | undefined): Promise<LayerBlob | undefined> {
+  if (!(await env.sn.get(snapshot))) return undefined;
+  const src = await env.sn.diffRoot(snapshot);
+  try {
+    const tar = writeLayer(env.sn.changes(snapshot), src.rootfs, { sourceDateEpoch: env.sourceDateEpoch, format: env.sn.diskFormat });
+    return await ingestLayer(env, tar, c, level);
+  } finally {
+    await src.release();
+  }
+}
+
+// A build layer's blob made now, while later steps still run: a committed snapshot's
+// diff never changes, so the export at the end finds it made (the layer memo) instead
+// of diffing, hashing and storing every layer after the last step. Slots without a
+// snapshot (a base image's layers) have their blob already.
+export async function prepareLayer(env: ExportEnv, format: ImageFormat, slot: LayerSlot): Promise<void> {
+  if (slot.snapshot) await env.layerBlobs.getOrMake(slot.snapshot, memoVariant(format), () => layerFromSnapshot(env, slot.snapshot!, format.compression ?? 'gzip', format.compressionLevel));
 }
 
 async function ingestLayer(env: ExportEnv, tar: NodeJS.ReadableStream, c: Compression, level: number | undefined): Promise<LayerBlob> {

@@ -2,7 +2,7 @@
 // each takes the build's results (result.ts: one BuildResult per platform) and the stores (ExportEnv).
 export type { BuildResult, BuildResults, ExportEnv, ExportProgress, ImageFormat, LayerSlot, PlatformResult } from './result';
 export { LayerBlobMemo } from './layer-memo';
-export { buildImage, exportImage, exportLayers, fetchLayers, imageOf, imageTargetOf, nameImage, alignHistory, layerMediaType, EMPTY_LAYER_DIFF_ID, type BuiltImage, type BuiltTarget, type ImageExportOptions } from './image';
+export { buildImage, exportImage, exportLayers, fetchLayers, prepareLayer, imageOf, imageTargetOf, nameImage, alignHistory, layerMediaType, EMPTY_LAYER_DIFF_ID, type BuiltImage, type BuiltTarget, type ImageExportOptions } from './image';
 export { exportArchive } from './archive';
 export { exportLocal } from './local';
 export { writeRootfsTar } from './rootfs-tar';

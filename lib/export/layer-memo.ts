@@ -18,6 +18,9 @@ import { readJsonRecord, writeJsonAtomic } from '../util/fsutil';
 
 export class LayerBlobMemo {
   private readonly dir: string;
+  // Layers being made in this process, so an early start (a build layer exported while
+  // later steps run) and the exporter's own call make it once.
+  private readonly making = new Map<string, Promise<LayerBlob | undefined>>();
 
   constructor(
     private readonly stateDir: string,
@@ -37,6 +40,26 @@ export class LayerBlobMemo {
     const { uncompressedSize: _u, ...stored } = blob;
     await registerCacheRoot(this.stateDir, `layer-${memoHex(snapshot, variant)}`, [blob.digest]);
     await writeJsonAtomic(this.layerFile(snapshot, variant), { snapshot, blob: stored, created: new Date().toISOString() });
+  }
+
+  // The remembered blob, else the one `make` makes (remembered then); undefined when
+  // `make` has nothing to make from (the snapshot is gone).
+  getOrMake(snapshot: string, variant: string, make: () => Promise<LayerBlob | undefined>): Promise<LayerBlob | undefined> {
+    const k = memoHex(snapshot, variant);
+    let p = this.making.get(k);
+    if (!p) {
+      p = (async () => {
+        const known = await this.get(snapshot, variant);
+        if (known) return known;
+        const made = await make();
+        if (made) await this.put(snapshot, made, variant);
+        return made;
+      })();
+      this.making.set(k, p);
+      const done = () => this.making.delete(k);
+      p.then(done, done);
+    }
+    return p;
   }
 
   private layerFile(snapshot: string, variant: string): string {
