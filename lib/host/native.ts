@@ -51,8 +51,15 @@ export interface NativeAddon {
   cloneUserns(opts: { argv: string[]; env: string[]; cwd: string; pidns?: boolean }): { pid: number; syncFd: number };
   releaseChild(syncFd: number, ok: boolean): void;
   // Waits (off the JS thread) for a child; resolves to its exit code, or 128+signal.
-  // Only for cloneUserns children: libuv reaps the ones child_process spawned.
+  // Only for cloneUserns and spawn children: libuv reaps the ones child_process spawned.
   waitpid(pid: number): Promise<number>;
+
+  // Starts `path` with posix_spawn (no copy of this process's page tables, unlike
+  // fork): stdin/stdout/stderr from `fds` (-1: /dev/null), signals at their defaults.
+  // Returns the pid; waitpid() reaps it. Absent from addons built before it existed.
+  spawn?(path: string, argv: string[], env: string[], fds: [number, number, number]): number;
+  // A pipe: [read end, write end], both close-on-exec.
+  pipe?(): [number, number];
 
   // Replaces this process with `path` (stdio kept, signal mask and SIGPIPE reset).
   // Returns only by throwing. Absent from addons built before it existed.
