@@ -236,22 +236,32 @@ class ScanList {
     return this.writing;
   }
 
-  async *read(): AsyncGenerator<ContextFile> {
-    const end = this.size;
-    const buf = Buffer.allocUnsafe(LIST_CHUNK);
-    let pos = 0;
-    let rest = '';
-    while (pos < end) {
-      const n = await new Promise<number>((resolve, reject) => fs.read(this.fd, buf, 0, Math.min(LIST_CHUNK, end - pos), pos, (err, n) => (err ? reject(err) : resolve(n))));
-      if (n === 0) break;
-      pos += n;
-      // Cut at the last newline: a character is never split (0x0a is never part of one).
-      const last = buf.lastIndexOf(0x0a, n - 1);
-      const text = rest + buf.toString('utf8', 0, last + 1);
-      rest = buf.toString('utf8', last + 1, n);
-      for (const line of text.split('\n')) if (line) yield parseLine(line);
+  read(): AsyncGenerator<ContextFile> {
+    return readEntries(this.fd, 0, this.size);
+  }
+
+  /** Copies the list after `header` into `file` (temp + rename: readers see the old or the new one). */
+  async saveAs(file: string, header: string): Promise<void> {
+    await this.flush();
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const out = await fsp.open(tmp, 'wx', 0o644);
+    try {
+      await out.write(`${header}\n`);
+      const buf = Buffer.allocUnsafe(LIST_CHUNK);
+      for (let pos = 0; pos < this.size; ) {
+        const n = await readAt(this.fd, buf, Math.min(LIST_CHUNK, this.size - pos), pos);
+        if (n === 0) break;
+        await out.write(buf, 0, n);
+        pos += n;
+      }
+      await out.close();
+      await fsp.rename(tmp, file);
+    } catch (err) {
+      await out.close().catch(() => {});
+      await fsp.rm(tmp, { force: true });
+      throw err;
     }
-    if (rest) yield parseLine(rest);
   }
 
   async close(): Promise<void> {
@@ -263,6 +273,29 @@ class ScanList {
 
 // A scan nobody closed (a library caller's) gives its descriptor back when it is collected.
 const closeList = new FinalizationRegistry<number>((fd) => fs.close(fd, () => {}));
+
+function readAt(fd: number, buf: Buffer, len: number, pos: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.read(fd, buf, 0, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
+// The entries in the bytes [from, end) of a list file.
+async function* readEntries(fd: number, from: number, end: number): AsyncGenerator<ContextFile> {
+  const buf = Buffer.allocUnsafe(LIST_CHUNK);
+  let pos = from;
+  let rest = Buffer.alloc(0); // a line begun in the previous chunk
+  while (pos < end) {
+    const n = await readAt(fd, buf, Math.min(LIST_CHUNK, end - pos), pos);
+    if (n === 0) break;
+    pos += n;
+    const data = rest.length ? Buffer.concat([rest, buf.subarray(0, n)]) : buf.subarray(0, n);
+    // Cut at the last newline: a character is never split (0x0a is never part of one).
+    const last = data.lastIndexOf(0x0a);
+    rest = Buffer.from(data.subarray(last + 1));
+    if (last < 0) continue;
+    for (const line of data.toString('utf8', 0, last).split('\n')) if (line) yield parseLine(line);
+  }
+  if (rest.length) yield parseLine(rest.toString('utf8'));
+}
 
 function parseLine(line: string): ContextFile {
   const [rel, type, mode, size, mtimeMs, hash, linkTarget] = JSON.parse(line) as [string, ContextFile['type'], number, number, number, string | null, string | null];
@@ -305,11 +338,91 @@ export class ContextScan {
     return out;
   }
 
+  /** Stores the selection in `file` after a one-line JSON `header`, for openSavedScan. */
+  saveAs(file: string, header: unknown): Promise<void> {
+    if (this.closed) throw new Error('context scan used after close()');
+    return this.list.saveAs(file, JSON.stringify(header));
+  }
+
   /** Gives the list's descriptor back; entries() throws afterwards. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.list.close();
+  }
+}
+
+/** A selection stored by ContextScan.saveAs: its header, and its entries read back in order. */
+export interface SavedScan {
+  header: unknown;
+  entries(): AsyncGenerator<ContextFile>;
+  close(): Promise<void>;
+}
+
+// null when the file is missing or not a saved scan (a record of an older img: one JSON
+// document whose first line would be the whole file).
+export async function openSavedScan(file: string): Promise<SavedScan | null> {
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(file, 'r');
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return null;
+    throw err;
+  }
+  try {
+    const { size } = await fh.stat();
+    const first = Buffer.allocUnsafe(Math.min(LIST_CHUNK, size));
+    const { bytesRead } = await fh.read(first, 0, first.length, 0);
+    const nl = first.subarray(0, bytesRead).indexOf(0x0a);
+    const header = nl < 0 ? null : (JSON.parse(first.toString('utf8', 0, nl)) as unknown);
+    if (header === null) {
+      await fh.close();
+      return null;
+    }
+    const fd = fh.fd;
+    return { header, entries: () => readEntries(fd, nl + 1, size), close: () => fh.close() };
+  } catch (err) {
+    await fh.close();
+    if (err instanceof SyntaxError) return null;
+    throw err;
+  }
+}
+
+// ---- walk order
+
+/** The order of a walk (names sorted within a directory, a directory before its entries) on '/'-separated paths. */
+export function compareWalkOrder(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const ca = a.charCodeAt(i);
+    const cb = b.charCodeAt(i);
+    if (ca === cb) continue;
+    if (ca === 0x2f) return -1; // a's name ended first: a prefix sorts first
+    if (cb === 0x2f) return 1;
+    return ca - cb;
+  }
+  return a.length - b.length;
+}
+
+/** Two selections in walk order, paired by path: [before, now], either missing. */
+export async function* pairByPath(before: AsyncIterable<ContextFile>, now: AsyncIterable<ContextFile>): AsyncGenerator<[ContextFile | undefined, ContextFile | undefined]> {
+  const bi = before[Symbol.asyncIterator]();
+  const ni = now[Symbol.asyncIterator]();
+  let b = await bi.next();
+  let n = await ni.next();
+  while (!b.done || !n.done) {
+    const c = b.done ? 1 : n.done ? -1 : compareWalkOrder(b.value.rel, n.value.rel);
+    if (c < 0) {
+      yield [b.value as ContextFile, undefined];
+      b = await bi.next();
+    } else if (c > 0) {
+      yield [undefined, n.value as ContextFile];
+      n = await ni.next();
+    } else {
+      yield [b.value as ContextFile, n.value as ContextFile];
+      b = await bi.next();
+      n = await ni.next();
+    }
   }
 }
 

@@ -3,7 +3,7 @@
 // the stat-keyed checksum cache and copies them into a snapshot.
 // Its cache key is the checksum of the selected files; the scan is kept in
 // OpEnv.contextScans for run() and for the file op's per-COPY key.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { LocalSourceVertex } from '../../graph/types';
@@ -12,7 +12,7 @@ import { withMounted } from '../../snapshot/index';
 import { NotFoundError, UsageError } from '../../util/errors';
 import { hasWildcards } from '../../util/glob';
 import { debug } from '../../util/log';
-import { ChecksumCache, includeMatcher, scanContext, SELECT_ALL, type ContextFile, type ContextScan } from '../checksum';
+import { ChecksumCache, includeMatcher, openSavedScan, pairByPath, scanContext, SELECT_ALL, type ContextFile, type ContextScan, type SavedScan } from '../checksum';
 import type { Executor, KeyContext } from '../types';
 import type { OpEnv } from './shared';
 
@@ -66,7 +66,6 @@ export function localOp(env: OpEnv): Executor<LocalSourceVertex> {
     async run(v, ctx) {
       const scan = env.contextScans.get(v.id);
       if (!scan) throw new Error(`local source ${v.name} was not scanned`);
-      const files = await scan.toArray();
       const src = localDir(o.localDirs, v);
       const cache = await checksumCache(src);
       const copyFile = copier();
@@ -75,11 +74,13 @@ export function localOp(env: OpEnv): Executor<LocalSourceVertex> {
       // A snapshot under this key already (another process's): ours is dropped at commit,
       // and the record below must not describe it.
       const existed = key !== undefined && (await env.sn.get(key)) !== null;
-      const prior = ctx.noCache ? null : await priorSnapshot(env, cache.root, files);
-      const make = async (base: SnapshotRecord | null): Promise<string> => {
+      const prior = ctx.noCache ? null : await priorSnapshot(env, cache.root, scan);
+      const make = async (base: PriorSnapshot | null): Promise<string> => {
         const active = await env.sn.prepare(base?.snapshot ?? null, description);
         try {
-          await withMounted(env.sn, active, (root) => (base ? applyDelta(src, root, base.files, files, copyFile, ctx.signal) : fillAll(src, root, files, copyFile, ctx.signal)));
+          await withMounted(env.sn, active, (root) =>
+            base ? applyDelta(src, root, base.saved.entries(), scan.entries(), copyFile, ctx.signal) : fillAll(src, root, scan.entries(), copyFile, ctx.signal),
+          );
           return await env.sn.commit(active, description, key);
         } catch (err) {
           await env.sn.remove(active).catch((e) => debug(`removing ${active}: ${(e as Error).message}`));
@@ -97,8 +98,10 @@ export function localOp(env: OpEnv): Executor<LocalSourceVertex> {
         if (!prior || ctx.signal.aborted) throw err;
         debug(`local ${v.source}: applying the change on ${prior.snapshot} failed (${(err as Error).message}); copying all`);
         snapshot = await make(null);
+      } finally {
+        await prior?.saved.close();
       }
-      if (!existed) await recordSnapshot(env, cache.root, { snapshot, depth, files });
+      if (!existed) await recordSnapshot(env, cache.root, scan, { version: 2, snapshot, depth });
       return { snapshot, layers: [{ snapshot }] };
     },
   };
@@ -115,45 +118,48 @@ export function localOp(env: OpEnv): Executor<LocalSourceVertex> {
 // adds one overlay lower) and most of the bytes are unchanged.
 const MAX_DEPTH = 8;
 
+// <state>/cache/local-sources/<sha256 of the context's real path>.json: this header on
+// the first line, then the snapshot's entries as the scan lists them (checksum.ts saveAs).
 interface SnapshotRecord {
+  version: 2;
   snapshot: string;
   depth: number; // snapshots below it that are deltas too
-  files: ContextFile[];
+}
+
+interface PriorSnapshot extends SnapshotRecord {
+  saved: SavedScan; // its entries, read in step with the new scan's
 }
 
 function recordFile(stateDir: string, root: string): string {
   return path.join(stateDir, 'cache', 'local-sources', `${createHash('sha256').update(root).digest('hex')}.json`);
 }
 
-async function priorSnapshot(env: OpEnv, root: string, files: ContextFile[]): Promise<SnapshotRecord | null> {
-  let rec: SnapshotRecord;
-  try {
-    rec = JSON.parse(await fsp.readFile(recordFile(env.o.stateDir, root), 'utf8'));
-  } catch {
-    return null; // none yet, or unreadable: copy everything
-  }
-  if (!rec || typeof rec.snapshot !== 'string' || !Array.isArray(rec.files) || !(rec.depth < MAX_DEPTH)) return null;
-  const info = await env.sn.get(rec.snapshot).catch(() => null);
-  if (!info || info.kind !== 'committed') return null;
-  const before = new Map(rec.files.map((f) => [f.rel, f]));
-  let total = 0;
-  let changed = 0;
-  for (const f of files) {
-    if (f.type !== 'file') continue;
-    total += f.size;
-    if (!sameEntry(before.get(f.rel), f)) changed += f.size;
-  }
-  return changed * 2 <= total ? rec : null;
+async function priorSnapshot(env: OpEnv, root: string, scan: ContextScan): Promise<PriorSnapshot | null> {
+  const saved = await openSavedScan(recordFile(env.o.stateDir, root)).catch(() => null); // unreadable: copy everything
+  if (!saved) return null;
+  const rec = saved.header as Partial<SnapshotRecord> | null;
+  const usable = async () => {
+    if (rec?.version !== 2 || typeof rec.snapshot !== 'string' || typeof rec.depth !== 'number' || !(rec.depth < MAX_DEPTH)) return false;
+    const info = await env.sn.get(rec.snapshot).catch(() => null);
+    if (!info || info.kind !== 'committed') return false;
+    let total = 0;
+    let changed = 0;
+    for await (const [old, f] of pairByPath(saved.entries(), scan.entries())) {
+      if (f?.type !== 'file') continue;
+      total += f.size;
+      if (!sameEntry(old, f)) changed += f.size;
+    }
+    return changed * 2 <= total;
+  };
+  if (await usable()) return { version: 2, snapshot: rec!.snapshot!, depth: rec!.depth!, saved };
+  await saved.close();
+  return null;
 }
 
-async function recordSnapshot(env: OpEnv, root: string, rec: SnapshotRecord): Promise<void> {
+async function recordSnapshot(env: OpEnv, root: string, scan: ContextScan, rec: SnapshotRecord): Promise<void> {
   const file = recordFile(env.o.stateDir, root);
   try {
-    await fsp.mkdir(path.dirname(file), { recursive: true });
-    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    const files = rec.files.map(({ rel, type, mode, size, mtimeMs, hash, linkTarget }) => ({ rel, type, mode, size, mtimeMs, hash, linkTarget }));
-    await fsp.writeFile(tmp, JSON.stringify({ ...rec, files }));
-    await fsp.rename(tmp, file);
+    await scan.saveAs(file, rec);
   } catch (err) {
     debug(`recording the local snapshot of ${root}: ${(err as Error).message}`); // the next build copies everything
   }
@@ -184,79 +190,123 @@ function copier(): CopyOne {
   };
 }
 
-async function fillAll(src: string, root: string, files: ContextFile[], copyFile: CopyOne, signal: AbortSignal): Promise<void> {
-  const dirs = files.filter((f) => f.type === 'dir');
-  // Owner-writable while filling; the whole mode (setgid, sticky, group/other
-  // write, which mkdir's mode and the umask would drop) is set at the end.
-  for (const d of dirs) await fsp.mkdir(path.join(root, d.rel), { mode: 0o700, recursive: true });
-  await writeLeaves(src, root, files.filter((f) => f.type !== 'dir'), copyFile, signal);
+// Both read the selection in walk order (a directory before its entries) and hold only
+// the directories whose mode and times come back at the end, never a list of the files.
+async function fillAll(src: string, root: string, files: AsyncIterable<ContextFile>, copyFile: CopyOne, signal: AbortSignal): Promise<void> {
+  const leaves = new LeafWriter(src, root, copyFile, signal);
+  const dirs: ContextFile[] = [];
+  await leaves.around(async () => {
+    for await (const f of files) {
+      if (f.type === 'dir') {
+        // Owner-writable while filling; the whole mode (setgid, sticky, group/other
+        // write, which mkdir's mode and the umask would drop) is set at the end.
+        await fsp.mkdir(path.join(root, f.rel), { mode: 0o700, recursive: true });
+        dirs.push(f);
+      } else await leaves.write(f);
+    }
+  });
   await finishDirs(root, dirs);
 }
 
-// The new selection on a mounted copy of the previous one: what went away or changed kind
-// is removed, new directories made, new and changed files and links written (unlinked
-// first: writing through would copy the old file up), and the directories whose entries
-// or metadata changed get their mode and times back.
-async function applyDelta(src: string, root: string, before: ContextFile[], files: ContextFile[], copyFile: CopyOne, signal: AbortSignal): Promise<void> {
-  const now = new Map(files.map((f) => [f.rel, f]));
-  const prev = new Map(before.map((f) => [f.rel, f]));
+// The new selection on a mounted copy of the previous one, both read in walk order: what
+// went away or changed kind is removed, new directories made, new and changed files and
+// links written (unlinked first: writing through would copy the old file up), and the
+// directories whose entries or metadata changed get their mode and times back.
+async function applyDelta(src: string, root: string, before: AsyncIterable<ContextFile>, files: AsyncIterable<ContextFile>, copyFile: CopyOne, signal: AbortSignal): Promise<void> {
   const parentOf = (rel: string) => path.posix.dirname(rel);
-  const removals: string[] = []; // deepest first
-  for (let i = before.length - 1; i >= 0; i--) {
-    const old = before[i];
-    const f = now.get(old.rel);
-    if (f && (f.type === old.type || (f.type !== 'dir' && old.type !== 'dir'))) continue;
-    removals.push(old.rel);
-  }
-  const makeDirs: ContextFile[] = [];
-  const leaves: ContextFile[] = [];
+  const leaves = new LeafWriter(src, root, copyFile, signal);
   const resetDirs = new Set<string>(); // directories whose mode and times are set again
-  for (const f of files) {
-    const old = prev.get(f.rel);
-    if (sameEntry(old, f)) continue;
-    if (f.type === 'dir') {
-      if (old?.type !== 'dir') makeDirs.push(f);
-      resetDirs.add(f.rel);
-    } else leaves.push(f);
-    resetDirs.add(parentOf(f.rel));
-  }
-  for (const rel of removals) resetDirs.add(parentOf(rel));
-  // Directories written into are owner-writable meanwhile (their mode comes back last).
-  for (const rel of resetDirs) {
-    const old = prev.get(rel);
-    if (old?.type === 'dir' && now.get(rel)?.type === 'dir' && (old.mode & 0o700) !== 0o700) await fsp.chmod(path.join(root, rel), (old.mode & 0o7777) | 0o700);
-  }
-  for (const rel of removals) await fsp.rm(path.join(root, rel), { recursive: true, force: true });
-  for (const d of makeDirs) await fsp.mkdir(path.join(root, d.rel), { mode: 0o700 });
-  for (const f of leaves) if (prev.has(f.rel)) await fsp.rm(path.join(root, f.rel), { force: true });
-  await writeLeaves(src, root, leaves, copyFile, signal);
-  await finishDirs(root, files.filter((f) => f.type === 'dir' && resetDirs.has(f.rel)));
+  const dirs: ContextFile[] = []; // the new selection's directories, for those
+  // The directories above the current entry, as before and now: one written into is
+  // owner-writable meanwhile (its mode comes back last).
+  const above: { rel: string; old?: ContextFile; now?: ContextFile; writable: boolean }[] = [];
+  const touchParent = async (rel: string) => {
+    const parent = parentOf(rel);
+    resetDirs.add(parent);
+    const d = above.at(-1);
+    if (!d || d.rel !== parent || d.writable) return;
+    d.writable = true;
+    if (d.old?.type === 'dir' && d.now?.type === 'dir' && (d.old.mode & 0o700) !== 0o700) await fsp.chmod(path.join(root, parent), (d.old.mode & 0o7777) | 0o700);
+  };
+  let removed: string | null = null; // a directory removed whole: what was under it goes with it
+  await leaves.around(async () => {
+    for await (const [old, f] of pairByPath(before, files)) {
+      const rel = (f ?? old)!.rel;
+      if (removed !== null && rel.startsWith(`${removed}/`) && !f) continue;
+      while (above.length && !rel.startsWith(`${above.at(-1)!.rel}/`)) above.pop();
+      let prev = old;
+      if (old && (!f || (f.type !== old.type && (f.type === 'dir' || old.type === 'dir')))) {
+        await touchParent(rel); // (no write in flight is under it: it is not a directory now)
+        await fsp.rm(path.join(root, rel), { recursive: true, force: true });
+        if (old.type === 'dir') removed = rel;
+        prev = undefined;
+      }
+      if (f?.type === 'dir') dirs.push(f);
+      if (f && !sameEntry(prev, f)) {
+        await touchParent(rel);
+        if (f.type === 'dir') {
+          if (prev?.type !== 'dir') await fsp.mkdir(path.join(root, rel), { mode: 0o700 });
+          resetDirs.add(rel);
+        } else {
+          if (prev) await fsp.rm(path.join(root, rel), { force: true });
+          await leaves.write(f);
+        }
+      }
+      if (f?.type === 'dir') above.push({ rel, old: prev, now: f, writable: false });
+    }
+  });
+  await finishDirs(root, dirs.filter((d) => resetDirs.has(d.rel)));
 }
 
-// Files and links, 16 at a time (copies are bound by syscall latency).
-async function writeLeaves(src: string, root: string, leaves: ContextFile[], copyFile: CopyOne, signal: AbortSignal): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < leaves.length) {
-      signal.throwIfAborted();
-      const f = leaves[next++];
-      const dst = path.join(root, f.rel);
-      const t = new Date(f.mtimeMs);
-      if (f.type === 'symlink') {
-        await fsp.symlink(f.linkTarget!, dst);
-        await fsp.lutimes(dst, t, t); // links keep their times too, as in BuildKit's context transfer
-        continue;
-      }
-      await copyFile(path.join(src, f.rel), dst, f.mode & 0o7777);
-      await fsp.utimes(dst, t, t);
+// Files and links, 16 at a time (copies are bound by syscall latency), in the order given.
+class LeafWriter {
+  private readonly running = new Set<Promise<void>>();
+  private failed: { err: unknown } | null = null;
+
+  constructor(
+    private readonly src: string,
+    private readonly root: string,
+    private readonly copyFile: CopyOne,
+    private readonly signal: AbortSignal,
+  ) {}
+
+  async write(f: ContextFile): Promise<void> {
+    this.signal.throwIfAborted();
+    while (this.running.size >= 16) await Promise.race(this.running);
+    if (this.failed) throw this.failed.err;
+    const p: Promise<void> = this.one(f)
+      .catch((err) => void (this.failed ??= { err }))
+      .finally(() => this.running.delete(p));
+    this.running.add(p);
+  }
+
+  /** Runs `fill` (which calls write), then waits for every write; the first failure is thrown, after the writes in flight end. */
+  async around(fill: () => Promise<void>): Promise<void> {
+    try {
+      await fill();
+    } finally {
+      await Promise.all(this.running);
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(16, leaves.length) }, worker));
+    if (this.failed) throw this.failed.err;
+  }
+
+  private async one(f: ContextFile): Promise<void> {
+    const dst = path.join(this.root, f.rel);
+    const t = new Date(f.mtimeMs);
+    if (f.type === 'symlink') {
+      await fsp.symlink(f.linkTarget!, dst);
+      await fsp.lutimes(dst, t, t); // links keep their times too, as in BuildKit's context transfer
+      return;
+    }
+    await this.copyFile(path.join(this.src, f.rel), dst, f.mode & 0o7777);
+    await fsp.utimes(dst, t, t);
+  }
 }
 
 // Directory modes and times last, deepest first: creating entries changed the times.
 async function finishDirs(root: string, sortedDirs: ContextFile[]): Promise<void> {
-  for (const d of [...sortedDirs].reverse()) {
+  for (let i = sortedDirs.length - 1; i >= 0; i--) {
+    const d = sortedDirs[i];
     const dst = path.join(root, d.rel);
     await fsp.chmod(dst, d.mode & 0o7777);
     const t = new Date(d.mtimeMs);
