@@ -24,7 +24,7 @@ import { debug, warn } from '../util/log';
 import { RegistryClient, type RetryEvent } from './client';
 import { recordSources } from './sources';
 import { backoffMs, failureReason, isRetryableError, MAX_ATTEMPTS, sleep, stallHint, stallOf } from './transport';
-import { checkDiffIds, describeLayer, isLayerMediaType, LayerVerifier, undecompressable, type LayerOrigin } from './verify';
+import { checkDiffIds, describeLayer, isLayerMediaType, LayerVerifier, undecompressable, type LayerCheck, type LayerOrigin } from './verify';
 
 export const DEFAULT_PULL_CONCURRENCY = 4;
 
@@ -48,6 +48,9 @@ export interface PullOptions {
   // Resolve only: store the manifest and config, leave the layers (and the name)
   // for pullLayers, so a build that never unpacks the image never downloads them.
   skipLayers?: boolean;
+  // The check a layer's bytes go through instead of the pull's own (LayerVerifier),
+  // when this returns one: an unpack that applies the layer while it downloads.
+  layerCheck?: (layer: Descriptor) => LayerCheck | undefined;
 }
 
 export interface PullResult {
@@ -336,7 +339,7 @@ async function fetchBlobs(
     while (next < pending.length && !failed) {
       const desc = pending[next++];
       try {
-        const diffId = await fetchBlob(client, repo, store, desc, emit, originOf(desc));
+        const diffId = await fetchBlob(client, repo, store, desc, emit, originOf(desc), opts.layerCheck);
         if (diffId) fetched.diffIds.set(desc.digest, diffId);
         fetched.downloaded += desc.size;
       } catch (err) {
@@ -378,17 +381,19 @@ async function fetchBlob(
   desc: Descriptor,
   emit: (ev: PullEvent) => void,
   origin?: LayerOrigin,
+  layerCheck?: (layer: Descriptor) => LayerCheck | undefined,
 ): Promise<Digest | undefined> {
   const expected = { digest: desc.digest, size: desc.size };
   const source = `${client.host.name}/${repo}`;
   const layer = isLayerMediaType(desc.mediaType);
+  const newCheck = (): LayerCheck | null => (layer ? (layerCheck?.(desc) ?? new LayerVerifier()) : null);
   let ingest = store.ingest(expected);
-  let verifier = layer ? new LayerVerifier() : null;
+  let verifier = newCheck();
   const restart = async (): Promise<void> => {
     await ingest.abort();
     verifier?.destroy();
     ingest = store.ingest(expected);
-    verifier = layer ? new LayerVerifier() : null;
+    verifier = newCheck();
     received = 0;
   };
   let received = 0; // bytes handed to the ingest
@@ -430,6 +435,7 @@ async function fetchBlob(
         try {
           diffId = await verifier.result();
         } catch (err) {
+          if (isLocalFsError(err)) throw err; // an unpacking check's disk
           throw (damaged = undecompressable(describeLayer(desc, origin, source), err));
         }
       });

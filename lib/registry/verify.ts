@@ -26,10 +26,19 @@ export function isLayerMediaType(mt: string): boolean {
   return /\.layer\.|rootfs\.diff/.test(mt);
 }
 
+// What a layer's bytes go through beside the ingest: it decompresses them and hashes
+// the result. Its input never errors; result() resolves to the diff_id, or rejects with
+// why the layer could not be taken: a ContentError for bytes that do not decompress, a
+// HostError or errno for the local disk. LayerVerifier is the pull's own; an unpack
+// applying the layer as it downloads is another (snapshot/unpack.ts).
+export interface LayerCheck extends Writable {
+  result(): Promise<Digest>;
+}
+
 // A sink beside the ingest: decompresses what it is given and hashes the result. Its
 // input never errors (a corrupt transfer is the digest's to judge and is retried);
 // result() tells whether the whole stream decompressed, and to what.
-export class LayerVerifier extends Writable {
+export class LayerVerifier extends Writable implements LayerCheck {
   private readonly inflate = new AutoDecompress();
   private readonly hash = createHash('sha256');
   private failure: Error | null = null;

@@ -7,7 +7,7 @@ import { unpackLayers, type UnpackOptions, type UnpackProgress } from './unpack'
 
 export type { SnapshotBackend, SnapshotInfo, Snapshotter, Mounted, Change } from './types';
 export type { UnpackProgress, UnpackOptions } from './unpack';
-export { chainIds } from './unpack';
+export { AppliedWhilePulling, chainIds } from './unpack';
 
 // `auto` tries overlayfs, then fuse-overlayfs, then native by actually mounting
 // in this namespace; the verdict is cached in <state>/snapshots/auto.json per

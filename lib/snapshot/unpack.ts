@@ -3,6 +3,7 @@
 // ChainID(L0..n) = sha256(ChainID(L0..n-1) + " " + DiffID(Ln))). A chain
 // prefix that is already unpacked (by this image or any other) is reused.
 import { createHash } from 'node:crypto';
+import { PassThrough, type Readable, Writable } from 'node:stream';
 import { applyLayer } from '../archive/apply';
 import { dropUnneededWhiteouts } from '../archive/overlay-format';
 import { ContentStore } from '../content/store';
@@ -29,6 +30,148 @@ export interface UnpackProgress {
 export interface UnpackOptions {
   // Shown in du/prune: "pulled from <ref>" (e.g. docker.io/library/busybox:latest@sha256:…).
   ref?: string;
+  // Layers already applied while they downloaded (applyWhilePulling): committed here.
+  applied?: AppliedWhilePulling;
+}
+
+// Unpacking while pulling. The pull decompresses and hashes every layer as it downloads
+// (its check that a stored layer decompresses to its diff_id); for the bottom layer
+// still to unpack (its lower layers are known) this check is the unpack itself: the
+// download's bytes go straight into a new snapshot, which unpackLayers then commits, so
+// that layer is not read back, decompressed and hashed a second time after the pull.
+// The other layers unpack after the pull as before (their lowers are not there yet).
+export class AppliedWhilePulling {
+  private readonly layers = new Map<number, ApplyingCheck>();
+
+  private constructor(
+    private readonly sn: BaseSnapshotter,
+    private readonly manifest: Manifest,
+    private readonly index: number, // the layer applied while pulling, -1: none
+    private readonly chainId: string,
+    private readonly parent: string | null,
+    private readonly onProgress?: (ev: UnpackProgress) => void,
+  ) {}
+
+  // The first layer not unpacked yet and the committed snapshot below it.
+  static async plan(stateDir: string, snapshotter: Snapshotter, manifest: Manifest, config: ImageConfig, onProgress?: (ev: UnpackProgress) => void): Promise<AppliedWhilePulling> {
+    const sn = snapshotter as BaseSnapshotter;
+    const chains = chainIds(config.rootfs?.diff_ids ?? []);
+    let parent: string | null = null;
+    let first = 0;
+    for (; first < Math.min(chains.length, manifest.layers.length); first++) {
+      const found = await sn.get(chains[first]);
+      if (!found || found.kind !== 'committed') break;
+      await acquireLease(stateDir, sn.backend, found.id);
+      parent = found.id;
+    }
+    const index = first < manifest.layers.length && chains.length === manifest.layers.length ? first : -1;
+    return new AppliedWhilePulling(sn, manifest, index, index < 0 ? '' : chains[index], parent, onProgress);
+  }
+
+  // For the pull (PullOptions.layerCheck): a check that applies this layer, or undefined.
+  checkFor = (desc: { digest: string }): ApplyingCheck | undefined => {
+    if (this.index < 0 || desc.digest !== this.manifest.layers[this.index].digest) return undefined;
+    const i = this.index;
+    // A retried download starts over in a new snapshot; the abandoned one is removed.
+    void this.layers.get(i)?.discard();
+    const check = new ApplyingCheck(async (input, self) => {
+      this.onProgress?.({ layer: i, total: this.manifest.layers.length, digest: desc.digest, chainId: this.chainId, status: 'extracting' });
+      const active = await this.sn.prepare(this.parent, `extracting ${desc.digest}`);
+      self.active = active;
+      const lowers = this.sn.diskFormat.kind === 'overlay' ? await this.sn.parentDirs(active) : undefined;
+      const target = await this.sn.diffRoot(active);
+      try {
+        return await applyLayer(input, { root: target.rootfs, format: this.sn.diskFormat, lowers, sameOwner: true, onDebug: debug });
+      } finally {
+        await target.release();
+      }
+    }, this.sn);
+    this.layers.set(i, check);
+    return check;
+  };
+
+  // The snapshot layer i went into, with what its apply found, once: it is the caller's then.
+  take(i: number, parent: string | null): { active: string; diffId: Digest; size: number; skippedDevices: number } | undefined {
+    const check = this.layers.get(i);
+    if (!check?.applied || !check.active || parent !== this.parent) return undefined;
+    this.layers.delete(i);
+    return { active: check.active, ...check.applied };
+  }
+
+  // Removes what was applied and not taken (a failed pull, a layer another process unpacked first).
+  async discard(): Promise<void> {
+    for (const c of this.layers.values()) await c.discard();
+    this.layers.clear();
+  }
+}
+
+// A pull's layer check that applies the layer into a new snapshot (see AppliedWhilePulling).
+// As the pull's own check, its input never errors: a failure is kept for result().
+class ApplyingCheck extends Writable {
+  active: string | null = null;
+  applied: { diffId: Digest; size: number; skippedDevices: number } | null = null;
+  private readonly input = new PassThrough({ highWaterMark: 1 << 20 });
+  private failure: Error | null = null;
+  private waiting: (() => void) | null = null;
+  private readonly done: Promise<void>;
+
+  constructor(
+    apply: (input: Readable, self: ApplyingCheck) => Promise<{ diffId: Digest; size: number; skippedDevices: number }>,
+    private readonly sn: BaseSnapshotter,
+  ) {
+    super({ highWaterMark: 1 << 20, autoDestroy: false });
+    this.input.on('error', () => undefined); // the apply's pipeline reports it
+    this.done = apply(this.input, this).then(
+      (r) => {
+        this.applied = { diffId: r.diffId, size: r.size, skippedDevices: r.skippedDevices };
+      },
+      (err: Error) => {
+        this.failure ??= err;
+        this.release();
+      },
+    );
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.failure || this.input.destroyed || this.input.write(chunk)) return cb();
+    this.waiting = cb;
+    this.input.once('drain', () => this.release());
+  }
+
+  private release(): void {
+    const cb = this.waiting;
+    this.waiting = null;
+    cb?.();
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    if (!this.failure) this.input.end();
+    cb();
+  }
+
+  async result(): Promise<Digest> {
+    if (!this.writableEnded) this.end();
+    await this.done;
+    if (this.failure) throw this.failure;
+    return this.applied!.diffId;
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.failure ??= new Error('the download was abandoned');
+    this.input.destroy();
+    this.release();
+    cb(err);
+  }
+
+  // Stops the apply and removes its snapshot.
+  async discard(): Promise<void> {
+    if (!this.destroyed) this.destroy();
+    await this.done;
+    this.applied = null;
+    const active = this.active;
+    this.active = null;
+    if (active) await this.sn.remove(active).catch((err) => debug(`removing ${active}: ${(err as Error).message}`));
+  }
 }
 
 export function chainIds(diffIds: Digest[]): Digest[] {
@@ -112,7 +255,10 @@ export async function unpackLayers(
     parent = found.id;
     onProgress?.({ ...ev(first), status: 'reused' });
   }
-  if (first === total) return parent!;
+  if (first === total) {
+    await opts.applied?.discard();
+    return parent!;
+  }
 
   // Lock the missing keys in chain order (every unpacker locks in that order,
   // so two of them never wait on each other in a cycle), then re-check: the
@@ -127,6 +273,21 @@ export async function unpackLayers(
       if (!found || found.kind !== 'committed') missing.push(i);
     }
     const sizes = new Map<number, number>();
+    // The layer applied while it downloaded (AppliedWhilePulling) counts as extracted.
+    const placed = new Set<number>();
+    const early = missing[0] === first ? opts.applied?.take(first, parent) : undefined;
+    if (early) {
+      actives.set(first, early.active);
+      if (early.diffId !== diffIds[first]) {
+        throw new ContentError(`layer ${manifest.layers[first].digest} unpacks to ${early.diffId}, but the image config says ${diffIds[first]}`, {
+          hint: 'the stored blob or the config is corrupt; remove the image (img rm) and pull it again',
+        });
+      }
+      if (early.skippedDevices) warn(`layer ${manifest.layers[first].digest}: left out ${early.skippedDevices} device node(s): an unprivileged user cannot create them`);
+      sizes.set(first, early.size);
+      placed.add(first);
+      missing.shift();
+    }
     if (sn.independentLayers) {
       // Overlay backends: every layer goes into its own dir, so extract them
       // concurrently (decompression and file writes overlap), then commit in order.
@@ -171,7 +332,9 @@ export async function unpackLayers(
         continue;
       }
       let active = actives.get(i);
-      if (active) {
+      if (active && placed.has(i)) {
+        // made on its parent already
+      } else if (active) {
         await sn.reparent(active, parent);
         const whiteouts = blindWhiteouts.get(i);
         if (whiteouts) {
@@ -195,6 +358,7 @@ export async function unpackLayers(
   } finally {
     for (const a of actives.values()) await sn.remove(a).catch(() => undefined);
     for (const l of locks.reverse()) await l.release();
+    await opts.applied?.discard();
   }
   return parent!;
 }

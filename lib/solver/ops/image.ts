@@ -10,7 +10,7 @@ import { formatReference, parseReference } from '../../images/reference';
 import { isIndexMediaType, MediaType, type Descriptor, type Digest, type ImageConfig, type Index, type Manifest, type Platform } from '../../images/types';
 import { layerMediaType } from '../../export/index';
 import { pullImage, pullLayers, type PullEvent, type PullResult } from '../../registry/pull';
-import { unpackImage } from '../../snapshot/index';
+import { AppliedWhilePulling, unpackImage, type UnpackProgress } from '../../snapshot/index';
 import { NotFoundError } from '../../util/errors';
 import type { Executor, KeyContext, LayerSlot, VertexLogger } from '../types';
 import type { OpEnv } from './shared';
@@ -140,32 +140,35 @@ export function imageOp(env: OpEnv): ImageOp {
 
     async run(v, ctx) {
       const info = await image(v, ctx);
-      if (info.pending) {
-        info.layersFetched ??= pullLayers(info.pending, { stateDir: o.stateDir, insecure: o.insecureRegistry, onEvent: pullProgress(ctx.progress) });
-        await info.layersFetched;
-      }
       const what = `unpacking ${info.ref}@${info.manifestDigest}`;
-      ctx.progress.status('unpack', { name: what });
-      let snapshot: string | null = null;
-      if (info.manifest.layers.length > 0) {
-        snapshot = await unpackImage(
-          o.stateDir,
-          env.sn,
-          info.manifest,
-          info.config,
-          (ev) => {
-            if (ev.status === 'extracting') ctx.progress.status(`x-${ev.digest}`, { name: `extracting ${ev.digest}` });
-            else if (ev.status === 'done') ctx.progress.status(`x-${ev.digest}`, { name: `extracting ${ev.digest}`, current: ev.bytes, done: true });
-          },
-          { ref: `${info.ref}@${info.manifestDigest}` },
-        );
+      const onUnpack = (ev: UnpackProgress) => {
+        if (ev.status === 'extracting') ctx.progress.status(`x-${ev.digest}`, { name: `extracting ${ev.digest}` });
+        else if (ev.status === 'done') ctx.progress.status(`x-${ev.digest}`, { name: `extracting ${ev.digest}`, current: ev.bytes, done: true });
+      };
+      // The bottom layer still to unpack goes into its snapshot while it downloads.
+      let applied: AppliedWhilePulling | undefined;
+      if (info.pending && !info.layersFetched && info.manifest.layers.length > 0) {
+        applied = await AppliedWhilePulling.plan(o.stateDir, env.sn, info.manifest, info.config, onUnpack);
       }
-      ctx.progress.status('unpack', { name: what, done: true });
-      const diffIds = info.config.rootfs?.diff_ids ?? [];
-      const layers: LayerSlot[] = info.manifest.layers.map((d, i) => ({
-        blob: { digest: d.digest, diffId: diffIds[i], mediaType: layerMediaType(d.mediaType, true), size: d.size },
-      }));
-      return { snapshot, layers, meta: { manifest: info.manifestDigest, config: info.manifest.config.digest } };
+      try {
+        if (info.pending) {
+          info.layersFetched ??= pullLayers(info.pending, { stateDir: o.stateDir, insecure: o.insecureRegistry, onEvent: pullProgress(ctx.progress), layerCheck: applied?.checkFor });
+          await info.layersFetched;
+        }
+        ctx.progress.status('unpack', { name: what });
+        let snapshot: string | null = null;
+        if (info.manifest.layers.length > 0) {
+          snapshot = await unpackImage(o.stateDir, env.sn, info.manifest, info.config, onUnpack, { ref: `${info.ref}@${info.manifestDigest}`, applied });
+        }
+        ctx.progress.status('unpack', { name: what, done: true });
+        const diffIds = info.config.rootfs?.diff_ids ?? [];
+        const layers: LayerSlot[] = info.manifest.layers.map((d, i) => ({
+          blob: { digest: d.digest, diffId: diffIds[i], mediaType: layerMediaType(d.mediaType, true), size: d.size },
+        }));
+        return { snapshot, layers, meta: { manifest: info.manifestDigest, config: info.manifest.config.digest } };
+      } finally {
+        await applied?.discard(); // what the unpack did not take (a failed pull)
+      }
     },
 
     async resolveImageConfig(ref, platform, progress = quiet) {
