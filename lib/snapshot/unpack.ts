@@ -72,6 +72,7 @@ export class AppliedWhilePulling {
   checkFor = (desc: { digest: string }): ApplyingCheck | undefined => {
     if (this.index < 0 || desc.digest !== this.manifest.layers[this.index].digest) return undefined;
     const i = this.index;
+    debug(`layer ${desc.digest}: unpacking while it downloads`);
     // A retried download starts over in a new snapshot; the abandoned one is removed.
     void this.layers.get(i)?.discard();
     const check = new ApplyingCheck(async (input, self) => {
