@@ -1,7 +1,7 @@
 // The persistent build cache: cache key → result record, shared by every img
 // process on a state dir and surviving crashes.
 //
-// FILE LAYOUT (under <state>/cache/; `img prune` removes records/, layers/ and roots/):
+// FILE LAYOUT (under <state>/cache/; `img prune` removes records/, layers/, roots/, checksums/, local-sources/):
 //   records/<key hex>.json   {version, key, name, kind, snapshot, layers: [{snapshot?, blob?}], meta?, created}
 //                            written atomically (temp + fsync + rename) after the
 //                            vertex's snapshot is committed (under the key).
@@ -9,7 +9,7 @@
 //                            blobs a record names; written before the record itself,
 //                            under the store's shared lock, removed with it.
 //   layers/, roots/layer-*   the exporter's snapshot → layer blob memo (export/layer-memo.ts)
-//   checksums/<hex>.json     stat-keyed checksum cache of local contexts (checksum.ts)
+//   checksums/<hex>/         stat-keyed checksum cache of a local context, a record per directory (checksum.ts)
 //   mounts/<id hex>/         RUN --mount=type=cache directories
 // Per-key locks: <state>/locks/cache/<key hex>.lock (flock, exclusive while a
 // process computes that key; others wait, then find the record).

@@ -23,7 +23,7 @@ import { withStoreLock } from './lock';
 
 export interface UsageRow {
   id: string;
-  type: 'snapshot' | 'blob' | 'ingest';
+  type: 'snapshot' | 'blob' | 'ingest' | 'cache';
   backend?: SnapshotBackend;
   inUse: boolean;
   reclaimable: boolean;
@@ -130,10 +130,41 @@ function ingestRow(e: IngestEntry): UsageRow {
   };
 }
 
+// What build contexts leave under cache/: the stat caches of their checksums
+// (solver/checksum.ts: a directory of records per context, or a version 1 file) and
+// the file list of their last transfer (solver/ops/local.ts). Rebuilt when missing.
+const CONTEXT_CACHES = [
+  { sub: 'checksums', description: 'stat cache of a build context (checksums)' },
+  { sub: 'local-sources', description: 'file list of a build context transfer' },
+];
+
+async function contextCacheRows(stateDir: string): Promise<UsageRow[]> {
+  const rows: UsageRow[] = [];
+  for (const { sub, description } of CONTEXT_CACHES) {
+    const dir = path.join(stateDir, 'cache', sub);
+    for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+      const p = path.join(dir, name);
+      const st = await fsp.lstat(p).catch(() => null);
+      if (!st) continue;
+      let size = st.size;
+      if (st.isDirectory()) {
+        for (const f of await fsp.readdir(p).catch(() => [] as string[])) size += (await fsp.lstat(path.join(p, f)).catch(() => null))?.size ?? 0;
+      }
+      rows.push({ id: `${sub}/${name.replace(/\.json$/, '').slice(0, 12)}`, type: 'cache', inUse: false, reclaimable: true, size, description });
+    }
+  }
+  return rows;
+}
+
 export async function diskUsage(stateDir: string): Promise<UsageRow[]> {
   const referenced = await referencedChainIds(stateDir);
-  const [{ rows }, blobs, ingest] = await Promise.all([snapshotRows(stateDir, referenced), blobRows(stateDir), ingestEntries(new ContentStore(stateDir).ingestDir)]);
-  return [...rows, ...blobs, ...ingest.map(ingestRow)];
+  const [{ rows }, blobs, ingest, caches] = await Promise.all([
+    snapshotRows(stateDir, referenced),
+    blobRows(stateDir),
+    ingestEntries(new ContentStore(stateDir).ingestDir),
+    contextCacheRows(stateDir),
+  ]);
+  return [...rows, ...blobs, ...ingest.map(ingestRow), ...caches];
 }
 
 // --filter for du: id=, description=, reclaimable=, type=. Same key ORs, keys AND.
@@ -203,9 +234,11 @@ export async function prune(stateDir: string): Promise<{ removed: UsageRow[]; sk
   for (const sn of sns.values()) await removeSnapshotLeftovers(sn);
   await removeStaleTmp(stateDir);
 
-  // Build cache records: the solver treats a missing record as a miss.
+  // Build cache records: the solver treats a missing record as a miss; the context caches
+  // are rebuilt by the next build (its transfer then copies the whole context).
+  removed.push(...(await contextCacheRows(stateDir)));
   await withStoreLock(stateDir, 'exclusive', async () => {
-    for (const sub of ['records', 'layers', 'roots']) {
+    for (const sub of ['records', 'layers', 'roots', ...CONTEXT_CACHES.map((c) => c.sub)]) {
       const dir = path.join(stateDir, 'cache', sub);
       for (const n of await fsp.readdir(dir).catch(() => [] as string[])) await fsp.rm(path.join(dir, n), { force: true, recursive: true });
     }

@@ -203,3 +203,25 @@ test('concurrent scans of one context share the stat cache safely', async (t) =>
   assert.equal((await scanContext(ctx, SELECT_ALL, cache)).digest, want);
   assert.equal(cache.misses, 0, 'every record written whole by one of them');
 });
+
+test('img du counts the context caches and img prune removes them', async (t) => {
+  const { diskUsage, prune } = await import('../../lib/state/du');
+  const { state, ctx } = await tempDirs(t);
+  makeTree(ctx);
+  const first = await ChecksumCache.open(state, ctx);
+  await (await scanContext(ctx, SELECT_ALL, first)).close();
+  const rows = (await diskUsage(state)).filter((r) => r.type === 'cache');
+  assert.equal(rows.length, 1);
+  assert.ok(rows[0].id.startsWith('checksums/') && rows[0].reclaimable);
+  assert.ok(rows[0].size > 300 * 64, `the records' bytes are counted: ${rows[0].size}`);
+  const { removed } = await prune(state);
+  assert.deepEqual(
+    removed.filter((r) => r.type === 'cache').map((r) => r.id),
+    rows.map((r) => r.id),
+  );
+  assert.deepEqual(await fsp.readdir(path.join(state, 'cache', 'checksums')), []);
+  assert.equal((await diskUsage(state)).filter((r) => r.type === 'cache').length, 0);
+  const again = await ChecksumCache.open(state, ctx);
+  await (await scanContext(ctx, SELECT_ALL, again)).close();
+  assert.equal(again.hits, 0, 'rebuilt after prune');
+});
