@@ -10,7 +10,8 @@
 // With `linkFrom` (directories that store the source tree, newest first: the
 // fs/ dirs of a committed snapshot) a regular file is hard-linked from the
 // first of them that holds its path, instead of copied, when that inode is the
-// one the source shows: same type, mode, owner, size, mtime (ns) and xattrs.
+// one the source shows: same type, mode, owner, size, mtime (ns) and xattrs,
+// and that directory is `linkable` (a file found first in another is copied).
 // The caller vouches that those inodes are immutable (committed snapshots).
 // With `into` the destination directory exists already (made by the caller,
 // e.g. through an overlay mount for its opaque mark) and is filled; its own
@@ -48,8 +49,13 @@ struct LinkLater {
 
 class TreeCopy {
  public:
-  TreeCopy(std::string src, std::string dst, unsigned threads, std::vector<std::string> linkFrom, bool into)
-      : src_(std::move(src)), dst_(std::move(dst)), threads_(threads), linkFrom_(std::move(linkFrom)), into_(into) {}
+  TreeCopy(std::string src, std::string dst, unsigned threads, std::vector<std::string> linkFrom, std::vector<bool> linkable, bool into)
+      : src_(std::move(src)),
+        dst_(std::move(dst)),
+        threads_(threads),
+        linkFrom_(std::move(linkFrom)),
+        linkable_(std::move(linkable)),
+        into_(into) {}
 
   void Run(SysError& fail) {
     struct stat st;
@@ -199,6 +205,20 @@ class TreeCopy {
   void CopyEntry(const Job& j, CopyHints* hints) {
     struct stat st;
     int in = -1;
+    // A file to link needs no open: lstat it, and link the stored inode when it matches.
+    bool registered = false;  // DeferHardlink has seen it
+    if (j.type == DT_REG && !linkFrom_.empty() && !noLink_.load(std::memory_order_relaxed)) {
+      if (::lstat(j.src.c_str(), &st) < 0) return Fail(errno, "lstat", j.src);
+      if (S_ISREG(st.st_mode)) {
+        if (DeferHardlink(j, st)) return;
+        registered = true;
+        if (LinkStored(j, st)) {
+          linked_.fetch_add(1, std::memory_order_relaxed);
+          files_.fetch_add(1, std::memory_order_relaxed);
+          return;
+        }
+      }
+    }
     if (j.type == DT_REG) {
       // Regular files: open + fstat, no separate lstat. O_NONBLOCK and
       // O_NOFOLLOW guard against the name having become a fifo or a link.
@@ -216,14 +236,8 @@ class TreeCopy {
       in = ::open(j.src.c_str(), fl);
       if (in < 0) return Fail(errno, "open", j.src);
     }
-    if (DeferHardlink(j, st)) {
+    if (!registered && DeferHardlink(j, st)) {
       if (in >= 0) ::close(in);
-      return;
-    }
-    if (S_ISREG(st.st_mode) && LinkStored(j, st, in)) {
-      ::close(in);
-      linked_.fetch_add(1, std::memory_order_relaxed);
-      files_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
     if (S_ISREG(st.st_mode)) {
@@ -257,8 +271,7 @@ class TreeCopy {
   }
 
   // Hard-links j.dst to the stored inode of j.src (see the header); false: copy it.
-  bool LinkStored(const Job& j, const struct stat& st, int srcfd) {
-    if (linkFrom_.empty() || noLink_.load(std::memory_order_relaxed)) return false;
+  bool LinkStored(const Job& j, const struct stat& st) {
     const std::string rel = j.src.substr(src_.size());  // "/a/b"
     for (const auto& dir : linkFrom_) {
       std::string p = dir + rel;
@@ -268,11 +281,11 @@ class TreeCopy {
         return false;
       }
       // The first layer holding the path is the one the source shows (a whiteout or
-      // another kind of entry there: copy).
-      if (!S_ISREG(lst.st_mode) || lst.st_mode != st.st_mode || lst.st_uid != st.st_uid || lst.st_gid != st.st_gid ||
+      // another kind of entry there, or a layer not to link from: copy).
+      if (!linkable_[&dir - linkFrom_.data()] || !S_ISREG(lst.st_mode) || lst.st_mode != st.st_mode || lst.st_uid != st.st_uid || lst.st_gid != st.st_gid ||
           lst.st_size != st.st_size || lst.st_mtim.tv_sec != st.st_mtim.tv_sec || lst.st_mtim.tv_nsec != st.st_mtim.tv_nsec)
         return false;
-      if (!SameXattrs(p, srcfd)) return false;
+      if (!SameXattrs(p, j.src)) return false;
       if (::link(p.c_str(), j.dst.c_str()) == 0) return true;
       // Another filesystem or mount: stop trying; too many links or refused: copy this one.
       if (errno == EXDEV) noLink_.store(true, std::memory_order_relaxed);
@@ -284,30 +297,30 @@ class TreeCopy {
 
   // Whether the stored file has exactly the xattrs the source shows (an overlay's
   // private ones, hidden in the merged view, make them differ: copy then).
-  static bool SameXattrs(const std::string& stored, int srcfd) {
+  static bool SameXattrs(const std::string& stored, const std::string& src) {
     std::vector<std::pair<std::string, std::string>> a, b;
-    return ReadXattrs(stored.c_str(), -1, a) && ReadXattrs(nullptr, srcfd, b) && a == b;
+    return ReadXattrs(stored.c_str(), a) && ReadXattrs(src.c_str(), b) && a == b;
   }
 
-  static bool ReadXattrs(const char* path, int fd, std::vector<std::pair<std::string, std::string>>& out) {
+  static bool ReadXattrs(const char* path, std::vector<std::pair<std::string, std::string>>& out) {
     std::vector<char> names(1024);
     ssize_t n;
     for (;;) {
-      n = fd >= 0 ? ::flistxattr(fd, names.data(), names.size()) : ::llistxattr(path, names.data(), names.size());
+      n = ::llistxattr(path, names.data(), names.size());
       if (n >= 0) break;
       if (errno == ENOTSUP) return true;
       if (errno != ERANGE) return false;
-      ssize_t want = fd >= 0 ? ::flistxattr(fd, nullptr, 0) : ::llistxattr(path, nullptr, 0);
+      ssize_t want = ::llistxattr(path, nullptr, 0);
       if (want < 0) return false;
       names.resize(static_cast<size_t>(want) + 1);
     }
     for (ssize_t i = 0; i < n;) {
       const char* name = names.data() + i;
       i += static_cast<ssize_t>(std::strlen(name)) + 1;
-      ssize_t want = fd >= 0 ? ::fgetxattr(fd, name, nullptr, 0) : ::lgetxattr(path, name, nullptr, 0);
+      ssize_t want = ::lgetxattr(path, name, nullptr, 0);
       if (want < 0) return false;
       std::string val(static_cast<size_t>(want), '\0');
-      ssize_t v = fd >= 0 ? ::fgetxattr(fd, name, val.data(), val.size()) : ::lgetxattr(path, name, val.data(), val.size());
+      ssize_t v = ::lgetxattr(path, name, val.data(), val.size());
       if (v < 0) return false;
       val.resize(static_cast<size_t>(v));
       out.emplace_back(name, std::move(val));
@@ -381,6 +394,7 @@ class TreeCopy {
   std::string src_, dst_;
   unsigned threads_;
   std::vector<std::string> linkFrom_;
+  std::vector<bool> linkable_;  // per linkFrom_ dir: false = a file found there is copied
   bool into_;
   std::atomic<bool> noLink_{false};
   std::atomic<uint64_t> linked_{0};
@@ -402,8 +416,9 @@ class TreeCopy {
 
 class CopyTreeWorker : public PromiseWorker {
  public:
-  CopyTreeWorker(Napi::Env env, std::string src, std::string dst, unsigned threads, std::vector<std::string> linkFrom, bool into)
-      : PromiseWorker(env), copy_(std::move(src), std::move(dst), threads, std::move(linkFrom), into) {}
+  CopyTreeWorker(Napi::Env env, std::string src, std::string dst, unsigned threads, std::vector<std::string> linkFrom,
+                 std::vector<bool> linkable, bool into)
+      : PromiseWorker(env), copy_(std::move(src), std::move(dst), threads, std::move(linkFrom), std::move(linkable), into) {}
   void Execute() override { copy_.Run(fail); }
   Napi::Value Result(Napi::Env env) override {
     Napi::Object o = Napi::Object::New(env);
@@ -428,6 +443,7 @@ static Napi::Value CopyTree(const Napi::CallbackInfo& info) {
   std::string dst = ArgPath(info, 1, "dst");
   unsigned threads = std::max(2u, std::thread::hardware_concurrency());
   std::vector<std::string> linkFrom;
+  std::vector<bool> linkable;
   bool into = false;
   if (info.Length() > 2 && info[2].IsObject()) {
     Napi::Object opts = info[2].As<Napi::Object>();
@@ -443,10 +459,14 @@ static Napi::Value CopyTree(const Napi::CallbackInfo& info) {
         else throw Napi::TypeError::New(env, "copyTree: linkFrom must hold paths (string or Buffer)");
       }
     }
+    Napi::Value k = opts.Get("linkable");
+    for (uint32_t i = 0; i < linkFrom.size(); i++)
+      linkable.push_back(!k.IsArray() || k.As<Napi::Array>().Get(i).ToBoolean().Value());
     into = opts.Get("into").ToBoolean().Value();
   }
   // The walker drains the queue too, so the pool is one thread short of `threads`.
-  auto* w = new CopyTreeWorker(env, std::move(src), std::move(dst), threads > 1 ? threads - 1 : 0, std::move(linkFrom), into);
+  auto* w = new CopyTreeWorker(env, std::move(src), std::move(dst), threads > 1 ? threads - 1 : 0, std::move(linkFrom),
+                              std::move(linkable), into);
   auto p = w->Promise();
   w->Queue();
   return p;

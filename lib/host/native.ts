@@ -29,14 +29,15 @@ export interface NativeAddon {
   // (with `into`: must be a directory, which is filled; its own metadata is left alone).
   // `linkFrom`: directories storing the source tree, newest first (a committed snapshot's
   // fs/ dirs, for the same path as src); a regular file found first in one of them with
-  // the type, mode, owner, size, mtime and xattrs src shows is hard-linked, not copied.
+  // the type, mode, owner, size, mtime and xattrs src shows is hard-linked, not copied
+  // (unless `linkable` is false for that directory: then it is copied).
   // `files` counts non-directory entries, `bytes` each regular inode's bytes copied once,
   // `linked` the files linked (absent from addons built before linkFrom).
   // On failure dst is left partly written: the caller removes it.
   copyTree(
     src: string | Buffer,
     dst: string | Buffer,
-    opts?: { threads?: number; linkFrom?: (string | Buffer)[]; into?: boolean },
+    opts?: { threads?: number; linkFrom?: (string | Buffer)[]; linkable?: boolean[]; into?: boolean },
   ): Promise<{ files: number; bytes: number; linked?: number }>;
   // True when copyTree takes linkFrom and into (absent from addons built before them).
   copyTreeLinks?: boolean;

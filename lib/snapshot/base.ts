@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { ContentError, isErrno, LockBusyError, NotFoundError, UsageError } from '../util/errors';
 import { debug } from '../util/log';
 import { acquireLease, isBusy, leaseFile, releaseAllLeases, releaseLease, withExclusive } from './lease';
-import type { Change, DiskFormat, Mounted, SnapshotBackend, SnapshotInfo, Snapshotter } from './types';
+import type { Change, DiskFormat, Mounted, SnapshotBackend, SnapshotInfo, Snapshotter, StoredDir } from './types';
 import { writeJsonAtomic } from '../util/fsutil';
 import { fsPath as F, toBytes } from '../util/bytenames';
 import * as fs from 'node:fs';
@@ -32,6 +32,7 @@ export interface SnapshotMeta {
   labels?: Record<string, string>;
   short?: string; // overlay: name of l/<short>
   key?: string; // the key it was committed under, when given
+  linkedFrom?: string[]; // snapshots whose stored inodes its files are (StoredDir.shares)
 }
 
 const RESERVED = new Set(['l', 'mnt', 'trash', 'tmp']);
@@ -279,7 +280,7 @@ export abstract class BaseSnapshotter implements Snapshotter {
     }
   }
 
-  async commit(id: string, description: string, key?: string): Promise<string> {
+  async commit(id: string, description: string, key?: string, opts: { linkedFrom?: string[] } = {}): Promise<string> {
     const meta = await this.mustMeta(id);
     if (meta.kind !== 'active' || meta.readonly) {
       throw new UsageError(`snapshot ${id} is ${meta.kind === 'committed' ? 'already committed' : 'a read-only view'}; cannot commit it`, {
@@ -307,6 +308,7 @@ export abstract class BaseSnapshotter implements Snapshotter {
       createdAt: new Date().toISOString(),
       ...(key !== undefined ? { key } : {}),
       ...(this.backend !== 'native' ? { short: randomId(10) } : {}),
+      ...(opts.linkedFrom?.length ? { linkedFrom: opts.linkedFrom } : {}),
     };
     await acquireLease(this.stateDir, this.backend, target);
     await writeJsonAtomic(path.join(dir, 'meta.json'), committed);
@@ -423,9 +425,13 @@ export abstract class BaseSnapshotter implements Snapshotter {
 
   // Overlay: the chain's own dirs (native overrides: its tree is whole). None for an
   // active snapshot: its files may still change.
-  async storeDirs(id: string): Promise<string[]> {
+  async storeDirs(id: string): Promise<StoredDir[]> {
     const chain = await this.chain(id);
-    return chain[0].kind === 'committed' ? chain.map((m) => this.fsDir(m.id)) : [];
+    return chain[0].kind === 'committed' ? chain.map((m) => this.storedDir(m)) : [];
+  }
+
+  protected storedDir(m: SnapshotMeta): StoredDir {
+    return { id: m.id, dir: this.fsDir(m.id), shares: [m.id, ...(m.linkedFrom ?? [])] };
   }
 
   async diffRoot(id: string): Promise<Mounted> {

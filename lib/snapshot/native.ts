@@ -7,7 +7,7 @@ import { compareDirs } from '../archive/diff';
 import { NATIVE_FORMAT } from '../archive/overlay-format';
 import { BaseSnapshotter, randomId, trackedMount, type SnapshotMeta } from './base';
 import { bindMount, copyTree } from './sys';
-import type { Change, Mounted } from './types';
+import type { Change, Mounted, StoredDir } from './types';
 
 export class NativeSnapshotter extends BaseSnapshotter {
   readonly diskFormat = NATIVE_FORMAT;
@@ -26,9 +26,9 @@ export class NativeSnapshotter extends BaseSnapshotter {
   }
 
   // A committed native snapshot is a whole tree of its own.
-  override async storeDirs(id: string): Promise<string[]> {
+  override async storeDirs(id: string): Promise<StoredDir[]> {
     const meta = await this.mustMeta(id);
-    return meta.kind === 'committed' ? [this.fsDir(id)] : [];
+    return meta.kind === 'committed' ? [this.storedDir(meta)] : [];
   }
 
   protected async mountMerged(meta: SnapshotMeta, chain: SnapshotMeta[]): Promise<Mounted> {

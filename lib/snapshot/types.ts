@@ -39,8 +39,9 @@ export interface Snapshotter {
   mount(id: string): Promise<Mounted>;
   // Freezes an active snapshot. `key` names the result (a layer chainID, a cache
   // key); committing under a key that already exists keeps the existing one,
-  // removes `id`, and returns the existing id.
-  commit(id: string, description: string, key?: string): Promise<string>;
+  // removes `id`, and returns the existing id. `linkedFrom`: the snapshots whose stored
+  // inodes it hard-linked (StoredDir.shares), kept in its metadata.
+  commit(id: string, description: string, key?: string, opts?: { linkedFrom?: string[] }): Promise<string>;
   // Looks a snapshot up by id or key; null when absent.
   get(key: string): Promise<SnapshotInfo | null>;
   remove(id: string): Promise<void>;
@@ -58,5 +59,14 @@ export interface Snapshotter {
   // xattrs agree; committed files are never written in place (a child snapshot copies
   // its parent's tree or copies a file up before writing), so a copy may hard-link it
   // instead of copying its data (same filesystem as every snapshot's fs/).
-  storeDirs(id: string): Promise<string[]>;
+  storeDirs(id: string): Promise<StoredDir[]>;
+}
+
+export interface StoredDir {
+  id: string; // the snapshot whose own directory it is
+  dir: string;
+  // The snapshots whose inodes it may hold: itself and those its files were linked
+  // from. One image must not hold one inode at two paths (a tree walker takes them for
+  // a hard link): a copy links from it only into a chain that shares none of these.
+  shares: string[];
 }

@@ -24,7 +24,7 @@ import { applyLayer, compareDirs, decompressArchive, detectArchiveCompression, w
 import { copyXattrs } from '../../archive/sys';
 import { resolveUser } from '../../exec/passwd';
 import { loadAddon, type NativeAddon } from '../../host/index';
-import type { Mounted } from '../../snapshot/types';
+import type { Mounted, StoredDir } from '../../snapshot/types';
 import { ImgError, isErrno, StepError } from '../../util/errors';
 import { compileGlob, hasWildcards, type Glob } from '../../util/glob';
 import { debug } from '../../util/log';
@@ -56,9 +56,11 @@ export interface FileOpOptions {
   sourceDateEpoch?: number;
   // The directories storing input `index`'s committed, immutable files (Snapshotter.storeDirs),
   // for a whole-directory copy to hard-link from; none: copy.
-  storeDirs?(index: number): Promise<string[]>;
+  storeDirs?(index: number): Promise<StoredDir[]>;
   // The directories storing the destination's base snapshot (Snapshotter.storeDirs).
-  destStoreDirs?(): Promise<string[]>;
+  destStoreDirs?(): Promise<StoredDir[]>;
+  // Told the snapshots whose inodes a copy links into the destination (StoredDir.shares).
+  linkedFrom?(shares: string[]): void;
   // Runs `fill` on the destination snapshot's own directory (the rootfs's paths; an
   // overlay's upper dir) once the rootfs is unmounted: hard links cannot cross the mount.
   // Only for the op's last write, so nothing reads the rootfs after it.
@@ -96,6 +98,7 @@ export function fileOp(env: OpEnv): Executor<FileVertex> {
       const base = v.base >= 0 ? ctx.inputs[v.base] : undefined;
       const mounts: Mounted[] = [];
       const roots = new Map<number, string>();
+      const linkedFrom = new Set<string>();
       try {
         const link = Boolean(base?.snapshot) && linked(v);
         // Mount every other input read-only for the duration of the actions (the
@@ -135,6 +138,7 @@ export function fileOp(env: OpEnv): Executor<FileVertex> {
               return snap ? env.sn.storeDirs(snap) : [];
             },
             destStoreDirs: async () => (base?.snapshot ? env.sn.storeDirs(base.snapshot) : []),
+            linkedFrom: (shares) => shares.forEach((s) => linkedFrom.add(s)),
             inOwnDir,
           });
         if (link && base?.snapshot) {
@@ -173,6 +177,7 @@ export function fileOp(env: OpEnv): Executor<FileVertex> {
             } finally {
               await own.release();
             }
+            return { linkedFrom: [...linkedFrom] };
           },
         );
         return { snapshot, layers: chainOf(base, snapshot) };
@@ -393,8 +398,8 @@ async function copyWholeDir(
     const t = slash ? (opts.sourceDateEpoch ?? new Date()) : st.mtime;
     await fsp.utimes(dir, slash ? t : st.atime, t);
   };
-  const linkFrom = last ? await storedSources(opts, a, src, addon) : [];
-  if (linkFrom.length > 0) {
+  const linkFrom = last ? await storedSources(opts, a, src, addon) : null;
+  if (linkFrom) {
     await fsp.mkdir(target, { mode: 0o700 });
     fillLater(opts, a, addon, src, target, linkFrom, finishTop);
     return true;
@@ -418,11 +423,11 @@ async function linkIntoEmptyDir(opts: FileOpOptions, a: CopyAction, src: string,
   if (!addon || !sst.isDirectory() || !tst?.isDirectory() || (await fsp.readdir(target)).length > 0) return false;
   const rel = path.relative(opts.destRoot, target);
   for (const lower of (await opts.destStoreDirs?.()) ?? []) {
-    const names = await fsp.readdir(path.join(lower, rel)).catch(() => [] as string[]);
+    const names = await fsp.readdir(path.join(lower.dir, rel)).catch(() => [] as string[]);
     if (names.length > 0) return false;
   }
   const linkFrom = await storedSources(opts, a, src, addon);
-  if (linkFrom.length === 0) return false;
+  if (!linkFrom) return false;
   await fsp.utimes(target, tst.atime, tst.mtime);
   fillLater(opts, a, addon, src, target, linkFrom, async () => {});
   return true;
@@ -445,12 +450,24 @@ function treeCopier(opts: FileOpOptions, a: CopyAction, owner: Owner | undefined
   }
 }
 
-// The stored directories of the source input at `src`'s path, to hard-link from; none when
-// the input has no committed snapshot or the destination cannot be filled unmounted.
-async function storedSources(opts: FileOpOptions, a: CopyAction, src: string, addon: NativeAddon): Promise<string[]> {
-  if (!opts.inOwnDir || !opts.storeDirs || !addon.copyTreeLinks) return [];
+// The stored directories of the source input at `src`'s path, to hard-link from, and which
+// of them may be: not one whose inodes the destination's chain holds already (one image
+// would hold one inode at two paths, which a tree walker takes for a hard link). Null when
+// none may, the input has no committed snapshot, or the destination cannot be filled unmounted.
+interface LinkSources {
+  dirs: string[];
+  linkable: boolean[];
+}
+
+async function storedSources(opts: FileOpOptions, a: CopyAction, src: string, addon: NativeAddon): Promise<LinkSources | null> {
+  if (!opts.inOwnDir || !opts.storeDirs || !addon.copyTreeLinks) return null;
+  const stored = await opts.storeDirs(a.src);
+  const held = new Set(((await opts.destStoreDirs?.()) ?? []).flatMap((d) => d.shares));
+  const linkable = stored.map((d) => !d.shares.some((s) => held.has(s)));
+  if (!linkable.includes(true)) return null;
+  opts.linkedFrom?.(stored.filter((_, i) => linkable[i]).flatMap((d) => d.shares));
   const srcRel = path.relative(opts.inputRoot(a.src), src);
-  return (await opts.storeDirs(a.src)).map((d) => path.join(d, srcRel));
+  return { dirs: stored.map((d) => path.join(d.dir, srcRel)), linkable };
 }
 
 // Fills `target` (made through the rootfs) in the snapshot's own directory once unmounted.
@@ -460,13 +477,13 @@ function fillLater(
   addon: NativeAddon,
   src: string,
   target: string,
-  linkFrom: string[],
+  from: LinkSources,
   finishTop: (dir: string) => Promise<void>,
 ): void {
   const rel = path.relative(opts.destRoot, target);
   opts.inOwnDir!(async (ownRoot) => {
     const dir = path.join(ownRoot, rel);
-    const copied = await addon.copyTree(src, dir, { linkFrom, into: true });
+    const copied = await addon.copyTree(src, dir, { linkFrom: from.dirs, linkable: from.linkable, into: true });
     debug(`copy: ${a.srcPaths.join(' ')} as one tree copy (${copied.files} files: ${copied.linked ?? 0} linked, ${copied.bytes} bytes copied)`);
     await finishTop(dir);
   });

@@ -53,19 +53,20 @@ export class OpEnv {
   // A new snapshot on `parent`, filled by fn, committed under the cache key.
   // With --no-cache the fresh result must win over an older one under the same
   // key, so it is committed unkeyed (the cache record then points at it).
-  // `unmounted` runs between unmount and commit (writes into the snapshot's own dir).
+  // `unmounted` runs between unmount and commit (writes into the snapshot's own dir) and
+  // returns what the commit records (the snapshots its files were linked from).
   async produce(
     parent: string | null,
     description: string,
     ctx: RunContext,
     fn: (root: string) => Promise<void>,
-    unmounted?: (active: string) => Promise<void>,
+    unmounted?: (active: string) => Promise<{ linkedFrom?: string[] } | void>,
   ): Promise<string> {
     const active = await this.sn.prepare(parent, description);
     try {
       await withMounted(this.sn, active, fn);
-      await unmounted?.(active);
-      return await this.sn.commit(active, description, ctx.noCache ? undefined : ctx.key);
+      const opts = (await unmounted?.(active)) ?? {};
+      return await this.sn.commit(active, description, ctx.noCache ? undefined : ctx.key, opts);
     } catch (err) {
       await this.sn.remove(active).catch((e) => debug(`removing ${active}: ${(e as Error).message}`));
       throw err;
