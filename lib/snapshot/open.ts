@@ -98,11 +98,13 @@ export async function detectBackend(stateDir: string): Promise<SnapshotBackend> 
 
 // What decides the probe besides the kernel and the namespace: the filesystem
 // the snapshots live on (its device and type: ext4, xfs, tmpfs, an overlay in a
-// container). undefined when the state dir cannot be examined (then no host cache).
+// container), on this machine (a home on NFS is shared by hosts whose kernels may
+// allow different things). undefined when the state dir cannot be examined (then
+// no host cache).
 async function filesystemKey(stateDir: string, kernel: string, userns: boolean): Promise<string | undefined> {
   try {
     const [st, sfs] = await Promise.all([fsp.stat(stateDir), fsp.statfs(stateDir)]);
-    return `${kernel} userns=${userns} dev=${st.dev} fstype=0x${sfs.type.toString(16)}`;
+    return `${os.hostname()} ${kernel} userns=${userns} dev=${st.dev} fstype=0x${sfs.type.toString(16)}`;
   } catch {
     return undefined;
   }
