@@ -236,8 +236,9 @@ class ScanList {
     return this.writing;
   }
 
-  read(): AsyncGenerator<ContextFile> {
-    return readEntries(this.fd, 0, this.size);
+  // A generator method: a reader keeps the list (and so its descriptor) alive.
+  async *read(): AsyncGenerator<ContextFile> {
+    yield* readEntries(this.fd, 0, this.size);
   }
 
   /** Copies the list after `header` into `file` (temp + rename: readers see the old or the new one). */
@@ -379,8 +380,14 @@ export async function openSavedScan(file: string): Promise<SavedScan | null> {
       await fh.close();
       return null;
     }
-    const fd = fh.fd;
-    return { header, entries: () => readEntries(fd, nl + 1, size), close: () => fh.close() };
+    const handle = fh; // held by every reader: a collected FileHandle would close its descriptor
+    return {
+      header,
+      async *entries() {
+        yield* readEntries(handle.fd, nl + 1, size);
+      },
+      close: () => handle.close(),
+    };
   } catch (err) {
     await fh.close();
     if (err instanceof SyntaxError) return null;
