@@ -68,12 +68,14 @@ export function decompressStream(c: Compression, codecs: CodecChoice = {}): Dupl
   }
 }
 
-export function compressStream(c: Compression, level?: number, codecs: CodecChoice = {}): Duplex {
+// consumed: told when a written chunk is no longer read (the parallel gzip copies its input;
+// writeLayer takes such chunks back instead of allocating new ones).
+export function compressStream(c: Compression, level?: number, codecs: CodecChoice = {}, consumed?: (chunk: Buffer) => void): Duplex {
   switch (c) {
     case 'gzip': {
       const codec = gzipCodec(codecs.gzip);
       if (codec === 'node') return zlib.createGzip({ level: level ?? DEFAULT_GZIP_LEVEL, chunkSize: ZLIB_CHUNK });
-      return new ParallelGzip({ level: level ?? DEFAULT_GZIP_LEVEL, codec });
+      return new ParallelGzip({ level: level ?? DEFAULT_GZIP_LEVEL, codec, consumed });
     }
     case 'zstd': {
       const lvl = level ?? DEFAULT_ZSTD_LEVEL;

@@ -240,6 +240,15 @@ function readXattrs(p: string, format: DiskFormat): Array<[string, Buffer]> | un
 
 const CHUNK = 1024 * 1024;
 
+// writeLayer's chunk buffers, taken back from a consumer that says it no longer reads one
+// (the parallel gzip copies what it is given): a big file then costs a few buffers, not a
+// fresh MiB per MiB that waits for V8 to collect it. Only for streams of writeLayer.
+const takeBack = new WeakMap<NodeJS.ReadableStream, (chunk: Buffer) => void>();
+export function layerChunkReturn(tar: NodeJS.ReadableStream): ((chunk: Buffer) => void) | undefined {
+  return takeBack.get(tar);
+}
+const SPARE_CHUNKS = 4;
+
 /**
  * The layer tar of `changes`, reading contents from sourceRoot. Entries come in the order
  * of `changes` (sorted when they come from overlayChanges/compareDirs); a missing parent
@@ -264,8 +273,11 @@ export function writeLayer(
   const it = changes[Symbol.asyncIterator]();
   const epoch = opts.sourceDateEpoch;
   const dirsWritten = new Set<string>();
-  const links = new Map<string, string>();
-  let buf = Buffer.allocUnsafe(CHUNK);
+  // Hard links: inode → first path written, per device; number keys, no key strings.
+  const links = new Map<number, Map<number, string>>();
+  const spare: Buffer[] = [];
+  const lent = new WeakSet<object>(); // our chunks pushed and not given back
+  let buf: Buffer = Buffer.allocUnsafe(CHUNK);
   let fill = 0;
   let file: { fd: number; left: number; pad: number; rel: string } | null = null;
   let busy = false;
@@ -314,7 +326,8 @@ export function writeLayer(
   const flush = (): boolean => {
     if (fill === 0) return true;
     const b = buf.subarray(0, fill);
-    buf = Buffer.allocUnsafe(CHUNK);
+    lent.add(buf.buffer);
+    buf = spare.pop() ?? Buffer.allocUnsafe(CHUNK);
     fill = 0;
     return out.push(b);
   };
@@ -328,6 +341,10 @@ export function writeLayer(
     fill += b.length;
     return ok;
   };
+
+  takeBack.set(out, (chunk) => {
+    if (spare.length < SPARE_CHUNKS && chunk.buffer.byteLength === CHUNK && lent.delete(chunk.buffer)) spare.push(Buffer.from(chunk.buffer, 0, CHUNK));
+  });
 
   const prefix = opts.prefix ?? '';
   const header = (h: WriteHeader): boolean =>
@@ -368,10 +385,11 @@ export function writeLayer(
       h.devminor = minor(st.rdev);
     } else if (type === 'file') {
       if (st.nlink > 1) {
-        const key = `${st.dev}:${st.ino}`;
-        const first = links.get(key);
+        let onDev = links.get(st.dev);
+        if (!onDev) links.set(st.dev, (onDev = new Map()));
+        const first = onDev.get(st.ino);
         if (first !== undefined) return header({ ...h, type: 'link', linkname: first });
-        links.set(key, rel);
+        onDev.set(st.ino, rel);
       }
       h.size = st.size;
       if (st.size > 0) file = { fd: fs.openSync(F(p), 'r'), left: st.size, pad: padding(st.size), rel };

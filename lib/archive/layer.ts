@@ -11,6 +11,7 @@ import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Digest, LayerBlob } from '../images/types';
 import { compressStream, mediaTypeFor, type CodecChoice, type Compression } from './compression';
+import { layerChunkReturn } from './diff';
 
 export type { LayerBlob };
 
@@ -69,7 +70,7 @@ export async function createLayerBlob(
     blob.update(b);
     size += b.length;
   });
-  const compress = compressStream(compression, opts.level, opts.codecs);
+  const compress = compressStream(compression, opts.level, opts.codecs, layerChunkReturn(tar));
   await pipeline(input, tapU, compress, tapC, sink);
   return {
     diffId: `sha256:${diff.digest('hex')}`,
@@ -82,34 +83,33 @@ export async function createLayerBlob(
 
 // Reads just enough of a tar to tell the empty one (only its 1024-byte end
 // marker) from any other: the first header of a tar with entries is not zeros.
-// Returns 'empty', or a stream of the whole tar again.
+// Returns 'empty', or the stream with what was read put back (the chunks themselves, so
+// writeLayer can take them back; an async iterator would concatenate them).
 async function peekEmptyTar(src: Readable): Promise<'empty' | Readable> {
-  const it = src[Symbol.asyncIterator]();
   const head: Buffer[] = [];
   let n = 0;
-  let ended = false;
-  while (n <= EMPTY_TAR_SIZE) {
-    const r = await it.next();
-    if (r.done) {
-      ended = true;
-      break;
-    }
-    const b = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
-    head.push(b);
-    if (b.subarray(0, Math.max(0, EMPTY_TAR_SIZE - n)).some((x) => x !== 0)) break; // an entry's header
-    n += b.length;
-  }
+  const ended = await new Promise<boolean>((resolve, reject) => {
+    const stop = (end: boolean): void => {
+      src.pause();
+      src.off('data', onData);
+      src.off('end', onEnd);
+      src.off('error', reject);
+      resolve(end);
+    };
+    const onData = (chunk: Buffer | string): void => {
+      const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+      head.push(b);
+      if (b.subarray(0, Math.max(0, EMPTY_TAR_SIZE - n)).some((x) => x !== 0)) return stop(false); // an entry's header
+      n += b.length;
+      if (n > EMPTY_TAR_SIZE) stop(false);
+    };
+    const onEnd = (): void => stop(true);
+    src.on('data', onData);
+    src.once('end', onEnd);
+    src.once('error', reject);
+  });
   if (ended && n === EMPTY_TAR_SIZE) return 'empty';
-  return Readable.from(
-    (async function* () {
-      try {
-        yield* head;
-        if (ended) return;
-        for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
-      } finally {
-        await it.return?.(); // a consumer that stops early closes the tar too
-      }
-    })(),
-    { objectMode: false },
-  );
+  if (ended) return Readable.from(head, { objectMode: false });
+  for (let i = head.length - 1; i >= 0; i--) src.unshift(head[i]);
+  return src;
 }

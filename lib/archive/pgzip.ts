@@ -30,6 +30,7 @@ export interface PGzipOptions {
   chunkSize?: number; // default PGZIP_CHUNK; at least 32 KiB
   inFlight?: number; // chunks out at once; default 2 × codec threads + 2
   deflate?: DeflateChunk; // the addon's deflateChunk (tests wrap it to watch the work in flight)
+  consumed?: (chunk: Buffer) => void; // told when a written chunk is copied in and no longer read
 }
 
 // gzip header (RFC 1952) as zlib writes it: no name, mtime 0, XFL from the level, OS 3 (Unix).
@@ -57,6 +58,7 @@ export class ParallelGzip extends Transform {
   private readonly inFlight: number;
   private readonly deflate: DeflateChunk;
   private readonly combine: CodecAddon['crc32Combine'];
+  private readonly consumed: ((chunk: Buffer) => void) | undefined;
 
   private crc = 0;
   private total = 0;
@@ -68,6 +70,11 @@ export class ParallelGzip extends Transform {
   private seq = 0; // next chunk number to dispatch
   private emitSeq = 0; // next chunk number to push
   private done = new Map<number, Done>();
+  // Chunk and output buffers come back here once no job reads them (see dispatch), so a long
+  // layer allocates a few buffers, not three per MiB that wait for V8 to collect them.
+  private inputs = new Map<number, Buffer>(); // chunk number → its input buffer, while a job may read it
+  private spareIn: Buffer[] = [];
+  private spareOut: Buffer[] = [];
   private waiting: (() => void) | null = null; // a write or flush waiting for results
 
   constructor(opts: PGzipOptions = {}) {
@@ -84,6 +91,7 @@ export class ParallelGzip extends Transform {
     this.inFlight = opts.inFlight ?? 2 * addon.codecThreads() + 2;
     this.deflate = opts.deflate ?? addon.deflateChunk;
     this.combine = addon.crc32Combine;
+    this.consumed = opts.consumed;
     this.cur = Buffer.allocUnsafeSlow(this.chunkSize);
   }
 
@@ -102,7 +110,7 @@ export class ParallelGzip extends Transform {
       off += n;
       if (this.curLen < this.chunkSize) break;
       const full = this.cur;
-      this.cur = Buffer.allocUnsafeSlow(this.chunkSize);
+      this.cur = this.spareIn.pop() ?? Buffer.allocUnsafeSlow(this.chunkSize);
       this.curLen = 0;
       this.dispatch(full, false);
       if (this.seq - this.emitSeq >= this.inFlight) {
@@ -110,6 +118,7 @@ export class ParallelGzip extends Transform {
         return this.whenBelow(this.inFlight, () => this.feed(chunk, at, cb));
       }
     }
+    this.consumed?.(chunk);
     cb();
   }
 
@@ -125,6 +134,9 @@ export class ParallelGzip extends Transform {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.done.clear();
+    this.inputs.clear();
+    this.spareIn = [];
+    this.spareOut = [];
     this.waiting = null;
     cb(err);
   }
@@ -138,7 +150,9 @@ export class ParallelGzip extends Transform {
     const dict = this.prevTail;
     // A view, not a copy: a dispatched chunk is never written again.
     this.prevTail = data.length >= WINDOW ? data.subarray(data.length - WINDOW) : null;
-    const out = Buffer.allocUnsafeSlow(deflateBound(data.length));
+    if (data.length === this.chunkSize) this.inputs.set(n, data);
+    const full = deflateBound(this.chunkSize);
+    const out = (data.length === this.chunkSize && this.spareOut.pop()) || Buffer.allocUnsafeSlow(deflateBound(data.length));
     let job: Promise<[number, number]>;
     try {
       job = this.deflate(this.codec, this.level, data, dict, last, out);
@@ -150,11 +164,19 @@ export class ParallelGzip extends Transform {
         if (this.destroyed) return;
         // A view would keep the whole output buffer alive downstream, where only its length
         // counts against high-water marks: a well-compressed chunk is copied out instead.
-        const piece = written > out.length >> 1 ? out.subarray(0, written) : Buffer.from(out.subarray(0, written));
+        const view = written > out.length >> 1;
+        const piece = view ? out.subarray(0, written) : Buffer.from(out.subarray(0, written));
+        if (!view && out.length === full) this.spareOut.push(out);
         this.done.set(n, { out: piece, crc, len: data.length });
         while (this.done.has(this.emitSeq)) {
           const d = this.done.get(this.emitSeq)!;
           this.done.delete(this.emitSeq++);
+          // Chunk k-1's input is free once job k (which read its tail as dictionary) is done.
+          const prev = this.inputs.get(this.emitSeq - 2);
+          if (prev) {
+            this.inputs.delete(this.emitSeq - 2);
+            this.spareIn.push(prev);
+          }
           this.crc = this.combine(this.crc, d.crc, d.len);
           this.push(d.out);
         }
