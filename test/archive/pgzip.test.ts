@@ -9,12 +9,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { codecAddon } from '../../lib/archive/codecs';
 import { createLayerBlob, EMPTY_TAR_GZIP } from '../../lib/archive/layer';
-import { compareDirs, writeLayer } from '../../lib/archive/diff';
+import { compareDirs, layerChunkReturn, writeLayer } from '../../lib/archive/diff';
 import { ParallelGzip, type DeflateChunk, type PGzipOptions } from '../../lib/archive/pgzip';
 import { tmp, rmrf, describeTree } from './helpers';
 import { writeOciLayout } from './oci';
@@ -210,4 +210,50 @@ test('an idle codec pool does not keep the process alive', () => {
   assert.equal(r.signal, null, 'process hung with an idle pool');
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^done \d+/);
+});
+
+// writeLayer lends its 1 MiB chunks to the parallel gzip, which gives each back once it has
+// copied it (layerChunkReturn): a big file then costs a few buffers instead of a fresh MiB
+// per MiB waiting for V8 to collect it. Reusing a buffer too early would change the bytes.
+test('createLayerBlob: writeLayer chunks taken back by the gzip are reused, and the blob is the same as without', async () => {
+  const base = tmp();
+  try {
+    const src = path.join(base, 'src');
+    fs.mkdirSync(path.join(src, 'opt'), { recursive: true });
+    fs.writeFileSync(path.join(src, 'opt/a.bin'), sample(20 * 1024 * 1024 + 4321));
+    for (let i = 0; i < 50; i++) fs.writeFileSync(path.join(src, `opt/f${i}`), sample(30000 + i * 777));
+    const blob = async (hideChunks: boolean): Promise<{ gz: Buffer; diffId: string; digest: string }> => {
+      let tar: NodeJS.ReadableStream = writeLayer(compareDirs(null, src), src);
+      // A PassThrough in between is not writeLayer's stream: nothing is taken back.
+      if (hideChunks) tar = (tar as Readable).pipe(new PassThrough());
+      const out: Buffer[] = [];
+      const r = await createLayerBlob(tar, 'gzip', new Writable({ write: (c, _e, cb) => (out.push(c), cb()) }));
+      return { gz: Buffer.concat(out), diffId: r.diffId, digest: r.digest };
+    };
+    const reused = await blob(false);
+    const fresh = await blob(true);
+    assert.equal(reused.digest, fresh.digest);
+    assert.equal(reused.diffId, fresh.diffId);
+    const tar = zlib.gunzipSync(reused.gz);
+    assert.equal(reused.diffId, `sha256:${sha(tar)}`);
+    assert.ok(tar.includes(fs.readFileSync(path.join(src, 'opt/a.bin'))), 'the big file is in the tar intact');
+
+    // The buffers: count the distinct ones writeLayer hands out over ~21 MiB of layer.
+    const tarStream = writeLayer(compareDirs(null, src), src);
+    const seen = new Set<ArrayBufferLike>();
+    const spy = new PassThrough();
+    const gz = new ParallelGzip({ consumed: layerChunkReturn(tarStream) });
+    (tarStream as Readable).on('data', (c: Buffer) => {
+      if (c.buffer.byteLength === 1024 * 1024) seen.add(c.buffer);
+      if (!gz.write(c)) (tarStream as Readable).pause();
+    });
+    gz.on('drain', () => (tarStream as Readable).resume());
+    tarStream.on('end', () => gz.end());
+    const chunks: Buffer[] = [];
+    await pipeline(gz, spy, new Writable({ write: (c, _e, cb) => (chunks.push(c), cb()) }));
+    assert.equal(sha(Buffer.concat(chunks)), reused.digest.slice(7), 'same blob through the gzip directly');
+    assert.ok(seen.size <= 8, `writeLayer used ${seen.size} chunk buffers for ~21 MiB`);
+  } finally {
+    rmrf(base);
+  }
 });
