@@ -28,6 +28,7 @@ import * as fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { fsPath as F, readdirBytes, readdirTypedBytes, readlinkBytes, showBytes, toBytes } from '../util/bytenames';
 import { ContentError, HostError } from '../util/errors';
+import { InodePaths } from './inode-paths';
 import { isOpaqueDir, isWhiteout, NATIVE_FORMAT, WH_OPAQUE, WH_PREFIX, xattrToLayer, type DiskFormat } from './overlay-format';
 import * as sys from './sys';
 import { encodeHeader, END_OF_ARCHIVE, padding, type EntryType, type WriteHeader } from './tar';
@@ -273,8 +274,8 @@ export function writeLayer(
   const it = changes[Symbol.asyncIterator]();
   const epoch = opts.sourceDateEpoch;
   const dirsWritten = new Set<string>();
-  // Hard links: inode → first path written, per device; number keys, no key strings.
-  const links = new Map<number, Map<number, string>>();
+  const links = new InodePaths(); // hard links: inode → the first path written
+
   const spare: Buffer[] = [];
   const lent = new WeakSet<object>(); // our chunks pushed and not given back
   let buf: Buffer = Buffer.allocUnsafe(CHUNK);
@@ -385,11 +386,9 @@ export function writeLayer(
       h.devminor = minor(st.rdev);
     } else if (type === 'file') {
       if (st.nlink > 1) {
-        let onDev = links.get(st.dev);
-        if (!onDev) links.set(st.dev, (onDev = new Map()));
-        const first = onDev.get(st.ino);
+        const first = links.get(st.dev, st.ino);
         if (first !== undefined) return header({ ...h, type: 'link', linkname: first });
-        onDev.set(st.ino, rel);
+        links.add(st.dev, st.ino, rel);
       }
       h.size = st.size;
       if (st.size > 0) file = { fd: fs.openSync(F(p), 'r'), left: st.size, pad: padding(st.size), rel };

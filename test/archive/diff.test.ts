@@ -282,3 +282,48 @@ test('native diff → layer → applied on a copy of the lower gives the upper',
     rmrf(base);
   }
 });
+
+// The tar writer's hard-link table (inode-paths.ts): links within the layer become link entries
+// to the first path written; a file whose other links are outside the layer (COPY hard-links
+// the context's files) stays a file entry with its bytes.
+test('writeLayer: in-layer hard links become link entries; files linked only from outside stay files', async () => {
+  const base = tmp();
+  try {
+    const src = path.join(base, 'src');
+    const outside = path.join(base, 'outside');
+    fs.mkdirSync(outside);
+    w(path.join(src, 'a/one'), 'one\n');
+    fs.linkSync(path.join(src, 'a/one'), path.join(src, 'a/one-again'));
+    w(path.join(src, 'b/solo'), 'solo\n');
+    fs.linkSync(path.join(src, 'b/solo'), path.join(outside, 'solo'));
+    // linked from outside and inside; the first path written is a non-ASCII name (kept as bytes)
+    w(path.join(src, 'c/ä-both'), 'both\n');
+    fs.linkSync(path.join(src, 'c/ä-both'), path.join(outside, 'both'));
+    fs.linkSync(path.join(src, 'c/ä-both'), path.join(src, 'c/ö-both'));
+    // many inodes, each linked from outside, and a few pairs inside: the table grows past its first size
+    for (let i = 0; i < 3000; i++) {
+      w(path.join(src, `many/f${i}`), `f${i}\n`);
+      fs.linkSync(path.join(src, `many/f${i}`), path.join(outside, `m${i}`));
+      if (i % 1000 === 999) fs.linkSync(path.join(src, `many/f${i}`), path.join(src, `many/g${i}`));
+    }
+    const out = path.join(base, 'layer.tar');
+    await layerOf(compareDirs(null, src), src, 'none', out);
+    const list = execFileSync('tar', ['-tvf', out], { encoding: 'utf8', maxBuffer: 64 << 20 })
+      .trim()
+      .split('\n');
+    const links = list.filter((l) => l.includes(' link to ')).map((l) => l.replace(/^.* (\S+ link to \S+)$/, '$1'));
+    assert.deepEqual(links.sort(), ['a/one-again link to a/one', 'c/ö-both link to c/ä-both', 'many/g1999 link to many/f1999', 'many/g2999 link to many/f2999', 'many/g999 link to many/f999'].sort());
+    const files = list.filter((l) => l.startsWith('-')).length;
+    assert.equal(files, 3 + 3000, 'every other file is a file entry');
+    // and the bytes come back: extract with GNU tar and compare
+    const x = path.join(base, 'x');
+    fs.mkdirSync(x);
+    execFileSync('tar', ['-xf', out, '-C', x]);
+    assert.equal(fs.readFileSync(path.join(x, 'b/solo'), 'utf8'), 'solo\n');
+    assert.equal(fs.statSync(path.join(x, 'c/ö-both')).ino, fs.statSync(path.join(x, 'c/ä-both')).ino);
+    assert.equal(fs.readFileSync(path.join(x, 'c/ö-both'), 'utf8'), 'both\n');
+    assert.equal(fs.readFileSync(path.join(x, 'many/f2500'), 'utf8'), 'f2500\n');
+  } finally {
+    rmrf(base);
+  }
+});
