@@ -42,6 +42,23 @@ static std::vector<char*> CArray(std::vector<std::string>& v) {
   return out;
 }
 
+// A program's argv and environment taken from two JS arrays of strings, kept
+// alive with the NULL-terminated char* arrays execve/posix_spawn want.
+struct ProgramArgs {
+  std::vector<std::string> argv, envv;
+  std::vector<char*> cargv, cenv;
+  ProgramArgs(Napi::Env env, Napi::Value argvArray, Napi::Value envArray) {
+    Napi::Object holder = Napi::Object::New(env);
+    holder.Set("argv", argvArray);
+    holder.Set("env", envArray);
+    argv = StringArray(holder, "argv");
+    envv = StringArray(holder, "env");
+    cargv = CArray(argv);
+    cenv = CArray(envv);
+  }
+  ProgramArgs(const ProgramArgs&) = delete;  // cargv/cenv point into argv/envv
+};
+
 // Async-signal-safe helpers for the child.
 static void WriteAll(int fd, const void* p, size_t n) {
   const char* c = static_cast<const char*>(p);
@@ -217,13 +234,7 @@ static Napi::Value Execve(const Napi::CallbackInfo& info) {
   if (info.Length() < 3 || !info[0].IsString() || !info[1].IsObject() || !info[2].IsObject())
     throw Napi::TypeError::New(env, "execve(path, argv, env) needs a string and two arrays of strings");
   std::string path = info[0].As<Napi::String>().Utf8Value();
-  Napi::Object holder = Napi::Object::New(env);
-  holder.Set("argv", info[1]);
-  holder.Set("env", info[2]);
-  std::vector<std::string> argv = StringArray(holder, "argv");
-  std::vector<std::string> envv = StringArray(holder, "env");
-  std::vector<char*> cargv = CArray(argv);
-  std::vector<char*> cenv = CArray(envv);
+  ProgramArgs program(env, info[1], info[2]);
   for (int fd = 0; fd <= 2; fd++) {
     int fl = ::fcntl(fd, F_GETFD);
     if (fl >= 0 && (fl & FD_CLOEXEC)) ::fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
@@ -234,7 +245,7 @@ static Napi::Value Execve(const Napi::CallbackInfo& info) {
   struct sigaction dfl = {}, oldPipe;
   dfl.sa_handler = SIG_DFL;
   ::sigaction(SIGPIPE, &dfl, &oldPipe);
-  ::execve(path.c_str(), cargv.data(), cenv.data());
+  ::execve(path.c_str(), program.cargv.data(), program.cenv.data());
   int e = errno;
   ::sigaction(SIGPIPE, &oldPipe, nullptr);
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -252,13 +263,7 @@ static Napi::Value Spawn(const Napi::CallbackInfo& info) {
   if (info.Length() < 4 || !info[0].IsString() || !info[1].IsObject() || !info[2].IsObject() || !info[3].IsArray())
     throw Napi::TypeError::New(env, "spawn(path, argv, env, fds) needs a string, two arrays of strings and three fds");
   std::string path = info[0].As<Napi::String>().Utf8Value();
-  Napi::Object holder = Napi::Object::New(env);
-  holder.Set("argv", info[1]);
-  holder.Set("env", info[2]);
-  std::vector<std::string> argv = StringArray(holder, "argv");
-  std::vector<std::string> envv = StringArray(holder, "env");
-  std::vector<char*> cargv = CArray(argv);
-  std::vector<char*> cenv = CArray(envv);
+  ProgramArgs program(env, info[1], info[2]);
   Napi::Array fds = info[3].As<Napi::Array>();
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
@@ -276,7 +281,7 @@ static Napi::Value Spawn(const Napi::CallbackInfo& info) {
   ::posix_spawnattr_setsigdefault(&attr, &all);
   ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   pid_t pid = -1;
-  int err = ::posix_spawn(&pid, path.c_str(), &actions, &attr, cargv.data(), cenv.data());
+  int err = ::posix_spawn(&pid, path.c_str(), &actions, &attr, program.cargv.data(), program.cenv.data());
   ::posix_spawn_file_actions_destroy(&actions);
   ::posix_spawnattr_destroy(&attr);
   if (err != 0) throw ErrnoError(env, err, "posix_spawn", path);
