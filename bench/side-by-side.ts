@@ -74,6 +74,9 @@ function sh(cmd: string, argv: string[]): void {
 // A failed build is reported and counted as NaN, so one tool's failure does not
 // end the whole comparison.
 function timed(label: string, fn: () => void): number {
+  // Untimed: what the previous build (any tool's) left dirty is written back first, so its
+  // writeback is not charged to the next build (the kernel flushes it during whichever runs next).
+  execFileSync('sync');
   const t = process.hrtime.bigint();
   try {
     fn();
