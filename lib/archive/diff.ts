@@ -348,8 +348,9 @@ export function writeLayer(
   });
 
   const prefix = opts.prefix ?? '';
+  const scratch = Buffer.alloc(512); // one header block; append copies it at once
   const header = (h: WriteHeader): boolean =>
-    append(encodeHeader(prefix ? { ...h, name: prefix + h.name, linkname: h.type === 'link' ? prefix + h.linkname : h.linkname } : h));
+    append(encodeHeader(prefix ? { ...h, name: prefix + h.name, linkname: h.type === 'link' ? prefix + h.linkname : h.linkname } : h, scratch));
 
   const entryFor = (rel: string, opaque: boolean): boolean => {
     const p = root + '/' + rel;

@@ -406,8 +406,8 @@ function splitUstar(p: string): [string, string] | null {
   return null;
 }
 
-function ustarBlock(h: WriteHeader, name: string, prefix: string, linkname: string, size: number, uid: number, gid: number): Buffer {
-  const b = Buffer.alloc(BLOCK);
+function ustarBlock(h: WriteHeader, name: string, prefix: string, linkname: string, size: number, uid: number, gid: number, into?: Buffer): Buffer {
+  const b = into ? into.fill(0, 0, BLOCK).subarray(0, BLOCK) : Buffer.alloc(BLOCK);
   b.write(name, 0, 100, 'latin1');
   writeOctal(b, 100, 8, h.mode & 0o7777);
   writeOctal(b, 108, 8, uid);
@@ -428,8 +428,13 @@ function ustarBlock(h: WriteHeader, name: string, prefix: string, linkname: stri
   return b;
 }
 
-/** Encode one entry's header blocks (a PAX 'x' header first when needed). */
-export function encodeHeader(h: WriteHeader): Buffer {
+/**
+ * Encode one entry's header blocks (a PAX 'x' header first when needed). With `scratch` (at
+ * least 512 bytes), a header without PAX records is written there and the view returned,
+ * valid until the scratch is used again: a writer that copies it at once (writeLayer) then
+ * allocates nothing per entry.
+ */
+export function encodeHeader(h: WriteHeader, scratch?: Buffer): Buffer {
   const fullName = h.type === 'dir' && !h.name.endsWith('/') ? h.name + '/' : h.name;
   const records: Buffer[] = [];
   let name = fullName;
@@ -461,8 +466,8 @@ export function encodeHeader(h: WriteHeader): Buffer {
     gid = 0;
   }
   if (h.xattrs) for (const [k, v] of h.xattrs) records.push(paxRecord('SCHILY.xattr.' + k, v));
+  if (records.length === 0) return ustarBlock(h, name, prefix, linkname, size, uid, gid, scratch);
   const main = ustarBlock(h, name, prefix, linkname, size, uid, gid);
-  if (records.length === 0) return main;
   records.sort((a, b) => Buffer.compare(a.subarray(a.indexOf(0x20)), b.subarray(b.indexOf(0x20))));
   const body = Buffer.concat(records);
   const paxName = ('PaxHeaders/' + name).slice(0, 100);
