@@ -275,7 +275,6 @@ export function writeLayer(
   const epoch = opts.sourceDateEpoch;
   const dirsWritten = new Set<string>();
   const links = new InodePaths(); // hard links: inode → the first path written
-
   const spare: Buffer[] = [];
   const lent = new WeakSet<object>(); // our chunks pushed and not given back
   let buf: Buffer = Buffer.allocUnsafe(CHUNK);
