@@ -9,6 +9,7 @@ import { Writable } from 'node:stream';
 import { AutoDecompress } from '../archive/compression';
 import type { Descriptor, Digest, ImageConfig } from '../images/types';
 import { ContentError } from '../util/errors';
+import { ForwardingSink } from '../util/sink';
 
 // Which image and which of its layers a download is (for messages).
 export interface LayerOrigin {
@@ -38,42 +39,20 @@ export interface LayerCheck extends Writable {
 // A sink beside the ingest: decompresses what it is given and hashes the result. Its
 // input never errors (a corrupt transfer is the digest's to judge and is retried);
 // result() tells whether the whole stream decompressed, and to what.
-export class LayerVerifier extends Writable implements LayerCheck {
-  private readonly inflate = new AutoDecompress();
+export class LayerVerifier extends ForwardingSink<AutoDecompress> implements LayerCheck {
   private readonly hash = createHash('sha256');
-  private failure: Error | null = null;
-  private waiting: (() => void) | null = null;
   private readonly ended: Promise<void>;
 
   constructor() {
-    // Not destroyed when finished: that would tear down the decompressor still at work.
-    super({ highWaterMark: 1 << 20, autoDestroy: false });
-    this.inflate.on('data', (b: Buffer) => this.hash.update(b));
+    super(new AutoDecompress());
+    this.inner.on('data', (b: Buffer) => this.hash.update(b));
     this.ended = new Promise((resolve) => {
-      this.inflate.once('end', resolve);
-      this.inflate.once('error', (err) => {
-        this.failure ??= err;
-        this.release();
+      this.inner.once('end', resolve);
+      this.inner.once('error', (err) => {
+        this.fail(err);
         resolve();
       });
     });
-  }
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.failure || this.inflate.write(chunk)) return cb();
-    this.waiting = cb;
-    this.inflate.once('drain', () => this.release());
-  }
-
-  private release(): void {
-    const cb = this.waiting;
-    this.waiting = null;
-    cb?.();
-  }
-
-  override _final(cb: (err?: Error | null) => void): void {
-    if (!this.failure) this.inflate.end();
-    cb();
   }
 
   // Ends the stream; resolves to the diff_id, or rejects with why the bytes do not decompress.
@@ -85,7 +64,7 @@ export class LayerVerifier extends Writable implements LayerCheck {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    this.inflate.destroy();
+    this.inner.destroy();
     cb(err);
   }
 }

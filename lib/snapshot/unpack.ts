@@ -3,7 +3,7 @@
 // ChainID(L0..n) = sha256(ChainID(L0..n-1) + " " + DiffID(Ln))). A chain
 // prefix that is already unpacked (by this image or any other) is reused.
 import { createHash } from 'node:crypto';
-import { PassThrough, type Readable, Writable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { applyLayer } from '../archive/apply';
 import { dropUnneededWhiteouts } from '../archive/overlay-format';
 import { ContentStore } from '../content/store';
@@ -11,6 +11,7 @@ import type { Digest, ImageConfig, Manifest } from '../images/types';
 import { toBytes } from '../util/bytenames';
 import { ContentError, UnsupportedError } from '../util/errors';
 import { debug, warn } from '../util/log';
+import { ForwardingSink } from '../util/sink';
 import { acquireLease, lockKey } from './lease';
 import type { BaseSnapshotter } from './base';
 import type { Snapshotter } from './types';
@@ -108,46 +109,23 @@ export class AppliedWhilePulling {
 
 // A pull's layer check that applies the layer into a new snapshot (see AppliedWhilePulling).
 // As the pull's own check, its input never errors: a failure is kept for result().
-class ApplyingCheck extends Writable {
+class ApplyingCheck extends ForwardingSink<PassThrough> {
   active: string | null = null;
   applied: { diffId: Digest; size: number; skippedDevices: number } | null = null;
-  private readonly input = new PassThrough({ highWaterMark: 1 << 20 });
-  private failure: Error | null = null;
-  private waiting: (() => void) | null = null;
   private readonly done: Promise<void>;
 
   constructor(
     apply: (input: Readable, self: ApplyingCheck) => Promise<{ diffId: Digest; size: number; skippedDevices: number }>,
     private readonly sn: BaseSnapshotter,
   ) {
-    super({ highWaterMark: 1 << 20, autoDestroy: false });
-    this.input.on('error', () => undefined); // the apply's pipeline reports it
-    this.done = apply(this.input, this).then(
+    super(new PassThrough({ highWaterMark: 1 << 20 }));
+    this.inner.on('error', () => undefined); // the apply's pipeline reports it
+    this.done = apply(this.inner, this).then(
       (r) => {
         this.applied = { diffId: r.diffId, size: r.size, skippedDevices: r.skippedDevices };
       },
-      (err: Error) => {
-        this.failure ??= err;
-        this.release();
-      },
+      (err: Error) => this.fail(err),
     );
-  }
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.failure || this.input.destroyed || this.input.write(chunk)) return cb();
-    this.waiting = cb;
-    this.input.once('drain', () => this.release());
-  }
-
-  private release(): void {
-    const cb = this.waiting;
-    this.waiting = null;
-    cb?.();
-  }
-
-  override _final(cb: (err?: Error | null) => void): void {
-    if (!this.failure) this.input.end();
-    cb();
   }
 
   async result(): Promise<Digest> {
@@ -158,9 +136,8 @@ class ApplyingCheck extends Writable {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    this.failure ??= new Error('the download was abandoned');
-    this.input.destroy();
-    this.release();
+    this.inner.destroy();
+    this.fail(new Error('the download was abandoned'));
     cb(err);
   }
 
