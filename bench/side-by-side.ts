@@ -23,9 +23,10 @@
 // `--img-compression gzip` times img's default (gzip layers in its store) instead.
 //
 // Phases per case: cold (empty state: no cache, base image not present), cached (same
-// build again, nothing changed), touched (one context file changed). Each round runs
-// every tool's cold, then every tool's cached, then touches the file once and runs every
-// tool's touched build, so load drifts hit all tools alike. Prints medians and
+// build again, nothing changed), touched (one context file changed). Each round resets
+// every tool, waits --settle seconds (see SETTLE), runs every tool's cold, then every
+// tool's cached, then touches the file once and runs every tool's touched build, so load
+// drifts hit all tools alike. Prints medians and
 // ratios and writes bench/results/side-by-side.{json,md}.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as crypto from 'node:crypto';
@@ -45,6 +46,13 @@ const USER = option('img-user', 'imgtest');
 const IMG_COMPRESSION = option('img-compression', 'uncompressed');
 const ONLY = option('tools', 'img,buildkit,buildah').split(',');
 const SAVE = !flag('no-save'); // short development runs leave bench/results alone
+// Seconds between removing every tool's previous state and the first cold build. This host's
+// ext4 has no journal, and without one the kernel skips inodes freed in the last 60 s when it
+// allocates new ones (each skip is a lookup): a build that starts right after its own
+// predecessor's state was deleted spent up to twice the system time creating files (img's
+// debian cold: 3.3 s on a settled disk, 5.7 s right after deleting). Every tool's state is
+// removed first, then all wait the same, so no tool pays for a deletion just before it builds.
+const SETTLE = Number(option('settle', '61'));
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'img-side-by-side-'));
 const CACHE = '/var/tmp/img-bench-cache';
 fs.chmodSync(WORK, 0o755);
@@ -295,11 +303,11 @@ async function main(): Promise<void> {
       const r = (results[c.name] = { cold: {}, cached: {}, touched: {} } as Results[string]);
       for (const p of PHASES) for (const t of tools) r[p][t.name] = [];
       for (let i = 0; i < RUNS; i++) {
+        for (const t of tools) t.reset();
+        execFileSync('sync');
+        if (SETTLE > 0) execFileSync('sleep', [String(SETTLE)]);
         load.push(os.loadavg()[0]);
-        for (const t of tools) {
-          t.reset();
-          r.cold[t.name].push(timed(`${c.name} ${t.name} cold`, () => t.build(c)));
-        }
+        for (const t of tools) r.cold[t.name].push(timed(`${c.name} ${t.name} cold`, () => t.build(c)));
         for (const t of tools) r.cached[t.name].push(timed(`${c.name} ${t.name} cached`, () => t.build(c)));
         fs.appendFileSync(path.join(c.dir, c.touch), `touched ${Date.now()} ${i}\n`);
         for (const t of tools) r.touched[t.name].push(timed(`${c.name} ${t.name} touched`, () => t.build(c)));
