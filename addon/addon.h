@@ -108,5 +108,6 @@ void InitUserns(Napi::Env env, Napi::Object exports);
 void InitMount(Napi::Env env, Napi::Object exports);
 void InitCopyTree(Napi::Env env, Napi::Object exports);
 void InitCodec(Napi::Env env, Napi::Object exports);
+void InitStatDir(Napi::Env env, Napi::Object exports);
 
 }  // namespace img

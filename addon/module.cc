@@ -38,6 +38,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   img::InitMount(env, exports);
   img::InitCopyTree(env, exports);
   img::InitCodec(env, exports);
+  img::InitStatDir(env, exports);
   return exports;
 }
 

@@ -28,7 +28,9 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ImgError, isErrno } from '../util/errors';
+import { loadAddon } from '../host/index';
+import { showBytes, toBytes } from '../util/bytenames';
+import { hostErrorClass, ImgError, isErrno, UnsupportedError } from '../util/errors';
 import { compileGlob, type Glob } from '../util/glob';
 import { Limiter } from '../util/limiter';
 import { debug } from '../util/log';
@@ -54,16 +56,12 @@ export interface Selector {
 
 export const SELECT_ALL: Selector = { excluded: () => false, mayReinclude: () => false };
 
-/** What the cache compares a file by (kept per file being hashed instead of its BigIntStats, about 1 KiB each). */
+/** What the cache compares a file by (the decimal strings of a bigint stat, as records since version 2 hold them). */
 export interface StatKey {
   size: number;
   mtime: string; // ns since epoch, as a decimal string (bigint stat)
   ino: string;
   mode: number;
-}
-
-function statKey(st: fs.BigIntStats): StatKey {
-  return { size: Number(st.size), mtime: String(st.mtimeNs), ino: String(st.ino), mode: Number(st.mode) };
 }
 
 /** One line of the digest: the COPY keys (ops/file.ts) hash subsets of a scan the same way. */
@@ -433,11 +431,80 @@ export async function* pairByPath(before: AsyncIterable<ContextFile>, now: Async
   }
 }
 
+// ---- listing a directory
+
+const { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK } = fs.constants;
+
+/** One directory as the walk reads it (the addon's statDir, addon/statdir.cc). */
+interface Listing {
+  names: string[]; // sorted as strings sort; names that are not UTF-8 decoded with U+FFFD
+  stats: Float64Array; // per name: mode (0: gone since readdir), size, mtime s, mtime ns, inode high and low 32 bits
+  targets: Record<number, string>; // symlinks' targets by index
+  raw: Record<number, Buffer>; // the bytes of names that are not UTF-8, by index
+}
+
+type StatDir = (dir: string) => Promise<Listing>;
+
+// The addon lists and stats a whole directory in one call on a pool thread; without
+// it (or an addon built before statDir) the names are stat'ed in batches of promises.
+let statDirFn: StatDir | undefined;
+function listDir(dir: string): Promise<Listing> {
+  if (!statDirFn) {
+    let native: StatDir | undefined;
+    try {
+      native = (loadAddon() as { statDir?: StatDir }).statDir;
+    } catch {
+      native = undefined;
+    }
+    statDirFn = native ?? listDirByPromises;
+  }
+  return statDirFn(dir);
+}
+
+const STAT_BATCH = 256;
+
+async function listDirByPromises(dir: string): Promise<Listing> {
+  const bufs = await fsp.readdir(dir, { encoding: 'buffer' });
+  const decoded = bufs.map((b, i) => ({ name: b.toString('utf8'), b, i }));
+  decoded.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+  const out: Listing = { names: decoded.map((d) => d.name), stats: new Float64Array(decoded.length * 6), targets: {}, raw: {} };
+  for (let start = 0; start < decoded.length; start += STAT_BATCH) {
+    const batch = decoded.slice(start, start + STAT_BATCH);
+    const stats = await Promise.all(batch.map((d) => fsp.lstat(Buffer.concat([Buffer.from(`${dir}/`), d.b]), { bigint: true }).catch((err) => (isErrno(err, 'ENOENT') ? null : Promise.reject(err)))));
+    for (let k = 0; k < batch.length; k++) {
+      const i = start + k;
+      const st = stats[k];
+      if (!Buffer.from(batch[k].name).equals(batch[k].b)) out.raw[i] = batch[k].b;
+      if (!st) continue;
+      out.stats.set([Number(st.mode), Number(st.size), Number(st.mtimeNs / 1_000_000_000n), Number(st.mtimeNs % 1_000_000_000n), Number(st.ino >> 32n), Number(st.ino & 0xffffffffn)], i * 6);
+      if (st.isSymbolicLink()) out.targets[i] = await fsp.readlink(path.join(dir, batch[k].name));
+    }
+  }
+  return out;
+}
+
+// The cache key and the time of entry i, as a bigint stat gives them: mtime in ns and the
+// inode as decimal strings, mtimeMs truncated.
+function statKey(stats: Float64Array, i: number): StatKey {
+  const o = i * 6;
+  const sec = stats[o + 2];
+  const ns = stats[o + 3];
+  const mtime = sec > 0 ? `${sec}${String(ns).padStart(9, '0')}` : String(BigInt(sec) * 1_000_000_000n + BigInt(ns));
+  const hi = stats[o + 4];
+  const ino = hi === 0 ? String(stats[o + 5]) : String((BigInt(hi) << 32n) | BigInt(stats[o + 5]));
+  return { size: stats[o + 1], mtime, ino, mode: stats[o] };
+}
+
+function mtimeMs(stats: Float64Array, i: number): number {
+  const sec = stats[i * 6 + 2];
+  const ns = stats[i * 6 + 3];
+  return sec >= 0 ? sec * 1000 + Math.floor(ns / 1e6) : Number((BigInt(sec) * 1_000_000_000n + BigInt(ns)) / 1_000_000n);
+}
+
 // ---- the walk
 
 const HASH_PARALLEL = 16;
 const WINDOW = 256; // entries waiting for their hash before the digest
-const STAT_BATCH = 256; // names of one directory stat'ed together
 const SMALL = 256 * 1024;
 
 async function hashFile(abs: string, size: number): Promise<string> {
@@ -517,68 +584,72 @@ export async function scanContext(root: string, selector: Selector, cache: Check
 
   const walk = async (relDir: string): Promise<void> => {
     const absDir = relDir ? path.join(root, relDir) : root;
-    let names: string[];
+    let dir: Listing;
     try {
-      names = await fsp.readdir(absDir);
+      dir = await listDir(absDir);
     } catch (err) {
-      throw new ImgError(`cannot read ${absDir} in the build context: ${(err as Error).message}`, {
+      if (relDir && isErrno(err, 'ENOENT')) return; // removed since its parent was listed: nothing under it
+      const Cls = hostErrorClass(err) ?? ImgError;
+      throw new Cls(`cannot read ${absDir} in the build context: ${(err as Error).message}`, {
         hint: 'make it readable, or exclude it in .dockerignore',
         cause: err,
       });
     }
-    names.sort();
+    const { names, stats } = dir;
     let dirCache: DirCache | null = null;
     const files = cache ? new Set<string>() : null; // regular files present (what the record keeps)
-    for (let start = 0; start < names.length; start += STAT_BATCH) {
-      // Stat a batch of entries together: the walk is bound by syscall latency.
-      const batch = names.slice(start, start + STAT_BATCH);
-      const stats = await Promise.all(batch.map((name) => fsp.lstat(path.join(absDir, name), { bigint: true })));
-      for (let i = 0; i < batch.length; i++) {
-        if (failed) throw failed;
-        const name = batch[i];
-        const rel = relDir ? `${relDir}/${name}` : name;
-        const lst = stats[i];
-        const isDir = lst.isDirectory();
-        if (files && lst.isFile()) files.add(name);
-        const excluded = selector.excluded(rel, isDir);
-        let inc: 'yes' | 'no' | 'descend' = selector.included ? selector.included(rel, isDir) : 'yes';
-        if (inc === 'descend' && !isDir) inc = 'no';
-        if (isDir) {
-          if (excluded && !selector.mayReinclude(rel)) continue;
-          if (inc === 'no') continue;
-          const f = entry(rel, 'dir', lst);
-          if (!excluded && inc === 'yes') {
-            await emit(f);
-            await walk(rel);
-          } else {
-            // A dir that is only on the way to included files is listed once something under it is.
-            conditional.push({ f, emitted: false });
-            await walk(rel);
-            conditional.pop();
-          }
-          continue;
-        }
-        if (excluded || inc !== 'yes') continue;
-        if (lst.isSymbolicLink()) {
-          const f = entry(rel, 'symlink', lst);
-          f.linkTarget = await fsp.readlink(path.join(absDir, name));
-          f.hash = f.linkTarget;
-          await emit(f);
-        } else if (lst.isFile()) {
-          const f = entry(rel, 'file', lst);
-          bytes += f.size;
-          const key = statKey(lst);
-          if (cache && !dirCache) dirCache = await cache.read(relDir);
-          const cached = dirCache?.lookup(name, key) ?? null;
-          if (cached) {
-            f.hash = cached;
-            await emit(f);
-          } else {
-            await emit(f, hash(rel, key, dirCache, name));
-          }
-        }
-        // sockets, fifos, devices in a context are skipped, as docker does.
+    for (let i = 0; i < names.length; i++) {
+      if (failed) throw failed;
+      const mode = stats[i * 6];
+      if (mode === 0) continue; // gone since readdir
+      const name = names[i];
+      const rel = relDir ? `${relDir}/${name}` : name;
+      const type = mode & S_IFMT;
+      const isDir = type === S_IFDIR;
+      if (files && type === S_IFREG) files.add(name);
+      const excluded = selector.excluded(rel, isDir);
+      let inc: 'yes' | 'no' | 'descend' = selector.included ? selector.included(rel, isDir) : 'yes';
+      if (inc === 'descend' && !isDir) inc = 'no';
+      const selected = isDir ? inc !== 'no' && (!excluded || selector.mayReinclude(rel)) : inc === 'yes' && !excluded;
+      if (!selected) continue;
+      // Paths are text from here on (the scan list, .dockerignore, COPY): such a name cannot be carried.
+      if (dir.raw[i]) {
+        throw new UnsupportedError(`the build context holds a file name that is not UTF-8: ${showBytes(`${toBytes(absDir)}/${dir.raw[i].toString('latin1')}`)}`, {
+          hint: 'rename it, or exclude it in .dockerignore',
+        });
       }
+      if (isDir) {
+        const f = entry(rel, 'dir', stats, i);
+        if (!excluded && inc === 'yes') {
+          await emit(f);
+          await walk(rel);
+        } else {
+          // A dir that is only on the way to included files is listed once something under it is.
+          conditional.push({ f, emitted: false });
+          await walk(rel);
+          conditional.pop();
+        }
+        continue;
+      }
+      if (type === S_IFLNK) {
+        const f = entry(rel, 'symlink', stats, i);
+        f.linkTarget = dir.targets[i];
+        f.hash = f.linkTarget;
+        await emit(f);
+      } else if (type === S_IFREG) {
+        const f = entry(rel, 'file', stats, i);
+        bytes += f.size;
+        const key = statKey(stats, i);
+        if (cache && !dirCache) dirCache = await cache.read(relDir);
+        const cached = dirCache?.lookup(name, key) ?? null;
+        if (cached) {
+          f.hash = cached;
+          await emit(f);
+        } else {
+          await emit(f, hash(rel, key, dirCache, name));
+        }
+      }
+      // sockets, fifos, devices in a context are skipped, as docker does.
     }
     if (dirCache) {
       dirCache.close((name) => files!.has(name));
@@ -604,8 +675,8 @@ export async function scanContext(root: string, selector: Selector, cache: Check
   return new ContextScan(list, `sha256:${digest.digest('hex')}`, count, bytes);
 }
 
-function entry(rel: string, type: ContextFile['type'], st: fs.BigIntStats): ContextFile {
-  return { rel, type, mode: Number(st.mode), size: Number(st.size), mtimeMs: Number(st.mtimeMs) };
+function entry(rel: string, type: ContextFile['type'], stats: Float64Array, i: number): ContextFile {
+  return { rel, type, mode: stats[i * 6], size: stats[i * 6 + 1], mtimeMs: mtimeMs(stats, i) };
 }
 
 // ---- include patterns (COPY sources) ----
