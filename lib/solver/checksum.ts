@@ -31,7 +31,7 @@ import * as path from 'node:path';
 import { loadAddon } from '../host/index';
 import { showBytes, toBytes } from '../util/bytenames';
 import { hostErrorClass, ImgError, isErrno, UnsupportedError } from '../util/errors';
-import { compileGlob, type Glob } from '../util/glob';
+import { compileGlob } from '../util/glob';
 import { Limiter } from '../util/limiter';
 import { debug } from '../util/log';
 
@@ -330,6 +330,19 @@ export class ContextScan {
     return this.list.read();
   }
 
+  /**
+   * The sha256 hex of the entries the include patterns (COPY sources, includeMatcher)
+   * select, hashed as the scan's digest is: patterns selecting everything ("." or "/")
+   * give the digest itself without reading the list again.
+   */
+  async digestOf(patterns: string[]): Promise<string> {
+    if (patterns.some(selectsAll)) return this.digest.slice('sha256:'.length);
+    const match = includeMatcher(patterns);
+    const h = createHash('sha256');
+    for await (const f of this.entries()) if (match(f.rel, f.type === 'dir') === 'yes') h.update(entryLine(f));
+    return h.digest('hex');
+  }
+
   /** The whole selection as an array: for small selections and tests. */
   async toArray(): Promise<ContextFile[]> {
     const out: ContextFile[] = [];
@@ -445,6 +458,12 @@ interface Listing {
 
 type StatDir = (dir: string) => Promise<Listing>;
 
+interface Fetched {
+  absDir: string;
+  dir: Listing;
+  dirCache: DirCache | null;
+}
+
 // The addon lists and stats a whole directory in one call on a pool thread; without
 // it (or an addon built before statDir) the names are stat'ed in batches of promises.
 let statDirFn: StatDir | undefined;
@@ -504,6 +523,7 @@ function mtimeMs(stats: Float64Array, i: number): number {
 // ---- the walk
 
 const HASH_PARALLEL = 16;
+const PREFETCH = 4; // directories listed at once (the one walked and those next)
 const WINDOW = 256; // entries waiting for their hash before the digest
 const SMALL = 256 * 1024;
 
@@ -582,36 +602,76 @@ export async function scanContext(root: string, selector: Selector, cache: Check
     return p;
   };
 
-  const walk = async (relDir: string): Promise<void> => {
+  // A directory's listing and stat-cache record, read together; null when the directory
+  // is gone (removed since its parent was listed: nothing under it).
+  const fetchDir = async (relDir: string): Promise<Fetched | null> => {
     const absDir = relDir ? path.join(root, relDir) : root;
-    let dir: Listing;
-    try {
-      dir = await listDir(absDir);
-    } catch (err) {
-      if (relDir && isErrno(err, 'ENOENT')) return; // removed since its parent was listed: nothing under it
-      const Cls = hostErrorClass(err) ?? ImgError;
-      throw new Cls(`cannot read ${absDir} in the build context: ${(err as Error).message}`, {
-        hint: 'make it readable, or exclude it in .dockerignore',
-        cause: err,
-      });
-    }
+    const [dir, dirCache] = await Promise.all([
+      listDir(absDir).catch((err) => {
+        if (relDir && isErrno(err, 'ENOENT')) return null;
+        const Cls = hostErrorClass(err) ?? ImgError;
+        throw new Cls(`cannot read ${absDir} in the build context: ${(err as Error).message}`, {
+          hint: 'make it readable, or exclude it in .dockerignore',
+          cause: err,
+        });
+      }),
+      cache?.read(relDir) ?? null,
+    ]);
+    return dir && { absDir, dir, dirCache };
+  };
+
+  const walk = async (relDir: string, fetching: Promise<Fetched | null>): Promise<void> => {
+    const fetched = await fetching;
+    if (!fetched) return;
+    const { absDir, dir, dirCache } = fetched;
     const { names, stats } = dir;
-    let dirCache: DirCache | null = null;
-    const files = cache ? new Set<string>() : null; // regular files present (what the record keeps)
-    for (let i = 0; i < names.length; i++) {
-      if (failed) throw failed;
-      const mode = stats[i * 6];
-      if (mode === 0) continue; // gone since readdir
-      const name = names[i];
-      const rel = relDir ? `${relDir}/${name}` : name;
-      const type = mode & S_IFMT;
-      const isDir = type === S_IFDIR;
-      if (files && type === S_IFREG) files.add(name);
+    const files = dirCache ? new Set<string>() : null; // regular files present (what the record keeps)
+    const choose = (rel: string, isDir: boolean) => {
       const excluded = selector.excluded(rel, isDir);
       let inc: 'yes' | 'no' | 'descend' = selector.included ? selector.included(rel, isDir) : 'yes';
       if (inc === 'descend' && !isDir) inc = 'no';
       const selected = isDir ? inc !== 'no' && (!excluded || selector.mayReinclude(rel)) : inc === 'yes' && !excluded;
-      if (!selected) continue;
+      return { selected, whole: !excluded && inc === 'yes' };
+    };
+    const relOf = (i: number) => (relDir ? `${relDir}/${names[i]}` : names[i]);
+    // The subdirectories to walk, chosen first so that they can be listed a few ahead
+    // (latency overlaps; memory stays PREFETCH listings per level).
+    const subdirs: number[] = [];
+    const wholeDir = new Set<number>(); // selected with all it holds, not only on the way to included files
+    for (let i = 0; i < names.length; i++) {
+      if ((stats[i * 6] & S_IFMT) !== S_IFDIR) continue;
+      const c = choose(relOf(i), true);
+      if (!c.selected) continue;
+      subdirs.push(i);
+      if (c.whole) wholeDir.add(i);
+    }
+    const ahead = new Map<number, Promise<Fetched | null>>();
+    let next = 0; // subdirs[next] is the first not yet walked
+    const descend = (i: number): Promise<void> => {
+      while (next < subdirs.length && subdirs[next] <= i) next++;
+      for (let k = next; k < Math.min(subdirs.length, next + PREFETCH - 1); k++) {
+        const j = subdirs[k];
+        if (ahead.has(j)) continue;
+        const p = fetchDir(relOf(j));
+        p.catch(() => {}); // surfaces when walked (or not at all when an earlier failure ends the walk)
+        ahead.set(j, p);
+      }
+      const mine = ahead.get(i) ?? fetchDir(relOf(i));
+      ahead.delete(i);
+      return walk(relOf(i), mine);
+    };
+    let sub = 0;
+    for (let i = 0; i < names.length; i++) {
+      if (failed) throw failed;
+      const mode = stats[i * 6];
+      if (mode === 0) continue; // gone since readdir
+      const type = mode & S_IFMT;
+      const isDir = type === S_IFDIR;
+      const name = names[i];
+      if (files && type === S_IFREG) files.add(name);
+      if (isDir ? subdirs[sub] !== i : !choose(relOf(i), false).selected) continue;
+      if (isDir) sub++;
+      const rel = relOf(i);
       // Paths are text from here on (the scan list, .dockerignore, COPY): such a name cannot be carried.
       if (dir.raw[i]) {
         throw new UnsupportedError(`the build context holds a file name that is not UTF-8: ${showBytes(`${toBytes(absDir)}/${dir.raw[i].toString('latin1')}`)}`, {
@@ -620,13 +680,13 @@ export async function scanContext(root: string, selector: Selector, cache: Check
       }
       if (isDir) {
         const f = entry(rel, 'dir', stats, i);
-        if (!excluded && inc === 'yes') {
+        if (wholeDir.has(i)) {
           await emit(f);
-          await walk(rel);
+          await descend(i);
         } else {
           // A dir that is only on the way to included files is listed once something under it is.
           conditional.push({ f, emitted: false });
-          await walk(rel);
+          await descend(i);
           conditional.pop();
         }
         continue;
@@ -640,7 +700,6 @@ export async function scanContext(root: string, selector: Selector, cache: Check
         const f = entry(rel, 'file', stats, i);
         bytes += f.size;
         const key = statKey(stats, i);
-        if (cache && !dirCache) dirCache = await cache.read(relDir);
         const cached = dirCache?.lookup(name, key) ?? null;
         if (cached) {
           f.hash = cached;
@@ -660,7 +719,7 @@ export async function scanContext(root: string, selector: Selector, cache: Check
   };
 
   try {
-    await walk('');
+    await walk('', fetchDir(''));
     while (window.length) await feedOne();
     await list.flush();
   } catch (err) {
@@ -685,16 +744,21 @@ function entry(rel: string, type: ContextFile['type'], stats: Float64Array, i: n
 // matches it or one of its parents; a dir is descended into when it may
 // contain a match (its components match a prefix of the pattern). Each
 // component is a filepath.Match glob (util/glob.ts).
+const cleanPattern = (p: string) => path.posix.normalize('/' + p).slice(1).replace(/\/$/, '');
+
+/** Whether an include pattern selects the whole source ("." or "/"). */
+function selectsAll(p: string): boolean {
+  const clean = cleanPattern(p);
+  return clean === '' || clean === '.';
+}
+
 export function includeMatcher(patterns: string[]): (rel: string, isDir: boolean) => 'yes' | 'no' | 'descend' {
-  const compiled = patterns.map((p) => {
-    const clean = path.posix.normalize('/' + p).slice(1).replace(/\/$/, '');
-    return clean === '' || clean === '.' ? null : clean.split('/').map((part) => compileGlob(part));
-  });
-  if (compiled.some((c) => c === null)) return () => 'yes'; // "." includes everything
+  if (patterns.some(selectsAll)) return () => 'yes';
+  const compiled = patterns.map((p) => cleanPattern(p).split('/').map((part) => compileGlob(part)));
   return (rel, isDir) => {
     const parts = rel.split('/');
     let descend = false;
-    for (const pat of compiled as Glob[][]) {
+    for (const pat of compiled) {
       const n = Math.min(pat.length, parts.length);
       let ok = true;
       for (let i = 0; i < n; i++) {

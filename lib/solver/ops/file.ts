@@ -15,7 +15,6 @@
 // The executor (fileOp) mounts every input but the base read-only and applies the
 // actions to a new snapshot on the base. Its content key: a COPY from a local
 // source is keyed by the checksum of just the files it reads, not the whole context.
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -29,7 +28,6 @@ import { ImgError, isErrno, StepError } from '../../util/errors';
 import { compileGlob, hasWildcards, type Glob } from '../../util/glob';
 import { debug } from '../../util/log';
 import { resolveInRoot } from '../../util/rootpath';
-import { entryLine, includeMatcher } from '../checksum';
 import { emptyDir } from '../mounts';
 import type { Executor } from '../types';
 import { chainOf, type OpEnv } from './shared';
@@ -84,10 +82,7 @@ export function fileOp(env: OpEnv): Executor<FileVertex> {
         if (!scan) continue;
         const pats: string[] = [];
         for (const a of v.actions) if (a.op === 'copy' && a.src === i) pats.push(...a.srcPaths);
-        const match = includeMatcher(pats.map((p) => p.replace(/^\/+/, '') || '.'));
-        const h = createHash('sha256');
-        for await (const f of scan.entries()) if (match(f.rel, f.type === 'dir') === 'yes') h.update(entryLine(f));
-        parts.push(`${i}=${src.id}:${h.digest('hex')}`);
+        parts.push(`${i}=${src.id}:${await scan.digestOf(pats.map((p) => p.replace(/^\/+/, '') || '.'))}`);
         replaced.push(i);
       }
       if (replaced.length === 0) return undefined;
