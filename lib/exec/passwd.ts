@@ -72,8 +72,11 @@ function numeric(value: string, what: string, spec: string): number {
 export async function resolveUser(rootfs: string, user: string): Promise<ResolvedUser> {
   const spec = user.trim();
   const [userPart, groupPart] = spec.includes(':') ? [spec.slice(0, spec.indexOf(':')), spec.slice(spec.indexOf(':') + 1)] : [spec, ''];
-  const needPasswd = true; // even numeric uids pick up home and primary gid from passwd when listed
-  const passwd = needPasswd ? parsePasswd(await readInRoot(rootfs, '/etc/passwd')) : [];
+  // Even numeric uids pick up home and primary gid from passwd when listed.
+  // /etc/group is read alongside (a RUN waits for both before runc starts), used when needed.
+  const groupText = readInRoot(rootfs, '/etc/group');
+  groupText.catch(() => undefined); // observed below when the group file is needed
+  const passwd = parsePasswd(await readInRoot(rootfs, '/etc/passwd'));
   const userName = userPart === '' ? 'root' : userPart;
 
   let entry: PasswdEntry | undefined;
@@ -98,7 +101,7 @@ export async function resolveUser(rootfs: string, user: string): Promise<Resolve
   let gid = entry ? entry.gid : 0;
   const additionalGids: number[] = [];
   const needGroup = groupPart !== '' ? !NUMERIC.test(groupPart) : entry !== undefined;
-  const groups = needGroup ? parseGroup(await readInRoot(rootfs, '/etc/group')) : [];
+  const groups = needGroup ? parseGroup(await groupText) : [];
   if (groupPart !== '') {
     if (NUMERIC.test(groupPart)) {
       gid = numeric(groupPart, 'gid', spec);

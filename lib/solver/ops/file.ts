@@ -94,21 +94,27 @@ export function fileOp(env: OpEnv): Executor<FileVertex> {
       const mounts: Mounted[] = [];
       const roots = new Map<number, string>();
       const linkedFrom = new Set<string>();
-      try {
-        const link = Boolean(base?.snapshot) && linked(v);
-        // Mount every other input read-only for the duration of the actions (the
-        // base too for --link, which writes elsewhere but reads the base's /etc/passwd).
-        for (let i = 0; i < ctx.inputs.length; i++) {
-          if (i === v.base && !link) continue;
-          const snap = ctx.inputs[i].snapshot;
-          if (!snap) {
+      const link = Boolean(base?.snapshot) && linked(v);
+      // Mount every other input read-only for the duration of the actions (the
+      // base too for --link, which writes elsewhere but reads the base's /etc/passwd),
+      // all at once and while the destination is prepared and mounted: a chain of
+      // COPY --from steps waits for these fixed costs one step after another.
+      const inputsMounted = Promise.allSettled(
+        ctx.inputs.map(async (input, i) => {
+          if (i === v.base && !link) return;
+          if (!input.snapshot) {
             roots.set(i, await emptyDir(env.o.stateDir));
-            continue;
+            return;
           }
-          const m = await env.sn.mount(snap);
+          const m = await env.sn.mount(input.snapshot);
           mounts.push(m);
           roots.set(i, m.rootfs);
-        }
+        }),
+      ).then((all) => {
+        for (const r of all) if (r.status === 'rejected') throw r.reason;
+      });
+      inputsMounted.catch(() => undefined); // awaited where the actions need the inputs
+      try {
         const localInput = (i: number) => {
           const kind = ctx.inputVertices[i]?.kind;
           return kind === 'local' || kind === 'http' || kind === 'git';
@@ -141,6 +147,7 @@ export function fileOp(env: OpEnv): Executor<FileVertex> {
           // stage as a layer — so the destination's symlinks are not followed, and the
           // parent directories the copy creates (0755, root or --chown) replace the
           // stage's own in the result.
+          await inputsMounted;
           const baseRoot = roots.get(v.base)!;
           const alone = await env.sn.prepare(null, `${v.name} (linked)`);
           try {
@@ -163,7 +170,10 @@ export function fileOp(env: OpEnv): Executor<FileVertex> {
           base?.snapshot ?? null,
           v.name,
           ctx,
-          (destRoot) => apply(destRoot, destRoot, (fill) => fills.push(fill)),
+          async (destRoot) => {
+            await inputsMounted;
+            await apply(destRoot, destRoot, (fill) => fills.push(fill));
+          },
           async (active) => {
             if (fills.length === 0) return;
             const own = await env.sn.diffRoot(active);
@@ -177,6 +187,7 @@ export function fileOp(env: OpEnv): Executor<FileVertex> {
         );
         return { snapshot, layers: chainOf(base, snapshot) };
       } finally {
+        await inputsMounted.catch(() => undefined); // settled: every mount made is in `mounts`
         for (const m of mounts) await m.release().catch(() => undefined);
       }
     },
