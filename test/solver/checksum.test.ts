@@ -10,6 +10,9 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ChecksumCache, includeMatcher, scanContext, SELECT_ALL, type Selector } from '../../lib/solver/checksum';
+import { HostError, UnsupportedError } from '../../lib/util/errors';
+import { REPO } from '../helpers/cli';
+import { runAsUser, skipUnlessRootless, tempDir, TSX } from '../helpers/rootless';
 
 // A tree with what orders and selects differently: names that sort apart as paths
 // and as components ('a-b' before 'a/x' as strings, after 'a' as names), upper case
@@ -30,6 +33,8 @@ function makeTree(root: string): void {
   file('odd/new\nline', 'nl');
   file('odd/tab\tand space ', 'tab');
   file('odd/\u0001ctl', 'ctl');
+  file('odd/\uff01bang', 'sorts after the emoji as UTF-16, before it as UTF-8 bytes');
+  file('odd/😀', 'emoji');
   file('bin/tool', '#!/bin/sh\n', 0o4755);
   file('big.bin', Buffer.alloc(600 * 1024, 7)); // past the small-file read
   file('skip/drop.txt', 'dropped');
@@ -129,7 +134,6 @@ test('the streaming context checksum equals an independent computation (order, o
     for (const cached of [false, true, true]) {
       const scan = await scanContext(ctx, sel, cached ? await ChecksumCache.open(state, ctx) : null, { tmpDir: path.join(state, 'tmp') });
       const got = await scan.toArray();
-      await scan.close();
       assert.deepEqual(
         got.map((f) => f.rel),
         want.rels,
@@ -137,6 +141,12 @@ test('the streaming context checksum equals an independent computation (order, o
       );
       assert.equal(scan.digest, want.digest, `${what}${cached ? ', through the stat cache' : ''}`);
       assert.equal(scan.count, want.rels.length);
+      if (sel === SELECT_ALL) {
+        // A COPY of everything is keyed by the scan's digest, without reading the list again.
+        assert.equal(`sha256:${await scan.digestOf(['.'])}`, want.digest);
+        assert.equal(`sha256:${await scan.digestOf(['*'])}`, want.digest, 'the same entries matched one by one');
+      }
+      await scan.close();
     }
   }
   // The scan list is unlinked at once: nothing stays in tmp/.
@@ -159,7 +169,7 @@ test('the stat cache is a record per directory: reused, rewritten on change, old
     return { digest: s.digest, hits: cache.hits, misses: cache.misses };
   };
   const want = expected(ctx, SELECT_ALL).digest;
-  const files = 15 + 300; // regular files in makeTree, skip/ and gone/ included
+  const files = 17 + 300; // regular files in makeTree, skip/ and gone/ included
   assert.deepEqual(await scan(), { digest: want, hits: 0, misses: files });
   await assert.rejects(fsp.stat(`${dir}.json`), { code: 'ENOENT' });
   const records = await fsp.readdir(dir);
@@ -224,4 +234,56 @@ test('img du counts the context caches and img prune removes them', async (t) =>
   const again = await ChecksumCache.open(state, ctx);
   await (await scanContext(ctx, SELECT_ALL, again)).close();
   assert.equal(again.hits, 0, 'rebuilt after prune');
+});
+
+test('a context name that is not UTF-8 is refused with its bytes shown, unless it is not selected', async (t) => {
+  const { ctx } = await tempDirs(t);
+  fs.mkdirSync(path.join(ctx, 'data'));
+  fs.writeFileSync(path.join(ctx, 'data', 'ok.txt'), 'ok');
+  fs.writeFileSync(Buffer.from(`${ctx}/data/bad\xff.txt`, 'latin1'), 'bytes');
+  await assert.rejects(scanContext(ctx, SELECT_ALL, null), (err: unknown) => {
+    assert.ok(err instanceof UnsupportedError, String(err));
+    assert.match(err.message, /not UTF-8: .*\/data\/bad\\xff\.txt$/);
+    assert.match(err.hint ?? '', /exclude it in \.dockerignore/);
+    return true;
+  });
+  // Excluded (the pattern sees the name as Node decodes it) or outside the COPY sources: no error.
+  const ignored: Selector = { excluded: (rel) => rel.startsWith('data/bad'), mayReinclude: () => false };
+  const onlyOk: Selector = { ...SELECT_ALL, included: includeMatcher(['data/ok.txt']) };
+  for (const sel of [ignored, onlyOk]) {
+    const scan = await scanContext(ctx, sel, null);
+    assert.deepEqual((await scan.toArray()).map((f) => f.rel), ['data', 'data/ok.txt']);
+    await scan.close();
+  }
+});
+
+test('an unreadable directory fails the scan with its path and the fix; excluded, it is never opened', { skip: skipUnlessRootless() }, async () => {
+  const root = tempDir('img-sum-perm-');
+  try {
+    const ctx = path.join(root, 'ctx');
+    fs.mkdirSync(path.join(ctx, 'locked'), { recursive: true });
+    fs.writeFileSync(path.join(ctx, 'open.txt'), 'readable');
+    fs.chmodSync(ctx, 0o755);
+    fs.chmodSync(path.join(ctx, 'open.txt'), 0o644);
+    fs.chmodSync(path.join(ctx, 'locked'), 0o000);
+    const script = `(async () => {
+      const { scanContext, SELECT_ALL } = require(${JSON.stringify(path.join(REPO, 'lib/solver/checksum.ts'))});
+      const ctx = process.argv[1];
+      const out = {};
+      try { await scanContext(ctx, SELECT_ALL, null); out.all = 'scanned'; }
+      catch (e) { out.all = { code: e.code, message: e.message, hint: e.hint }; }
+      const scan = await scanContext(ctx, { excluded: (rel) => rel === 'locked', mayReinclude: () => false }, null);
+      out.excluded = (await scan.toArray()).map((f) => f.rel);
+      console.log(JSON.stringify(out));
+    })();`;
+    const r = await runAsUser([process.execPath, '--import', TSX, '-e', script, ctx]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { all: { code: string; message: string; hint: string }; excluded: string[] };
+    assert.equal(out.all.code, new HostError('').code, 'a HostError');
+    assert.match(out.all.message, new RegExp(`^cannot read ${path.join(ctx, 'locked')} in the build context: EACCES`));
+    assert.match(out.all.hint, /make it readable, or exclude it in \.dockerignore/);
+    assert.deepEqual(out.excluded, ['open.txt']);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
 });
