@@ -109,5 +109,6 @@ void InitMount(Napi::Env env, Napi::Object exports);
 void InitCopyTree(Napi::Env env, Napi::Object exports);
 void InitCodec(Napi::Env env, Napi::Object exports);
 void InitStatDir(Napi::Env env, Napi::Object exports);
+void InitLayerIo(Napi::Env env, Napi::Object exports);
 
 }  // namespace img

@@ -39,6 +39,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   img::InitCopyTree(env, exports);
   img::InitCodec(env, exports);
   img::InitStatDir(env, exports);
+  img::InitLayerIo(env, exports);
   return exports;
 }
 

@@ -34,17 +34,21 @@
 // Names are bytes: every path here is a byte string (util/bytenames.ts), passed to the
 // kernel through fsPath(), so names that are not UTF-8 are written exactly as stored.
 //
-// The tar parser and file writes are synchronous inside a Writable's _write: with a file,
-// socket or gunzip source each chunk (<=128 KiB of tar) is handled in its own turn of the
-// event loop while decompression runs on the thread pool (gzip) or in a child (zstd); an
-// in-memory source can run through without yielding. This is much faster than one promise
-// per syscall for layers of many small files (bench/archive.ts: less CPU than tar -xzf),
-// and memory stays bounded by the stream high-water marks whatever the layer size.
-import { createHash } from 'node:crypto';
+// The tar parser and the entries' namespace changes (mkdir, open, symlink, link, unlink) are
+// synchronous inside a Writable's _write: each chunk of tar is handled in its own turn of the
+// event loop while decompression runs on the addon's codec pool. The bulk work goes to that
+// pool too, in order, one batch at a time (host/layerops.ts): the diffID's SHA-256 of every
+// chunk, and a regular file's data writes and metadata (chown, chmod, times, close) once the
+// main thread has created it. Only a file's own fd is touched there, so whatever the main
+// thread does next to the tree (a hard link to it, a whiteout removing it, a directory over
+// it) gives the same result as when the file was finished first. A file with xattrs is
+// written here instead: a write after lsetxattr would drop security.capability. Memory and
+// open files stay bounded (QUEUE_HIGH_WATER, MAX_QUEUED_FILES) whatever the layer size.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { LayerOpFailure, LayerOpQueue, QUEUE_HIGH_WATER } from '../host/layerops';
 import type { Digest } from '../images/types';
 import { fsPath as F, readdirBytes, readdirTypedBytes, readlinkBytes, showBytes, toBytes } from '../util/bytenames';
 import { ContentError, hostErrorClass, ImgError } from '../util/errors';
@@ -90,6 +94,8 @@ const O_FILE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXC
 // Literal parent paths remembered at once; past that the cache starts over (a layer of a
 // million directories must not keep a million paths).
 const DIR_CACHE_MAX = 16384;
+// Files handed to the queue and not yet closed there; past that a file is written here.
+const MAX_QUEUED_FILES = 256;
 
 /** Clean a tar name (a byte string) to a root-relative path without '.', '..', or empty components ('' = root). */
 export function cleanName(name: string): string {
@@ -172,6 +178,7 @@ class Extractor implements TarSink {
   private holeAtEnd = false;
   private cur: TarHeader | null = null;
   private curHost = '';
+  private queued = false; // the current file's data and metadata go through `queue`
   private readonly chown: boolean;
   private readonly debug: (m: string) => void;
   skippedDevices = 0;
@@ -179,7 +186,10 @@ class Extractor implements TarSink {
   // overlay without lowers: whiteouts written without knowing whether anything is below
   blindWhiteouts: string[] = [];
 
-  constructor(private readonly opts: ApplyOptions) {
+  constructor(
+    private readonly opts: ApplyOptions,
+    private readonly queue: LayerOpQueue,
+  ) {
     this.root = toBytes(path.resolve(opts.root));
     this.fmt = opts.format ?? NATIVE_FORMAT;
     this.overlay = this.fmt.kind === 'overlay';
@@ -190,6 +200,12 @@ class Extractor implements TarSink {
 
   private host(rel: string): string {
     return rel ? this.root + '/' + rel : this.root;
+  }
+
+  /** A queued file operation failed: the error names its entry. */
+  queueFailed(f: LayerOpFailure): never {
+    if (f.label === undefined) throw f.error;
+    this.fail(f.label, f.error.syscall === 'write' ? 'cannot write its data' : 'cannot set file metadata', f.error);
   }
 
   private fail(entry: string, what: string, err?: unknown): never {
@@ -479,6 +495,7 @@ class Extractor implements TarSink {
         this.holeAtEnd = false;
         this.cur = h;
         this.curHost = p;
+        this.queued = this.queue.offThread && !h.xattrs && this.queue.filesOpen < MAX_QUEUED_FILES;
         return; // body and metadata follow in data()/endEntry()
       }
       case 'symlink':
@@ -680,13 +697,14 @@ class Extractor implements TarSink {
   }
 
   private write(chunk: Buffer, from: number, to: number): void {
+    this.holeAtEnd = false;
+    if (this.queued) return this.queue.write(this.fd, chunk, from, to, this.pos + from, this.cur!.name);
     let off = from;
     try {
       while (off < to) off += fs.writeSync(this.fd, chunk, off, to - off, this.pos + off);
     } catch (err) {
       this.fail(this.cur?.name ?? this.curHost, 'cannot write its data', err); // ENOSPC: a DiskFullError naming the entry
     }
-    this.holeAtEnd = false;
   }
 
   endEntry(): void {
@@ -695,12 +713,14 @@ class Extractor implements TarSink {
     const fd = this.fd;
     this.fd = -1;
     this.cur = null;
+    const [uid, gid] = this.chown ? this.ids(h) : [0, 0];
+    if (this.queued) {
+      this.queue.finish(fd, { chown: this.chown, uid, gid, mode: h.mode, mtime: h.mtime, truncateTo: this.holeAtEnd ? this.pos : null }, h.name);
+      return;
+    }
     try {
       if (this.holeAtEnd) fs.ftruncateSync(fd, this.pos);
-      if (this.chown) {
-        const [uid, gid] = this.ids(h);
-        fs.fchownSync(fd, uid, gid);
-      }
+      if (this.chown) fs.fchownSync(fd, uid, gid);
       fs.fchmodSync(fd, h.mode); // after chown, which clears setuid/setgid
       this.xattrs(this.curHost, h, h.name);
       fs.futimesSync(fd, h.mtime, h.mtime);
@@ -752,30 +772,56 @@ class Extractor implements TarSink {
  */
 export async function applyLayer(layer: NodeJS.ReadableStream, opts: ApplyOptions): Promise<ApplyResult> {
   fs.mkdirSync(opts.root, { recursive: true });
-  const ex = new Extractor(opts);
+  const queue = new LayerOpQueue(true); // the diffID and the regular files' writes
+  const ex = new Extractor(opts, queue);
   const parser = new TarParser(ex);
-  const hash = createHash('sha256');
   let size = 0;
+  // A queued operation's failure, as the error naming its entry.
+  const named = (err: unknown): Error => {
+    if (!(err instanceof LayerOpFailure)) return err as Error;
+    try {
+      ex.queueFailed(err);
+    } catch (e) {
+      return e as Error;
+    }
+    return err as never; // queueFailed always throws
+  };
   const sink = new Writable({
     highWaterMark: 1024 * 1024,
     write(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
+      queue.hash(chunk);
       size += chunk.length;
       try {
         parser.push(chunk);
+        const failed = queue.failure();
+        if (failed) ex.queueFailed(failed);
       } catch (err) {
         return cb(err as Error);
       }
-      cb();
+      if (queue.pendingBytes < QUEUE_HIGH_WATER) return cb();
+      queue.waitBelow(QUEUE_HIGH_WATER).then(
+        () => cb(),
+        (err) => cb(named(err)),
+      );
     },
     final(cb) {
       try {
         parser.end();
-        ex.finish();
       } catch (err) {
         return cb(err as Error);
       }
-      cb();
+      // directory modes and times once every file in them is done
+      queue.flush().then(
+        () => {
+          try {
+            ex.finish();
+          } catch (err) {
+            return cb(err as Error);
+          }
+          cb();
+        },
+        (err) => cb(named(err)),
+      );
     },
   });
   const src = layer instanceof Readable ? layer : new Readable().wrap(layer);
@@ -783,11 +829,12 @@ export async function applyLayer(layer: NodeJS.ReadableStream, opts: ApplyOption
     await pipeline(src, new AutoDecompress(), sink);
   } finally {
     ex.abort();
+    await queue.abort();
   }
   if (parser.entries === 0 && size === 0) {
     throw new ContentError('layer is empty', { hint: 'the blob has no data; fetch it again' });
   }
-  const res: ApplyResult = { diffId: `sha256:${hash.digest('hex')}`, size, skippedDevices: ex.skippedDevices };
+  const res: ApplyResult = { diffId: `sha256:${queue.digest()}`, size, skippedDevices: ex.skippedDevices };
   if (ex.needsLowers) res.needsLowers = true;
   else if (ex.blindWhiteouts.length) res.blindWhiteouts = ex.blindWhiteouts;
   return res;

@@ -13,7 +13,7 @@ import { HostError, LockBusyError } from '../util/errors';
 import { userCacheDir } from '../util/fsutil';
 import type { NativeAddon } from './native';
 
-export type { NativeAddon, HostProbe, NativeCodecStream, CodecStreamKind } from './native';
+export type { NativeAddon, HostProbe, NativeCodecStream, CodecStreamKind, NativeSha256 } from './native';
 export { MS, MNT_DETACH } from './native';
 
 const ADDON_NAME = 'img_addon.node';

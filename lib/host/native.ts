@@ -92,6 +92,12 @@ export interface NativeAddon {
   // Corrupt or truncated data rejects with code 'EBADMSG'.
   CodecStream?: new (kind: CodecStreamKind, level?: number, workers?: number) => NativeCodecStream;
 
+  // A layer's bulk work on the codec pool (addon/layerio.cc, lib/host/layerops.ts): records of
+  // 8 numbers (HASH, WRITE, FINISH) run in order; resolves to null or [record, errno code,
+  // syscall] of the first failure. Absent from addon builds older than it.
+  runLayerOps?(ops: Float64Array, bufs: Buffer[], hash: NativeSha256 | null): Promise<[record: number, code: string, syscall: string] | null>;
+  Sha256?: new () => NativeSha256;
+
   // Paths: a string, or a Buffer of the name's raw bytes (names that are not UTF-8).
   mknod(path: string | Buffer, mode: number, dev: number): void; // mode includes S_IF* type bits; dev as st_rdev (makedev())
   lsetxattr(path: string | Buffer, name: string, value: Buffer): void;
@@ -101,6 +107,13 @@ export interface NativeAddon {
 }
 
 export type CodecStreamKind = 'gunzip-isal' | 'gunzip-zlib' | 'zstd-compress' | 'zstd-decompress';
+
+// SHA-256 (OpenSSL's through Node's exported symbols, else the addon's own).
+export interface NativeSha256 {
+  update(data: Buffer): NativeSha256;
+  digest(): string; // hex, once
+  readonly implementation: 'openssl' | 'portable' | 'done';
+}
 
 export interface NativeCodecStream {
   run(input: Buffer, output: Buffer, end: boolean): Promise<[read: number, written: number, done: boolean]>;
