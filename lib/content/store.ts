@@ -8,7 +8,7 @@
 // leftover (state/leftovers.ts reclaims those; `img du` counts them).
 // Blobs are immutable; two writers of the same blob both succeed (rename of
 // identical content over identical content is harmless).
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -17,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { ContentError, DiskFullError, hostErrorClass, isErrno, LockBusyError, NotFoundError } from '../util/errors';
 import type { Digest } from '../images/types';
 import { lockFile, type FileLock } from '../host/index';
+import { Sha256Stream } from '../host/layerops';
 import { diskFullError, diskSpace, syncDir } from '../util/fsutil';
 import { debug } from '../util/log';
 import { digestHex, isDigest, parseDigest } from './digest';
@@ -178,7 +179,7 @@ function ingestName(dir: string): string {
 // One in-progress blob. Data is hashed and appended to an ingest file; the
 // file handle is opened lazily on the first write so an unused ingest costs nothing.
 class IngestWriter {
-  private readonly hash: Hash = createHash('sha256');
+  private readonly hash = new Sha256Stream(); // off the JS thread: blobs are large
   private size = 0;
   private tmp: string;
   private fh: fsp.FileHandle | null = null;
@@ -265,6 +266,7 @@ class IngestWriter {
       if (fh) this.hash.update(b);
       n += b.length;
     }
+    await this.hash.waitBelow();
     this.size += n;
     const { size: want, digest } = this.expected;
     if (want !== undefined && this.size > want) {
@@ -324,7 +326,7 @@ class IngestWriter {
         this.done = true;
         return { digest: this.expected.digest!, size: this.present.size };
       }
-      const digest = `sha256:${this.hash.digest('hex')}` as Digest;
+      const digest = `sha256:${await this.hash.digest()}` as Digest;
       const { digest: wantDigest, size: wantSize } = this.expected;
       if (wantSize !== undefined && wantSize !== this.size) {
         throw new ContentError(`size mismatch for blob ${wantDigest ?? digest}: expected ${wantSize} bytes, got ${this.size}`, {

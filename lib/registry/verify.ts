@@ -4,9 +4,9 @@
 // is known; the image is named only when every downloaded layer's diff_id is the one
 // its config lists. Without this a truncated gzip or a wrong config was stored with
 // exit 0 and failed at unpack, naming nothing.
-import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { AutoDecompress } from '../archive/compression';
+import { QUEUE_HIGH_WATER, Sha256Stream } from '../host/layerops';
 import type { Descriptor, Digest, ImageConfig } from '../images/types';
 import { ContentError } from '../util/errors';
 import { ForwardingSink } from '../util/sink';
@@ -40,12 +40,21 @@ export interface LayerCheck extends Writable {
 // input never errors (a corrupt transfer is the digest's to judge and is retried);
 // result() tells whether the whole stream decompressed, and to what.
 export class LayerVerifier extends ForwardingSink<AutoDecompress> implements LayerCheck {
-  private readonly hash = createHash('sha256');
+  private readonly hash = new Sha256Stream(); // off the JS thread
   private readonly ended: Promise<void>;
 
   constructor() {
     super(new AutoDecompress());
-    this.inner.on('data', (b: Buffer) => this.hash.update(b));
+    this.inner.on('data', (b: Buffer) => {
+      this.hash.update(b);
+      if (this.hash.pendingBytes < QUEUE_HIGH_WATER) return;
+      // the hash lags: hold the decompressor (and so, through 'drain', the download) back
+      this.inner.pause();
+      this.hash.waitBelow().then(
+        () => this.inner.resume(),
+        (err: Error) => this.fail(err),
+      );
+    });
     this.ended = new Promise((resolve) => {
       this.inner.once('end', resolve);
       this.inner.once('error', (err) => {
@@ -60,7 +69,7 @@ export class LayerVerifier extends ForwardingSink<AutoDecompress> implements Lay
     if (!this.writableEnded) this.end();
     await this.ended;
     if (this.failure) throw this.failure;
-    return `sha256:${this.hash.digest('hex')}`;
+    return `sha256:${await this.hash.digest()}`;
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
