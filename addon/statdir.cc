@@ -9,6 +9,8 @@
 // decoded with U+FFFD (as Node's readdir would) and its raw bytes in `raw`, so
 // the caller can report it or skip it. An entry gone between readdir and statx
 // (or readlink) has mode 0: the caller drops it, as if readdir had not seen it.
+// statDir(dir, side) also reads the small file `side` (the caller's record about
+// this directory) on the same trip: `side` is its bytes, or null when it is absent.
 #include "addon.h"
 
 #include <dirent.h>
@@ -80,10 +82,11 @@ constexpr unsigned kStatxMask = STATX_TYPE | STATX_MODE | STATX_INO | STATX_SIZE
 
 class StatDirWorker : public PromiseWorker {
  public:
-  StatDirWorker(Napi::Env env, std::string dir) : PromiseWorker(env), dir_(std::move(dir)) {}
+  StatDirWorker(Napi::Env env, std::string dir, std::string side) : PromiseWorker(env), dir_(std::move(dir)), side_(std::move(side)) {}
 
  protected:
   void Execute() override {
+    if (!side_.empty() && !ReadSide()) return;
     int fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return fail.Set(errno, "opendir", dir_);
     DIR* d = ::fdopendir(fd);
@@ -138,6 +141,7 @@ class StatDirWorker : public PromiseWorker {
     out.Set("stats", stats);
     out.Set("targets", targets);
     out.Set("raw", raw);
+    if (!side_.empty()) out.Set("side", haveSide_ ? Napi::Buffer<char>::Copy(env, sideData_.data(), sideData_.size()).As<Napi::Value>() : env.Null());
     return out;
   }
 
@@ -174,12 +178,41 @@ class StatDirWorker : public PromiseWorker {
     return true;
   }
 
+  // False after recording a failure; an absent file is not one.
+  bool ReadSide() {
+    int fd = ::open(side_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT || errno == ENOTDIR) return true;
+      fail.Set(errno, "open", side_);
+      return false;
+    }
+    char buf[65536];
+    for (;;) {
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        fail.Set(errno, "read", side_);
+        ::close(fd);
+        return false;
+      }
+      if (n == 0) break;
+      sideData_.append(buf, n);
+    }
+    ::close(fd);
+    haveSide_ = true;
+    return true;
+  }
+
   std::string dir_;
+  std::string side_;
   std::vector<Entry> entries_;
+  bool haveSide_ = false;
+  std::string sideData_;
 };
 
 Napi::Value StatDir(const Napi::CallbackInfo& info) {
-  auto* w = new StatDirWorker(info.Env(), ArgPath(info, 0, "dir"));
+  std::string side = info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNull() ? ArgPath(info, 1, "side") : "";
+  auto* w = new StatDirWorker(info.Env(), ArgPath(info, 0, "dir"), std::move(side));
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;

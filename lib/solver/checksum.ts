@@ -101,17 +101,21 @@ export class ChecksumCache {
     return new ChecksumCache(path.join(base, name), root);
   }
 
-  /** The record of `relDir`, or an empty one (missing, torn, from another version or directory). */
-  async read(relDir: string): Promise<DirCache> {
-    const file = path.join(this.dir, `${sha256hex(relDir)}.json`);
+  /** Where the record of `relDir` is (read with the directory's listing: listDir). */
+  recordFile(relDir: string): string {
+    return path.join(this.dir, `${sha256hex(relDir)}.json`);
+  }
+
+  /** The record of `relDir` from its bytes (null: none), or an empty one (torn, from another version or directory). */
+  record(relDir: string, bytes: Buffer | null): DirCache {
     let files: Record<string, CachedEntry> = {};
     try {
-      const rec = JSON.parse(await fsp.readFile(file, 'utf8')) as DirRecord;
+      const rec = bytes && (JSON.parse(bytes.toString('utf8')) as DirRecord);
       if (rec?.version === 2 && rec.dir === relDir && rec.files && typeof rec.files === 'object') files = rec.files;
     } catch (err) {
-      if (!isErrno(err, 'ENOENT') && !(err instanceof SyntaxError)) throw err;
+      if (!(err instanceof SyntaxError)) throw err;
     }
-    return new DirCache(this, file, relDir, files);
+    return new DirCache(this, this.recordFile(relDir), relDir, files);
   }
 
   /** @internal */
@@ -454,9 +458,10 @@ interface Listing {
   stats: Float64Array; // per name: mode (0: gone since readdir), size, mtime s, mtime ns, inode high and low 32 bits
   targets: Record<number, string>; // symlinks' targets by index
   raw: Record<number, Buffer>; // the bytes of names that are not UTF-8, by index
+  side?: Buffer | null; // the file asked to be read along (its stat-cache record), null when absent
 }
 
-type StatDir = (dir: string) => Promise<Listing>;
+type StatDir = (dir: string, side?: string) => Promise<Listing>;
 
 interface Fetched {
   absDir: string;
@@ -467,7 +472,7 @@ interface Fetched {
 // The addon lists and stats a whole directory in one call on a pool thread; without
 // it (or an addon built before statDir) the names are stat'ed in batches of promises.
 let statDirFn: StatDir | undefined;
-function listDir(dir: string): Promise<Listing> {
+function listDir(dir: string, side?: string): Promise<Listing> {
   if (!statDirFn) {
     let native: StatDir | undefined;
     try {
@@ -477,16 +482,17 @@ function listDir(dir: string): Promise<Listing> {
     }
     statDirFn = native ?? listDirByPromises;
   }
-  return statDirFn(dir);
+  return statDirFn(dir, side);
 }
 
 const STAT_BATCH = 256;
 
-async function listDirByPromises(dir: string): Promise<Listing> {
+async function listDirByPromises(dir: string, side?: string): Promise<Listing> {
+  const sideBytes = side === undefined ? undefined : await fsp.readFile(side).catch((err) => (isErrno(err, 'ENOENT') ? null : Promise.reject(err)));
   const bufs = await fsp.readdir(dir, { encoding: 'buffer' });
   const decoded = bufs.map((b, i) => ({ name: b.toString('utf8'), b, i }));
   decoded.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
-  const out: Listing = { names: decoded.map((d) => d.name), stats: new Float64Array(decoded.length * 6), targets: {}, raw: {} };
+  const out: Listing = { names: decoded.map((d) => d.name), stats: new Float64Array(decoded.length * 6), targets: {}, raw: {}, side: sideBytes };
   for (let start = 0; start < decoded.length; start += STAT_BATCH) {
     const batch = decoded.slice(start, start + STAT_BATCH);
     const stats = await Promise.all(batch.map((d) => fsp.lstat(Buffer.concat([Buffer.from(`${dir}/`), d.b]), { bigint: true }).catch((err) => (isErrno(err, 'ENOENT') ? null : Promise.reject(err)))));
@@ -602,22 +608,22 @@ export async function scanContext(root: string, selector: Selector, cache: Check
     return p;
   };
 
-  // A directory's listing and stat-cache record, read together; null when the directory
+  // A directory's listing and stat-cache record, read in one trip; null when the directory
   // is gone (removed since its parent was listed: nothing under it).
   const fetchDir = async (relDir: string): Promise<Fetched | null> => {
     const absDir = relDir ? path.join(root, relDir) : root;
-    const [dir, dirCache] = await Promise.all([
-      listDir(absDir).catch((err) => {
-        if (relDir && isErrno(err, 'ENOENT')) return null;
-        const Cls = hostErrorClass(err) ?? ImgError;
-        throw new Cls(`cannot read ${absDir} in the build context: ${(err as Error).message}`, {
-          hint: 'make it readable, or exclude it in .dockerignore',
-          cause: err,
-        });
-      }),
-      cache?.read(relDir) ?? null,
-    ]);
-    return dir && { absDir, dir, dirCache };
+    let dir: Listing;
+    try {
+      dir = await listDir(absDir, cache?.recordFile(relDir));
+    } catch (err) {
+      if (relDir && isErrno(err, 'ENOENT')) return null;
+      const Cls = hostErrorClass(err) ?? ImgError;
+      throw new Cls(`cannot read ${absDir} in the build context: ${(err as Error).message}`, {
+        hint: 'make it readable, or exclude it in .dockerignore',
+        cause: err,
+      });
+    }
+    return { absDir, dir, dirCache: cache?.record(relDir, dir.side ?? null) ?? null };
   };
 
   const walk = async (relDir: string, fetching: Promise<Fetched | null>): Promise<void> => {
