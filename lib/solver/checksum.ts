@@ -10,7 +10,7 @@
 // (one listing per level), a window of entries whose content is being hashed
 // (they feed the digest in order), and the stat-cache records of the
 // directories on its way — never a list of the whole tree. The selected entries
-// go to a scan list (an unlinked temp file under <state>/tmp) that COPY keys and
+// go to a scan list (in memory, or an unlinked temp file under <state>/tmp) that COPY keys and
 // the transfer read back in order (ContextScan.entries()).
 //
 // STAT CACHE: one record per directory of a context,
@@ -192,38 +192,56 @@ class DirCache {
   }
 }
 
-// ---- the scan list: the selected entries, in order, in an unlinked temp file
+// ---- the scan list: the selected entries, in order, in memory or an unlinked temp file
 
 const LIST_CHUNK = 64 * 1024;
+const IN_MEMORY = 16_384; // entries a list holds as objects before it moves to a file (~4 MiB)
 
-// Entries as JSON lines ([rel, type, mode, size, mtimeMs, hash, linkTarget]); a
-// newline never occurs inside one (JSON escapes it, and UTF-8 never has the byte
-// 0x0a inside a character). The file is unlinked once open: nothing to clean up,
-// even after SIGKILL; the descriptor closes with the scan (or the process).
+// The entries of a context of up to IN_MEMORY entries stay in memory: a cached build of
+// it writes and parses nothing. A larger list moves to a file of JSON lines
+// ([rel, type, mode, size, mtimeMs, hash, linkTarget]); a newline never occurs inside one
+// (JSON escapes it, and UTF-8 never has the byte 0x0a inside a character). The file is
+// unlinked once open: nothing to clean up, even after SIGKILL; the descriptor closes with
+// the scan (or the process).
 class ScanList {
+  private memory: ContextFile[] | null = [];
+  private fd = -1;
   private pending: string[] = [];
   private pendingBytes = 0;
   private size = 0;
   private writing: Promise<void> = Promise.resolve();
 
-  private constructor(readonly fd: number) {
-    closeList.register(this, fd, this);
-  }
-
-  static async create(tmpDir: string): Promise<ScanList> {
-    await fsp.mkdir(tmpDir, { recursive: true });
-    const file = path.join(tmpDir, `scan-${process.pid}-${randomBytes(6).toString('hex')}`);
-    const fd = await new Promise<number>((resolve, reject) => fs.open(file, 'wx+', 0o600, (err, fd) => (err ? reject(err) : resolve(fd))));
-    await fsp.unlink(file);
-    return new ScanList(fd);
-  }
+  constructor(
+    private readonly tmpDir: string,
+    private readonly inMemory: number,
+  ) {}
 
   add(f: ContextFile): Promise<void> | undefined {
-    const line = JSON.stringify([f.rel, f.type, f.mode, f.size, f.mtimeMs, f.hash ?? null, f.linkTarget ?? null]) + '\n';
+    if (this.memory) {
+      this.memory.push(f);
+      return this.memory.length > this.inMemory ? this.toFile() : undefined;
+    }
+    const line = toLine(f);
     this.pending.push(line);
     this.pendingBytes += line.length;
     if (this.pendingBytes < LIST_CHUNK) return undefined;
     return this.flush();
+  }
+
+  private async toFile(): Promise<void> {
+    const entries = this.memory!;
+    this.memory = null;
+    await fsp.mkdir(this.tmpDir, { recursive: true });
+    const file = path.join(this.tmpDir, `scan-${process.pid}-${randomBytes(6).toString('hex')}`);
+    this.fd = await new Promise<number>((resolve, reject) => fs.open(file, 'wx+', 0o600, (err, fd) => (err ? reject(err) : resolve(fd))));
+    closeList.register(this, this.fd, this);
+    await fsp.unlink(file);
+    for (const f of entries) {
+      const line = toLine(f);
+      this.pending.push(line);
+      this.pendingBytes += line.length;
+      if (this.pendingBytes >= LIST_CHUNK) await this.flush();
+    }
   }
 
   flush(): Promise<void> {
@@ -240,10 +258,11 @@ class ScanList {
 
   // A generator method: a reader keeps the list (and so its descriptor) alive.
   async *read(): AsyncGenerator<ContextFile> {
-    yield* readEntries(this.fd, 0, this.size);
+    if (this.memory) yield* this.memory;
+    else yield* readEntries(this.fd, 0, this.size);
   }
 
-  /** Copies the list after `header` into `file` (temp + rename: readers see the old or the new one). */
+  /** Writes the list after `header` into `file` (temp + rename: readers see the old or the new one). */
   async saveAs(file: string, header: string): Promise<void> {
     await this.flush();
     await fsp.mkdir(path.dirname(file), { recursive: true });
@@ -251,12 +270,16 @@ class ScanList {
     const out = await fsp.open(tmp, 'wx', 0o644);
     try {
       await out.write(`${header}\n`);
-      const buf = Buffer.allocUnsafe(LIST_CHUNK);
-      for (let pos = 0; pos < this.size; ) {
-        const n = await readAt(this.fd, buf, Math.min(LIST_CHUNK, this.size - pos), pos);
-        if (n === 0) break;
-        await out.write(buf, 0, n);
-        pos += n;
+      if (this.memory) {
+        for (let i = 0; i < this.memory.length; i += 1024) await out.write(this.memory.slice(i, i + 1024).map(toLine).join(''));
+      } else {
+        const buf = Buffer.allocUnsafe(LIST_CHUNK);
+        for (let pos = 0; pos < this.size; ) {
+          const n = await readAt(this.fd, buf, Math.min(LIST_CHUNK, this.size - pos), pos);
+          if (n === 0) break;
+          await out.write(buf, 0, n);
+          pos += n;
+        }
       }
       await out.close();
       await fsp.rename(tmp, file);
@@ -268,10 +291,17 @@ class ScanList {
   }
 
   async close(): Promise<void> {
+    this.memory = [];
+    if (this.fd < 0) return;
     closeList.unregister(this);
     await this.writing.catch(() => {}); // no write may land on a descriptor number reused meanwhile
     fs.close(this.fd, () => {});
+    this.fd = -1;
   }
+}
+
+function toLine(f: ContextFile): string {
+  return JSON.stringify([f.rel, f.type, f.mode, f.size, f.mtimeMs, f.hash ?? null, f.linkTarget ?? null]) + '\n';
 }
 
 // A scan nobody closed (a library caller's) gives its descriptor back when it is collected.
@@ -544,8 +574,10 @@ async function hashFile(abs: string, size: number): Promise<string> {
 }
 
 export interface ScanOptions {
-  /** Where the scan list goes (unlinked at once); os.tmpdir() without one. */
+  /** Where a large scan list goes (unlinked at once); os.tmpdir() without one. */
   tmpDir?: string;
+  /** Entries the list keeps in memory before it moves to a file (IN_MEMORY). */
+  inMemory?: number;
   onProgress?: (files: number, bytes: number) => void;
 }
 
@@ -558,7 +590,7 @@ export async function scanContext(root: string, selector: Selector, cache: Check
     throw new ImgError(`build context ${root} cannot be read: ${(err as Error).message}`, { hint: 'pass an existing directory as the build context', cause: err });
   }
   if (!st.isDirectory()) throw new ImgError(`build context ${root} is not a directory`, { hint: 'pass a directory, a tar on stdin (-), or a URL' });
-  const list = await ScanList.create(opts.tmpDir ?? os.tmpdir());
+  const list = new ScanList(opts.tmpDir ?? os.tmpdir(), opts.inMemory ?? IN_MEMORY);
   const digest = createHash('sha256');
   const limiter = new Limiter(HASH_PARALLEL);
   const records = new Set<Promise<void>>(); // stat-cache records still to be written

@@ -131,8 +131,9 @@ test('the streaming context checksum equals an independent computation (order, o
   ];
   for (const [what, sel] of selections) {
     const want = expected(ctx, sel);
-    for (const cached of [false, true, true]) {
-      const scan = await scanContext(ctx, sel, cached ? await ChecksumCache.open(state, ctx) : null, { tmpDir: path.join(state, 'tmp') });
+    // The list in memory, and moved to a file after 16 entries.
+    for (const [cached, inMemory] of [[false, undefined], [true, 16], [true, undefined], [false, 16]] as const) {
+      const scan = await scanContext(ctx, sel, cached ? await ChecksumCache.open(state, ctx) : null, { tmpDir: path.join(state, 'tmp'), inMemory });
       const got = await scan.toArray();
       assert.deepEqual(
         got.map((f) => f.rel),
@@ -149,7 +150,7 @@ test('the streaming context checksum equals an independent computation (order, o
       await scan.close();
     }
   }
-  // The scan list is unlinked at once: nothing stays in tmp/.
+  // A scan list in a file is unlinked at once: nothing stays in tmp/.
   assert.deepEqual(await fsp.readdir(path.join(state, 'tmp')), []);
 });
 
