@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { QUEUE_HIGH_WATER, Sha256Stream } from '../host/layerops';
 import type { Digest, LayerBlob } from '../images/types';
 import { compressStream, mediaTypeFor, type CodecChoice, type Compression } from './compression';
 import { layerChunkReturn } from './diff';
@@ -44,8 +45,20 @@ export async function createLayerBlob(
     uncompressedSize += b.length;
   });
   if (compression === 'none') {
-    await pipeline(src, tapU, sink);
-    const d: Digest = `sha256:${diff.digest('hex')}`;
+    // Hashed off the JS thread: nothing takes these chunks back (layerChunkReturn) to refill
+    // them, as the compressors do once they have read one.
+    const hash = new Sha256Stream();
+    const tapOff = new Transform({
+      highWaterMark: 1024 * 1024,
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        uncompressedSize += chunk.length;
+        if (hash.pendingBytes < QUEUE_HIGH_WATER) return cb(null, chunk);
+        hash.waitBelow().then(() => cb(null, chunk), cb);
+      },
+    });
+    await pipeline(src, tapOff, sink);
+    const d: Digest = `sha256:${await hash.digest()}`;
     return { diffId: d, digest: d, size: uncompressedSize, uncompressedSize, mediaType: mediaTypeFor('none') };
   }
   let input: Readable = src;
