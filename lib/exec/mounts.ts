@@ -107,16 +107,27 @@ async function lstatState(p: string): Promise<'exists' | 'missing' | 'unknown' |
 }
 
 // Removes the mount points `missingMountPoints` found that are still an empty
-// directory or an empty file, deepest first, and puts their parents' times back.
+// directory or an empty file, and puts their parents' times back. Deepest
+// first: the paths of one depth at once, then the next depth up (the step
+// waits for this before its snapshot is committed).
 export async function removeMountPoints(points: CreatedMountPoints): Promise<void> {
-  for (const p of [...points.paths].sort((a, b) => b.length - a.length)) {
-    try {
-      const st = await fsp.lstat(p);
-      if (st.isDirectory()) await fsp.rmdir(p);
-      else if (st.isFile() && st.size === 0) await fsp.unlink(p);
-    } catch {
-      /* in use or not empty: the step made it real */
-    }
+  const byDepth = new Map<number, string[]>();
+  for (const p of points.paths) {
+    const depth = p.split('/').length;
+    byDepth.set(depth, [...(byDepth.get(depth) ?? []), p]);
   }
-  for (const [dir, t] of points.parents) await fsp.utimes(dir, t.atime, t.mtime).catch(() => undefined);
+  for (const depth of [...byDepth.keys()].sort((a, b) => b - a)) {
+    await Promise.all(byDepth.get(depth)!.map(removeIfEmpty));
+  }
+  await Promise.all([...points.parents].map(([dir, t]) => fsp.utimes(dir, t.atime, t.mtime).catch(() => undefined)));
+}
+
+async function removeIfEmpty(p: string): Promise<void> {
+  try {
+    const st = await fsp.lstat(p);
+    if (st.isDirectory()) await fsp.rmdir(p);
+    else if (st.isFile() && st.size === 0) await fsp.unlink(p);
+  } catch {
+    /* in use or not empty: the step made it real */
+  }
 }

@@ -335,8 +335,7 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
       if (del.status !== 0 && !/does not exist|not found/.test(del.stderr)) debug(`runc delete ${id}: ${del.stderr}`);
     }
     for (const u of cleanupsDone) u();
-    await removeMountPoints(created);
-    await fsp.rm(bundle, { recursive: true, force: true }).catch(() => undefined);
+    await Promise.all([removeMountPoints(created), fsp.rm(bundle, { recursive: true, force: true }).catch(() => undefined)]);
   }
 }
 
