@@ -30,7 +30,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadAddon } from '../host/index';
 import { showBytes, toBytes } from '../util/bytenames';
-import { hostErrorClass, ImgError, isErrno, UnsupportedError } from '../util/errors';
+import { hostErrorClass, ImgError, isErrno, NotFoundError, UnsupportedError, UsageError } from '../util/errors';
 import { compileGlob } from '../util/glob';
 import { Limiter } from '../util/limiter';
 import { debug } from '../util/log';
@@ -587,9 +587,10 @@ export async function scanContext(root: string, selector: Selector, cache: Check
   try {
     st = await fsp.stat(root);
   } catch (err) {
-    throw new ImgError(`build context ${root} cannot be read: ${(err as Error).message}`, { hint: 'pass an existing directory as the build context', cause: err });
+    const Cls = isErrno(err, 'ENOENT') ? NotFoundError : (hostErrorClass(err) ?? ImgError);
+    throw new Cls(`build context ${root} cannot be read: ${(err as Error).message}`, { hint: 'pass an existing directory as the build context', cause: err });
   }
-  if (!st.isDirectory()) throw new ImgError(`build context ${root} is not a directory`, { hint: 'pass a directory, a tar on stdin (-), or a URL' });
+  if (!st.isDirectory()) throw new UsageError(`build context ${root} is not a directory`, { hint: 'pass a directory, a tar on stdin (-), or a URL' });
   const list = new ScanList(opts.tmpDir ?? os.tmpdir(), opts.inMemory ?? IN_MEMORY);
   const digest = createHash('sha256');
   const limiter = new Limiter(HASH_PARALLEL);
@@ -599,24 +600,43 @@ export async function scanContext(root: string, selector: Selector, cache: Check
   let hashed = 0;
   let failed: unknown = null;
 
-  // Entries in walk order, each fed to the digest and the list once its hash is known.
+  // Entries in walk order, each fed to the digest and the list once its hash is known:
+  // straight away while nothing waits for a hash before it, else through the window.
+  // The digest takes the lines in chunks (one native call per 64 KiB, not per entry).
   const window: { f: ContextFile; hashing?: Promise<string> }[] = [];
+  let lines = '';
+  const feed = (f: ContextFile): Promise<void> | undefined => {
+    lines += entryLine(f);
+    if (lines.length >= LIST_CHUNK) {
+      digest.update(lines);
+      lines = '';
+    }
+    count++;
+    return list.add(f);
+  };
   const feedOne = async () => {
     const w = window.shift()!;
     if (w.hashing) w.f.hash = await w.hashing;
-    digest.update(entryLine(w.f));
-    count++;
-    await list.add(w.f);
+    await feed(w.f);
   };
-  const emit = async (f: ContextFile, hashing?: Promise<string>) => {
+  const push = (f: ContextFile, hashing?: Promise<string>): Promise<void> | undefined => {
+    if (window.length === 0 && !hashing) return feed(f);
+    window.push({ f, hashing });
+    return window.length > WINDOW ? drain() : undefined;
+  };
+  const drain = async () => {
+    while (window.length > WINDOW) await feedOne();
+  };
+  // Awaited by the walk only when something is to wait for (most entries: nothing).
+  const emit = (f: ContextFile, hashing?: Promise<string>): Promise<void> | undefined => {
     // Directories only on the way to selected entries are listed before the first of them.
     for (const d of conditional) {
       if (d.emitted) continue;
       d.emitted = true;
-      window.push({ f: d.f });
+      const p = push(d.f);
+      if (p) return p.then(() => emit(f, hashing));
     }
-    window.push({ f, hashing });
-    while (window.length > WINDOW) await feedOne();
+    return push(f, hashing);
   };
   const conditional: { f: ContextFile; emitted: boolean }[] = [];
 
@@ -741,7 +761,8 @@ export async function scanContext(root: string, selector: Selector, cache: Check
         const cached = dirCache?.lookup(name, key) ?? null;
         if (cached) {
           f.hash = cached;
-          await emit(f);
+          const waiting = emit(f);
+          if (waiting) await waiting; // (the usual cached entry is fed at once: no turn of the event loop)
         } else {
           await emit(f, hash(rel, key, dirCache, name));
         }
@@ -759,6 +780,7 @@ export async function scanContext(root: string, selector: Selector, cache: Check
   try {
     await walk('', fetchDir(''));
     while (window.length) await feedOne();
+    digest.update(lines);
     await list.flush();
   } catch (err) {
     // The hashes in flight finish (and are recorded: they were paid for) before the error surfaces.

@@ -10,7 +10,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ChecksumCache, includeMatcher, scanContext, SELECT_ALL, type Selector } from '../../lib/solver/checksum';
-import { HostError, UnsupportedError } from '../../lib/util/errors';
+import { HostError, NotFoundError, UnsupportedError, UsageError } from '../../lib/util/errors';
 import { REPO } from '../helpers/cli';
 import { runAsUser, skipUnlessRootless, tempDir, TSX } from '../helpers/rootless';
 
@@ -237,8 +237,12 @@ test('img du counts the context caches and img prune removes them', async (t) =>
   assert.equal(again.hits, 0, 'rebuilt after prune');
 });
 
-test('a context name that is not UTF-8 is refused with its bytes shown, unless it is not selected', async (t) => {
+test('a context name that is not UTF-8 is refused with its bytes shown, unless it is not selected; so are a missing or non-directory context', async (t) => {
   const { ctx } = await tempDirs(t);
+  await assert.rejects(scanContext(path.join(ctx, 'missing'), SELECT_ALL, null), NotFoundError);
+  fs.writeFileSync(path.join(ctx, 'file'), 'not a dir');
+  await assert.rejects(scanContext(path.join(ctx, 'file'), SELECT_ALL, null), UsageError);
+  fs.rmSync(path.join(ctx, 'file'));
   fs.mkdirSync(path.join(ctx, 'data'));
   fs.writeFileSync(path.join(ctx, 'data', 'ok.txt'), 'ok');
   fs.writeFileSync(Buffer.from(`${ctx}/data/bad\xff.txt`, 'latin1'), 'bytes');
