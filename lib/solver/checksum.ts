@@ -6,12 +6,18 @@
 // content hash (symlinks: the target), in walk order — names sorted within a
 // directory, a directory before what it holds.
 //
-// MEMORY: the walk streams. It holds the names of the directories it is inside
-// (one listing per level), a window of entries whose content is being hashed
-// (they feed the digest in order), and the stat-cache records of the
-// directories on its way — never a list of the whole tree. The selected entries
-// go to a scan list (in memory, or an unlinked temp file under <state>/tmp) that COPY keys and
-// the transfer read back in order (ContextScan.entries()).
+// MEMORY: the walk streams. It holds the listings of the directories it is inside
+// and of the next few siblings being listed ahead (PREFETCH per level), a window
+// of entries whose content is being hashed (they feed the digest in order), and
+// the stat-cache records of the directories on its way — never a list of the
+// whole tree. The selected entries go to a scan list (in memory up to IN_MEMORY
+// entries, beyond that an unlinked temp file under <state>/tmp) that COPY keys
+// and the transfer read back in order (ContextScan.entries()).
+//
+// SPEED: a directory is listed, stat'ed (statx: only the key's fields) and its
+// cache record read in one addon call on a pool thread (addon/statdir.cc), so an
+// unchanged context costs one round trip per directory, not one per file, and
+// slow stats (NFS homes) never block the JS thread.
 //
 // STAT CACHE: one record per directory of a context,
 //   <state>/cache/checksums/<sha256 of the context's real path>/<sha256 of the dir's relative path>.json
@@ -520,7 +526,7 @@ const STAT_BATCH = 256;
 async function listDirByPromises(dir: string, side?: string): Promise<Listing> {
   const sideBytes = side === undefined ? undefined : await fsp.readFile(side).catch((err) => (isErrno(err, 'ENOENT') ? null : Promise.reject(err)));
   const bufs = await fsp.readdir(dir, { encoding: 'buffer' });
-  const decoded = bufs.map((b, i) => ({ name: b.toString('utf8'), b, i }));
+  const decoded = bufs.map((b) => ({ name: b.toString('utf8'), b }));
   decoded.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
   const out: Listing = { names: decoded.map((d) => d.name), stats: new Float64Array(decoded.length * 6), targets: {}, raw: {}, side: sideBytes };
   for (let start = 0; start < decoded.length; start += STAT_BATCH) {

@@ -237,6 +237,19 @@ test('img du counts the context caches and img prune removes them', async (t) =>
   assert.equal(again.hits, 0, 'rebuilt after prune');
 });
 
+test('without the addon (or one older than statDir) the scan stats by promises and gives the same entries and digest', async (t) => {
+  const { ctx } = await tempDirs(t);
+  makeTree(ctx);
+  const script = `(async () => {
+    const { scanContext, SELECT_ALL } = require(${JSON.stringify(path.join(REPO, 'lib/solver/checksum.ts'))});
+    const scan = await scanContext(process.argv[1], SELECT_ALL, null);
+    console.log(JSON.stringify({ digest: scan.digest, rels: (await scan.toArray()).map((f) => f.rel) }));
+  })();`;
+  const out = execFileSync(process.execPath, ['--import', TSX, '-e', script, ctx], { env: { ...process.env, IMG_ADDON_PATH: path.join(ctx, 'no-addon.node') } });
+  const want = expected(ctx, SELECT_ALL);
+  assert.deepEqual(JSON.parse(out.toString()), { digest: want.digest, rels: want.rels });
+});
+
 test('a context name that is not UTF-8 is refused with its bytes shown, unless it is not selected; so are a missing or non-directory context', async (t) => {
   const { ctx } = await tempDirs(t);
   await assert.rejects(scanContext(path.join(ctx, 'missing'), SELECT_ALL, null), NotFoundError);
