@@ -151,12 +151,22 @@ export abstract class BaseSnapshotter implements Snapshotter {
     return meta;
   }
 
-  // The snapshot and its ancestors, newest first.
+  // A committed snapshot's metadata never changes, and it cannot be removed
+  // while it has a child: so the ancestors of a snapshot read from disk are
+  // taken from here (trash() forgets an id). The mount of the n-th step of a
+  // stage read its n ancestors' meta.json one after another, every step again.
+  private readonly committedMetas = new Map<string, SnapshotMeta>();
+
+  // The snapshot (read from disk) and its ancestors, newest first.
   async chain(id: string): Promise<SnapshotMeta[]> {
     const out: SnapshotMeta[] = [];
     let cur: string | null = id;
     while (cur) {
-      const meta = await this.mustMeta(cur);
+      let meta: SnapshotMeta | undefined = cur === id ? undefined : this.committedMetas.get(cur);
+      if (!meta) {
+        meta = await this.mustMeta(cur);
+        if (meta.kind === 'committed') this.committedMetas.set(cur, meta);
+      }
       out.push(meta);
       cur = meta.parent;
       if (out.length > 10000) throw new ContentError(`snapshot ${id}: parent chain loops`, { hint: 'run img prune' });
@@ -352,6 +362,7 @@ export abstract class BaseSnapshotter implements Snapshotter {
 
   // Moves the directory aside (atomic), then deletes it.
   protected async trash(id: string): Promise<void> {
+    this.committedMetas.delete(id);
     const dir = this.dirOf(id);
     const dest = path.join(this.root, 'trash', `${id}.${randomBytes(4).toString('hex')}`);
     try {

@@ -88,11 +88,8 @@ export class OverlaySnapshotter extends BaseSnapshotter {
         hint: 'squash the image, or use --backend native',
       });
     }
-    const shorts: string[] = [];
-    for (const m of lowerMetas) {
-      await this.ensureLink(m);
-      shorts.push(m.short!);
-    }
+    await Promise.all(lowerMetas.map((m) => this.ensureLink(m)));
+    const shorts = lowerMetas.map((m) => m.short!);
     const target = await this.mountPoint();
     try {
       if (!writable && shorts.length === 1) {
