@@ -91,6 +91,13 @@ export function corruptData(format: string, reason: string, read: number, writte
 
 const EMPTY = Buffer.alloc(0);
 
+interface Step {
+  out: Buffer;
+  read: number;
+  written: number;
+  done: boolean;
+}
+
 /**
  * A Duplex over one of the addon's streaming codecs (gunzip, zstd either way). Each write is
  * handed to a native job off the JS thread; output is pushed as it comes, and when the reader
@@ -140,22 +147,37 @@ export class NativeCodecDuplex extends Duplex {
     cb(err);
   }
 
-  private async drive(input: Buffer, end: boolean): Promise<void> {
-    let off = 0;
-    for (;;) {
-      const out = this.spare ?? Buffer.allocUnsafeSlow(this.outSize);
-      this.spare = null;
-      let read: number, written: number, done: boolean;
-      try {
-        [read, written, done] = await this.native.run(off ? input.subarray(off) : input, out, end);
-      } catch (err) {
+  // One step of the codec into a fresh (or the spare) output buffer.
+  private step(input: Buffer, off: number, end: boolean): Promise<Step> {
+    const out = this.spare ?? Buffer.allocUnsafeSlow(this.outSize);
+    this.spare = null;
+    const run = this.native.run(off ? input.subarray(off) : input, out, end).then(
+      ([read, written, done]) => ({ out, read, written, done }),
+      (err: unknown) => {
         if ((err as NodeJS.ErrnoException).code !== 'EBADMSG') throw err;
         throw corruptData(this.format, (err as Error).message, this.bytesIn, this.bytesOut, err);
-      }
+      },
+    );
+    run.catch(() => undefined); // awaited below; a failure while the reader is slow is not unhandled
+    return run;
+  }
+
+  private async drive(input: Buffer, end: boolean): Promise<void> {
+    let off = 0;
+    let next: Promise<Step> | null = this.step(input, off, end);
+    while (next) {
+      const r: Step = await next;
+      const { out, read, written, done } = r;
       off += read;
       this.bytesIn += read;
       this.bytesOut += written;
       if (this.destroyed) return;
+      const finished: boolean = end ? done : off >= input.length && written < out.length;
+      // the engine fails a stream that cannot complete; this guards against a loop if it did not
+      if (!finished && end && read === 0 && written === 0) throw corruptData(this.format, 'the stream ends early', this.bytesIn, this.bytesOut);
+      // The next step starts before this output goes on: push() runs the reader at once (a
+      // layer apply parses the tar and creates its files), and the codec works meanwhile.
+      next = finished ? null : this.step(input, off, end);
       // A half-empty buffer is copied out and reused (zstd's compressor often returns nothing
       // for a write): downstream, a view would keep all of it alive while only its length
       // counts against high-water marks. A fuller one goes downstream as it is.
@@ -163,9 +185,6 @@ export class NativeCodecDuplex extends Duplex {
         this.spare = out;
         if (written > 0 && !this.push(Buffer.from(out.subarray(0, written)))) await this.readerWants();
       } else if (!this.push(written === out.length ? out : out.subarray(0, written))) await this.readerWants();
-      if (end ? done : off >= input.length && written < out.length) return;
-      // the engine fails a stream that cannot complete; this guards against a loop if it did not
-      if (end && read === 0 && written === 0) throw corruptData(this.format, 'the stream ends early', this.bytesIn, this.bytesOut);
     }
   }
 
