@@ -123,9 +123,17 @@ export abstract class BaseSnapshotter implements Snapshotter {
     return path.join(this.root, id, 'fs');
   }
 
-  protected async ensureLayout(): Promise<void> {
-    await fsp.mkdir(this.root, { recursive: true, mode: 0o700 });
-    await Promise.all([...RESERVED].map((d) => fsp.mkdir(path.join(this.root, d), { recursive: true, mode: 0o700 })));
+  // Once per snapshotter (every prepare asked, two round trips before anything else).
+  private layout: Promise<void> | null = null;
+  protected ensureLayout(): Promise<void> {
+    this.layout ??= (async () => {
+      await fsp.mkdir(this.root, { recursive: true, mode: 0o700 });
+      await Promise.all([...RESERVED].map((d) => fsp.mkdir(path.join(this.root, d), { recursive: true, mode: 0o700 })));
+    })().catch((err: unknown) => {
+      this.layout = null; // the next call tries again
+      throw err;
+    });
+    return this.layout;
   }
 
   async readMeta(id: string): Promise<SnapshotMeta | null> {

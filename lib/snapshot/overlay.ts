@@ -44,14 +44,17 @@ export class OverlaySnapshotter extends BaseSnapshotter {
 
   protected async initActive(dir: string, parent: SnapshotMeta | null, readonly: boolean): Promise<void> {
     const fsDir = path.join(dir, 'fs');
-    await fsp.mkdir(fsDir, { mode: 0o755 });
+    // Independent round trips at once: a RUN waits for these before runc starts.
+    const [, parentRoot] = await Promise.all([
+      fsp.mkdir(fsDir, { mode: 0o755 }),
+      parent ? fsp.stat(this.fsDir(parent.id)) : null,
+      readonly ? null : fsp.mkdir(path.join(dir, 'work'), { mode: 0o700 }),
+    ]);
     // The merged root takes the upper root's attributes: keep the parent's.
-    if (parent) {
-      const st = await fsp.stat(this.fsDir(parent.id));
-      await fsp.chmod(fsDir, st.mode & 0o7777);
-      await fsp.chown(fsDir, st.uid, st.gid);
+    if (parentRoot) {
+      await fsp.chmod(fsDir, parentRoot.mode & 0o7777);
+      await fsp.chown(fsDir, parentRoot.uid, parentRoot.gid);
     }
-    if (!readonly) await fsp.mkdir(path.join(dir, 'work'), { mode: 0o700 });
   }
 
   protected override async afterCommit(meta: SnapshotMeta): Promise<void> {
