@@ -21,6 +21,8 @@ const F_TRUNCATE = 2;
 
 // Bytes queued beyond which a writer should wait (waitBelow): memory stays bounded.
 export const QUEUE_HIGH_WATER = 8 << 20;
+// A chunk this small, with nothing queued before it, is hashed on the calling thread.
+const HASH_HERE_MAX = 16 * 1024;
 
 /** What a file gets once its data is written (FINISH): owner (when chown), mode, mtime, length. */
 export interface FileFinish {
@@ -107,7 +109,14 @@ export class LayerOpQueue {
       this.jsHash.update(buf);
       return;
     }
+    if (!this.nativeHash) throw new Error('LayerOpQueue: made without a hash');
     if (buf.length === 0) return;
+    if (buf.length <= HASH_HERE_MAX && !this.running && this.ops.length === 0) {
+      // small and nothing before it: here is quicker than a trip to the pool (a manifest, a
+      // config; the pool may be busy compressing)
+      this.nativeHash.update(buf);
+      return;
+    }
     this.push(OP_HASH, undefined, this.buf(buf), 0, 0, 0, 0, 0, 0);
     this.queuedBytes += buf.length;
     this.kick();
