@@ -98,12 +98,26 @@ export interface NativeAddon {
   runLayerOps?(ops: Float64Array, bufs: Buffer[], hash: NativeSha256 | null): Promise<[record: number, code: string, syscall: string] | null>;
   Sha256?: new () => NativeSha256;
 
+  // One directory's entries on a libuv pool thread (addon/statdir.cc): readdir, statx of each
+  // (no link followed), a link's target; sorted as JavaScript sorts strings. `side`: a small
+  // file read on the same trip (the context checksum's record of that directory). Absent from
+  // addons built before it.
+  statDir?(dir: string | Buffer, side?: string): Promise<DirListing>;
+
   // Paths: a string, or a Buffer of the name's raw bytes (names that are not UTF-8).
   mknod(path: string | Buffer, mode: number, dev: number): void; // mode includes S_IF* type bits; dev as st_rdev (makedev())
   lsetxattr(path: string | Buffer, name: string, value: Buffer): void;
   lgetxattr(path: string | Buffer, name: string): Buffer | null; // null when absent
   llistxattr(path: string | Buffer): string[];
   lremovexattr(path: string | Buffer, name: string): void;
+}
+
+export interface DirListing {
+  names: string[]; // names that are not UTF-8 decoded with U+FFFD (their bytes in `raw`)
+  stats: Float64Array; // per name: mode (0: gone since readdir), size, mtime s, mtime ns, inode high and low 32 bits
+  targets: Record<number, string>; // symlinks' targets, by index
+  raw: Record<number, Buffer>; // the bytes of names that are not UTF-8, by index
+  side?: Buffer | null; // the `side` file's bytes, null when it does not exist
 }
 
 export type CodecStreamKind = 'gunzip-isal' | 'gunzip-zlib' | 'zstd-compress' | 'zstd-decompress';

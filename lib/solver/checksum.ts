@@ -35,6 +35,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadAddon } from '../host/index';
+import type { DirListing } from '../host/native';
 import { showBytes, toBytes } from '../util/bytenames';
 import { hostErrorClass, ImgError, isErrno, NotFoundError, UnsupportedError, UsageError } from '../util/errors';
 import { compileGlob } from '../util/glob';
@@ -488,31 +489,23 @@ export async function* pairByPath(before: AsyncIterable<ContextFile>, now: Async
 
 const { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK } = fs.constants;
 
-/** One directory as the walk reads it (the addon's statDir, addon/statdir.cc). */
-interface Listing {
-  names: string[]; // sorted as strings sort; names that are not UTF-8 decoded with U+FFFD
-  stats: Float64Array; // per name: mode (0: gone since readdir), size, mtime s, mtime ns, inode high and low 32 bits
-  targets: Record<number, string>; // symlinks' targets by index
-  raw: Record<number, Buffer>; // the bytes of names that are not UTF-8, by index
-  side?: Buffer | null; // the file asked to be read along (its stat-cache record), null when absent
-}
-
-type StatDir = (dir: string, side?: string) => Promise<Listing>;
+// One directory as the walk reads it (the addon's statDir, addon/statdir.cc).
+type StatDir = (dir: string, side?: string) => Promise<DirListing>;
 
 interface Fetched {
   absDir: string;
-  dir: Listing;
+  dir: DirListing;
   dirCache: DirCache | null;
 }
 
 // The addon lists and stats a whole directory in one call on a pool thread; without
 // it (or an addon built before statDir) the names are stat'ed in batches of promises.
 let statDirFn: StatDir | undefined;
-function listDir(dir: string, side?: string): Promise<Listing> {
+function listDir(dir: string, side?: string): Promise<DirListing> {
   if (!statDirFn) {
     let native: StatDir | undefined;
     try {
-      native = (loadAddon() as { statDir?: StatDir }).statDir;
+      native = loadAddon().statDir;
     } catch {
       native = undefined;
     }
@@ -523,12 +516,12 @@ function listDir(dir: string, side?: string): Promise<Listing> {
 
 const STAT_BATCH = 256;
 
-async function listDirByPromises(dir: string, side?: string): Promise<Listing> {
+async function listDirByPromises(dir: string, side?: string): Promise<DirListing> {
   const sideBytes = side === undefined ? undefined : await fsp.readFile(side).catch((err) => (isErrno(err, 'ENOENT') ? null : Promise.reject(err)));
   const bufs = await fsp.readdir(dir, { encoding: 'buffer' });
   const decoded = bufs.map((b) => ({ name: b.toString('utf8'), b }));
   decoded.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
-  const out: Listing = { names: decoded.map((d) => d.name), stats: new Float64Array(decoded.length * 6), targets: {}, raw: {}, side: sideBytes };
+  const out: DirListing = { names: decoded.map((d) => d.name), stats: new Float64Array(decoded.length * 6), targets: {}, raw: {}, side: sideBytes };
   for (let start = 0; start < decoded.length; start += STAT_BATCH) {
     const batch = decoded.slice(start, start + STAT_BATCH);
     const stats = await Promise.all(batch.map((d) => fsp.lstat(Buffer.concat([Buffer.from(`${dir}/`), d.b]), { bigint: true }).catch((err) => (isErrno(err, 'ENOENT') ? null : Promise.reject(err)))));
@@ -670,7 +663,7 @@ export async function scanContext(root: string, selector: Selector, cache: Check
   // is gone (removed since its parent was listed: nothing under it).
   const fetchDir = async (relDir: string): Promise<Fetched | null> => {
     const absDir = relDir ? path.join(root, relDir) : root;
-    let dir: Listing;
+    let dir: DirListing;
     try {
       dir = await listDir(absDir, cache?.recordFile(relDir));
     } catch (err) {

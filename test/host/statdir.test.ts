@@ -11,13 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { addonPath, loadAddon } from '../../lib/host';
 import { runAsUser, skipUnlessRootless, tempDir } from '../helpers/rootless';
 
-interface Listing {
-  names: string[];
-  stats: Float64Array;
-  targets: Record<number, string>;
-  raw: Record<number, Buffer>;
-}
-const statDir = (loadAddon() as unknown as { statDir(dir: string | Buffer): Promise<Listing> }).statDir;
+const statDir = loadAddon().statDir!;
 
 function tmp(t: { after(fn: () => void): void }): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'img-statdir-'));
