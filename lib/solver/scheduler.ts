@@ -106,7 +106,6 @@ class Solver {
   private readonly unlazied = new Map<string, Promise<VertexResult>>(); // key → materialized lazy hit
   private firstError: unknown = null;
   private readonly inflight = new Set<Promise<unknown>>();
-  private readonly records: Promise<unknown>[] = []; // executed steps, settled once their cache record is written
 
   constructor(
     private readonly graph: { vertices: BuildGraph['vertices']; roots: (Ref | null)[] },
@@ -136,7 +135,6 @@ class Solver {
           return { key, result };
         }),
       );
-      for (let i = 0; i < this.records.length; i++) await this.records[i];
       return this.finish(roots);
     } catch (err) {
       this.abortAll(err);
@@ -338,14 +336,7 @@ class Solver {
   private async execute(v: Vertex, key: string): Promise<VertexResult> {
     const cache = this.opts.cache;
     const inputs = await Promise.all(v.inputs.map(async (r) => this.ready(r.vertex, await this.materialize(r.vertex))));
-    // The result goes to the steps that build on it as soon as it is there; its
-    // cache record is written (and the key's lock let go) meanwhile: a chain of
-    // steps — a stage's COPYs — waited for each record in turn. run() waits
-    // for every record before the solve resolves, and a record that cannot be
-    // written still fails the build.
-    let early!: (r: VertexResult) => void;
-    const result = new Promise<VertexResult>((resolve) => (early = resolve));
-    const work = this.guard(v, () =>
+    return this.guard(v, () =>
       this.limiter.run(async () => {
         this.signal.throwIfAborted();
         const lock = cache?.lock ? await cache.lock(key) : null;
@@ -371,17 +362,17 @@ class Solver {
             noCache: Boolean(this.opts.noCache || v.ignoreCache),
           });
           result.created ??= new Date().toISOString();
-          this.markDone(v, 'completed');
-          early(result);
+          // Recorded before it is shown DONE or handed on: a step the user saw finish
+          // survives a kill (Ctrl-C, SIGKILL) of the build right after. Starting the
+          // dependents while the record was written lost it when the kill came then.
           if (cache) await cache.put(key, v, result);
+          this.markDone(v, 'completed');
           return result;
         } finally {
           await lock?.release();
         }
       }, this.signal),
     );
-    this.records.push(work);
-    return Promise.race([result, work]);
   }
 
   // Runs a vertex's work; its failure becomes the build's failure (once).

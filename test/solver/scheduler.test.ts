@@ -204,43 +204,6 @@ test('a failure cancels running and pending steps and names the failing step wit
   assert.ok(states.includes('a:error') && states.includes('slow:canceled'), states.join(' '));
 });
 
-// A chain of steps (a stage's COPYs) does not wait for each cache record in turn.
-test('a step builds on its input while the cache record of that input is written; the solve waits for every record', async () => {
-  const trace: Trace = { events: [], runs: new Map() };
-  const g = graphOf({ base: [], mid: ['base'], top: ['mid'] }, 'top');
-  const cache = memoryCache();
-  const put = cache.put;
-  cache.put = async (key, v, r) => {
-    await sleep(v.name === 'top' ? 40 : 20);
-    await put(key, v, r);
-    trace.events.push(`stored ${v.name}`);
-  };
-  const res = await solve(g, { executors: fakeExec(trace, () => sleep(1)), cache, concurrency: 4 });
-  const i = (e: string) => trace.events.indexOf(e);
-  assert.ok(i('start mid') < i('stored base') && i('start top') < i('stored mid'), trace.events.join(', '));
-  assert.ok(i('stored top') >= 0 && cache.map.size === 3, 'every record is written before solve resolves');
-  assert.equal(res.result.snapshot, 'snap-top');
-});
-
-test('a cache record that cannot be written fails the build, naming its step, after its dependents started', async () => {
-  const trace: Trace = { events: [], runs: new Map() };
-  const g = graphOf({ base: [], mid: ['base'], top: ['mid'] }, 'top');
-  const cache = memoryCache();
-  cache.put = async (_key, v) => {
-    if (v.name !== 'mid') return;
-    await sleep(10);
-    throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-  };
-  const err = await solve(g, { executors: fakeExec(trace, (name, s) => sleep(name === 'top' ? 2000 : 1, s)) /* top runs until the failing record aborts it */, cache, concurrency: 4 }).then(
-    () => assert.fail('solve should fail'),
-    (e) => e,
-  );
-  assert.ok(err instanceof SolveError, String(err));
-  assert.equal(err.vertexName, 'mid');
-  assert.match(err.message, /no space left on device/);
-  assert.ok(trace.events.includes('start top'), trace.events.join(', '));
-});
-
 test('cache hits skip the work; a hit at the root needs none of its inputs', async () => {
   const cache = memoryCache();
   const g = graphOf(diamond, 'top');
