@@ -1,6 +1,6 @@
 // COPY/ADD/WORKDIR file operations on real directories (as the BuildKit
 // Dockerfile frontend means them), including hostile destination symlinks.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
@@ -18,8 +18,17 @@ function copyAction(srcPaths: string[], dest: string, extra: Partial<Copy> = {})
   };
 }
 
+// Every directory a test made, removed when the file's tests are done.
+const made: string[] = [];
+after(() => Promise.all(made.map((dir) => fs.rm(dir, { recursive: true, force: true }))));
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+
 async function setup(): Promise<{ ctx: string; dest: string; run: (actions: FileAction[], o?: Partial<FileOpOptions>) => Promise<void> }> {
-  const base = await fs.mkdtemp(path.join(os.tmpdir(), 'img-fileops-'));
+  const base = await tempDir('img-fileops-');
   const ctx = path.join(base, 'ctx');
   const dest = path.join(base, 'rootfs');
   await fs.mkdir(path.join(ctx, 'src', 'sub'), { recursive: true });
@@ -145,7 +154,7 @@ test('symbolic chmod follows chmod(1)', () => {
 
 test('a destination symlink pointing outside the root cannot redirect a write', async () => {
   const { dest, run } = await setup();
-  const outside = await fs.mkdtemp(path.join(os.tmpdir(), 'img-outside-'));
+  const outside = await tempDir('img-outside-');
   await fs.symlink(outside, path.join(dest, 'evil'));
   await fs.symlink('/', path.join(dest, 'evilroot'));
   await run([copyAction(['a.txt'], '/evil/'), copyAction(['b.txt'], '/evilroot/etc/')]);
