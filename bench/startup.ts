@@ -151,7 +151,8 @@ async function main() {
   const { startRegistry } = await import('../test/fixtures/registry');
   const { makeBusyboxImage } = await import('../test/fixtures/images');
   const reg = await startRegistry();
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'img-bench-startup-'));
+  // Not /tmp by default: see side-by-side.ts's WORK (a crowded /tmp slows every file created there).
+  const work = fs.mkdtempSync(path.join(opt('work', '/var/tmp'), 'img-bench-startup-'));
   try {
     await reg.seed('library/busybox', 'latest', await makeBusyboxImage());
     let result: ReturnType<typeof measure>;
