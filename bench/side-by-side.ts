@@ -23,8 +23,8 @@
 // `--img-compression gzip` times img's default (gzip layers in its store) instead.
 //
 // Phases per case: cold (empty state: no cache, base image not present), cached (same
-// build again, nothing changed), touched (one context file changed). Each round resets
-// every tool, waits --settle seconds (see SETTLE), runs every tool's cold, then every
+// build again, nothing changed), touched (one context file changed). Each round gives
+// every tool a fresh state (see SETTLE), waits --settle seconds, runs every tool's cold, then every
 // tool's cached, then touches the file once and runs every tool's touched build, so load
 // drifts hit all tools alike. Prints medians and
 // ratios and writes bench/results/side-by-side.{json,md}.
@@ -46,13 +46,19 @@ const USER = option('img-user', 'imgtest');
 const IMG_COMPRESSION = option('img-compression', 'uncompressed');
 const ONLY = option('tools', 'img,buildkit,buildah').split(',');
 const SAVE = !flag('no-save'); // short development runs leave bench/results alone
-// Seconds between removing every tool's previous state and the first cold build. This host's
-// ext4 has no journal, and without one the kernel skips inodes freed in the last 60 s when it
-// allocates new ones (each skip is a lookup): a build that starts right after its own
-// predecessor's state was deleted spent up to twice the system time creating files (img's
-// debian cold: 3.3 s on a settled disk, 5.7 s right after deleting). Every tool's state is
-// removed first, then all wait the same, so no tool pays for a deletion just before it builds.
-const SETTLE = Number(option('settle', '61'));
+// --trace FILE: one JSON line per timed build ({label, start, end} in ms since the epoch), to line
+// builds up with a host sampler's record (disk, CPU, which processes ran) when a cell is slow.
+const TRACE = option('trace', '');
+// Nothing is deleted while the bench runs: every round gives every tool a fresh state directory
+// (img --state, buildah --root, a new dockerd with its own --data-root) and the old ones stay until
+// the end. This host's ext4 has no journal, and then the kernel checks every free inode it passes
+// when it allocates one and skips those freed within the last 60 s, or 360 s once their inode
+// table block is dirty again — which the next build's own file creations make it (perf: 30% of
+// all CPU in ext4's recently_deleted + find_get_block). A build creating files where a previous
+// round's state was just removed spent two to three times the system time (img's debian FROM
+// 1.3 s → 3.5-4.5 s; BuildKit's prune hit it the same way). Seconds of quiet before each round's
+// cold builds (after the daemon restart):
+const SETTLE = Number(option('settle', '5'));
 // This VM runs DAMON's proactive page-out (kdamond, scheme `pageout`, min age 12 × 0.5 s): any
 // page-cache page idle for 6 s is reclaimed, so whichever tool ran after a pause (every cold
 // build follows the settle) re-read its programs and libraries from disk — img's parallel cold
@@ -80,10 +86,10 @@ interface CaseDef {
 }
 
 // Runs argv as the unprivileged user with exactly `env` (plus PATH).
-function asUser(argv: string[], env: Record<string, string>, opts: { quiet?: boolean } = {}): void {
+function asUser(argv: string[], env: Record<string, string>): void {
   const e = Object.entries({ PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', ...env }).map(([k, v]) => `${k}=${v}`);
   const r = spawnSync('runuser', ['-u', USER, '--', 'env', '-i', ...e, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
-  if (r.status !== 0 && !opts.quiet) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr?.toString().slice(-2000)}`);
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr?.toString().slice(-2000)}`);
 }
 
 function sh(cmd: string, argv: string[]): void {
@@ -97,12 +103,15 @@ function timed(label: string, fn: () => void): number {
   // Untimed: what the previous build (any tool's) left dirty is written back first, so its
   // writeback is not charged to the next build (the kernel flushes it during whichever runs next).
   execFileSync('sync');
+  const start = Date.now();
   const t = process.hrtime.bigint();
   try {
     fn();
   } catch (err) {
     console.error(`  ${label} failed: ${(err as Error).message.split('\n').slice(0, 4).join(' ')}`);
     return NaN;
+  } finally {
+    if (TRACE) fs.appendFileSync(TRACE, JSON.stringify({ label, start, end: Date.now() }) + '\n');
   }
   return Number(process.hrtime.bigint() - t) / 1e9;
 }
@@ -202,39 +211,53 @@ function writeCases(bases: { busybox: string; debian: string | null }): CaseDef[
 
 interface Tool {
   name: string;
-  start?(): Promise<void>;
   build(c: CaseDef): void;
-  reset(): void;
+  // A new, empty state for the next round (the previous one is kept until the run ends).
+  fresh(): Promise<void>;
   stop?(): Promise<void>;
 }
 
 function imgTool(): Tool {
   const home = userDir('img');
-  const state = path.join(home, 'state');
+  let round = 0;
+  let state = path.join(home, 'state-0');
   const env = { HOME: `/home/${USER}`, XDG_RUNTIME_DIR: userDir('img/run') };
   const output = (c: CaseDef) =>
     IMG_COMPRESSION === 'gzip' ? ['-t', `bench/${c.name}:latest`] : ['-o', `type=image,name=bench/${c.name}:latest,compression=${IMG_COMPRESSION}`];
   return {
     name: 'img',
     build: (c) => asUser([path.join(REPO, 'bin', 'img'), '--state', state, 'build', '-q', ...output(c), c.dir], env),
-    reset: () => {
-      fs.rmSync(state, { recursive: true, force: true });
-      if (fs.existsSync(state)) throw new Error(`could not remove ${state}`);
+    fresh: async () => {
+      state = path.join(home, `state-${++round}`);
     },
   };
 }
 
-// Debian's dockerd, rootless under rootlesskit, as its contrib script starts it.
+// Debian's dockerd, rootless under rootlesskit, as its contrib script starts it. Each round
+// starts a new daemon on a new --data-root (the previous daemon stopped, its data kept).
 function buildkitTool(): Tool {
   const home = userDir('docker');
   const run = userDir('docker/run');
   const sock = path.join(run, 'docker.sock');
   const env = { HOME: home, DOCKER_HOST: `unix://${sock}`, DOCKER_BUILDKIT: '1' };
   let daemon: ChildProcess | null = null;
-  const docker = (argv: string[], quiet = false) => asUser(['/usr/bin/docker', ...argv], env, { quiet });
+  let round = 0;
+  const docker = (argv: string[]) => asUser(['/usr/bin/docker', ...argv], env);
+  const stop = async () => {
+    if (!daemon?.pid || daemon.exitCode !== null) return;
+    const exited = new Promise((r) => daemon!.once('exit', r));
+    try {
+      process.kill(-daemon.pid, 'SIGTERM');
+    } catch {
+      return;
+    }
+    await exited;
+  };
   return {
     name: 'buildkit',
-    async start() {
+    async fresh() {
+      await stop();
+      round++;
       const e = {
         PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
         HOME: home,
@@ -242,52 +265,43 @@ function buildkitTool(): Tool {
         DOCKERD_ROOTLESS_ROOTLESSKIT_NET: 'host',
         DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER: 'none',
       };
-      const log = fs.openSync(path.join(WORK, 'dockerd.log'), 'w');
+      const logFile = path.join(WORK, 'dockerd.log');
+      fs.appendFileSync(logFile, `--- round ${round}: data-root data-${round}\n`);
+      const log = fs.openSync(logFile, 'a');
       daemon = spawn(
         'runuser',
         ['-u', USER, '--', 'env', '-i', ...Object.entries(e).map(([k, v]) => `${k}=${v}`), '/usr/share/docker.io/contrib/dockerd-rootless.sh',
-          '--data-root', path.join(home, 'data'), '--exec-root', path.join(run, 'docker'), '-H', `unix://${sock}`,
+          '--data-root', path.join(home, `data-${round}`), '--exec-root', path.join(run, `docker-${round}`), '-H', `unix://${sock}`,
           '--pidfile', path.join(run, 'docker.pid'), '--iptables=false', '--ip-forward=false', '--bridge=none'],
         { stdio: ['ignore', log, log], detached: true },
       );
+      fs.closeSync(log);
       for (let i = 0; i < 300; i++) {
         if (daemon.exitCode !== null) break;
         if (fs.existsSync(sock) && spawnSync('runuser', ['-u', USER, '--', 'env', `DOCKER_HOST=unix://${sock}`, '/usr/bin/docker', 'info'], { stdio: 'ignore' }).status === 0) return;
         await new Promise((r) => setTimeout(r, 100));
       }
-      throw new Error(`rootless dockerd did not start; see ${path.join(WORK, 'dockerd.log')}`);
+      throw new Error(`rootless dockerd did not start; see ${logFile}`);
     },
     build: (c) => docker(['build', '--network=none', '-q', '-t', `bench/${c.name}:latest`, c.dir]),
-    reset: () => {
-      const ids = spawnSync('runuser', ['-u', USER, '--', 'env', `DOCKER_HOST=unix://${sock}`, '/usr/bin/docker', 'image', 'ls', '-aq']).stdout.toString().split('\n').filter(Boolean);
-      if (ids.length) docker(['image', 'rm', '-f', ...new Set(ids)], true);
-      docker(['builder', 'prune', '-af']);
-    },
-    async stop() {
-      if (!daemon?.pid) return;
-      try {
-        process.kill(-daemon.pid, 'SIGTERM');
-      } catch {
-        return;
-      }
-      await new Promise((r) => daemon!.once('exit', r));
-    },
+    stop,
   };
 }
 
 function buildahTool(): Tool {
   const home = userDir('buildah');
-  const root = path.join(home, 'storage');
-  const runroot = userDir('buildah/run');
-  const env = { HOME: home, XDG_RUNTIME_DIR: runroot };
-  const buildah = (argv: string[], quiet = false) =>
-    asUser(['buildah', '--root', root, '--runroot', runroot, '--storage-driver', 'overlay', ...argv], env, { quiet });
+  let round = 0;
+  let root = '';
+  let runroot = '';
+  const buildah = (argv: string[]) =>
+    asUser(['buildah', '--root', root, '--runroot', runroot, '--storage-driver', 'overlay', ...argv], { HOME: home, XDG_RUNTIME_DIR: runroot });
   return {
     name: 'buildah',
     build: (c) => buildah(['bud', '--layers', '--network', 'none', '--tls-verify=false', '-q', '-t', `bench/${c.name}:latest`, c.dir]),
-    reset: () => {
-      buildah(['rm', '--all'], true);
-      buildah(['rmi', '--all', '--force'], true);
+    fresh: async () => {
+      round++;
+      root = path.join(home, `storage-${round}`);
+      runroot = userDir(`buildah/run-${round}`);
     },
   };
 }
@@ -307,7 +321,6 @@ async function main(): Promise<void> {
   const damonWas = !flag('keep-damon') && fs.existsSync(DAMON_STATE) ? fs.readFileSync(DAMON_STATE, 'utf8').trim() : null;
   if (damonWas === 'on') fs.writeFileSync(DAMON_STATE, 'off');
   try {
-    for (const t of tools) await t.start?.();
     const bases = await pushBases(reg);
     const cases = writeCases(bases);
     execFileSync('chmod', ['-R', 'a+rX', WORK]);
@@ -317,13 +330,13 @@ async function main(): Promise<void> {
       const r = (results[c.name] = { cold: {}, cached: {}, touched: {} } as Results[string]);
       for (const p of PHASES) for (const t of tools) r[p][t.name] = [];
       for (let i = 0; i < RUNS; i++) {
-        for (const t of tools) t.reset();
+        for (const t of tools) await t.fresh();
         execFileSync('sync');
         if (SETTLE > 0) execFileSync('sleep', [String(SETTLE)]);
         load.push(os.loadavg()[0]);
-        // Tools take turns going first: the first build after the settle's idle minute runs
-        // slower (img's parallel cold alone: +0.07 s with the page-out off, +0.35 s with it on),
-        // so no tool pays that in every round.
+        // Tools take turns going first: the first build after a pause runs slower (img's
+        // parallel cold alone after 61 s idle: +0.07 s with the page-out off, +0.35 s with it
+        // on), so no tool pays that in every round.
         const order = tools.map((_, k) => tools[(k + i) % tools.length]);
         for (const t of order) r.cold[t.name].push(timed(`${c.name} ${t.name} cold`, () => t.build(c)));
         for (const t of order) r.cached[t.name].push(timed(`${c.name} ${t.name} cached`, () => t.build(c)));
