@@ -12,6 +12,8 @@
 #include "codec.h"
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cstdint>
@@ -371,11 +373,33 @@ Napi::Value RunLayerOps(const Napi::CallbackInfo& info) {
   return SubmitCodecJob(env, job);
 }
 
+// setTopDirFlag(dir): sets FS_TOPDIR_FL (chattr +T) on a directory, so that ext4 places each
+// directory made in it in a block group of its own choosing (Orlov's spread) rather than
+// next to its parent. Throws the errno (ENOTTY, EOPNOTSUPP: the filesystem has no such flag).
+Napi::Value SetTopDirFlag(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = ArgPath(info, 0, "dir");
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) throw ErrnoError(env, errno, "open", path);
+  int flags = 0;
+  const char* failed = nullptr;
+  if (::ioctl(fd, FS_IOC_GETFLAGS, &flags) < 0) failed = "ioctl(FS_IOC_GETFLAGS)";
+  else if (!(flags & FS_TOPDIR_FL)) {
+    flags |= FS_TOPDIR_FL;
+    if (::ioctl(fd, FS_IOC_SETFLAGS, &flags) < 0) failed = "ioctl(FS_IOC_SETFLAGS)";
+  }
+  int err = errno;
+  ::close(fd);
+  if (failed) throw ErrnoError(env, err, failed, path);
+  return env.Undefined();
+}
+
 }  // namespace
 
 void InitLayerIo(Napi::Env env, Napi::Object exports) {
   exports.Set("Sha256", Sha256::Define(env));
   exports.Set("runLayerOps", Napi::Function::New(env, RunLayerOps));
+  exports.Set("setTopDirFlag", Napi::Function::New(env, SetTopDirFlag));
 }
 
 }  // namespace img

@@ -97,6 +97,9 @@ export interface NativeAddon {
   // syscall] of the first failure. Absent from addon builds older than it.
   runLayerOps?(ops: Float64Array, bufs: Buffer[], hash: NativeSha256 | null): Promise<[record: number, code: string, syscall: string] | null>;
   Sha256?: new () => NativeSha256;
+  // chattr +T: directories made in `dir` are placed as ext4 places top-level ones (spread over
+  // the block groups). Throws the errno (ENOTTY or EOPNOTSUPP where the filesystem has no such flag).
+  setTopDirFlag?(dir: string | Buffer): void;
 
   // One directory's entries on a libuv pool thread (addon/statdir.cc): readdir, statx of each
   // (no link followed), a link's target; sorted as JavaScript sorts strings. `side`: a small

@@ -20,6 +20,7 @@ import { writeJsonAtomic } from '../util/fsutil';
 import { fsPath as F, toBytes } from '../util/bytenames';
 import * as fs from 'node:fs';
 import { registerCleanup } from '../host/cleanup';
+import { spreadNewDirectories } from '../host/index';
 import { umount } from './sys';
 
 export interface SnapshotMeta {
@@ -128,6 +129,7 @@ export abstract class BaseSnapshotter implements Snapshotter {
   protected ensureLayout(): Promise<void> {
     this.layout ??= (async () => {
       await fsp.mkdir(this.root, { recursive: true, mode: 0o700 });
+      spreadNewDirectories(this.root); // each snapshot's tree in a block group of its own (host/index.ts says why)
       await Promise.all([...RESERVED].map((d) => fsp.mkdir(path.join(this.root, d), { recursive: true, mode: 0o700 })));
     })().catch((err: unknown) => {
       this.layout = null; // the next call tries again
