@@ -2,9 +2,12 @@
 // removal, listing, usage. Layout under <state>/snapshots/<backend>/:
 //   <id>/meta.json   SnapshotMeta, written atomically (temp + rename)
 //   <id>/fs/         the snapshot's own files (overlay: upper dir; native: full tree)
-//   <id>/work/       overlay work dir (active overlay snapshots only)
-//   l/<short>        overlay: short symlink → ../<id>/fs, keeps lowerdir= short
-//   mnt/<rand>/      mount points of merged views
+//   <id>/work/       overlay work dir (kept after commit: nothing mounts a committed
+//                    snapshot with an upper dir, and removing the volatile mount's
+//                    work/work/incompat/volatile/dirty cost each step nine file operations)
+//   l/<short>        overlay: short symlink → ../<id>/fs, made when a mount needs
+//                    short lowerdir= paths (overlay.ts)
+//   mnt/<rand>/      mount points of merged views (a process reuses its own: mountPoint)
 //   trash/           directories being deleted (rename first, then rm)
 // A committed snapshot made with a key lives in the directory named after the
 // key (when the key is a safe file name, e.g. a chainID "sha256:…"), so a
@@ -14,7 +17,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ContentError, isErrno, LockBusyError, NotFoundError, UsageError } from '../util/errors';
 import { debug } from '../util/log';
-import { acquireLease, isBusy, leaseFile, releaseAllLeases, releaseLease, withExclusive } from './lease';
+import { acquireLease, isBusy, leaseAs, leaseFile, releaseAllLeases, releaseLease, unlinkLease, withExclusive } from './lease';
 import type { Change, DiskFormat, Mounted, SnapshotBackend, SnapshotInfo, Snapshotter, StoredDir } from './types';
 import { writeJsonAtomic } from '../util/fsutil';
 import { fsPath as F, toBytes } from '../util/bytenames';
@@ -113,8 +116,6 @@ export abstract class BaseSnapshotter implements Snapshotter {
   protected abstract initActive(dir: string, parent: SnapshotMeta | null, readonly: boolean): Promise<void>;
   protected abstract mountMerged(meta: SnapshotMeta, chain: SnapshotMeta[]): Promise<Mounted>;
   protected abstract changesOf(meta: SnapshotMeta, parent: SnapshotMeta | null): AsyncIterable<Change>;
-  // Called after a commit moved the directory into place (overlay: short link).
-  protected async afterCommit(_meta: SnapshotMeta): Promise<void> {}
 
   // ---- layout ----
   dirOf(id: string): string {
@@ -136,6 +137,33 @@ export abstract class BaseSnapshotter implements Snapshotter {
       throw err;
     });
     return this.layout;
+  }
+
+  // Empty mount points this process made and has unmounted: the next mount takes one
+  // instead of making a directory (and the unmount keeps it instead of removing it):
+  // a new inode is the slowest file operation on a busy ext4, and a COPY step mounts two.
+  // The rest are removed when the process exits (img's leftovers pass takes what a
+  // killed process left, by age).
+  private readonly idleMountPoints: string[] = [];
+
+  protected async mountPoint(): Promise<string> {
+    const reused = this.idleMountPoints.pop();
+    if (reused) return reused;
+    const dir = path.join(this.root, 'mnt', randomId(10));
+    await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
+    return dir;
+  }
+
+  // A mount at a point from mountPoint(), registered for signal cleanup; its release
+  // unmounts and hands the point back (removed when the unmount was not clean).
+  protected trackedMount(target: string): Mounted {
+    return trackedMount(target, (clean) => (clean ? this.returnMountPoint(target) : fsp.rmdir(target).catch(() => undefined)));
+  }
+
+  // An empty mount point back to the idle ones (after an unmount, or a failed mount).
+  protected returnMountPoint(target: string): void {
+    removeAtExit(this.idleMountPoints);
+    this.idleMountPoints.push(target);
   }
 
   async readMeta(id: string): Promise<SnapshotMeta | null> {
@@ -166,13 +194,16 @@ export abstract class BaseSnapshotter implements Snapshotter {
   // taken from here (trash() forgets an id). The mount of the n-th step of a
   // stage read its n ancestors' meta.json one after another, every step again.
   private readonly committedMetas = new Map<string, SnapshotMeta>();
+  // The active snapshots this process made (it leases them, so only it changes them:
+  // create, reparent, commit, remove): mount and commit need not read them back.
+  private readonly ownActive = new Map<string, SnapshotMeta>();
 
   // The snapshot (read from disk) and its ancestors, newest first.
   async chain(id: string): Promise<SnapshotMeta[]> {
     const out: SnapshotMeta[] = [];
     let cur: string | null = id;
     while (cur) {
-      let meta: SnapshotMeta | undefined = cur === id ? undefined : this.committedMetas.get(cur);
+      let meta: SnapshotMeta | undefined = cur === id ? this.ownActive.get(cur) : this.committedMetas.get(cur);
       if (!meta) {
         meta = await this.mustMeta(cur);
         if (meta.kind === 'committed') this.committedMetas.set(cur, meta);
@@ -221,17 +252,20 @@ export abstract class BaseSnapshotter implements Snapshotter {
     await acquireLease(this.stateDir, this.backend, id);
     const dir = this.dirOf(id);
     await fsp.mkdir(dir, { mode: 0o700 });
+    const meta: SnapshotMeta = {
+      id,
+      parent,
+      kind: 'active',
+      ...(readonly ? { readonly: true } : {}),
+      description,
+      createdAt: new Date().toISOString(),
+    };
     try {
-      await this.initActive(dir, parentMeta, readonly);
-      const meta: SnapshotMeta = {
-        id,
-        parent,
-        kind: 'active',
-        ...(readonly ? { readonly: true } : {}),
-        description,
-        createdAt: new Date().toISOString(),
-      };
-      await writeJsonAtomic(path.join(dir, 'meta.json'), meta);
+      // The metadata is written in place, while the directory is filled: until this
+      // returns, nothing names the new id but its leased directory, and a crash leaves
+      // a half-made one (no or torn meta.json, or no fs/) that prune takes as a stray.
+      await Promise.all([this.initActive(dir, parentMeta, readonly), writeMetaInPlace(dir, meta, 'wx')]);
+      this.ownActive.set(id, meta);
     } catch (err) {
       await this.trash(id).catch(() => undefined);
       await releaseLease(this.stateDir, this.backend, id, true);
@@ -289,6 +323,7 @@ export abstract class BaseSnapshotter implements Snapshotter {
       await this.leaseChain(await this.chain(parent));
     }
     await writeJsonAtomic(path.join(this.dirOf(id), 'meta.json'), { ...meta, parent });
+    if (this.ownActive.has(id)) this.ownActive.set(id, { ...meta, parent });
     // prepare() gives a new dir its parent's root attributes; a layer that
     // did not set its root ("./") still has mkdir's defaults: do it now.
     if (parent) {
@@ -301,7 +336,7 @@ export abstract class BaseSnapshotter implements Snapshotter {
   }
 
   async commit(id: string, description: string, key?: string, opts: { linkedFrom?: string[] } = {}): Promise<string> {
-    const meta = await this.mustMeta(id);
+    const meta = this.ownActive.get(id) ?? (await this.mustMeta(id));
     if (meta.kind !== 'active' || meta.readonly) {
       throw new UsageError(`snapshot ${id} is ${meta.kind === 'committed' ? 'already committed' : 'a read-only view'}; cannot commit it`, {
         hint: 'commit an active snapshot made with prepare()',
@@ -319,7 +354,6 @@ export abstract class BaseSnapshotter implements Snapshotter {
       }
     }
     const dir = this.dirOf(id);
-    await fsp.rm(path.join(dir, 'work'), { recursive: true, force: true });
     const committed: SnapshotMeta = {
       ...meta,
       id: target,
@@ -330,8 +364,11 @@ export abstract class BaseSnapshotter implements Snapshotter {
       ...(this.backend !== 'native' ? { short: randomId(10) } : {}),
       ...(opts.linkedFrom?.length ? { linkedFrom: opts.linkedFrom } : {}),
     };
-    await acquireLease(this.stateDir, this.backend, target);
-    await writeJsonAtomic(path.join(dir, 'meta.json'), committed);
+    // The committed metadata replaces the active one in place: until the rename below
+    // the directory still has the active id, and a meta.json naming another id (or a
+    // torn one, after a crash) makes it a stray, never a snapshot.
+    await Promise.all([leaseAs(this.stateDir, this.backend, id, target), writeMetaInPlace(dir, committed, 'w')]);
+    this.ownActive.delete(id);
     try {
       await fsp.rename(dir, this.dirOf(target));
     } catch (err) {
@@ -339,7 +376,7 @@ export abstract class BaseSnapshotter implements Snapshotter {
         if (await this.readMeta(target)) {
           // Another process committed the same key first: theirs wins.
           await this.trash(id);
-          await releaseLease(this.stateDir, this.backend, id, true);
+          await unlinkLease(this.stateDir, this.backend, id);
           return target;
         }
         // A directory without metadata is what an interrupted removal leaves:
@@ -348,8 +385,7 @@ export abstract class BaseSnapshotter implements Snapshotter {
         await fsp.rename(dir, this.dirOf(target));
       } else throw err;
     }
-    await releaseLease(this.stateDir, this.backend, id, true);
-    await this.afterCommit(committed);
+    await unlinkLease(this.stateDir, this.backend, id);
     debug(`snapshot ${this.backend}: commit ${id} → ${target}: ${description}`);
     return target;
   }
@@ -373,6 +409,7 @@ export abstract class BaseSnapshotter implements Snapshotter {
   // Moves the directory aside (atomic), then deletes it.
   protected async trash(id: string): Promise<void> {
     this.committedMetas.delete(id);
+    this.ownActive.delete(id);
     const dir = this.dirOf(id);
     const dest = path.join(this.root, 'trash', `${id}.${randomBytes(4).toString('hex')}`);
     try {
@@ -520,8 +557,9 @@ async function chmodTree(p: string): Promise<void> {
   for (const n of await fsp.readdir(p).catch(() => [] as string[])) await chmodTree(path.join(p, n));
 }
 
-// A mount registered for signal cleanup; release unmounts and removes the mount point.
-export function trackedMount(target: string): Mounted {
+// A mount registered for signal cleanup; release unmounts, then hands the mount point to
+// `unmounted` (told whether the unmount was clean) or, without it, removes the point.
+export function trackedMount(target: string, unmounted?: (clean: boolean) => unknown): Mounted {
   const unregister = registerCleanup(`mount ${target}`, () => {
     try {
       umount(target, true);
@@ -536,14 +574,41 @@ export function trackedMount(target: string): Mounted {
     release: async () => {
       if (released) return;
       released = true;
+      let clean = true;
       try {
         umount(target, false);
       } catch (err) {
         // Busy (a straggling process): detach it; the kernel finishes when it can.
+        clean = false;
         if (!isErrno(err, 'EINVAL') && !isErrno(err, 'ENOENT')) umount(target, true);
       }
       unregister();
-      await fsp.rmdir(target).catch(() => undefined);
+      if (unmounted) await unmounted(clean);
+      else await fsp.rmdir(target).catch(() => undefined);
     },
   };
 }
+
+// Writes a snapshot's meta.json without a temporary file (a new inode costs more than
+// anything else a step does on a busy ext4): 'wx' for a new directory's, 'w' to replace
+// the active metadata with the committed one before the directory is renamed. Only a
+// directory no reader trusts yet is written so (SnapshotMeta.id must match its name).
+function writeMetaInPlace(dir: string, meta: SnapshotMeta, flag: 'w' | 'wx'): Promise<void> {
+  return fsp.writeFile(path.join(dir, 'meta.json'), JSON.stringify(meta, null, 2) + '\n', { flag, mode: 0o644 });
+}
+
+// Removes a process's idle mount points when it exits (they are empty directories).
+function removeAtExit(points: string[]): void {
+  if (exitHooked.has(points)) return;
+  exitHooked.add(points);
+  process.once('exit', () => {
+    for (const p of points.splice(0)) {
+      try {
+        fs.rmdirSync(p);
+      } catch {
+        /* gone, or mounted again by a straggler: leftovers take it */
+      }
+    }
+  });
+}
+const exitHooked = new WeakSet<string[]>();

@@ -5,7 +5,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { compareDirs } from '../archive/diff';
 import { NATIVE_FORMAT } from '../archive/overlay-format';
-import { BaseSnapshotter, randomId, trackedMount, type SnapshotMeta } from './base';
+import { BaseSnapshotter, type SnapshotMeta } from './base';
 import { bindMount, copyTree } from './sys';
 import type { Change, Mounted, StoredDir } from './types';
 
@@ -35,15 +35,14 @@ export class NativeSnapshotter extends BaseSnapshotter {
     if (meta.kind === 'active' && !meta.readonly) return { rootfs: this.fsDir(meta.id), release: async () => {} };
     // Read-only: a read-only bind mount of the committed tree.
     const source = meta.kind === 'committed' ? this.fsDir(meta.id) : this.fsDir(chain[1].id);
-    const target = path.join(this.root, 'mnt', randomId(10));
-    await fsp.mkdir(target, { recursive: true });
+    const target = await this.mountPoint();
     try {
       bindMount(source, target, true);
     } catch (err) {
-      await fsp.rmdir(target).catch(() => undefined);
+      this.returnMountPoint(target);
       throw err;
     }
-    return trackedMount(target);
+    return this.trackedMount(target);
   }
 
   protected async *changesOf(meta: SnapshotMeta, parent: SnapshotMeta | null): AsyncIterable<Change> {

@@ -1,8 +1,9 @@
 // Overlay backends: kernel overlayfs (mounted inside our user namespace, with
 // `userxattr` there) and fuse-overlayfs. Same layout: an active snapshot is an
 // upper dir (fs/) + work dir over its committed parents' fs/ dirs; a committed
-// snapshot is its fs/ dir, reachable through the short link l/<short> so a
-// long lowerdir= list stays under the kernel's one-page mount-option limit.
+// snapshot is its fs/ dir. A kernel mount names the lower fs/ dirs themselves while
+// the options fit the kernel's one page; a longer chain (and fuse-overlayfs) goes
+// through the short links l/<short>, made the first time a mount needs them.
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -11,7 +12,7 @@ import { overlayChanges } from '../archive/diff';
 import { lowerEntry, overlayFormat, type DiskFormat } from '../archive/overlay-format';
 import { ContentError, HostError, ImgError, isErrno, UnsupportedError } from '../util/errors';
 import { debug } from '../util/log';
-import { BaseSnapshotter, randomId, trackedMount, type SnapshotMeta } from './base';
+import { BaseSnapshotter, type SnapshotMeta } from './base';
 import { bindMount, mount } from './sys';
 import { fsPath as F, toBytes } from '../util/bytenames';
 import type { Change, Mounted, SnapshotBackend } from './types';
@@ -50,33 +51,29 @@ export class OverlaySnapshotter extends BaseSnapshotter {
       parent ? fsp.stat(this.fsDir(parent.id)) : null,
       readonly ? null : fsp.mkdir(path.join(dir, 'work'), { mode: 0o700 }),
     ]);
-    // The merged root takes the upper root's attributes: keep the parent's.
+    // The merged root takes the upper root's attributes: keep the parent's (the new
+    // directory is ours, root's in our namespace, and its mode is mkdir's after umask).
     if (parentRoot) {
-      await fsp.chmod(fsDir, parentRoot.mode & 0o7777);
-      await fsp.chown(fsDir, parentRoot.uid, parentRoot.gid);
+      const owned = parentRoot.uid === process.geteuid?.() && parentRoot.gid === process.getegid?.();
+      await Promise.all([fsp.chmod(fsDir, parentRoot.mode & 0o7777), owned ? null : fsp.chown(fsDir, parentRoot.uid, parentRoot.gid)]);
     }
   }
 
-  protected override async afterCommit(meta: SnapshotMeta): Promise<void> {
-    await this.ensureLink(meta);
-  }
+  // Short links this process made or found (a link is removed only with its snapshot).
+  private readonly linked = new Set<string>();
 
-  // l/<short> → ../<id>/fs (recreated when a crash lost it).
+  // l/<short> → ../<id>/fs (made on first use; recreated when a crash lost it).
   private async ensureLink(meta: SnapshotMeta): Promise<string> {
     if (!meta.short) throw new ContentError(`snapshot ${meta.id} has no short link name`, { hint: 'run img prune and retry' });
     const link = path.join(this.root, 'l', meta.short);
+    if (this.linked.has(link)) return link;
     try {
       await fsp.symlink(path.join('..', meta.id, 'fs'), link);
     } catch (err) {
       if (!isErrno(err, 'EEXIST')) throw err;
     }
+    this.linked.add(link);
     return link;
-  }
-
-  private async mountPoint(): Promise<string> {
-    const dir = path.join(this.root, 'mnt', randomId(10));
-    await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
-    return dir;
   }
 
   protected async mountMerged(meta: SnapshotMeta, chain: SnapshotMeta[]): Promise<Mounted> {
@@ -91,22 +88,26 @@ export class OverlaySnapshotter extends BaseSnapshotter {
         hint: 'squash the image, or use --backend native',
       });
     }
-    await Promise.all(lowerMetas.map((m) => this.ensureLink(m)));
-    const shorts = lowerMetas.map((m) => m.short!);
     const target = await this.mountPoint();
     try {
-      if (!writable && shorts.length === 1) {
+      if (!writable && lowerMetas.length === 1) {
         bindMount(this.fsDir(lowerMetas[0].id), target, true);
       } else if (this.backend === 'overlayfs') {
-        this.mountKernel(shorts, writable ? meta.id : null, target);
+        await this.mountKernel(lowerMetas, writable ? meta.id : null, target);
       } else {
-        await this.mountFuse(shorts, writable ? meta.id : null, target);
+        await this.mountFuse(lowerMetas, writable ? meta.id : null, target);
       }
     } catch (err) {
-      await fsp.rmdir(target).catch(() => undefined);
+      this.returnMountPoint(target);
       throw this.mountError(err, meta);
     }
-    return trackedMount(target);
+    return this.trackedMount(target);
+  }
+
+  // The short links of `lowers`, made where missing.
+  private async shortsOf(lowers: SnapshotMeta[]): Promise<string[]> {
+    await Promise.all(lowers.map((m) => this.ensureLink(m)));
+    return lowers.map((m) => m.short!);
   }
 
   private mountError(err: unknown, meta: SnapshotMeta): unknown {
@@ -121,20 +122,24 @@ export class OverlaySnapshotter extends BaseSnapshotter {
     });
   }
 
-  private mountKernel(shorts: string[], upperId: string | null, target: string): void {
+  private async mountKernel(lowers: SnapshotMeta[], upperId: string | null, target: string): Promise<void> {
     const userx = inUserNamespace() ? ',userxattr' : '';
     const workDir = upperId ? path.join(this.dirOf(upperId), 'work') : '';
     const tail = upperId ? `,upperdir=${this.fsDir(upperId)},workdir=${workDir}` : '';
-    const abs = `lowerdir=${shorts.map((s) => path.join(this.root, 'l', s)).join(':')}${tail}${userx}`;
     if (upperId) {
       fs.mkdirSync(workDir, { recursive: true, mode: 0o700 });
       allowVolatileRemount(workDir, upperId);
     }
-    if (abs.length <= MAX_MOUNT_DATA) {
-      if (upperId) mountWritableOverlay(target, abs, workDir);
-      else mount('overlay', target, 'overlay', 1 /* MS_RDONLY */, abs);
-      return;
-    }
+    const mountWith = (data: string) => {
+      if (upperId) mountWritableOverlay(target, data, workDir);
+      else mount('overlay', target, 'overlay', 1 /* MS_RDONLY */, data);
+    };
+    // The lower fs/ dirs by their own paths (':' in "sha256:…" escaped), when that fits.
+    const direct = lowerdirOf(lowers.map((m) => this.fsDir(m.id)));
+    if (direct !== null && `${direct}${tail}${userx}`.length <= MAX_MOUNT_DATA) return mountWith(`${direct}${tail}${userx}`);
+    const shorts = await this.shortsOf(lowers);
+    const abs = `lowerdir=${shorts.map((s) => path.join(this.root, 'l', s)).join(':')}${tail}${userx}`;
+    if (abs.length <= MAX_MOUNT_DATA) return mountWith(abs);
     // Too long with absolute paths: mount(8) run with cwd = the backend root
     // resolves short relative paths (l/<short>) against its own cwd, which
     // a Node process cannot do for one syscall without changing its own cwd.
@@ -154,8 +159,8 @@ export class OverlaySnapshotter extends BaseSnapshotter {
     if (r.status !== 0) throw new Error((r.stderr || r.error?.message || 'mount failed').trim().split('\n')[0]);
   }
 
-  private async mountFuse(shorts: string[], upperId: string | null, target: string): Promise<void> {
-    const lowers = shorts.map((s) => path.join(this.root, 'l', s)).join(':');
+  private async mountFuse(lowerMetas: SnapshotMeta[], upperId: string | null, target: string): Promise<void> {
+    const lowers = (await this.shortsOf(lowerMetas)).map((s) => path.join(this.root, 'l', s)).join(':');
     let opts = `lowerdir=${lowers}`;
     if (upperId) {
       await fsp.mkdir(path.join(this.dirOf(upperId), 'work'), { recursive: true, mode: 0o700 });
@@ -198,6 +203,14 @@ export class OverlaySnapshotter extends BaseSnapshotter {
       yield c;
     }
   }
+}
+
+// `lowerdir=` naming `dirs`, or null when a path has a character the option would need
+// escaped beyond ':' (overlayfs splits lowers at unescaped ':', options at ','), so
+// the short links are used instead.
+export function lowerdirOf(dirs: string[]): string | null {
+  if (dirs.some((d) => /[,\\\s]/.test(d))) return null;
+  return `lowerdir=${dirs.map((d) => d.replace(/:/g, '\\:')).join(':')}`;
 }
 
 // DURABILITY: a step's writable overlay is mounted `volatile` (Linux ≥ 5.10): without it
