@@ -1,9 +1,10 @@
-// Runs a RunOptions through runc: bundle (config.json + generated
-// resolv.conf/hosts) in <state>/tmp/exec/<id>, `runc run` with piped stdio,
-// and cleanup that always happens (runc delete --force, bundle removal, and
-// on abort or SIGINT/SIGTERM `runc kill KILL` first).
+// Runs a RunOptions through runc: bundle (config.json, runc's log) in
+// <state>/tmp/exec/<id>, the generated resolv.conf/hosts shared by the process's
+// containers (sharedFile), `runc run` with piped stdio, and cleanup that always
+// happens (runc delete --force, bundle removal, and on abort or SIGINT/SIGTERM
+// `runc kill KILL` first).
 import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
@@ -201,6 +202,62 @@ function initGone(pidFile: string): boolean {
   }
 }
 
+// runc's state dir, made once per process.
+const madeRoots = new Map<string, Promise<unknown>>();
+function makeRuncRoot(): Promise<unknown> {
+  const root = runcRoot();
+  let made = madeRoots.get(root);
+  if (!made) {
+    made = fsp.mkdir(root, { recursive: true, mode: 0o700 });
+    made.catch(() => madeRoots.delete(root));
+    madeRoots.set(root, made);
+  }
+  return made;
+}
+
+// resolv.conf and hosts are the same for most steps of a build (one hostname, one
+// network): each distinct text is written once per process into a directory of its
+// own, bind-mounted read-only into every container that needs it, and removed when
+// the process exits. A new file is the slowest thing a step's setup does on a busy
+// ext4 (two per step, and two removals after it).
+const sharedDirs = new Map<string, Promise<string>>(); // state dir → the process's dir
+const sharedFiles = new Map<string, Promise<string>>(); // state dir, name, text → file
+
+function sharedDir(stateDir: string): Promise<string> {
+  let dir = sharedDirs.get(stateDir);
+  if (!dir) {
+    const made = path.join(stateDir, 'tmp', 'exec', `img-files-${randomBytes(6).toString('hex')}`);
+    dir = fsp.mkdir(made, { recursive: true, mode: 0o711 }).then(() => {
+      process.once('exit', () => fs.rmSync(made, { recursive: true, force: true }));
+      return made;
+    });
+    dir.catch(() => sharedDirs.delete(stateDir));
+    sharedDirs.set(stateDir, dir);
+  }
+  return dir;
+}
+
+export async function sharedFile(stateDir: string, name: string, text: string): Promise<string> {
+  const key = `${stateDir}\0${name}\0${text}`;
+  let file = sharedFiles.get(key);
+  // A prune of old leftovers during a build over an hour long may have taken it.
+  if (file && !fs.existsSync(await file)) {
+    sharedFiles.delete(key);
+    sharedDirs.delete(stateDir);
+    file = undefined;
+  }
+  if (!file) {
+    file = sharedDir(stateDir).then(async (dir) => {
+      const f = path.join(dir, `${name}-${createHash('sha256').update(text).digest('hex').slice(0, 16)}`);
+      await fsp.writeFile(f, text, { mode: 0o644 });
+      return f;
+    });
+    file.catch(() => sharedFiles.delete(key));
+    sharedFiles.set(key, file);
+  }
+  return file;
+}
+
 export function containerId(): string {
   return `img-${randomBytes(8).toString('hex')}`;
 }
@@ -220,17 +277,13 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
   // operations, each a round trip through libuv's pool: the independent ones
   // go at once (four stages starting together waited ~40 ms each in a row).
   const cwd = opts.cwd || '/';
-  const resolv = path.join(bundle, 'resolv.conf');
-  const hosts = path.join(bundle, 'hosts');
   try {
-    const [user] = await Promise.all([
+    const [user, resolv, hosts] = await Promise.all([
       resolveUser(opts.rootfs, opts.user || 'root'),
+      sharedFile(opts.stateDir, 'resolv.conf', resolvConf(opts.network)),
+      sharedFile(opts.stateDir, 'hosts', hostsFile(hostname, opts.extraHosts)),
       fsp.mkdir(bundle, { recursive: true, mode: 0o711 }),
-      fsp.mkdir(runcRoot(), { recursive: true, mode: 0o700 }),
-    ]);
-    await Promise.all([
-      fsp.writeFile(resolv, resolvConf(opts.network), { mode: 0o644 }),
-      fsp.writeFile(hosts, hostsFile(hostname, opts.extraHosts), { mode: 0o644 }),
+      makeRuncRoot(),
       // The working directory must exist in the rootfs (docker creates it).
       resolveInRoot(opts.rootfs, cwd).then((dir) => fsp.mkdir(dir, { recursive: true, mode: 0o755 })),
     ]);
@@ -273,6 +326,7 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
     ]);
 
     let runcPid: number | undefined;
+    // Only a container without a pid namespace needs its init's pid (initGone).
     const pidFile = path.join(bundle, 'init.pid');
     const logFile = path.join(bundle, 'runc.log');
     const kill = () => {
@@ -287,7 +341,7 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
 
     debug(`runc run ${id}: ${JSON.stringify(opts.args)} as ${user.uid}:${user.gid} in ${opts.rootfs}`);
     const exitCode = await new Promise<number>((resolve, reject) => {
-      const child = startRunc(['--root', runcRoot(), '--log', logFile, '--log-format', 'json', 'run', '--pid-file', pidFile, '--bundle', bundle, id]);
+      const child = startRunc(['--root', runcRoot(), '--log', logFile, '--log-format', 'json', 'run', ...(freshProc ? [] : ['--pid-file', pidFile]), '--bundle', bundle, id]);
       runcPid = child.pid;
       // Without a pid namespace, runc (a subreaper) waits for orphans too:
       // once the init process is gone, take the rest down.
@@ -335,7 +389,10 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
       if (del.status !== 0 && !/does not exist|not found/.test(del.stderr)) debug(`runc delete ${id}: ${del.stderr}`);
     }
     for (const u of cleanupsDone) u();
-    await Promise.all([removeMountPoints(created), fsp.rm(bundle, { recursive: true, force: true }).catch(() => undefined)]);
+    // The bundle goes in the background: nothing after the run reads it, and Node
+    // finishes the removal before the process exits.
+    void fsp.rm(bundle, { recursive: true, force: true }).catch(() => undefined);
+    await removeMountPoints(created);
   }
 }
 
