@@ -76,6 +76,23 @@ describe('runContainer lifecycle (rootless)', { skip: skipUnlessRootless() }, ()
     assert.equal(hostSleepers(), before);
   });
 
+  test('steps share one generated resolv.conf and hosts per process; nothing is left after it exits', async () => {
+    const st = state();
+    const res = await runScriptRootless(SCRIPT, [st, 'twice'], { timeoutMs: 60_000, env: { XDG_RUNTIME_DIR: runtimeDir() } });
+    assert.equal(res.code, 0, res.stderr);
+    const r = JSON.parse(res.stdout.trim().split('\n').at(-1)!);
+    assert.equal(r.exit0, 0);
+    assert.equal(r.exit1, 0);
+    const [first, second] = r.binds as string[];
+    assert.match(first, /^\/etc\/resolv\.conf \S*\/tmp\/exec\/img-files-\w+\/resolv\.conf-\w+$/m);
+    assert.match(first, /^\/etc\/hosts \S*\/tmp\/exec\/img-files-\w+\/hosts-\w+$/m);
+    assert.equal(second, first, 'the second step binds the same files');
+    // While the process lived: the shared files' directory only (each bundle removed after its step).
+    assert.equal(r.execDir.length, 1);
+    assert.match(r.execDir[0], /^img-files-/);
+    assert.deepEqual(fs.readdirSync(`${st}/tmp/exec`), [], 'the shared files went with the process');
+  });
+
   test('a command that does not exist: the step fails, no runc state left', async () => {
     const res = await runScriptRootless(SCRIPT, [state(), 'nocmd'], { timeoutMs: 60_000, env: { XDG_RUNTIME_DIR: runtimeDir() } });
     assert.equal(res.code, 0, res.stderr);

@@ -1,5 +1,5 @@
 // Runs inside the user namespace: container lifecycle edge cases for
-// test/exec/run.test.ts. argv: <stateDir> <mode: abort|sigterm|noproc|nocmd>
+// test/exec/run.test.ts. argv: <stateDir> <mode: abort|sigterm|noproc|nocmd|twice>
 import * as fs from 'node:fs';
 import { ContentStore } from '../../../lib/content/store';
 import { runContainer } from '../../../lib/exec/run';
@@ -23,6 +23,33 @@ async function main() {
   const id = await sn.prepare(top, 'run test');
   const m = await sn.mount(id);
   const report: Record<string, unknown> = { runcRoot: runcRoot() };
+  if (mode === 'twice') {
+    // Two steps one after the other: where their /etc/resolv.conf and /etc/hosts come from.
+    const binds: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      let said = '';
+      const res = await runContainer({
+        rootfs: m.rootfs,
+        args: ['/bin/sh', '-c', 'awk \'$5=="/etc/resolv.conf"||$5=="/etc/hosts"{print $5, $4}\' /proc/self/mountinfo'],
+        env: [],
+        cwd: '/',
+        user: 'root',
+        hostname: 'buildkitsandbox', // as the exec op gives every step
+        network: 'default',
+        mounts: [],
+        stateDir: state,
+        onOutput: (_s, c) => (said += c.toString()),
+      });
+      report[`exit${i}`] = res.exitCode;
+      binds.push(said.trim());
+    }
+    await new Promise((r) => setTimeout(r, 200)); // the bundles are removed in the background
+    report.binds = binds;
+    report.execDir = fs.readdirSync(`${state}/tmp/exec`);
+    await m.release();
+    process.stdout.write(JSON.stringify(report) + '\n');
+    return;
+  }
   const ac = new AbortController();
   let out = '';
   const p = runContainer({
