@@ -107,18 +107,22 @@ async function lstatState(p: string): Promise<'exists' | 'missing' | 'unknown' |
 }
 
 // Removes the mount points `missingMountPoints` found that are still an empty
-// directory or an empty file, and puts their parents' times back. Deepest
-// first: the paths of one depth at once, then the next depth up (the step
-// waits for this before its snapshot is committed).
+// directory or an empty file, and puts their parents' times back. A path waits
+// only for the created paths below it (its own mount points): the rest go at
+// once (the step waits for this before its snapshot is committed, and each
+// removal is a slow inode free on a busy ext4).
 export async function removeMountPoints(points: CreatedMountPoints): Promise<void> {
-  const byDepth = new Map<number, string[]>();
-  for (const p of points.paths) {
-    const depth = p.split('/').length;
-    byDepth.set(depth, [...(byDepth.get(depth) ?? []), p]);
-  }
-  for (const depth of [...byDepth.keys()].sort((a, b) => b - a)) {
-    await Promise.all(byDepth.get(depth)!.map(removeIfEmpty));
-  }
+  const done = new Map<string, Promise<void>>();
+  const remove = (p: string): Promise<void> => {
+    let r = done.get(p);
+    if (!r) {
+      const below = points.paths.filter((q) => q.startsWith(p + '/'));
+      r = Promise.all(below.map(remove)).then(() => removeIfEmpty(p));
+      done.set(p, r);
+    }
+    return r;
+  };
+  await Promise.all(points.paths.map(remove));
   await Promise.all([...points.parents].map(([dir, t]) => fsp.utimes(dir, t.atime, t.mtime).catch(() => undefined)));
 }
 

@@ -17,7 +17,7 @@ import { currentEntry, noteProc } from './entry';
 import { missingMountPoints, removeMountPoints, resolveInRoot, type CreatedMountPoints } from './mounts';
 import { resolveUser } from './passwd';
 import type { RunOptions } from './run';
-import { buildSpec, hostsFile, idMapped, nofileLimit, resolvConf, type OciMount } from './spec';
+import { buildSpec, hostsFile, idMapped, nofileLimit, resolvConf, specMounts, type OciMount } from './spec';
 
 // runc's state dir: $XDG_RUNTIME_DIR/img/runc, else /tmp/img-runc-<host uid>/img/runc.
 export function runcRoot(): string {
@@ -277,30 +277,38 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
   // operations, each a round trip through libuv's pool: the independent ones
   // go at once (four stages starting together waited ~40 ms each in a row).
   const cwd = opts.cwd || '/';
+  const userMounts: OciMount[] = opts.mounts.map((m) =>
+    m.type === 'bind'
+      ? { destination: m.target, type: 'bind', source: m.source, options: ['rbind', m.readonly ? 'ro' : 'rw'] }
+      : {
+          destination: m.target,
+          type: 'tmpfs',
+          source: 'tmpfs',
+          options: ['nosuid', 'nodev', 'mode=1777', ...(m.size ? [`size=${m.size}`] : [])],
+        },
+  );
+  const mountsFor = { freshProc, network: opts.network, ttyGidMapped: idMapped('gid', 5), userMounts };
+  // (The destinations do not depend on the resolv.conf and hosts files' paths.)
+  const destinations = specMounts({ ...mountsFor, resolvConf: '', hosts: '' }).map((m) => m.destination);
   try {
-    const [user, resolv, hosts] = await Promise.all([
+    // The working directory must exist in the rootfs (docker creates it); the mount
+    // points are looked for after it is made when it shares a path with one.
+    const cwdMade = resolveInRoot(opts.rootfs, cwd).then((dir) => fsp.mkdir(dir, { recursive: true, mode: 0o755 }));
+    const related = (d: string) => cwd === d || cwd.startsWith(d.replace(/\/*$/, '/')) || d.startsWith(cwd.replace(/\/*$/, '/'));
+    const [user, resolv, hosts, points] = await Promise.all([
       resolveUser(opts.rootfs, opts.user || 'root'),
       sharedFile(opts.stateDir, 'resolv.conf', resolvConf(opts.network)),
       sharedFile(opts.stateDir, 'hosts', hostsFile(hostname, opts.extraHosts)),
+      (cwd !== '/' && destinations.some(related) ? cwdMade : Promise.resolve()).then(() => missingMountPoints(opts.rootfs, destinations)),
       fsp.mkdir(bundle, { recursive: true, mode: 0o711 }),
       makeRuncRoot(),
-      // The working directory must exist in the rootfs (docker creates it).
-      resolveInRoot(opts.rootfs, cwd).then((dir) => fsp.mkdir(dir, { recursive: true, mode: 0o755 })),
+      cwdMade,
     ]);
-
-    const userMounts: OciMount[] = opts.mounts.map((m) =>
-      m.type === 'bind'
-        ? { destination: m.target, type: 'bind', source: m.source, options: ['rbind', m.readonly ? 'ro' : 'rw'] }
-        : {
-            destination: m.target,
-            type: 'tmpfs',
-            source: 'tmpfs',
-            options: ['nosuid', 'nodev', 'mode=1777', ...(m.size ? [`size=${m.size}`] : [])],
-          },
-    );
+    created = points;
     const env = [...opts.env];
     if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
     const spec = buildSpec({
+      ...mountsFor,
       rootfs: path.resolve(opts.rootfs),
       args: opts.args,
       env,
@@ -309,21 +317,11 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
       gid: user.gid,
       additionalGids: user.additionalGids,
       hostname,
-      network: opts.network,
       resolvConf: resolv,
       hosts,
-      freshProc,
-      userMounts,
       nofile: nofileLimit(),
-      ttyGidMapped: idMapped('gid', 5),
     });
-    [created] = await Promise.all([
-      missingMountPoints(
-        opts.rootfs,
-        ((spec.mounts as OciMount[]) ?? []).map((m) => m.destination),
-      ),
-      fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2)),
-    ]);
+    await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
 
     let runcPid: number | undefined;
     // Only a container without a pid namespace needs its init's pid (initGone).

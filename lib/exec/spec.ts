@@ -71,7 +71,10 @@ export interface SpecInput {
   ttyGidMapped: boolean;
 }
 
-export function buildSpec(input: SpecInput): Record<string, unknown> {
+// The container's mounts, in the order runc makes them. Their destinations depend only on
+// freshProc, network and userMounts (runc.ts looks for the missing ones before the rest
+// of the spec is known).
+export function specMounts(input: Pick<SpecInput, 'freshProc' | 'network' | 'resolvConf' | 'hosts' | 'ttyGidMapped' | 'userMounts'>): OciMount[] {
   const mounts: OciMount[] = [];
   if (input.freshProc) mounts.push({ destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] });
   else mounts.push({ destination: '/proc', type: 'bind', source: '/proc', options: ['rbind', 'nosuid', 'noexec', 'nodev'] });
@@ -95,7 +98,11 @@ export function buildSpec(input: SpecInput): Record<string, unknown> {
     { destination: '/etc/hosts', type: 'bind', source: input.hosts, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] },
   );
   mounts.push(...input.userMounts);
+  return mounts;
+}
 
+export function buildSpec(input: SpecInput): Record<string, unknown> {
+  const mounts = specMounts(input);
   const namespaces: { type: string }[] = [{ type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
   if (input.freshProc) namespaces.unshift({ type: 'pid' });
   if (input.network === 'none') namespaces.push({ type: 'network' });
