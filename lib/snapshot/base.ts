@@ -17,7 +17,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ContentError, isErrno, LockBusyError, NotFoundError, UsageError } from '../util/errors';
 import { debug } from '../util/log';
-import { acquireLease, isBusy, leaseAs, leaseFile, releaseAllLeases, releaseLease, unlinkLease, withExclusive } from './lease';
+import { acquireLease, holdsLease, isBusy, leaseAs, leaseFile, releaseAllLeases, releaseLease, unlinkLease, withExclusive } from './lease';
 import type { Change, DiskFormat, Mounted, SnapshotBackend, SnapshotInfo, Snapshotter, StoredDir } from './types';
 import { writeJsonAtomic } from '../util/fsutil';
 import { fsPath as F, toBytes } from '../util/bytenames';
@@ -200,17 +200,24 @@ export abstract class BaseSnapshotter implements Snapshotter {
 
   // The snapshot (read from disk) and its ancestors, newest first.
   async chain(id: string): Promise<SnapshotMeta[]> {
-    const out: SnapshotMeta[] = [];
-    let cur: string | null = id;
+    const meta = this.ownActive.get(id) ?? (await this.mustMeta(id));
+    if (meta.kind === 'committed') this.committedMetas.set(id, meta);
+    return this.chainFrom(meta);
+  }
+
+  // `meta` and its ancestors, newest first.
+  private async chainFrom(first: SnapshotMeta): Promise<SnapshotMeta[]> {
+    const out = [first];
+    let cur = first.parent;
     while (cur) {
-      let meta: SnapshotMeta | undefined = cur === id ? this.ownActive.get(cur) : this.committedMetas.get(cur);
+      let meta = this.committedMetas.get(cur);
       if (!meta) {
         meta = await this.mustMeta(cur);
         if (meta.kind === 'committed') this.committedMetas.set(cur, meta);
       }
       out.push(meta);
       cur = meta.parent;
-      if (out.length > 10000) throw new ContentError(`snapshot ${id}: parent chain loops`, { hint: 'run img prune' });
+      if (out.length > 10000) throw new ContentError(`snapshot ${first.id}: parent chain loops`, { hint: 'run img prune' });
     }
     return out;
   }
@@ -233,9 +240,12 @@ export abstract class BaseSnapshotter implements Snapshotter {
     let parentMeta: SnapshotMeta | null = null;
     if (parent !== null) {
       // Lease first, then check it still exists: a prune between the two
-      // would otherwise pull the parent out from under us.
+      // would otherwise pull the parent out from under us. A parent this process
+      // leased already cannot have gone (prune removes idle snapshots only), and a
+      // committed snapshot's metadata never changes.
+      const known = holdsLease(this.stateDir, this.backend, parent) ? this.committedMetas.get(parent) : undefined;
       await acquireLease(this.stateDir, this.backend, parent);
-      parentMeta = await this.readMeta(parent);
+      parentMeta = known ?? (await this.readMeta(parent));
       if (!parentMeta) {
         await releaseLease(this.stateDir, this.backend, parent);
         await this.mustMeta(parent);
@@ -246,12 +256,20 @@ export abstract class BaseSnapshotter implements Snapshotter {
           hint: 'commit the snapshot before preparing on top of it',
         });
       }
-      await this.leaseChain(await this.chain(parent));
+      this.committedMetas.set(parent, parentMeta!);
+      await this.leaseChain(await this.chainFrom(parentMeta!));
     }
     const id = randomId();
-    await acquireLease(this.stateDir, this.backend, id);
     const dir = this.dirOf(id);
-    await fsp.mkdir(dir, { mode: 0o700 });
+    // The new id's lease and its directory at once: what makes the directory a snapshot
+    // prune may take (its meta.json) is written once the lease is held; a directory
+    // without one is removed only by the leftovers pass, and only when it is old.
+    const [leased, made] = await Promise.allSettled([acquireLease(this.stateDir, this.backend, id), fsp.mkdir(dir, { mode: 0o700 })]);
+    if (leased.status === 'rejected' || made.status === 'rejected') {
+      if (made.status === 'fulfilled') await this.trash(id).catch(() => undefined);
+      if (leased.status === 'fulfilled') await releaseLease(this.stateDir, this.backend, id, true);
+      throw leased.status === 'rejected' ? leased.reason : (made as PromiseRejectedResult).reason;
+    }
     const meta: SnapshotMeta = {
       id,
       parent,

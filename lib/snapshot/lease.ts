@@ -78,6 +78,11 @@ export async function acquireLease(stateDir: string, backend: string, id: string
   held.set(file, { fh, refs: 1 });
 }
 
+// Whether this process leases the snapshot already (then no other process can remove it).
+export function holdsLease(stateDir: string, backend: string, id: string): boolean {
+  return held.has(leaseFile(stateDir, backend, id));
+}
+
 export async function releaseLease(stateDir: string, backend: string, id: string, all = false): Promise<void> {
   const file = leaseFile(stateDir, backend, id);
   const h = held.get(file);
