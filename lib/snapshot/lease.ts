@@ -6,7 +6,7 @@
 // is still the one at the path (prune unlinks lock files of removed snapshots).
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { loadAddon } from '../host/index';
+import { flockSoon, loadAddon } from '../host/index';
 import { isErrno } from '../util/errors';
 
 interface Held {
@@ -39,12 +39,21 @@ async function sameFile(fh: fsp.FileHandle, file: string): Promise<boolean> {
 // Opens and flocks `file`; null when `wait` is false and someone else holds a
 // conflicting lock.
 async function lockPath(file: string, mode: 'shared' | 'exclusive', wait: boolean): Promise<fsp.FileHandle | null> {
-  await fsp.mkdir(path.dirname(file), { recursive: true });
+  let madeDir = false;
   for (;;) {
-    const fh = await fsp.open(file, 'a+', 0o644);
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(file, 'a+', 0o644);
+    } catch (err) {
+      // The lock directory exists but for a store's first lease: make it only then.
+      if (!isErrno(err, 'ENOENT') || madeDir) throw err;
+      await fsp.mkdir(path.dirname(file), { recursive: true });
+      madeDir = true;
+      continue;
+    }
     let ok: boolean;
     try {
-      ok = await loadAddon().flock(fh.fd, mode, wait);
+      ok = await flockSoon(loadAddon(), fh.fd, mode, wait);
     } catch (err) {
       await fh.close();
       if (isErrno(err, 'EWOULDBLOCK') || isErrno(err, 'EAGAIN')) return null;
