@@ -43,6 +43,10 @@ export interface UnpackOptions {
 // The other layers unpack after the pull as before (their lowers are not there yet).
 export class AppliedWhilePulling {
   private readonly layers = new Map<number, ApplyingCheck>();
+  // The snapshot the layer goes into, prepared while the pull locks the store and asks for
+  // the blob (not after its first bytes arrive); the first check takes it, discard() removes
+  // it when no check did.
+  private prepared: Promise<string> | null = null;
 
   private constructor(
     private readonly sn: BaseSnapshotter,
@@ -66,7 +70,12 @@ export class AppliedWhilePulling {
       parent = found.id;
     }
     const index = first < manifest.layers.length && chains.length === manifest.layers.length ? first : -1;
-    return new AppliedWhilePulling(sn, manifest, index, index < 0 ? '' : chains[index], parent, onProgress);
+    const applied = new AppliedWhilePulling(sn, manifest, index, index < 0 ? '' : chains[index], parent, onProgress);
+    if (index >= 0) {
+      applied.prepared = sn.prepare(parent, `extracting ${manifest.layers[index].digest}`);
+      applied.prepared.catch(() => undefined); // awaited by the check or by discard()
+    }
+    return applied;
   }
 
   // For the pull (PullOptions.layerCheck): a check that applies this layer, or undefined.
@@ -78,7 +87,9 @@ export class AppliedWhilePulling {
     void this.layers.get(i)?.discard();
     const check = new ApplyingCheck(async (input, self) => {
       this.onProgress?.({ layer: i, total: this.manifest.layers.length, digest: desc.digest, chainId: this.chainId, status: 'extracting' });
-      const active = await this.sn.prepare(this.parent, `extracting ${desc.digest}`);
+      const early = this.prepared;
+      this.prepared = null;
+      const active = await (early ?? this.sn.prepare(this.parent, `extracting ${desc.digest}`));
       self.active = active;
       const lowers = this.sn.diskFormat.kind === 'overlay' ? await this.sn.parentDirs(active) : undefined;
       const target = await this.sn.diffRoot(active);
@@ -104,6 +115,10 @@ export class AppliedWhilePulling {
   async discard(): Promise<void> {
     for (const c of this.layers.values()) await c.discard();
     this.layers.clear();
+    const early = this.prepared;
+    this.prepared = null;
+    const unused = await early?.catch(() => null);
+    if (unused) await this.sn.remove(unused).catch((err) => debug(`removing ${unused}: ${(err as Error).message}`));
   }
 }
 

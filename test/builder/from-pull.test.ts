@@ -64,6 +64,28 @@ test('img build (rootless): FROM unpacks while pulling; a corrupt download start
     assert.deepEqual(kinds.filter((k) => k !== 'committed'), [], `${fault}: the abandoned snapshot is gone`);
   }
 
+  // The layer stored already (pulled with another config), not unpacked: nothing downloads, the
+  // snapshot prepared for applying it while it downloads goes, the layer unpacks from the store.
+  {
+    const env = freshState('stored');
+    const same = await makeBusyboxImage({ extraFiles: { 'etc/version': 'one\n' }, cmd: ['true'] });
+    assert.equal(same.layers[0].digest, layer);
+    await reg.seed('library/base', 'v2', same);
+    const pulled = await runImgRootless(['-s', env.state, 'pull', `${proxy.host}/library/base:v1`]);
+    assert.equal(pulled.code, 0, pulled.stderr);
+    const ctx = path.join(e.root, 'ctx-stored');
+    fs.mkdirSync(ctx, { mode: 0o755 });
+    fs.writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${proxy.host}/library/base:v2\nRUN cat /etc/version > /seen\n`);
+    const out = path.join(e.root, 'out-stored');
+    const r = await runImgRootless(['--debug', '-s', env.state, 'build', '--progress', 'plain', '-o', `type=local,dest=${out}`, ctx]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fs.readFileSync(path.join(out, 'seen'), 'utf8'), 'one\n');
+    assert.ok(!r.stderr.includes('unpacking while it downloads'), r.stderr);
+    const kinds = snapshotKinds(env.state);
+    assert.ok(kinds.length >= 2, kinds.join(' '));
+    assert.deepEqual(kinds.filter((k) => k !== 'committed'), [], 'the snapshot prepared for the download is gone');
+  }
+
   const env = freshState('never');
   proxy.setFault(layer, 'corrupt', Infinity);
   try {
