@@ -114,7 +114,8 @@ describe('img unpack (rootless)', { skip: skipUnlessRootless() }, () => {
     const dir = path.join(state, 'snapshots', 'overlayfs');
     const snaps = fs.readdirSync(dir).filter((n) => !['l', 'mnt', 'trash', 'tmp'].includes(n));
     assert.deepEqual(snaps, [img.diffIds[0]]);
-    assert.deepEqual(fs.readdirSync(path.join(dir, 'l')).length, 1);
+    // short links are made when a mount needs one (85f3d61): never more than one for the one snapshot
+    assert.ok(fs.readdirSync(path.join(dir, 'l')).length <= 1);
   });
 
   test('a missing image with no registry: a clear error', async () => {
