@@ -340,15 +340,14 @@ class IngestWriter {
       }
       await check?.();
       const fh = (await this.ensureOpen())!;
-      await fh.sync();
+      // Independent steps at once (the last layer, the config and the manifest of a
+      // build wait for these one blob after another): the data made durable, the file
+      // made read-only, the blobs dir made; then the rename, made durable in turn.
+      await Promise.all([fh.sync(), fsp.chmod(this.tmp, 0o444), fsp.mkdir(this.store.blobsDir, { recursive: true })]);
       await fh.close();
       this.fh = null;
-      const dst = this.store.blobPath(digest);
-      await fsp.mkdir(this.store.blobsDir, { recursive: true });
-      await fsp.chmod(this.tmp, 0o444);
-      await fsp.rename(this.tmp, dst);
-      await this.unlock();
-      await syncDir(this.store.blobsDir);
+      await fsp.rename(this.tmp, this.store.blobPath(digest));
+      await Promise.all([this.unlock(), syncDir(this.store.blobsDir)]);
       this.done = true;
       return { digest, size: this.size };
     } catch (err) {

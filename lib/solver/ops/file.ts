@@ -324,8 +324,7 @@ async function copy(opts: FileOpOptions, a: CopyAction, lastAction: boolean): Pr
   const copier = new TreeCopier(opts.destRoot, owner, chmod, exclude);
 
   for (const [matchNo, m] of matches.entries()) {
-    const st = await fsp.stat(m.hostPath).catch(() => null);
-    const lst = await fsp.lstat(m.hostPath);
+    const [st, lst] = await Promise.all([fsp.stat(m.hostPath).catch(() => null), fsp.lstat(m.hostPath)]);
     const isDir = (a.followSymlinks ? st : lst)?.isDirectory() ?? false;
     let target: string;
     if (m.keepPath !== undefined) {
@@ -610,9 +609,8 @@ class TreeCopier {
   }
 
   async copyEntry(src: string, dest: string, follow: boolean, group: number): Promise<void> {
-    const st = follow ? await fsp.stat(src) : await fsp.lstat(src);
+    const [st, existing] = await Promise.all([follow ? fsp.stat(src) : fsp.lstat(src), fsp.lstat(dest).catch(() => null)]);
     if (st.isDirectory()) return this.copyDirContents(src, dest, '', false, group);
-    const existing = await fsp.lstat(dest).catch(() => null);
     if (existing?.isDirectory()) throw this.conflict(`cannot replace to directory ${this.inRoot(dest)} with file`);
     if (existing) await fsp.rm(dest, { force: true });
     const linkKey = `${group}:${st.dev}:${st.ino}`;
