@@ -6,6 +6,7 @@
 // multi-platform build's image is an index naming one such manifest per platform.
 import { pipeline } from 'node:stream/promises';
 import { createLayerBlob, decompressStream, mediaTypeFor, writeLayer, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, type Compression } from '../archive/index';
+import { sha256Digest } from '../content/digest';
 import { normalizePlatform } from '../images/platform';
 import { formatReference, parseReference } from '../images/reference';
 import { ImageStore } from '../images/store';
@@ -213,9 +214,7 @@ export async function buildImage(result: BuildResult, env: ExportEnv, o: ImageEx
   };
   omitEmpty(config.config);
   const configBytes = Buffer.from(JSON.stringify(config));
-  const cw = await env.content.writeBytes(configBytes);
-  const configDesc: Descriptor = { mediaType: oci ? MediaType.OciConfig : MediaType.DockerConfig, digest: cw.digest, size: cw.size };
-  o.progress?.status('config', { name: `exporting config ${cw.digest}`, done: true });
+  const configDesc: Descriptor = { mediaType: oci ? MediaType.OciConfig : MediaType.DockerConfig, digest: sha256Digest(configBytes), size: configBytes.length };
   const manifestType = oci ? MediaType.OciManifest : MediaType.DockerManifest;
   const manifest: Manifest = {
     schemaVersion: 2,
@@ -223,7 +222,13 @@ export async function buildImage(result: BuildResult, env: ExportEnv, o: ImageEx
     config: configDesc,
     layers: made.map(({ blob }) => ({ mediaType: layerMediaType(blob.mediaType, oci), digest: blob.digest, size: blob.size })),
   };
-  const mw = await env.content.writeBytes(Buffer.from(JSON.stringify(manifest)));
+  // Both blobs at once (each waits for two fsyncs): the manifest names the config by
+  // its digest, and nothing names the manifest until both are stored.
+  const [, mw] = await Promise.all([
+    env.content.writeBytes(configBytes, { digest: configDesc.digest, size: configDesc.size }),
+    env.content.writeBytes(Buffer.from(JSON.stringify(manifest))),
+  ]);
+  o.progress?.status('config', { name: `exporting config ${configDesc.digest}`, done: true });
   const manifestDesc: Descriptor = { mediaType: manifestType, digest: mw.digest, size: mw.size };
   o.progress?.status('manifest', { name: `exporting manifest ${mw.digest}`, done: true });
   return { manifest: manifestDesc, config: configDesc, configJson: config, manifestJson: manifest, sources };
