@@ -30,6 +30,9 @@ export interface RunOptions {
   onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
   // Mount a fresh /proc in a pid namespace; default: whether this host allows it (canMountProc, which warns once when not).
   freshProc?: boolean;
+  // Keep runc's own log (returned as runtimeLog; default true). Without it runc logs to
+  // /dev/null: one file less to make and remove per step; its fatal errors still reach stderr.
+  runtimeLog?: boolean;
 }
 
 // Resolves to the process's exit status (128+n when killed by signal n) and

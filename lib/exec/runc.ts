@@ -326,7 +326,8 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
     let runcPid: number | undefined;
     // Only a container without a pid namespace needs its init's pid (initGone).
     const pidFile = path.join(bundle, 'init.pid');
-    const logFile = path.join(bundle, 'runc.log');
+    const keepLog = opts.runtimeLog ?? true;
+    const logFile = keepLog ? path.join(bundle, 'runc.log') : '/dev/null';
     const kill = () => {
       runc(['kill', id, 'KILL']);
       if (!freshProc) killLeftovers(runcPid, opts.rootfs);
@@ -373,7 +374,7 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
       const n = killLeftovers(undefined, opts.rootfs);
       if (n) debug(`runc ${id}: killed ${n} leftover process(es)`);
     }
-    const runtimeLog = readRuntimeLog(logFile);
+    const runtimeLog = keepLog ? readRuntimeLog(logFile) : [];
     for (const e of runtimeLog) debug(`runc ${id}: ${e.level}: ${e.msg}`);
     if (opts.signal?.aborted) throw abortError(opts.signal);
     return { exitCode, runtimeLog };

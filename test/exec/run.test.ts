@@ -93,6 +93,16 @@ describe('runContainer lifecycle (rootless)', { skip: skipUnlessRootless() }, ()
     assert.deepEqual(fs.readdirSync(`${st}/tmp/exec`), [], 'the shared files went with the process');
   });
 
+  test("without runc's log file (a build without --debug), a command that does not exist still says why", async () => {
+    const res = await runScriptRootless(SCRIPT, [state(), 'nocmd'], { timeoutMs: 60_000, env: { XDG_RUNTIME_DIR: runtimeDir(), RUNTIME_LOG: '0' } });
+    assert.equal(res.code, 0, res.stderr);
+    const r = JSON.parse(res.stdout.trim().split('\n').at(-1)!);
+    assert.notEqual(r.exit, 0);
+    assert.deepEqual(r.runtimeLog, []);
+    assert.match(r.out, /\/no\/such\/program/, 'runc printed its error on the step output');
+    assert.deepEqual(r.runcState, []);
+  });
+
   test('a command that does not exist: the step fails, no runc state left', async () => {
     const res = await runScriptRootless(SCRIPT, [state(), 'nocmd'], { timeoutMs: 60_000, env: { XDG_RUNTIME_DIR: runtimeDir() } });
     assert.equal(res.code, 0, res.stderr);

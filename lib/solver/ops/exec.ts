@@ -10,7 +10,7 @@ import { runContainer } from '../../exec/run';
 import { compatiblePlatforms, formatPlatform, matchPlatform } from '../../images/platform';
 import { DiskFullError, StepError } from '../../util/errors';
 import { diskFullError, diskSpace } from '../../util/fsutil';
-import { debug } from '../../util/log';
+import { debug, isDebug } from '../../util/log';
 import { RunMounts } from '../mounts';
 import type { Executor, RunContext, VertexResult } from '../types';
 import { chainOf, type OpEnv } from './shared';
@@ -48,6 +48,8 @@ async function runExec(env: OpEnv, v: ExecVertex, ctx: RunContext): Promise<Vert
       extraHosts: hosts.length ? hosts : undefined,
       stateDir: o.stateDir,
       signal: ctx.signal,
+      // runc's own messages are shown only by --debug: without it, no log file per step.
+      runtimeLog: isDebug(),
       onOutput: (stream, chunk) => ctx.progress.log(chunk, stream === 'stdout' ? 1 : 2),
     });
     if (!(v.validExitCodes ?? [0]).includes(res.exitCode)) {

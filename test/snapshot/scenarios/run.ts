@@ -62,6 +62,7 @@ async function main() {
     network: 'default',
     mounts: [{ type: 'tmpfs', target: '/scratch' }],
     stateDir: state,
+    runtimeLog: process.env.RUNTIME_LOG !== '0',
     signal: ac.signal,
     onOutput: (_s, c) => {
       out += c.toString();
