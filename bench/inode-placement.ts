@@ -9,8 +9,8 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import * as tarStream from 'tar-stream';
 import { applyLayer } from '../lib/archive/apply';
+import { tarPacker } from '../test/fixtures/layers';
 import { spreadNewDirectories } from '../lib/host/index';
 
 function arg(name: string, def: string): string {
@@ -25,16 +25,8 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length
 
 // FILES files of 0.5–4 KiB in directories of 100, and a symlink per ten files.
 async function layer(): Promise<Buffer> {
-  const pack = tarStream.pack();
-  const chunks: Buffer[] = [];
-  pack.on('data', (c: unknown) => chunks.push(c as Buffer));
-  const ended = new Promise<void>((r) => pack.on('end', () => r()));
-  const add = (h: Partial<tarStream.Header> & { name: string }, body?: Buffer) =>
-    new Promise<void>((resolve, reject) => {
-      const cb = (err?: Error | null) => (err ? reject(err) : resolve());
-      if (body) pack.entry(h, body, cb);
-      else pack.entry(h, cb);
-    });
+  const tar = tarPacker();
+  const add = tar.add;
   const bytes = crypto.randomBytes(4096);
   for (let i = 0; i < FILES; i++) {
     if (i % 100 === 0) await add({ name: `d${i / 100}/`, type: 'directory', mode: 0o755 });
@@ -42,9 +34,7 @@ async function layer(): Promise<Buffer> {
     await add({ name, type: 'file', mode: 0o644 }, bytes.subarray(0, 512 + ((i * 977) % 3584)));
     if (i % 10 === 0) await add({ name: `${name}.link`, type: 'symlink', linkname: `f${i}` });
   }
-  pack.finalize();
-  await ended;
-  return Buffer.concat(chunks);
+  return tar.finish();
 }
 
 async function main(): Promise<void> {

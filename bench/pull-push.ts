@@ -25,10 +25,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import * as tarStream from 'tar-stream';
 import { ContentStore } from '../lib/content/store';
 import { ImageStore } from '../lib/images/store';
 import { MediaType, type Descriptor } from '../lib/images/types';
+import { tarPacker } from '../test/fixtures/layers';
 import { startRegistry, type Registry } from '../test/fixtures/registry';
 import { option } from './options';
 
@@ -61,16 +61,9 @@ function run(cmd: string, argv: string[]): number {
 }
 
 async function layerTar(bytes: number): Promise<Buffer> {
-  const pack = tarStream.pack();
-  const chunks: Buffer[] = [];
-  pack.on('data', (c: unknown) => {
-    chunks.push(c as Buffer);
-  });
-  const done = new Promise<void>((resolve) => pack.on('end', () => resolve()));
-  pack.entry({ name: `data-${randomBytes(4).toString('hex')}.bin`, size: bytes, mtime: new Date(0) }, randomBytes(bytes));
-  pack.finalize();
-  await done;
-  return Buffer.concat(chunks);
+  const tar = tarPacker();
+  await tar.add({ name: `data-${randomBytes(4).toString('hex')}.bin`, size: bytes, mtime: new Date(0) }, randomBytes(bytes));
+  return tar.finish();
 }
 
 // The image in an img state dir (name bench/image:latest) and in an OCI layout (tag "bench").

@@ -13,10 +13,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import * as tarStream from 'tar-stream';
 import { ContentStore } from '../lib/content/store';
 import { ImageStore } from '../lib/images/store';
 import { MediaType, type Descriptor, type Digest, type ImageConfig, type Manifest } from '../lib/images/types';
+import { tarPacker } from '../test/fixtures/layers';
 import { TSX, cleanup, rootlessUser, runAsUser, runImgRootless, tempDir } from '../test/helpers/rootless';
 
 function arg(name: string, def: string): string {
@@ -40,16 +40,8 @@ function median(xs: number[]): number {
 // One layer tar: files of 1–48 KiB (half random, half compressible text) in
 // nested dirs, some symlinks; layers after the first delete a few earlier files.
 async function layerTar(n: number, bytesWanted: number): Promise<{ tar: Buffer; files: number }> {
-  const pack = tarStream.pack();
-  const chunks: Buffer[] = [];
-  pack.on('data', (c: unknown) => chunks.push(c as Buffer));
-  const ended = new Promise<void>((r) => pack.on('end', () => r()));
-  const add = (h: Partial<tarStream.Header> & { name: string }, body?: Buffer) =>
-    new Promise<void>((resolve, reject) => {
-      const cb = (err?: Error | null) => (err ? reject(err) : resolve());
-      if (body) pack.entry(h, body, cb);
-      else pack.entry(h, cb);
-    });
+  const tar = tarPacker();
+  const add = tar.add;
   const mtime = new Date('2024-01-01T00:00:00Z');
   const random = crypto.randomBytes(64 * 1024);
   const text = Buffer.from('lorem ipsum dolor sit amet, consectetur adipiscing elit\n'.repeat(1200));
@@ -68,9 +60,7 @@ async function layerTar(n: number, bytesWanted: number): Promise<{ tar: Buffer; 
     }
   }
   if (n > 0) for (let f = 0; f < 20; f++) await add({ name: `l${n - 1}/d0/.wh.f${f}`, type: 'file', mode: 0o644, mtime }, Buffer.alloc(0));
-  pack.finalize();
-  await ended;
-  return { tar: Buffer.concat(chunks), files };
+  return { tar: await tar.finish(), files };
 }
 
 async function main() {
