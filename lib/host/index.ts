@@ -267,7 +267,7 @@ export function makedev(major: number, minor: number): number {
  * Marks `dir` as the top of directory trees (chattr +T), so that ext4 puts each directory
  * made in it where the filesystem has the most room instead of next to its siblings.
  * Why: an ext4 without a journal skips every free inode of a block group deleted in the
- * last seconds (minutes while its inode table is not written back) when it allocates one,
+ * last 60 s (360 s while its inode table block is dirty; kernel 6.x) when it allocates one,
  * and starts that walk from the group's first inode for every file. Snapshot trees made
  * and removed in the same group (a cold build after an old store was removed; another
  * build's cleanup) then cost up to ~0.5 ms per new file, 15-25x the normal cost.
