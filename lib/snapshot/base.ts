@@ -142,13 +142,16 @@ export abstract class BaseSnapshotter implements Snapshotter {
   // Empty mount points this process made and has unmounted: the next mount takes one
   // instead of making a directory (and the unmount keeps it instead of removing it):
   // a new inode is the slowest file operation on a busy ext4, and a COPY step mounts two.
-  // The rest are removed when the process exits (img's leftovers pass takes what a
-  // killed process left, by age).
-  private readonly idleMountPoints: string[] = [];
+  // The rest are removed at exit or on a signal, through the cleanup registry (img's
+  // leftovers pass takes what a killed process left, by age).
+  private readonly idleMountPoints: { dir: string; unregister: () => void }[] = [];
 
   protected async mountPoint(): Promise<string> {
     const reused = this.idleMountPoints.pop();
-    if (reused) return reused;
+    if (reused) {
+      reused.unregister();
+      return reused.dir;
+    }
     const dir = path.join(this.root, 'mnt', randomId(10));
     await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
     return dir;
@@ -162,8 +165,14 @@ export abstract class BaseSnapshotter implements Snapshotter {
 
   // An empty mount point back to the idle ones (after an unmount, or a failed mount).
   protected returnMountPoint(target: string): void {
-    removeAtExit(this.idleMountPoints);
-    this.idleMountPoints.push(target);
+    const unregister = registerCleanup(`idle mount point ${target}`, () => {
+      try {
+        fs.rmdirSync(target);
+      } catch {
+        /* gone, or mounted again by a straggler: the leftovers pass takes it */
+      }
+    });
+    this.idleMountPoints.push({ dir: target, unregister });
   }
 
   async readMeta(id: string): Promise<SnapshotMeta | null> {
@@ -614,19 +623,3 @@ export function trackedMount(target: string, unmounted?: (clean: boolean) => unk
 function writeMetaInPlace(dir: string, meta: SnapshotMeta, flag: 'w' | 'wx'): Promise<void> {
   return fsp.writeFile(path.join(dir, 'meta.json'), JSON.stringify(meta, null, 2) + '\n', { flag, mode: 0o644 });
 }
-
-// Removes a process's idle mount points when it exits (they are empty directories).
-function removeAtExit(points: string[]): void {
-  if (exitHooked.has(points)) return;
-  exitHooked.add(points);
-  process.once('exit', () => {
-    for (const p of points.splice(0)) {
-      try {
-        fs.rmdirSync(p);
-      } catch {
-        /* gone, or mounted again by a straggler: leftovers take it */
-      }
-    }
-  });
-}
-const exitHooked = new WeakSet<string[]>();
