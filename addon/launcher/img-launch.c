@@ -298,6 +298,21 @@ static int probe_fresh_proc(void) {
 
 static char** g_argv;   // what the child execs
 static double g_start;  // epoch ms when the launcher started
+static int g_img;       // the program is img's own (bin/img.js), which takes the deferred CA file back
+
+// Node 20 reads and parses NODE_EXTRA_CA_CERTS as it starts (about 40 ms here), though most img
+// commands never open a TLS connection. For img's own program the launcher moves it aside;
+// bin/img.js puts it back in the environment (for the programs img runs), and the registry
+// transport adds the file to the CAs it trusts (lib/registry/transport.ts trustedCAs).
+static void exec_program(void) {
+  const char* extra = g_img ? getenv("NODE_EXTRA_CA_CERTS") : NULL;
+  if (extra) {
+    setenv("IMG_DEFERRED_EXTRA_CA_CERTS", extra, 1);
+    unsetenv("NODE_EXTRA_CA_CERTS");
+  }
+  execvp(g_argv[0], g_argv);
+  die(g_argv[0], errno);
+}
 
 // In the namespace, released: finish the record, exec PROGRAM.
 static void become_program(uid_t uid, gid_t gid) {
@@ -315,8 +330,7 @@ static void become_program(uid_t uid, gid_t gid) {
   setenv("IMG_HOST_GID", num, 1);
   setenv("IMG_USERNS", "1", 1);
   setenv("IMG_ENTRY", record, 1);
-  execvp(g_argv[0], g_argv);
-  die(g_argv[0], errno);
+  exec_program();
 }
 
 // Forks a child that unshares a user + mount namespace and waits for its maps.
@@ -424,10 +438,7 @@ static void relay(pid_t child) {
 
 // ---- Entry.
 
-static void run_outside(void) {
-  execvp(g_argv[0], g_argv);
-  die(g_argv[0], errno);
-}
+static void run_outside(void) { exec_program(); }
 
 // Tries the mappings in order and execs PROGRAM; returns only in the relay.
 static void enter(void) {
@@ -533,6 +544,7 @@ int main(int argc, char** argv) {
     int n = atoi(argv[2]);
     if (n < 1 || 3 + n > argc) goto usage;
     g_argv = argv + 3;
+    g_img = 1;
     wanted = needs_namespace(argc - 3 - n, argv + 3 + n);
   } else if (argc >= 3 && !strcmp(argv[1], "enter")) {
     g_argv = argv + 2;

@@ -68,8 +68,8 @@ export function decompressStream(c: Compression, codecs: CodecChoice = {}): Dupl
   }
 }
 
-// consumed: told when a written chunk is no longer read (the parallel gzip copies its input;
-// writeLayer takes such chunks back instead of allocating new ones).
+// consumed: told when a written chunk is no longer read (the parallel gzip compresses a whole
+// chunk in place; writeLayer takes such chunks back instead of allocating new ones).
 export function compressStream(c: Compression, level?: number, codecs: CodecChoice = {}, consumed?: (chunk: Buffer) => void): Duplex {
   switch (c) {
     case 'gzip': {

@@ -242,7 +242,7 @@ function readXattrs(p: string, format: DiskFormat): Array<[string, Buffer]> | un
 const CHUNK = 1024 * 1024;
 
 // writeLayer's chunk buffers, taken back from a consumer that says it no longer reads one
-// (the parallel gzip copies what it is given): a big file then costs a few buffers, not a
+// (the parallel gzip, once it has compressed it): a big file then costs a few buffers, not a
 // fresh MiB per MiB that waits for V8 to collect it. Only for streams of writeLayer.
 const takeBack = new WeakMap<NodeJS.ReadableStream, (chunk: Buffer) => void>();
 export function layerChunkReturn(tar: NodeJS.ReadableStream): ((chunk: Buffer) => void) | undefined {
@@ -331,14 +331,17 @@ export function writeLayer(
     fill = 0;
     return out.push(b);
   };
+  // Chunks go out whole (CHUNK bytes, only the last one shorter): the parallel gzip compresses
+  // a whole chunk in place, where one cut short would be copied together with the next.
   const append = (b: Buffer): boolean => {
     let ok = true;
-    if (fill + b.length > buf.length) {
-      ok = flush();
-      if (b.length > buf.length) return out.push(b) && ok;
+    for (let off = 0; off < b.length; ) {
+      if (fill === buf.length) ok = flush() && ok;
+      const n = Math.min(b.length - off, buf.length - fill);
+      b.copy(buf, fill, off, off + n);
+      fill += n;
+      off += n;
     }
-    b.copy(buf, fill);
-    fill += b.length;
     return ok;
   };
 
@@ -432,7 +435,7 @@ export function writeLayer(
   const pump = async (): Promise<void> => {
     for (;;) {
       if (file && !body()) return;
-      if (fill >= CHUNK / 2 && !flush()) return;
+      if (fill === buf.length && !flush()) return;
       const n = await it.next();
       if (n.done) {
         if (opts.trailer !== false) append(END_OF_ARCHIVE);

@@ -10,7 +10,9 @@
 //   so the pieces concatenate into one valid deflate stream. The last chunk (empty when the
 //   input ends on a chunk boundary) closes it with a final block.
 // - Each job returns its chunk's CRC-32 too; they are folded in order into the trailer's, so
-//   the JS thread never reads the data, it only copies it into chunks.
+//   the JS thread never reads the data. A chunk that one write holds whole (writeLayer writes
+//   whole 1 MiB chunks) is a view of it; only chunks that span writes are copied together. The
+//   output is the addon's Buffer, exactly the compressed chunk: nothing is copied out either.
 // - At most `inFlight` chunks are queued, compressing or waiting for their turn per stream:
 //   memory is bounded whatever the layer size, and the writer is held back beyond that.
 // - Levels 1-3 are ISA-L's 1-3 (1 is `igzip -1`); 0 (stored) and 4-9 are zlib's: ISA-L's best
@@ -30,19 +32,13 @@ export interface PGzipOptions {
   chunkSize?: number; // default PGZIP_CHUNK; at least 32 KiB
   inFlight?: number; // chunks out at once; default 2 × codec threads + 2
   deflate?: DeflateChunk; // the addon's deflateChunk (tests wrap it to watch the work in flight)
-  consumed?: (chunk: Buffer) => void; // told when a written chunk is copied in and no longer read
+  consumed?: (chunk: Buffer) => void; // told when a written chunk is no longer read
 }
 
 // gzip header (RFC 1952) as zlib writes it: no name, mtime 0, XFL from the level, OS 3 (Unix).
 function gzipHeader(level: number): Buffer {
   const xfl = level === 9 ? 2 : level === 1 || level === 0 ? 4 : 0;
   return Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3]);
-}
-
-// Room for any chunk's deflate output: incompressible data costs ISA-L (levels 1-3) and zlib
-// a few bytes per stored block, plus the block headers and the sync flush.
-function deflateBound(len: number): number {
-  return len + (len >> 3) + 1024;
 }
 
 interface Done {
@@ -70,11 +66,13 @@ export class ParallelGzip extends Transform {
   private seq = 0; // next chunk number to dispatch
   private emitSeq = 0; // next chunk number to push
   private done = new Map<number, Done>();
-  // Chunk and output buffers come back here once no job reads them (see dispatch), so a long
-  // layer allocates a few buffers, not three per MiB that wait for V8 to collect them.
-  private inputs = new Map<number, Buffer>(); // chunk number → its input buffer, while a job may read it
+  // A chunk's input is read by its job and, as dictionary, by the next chunk's: it is released
+  // once both are done. A copy buffer then comes back here, so a long layer allocates a few, not
+  // one per MiB that waits for V8 to collect it; a viewed write is given back (consumed) once
+  // no chunk views it.
+  private inputs = new Map<number, { copy?: Buffer; write?: Buffer }>(); // chunk number → what it reads
+  private holds = new Map<Buffer, number>(); // write → chunks viewing it, not yet released
   private spareIn: Buffer[] = [];
-  private spareOut: Buffer[] = [];
   private waiting: (() => void) | null = null; // a write or flush waiting for results
 
   constructor(opts: PGzipOptions = {}) {
@@ -100,30 +98,53 @@ export class ParallelGzip extends Transform {
     this.feed(chunk, 0, cb);
   }
 
-  // Copy `chunk` from `off` into fixed-size chunks, pausing whenever `inFlight` are out (one
-  // big write must not put the whole of itself in flight).
+  // Cut `chunk` from `off` into fixed-size chunks (a view where it holds a whole one, a copy
+  // otherwise), pausing whenever `inFlight` are out (one big write must not put the whole of
+  // itself in flight). The bytes of a chunk are the same either way, so is the output.
   private feed(chunk: Buffer, off: number, cb: TransformCallback): void {
     while (off < chunk.length) {
-      const n = Math.min(chunk.length - off, this.chunkSize - this.curLen);
-      chunk.copy(this.cur, this.curLen, off, off + n);
-      this.curLen += n;
-      off += n;
-      if (this.curLen < this.chunkSize) break;
-      const full = this.cur;
-      this.cur = this.spareIn.pop() ?? Buffer.allocUnsafeSlow(this.chunkSize);
-      this.curLen = 0;
-      this.dispatch(full, false);
+      if (this.curLen === 0 && chunk.length - off >= this.chunkSize) {
+        this.holds.set(chunk, (this.holds.get(chunk) ?? 0) + 1);
+        this.dispatch(chunk.subarray(off, (off += this.chunkSize)), false, { write: chunk });
+      } else {
+        const n = Math.min(chunk.length - off, this.chunkSize - this.curLen);
+        chunk.copy(this.cur, this.curLen, off, off + n);
+        this.curLen += n;
+        off += n;
+        if (this.curLen < this.chunkSize) break;
+        const full = this.cur;
+        this.cur = this.spareIn.pop() ?? Buffer.allocUnsafeSlow(this.chunkSize);
+        this.curLen = 0;
+        this.dispatch(full, false, { copy: full });
+      }
       if (this.seq - this.emitSeq >= this.inFlight) {
         const at = off;
         return this.whenBelow(this.inFlight, () => this.feed(chunk, at, cb));
       }
     }
-    this.consumed?.(chunk);
+    if (!this.holds.has(chunk)) this.consumed?.(chunk);
     cb();
   }
 
+  // Chunk n's input is no longer read: its copy buffer is spare, its write given back once no
+  // other chunk views it.
+  private release(n: number): void {
+    const input = this.inputs.get(n);
+    if (!input) return;
+    this.inputs.delete(n);
+    if (input.copy) this.spareIn.push(input.copy);
+    if (input.write) {
+      const left = this.holds.get(input.write)! - 1;
+      if (left > 0) this.holds.set(input.write, left);
+      else {
+        this.holds.delete(input.write);
+        this.consumed?.(input.write);
+      }
+    }
+  }
+
   override _flush(cb: TransformCallback): void {
-    this.dispatch(this.cur.subarray(0, this.curLen), true);
+    this.dispatch(this.cur.subarray(0, this.curLen), true, {});
     this.whenBelow(1, () => {
       const trailer = Buffer.alloc(8);
       trailer.writeUInt32LE(this.crc >>> 0, 0);
@@ -135,13 +156,13 @@ export class ParallelGzip extends Transform {
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.done.clear();
     this.inputs.clear();
+    this.holds.clear();
     this.spareIn = [];
-    this.spareOut = [];
     this.waiting = null;
     cb(err);
   }
 
-  private dispatch(data: Buffer, last: boolean): void {
+  private dispatch(data: Buffer, last: boolean, input: { copy?: Buffer; write?: Buffer }): void {
     if (!this.started) {
       this.started = true;
       this.push(gzipHeader(this.level));
@@ -150,33 +171,22 @@ export class ParallelGzip extends Transform {
     const dict = this.prevTail;
     // A view, not a copy: a dispatched chunk is never written again.
     this.prevTail = data.length >= WINDOW ? data.subarray(data.length - WINDOW) : null;
-    if (data.length === this.chunkSize) this.inputs.set(n, data);
-    const full = deflateBound(this.chunkSize);
-    const out = (data.length === this.chunkSize && this.spareOut.pop()) || Buffer.allocUnsafeSlow(deflateBound(data.length));
-    let job: Promise<[number, number]>;
+    if (data.length === this.chunkSize) this.inputs.set(n, input);
+    let job: Promise<[Buffer, number]>;
     try {
-      job = this.deflate(this.codec, this.level, data, dict, last, out);
+      job = this.deflate(this.codec, this.level, data, dict, last);
     } catch (err) {
       job = Promise.reject(err);
     }
     job.then(
-      ([written, crc]) => {
+      ([out, crc]) => {
         if (this.destroyed) return;
-        // A view would keep the whole output buffer alive downstream, where only its length
-        // counts against high-water marks: a well-compressed chunk is copied out instead.
-        const view = written > out.length >> 1;
-        const piece = view ? out.subarray(0, written) : Buffer.from(out.subarray(0, written));
-        if (!view && out.length === full) this.spareOut.push(out);
-        this.done.set(n, { out: piece, crc, len: data.length });
+        this.done.set(n, { out, crc, len: data.length });
         while (this.done.has(this.emitSeq)) {
           const d = this.done.get(this.emitSeq)!;
           this.done.delete(this.emitSeq++);
           // Chunk k-1's input is free once job k (which read its tail as dictionary) is done.
-          const prev = this.inputs.get(this.emitSeq - 2);
-          if (prev) {
-            this.inputs.delete(this.emitSeq - 2);
-            this.spareIn.push(prev);
-          }
+          this.release(this.emitSeq - 2);
           this.crc = this.combine(this.crc, d.crc, d.len);
           this.push(d.out);
         }

@@ -34,10 +34,22 @@ export function needsNamespace(args: string[]): boolean {
   return !args.slice(i).some((a) => a === '-h' || a === '--help');
 }
 
+// img-launch moves NODE_EXTRA_CA_CERTS aside (Node 20 parses the file as it starts, ~40 ms,
+// and most commands never open a TLS connection): it goes back into the environment for the
+// programs img runs, and lib/registry/transport.ts reads the file itself when it needs it.
+export function takeBackDeferredEnv(env: NodeJS.ProcessEnv = process.env): void {
+  const deferred = env.IMG_DEFERRED_EXTRA_CA_CERTS;
+  if (deferred === undefined) return;
+  env.NODE_EXTRA_CA_CERTS = deferred;
+  delete env.IMG_DEFERRED_EXTRA_CA_CERTS;
+}
+
 // Execs img-launch for this very command when it needs the namespace and
 // nobody entered it yet; returns otherwise (also when the launcher or the
-// addon is missing: the command's door then re-executes from Node).
+// addon is missing: the command's door then re-executes from Node). Every
+// entry of img calls it first.
 export function launchIfNeeded(args: string[] = process.argv.slice(2)): void {
+  takeBackDeferredEnv();
   if (process.getuid?.() === 0 || process.env.IMG_USERNS === '1' || process.env.IMG_ENTRY) return;
   if (!needsNamespace(args)) return;
   const launcher = launcherPath();

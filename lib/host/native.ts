@@ -76,16 +76,9 @@ export interface NativeAddon {
   // Threads of the codec pool: sets the count when given; returns it.
   codecThreads?(threads?: number): number;
   // One chunk of a parallel gzip stream as raw deflate: primed with `dict` (the previous
-  // chunk's last 32 KiB), ended by a sync flush, or a final block when `last`. Written into
-  // `output`, which must hold it; resolves to the bytes written and the chunk's CRC-32.
-  deflateChunk?(
-    codec: 'isal' | 'zlib',
-    level: number,
-    input: Buffer,
-    dict: Buffer | null,
-    last: boolean,
-    output: Buffer,
-  ): Promise<[written: number, crc32: number]>;
+  // chunk's last 32 KiB), ended by a sync flush, or a final block when `last`. Resolves to the
+  // compressed bytes (a Buffer of exactly their length) and the chunk's CRC-32.
+  deflateChunk?(codec: 'isal' | 'zlib', level: number, input: Buffer, dict: Buffer | null, last: boolean): Promise<[output: Buffer, crc32: number]>;
   crc32Combine?(crcA: number, crcB: number, lengthB: number): number; // CRC-32 of A then B
   // A streaming codec. run() consumes `input` and fills `output`; it resolves once the input
   // is used up (with `end`: and the stream complete) or `output` is full. One run at a time.

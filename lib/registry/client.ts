@@ -2,6 +2,8 @@
 // (fetch as a stream, existence, cross-repository mount, monolithic and chunked upload).
 // Authorization (auth.ts) and retries/redirects (transport.ts) are applied to every call.
 import { createHash } from 'node:crypto';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
 import type { Readable } from 'node:stream';
 import { ContentError, ImgError, RegistryError, UnsupportedError } from '../util/errors';
 import { debug } from '../util/log';
@@ -39,6 +41,28 @@ export interface RetryEvent {
 
 export type PushBlobResult = 'exists' | 'mounted' | 'uploaded';
 
+// Whether host:port completes a TLS handshake (any certificate), asked once per process.
+const tlsSpoken = new Map<string, Promise<boolean>>();
+function speaksTls(apiHost: string): Promise<boolean> {
+  let known = tlsSpoken.get(apiHost);
+  if (!known) {
+    const u = new URL(`https://${apiHost}`);
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    known = new Promise<boolean>((resolve) => {
+      const socket = tls.connect({ host, port: Number(u.port || 443), servername: net.isIP(host) ? undefined : host, rejectUnauthorized: false });
+      const done = (yes: boolean) => {
+        socket.destroy();
+        resolve(yes);
+      };
+      socket.setTimeout(10_000, () => done(false));
+      socket.once('secureConnect', () => done(true));
+      socket.once('error', () => done(false));
+    });
+    tlsSpoken.set(apiHost, known);
+  }
+  return known;
+}
+
 // Opens the blob's bytes [start, end] (inclusive) for reading; called again on retry.
 export type BlobOpener = (start: number, end: number) => Readable;
 
@@ -46,6 +70,10 @@ export class RegistryClient {
   readonly host: RegistryHost;
   private readonly auth: Authorizer;
   private scheme: 'http' | 'https';
+  // A loopback registry is asked in plain HTTP first; one that turns out to speak TLS is then
+  // asked in HTTPS without verifying its certificate, as docker treats 127.0.0.0/8 (insecure).
+  private readonly loopbackGuess: boolean;
+  private loopbackTls = false;
   onRetry?: (ev: RetryEvent) => void;
 
   constructor(domain: string, opts: ClientOptions = {}) {
@@ -53,6 +81,7 @@ export class RegistryClient {
     if (opts.plainHttp !== undefined) this.host = { ...this.host, plainHttp: opts.plainHttp };
     this.auth = opts.authorizer ?? authorizerFor(this.host);
     this.scheme = this.host.plainHttp ? 'http' : 'https';
+    this.loopbackGuess = this.host.plainHttp && opts.plainHttp === undefined;
     this.onRetry = opts.onRetry;
   }
 
@@ -68,7 +97,16 @@ export class RegistryClient {
       const url = new URL(opts.path, this.baseUrl).toString();
       const onRetry = this.onRetry && ((attempt: number, reason: string) => this.onRetry!({ ctx, attempt, reason }));
       try {
-        return await this.authorized(scopes, { ...opts, url, verifyTls: !this.host.insecure, onRetry });
+        const res = await this.authorized(scopes, { ...opts, url, verifyTls: !this.host.insecure && !this.loopbackTls, onRetry });
+        // HTTP 400 is what a TLS server answers a plain-HTTP request with.
+        if (res.status === 400 && this.scheme === 'http' && this.loopbackGuess && (await speaksTls(this.host.apiHost))) {
+          await res.body.dump().catch(() => undefined);
+          debug(`${this.host.name} speaks TLS: using HTTPS, its certificate not verified (a loopback registry)`);
+          this.scheme = 'https';
+          this.loopbackTls = true;
+          continue;
+        }
+        return res;
       } catch (err) {
         if (err instanceof ImgError) throw err;
         const mismatch = isTlsMismatch(err);

@@ -23,12 +23,15 @@ export const USER_AGENT = `img/${VERSION}`;
 // certificates from a private CA added the Linux way (update-ca-certificates) would then
 // fail, so the agent is given the system bundle when it exists, together with Node's own
 // list and NODE_EXTRA_CA_CERTS (setting `ca` replaces Node's defaults, so both are re-added).
+// NODE_EXTRA_CA_CERTS is read here even without a system bundle: img-launch keeps it from
+// Node at start-up (lib/cli/launch.ts takeBackDeferredEnv), so Node's defaults may lack it.
 const SYSTEM_CA_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
 
 export function trustedCAs(env: NodeJS.ProcessEnv = process.env): string[] | undefined {
   const bundle = SYSTEM_CA_BUNDLES.find((f) => fs.existsSync(f));
-  if (!bundle) return undefined; // Node's defaults (which include NODE_EXTRA_CA_CERTS)
-  const cas = [...tls.rootCertificates, fs.readFileSync(bundle, 'utf8')];
+  if (!bundle && !env.NODE_EXTRA_CA_CERTS) return undefined; // Node's defaults
+  const cas = [...tls.rootCertificates];
+  if (bundle) cas.push(fs.readFileSync(bundle, 'utf8'));
   if (env.NODE_EXTRA_CA_CERTS) {
     try {
       cas.push(fs.readFileSync(env.NODE_EXTRA_CA_CERTS, 'utf8'));

@@ -295,7 +295,7 @@ test('a process exits cleanly right after its last codec job, even on one CPU', 
     const m = { exports: {} };
     process.dlopen(m, ${JSON.stringify(addonPath())});
     const data = Buffer.alloc(64 << 10, 7);
-    (async () => { for (let i = 0; i < 3; i++) await m.exports.deflateChunk('zlib', 1, data, null, true, Buffer.allocUnsafe(80 << 10)); })();
+    (async () => { for (let i = 0; i < 3; i++) await m.exports.deflateChunk('zlib', 1, data, null, true); })();
   `;
   for (let i = 0; i < 5; i++) {
     const r = spawnSync('taskset', ['-c', '0', process.execPath, '-e', script], { encoding: 'utf8', timeout: 30_000 });

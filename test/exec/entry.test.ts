@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { imgArgv, LAUNCHER } from '../helpers/cli';
+import { takeBackDeferredEnv } from '../../lib/cli/launch';
 import { cleanup, rootlessUser, runImgRootless, spawnAsUser } from '../helpers/rootless';
 import { build, descendants, setup, skip, storedConfig, type Env } from '../builder/helpers';
 
@@ -129,4 +130,18 @@ describe('the namespace entry degrades instead of failing', { skip: skip || noLa
     for (let i = 0; i < 50 && alive().length; i++) await new Promise((r) => setTimeout(r, 100));
     assert.deepEqual(alive(), [], 'every process of the build is gone');
   });
+});
+
+// Node 20 parses NODE_EXTRA_CA_CERTS as it starts (~40 ms); img-launch moves it aside for img's
+// own program only, and img puts it back before anything else runs.
+test('img-launch defers NODE_EXTRA_CA_CERTS for img, and img takes it back', { skip: noLauncher }, () => {
+  const env = { PATH: process.env.PATH, NODE_EXTRA_CA_CERTS: '/etc/my-ca.pem' };
+  const asImg = execFileSync(LAUNCHER, ['img', '3', '/bin/sh', '-c', 'env', 'ls'], { env, encoding: 'utf8' });
+  assert.match(asImg, /^IMG_DEFERRED_EXTRA_CA_CERTS=\/etc\/my-ca\.pem$/m);
+  assert.doesNotMatch(asImg, /^NODE_EXTRA_CA_CERTS=/m);
+  const other = execFileSync(LAUNCHER, ['enter', '/usr/bin/env'], { env, encoding: 'utf8' });
+  assert.match(other, /^NODE_EXTRA_CA_CERTS=\/etc\/my-ca\.pem$/m, 'another program keeps it');
+  const taken = { IMG_DEFERRED_EXTRA_CA_CERTS: '/etc/my-ca.pem' } as NodeJS.ProcessEnv;
+  takeBackDeferredEnv(taken);
+  assert.deepEqual(taken, { NODE_EXTRA_CA_CERTS: '/etc/my-ca.pem' });
 });

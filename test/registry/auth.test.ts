@@ -12,10 +12,11 @@ import { eraseCredentials, getCredentials, storeCredentials } from '../../lib/re
 import { isLoopback, resolveHost } from '../../lib/registry/hosts';
 import { pullImage } from '../../lib/registry/pull';
 import { pushImage } from '../../lib/registry/push';
-import { closeAgents } from '../../lib/registry/transport';
+import { closeAgents, trustedCAs } from '../../lib/registry/transport';
 import { AuthError, RegistryError } from '../../lib/util/errors';
 import { makeBusyboxImage, type BuiltImage } from '../fixtures/images';
 import { startRegistry, type Registry } from '../fixtures/registry';
+import { runImg } from '../helpers/cli';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'img-auth-test-'));
 let n = 0;
@@ -232,6 +233,29 @@ describe('TLS', () => {
     process.env.NODE_EXTRA_CA_CERTS = tlsReg.tlsCert;
     await closeAgents(); // the trust list is read when the agent is made
     await new RegistryClient(tlsReg.host, { plainHttp: false }).ping();
+  });
+
+  // docker counts 127.0.0.0/8 as insecure: HTTPS first, its certificate not checked, else
+  // HTTP. img asks loopback in plain HTTP first and turns to HTTPS when the server speaks TLS.
+  it('img pull from a TLS registry on 127.0.0.1: HTTPS once the server says so, as docker does', async () => {
+    const state = fs.mkdtempSync(path.join(os.tmpdir(), 'img-tls-'));
+    try {
+      const r = await runImg(['-s', state, 'pull', `${tlsReg.host}/nothing/here:latest`], { env: { NODE_EXTRA_CA_CERTS: undefined } });
+      assert.notEqual(r.code, 0);
+      assert.doesNotMatch(r.stderr, /HTTP 400|HTTPS server|TLS verification/, r.stderr);
+      assert.match(r.stderr, /not found|unknown/i, r.stderr);
+    } finally {
+      fs.rmSync(state, { recursive: true, force: true });
+    }
+    // The library too, with and without a given trust store.
+    const client = new RegistryClient(tlsReg.host);
+    await client.ping();
+    assert.equal(client.baseUrl, `https://${tlsReg.host}`);
+  });
+
+  it('NODE_EXTRA_CA_CERTS is trusted even when Node did not read it at start-up (img-launch defers it)', () => {
+    const cas = trustedCAs({ NODE_EXTRA_CA_CERTS: tlsReg.tlsCert! });
+    assert.ok(cas?.includes(fs.readFileSync(tlsReg.tlsCert!, 'utf8')));
   });
 
   it('hints at --insecure-registry for a plain-HTTP registry, and falls back to HTTP with it', async () => {
