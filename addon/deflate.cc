@@ -132,10 +132,10 @@ class DeflateChunkJob : public CodecJob {
   void RunIsal() {
     const IsalApi* isal = Isal();
     if (!isal) return Fail("ISA-L (libisal.so.2) is not loaded", "ENOTSUP");
-    // Per pool thread: the stream (its history buffer is ~100 KiB) and the level's hash tables.
+    // The stream (80 KiB, its history buffer included) and, per pool thread, the level's hash tables.
     // Level 1 gets the largest buffer ISA-L defines: more tokens per block means fewer Huffman
     // tables to build, about 5% faster on binaries for a 0.3% larger output.
-    thread_local isal_zstream s;
+    alignas(64) isal_zstream s;  // on the stack: as thread_local it ran ~8% slower (alignment, it seems)
     thread_local std::vector<uint8_t> levelBuf;
     static const uint32_t kLevelBuf[] = {ISAL_DEF_LVL0_DEFAULT, ISAL_DEF_LVL1_EXTRA_LARGE, ISAL_DEF_LVL2_DEFAULT,
                                          ISAL_DEF_LVL3_DEFAULT};
