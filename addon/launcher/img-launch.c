@@ -298,12 +298,13 @@ static int probe_fresh_proc(void) {
 
 static char** g_argv;   // what the child execs
 static double g_start;  // epoch ms when the launcher started
-static int g_img;       // the program is img's own (bin/img.js), which takes the deferred CA file back
+static int g_img;       // the program is img's own (`img` mode), which takes the deferred CA file back
 
 // Node 20 reads and parses NODE_EXTRA_CA_CERTS as it starts (about 40 ms here), though most img
 // commands never open a TLS connection. For img's own program the launcher moves it aside;
-// bin/img.js puts it back in the environment (for the programs img runs), and the registry
-// transport adds the file to the CAs it trusts (lib/registry/transport.ts trustedCAs).
+// img puts it back in its environment first thing (lib/cli/launch.ts takeBackDeferredEnv), for
+// the programs it runs, and the registry transport adds the file to the CAs it trusts
+// (lib/registry/transport.ts trustedCAs).
 static void exec_program(void) {
   const char* extra = g_img ? getenv("NODE_EXTRA_CA_CERTS") : NULL;
   if (extra) {
