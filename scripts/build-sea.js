@@ -2,9 +2,11 @@
 'use strict';
 // Builds the single-file `img` binary with Node's single executable applications:
 // esbuild bundles the CLI into one CommonJS file (scripts/bundle.js, the entry
-// lib/cli/start.ts), node makes a SEA blob of it with the native addon and
-// img-launch as assets (unpacked by lib/host/index.ts), and postject injects
-// the blob into a copy of the node binary.
+// lib/cli/start.ts) and, apart, the small entry that runs first
+// (lib/cli/sea-main.ts: it execs img-launch when the command needs the user
+// namespace, else runs the CLI bundle); node makes a SEA blob of the entry with
+// the CLI bundle, the native addon and img-launch as assets (unpacked by
+// lib/host/index.ts), and postject injects the blob into a copy of the node binary.
 //   npm run build:sea                    →  build/sea/img
 //   node scripts/build-sea.js OUTDIR     →  OUTDIR/img
 const { execFileSync } = require('node:child_process');
@@ -23,14 +25,16 @@ for (const f of [addon, launcher]) {
   }
 }
 
-require('./bundle').bundle(path.join(out, 'img.cjs'), { 'process.env.IMG_SEA': '"1"' });
+const sea = { 'process.env.IMG_SEA': '"1"' };
+require('./bundle').bundle(path.join(out, 'img.cjs'), sea);
+require('./bundle').bundle(path.join(out, 'sea-main.cjs'), sea, path.join(root, 'lib', 'cli', 'sea-main.ts'));
 
 const config = {
-  main: path.join(out, 'img.cjs'),
+  main: path.join(out, 'sea-main.cjs'),
   output: path.join(out, 'sea-prep.blob'),
   disableExperimentalSEAWarning: true,
   useCodeCache: true,
-  assets: { 'img_addon.node': addon, 'img-launch': launcher },
+  assets: { 'img.cjs': path.join(out, 'img.cjs'), 'img_addon.node': addon, 'img-launch': launcher },
 };
 fs.writeFileSync(path.join(out, 'sea-config.json'), JSON.stringify(config, null, 2));
 execFileSync(process.execPath, ['--experimental-sea-config', path.join(out, 'sea-config.json')], { stdio: 'inherit' });

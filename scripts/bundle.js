@@ -8,9 +8,9 @@ const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 
-function bundle(outfile, define = {}) {
+function bundle(outfile, define = {}, entry = path.join(root, 'lib', 'cli', 'start.ts')) {
   require('esbuild').buildSync({
-    entryPoints: [path.join(root, 'lib', 'cli', 'start.ts')],
+    entryPoints: [entry],
     bundle: true,
     platform: 'node',
     target: 'node20',
