@@ -11,11 +11,5 @@ const path = require('node:path');
 
 const bundle = path.join(__dirname, '..', 'dist', 'img.js');
 
-function runBundle() {
-  const st = fs.statSync(bundle);
-  const key = `${st.size}-${Math.round(st.mtimeMs)}-${process.version}-${process.arch}`;
-  require('../dist/lib/cli/code-cache.js').runWithCodeCache(fs.readFileSync(bundle, 'utf8'), bundle, key, 'bundle');
-}
-
-if (fs.existsSync(bundle)) runBundle();
+if (fs.existsSync(bundle)) require('../dist/lib/cli/code-cache.js').runWithCodeCache(fs.readFileSync(bundle, 'utf8'), bundle, 'bundle');
 else require('../dist/lib/cli/start.js');

@@ -60,7 +60,7 @@ export class ParallelGzip extends Transform {
   private total = 0;
   private started = false;
   // the chunk being filled
-  private cur: Buffer;
+  private cur: Buffer | null = null; // made when a chunk must be copied together (often never)
   private curLen = 0;
   private prevTail: Buffer | null = null;
   private seq = 0; // next chunk number to dispatch
@@ -90,7 +90,6 @@ export class ParallelGzip extends Transform {
     this.deflate = opts.deflate ?? addon.deflateChunk;
     this.combine = addon.crc32Combine;
     this.consumed = opts.consumed;
-    this.cur = Buffer.allocUnsafeSlow(this.chunkSize);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -108,12 +107,13 @@ export class ParallelGzip extends Transform {
         this.dispatch(chunk.subarray(off, (off += this.chunkSize)), false, { write: chunk });
       } else {
         const n = Math.min(chunk.length - off, this.chunkSize - this.curLen);
+        this.cur ??= this.spareIn.pop() ?? Buffer.allocUnsafeSlow(this.chunkSize);
         chunk.copy(this.cur, this.curLen, off, off + n);
         this.curLen += n;
         off += n;
         if (this.curLen < this.chunkSize) break;
         const full = this.cur;
-        this.cur = this.spareIn.pop() ?? Buffer.allocUnsafeSlow(this.chunkSize);
+        this.cur = null;
         this.curLen = 0;
         this.dispatch(full, false, { copy: full });
       }
@@ -144,7 +144,7 @@ export class ParallelGzip extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
-    this.dispatch(this.cur.subarray(0, this.curLen), true, {});
+    this.dispatch(this.cur ? this.cur.subarray(0, this.curLen) : Buffer.alloc(0), true, {});
     this.whenBelow(1, () => {
       const trailer = Buffer.alloc(8);
       trailer.writeUInt32LE(this.crc >>> 0, 0);

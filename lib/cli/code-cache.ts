@@ -11,6 +11,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vm from 'node:vm';
 
+// util/fsutil's userCacheDir, written out here: importing it would load four more of img's
+// files before the bundle on every start.
 function cacheDir(): string {
   const root = process.env.XDG_CACHE_HOME || (process.env.HOME ? path.join(process.env.HOME, '.cache') : '');
   return root ? path.join(root, 'img') : path.join(os.tmpdir(), `img-${process.getuid?.() ?? 0}`);
@@ -22,9 +24,12 @@ interface ModuleInternals {
   _nodeModulePaths(dir: string): string[];
 }
 
-// source: the bundle's text; filename: where it says it is; key: changes whenever the bundle
-// does (its size and mtime, Node's version); prefix: names its cache files.
-export function runWithCodeCache(source: string, filename: string, key: string, prefix: string): void {
+// source: the bundle's text; filename: the file it comes from (the bundle, or the single binary
+// that carries it), whose size and mtime, with Node's version, key the cache; prefix: names its
+// cache files.
+export function runWithCodeCache(source: string, filename: string, prefix: string): void {
+  const st = fs.statSync(filename);
+  const key = `${st.size}-${Math.round(st.mtimeMs)}-${process.version}-${process.arch}`;
   const kind = process.argv.includes('build') ? 'build' : 'cli';
   const dir = cacheDir();
   const file = path.join(dir, `${prefix}-${kind}-${key}.ccache`);

@@ -4,12 +4,10 @@
 // the CLI bundle, an SEA asset, as bin/img.js runs dist/img.js: through V8's code cache in the
 // user's cache directory (./code-cache.ts), which holds the functions a command ran (the SEA's
 // own code cache, made when it is built, holds only the top level).
-import * as fs from 'node:fs';
 import { runWithCodeCache } from './code-cache';
 import { launchIfNeeded } from './launch';
 
 launchIfNeeded();
 
 const sea = require('node:sea') as { getAsset(key: string, encoding: string): string };
-const st = fs.statSync(process.execPath);
-runWithCodeCache(sea.getAsset('img.cjs', 'utf8'), process.execPath, `${st.size}-${Math.round(st.mtimeMs)}-${process.version}-${process.arch}`, 'sea');
+runWithCodeCache(sea.getAsset('img.cjs', 'utf8'), process.execPath, 'sea');
