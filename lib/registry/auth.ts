@@ -63,6 +63,9 @@ interface CachedToken {
   expiresAt: number;
 }
 
+// A token response is a small JSON document; a bigger one is not read.
+const TOKEN_LIMIT = 1 << 20;
+
 const basicHeader = (a: AuthConfig): string =>
   `Basic ${Buffer.from(`${a.username ?? ''}:${a.password ?? ''}`).toString('base64')}`;
 
@@ -175,11 +178,19 @@ export class Authorizer {
       }
       throw new RegistryError(message, { status: res.status, hint: 'the token server failed; retry later' });
     }
-    const body = (await res.body.json()) as { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
-    const value = body.token || body.access_token;
-    if (!value) throw new RegistryError(`token server for ${this.host.name} returned no token`, { hint: 'the registry\'s auth service is misconfigured' });
+    let body: { token?: string; access_token?: string; expires_in?: number; issued_at?: string } | null;
+    try {
+      body = (await res.body.json(TOKEN_LIMIT)) as typeof body;
+    } catch (err) {
+      throw new RegistryError(`token server ${realm.origin}${realm.pathname} for ${this.host.name} answered with no valid token: ${(err as Error).message}`, {
+        hint: 'the registry\'s auth service is misconfigured',
+        cause: err,
+      });
+    }
+    const value = body?.token || body?.access_token;
+    if (!value || typeof value !== 'string') throw new RegistryError(`token server for ${this.host.name} returned no token`, { hint: 'the registry\'s auth service is misconfigured' });
     // Tokens without expires_in are valid at least 60 s by the token spec; keep a margin.
-    const ttl = Math.max(body.expires_in ?? 60, 10) * 1000;
+    const ttl = Math.max(Number(body!.expires_in) || 60, 10) * 1000;
     this.tokens.set(key, { value, expiresAt: Date.now() + ttl - 5_000 });
     debug(`got token for ${this.host.name} scopes [${scopes.join(' ')}] (expires in ${ttl / 1000}s)`);
     return value;

@@ -11,7 +11,7 @@ import { MediaType, type Descriptor, type Digest } from '../images/types';
 import { authorizerFor, type Authorizer } from './auth';
 import { connectionError, responseError, statusError, type ErrorContext } from './errors';
 import { resolveHost, type RegistryHost } from './hosts';
-import { attemptsFor, backoffMs, failureReason, header, isRetryableError, isTlsMismatch, MAX_ATTEMPTS, send, sleep, type Body, type Response, type SendOptions } from './transport';
+import { attemptsFor, backoffMs, BodyTooLargeError, failureReason, header, isRetryableError, isTlsMismatch, MAX_ATTEMPTS, send, sleep, type Body, type Response, type SendOptions } from './transport';
 
 export const MANIFEST_ACCEPT = [MediaType.OciIndex, MediaType.OciManifest, MediaType.DockerManifestList, MediaType.DockerManifest].join(', ');
 
@@ -153,6 +153,11 @@ export class RegistryClient {
     });
     await res.body.dump().catch(() => undefined);
     if (res.status === 404) return undefined;
+    // A registry (or proxy) that does not do HEAD on manifests (405, 501, …): the caller GETs.
+    if (res.status === 405 || res.status === 501 || res.status === 400) {
+      debug(`HEAD ${repo}/manifests/${ref} on ${this.host.name}: HTTP ${res.status}; asking with GET`);
+      return undefined;
+    }
     if (res.status !== 200) throw statusError(ctx, res.status, '');
     const digest = header(res, 'docker-content-digest');
     const mediaType = contentType(res);
@@ -171,8 +176,14 @@ export class RegistryClient {
       headers: { accept: MANIFEST_ACCEPT },
     });
     if (res.status !== 200) throw await responseError(ctx, res);
-    const bytes = Buffer.from(await res.body.arrayBuffer());
-    if (bytes.length > MAX_MANIFEST) throw new ContentError(`manifest ${ref} from ${this.host.name}/${repo} is larger than 4 MiB`, { hint: 'this is not an image manifest' });
+    let bytes: Buffer;
+    try {
+      bytes = Buffer.from(await res.body.arrayBuffer(MAX_MANIFEST)); // no more is read: a registry may send gigabytes
+    } catch (err) {
+      if (!(err instanceof BodyTooLargeError)) throw connectionError(ctx, `${this.baseUrl}/v2/${repo}/manifests/${ref}`, err, false);
+      const size = err.announced ? ` (${err.size} bytes)` : '';
+      throw new ContentError(`manifest ${ref} from ${this.host.name}/${repo} is larger than 4 MiB${size}`, { hint: 'this is not an image manifest; check the reference points to an image' });
+    }
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest;
     const expected = ref.startsWith('sha256:') ? ref : header(res, 'docker-content-digest');
     if (expected && expected.startsWith('sha256:') && expected !== digest) {

@@ -2,7 +2,7 @@
 // repository and status, with a hint.
 import { AuthError, NotFoundError, RegistryError, TimeoutError } from '../util/errors';
 import { escapeControls } from '../util/escape';
-import { describeStall, stallHint, stallOf, type Response } from './transport';
+import { describeStall, REDIRECT_LOOP, stallHint, stallOf, type Response } from './transport';
 
 export interface ErrorContext {
   registry: string;
@@ -26,7 +26,7 @@ export async function readErrorBody(res: Response): Promise<string> {
 async function errorBodyText(res: Response): Promise<string> {
   let text = '';
   try {
-    text = (await res.body.text()).slice(0, 4096);
+    text = (await res.body.head(4096)).toString('utf8'); // the rest (maybe gigabytes) is dropped
   } catch {
     return '';
   }
@@ -73,6 +73,13 @@ export function connectionError(ctx: ErrorContext, url: string, err: unknown, tl
     return new TimeoutError(`${subject}: ${describeStall(stall)}${tries}, at ${url}`, { hint: stallHint(stall), cause: err });
   }
   const e = err as Error & { code?: string; cause?: Error & { code?: string } };
+  if (e.code === REDIRECT_LOOP) {
+    const subject = ctx.what ? `${ctx.what} from ${where(ctx)}` : where(ctx);
+    return new RegistryError(`${subject}: ${e.message} (asked at ${url})`, {
+      hint: 'the registry (or its storage backend) redirects in a loop; check its redirect/storage configuration',
+      cause: err,
+    });
+  }
   const reason = e.cause?.message ?? e.message ?? String(err);
   const code = e.cause?.code ?? e.code;
   if (tlsMismatch) {

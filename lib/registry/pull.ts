@@ -9,6 +9,7 @@ import { compatiblePlatforms, formatPlatform, hostPlatform, matchPlatform, selec
 import { formatReference, parseReference, type Reference } from '../images/reference';
 import { ImageStore } from '../images/store';
 import {
+  descriptorProblem,
   isIndexMediaType,
   isManifestMediaType,
   MediaType,
@@ -257,7 +258,8 @@ async function remotePlan(
   let manifestBytes = targetBytes;
   if (isIndexMediaType(target.mediaType)) {
     const index = await readDoc<Index>(target, targetBytes);
-    if (!Array.isArray(index.manifests)) throw new ContentError(`index ${target.digest} from ${client.host.name}/${repo} has no manifests`, { hint: 'the image is broken in the registry' });
+    if (!Array.isArray(index?.manifests)) throw new ContentError(`index ${target.digest} from ${client.host.name}/${repo} has no manifests`, { hint: 'the image is broken in the registry' });
+    checkDescriptors(`index ${target.digest} of image ${name}`, index.manifests.map((d, i) => [`entry ${i + 1} of its manifests`, d]));
     manifest = selectManifest(index.manifests, want, name);
     if (isIndexMediaType(manifest.mediaType)) {
       throw new UnsupportedError(`index ${target.digest} from ${client.host.name}/${repo} nests another index for ${formatPlatform(want)}`, { hint: 'nested indexes are not supported; pull the inner index by digest' });
@@ -265,10 +267,20 @@ async function remotePlan(
     manifestBytes = await bytesOf(manifest);
   }
   const doc = await readDoc<Manifest>(manifest, manifestBytes);
-  if (!doc.config?.digest || !Array.isArray(doc.layers)) {
+  if (!doc?.config?.digest || !Array.isArray(doc.layers)) {
     throw new ContentError(`manifest ${manifest.digest} from ${client.host.name}/${repo} lacks a config or layers`, { hint: 'this is not a container image' });
   }
+  checkDescriptors(`manifest ${manifest.digest} of image ${name}`, [['its config', doc.config], ...doc.layers.map((l, i): [string, unknown] => [`layer ${i + 1} of ${doc.layers.length}`, l])]);
   return { target, targetBytes, manifest, manifestBytes, doc };
+}
+
+// A manifest or index from a registry names its children with descriptors; one that
+// is not usable (null, no digest, another algorithm, no size) fails the pull naming it.
+function checkDescriptors(what: string, entries: [string, unknown][]): void {
+  for (const [which, d] of entries) {
+    const problem = descriptorProblem(d);
+    if (problem) throw new ContentError(`${what}: ${which} ${problem}`, { hint: 'the image is malformed in the registry (or uses a digest img does not support); nothing was stored — push it again with a current client' });
+  }
 }
 
 async function checkPlatform(store: ContentStore, plan: Plan, want: Platform, explicit: boolean | undefined, name: string): Promise<void> {

@@ -146,11 +146,15 @@ export interface SendOptions {
   onRetry?: (attempt: number, reason: string) => void;
 }
 
-// A response's body: the message as a stream, and readers for the small ones.
+// A response's body: the message as a stream, and readers for the small ones. The readers
+// hold at most `limit` bytes (a registry or proxy may answer with gigabytes): past it the
+// body is dropped with its connection and they reject with a BodyTooLargeError.
 export interface ResponseBody extends Readable {
-  text(): Promise<string>;
-  json(): Promise<unknown>;
-  arrayBuffer(): Promise<ArrayBuffer>;
+  text(limit?: number): Promise<string>;
+  json(limit?: number): Promise<unknown>;
+  arrayBuffer(limit?: number): Promise<ArrayBuffer>;
+  // The first `limit` bytes (an error's explanation); the rest is dropped.
+  head(limit: number): Promise<Buffer>;
   // Discards the rest (reads a short one to keep the connection, drops a long one's).
   dump(): Promise<void>;
 }
@@ -255,11 +259,15 @@ export async function send(opts: SendOptions): Promise<Response> {
   throw lastError;
 }
 
+const MAX_REDIRECTS = 5;
+// The code of the error for a chain of redirects that does not end (a loop).
+export const REDIRECT_LOOP = 'IMG_HTTP_REDIRECT_LOOP';
+
 async function sendFollowing(opts: SendOptions): Promise<Response> {
   let url = opts.url;
   const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...opts.headers };
   const timeouts = registryTimeouts();
-  for (let hop = 0; hop < 6; hop++) {
+  for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
     const res = await exchange(new URL(url), opts.method, headers, opts.body ? opts.body() : null, opts.verifyTls ?? true, timeouts, opts.signal);
     if (isDebug()) debug(`${opts.method} ${url} → ${res.status}`);
     const location = header(res, 'location');
@@ -272,8 +280,8 @@ async function sendFollowing(opts: SendOptions): Promise<Response> {
     if (next.origin !== new URL(url).origin) delete headers.authorization; // presigned storage URLs carry their own auth
     url = next.toString();
   }
-  // Plain: exchange() wraps it as a connection error naming the registry.
-  throw new Error(`too many redirects for ${opts.url}`);
+  // Plain: the client wraps it as an error naming the registry (errors.ts connectionError).
+  throw Object.assign(new Error(`more than ${MAX_REDIRECTS} redirects, the last to ${url}`), { code: REDIRECT_LOOP });
 }
 
 // One request and its response's head, with the three stall limits: connecting; the
@@ -368,19 +376,50 @@ function headersOf(res: http.IncomingMessage): Response['headers'] {
 // Bodies longer than this are dropped with their connection by dump(), not read.
 const DUMP_LIMIT = 128 << 10;
 
+// What the readers hold by default: more than any manifest, token or error document.
+export const READ_LIMIT = 8 << 20;
+
+// A body longer than its reader's limit; `size` is what the response announced or what was read.
+export class BodyTooLargeError extends Error {
+  readonly code = 'IMG_HTTP_BODY_TOO_LARGE';
+  constructor(
+    readonly limit: number,
+    readonly size: number,
+    readonly announced: boolean,
+  ) {
+    super(`the response body ${announced ? `is ${size}` : `exceeds ${limit}`} bytes, more than the ${limit} expected`);
+  }
+}
+
 function withReaders(res: http.IncomingMessage): ResponseBody {
-  const all = async (): Promise<Buffer> => {
+  // Up to `limit` bytes; `whole` rejects past it, else the rest is dropped.
+  const upTo = async (limit: number, whole: boolean): Promise<Buffer> => {
+    const announced = Number(res.headers['content-length']);
+    if (whole && Number.isFinite(announced) && announced > limit) {
+      res.destroy();
+      throw new BodyTooLargeError(limit, announced, true);
+    }
     const chunks: Buffer[] = [];
-    for await (const c of res) chunks.push(c as Buffer);
-    return Buffer.concat(chunks);
+    let n = 0;
+    for await (const c of res) {
+      chunks.push(c as Buffer);
+      if ((n += (c as Buffer).length) > limit) {
+        res.destroy();
+        if (whole) throw new BodyTooLargeError(limit, n, false);
+        break;
+      }
+    }
+    const all = Buffer.concat(chunks);
+    return all.length > limit ? all.subarray(0, limit) : all;
   };
   const body = res as http.IncomingMessage & ResponseBody;
-  body.text = async () => (await all()).toString('utf8');
-  body.json = async () => JSON.parse((await all()).toString('utf8')) as unknown;
-  body.arrayBuffer = async () => {
-    const b = await all();
+  body.text = async (limit = READ_LIMIT) => (await upTo(limit, true)).toString('utf8');
+  body.json = async (limit = READ_LIMIT) => JSON.parse((await upTo(limit, true)).toString('utf8')) as unknown;
+  body.arrayBuffer = async (limit = READ_LIMIT) => {
+    const b = await upTo(limit, true);
     return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
   };
+  body.head = (limit) => upTo(limit, false);
   body.dump = () =>
     new Promise<void>((resolve) => {
       if (res.readableEnded || res.destroyed) return resolve();

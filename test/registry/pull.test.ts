@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ContentStore } from '../../lib/content/store';
 import { ImageStore } from '../../lib/images/store';
-import type { Index, Manifest } from '../../lib/images/types';
+import { MediaType, type Index, type Manifest } from '../../lib/images/types';
 import { pullImage } from '../../lib/registry/pull';
 import { connectionError } from '../../lib/registry/errors';
 import { closeAgents } from '../../lib/registry/transport';
@@ -279,6 +279,128 @@ describe('pull (library)', () => {
     const t0 = Date.now();
     await pullImage(`${proxy.host}/library/busybox:oci`, { stateDir: freshState() });
     assert.ok(Date.now() - t0 >= 900, 'waited for Retry-After: 1');
+  });
+
+  it('a huge manifest or error body is not read whole: the pull fails naming the manifest, the rest never downloaded', async () => {
+    // The handler streams up to 1 GiB of whatever and counts what the client took.
+    let sent = 0;
+    const flood = (status: number, contentType: string) => (_req: unknown, res: import('node:http').ServerResponse) => {
+      sent = 0;
+      res.writeHead(status, { 'content-type': contentType });
+      const chunk = Buffer.alloc(1 << 20, 0x41);
+      const more = (): void => {
+        while (sent < 1 << 30 && !res.destroyed) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      res.on('close', () => res.destroy());
+      more();
+    };
+    try {
+      proxy.intercept('GET', '/manifests/huge', flood(200, 'application/vnd.oci.image.manifest.v1+json'));
+      await assert.rejects(pullImage(`${proxy.host}/library/busybox:huge`, { stateDir: freshState() }), (err: Error & { hint?: string }) => {
+        assert.ok(err instanceof ContentError, `${err.constructor.name}: ${err.message}`);
+        assert.equal(err.message, `manifest huge from ${proxy.host}/library/busybox is larger than 4 MiB`);
+        assert.match(err.hint ?? '', /not an image manifest/);
+        return true;
+      });
+      assert.ok(sent < 64 << 20, `the client stopped reading early (${sent} bytes sent)`);
+      proxy.intercept('GET', '/manifests/huge', flood(400, 'text/plain'));
+      await assert.rejects(pullImage(`${proxy.host}/library/busybox:huge`, { stateDir: freshState() }), (err: Error) => {
+        assert.ok(err instanceof RegistryError);
+        assert.match(err.message, new RegExp(`^manifest huge from ${proxy.host}/library/busybox: HTTP 400: A{100,}$`));
+        assert.ok(err.message.length < 4200, `the error text is cut (${err.message.length} chars)`);
+        return true;
+      });
+      assert.ok(sent < 64 << 20, `the error body was dropped early (${sent} bytes sent)`);
+    } finally {
+      proxy.intercept('GET', '/manifests/huge', () => undefined, 0);
+    }
+  });
+
+  it('a manifest or index with a broken descriptor fails naming the image and the entry; nothing is stored', async () => {
+    const doc = JSON.parse(oci.blobs.get(oci.manifest.digest)!.toString()) as Manifest;
+    const serve = (body: unknown, mediaType: string) => (_req: unknown, res: import('node:http').ServerResponse) => {
+      const bytes = Buffer.from(JSON.stringify(body));
+      res.writeHead(200, { 'content-type': mediaType, 'content-length': bytes.length });
+      res.end(bytes);
+    };
+    const cases: [string, unknown, string, RegExp][] = [
+      ['null-layer', { ...doc, layers: [doc.layers[0], null] }, MediaType.OciManifest, /^manifest sha256:[0-9a-f]{64} of image \S+:null-layer: layer 2 of 2 is null, not a descriptor$/],
+      ['climbing-digest', { ...doc, layers: [{ ...doc.layers[0], digest: 'sha256:../../../etc/passwd' }] }, MediaType.OciManifest, /layer 1 of 1 has an invalid digest "sha256:\.\.\/\.\.\/\.\.\/etc\/passwd"$/],
+      ['sha512', { ...doc, config: { ...doc.config, digest: `sha512:${'ab'.repeat(64)}` } }, MediaType.OciManifest, /its config has digest "sha512:abab.*", of an algorithm img does not support \(only sha256\)$/],
+      ['no-size', { ...doc, layers: [{ mediaType: doc.layers[0].mediaType, digest: doc.layers[0].digest }] }, MediaType.OciManifest, /layer 1 of 1 has no size$/],
+      ['index-null', { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [null] }, MediaType.OciIndex, /^index sha256:[0-9a-f]{64} of image \S+:index-null: entry 1 of its manifests is null, not a descriptor$/],
+    ];
+    try {
+      for (const [tag, body, mediaType, want] of cases) {
+        proxy.intercept('GET', `/manifests/${tag}`, serve(body, mediaType));
+        const state = freshState();
+        const name = `${proxy.host}/library/busybox:${tag}`;
+        await assert.rejects(pullImage(name, { stateDir: state }), (err: Error & { hint?: string }) => {
+          assert.ok(err instanceof ContentError, `${tag}: ${err.constructor.name}: ${err.message}`);
+          assert.match(err.message, want, tag);
+          assert.match(err.hint ?? '', /malformed in the registry.*nothing was stored/);
+          return true;
+        });
+        assert.equal(await new ImageStore(state).get(name), null);
+        assert.deepEqual(listDir(path.join(state, 'content', 'blobs', 'sha256')), [], `${tag}: nothing stored`);
+      }
+    } finally {
+      for (const [tag] of cases) proxy.intercept('GET', `/manifests/${tag}`, () => undefined, 0);
+    }
+  });
+
+  it('a registry that refuses HEAD on manifests (405) is asked with GET when an image is pulled again', async () => {
+    const state = freshState();
+    const name = `${proxy.host}/library/busybox:oci`;
+    await pullImage(name, { stateDir: state });
+    proxy.intercept('HEAD', '/manifests/oci', (_req, res) => {
+      res.writeHead(405);
+      res.end();
+    });
+    try {
+      const before = proxy.requests.length;
+      const again = await pullImage(name, { stateDir: state });
+      assert.equal(again.upToDate, true);
+      assert.deepEqual(
+        proxy.requests.slice(before).map((r) => `${r.method} ${r.path} ${r.status}`),
+        ['HEAD /v2/library/busybox/manifests/oci 405', 'GET /v2/library/busybox/manifests/oci 200'],
+      );
+    } finally {
+      proxy.intercept('HEAD', '/manifests/oci', () => undefined, 0);
+    }
+  });
+
+  it('follows a blob redirect to another server; a redirect loop fails naming the blob and the loop', async () => {
+    const layer = oci.layers[0].digest;
+    // To the registry itself, on its own port (as a registry sends clients to its storage).
+    proxy.intercept('GET', `/blobs/${layer}`, (req, res) => {
+      res.writeHead(307, { location: `http://${reg.host}${req.url}` });
+      res.end();
+    });
+    try {
+      const state = freshState();
+      await pullImage(`${proxy.host}/library/busybox:oci`, { stateDir: state });
+      assert.deepEqual(await new ContentStore(state).readBytes(layer), oci.blobs.get(layer));
+      proxy.intercept('GET', `/blobs/${layer}`, (req, res) => {
+        res.writeHead(302, { location: req.url });
+        res.end();
+      });
+      const loop = freshState();
+      await assert.rejects(pullImage(`${proxy.host}/library/busybox:oci`, { stateDir: loop }), (err: Error & { hint?: string }) => {
+        assert.ok(err instanceof RegistryError);
+        assert.match(err.message, new RegExp(`^blob ${layer} from ${proxy.host}/library/busybox: more than 5 redirects, the last to http://${proxy.host}/v2/library/busybox/blobs/${layer}`));
+        assert.match(err.hint ?? '', /redirects in a loop/);
+        return true;
+      });
+      assert.deepEqual(listDir(path.join(loop, 'ingest')), []);
+      assert.equal(await new ContentStore(loop).has(layer), false);
+    } finally {
+      proxy.intercept('GET', `/blobs/${layer}`, () => undefined, 0);
+    }
   });
 
   it('names registry, repository and status in errors, with a hint', async () => {
