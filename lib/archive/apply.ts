@@ -414,10 +414,27 @@ class Extractor implements TarSink {
         const code = (err as NodeJS.ErrnoException).code;
         if (k.startsWith('security.') || k.startsWith('trusted.') || code === 'ENOTSUP' || code === 'EOPNOTSUPP') {
           this.debug(`layer entry ${showBytes(entry)}: xattr ${k} not set (${code ?? (err as Error).message})`);
+        } else if ((code === 'ENOSPC' && !this.diskFull()) || code === 'E2BIG' || code === 'ERANGE') {
+          // The inode's room for xattrs is full (ENOSPC on ext4 with space left on the disk),
+          // or one value is larger than the filesystem takes: the layer's doing, not the host's.
+          throw new ContentError(`layer entry ${JSON.stringify(showBytes(entry))}: cannot set xattr ${k} (${v.length} bytes, ${h.xattrs.size} xattrs on the entry): more than the filesystem stores for one file (${code})`, {
+            hint: 'the layer carries more extended attributes than this filesystem holds; rebuild it without them, or use a filesystem with larger xattr limits (XFS)',
+            cause: err,
+          });
         } else {
           this.fail(entry, `cannot set xattr ${k}`, err);
         }
       }
+    }
+  }
+
+  /** Whether the filesystem of root is (nearly) out of space: an ENOSPC is then the disk's. */
+  private diskFull(): boolean {
+    try {
+      const st = fs.statfsSync(F(this.root));
+      return st.bavail * st.bsize < 1024 * 1024;
+    } catch {
+      return true;
     }
   }
 

@@ -26,7 +26,11 @@ export interface TarHeader {
 }
 
 const BLOCK = 512;
-const MAX_META = 64 * 1024 * 1024; // PAX / GNU long-name bodies are buffered; cap them
+// PAX and GNU long-name bodies are buffered: what comes before one entry (however many
+// headers carry it) and the global PAX records may each hold this much. Go's archive/tar
+// (docker, containerd) refuses a PAX or long-name header above 1 MiB; no name, link or
+// xattr set Linux can store comes near it.
+const MAX_META = 1024 * 1024;
 
 /** What the parser calls; file bodies arrive in order, between entry() and its next call. */
 export interface TarSink {
@@ -150,6 +154,9 @@ export class TarParser {
   private longName: string | null = null;
   private longLink: string | null = null;
   private zeroBlocks = 0;
+  private metaBytes = 0; // metadata bodies read since the last entry
+  private globalBytes = 0; // global PAX bodies read in all
+  private lastName: string | null = null; // the last entry's name, for messages
   entries = 0;
 
   constructor(private readonly sink: TarSink) {}
@@ -234,7 +241,8 @@ export class TarParser {
     }
     this.zeroBlocks = 0;
     if (!checksumOk(buf, off)) {
-      throw new ContentError(`invalid tar header checksum (after ${this.entries} entries)`, {
+      const after = this.lastName === null ? '' : `, the last ${JSON.stringify(showBytes(this.lastName))}`;
+      throw new ContentError(`invalid tar header checksum (after ${this.entries} entries${after})`, {
         hint: 'the layer is not a tar, is corrupt, or uses a compression img does not know',
       });
     }
@@ -246,6 +254,17 @@ export class TarParser {
     const kind = typeOf(flag, name);
     if (kind === 'meta') {
       if (size > MAX_META) throw new ContentError(`tar metadata header of ${size} bytes is too large`, { hint: 'the layer is corrupt or hostile' });
+      // Many headers may precede one entry (their PAX records add up), and global ones last.
+      const global = flag === 0x67;
+      const total = (global ? this.globalBytes : this.metaBytes) + size;
+      if (total > MAX_META) {
+        const where = this.lastName === null ? 'at the start of the tar' : `after entry ${JSON.stringify(showBytes(this.lastName))}`;
+        throw new ContentError(`tar ${global ? 'global PAX headers' : 'metadata headers'} ${where} add up to more than ${MAX_META} bytes`, {
+          hint: 'the layer is corrupt or hostile (docker and containerd refuse such metadata too)',
+        });
+      }
+      if (global) this.globalBytes = total;
+      else this.metaBytes = total;
       this.metaKind = flag;
       this.meta = [];
       this.remaining = size;
@@ -317,6 +336,8 @@ export class TarParser {
       xattrs,
     };
     this.entries++;
+    this.metaBytes = 0;
+    this.lastName = name;
     this.sink.entry(h);
     this.remaining = h.size;
     this.pad = (BLOCK - (h.size % BLOCK)) % BLOCK;

@@ -434,3 +434,31 @@ test('a layer of many files: queued and direct writes give the same files; a fil
     rmrf(root);
   }
 });
+
+// xattrs the filesystem cannot hold are the layer's doing: ext4 answers ENOSPC when one
+// inode's xattrs outgrow their block, with the disk far from full; not a DiskFullError.
+test('xattrs beyond what the filesystem stores for one file are a ContentError naming the entry, not a full disk', async () => {
+  const root = tmp();
+  try {
+    const big = { name: 'big', body: 'x', pax: { 'SCHILY.xattr.user.big': 'v'.repeat(70_000) } }; // above XATTR_SIZE_MAX
+    await assert.rejects(apply(root, [big], { sameOwner: false }), (err: Error & { hint?: string }) => {
+      assert.ok(err instanceof ContentError, `${err.constructor.name}: ${err.message}`);
+      assert.equal(err.message, 'layer entry "big": cannot set xattr user.big (70000 bytes, 1 xattrs on the entry): more than the filesystem stores for one file (E2BIG)');
+      assert.match(err.hint ?? '', /more extended attributes than this filesystem holds/);
+      return true;
+    });
+    const pax: Record<string, string> = {};
+    for (let i = 0; i < 40; i++) pax[`SCHILY.xattr.user.k${i}`] = 'v'.repeat(1000);
+    // 40 KB of xattrs: ext4 refuses them (ENOSPC), XFS and tmpfs may take them.
+    await apply(root, [{ name: 'many', body: 'x', pax }], { sameOwner: false }).then(
+      () => assert.equal(lgetxattr(path.join(root, 'many'), 'user.k39')?.length, 1000),
+      (err: Error) => {
+        assert.ok(err instanceof ContentError && !(err instanceof DiskFullError), `${err.constructor.name}: ${err.message}`);
+        assert.match(err.message, /^layer entry "many": cannot set xattr user\.k\d+ \(1000 bytes, 40 xattrs on the entry\): more than the filesystem stores for one file \(ENOSPC\)$/);
+        return undefined;
+      },
+    );
+  } finally {
+    rmrf(root);
+  }
+});

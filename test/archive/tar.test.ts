@@ -6,6 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { encodeHeader, TarParser, END_OF_ARCHIVE, type TarHeader, type WriteHeader } from '../../lib/archive/tar';
 import { toBytes } from '../../lib/util/bytenames';
+import { ContentError } from '../../lib/util/errors';
+import { rawEntry, rawHeader } from '../fixtures/layers';
 import { tmp, rmrf } from './helpers';
 
 function parse(buf: Buffer, chunk = 7): TarHeader[] {
@@ -79,4 +81,40 @@ test('base-256 numbers (GNU/star extension) are read', () => {
   h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'latin1');
   const got = parse(Buffer.concat([h, Buffer.from('abc'), Buffer.alloc(509), END_OF_ARCHIVE]), 512);
   assert.equal(got[0].size, 3);
+});
+
+// PAX records are buffered until their entry: however many headers carry them, what comes
+// before one entry (and the global records) is capped as Go's archive/tar caps one header,
+// so a small gzip of many PAX headers cannot fill memory.
+test('metadata headers before one entry, or global ones, are capped at 1 MiB in all; a bad header names the entry before it', () => {
+  const paxHeader = (flag: string, key: string, valueLength: number): Buffer => {
+    const records: Buffer[] = [];
+    for (let i = 0, n = 0; n < valueLength; i++) {
+      const kv = `${key}${i}=${'v'.repeat(1000)}\n`;
+      const len = kv.length + 1 + String(kv.length + 5).length; // "<len> " counts itself (4-digit lengths here)
+      records.push(Buffer.from(`${len} ${kv}`));
+      n += len;
+    }
+    return rawEntry({ name: 'PaxHeader', typeflag: flag }, Buffer.concat(records));
+  };
+  const file = rawEntry({ name: 'f', typeflag: '0' }, Buffer.from('x'));
+  // Two headers of 600 KiB each before one entry: 1.2 MiB of records for it.
+  assert.throws(
+    () => parse(Buffer.concat([file, paxHeader('x', 'SCHILY.xattr.user.a', 600 << 10), paxHeader('x', 'SCHILY.xattr.user.b', 600 << 10), file, END_OF_ARCHIVE]), 64 << 10),
+    (err: Error) => err instanceof ContentError && err.message === `tar metadata headers after entry "f" add up to more than 1048576 bytes`,
+  );
+  // The same amount spread over two entries is fine.
+  const ok = parse(Buffer.concat([paxHeader('x', 'SCHILY.xattr.user.a', 600 << 10), file, paxHeader('x', 'SCHILY.xattr.user.b', 600 << 10), file, END_OF_ARCHIVE]), 64 << 10);
+  assert.deepEqual(ok.map((h) => [h.name, h.xattrs?.size]), [['f', 598], ['f', 598]]);
+  // Global records add up over the whole tar.
+  assert.throws(
+    () => parse(Buffer.concat([paxHeader('g', 'SCHILY.xattr.user.a', 600 << 10), file, paxHeader('g', 'SCHILY.xattr.user.b', 600 << 10), file, END_OF_ARCHIVE]), 64 << 10),
+    /tar global PAX headers after entry "f" add up to more than 1048576 bytes/,
+  );
+  // One header above the cap is refused before its body is read.
+  assert.throws(() => parse(rawHeader({ name: 'PaxHeader', typeflag: 'x', size: 2 << 20 })), /tar metadata header of 2097152 bytes is too large/);
+  // A broken header after an entry names that entry.
+  const bad = Buffer.from(rawEntry({ name: 'next', typeflag: '0' }));
+  bad[0] ^= 1;
+  assert.throws(() => parse(Buffer.concat([file, bad])), (err: Error) => err instanceof ContentError && err.message === 'invalid tar header checksum (after 1 entries, the last "f")');
 });
