@@ -278,10 +278,18 @@ export class RegistryClient {
       headers: { 'content-length': '0' },
       retry: true,
     });
-    await res.body.dump().catch(() => undefined);
     const location = header(res, 'location');
-    if (res.status !== 202 || !location) throw statusError({ ...ctx, what: 'upload' }, res.status, '');
-    return location;
+    if (res.status === 202 && location) {
+      await res.body.dump().catch(() => undefined);
+      return location;
+    }
+    if (res.status !== 202 && res.status !== 200 && res.status !== 201) throw await responseError({ ...ctx, what: `upload of ${ctx.what ?? 'a blob'}` }, res);
+    await res.body.dump().catch(() => undefined);
+    // Not retried: a registry (or proxy) that answers this way will again.
+    throw new RegistryError(`upload of ${ctx.what ?? 'a blob'} to ${this.host.name}/${repo}: the registry answered HTTP ${res.status}${res.status === 202 ? ' without a Location header' : ', not 202 Accepted with an upload Location'}`, {
+      status: 400,
+      hint: 'the registry (or a proxy in front of it) does not speak the distribution upload protocol; check the registry address',
+    });
   }
 
   private withDigest(location: string, digest: Digest): string {

@@ -51,6 +51,7 @@ export function statusError(ctx: ErrorContext, status: number, detail: string): 
   let hint: string | undefined;
   if (status === 429) hint = 'the registry is rate-limiting; retry later';
   else if (status >= 500) hint = 'the registry failed; retry later or check its logs';
+  else if (status >= 400) hint = `the registry refused the request${detail ? ' (its reason is above)' : ''}; check the image reference, or that the registry (or a proxy in front of it) supports this operation`;
   return new RegistryError(message, { status, hint });
 }
 

@@ -159,6 +159,42 @@ describe('push (library)', () => {
     assert.equal((skopeoRaw(`${reg.host}/fallback/app:v1`) as { layers: Descriptor[] }).layers[0].digest, img.layers[0].digest);
   });
 
+  it('a registry that opens no upload session (202 without Location, or 200) fails naming the blob and the protocol; a refused upload keeps the registry\'s reason', async () => {
+    const state = freshState();
+    const img = await makeBusyboxImage({ extraFiles: { 'etc/push': 'no-session' } });
+    const name = `${proxy.host}/nosession/app:v1`;
+    await img.writeToStore(state, name);
+    try {
+      for (const [status, why] of [[202, 'HTTP 202 without a Location header'], [200, 'HTTP 200, not 202 Accepted with an upload Location']] as const) {
+        proxy.intercept('POST', '/nosession/app/blobs/uploads/', (_req, res) => {
+          res.writeHead(status);
+          res.end();
+        });
+        const before = proxy.requests.length;
+        await assert.rejects(pushImage(name, { stateDir: state }), (err: Error & { hint?: string }) => {
+          assert.match(err.message, new RegExp(`^upload of blob sha256:[0-9a-f]{64} to ${proxy.host}/nosession/app: the registry answered ${why}$`));
+          assert.match(err.hint ?? '', /does not speak the distribution upload protocol/);
+          return true;
+        });
+        // Final at once: no retries of a session the registry will not open.
+        assert.ok(proxy.requests.slice(before).filter((r) => r.method === 'POST').length <= 2);
+      }
+      proxy.intercept('POST', '/nosession/app/blobs/uploads/', () => undefined, 0);
+      proxy.intercept('PUT', '/nosession/app/blobs/uploads/', (_req, res) => {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end('{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"}]}');
+      });
+      await assert.rejects(pushImage(name, { stateDir: state }), (err: Error & { hint?: string }) => {
+        assert.match(err.message, /^blob sha256:[0-9a-f]{64} from \S+\/nosession\/app: HTTP 400: DIGEST_INVALID: provided digest did not match uploaded content$/);
+        assert.match(err.hint ?? '', /the registry refused the request \(its reason is above\)/);
+        return true;
+      });
+    } finally {
+      proxy.intercept('POST', '/nosession/app/blobs/uploads/', () => undefined, 0);
+      proxy.intercept('PUT', '/nosession/app/blobs/uploads/', () => undefined, 0);
+    }
+  });
+
   it('explains a missing local image', async () => {
     await assert.rejects(pushImage(`${reg.host}/nothing/here:v1`, { stateDir: freshState() }), (err: Error & { hint?: string }) => {
       assert.match(err.message, /image 127\.0\.0\.1:\d+\/nothing\/here:v1 not found/);
