@@ -439,7 +439,11 @@ async function fetchBlob(
     let damaged: ContentError | undefined;
     let diffId: Digest | undefined;
     try {
-      await pump(res.body, verifier ? [ingest.stream, verifier] : [ingest.stream], onChunk);
+      await pump(res.body, verifier ? [ingest.stream, verifier] : [ingest.stream], onChunk).catch((err: NodeJS.ErrnoException) => {
+        // Cut short of a Content-Length larger than the blob, with every byte of it here:
+        // the digest decides.
+        if (!(received === desc.size && err.code === 'ECONNRESET')) throw err;
+      });
       stage = 'verify';
       // Verifies size and digest, then that a layer decompresses; a mismatch stores nothing.
       await ingest.commit(async () => {
@@ -457,11 +461,15 @@ async function fetchBlob(
       // The body errors when destroyed early; nobody listens any more.
       res.body.on('error', () => undefined).destroy();
       if (damaged || isLocalFsError(err)) return giveUp(err);
-      last = err;
+      // Node says "aborted" for a body cut short of its Content-Length: say how far it got.
+      last =
+        stage === 'body' && (err as NodeJS.ErrnoException).code === 'ECONNRESET'
+          ? Object.assign(new Error(`the connection closed after ${received} of ${desc.size} bytes`), { code: 'ECONNRESET', cause: err })
+          : err;
       // A cut connection keeps what arrived; anything else (bad content, an ingest that
       // failed) starts over.
       if (stage === 'verify' || !isRetryableError(err) || ingest.stream.destroyed || ingest.stream.errored) await restart();
-      const reason = failureReason(err);
+      const reason = failureReason(last);
       debug(`blob ${desc.digest} from ${source}, attempt ${attempt + 1}: ${reason}${received ? ` (resuming at byte ${received})` : ''}`);
       if (attempt < MAX_ATTEMPTS - 1) emit({ type: 'retry', digest: desc.digest, what: `blob ${desc.digest} from ${source}`, attempt: attempt + 2, reason });
     }

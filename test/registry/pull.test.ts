@@ -403,6 +403,38 @@ describe('pull (library)', () => {
     }
   });
 
+  it('a body cut short of its Content-Length: taken when every byte of the blob is there, else named with how far it got', async () => {
+    const layer = oci.layers[0].digest;
+    const bytes = oci.blobs.get(layer)!;
+    // The whole blob, under a Content-Length 100 bytes larger, then the connection closes.
+    proxy.intercept('GET', `/blobs/${layer}`, (_req, res) => {
+      res.writeHead(200, { 'content-length': bytes.length + 100 });
+      res.write(bytes, () => setTimeout(() => res.destroy(), 20));
+    });
+    try {
+      const state = freshState();
+      const res = await pullImage(`${proxy.host}/library/busybox:oci`, { stateDir: state });
+      assert.equal(res.target.digest, oci.manifest.digest);
+      assert.deepEqual(await new ContentStore(state).readBytes(layer), bytes);
+    } finally {
+      proxy.intercept('GET', `/blobs/${layer}`, () => undefined, 0);
+    }
+    // Cut at half of what is asked every time: resumed four times, then the message says how far it got.
+    proxy.setFault(layer, 'truncate', Infinity);
+    try {
+      const state = freshState();
+      await assert.rejects(pullImage(`${proxy.host}/library/busybox:oci`, { stateDir: state }), (err: Error) => {
+        assert.ok(err instanceof RegistryError, `${err.constructor.name}: ${err.message}`);
+        assert.match(err.message, new RegExp(`^blob ${layer} from ${proxy.host}/library/busybox failed after 5 attempts: the connection closed after \\d+ of ${bytes.length} bytes$`));
+        return true;
+      });
+      assert.deepEqual(listDir(path.join(state, 'ingest')), []);
+      assert.equal(await new ContentStore(state).has(layer), false);
+    } finally {
+      proxy.setFault(undefined);
+    }
+  });
+
   it('names registry, repository and status in errors, with a hint', async () => {
     await assert.rejects(pullImage(`${reg.host}/library/busybox:nope`, { stateDir: freshState() }), (err: Error & { hint?: string }) => {
       assert.match(err.message, new RegExp(`manifest nope from ${reg.host}/library/busybox: HTTP 404`));
