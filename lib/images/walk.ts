@@ -137,3 +137,22 @@ export function withConfigPlatforms(store: ContentStore, manifests: Descriptor[]
     }),
   );
 }
+
+/**
+ * What is wrong with a descriptor read from a manifest or index someone else wrote (a
+ * registry, an archive), or undefined when it is usable: an object with a string
+ * mediaType, a sha256 digest (the only algorithm the content store holds) and a size.
+ */
+export function descriptorProblem(d: unknown): string | undefined {
+  if (d === null || typeof d !== 'object' || Array.isArray(d)) return `is ${d === null ? 'null' : Array.isArray(d) ? 'an array' : typeof d}, not a descriptor`;
+  const { mediaType, digest, size } = d as Record<string, unknown>;
+  if (typeof mediaType !== 'string' || mediaType === '') return 'has no mediaType';
+  if (typeof digest !== 'string') return 'has no digest';
+  if (!isDigest(digest)) {
+    const shown = JSON.stringify(digest.length > 80 ? digest.slice(0, 80) + '…' : digest);
+    return /^[a-z0-9]+([+._-][a-z0-9]+)*:/.test(digest) && !digest.startsWith('sha256:') ? `has digest ${shown}, of an algorithm img does not support (only sha256)` : `has an invalid digest ${shown}`;
+  }
+  if (size === undefined) return 'has no size';
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) return `has an invalid size ${JSON.stringify(size)}`;
+  return undefined;
+}

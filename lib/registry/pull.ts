@@ -8,8 +8,8 @@ import { withStoreLock } from '../state/lock';
 import { compatiblePlatforms, formatPlatform, hostPlatform, matchPlatform, selectManifest } from '../images/platform';
 import { formatReference, parseReference, type Reference } from '../images/reference';
 import { ImageStore } from '../images/store';
+import { descriptorProblem } from '../images/walk';
 import {
-  descriptorProblem,
   isIndexMediaType,
   isManifestMediaType,
   MediaType,
