@@ -336,10 +336,10 @@ test('instruction errors: BuildKit messages', () => {
     assert.equal(reason(`FROM img\n${kw}`), `${kw} requires at least one argument`);
   }
   for (const kw of ['ADD', 'COPY']) {
-    assert.equal(reason(`FROM img\n${kw} only-src`), `${kw} requires at least two arguments, but only one was provided. Destination could not be determined.`);
+    assert.equal(reason(`FROM img\n${kw} only-src`), `${kw} requires at least two arguments, but only one was provided. Destination could not be determined`);
     assert.equal(reason(`FROM img\n${kw} /src <<EOF\nEOF`), `${kw} cannot accept a heredoc as a destination`);
   }
-  assert.equal(reason('FROM img\nCOPY\t\n\t\tsrcdir \\\n   dstdir'), 'COPY requires at least two arguments, but only one was provided. Destination could not be determined.');
+  assert.equal(reason('FROM img\nCOPY\t\n\t\tsrcdir \\\n   dstdir'), 'COPY requires at least two arguments, but only one was provided. Destination could not be determined');
   assert.equal(reason('FROM img\nENV =v'), 'ENV names can not be blank');
   assert.equal(reason('FROM img\nLABEL =v'), 'LABEL names can not be blank');
   assert.equal(reason('FROM img\nENV lonely'), 'ENV must have two arguments');

@@ -404,13 +404,13 @@ const errorCases: [string, number, string | RegExp][] = [
   ['FROM a AS b@d', 1, 'invalid name for build stage: "b@d", name can\'t start with a number or contain symbols'],
   // check order within an instruction: these count arguments before reading flags
   ['FROM --platfrm=x a b', 1, 'FROM requires either one or three arguments'],
-  ['FROM a\nCOPY --frm=x a', 2, 'COPY requires at least two arguments, but only one was provided. Destination could not be determined.'],
+  ['FROM a\nCOPY --frm=x a', 2, 'COPY requires at least two arguments, but only one was provided. Destination could not be determined'],
   ['FROM a\nUSER --x', 2, 'USER requires exactly one argument'],
   ['FROM a\nENV --x', 2, 'unknown flag: --x'],
   // arguments
-  ['FROM a\nCOPY a', 2, 'COPY requires at least two arguments, but only one was provided. Destination could not be determined.'],
-  ['FROM a\nADD\t   ', 2, 'ADD requires at least two arguments, but only one was provided. Destination could not be determined.'],
-  ['FROM a\nCOPY <<EOF\nx\nEOF', 2, 'COPY requires at least two arguments, but only one was provided. Destination could not be determined.'],
+  ['FROM a\nCOPY a', 2, 'COPY requires at least two arguments, but only one was provided. Destination could not be determined'],
+  ['FROM a\nADD\t   ', 2, 'ADD requires at least two arguments, but only one was provided. Destination could not be determined'],
+  ['FROM a\nCOPY <<EOF\nx\nEOF', 2, 'COPY requires at least two arguments, but only one was provided. Destination could not be determined'],
   ['FROM a\nENV', 2, 'ENV requires at least one argument'],
   ['FROM a\nENV x', 2, 'ENV must have two arguments'],
   ['FROM a\nLABEL x', 2, 'LABEL must have two arguments'],

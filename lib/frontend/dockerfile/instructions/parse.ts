@@ -191,7 +191,7 @@ class CommandParser {
     const node = this.node;
     const words = node.args;
     if (words.length < 2) {
-      this.fail(`${kw} requires at least two arguments, but only one was provided. Destination could not be determined.`, `write ${kw} <src>... <dest>`);
+      this.fail(`${kw} requires at least two arguments, but only one was provided. Destination could not be determined`, `write ${kw} <src>... <dest>`);
     }
     const flags = this.flags();
     if (!node.json && heredocWord(words[words.length - 1])) {
