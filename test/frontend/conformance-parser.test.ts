@@ -363,6 +363,30 @@ test('instruction errors: BuildKit messages', () => {
   assert.equal(reason('FROM img\nCOPY --from=x --from=y a b'), 'duplicate flag specified: --from');
 });
 
+test('which instructions read their flags, and in which order (BuildKit parse functions)', () => {
+  const reason = (df: string): string => {
+    try {
+      parseDockerfile(df);
+    } catch (e) {
+      assert.ok(e instanceof DockerfileError, String(e));
+      return e.reason;
+    }
+    return 'no error';
+  };
+  // STOPSIGNAL and ARG never look at flags: an unknown one is ignored
+  assert.equal(reason('FROM img\nSTOPSIGNAL --grace=5 SIGQUIT'), 'no error');
+  assert.equal(reason('FROM img\nARG --scope=global VERSION=2'), 'no error');
+  assert.equal(reason('ARG --scope=global VERSION=2\nFROM img'), 'no error');
+  // ...but still count their arguments
+  assert.equal(reason('FROM img\nSTOPSIGNAL --grace=5'), 'STOPSIGNAL requires exactly one argument');
+  // VOLUME counts its arguments before reading flags; ENV reads flags first
+  assert.equal(reason('FROM img\nVOLUME --zap'), 'VOLUME requires at least one argument');
+  assert.equal(reason('FROM img\nVOLUME --zap /data'), 'unknown flag: --zap');
+  assert.equal(reason('FROM img\nENV --zap'), 'unknown flag: --zap');
+  // a negative healthcheck duration is "less than 1ms", like any other below it
+  assert.equal(reason('FROM img\nHEALTHCHECK --start-interval=-2m CMD true'), 'Interval "start-interval" cannot be less than 1ms');
+});
+
 test('frontend detection: # and // syntax lines, after a #! line, or a JSON "syntax" key', async () => {
   const { detectSyntax } = await import('../../lib/frontend/dockerfile/index');
   const d = (t: string) => detectSyntax(t);

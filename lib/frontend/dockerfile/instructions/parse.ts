@@ -105,7 +105,8 @@ class CommandParser {
       case 'ENV':
       case 'LABEL':
       case 'ARG': {
-        this.flags();
+        // BuildKit's parseArg never reads flags: `ARG --x=1 NAME` is accepted and the flag ignored.
+        if (kw !== 'ARG') this.flags();
         atLeastOne();
         const kvs = node.keyValues ?? [];
         for (const kv of kvs) {
@@ -127,16 +128,16 @@ class CommandParser {
         this.flags();
         return { keyword: 'WORKDIR', node, path: args[0] };
       case 'STOPSIGNAL':
+        // No flag check: BuildKit's parseStopSignal ignores flags.
         exactlyOne();
-        this.flags();
         return { keyword: 'STOPSIGNAL', node, signal: args[0] };
       case 'EXPOSE':
         atLeastOne();
         this.flags();
         return { keyword: 'EXPOSE', node, ports: [...args].sort() };
       case 'VOLUME':
-        this.flags();
         atLeastOne();
+        this.flags();
         // Trimmed here, checked again after expansion (BuildKit's parseVolume and dispatchVolume).
         if (args.some((a) => a.trim() === '')) this.fail('VOLUME specified can not be an empty string');
         return { keyword: 'VOLUME', node, volumes: args.map((a) => a.trim()) };
@@ -252,7 +253,7 @@ class CommandParser {
       if (v === undefined || v === '') continue;
       const ns = parseGoDuration(v);
       if (ns === undefined) this.fail(goDurationError(v)!, `--${name} takes a duration such as 30s, 1m30s`);
-      if (ns < 0) this.fail(`Interval ${JSON.stringify(name)} cannot be negative`);
+      // a negative duration is "less than 1ms" too (BuildKit's parseOptInterval)
       if (ns !== 0 && ns < 1e6) this.fail(`Interval ${JSON.stringify(name)} cannot be less than 1ms`);
       if (ns) health[field] = ns;
     }
