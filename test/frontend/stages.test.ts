@@ -137,6 +137,14 @@ test('ONBUILD written in a stage runs once in a stage built FROM it (BuildKit), 
   assert.ok(!vertices(a).some((v) => v.name.includes('later')));
 });
 
+test('an ONBUILD trigger is stored unchecked; only a stage built FROM it parses (and rejects) it, as BuildKit', async () => {
+  // unknown word, unknown flag, missing destination: all kept as text in the image config
+  const a = await build('FROM busybox AS a\nONBUILD FETCH x\nONBUILD COPY --frm=x a /b\nONBUILD COPY lonely\n');
+  assert.deepEqual(a.config.config!.OnBuild, ['FETCH x', 'COPY --frm=x a /b', 'COPY lonely']);
+  // a child stage runs the triggers and fails on the first bad one, naming it
+  await rejects(build('FROM busybox AS a\nONBUILD FETCH x\nFROM a\nRUN true\n'), /FETCH/, 3);
+});
+
 test('named build contexts replace images and provide --from sources', async () => {
   const df = 'FROM busybox\nCOPY --from=assets /logo.png /srv/\nCOPY --from=tools /bin/tool /usr/bin/\n';
   const g = await build(df, {

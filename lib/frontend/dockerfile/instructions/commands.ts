@@ -98,8 +98,7 @@ export interface HealthcheckCommand extends CommandBase {
 
 export interface OnbuildCommand extends CommandBase {
   keyword: 'ONBUILD';
-  expression: string; // the trigger as the image config stores it
-  trigger: StageCommand; // the same, parsed (validated now, run by images built FROM this one)
+  expression: string; // the trigger as the image config stores it (parsed by builds FROM this image)
 }
 
 export type NetworkMode = 'default' | 'none' | 'host';

@@ -15,7 +15,7 @@ import { syntaxOf, type SyntaxInfo } from '../directives';
 import { DockerfileError, suggest } from '../errors';
 import { parseHeredocWord } from '../heredoc';
 import type {
-  Command, CopyCommand, CopySource, HealthcheckCommand, NetworkMode, RunCommand, SecurityMode, StageCommand,
+  Command, CopyCommand, CopySource, HealthcheckCommand, NetworkMode, RunCommand, SecurityMode,
 } from './commands';
 import { parseMountFlag, type MountFlag } from './mounts';
 import { ALL_FLAG_NAMES, INSTRUCTIONS, INSTRUCTION_FLAGS, flagAvailable, goDurationError, isKeyword, parseGoDuration } from './table';
@@ -150,9 +150,10 @@ class CommandParser {
         if (!t) this.fail('ONBUILD requires at least one argument');
         if (t.keyword === 'ONBUILD') this.fail("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
         if (t.keyword === 'FROM' || t.keyword === 'MAINTAINER') this.fail(`${t.keyword} isn't allowed as an ONBUILD trigger`);
-        // Not FROM, MAINTAINER nor ONBUILD (checked above): a stage command.
-        const trigger = new CommandParser(t, this.opts).parse() as StageCommand;
-        return { keyword: 'ONBUILD', node, expression: onbuildExpression(node), trigger };
+        // As BuildKit, the trigger itself is not checked here (unknown words,
+        // flags, argument counts): it is stored as text and only parsed, and
+        // rejected if bad, by a build that uses this image as its base.
+        return { keyword: 'ONBUILD', node, expression: onbuildExpression(node) };
       }
     }
   }
