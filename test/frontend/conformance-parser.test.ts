@@ -387,6 +387,26 @@ test('which instructions read their flags, and in which order (BuildKit parse fu
   assert.equal(reason('FROM img\nHEALTHCHECK --start-interval=-2m CMD true'), 'Interval "start-interval" cannot be less than 1ms');
 });
 
+test('"did you mean": edit distance 2 at most, flag names bare, instruction in the word\'s case', () => {
+  const reason = (df: string): string => {
+    try {
+      parseDockerfile(df);
+    } catch (e) {
+      assert.ok(e instanceof DockerfileError, String(e));
+      return e.reason;
+    }
+    return 'no error';
+  };
+  assert.equal(reason('FROM img\nRUN --mnt=type=tmpfs,target=/t true'), 'unknown flag: --mnt (did you mean mount?)');
+  assert.equal(reason('FROM img\nCOPY --chmd=644 a /b'), 'unknown flag: --chmd (did you mean chmod?)');
+  assert.equal(reason('FROM img\nworkdr /srv'), 'unknown instruction: workdr (did you mean workdir?)');
+  assert.equal(reason('FROM img\nWORKDR /srv'), 'unknown instruction: WORKDR (did you mean WORKDIR?)');
+  assert.equal(reason('FROM img\nWorkDr /srv'), 'unknown instruction: WorkDr (did you mean workdir?)');
+  // two edits away still counts, three do not
+  assert.equal(reason('FROM img\nEXPO 80'), 'unknown instruction: EXPO (did you mean EXPOSE?)');
+  assert.match(reason('FROM img\nEXPOSITION 80'), /^unknown instruction: EXPOSITION$/);
+});
+
 test('frontend detection: # and // syntax lines, after a #! line, or a JSON "syntax" key', async () => {
   const { detectSyntax } = await import('../../lib/frontend/dockerfile/index');
   const d = (t: string) => detectSyntax(t);

@@ -246,6 +246,9 @@ test('RUN --mount errors name the line', async () => {
   await rejects(build('ARG S=a\nFROM busybox\nRUN --mount=from=$S,target=/x true\n'), /'from' doesn't support variable expansion, define alias stage instead/, 3);
   await rejects(build('FROM busybox\nRUN --mount=type=secret,from=x,id=a true\n'), /secret mount should not have a from/, 2);
   await rejects(build('FROM busybox\nRUN --mount=type=cache,target=/ true\n'), /invalid mount target/, 2);
+  // near misses get BuildKit's "did you mean"
+  await rejects(build('FROM busybox\nRUN --mount=type=tmp,target=/t true\n'), /unsupported mount type "tmp" \(did you mean tmpfs\?\)/, 2);
+  await rejects(build('FROM busybox\nRUN --mount=typ=cache,target=/t true\n'), /unexpected key 'typ' in 'typ=cache' \(did you mean type\?\)/, 2);
 });
 
 test('progress names substitute set variables, keep quotes and unset ones, drop escapes', async () => {

@@ -384,7 +384,7 @@ const errorCases: [string, number, string | RegExp][] = [
   ['# just a comment\n\n   \n', 3, 'file with no instructions'],
   // unknown instruction
   ['FROM a\nRUNN x', 2, 'unknown instruction: RUNN (did you mean RUN?)'],
-  ['FROM a\n\ncopyy a b', 3, 'unknown instruction: copyy (did you mean COPY?)'],
+  ['FROM a\n\ncopyy a b', 3, 'unknown instruction: copyy (did you mean copy?)'],
   ['FROM a\nFROMM b', 2, 'unknown instruction: FROMM (did you mean FROM?)'],
   ['FROM a\nXYZZY x', 2, 'unknown instruction: XYZZY'],
   // JSON
@@ -446,15 +446,15 @@ const errorCases: [string, number, string | RegExp][] = [
   ['FROM a\nHEALTHCHECK --start-period=10us CMD x', 2, 'Interval "start-period" cannot be less than 1ms'],
   ['FROM a\nHEALTHCHECK --retries=x CMD x', 2, 'strconv.ParseInt: parsing "x": invalid syntax'],
   ['FROM a\nHEALTHCHECK --retries=-1 CMD x', 2, '--retries cannot be negative (-1)'],
-  ['FROM a\nHEALTHCHECK --intervl=5s CMD x', 2, 'unknown flag: --intervl (did you mean --interval?)'],
+  ['FROM a\nHEALTHCHECK --intervl=5s CMD x', 2, 'unknown flag: --intervl (did you mean interval?)'],
   // flags
-  ['FROM a\nCOPY --frm=a b c', 2, 'unknown flag: --frm (did you mean --from?)'],
+  ['FROM a\nCOPY --frm=a b c', 2, 'unknown flag: --frm (did you mean from?)'],
   ['FROM a\nCOPY --bogus a b', 2, 'unknown flag: --bogus'],
   ['FROM a\nADD --from=a b c', 2, 'unknown flag: --from (--from is not allowed on ADD)'],
   ['FROM a\nMAINTAINER --boo joe', 2, 'unknown flag: --boo'],
   ['FROM a\nCMD --help', 2, 'unknown flag: --help'],
   ['FROM a\nENV --x=1 a=b', 2, 'unknown flag: --x'],
-  ['FROM --platfrm=linux/amd64 a', 1, 'unknown flag: --platfrm (did you mean --platform?)'],
+  ['FROM --platfrm=linux/amd64 a', 1, 'unknown flag: --platfrm (did you mean platform?)'],
   ['FROM a\nRUN --mount x', 2, 'missing a value on flag: --mount'],
   ['FROM a\nCOPY --from a b', 2, 'missing a value on flag: --from'],
   ['FROM a\nCOPY --link= a b', 2, 'missing a value on flag: --link'],

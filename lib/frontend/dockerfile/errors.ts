@@ -85,19 +85,28 @@ export function editDistance(a: string, b: string): number {
   return prev[b.length];
 }
 
-// The closest candidate within a small distance (case-insensitive), or undefined.
-export function suggest(word: string, candidates: readonly string[]): string | undefined {
-  const w = word.toLowerCase();
+// BuildKit's util/suggest: the closest candidate at edit distance 2 or less
+// (the first one wins a tie); an exact match means the word was not the
+// problem, so no suggestion. Without caseSensitive the answer takes the
+// word's case: "runn" → "run", "RUNN" → "RUN".
+export function suggest(word: string, candidates: readonly string[], caseSensitive = false): string | undefined {
+  const w = caseSensitive ? word : word.toLowerCase();
   let best: string | undefined;
-  let bestDist = Infinity;
+  let min = 3;
   for (const c of candidates) {
-    const d = editDistance(w, c.toLowerCase());
-    if (d < bestDist) {
-      bestDist = d;
-      best = c;
+    const o = caseSensitive ? c : c.toLowerCase();
+    if (o === w) return undefined;
+    const d = editDistance(w, o);
+    if (d < min) {
+      min = d;
+      best = caseSensitive ? o : matchCase(o, word);
     }
   }
-  // Allow about one typo per three letters, at least one, at most three.
-  const limit = Math.max(1, Math.min(3, Math.floor(w.length / 3)));
-  return bestDist <= limit ? best : undefined;
+  return best;
+}
+
+function matchCase(val: string, orig: string): string {
+  if (orig === orig.toLowerCase()) return val.toLowerCase();
+  if (orig === orig.toUpperCase()) return val.toUpperCase();
+  return val;
 }

@@ -3,8 +3,12 @@
 // values are expanded against the stage's environment and checked with
 // BuildKit's keys, defaults and rules when the RUN is converted (`resolveMount`).
 
+import { suggest } from '../errors';
+
 export type MountType = 'bind' | 'cache' | 'tmpfs' | 'secret' | 'ssh';
 const MOUNT_TYPES: MountType[] = ['bind', 'cache', 'tmpfs', 'secret', 'ssh'];
+// for "did you mean" on an unknown key
+const MOUNT_KEYS = ['type', 'from', 'source', 'target', 'readonly', 'id', 'sharing', 'required', 'mode', 'uid', 'gid', 'src', 'dst', 'destination', 'ro', 'rw', 'readwrite', 'size', 'env'];
 
 export interface MountSpec {
   type: MountType;
@@ -114,7 +118,8 @@ export function resolveMount(flag: MountFlag, expand: (w: string) => string): Mo
     if (f.key === 'type' && f.value !== undefined) {
       const t = expand(f.value).toLowerCase();
       if (!MOUNT_TYPES.includes(t as MountType)) {
-        throw new Error(`unsupported mount type "${f.value}" (use one of ${MOUNT_TYPES.join(', ')})`);
+        const s = suggest(t, MOUNT_TYPES, true);
+        throw new Error(`unsupported mount type "${f.value}" ${s ? `(did you mean ${s}?)` : `(use one of ${MOUNT_TYPES.join(', ')})`}`);
       }
       type = t as MountType;
     }
@@ -204,8 +209,10 @@ export function resolveMount(flag: MountFlag, expand: (w: string) => string): Mo
         if (type !== 'secret') throw new Error(`unexpected key '${key}' for mount type '${type}'`);
         m.env = v;
         break;
-      default:
-        throw new Error(`unexpected key '${key}' in '${field}'`);
+      default: {
+        const s = suggest(key, MOUNT_KEYS, true);
+        throw new Error(`unexpected key '${key}' in '${field}'${s ? ` (did you mean ${s}?)` : ''}`);
+      }
     }
   }
   const fileInfoAllowed = type === 'secret' || type === 'ssh' || type === 'cache';

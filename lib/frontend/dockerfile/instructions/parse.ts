@@ -62,7 +62,7 @@ class CommandParser {
     const kw = node.keyword;
     if (!isKeyword(kw)) {
       const word = node.original.trim().split(WHITESPACE)[0];
-      const s = suggest(kw, INSTRUCTIONS);
+      const s = suggest(word, INSTRUCTIONS); // answers in the word's case, as BuildKit
       this.fail(`unknown instruction: ${word}${s ? ` (did you mean ${s}?)` : ''}`, `instructions are ${INSTRUCTIONS.join(', ')}`);
     }
     const args = node.args;
@@ -289,8 +289,8 @@ class CommandParser {
         let why = '';
         if (ALL_FLAG_NAMES.includes(f.name)) why = ` (--${f.name} is not allowed on ${kw})`;
         else {
-          const s = suggest(f.name, allowed);
-          if (s) why = ` (did you mean --${s}?)`;
+          const s = suggest(f.name, allowed, true);
+          if (s) why = ` (did you mean ${s}?)`;
         }
         this.fail(`unknown flag: --${f.name}${why}`, accepts);
       }
