@@ -234,6 +234,19 @@ test('RUN --mount: cache, bind, tmpfs, secret, ssh with defaults', async () => {
   assert.deepEqual(g.ssh, ['default', 'github']);
 });
 
+test('RUN --mount target: relative or missing joins the working directory, the root is refused (BuildKit)', async () => {
+  const g = await build('FROM busybox\nWORKDIR /srv/app\nRUN --mount=type=cache,target=deps --mount=type=tmpfs true\n');
+  const [deps, scratch] = (root(g) as ExecVertex).mounts;
+  assert.equal(deps.target, '/srv/app/deps');
+  assert.equal(deps.cacheId, 'deps'); // the default id is the target as written, cleaned
+  assert.equal(scratch.target, '/srv/app');
+  const noTarget = await build('FROM busybox\nWORKDIR /w\nRUN --mount=type=cache true\n');
+  assert.equal((root(noTarget) as ExecVertex).mounts[0].target, '/w');
+  assert.equal((root(noTarget) as ExecVertex).mounts[0].cacheId, '.');
+  await rejects(build('FROM busybox\nRUN --mount=type=cache true\n'), /invalid mount target "\/"/, 2);
+  await rejects(build('FROM busybox\nWORKDIR /w\nRUN --mount=type=bind,target=.. true\n'), /invalid mount target "\/"/, 3);
+});
+
 test('RUN --mount errors name the line', async () => {
   await rejects(build('FROM busybox\nRUN --mount=type=nfs,target=/x true\n'), /unsupported mount type "nfs"/, 2);
   await rejects(build('FROM busybox\nRUN --mount=type=cache true\n'), /target/, 2);

@@ -113,11 +113,12 @@ async function runMount(
   sshIndex: number,
 ): Promise<ExecMount> {
   const node = cmd.node;
-  let target = spec.target ?? '';
-  if (target && !target.startsWith('/')) target = cleanPath('/' + cwd + '/' + target);
-  else if (target) target = cleanPath(target);
+  // As BuildKit: a relative or missing target is joined to the working
+  // directory (so no target at all mounts there); the root is refused.
+  const written = spec.target ?? '';
+  const target = written.startsWith('/') ? cleanPath(written) : cleanPath('/' + cwd + '/' + written);
   if (target === '/' && spec.type !== 'secret' && spec.type !== 'ssh') {
-    throw cv.err(node, `invalid mount target "${spec.target}"`, 'mount somewhere below /');
+    throw cv.err(node, `invalid mount target "${target}"`, 'give the mount a target below /: target=<path>');
   }
   const fromRef = async (): Promise<Ref | null> => {
     if (spec.from === undefined || spec.from === '') return null;
@@ -140,7 +141,7 @@ async function runMount(
         target,
         type: 'cache',
         readonly: spec.readonly,
-        cacheId: spec.id || cleanPath(spec.target ?? target),
+        cacheId: spec.id || cleanPath(written), // BuildKit: path.Clean of the target as written
         sharing: spec.sharing ?? 'shared',
       };
       if (spec.mode !== undefined) m.mode = spec.mode;

@@ -233,6 +233,5 @@ export function resolveMount(flag: MountFlag, expand: (w: string) => string): Mo
   if (type === 'ssh' && m.from !== undefined) throw new Error('ssh mount should not have a from');
   if (type === 'ssh' && m.source) throw new Error('ssh does not support source');
   if (type === 'tmpfs' && m.from !== undefined) throw new Error('tmpfs mount should not have a from');
-  if (!m.target && type !== 'secret' && type !== 'ssh') throw new Error('mount target (target=<path>) is required');
   return m;
 }
