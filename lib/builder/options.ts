@@ -200,6 +200,21 @@ export function withPush(outputs: OutputSpec[], push: boolean, tags: string[]): 
   });
 }
 
+// --load: buildx's shorthand for --output type=docker into docker's image store. img's
+// image store is the local one: the image is stored (the default), and with --push
+// it is pushed and stored. Another output type would be a second output.
+export function withLoad(outputs: OutputSpec[], tags: string[]): OutputSpec[] {
+  if (outputs.length === 0) return [{ type: 'image', names: tags, push: false, store: true, format: {} }];
+  return outputs.map((o) => {
+    if (o.type !== 'image') {
+      throw new UnsupportedError(`--load cannot be combined with --output type=${o.type}: only one output is supported`, {
+        hint: 'drop --load to write the output only, or drop --output to store the image (then `img save` it)',
+      });
+    }
+    return { ...o, store: true };
+  });
+}
+
 const SECRET_HINT = 'use --secret id=NAME,src=FILE or --secret id=NAME,env=VAR';
 
 export function parseSecret(spec: string): SecretSpec {

@@ -3,6 +3,7 @@
 import { Option } from 'commander';
 import { NotFoundError, UnsupportedError, UsageError } from '../../util/errors';
 import { startupMarks } from '../../util/startup';
+import { parseFixedBool, refuse } from '../refuse';
 import type { RegisterCommand } from './index';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -31,10 +32,71 @@ export interface BuildFlags {
   addHost: string[];
   buildContext: string[];
   check?: boolean;
+  load?: boolean;
+  call?: string;
+  allow: string[];
 }
 
+// buildx's --provenance/--sbom: img writes no attestations, so only "off" is honoured.
+function noAttestation(flag: string): (v: string) => string {
+  return (v: string) => {
+    const s = v.trim().toLowerCase();
+    if (['false', '0', 'f', 'disabled=true'].includes(s)) return v;
+    throw new UnsupportedError(`img does not support ${flag}=${v}: img writes no attestation manifests (provenance, SBOM)`, {
+      hint: `drop ${flag}, or pass ${flag}=false`,
+    });
+  };
+}
+
+// --allow: what an entitlement grants, img either gives every build or cannot give.
+function parseAllow(v: string, prev: string[] = []): string[] {
+  for (const e of v.split(',').map((x) => x.trim()).filter(Boolean)) {
+    // RUN --network=host shares img's network, which needs no grant here.
+    if (e === 'network.host') continue;
+    if (e === 'security.insecure') {
+      throw new UnsupportedError('img does not support --allow security.insecure: RUN steps run unprivileged in a user namespace and cannot get more privileges', {
+        hint: 'drop --allow security.insecure and RUN --security=insecure',
+      });
+    }
+    throw new UnsupportedError(`img does not support --allow ${e}`, { hint: 'img takes --allow network.host only' });
+  }
+  return [...prev, v];
+}
+
+// buildx's --call: `build` (the default) and `check` (as --check); the others print
+// the Dockerfile's outline or targets, which img does not.
+function parseCall(v: string): string {
+  const s = v.trim().toLowerCase();
+  if (s === 'build' || s === 'check') return s;
+  throw new UnsupportedError(`img does not support --call=${v}`, { hint: 'use --call=check (or --check) for the build checks, or --call=build' });
+}
+
+const NO_LIMITS = 'img does not set resource limits on RUN steps';
+const LIMIT_HINT = 'drop the flag; to limit the whole build, run img under one (e.g. systemd-run --user --scope -p MemoryMax=2G img build …)';
+
 export const register: RegisterCommand = (program, globals) =>
-  program
+  refuse(build(program, globals), [
+    { flags: '--shm-size <bytes>', why: 'RUN steps get the runtime\'s /dev/shm', hint: 'drop it, or mount a bigger one in the step: RUN --mount=type=tmpfs,target=/dev/shm …' },
+    { flags: '--ulimit <ulimit>', why: 'img does not set rlimits on RUN steps', hint: 'drop it, or set them in the step: RUN ulimit -n 4096 && …' },
+    { flags: '--no-cache-filter <list>', why: 'img cannot rebuild only some stages', hint: 'use --no-cache to rebuild every step, or change a --build-arg the stage uses' },
+    { flags: '--annotation <list>', why: 'img does not write manifest annotations', hint: 'use --label to put metadata in the image config' },
+    { flags: '--attest <list>', why: 'img writes no attestation manifests (provenance, SBOM)', hint: 'drop it' },
+    { flags: '--builder <string>', why: 'img has no builder instances: it builds in this process', hint: 'drop --builder' },
+    { flags: '--cgroup-parent <string>', why: NO_LIMITS, hint: LIMIT_HINT },
+    { flags: '--cpu-period <int>', why: NO_LIMITS, hint: LIMIT_HINT },
+    { flags: '--cpu-quota <int>', why: NO_LIMITS, hint: LIMIT_HINT },
+    { flags: '-c, --cpu-shares <int>', why: NO_LIMITS, hint: LIMIT_HINT },
+    { flags: '--cpuset-cpus <string>', why: NO_LIMITS, hint: LIMIT_HINT },
+    { flags: '--cpuset-mems <string>', why: NO_LIMITS, hint: LIMIT_HINT },
+    { flags: '-m, --memory <bytes>', why: NO_LIMITS, hint: LIMIT_HINT },
+    { flags: '--memory-swap <bytes>', why: NO_LIMITS, hint: LIMIT_HINT },
+    { flags: '--isolation <string>', why: 'img has one isolation: runc in a user namespace', hint: 'drop --isolation' },
+    { flags: '--security-opt <strings>', why: 'img runs RUN steps with its own fixed, unprivileged profile', hint: 'drop --security-opt' },
+    { flags: '--squash', why: 'img does not squash layers', hint: 'drop it; for one layer, end with a stage FROM scratch that does COPY --from=<stage> / /' },
+  ]);
+
+function build(program: Parameters<RegisterCommand>[0], globals: Parameters<RegisterCommand>[1]) {
+  return program
     .command('build')
     .description('Build an image from a Dockerfile')
     .usage('[OPTIONS] PATH | URL | -')
@@ -50,7 +112,7 @@ export const register: RegisterCommand = (program, globals) =>
     .option('--platform <list>', 'Set platforms for which the image should be built', collect, [])
     .option('-t, --tag <list>', "Name and optionally a tag in the 'name:tag' format", collect, [])
     .option('--target <string>', 'Set the target build stage to build')
-    .addOption(new Option('--progress <string>', 'Set type of progress output (auto, tty, plain, rawjson)').default('auto'))
+    .addOption(new Option('--progress <string>', 'Set type of progress output (auto, tty, plain, rawjson, quiet)').default('auto'))
     .option('-q, --quiet', 'Suppress the build output and print image ID on success')
     .option('--iidfile <string>', 'Write the image ID to the file')
     .option('--metadata-file <string>', 'Write build result metadata to the file')
@@ -62,9 +124,23 @@ export const register: RegisterCommand = (program, globals) =>
     .option('--add-host <list>', 'Add a custom host-to-IP mapping (format: "host:ip")', collect, [])
     .option('--build-context <list>', 'Additional build contexts (e.g., name=path)', collect, [])
     .option('--check', 'Run the build checks and print their warnings, build nothing (exit 1 when any is found)')
+    .option('--call <string>', 'Set method for evaluating build ("build", "check")', parseCall)
+    .option('--load', 'Store the image in the local image store (the default unless --push or another --output is given)')
+    .option('--allow <list>', 'Allow extra privileged entitlement (network.host; RUN --network=host needs no grant in img)', parseAllow, [])
+    .addOption(new Option('--provenance <string>', 'Provenance attestation: img makes none, only "false" is accepted').preset('true').argParser(noAttestation('--provenance')))
+    .addOption(new Option('--sbom <string>', 'SBOM attestation: img makes none, only "false" is accepted').preset('true').argParser(noAttestation('--sbom')))
+    // docker's legacy-builder flags whose only meaning img always has.
+    .addOption(new Option('--rm [bool]', 'Remove intermediate containers after a successful build (always: img keeps none)').preset('true').argParser(parseFixedBool('--rm', true, 'img never keeps the containers of RUN steps', 'drop --rm=false')).hideHelp())
+    .addOption(new Option('--force-rm [bool]', 'Always remove intermediate containers (always: img keeps none)').preset('true').argParser(parseFixedBool('--force-rm', true, 'img never keeps the containers of RUN steps', 'drop --force-rm=false')).hideHelp())
+    .addOption(new Option('--compress', 'No effect: img reads the build context directly, with no daemon to send it to').hideHelp())
+    .addOption(new Option('--disable-content-trust [bool]', 'Skip image verification (always: img does not verify Docker Content Trust)').preset('true').argParser(parseFixedBool('--disable-content-trust', true, 'img does not verify Docker Content Trust signatures', 'pin base images by digest (FROM name@sha256:…) instead')).hideHelp())
     .action(async (contextArg: string, flags: BuildFlags) => {
       /* eslint-disable @typescript-eslint/no-require-imports */
       const g = globals();
+      if (flags.call === 'check') flags.check = true;
+      // buildx --progress=quiet: no progress and no messages (only -q prints the ID).
+      const progressQuiet = flags.progress === 'quiet';
+      if (progressQuiet) flags.progress = 'auto';
       const { enterUserNamespace } = require('../../exec/userns') as typeof import('../../exec/userns');
 
       const opts = require('../../builder/options') as typeof import('../../builder/options');
@@ -82,6 +158,8 @@ export const register: RegisterCommand = (program, globals) =>
       if (flags.output.length > 1) {
         throw new UnsupportedError('only one --output is supported', { hint: 'build once per output, or use -t to store the image and `img save` it' });
       }
+      let outputs = opts.withPush(flags.output.map((o) => opts.parseOutput(o, flags.tag)), Boolean(flags.push), flags.tag);
+      if (flags.load) outputs = opts.withLoad(outputs, flags.tag);
       const env = process.env;
       const buildOpts: import('../../builder/options').BuildOptions = {
         stateDir: g.state,
@@ -96,10 +174,10 @@ export const register: RegisterCommand = (program, globals) =>
         target: flags.target,
         platforms: flags.platform.flatMap((p) => p.split(',')).filter(Boolean).map(parsePlatform),
         tags: flags.tag,
-        outputs: opts.withPush(flags.output.map((o) => opts.parseOutput(o, flags.tag)), Boolean(flags.push), flags.tag),
+        outputs,
         progress: parseProgressMode(flags.progress),
         noConsole: flags.console === false,
-        quiet: Boolean(flags.quiet),
+        quiet: Boolean(flags.quiet) || progressQuiet,
         iidfile: flags.iidfile,
         metadataFile: flags.metadataFile,
         secrets: flags.secret.map(opts.parseSecret),
@@ -136,7 +214,7 @@ export const register: RegisterCommand = (program, globals) =>
         return;
       }
       if (buildOpts.quiet) {
-        if (outcome.imageId && !dataOnStdout) process.stdout.write(outcome.imageId + '\n');
+        if (flags.quiet && outcome.imageId && !dataOnStdout) process.stdout.write(outcome.imageId + '\n');
         return;
       }
       // What was made: the image's name, else what the outputs wrote ("files in out/").
@@ -149,3 +227,4 @@ export const register: RegisterCommand = (program, globals) =>
         return formatReference(r.tag || r.digest ? r : { ...r, tag: 'latest' });
       }
     });
+}

@@ -1,0 +1,41 @@
+// docker's flags that img does not take. Scripts move from `docker` to `img`
+// unchanged, so such a flag must fail with an error naming it and saying what
+// to do instead — never be dropped silently, nor end as commander's bare
+// "unknown option". Each one is a hidden option that throws when parsed (before
+// the command does any work).
+import { Option, type Command } from 'commander';
+import { UnsupportedError } from '../util/errors';
+
+export interface Refusal {
+  // commander's flags, e.g. '--shm-size <bytes>' or '-m, --memory <bytes>' or '--squash'
+  flags: string;
+  // why img does not take it, e.g. 'img does not limit the memory of RUN steps'
+  why: string;
+  // what to do instead
+  hint: string;
+}
+
+export function refuse(cmd: Command, refusals: Refusal[]): Command {
+  for (const r of refusals) {
+    const opt = new Option(r.flags).hideHelp();
+    cmd.addOption(opt);
+    // commander emits `option:NAME` as it parses the flag, before any action runs.
+    cmd.on(`option:${opt.name()}`, () => {
+      const shown = opt.long ?? opt.short ?? r.flags;
+      throw new UnsupportedError(`img ${cmd.name()} does not support ${shown}: ${r.why}`, { hint: r.hint });
+    });
+  }
+  return cmd;
+}
+
+// A boolean docker flag whose only meaningful value is the one img always has
+// (e.g. `docker build --rm`): accepted; `--flag=false` (the other behaviour) refused.
+export function parseFixedBool(flag: string, fixed: boolean, why: string, hint: string): (v: string) => boolean {
+  return (v: string) => {
+    const s = v.trim().toLowerCase();
+    const b = ['1', 't', 'true'].includes(s) ? true : ['0', 'f', 'false'].includes(s) ? false : null;
+    if (b === null) throw new UnsupportedError(`invalid value "${v}" for ${flag}: expected true or false`, { hint: `use ${flag}=${fixed}` });
+    if (b !== fixed) throw new UnsupportedError(`img does not support ${flag}=${b}: ${why}`, { hint });
+    return b;
+  };
+}

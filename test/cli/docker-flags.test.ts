@@ -1,0 +1,64 @@
+// docker/buildx build flags a script may pass to `img build`: each is honoured
+// or fails with an error naming the flag and what to do instead — never dropped.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { runImg } from '../helpers/cli';
+import { build, setup, skip } from '../builder/helpers';
+
+test('docker build flags img cannot honour are refused by name, before any work', async () => {
+  const cases: [string[], RegExp][] = [
+    [['--shm-size', '1g'], /^Error: img build does not support --shm-size: .* — drop it/],
+    [['--ulimit', 'nofile=1024:1024'], /^Error: img build does not support --ulimit: .* — drop it, or set them in the step/],
+    [['-m', '1g'], /^Error: img build does not support --memory: img does not set resource limits on RUN steps — drop the flag/],
+    [['--cpu-shares', '2'], /^Error: img build does not support --cpu-shares:/],
+    [['--squash'], /^Error: img build does not support --squash: img does not squash layers — /],
+    [['--no-cache-filter', 'build'], /^Error: img build does not support --no-cache-filter: .* — use --no-cache/],
+    [['--annotation', 'a=b'], /^Error: img build does not support --annotation: .* — use --label/],
+    [['--attest', 'type=sbom'], /^Error: img build does not support --attest:/],
+    [['--builder', 'x'], /^Error: img build does not support --builder:/],
+    [['--security-opt', 'seccomp=unconfined'], /^Error: img build does not support --security-opt:/],
+    [['--provenance=true'], /^Error: img does not support --provenance=true: img writes no attestation manifests .* — drop --provenance, or pass --provenance=false/],
+    [['--sbom=true'], /^Error: img does not support --sbom=true:/],
+    [['--rm=false'], /^Error: img does not support --rm=false: img never keeps the containers of RUN steps/],
+    [['--call', 'outline'], /^Error: img does not support --call=outline — use --call=check/],
+    [['--allow', 'security.insecure'], /^Error: img does not support --allow security.insecure:/],
+    [['--load', '-o', 'type=local,dest=out'], /^Error: --load cannot be combined with --output type=local/],
+    [['--disable-content-trust=false'], /^Error: img does not support --disable-content-trust=false:/],
+  ];
+  for (const [flags, want] of cases) {
+    const r = await runImg(['--state', '/nonexistent/state', 'build', ...flags, '/nonexistent/ctx']);
+    assert.equal(r.code, 1, `${flags.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, want, flags.join(' '));
+    assert.equal(r.stdout, '', flags.join(' '));
+  }
+  // The refused flags stay out of the help; the accepted buildx ones are listed.
+  const help = await runImg(['build', '--help']);
+  assert.doesNotMatch(help.stdout, /--shm-size|--squash|--ulimit/);
+  for (const f of ['--load ', '--provenance string', '--sbom string', '--call string', '--allow list']) assert.ok(help.stdout.includes(f), f);
+  assert.match(help.stdout, /--progress string +Set type of progress output \(auto, tty, plain, rawjson, quiet\)/);
+});
+
+test('buildx flags img honours: --load, --provenance=false, --sbom=false, --call=check, --progress=quiet, legacy --rm', { skip }, async () => {
+  const e = await setup({ Dockerfile: 'FROM busybox\nRUN echo hi > /hi\n' });
+  const r = await build(e, ['-t', 'flags:1', '--load', '--provenance=false', '--sbom=false', '--rm', '--force-rm', '--compress', '--allow', 'network.host', e.ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Successfully built docker.io\/library\/flags:1\n$/);
+  const ls = await runImg(['--state', e.state, 'ls']);
+  assert.match(ls.stdout, /^flags:1\t/m);
+
+  // --progress=quiet: nothing on stdout or stderr (only -q prints the ID).
+  const q = await build(e, ['-t', 'flags:2', '--progress=quiet', e.ctx]);
+  assert.equal(q.code, 0, q.stderr);
+  assert.equal(q.stdout, '');
+  assert.equal(q.stderr, '');
+  assert.match((await runImg(['--state', e.state, 'ls'])).stdout, /^flags:2\t/m);
+
+  // --call=check is --check: a finding exits 1 and builds nothing.
+  fs.writeFileSync(path.join(e.ctx, 'Dockerfile'), 'from busybox AS Base\n');
+  const c = await build(e, ['--call=check', '-t', 'flags:3', e.ctx]);
+  assert.equal(c.code, 1, c.stderr + c.stdout);
+  assert.match(c.stdout + c.stderr, /StageNameCasing|FromAsCasing/);
+  assert.doesNotMatch((await runImg(['--state', e.state, 'ls'])).stdout, /flags:3/);
+});
