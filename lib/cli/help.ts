@@ -41,6 +41,8 @@ export function formatHelp(cmd: Command, _helper: Help): string {
   out.push(`${name} -  ${cmd.description()}`, '');
   const usage = isRoot ? 'img [OPTIONS] COMMAND [ARG...]' : `img ${cmd.name()} ${cmd.usage()}`;
   out.push(`Usage: ${usage.trimEnd()}`, '');
+  // cobra's Aliases section (docker's names: rmi for rm, images for ls).
+  if (!isRoot && cmd.aliases().length) out.push('Aliases:', `  ${[cmd.name(), ...cmd.aliases()].join(', ')}`, '');
   const own = optionRows(cmd.options);
   own.push(['-h, --help', `help for ${name}`]);
   // cobra sorts flags by long name, ignoring the short form in front.

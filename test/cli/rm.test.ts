@@ -58,4 +58,42 @@ describe('img rm', () => {
     assert.match(bad.stderr, /invalid reference "UPPER"/);
     assert.deepEqual(await blobs(state), [...a.blobs.keys()].sort(), 'nothing removed when a name is invalid');
   });
+
+  it('rmi -f and image IDs, as docker rmi', async () => {
+    const state = await fsp.mkdtemp(path.join(os.tmpdir(), 'img-cli-rmi-'));
+    dirs.push(state);
+    const a = await makeBusyboxImage();
+    await a.writeToStore(state, 'a');
+    await a.writeToStore(state, 'localhost:5000/a:1');
+    const id = (await runImg(['--state', state, 'inspect', '-f', '{{.Id}}', 'a'])).stdout.trim();
+    const short = id.slice(7, 19);
+
+    // An ID with two names needs -f, and nothing is removed without it.
+    const conflict = await runImg(['--state', state, 'rmi', short]);
+    assert.equal(conflict.code, 1);
+    assert.equal(conflict.stdout, '');
+    assert.match(conflict.stderr, new RegExp(`^Error: conflict: unable to delete ${short} \\(must be forced\\) - image is referenced in multiple repositories — use img rm -f ${short}`));
+    assert.deepEqual(await blobs(state), [...a.blobs.keys()].sort());
+
+    // -f: every name goes; a missing image is said on stderr and the exit stays 0.
+    const forced = await runImg(['--state', state, 'rmi', '-f', 'nope', short]);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.equal(forced.stderr, 'Error: No such image: nope\n');
+    assert.match(forced.stdout, /^Untagged: a:latest\nUntagged: localhost:5000\/a:1\nDeleted: /);
+    assert.deepEqual(await blobs(state), []);
+
+    // One name: the ID alone removes it; without -f a missing image fails.
+    await a.writeToStore(state, 'a');
+    const one = await runImg(['--state', state, 'rm', id]);
+    assert.equal(one.code, 0, one.stderr);
+    assert.match(one.stdout, /^Untagged: a:latest\n/);
+    const gone = await runImg(['--state', state, 'rmi', short]);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, new RegExp(`^Error: No such image: ${short} — `));
+
+    const noPrune = await runImg(['--state', state, 'rmi', '--no-prune', 'a']);
+    assert.equal(noPrune.code, 1);
+    assert.match(noPrune.stderr, /^Error: img rm does not support --no-prune: .* — drop --no-prune/);
+    assert.match((await runImg(['rmi', '--help'])).stdout, /\nAliases:\n  rm, rmi\n/);
+  });
 });
