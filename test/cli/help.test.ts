@@ -22,8 +22,14 @@ describe('help texts', () => {
 Usage: img ls [OPTIONS]
 
 Flags:
-  -f, --filter list   Filter output based on conditions provided
-  -h, --help          help for ls
+  -a, --all             Show all images (img keeps no intermediate images)
+      --digests         Show digests
+  -f, --filter list     Filter output based on conditions provided
+      --format string   Format output using a custom template: "table", "table TEMPLATE", "json" or a Go TEMPLATE
+  -h, --help            help for ls
+      --no-trunc        Don't truncate output
+  -q, --quiet           Only show image IDs
+      --tree            List multi-platform images as a tree (img ls always does)
 
 ${GLOBALS(STATE)}`,
     );
@@ -49,8 +55,12 @@ ${GLOBALS(STATE)}`,
 
 Usage: img rm [OPTIONS] IMAGE [IMAGE...]
 
+Aliases:
+  rm, rmi
+
 Flags:
-  -h, --help   help for rm
+  -f, --force   Force removal of the image (every name of an ID; a missing image is no error)
+  -h, --help    help for rm
 
 ${GLOBALS(STATE)}`,
     );

@@ -104,4 +104,44 @@ describe('img ls', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'NAME\tSIZE\tCREATED AT\tUPDATED AT\tDIGEST\n');
   });
+
+  it("img images prints docker's table; -q, --no-trunc, --digests, --format and json as docker images", async () => {
+    const id = async (name: string) => (await runImg(['--state', state, 'inspect', '-f', '{{.Id}}', name])).stdout.trim();
+    const bb = await id('busybox');
+    const ap = await id('localhost:5000/team/app:1.0');
+    const short = (x: string) => x.slice(7, 19);
+
+    const table = await runImg(['--state', state, 'images']);
+    assert.equal(table.code, 0, table.stderr);
+    const lines = table.stdout.split('\n');
+    assert.match(lines[0], /^REPOSITORY {16}TAG {7}IMAGE ID {7}CREATED {7}SIZE$/);
+    assert.match(lines[1], new RegExp(`^busybox {19}latest {4}${short(bb)} {3}2 years ago {3}\\d`));
+    assert.match(lines[2], new RegExp(`^localhost:5000/team/app {3}1\\.0 {7}${short(ap)} {3}`));
+    assert.equal(lines.length, 4);
+
+    const q = await runImg(['--state', state, 'images', '-q']);
+    assert.equal(q.stdout, `${short(bb)}\n${short(ap)}\n`);
+    const ql = await runImg(['--state', state, 'ls', '-q', '--no-trunc']);
+    assert.equal(ql.stdout, `${bb}\n${ap}\n`);
+
+    const f = await runImg(['--state', state, 'images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}} {{.Digest}}', '--filter', 'reference=busybox']);
+    assert.equal(f.stdout, `busybox:latest ${short(bb)} ${busybox.manifest.digest}\n`);
+    const d = await runImg(['--state', state, 'images', '--digests']);
+    assert.match(d.stdout.split('\n')[0], /^REPOSITORY +TAG +DIGEST +IMAGE ID +CREATED +SIZE$/);
+    assert.ok(d.stdout.includes(app.manifest.digest));
+
+    const j = await runImg(['--state', state, 'images', '--format', 'json']);
+    const rows = j.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(Object.keys(rows[0]), ['Containers', 'CreatedAt', 'CreatedSince', 'Digest', 'ID', 'Repository', 'SharedSize', 'Size', 'Tag', 'UniqueSize', 'VirtualSize']);
+    // Go's time.Time.String() of the config's created time.
+    const j0 = await runImg(['--state', state, 'images', '--format', '{{.CreatedAt}}', '-f', 'reference=busybox'], { env: { TZ: 'UTC' } });
+    assert.equal(j0.stdout, '2024-01-01 00:00:00 +0000 UTC\n');
+
+    // img ls keeps its own table, and takes docker's table templates too.
+    const t = await runImg(['--state', state, 'ls', '--format', 'table {{.Name}}\t{{.ID}}']);
+    assert.equal(t.stdout, `NAME                          IMAGE ID\nbusybox:latest                ${short(bb)}\nlocalhost:5000/team/app:1.0   ${short(ap)}\n`);
+    const bad = await runImg(['--state', state, 'images', '--format', '{{.Nope}}']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /can't evaluate field Nope/);
+  });
 });

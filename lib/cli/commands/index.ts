@@ -9,7 +9,7 @@ import { register as inspect } from './inspect';
 import { register as load } from './load';
 import { register as login } from './login';
 import { register as logout } from './logout';
-import { register as ls } from './ls';
+import { register as ls, registerImages as images } from './ls';
 import { register as pull } from './pull';
 import { register as push } from './push';
 import { register as rm } from './rm';
@@ -26,6 +26,7 @@ export type RegisterCommand = (program: Command, globals: () => GlobalOptions) =
 export const commands: RegisterCommand[] = [
   build,
   history,
+  images,
   inspect,
   load,
   login,

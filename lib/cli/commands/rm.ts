@@ -13,7 +13,7 @@ export const register: RegisterCommand = (program, globals) =>
       .description('Remove one or more images.')
       .usage('[OPTIONS] IMAGE [IMAGE...]')
       .argument('<image...>')
-      .option('-f, --force', 'Remove every name of an image given by ID; a missing image is reported but not an error')
+      .option('-f, --force', 'Force removal of the image (every name of an ID; a missing image is no error)')
       .action(async (names: string[], opts: { force?: boolean }) => {
         /* eslint-disable @typescript-eslint/no-require-imports */
         const { removeImages } = require('../../state/remove') as typeof import('../../state/remove');
