@@ -73,4 +73,43 @@ describe('img push', () => {
     const digest = await runImg(['--state', state, 'push', `${reg.host}/no/such@${img.manifest.digest}`]);
     assert.match(digest.stderr, /Error: cannot push by digest/);
   });
+
+  it("docker's -q, -a/--all-tags and --username: pull -q, push -q and push -a print the references scripts read", async () => {
+    const state = fresh('state-');
+    const pulled = await runImg(['--state', state, 'pull', '-q', `${reg.host}/library/busybox`]);
+    assert.equal(pulled.code, 0, pulled.stderr);
+    assert.equal(pulled.stdout, `${reg.host}/library/busybox:latest\n`);
+    for (const t of ['1', '2']) assert.equal((await runImg(['--state', state, 'tag', `${reg.host}/library/busybox`, `${reg.host}/team/all:${t}`])).code, 0);
+
+    const q = await runImg(['--state', state, 'push', '-q', `${reg.host}/team/all:1`]);
+    assert.equal(q.code, 0, q.stderr);
+    assert.equal(q.stdout, `${reg.host}/team/all:1\n`);
+
+    const all = await runImg(['--state', state, 'push', '--all-tags', `${reg.host}/team/all`]);
+    assert.equal(all.code, 0, all.stderr);
+    assert.match(all.stdout, new RegExp(`^Pushing ${reg.host}/team/all:1\\.\\.\\.\\n[^]*Successfully pushed ${reg.host}/team/all:1\\nPushing ${reg.host}/team/all:2\\.\\.\\.\\n[^]*Successfully pushed ${reg.host}/team/all:2\\n$`));
+    const tags = JSON.parse(execFileSync('skopeo', ['list-tags', '--tls-verify=false', `docker://${reg.host}/team/all`], { encoding: 'utf8' })) as { Tags: string[] };
+    assert.deepEqual(tags.Tags.sort(), ['1', '2']);
+    const aq = await runImg(['--state', state, 'push', '-a', '-q', `${reg.host}/team/all`]);
+    assert.equal(aq.stdout, `${reg.host}/team/all\n`);
+
+    const tagged = await runImg(['--state', state, 'push', '-a', `${reg.host}/team/all:1`]);
+    assert.equal(tagged.code, 1);
+    assert.match(tagged.stderr, /^Error: tag can't be used with --all-tags\/-a/);
+    const none = await runImg(['--state', state, 'push', '-a', `${reg.host}/team/none`]);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, new RegExp(`^Error: An image does not exist locally with the tag: ${reg.host}/team/none`));
+    const plat = await runImg(['--state', state, 'push', '--platform', 'linux/amd64', `${reg.host}/team/all:1`]);
+    assert.equal(plat.code, 1);
+    assert.match(plat.stderr, /^Error: img push does not support --platform: .* — drop --platform/);
+    const allTagsPull = await runImg(['--state', state, 'pull', '-a', `${reg.host}/team/all`]);
+    assert.equal(allTagsPull.code, 1);
+    assert.match(allTagsPull.stderr, /^Error: img pull does not support --all-tags: img pull pulls one tag — pull each tag you need/);
+
+    // docker login --username: the same as img's -u/--user.
+    const env = { DOCKER_CONFIG: fresh('docker-') };
+    const login = await runImg(['login', '--username', 'alice', '--password-stdin', secure.host], { env, input: 'wonderland' });
+    assert.equal(login.code, 0, login.stderr);
+    assert.equal(login.stdout, 'Login Succeeded\n');
+  });
 });
