@@ -1,11 +1,13 @@
-// docker/buildx build flags a script may pass to `img build`: each is honoured
+// docker/buildx flags a script may pass to img's commands: each is honoured
 // or fails with an error naming the flag and what to do instead — never dropped.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { runImg } from '../helpers/cli';
 import { build, setup, skip } from '../builder/helpers';
+import { makeBusyboxImage } from '../fixtures/images';
 
 test('docker build flags img cannot honour are refused by name, before any work', async () => {
   const cases: [string[], RegExp][] = [
@@ -61,4 +63,37 @@ test('buildx flags img honours: --load, --provenance=false, --sbom=false, --call
   assert.equal(c.code, 1, c.stderr + c.stdout);
   assert.match(c.stdout + c.stderr, /StageNameCasing|FromAsCasing/);
   assert.doesNotMatch((await runImg(['--state', e.state, 'ls'])).stdout, /flags:3/);
+});
+
+test('save, load, history, inspect, prune: docker flags honoured or refused by name', async () => {
+  const state = fs.mkdtempSync(path.join(os.tmpdir(), 'img-cli-flags-'));
+  try {
+    const img = await makeBusyboxImage();
+    await img.writeToStore(state, 'bb');
+    const refused: [string[], RegExp][] = [
+      [['save', '--platform', 'linux/amd64', 'bb'], /^Error: img save does not support --platform: .* — drop --platform/],
+      [['load', '--platform', 'linux/amd64', '-i', '/nonexistent.tar'], /^Error: img load does not support --platform: .* — drop --platform/],
+      [['history', '--platform', 'linux/amd64', 'bb'], /^Error: img history does not support --platform:/],
+      [['inspect', '--platform', 'linux/amd64', 'bb'], /^Error: img inspect does not support --platform:/],
+      [['inspect', '--type', 'container', 'bb'], /^Error: img inspect --type container: img has no containers, only images — /],
+      [['prune', '--filter', 'until=24h'], /^Error: img prune does not support --filter: .* — drop --filter/],
+      [['prune', '--keep-storage', '1g'], /^Error: img prune does not support --keep-storage:/],
+    ];
+    for (const [args, want] of refused) {
+      const r = await runImg(['--state', state, ...args]);
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, want, args.join(' '));
+      assert.equal(r.stdout, '', args.join(' '));
+    }
+    // docker inspect --type image --size: the image's object, as without them.
+    const plain = await runImg(['--state', state, 'inspect', 'bb']);
+    const typed = await runImg(['--state', state, 'inspect', '--type', 'image', '--size', 'bb']);
+    assert.equal(typed.code, 0, typed.stderr);
+    assert.equal(typed.stdout, plain.stdout);
+    const help = await runImg(['prune', '--help']);
+    assert.match(help.stdout, /-a, --all +Remove all unused build cache/);
+    assert.match(help.stdout, /-f, --force +Do not prompt for confirmation/);
+  } finally {
+    fs.rmSync(state, { recursive: true, force: true });
+  }
 });
