@@ -120,26 +120,20 @@ async function list(state: string, flags: ListFlags, style: 'img' | 'docker'): P
 // docker's rows: one per name, newest image first; an image kept only under its ID
 // (an unnamed `img load`) is <none>:<none>.
 async function imageViews(state: string, images: import('../../images/list').ImageListing[], trunc: boolean, now: number): Promise<ImageView[]> {
-  const { ContentStore } = require('../../content/store') as typeof import('../../content/store');
-  const { resolveImage, layerSize, isIdName } = require('../../images/inspect') as typeof import('../../images/inspect');
+  const { inspectImages, isIdName } = require('../../images/inspect') as typeof import('../../images/inspect');
   const { parseReference, familiarName } = require('../../images/reference') as typeof import('../../images/reference');
   const { humanSize, timeAgo } = require('../../util/units') as typeof import('../../util/units');
-  const content = new ContentStore(state);
+  // The ID, creation time and unpacked size `img inspect` shows (docker's SIZE is the latter).
+  // `found` follows `names`, less the ones in `missing` (a manifest not stored here).
+  const { found, missing } = await inspectImages(state, images.map((i) => i.name));
+  const gone = new Set(missing);
+  let next = 0;
   const rows: (ImageView & { created: number })[] = [];
   for (const img of images) {
-    let id = '';
-    let created = 0;
-    let size = img.size;
-    try {
-      const r = await resolveImage(content, img.target);
-      id = r.id;
-      created = r.config.created ? Date.parse(r.config.created) : 0;
-      // docker's SIZE: the layers unpacked, as `img inspect`'s Size.
-      size = (await Promise.all(r.manifest.layers.map((l) => layerSize(content, l)))).reduce((a, b) => a + b, 0);
-    } catch {
-      // its manifest is not stored (an index pulled for another platform): the digest stands in
-      id = img.target.digest;
-    }
+    const obj = gone.has(img.name) ? undefined : found[next++];
+    const id = typeof obj?.Id === 'string' ? obj.Id : img.target.digest;
+    const created = typeof obj?.Created === 'string' ? Date.parse(obj.Created) || 0 : 0;
+    const size = typeof obj?.Size === 'number' ? obj.Size : img.size;
     let repository = '<none>';
     let tag = '<none>';
     if (!isIdName(img.name)) {

@@ -41,8 +41,7 @@ export const register: RegisterCommand = (program, globals) =>
 // point at that image, as docker rmi does; an ID with several names needs -f.
 async function resolveIds(state: string, names: string[], force: boolean): Promise<{ names: string[]; typed: Map<string, string> }> {
   const { ImageStore } = require('../../images/store') as typeof import('../../images/store');
-  const { ContentStore } = require('../../content/store') as typeof import('../../content/store');
-  const { findImage, isIdName } = require('../../images/inspect') as typeof import('../../images/inspect');
+  const { inspectImages, isIdName } = require('../../images/inspect') as typeof import('../../images/inspect');
   const { normalizeName } = require('../../images/reference') as typeof import('../../images/reference');
   const images = new ImageStore(state);
   const out: string[] = [];
@@ -56,21 +55,19 @@ async function resolveIds(state: string, names: string[], force: boolean): Promi
       out.push(input);
       continue;
     }
-    let found;
-    try {
-      found = await findImage(new ContentStore(state), images, input);
-    } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err;
-      out.push(input);
+    const obj = (await inspectImages(state, [input])).found[0];
+    if (!obj) {
+      out.push(input); // reported as missing by removeImages
       continue;
     }
-    const recNames = found.records.map((r) => r.name);
-    if (recNames.length > 1 && !force) {
+    // Its tags; an image with none is kept under its ID.
+    const tags = Array.isArray(obj.RepoTags) && obj.RepoTags.length ? (obj.RepoTags as string[]) : [String(obj.Id)];
+    if (tags.length > 1 && !force) {
       throw new UsageError(`conflict: unable to delete ${input} (must be forced) - image is referenced in multiple repositories`, {
-        hint: `use img rm -f ${input} to remove all its names (${recNames.join(', ')}), or remove them by name`,
+        hint: `use img rm -f ${input} to remove all its names (${tags.join(', ')}), or remove them by name`,
       });
     }
-    for (const n of recNames) {
+    for (const n of tags) {
       out.push(n);
       typed.set(n, input);
     }
