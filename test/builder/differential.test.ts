@@ -254,9 +254,9 @@ function fsDiff(a: Map<string, Entry>, b: Map<string, Entry>): string[] {
 //    current BuildKit (and img) the resolved value ("ARG B=argB"): compare names;
 //  - EXPOSE / HEALTHCHECK history: the text is Go's %v / %q of BuildKit's
 //    internal value, which changed between releases ("EXPOSE map[80/tcp:{}]" vs
-//    "EXPOSE [80/tcp]"; HEALTHCHECK gained StartInterval: &{[...] "5s" "0s" "0s" '\x00'}
-//    vs &{[...] "5s" "0s" "0s" "0s" '\x00'}): compare the keyword only (the
-//    values themselves are compared in config);
+//    "EXPOSE [80/tcp]"; HEALTHCHECK was %q of the pointer, &{[...] "5s" "0s" "0s" '\x00'},
+//    and is %+v of the struct since 2025, {Test:[...] Interval:5s ... Retries:0}, as img
+//    writes it): compare the keyword only (the values themselves are compared in config);
 //  - (none for a step that changes nothing, such as WORKDIR of an existing
 //    directory or COPY of an empty wildcard match: docker 20.10 and current
 //    BuildKit, like img, keep its empty layer, the diff_id of an empty tar, with

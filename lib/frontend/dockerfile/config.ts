@@ -218,22 +218,14 @@ export function validSignal(s: string): boolean {
 
 // ---- HEALTHCHECK ----
 
-// BuildKit writes fmt.Sprintf("HEALTHCHECK %q", &config): Go's %q reaches into
-// the struct pointer — strings quoted, durations as their quoted String(), the
-// int Retries as a quoted rune: HEALTHCHECK &{["CMD-SHELL" "curl x"] "30s" "3s" "0s" "0s" '\x03'}.
+// BuildKit writes fmt.Sprintf("HEALTHCHECK %+v", config) (its TestDispatchHealthcheckHistory;
+// releases before 2025 wrote %q of the pointer, &{["CMD" ...] "1s" ... '\x05'}): field
+// names, the Test words unquoted, durations as time.Duration.String(), Retries in decimal:
+// HEALTHCHECK {Test:[CMD-SHELL curl x] Interval:30s Timeout:3s StartPeriod:0s StartInterval:0s Retries:3}.
 export function healthcheckHistory(h: HealthConfig): string {
-  const d = (ns: number | undefined): string => goQuote(goDuration(ns ?? 0));
+  const d = (ns: number | undefined): string => goDuration(ns ?? 0);
   return (
-    `HEALTHCHECK &{[${(h.Test ?? []).map(goQuote).join(' ')}] ${d(h.Interval)} ${d(h.Timeout)} ` +
-    `${d(h.StartPeriod)} ${d(h.StartInterval)} ${goQuoteRune(h.Retries ?? 0)}}`
+    `HEALTHCHECK {Test:[${(h.Test ?? []).join(' ')}] Interval:${d(h.Interval)} Timeout:${d(h.Timeout)} ` +
+    `StartPeriod:${d(h.StartPeriod)} StartInterval:${d(h.StartInterval)} Retries:${h.Retries ?? 0}}`
   );
-}
-
-// strconv.QuoteRune of an int, as fmt's %q prints integers ('\x00', '\n', 'A').
-export function goQuoteRune(n: number): string {
-  const c = n < 0 || n > 0x10ffff || (n >= 0xd800 && n < 0xe000) ? 0xfffd : n;
-  const ch = String.fromCodePoint(c);
-  if (ch === "'" || ch === '\\') return `'\\${ch}'`;
-  if ((c >= 0x20 && c < 0x7f) || c === 0xfffd) return `'${ch}'`;
-  return `'${goEscape(c, ch)}'`;
 }

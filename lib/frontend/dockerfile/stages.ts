@@ -50,7 +50,8 @@ export function splitStages(commands: Command[], file: string): SplitDockerfile 
     }
   }
   if (stages.length === 0) {
-    throw new DockerfileError('the Dockerfile has no FROM instruction', {
+    // BuildKit's words (toDispatchState), which scripts and its tests match on.
+    throw new DockerfileError('dockerfile contains no stages to build', {
       file,
       line: commands.length ? commands[commands.length - 1].node.endLine : 1,
       hint: 'start a build stage with FROM <image> (or FROM scratch)',
