@@ -214,3 +214,24 @@ test('Dockerfile without FROM, or with instructions before FROM, is an error', a
   await rejects(build('ARG A=1\n'), /dockerfile contains no stages to build/);
   await rejects(build('RUN true\nFROM busybox\n'), /no build stage in current context|must come after FROM|FROM/, 1);
 });
+
+test('a cycle through several stages is found before any is built, named after the first stage that reaches it', async () => {
+  const df = 'FROM busybox AS one\nCOPY --from=three /a /a\nFROM busybox AS two\nCOPY --from=one /b /b\nFROM busybox AS three\nCOPY --from=two /c /c\n';
+  await rejects(build(df), /circular dependency detected on stage: one$/, 2);
+  // RUN --mount from= is an edge as well; an unnamed stage is "stage-N".
+  await rejects(build('FROM busybox\nRUN --mount=from=x,target=/m true\nFROM busybox AS x\nCOPY --from=0 /d /d\n'), /circular dependency detected on stage: stage-0$/, 2);
+  await rejects(build('FROM busybox\nCOPY --from=0 /x /x\n'), /circular dependency detected on stage: stage-0$/, 2);
+  // A stage reached only through FROM <stage> is not an edge: no cycle here.
+  await build('FROM busybox AS base\nRUN true\nFROM base AS next\nCOPY --from=base /a /a\n');
+});
+
+test('RUN --mount from a stage defined later says which mount', async () => {
+  const df = 'FROM busybox AS first\nRUN --mount=from=later,target=/src ls /src\nFROM busybox AS later\nFROM first\n';
+  await rejects(build(df), /cannot mount from stage "later" to "\/src", stage needs to be defined before current command/, 2);
+});
+
+test('FROM matches a stage by its name as written: "FROM Base" is an image name (invalid), "FROM SCRATCH" too', async () => {
+  await build('FROM busybox AS Base\nRUN true\nFROM base\n');
+  await rejects(build('FROM busybox AS base\nRUN true\nFROM Base\n'), /must be lowercase/, 3);
+  await rejects(build('FROM SCRATCH\n'), /must be lowercase/, 1);
+});

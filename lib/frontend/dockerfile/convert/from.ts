@@ -141,11 +141,12 @@ export async function dispatchStage(cv: Converter, stage: Stage): Promise<StageS
     platform = p;
   }
   const label = cv.singleStage ? '' : stage.name || `stage-${stage.index}`;
-  const lower = base.toLowerCase();
   // Only stages defined above can be a base; a later name is an image reference.
   // --build-context <stage name>=... replaces the whole stage.
   const override = stage.name ? namedContext(cv, stage.name) : undefined;
-  const baseStage = override ? undefined : cv.stages.slice(0, stage.index).find((s) => s.name && s.name === lower);
+  // The base is looked up as written among the (lower-cased) stage names, so
+  // "FROM Builder" is not stage "builder" but an (invalid) image name, as in BuildKit.
+  const baseStage = override ? undefined : cv.stages.slice(0, stage.index).find((s) => s.name && s.name === base);
   const named = override ?? (baseStage ? undefined : namedContext(cv, base));
 
   let st: StageState;
@@ -167,7 +168,8 @@ export async function dispatchStage(cv: Converter, stage: Stage): Promise<StageS
     st.env = new Map(parent.env);
     st.declared = parent.declared.map((d) => ({ ...d }));
     st.workdirSet = parent.workdirSet;
-  } else if (lower === 'scratch' && !named) {
+  } else if (base === 'scratch' && !named) {
+    // Exactly "scratch": BuildKit compares the name as written ("SCRATCH" is an invalid image name).
     const plat = platform ?? cv.targetPlatform;
     st = newStageState(stage, label, emptyImage(plat), null, plat);
   } else if (named?.kind === 'local') {
@@ -261,12 +263,12 @@ export function prefetch(cv: Converter, target: Stage): void {
     seen.add(s);
     try {
       const base = cv.expand(s.from.node, s.from.baseName, cv.globalEnv);
-      const earlier = cv.stages.slice(0, s.index).find((x) => x.name && x.name === base.toLowerCase());
+      const earlier = cv.stages.slice(0, s.index).find((x) => x.name && x.name === base);
       let platform = cv.targetPlatform;
       if (s.from.platform !== undefined) platform = parsePlatform(cv.expand(s.from.node, s.from.platform, cv.globalEnv)) ?? platform;
       if (s.name && namedContext(cv, s.name)) return;
       if (earlier) visit(earlier);
-      else if (base.toLowerCase() !== 'scratch' && !namedContext(cv, base)) {
+      else if (base !== 'scratch' && !namedContext(cv, base)) {
         void cv.images.resolve(formatReference(parseReference(base)), platform);
       }
     } catch {
@@ -289,14 +291,51 @@ export function prefetch(cv: Converter, target: Stage): void {
 }
 
 // Checks BuildKit makes on every stage, used or not: no variables in
-// --from, stage indexes in range, no stage copying from itself.
+// --from, stage indexes in range, then no cycle among the stages that
+// COPY --from / RUN --mount from= read (a stage copying from itself included).
 export function checkStageRefs(cv: Converter): void {
+  const deps = new Map<Stage, { stage: Stage; node: Instruction }[]>();
   for (const s of cv.stages) {
-    for (const { cmd, from, kind } of fromRefs(s.commands)) checkStageRef(cv, cmd.node, s, from, kind);
+    const list: { stage: Stage; node: Instruction }[] = [];
+    for (const { cmd, from, kind } of fromRefs(s.commands)) {
+      checkStageRef(cv, cmd.node, s, from, kind, false);
+      const dep = stageByRef(cv, from, kind);
+      if (dep) list.push({ stage: dep, node: cmd.node });
+    }
+    deps.set(s, list);
+  }
+  checkCycles(cv, deps);
+}
+
+// BuildKit's validateCircularDependency: a depth-first walk from each stage in
+// file order (FROM <stage> is not an edge); the error names the stage the walk
+// started from, "stage-N" when it has no name, and points at the first command
+// on the cycle's path.
+function checkCycles(cv: Converter, deps: Map<Stage, { stage: Stage; node: Instruction }[]>): void {
+  const visited = new Set<Stage>();
+  const onPath = new Set<Stage>();
+  const visit = (s: Stage, path: Instruction[]): Instruction[] | null => {
+    if (visited.has(s)) return null;
+    visited.add(s);
+    onPath.add(s);
+    for (const d of deps.get(s) ?? []) {
+      const next = [...path, d.node];
+      if (onPath.has(d.stage)) return next;
+      const found = visit(d.stage, next);
+      if (found) return found;
+    }
+    onPath.delete(s);
+    return null;
+  };
+  for (const s of cv.stages) {
+    const path = visit(s, []);
+    if (path) {
+      throw cv.err(path[0], `circular dependency detected on stage: ${s.name || `stage-${s.index}`}`, 'a stage cannot use its own result, directly or through the stages it copies from');
+    }
   }
 }
 
-function checkStageRef(cv: Converter, node: Instruction, cur: Stage, from: string, kind: 'from' | 'mount'): void {
+function checkStageRef(cv: Converter, node: Instruction, cur: Stage, from: string, kind: 'from' | 'mount', self = true): void {
   if (kind === 'mount' && /\$./.test(from)) {
     throw cv.err(node, "'from' doesn't support variable expansion, define alias stage instead", 'ARG X=... before the first FROM, then FROM ${X} AS alias, and from=alias');
   }
@@ -313,9 +352,9 @@ function checkStageRef(cv: Converter, node: Instruction, cur: Stage, from: strin
       throw cv.err(node, `invalid stage index ${i}`, `the Dockerfile has stages 0 to ${cv.stages.length - 1}`);
     }
   }
-  const target = stageByRef(cv, from, kind);
-  if (target === cur) {
-    throw cv.err(node, `circular dependency detected on stage: ${cur.name || String(cur.index)}`, 'a stage cannot use its own result');
+  // (An ONBUILD trigger's reference is checked here when it runs; the file's own are in checkCycles.)
+  if (self && stageByRef(cv, from, kind) === cur) {
+    throw cv.err(node, `circular dependency detected on stage: ${cur.name || `stage-${cur.index}`}`, 'a stage cannot use its own result');
   }
 }
 
@@ -338,10 +377,18 @@ function lookupStage(cv: Converter, from: string, cur: Stage): Stage | undefined
 // What --from / from= names: an earlier stage (converted first), or a source vertex.
 export type Source = { kind: 'stage'; st: StageState } | { kind: 'ref'; ref: Ref; name: string };
 
-// --from=<stage name | index | named context | image>
-export async function source(cv: Converter, st: StageState, node: Instruction, from: string, kind: 'from' | 'mount'): Promise<Source> {
+// --from=<stage name | index | named context | image>; mountTarget: the
+// target of a RUN --mount as written, for BuildKit's message about a later stage.
+export async function source(cv: Converter, st: StageState, node: Instruction, from: string, kind: 'from' | 'mount', mountTarget = ''): Promise<Source> {
   checkStageRef(cv, node, st.stage, from, kind);
   const dep = stageByRef(cv, from, kind);
+  if (dep && dep.index > st.stage.index && kind === 'mount') {
+    throw cv.err(
+      node,
+      `cannot mount from stage "${from}" to "${mountTarget}", stage needs to be defined before current command`,
+      `stage "${dep.name}" starts on line ${dep.from.node.startLine}; move it above line ${st.stage.from.node.startLine}`,
+    );
+  }
   if (dep && dep.index > st.stage.index) {
     throw cv.err(
       node,

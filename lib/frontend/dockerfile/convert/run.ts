@@ -122,7 +122,7 @@ async function runMount(
   }
   const fromRef = async (): Promise<Ref | null> => {
     if (spec.from === undefined || spec.from === '') return null;
-    const src = await source(cv, st, node, spec.from, 'mount');
+    const src = await source(cv, st, node, spec.from, 'mount', spec.target ?? '');
     return src.kind === 'stage' ? src.st.ref ?? cv.scratchRef() : src.ref;
   };
   switch (spec.type) {
