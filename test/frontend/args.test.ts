@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ExecVertex } from '../../lib/graph/types';
-import { BASE_DIFF, DIGEST_A, build, history, named, resolved } from './graphs/helpers';
+import { BASE_DIFF, DIGEST_A, build, history, named, resolved, vertices } from './graphs/helpers';
 import { parsePlatform } from '../../lib/images/platform';
 
 const run = async (df: string, opts = {}, step = 'RUN'): Promise<ExecVertex> => named(await build(df, opts), step) as ExecVertex;
@@ -187,4 +187,26 @@ test('RUN, CMD and ENTRYPOINT are not expanded by the frontend', async () => {
   const r = named(g, 'RUN') as ExecVertex;
   assert.deepEqual(r.args, ['/bin/sh', '-c', 'echo $X']);
   assert.deepEqual(g.config.config!.Entrypoint, ['echo', '$X']);
+});
+
+test('TARGETSTAGE: --target as given, else the last stage\'s name, else "default"; only after ARG TARGETSTAGE', async () => {
+  const df = 'FROM busybox AS base\nRUN echo a:$TARGETSTAGE\nARG TARGETSTAGE\nRUN echo b:$TARGETSTAGE\nFROM scratch AS foo\nCOPY --from=base /x /\nFROM scratch\nCOPY --from=base /x /\n';
+  const runs = (g: Awaited<ReturnType<typeof build>>) => vertices(g).filter((v): v is ExecVertex => v.kind === 'exec').map((v) => v.args.at(-1)).sort();
+  assert.deepEqual(runs(await build(df)), ['echo a:$TARGETSTAGE', 'echo b:$TARGETSTAGE']);
+  const env = async (opts: Parameters<typeof build>[1]) =>
+    vertices(await build(df, opts)).filter((v): v is ExecVertex => v.kind === 'exec').flatMap((v) => v.env.filter((e) => e.startsWith('TARGETSTAGE=')));
+  assert.deepEqual(await env({}), ['TARGETSTAGE=default']);
+  assert.deepEqual(await env({ target: 'foo' }), ['TARGETSTAGE=foo']);
+  assert.deepEqual(await env({ target: 'base' }), ['TARGETSTAGE=base']);
+  assert.deepEqual(
+    vertices(await build(df + 'FROM scratch AS final\nCOPY --from=base /x /\n')).filter((v): v is ExecVertex => v.kind === 'exec').flatMap((v) => v.env.filter((e) => e.startsWith('TARGETSTAGE='))),
+    ['TARGETSTAGE=final'],
+  );
+});
+
+test('BUILDKIT_SBOM_SCAN_STAGE / _CONTEXT declared as ARG stay out of the RUN environment but not its history', async () => {
+  const g = await build('FROM busybox\nARG BUILDKIT_SBOM_SCAN_STAGE=true\nARG OTHER=1\nRUN echo hi\n');
+  const run = vertices(g).find((v): v is ExecVertex => v.kind === 'exec')!;
+  assert.deepEqual(run.env, ['PATH=/bin', 'OTHER=1']);
+  assert.equal(history(g).at(-1), 'RUN |2 BUILDKIT_SBOM_SCAN_STAGE=true OTHER=1 /bin/sh -c echo hi # buildkit');
 });

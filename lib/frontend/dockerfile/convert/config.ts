@@ -13,6 +13,8 @@ import { checkExposeSpec, checkSecretName, checkShellForm, checkWorkdir } from '
 import type { Converter } from './converter';
 import { type StageState, commitToHistory, stepName } from './stage';
 
+const NON_ENV_ARGS = new Set(['BUILDKIT_SBOM_SCAN_CONTEXT', 'BUILDKIT_SBOM_SCAN_STAGE']);
+
 export function dispatchArg(cv: Converter, st: StageState, cmd: ArgCommand): void {
   const parts: string[] = [];
   for (const arg of cmd.args) {
@@ -23,8 +25,9 @@ export function dispatchArg(cv: Converter, st: StageState, cmd: ArgCommand): voi
     else if (arg.value !== undefined) value = cv.expand(cmd.node, arg.value, st.env);
     else value = cv.globalEnv.get(key); // inherits the global value (automatic ARGs too)
     // Like BuildKit, a declared ARG enters the RUN environment (an ENV given
-    // after it wins again); the image Env is never touched.
-    if (value !== undefined) st.env.set(key, value);
+    // after it wins again); the image Env is never touched. The SBOM scan
+    // switches are for BuildKit only and stay out of it (its nonEnvArgs).
+    if (value !== undefined && !NON_ENV_ARGS.has(key)) st.env.set(key, value);
     const at = st.declared.findIndex((d) => d.key === key);
     if (at >= 0) st.declared[at] = { key, value };
     else st.declared.push({ key, value });

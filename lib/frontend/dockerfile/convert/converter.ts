@@ -220,7 +220,9 @@ export class Converter {
     this.stages = split.stages;
     this.singleStage = this.stages.length === 1;
     const target = findTarget(this.stages, this.opts.target, this.file);
-    this.targetName = target.name;
+    // TARGETSTAGE: --target as given, else the last stage's name, else "default"
+    // (BuildKit's testTargetStageNameArg: an unnamed last stage reads "default").
+    this.targetName = this.opts.target || target.name || 'default';
 
     // Global scope: automatic platform args, then ARGs before the first FROM.
     for (const [k, v] of this.automaticArgs()) this.globalEnv.set(k, v);
