@@ -191,6 +191,8 @@ async function buildWithContext(
     pull: opts.pull,
     sourceDateEpoch: opts.sourceDateEpoch,
     env: io.env,
+    shmSize: opts.shmSize,
+    rlimits: opts.rlimits,
   });
 
   return withStoreLock(opts.stateDir, 'shared', async () => {
@@ -207,6 +209,7 @@ async function buildWithContext(
     const warnings = buildWarnings(graphs[0].warnings, ctx);
     showWarnings(warnings);
     if (opts.check) return { imageId: null, names: [], pushed: [], written: [], warnings, cachedSteps: 0, executedSteps: 0 };
+    checkEntitlements(graphs, opts, ctx);
     return solveAndExport(graphs, warnings, importing);
   });
 
@@ -357,6 +360,22 @@ async function buildWithContext(
       return outcome;
     } finally {
       await early?.settled();
+    }
+  }
+}
+
+// BuildKit refuses a build whose steps need an entitlement it was not given, before
+// any step runs: RUN --security=insecure needs --allow security.insecure (its text:
+// "security.insecure is not allowed"). RUN --network=host needs no grant in img.
+function checkEntitlements(graphs: BuildGraph[], opts: BuildOptions, ctx: LoadedContext): void {
+  if (opts.allowInsecure) return;
+  for (const g of graphs) {
+    for (const v of Object.values(g.vertices)) {
+      if (v.kind !== 'exec' || v.security !== 'insecure') continue;
+      const line = v.location?.[0]?.start;
+      throw new UsageError(`security.insecure is not allowed: ${v.name} (${ctx.dockerfileName}${line ? `:${line}` : ''})`, {
+        hint: "pass --allow security.insecure to run it with every capability of img's user namespace (never more than this user has on the host)",
+      });
     }
   }
 }

@@ -5,6 +5,8 @@ import type { ImageFormat } from '../export/index';
 import { ImgError, UnsupportedError, UsageError } from '../util/errors';
 import type { Platform } from '../images/types';
 import type { ProgressMode } from '../progress/index';
+import { hardLimit, ULIMIT_ROWS, type Rlimit } from '../exec/spec';
+import { parseBytes } from '../util/units';
 
 // `push`: also push to each name's registry; `store`: name it in the local
 // image store (type=registry is type=image,push=true,store=false).
@@ -56,6 +58,9 @@ export interface BuildOptions {
   sourceDateEpoch?: number;
   concurrency?: number;
   check?: boolean; // --check: run the build checks, build nothing
+  shmSize?: number; // --shm-size, bytes (undefined: BuildKit's 64 MiB)
+  rlimits?: Rlimit[]; // --ulimit
+  allowInsecure?: boolean; // --allow security.insecure: RUN --security=insecure may run
 }
 
 // buildx CSV: key=value pairs separated by commas; values may be quoted.
@@ -293,4 +298,45 @@ export function parseSourceDateEpoch(v: string | undefined): number | undefined 
   if (v === undefined || v === '') return undefined;
   if (!/^\d+$/.test(v)) throw new ImgError(`invalid SOURCE_DATE_EPOCH "${v}"`, { hint: 'set it to a Unix timestamp in seconds' });
   return Number(v);
+}
+
+// --shm-size: docker's MemBytes ("64m", "2g", "1048576"); 0 is the default (64 MiB).
+export function parseShmSize(v: string): number {
+  const n = parseBytes(v);
+  if (n === null) throw new UsageError(`invalid argument "${v}" for "--shm-size" flag: invalid size: '${v}'`, { hint: 'use a size such as 64m or 2g' });
+  return n;
+}
+
+// --ulimit NAME=SOFT[:HARD] (docker's go-units ParseUlimit; -1 is unlimited). Given
+// repeatedly, the last one of a name counts. An unprivileged user cannot raise a
+// hard limit above its own (runc's setrlimit in the container fails with EPERM):
+// refused here, naming the limit the user has.
+export function parseUlimits(list: string[], limits?: string): Rlimit[] {
+  const byName = new Map<string, Rlimit>();
+  for (const spec of list) {
+    const [name, value, ...more] = spec.split('=');
+    if (value === undefined || more.length) throw new UsageError(`invalid ulimit argument: ${spec}`, { hint: 'use --ulimit NAME=SOFT[:HARD], e.g. --ulimit nofile=1024:2048' });
+    if (!ULIMIT_ROWS[name]) throw new UsageError(`invalid ulimit type: ${name}`, { hint: `use one of ${Object.keys(ULIMIT_ROWS).join(', ')}` });
+    const parts = value.split(':');
+    if (parts.length > 2) throw new UsageError(`too many limit value arguments - ${value}, can only have up to two, \`soft:hard\``, { hint: 'use --ulimit NAME=SOFT[:HARD]' });
+    const nums = parts.map((p) => {
+      if (!/^-?\d+$/.test(p)) throw new UsageError(`invalid ulimit argument: ${spec}`, { hint: 'the limits are whole numbers (-1: unlimited)' });
+      return Number(p);
+    });
+    const [soft, hard = soft] = nums;
+    const lim = (n: number): number | 'unlimited' => (n < 0 ? 'unlimited' : n);
+    const big = (x: number | 'unlimited') => (x === 'unlimited' ? Infinity : x);
+    if (big(lim(soft)) > big(lim(hard))) {
+      throw new UsageError(`ulimit soft limit must be less than or equal to hard limit: ${soft} > ${hard}`, { hint: `e.g. --ulimit ${name}=${hard}:${hard}` });
+    }
+    const mine = hardLimit(name, limits);
+    if (mine !== undefined && big(lim(hard)) > big(mine)) {
+      throw new UnsupportedError(
+        `--ulimit ${spec}: the hard limit ${hard < 0 ? 'unlimited' : hard} is above this user's hard ${name} limit of ${mine}; an unprivileged user cannot raise a hard limit (runc's setrlimit would fail with "operation not permitted")`,
+        { hint: `use a hard limit of at most ${mine} (--ulimit ${name}=${typeof mine === 'number' ? Math.min(soft < 0 ? mine : soft, mine) : soft}:${mine}), or raise the user's own limit (limits.conf, systemd LimitNOFILE=…)` },
+      );
+    }
+    byName.set(name, { type: `RLIMIT_${name.toUpperCase()}`, soft: lim(soft), hard: lim(hard) });
+  }
+  return [...byName.values()];
 }

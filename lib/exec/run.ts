@@ -2,6 +2,7 @@
 // starts `runc run`, streams its output, and always cleans up (runc delete,
 // temp files) — on success, failure, and abort.
 import { runInBundle, type RuntimeLogEntry } from './runc';
+import type { Rlimit } from './spec';
 
 export interface BindMount {
   type: 'bind';
@@ -33,6 +34,11 @@ export interface RunOptions {
   // Keep runc's own log (returned as runtimeLog; default true). Without it runc logs to
   // /dev/null: one file less to make and remove per step; its fatal errors still reach stderr.
   runtimeLog?: boolean;
+  // --shm-size (bytes; default 64 MiB) and --ulimit of `img build`.
+  shmSize?: number;
+  rlimits?: Rlimit[];
+  // RUN --security=insecure: see SpecInput.insecure.
+  insecure?: boolean;
 }
 
 // Resolves to the process's exit status (128+n when killed by signal n) and

@@ -17,7 +17,7 @@ import { currentEntry, noteProc } from './entry';
 import { missingMountPoints, removeMountPoints, resolveInRoot, type CreatedMountPoints } from './mounts';
 import { resolveUser } from './passwd';
 import type { RunOptions } from './run';
-import { buildSpec, hostsFile, idMapped, nofileLimit, resolvConf, specMounts, type OciMount } from './spec';
+import { buildSpec, hostsFile, idMapped, nofileLimit, resolvConf, specJson, specMounts, type OciMount } from './spec';
 
 // runc's state dir: $XDG_RUNTIME_DIR/img/runc, else /tmp/img-runc-<host uid>/img/runc.
 export function runcRoot(): string {
@@ -287,7 +287,7 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
           options: ['nosuid', 'nodev', 'mode=1777', ...(m.size ? [`size=${m.size}`] : [])],
         },
   );
-  const mountsFor = { freshProc, network: opts.network, ttyGidMapped: idMapped('gid', 5), userMounts };
+  const mountsFor = { freshProc, network: opts.network, ttyGidMapped: idMapped('gid', 5), userMounts, shmSize: opts.shmSize, insecure: opts.insecure };
   // (The destinations do not depend on the resolv.conf and hosts files' paths.)
   const destinations = specMounts({ ...mountsFor, resolvConf: '', hosts: '' }).map((m) => m.destination);
   try {
@@ -320,8 +320,9 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
       resolvConf: resolv,
       hosts,
       nofile: nofileLimit(),
+      rlimits: opts.rlimits,
     });
-    await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
+    await fsp.writeFile(path.join(bundle, 'config.json'), specJson(spec));
 
     let runcPid: number | undefined;
     // Only a container without a pid namespace needs its init's pid (initGone).

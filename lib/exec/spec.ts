@@ -69,12 +69,30 @@ export interface SpecInput {
   nofile?: number;
   // Whether gid 5 (tty) is mapped in our namespace (devpts gid=5 needs it).
   ttyGidMapped: boolean;
+  // --shm-size: bytes of the /dev/shm tmpfs (default 64 MiB, BuildKit's).
+  shmSize?: number;
+  // --ulimit: set as given; a type given here replaces the nofile default.
+  rlimits?: Rlimit[];
+  // RUN --security=insecure (granted by --allow security.insecure): every
+  // capability this process has in its user namespace, no masked or read-only
+  // paths, a writable /sys — BuildKit's insecure spec, minus what a user namespace cannot give.
+  insecure?: boolean;
 }
+
+// One process rlimit as OCI takes it ('unlimited' is RLIM_INFINITY).
+export interface Rlimit {
+  type: string; // 'RLIMIT_NOFILE'
+  soft: number | 'unlimited';
+  hard: number | 'unlimited';
+}
+
+export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
 
 // The container's mounts, in the order runc makes them. Their destinations depend only on
 // freshProc, network and userMounts (runc.ts looks for the missing ones before the rest
 // of the spec is known).
-export function specMounts(input: Pick<SpecInput, 'freshProc' | 'network' | 'resolvConf' | 'hosts' | 'ttyGidMapped' | 'userMounts'>): OciMount[] {
+export function specMounts(input: Pick<SpecInput, 'freshProc' | 'network' | 'resolvConf' | 'hosts' | 'ttyGidMapped' | 'userMounts' | 'shmSize' | 'insecure'>): OciMount[] {
+  const sysRo = input.insecure ? [] : ['ro'];
   const mounts: OciMount[] = [];
   if (input.freshProc) mounts.push({ destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] });
   else mounts.push({ destination: '/proc', type: 'bind', source: '/proc', options: ['rbind', 'nosuid', 'noexec', 'nodev'] });
@@ -86,19 +104,33 @@ export function specMounts(input: Pick<SpecInput, 'freshProc' | 'network' | 'res
       source: 'devpts',
       options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', ...(input.ttyGidMapped ? ['gid=5'] : [])],
     },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', shmOption(input.shmSize)] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
   );
   // sysfs can only be mounted by the owner of the network namespace: with
   // network=none runc makes one for us; otherwise bind the host's read-only.
-  if (input.network === 'none') mounts.push({ destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] });
-  else mounts.push({ destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] });
+  if (input.network === 'none') mounts.push({ destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', ...sysRo] });
+  else mounts.push({ destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', ...sysRo] });
   mounts.push(
     { destination: '/etc/resolv.conf', type: 'bind', source: input.resolvConf, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] },
     { destination: '/etc/hosts', type: 'bind', source: input.hosts, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] },
   );
   mounts.push(...input.userMounts);
   return mounts;
+}
+
+// The /dev/shm size option: whole KiB as BuildKit writes it, bytes when not a multiple.
+function shmOption(bytes: number | undefined): string {
+  const b = bytes && bytes > 0 ? bytes : DEFAULT_SHM_SIZE;
+  return b % 1024 === 0 ? `size=${b / 1024}k` : `size=${b}`;
+}
+
+// The rlimits of the process: the nofile default, then --ulimit's (which win).
+function rlimitsOf(input: SpecInput): Rlimit[] | undefined {
+  const out = new Map<string, Rlimit>();
+  if (input.nofile) out.set('RLIMIT_NOFILE', { type: 'RLIMIT_NOFILE', hard: input.nofile, soft: input.nofile });
+  for (const r of input.rlimits ?? []) out.set(r.type, r);
+  return out.size ? [...out.values()] : undefined;
 }
 
 export function buildSpec(input: SpecInput): Record<string, unknown> {
@@ -109,6 +141,7 @@ export function buildSpec(input: SpecInput): Record<string, unknown> {
 
   const env = [...input.env];
   if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
+  const rlimits = rlimitsOf(input);
 
   return {
     ociVersion: '1.0.2',
@@ -118,12 +151,8 @@ export function buildSpec(input: SpecInput): Record<string, unknown> {
       args: input.args,
       env,
       cwd: input.cwd || '/',
-      capabilities: {
-        bounding: DEFAULT_CAPS,
-        effective: DEFAULT_CAPS,
-        permitted: DEFAULT_CAPS,
-      },
-      ...(input.nofile ? { rlimits: [{ type: 'RLIMIT_NOFILE', hard: input.nofile, soft: input.nofile }] } : {}),
+      capabilities: input.insecure ? allCapabilities() : { bounding: DEFAULT_CAPS, effective: DEFAULT_CAPS, permitted: DEFAULT_CAPS },
+      ...(rlimits ? { rlimits } : {}),
       // setuid programs (su, sudo, ping) must work as they do under docker.
       noNewPrivileges: false,
     },
@@ -134,10 +163,88 @@ export function buildSpec(input: SpecInput): Record<string, unknown> {
       // No resources and no cgroupsPath: a rootless runc without cgroup
       // delegation then skips cgroups instead of failing.
       namespaces,
-      maskedPaths: MASKED_PATHS,
-      readonlyPaths: READONLY_PATHS,
+      maskedPaths: input.insecure ? [] : MASKED_PATHS,
+      readonlyPaths: input.insecure ? [] : READONLY_PATHS,
     },
   };
+}
+
+// config.json's text: RLIM_INFINITY (2^64-1) is past a JS number, so 'unlimited' is written as the literal.
+export function specJson(spec: Record<string, unknown>): string {
+  const mark = '\u0000rlim-infinity\u0000';
+  const text = JSON.stringify(spec, (k, v) => ((k === 'soft' || k === 'hard') && v === 'unlimited' ? mark : v), 2);
+  return text.split(JSON.stringify(mark)).join('18446744073709551615');
+}
+
+// Capability numbers → names (linux/capability.h), for reading /proc/self/status.
+const CAP_NAMES = [
+  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP', 'LINUX_IMMUTABLE',
+  'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER', 'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE',
+  'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE', 'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE', 'AUDIT_WRITE',
+  'AUDIT_CONTROL', 'SETFCAP', 'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF',
+  'CHECKPOINT_RESTORE',
+].map((n) => `CAP_${n}`);
+
+// The capabilities this process holds (CapEff), by name: as root of its own user
+// namespace, all of them — over that namespace's resources only, never the host's.
+export function currentCapabilities(status?: string): string[] {
+  let text = status;
+  if (text === undefined) {
+    try {
+      text = fs.readFileSync('/proc/self/status', 'utf8');
+    } catch {
+      return DEFAULT_CAPS;
+    }
+  }
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(text);
+  if (!m) return DEFAULT_CAPS;
+  const bits = BigInt(`0x${m[1]}`);
+  return CAP_NAMES.filter((_, i) => (bits >> BigInt(i)) & 1n);
+}
+
+// BuildKit's insecure mode (entitlements/security WithInsecureSpec) adds every current capability to all five sets.
+function allCapabilities(): Record<string, string[]> {
+  const caps = [...new Set([...DEFAULT_CAPS, ...currentCapabilities()])];
+  return { bounding: caps, effective: caps, permitted: caps, inheritable: caps, ambient: caps };
+}
+
+// The rlimit names docker's --ulimit takes (go-units) → /proc/self/limits rows.
+export const ULIMIT_ROWS: Record<string, string> = {
+  core: 'Max core file size',
+  cpu: 'Max cpu time',
+  data: 'Max data size',
+  fsize: 'Max file size',
+  locks: 'Max file locks',
+  memlock: 'Max locked memory',
+  msgqueue: 'Max msgqueue size',
+  nice: 'Max nice priority',
+  nofile: 'Max open files',
+  nproc: 'Max processes',
+  rss: 'Max resident set',
+  rtprio: 'Max realtime priority',
+  rttime: 'Max realtime timeout',
+  sigpending: 'Max pending signals',
+  stack: 'Max stack size',
+};
+
+// This process's hard limit for a --ulimit name ('unlimited', a number, or undefined when unknown).
+export function hardLimit(name: string, limits?: string): number | 'unlimited' | undefined {
+  const row = ULIMIT_ROWS[name];
+  if (!row) return undefined;
+  let text = limits;
+  if (text === undefined) {
+    try {
+      text = fs.readFileSync('/proc/self/limits', 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+  const line = text.split('\n').find((l) => l.startsWith(row + ' '));
+  if (!line) return undefined;
+  const hard = line.slice(row.length).trim().split(/\s+/)[1];
+  if (hard === 'unlimited') return 'unlimited';
+  const n = Number(hard);
+  return Number.isFinite(n) ? n : undefined;
 }
 
 // RLIMIT_NOFILE to request: 1048576 when our hard limit allows it (raising

@@ -1,7 +1,7 @@
 // The generated OCI runtime spec for a RUN step.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildSpec, DEFAULT_CAPS, hostsFile, MASKED_PATHS, READONLY_PATHS, type OciMount, type SpecInput } from '../../lib/exec/spec';
+import { buildSpec, currentCapabilities, DEFAULT_CAPS, hardLimit, hostsFile, MASKED_PATHS, READONLY_PATHS, specJson, type OciMount, type SpecInput } from '../../lib/exec/spec';
 
 const base: SpecInput = {
   rootfs: '/r',
@@ -74,4 +74,27 @@ test('hosts file: localhost, the hostname, extra hosts', () => {
     hostsFile('box', [{ host: 'reg', ip: '10.0.0.2' }]),
     '127.0.0.1\tlocalhost box\n::1\tlocalhost ip6-localhost ip6-loopback\n10.0.0.2\treg\n',
   );
+});
+
+test('--shm-size and --ulimit: /dev/shm size (64m default), rlimits over the nofile default, unlimited as RLIM_INFINITY', () => {
+  const shm = (s: { mounts: OciMount[] }) => s.mounts.find((m) => m.destination === '/dev/shm')!.options!;
+  assert.ok(shm(spec()).includes('size=65536k'));
+  assert.ok(shm(spec({ shmSize: 128 * 1024 * 1024 })).includes('size=131072k'));
+  const s = spec({ rlimits: [{ type: 'RLIMIT_NOFILE', soft: 1024, hard: 2048 }, { type: 'RLIMIT_CORE', soft: 'unlimited', hard: 'unlimited' }] });
+  assert.deepEqual(s.process.rlimits[0], { type: 'RLIMIT_NOFILE', soft: 1024, hard: 2048 });
+  assert.match(specJson(s), /"type": "RLIMIT_CORE",\s*"soft": 18446744073709551615,\s*"hard": 18446744073709551615/);
+  const limits = 'Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 4096                 files\nMax core file size        0                    unlimited            bytes\n';
+  assert.equal(hardLimit('nofile', limits), 4096);
+  assert.equal(hardLimit('core', limits), 'unlimited');
+  assert.equal(hardLimit('bogus', limits), undefined);
+});
+
+test('RUN --security=insecure: every current capability in all five sets, no masked or read-only paths, /sys writable', () => {
+  const s = spec({ insecure: true });
+  for (const k of ['bounding', 'effective', 'permitted', 'inheritable', 'ambient']) assert.ok(s.process.capabilities[k].includes('CAP_CHOWN'), k);
+  assert.deepEqual(s.linux.maskedPaths, []);
+  assert.deepEqual(s.linux.readonlyPaths, []);
+  assert.ok(!s.mounts.find((m: OciMount) => m.destination === '/sys').options.includes('ro'));
+  assert.ok(spec().mounts.find((m: OciMount) => m.destination === '/sys').options.includes('ro'));
+  assert.deepEqual(currentCapabilities('CapEff:\t0000000000200001\n'), ['CAP_CHOWN', 'CAP_SYS_ADMIN']);
 });

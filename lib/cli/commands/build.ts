@@ -35,6 +35,8 @@ export interface BuildFlags {
   load?: boolean;
   call?: string;
   allow: string[];
+  shmSize?: string;
+  ulimit: string[];
 }
 
 // buildx's --provenance/--sbom: img writes no attestations, so only "off" is honoured.
@@ -48,19 +50,18 @@ function noAttestation(flag: string): (v: string) => string {
   };
 }
 
-// --allow: what an entitlement grants, img either gives every build or cannot give.
+// --allow: BuildKit's entitlements. security.insecure lets RUN --security=insecure run
+// (with every capability of img's user namespace); RUN --network=host shares img's
+// network, which needs no grant here, so network.host is accepted and changes nothing.
 function parseAllow(v: string, prev: string[] = []): string[] {
+  const out = [...prev];
   for (const e of v.split(',').map((x) => x.trim()).filter(Boolean)) {
-    // RUN --network=host shares img's network, which needs no grant here.
-    if (e === 'network.host') continue;
-    if (e === 'security.insecure') {
-      throw new UnsupportedError('img does not support --allow security.insecure: RUN steps run unprivileged in a user namespace and cannot get more privileges', {
-        hint: 'drop --allow security.insecure and RUN --security=insecure',
-      });
-    }
-    throw new UnsupportedError(`img does not support --allow ${e}`, { hint: 'img takes --allow network.host only' });
+    if (e === 'network.host' || e === 'security.insecure') out.push(e);
+    else if (e === 'device' || e.startsWith('device=')) {
+      throw new UnsupportedError(`img does not support --allow ${e}: RUN --device is not supported`, { hint: 'drop it' });
+    } else throw new UsageError(`unknown entitlement ${e}`, { hint: 'use --allow network.host or --allow security.insecure' });
   }
-  return [...prev, v];
+  return out;
 }
 
 // buildx's --call: `build` (the default) and `check` (as --check); the others print
@@ -76,8 +77,6 @@ const LIMIT_HINT = 'drop the flag; to limit the whole build, run img under one (
 
 export const register: RegisterCommand = (program, globals) =>
   refuse(build(program, globals), [
-    { flags: '--shm-size <bytes>', why: 'RUN steps get the runtime\'s /dev/shm', hint: 'drop it, or mount a bigger one in the step: RUN --mount=type=tmpfs,target=/dev/shm …' },
-    { flags: '--ulimit <ulimit>', why: 'img does not set rlimits on RUN steps', hint: 'drop it, or set them in the step: RUN ulimit -n 4096 && …' },
     { flags: '--no-cache-filter <list>', why: 'img cannot rebuild only some stages', hint: 'use --no-cache to rebuild every step, or change a --build-arg the stage uses' },
     { flags: '--annotation <list>', why: 'img does not write manifest annotations', hint: 'use --label to put metadata in the image config' },
     { flags: '--attest <list>', why: 'img writes no attestation manifests (provenance, SBOM)', hint: 'drop it' },
@@ -126,7 +125,9 @@ function build(program: Parameters<RegisterCommand>[0], globals: Parameters<Regi
     .option('--check', 'Run the build checks and print their warnings, build nothing (exit 1 when any is found)')
     .option('--call <string>', 'Set method for evaluating build ("build", "check")', parseCall)
     .option('--load', 'Store the image in the local image store (the default unless --push or another --output is given)')
-    .option('--allow <list>', 'Allow extra privileged entitlement (network.host; RUN --network=host needs no grant in img)', parseAllow, [])
+    .option('--allow <list>', 'Allow extra privileged entitlement (e.g., "network.host", "security.insecure")', parseAllow, [])
+    .option('--shm-size <bytes>', 'Shared memory size for build containers (default 64m)')
+    .option('--ulimit <ulimit>', 'Ulimit options (e.g. nofile=1024:2048)', collect, [])
     .addOption(new Option('--provenance <string>', 'Provenance attestation: img makes none, only "false" is accepted').preset('true').argParser(noAttestation('--provenance')))
     .addOption(new Option('--sbom <string>', 'SBOM attestation: img makes none, only "false" is accepted').preset('true').argParser(noAttestation('--sbom')))
     // docker's legacy-builder flags whose only meaning img always has.
@@ -188,6 +189,9 @@ function build(program: Parameters<RegisterCommand>[0], globals: Parameters<Regi
         buildContexts: flags.buildContext.map(opts.parseBuildContext),
         sourceDateEpoch: opts.parseSourceDateEpoch(env.SOURCE_DATE_EPOCH),
         check: Boolean(flags.check),
+        shmSize: flags.shmSize !== undefined ? opts.parseShmSize(flags.shmSize) : undefined,
+        rlimits: opts.parseUlimits(flags.ulimit),
+        allowInsecure: flags.allow.includes('security.insecure'),
       };
       for (const s of buildOpts.secrets) {
         if (s.src) {

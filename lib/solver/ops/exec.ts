@@ -16,7 +16,13 @@ import type { Executor, RunContext, VertexResult } from '../types';
 import { chainOf, type OpEnv } from './shared';
 
 export function execOp(env: OpEnv): Executor<ExecVertex> {
-  return { run: (v, ctx) => runExec(env, v, ctx) };
+  // BuildKit keeps --shm-size and --ulimit in the exec op, so they are in its cache key:
+  // here they join the key when given (a build without them keeps its keys).
+  const limits = [
+    ...(env.o.shmSize ? [`shm=${env.o.shmSize}`] : []),
+    ...(env.o.rlimits ?? []).map((r) => `${r.type}=${r.soft}:${r.hard}`),
+  ].join(',');
+  return { ...(limits ? { contentKey: async () => `limits:${limits}` } : {}), run: (v, ctx) => runExec(env, v, ctx) };
 }
 
 async function runExec(env: OpEnv, v: ExecVertex, ctx: RunContext): Promise<VertexResult> {
@@ -50,6 +56,10 @@ async function runExec(env: OpEnv, v: ExecVertex, ctx: RunContext): Promise<Vert
       signal: ctx.signal,
       // runc's own messages are shown only by --debug: without it, no log file per step.
       runtimeLog: isDebug(),
+      shmSize: o.shmSize,
+      rlimits: o.rlimits,
+      // The entitlement was checked before the solve (builder/index.ts).
+      insecure: v.security === 'insecure',
       onOutput: (stream, chunk) => ctx.progress.log(chunk, stream === 'stdout' ? 1 : 2),
     });
     if (!(v.validExitCodes ?? [0]).includes(res.exitCode)) {

@@ -7,6 +7,7 @@ import { ContentStore } from '../../content/store';
 import { ImageStore } from '../../images/store';
 import type { Platform } from '../../images/types';
 import { withMounted } from '../../snapshot/index';
+import type { Rlimit } from '../../exec/spec';
 import type { Snapshotter } from '../../snapshot/types';
 import { debug } from '../../util/log';
 import type { CacheStore } from '../cache';
@@ -31,6 +32,9 @@ export interface RuntimeOptions {
   insecureRegistry?: boolean;
   sourceDateEpoch?: number;
   env?: NodeJS.ProcessEnv;
+  // --shm-size (bytes) and --ulimit for every RUN, as BuildKit's frontend puts them on each exec op.
+  shmSize?: number;
+  rlimits?: Rlimit[];
 }
 
 export class OpEnv {
