@@ -334,6 +334,9 @@ async function buildWithContext(
             });
             outcome.written.push(`files in ${out.dest}`);
             break;
+          case 'cacheonly':
+            // Nothing to export: the steps' results are in the build cache (and --cache-to below).
+            break;
         }
       }
 

@@ -15,7 +15,9 @@ export type OutputSpec =
   | { type: 'docker'; dest?: string; names: string[]; format: ImageFormat }
   | { type: 'oci'; dest?: string; names: string[]; format: ImageFormat }
   | { type: 'tar'; dest?: string }
-  | { type: 'local'; dest: string };
+  | { type: 'local'; dest: string }
+  // BuildKit's cacheonly exporter: build, export nothing (the cache is kept, and --cache-to exported).
+  | { type: 'cacheonly' };
 
 export interface SecretSpec {
   id: string;
@@ -88,7 +90,7 @@ function kv(field: string, flag: string, hint: string): [string, string] {
   return [field.slice(0, i).trim().toLowerCase(), field.slice(i + 1)];
 }
 
-const OUTPUT_HINT = 'use e.g. -o type=tar,dest=rootfs.tar | type=docker,dest=image.tar | type=oci,dest=image.tar | type=local,dest=dir | type=image,name=NAME[,push=true] | type=registry,name=NAME';
+const OUTPUT_HINT = 'use e.g. -o type=tar,dest=rootfs.tar | type=docker,dest=image.tar | type=oci,dest=image.tar | type=local,dest=dir | type=image,name=NAME[,push=true] | type=registry,name=NAME | type=cacheonly';
 
 // The keys each output type takes; any other key is an error naming it (never ignored).
 const FORMAT_KEYS = ['compression', 'compression-level', 'force-compression', 'oci-mediatypes'];
@@ -99,6 +101,7 @@ const OUTPUT_KEYS: Record<string, string[]> = {
   oci: ['name', 'dest', 'tar', ...FORMAT_KEYS],
   tar: ['dest'],
   local: ['dest'],
+  cacheonly: [],
 };
 
 export function parseBool(v: string, what: string): boolean {
@@ -185,6 +188,8 @@ export function parseOutput(spec: string, tags: string[]): OutputSpec {
       return { type, dest, names: names.length ? names : tags, format: parseImageFormat(fields, flag) };
     case 'tar':
       return { type: 'tar', dest };
+    case 'cacheonly':
+      return { type: 'cacheonly' };
     default:
       if (!fields.dest) throw new UsageError('--output type=local needs dest=DIR', { hint: 'use -o type=local,dest=./out' });
       return { type: 'local', dest: fields.dest };

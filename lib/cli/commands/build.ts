@@ -221,6 +221,10 @@ function build(program: Parameters<RegisterCommand>[0], globals: Parameters<Regi
         if (flags.quiet && outcome.imageId && !dataOnStdout) process.stdout.write(outcome.imageId + '\n');
         return;
       }
+      if (buildOpts.outputs.every((o) => o.type === 'cacheonly') && buildOpts.outputs.length) {
+        say(`Successfully built: cache only, no output written${buildOpts.cacheTo.length ? ' (cache exported)' : ''}`);
+        return;
+      }
       // What was made: the image's name, else what the outputs wrote ("files in out/").
       const shortId = outcome.imageId ? outcome.imageId.slice('sha256:'.length, 'sha256:'.length + 12) : null;
       say(`Successfully built ${outcome.names[0] ?? display ?? (outcome.written.length ? outcome.written.join(', ') : shortId)}`);

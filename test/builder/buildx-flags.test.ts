@@ -1,0 +1,31 @@
+// buildx flags about what a build keeps and writes: -o type=cacheonly,
+// --no-cache-filter, --annotation. As the unprivileged test user, real runc.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { runImgRootless } from '../helpers/rootless';
+import { cleanup } from '../helpers/rootless';
+import { build, setup, skip, stepStates, steps } from './helpers';
+
+test('-o type=cacheonly builds and exports nothing; the next build finds its steps cached; --cache-to still exports', { skip }, async (t) => {
+  const e = await setup({ Dockerfile: 'FROM busybox\nRUN echo made > /made\n' });
+  t.after(() => cleanup(e.root));
+  const cacheDir = path.join(e.root, 'cache');
+  const r = await build(e, ['-t', 'co:1', '-o', 'type=cacheonly', '--cache-to', `type=local,dest=${cacheDir}`, e.ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Successfully built: cache only, no output written \(cache exported\)\n$/);
+  assert.equal(steps(stepStates(r.stderr)).find(([n]) => n.includes('RUN'))?.[1], 'DONE');
+  assert.doesNotMatch(r.stderr, /exporting to image|naming to/);
+  const ls = await runImgRootless(['-s', e.state, 'ls']);
+  assert.doesNotMatch(ls.stdout, /co:1/, 'no image was stored');
+  assert.ok(fs.existsSync(path.join(cacheDir, 'index.json')), '--cache-to wrote its layout');
+
+  const again = await build(e, ['-t', 'co:2', e.ctx]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(steps(stepStates(again.stderr)).find(([n]) => n.includes('RUN'))?.[1], 'CACHED');
+
+  const bad = await build(e, ['-o', 'type=cacheonly,dest=x', e.ctx]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--output type=cacheonly does not support the option "dest"/);
+});
