@@ -229,6 +229,7 @@ async function buildWithContext(
           // --no-cache is the solver's business: vertex ids (and so cache keys) stay
           // the same, so a --no-cache build refreshes the cache the next build uses.
           noCache: false,
+          noCacheStages: opts.noCacheFilter,
           allStages: opts.check,
           dockerignore: ignore,
           namedContexts,

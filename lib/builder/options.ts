@@ -62,7 +62,8 @@ export interface BuildOptions {
   check?: boolean; // --check: run the build checks, build nothing
   shmSize?: number; // --shm-size, bytes (undefined: BuildKit's 64 MiB)
   rlimits?: Rlimit[]; // --ulimit
-  allowInsecure?: boolean; // --allow security.insecure: RUN --security=insecure may run
+  allowInsecure?: boolean;
+  noCacheFilter?: string[]; // --no-cache-filter: stages whose steps run although cached // --allow security.insecure: RUN --security=insecure may run
 }
 
 // buildx CSV: key=value pairs separated by commas; values may be quoted.

@@ -22,7 +22,7 @@ export class GraphBuilder {
     if (!this.vertices[id]) {
       this.vertices[id] = { id, name, ...rest } as Vertex;
       this.canonical.set(id, canonical);
-    }
+    } else if (rest.noCacheStage) this.vertices[id].noCacheStage = true; // shared work: a filtered stage's step still runs
     return { vertex: id, output };
   }
 

@@ -163,7 +163,7 @@ function writeCanonical(v: unknown, out: string[]): void {
 // Fields that describe presentation rather than the work itself stay out of
 // the id, so identical work in two stages is one vertex. Proxy variables are
 // left out like BuildKit leaves them out of cache keys.
-const NOT_IN_ID = new Set(['id', 'name', 'location', 'proxyEnv']);
+const NOT_IN_ID = new Set(['id', 'name', 'location', 'proxyEnv', 'noCacheStage']);
 
 // A vertex without its id and name, per kind (Omit over the union would keep only common keys).
 export type VertexDefinition = Vertex extends infer V ? (V extends Vertex ? Omit<V, 'id' | 'name'> : never) : never;
@@ -172,7 +172,7 @@ export function vertexDigest(v: VertexDefinition | Omit<Vertex, 'id' | 'name'>):
   return digestOfCanonical(canonicalDefinition(v));
 }
 
-// The canonical JSON a vertex id is the digest of (everything but id, name, location, proxyEnv).
+// The canonical JSON a vertex id is the digest of (everything but id, name, location, proxyEnv, noCacheStage).
 export function canonicalDefinition(v: VertexDefinition | Omit<Vertex, 'id' | 'name'>): string {
   const o = v as Record<string, unknown>;
   const out: string[] = ['{'];

@@ -28,6 +28,10 @@ interface VertexBase {
   inputs: Ref[]; // everything this vertex reads; indices referenced below
   platform?: Platform;
   ignoreCache?: boolean; // --no-cache for this vertex
+  // A step of a stage --no-cache-filter names: it runs although cached. Not part of
+  // the id (as BuildKit's IgnoreCache is op metadata): its fresh result replaces the
+  // cached one under the same key, which the next build then finds.
+  noCacheStage?: boolean;
 }
 
 export interface ImageSourceVertex extends VertexBase {

@@ -126,6 +126,12 @@ class Solver {
 
   async run(): Promise<SolveRootsResult> {
     try {
+      // --no-cache-filter's steps run even when a step built on them hits the cache
+      // (as BuildKit's ignore-cache edges, which never answer from the cache); what
+      // is built on them may still be cached after they ran.
+      const forced = this.opts.noCache ? [] : this.reachable().filter((id) => this.vertex(id).noCacheStage);
+      const forcing = Promise.all(forced.map((id) => this.materialize(id)));
+      forcing.catch(() => undefined); // awaited below
       const roots = await Promise.all(
         this.graph.roots.map(async (root) => {
           if (!root) return { key: null, result: { snapshot: null, layers: [] } as VertexResult };
@@ -135,6 +141,7 @@ class Solver {
           return { key, result };
         }),
       );
+      await forcing;
       return this.finish(roots);
     } catch (err) {
       this.abortAll(err);
@@ -236,7 +243,7 @@ class Solver {
   }
 
   private useCache(v: Vertex): boolean {
-    return !this.opts.noCache && !v.ignoreCache && this.opts.cache !== undefined;
+    return !this.opts.noCache && !v.ignoreCache && !v.noCacheStage && this.opts.cache !== undefined;
   }
 
   // Phase 1: keys. Inputs' keys first (in parallel), then this vertex's content key.
@@ -255,7 +262,7 @@ class Solver {
                 ex.contentKey!(v, {
                   signal: this.signal,
                   progress: this.logger(v),
-                  noCache: Boolean(this.opts.noCache || v.ignoreCache),
+                  noCache: Boolean(this.opts.noCache || v.ignoreCache || v.noCacheStage),
                   inputVertices: v.inputs.map((r) => this.vertex(r.vertex)),
                 }),
               this.signal,
@@ -359,7 +366,7 @@ class Solver {
             inputVertices: v.inputs.map((r) => this.vertex(r.vertex)),
             signal: this.signal,
             progress: this.logger(v),
-            noCache: Boolean(this.opts.noCache || v.ignoreCache),
+            noCache: Boolean(this.opts.noCache || v.ignoreCache || v.noCacheStage),
           });
           result.created ??= new Date().toISOString();
           // Recorded before it is shown DONE or handed on: a step the user saw finish

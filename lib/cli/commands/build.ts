@@ -37,6 +37,7 @@ export interface BuildFlags {
   allow: string[];
   shmSize?: string;
   ulimit: string[];
+  cacheFilter: string[]; // --no-cache-filter (commander names a --no- option by what follows)
 }
 
 // buildx's --provenance/--sbom: img writes no attestations, so only "off" is honoured.
@@ -77,7 +78,6 @@ const LIMIT_HINT = 'drop the flag; to limit the whole build, run img under one (
 
 export const register: RegisterCommand = (program, globals) =>
   refuse(build(program, globals), [
-    { flags: '--no-cache-filter <list>', why: 'img cannot rebuild only some stages', hint: 'use --no-cache to rebuild every step, or change a --build-arg the stage uses' },
     { flags: '--annotation <list>', why: 'img does not write manifest annotations', hint: 'use --label to put metadata in the image config' },
     { flags: '--attest <list>', why: 'img writes no attestation manifests (provenance, SBOM)', hint: 'drop it' },
     { flags: '--builder <string>', why: 'img has no builder instances: it builds in this process', hint: 'drop --builder' },
@@ -106,6 +106,7 @@ function build(program: Parameters<RegisterCommand>[0], globals: Parameters<Regi
     .option('-f, --file <string>', "Name of the Dockerfile (Default is 'PATH/Dockerfile')")
     .option('--label <list>', 'Set metadata for an image', collect, [])
     .option('--no-cache', 'Do not use cache when building the image')
+    .option('--no-cache-filter <list>', 'Do not cache specified stages', collect, [])
     .option('--no-console', 'Use non-console progress UI')
     .option('-o, --output <string>', 'BuildKit output specification (e.g. type=tar,dest=build.tar)', collect, [])
     .option('--platform <list>', 'Set platforms for which the image should be built', collect, [])
@@ -192,6 +193,7 @@ function build(program: Parameters<RegisterCommand>[0], globals: Parameters<Regi
         shmSize: flags.shmSize !== undefined ? opts.parseShmSize(flags.shmSize) : undefined,
         rlimits: opts.parseUlimits(flags.ulimit),
         allowInsecure: flags.allow.includes('security.insecure'),
+        noCacheFilter: flags.cacheFilter.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean),
       };
       for (const s of buildOpts.secrets) {
         if (s.src) {

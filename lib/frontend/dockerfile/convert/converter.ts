@@ -39,6 +39,8 @@ export interface ConvertOptions {
   multiPlatform?: boolean; // one of several platforms' graphs: step names start with the stage's platform
   labels?: Record<string, string>; // --label overrides
   noCache?: boolean;
+  // --no-cache-filter: the stages (names, any case) whose steps must run although cached.
+  noCacheStages?: string[];
   dockerignore?: string[]; // patterns, already parsed
   namedContexts?: Record<string, NamedContext>; // --build-context
   // Resolve a base image's config (the caller does the registry work). null = unknown.
@@ -191,7 +193,13 @@ export class Converter {
       location: this.location(node),
       ...(link ? { link: true } : {}),
       ...(this.opts.noCache ? { ignoreCache: true } : {}),
+      ...(this.noCacheStage(st) ? { noCacheStage: true } : {}),
     });
+  }
+
+  // Whether --no-cache-filter names this stage (BuildKit compares names without case).
+  noCacheStage(st: StageState): boolean {
+    return Boolean(st.stage.name && this.opts.noCacheStages?.some((n) => n.toLowerCase() === st.stage.name));
   }
 
   // A heredoc as a filesystem holding one file, /<name>.
@@ -235,6 +243,11 @@ export class Converter {
         if (value !== undefined) this.globalEnv.set(arg.key, value);
         this.usedArgs.add(arg.key);
       }
+    }
+
+    // --no-cache-filter: BuildKit ignores a name no stage has; img says so.
+    for (const n of this.opts.noCacheStages ?? []) {
+      if (!this.stages.some((st) => st.name === n.toLowerCase())) this.warnings.push({ message: `--no-cache-filter: no stage named "${n}" in ${this.file}` });
     }
 
     // Like BuildKit, stage references are checked in every stage, used or not.

@@ -96,6 +96,7 @@ export async function dispatchRun(cv: Converter, st: StageState, cmd: RunCommand
     mounts,
     ...(cv.proxy.length ? { proxyEnv: cv.proxy } : {}),
     ...(cv.opts.noCache ? { ignoreCache: true } : {}),
+    ...(cv.noCacheStage(st) ? { noCacheStage: true } : {}),
   };
   st.ref = cv.b.add(def);
   commitToHistory(st, `RUN ${runCommandString(args, st.declared, st.env)}`, 'step', cv.epoch);
