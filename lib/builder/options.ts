@@ -1,7 +1,8 @@
 // `img build` inputs as one value (BuildOptions), and parsers for the
 // docker/buildx flag syntaxes (-o CSV, --secret, --build-context, --add-host).
 import type { CacheExportSpec, CacheImportSpec } from '../cache/index';
-import type { ImageFormat } from '../export/index';
+import type { ImageAnnotation, ImageFormat } from '../export/index';
+import { formatPlatform, normalizePlatform, parsePlatform } from '../images/platform';
 import { ImgError, UnsupportedError, UsageError } from '../util/errors';
 import type { Platform } from '../images/types';
 import type { ProgressMode } from '../progress/index';
@@ -158,7 +159,13 @@ export function parseOutput(spec: string, tags: string[]): OutputSpec {
   const type = fields.type ?? 'local';
   const known = OUTPUT_KEYS[type];
   if (!known) throw new UsageError(`unknown --output type "${type}"`, { hint: OUTPUT_HINT });
+  const annotations: ImageAnnotation[] = [];
   for (const k of Object.keys(fields)) {
+    // annotation[-TYPE][[PLATFORM]].KEY=VALUE (BuildKit's image exporter options)
+    if (k.startsWith('annotation') && ['image', 'registry', 'docker', 'oci'].includes(type)) {
+      annotations.push(parseAnnotationKey(k, fields[k]));
+      continue;
+    }
     if (k !== 'type' && !known.includes(k)) {
       throw new UnsupportedError(`--output type=${type} does not support the option "${k}"`, { hint: `type=${type} takes ${known.join(', ')}` });
     }
@@ -166,6 +173,7 @@ export function parseOutput(spec: string, tags: string[]): OutputSpec {
   const names = (fields.name ?? '').split(',').map((n) => n.trim()).filter(Boolean);
   const dest = fields.dest === '-' ? undefined : fields.dest;
   const flag = `--output type=${type}`;
+  const withAnn = (f: ImageFormat): ImageFormat => (annotations.length ? { ...f, annotations } : f);
   switch (type) {
     case 'image':
     case 'registry': {
@@ -174,7 +182,7 @@ export function parseOutput(spec: string, tags: string[]): OutputSpec {
         throw new UsageError('--output type=registry always pushes; push=false contradicts it', { hint: 'use type=image to build without pushing' });
       }
       const store = fields.store !== undefined ? parseBool(fields.store, 'store') : type === 'image';
-      const out: OutputSpec = { type: 'image', names: names.length ? names : tags, push, store, format: parseImageFormat(fields, flag) };
+      const out: OutputSpec = { type: 'image', names: names.length ? names : tags, push, store, format: withAnn(parseImageFormat(fields, flag)) };
       if (fields['registry.insecure'] !== undefined) out.insecure = parseBool(fields['registry.insecure'], 'registry.insecure');
       if (push && out.names.length === 0) {
         throw new UsageError(`${flag}${type === 'image' ? ',push=true' : ''} needs a name to push to`, { hint: 'pass -t REGISTRY/NAME:TAG, or name=REGISTRY/NAME:TAG in --output' });
@@ -186,7 +194,7 @@ export function parseOutput(spec: string, tags: string[]): OutputSpec {
       if (fields.tar !== undefined && !parseBool(fields.tar, 'tar')) {
         throw new UnsupportedError(`${flag},tar=false (an unpacked layout directory) is not supported`, { hint: `write the archive with dest=FILE and unpack it, or use img save` });
       }
-      return { type, dest, names: names.length ? names : tags, format: parseImageFormat(fields, flag) };
+      return { type, dest, names: names.length ? names : tags, format: withAnn(parseImageFormat(fields, flag)) };
     case 'tar':
       return { type: 'tar', dest };
     case 'cacheonly':
@@ -345,4 +353,52 @@ export function parseUlimits(list: string[], limits?: string): Rlimit[] {
     byName.set(name, { type: `RLIMIT_${name.toUpperCase()}`, soft: lim(soft), hard: lim(hard) });
   }
   return [...byName.values()];
+}
+
+const ANNOTATION_TYPES = ['manifest', 'index', 'manifest-descriptor', 'index-descriptor'] as const;
+
+function annotationPlatform(p: string): string {
+  try {
+    return formatPlatform(normalizePlatform(parsePlatform(p)));
+  } catch (err) {
+    throw new UsageError(`invalid platform "${p}"`, { hint: 'use e.g. linux/amd64 or linux/arm64/v8', cause: err });
+  }
+}
+
+// An output option annotation[-TYPE][[PLATFORM]].KEY (BuildKit's ParseAnnotationKey;
+// no type is a manifest annotation).
+function parseAnnotationKey(k: string, value: string): ImageAnnotation {
+  const m = /^annotation(?:-([a-z-]+))?(?:\[([A-Za-z0-9_/-]+)\])?\.(\S+)$/.exec(k);
+  if (!m) throw new UsageError(`could not fully parse annotation ${k}`, { hint: 'use annotation.KEY=VALUE or annotation-TYPE[PLATFORM].KEY=VALUE' });
+  const type = (m[1] ?? 'manifest') as ImageAnnotation['type'];
+  if (!ANNOTATION_TYPES.includes(type)) throw new UsageError(`unrecognized annotation type ${m[1]}`, { hint: `use ${ANNOTATION_TYPES.join(', ')}` });
+  return { type, ...(m[2] ? { platform: annotationPlatform(m[2]) } : {}), key: m[3], value };
+}
+
+// buildx --annotation [TYPE[,TYPE…]:]KEY=VALUE, each TYPE optionally TYPE[PLATFORM]; no type: manifest.
+export function parseAnnotationFlag(spec: string): ImageAnnotation[] {
+  const eq = spec.indexOf('=');
+  if (eq < 0) throw new UsageError(`invalid annotation "${spec}", expected key=value`, { hint: 'use --annotation [TYPE:]KEY=VALUE' });
+  const k = spec.slice(0, eq);
+  const value = spec.slice(eq + 1);
+  const colon = k.indexOf(':');
+  if (colon < 0) return [{ type: 'manifest', key: k, value }];
+  const key = k.slice(colon + 1);
+  return k
+    .slice(0, colon)
+    .split(',')
+    .map((tp) => {
+      const m = /^([a-z-]+)(?:\[([A-Za-z0-9_/-]+)\])?$/.exec(tp);
+      if (!m) throw new UsageError(`invalid annotation type "${tp}", expected type and optional platform in square brackets`, { hint: 'e.g. --annotation "manifest[linux/amd64]:KEY=VALUE"' });
+      if (!ANNOTATION_TYPES.includes(m[1] as ImageAnnotation['type'])) throw new UsageError(`unknown annotation type "${m[1]}"`, { hint: `use ${ANNOTATION_TYPES.join(', ')}` });
+      return { type: m[1] as ImageAnnotation['type'], ...(m[2] ? { platform: annotationPlatform(m[2]) } : {}), key, value };
+    });
+}
+
+// --annotation applies to every image output (buildx adds it to image, registry, docker and
+// oci exporters; filesystem outputs have no manifest); with no --output, to the stored image.
+export function withAnnotations(outputs: OutputSpec[], annotations: ImageAnnotation[], tags: string[]): OutputSpec[] {
+  if (!annotations.length) return outputs;
+  const base: OutputSpec[] = outputs.length ? outputs : [{ type: 'image', names: tags, push: false, store: true, format: {} }];
+  return base.map((o) => (o.type === 'image' || o.type === 'docker' || o.type === 'oci' ? { ...o, format: { ...o.format, annotations: [...annotations, ...(o.format.annotations ?? [])] } } : o));
 }

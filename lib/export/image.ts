@@ -7,13 +7,13 @@
 import { pipeline } from 'node:stream/promises';
 import { createLayerBlob, decompressStream, mediaTypeFor, writeLayer, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, type Compression } from '../archive/index';
 import { sha256Digest } from '../content/digest';
-import { normalizePlatform } from '../images/platform';
+import { formatPlatform, normalizePlatform } from '../images/platform';
 import { formatReference, parseReference } from '../images/reference';
 import { ImageStore } from '../images/store';
 import { MediaType, type BlobSource, type Descriptor, type Digest, type HistoryEntry, type ImageConfig, type Index, type LayerBlob, type Manifest, type Platform } from '../images/types';
 import { ContentError, UnsupportedError } from '../util/errors';
 import { Limiter } from '../util/limiter';
-import type { BuildResult, BuildResults, ExportEnv, ExportProgress, ImageFormat, LayerSlot } from './result';
+import type { BuildResult, BuildResults, ExportEnv, ExportProgress, ImageAnnotation, ImageFormat, LayerSlot } from './result';
 
 // diffID of a tar with no entries (1024 zero bytes): the layer of a step that
 // changed nothing (BuildKit keeps such layers, e.g. WORKDIR of an existing directory).
@@ -222,6 +222,9 @@ export async function buildImage(result: BuildResult, env: ExportEnv, o: ImageEx
     config: configDesc,
     layers: made.map(({ blob }) => ({ mediaType: layerMediaType(blob.mediaType, oci), digest: blob.digest, size: blob.size })),
   };
+  // imageTargetOf left only this platform's manifest annotations, without their platform.
+  const annotations = annotationRecord(f.annotations, 'manifest');
+  if (annotations) manifest.annotations = annotations;
   // Both blobs at once (each waits for two fsyncs): the manifest names the config by
   // its digest, and nothing names the manifest until both are stored.
   const [, mw] = await Promise.all([
@@ -257,7 +260,7 @@ const images = new WeakMap<BuildResult, Map<string, Promise<BuiltImage>>>();
 export function imageOf(result: BuildResult, env: ExportEnv, progress?: ExportProgress, format: ImageFormat = {}): Promise<BuiltImage> {
   let byFormat = images.get(result);
   if (!byFormat) images.set(result, (byFormat = new Map()));
-  const key = JSON.stringify([format.compression ?? 'gzip', format.compressionLevel ?? null, Boolean(format.forceCompression), format.ociMediaTypes ?? true]);
+  const key = JSON.stringify([format.compression ?? 'gzip', format.compressionLevel ?? null, Boolean(format.forceCompression), format.ociMediaTypes ?? true, format.annotations ?? []]);
   let p = byFormat.get(key);
   if (!p) {
     p = buildImage(result, env, { progress, format });
@@ -291,15 +294,28 @@ export function imageTargetOf(results: BuildResults, env: ExportEnv, progress?: 
       // Each platform's rows apart (their layers, configs and manifests differ).
       const under = (i: number): ExportProgress | undefined =>
         progress && results.multiPlatform ? { status: (sub, s) => progress.status(`${i}-${sub}`, s) } : progress;
-      const images = await Promise.all(results.platforms.map((r, i) => imageOf(r.result, env, under(i), format)));
+      const all = format.annotations ?? [];
+      checkAnnotations(all, results.multiPlatform);
+      // Each platform's image gets the manifest annotations meant for it (no platform: all).
+      const forPlatform = (type: ImageAnnotation['type'], p: Platform) =>
+        all.filter((a) => a.type === type && (!a.platform || a.platform === formatPlatform(normalizePlatform(p)))).map(({ platform: _p, ...a }) => a);
+      const images = await Promise.all(
+        results.platforms.map((r, i) => imageOf(r.result, env, under(i), { ...format, annotations: forPlatform('manifest', r.platform) })),
+      );
       const sources = new Map(images.flatMap((img) => [...img.sources]));
       if (!results.multiPlatform) return { target: images[0].manifest, images, sources };
       const mediaType = format.ociMediaTypes === false ? MediaType.DockerManifestList : MediaType.OciIndex;
       const index: Index = {
         schemaVersion: 2,
         mediaType,
-        manifests: images.map((img, i) => ({ ...img.manifest, platform: descriptorPlatform(results.platforms[i].platform, img.configJson) })),
+        manifests: images.map((img, i) => {
+          const d: Descriptor = { ...img.manifest, platform: descriptorPlatform(results.platforms[i].platform, img.configJson) };
+          const ann = annotationRecord(forPlatform('manifest-descriptor', results.platforms[i].platform), 'manifest-descriptor');
+          return ann ? { ...d, annotations: ann } : d;
+        }),
       };
+      const indexAnn = annotationRecord(all, 'index');
+      if (indexAnn) index.annotations = indexAnn;
       const w = await env.content.writeBytes(Buffer.from(JSON.stringify(index)));
       progress?.status('index', { name: `exporting manifest list ${w.digest}`, done: true });
       return { target: { mediaType, digest: w.digest, size: w.size }, images, sources };
@@ -308,6 +324,29 @@ export function imageTargetOf(results: BuildResults, env: ExportEnv, progress?: 
     p.catch(() => byFormat.delete(key));
   }
   return p;
+}
+
+// The annotations of one type as a manifest or descriptor carries them (undefined: none).
+function annotationRecord(list: ImageAnnotation[] | undefined, type: ImageAnnotation['type']): Record<string, string> | undefined {
+  const chosen = (list ?? []).filter((a) => a.type === type);
+  return chosen.length ? Object.fromEntries(chosen.map((a) => [a.key, a.value])) : undefined;
+}
+
+// What an image can carry: index annotations need an index (BuildKit's error for a
+// single platform); descriptor annotations live only in an OCI layout's index.json
+// or an index's entries, which img's outputs do not annotate for a lone manifest.
+function checkAnnotations(all: ImageAnnotation[], multiPlatform: boolean): void {
+  if (!multiPlatform && all.some((a) => a.type === 'index' || a.type === 'index-descriptor')) {
+    throw new UnsupportedError('index annotations not supported for single platform export', {
+      hint: 'use manifest annotations (--annotation KEY=VALUE), or build several --platform values to get an index',
+    });
+  }
+  const top = all.find((a) => a.type === 'index-descriptor' || (a.type === 'manifest-descriptor' && !multiPlatform));
+  if (top) {
+    throw new UnsupportedError(`img does not write ${top.type} annotations (${top.key}): they would annotate the top descriptor of an OCI layout's index.json`, {
+      hint: multiPlatform ? 'use index or manifest annotations' : 'use manifest annotations (--annotation KEY=VALUE)',
+    });
+  }
 }
 
 function descriptorPlatform(target: Platform, config: ImageConfig): Platform {

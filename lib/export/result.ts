@@ -26,6 +26,17 @@ export interface ImageFormat {
   forceCompression?: boolean;
   // false: Docker schema2 media types (manifest, config, layers); default true (OCI).
   ociMediaTypes?: boolean;
+  // --annotation / annotation-TYPE[PLATFORM].KEY=VALUE: written into the manifests
+  // (each platform's, or the one named) and the index; manifest-descriptor ones onto
+  // the index's entries.
+  annotations?: ImageAnnotation[];
+}
+
+export interface ImageAnnotation {
+  type: 'manifest' | 'index' | 'manifest-descriptor' | 'index-descriptor';
+  platform?: string; // normalized "os/arch[/variant]"; none: every platform
+  key: string;
+  value: string;
 }
 
 export interface BuildResult {

@@ -4,9 +4,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { runImgRootless } from '../helpers/rootless';
-import { cleanup } from '../helpers/rootless';
-import { build, setup, skip, stepStates, steps } from './helpers';
+import { cleanup, runImgRootless } from '../helpers/rootless';
+import { build, setup, skip, stepStates, steps, storedConfig } from './helpers';
+import { ContentStore } from '../../lib/content/store';
+import { ImageStore } from '../../lib/images/store';
+import type { Index, Manifest } from '../../lib/images/types';
 
 test('-o type=cacheonly builds and exports nothing; the next build finds its steps cached; --cache-to still exports', { skip }, async (t) => {
   const e = await setup({ Dockerfile: 'FROM busybox\nRUN echo made > /made\n' });
@@ -62,4 +64,50 @@ test('--no-cache-filter runs the named stages\' steps again and takes the others
   const again = await build(e, ['-t', 'ncf:3', e.ctx]);
   assert.equal(again.code, 0, again.stderr);
   for (const [n, s] of steps(stepStates(again.stderr))) if (!n.includes('FROM')) assert.equal(s, 'CACHED', n);
+});
+
+test('--annotation and -o annotation.*: manifest and index annotations in the stored JSON; what img cannot place is refused', { skip }, async (t) => {
+  const e = await setup({ Dockerfile: 'FROM scratch\nCOPY a /a\n', a: 'a\n' });
+  t.after(() => cleanup(e.root));
+  const content = new ContentStore(e.state);
+  // One platform: every --annotation without a type, and annotation.* of -o, go on the manifest.
+  const one = await build(e, ['-t', 'ann:1', '--annotation', 'org.opencontainers.image.title=one', '--annotation', 'manifest:com.example.a=1', e.ctx]);
+  assert.equal(one.code, 0, one.stderr);
+  assert.deepEqual((await storedConfig(e, 'docker.io/library/ann:1')).manifest.annotations, { 'org.opencontainers.image.title': 'one', 'com.example.a': '1' });
+  const viaOutput = await build(e, ['-o', 'type=image,name=ann:2,annotation.com.example.b=2,annotation-manifest.com.example.c=3', e.ctx]);
+  assert.equal(viaOutput.code, 0, viaOutput.stderr);
+  assert.deepEqual((await storedConfig(e, 'docker.io/library/ann:2')).manifest.annotations, { 'com.example.b': '2', 'com.example.c': '3' });
+
+  // Several platforms: index annotations on the index, manifest ones on each (or the named) platform's
+  // manifest, manifest-descriptor ones on the index's entries.
+  const multi = await build(e, [
+    '--platform', 'linux/amd64,linux/arm64', '-t', 'ann:3',
+    '--annotation', 'index,manifest:com.example.both=x',
+    '--annotation', 'manifest[linux/arm64]:com.example.arm=y',
+    '--annotation', 'manifest-descriptor:com.example.desc=z',
+    e.ctx,
+  ]);
+  assert.equal(multi.code, 0, multi.stderr);
+  const rec = await new ImageStore(e.state).get('docker.io/library/ann:3');
+  const index = await content.readJson<Index>(rec!.target.digest);
+  assert.deepEqual(index.annotations, { 'com.example.both': 'x' });
+  for (const d of index.manifests) {
+    assert.deepEqual(d.annotations, { 'com.example.desc': 'z' });
+    const m = await content.readJson<Manifest>(d.digest);
+    const want: Record<string, string> = { 'com.example.both': 'x' };
+    if (d.platform?.architecture === 'arm64') want['com.example.arm'] = 'y';
+    assert.deepEqual(m.annotations, want, d.platform?.architecture);
+  }
+
+  for (const [args, want] of [
+    [['--annotation', 'index:k=v'], /index annotations not supported for single platform export/],
+    [['--annotation', 'manifest-descriptor:k=v'], /img does not write manifest-descriptor annotations \(k\)/],
+    [['--annotation', 'bogus:k=v'], /unknown annotation type "bogus"/],
+    [['--annotation', 'novalue'], /invalid annotation "novalue", expected key=value/],
+    [['-o', 'type=image,name=x,annotation-bogus.k=v'], /unrecognized annotation type bogus/],
+  ] as const) {
+    const r = await build(e, ['-t', 'ann:bad', ...args, e.ctx]);
+    assert.equal(r.code, 1, args.join(' '));
+    assert.match(r.stderr, want, args.join(' '));
+  }
 });

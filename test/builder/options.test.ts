@@ -34,7 +34,9 @@ test('--output push and image format options; an option img does not know is an 
   const rejects: [string, RegExp][] = [
     ['type=image,compression=zstd,foo=1', /does not support the option "foo"/],
     ['type=image,unpack=true', /does not support the option "unpack"/],
-    ['type=oci,dest=x,annotation.a=b', /does not support the option "annotation.a"/],
+    ['type=tar,dest=x,annotation.a=b', /type=tar does not support the option "annotation.a"/],
+    ['type=oci,dest=x,annotation-nope.a=b', /unrecognized annotation type nope/],
+    ['type=oci,dest=x,annotation-manifest[linux/amd64]a=b', /could not fully parse annotation/],
     ['type=tar,compression=zstd', /type=tar does not support the option "compression"/],
     ['type=local,dest=d,platform-split=true', /does not support the option "platform-split"/],
     ['type=image,compression=brotli', /compression=brotli is not a compression/],
@@ -49,6 +51,14 @@ test('--output push and image format options; an option img does not know is an 
     ['type=registry,name=x,push=false', /always pushes/],
     ['type=oci,dest=x,tar=false', /tar=false .* is not supported/],
   ];
+  // annotation options of image outputs (BuildKit's keys; no type is a manifest annotation).
+  assert.deepEqual((parseOutput('type=oci,dest=x,annotation.a=b,annotation-index.c=d,annotation-manifest[linux/arm64].e=f', []) as { format: object }).format, {
+    annotations: [
+      { type: 'manifest', key: 'a', value: 'b' },
+      { type: 'index', key: 'c', value: 'd' },
+      { type: 'manifest', platform: 'linux/arm64', key: 'e', value: 'f' },
+    ],
+  });
   for (const [spec, why] of rejects) assert.throws(() => parseOutput(spec, []), (err: Error) => err instanceof ImgError && why.test(err.message), spec);
   assert.throws(() => withPush([parseOutput('type=tar,dest=x', [])], true, ['r/a']), /--push cannot push an --output type=tar/);
 });

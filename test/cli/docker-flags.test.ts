@@ -14,7 +14,6 @@ test('docker build flags img cannot honour are refused by name, before any work'
     [['-m', '1g'], /^Error: img build does not support --memory: img does not set resource limits on RUN steps — drop the flag/],
     [['--cpu-shares', '2'], /^Error: img build does not support --cpu-shares:/],
     [['--squash'], /^Error: img build does not support --squash: img does not squash layers — /],
-    [['--annotation', 'a=b'], /^Error: img build does not support --annotation: .* — use --label/],
     [['--attest', 'type=sbom'], /^Error: img build does not support --attest:/],
     [['--builder', 'x'], /^Error: img build does not support --builder:/],
     [['--security-opt', 'seccomp=unconfined'], /^Error: img build does not support --security-opt:/],

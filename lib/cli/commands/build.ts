@@ -37,7 +37,8 @@ export interface BuildFlags {
   allow: string[];
   shmSize?: string;
   ulimit: string[];
-  cacheFilter: string[]; // --no-cache-filter (commander names a --no- option by what follows)
+  cacheFilter: string[];
+  annotation: string[]; // --no-cache-filter (commander names a --no- option by what follows)
 }
 
 // buildx's --provenance/--sbom: img writes no attestations, so only "off" is honoured.
@@ -78,7 +79,6 @@ const LIMIT_HINT = 'drop the flag; to limit the whole build, run img under one (
 
 export const register: RegisterCommand = (program, globals) =>
   refuse(build(program, globals), [
-    { flags: '--annotation <list>', why: 'img does not write manifest annotations', hint: 'use --label to put metadata in the image config' },
     { flags: '--attest <list>', why: 'img writes no attestation manifests (provenance, SBOM)', hint: 'drop it' },
     { flags: '--builder <string>', why: 'img has no builder instances: it builds in this process', hint: 'drop --builder' },
     { flags: '--cgroup-parent <string>', why: NO_LIMITS, hint: LIMIT_HINT },
@@ -121,6 +121,7 @@ function build(program: Parameters<RegisterCommand>[0], globals: Parameters<Regi
     .addOption(new Option('--network <string>', 'Set the networking mode for the RUN instructions during build').choices(['default', 'none', 'host']).default('default'))
     .option('--pull', 'Always attempt to pull all referenced images')
     .option('--push', 'Shorthand for --output=type=registry')
+    .option('--annotation <list>', 'Add annotation to the image', collect, [])
     .option('--add-host <list>', 'Add a custom host-to-IP mapping (format: "host:ip")', collect, [])
     .option('--build-context <list>', 'Additional build contexts (e.g., name=path)', collect, [])
     .option('--check', 'Run the build checks and print their warnings, build nothing (exit 1 when any is found)')
@@ -162,6 +163,7 @@ function build(program: Parameters<RegisterCommand>[0], globals: Parameters<Regi
       }
       let outputs = opts.withPush(flags.output.map((o) => opts.parseOutput(o, flags.tag)), Boolean(flags.push), flags.tag);
       if (flags.load) outputs = opts.withLoad(outputs, flags.tag);
+      outputs = opts.withAnnotations(outputs, flags.annotation.flatMap(opts.parseAnnotationFlag), flags.tag);
       const env = process.env;
       const buildOpts: import('../../builder/options').BuildOptions = {
         stateDir: g.state,
