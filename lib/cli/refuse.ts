@@ -5,6 +5,7 @@
 // the command does any work).
 import { Option, type Command } from 'commander';
 import { UnsupportedError } from '../util/errors';
+import { warn } from '../util/log';
 
 export interface Refusal {
   // commander's flags, e.g. '--shm-size <bytes>' or '-m, --memory <bytes>' or '--squash'
@@ -23,6 +24,23 @@ export function refuse(cmd: Command, refusals: Refusal[]): Command {
     cmd.on(`option:${opt.name()}`, () => {
       const shown = opt.long ?? opt.short ?? r.flags;
       throw new UnsupportedError(`img ${cmd.name()} does not support ${shown}: ${r.why}`, { hint: r.hint });
+    });
+  }
+  return cmd;
+}
+
+// docker flags that `docker buildx build` itself takes and ignores (hidden, kept so old
+// `docker build` scripts run): img takes them too, so those scripts run unchanged, but says
+// on stderr that the flag has no effect rather than dropping it silently.
+export function tolerate(cmd: Command, ignored: Refusal[]): Command {
+  for (const r of ignored) {
+    const opt = new Option(r.flags).hideHelp();
+    cmd.addOption(opt);
+    let said = false; // once per flag, however often it is repeated
+    cmd.on(`option:${opt.name()}`, () => {
+      if (said) return;
+      said = true;
+      warn(`img ${cmd.name()} ignores ${opt.long ?? opt.short ?? r.flags}: ${r.why}; ${r.hint}`);
     });
   }
   return cmd;

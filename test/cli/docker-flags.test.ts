@@ -11,12 +11,7 @@ import { makeBusyboxImage } from '../fixtures/images';
 
 test('docker build flags img cannot honour are refused by name, before any work', async () => {
   const cases: [string[], RegExp][] = [
-    [['-m', '1g'], /^Error: img build does not support --memory: img does not set resource limits on RUN steps — drop the flag/],
-    [['--cpu-shares', '2'], /^Error: img build does not support --cpu-shares:/],
-    [['--squash'], /^Error: img build does not support --squash: img does not squash layers — /],
     [['--attest', 'type=sbom'], /^Error: img build does not support --attest:/],
-    [['--builder', 'x'], /^Error: img build does not support --builder:/],
-    [['--security-opt', 'seccomp=unconfined'], /^Error: img build does not support --security-opt:/],
     [['--provenance=true'], /^Error: img does not support --provenance=true: img writes no attestation manifests .* — drop --provenance, or pass --provenance=false/],
     [['--sbom=true'], /^Error: img does not support --sbom=true:/],
     [['--rm=false'], /^Error: img does not support --rm=false: img never keeps the containers of RUN steps/],
@@ -32,6 +27,22 @@ test('docker build flags img cannot honour are refused by name, before any work'
     assert.equal(r.code, 1, `${flags.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, want, flags.join(' '));
     assert.equal(r.stdout, '', flags.join(' '));
+  }
+  // The flags `docker buildx build` takes and ignores (old `docker build` resource limits,
+  // --squash, --security-opt, --builder): taken, said to have no effect, and the build goes on
+  // (here to the missing context, which is the error).
+  const ignored: [string[], RegExp][] = [
+    [['-m', '1g', '--memory-swap', '2g'], /^WARN img build ignores --memory: img does not set resource limits on RUN steps; to limit the whole build, run img under one .*\nWARN img build ignores --memory-swap:/],
+    [['--cpu-shares', '2', '--cpuset-cpus', '0-1'], /^WARN img build ignores --cpu-shares:.*\nWARN img build ignores --cpuset-cpus:/],
+    [['--squash'], /^WARN img build ignores --squash: img does not squash layers; for one layer, end with a stage FROM scratch/],
+    [['--builder', 'x'], /^WARN img build ignores --builder: img has no builder instances/],
+    [['--security-opt', 'seccomp=unconfined', '--security-opt', 'label=disable'], /^WARN img build ignores --security-opt: .* use RUN --security=insecure with --allow security.insecure\nError: /],
+  ];
+  for (const [flags, want] of ignored) {
+    const r = await runImg(['--state', '/nonexistent/state', 'build', ...flags, '/nonexistent/ctx']);
+    assert.equal(r.code, 1, `${flags.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, want, flags.join(' '));
+    assert.match(r.stderr, /\/nonexistent\/ctx/, `${flags.join(' ')}: the build went on to the context`);
   }
   // The refused flags stay out of the help; the accepted buildx ones are listed.
   const help = await runImg(['build', '--help']);

@@ -3,7 +3,7 @@
 import { Option } from 'commander';
 import { NotFoundError, UnsupportedError, UsageError } from '../../util/errors';
 import { startupMarks } from '../../util/startup';
-import { parseFixedBool, refuse } from '../refuse';
+import { parseFixedBool, refuse, tolerate } from '../refuse';
 import type { RegisterCommand } from './index';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -75,24 +75,28 @@ function parseCall(v: string): string {
 }
 
 const NO_LIMITS = 'img does not set resource limits on RUN steps';
-const LIMIT_HINT = 'drop the flag; to limit the whole build, run img under one (e.g. systemd-run --user --scope -p MemoryMax=2G img build …)';
+const LIMIT_HINT = 'to limit the whole build, run img under one (e.g. systemd-run --user --scope -p MemoryMax=2G img build …)';
 
 export const register: RegisterCommand = (program, globals) =>
-  refuse(build(program, globals), [
-    { flags: '--attest <list>', why: 'img writes no attestation manifests (provenance, SBOM)', hint: 'drop it' },
-    { flags: '--builder <string>', why: 'img has no builder instances: it builds in this process', hint: 'drop --builder' },
-    { flags: '--cgroup-parent <string>', why: NO_LIMITS, hint: LIMIT_HINT },
-    { flags: '--cpu-period <int>', why: NO_LIMITS, hint: LIMIT_HINT },
-    { flags: '--cpu-quota <int>', why: NO_LIMITS, hint: LIMIT_HINT },
-    { flags: '-c, --cpu-shares <int>', why: NO_LIMITS, hint: LIMIT_HINT },
-    { flags: '--cpuset-cpus <string>', why: NO_LIMITS, hint: LIMIT_HINT },
-    { flags: '--cpuset-mems <string>', why: NO_LIMITS, hint: LIMIT_HINT },
-    { flags: '-m, --memory <bytes>', why: NO_LIMITS, hint: LIMIT_HINT },
-    { flags: '--memory-swap <bytes>', why: NO_LIMITS, hint: LIMIT_HINT },
-    { flags: '--isolation <string>', why: 'img has one isolation: runc in a user namespace', hint: 'drop --isolation' },
-    { flags: '--security-opt <strings>', why: 'img runs RUN steps with its own fixed, unprivileged profile', hint: 'drop --security-opt' },
-    { flags: '--squash', why: 'img does not squash layers', hint: 'drop it; for one layer, end with a stage FROM scratch that does COPY --from=<stage> / /' },
-  ]);
+  tolerate(
+    refuse(build(program, globals), [
+      { flags: '--attest <list>', why: 'img writes no attestation manifests (provenance, SBOM)', hint: 'drop it' },
+    ]),
+    [
+      { flags: '--builder <string>', why: 'img has no builder instances: it builds in this process', hint: 'drop --builder' },
+      { flags: '--cgroup-parent <string>', why: NO_LIMITS, hint: LIMIT_HINT },
+      { flags: '--cpu-period <int>', why: NO_LIMITS, hint: LIMIT_HINT },
+      { flags: '--cpu-quota <int>', why: NO_LIMITS, hint: LIMIT_HINT },
+      { flags: '-c, --cpu-shares <int>', why: NO_LIMITS, hint: LIMIT_HINT },
+      { flags: '--cpuset-cpus <string>', why: NO_LIMITS, hint: LIMIT_HINT },
+      { flags: '--cpuset-mems <string>', why: NO_LIMITS, hint: LIMIT_HINT },
+      { flags: '-m, --memory <bytes>', why: NO_LIMITS, hint: LIMIT_HINT },
+      { flags: '--memory-swap <bytes>', why: NO_LIMITS, hint: LIMIT_HINT },
+      { flags: '--isolation <string>', why: 'img has one isolation: runc in a user namespace', hint: 'drop --isolation' },
+      { flags: '--security-opt <strings>', why: 'img runs RUN steps with its own fixed, unprivileged profile', hint: 'for a privileged step use RUN --security=insecure with --allow security.insecure' },
+      { flags: '--squash', why: 'img does not squash layers', hint: 'for one layer, end with a stage FROM scratch that does COPY --from=<stage> / /' },
+    ],
+  );
 
 function build(program: Parameters<RegisterCommand>[0], globals: Parameters<RegisterCommand>[1]) {
   return program
