@@ -321,16 +321,18 @@ test('heredocs: markers, quoting, chomping, several per line, JSON form has none
   assert.equal(ob.instructions[1].heredocs[0].content, 'echo hi\n');
 });
 
+// The parse error's reason for a Dockerfile, or 'no error'.
+function reason(df: string): string {
+  try {
+    parseDockerfile(df);
+  } catch (e) {
+    assert.ok(e instanceof DockerfileError, String(e));
+    return e.reason;
+  }
+  return 'no error';
+}
+
 test('instruction errors: BuildKit messages', () => {
-  const reason = (df: string): string => {
-    try {
-      parseDockerfile(df);
-    } catch (e) {
-      assert.ok(e instanceof DockerfileError, String(e));
-      return e.reason;
-    }
-    return 'no error';
-  };
   for (const kw of ['MAINTAINER', 'WORKDIR', 'USER', 'STOPSIGNAL']) assert.equal(reason(`FROM img\n${kw}`), `${kw} requires exactly one argument`);
   for (const kw of ['ENV', 'LABEL', 'ONBUILD', 'HEALTHCHECK', 'EXPOSE', 'VOLUME', 'ARG']) {
     assert.equal(reason(`FROM img\n${kw}`), `${kw} requires at least one argument`);
@@ -364,15 +366,6 @@ test('instruction errors: BuildKit messages', () => {
 });
 
 test('which instructions read their flags, and in which order (BuildKit parse functions)', () => {
-  const reason = (df: string): string => {
-    try {
-      parseDockerfile(df);
-    } catch (e) {
-      assert.ok(e instanceof DockerfileError, String(e));
-      return e.reason;
-    }
-    return 'no error';
-  };
   // STOPSIGNAL and ARG never look at flags: an unknown one is ignored
   assert.equal(reason('FROM img\nSTOPSIGNAL --grace=5 SIGQUIT'), 'no error');
   assert.equal(reason('FROM img\nARG --scope=global VERSION=2'), 'no error');
@@ -388,15 +381,6 @@ test('which instructions read their flags, and in which order (BuildKit parse fu
 });
 
 test('"did you mean": edit distance 2 at most, flag names bare, instruction in the word\'s case', () => {
-  const reason = (df: string): string => {
-    try {
-      parseDockerfile(df);
-    } catch (e) {
-      assert.ok(e instanceof DockerfileError, String(e));
-      return e.reason;
-    }
-    return 'no error';
-  };
   assert.equal(reason('FROM img\nRUN --mnt=type=tmpfs,target=/t true'), 'unknown flag: --mnt (did you mean mount?)');
   assert.equal(reason('FROM img\nCOPY --chmd=644 a /b'), 'unknown flag: --chmd (did you mean chmod?)');
   assert.equal(reason('FROM img\nworkdr /srv'), 'unknown instruction: workdr (did you mean workdir?)');
