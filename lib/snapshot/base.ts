@@ -372,13 +372,11 @@ export abstract class BaseSnapshotter implements Snapshotter {
     // Outstanding mounts would pin the upper dir; commit means "done writing".
     await this.releaseMounts(id);
     const target = key !== undefined ? idForKey(key) : randomId();
-    if (key !== undefined) {
-      const existing = await this.readMeta(target);
-      if (existing && existing.kind === 'committed') {
-        await this.remove(id);
-        await acquireLease(this.stateDir, this.backend, target);
-        return target;
-      }
+    // Another process committed the same key before: take theirs, leased before it is
+    // checked (a prune between a check and the lease would remove it under us).
+    if (key !== undefined && (await this.getLeased(key, target))) {
+      await this.remove(id);
+      return target;
     }
     const dir = this.dirOf(id);
     const committed: SnapshotMeta = {
@@ -415,6 +413,24 @@ export abstract class BaseSnapshotter implements Snapshotter {
     await unlinkLease(this.stateDir, this.backend, id);
     debug(`snapshot ${this.backend}: commit ${id} → ${target}: ${description}`);
     return target;
+  }
+
+  // The committed snapshot for `key` (or id), leased by this process, or null. Leased
+  // first, then read again: a concurrent prune may remove it between a lookup and the
+  // lease, and a lease taken on a removed snapshot protects nothing.
+  async getLeased(key: string, id?: string): Promise<SnapshotInfo | null> {
+    const found = id !== undefined ? await this.readMeta(id) : await this.get(key);
+    if (!found || found.kind !== 'committed') return null;
+    const had = holdsLease(this.stateDir, this.backend, found.id);
+    await acquireLease(this.stateDir, this.backend, found.id);
+    if (had) return this.info(found); // leased before: it cannot have gone
+    const again = await this.readMeta(found.id);
+    if (!again || again.kind !== 'committed') {
+      await releaseLease(this.stateDir, this.backend, found.id);
+      return null;
+    }
+    this.committedMetas.set(again.id, again);
+    return this.info(again);
   }
 
   async get(key: string): Promise<SnapshotInfo | null> {
@@ -472,12 +488,23 @@ export abstract class BaseSnapshotter implements Snapshotter {
   }
 
   // Removes a snapshot another process is not using; false when busy. For prune.
-  async removeIfIdle(id: string): Promise<boolean> {
+  // `known`: the ids the caller listed, with their parents; a snapshot made since (by a
+  // process that leased `id` while it made it, and may have ended by now) is looked for
+  // under the lock, so a parent never goes before a child it did not know of.
+  async removeIfIdle(id: string, known?: ReadonlySet<string>): Promise<boolean> {
     const meta = await this.readMeta(id);
-    return withExclusive(this.stateDir, this.backend, id, async () => {
+    let hasChild = false;
+    const ran = await withExclusive(this.stateDir, this.backend, id, async () => {
+      if (meta && known) {
+        const fresh = (await this.candidateNames()).filter((n) => !known.has(n));
+        const metas = await Promise.all(fresh.map((n) => this.readMeta(n)));
+        hasChild = metas.some((m) => m?.parent === id);
+        if (hasChild) return;
+      }
       if (meta) await this.removeUnlocked(meta);
       else await this.trash(id);
     });
+    return ran && !hasChild;
   }
 
   protected async removeUnlocked(meta: SnapshotMeta): Promise<void> {

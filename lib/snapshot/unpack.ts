@@ -12,7 +12,7 @@ import { toBytes } from '../util/bytenames';
 import { ContentError, UnsupportedError } from '../util/errors';
 import { debug, warn } from '../util/log';
 import { ForwardingSink } from '../util/sink';
-import { acquireLease, lockKey } from './lease';
+import { lockKey } from './lease';
 import type { BaseSnapshotter } from './base';
 import type { Snapshotter } from './types';
 
@@ -64,9 +64,9 @@ export class AppliedWhilePulling {
     let parent: string | null = null;
     let first = 0;
     for (; first < Math.min(chains.length, manifest.layers.length); first++) {
-      const found = await sn.get(chains[first]);
-      if (!found || found.kind !== 'committed') break;
-      await acquireLease(stateDir, sn.backend, found.id);
+      // Leased, then checked again (getLeased): a concurrent prune cannot take it now.
+      const found = await sn.getLeased(chains[first]);
+      if (!found) break;
       parent = found.id;
     }
     const index = first < manifest.layers.length && chains.length === manifest.layers.length ? first : -1;
@@ -241,10 +241,9 @@ export async function unpackLayers(
   let parent: string | null = null;
   let first = 0;
   for (; first < total; first++) {
-    const found = await sn.get(chains[first]);
-    if (!found || found.kind !== 'committed') break;
-    // Lease it so a concurrent prune cannot take it before we build on it.
-    await acquireLease(stateDir, sn.backend, found.id);
+    // Leased, then checked again (getLeased): a concurrent prune cannot take it before we build on it.
+    const found = await sn.getLeased(chains[first]);
+    if (!found) break;
     parent = found.id;
     onProgress?.({ ...ev(first), status: 'reused' });
   }
@@ -312,9 +311,8 @@ export async function unpackLayers(
       if (failed) throw failed.reason;
     }
     for (let i = first; i < total; i++) {
-      const found = await sn.get(chains[i]);
-      if (found && found.kind === 'committed') {
-        await acquireLease(stateDir, sn.backend, found.id);
+      const found = await sn.getLeased(chains[i]);
+      if (found) {
         const stale = actives.get(i);
         if (stale) {
           actives.delete(i);

@@ -219,10 +219,11 @@ export async function prune(stateDir: string): Promise<{ removed: UsageRow[]; sk
       return d;
     };
     const staying = new Set(list.filter((r) => !r.reclaimable).map((r) => r.id));
+    const known = new Set(list.map((r) => r.id));
     const order = list.filter((r) => r.reclaimable).sort((a, b) => depthOf(b.id) - depthOf(a.id));
     for (const r of order) {
       const hasStayingChild = list.some((c) => c.parent === r.id && staying.has(c.id));
-      if (hasStayingChild || !(await sn.removeIfIdle(r.id))) {
+      if (hasStayingChild || !(await sn.removeIfIdle(r.id, known))) {
         staying.add(r.id);
         skipped.push(r);
         continue;
