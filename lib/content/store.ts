@@ -16,6 +16,7 @@ import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ContentError, DiskFullError, hostErrorClass, isErrno, LockBusyError, NotFoundError } from '../util/errors';
 import type { Digest } from '../images/types';
+import { registerCleanup } from '../host/cleanup';
 import { lockFile, type FileLock } from '../host/index';
 import { Sha256Stream } from '../host/layerops';
 import { diskFullError, diskSpace, syncDir } from '../util/fsutil';
@@ -184,6 +185,8 @@ class IngestWriter {
   private tmp: string;
   private fh: fsp.FileHandle | null = null;
   private lock: FileLock | null = null;
+  // Removes the partial file on SIGINT/SIGTERM (host/cleanup.ts) while it is open.
+  private unregister: (() => void) | null = null;
   private opening: Promise<fsp.FileHandle | null> | null = null;
   private present: { size: number } | null = null;
   private failure: Error | null = null;
@@ -226,6 +229,9 @@ class IngestWriter {
         // and the GC judges it by age.
         for (let tries = 0; ; tries++) {
           const fh = await fsp.open(this.tmp, 'wx', 0o644);
+          this.unregister?.();
+          const tmp = this.tmp;
+          this.unregister = registerCleanup(`partial blob ${tmp}`, () => fs.rmSync(tmp, { force: true }));
           try {
             this.lock = await lockFile(this.tmp, 'exclusive', { wait: false, create: false });
           } catch (err) {
@@ -370,6 +376,8 @@ class IngestWriter {
   }
 
   private async unlock(): Promise<void> {
+    this.unregister?.();
+    this.unregister = null;
     const lock = this.lock;
     this.lock = null;
     await lock?.release();

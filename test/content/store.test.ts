@@ -143,4 +143,26 @@ describe('ContentStore', () => {
     assert.deepEqual(await leftovers(store.ingestDir), []);
     await fsp.rm(dir, { recursive: true });
   });
+
+  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+    it(`a writer stopped by ${signal} mid-blob removes its partial file and exits ${code}`, async () => {
+      const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'img-content-sig-'));
+      const script = `
+        const { ContentStore } = require(${JSON.stringify(path.join(REPO, 'lib/content/store.ts'))});
+        const ing = (globalThis.ing = new ContentStore(process.argv[1]).ingest());
+        ing.stream.write(Buffer.alloc(300000), () => process.stdout.write('writing\\n'));
+        setInterval(() => {}, 1000);`;
+      const c = spawn(process.execPath, ['--import', 'tsx', '-e', script, dir], { cwd: REPO });
+      await new Promise<void>((resolve, reject) => {
+        c.stdout.on('data', (d) => String(d).includes('writing') && resolve());
+        c.on('exit', (n) => reject(new Error(`writer exited ${n}`)));
+      });
+      assert.equal((await leftovers(path.join(dir, 'ingest'))).length, 1);
+      const exited = new Promise<number | null>((r) => c.on('exit', (n) => r(n)));
+      c.kill(signal);
+      assert.equal(await exited, code);
+      assert.deepEqual(await leftovers(path.join(dir, 'ingest')), [], 'no partial blob left behind');
+      await fsp.rm(dir, { recursive: true });
+    });
+  }
 });
