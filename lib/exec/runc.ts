@@ -272,6 +272,9 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
   const freshProc = opts.freshProc ?? canMountProc();
   const hostname = opts.hostname || randomBytes(6).toString('hex');
   const cleanupsDone: (() => void)[] = [];
+  // Ctrl-C or SIGTERM during the step: the bundle goes with the container (the
+  // container's undo, registered later, runs first).
+  const unregisterBundle = registerCleanup(`bundle ${bundle}`, () => fs.rmSync(bundle, { recursive: true, force: true }));
   let created: CreatedMountPoints = { paths: [], parents: new Map() };
   // What a step waits for before runc starts is a row of small file
   // operations, each a round trip through libuv's pool: the independent ones
@@ -391,7 +394,10 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
     for (const u of cleanupsDone) u();
     // The bundle goes in the background: nothing after the run reads it, and Node
     // finishes the removal before the process exits.
-    void fsp.rm(bundle, { recursive: true, force: true }).catch(() => undefined);
+    void fsp
+      .rm(bundle, { recursive: true, force: true })
+      .catch(() => undefined)
+      .finally(unregisterBundle);
     await removeMountPoints(created);
   }
 }

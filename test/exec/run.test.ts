@@ -54,6 +54,9 @@ describe('runContainer lifecycle (rootless)', { skip: skipUnlessRootless() }, ()
     // The snapshot dir has no stale mount point of ours either.
     const mnt = `${st}/snapshots/overlayfs/mnt`;
     assert.deepEqual(fs.existsSync(mnt) ? fs.readdirSync(mnt) : [], []);
+    // Nor the step's OCI bundle (tmp/exec/img-<id>/config.json).
+    const exec = `${st}/tmp/exec`;
+    assert.deepEqual(fs.existsSync(exec) ? fs.readdirSync(exec).filter((n) => !n.startsWith('img-files-')) : [], [], 'bundle left in tmp/exec');
   });
 
   test('without a fresh /proc (IMG_NO_PROC_MOUNT=1): no pid namespace, warning, leftovers still killed', async () => {
