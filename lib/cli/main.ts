@@ -3,6 +3,7 @@
 // engine modules lazily so `img ls` never pays for the registry client or the addon.
 // Installed img starts in ./start.ts (the bundle's entry); the sources run
 // this file directly (`node --import tsx lib/cli/main.ts`).
+import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { BACKENDS, defaultStateDir, prepareStateDir, type GlobalOptions } from './context';
 import { formatHelp } from './help';
@@ -31,17 +32,23 @@ export function buildProgram(): { program: Command; globals: () => GlobalOptions
     .enablePositionalOptions(false);
   program.hook('preAction', async (_, action) => {
     setDebug(Boolean(program.opts().debug));
-    await prepareStateDir(action.name(), program.opts().state);
+    await prepareStateDir(action.name(), stateDir(program.opts().state));
   });
   const globals = (): GlobalOptions => {
     const o = program.opts();
-    return { backend: o.backend, debug: Boolean(o.debug), state: o.state };
+    return { backend: o.backend, debug: Boolean(o.debug), state: stateDir(o.state) };
   };
   for (const register of commands) {
     const sub = register(program, globals);
     sub.configureHelp({ formatHelp });
   }
   return { program, globals };
+}
+
+// --state made absolute: the rooms hand its paths to runc (a RUN's resolv.conf and
+// hosts binds), which reads relative ones from the bundle's directory.
+function stateDir(state: string): string {
+  return state ? path.resolve(state) : state;
 }
 
 // Messages quote untrusted text (Dockerfile lines, file names, registry
