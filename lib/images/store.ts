@@ -40,7 +40,7 @@ export class ImageStore {
       createdAt: old?.createdAt ?? now,
       updatedAt: now,
     };
-    await writeFileAtomic(this.fileFor(name), JSON.stringify(rec, null, 2) + '\n', { durable: true });
+    await writeFileAtomic(this.fileFor(name), JSON.stringify(rec, null, 2) + '\n', { durable: true, what: `the image record of ${name}` });
     return rec;
   }
 

@@ -15,11 +15,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { ContentError, isErrno, LockBusyError, NotFoundError, UsageError } from '../util/errors';
+import { ContentError, DiskFullError, hostErrorClass, isErrno, LockBusyError, NotFoundError, UsageError } from '../util/errors';
 import { debug } from '../util/log';
 import { acquireLease, holdsLease, isBusy, leaseAs, leaseFile, releaseAllLeases, releaseLease, unlinkLease, withExclusive } from './lease';
 import type { Change, DiskFormat, Mounted, SnapshotBackend, SnapshotInfo, Snapshotter, StoredDir } from './types';
-import { writeJsonAtomic } from '../util/fsutil';
+import { diskFullError, diskSpace, writeJsonAtomic } from '../util/fsutil';
 import { fsPath as F, toBytes } from '../util/bytenames';
 import * as fs from 'node:fs';
 import { registerCleanup } from '../host/cleanup';
@@ -245,6 +245,21 @@ export abstract class BaseSnapshotter implements Snapshotter {
   }
 
   private async create(parent: string | null, description: string, readonly: boolean): Promise<string> {
+    try {
+      return await this.createNow(parent, description, readonly);
+    } catch (err) {
+      throw await this.diskFull(err, `a new snapshot (${description})`);
+    }
+  }
+
+  // A full disk (ENOSPC, EDQUOT) while making or committing a snapshot's directory,
+  // metadata or lease as the user should meet it: the filesystem, the space left, what to do.
+  private async diskFull(err: unknown, what: string): Promise<unknown> {
+    if (hostErrorClass(err) !== DiskFullError) return err;
+    return diskFullError(this.root, what, await diskSpace(this.root), err);
+  }
+
+  private async createNow(parent: string | null, description: string, readonly: boolean): Promise<string> {
     await this.ensureLayout();
     let parentMeta: SnapshotMeta | null = null;
     if (parent !== null) {
@@ -363,6 +378,14 @@ export abstract class BaseSnapshotter implements Snapshotter {
   }
 
   async commit(id: string, description: string, key?: string, opts: { linkedFrom?: string[] } = {}): Promise<string> {
+    try {
+      return await this.commitNow(id, description, key, opts);
+    } catch (err) {
+      throw await this.diskFull(err, `the snapshot of ${description}`);
+    }
+  }
+
+  private async commitNow(id: string, description: string, key: string | undefined, opts: { linkedFrom?: string[] }): Promise<string> {
     const meta = this.ownActive.get(id) ?? (await this.mustMeta(id));
     if (meta.kind !== 'active' || meta.readonly) {
       throw new UsageError(`snapshot ${id} is ${meta.kind === 'committed' ? 'already committed' : 'a read-only view'}; cannot commit it`, {

@@ -89,7 +89,8 @@ export class CacheStore implements CacheBackend {
 
   async put(key: string, v: Pick<Vertex, 'name' | 'kind'>, result: VertexResult): Promise<void> {
     const digests = result.layers.flatMap((l) => (l.blob ? [l.blob.digest] : []));
-    if (digests.length) await registerCacheRoot(this.stateDir, `rec-${keyHex(key)}`, digests);
+    const what = `the build cache record of ${v.name}`;
+    if (digests.length) await registerCacheRoot(this.stateDir, `rec-${keyHex(key)}`, digests, what);
     const rec: CacheRecord = {
       version: VERSION,
       key,
@@ -100,7 +101,7 @@ export class CacheStore implements CacheBackend {
       meta: result.meta,
       created: result.created ?? new Date().toISOString(),
     };
-    await writeJsonAtomic(this.recordPath(key), rec);
+    await writeJsonAtomic(this.recordPath(key), rec, what);
   }
 
   async lock(key: string): Promise<CacheLock> {

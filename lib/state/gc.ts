@@ -35,8 +35,8 @@ function cacheRootFile(stateDir: string, id: string): string {
 
 // Register blobs the build cache still needs (call while holding the shared lock,
 // right after writing them). `id` is the cache record's key (file-name safe).
-export async function registerCacheRoot(stateDir: string, id: string, digests: Digest[]): Promise<void> {
-  await writeFileAtomic(cacheRootFile(stateDir, id), JSON.stringify({ digests }) + '\n');
+export async function registerCacheRoot(stateDir: string, id: string, digests: Digest[], what?: string): Promise<void> {
+  await writeFileAtomic(cacheRootFile(stateDir, id), JSON.stringify({ digests }) + '\n', { what });
 }
 
 export async function removeCacheRoot(stateDir: string, id: string): Promise<void> {

@@ -100,11 +100,24 @@ export interface AtomicWriteOptions {
   // survives a machine crash: for what users stored (image names). Records of
   // rebuildable state skip both (docs/architecture.md, "Durability").
   durable?: boolean;
+  // What the file is, for a full disk's message ("the image name busybox:latest");
+  // "the record <file name>" unless given.
+  what?: string;
 }
 
 // Write temp + rename: readers see the old or the new file, never a torn one. The
 // parent directory is made only when the first open says it is missing.
 export async function writeFileAtomic(file: string, data: string | Uint8Array, opts: AtomicWriteOptions = {}): Promise<void> {
+  try {
+    await writeFileAtomicNow(file, data, opts);
+  } catch (err) {
+    // A full disk names itself and what to do, as a blob's does (not a bare ENOSPC).
+    if (hostErrorClass(err) !== DiskFullError || err instanceof DiskFullError) throw err;
+    throw diskFullError(path.dirname(file), opts.what ?? `the record ${path.basename(file)}`, await diskSpace(path.dirname(file)), err);
+  }
+}
+
+async function writeFileAtomicNow(file: string, data: string | Uint8Array, opts: AtomicWriteOptions): Promise<void> {
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const open = () => fsp.open(tmp, 'wx', opts.mode ?? 0o644);
   let fh: fsp.FileHandle;
@@ -135,8 +148,8 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, o
 
 // A JSON record of rebuildable state (snapshot metadata, cache records, layer memos):
 // atomic, not durable; readers take a missing or unreadable one for absent (readJsonRecord).
-export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  await writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
+export async function writeJsonAtomic(file: string, value: unknown, what?: string): Promise<void> {
+  await writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n', { what });
 }
 
 // fsync a directory so a rename into it survives a crash; some filesystems refuse, which is fine.
