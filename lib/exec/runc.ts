@@ -11,7 +11,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { registerCleanup } from '../host/cleanup';
 import { spawnLight, type LightChild } from '../host/index';
-import { AbortError, HostError, isErrno, UsageError } from '../util/errors';
+import { AbortError, DiskFullError, HostError, hostErrorClass, isErrno, UsageError } from '../util/errors';
+import { diskFullError, diskSpace } from '../util/fsutil';
 import { debug, warn } from '../util/log';
 import { currentEntry, noteProc } from './entry';
 import { missingMountPoints, removeMountPoints, resolveInRoot, type CreatedMountPoints } from './mounts';
@@ -298,6 +299,12 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
     // points are looked for after it is made when it shares a path with one.
     const cwdMade = resolveInRoot(opts.rootfs, cwd).then((dir) => fsp.mkdir(dir, { recursive: true, mode: 0o755 }));
     const related = (d: string) => cwd === d || cwd.startsWith(d.replace(/\/*$/, '/')) || d.startsWith(cwd.replace(/\/*$/, '/'));
+    // A full disk while writing the bundle (config.json, resolv.conf, hosts) names the
+    // state dir's filesystem and what to do, as a blob's or a snapshot's does.
+    const named = async (err: unknown): Promise<never> => {
+      if (hostErrorClass(err) !== DiskFullError) throw err;
+      throw diskFullError(bundle, 'the bundle of this step', await diskSpace(opts.stateDir), err);
+    };
     const [user, resolv, hosts, points] = await Promise.all([
       resolveUser(opts.rootfs, opts.user || 'root'),
       sharedFile(opts.stateDir, 'resolv.conf', resolvConf(opts.network)),
@@ -306,7 +313,7 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
       fsp.mkdir(bundle, { recursive: true, mode: 0o711 }),
       makeRuncRoot(),
       cwdMade,
-    ]);
+    ]).catch(named);
     created = points;
     const env = [...opts.env];
     if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
@@ -325,7 +332,7 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
       nofile: nofileLimit(),
       rlimits: opts.rlimits,
     });
-    await fsp.writeFile(path.join(bundle, 'config.json'), specJson(spec));
+    await fsp.writeFile(path.join(bundle, 'config.json'), specJson(spec)).catch(named);
 
     let runcPid: number | undefined;
     // Only a container without a pid namespace needs its init's pid (initGone).
