@@ -9,7 +9,9 @@ import { formatReference, parseReference } from '../images/reference';
 import { ImageStore } from '../images/store';
 import { MediaType, isIndexMediaType, isManifestMediaType, type Descriptor, type Digest } from '../images/types';
 import { registerCleanup } from '../host/cleanup';
-import { ImgError } from '../util/errors';
+import { DiskFullError, hostErrorClass, ImgError } from '../util/errors';
+import { diskSpace } from '../util/fsutil';
+import { bytesSize } from '../util/units';
 import { writeDockerArchive } from './docker-archive';
 import { writeOciArchive, type ExportImage } from './oci-layout';
 
@@ -91,7 +93,7 @@ export async function saveImages(stateDir: string, names: string[], opts: SaveOp
           hint: 'the receiving command exited early; check it, or save with -o FILE',
         });
       }
-      throw err;
+      throw await archiveDiskFull(err, 'written to stdout', '/dev/stdout', 'what was written to stdout is incomplete');
     }
     return;
   }
@@ -116,9 +118,22 @@ export async function saveImages(stateDir: string, names: string[], opts: SaveOp
     await fsp.rename(tmp, dest);
   } catch (err) {
     await fh.close().catch(() => undefined);
+    const named = await archiveDiskFull(err, `for ${opts.output}`, path.dirname(dest), 'the partial archive was removed'); // the space left before the removal
     await fsp.rm(tmp, { force: true });
-    throw err;
+    throw named;
   } finally {
     unregister();
   }
+}
+
+// A full disk under the archive: where, how much is left, what to do (the state dir
+// is not the disk that filled, so img prune is no help).
+async function archiveDiskFull(err: unknown, where: string, probe: string, state: string): Promise<unknown> {
+  if (hostErrorClass(err) !== DiskFullError) return err;
+  const space = await diskSpace(probe);
+  const left = space ? ` (${bytesSize(space.free)} free of ${bytesSize(space.total)})` : '';
+  return new DiskFullError(`no space left for the archive ${where}${left}`, {
+    hint: `free space on that disk, or save to another one (-o PATH); ${state}`,
+    cause: err,
+  });
 }
