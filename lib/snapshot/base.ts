@@ -501,7 +501,14 @@ export abstract class BaseSnapshotter implements Snapshotter {
         hint: 'img prune removes unreferenced snapshots in the right order',
       });
     }
-    const ok = await withExclusive(this.stateDir, this.backend, id, () => this.removeUnlocked(meta));
+    // prune and du probe a snapshot's lock (isBusy, removeIfIdle) for a moment: a busy
+    // answer is tried again for a while before it means another process uses it.
+    let ok = false;
+    for (let tries = 0; tries < 40 && !ok; tries++) {
+      if (tries > 0) await new Promise((r) => setTimeout(r, 50));
+      ok = await withExclusive(this.stateDir, this.backend, id, () => this.removeUnlocked(meta));
+      if (!ok && !(await this.readMeta(id))) return; // a prune took it meanwhile
+    }
     if (!ok) {
       throw new LockBusyError(leaseFile(this.stateDir, this.backend, id), 'exclusive', {
         message: `snapshot ${id} is in use by another img process`,

@@ -7,7 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { NativeSnapshotter } from '../../lib/snapshot/native';
-import { releaseAllLeases } from '../../lib/snapshot/lease';
+import { leaseFile, releaseAllLeases, releaseLease } from '../../lib/snapshot/lease';
+import { lockFile } from '../../lib/host/index';
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => fsp.rm(d, { recursive: true, force: true }))));
@@ -90,4 +91,19 @@ test('prune does not remove a parent whose child was made after it listed the sn
   assert.equal((await sn.chain(child)).length, 2, 'the child still mounts on its parent');
   assert.equal(await pruner.removeIfIdle(child, new Set([...known, child])), true);
   assert.equal(await pruner.removeIfIdle(parent, new Set([...known, child])), true, 'without the child it goes');
+});
+
+test("removing this process's own snapshot while a prune or du probes its lock waits for the probe", async () => {
+  const dir = await state();
+  const sn = new NativeSnapshotter(dir);
+  const active = await sn.prepare(null, 'test');
+  // remove() lets go of its lease first; in that moment another process's isBusy or
+  // removeIfIdle takes the exclusive lock, for a moment.
+  await releaseLease(dir, 'native', active, true);
+  const probe = await lockFile(leaseFile(dir, 'native', active), 'exclusive', { wait: false, create: false });
+  const released = new Promise<void>((r) => setTimeout(() => probe.release().then(r), 200));
+  await sn.remove(active);
+  await released;
+  assert.equal(await sn.readMeta(active), null);
+  assert.deepEqual(await sn.strays(), []);
 });
