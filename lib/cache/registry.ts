@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import { ContentStore } from '../content/store';
 import { parseReference, type Reference } from '../images/reference';
-import type { BlobSource, Descriptor, Digest, Platform } from '../images/types';
+import { isIndexMediaType, isManifestMediaType, type BlobSource, type Descriptor, type Digest, type Platform } from '../images/types';
 import { RegistryClient } from '../registry/client';
 import { downloadBlobs } from '../registry/pull';
 import { pushBlobs, type PushEvent } from '../registry/push';
@@ -44,6 +44,9 @@ export async function loadRegistryCache(input: string, o: RegistryCacheOptions):
   const top = await client.getManifest(ref.path, ref.digest ?? ref.tag!);
   const source = registrySource(client, ref.path, store);
   const read = async (desc: Descriptor): Promise<Buffer> => {
+    // A platform's manifest in an image index (a multi-platform image's inline cache)
+    // is a manifest: a registry serves it under /manifests/, not always under /blobs/.
+    if (isIndexMediaType(desc.mediaType) || isManifestMediaType(desc.mediaType)) return (await client.getManifest(ref.path, desc.digest)).bytes;
     await source.fetch(desc);
     return store.readBytes(desc.digest);
   };
