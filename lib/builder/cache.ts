@@ -11,7 +11,7 @@ import { checkEnvelopeOptions, describeExport, describeImport, exportCache, Impo
 import { exportLayers, type BuildResult, type ExportEnv, type ImageFormat, type LayerSlot } from '../export/index';
 import type { BuildGraph, Ref, Vertex } from '../graph/types';
 import { parseReference } from '../images/reference';
-import type { BlobSource, Digest, Platform } from '../images/types';
+import type { BlobSource, Digest } from '../images/types';
 import type { Progress } from '../progress/index';
 import type { Snapshotter } from '../snapshot/types';
 import type { SolveRootsResult } from '../solver/scheduler';
@@ -110,7 +110,7 @@ export function parseCacheFrom(spec: string): CacheImportSpec {
 
 // Reads every --cache-from, each shown as BuildKit shows it; a source that
 // cannot be read is a warning and the build goes on without it.
-export async function importCaches(specs: CacheImportSpec[], o: { stateDir: string; platform: Platform; sn: Snapshotter; progress: Progress }): Promise<ImportedCaches> {
+export async function importCaches(specs: CacheImportSpec[], o: { stateDir: string; sn: Snapshotter; progress: Progress }): Promise<ImportedCaches> {
   const loaded = await Promise.all(
     specs.map((s, i) =>
       o.progress.vertex(`cache:import:${i}`, `importing cache manifest from ${describeImport(s)}`, async () => {
@@ -135,7 +135,6 @@ export interface CacheExportContext {
   solved: SolveRootsResult;
   backend: CacheBackend;
   env: ExportEnv;
-  platform: Platform;
   progress: Progress;
 }
 
@@ -200,7 +199,7 @@ export async function exportCaches(specs: CacheExportSpec[], c: CacheExportConte
         c.progress.status(id, 'prepare', { name: 'preparing build cache for export' });
         const { entries, sources } = await entriesFor(c, s.mode, s.format);
         c.progress.status(id, 'prepare', { name: 'preparing build cache for export', done: true });
-        const digest = await exportCache(s, entries, { stateDir: c.env.stateDir, platform: c.platform, sources });
+        const digest = await exportCache(s, entries, { stateDir: c.env.stateDir, sources });
         c.progress.status(id, 'manifest', { name: `writing cache manifest ${digest} to ${describeExport(s)}`, done: true });
       });
     } catch (err) {

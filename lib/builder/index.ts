@@ -197,7 +197,7 @@ async function buildWithContext(
 
   return withStoreLock(opts.stateDir, 'shared', async () => {
     // --cache-from is read while the frontend resolves base images: both wait on registries.
-    const importing = opts.cacheFrom.length && !opts.check ? importCaches(opts.cacheFrom, { stateDir: opts.stateDir, platform: host, sn, progress }) : null;
+    const importing = opts.cacheFrom.length && !opts.check ? importCaches(opts.cacheFrom, { stateDir: opts.stateDir, sn, progress }) : null;
     importing?.catch(() => undefined); // awaited below; an early frontend error must not leave it unhandled
     const graphs: BuildGraph[] = await convertAll().catch((err: unknown) => {
       // `# check=error=true` failed the conversion: show what it found first.
@@ -280,7 +280,7 @@ async function buildWithContext(
         }),
       };
       const under = (id: string): ExportProgress => ({ status: (sub, s) => progress.status(id, sub, s) });
-      const cacheCtx: CacheExportContext = { graph: { vertices, roots }, solved: res, backend, env, platform: host, progress };
+      const cacheCtx: CacheExportContext = { graph: { vertices, roots }, solved: res, backend, env, progress };
       if (opts.cacheTo.some((c) => c.type === 'inline')) {
         if (!imageOutput) warn('--cache-to type=inline needs an image output (-t, -o type=image|registry|docker|oci); no inline cache written');
         // The records go into each platform's image config: the records of its own root.

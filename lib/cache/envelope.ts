@@ -5,11 +5,12 @@
 //   image manifest  OCI image manifest, config = the cache config, layers = the blobs
 //                   (image-manifest=true; needs OCI media types)
 //   an image        a plain image (or index of images) whose config holds an inline
-//                   cache: read only, what `--cache-from REF` of an image finds
+//                   cache: read only, what `--cache-from REF` of an image finds; of an
+//                   index, every image's records (as BuildKit imports them: a
+//                   multi-platform build finds each platform's, whatever the host)
 import { createHash } from 'node:crypto';
 import { layerMediaType } from '../export/index';
-import { selectManifest } from '../images/platform';
-import { isIndexMediaType, MediaType, type Descriptor, type Digest, type ImageConfig, type Index, type LayerBlob, type Manifest, type Platform } from '../images/types';
+import { isIndexMediaType, isManifestMediaType, MediaType, type Descriptor, type Digest, type ImageConfig, type Index, type LayerBlob, type Manifest } from '../images/types';
 import { ContentError, UsageError } from '../util/errors';
 import {
   blobOf,
@@ -77,15 +78,24 @@ function parseJson<T>(bytes: Buffer, what: string): T {
 }
 
 // The results an envelope offers, by cache key. `what` names it in errors.
-export async function readEnvelope(top: Descriptor, bytes: Buffer, read: ReadBlob, platform: Platform, what: string): Promise<Map<string, CachedResult>> {
+export async function readEnvelope(top: Descriptor, bytes: Buffer, read: ReadBlob, what: string, depth = 0): Promise<Map<string, CachedResult>> {
   if (isIndexMediaType(top.mediaType)) {
     const index = parseJson<Index>(bytes, what);
     const entries = Array.isArray(index.manifests) ? index.manifests : [];
     const configDesc = entries.find((d) => d.mediaType === CACHE_CONFIG_MEDIA_TYPE);
     if (configDesc) return fromConfig(await read(configDesc), entries.filter((d) => d !== configDesc), what);
-    // An image index: the inline cache of the platform's image.
-    const chosen = selectManifest(entries, platform);
-    return readEnvelope(chosen, await read(chosen), read, platform, what);
+    // An image index: the inline caches of all its images (their keys hold their
+    // platform, so they do not collide), attestation manifests left out.
+    if (depth > 1) throw new ContentError(`${what}: an index nested more than twice`, { hint: 'check the cache reference' });
+    const images = entries.filter((d) => (isManifestMediaType(d.mediaType) || isIndexMediaType(d.mediaType)) && d.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest');
+    const out = new Map<string, CachedResult>();
+    for (const d of images) {
+      for (const [k, r] of await readEnvelope(d, await read(d), read, what, depth + 1)) {
+        const prev = out.get(k);
+        if (!prev || (r.created ?? '') > (prev.created ?? '')) out.set(k, r);
+      }
+    }
+    return out;
   }
   const manifest = parseJson<Manifest>(bytes, what);
   if (!manifest.config?.digest || !Array.isArray(manifest.layers)) throw new ContentError(`${what} is neither a cache manifest nor an image`, { hint: 'check the cache reference' });

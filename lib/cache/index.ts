@@ -4,7 +4,7 @@
 // to export (lib/builder/cache.ts); the solver consults what was imported
 // (ImportedCaches) after its local records.
 import type { ImageFormat } from '../export/index';
-import type { BlobSource, Digest, Platform } from '../images/types';
+import type { BlobSource, Digest } from '../images/types';
 import { checkEnvelopeOptions, makeEnvelope } from './envelope';
 import { buildConfig, type ExportEntry } from './format';
 import type { LoadedCache } from './import';
@@ -43,10 +43,10 @@ export function describeExport(s: CacheExportSpec): string {
 
 // Reads one --cache-from source. A missing or unreadable one is an error here;
 // the builder turns it into a warning and builds without it, as BuildKit does.
-export function loadCache(s: CacheImportSpec, o: { stateDir: string; platform: Platform }): Promise<LoadedCache> {
+export function loadCache(s: CacheImportSpec, o: { stateDir: string }): Promise<LoadedCache> {
   return s.type === 'registry'
-    ? loadRegistryCache(s.ref, { stateDir: o.stateDir, platform: o.platform, insecure: s.insecure })
-    : loadLocalCache(s.src, { stateDir: o.stateDir, platform: o.platform, tag: s.tag, digest: s.digest });
+    ? loadRegistryCache(s.ref, { stateDir: o.stateDir, insecure: s.insecure })
+    : loadLocalCache(s.src, { stateDir: o.stateDir, tag: s.tag, digest: s.digest });
 }
 
 // Writes one --cache-to (registry or local) of the entries, whose blobs are in
@@ -54,14 +54,14 @@ export function loadCache(s: CacheImportSpec, o: { stateDir: string; platform: P
 export async function exportCache(
   spec: Extract<CacheExportSpec, { type: 'registry' | 'local' }>,
   entries: ExportEntry[],
-  o: { stateDir: string; platform: Platform; sources: ReadonlyMap<Digest, BlobSource> },
+  o: { stateDir: string; sources: ReadonlyMap<Digest, BlobSource> },
 ): Promise<Digest> {
   checkEnvelopeOptions(spec, `--cache-to type=${spec.type}`);
   const { config, blobs } = buildConfig(entries);
   const created = new Map<Digest, string>();
   for (const e of entries) for (const l of e.result?.layers ?? []) if (e.result?.created && !created.has(l.digest)) created.set(l.digest, e.result.created);
   const env = makeEnvelope(config, blobs, created, spec);
-  if (spec.type === 'registry') return writeRegistryCache(spec.ref, env, { stateDir: o.stateDir, platform: o.platform, insecure: spec.insecure, sources: o.sources });
+  if (spec.type === 'registry') return writeRegistryCache(spec.ref, env, { stateDir: o.stateDir, insecure: spec.insecure, sources: o.sources });
   await writeLocalCache(spec.dest, spec.tag, env, { stateDir: o.stateDir, sources: o.sources });
   return env.manifest.desc.digest;
 }

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ContentStore } from '../content/store';
-import { MediaType, type BlobSource, type Descriptor, type Digest, type Index, type Platform } from '../images/types';
+import { MediaType, type BlobSource, type Descriptor, type Digest, type Index } from '../images/types';
 import { ContentError, isErrno, NotFoundError } from '../util/errors';
 import { makeDirs } from '../util/fsutil';
 import type { Envelope } from './envelope';
@@ -67,7 +67,7 @@ export function localSource(dir: string, store: ContentStore): BlobSource {
   };
 }
 
-export async function loadLocalCache(dir: string, o: { stateDir: string; platform: Platform; tag?: string; digest?: string }): Promise<LoadedCache> {
+export async function loadLocalCache(dir: string, o: { stateDir: string; tag?: string; digest?: string }): Promise<LoadedCache> {
   const what = `cache ${dir}`;
   const index = await readIndex(dir);
   if (!index) throw new NotFoundError(`${dir} holds no cache (no index.json)`, { hint: 'export one first with --cache-to type=local,dest=DIR' });
@@ -75,7 +75,7 @@ export async function loadLocalCache(dir: string, o: { stateDir: string; platfor
   const top = o.digest ? index.manifests.find((d) => d.digest === o.digest) : index.manifests.find((d) => d.annotations?.[REF_NAME] === tag);
   if (!top) throw new NotFoundError(`${dir} has no cache ${o.digest ? `with digest ${o.digest}` : `tagged ${tag}`}`, { hint: 'check tag= or digest=' });
   const source = localSource(dir, new ContentStore(o.stateDir));
-  const results = await readEnvelope(top, await readVerified(dir, top), (d) => readVerified(dir, d), o.platform, what);
+  const results = await readEnvelope(top, await readVerified(dir, top), (d) => readVerified(dir, d), what);
   return { what, results, source };
 }
 

@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import { ContentStore } from '../content/store';
 import { parseReference, type Reference } from '../images/reference';
-import { isIndexMediaType, isManifestMediaType, type BlobSource, type Descriptor, type Digest, type Platform } from '../images/types';
+import { isIndexMediaType, isManifestMediaType, type BlobSource, type Descriptor, type Digest } from '../images/types';
 import { RegistryClient } from '../registry/client';
 import { downloadBlobs } from '../registry/pull';
 import { pushBlobs, type PushEvent } from '../registry/push';
@@ -22,7 +22,6 @@ function cacheRef(input: string): Reference {
 
 export interface RegistryCacheOptions {
   stateDir: string;
-  platform: Platform;
   insecure?: boolean;
 }
 
@@ -50,7 +49,7 @@ export async function loadRegistryCache(input: string, o: RegistryCacheOptions):
     await source.fetch(desc);
     return store.readBytes(desc.digest);
   };
-  const results = await readEnvelope(top.descriptor, top.bytes, read, o.platform, what);
+  const results = await readEnvelope(top.descriptor, top.bytes, read, what);
   return { what, results, source };
 }
 

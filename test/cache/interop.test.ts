@@ -29,7 +29,6 @@ const manifestBytes = fs.readFileSync(path.join(FIXTURES, 'buildkit-v0.8-inline.
 const configBytes = fs.readFileSync(path.join(FIXTURES, 'buildkit-v0.8-inline.config.json'));
 const sha = (b: Buffer | string): Digest => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const amd64 = { os: 'linux', architecture: 'amd64' };
-const arm64 = { os: 'linux', architecture: 'arm64' };
 
 const bkManifest = JSON.parse(manifestBytes.toString()) as Manifest;
 const bkConfig = JSON.parse(configBytes.toString()) as ImageConfig & Record<string, string>;
@@ -37,13 +36,14 @@ const bkRecords = JSON.parse(Buffer.from(bkConfig[INLINE_CACHE_FIELD], 'base64')
 // The record of the last RUN (its result is the whole image) and of WORKDIR (base + one layer).
 const LAST_RUN = 'sha256:f6c634ccdfd3c55bba4a46cfc65f18802e762e0d3c543655f74f1123227cb8b1';
 const WORKDIR = 'sha256:807b3e8722c68572736f54d83fd741a5b1d69ccbef218fae52b4149a56d232ce';
+const ARM64_KEY = sha('an arm64 step');
 
 test("BuildKit v0.8's inline cache: every record with a result is read, its result the image's layers up to its 'layer'", async () => {
   const top: Descriptor = { mediaType: MediaType.DockerManifest, digest: sha(manifestBytes), size: manifestBytes.length };
   const got = await readEnvelope(top, manifestBytes, async (d) => {
     assert.equal(d.digest, bkManifest.config.digest); // only the config is read: no layer is fetched
     return configBytes;
-  }, amd64, 'cache r/dk:v1');
+  }, 'cache r/dk:v1');
   const withResult = bkRecords.filter((r) => r.layers?.length);
   assert.equal(withResult.length, 6); // WORKDIR, 3 RUN, 2 COPY; ENV makes none, FROM has no result inline
   assert.deepEqual([...got.keys()].sort(), withResult.map((r) => r.digest).sort());
@@ -55,7 +55,9 @@ test("BuildKit v0.8's inline cache: every record with a result is read, its resu
 
 // The same records in a multi-platform image on a registry: the index's manifests are
 // fetched as manifests (a registry does not serve a manifest pushed by reference under
-// /blobs/), the platform's image chosen; another platform's image has no cache.
+// /blobs/), and every image's records are read, whatever the host's platform, as
+// BuildKit's importer reads them: an arm64 build (or a multi-platform one) on an amd64
+// host finds the arm64 image's records.
 describe('an inline cache in a multi-platform image on a registry', { skip: fs.existsSync(REGISTRY_BIN) ? false : `${REGISTRY_BIN} is not installed` }, () => {
   let reg: Registry;
   let state: string;
@@ -78,18 +80,33 @@ describe('an inline cache in a multi-platform image on a registry', { skip: fs.e
     } as unknown as BuiltImage;
     const other = await makeBusyboxImage({ arch: 'arm64', mediaTypes: 'docker' });
     await reg.seed('test/dk', 'multi', await makeIndex([other, image], { mediaTypes: 'docker' }));
+    // The arm64 image again, with an inline cache of its own: one record, its one layer.
+    const arm64Config = Buffer.from(JSON.stringify({ ...other.config, [INLINE_CACHE_FIELD]: Buffer.from(JSON.stringify([{ digest: ARM64_KEY, layers: [{ layer: 0, createdAt: '2024-01-01T00:00:00Z' }] }])).toString('base64') }));
+    const arm64ConfigDesc: Descriptor = { mediaType: MediaType.DockerConfig, digest: sha(arm64Config), size: arm64Config.length };
+    const arm64Manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.DockerManifest, config: arm64ConfigDesc, layers: other.layers }));
+    const arm64Image = {
+      ...other,
+      blobs: new Map<Digest, Buffer>([...other.blobs, [arm64ConfigDesc.digest, arm64Config], [sha(arm64Manifest), arm64Manifest]]),
+      manifest: { mediaType: MediaType.DockerManifest, digest: sha(arm64Manifest), size: arm64Manifest.length, platform: { os: 'linux', architecture: 'arm64' } },
+    } as BuiltImage;
+    await reg.seed('test/dk', 'both', await makeIndex([arm64Image, image], { mediaTypes: 'docker' }));
   });
   after(async () => {
     await reg?.stop();
     if (state) fs.rmSync(state, { recursive: true, force: true });
   });
 
-  test('linux/amd64 reads the records; linux/arm64 finds none and does not fail', async () => {
-    const got = await loadRegistryCache(`${reg.host}/test/dk:multi`, { stateDir: state, platform: amd64 });
+  test("the amd64 image's records are read; an image without a cache adds none", async () => {
+    const got = await loadRegistryCache(`${reg.host}/test/dk:multi`, { stateDir: state });
     assert.equal(got.results.size, 6);
     assert.equal(got.results.get(LAST_RUN)!.layers.length, 7);
     assert.equal(got.results.get(WORKDIR)!.layers.length, 2);
-    const none = await loadRegistryCache(`${reg.host}/test/dk:multi`, { stateDir: state, platform: arm64 });
-    assert.equal(none.results.size, 0);
+  });
+
+  test("every platform's records are read: the arm64 image's beside the amd64 image's", async () => {
+    const got = await loadRegistryCache(`${reg.host}/test/dk:both`, { stateDir: state });
+    assert.equal(got.results.size, 7);
+    assert.equal(got.results.get(ARM64_KEY)!.layers.length, 1);
+    assert.equal(got.results.get(LAST_RUN)!.layers.length, 7);
   });
 });
