@@ -221,10 +221,11 @@ function fsDiff(a: Map<string, Entry>, b: Map<string, Entry>): string[] {
     let x = a.get(p);
     let y = b.get(p);
     if (!x && y?.type === 'directory' && MOUNT_STUBS.has(p)) continue;
-    // `COPY --chmod=750 files /modes/noslash` (a directory, no trailing slash):
-    // BuildKit 0.8 leaves the created destination directory 0755; current
-    // fsutil (and img) give the directory it creates the --chmod mode too.
-    if (x && y && p === 'modes/noslash') {
+    // `COPY --chmod=750 files/a.txt /modes/octal`, `COPY --chmod=750 files[/] /modes/dir/`:
+    // BuildKit 0.8 makes the directories a copy creates (/modes, the destination
+    // directory) 0755; since fsutil#228 (BuildKit v0.21, its testCopyChmod) they take
+    // the --chmod mode, as img does.
+    if (x && y && (p === 'modes' || p === 'modes/dir' || p === 'modes/noslash')) {
       x = { ...x, mode: '*' };
       y = { ...y, mode: '*' };
     }

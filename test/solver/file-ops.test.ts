@@ -104,6 +104,26 @@ test('COPY wildcard with one match onto a path without "/" makes that file; a cr
   assert.equal((await fs.stat(path.join(dest, 'made-dated'))).mtime.toISOString(), old.toISOString(), "it keeps the source directory's times");
 });
 
+test('COPY --chmod: the directories the copy creates take the mode, existing ones keep theirs', async () => {
+  const { dest, run } = await setup();
+  const mode = async (p: string) => ((await fs.stat(path.join(dest, p))).mode & 0o7777).toString(8);
+  // COPY --chmod=777 a.txt /parent/a.txt, then --chmod=770 a.txt /parent/sub/a.txt
+  await run([copyAction(['a.txt'], '/parent/a.txt', { chmod: '777' })]);
+  await run([copyAction(['a.txt'], '/parent/sub/a.txt', { chmod: '770' })]);
+  assert.deepEqual([await mode('parent'), await mode('parent/sub'), await mode('parent/sub/a.txt')], ['777', '770', '770']);
+  // A directory copied to a new "dir/" destination: the destination and its new parents too.
+  await run([copyAction(['src'], '/m/dir/', { chmod: '750' })]);
+  assert.deepEqual([await mode('m'), await mode('m/dir'), await mode('m/dir/sub'), await mode('m/dir/main.c')], ['750', '750', '750', '750']);
+  // Symbolic: applied to a new directory's 0755.
+  await run([copyAction(['a.txt'], '/s/t/a.txt', { chmod: 'g+w' })]);
+  assert.deepEqual([await mode('s'), await mode('s/t')], ['775', '775']);
+  // Without --chmod: 0755; an existing directory is not changed.
+  await fs.mkdir(path.join(dest, 'keep'), { mode: 0o700 });
+  await fs.chmod(path.join(dest, 'keep'), 0o700);
+  await run([copyAction(['a.txt'], '/plain/a.txt'), copyAction(['a.txt'], '/keep/a.txt', { chmod: '777' })]);
+  assert.deepEqual([await mode('plain'), await mode('keep')], ['755', '700']);
+});
+
 test('COPY keeps xattrs (file capabilities, user.*) of what it copies, as BuildKit', async () => {
   const { ctx, dest, run } = await setup();
   lsetxattr(path.join(ctx, 'src', 'main.c'), 'user.origin', Buffer.from('ctx'));

@@ -321,6 +321,10 @@ async function copy(opts: FileOpOptions, a: CopyAction, lastAction: boolean): Pr
   // (BuildKit: one copy per match; `COPY f*.txt /single.txt` matching one file makes a file).
   const destIsDir = a.dest.endsWith('/');
   const destPath = await resolveInRoot(opts.destRoot, a.dest, true);
+  // Directories the copy creates (missing parents, a directory copy's destination) take
+  // the --chmod mode too, as BuildKit since fsutil#228 (its testCopyChmod: `COPY
+  // --chmod=777 foo /parent/foo` makes /parent 0777); 0755 without --chmod.
+  const dirMode = chmod ? chmod(0o755, true) : 0o755;
   const copier = new TreeCopier(opts.destRoot, owner, chmod, exclude);
 
   for (const [matchNo, m] of matches.entries()) {
@@ -332,15 +336,15 @@ async function copy(opts: FileOpOptions, a: CopyAction, lastAction: boolean): Pr
     } else if (isDir && a.dirCopyContents) {
       target = destPath;
       // BuildKit (fsutil's prepareTargetDir) creates a missing destination up front, 0755
-      // and owned by the --chown owner or root, so the source directory's own mode and
-      // owner never reach it: they apply to what is inside. Without a trailing "/" the
-      // directory takes --chmod too (as current BuildKit) and keeps the source's times.
+      // (the --chmod mode with one) and owned by the --chown owner or root, so the source
+      // directory's own mode and owner never reach it: they apply to what is inside.
+      // Without a trailing "/" it keeps the source's times.
       const last = lastAction && matchNo === matches.length - 1;
       if (a.createDestPath && !(await exists(target))) {
         const slash = a.dest.endsWith('/');
-        await ensureDir(opts.destRoot, path.dirname(target), owner, opts.sourceDateEpoch);
+        await ensureDir(opts.destRoot, path.dirname(target), owner, opts.sourceDateEpoch, dirMode);
         if (await copyWholeDir(opts, a, m.hostPath, target, owner, chmod, slash, last)) continue;
-        await ensureDir(opts.destRoot, target, owner ?? ROOT, opts.sourceDateEpoch, !slash && chmod ? chmod(0o755, true) : 0o755);
+        await ensureDir(opts.destRoot, target, owner ?? ROOT, opts.sourceDateEpoch, dirMode);
         if (!slash && st) copier.keepTimes(target, st);
       } else if (last && (await linkIntoEmptyDir(opts, a, m.hostPath, target, owner, chmod))) {
         continue;
@@ -352,7 +356,7 @@ async function copy(opts: FileOpOptions, a: CopyAction, lastAction: boolean): Pr
       target = intoDir ? path.join(destPath, path.posix.basename(m.relPath) || path.basename(m.hostPath)) : destPath;
     }
     // (The root has no parent to make: `COPY dir /`.)
-    if (a.createDestPath && target !== opts.destRoot) await ensureDir(opts.destRoot, path.dirname(target), owner, opts.sourceDateEpoch);
+    if (a.createDestPath && target !== opts.destRoot) await ensureDir(opts.destRoot, path.dirname(target), owner, opts.sourceDateEpoch, dirMode);
 
     if (a.attemptUnpack && !isDir && lst.isFile() && opts.unpackArchive) {
       const dir = await resolveInRoot(opts.destRoot, a.dest, true);
