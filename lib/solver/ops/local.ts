@@ -10,7 +10,7 @@ import type { LocalSourceVertex } from '../../graph/types';
 import { loadAddon } from '../../host/index';
 import { withMounted } from '../../snapshot/index';
 import { NotFoundError, UsageError } from '../../util/errors';
-import { hasWildcards } from '../../util/glob';
+import { compileGlob, hasWildcards } from '../../util/glob';
 import { debug } from '../../util/log';
 import { ChecksumCache, includeMatcher, openSavedScan, pairByPath, scanContext, SELECT_ALL, type ContextFile, type ContextScan, type SavedScan } from '../checksum';
 import type { Executor, KeyContext } from '../types';
@@ -329,27 +329,39 @@ function localDir(localDirs: Record<string, string>, v: LocalSourceVertex): stri
 
 // BuildKit's FollowPaths: a symlink on a named context path (the path itself or a
 // parent directory) brings its target along, so `COPY link /x` finds what the link
-// points to. Literal paths only; wildcard sources are matched as they are.
+// points to. A wildcard component follows the symlinks it matches (fsutil's
+// FollowLinks reads the directory), so `COPY sub/l* /x/` copies what each matching
+// link points to (BuildKit's testCopySymlinks); its other matches are sent as matched.
 async function followLinks(dir: string, paths: string[]): Promise<string[]> {
   const out = new Set<string>();
   const visit = async (rel: string, depth: number): Promise<void> => {
+    if (depth >= 40) return; // a loop: leave it to the copy to report
     const parts = rel.split('/').filter((p) => p && p !== '.');
     let cur = '';
+    // `cur/name` is a symlink: send its target (and the rest of the path under it).
+    const follow = async (name: string, rest: string[]): Promise<void> => {
+      const link = cur ? `${cur}/${name}` : name;
+      out.add(link); // the link itself, as fsutil's resolved set has it
+      const target = await fsp.readlink(path.join(dir, link));
+      // Resolved inside the context: absolute targets and ".." stop at its root.
+      const resolved = path.posix.normalize(path.posix.join('/', target.startsWith('/') ? '' : cur, target, ...rest)).slice(1);
+      if (resolved) out.add(resolved);
+      await visit(resolved, depth + 1);
+    };
     for (let i = 0; i < parts.length; i++) {
+      if (hasWildcards(parts[i])) {
+        const glob = compileGlob(parts[i]);
+        const names = await fsp.readdir(path.join(dir, cur), { withFileTypes: true }).catch(() => []);
+        for (const e of names) if (e.isSymbolicLink() && glob.matches(e.name)) await follow(e.name, parts.slice(i + 1));
+        return;
+      }
       const next = cur ? `${cur}/${parts[i]}` : parts[i];
       const st = await fsp.lstat(path.join(dir, next)).catch(() => null);
       if (!st) return;
-      if (st.isSymbolicLink()) {
-        if (depth >= 40) return; // a loop: leave it to the copy to report
-        const target = await fsp.readlink(path.join(dir, next));
-        // Resolved inside the context: absolute targets and ".." stop at its root.
-        const resolved = path.posix.normalize(path.posix.join('/', target.startsWith('/') ? '' : cur, target, ...parts.slice(i + 1))).slice(1);
-        if (resolved) out.add(resolved);
-        return visit(resolved, depth + 1);
-      }
+      if (st.isSymbolicLink()) return follow(parts[i], parts.slice(i + 1));
       cur = next;
     }
   };
-  for (const p of paths) if (!hasWildcards(p)) await visit(p, 0);
+  for (const p of paths) await visit(p, 0);
   return [...out];
 }
