@@ -124,6 +124,14 @@ test('COPY --chmod: the directories the copy creates take the mode, existing one
   assert.deepEqual([await mode('plain'), await mode('keep')], ['755', '700']);
 });
 
+test('COPY to "file/" or under a file: Go\'s mkdir error, as fsutil\'s MkdirAll', async () => {
+  const { dest, run } = await setup();
+  await fs.writeFile(path.join(dest, 'etc', 'passwd'), 'root');
+  await assert.rejects(run([copyAction(['a.txt'], '/etc/passwd/')]), /mkdir \/etc\/passwd: not a directory/);
+  await assert.rejects(run([copyAction(['a.txt'], '/etc/passwd/x/y')]), /mkdir \/etc\/passwd: not a directory/);
+  assert.equal(await fs.readFile(path.join(dest, 'etc', 'passwd'), 'utf8'), 'root');
+});
+
 test('COPY keeps xattrs (file capabilities, user.*) of what it copies, as BuildKit', async () => {
   const { ctx, dest, run } = await setup();
   lsetxattr(path.join(ctx, 'src', 'main.c'), 'user.origin', Buffer.from('ctx'));

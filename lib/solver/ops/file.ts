@@ -709,7 +709,10 @@ async function ensureDir(root: string, hostDir: string, owner: Owner | undefined
       if (owner) await fsp.lchown(next, owner.uid, owner.gid).catch(ignoreEperm);
       if (epoch !== undefined) await fsp.utimes(next, epoch, epoch);
     } else if (!st.isDirectory()) {
-      throw new ImgError(`cannot create directory ${'/' + path.relative(root, next)}: a file of that name exists`);
+      // fsutil's MkdirAll fails with Go's PathError: `mkdir /etc/passwd: not a directory`.
+      throw new ImgError(`mkdir ${'/' + path.relative(root, next)}: not a directory`, {
+        hint: 'a file is where the copy needs a directory: remove it first (RUN rm ...), or copy to another path',
+      });
     }
     cur = next;
   }
