@@ -124,6 +124,18 @@ test('ADD of an http(s) URL: http source with checksum and file name rules', asy
   await rejects(build('FROM busybox\nADD --checksum=sha256:abc https://a/x https://a/y /x/\n'), /checksum can't be specified for multiple sources/, 2);
 });
 
+test('ADD --checksum of a URL is read as go-digest reads it: the algorithm BuildKit has, its length, lowercase hex', async () => {
+  const hex = 'd0b425e00e15a0d36b9b361f02bab63563aed6cb4665083905386c55d5b679fa';
+  const add = (sum: string) => build(`FROM busybox\nADD --checksum=${sum} https://example.com/foo /tmp/foo\n`);
+  await add(`sha256:${hex}`);
+  await add(`sha512:${'a'.repeat(128)}`);
+  await rejects(add('md5:7e55db001d319a94b0b713529a756623'), /unsupported digest algorithm/, 2);
+  await rejects(add(`unknown:${hex}`), /unsupported digest algorithm/, 2);
+  await rejects(add(hex), /invalid checksum digest format/, 2);
+  await rejects(add('sha256:abc'), /invalid checksum digest length/, 2);
+  await rejects(add(`sha256:${hex.toUpperCase()}`), /invalid checksum digest format/, 2);
+});
+
 test('ADD of a git URL: git source with ref, subdir and --keep-git-dir', async () => {
   const g = await build('FROM busybox\nADD --keep-git-dir https://github.com/moby/buildkit.git#v0.12.0:docs /src\nADD git@github.com:o/r.git /r\n');
   const c = vertices(g).find((v) => v.kind === 'file' && v.name.includes('buildkit.git')) as FileVertex;

@@ -78,11 +78,15 @@ async function download(v: HttpSourceVertex, ctx: KeyContext, stateDir: string):
   }
   const total = Number(res.headers.get('content-length')) || undefined;
   const h = createHash('sha256');
+  // --checksum may name sha384 or sha512 (BuildKit checks the download with that algorithm).
+  const want = v.checksum ? /^(sha384|sha512):/.exec(v.checksum)?.[1] : undefined;
+  const hw = want ? createHash(want) : undefined;
   let n = 0;
   const out = fs.createWriteStream(file, { mode: 0o600 });
   try {
     for await (const chunk of Readable.fromWeb(res.body as ReadableStream<Uint8Array>)) {
       h.update(chunk as Buffer);
+      hw?.update(chunk as Buffer);
       n += (chunk as Buffer).length;
       if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
     }
@@ -93,9 +97,11 @@ async function download(v: HttpSourceVertex, ctx: KeyContext, stateDir: string):
     throw err;
   }
   const digest = `sha256:${h.digest('hex')}`;
-  if (v.checksum && v.checksum !== digest) {
+  const got = hw ? `${want}:${hw.digest('hex')}` : digest;
+  if (v.checksum && v.checksum !== got) {
     await fsp.rm(file, { force: true });
-    throw new ContentError(`checksum of ${v.url} is ${digest}, expected ${v.checksum}`, { hint: 'the file changed upstream or --checksum is wrong' });
+    // BuildKit's words: `digest mismatch <downloaded>: <--checksum>`.
+    throw new ContentError(`digest mismatch ${got}: ${v.checksum}`, { hint: `the file at ${v.url} changed upstream, or --checksum is wrong` });
   }
   ctx.progress.status('download', { name: `downloading ${name}`, current: n, total, done: true });
   const lastModified = Date.parse(res.headers.get('last-modified') ?? '');

@@ -58,9 +58,8 @@ export async function dispatchCopy(cv: Converter, st: StageState, cmd: CopyComma
     if (!('path' in one) || !(isHttpUrl(one.path) || parseGitUrl(one.path))) {
       throw cv.err(node, 'checksum requires HTTP(S) or Git sources', 'drop --checksum, or use it with a URL or git source');
     }
-    if (!parseGitUrl(one.path) && !/^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/.test(checksum)) {
-      throw cv.err(node, `invalid checksum digest format: ${checksum}`, 'write --checksum=sha256:<64 hex digits>');
-    }
+    const bad = parseGitUrl(one.path) ? undefined : digestProblem(checksum);
+    if (bad) throw cv.err(node, `${bad}: ${checksum}`, 'write --checksum=sha256:<64 hex digits>');
   }
   if (cmd.parents && srcs.some((s) => 'path' in s && isHttpUrl(s.path))) {
     throw cv.err(node, '--parents cannot be used with URL sources');
@@ -190,4 +189,20 @@ function expandHeredoc(body: string, env: ReadonlyMap<string, string>): string {
     } else w += c;
   }
   return expandWord(w, env, { escapeToken: '\\' }).value;
+}
+
+// What go-digest's Parse (BuildKit reads ADD --checksum of a URL with it) says of `d`:
+// undefined when it is a digest of an algorithm BuildKit has (sha256, sha384, sha512).
+const DIGEST_HEX: Record<string, number> = { sha256: 64, sha384: 96, sha512: 128 };
+export function digestProblem(d: string): string | undefined {
+  const i = d.indexOf(':');
+  if (i <= 0 || i + 1 === d.length) return 'invalid checksum digest format';
+  const algo = d.slice(0, i);
+  const encoded = d.slice(i + 1);
+  const size = DIGEST_HEX[algo];
+  if (size === undefined) {
+    return /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/.test(d) ? 'unsupported digest algorithm' : 'invalid checksum digest format';
+  }
+  if (encoded.length !== size) return 'invalid checksum digest length';
+  return /^[a-f0-9]+$/.test(encoded) ? undefined : 'invalid checksum digest format';
 }
