@@ -3,7 +3,9 @@
 // reaches through symlinks, the modes of the directories a copy creates.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import { TarParser } from '../../lib/archive/tar';
 import { cleanup } from '../helpers/rootless';
@@ -16,6 +18,7 @@ interface Entry {
   gid: number;
   body: string;
   link: string;
+  mtime: number;
 }
 
 // Builds `dockerfile` with the context `files` (plus `prepare` on the context dir) to
@@ -31,7 +34,7 @@ async function rootfs(dockerfile: string, files: Record<string, string>, prepare
     const p = new TarParser({
       entry: (h) => {
         const name = h.name.replace(/^\.?\//, '').replace(/\/$/, '');
-        cur = { name, entry: { type: h.type, mode: (h.mode & 0o7777).toString(8), uid: h.uid, gid: h.gid, body: '', link: h.linkname ?? '' }, chunks: [] };
+        cur = { name, entry: { type: h.type, mode: (h.mode & 0o7777).toString(8), uid: h.uid, gid: h.gid, body: '', link: h.linkname ?? '', mtime: Math.floor(h.mtime) }, chunks: [] };
       },
       data: (c) => cur!.chunks.push(Buffer.from(c)),
       endEntry: () => {
@@ -64,4 +67,45 @@ test('COPY through context symlinks: a wildcard brings what each matching link p
   assert.deepEqual(body('alllinks/lfile'), ['file', 'lfile-contents']);
   assert.deepEqual([...entries.keys()].filter((p) => p.startsWith('alllinks/')).sort(), ['alllinks/l0', 'alllinks/l1', 'alllinks/lfile']);
   assert.deepEqual(body('vialink'), ['file', 'lfile-contents']);
+});
+
+test('ADD of URLs: named from the URL path (__unnamed__ for "/"), 0600, dated by Last-Modified else 1970; --checksum sha512 checked, a mismatch in BuildKit\'s words', { skip, timeout: 120_000 }, async (t) => {
+  const modified = new Date(Math.floor(Date.now() / 1000 - 86400) * 1000);
+  const server = http.createServer((req, res) => {
+    if (req.url === '/foo') res.writeHead(200).end('content1');
+    else if (req.url === '/') res.writeHead(200, { 'Last-Modified': modified.toUTCString() }).end('content2');
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const sha512 = `sha512:${createHash('sha512').update('content1').digest('hex')}`;
+  const { e, entries, stderr, code } = await rootfs(`FROM busybox\nADD ${url}/foo /dest/\nADD ${url}/ /dest/\nADD --checksum=${sha512} ${url}/foo /sum\n`, {});
+  t.after(() => cleanup(e.root));
+  assert.equal(code, 0, stderr);
+  const show = (p: string) => ({ body: entries.get(p)?.body, mode: entries.get(p)?.mode, mtime: entries.get(p)?.mtime });
+  assert.deepEqual(show('dest/foo'), { body: 'content1', mode: '600', mtime: 0 });
+  assert.deepEqual(show('dest/__unnamed__'), { body: 'content2', mode: '600', mtime: modified.getTime() / 1000 });
+  assert.equal(entries.get('sum')?.body, 'content1');
+
+  const empty = `sha256:${createHash('sha256').update('').digest('hex')}`;
+  const bad = await rootfs(`FROM busybox\nADD --checksum=${empty} ${url}/foo /x\n`, {});
+  t.after(() => cleanup(bad.e.root));
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, new RegExp(`digest mismatch sha256:${createHash('sha256').update('content1').digest('hex')}: ${empty}`));
+});
+
+test('COPY --chmod on a real build: the directories it creates take the mode (BuildKit\'s testCopyChmod)', { skip, timeout: 120_000 }, async (t) => {
+  const { e, entries, stderr, code } = await rootfs(
+    'FROM busybox\nCOPY --chmod=0644 foo /\nCOPY --chmod=777 bar /baz\nCOPY --chmod=0 foo /foobis\nCOPY --chmod=777 foo /parent/foo\nCOPY --chmod=770 foo /parent/sub/foo\nCOPY foo /plain/foo\n',
+    { foo: 'foo-contents', bar: 'bar-contents' },
+    (ctx) => {
+      fs.chmodSync(path.join(ctx, 'foo'), 0o600);
+      fs.chmodSync(path.join(ctx, 'bar'), 0o700);
+    },
+  );
+  t.after(() => cleanup(e.root));
+  assert.equal(code, 0, stderr);
+  const modes = Object.fromEntries(['foo', 'baz', 'foobis', 'parent', 'parent/sub', 'parent/sub/foo', 'plain'].map((p) => [p, entries.get(p)?.mode]));
+  assert.deepEqual(modes, { foo: '644', baz: '777', foobis: '0', parent: '777', 'parent/sub': '770', 'parent/sub/foo': '770', plain: '755' });
 });
