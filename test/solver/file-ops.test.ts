@@ -153,11 +153,52 @@ test('COPY --exclude skips matching paths', async () => {
   assert.ok(t.includes('src/sub/x.md'));
 });
 
+test('COPY --exclude matches below each copied source, never the source itself (BuildKit\'s testExcludedFilesOnCopy)', async () => {
+  const { ctx, dest, run } = await setup();
+  const files: Record<string, string> = { 'dir1/f101.png': '2', 'dir1/f102.txt': '3', 'dir2/f201.pdf': '6', 'dir2/f203.png': '8', 'dir3/f301.mp3': '9', 'dir3/f302.mpeg': '10' };
+  for (const [f, body] of Object.entries(files)) {
+    await fs.mkdir(path.dirname(path.join(ctx, f)), { recursive: true });
+    await fs.writeFile(path.join(ctx, f), body);
+  }
+  const exclude = (excludePatterns: string[]) => ({ excludePatterns, allowEmptyWildcard: true });
+  await run([copyAction(['dir*'], '/4/', exclude(['*.mp3', '*.png', '*.pdf', '*.txt']))]);
+  assert.deepEqual(await tree(path.join(dest, '4')), ['f302.mpeg']);
+  await run([copyAction(['dir*'], '/6', exclude(['*']))]);
+  assert.deepEqual(await tree(path.join(dest, '6')), [], 'every match copied, all of its contents excluded: an empty directory');
+  // Relative to the copied directory, not to the context root.
+  await run([copyAction(['dir1'], '/r/', exclude(['dir1/*.png']))]);
+  assert.deepEqual(await tree(path.join(dest, 'r')), ['f101.png', 'f102.txt']);
+  await run([copyAction(['.'], '/1/', exclude(['*/*.png']))]);
+  assert.deepEqual((await tree(path.join(dest, '1'))).filter((p) => p.startsWith('dir')), ['dir1/', 'dir1/f102.txt', 'dir2/', 'dir2/f201.pdf', 'dir3/', 'dir3/f301.mp3', 'dir3/f302.mpeg']);
+});
+
+// --parents as the frontend sends it (BuildKit's LLB): the directory before the /./ pivot
+// as source ("/" without one), the rest as include pattern.
+const parents = (dir: string, pattern: string, dest: string, extra: Partial<Copy> = {}) => copyAction([dir], dest, { parents: true, includePatterns: [pattern], ...extra });
+
 test('COPY --parents keeps the source path, pivoted at /./', async () => {
   const { dest, run } = await setup();
-  await run([copyAction(['src/sub/x.md'], '/p/', { parents: true }), copyAction(['src/./sub/y.txt'], '/q/', { parents: true })]);
+  await run([parents('/', 'src/sub/x.md', '/p/'), parents('/src', 'sub/y.txt', '/q/')]);
   assert.equal(await fs.readFile(path.join(dest, 'p', 'src', 'sub', 'x.md'), 'utf8'), 'x');
   assert.equal(await fs.readFile(path.join(dest, 'q', 'sub', 'y.txt'), 'utf8'), 'y');
+  assert.deepEqual(await tree(path.join(dest, 'q')), ['sub/', 'sub/y.txt'], 'only what the pattern names');
+});
+
+test('COPY --parents: a wildcard before the pivot copies each match\'s tree into one destination; ** spans directories (BuildKit\'s testCopyRelativeParents)', async () => {
+  const { ctx, dest, run } = await setup();
+  for (const d of ['a/b/c/d/e', 'a/b2/c/d/e', 'a/b/c2/d/e', 'a/b/c2/d/e2']) await fs.mkdir(path.join(ctx, d), { recursive: true });
+  for (const f of ['a/b/c/d/foo', 'a/b/c/d/e/bay', 'a/b2/c/d/e/bar', 'a/b/c2/d/e/baz', 'a/b/c2/d/e2/baz']) await fs.writeFile(path.join(ctx, f), f);
+  await fs.chmod(path.join(ctx, 'a/b/c'), 0o750);
+  // COPY --parents a/b*/./c/**/e /dw/   and   a/b/c*/./d/**/baz a/b*/./c/**/bar /di/
+  await run([parents('a/b*', 'c/**/e', '/dw/')]);
+  await run([parents('a/b/c*', 'd/**/baz', '/di/'), parents('a/b*', 'c/**/bar', '/di/')]);
+  await run([parents('a', '*/c', '/wc/')]);
+  assert.deepEqual(await tree(path.join(dest, 'dw')), ['c/', 'c/d/', 'c/d/e/', 'c/d/e/bar', 'c/d/e/bay']);
+  assert.deepEqual(await tree(path.join(dest, 'di')), ['c/', 'c/d/', 'c/d/e/', 'c/d/e/bar', 'd/', 'd/e/', 'd/e/baz', 'd/e2/', 'd/e2/baz']);
+  assert.deepEqual(await tree(path.join(dest, 'wc')), ['b/', 'b/c/', 'b/c/d/', 'b/c/d/e/', 'b/c/d/e/bay', 'b/c/d/foo', 'b2/', 'b2/c/', 'b2/c/d/', 'b2/c/d/e/', 'b2/c/d/e/bar']);
+  // The directories on the way are made like their sources.
+  assert.equal((await fs.stat(path.join(dest, 'dw', 'c'))).mode & 0o777, 0o750);
+  await assert.rejects(run([parents('/', 'nope/x.txt', '/n/')]), /"nope\/x\.txt": not found/);
 });
 
 test('COPY --chown and --chmod apply to every copied entry', async (t) => {

@@ -287,7 +287,6 @@ export async function applyFileActions(opts: FileOpOptions): Promise<void> {
 interface SourceMatch {
   hostPath: string; // resolved path on the host
   relPath: string; // path relative to the source root as matched ("a/b.txt")
-  keepPath?: string; // with --parents: the part of relPath to recreate under dest
 }
 
 // `lastAction`: nothing in this op writes after it.
@@ -297,24 +296,18 @@ async function copy(opts: FileOpOptions, a: CopyAction, lastAction: boolean): Pr
   const chmod = a.chmod ? parseChmod(a.chmod) : undefined;
   const exclude = a.excludePatterns?.length ? a.excludePatterns.map(compileExclude) : [];
 
-  // The frontend sends `--parents a/./b/*.txt` the way BuildKit's LLB has it: the
-  // directory before the pivot as source, the rest as include patterns. Put the
-  // pivot back ("a/./b/*.txt"; no pivot: the pattern alone keeps its whole path).
-  const sources = a.parents && a.includePatterns?.length
-    ? a.srcPaths.flatMap((d) => {
-        const dir = path.posix.normalize('/' + d).slice(1);
-        return a.includePatterns!.map((p) => (dir ? `${dir}/./${p}` : p));
-      })
-    : a.srcPaths;
+  if (a.parents && a.includePatterns?.length) return copyParents(opts, a, owner, chmod, exclude);
   const matches: SourceMatch[] = [];
-  for (const src of sources) {
+  for (const src of a.srcPaths) {
     const found = await matchSources(srcRoot, src, a);
     if (found.length === 0 && !(a.allowWildcard && hasWildcards(src) && a.allowEmptyWildcard)) {
       throw new ImgError(`failed to copy: "${src}": not found`, {
         hint: 'check the source path: it is relative to the build context (or the --from stage root) and must not be excluded by .dockerignore',
       });
     }
-    matches.push(...found.filter((m) => !isExcluded(exclude, m.relPath)));
+    // --exclude never drops a match itself (fsutil filters below the copied source only):
+    // `ADD --exclude=* dir* /6` makes an empty /6, as BuildKit's testExcludedFilesOnCopy.
+    matches.push(...found);
   }
 
   // Only a trailing "/" or an existing directory makes the destination a directory
@@ -331,9 +324,7 @@ async function copy(opts: FileOpOptions, a: CopyAction, lastAction: boolean): Pr
     const [st, lst] = await Promise.all([fsp.stat(m.hostPath).catch(() => null), fsp.lstat(m.hostPath)]);
     const isDir = (a.followSymlinks ? st : lst)?.isDirectory() ?? false;
     let target: string;
-    if (m.keepPath !== undefined) {
-      target = await resolveInRoot(opts.destRoot, path.posix.join(a.dest, m.keepPath), a.followSymlinks);
-    } else if (isDir && a.dirCopyContents) {
+    if (isDir && a.dirCopyContents) {
       target = destPath;
       // BuildKit (fsutil's prepareTargetDir) creates a missing destination up front, 0755
       // (the --chmod mode with one) and owned by the --chown owner or root, so the source
@@ -498,21 +489,71 @@ function fillLater(
   });
 }
 
-async function matchSources(srcRoot: string, src: string, a: CopyAction): Promise<SourceMatch[]> {
-  let pivot: string | undefined;
-  let pattern = src;
-  if (a.parents) {
-    // `--parents a/./b/c`: recreate only `b/c` under dest; without a pivot, the whole path.
-    const i = src.indexOf('/./');
-    pivot = i >= 0 ? src.slice(0, i) : '';
-    pattern = i >= 0 ? `${src.slice(0, i)}/${src.slice(i + 3)}` : src;
+// `COPY --parents a/b*/./c/**/e /out/` as BuildKit's LLB has it: the source is the
+// directory before the pivot (wildcards resolved: each match in turn, as fsutil's
+// ResolveWildcards), the rest an include pattern ('**' as moby/patternmatcher reads it).
+// Whatever under a source directory the pattern matches is copied to the same relative
+// path under the destination; the directories on the way are made like their sources
+// (fsutil's createParentDirs), only where something is copied. No pivot: the source is
+// the root and the pattern keeps the whole path.
+async function copyParents(opts: FileOpOptions, a: CopyAction, owner: Owner | undefined, chmod: ((mode: number, isDir: boolean) => number) | undefined, exclude: Glob[]): Promise<void> {
+  const srcRoot = opts.inputRoot(a.src);
+  const include = a.includePatterns!.map((p) => compileGlob(path.posix.normalize('/' + p).slice(1) || '.', { doubleStar: true }));
+  const dest = await resolveInRoot(opts.destRoot, a.dest, true);
+  const copier = new TreeCopier(opts.destRoot, owner, chmod, exclude);
+  const dirMode = chmod ? chmod(0o755, true) : 0o755;
+  let found = 0;
+  for (const dir of a.srcPaths) {
+    const pivots = await matchSources(srcRoot, dir, { ...a, parents: false });
+    if (pivots.length === 0 && !(a.allowWildcard && hasWildcards(dir) && a.allowEmptyWildcard)) {
+      throw new ImgError(`failed to copy: "${dir}": not found`, { hint: 'check the path before /./ in COPY --parents' });
+    }
+    for (const [group, pivot] of pivots.entries()) {
+      if (!(await fsp.stat(pivot.hostPath)).isDirectory()) continue;
+      // As fsutil's prepareTargetDir: the destination is made for every source directory.
+      if (a.createDestPath) await ensureDir(opts.destRoot, dest, owner, opts.sourceDateEpoch, dirMode);
+      const walk = async (hostDir: string, rel: string, destDir: string): Promise<void> => {
+        const entries = await fsp.readdir(hostDir, { withFileTypes: true });
+        entries.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+        for (const e of entries) {
+          const r = rel ? `${rel}/${e.name}` : e.name;
+          if (isExcluded(exclude, r)) continue;
+          const src = path.join(hostDir, e.name);
+          const target = path.join(destDir, e.name);
+          if (include.some((g) => g.matchesPathOrParent(r))) {
+            found++;
+            await makeParents(hostDir, rel);
+            if (e.isDirectory()) await copier.copyDirContents(src, target, r, false, group, '');
+            else await copier.copyEntry(src, target, false, group);
+          } else if (e.isDirectory()) {
+            await walk(src, r, target);
+          }
+        }
+      };
+      // The directories between the source and an included entry: made once, like their sources.
+      const made = new Set<string>();
+      const makeParents = async (hostDir: string, rel: string): Promise<void> => {
+        if (!rel || made.has(rel)) return;
+        await makeParents(path.dirname(hostDir), rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '');
+        await copier.parentDir(hostDir, path.join(dest, rel));
+        made.add(rel);
+      };
+      await walk(pivot.hostPath, '', dest);
+    }
   }
-  const clean = path.posix.normalize('/' + pattern).slice(1);
-  const keep = (rel: string): string | undefined => {
-    if (pivot === undefined) return undefined;
-    const base = path.posix.normalize('/' + pivot).slice(1);
-    return base && rel.startsWith(base + '/') ? rel.slice(base.length + 1) : rel;
-  };
+  // Nothing matched a path without wildcards: name it as written (img's check; a typo
+  // would otherwise copy nothing).
+  if (found === 0 && !a.srcPaths.some(hasWildcards) && !a.includePatterns!.some(hasWildcards)) {
+    const dir = path.posix.normalize('/' + a.srcPaths[0]).slice(1);
+    throw new ImgError(`failed to copy: "${dir ? `${dir}/./` : ''}${a.includePatterns![0]}": not found`, {
+      hint: 'check the source path: it is relative to the build context (or the --from stage root) and must not be excluded by .dockerignore',
+    });
+  }
+  await copier.finish();
+}
+
+async function matchSources(srcRoot: string, src: string, a: CopyAction): Promise<SourceMatch[]> {
+  const clean = path.posix.normalize('/' + src).slice(1);
   if (!(a.allowWildcard && hasWildcards(clean))) {
     const hostPath = await resolveInRoot(srcRoot, clean, a.followSymlinks);
     try {
@@ -521,7 +562,7 @@ async function matchSources(srcRoot: string, src: string, a: CopyAction): Promis
       if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return [];
       throw err;
     }
-    return [{ hostPath, relPath: clean, keepPath: keep(clean) }];
+    return [{ hostPath, relPath: clean }];
   }
   // Component-wise glob: expand one path component at a time.
   let current: { rel: string }[] = [{ rel: '' }];
@@ -552,7 +593,7 @@ async function matchSources(srcRoot: string, src: string, a: CopyAction): Promis
   }
   const out: SourceMatch[] = [];
   for (const c of current) {
-    out.push({ hostPath: await resolveInRoot(srcRoot, c.rel, a.followSymlinks), relPath: c.rel, keepPath: keep(c.rel) });
+    out.push({ hostPath: await resolveInRoot(srcRoot, c.rel, a.followSymlinks), relPath: c.rel });
   }
   return out;
 }
@@ -590,8 +631,9 @@ class TreeCopier {
     entries.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
     for (const e of entries) {
       const rel = relBase ? `${relBase}/${e.name}` : e.name;
-      // --exclude patterns match relative to the context root and to the copied directory.
-      if (isExcluded(this.exclude, rel) || isExcluded(this.exclude, rel.slice(topBase.length).replace(/^\//, ''))) continue;
+      // --exclude patterns match paths relative to the copied source directory (fsutil's
+      // srcComponents), not to the context root: `COPY --exclude=*.png dir1 /x` drops dir1/a.png.
+      if (isExcluded(this.exclude, rel.slice(topBase.length).replace(/^\//, ''))) continue;
       const src = path.join(srcDir, e.name);
       const dest = path.join(destDir, e.name);
       if (e.isDirectory()) await this.copyDirContents(src, dest, rel, false, group, topBase);
@@ -605,6 +647,18 @@ class TreeCopier {
 
   private conflict(message: string): StepError {
     return new StepError(message, { hint: 'remove what is in the way first (RUN rm ...), or copy to another path' });
+  }
+
+  // A directory on the way to what --parents copies: made like its source when missing
+  // (mode, owner, times and xattrs, with --chown/--chmod applied); an existing one is kept.
+  async parentDir(src: string, dest: string): Promise<void> {
+    const existing = await fsp.lstat(dest).catch(() => null);
+    if (existing) {
+      if (!existing.isDirectory()) throw this.conflict(`cannot copy to non-directory: ${this.inRoot(dest)}`);
+      return;
+    }
+    await fsp.mkdir(dest, { mode: 0o700 });
+    this.dirMeta.push({ src, dest, st: await fsp.stat(src) });
   }
 
   // A directory made for the copy (not from a source entry) still gets the source's times, last.
