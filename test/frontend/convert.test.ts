@@ -77,6 +77,8 @@ test('--chown expands variables, --chmod octal and symbolic, invalid chmod error
   assert.deepEqual(copies(named(g, 'COPY --chown=app') as FileVertex)[0].chown, { user: 'app', group: 'staff' });
   assert.equal(copies(named(g, 'COPY --chown=app') as FileVertex)[0].chmod, 'u+x,g-w');
   assert.deepEqual(copies(named(g, 'COPY --chown=1000') as FileVertex)[0].chown, { user: '1000' });
+  const e = await build('FROM busybox\nCOPY --chown=app: a /a\n');
+  assert.deepEqual(copies(root(e) as FileVertex)[0].chown, { user: 'app', group: '0' }, "'app:' is app with group 0, as BuildKit's llb.WithUser reads it");
   await rejects(build('FROM busybox\nCOPY --chmod=999 a /a\n'), /invalid chmod parameter: '999'. it should be octal string and between 0 and 07777/, 2);
   await rejects(build('FROM busybox\nCOPY --chmod=17777 a /a\n'), /between 0 and 07777/, 2);
   await rejects(build('FROM busybox\nCOPY --chmod=u+q a /a\n'), /invalid chmod/, 2);

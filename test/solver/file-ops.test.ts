@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { applyFileActions, parseChmod, unpackArchive, type FileOpOptions } from '../../lib/solver/ops/file';
+import { applyFileActions, ownerFor, parseChmod, unpackArchive, type FileOpOptions } from '../../lib/solver/ops/file';
 import type { FileAction } from '../../lib/graph/types';
 import { lgetxattr, lsetxattr } from '../../lib/archive/sys';
 
@@ -211,6 +211,26 @@ test('COPY --chown and --chmod apply to every copied entry', async (t) => {
     assert.equal(st.gid, 55, p);
     assert.equal(st.mode & 0o7777, 0o750, p);
   }
+});
+
+test('--chown owners as BuildKit\'s readUser finds them: unknown names are no error (0:0, or the user\'s gid), numbers stand for themselves', async () => {
+  const root = await tempDir('img-chown-');
+  await fs.mkdir(path.join(root, 'etc'));
+  await fs.writeFile(path.join(root, 'etc', 'passwd'), 'root:x:0:0::/root:/bin/sh\napp:x:1234:1235::/home/app:/bin/sh\n');
+  await fs.writeFile(path.join(root, 'etc', 'group'), 'root:x:0:\nstaff:x:50:app\n');
+  const notes: string[] = [];
+  const own = (user?: string, group?: string) => ownerFor(root, { ...(user !== undefined ? { user } : {}), ...(group !== undefined ? { group } : {}) }, (m) => notes.push(m));
+  assert.deepEqual(await own('app'), { uid: 1234, gid: 1235 }, "a name: its uid and primary gid");
+  assert.deepEqual(await own('1234'), { uid: 1234, gid: 1234 }, 'a number: uid and gid, whatever passwd says');
+  assert.deepEqual(await own('app', 'staff'), { uid: 1234, gid: 50 });
+  assert.deepEqual(await own(undefined, 'staff'), { uid: 0, gid: 50 });
+  assert.deepEqual(await own('app', '0'), { uid: 1234, gid: 0 });
+  assert.deepEqual(notes, []);
+  assert.deepEqual(await own('nosuch'), { uid: 0, gid: 0 }, 'an unknown user: 0:0');
+  assert.deepEqual(await own('app', 'nogroup'), { uid: 1234, gid: 1235 }, "an unknown group: the user's gid");
+  assert.equal(notes.length, 2, 'each is told');
+  await fs.rm(path.join(root, 'etc'), { recursive: true });
+  assert.deepEqual(await own('app', 'staff'), { uid: 0, gid: 0 }, 'no /etc/passwd or /etc/group: as unknown names');
 });
 
 test('symbolic chmod follows chmod(1)', () => {

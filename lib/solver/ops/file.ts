@@ -21,7 +21,7 @@ import * as path from 'node:path';
 import type { ChownSpec, FileAction, FileVertex } from '../../graph/types';
 import { applyLayer, compareDirs, decompressArchive, detectArchiveCompression, writeLayer, type ArchiveCompression } from '../../archive/index';
 import { copyXattrs } from '../../archive/sys';
-import { resolveUser } from '../../exec/passwd';
+import { parseGroup, parsePasswd } from '../../exec/passwd';
 import { loadAddon, type NativeAddon } from '../../host/index';
 import type { Mounted, StoredDir } from '../../snapshot/types';
 import { ImgError, isErrno, StepError } from '../../util/errors';
@@ -128,7 +128,7 @@ export function fileOp(env: OpEnv): Executor<FileVertex> {
               if (!r) throw new Error(`file op input ${i} is not mounted`);
               return r;
             },
-            resolveOwner: (chown) => ownerFor(ownersFrom, chown),
+            resolveOwner: (chown) => ownerFor(ownersFrom, chown, (msg) => ctx.progress.log(`WARN: ${msg}\n`, 2)),
             // Files from the build context belong to root in the image, as with docker.
             defaultOwner: (i) => (localInput(i) ? { uid: 0, gid: 0 } : undefined),
             ownedAsDefault: (i) => ctx.inputVertices[i]?.kind === 'local' && process.geteuid?.() === 0 && process.getegid?.() === 0,
@@ -199,14 +199,41 @@ function linked(v: FileVertex): boolean {
   return v.link === true && v.actions.every((a) => a.op !== 'copy' || a.chmod === undefined);
 }
 
-// --chown as BuildKit's file op reads it: a name takes its uid and primary gid from the
-// destination's /etc/passwd, a number is the uid and the gid at once (whatever passwd
-// says), and a group — a number, or a name from /etc/group — replaces the gid.
-async function ownerFor(root: string, chown: ChownSpec): Promise<Owner> {
+// --chown as BuildKit's file op reads it (its readUser): a name takes its uid and primary
+// gid from the destination's /etc/passwd, a number is the uid and the gid at once
+// (whatever passwd says), and a group — a number, or a name from /etc/group — replaces
+// the gid. A name that is not there is no error in BuildKit: an unknown user leaves
+// 0:0, an unknown group the user's gid. img does the same and says so in the step's log.
+export async function ownerFor(root: string, chown: ChownSpec, note: (msg: string) => void = () => {}): Promise<Owner> {
+  const numeric = (s: string) => /^[0-9]+$/.test(s) && Number(s) <= 0xffffffff;
+  const read = async (file: string) => {
+    try {
+      return await fsp.readFile(await resolveInRoot(root, file, true), 'utf8');
+    } catch (err) {
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR') || isErrno(err, 'EISDIR')) return null;
+      throw err;
+    }
+  };
   const user = chown.user ?? '0';
-  const group = chown.group ?? (/^[0-9]+$/.test(user) ? user : undefined);
-  const u = await resolveUser(root, group !== undefined ? `${user}:${group}` : user);
-  return { uid: u.uid, gid: u.gid };
+  let uid = 0;
+  let gid = 0;
+  if (numeric(user)) {
+    uid = gid = Number(user);
+  } else {
+    const entry = parsePasswd(await read('/etc/passwd')).find((p) => p.name === user);
+    if (entry) [uid, gid] = [entry.uid, entry.gid];
+    else note(`--chown: no user ${user} in /etc/passwd: owner 0:0, as BuildKit`);
+  }
+  if (chown.group !== undefined) {
+    if (numeric(chown.group)) {
+      gid = Number(chown.group);
+    } else {
+      const g = parseGroup(await read('/etc/group')).find((x) => x.name === chown.group);
+      if (g) gid = g.gid;
+      else note(`--chown: no group ${chown.group} in /etc/group: group ${gid}, as BuildKit`);
+    }
+  }
+  return { uid, gid };
 }
 
 // ADD of a local file: extracted when it is a tar (plain, gzip, zstd, bzip2 or xz,

@@ -24,7 +24,12 @@ export async function dispatchCopy(cv: Converter, st: StageState, cmd: CopyComma
 
   let chown: ChownSpec | undefined;
   const chownText = cmd.chown !== undefined ? cv.expand(node, cmd.chown, env, st) : undefined;
-  if (chownText) chown = parseChown(chownText);
+  if (chownText) {
+    chown = parseChown(chownText);
+    // `--chown=app:` (nothing after the colon): BuildKit's llb.WithUser reads the empty
+    // group as id 0, so the files get app's uid and group 0, not app's primary group.
+    if (chownText.endsWith(':') && chown.group === undefined) chown.group = '0';
+  }
   let chmod: string | undefined;
   if (cmd.chmod !== undefined) {
     chmod = cv.expand(node, cmd.chmod, env, st);
