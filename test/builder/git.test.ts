@@ -54,4 +54,20 @@ test('img build (rootless): git URL context and ADD of a git repository (git dae
   assert.equal(r2.code, 0, r2.stderr);
   assert.equal(fs.readFileSync(path.join(out2, 'src/hello.txt'), 'utf8'), 'from git\n');
   assert.ok(!fs.existsSync(path.join(out2, 'src/.git')), 'no .git unless --keep-git-dir');
+
+  // ADD --checksum of a git source (BuildKit's testAddGit): the commit the ref resolves to,
+  // or a prefix of it; an annotated tag matches by the commit it tags.
+  const commit = git(['rev-parse', 'main'], repo).toString().trim();
+  git(['tag', '-a', 'v1', '-m', 'v1', 'main'], repo);
+  const add = (line: string) => build(e, ['-o', `type=local,dest=${path.join(e.root, `o-${Math.random()}`)}`, '-'], { input: `FROM busybox\n${line}\n` });
+  for (const line of [`ADD --checksum=${commit} ${url}#v1 /t`, `ADD --checksum=${commit.slice(0, 8)} ${url}#main /m`]) {
+    const ok = await add(line);
+    assert.equal(ok.code, 0, `${line}: ${ok.stderr}`);
+  }
+  const wrong = await add(`ADD --checksum=${'0'.repeat(40)} ${url}#main /w`);
+  assert.notEqual(wrong.code, 0);
+  assert.match(wrong.stderr, new RegExp(`expected checksum to match ${'0'.repeat(40)}, got ${commit}`));
+  const garbage = await add(`ADD --checksum=foobar ${url}#main /g`);
+  assert.notEqual(garbage.code, 0);
+  assert.match(garbage.stderr, /invalid checksum foobar for Git URL, expected hex commit hash/);
 });

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { GitSourceVertex } from '../../graph/types';
-import { HostError, ImgError, isErrno, NotFoundError } from '../../util/errors';
+import { ContentError, HostError, ImgError, isErrno, NotFoundError } from '../../util/errors';
 import type { Executor, KeyContext, RunContext } from '../types';
 import type { OpEnv } from './shared';
 
@@ -42,14 +42,33 @@ function runGit(args: string[], opts: { cwd?: string; signal?: AbortSignal } = {
 }
 
 async function resolveCommit(v: GitSourceVertex, ctx: KeyContext): Promise<string> {
-  if (v.ref && /^[0-9a-f]{40}$/.test(v.ref)) return v.ref;
+  // ADD --checksum of a git source is a commit (or annotated tag) hash or a prefix of one,
+  // checked as BuildKit's git source does, in its words.
+  const want = v.checksum?.toLowerCase();
+  if (v.checksum !== undefined && !/^[a-fA-F0-9]+$/.test(v.checksum)) {
+    throw new ImgError(`invalid checksum ${v.checksum} for Git URL, expected hex commit hash`, { hint: 'give --checksum the commit hash the ref must resolve to' });
+  }
+  const mismatch = (got: string) =>
+    new ContentError(`expected checksum to match ${v.checksum}, got ${got}`, { hint: `the ref of ${v.remote} moved, or --checksum is wrong` });
+  if (v.ref && /^[0-9a-f]{40}$/.test(v.ref)) {
+    if (want !== undefined && !v.ref.startsWith(want)) throw mismatch(v.ref);
+    return v.ref;
+  }
   const what = `resolve ${v.remote}${v.ref ? '#' + v.ref : ''}`;
   ctx.progress.status('resolve', { name: what });
-  const out = await runGit(['ls-remote', v.remote, v.ref || 'HEAD'], { signal: ctx.signal });
-  const line = out.split('\n').find((l) => l.trim());
-  if (!line) throw new NotFoundError(`git ref ${v.ref ?? 'HEAD'} not found in ${v.remote}`, { hint: 'check the branch or tag name' });
+  // `v1^{}` too: ls-remote lists an annotated tag's peeled commit only when asked by that name.
+  const out = await runGit(['ls-remote', v.remote, ...(v.ref ? [v.ref, `${v.ref}^{}`] : ['HEAD'])], { signal: ctx.signal });
+  const lines = out.split('\n').filter((l) => l.trim()).map((l) => l.split(/\s+/));
+  const first = lines[0];
+  if (!first) throw new NotFoundError(`git ref ${v.ref ?? 'HEAD'} not found in ${v.remote}`, { hint: 'check the branch or tag name' });
+  // An annotated tag is listed as the tag object and, peeled (`^{}`), the commit it tags.
+  const peeled = lines.find((l) => l[1] === `${first[1]}^{}`);
+  const commit = peeled ? peeled[0] : first[0];
+  if (want !== undefined && !commit.startsWith(want) && !first[0].startsWith(want)) {
+    throw mismatch(peeled ? `${first[0]} or ${commit}` : commit);
+  }
   ctx.progress.status('resolve', { name: what, done: true });
-  return line.split(/\s+/)[0];
+  return commit;
 }
 
 async function checkout(v: GitSourceVertex, root: string, ctx: RunContext): Promise<void> {
