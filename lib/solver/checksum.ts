@@ -50,6 +50,8 @@ export interface ContextFile {
   mtimeMs: number;
   hash?: string; // file: sha256 hex of content; symlink: target
   linkTarget?: string;
+  ino?: string; // file: its inode, so names of one inode become hard links again (fsutil's send does)
+  socket?: true; // a socket, sent as an empty regular file (BuildKit's testCopySocket)
 }
 
 // Decides what of the context is selected. `excluded` is the .dockerignore
@@ -87,6 +89,7 @@ interface DirRecord {
 }
 
 const sha256hex = (s: string) => createHash('sha256').update(s).digest('hex');
+const EMPTY_SHA256 = sha256hex('');
 
 // The stat-keyed cache of one context directory: a record per directory, read
 // when the walk enters that directory and written back once its files are hashed.
@@ -308,7 +311,7 @@ class ScanList {
 }
 
 function toLine(f: ContextFile): string {
-  return JSON.stringify([f.rel, f.type, f.mode, f.size, f.mtimeMs, f.hash ?? null, f.linkTarget ?? null]) + '\n';
+  return JSON.stringify([f.rel, f.type, f.mode, f.size, f.mtimeMs, f.hash ?? null, f.linkTarget ?? null, f.ino ?? null, f.socket ? 1 : 0]) + '\n';
 }
 
 // A scan nobody closed (a library caller's) gives its descriptor back when it is collected.
@@ -338,10 +341,12 @@ async function* readEntries(fd: number, from: number, end: number): AsyncGenerat
 }
 
 function parseLine(line: string): ContextFile {
-  const [rel, type, mode, size, mtimeMs, hash, linkTarget] = JSON.parse(line) as [string, ContextFile['type'], number, number, number, string | null, string | null];
+  const [rel, type, mode, size, mtimeMs, hash, linkTarget, ino, socket] = JSON.parse(line) as [string, ContextFile['type'], number, number, number, string | null, string | null, string | null | undefined, number | undefined];
   const f: ContextFile = { rel, type, mode, size, mtimeMs };
   if (hash !== null) f.hash = hash;
   if (linkTarget !== null) f.linkTarget = linkTarget;
+  if (ino != null) f.ino = ino;
+  if (socket) f.socket = true;
   return f;
 }
 
@@ -487,7 +492,7 @@ export async function* pairByPath(before: AsyncIterable<ContextFile>, now: Async
 
 // ---- listing a directory
 
-const { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK } = fs.constants;
+const { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFSOCK } = fs.constants;
 
 // One directory as the walk reads it (the addon's statDir, addon/statdir.cc).
 type StatDir = (dir: string, side?: string) => Promise<DirListing>;
@@ -757,6 +762,7 @@ export async function scanContext(root: string, selector: Selector, cache: Check
         const f = entry(rel, 'file', stats, i);
         bytes += f.size;
         const key = statKey(stats, i);
+        f.ino = key.ino;
         const cached = dirCache?.lookup(name, key) ?? null;
         if (cached) {
           f.hash = cached;
@@ -765,8 +771,16 @@ export async function scanContext(root: string, selector: Selector, cache: Check
         } else {
           await emit(f, hash(rel, key, dirCache, name));
         }
+      } else if (type === S_IFSOCK) {
+        // BuildKit's context transfer makes a socket an empty regular file of its permissions.
+        const f = entry(rel, 'file', stats, i);
+        f.mode = S_IFREG | (f.mode & 0o7777);
+        f.size = 0;
+        f.hash = EMPTY_SHA256;
+        f.socket = true;
+        await emit(f);
       }
-      // sockets, fifos, devices in a context are skipped, as docker does.
+      // fifos and devices in a context are skipped.
     }
     if (dirCache) {
       dirCache.close((name) => files!.has(name));

@@ -3,10 +3,12 @@
 // reaches through symlinks, the modes of the directories a copy creates.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import { TarParser } from '../../lib/archive/tar';
 import { cleanup } from '../helpers/rootless';
 import { build, setup, skip, type Env } from './helpers';
@@ -108,4 +110,42 @@ test('COPY --chmod on a real build: the directories it creates take the mode (Bu
   assert.equal(code, 0, stderr);
   const modes = Object.fromEntries(['foo', 'baz', 'foobis', 'parent', 'parent/sub', 'parent/sub/foo', 'plain'].map((p) => [p, entries.get(p)?.mode]));
   assert.deepEqual(modes, { foo: '644', baz: '777', foobis: '0', parent: '777', 'parent/sub': '770', 'parent/sub/foo': '770', plain: '755' });
+});
+
+test('the build context as BuildKit sends it: hard links stay links in the COPY layer, a socket is an empty regular file (testCopySocket)', { skip, timeout: 120_000 }, async (t) => {
+  const e = await setup({ Dockerfile: 'FROM busybox\nCOPY . /c/\nCOPY d /d2\n', 'd/a': 'A', 'd/sub/b': 'B' });
+  t.after(() => cleanup(e.root));
+  fs.linkSync(path.join(e.ctx, 'd', 'a'), path.join(e.ctx, 'd', 'hard'));
+  const { createServer } = await import('node:net');
+  const sock = createServer();
+  await new Promise<void>((r) => sock.listen(path.join(e.ctx, 'sock.sock'), r));
+  t.after(() => sock.close());
+  fs.chmodSync(path.join(e.ctx, 'sock.sock'), 0o640);
+  if (process.getuid?.() === 0) fs.chownSync(path.join(e.ctx, 'sock.sock'), fs.statSync(e.ctx).uid, fs.statSync(e.ctx).gid);
+  const out = path.join(e.root, 'img.tar');
+  const r = await build(e, ['-o', `type=docker,dest=${out}`, '-t', 'links:1', e.ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  // The last two layers of the image: each COPY's entries (type 'link': a hard link).
+  const docker = path.join(e.root, 'docker');
+  fs.mkdirSync(docker);
+  execFileSync('tar', ['xf', out, '-C', docker]);
+  const manifest = JSON.parse(fs.readFileSync(path.join(docker, 'manifest.json'), 'utf8')) as { Layers: string[] }[];
+  const layer = (p: string) => {
+    const entries = new Map<string, { type: string; link: string; mode: string; size: number }>();
+    let data = fs.readFileSync(path.join(docker, p));
+    if (data[0] === 0x1f && data[1] === 0x8b) data = zlib.gunzipSync(data);
+    const parser = new TarParser({
+      entry: (h) => entries.set(h.name.replace(/^\.?\//, '').replace(/\/$/, ''), { type: h.type, link: h.linkname, mode: (h.mode & 0o7777).toString(8), size: h.size }),
+      data: () => {},
+      endEntry: () => {},
+    });
+    parser.push(data);
+    return entries;
+  };
+  const layers = manifest[0].Layers;
+  const all = layer(layers[layers.length - 2]);
+  const d2 = layer(layers[layers.length - 1]);
+  assert.deepEqual([all.get('c/d/hard')?.type, all.get('c/d/hard')?.link], ['link', 'c/d/a'], 'COPY . keeps the link');
+  assert.deepEqual([d2.get('d2/hard')?.type, d2.get('d2/hard')?.link], ['link', 'd2/a'], 'COPY d keeps the link');
+  assert.deepEqual(all.get('c/sock.sock'), { type: 'file', link: '', mode: '640', size: 0 });
 });

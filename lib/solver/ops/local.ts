@@ -144,8 +144,14 @@ async function priorSnapshot(env: OpEnv, root: string, scan: ContextScan): Promi
     if (!info || info.kind !== 'committed') return false;
     let total = 0;
     let changed = 0;
+    // Hard links are made by a whole fill only (a delta would write one name of an inode alone).
+    const inodes = new Set<string>();
     for await (const [old, f] of pairByPath(saved.entries(), scan.entries())) {
       if (f?.type !== 'file') continue;
+      if (f.ino !== undefined) {
+        if (inodes.has(f.ino)) return false;
+        inodes.add(f.ino);
+      }
       total += f.size;
       if (!sameEntry(old, f)) changed += f.size;
     }
@@ -262,6 +268,10 @@ async function applyDelta(src: string, root: string, before: AsyncIterable<Conte
 class LeafWriter {
   private readonly running = new Set<Promise<void>>();
   private failed: { err: unknown } | null = null;
+  // inode → its first file's path here, once written: the context's hard links stay links,
+  // as fsutil's send and receive keep them (only for the same content, in case two files
+  // on different mounts share an inode number).
+  private readonly inodes = new Map<string, { hash: string | undefined; written: Promise<string> }>();
 
   constructor(
     private readonly src: string,
@@ -298,8 +308,25 @@ class LeafWriter {
       await fsp.lutimes(dst, t, t); // links keep their times too, as in BuildKit's context transfer
       return;
     }
-    await this.copyFile(path.join(this.src, f.rel), dst, f.mode & 0o7777);
-    await fsp.utimes(dst, t, t);
+    if (f.socket) {
+      await fsp.writeFile(dst, '', { mode: 0o600 });
+      await fsp.chmod(dst, f.mode & 0o7777);
+      await fsp.utimes(dst, t, t);
+      return;
+    }
+    const first = f.ino !== undefined ? this.inodes.get(f.ino) : undefined;
+    if (first && first.hash === f.hash) {
+      await fsp.link(await first.written, dst);
+      return;
+    }
+    let done: (p: string) => void = () => {};
+    if (f.ino !== undefined && !first) this.inodes.set(f.ino, { hash: f.hash, written: new Promise<string>((r) => (done = r)) });
+    try {
+      await this.copyFile(path.join(this.src, f.rel), dst, f.mode & 0o7777);
+      await fsp.utimes(dst, t, t);
+    } finally {
+      done(dst); // a failed copy fails the fill; its links then fail too
+    }
   }
 }
 
