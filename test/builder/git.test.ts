@@ -70,4 +70,17 @@ test('img build (rootless): git URL context and ADD of a git repository (git dae
   const garbage = await add(`ADD --checksum=foobar ${url}#main /g`);
   assert.notEqual(garbage.code, 0);
   assert.match(garbage.stderr, /invalid checksum foobar for Git URL, expected hex commit hash/);
+
+  // BuildKit's query form (testGitQueryString): ?branch=, ?tag=, ?ref=, ?commit=; a ref given
+  // twice must agree; a branch that is not there is named.
+  for (const q of ['?branch=main', '?tag=v1', '?ref=main', `?commit=${commit}`, `?tag=v1&commit=${commit}`, '?tag=v1#refs/tags/v1']) {
+    const ok = await add(`ADD ${url}${q} /q`);
+    assert.equal(ok.code, 0, `${q}: ${ok.stderr}`);
+  }
+  const conflict = await add(`ADD ${url}?tag=v1#refs/heads/main /c`);
+  assert.notEqual(conflict.code, 0);
+  assert.match(conflict.stderr, /ref conflicts/);
+  const tagAsBranch = await add(`ADD ${url}?branch=v1 /b`);
+  assert.notEqual(tagAsBranch.code, 0);
+  assert.match(tagAsBranch.stderr, /repository does not contain ref refs\/heads\/v1/);
 });

@@ -138,6 +138,25 @@ test('ADD --checksum of a URL is read as go-digest reads it: the algorithm Build
   await rejects(add(`sha256:${hex.toUpperCase()}`), /invalid checksum digest format/, 2);
 });
 
+test('ADD of a git URL in BuildKit\'s query form: ?ref/?branch/?tag/?commit/?subdir, not part of the remote', async () => {
+  const src = async (line: string) => {
+    const g = await build(`FROM busybox\n${line}\n`);
+    const c = root(g) as FileVertex;
+    return input(g, c, copies(c)[0].src) as GitSourceVertex;
+  };
+  const sha = 'a'.repeat(40);
+  const b = await src('ADD https://example.com/r.git?branch=dev&subdir=docs /x');
+  assert.deepEqual([b.remote, b.ref, b.subdir], ['https://example.com/r.git', 'refs/heads/dev', 'docs']);
+  const t = await src(`ADD https://example.com/r.git?tag=v1&commit=${sha} /x`);
+  assert.deepEqual([t.ref, t.checksum], ['refs/tags/v1', sha]);
+  const c = await src(`ADD https://example.com/r.git?commit=${sha} /x`);
+  assert.deepEqual([c.ref, c.checksum], [sha, sha]);
+  const same = await src('ADD https://example.com/r.git?tag=v1#refs/tags/v1 /x');
+  assert.equal(same.ref, 'refs/tags/v1');
+  await rejects(build('FROM busybox\nADD https://example.com/r.git?tag=v1#refs/heads/main /x\n'), /ref conflicts/, 2);
+  await rejects(build('FROM busybox\nADD https://example.com/r.git?bogus=1 /x\n'), /unexpected query key "bogus"/, 2);
+});
+
 test('ADD of a git URL: git source with ref, subdir and --keep-git-dir', async () => {
   const g = await build('FROM busybox\nADD --keep-git-dir https://github.com/moby/buildkit.git#v0.12.0:docs /src\nADD git@github.com:o/r.git /r\n');
   const c = vertices(g).find((v) => v.kind === 'file' && v.name.includes('buildkit.git')) as FileVertex;

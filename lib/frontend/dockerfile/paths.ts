@@ -56,6 +56,8 @@ export interface GitRef {
   remote: string;
   ref?: string;
   subdir?: string;
+  commit?: string; // ?commit=: the commit the ref must resolve to (checked like --checksum)
+  problem?: string; // a query BuildKit refuses: conflicting refs, an unknown key
 }
 
 // Recognizes the git URL forms ADD accepts: git@host:path, git://, ssh://,
@@ -84,6 +86,26 @@ export function parseGitUrl(src: string): GitRef | null {
     const subdir = colon >= 0 ? fragment.slice(colon + 1) : '';
     if (ref) out.ref = ref;
     if (subdir) out.subdir = subdir;
+  }
+  // BuildKit's query form: ?ref=, ?branch= (refs/heads/), ?tag= (refs/tags/), ?commit=,
+  // ?subdir=; the query is not part of the remote. A ref given twice must agree.
+  const q = remote.indexOf('?');
+  if (q >= 0 && !/^git@/.test(remote)) {
+    out.remote = remote.slice(0, q);
+    const set = (key: 'ref' | 'subdir' | 'commit', value: string) => {
+      if (out[key] !== undefined && out[key] !== value) out.problem ??= `ref conflicts: ${out[key]} and ${value}`;
+      out[key] = value;
+    };
+    for (const [key, value] of new URLSearchParams(remote.slice(q + 1))) {
+      if (key === 'ref') set('ref', value);
+      else if (key === 'branch') set('ref', `refs/heads/${value}`);
+      else if (key === 'tag') set('ref', `refs/tags/${value}`);
+      else if (key === 'commit') set('commit', value);
+      else if (key === 'subdir') set('subdir', value);
+      else out.problem ??= `unexpected query key ${JSON.stringify(key)} in git URL (supported: ref, branch, tag, commit, subdir)`;
+    }
+    // Only a commit: it is the ref too.
+    if (out.commit !== undefined && out.ref === undefined) out.ref = out.commit;
   }
   return out;
 }

@@ -60,7 +60,7 @@ async function resolveCommit(v: GitSourceVertex, ctx: KeyContext): Promise<strin
   const out = await runGit(['ls-remote', v.remote, ...(v.ref ? [v.ref, `${v.ref}^{}`] : ['HEAD'])], { signal: ctx.signal });
   const lines = out.split('\n').filter((l) => l.trim()).map((l) => l.split(/\s+/));
   const first = lines[0];
-  if (!first) throw new NotFoundError(`git ref ${v.ref ?? 'HEAD'} not found in ${v.remote}`, { hint: 'check the branch or tag name' });
+  if (!first) throw new NotFoundError(`repository does not contain ref ${v.ref ?? 'HEAD'}`, { hint: `check the branch or tag name in ${v.remote}` });
   // An annotated tag is listed as the tag object and, peeled (`^{}`), the commit it tags.
   const peeled = lines.find((l) => l[1] === `${first[1]}^{}`);
   const commit = peeled ? peeled[0] : first[0];

@@ -131,6 +131,11 @@ export async function dispatchCopy(cv: Converter, st: StageState, cmd: CopyComma
     const git = !from ? parseGitUrl(src) : null;
     if (git) {
       if (!isAdd) throw cv.err(node, "source can't be a git ref for COPY", 'use ADD to fetch a git repository');
+      if (git.problem) throw cv.err(node, git.problem, 'give the ref once: #ref:subdir, or ?ref=/?branch=/?tag=/?commit=/?subdir=');
+      if (git.commit !== undefined && checksum !== undefined && git.commit !== checksum) {
+        throw cv.err(node, `ref conflicts: --checksum=${checksum} and commit=${git.commit}`);
+      }
+      const gitSum = checksum ?? git.commit;
       const gv = cv.b.add({
         kind: 'git',
         name,
@@ -138,7 +143,7 @@ export async function dispatchCopy(cv: Converter, st: StageState, cmd: CopyComma
         inputs: [],
         remote: git.remote,
         ...(git.ref ? { ref: git.ref } : {}),
-        ...(checksum !== undefined ? { checksum } : {}),
+        ...(gitSum !== undefined ? { checksum: gitSum } : {}),
         ...(git.subdir ? { subdir: git.subdir } : {}),
         ...(cmd.keepGitDir ? { keepGitDir: true } : {}),
       });
