@@ -52,6 +52,14 @@ export async function emptyDir(stateDir: string): Promise<string> {
   return dir;
 }
 
+// A mount source the input lacks: BuildKit finds it computing the step's cache key
+// (the content under a source is part of it) and says so in these words.
+function sourceNotFound(source: string): NotFoundError {
+  return new NotFoundError(`failed to compute cache key: "${path.posix.join('/', source)}": not found`, {
+    hint: 'a RUN --mount source is a path in the build context or in the from= stage or image',
+  });
+}
+
 export class RunMounts {
   readonly mounts: (BindMount | TmpfsMount)[] = [];
   readonly env: string[] = [];
@@ -110,6 +118,7 @@ export class RunMounts {
       root = mm.rootfs;
     }
     const source = await resolveInRoot(root, m.source ?? '/');
+    if (!fs.existsSync(source)) throw sourceNotFound(m.source ?? '/');
     this.mounts.push({ type: 'bind', source, target: m.target, readonly: m.readonly !== false });
   }
 
@@ -124,6 +133,8 @@ export class RunMounts {
         await withMounted(this.src.sn, seed, async (r) => {
           const from = await resolveInRoot(r, m.source ?? '/');
           await fsp.rm(dir, { recursive: true, force: true });
+          // Not seeded: the next build must find it fresh, and fail the same way.
+          if (!fs.existsSync(from)) throw sourceNotFound(m.source ?? '/');
           await copyTree(from, dir);
         });
       }

@@ -4,15 +4,17 @@
 // definition and its inputs' keys alone (no content key): what the command
 // does is not observable before it runs. A step for another architecture runs
 // through binfmt_misc emulation, checked before anything is prepared.
-import type { ExecVertex } from '../../graph/types';
+import { createHash } from 'node:crypto';
+import type { ExecVertex, Vertex } from '../../graph/types';
 import { requireEmulation } from '../../exec/binfmt';
 import { runContainer } from '../../exec/run';
 import { compatiblePlatforms, formatPlatform, matchPlatform } from '../../images/platform';
-import { DiskFullError, StepError } from '../../util/errors';
+import { DiskFullError, NotFoundError, StepError } from '../../util/errors';
 import { diskFullError, diskSpace } from '../../util/fsutil';
 import { debug, isDebug } from '../../util/log';
+import { entryLine, type ContextScan } from '../checksum';
 import { RunMounts } from '../mounts';
-import type { Executor, RunContext, VertexResult } from '../types';
+import type { ContentKey, Executor, RunContext, VertexResult } from '../types';
 import { chainOf, type OpEnv } from './shared';
 
 export function execOp(env: OpEnv): Executor<ExecVertex> {
@@ -22,7 +24,66 @@ export function execOp(env: OpEnv): Executor<ExecVertex> {
     ...(env.o.shmSize ? [`shm=${env.o.shmSize}`] : []),
     ...(env.o.rlimits ?? []).map((r) => `${r.type}=${r.soft}:${r.hard}`),
   ].join(',');
-  return { ...(limits ? { contentKey: async () => `limits:${limits}` } : {}), run: (v, ctx) => runExec(env, v, ctx) };
+  return {
+    async contentKey(v, ctx): Promise<ContentKey | string | undefined> {
+      const bound = await contextMountKey(env, v, ctx.inputVertices);
+      const parts = [...(limits ? [`limits:${limits}`] : []), ...(bound ? [bound.content] : [])];
+      if (!parts.length) return undefined;
+      return { content: parts.join(';'), replaceInputs: bound?.replaceInputs };
+    },
+    run: (v, ctx) => runExec(env, v, ctx),
+  };
+}
+
+// RUN --mount from the build context is keyed by the files it mounts, as BuildKit
+// keys a read-only or write-discarding mount by the content under its source
+// (so editing another file of the context keeps the step cached). A source
+// missing from the context fails here, before anything runs, as in BuildKit.
+async function contextMountKey(env: OpEnv, v: ExecVertex, inputVertices: Vertex[]): Promise<ContentKey | undefined> {
+  const parts: string[] = [];
+  const replaced: number[] = [];
+  for (const [i, src] of inputVertices.entries()) {
+    if (src.kind !== 'local' || i === v.rootfs) continue;
+    const scan = env.contextScans.get(src.id);
+    if (!scan) continue;
+    // Only mounts whose writes are discarded: one with an output is its own result.
+    const users = v.mounts.filter((m) => m.input === i);
+    if (!users.length || users.some((m) => m.output !== undefined)) continue;
+    const sources = [...new Set(users.map((m) => (m.source ?? '/').replace(/^\/+|\/+$/g, '')))];
+    parts.push(`${i}=${src.id}:${await sourcesDigest(scan, sources)}`);
+    replaced.push(i);
+  }
+  if (!replaced.length) return undefined;
+  return { content: `mount-sources:${parts.join(',')}`, replaceInputs: replaced };
+}
+
+// The digest of the scan's entries at or under each source ('' is the whole context);
+// a source through a symlink keys by the whole context (its target may be anywhere).
+async function sourcesDigest(scan: ContextScan, sources: string[]): Promise<string> {
+  if (sources.includes('')) return scan.digest.slice('sha256:'.length);
+  const h = createHash('sha256');
+  const found = new Set<string>();
+  let viaLink = false;
+  for await (const f of scan.entries()) {
+    for (const s of sources) {
+      if (f.rel === s || f.rel.startsWith(s + '/')) {
+        found.add(s);
+        if (f.rel === s && f.type === 'symlink') viaLink = true;
+        h.update(entryLine(f));
+        break;
+      }
+      if (f.type === 'symlink' && s.startsWith(f.rel + '/')) viaLink = true;
+    }
+  }
+  for (const s of sources) {
+    if (found.has(s) || viaLink) continue;
+    throw new NotFoundError(`failed to compute cache key: "/${s}": not found`, {
+      hint: 'a RUN --mount source is a path in the build context (or in the from= stage or image) and must not be excluded by .dockerignore',
+    });
+  }
+  // A symlink on the way to a source: the mounted files are the link's target, anywhere in the context.
+  if (viaLink) return scan.digest.slice('sha256:'.length);
+  return h.digest('hex');
 }
 
 async function runExec(env: OpEnv, v: ExecVertex, ctx: RunContext): Promise<VertexResult> {
