@@ -139,8 +139,7 @@ export function buildSpec(input: SpecInput): Record<string, unknown> {
   if (input.freshProc) namespaces.unshift({ type: 'pid' });
   if (input.network === 'none') namespaces.push({ type: 'network' });
 
-  const env = [...input.env];
-  if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
+  const env = mergeEnv([DEFAULT_PATH], input.env);
   const rlimits = rlimitsOf(input);
 
   return {
@@ -167,6 +166,32 @@ export function buildSpec(input: SpecInput): Record<string, unknown> {
       readonlyPaths: input.insecure ? [] : READONLY_PATHS,
     },
   };
+}
+
+// The process environment as BuildKit's spec (containerd's WithEnv) makes it: the
+// default PATH first, each variable replacing an earlier one of its name in place
+// (a secret's env= over an ENV of that name; the image's PATH where the default was),
+// new names appended in order. A name without '=' removes that variable.
+export function mergeEnv(defaults: string[], overrides: string[]): string[] {
+  const out: (string | null)[] = [];
+  const at = new Map<string, number>();
+  const put = (e: string) => {
+    const eq = e.indexOf('=');
+    const key = eq < 0 ? e : e.slice(0, eq);
+    const i = at.get(key);
+    if (eq < 0) {
+      if (i !== undefined) out[i] = null;
+      return;
+    }
+    if (i !== undefined) out[i] = e;
+    else {
+      at.set(key, out.length);
+      out.push(e);
+    }
+  };
+  defaults.forEach(put);
+  overrides.forEach(put);
+  return out.filter((e): e is string => e !== null);
 }
 
 // config.json's text: RLIM_INFINITY (2^64-1) is past a JS number, so 'unlimited' is written as the literal.

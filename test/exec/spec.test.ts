@@ -1,7 +1,7 @@
 // The generated OCI runtime spec for a RUN step.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildSpec, currentCapabilities, DEFAULT_CAPS, hardLimit, hostsFile, MASKED_PATHS, READONLY_PATHS, specJson, type OciMount, type SpecInput } from '../../lib/exec/spec';
+import { buildSpec, currentCapabilities, mergeEnv, DEFAULT_CAPS, hardLimit, hostsFile, MASKED_PATHS, READONLY_PATHS, specJson, type OciMount, type SpecInput } from '../../lib/exec/spec';
 
 const base: SpecInput = {
   rootfs: '/r',
@@ -38,6 +38,13 @@ test('process: args, env with default PATH, user, caps, rlimits, no terminal, se
   assert.deepEqual(s.process.rlimits, [{ type: 'RLIMIT_NOFILE', hard: 1048576, soft: 1048576 }]);
   assert.equal(spec({ env: ['PATH=/x'] }).process.env[0], 'PATH=/x');
   assert.equal(spec({ nofile: undefined }).process.rlimits, undefined);
+});
+
+test('env: PATH first even when the image sets it later; a repeated name replaces the first in place', () => {
+  assert.deepEqual(spec({ env: ['A=1', 'PATH=/x', 'B=2'] }).process.env, ['PATH=/x', 'A=1', 'B=2']);
+  // ENV SECRET_ENV=foo, then RUN --mount=type=secret,env=SECRET_ENV: one variable, the secret's value
+  assert.deepEqual(spec({ env: ['SECRET_ENV=foo', 'C=3', 'SECRET_ENV=pw'] }).process.env.filter((e: string) => e.startsWith('SECRET_ENV=')), ['SECRET_ENV=pw']);
+  assert.deepEqual(mergeEnv(['PATH=/p'], ['A=1', 'A', 'B=2', 'A=3']), ['PATH=/p', 'A=3', 'B=2']);
 });
 
 test('namespaces: no user ns; network ns only for network=none; pid unless /proc cannot be mounted', () => {
