@@ -13,10 +13,12 @@
 //   cache    <state>/cache/mounts/<sha256(id)>/, shared by every build on the
 //            state dir; seeded once from `from=`; `sharing=locked` holds a flock
 //   secret   a 0400 file in <state>/tmp/secret-*/ for the run only, never in a layer
-//   ssh      the agent socket named by --ssh, bound read-only
+//   ssh      a socket in <state>/tmp/img-ssh-*/ forwarding to the agent named by --ssh
 //   tmpfs    nothing on disk
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ExecMount, ExecVertex } from '../graph/types';
 import type { BindMount, TmpfsMount } from '../exec/run';
@@ -150,7 +152,8 @@ export class RunMounts {
     const id = m.secretId ?? path.basename(m.target);
     const data = await this.secretValue(id);
     if (data === null) {
-      if (m.required) throw new NotFoundError(`secret ${id} is required but was not provided`, { hint: `pass it with --secret id=${id},src=FILE` });
+      // BuildKit's words (its secrets store's ErrNotFound wrapped with the id).
+      if (m.required) throw new NotFoundError(`secret ${id}: not found`, { hint: `the step requires it: pass it with --secret id=${id},src=FILE` });
       return;
     }
     if (m.env) {
@@ -181,16 +184,52 @@ export class RunMounts {
     return val === undefined ? null : Buffer.from(val);
   }
 
-  private ssh(m: ExecMount): void {
+  // The agent is reached through a socket of our own, owned and moded as the mount
+  // says (BuildKit's default 0600 root:root; uid=/gid=/mode= for a USER that is not
+  // root), which forwards each connection to the agent given with --ssh.
+  private async ssh(m: ExecMount): Promise<void> {
     const id = m.sshId ?? 'default';
     const spec = (this.src.ssh ?? []).find((s) => s.id === id);
     const sock = spec?.paths[0] ?? (spec ? (this.src.env ?? process.env).SSH_AUTH_SOCK : undefined);
     if (!sock) {
-      if (m.required) throw new NotFoundError(`ssh agent "${id}" is required but was not provided`, { hint: `pass it with --ssh ${id}` });
+      if (m.required) throw new NotFoundError(`no SSH key "${id}" forwarded from the client`, { hint: `the step requires it: pass an agent with --ssh ${id}[=SOCKET]` });
       return;
     }
+    await fsp.mkdir(path.join(this.src.stateDir, 'tmp'), { recursive: true });
+    let parent = path.join(this.src.stateDir, 'tmp');
+    // A socket path is at most 107 bytes: a deep state dir gets one under the system's tmpdir.
+    if (Buffer.byteLength(parent) > 80) parent = os.tmpdir();
+    const dir = await fsp.mkdtemp(path.join(parent, 'img-ssh-'));
+    await fsp.chmod(dir, 0o711);
+    const proxy = path.join(dir, 'agent.sock');
+    const conns = new Set<net.Socket>();
+    const server = net.createServer((client) => {
+      const agent = net.connect(sock);
+      conns.add(client).add(agent);
+      const drop = () => {
+        client.destroy();
+        agent.destroy();
+        conns.delete(client);
+        conns.delete(agent);
+      };
+      client.on('error', drop).on('close', drop);
+      agent.on('error', drop).on('close', drop);
+      client.pipe(agent).pipe(client);
+    });
+    this.cleanups.push(async () => {
+      for (const c of conns) c.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+      await fsp.rm(dir, { recursive: true, force: true });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(proxy, () => resolve());
+    });
+    server.unref(); // a step's proxy never holds the process open
+    await fsp.chmod(proxy, (m.mode ?? 0o600) & 0o777);
+    await fsp.chown(proxy, m.uid ?? 0, m.gid ?? 0).catch((e) => debug(`ssh socket owner ${m.uid ?? 0}:${m.gid ?? 0}: ${(e as Error).message}`));
     const target = m.target || '/run/buildkit/ssh_agent.0';
-    this.mounts.push({ type: 'bind', source: sock, target, readonly: true });
+    this.mounts.push({ type: 'bind', source: proxy, target, readonly: true });
     this.env.push(`SSH_AUTH_SOCK=${target}`);
   }
 }

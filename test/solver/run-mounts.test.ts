@@ -1,0 +1,53 @@
+// The RUN --mount manager on its own (no container): what it hands runc for an ssh mount.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import type { ExecVertex } from '../../lib/graph/types';
+import { RunMounts } from '../../lib/solver/mounts';
+import type { Snapshotter } from '../../lib/snapshot/types';
+
+function vertex(mounts: ExecVertex['mounts']): ExecVertex {
+  return { id: 'v', kind: 'exec', name: 'RUN', inputs: [], rootfs: -1, args: ['true'], env: [], cwd: '/', user: '', network: 'default', security: 'sandbox', mounts } as ExecVertex;
+}
+
+test('ssh mount: a socket of its own with the mount\'s mode forwards to the agent, and is gone after release', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'img-runmounts-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const agentPath = path.join(dir, 'agent.sock');
+  const agent = net.createServer((c) => c.end('agent says hi'));
+  await new Promise<void>((r) => agent.listen(agentPath, r));
+  t.after(() => new Promise<void>((r) => agent.close(() => r())));
+
+  const rm = await RunMounts.forVertex(
+    { stateDir: dir, sn: {} as Snapshotter, cacheMountDir: (id) => path.join(dir, id), ssh: [{ id: 'default', paths: [agentPath] }] },
+    vertex([{ type: 'ssh', target: '', sshId: 'default', mode: 0o640, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }]),
+    [],
+  );
+  assert.deepEqual(rm.env, ['SSH_AUTH_SOCK=/run/buildkit/ssh_agent.0']);
+  const m = rm.mounts[0];
+  assert.equal(m.type, 'bind');
+  assert.equal(m.target, '/run/buildkit/ssh_agent.0');
+  const src = (m as { source: string }).source;
+  assert.notEqual(src, agentPath);
+  const st = fs.statSync(src);
+  assert.ok(st.isSocket());
+  assert.equal(st.mode & 0o777, 0o640);
+  const reply = await new Promise<string>((resolve, reject) => {
+    let got = '';
+    net.connect(src).on('data', (d) => (got += d)).on('end', () => resolve(got)).on('error', reject);
+  });
+  assert.equal(reply, 'agent says hi');
+  await rm.release();
+  assert.equal(fs.existsSync(src), false);
+});
+
+test('missing secret and ssh agent: BuildKit\'s words when the mount is required, nothing when optional', async () => {
+  const src = { stateDir: os.tmpdir(), sn: {} as Snapshotter, cacheMountDir: (id: string) => id, secrets: [], ssh: [] };
+  await assert.rejects(RunMounts.forVertex(src, vertex([{ type: 'secret', target: '', secretId: 'mysecret', required: true }]), []), /secret mysecret: not found/);
+  await assert.rejects(RunMounts.forVertex(src, vertex([{ type: 'ssh', target: '', sshId: 'default', required: true }]), []), /no SSH key "default" forwarded from the client/);
+  const none = await RunMounts.forVertex(src, vertex([{ type: 'ssh', target: '', sshId: 'default' }, { type: 'secret', target: '', secretId: 'x' }]), []);
+  assert.deepEqual([none.mounts, none.env], [[], []]);
+});
