@@ -263,6 +263,17 @@ export function containerId(): string {
   return `img-${randomBytes(8).toString('hex')}`;
 }
 
+// mkdir -p of `dir` (0755), the directories it made then owned by uid:gid (idtools'
+// MkdirAllAndChown: the ones that were there keep their owner).
+async function makeOwnedDirs(dir: string, uid: number, gid: number): Promise<void> {
+  const first = await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
+  if (first === undefined || (uid === 0 && gid === 0)) return;
+  for (let d = dir; d.length >= first.length; d = path.dirname(d)) {
+    await fsp.chown(d, uid, gid).catch((e) => debug(`working directory ${d} for ${uid}:${gid}: ${(e as Error).message}`));
+    if (d === first || d === path.dirname(d)) break;
+  }
+}
+
 export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number; runtimeLog: RuntimeLogEntry[] }> {
   if (opts.args.length === 0) {
     throw new UsageError('no command to run', { hint: 'give RUN a command (or set an ENTRYPOINT/CMD)' });
@@ -297,7 +308,9 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
   try {
     // The working directory must exist in the rootfs (docker creates it); the mount
     // points are looked for after it is made when it shares a path with one.
-    const cwdMade = resolveInRoot(opts.rootfs, cwd).then((dir) => fsp.mkdir(dir, { recursive: true, mode: 0o755 }));
+    // As BuildKit's executor, the directories it makes belong to the step's user.
+    const userFound = resolveUser(opts.rootfs, opts.user || 'root');
+    const cwdMade = Promise.all([resolveInRoot(opts.rootfs, cwd), userFound]).then(([dir, u]) => makeOwnedDirs(dir, u.uid, u.gid));
     const related = (d: string) => cwd === d || cwd.startsWith(d.replace(/\/*$/, '/')) || d.startsWith(cwd.replace(/\/*$/, '/'));
     // A full disk while writing the bundle (config.json, resolv.conf, hosts) names the
     // state dir's filesystem and what to do, as a blob's or a snapshot's does.
@@ -306,7 +319,7 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
       throw diskFullError(bundle, 'the bundle of this step', await diskSpace(opts.stateDir), err);
     };
     const [user, resolv, hosts, points] = await Promise.all([
-      resolveUser(opts.rootfs, opts.user || 'root'),
+      userFound,
       sharedFile(opts.stateDir, 'resolv.conf', resolvConf(opts.network)),
       sharedFile(opts.stateDir, 'hosts', hostsFile(hostname, opts.extraHosts)),
       (cwd !== '/' && destinations.some(related) ? cwdMade : Promise.resolve()).then(() => missingMountPoints(opts.rootfs, destinations)),
