@@ -42,3 +42,27 @@ test('RUN env: PATH first, ENV in order; a secret env= replaces the ENV of that 
   // One SECRET_ENV, in its place, with the secret's value (getenv() reads the first one).
   assert.deepEqual(stepOutput(r.stderr, 'env=SECRET_ENV'), ['PATH=/usr/bin:/bin', 'SECRET_ENV=pw', 'ZED=last', 'HOME=/root']);
 });
+
+test('--build-arg BUILDKIT_SANDBOX_HOSTNAME names the RUN host; BUILDKIT_CACHE_MOUNT_NS keeps cache mounts apart', { skip }, async (t) => {
+  const e = await setup({
+    Dockerfile: [
+      'FROM busybox',
+      'RUN hostname; grep -c "localhost foo$" /etc/hosts || true',
+      'RUN --mount=type=cache,id=shared,target=/c ls /c; touch /c/was-here',
+      '',
+    ].join('\n'),
+  });
+  t.after(() => cleanup(e.root));
+  const r = await build(e, ['--build-arg', 'BUILDKIT_SANDBOX_HOSTNAME=foo', '--build-arg', 'BUILDKIT_CACHE_MOUNT_NS=one', e.ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(stepOutput(r.stderr, 'RUN hostname'), ['foo', '1']);
+  assert.doesNotMatch(r.stderr, /WARN.*BUILDKIT_/); // both are BuildKit's own arguments, not unused ones
+  // Another namespace: another (empty) cache; the first namespace's cache still has the file.
+  const two = await build(e, ['--no-cache', '--build-arg', 'BUILDKIT_CACHE_MOUNT_NS=two', e.ctx]);
+  assert.equal(two.code, 0, two.stderr);
+  assert.deepEqual(stepOutput(two.stderr, 'RUN hostname'), ['buildkitsandbox', '0']);
+  assert.deepEqual(stepOutput(two.stderr, 'ls /c'), []);
+  const one = await build(e, ['--no-cache', '--build-arg', 'BUILDKIT_CACHE_MOUNT_NS=one', e.ctx]);
+  assert.equal(one.code, 0, one.stderr);
+  assert.deepEqual(stepOutput(one.stderr, 'ls /c'), ['was-here']);
+});

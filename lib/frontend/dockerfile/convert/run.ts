@@ -91,6 +91,7 @@ export async function dispatchRun(cv: Converter, st: StageState, cmd: RunCommand
     env,
     cwd,
     user: cfg.User ?? '',
+    ...(sandboxHostname(cv) ? { hostname: sandboxHostname(cv) } : {}),
     network: cmd.network,
     security: cmd.security,
     mounts,
@@ -142,7 +143,8 @@ async function runMount(
         target,
         type: 'cache',
         readonly: spec.readonly,
-        cacheId: spec.id || cleanPath(written), // BuildKit: path.Clean of the target as written
+        // BuildKit: path.Clean of the target as written, under --build-arg BUILDKIT_CACHE_MOUNT_NS when given.
+        cacheId: cacheNamespaced(cv, spec.id || cleanPath(written)),
         sharing: spec.sharing ?? 'shared',
       };
       if (spec.mode !== undefined) m.mode = spec.mode;
@@ -192,4 +194,17 @@ async function runMount(
 function summarizeHeredoc(doc: string): string {
   const lines = doc.trim().replace(/\r\n/g, '\n').split('\n');
   return lines[0] + (lines.length > 1 ? '...' : '');
+}
+
+// --build-arg BUILDKIT_SANDBOX_HOSTNAME: the RUN containers' hostname (and its /etc/hosts
+// line), as BuildKit's dockerui takes it; without it the executor's buildkitsandbox.
+function sandboxHostname(cv: Converter): string | undefined {
+  return cv.buildArgs.BUILDKIT_SANDBOX_HOSTNAME || undefined;
+}
+
+// --build-arg BUILDKIT_CACHE_MOUNT_NS scopes every cache mount id, so builds given
+// different namespaces never share a cache.
+function cacheNamespaced(cv: Converter, id: string): string {
+  const ns = cv.buildArgs.BUILDKIT_CACHE_MOUNT_NS;
+  return ns ? `${ns}/${id}` : id;
 }
