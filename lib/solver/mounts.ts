@@ -62,6 +62,17 @@ function sourceNotFound(source: string): NotFoundError {
   });
 }
 
+// Which cache directory a cache mount gets. As BuildKit keys a cache by its id and
+// the ref it starts from: a from= stage or image (here its snapshot) or, given uid=,
+// gid= or mode=, the directory those make — so `id=x,uid=1000` is not the root-owned
+// cache of a plain `id=x`, and a changed from= stage seeds a new cache.
+export function cacheDirKey(m: ExecMount, seed: string | null | undefined): string {
+  const id = m.cacheId || m.target;
+  if (seed) return `${id}\0from:${seed}:${m.source ?? '/'}`;
+  if (m.uid === undefined && m.gid === undefined && m.mode === undefined) return id;
+  return `${id}\0owner:${m.uid ?? 0}:${m.gid ?? 0}:${(m.mode ?? 0o755).toString(8)}`;
+}
+
 export class RunMounts {
   readonly mounts: (BindMount | TmpfsMount)[] = [];
   readonly env: string[] = [];
@@ -125,7 +136,7 @@ export class RunMounts {
   }
 
   private async cache(m: ExecMount, seed: string | null | undefined): Promise<void> {
-    const dir = this.src.cacheMountDir(m.cacheId || m.target);
+    const dir = this.src.cacheMountDir(cacheDirKey(m, seed));
     const fresh = !fs.existsSync(dir);
     await fsp.mkdir(dir, { recursive: true });
     if (fresh) {

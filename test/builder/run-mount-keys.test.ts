@@ -65,3 +65,20 @@ test('a RUN --mount source missing from the context, a stage or a cache seed fai
     assert.doesNotMatch(r.stderr, /^#\d+ [\d.]+ RAN-ANYWAY$/m, file); // no output line of the command
   }
 });
+
+test('a cache mount with uid=/gid=/mode= is its own cache, made with them, not the plain cache of that id', { skip }, async (t) => {
+  const e = await setup({
+    Dockerfile: [
+      'FROM busybox',
+      'RUN --mount=type=cache,id=x,target=/c touch /c/root-file',
+      'USER 1000',
+      'RUN --mount=type=cache,id=x,target=/c,uid=1000 touch /c/user-file && ls /c && stat -c "%u %a" /c',
+      '',
+    ].join('\n'),
+  });
+  t.after(() => cleanup(e.root));
+  const r = await build(e, [e.ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stderr.split('\n').filter((l) => /^#\d+ \d+\.\d+ /.test(l)).map((l) => l.split(' ').slice(2).join(' '));
+  assert.deepEqual(lines, ['user-file', '1000 755']);
+});

@@ -51,3 +51,14 @@ test('missing secret and ssh agent: BuildKit\'s words when the mount is required
   const none = await RunMounts.forVertex(src, vertex([{ type: 'ssh', target: '', sshId: 'default' }, { type: 'secret', target: '', secretId: 'x' }]), []);
   assert.deepEqual([none.mounts, none.env], [[], []]);
 });
+
+test('cache mount directories: one per id, and apart for a from= seed or for uid/gid/mode', async () => {
+  const { cacheDirKey } = await import('../../lib/solver/mounts');
+  const plain = cacheDirKey({ type: 'cache', target: '/c', cacheId: 'x' }, null);
+  assert.equal(plain, 'x');
+  assert.equal(cacheDirKey({ type: 'cache', target: '/c' }, null), '/c');
+  const owned = cacheDirKey({ type: 'cache', target: '/c', cacheId: 'x', uid: 1000 }, null);
+  assert.notEqual(owned, plain);
+  assert.notEqual(cacheDirKey({ type: 'cache', target: '/c', cacheId: 'x', mode: 0o700 }, null), owned);
+  assert.notEqual(cacheDirKey({ type: 'cache', target: '/c', cacheId: 'x', source: '/a' }, 'snap1'), cacheDirKey({ type: 'cache', target: '/c', cacheId: 'x', source: '/a' }, 'snap2'));
+});
