@@ -26,7 +26,7 @@ import { lockFile } from '../host/index';
 import { withMounted } from '../snapshot/index';
 import type { Snapshotter } from '../snapshot/types';
 import { copyTree } from '../snapshot/sys';
-import { NotFoundError, UsageError } from '../util/errors';
+import { LockBusyError, NotFoundError, UsageError } from '../util/errors';
 import { debug } from '../util/log';
 import { resolveInRoot } from '../util/rootpath';
 import type { VertexResult } from './types';
@@ -136,7 +136,8 @@ export class RunMounts {
   }
 
   private async cache(m: ExecMount, seed: string | null | undefined): Promise<void> {
-    const dir = this.src.cacheMountDir(cacheDirKey(m, seed));
+    let dir = this.src.cacheMountDir(cacheDirKey(m, seed));
+    if (m.sharing === 'private') dir = await this.privateDir(m, seed);
     const fresh = !fs.existsSync(dir);
     await fsp.mkdir(dir, { recursive: true });
     if (fresh) {
@@ -157,6 +158,23 @@ export class RunMounts {
       this.cleanups.push(() => lock.release());
     }
     this.mounts.push({ type: 'bind', source: dir, target: m.target, readonly: Boolean(m.readonly) });
+  }
+
+  // sharing=private: the cache if no other step holds it, else another instance of it
+  // (BuildKit makes a new one when the cache is in use); held until the step ends.
+  private async privateDir(m: ExecMount, seed: string | null | undefined): Promise<string> {
+    const key = cacheDirKey(m, seed);
+    for (let n = 0; ; n++) {
+      const dir = this.src.cacheMountDir(n === 0 ? key : `${key}\0private:${n}`);
+      await fsp.mkdir(path.dirname(dir), { recursive: true });
+      try {
+        const lock = await lockFile(`${dir}.lock`, 'exclusive', { wait: false });
+        this.cleanups.push(() => lock.release());
+        return dir;
+      } catch (err) {
+        if (!(err instanceof LockBusyError)) throw err;
+      }
+    }
   }
 
   private async secret(m: ExecMount): Promise<void> {

@@ -62,3 +62,20 @@ test('cache mount directories: one per id, and apart for a from= seed or for uid
   assert.notEqual(cacheDirKey({ type: 'cache', target: '/c', cacheId: 'x', mode: 0o700 }, null), owned);
   assert.notEqual(cacheDirKey({ type: 'cache', target: '/c', cacheId: 'x', source: '/a' }, 'snap1'), cacheDirKey({ type: 'cache', target: '/c', cacheId: 'x', source: '/a' }, 'snap2'));
 });
+
+test('sharing=private: a cache in use by another step gives this one another instance; a free one is reused', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'img-runmounts-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const src = { stateDir: dir, sn: {} as Snapshotter, cacheMountDir: (id: string) => path.join(dir, 'mounts', Buffer.from(id).toString('hex')) };
+  const v = vertex([{ type: 'cache', target: '/c', cacheId: 'p', sharing: 'private' }]);
+  const first = await RunMounts.forVertex(src, v, []);
+  const second = await RunMounts.forVertex(src, v, []);
+  const a = (first.mounts[0] as { source: string }).source;
+  const b = (second.mounts[0] as { source: string }).source;
+  assert.notEqual(a, b);
+  await first.release();
+  const third = await RunMounts.forVertex(src, v, []);
+  assert.equal((third.mounts[0] as { source: string }).source, a);
+  await second.release();
+  await third.release();
+});
