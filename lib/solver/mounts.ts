@@ -85,6 +85,10 @@ export class RunMounts {
     const rm = new RunMounts(src);
     try {
       for (const m of v.mounts) await rm.add(m, v, inputs);
+      // As BuildKit's llb: SSH_AUTH_SOCK names the first ssh mount's socket, unless the
+      // step's environment sets it — whether or not an optional agent was there to mount.
+      const ssh = v.mounts.find((m) => m.type === 'ssh');
+      if (ssh && !v.env.some((e) => e.startsWith('SSH_AUTH_SOCK='))) rm.env.push(`SSH_AUTH_SOCK=${ssh.target || '/run/buildkit/ssh_agent.0'}`);
     } catch (err) {
       await rm.release();
       throw err;
@@ -259,6 +263,5 @@ export class RunMounts {
     await fsp.chown(proxy, m.uid ?? 0, m.gid ?? 0).catch((e) => debug(`ssh socket owner ${m.uid ?? 0}:${m.gid ?? 0}: ${(e as Error).message}`));
     const target = m.target || '/run/buildkit/ssh_agent.0';
     this.mounts.push({ type: 'bind', source: proxy, target, readonly: true });
-    this.env.push(`SSH_AUTH_SOCK=${target}`);
   }
 }

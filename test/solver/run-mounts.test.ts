@@ -49,7 +49,19 @@ test('missing secret and ssh agent: BuildKit\'s words when the mount is required
   await assert.rejects(RunMounts.forVertex(src, vertex([{ type: 'secret', target: '', secretId: 'mysecret', required: true }]), []), /secret mysecret: not found/);
   await assert.rejects(RunMounts.forVertex(src, vertex([{ type: 'ssh', target: '', sshId: 'default', required: true }]), []), /no SSH key "default" forwarded from the client/);
   const none = await RunMounts.forVertex(src, vertex([{ type: 'ssh', target: '', sshId: 'default' }, { type: 'secret', target: '', secretId: 'x' }]), []);
-  assert.deepEqual([none.mounts, none.env], [[], []]);
+  // No mount; SSH_AUTH_SOCK is set all the same (BuildKit's llb puts it in the step's environment).
+  assert.deepEqual([none.mounts, none.env], [[], ['SSH_AUTH_SOCK=/run/buildkit/ssh_agent.0']]);
+});
+
+test('SSH_AUTH_SOCK: the first ssh mount\'s target, unless the step\'s environment has one', async () => {
+  const src = { stateDir: os.tmpdir(), sn: {} as Snapshotter, cacheMountDir: (id: string) => id, ssh: [] };
+  const two: ExecVertex['mounts'] = [
+    { type: 'ssh', target: '/run/buildkit/ssh_agent.0', sshId: 'a' },
+    { type: 'ssh', target: '/run/buildkit/ssh_agent.1', sshId: 'b' },
+  ];
+  assert.deepEqual((await RunMounts.forVertex(src, vertex(two), [])).env, ['SSH_AUTH_SOCK=/run/buildkit/ssh_agent.0']);
+  const mine = { ...vertex(two), env: ['SSH_AUTH_SOCK=/mine'] };
+  assert.deepEqual((await RunMounts.forVertex(src, mine, [])).env, []);
 });
 
 test('cache mount directories: one per id, and apart for a from= seed or for uid/gid/mode', async () => {
