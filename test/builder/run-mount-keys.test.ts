@@ -82,3 +82,36 @@ test('a cache mount with uid=/gid=/mode= is its own cache, made with them, not t
   const lines = r.stderr.split('\n').filter((l) => /^#\d+ \d+\.\d+ /.test(l)).map((l) => l.split(' ').slice(2).join(' '));
   assert.deepEqual(lines, ['user-file', '1000 755']);
 });
+
+test('RUN --mount from a stage whose mounted files did not change gives the earlier result, though the stage itself changed', { skip }, async (t) => {
+  const e = await setup({
+    Dockerfile: [
+      'FROM busybox AS build',
+      'COPY cachebust /',
+      'RUN mkdir /out && echo foo > /out/foo',
+      'FROM busybox AS second',
+      'RUN --mount=from=build,source=out,target=/out,rw touch /out/bar && head -c 32 /dev/urandom | od -An -tx1 > /unique',
+      'FROM scratch',
+      'COPY --from=second /unique /unique',
+      '',
+    ].join('\n'),
+    cachebust: '0',
+  });
+  t.after(() => cleanup(e.root));
+  const out = path.join(e.root, 'out');
+  const first = await build(e, ['-o', `type=local,dest=${out}`, e.ctx]);
+  assert.equal(first.code, 0, first.stderr);
+  const unique = fs.readFileSync(path.join(out, 'unique'), 'utf8');
+
+  fs.writeFileSync(path.join(e.ctx, 'cachebust'), '1'); // the stage reruns, /out is the same
+  const second = await build(e, ['-o', `type=local,dest=${out}`, e.ctx]);
+  assert.equal(second.code, 0, second.stderr);
+  assert.equal(stateOf(second.stderr, 'echo foo'), 'DONE');
+  assert.equal(fs.readFileSync(path.join(out, 'unique'), 'utf8'), unique);
+
+  // The mounted files change: the step runs again.
+  fs.writeFileSync(path.join(e.ctx, 'Dockerfile'), fs.readFileSync(path.join(e.ctx, 'Dockerfile'), 'utf8').replace('echo foo', 'echo bar'));
+  const third = await build(e, ['-o', `type=local,dest=${out}`, e.ctx]);
+  assert.equal(third.code, 0, third.stderr);
+  assert.notEqual(fs.readFileSync(path.join(out, 'unique'), 'utf8'), unique);
+});

@@ -5,6 +5,8 @@
 // does is not observable before it runs. A step for another architecture runs
 // through binfmt_misc emulation, checked before anything is prepared.
 import { createHash } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
 import type { ExecVertex, Vertex } from '../../graph/types';
 import { requireEmulation } from '../../exec/binfmt';
 import { runContainer } from '../../exec/run';
@@ -12,6 +14,8 @@ import { compatiblePlatforms, formatPlatform, matchPlatform } from '../../images
 import { DiskFullError, NotFoundError, StepError } from '../../util/errors';
 import { diskFullError, diskSpace } from '../../util/fsutil';
 import { debug, isDebug } from '../../util/log';
+import { resolveInRoot } from '../../util/rootpath';
+import { withMounted } from '../../snapshot/index';
 import { entryLine, type ContextScan } from '../checksum';
 import { RunMounts } from '../mounts';
 import type { ContentKey, Executor, RunContext, VertexResult } from '../types';
@@ -92,6 +96,16 @@ async function runExec(env: OpEnv, v: ExecVertex, ctx: RunContext): Promise<Vert
     requireEmulation(v.platform.architecture, `RUN for ${formatPlatform(v.platform)} on this ${formatPlatform(o.platform)} host`);
   }
   const base = v.rootfs >= 0 ? ctx.inputs[v.rootfs] : undefined;
+  // BuildKit's second chance: a step whose stage or image mounts hold the same files
+  // as when it last ran is that run's result, whatever changed upstream of them.
+  const byContent = ctx.noCache ? null : await contentCacheKey(env, v, ctx);
+  if (byContent) {
+    const hit = await o.cache.get(byContent, v);
+    if (hit?.snapshot && !hit.lazy) {
+      ctx.progress.log(`the mounted files are those of an earlier run: its result is used\n`, 2);
+      return hit;
+    }
+  }
   const active = await sn.prepare(base?.snapshot ?? null, v.name);
   let committed: string | null = null;
   let mounts: RunMounts | null = null;
@@ -139,10 +153,73 @@ async function runExec(env: OpEnv, v: ExecVertex, ctx: RunContext): Promise<Vert
     await mounts.release();
     await root.release();
     committed = await sn.commit(active, v.name, ctx.noCache ? undefined : ctx.key);
-    return { snapshot: committed, layers: chainOf(base, committed) };
+    const result: VertexResult = { snapshot: committed, layers: chainOf(base, committed) };
+    if (byContent) await o.cache.put(byContent, v, result).catch((e) => debug(`content cache record: ${(e as Error).message}`));
+    return result;
   } finally {
     await mounts?.release();
     await root.release().catch((e) => debug(`exec cleanup: ${(e as Error).message}`));
     if (committed === null) await sn.remove(active).catch(() => undefined);
   }
+}
+
+// The step's key by content, as BuildKit's slow cache key: the definition, the rootfs
+// by its layers, and for each stage or image input that only mounts hold (read-only
+// or with writes discarded), the digest of the files under the mounted sources.
+// Null when no such input (the definition key says it all).
+async function contentCacheKey(env: OpEnv, v: ExecVertex, ctx: RunContext): Promise<string | null> {
+  const parts: string[] = [];
+  for (const [i, src] of ctx.inputVertices.entries()) {
+    if (i === v.rootfs || src.kind === 'local') continue;
+    const users = v.mounts.filter((m) => m.input === i);
+    if (!users.length || users.some((m) => m.output !== undefined)) return null;
+    const snapshot = ctx.inputs[i]?.snapshot;
+    const sources = [...new Set(users.map((m) => m.source ?? '/'))].sort();
+    if (!snapshot) {
+      parts.push(`${i}:empty`);
+      continue;
+    }
+    const digests = await withMounted(env.sn, snapshot, async (root) => {
+      const out: string[] = [];
+      for (const s of sources) out.push(`${s}=${await treeDigest(await resolveInRoot(root, s))}`);
+      return out;
+    });
+    parts.push(`${i}:${digests.join(',')}`);
+  }
+  if (!parts.length) return null;
+  const base = v.rootfs >= 0 ? ctx.inputs[v.rootfs] : undefined;
+  const chain = (base?.layers ?? []).map((l) => l.blob?.diffId ?? l.snapshot ?? '?');
+  const h = createHash('sha256').update(JSON.stringify(['exec-content/v1', v.id, chain, parts]));
+  return `sha256:${h.digest('hex')}`;
+}
+
+// A digest of a file tree: names, types, modes, owners, link targets and file contents.
+async function treeDigest(top: string): Promise<string> {
+  const h = createHash('sha256');
+  const walk = async (p: string, rel: string): Promise<void> => {
+    let st;
+    try {
+      st = await fsp.lstat(p);
+    } catch {
+      h.update(`${rel}\0missing\n`);
+      return;
+    }
+    h.update(`${rel}\0${st.mode.toString(8)}\0${st.uid}:${st.gid}\0`);
+    if (st.isSymbolicLink()) h.update(await fsp.readlink(p));
+    else if (st.isFile()) {
+      const fh = await fsp.open(p, 'r');
+      try {
+        for await (const chunk of fh.createReadStream()) h.update(chunk as Buffer);
+      } finally {
+        await fh.close().catch(() => undefined);
+      }
+    } else if (st.isDirectory()) {
+      h.update('\n');
+      for (const name of (await fsp.readdir(p)).sort()) await walk(path.join(p, name), `${rel}/${name}`);
+      return;
+    } else h.update(String(st.rdev));
+    h.update('\n');
+  };
+  await walk(top, '');
+  return h.digest('hex');
 }
