@@ -10,8 +10,10 @@
 // Where the data lives:
 //   bind     the input's committed snapshot, mounted read-only; `rw` gets a
 //            scratch snapshot on it that is removed afterwards (writes are lost)
-//   cache    <state>/cache/mounts/<sha256(id)>/, shared by every build on the
-//            state dir; seeded once from `from=`; `sharing=locked` holds a flock
+//   cache    <state>/cache/mounts/<sha256(key)>/, shared by every build on the
+//            state dir; the key is the id and what the cache starts from (a from=
+//            seed, or uid/gid/mode: cacheDirKey); `sharing=locked` holds a flock,
+//            `sharing=private` takes another instance while one is held
 //   secret   a 0400 file in <state>/tmp/secret-*/ for the run only, never in a layer
 //   ssh      a socket in <state>/tmp/img-ssh-*/ forwarding to the agent named by --ssh
 //   tmpfs    nothing on disk
