@@ -115,3 +115,30 @@ test('RUN --mount from a stage whose mounted files did not change gives the earl
   assert.equal(third.code, 0, third.stderr);
   assert.notEqual(fs.readFileSync(path.join(out, 'unique'), 'utf8'), unique);
 });
+
+test('a step mounting a stage and a context file reruns when the context file changes, though the stage\'s files did not', { skip }, async (t) => {
+  const e = await setup({
+    Dockerfile: [
+      'FROM busybox AS build',
+      'COPY cachebust /',
+      'RUN mkdir /out && echo foo > /out/foo',
+      'FROM busybox AS second',
+      'RUN --mount=from=build,source=out,target=/out --mount=source=input.txt,target=/in.txt cat /out/foo /in.txt > /both',
+      'FROM scratch',
+      'COPY --from=second /both /both',
+      '',
+    ].join('\n'),
+    cachebust: '0',
+    'input.txt': 'one\n',
+  });
+  t.after(() => cleanup(e.root));
+  const out = path.join(e.root, 'out');
+  const first = await build(e, ['-o', `type=local,dest=${out}`, e.ctx]);
+  assert.equal(first.code, 0, first.stderr);
+  assert.equal(fs.readFileSync(path.join(out, 'both'), 'utf8'), 'foo\none\n');
+  fs.writeFileSync(path.join(e.ctx, 'cachebust'), '1');
+  fs.writeFileSync(path.join(e.ctx, 'input.txt'), 'two\n');
+  const second = await build(e, ['-o', `type=local,dest=${out}`, e.ctx]);
+  assert.equal(second.code, 0, second.stderr);
+  assert.equal(fs.readFileSync(path.join(out, 'both'), 'utf8'), 'foo\ntwo\n');
+});

@@ -187,9 +187,11 @@ async function contentCacheKey(env: OpEnv, v: ExecVertex, ctx: RunContext): Prom
     parts.push(`${i}:${digests.join(',')}`);
   }
   if (!parts.length) return null;
+  // Mounts from the build context count by the files they mount, as in the definition key.
+  const context = (await contextMountKey(env, v, ctx.inputVertices))?.content ?? '';
   const base = v.rootfs >= 0 ? ctx.inputs[v.rootfs] : undefined;
   const chain = (base?.layers ?? []).map((l) => l.blob?.diffId ?? l.snapshot ?? '?');
-  const h = createHash('sha256').update(JSON.stringify(['exec-content/v1', v.id, chain, parts]));
+  const h = createHash('sha256').update(JSON.stringify(['exec-content/v1', v.id, chain, parts, context]));
   return `sha256:${h.digest('hex')}`;
 }
 
