@@ -35,7 +35,7 @@ export function execOp(env: OpEnv): Executor<ExecVertex> {
       if (!parts.length) return undefined;
       return { content: parts.join(';'), replaceInputs: bound?.replaceInputs };
     },
-    run: (v, ctx) => runExec(env, v, ctx),
+    run: (v, ctx) => runExec(env, v, ctx, limits),
   };
 }
 
@@ -90,7 +90,7 @@ async function sourcesDigest(scan: ContextScan, sources: string[]): Promise<stri
   return h.digest('hex');
 }
 
-async function runExec(env: OpEnv, v: ExecVertex, ctx: RunContext): Promise<VertexResult> {
+async function runExec(env: OpEnv, v: ExecVertex, ctx: RunContext, limits: string): Promise<VertexResult> {
   const { o, sn } = env;
   if (v.platform && !compatiblePlatforms(o.platform).some((p) => matchPlatform(p, v.platform))) {
     requireEmulation(v.platform.architecture, `RUN for ${formatPlatform(v.platform)} on this ${formatPlatform(o.platform)} host`);
@@ -98,7 +98,7 @@ async function runExec(env: OpEnv, v: ExecVertex, ctx: RunContext): Promise<Vert
   const base = v.rootfs >= 0 ? ctx.inputs[v.rootfs] : undefined;
   // BuildKit's second chance: a step whose stage or image mounts hold the same files
   // as when it last ran is that run's result, whatever changed upstream of them.
-  const byContent = ctx.noCache ? null : await contentCacheKey(env, v, ctx);
+  const byContent = ctx.noCache ? null : await contentCacheKey(env, v, ctx, limits);
   if (byContent) {
     const hit = await o.cache.get(byContent, v);
     if (hit?.snapshot && !hit.lazy) {
@@ -167,7 +167,7 @@ async function runExec(env: OpEnv, v: ExecVertex, ctx: RunContext): Promise<Vert
 // by its layers, and for each stage or image input that only mounts hold (read-only
 // or with writes discarded), the digest of the files under the mounted sources.
 // Null when no such input (the definition key says it all).
-async function contentCacheKey(env: OpEnv, v: ExecVertex, ctx: RunContext): Promise<string | null> {
+async function contentCacheKey(env: OpEnv, v: ExecVertex, ctx: RunContext, limits: string): Promise<string | null> {
   const parts: string[] = [];
   for (const [i, src] of ctx.inputVertices.entries()) {
     if (i === v.rootfs || src.kind === 'local') continue;
@@ -191,7 +191,7 @@ async function contentCacheKey(env: OpEnv, v: ExecVertex, ctx: RunContext): Prom
   const context = (await contextMountKey(env, v, ctx.inputVertices))?.content ?? '';
   const base = v.rootfs >= 0 ? ctx.inputs[v.rootfs] : undefined;
   const chain = (base?.layers ?? []).map((l) => l.blob?.diffId ?? l.snapshot ?? '?');
-  const h = createHash('sha256').update(JSON.stringify(['exec-content/v1', v.id, chain, parts, context]));
+  const h = createHash('sha256').update(JSON.stringify(['exec-content/v1', v.id, limits, chain, parts, context]));
   return `sha256:${h.digest('hex')}`;
 }
 
