@@ -14,8 +14,10 @@
 //   - 'delete' when only in lower (its subtree is not walked),
 //   - 'add' when only in upper (and so is everything under it),
 //   - 'modify' when in both and any of these differ: file type, permission bits (07777),
-//     uid, gid, xattrs; symlink target; device number; for directories the mtime (ns);
-//     for regular files size or mtime (ns). Two regular files that are the same inode are
+//     uid, gid, xattrs; symlink target; device number; for regular files size or mtime (ns).
+//     A directory's mtime does not count, as in BuildKit's differs (continuity's sameFile):
+//     it changes with any entry added or removed under it, and writeLayer writes it anyway
+//     as the parent of such an entry. Two regular files that are the same inode are
 //     equal. When size and mtime are equal but either mtime has zero nanoseconds (a
 //     coarse timestamp, e.g. restored from a tar, so a same-second rewrite would not
 //     show), the contents are compared byte for byte.
@@ -134,8 +136,6 @@ function changed(lp: string, up: string, l: fs.BigIntStats, u: fs.BigIntStats): 
     if (readlinkBytes(lp) !== readlinkBytes(up)) return true;
   } else if (u.isCharacterDevice() || u.isBlockDevice()) {
     if (l.rdev !== u.rdev) return true;
-  } else if (u.isDirectory()) {
-    if (l.mtimeNs !== u.mtimeNs) return true;
   } else if (u.isFile()) {
     if (l.size !== u.size || l.mtimeNs !== u.mtimeNs) return true;
     if (l.mtimeNs % 1_000_000_000n === 0n || u.mtimeNs % 1_000_000_000n === 0n) {
@@ -219,6 +219,18 @@ function minor(rdev: number): number {
 
 // The layer's xattrs of p: names as the layer spells them (format: unescaped), the
 // backend's own marks left out.
+// Whether an upper directory that also exists in the lower layers is there only because
+// overlayfs copied it up (an entry under it changed, or it was touched): the same type,
+// permission bits, owner and layer xattrs as the lower one. Such a directory is no change
+// of its own — BuildKit's overlay differ leaves it out, its mtime not counting — and
+// writeLayer still writes it as the parent of any entry under it.
+export function copiedUpOnly(format: DiskFormat, lowerPath: string, upperPath: string, lower: fs.Stats, upper: fs.Stats): boolean {
+  if (!lower.isDirectory() || !upper.isDirectory()) return false;
+  if (lower.mode !== upper.mode || lower.uid !== upper.uid || lower.gid !== upper.gid) return false;
+  const xs = (p: string) => (readXattrs(p, format) ?? []).map(([n, v]) => `${n}=${v.toString('hex')}`).join('\0');
+  return xs(lowerPath) === xs(upperPath);
+}
+
 function readXattrs(p: string, format: DiskFormat): Array<[string, Buffer]> | undefined {
   if (!sys.xattrSupported()) return undefined;
   const fp = F(p);

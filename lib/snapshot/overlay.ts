@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { overlayChanges } from '../archive/diff';
+import { copiedUpOnly, overlayChanges } from '../archive/diff';
 import { lowerEntry, overlayFormat, type DiskFormat } from '../archive/overlay-format';
 import { ContentError, HostError, ImgError, isErrno, UnsupportedError } from '../util/errors';
 import { debug } from '../util/log';
@@ -186,8 +186,10 @@ export class OverlaySnapshotter extends BaseSnapshotter {
   // The upper dir is the change set, minus what says nothing about the
   // parent: whiteouts of paths the parent does not have (fuse-overlayfs
   // whites out even upper-only entries it deletes, e.g. removed mount points),
-  // opaque marks on directories the parent does not have, and fuse-overlayfs's
-  // own `.wh..opq` opaque markers.
+  // opaque marks on directories the parent does not have, fuse-overlayfs's
+  // own `.wh..opq` opaque markers, and directories copied up unchanged (a RUN
+  // that made and removed /tmp/x, a mount point under /run): BuildKit's layer
+  // has no entry for them unless something under them changed.
   protected async *changesOf(meta: SnapshotMeta, parent: SnapshotMeta | null): AsyncIterable<Change> {
     const upper = toBytes(this.fsDir(meta.id));
     const lowers = parent ? (await this.chain(parent.id)).map((m) => toBytes(this.fsDir(m.id))) : [];
@@ -199,6 +201,10 @@ export class OverlaySnapshotter extends BaseSnapshotter {
       } else if (c.opaque && c.path !== '/' && !inLowers(c.path)) {
         yield { path: c.path, kind: c.kind };
         continue;
+      } else if (!c.opaque && c.path !== '/') {
+        const up = fs.lstatSync(F(upper + c.path));
+        const low = up.isDirectory() ? lowerEntry(this.diskFormat, lowers, c.path) : null;
+        if (low && copiedUpOnly(this.diskFormat, low.host, upper + c.path, low.st, up)) continue;
       }
       yield c;
     }

@@ -12,6 +12,7 @@ import { cleanup, rootlessUser, runAsUser, runImgRootless } from '../helpers/roo
 import { makeBusyboxImage } from '../fixtures/images';
 import { build, descendants, setup, skip, stepStates, steps, storedConfig } from './helpers';
 import { EMPTY_LAYER_DIFF_ID } from '../../lib/export/image';
+import { ContentStore } from '../../lib/content/store';
 
 const DOCKERFILE = `FROM busybox
 ARG MSG=hi
@@ -340,4 +341,26 @@ test('img build (rootless): context from a tar on stdin and from an http tarball
   const r2 = await build(e, ['-f', 'df/Build.df', '-o', `type=local,dest=${out2}`, url]);
   assert.equal(r2.code, 0, r2.stderr);
   assert.equal(fs.readFileSync(path.join(out2, 'msg.txt'), 'utf8'), 'tarred\n');
+});
+
+// Directories overlayfs only copied up (a file made and removed under /etc, a mount point
+// under it made and removed for the step) are not changes: as in BuildKit's layers, such a
+// step's layer is the empty tar, and a new file's layer holds its directory as its parent only.
+test('img build (rootless): a layer holds no directory copied up unchanged, as BuildKit', { skip, timeout: 120_000 }, async (t) => {
+  const e = await setup({
+    Dockerfile: `FROM busybox
+RUN touch /etc/x && rm /etc/x
+RUN --mount=type=tmpfs,target=/etc/scratch/deep true
+RUN mkdir /etc/app && echo on > /etc/app/conf && touch /bin/y && rm /bin/y
+`,
+  });
+  t.after(() => cleanup(e.root));
+  const r = await build(e, ['-t', 'copyup', e.ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  const { manifest, config } = await storedConfig(e, 'docker.io/library/copyup:latest');
+  const diffIds = config.rootfs.diff_ids.slice(-3);
+  assert.deepEqual(diffIds.slice(0, 2), [EMPTY_LAYER_DIFF_ID, EMPTY_LAYER_DIFF_ID], 'made-and-removed file, mount point: the empty layer');
+  const blob = new ContentStore(e.state).blobPath(manifest.layers[manifest.layers.length - 1].digest);
+  const names = execFileSync('tar', ['-tzf', blob], { encoding: 'utf8' }).trim().split('\n');
+  assert.deepEqual(names, ['etc/', 'etc/app/', 'etc/app/conf'], 'no bin/ entry; etc/ as the new directory\'s parent');
 });
