@@ -1,10 +1,12 @@
 // `-o type=docker` and `-o type=oci`: the build's image (made once, see
 // imageTargetOf) as a `docker load` archive or an OCI layout tar, named by the
-// -t names; a multi-platform build's index goes in whole, with every platform.
+// -t names; a multi-platform build's index goes in whole into an OCI archive
+// (a docker archive refuses it, as BuildKit's).
 import type { Writable } from 'node:stream';
+import { UnsupportedError } from '../util/errors';
 import { writeDockerArchive } from './docker-archive';
 import { fetchLayers, imageTargetOf } from './image';
-import { writeOciArchive } from './oci-layout';
+import { archiveCreated, writeOciArchive } from './oci-layout';
 import type { BuildResults, ExportEnv, ExportProgress, ImageFormat } from './result';
 
 export async function exportArchive(
@@ -16,10 +18,25 @@ export async function exportArchive(
   progress?: ExportProgress,
   imageFormat?: ImageFormat,
 ): Promise<void> {
+  if (format === 'docker' && results.multiPlatform) {
+    // BuildKit's docker exporter refuses an index (docker's model has one platform per image).
+    throw new UnsupportedError('docker exporter does not currently support exporting manifest lists', {
+      hint: 'use -o type=oci for a multi-platform archive, or build one --platform',
+    });
+  }
+  // BuildKit's docker exporter writes Docker media types unless told oci-mediatypes=true
+  // (a zstd compression forces OCI ones: Docker's have no zstd layer).
+  if (format === 'docker' && imageFormat?.ociMediaTypes === undefined && imageFormat?.compression !== 'zstd') {
+    imageFormat = { ...imageFormat, ociMediaTypes: false };
+  }
   const built = await imageTargetOf(results, env, progress, imageFormat);
   for (const img of built.images) await fetchLayers(img, env, progress);
   const images = (names.length ? names : [undefined]).map((name) => ({ name, target: built.target }));
   progress?.status('send', { name: 'sending tarball' });
-  await (format === 'docker' ? writeDockerArchive(env.content, images, out) : writeOciArchive(env.content, images, out));
+  // As BuildKit: index.json's entries dated (SOURCE_DATE_EPOCH, else now), no `repositories`.
+  const created = archiveCreated(env.sourceDateEpoch);
+  await (format === 'docker'
+    ? writeDockerArchive(env.content, images, out, { created, repositories: false })
+    : writeOciArchive(env.content, images, out, { created }));
   progress?.status('send', { name: 'sending tarball', done: true });
 }

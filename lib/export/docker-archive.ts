@@ -1,7 +1,7 @@
 // `docker save` format (`img save`, `build -o type=docker`), loadable by
 // `docker load` and by skopeo/podman's docker-archive: transport:
 //   manifest.json   [{Config, RepoTags, Layers}] — one entry per image ID
-//   repositories    {"repo": {"tag": "<top layer id>"}} for old loaders
+//   repositories    {"repo": {"tag": "<top layer id>"}} for old loaders (img save only)
 //   blobs/sha256/…  config, layers (stored as they are: docker load and
 //                   containers/image decompress gzip/zstd layers themselves)
 // plus oci-layout and index.json, so the same archive is also an OCI layout,
@@ -18,7 +18,7 @@ import type { Descriptor, Digest, ImageConfig, Manifest, Platform } from '../ima
 import { localManifests, withConfigPlatforms } from '../images/walk';
 import { hostPlatform, selectManifest } from '../images/platform';
 import { isIndexMediaType } from '../images/types';
-import { completeLocally, nameAnnotations, ociLayoutFiles, requireBlobs, writeBlobs, type ExportImage } from './oci-layout';
+import { completeLocally, indexEntry, nameAnnotations, ociLayoutFiles, requireBlobs, writeLayout, type ArchiveOptions, type ExportImage } from './oci-layout';
 import { TarWriter } from './tar';
 
 export interface DockerManifestEntry {
@@ -60,7 +60,14 @@ async function firstChoice(store: ContentStore, index: Descriptor, want: Platfor
   }
 }
 
-export async function writeDockerArchive(store: ContentStore, images: ExportImage[], out: Writable, opts: { platform?: Platform } = {}): Promise<void> {
+// `repositories: false` (a build's -o type=docker): containerd's archive exporter,
+// BuildKit's, writes no `repositories` file; docker save (img save) does.
+export async function writeDockerArchive(
+  store: ContentStore,
+  images: ExportImage[],
+  out: Writable,
+  opts: ArchiveOptions & { platform?: Platform; repositories?: boolean } = {},
+): Promise<void> {
   const tar = new TarWriter(out);
   try {
     const byConfig = new Map<Digest, DockerManifestEntry>();
@@ -75,9 +82,8 @@ export async function writeDockerArchive(store: ContentStore, images: ExportImag
       const manifest = await store.readJson<Manifest>(chosen.digest);
       const top = whole ? img.target : chosen;
       roots.push(top);
-      const { annotations: _a, platform: _p, ...bare } = top;
-      const ann = nameAnnotations(img.name);
-      ociEntries.push(ann ? { ...bare, annotations: ann } : bare);
+      const { platform: _p, ...bare } = top;
+      ociEntries.push(indexEntry(bare, nameAnnotations(img.name, opts)));
       let entry = byConfig.get(manifest.config.digest);
       if (!entry) {
         entry = { Config: blobName(manifest.config.digest), RepoTags: null, Layers: manifest.layers.map((l) => blobName(l.digest)) };
@@ -93,10 +99,10 @@ export async function writeDockerArchive(store: ContentStore, images: ExportImag
       }
     }
     const blobs = await requireBlobs(store, roots, images.map((i) => i.name ?? i.target.digest).join(', '));
-    for (const [name, body] of ociLayoutFiles(ociEntries)) await tar.addBuffer(name, body);
-    await tar.addBuffer('manifest.json', JSON.stringify([...byConfig.values()]));
-    if (Object.keys(repositories).length) await tar.addBuffer('repositories', JSON.stringify(repositories));
-    await writeBlobs(tar, store, blobs);
+    const files = ociLayoutFiles(ociEntries);
+    files.push(['manifest.json', JSON.stringify([...byConfig.values()])]);
+    if (opts.repositories !== false && Object.keys(repositories).length) files.push(['repositories', JSON.stringify(repositories)]);
+    await writeLayout(tar, store, files, blobs);
   } catch (err) {
     tar.abort(err as Error);
     throw err;

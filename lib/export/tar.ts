@@ -48,16 +48,16 @@ export class TarWriter {
     });
   }
 
-  async addBuffer(name: string, data: Buffer | string): Promise<void> {
+  async addBuffer(name: string, data: Buffer | string, mode = 0o644): Promise<void> {
     await this.parents(name);
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    await this.guard(this.entry({ name, type: 'file', mode: 0o644, mtime: MTIME, size: buf.length }, buf));
+    await this.guard(this.entry({ name, type: 'file', mode, mtime: MTIME, size: buf.length }, buf));
   }
 
   // `size` must be exact: the tar header is written before the data.
-  async addStream(name: string, size: number, source: Readable): Promise<void> {
+  async addStream(name: string, size: number, source: Readable, mode = 0o644): Promise<void> {
     await this.parents(name);
-    const sink = this.pack.entry({ name, type: 'file', mode: 0o644, mtime: MTIME, size });
+    const sink = this.pack.entry({ name, type: 'file', mode, mtime: MTIME, size });
     try {
       await this.guard(pipeline(source, sink));
     } catch (err) {

@@ -7,6 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
+import { pipeline } from 'node:stream/promises';
+import * as tarStream from 'tar-stream';
 import { after, before, describe, it } from 'node:test';
 import { ContentStore } from '../../lib/content/store';
 import { writeDockerArchive } from '../../lib/export/docker-archive';
@@ -105,4 +107,52 @@ describe('archive writers', () => {
       await fsp.rm(s2, { recursive: true, force: true });
     }
   });
+
+  // What containerd's archive exporter (BuildKit's oci/docker exporters) writes: records
+  // sorted by name, blobs and oci-layout 0444, the JSON files 0644, directories 0755, mtime 0;
+  // a build's index.json entries carry org.opencontainers.image.created and the names.
+  it('entries in name order with containerd modes; created and name annotations; no repositories for a build', async () => {
+    const store = new ContentStore(state);
+    const created = '2021-02-03T04:05:06Z';
+    const o = path.join(work, 'sorted-oci.tar');
+    await writeOciArchive(store, [{ name: 'docker.io/library/a:1', target: img.manifest }, { name: 'b', target: img.manifest }], fs.createWriteStream(o), { created });
+    const blobs = [...img.blobs.keys()].map((d) => `blobs/sha256/${d.slice(7)}`).sort();
+    const headers = await tarHeaders(o);
+    assert.deepEqual(headers.map((h) => h.name), ['blobs/', 'blobs/sha256/', ...blobs, 'index.json', 'oci-layout']);
+    for (const h of headers) {
+      const want = h.type === 'directory' ? 0o755 : h.name === 'index.json' ? 0o644 : 0o444;
+      assert.equal(h.mode, want, h.name);
+      assert.equal(h.mtime?.getTime(), 0, h.name);
+    }
+    const index = JSON.parse((await run('tar', ['-xOf', o, 'index.json'])).stdout);
+    const { mediaType, digest, size } = img.manifest;
+    assert.deepEqual(index.manifests, [
+      { mediaType, digest, size, annotations: { 'io.containerd.image.name': 'docker.io/library/a:1', 'org.opencontainers.image.created': created, 'org.opencontainers.image.ref.name': '1' }, platform: img.manifest.platform },
+      { mediaType, digest, size, annotations: { 'io.containerd.image.name': 'docker.io/library/b:latest', 'org.opencontainers.image.created': created, 'org.opencontainers.image.ref.name': 'latest' }, platform: img.manifest.platform },
+    ].map((m) => (m.platform ? m : (({ platform: _p, ...r }) => r)(m))));
+    assert.equal((await run('skopeo', ['inspect', `oci-archive:${o}:1`])).stdout.includes(img.manifest.digest), true);
+
+    const d = path.join(work, 'sorted-docker.tar');
+    await writeDockerArchive(store, [{ name: 'a:1', target: img.manifest }], fs.createWriteStream(d), { created, repositories: false });
+    assert.deepEqual((await tarHeaders(d)).map((h) => h.name), ['blobs/', 'blobs/sha256/', ...blobs, 'index.json', 'manifest.json', 'oci-layout']);
+    assert.equal(JSON.parse((await run('tar', ['-xOf', d, 'index.json'])).stdout).manifests[0].annotations['org.opencontainers.image.created'], created);
+    assert.deepEqual(JSON.parse((await run('skopeo', ['inspect', `docker-archive:${d}:a:1`])).stdout).Layers, img.diffIds);
+    // img save (docker save's format) keeps `repositories`, sorted last, and dates nothing.
+    const saved = path.join(work, 'sorted-save.tar');
+    await writeDockerArchive(store, [{ name: 'a:1', target: img.manifest }], fs.createWriteStream(saved));
+    assert.deepEqual((await tarHeaders(saved)).map((h) => h.name).slice(-4), ['index.json', 'manifest.json', 'oci-layout', 'repositories']);
+    assert.equal(JSON.parse((await run('tar', ['-xOf', saved, 'index.json'])).stdout).manifests[0].annotations['org.opencontainers.image.created'], undefined);
+  });
 });
+
+async function tarHeaders(file: string): Promise<tarStream.Headers[]> {
+  const out: tarStream.Headers[] = [];
+  const extract = tarStream.extract();
+  extract.on('entry', (h, body, next) => {
+    out.push(h);
+    body.on('end', next);
+    body.resume();
+  });
+  await pipeline(fs.createReadStream(file), extract);
+  return out;
+}
