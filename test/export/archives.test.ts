@@ -145,8 +145,8 @@ describe('archive writers', () => {
   });
 });
 
-async function tarHeaders(file: string): Promise<tarStream.Headers[]> {
-  const out: tarStream.Headers[] = [];
+async function tarHeaders(file: string): Promise<tarStream.Header[]> {
+  const out: tarStream.Header[] = [];
   const extract = tarStream.extract();
   extract.on('entry', (h, body, next) => {
     out.push(h);
