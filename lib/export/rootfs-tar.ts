@@ -23,7 +23,8 @@ export async function writeRootfsTar(results: BuildResults, env: ExportEnv, out:
   }
   // Each platform's entries under its directory, one tree after another, one end-of-archive.
   try {
-    const mtime = env.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
+    // BuildKit dates the platform directories SOURCE_DATE_EPOCH, else 0 (its Stat has no time).
+    const mtime = env.sourceDateEpoch ?? 0;
     for (const r of results.platforms) {
       const dir = `${platformDirName(r.platform)}/`;
       await pipeline(Readable.from([encodeHeader({ name: dir, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime })]), out, { end: false });

@@ -1,0 +1,57 @@
+// A build's -o type=docker|oci|tar as BuildKit's exporters write them, read back
+// with skopeo and tar (run as the unprivileged user).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { build, setup, skip } from '../builder/helpers';
+import { cleanup, runImgRootless } from '../helpers/rootless';
+
+const tarJson = (file: string, entry: string) => JSON.parse(execFileSync('tar', ['-xOf', file, entry], { encoding: 'utf8' }));
+
+test('-o type=docker: Docker media types, no repositories, dated names; multi-platform refused; type=tar platform dirs dated 0', { skip, timeout: 180_000 }, async (t) => {
+  const e = await setup({ Dockerfile: 'FROM busybox\nCOPY f /f\n', f: 'x\n' });
+  t.after(() => cleanup(e.root));
+  const d = path.join(e.root, 'd.tar');
+  const r = await build(e, ['-t', 'one:1', '-t', 'two', '-o', `type=docker,dest=${d}`, e.ctx], {});
+  assert.equal(r.code, 0, r.stderr);
+  const names = execFileSync('tar', ['-tf', d], { encoding: 'utf8' }).trim().split('\n');
+  assert.deepEqual(names.slice(0, 2), ['blobs/', 'blobs/sha256/']);
+  assert.deepEqual(names.slice(-3), ['index.json', 'manifest.json', 'oci-layout']);
+  // BuildKit's docker exporter defaults to oci-mediatypes=false.
+  const raw = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', `docker-archive:${d}:one:1`], { encoding: 'utf8' }));
+  assert.equal(raw.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+  assert.equal(raw.config.mediaType, 'application/vnd.docker.container.image.v1+json');
+  assert.ok(raw.layers.every((l: { mediaType: string }) => l.mediaType === 'application/vnd.docker.image.rootfs.diff.tar.gzip'));
+  assert.deepEqual(tarJson(d, 'manifest.json')[0].RepoTags, ['one:1', 'two:latest']);
+  const index = tarJson(d, 'index.json');
+  assert.deepEqual(index.manifests.map((m: { annotations: Record<string, string> }) => Object.keys(m.annotations)), [
+    ['io.containerd.image.name', 'org.opencontainers.image.created', 'org.opencontainers.image.ref.name'],
+    ['io.containerd.image.name', 'org.opencontainers.image.created', 'org.opencontainers.image.ref.name'],
+  ]);
+  assert.match(index.manifests[0].annotations['org.opencontainers.image.created'], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+
+  // oci-mediatypes=true keeps OCI ones; SOURCE_DATE_EPOCH dates the index.json entry.
+  const o = path.join(e.root, 'o.tar');
+  const r2 = await runImgRootless(['-s', e.state, 'build', '-o', `type=docker,oci-mediatypes=true,dest=${o}`, e.ctx], { env: { SOURCE_DATE_EPOCH: '1000000000' } });
+  assert.equal(r2.code, 0, r2.stderr);
+  const i2 = tarJson(o, 'index.json');
+  assert.equal(i2.manifests[0].mediaType, 'application/vnd.oci.image.manifest.v1+json');
+  assert.deepEqual(i2.manifests[0].annotations, { 'org.opencontainers.image.created': '2001-09-09T01:46:40Z' });
+  assert.deepEqual(tarJson(o, 'manifest.json')[0].RepoTags, null);
+
+  const s = await setup({ Dockerfile: 'FROM scratch\nCOPY f /f\n', f: 'x\n' });
+  t.after(() => cleanup(s.root));
+  const multi = await build(s, ['--platform', 'linux/amd64,linux/arm64', '-o', `type=docker,dest=${path.join(s.root, 'm.tar')}`, s.ctx]);
+  assert.equal(multi.code, 1);
+  assert.match(multi.stderr, /docker exporter does not currently support exporting manifest lists/);
+  const tf = path.join(s.root, 'm-rootfs.tar');
+  const mt = await build(s, ['--platform', 'linux/amd64,linux/arm64', '-o', `type=tar,dest=${tf}`, s.ctx]);
+  assert.equal(mt.code, 0, mt.stderr);
+  const listing = execFileSync('tar', ['--numeric-owner', '--full-time', '-tvf', tf], { encoding: 'utf8' }).trim().split('\n');
+  for (const dir of ['linux_amd64/', 'linux_arm64/']) {
+    const line = listing.find((l) => l.endsWith(` ${dir}`));
+    assert.match(line ?? '', /^drwxr-xr-x 0\/0 +0 1970-01-01 00:00:00 /, dir);
+  }
+  assert.equal(execFileSync('tar', ['-xOf', tf, 'linux_arm64/f'], { encoding: 'utf8' }), 'x\n');
+});
