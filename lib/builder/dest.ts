@@ -18,6 +18,7 @@ const tmpOf = (file: string): string => `${file}.${process.pid}.tmp`;
 export async function checkDestinations(opts: Pick<BuildOptions, 'iidfile' | 'metadataFile'>, outputs: OutputSpec[], cwd: string): Promise<void> {
   for (const o of outputs) {
     if (o.type === 'local') await checkDirDest(path.resolve(cwd, o.dest), `--output type=local dest`);
+    else if ((o.type === 'docker' || o.type === 'oci') && o.layoutDir) await checkDirDest(path.resolve(cwd, o.dest!), `--output type=${o.type},tar=false dest`);
     else if ((o.type === 'tar' || o.type === 'docker' || o.type === 'oci') && o.dest) {
       await checkFileDest(path.resolve(cwd, o.dest), `--output type=${o.type} dest`);
     }

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Writable } from 'node:stream';
 import { ContentStore } from '../content/store';
-import { exportArchive, exportImage, exportLocal, imageTargetOf, LayerBlobMemo, writeRootfsTar, type BuildResults, type ExportEnv, type ExportProgress, type ImageFormat } from '../export/index';
+import { exportArchive, exportImage, exportLayoutDir, exportLocal, imageTargetOf, LayerBlobMemo, writeRootfsTar, type BuildResults, type ExportEnv, type ExportProgress, type ImageFormat } from '../export/index';
 import { pushTarget } from '../registry/push';
 import { convertDockerfile } from '../frontend/dockerfile/convert';
 import type { ParsedDockerfile } from '../frontend/dockerfile/ast';
@@ -313,6 +313,13 @@ async function buildWithContext(
           case 'oci': {
             const id = `export:${out.type}`;
             const format = out.type;
+            if (out.layoutDir) {
+              await progress.vertex(id, format === 'docker' ? 'exporting to docker image format' : 'exporting to oci image format', () =>
+                exportLayoutDir(format, results, env, out.names, path.resolve(io.cwd, out.dest!), under(id), out.format),
+              );
+              outcome.written.push(`OCI layout ${out.dest}`);
+              break;
+            }
             await progress.vertex(id, format === 'docker' ? 'exporting to docker image format' : 'exporting to oci image format', () =>
               toDest(out.dest, io, `--output type=${format} dest`, (w) => exportArchive(format, results, env, out.names, w, under(id), out.format)),
             );

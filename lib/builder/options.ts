@@ -13,8 +13,8 @@ import { parseBytes } from '../util/units';
 // image store (type=registry is type=image,push=true,store=false).
 export type OutputSpec =
   | { type: 'image'; names: string[]; push: boolean; store: boolean; insecure?: boolean; format: ImageFormat }
-  | { type: 'docker'; dest?: string; names: string[]; format: ImageFormat }
-  | { type: 'oci'; dest?: string; names: string[]; format: ImageFormat }
+  | { type: 'docker'; dest?: string; names: string[]; format: ImageFormat; layoutDir?: boolean } // layoutDir: tar=false
+  | { type: 'oci'; dest?: string; names: string[]; format: ImageFormat; layoutDir?: boolean }
   | { type: 'tar'; dest?: string }
   | { type: 'local'; dest: string }
   // BuildKit's cacheonly exporter: build, export nothing (the cache is kept, and --cache-to exported).
@@ -192,7 +192,9 @@ export function parseOutput(spec: string, tags: string[]): OutputSpec {
     case 'docker':
     case 'oci':
       if (fields.tar !== undefined && !parseBool(fields.tar, 'tar')) {
-        throw new UnsupportedError(`${flag},tar=false (an unpacked layout directory) is not supported`, { hint: `write the archive with dest=FILE and unpack it, or use img save` });
+        // An OCI layout directory at dest, as BuildKit's client writes it.
+        if (!dest) throw new UsageError(`${flag},tar=false needs dest=DIR`, { hint: `use -o type=${type},tar=false,dest=./layout` });
+        return { type, dest, names: names.length ? names : tags, format: withAnn(parseImageFormat(fields, flag)), layoutDir: true };
       }
       return { type, dest, names: names.length ? names : tags, format: withAnn(parseImageFormat(fields, flag)) };
     case 'tar':

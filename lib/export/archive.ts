@@ -7,6 +7,7 @@ import { UnsupportedError } from '../util/errors';
 import { writeDockerArchive } from './docker-archive';
 import { fetchLayers, imageTargetOf } from './image';
 import { archiveCreated, writeOciArchive } from './oci-layout';
+import { writeLayoutDir } from './layout-dir';
 import type { BuildResults, ExportEnv, ExportProgress, ImageFormat } from './result';
 
 export async function exportArchive(
@@ -18,6 +19,32 @@ export async function exportArchive(
   progress?: ExportProgress,
   imageFormat?: ImageFormat,
 ): Promise<void> {
+  const built = await archiveTarget(format, results, env, progress, imageFormat);
+  const images = (names.length ? names : [undefined]).map((name) => ({ name, target: built.target }));
+  progress?.status('send', { name: 'sending tarball' });
+  // As BuildKit: index.json's entries dated (SOURCE_DATE_EPOCH, else now), no `repositories`.
+  const created = archiveCreated(env.sourceDateEpoch);
+  await (format === 'docker'
+    ? writeDockerArchive(env.content, images, out, { created, repositories: false })
+    : writeOciArchive(env.content, images, out, { created }));
+  progress?.status('send', { name: 'sending tarball', done: true });
+}
+
+// `tar=false`: the same image as an OCI layout directory at `dest` (layout-dir.ts).
+export async function exportLayoutDir(
+  format: 'docker' | 'oci',
+  results: BuildResults,
+  env: ExportEnv,
+  names: string[],
+  dest: string,
+  progress?: ExportProgress,
+  imageFormat?: ImageFormat,
+): Promise<void> {
+  const built = await archiveTarget(format, results, env, progress, imageFormat);
+  await writeLayoutDir(env.content, built.target, names, dest, { created: archiveCreated(env.sourceDateEpoch) });
+}
+
+async function archiveTarget(format: 'docker' | 'oci', results: BuildResults, env: ExportEnv, progress?: ExportProgress, imageFormat?: ImageFormat) {
   if (format === 'docker' && results.multiPlatform) {
     // BuildKit's docker exporter refuses an index (docker's model has one platform per image).
     throw new UnsupportedError('docker exporter does not currently support exporting manifest lists', {
@@ -31,12 +58,5 @@ export async function exportArchive(
   }
   const built = await imageTargetOf(results, env, progress, imageFormat);
   for (const img of built.images) await fetchLayers(img, env, progress);
-  const images = (names.length ? names : [undefined]).map((name) => ({ name, target: built.target }));
-  progress?.status('send', { name: 'sending tarball' });
-  // As BuildKit: index.json's entries dated (SOURCE_DATE_EPOCH, else now), no `repositories`.
-  const created = archiveCreated(env.sourceDateEpoch);
-  await (format === 'docker'
-    ? writeDockerArchive(env.content, images, out, { created, repositories: false })
-    : writeOciArchive(env.content, images, out, { created }));
-  progress?.status('send', { name: 'sending tarball', done: true });
+  return built;
 }

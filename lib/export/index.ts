@@ -3,7 +3,7 @@
 export type { BuildResult, BuildResults, ExportEnv, ExportProgress, ImageAnnotation, ImageFormat, LayerSlot, PlatformResult } from './result';
 export { LayerBlobMemo } from './layer-memo';
 export { buildImage, exportImage, exportLayers, fetchLayers, prepareLayer, imageOf, imageTargetOf, nameImage, alignHistory, layerMediaType, EMPTY_LAYER_DIFF_ID, type BuiltImage, type BuiltTarget, type ImageExportOptions } from './image';
-export { exportArchive } from './archive';
+export { exportArchive, exportLayoutDir } from './archive';
 export { exportLocal } from './local';
 export { writeRootfsTar } from './rootfs-tar';
 export { writeDockerArchive } from './docker-archive';

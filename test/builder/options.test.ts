@@ -12,6 +12,7 @@ test('--output specs: buildx CSV and shorthands', () => {
   assert.deepEqual(parseOutput('out/', []), { type: 'local', dest: 'out/' });
   assert.deepEqual(parseOutput('type=local,dest=dir', []), { type: 'local', dest: 'dir' });
   assert.deepEqual(parseOutput('type=docker,dest=i.tar', ['a:1']), { type: 'docker', dest: 'i.tar', names: ['a:1'], format: {} });
+  assert.deepEqual(parseOutput('type=oci,dest=dir,tar=false', []), { type: 'oci', dest: 'dir', names: [], format: {}, layoutDir: true });
   assert.deepEqual(parseOutput('type=image,"name=a,b"', []), { type: 'image', names: ['a', 'b'], push: false, store: true, format: {} });
   assert.throws(() => parseOutput('type=local', []), ImgError);
   assert.throws(() => parseOutput('type=nope', []), /unknown --output type "nope"/);
@@ -49,7 +50,7 @@ test('--output push and image format options; an option img does not know is an 
     ['type=image,push=true', /needs a name to push to/],
     ['type=registry', /needs a name to push to/],
     ['type=registry,name=x,push=false', /always pushes/],
-    ['type=oci,dest=x,tar=false', /tar=false .* is not supported/],
+    ['type=oci,tar=false', /tar=false needs dest=DIR/],
   ];
   // annotation options of image outputs (BuildKit's keys; no type is a manifest annotation).
   assert.deepEqual((parseOutput('type=oci,dest=x,annotation.a=b,annotation-index.c=d,annotation-manifest[linux/arm64].e=f', []) as { format: object }).format, {

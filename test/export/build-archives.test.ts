@@ -2,10 +2,11 @@
 // with skopeo and tar (run as the unprivileged user).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { build, setup, skip } from '../builder/helpers';
-import { cleanup, runImgRootless } from '../helpers/rootless';
+import { cleanup, rootlessUser, runImgRootless } from '../helpers/rootless';
 
 const tarJson = (file: string, entry: string) => JSON.parse(execFileSync('tar', ['-xOf', file, entry], { encoding: 'utf8' }));
 
@@ -54,4 +55,28 @@ test('-o type=docker: Docker media types, no repositories, dated names; multi-pl
     assert.match(line ?? '', /^drwxr-xr-x 0\/0 +0 1970-01-01 00:00:00 /, dir);
   }
   assert.equal(execFileSync('tar', ['-xOf', tf, 'linux_arm64/f'], { encoding: 'utf8' }), 'x\n');
+});
+
+test('-o type=oci,tar=false: an OCI layout directory, index.json merged by name as BuildKit client/ociindex', { skip, timeout: 180_000 }, async (t) => {
+  const e = await setup({ Dockerfile: 'FROM scratch\nCOPY f /f\n', f: 'x\n' });
+  t.after(() => cleanup(e.root));
+  const dir = path.join(e.root, 'layout');
+  for (const args of [['-o', `type=oci,tar=false,dest=${dir},name=a:1`], ['-o', `type=oci,tar=false,dest=${dir}`], ['-o', `type=oci,tar=false,dest=${dir},name=a:1`]]) {
+    const r = await build(e, [...args, e.ctx]);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8'));
+  assert.equal(index.mediaType, 'application/vnd.oci.image.index.v1+json');
+  // The second a:1 replaced the first; the unnamed build is ref.name "latest".
+  assert.deepEqual(index.manifests.map((m: { annotations: Record<string, string> }) => [m.annotations['io.containerd.image.name'], m.annotations['org.opencontainers.image.ref.name']]), [
+    [undefined, 'latest'],
+    ['docker.io/library/a:1', '1'],
+  ]);
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, 'oci-layout'), 'utf8')), { imageLayoutVersion: '1.0.0' });
+  assert.equal(fs.existsSync(path.join(dir, 'manifest.json')), false);
+  const info = JSON.parse(execFileSync('skopeo', ['inspect', `oci:${dir}:1`], { encoding: 'utf8' }));
+  assert.equal(info.Digest, index.manifests[1].digest);
+  assert.match(execFileSync('umoci', ['ls', '--layout', dir], { encoding: 'utf8' }), /^1$/m);
+  const owner = rootlessUser()!;
+  for (const f of ['index.json', 'oci-layout', `blobs/sha256/${index.manifests[1].digest.slice(7)}`]) assert.equal(fs.statSync(path.join(dir, f)).uid, owner.uid, f);
 });
