@@ -17,7 +17,15 @@ import type { BuildResult, BuildResults, ExportEnv } from './result';
 export async function exportLocal(results: BuildResults, env: ExportEnv, dest: string): Promise<void> {
   if (!results.multiPlatform) return exportTree(results.platforms[0].result, env, dest);
   await checkDir(dest);
-  for (const r of results.platforms) await exportTree(r.result, env, path.join(dest, platformDirName(r.platform)));
+  // The platform directories as BuildKit's client receives them (fsutil's SubDirFS
+  // entry): mode 0755, dated SOURCE_DATE_EPOCH, else 0.
+  const mtime = env.sourceDateEpoch ?? 0;
+  for (const r of results.platforms) {
+    const dir = path.join(dest, platformDirName(r.platform));
+    await exportTree(r.result, env, dir);
+    await fsp.chmod(dir, 0o755);
+    await fsp.utimes(dir, mtime, mtime);
+  }
 }
 
 async function checkDir(dest: string): Promise<void> {

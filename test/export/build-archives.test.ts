@@ -55,6 +55,17 @@ test('-o type=docker: Docker media types, no repositories, dated names; multi-pl
     assert.match(line ?? '', /^drwxr-xr-x 0\/0 +0 1970-01-01 00:00:00 /, dir);
   }
   assert.equal(execFileSync('tar', ['-xOf', tf, 'linux_arm64/f'], { encoding: 'utf8' }), 'x\n');
+  // type=local: the same directories, 0755 and dated 0, owned by the user.
+  const local = path.join(s.root, 'local');
+  const ml = await build(s, ['--platform', 'linux/amd64,linux/arm64', '-o', `type=local,dest=${local}`, s.ctx]);
+  assert.equal(ml.code, 0, ml.stderr);
+  for (const dir of ['linux_amd64', 'linux_arm64']) {
+    const st = fs.statSync(path.join(local, dir));
+    assert.equal(st.mode & 0o7777, 0o755, dir);
+    assert.equal(st.mtimeMs, 0, dir);
+    assert.equal(st.uid, rootlessUser()!.uid, dir);
+    assert.equal(fs.readFileSync(path.join(local, dir, 'f'), 'utf8'), 'x\n');
+  }
 });
 
 test('-o type=oci,tar=false: an OCI layout directory, index.json merged by name as BuildKit client/ociindex', { skip, timeout: 180_000 }, async (t) => {
