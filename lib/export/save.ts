@@ -80,7 +80,8 @@ export async function saveImages(stateDir: string, names: string[], opts: SaveOp
       hint: 'use -o FILE, or redirect stdout: img save IMAGE > image.tar',
     });
   }
-  const images = await resolveImages(stateDir, names);
+  // A name given twice is saved once (docker save: one index.json entry, one RepoTag).
+  const images = (await resolveImages(stateDir, names)).filter((img, i, all) => all.findIndex((o) => o.name === img.name) === i);
   const store = new ContentStore(stateDir);
   const write = (out: Writable) =>
     format === 'oci' ? writeOciArchive(store, images, out) : writeDockerArchive(store, images, out);

@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { ContentStore } from '../../lib/content/store';
 import { writeDockerArchive } from '../../lib/export/docker-archive';
 import { writeOciArchive } from '../../lib/export/oci-layout';
+import { saveImages } from '../../lib/export/save';
 import { ImgError } from '../../lib/util/errors';
 import { makeBusyboxImage, makeIndex, type BuiltImage } from '../fixtures/images';
 
@@ -142,6 +143,16 @@ describe('archive writers', () => {
     await writeDockerArchive(store, [{ name: 'a:1', target: img.manifest }], fs.createWriteStream(saved));
     assert.deepEqual((await tarHeaders(saved)).map((h) => h.name).slice(-4), ['index.json', 'manifest.json', 'oci-layout', 'repositories']);
     assert.equal(JSON.parse((await run('tar', ['-xOf', saved, 'index.json'])).stdout).manifests[0].annotations['org.opencontainers.image.created'], undefined);
+  });
+});
+
+describe('img save', () => {
+  it('a name given twice (in any spelling) is saved once, as docker save', async () => {
+    const out = path.join(work, 'twice.tar');
+    await saveImages(state, ['x', 'x:latest', 'docker.io/library/x'], { output: out });
+    const index = JSON.parse((await run('tar', ['-xOf', out, 'index.json'])).stdout);
+    assert.equal(index.manifests.length, 1);
+    assert.deepEqual(JSON.parse((await run('tar', ['-xOf', out, 'manifest.json'])).stdout)[0].RepoTags, ['x:latest']);
   });
 });
 
