@@ -106,6 +106,12 @@ const OUTPUT_KEYS: Record<string, string[]> = {
   cacheonly: [],
 };
 
+// BuildKit's docker exporter defaults to oci-mediatypes=false (its oci one to true);
+// zstd forces OCI media types, as Docker's have no zstd layer.
+function archiveFormat(type: 'docker' | 'oci', f: ImageFormat): ImageFormat {
+  return type === 'docker' && f.ociMediaTypes === undefined && f.compression !== 'zstd' ? { ...f, ociMediaTypes: false } : f;
+}
+
 export function parseBool(v: string, what: string): boolean {
   const s = v.trim().toLowerCase();
   if (['true', '1', 't'].includes(s)) return true;
@@ -194,9 +200,9 @@ export function parseOutput(spec: string, tags: string[]): OutputSpec {
       if (fields.tar !== undefined && !parseBool(fields.tar, 'tar')) {
         // An OCI layout directory at dest, as BuildKit's client writes it.
         if (!dest) throw new UsageError(`${flag},tar=false needs dest=DIR`, { hint: `use -o type=${type},tar=false,dest=./layout` });
-        return { type, dest, names: names.length ? names : tags, format: withAnn(parseImageFormat(fields, flag)), layoutDir: true };
+        return { type, dest, names: names.length ? names : tags, format: withAnn(archiveFormat(type, parseImageFormat(fields, flag))), layoutDir: true };
       }
-      return { type, dest, names: names.length ? names : tags, format: withAnn(parseImageFormat(fields, flag)) };
+      return { type, dest, names: names.length ? names : tags, format: withAnn(archiveFormat(type, parseImageFormat(fields, flag))) };
     case 'tar':
       return { type: 'tar', dest };
     case 'cacheonly':

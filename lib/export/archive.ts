@@ -51,11 +51,6 @@ async function archiveTarget(format: 'docker' | 'oci', results: BuildResults, en
       hint: 'use -o type=oci for a multi-platform archive, or build one --platform',
     });
   }
-  // BuildKit's docker exporter writes Docker media types unless told oci-mediatypes=true
-  // (a zstd compression forces OCI ones: Docker's have no zstd layer).
-  if (format === 'docker' && imageFormat?.ociMediaTypes === undefined && imageFormat?.compression !== 'zstd') {
-    imageFormat = { ...imageFormat, ociMediaTypes: false };
-  }
   const built = await imageTargetOf(results, env, progress, imageFormat);
   for (const img of built.images) await fetchLayers(img, env, progress);
   return built;

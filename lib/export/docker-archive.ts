@@ -18,7 +18,7 @@ import type { Descriptor, Digest, ImageConfig, Manifest, Platform } from '../ima
 import { localManifests, withConfigPlatforms } from '../images/walk';
 import { hostPlatform, selectManifest } from '../images/platform';
 import { isIndexMediaType } from '../images/types';
-import { completeLocally, indexEntry, nameAnnotations, ociLayoutFiles, requireBlobs, writeLayout, type ArchiveOptions, type ExportImage } from './oci-layout';
+import { ANNOTATION_CREATED, completeLocally, indexEntry, mergeAnnotations, nameAnnotations, ociLayoutFiles, requireBlobs, writeLayout, type ArchiveOptions, type ExportImage } from './oci-layout';
 import { TarWriter } from './tar';
 
 export interface DockerManifestEntry {
@@ -83,7 +83,8 @@ export async function writeDockerArchive(
       const top = whole ? img.target : chosen;
       roots.push(top);
       const { platform: _p, ...bare } = top;
-      ociEntries.push(indexEntry(bare, nameAnnotations(img.name, opts)));
+      const names = nameAnnotations(img.name, bare.annotations?.[ANNOTATION_CREATED] ? {} : opts);
+      ociEntries.push(indexEntry(bare, mergeAnnotations(bare.annotations, names)));
       let entry = byConfig.get(manifest.config.digest);
       if (!entry) {
         entry = { Config: blobName(manifest.config.digest), RepoTags: null, Layers: manifest.layers.map((l) => blobName(l.digest)) };

@@ -303,7 +303,12 @@ export function imageTargetOf(results: BuildResults, env: ExportEnv, progress?: 
         results.platforms.map((r, i) => imageOf(r.result, env, under(i), { ...format, annotations: forPlatform('manifest', r.platform) })),
       );
       const sources = new Map(images.flatMap((img) => [...img.sources]));
-      if (!results.multiPlatform) return { target: images[0].manifest, images, sources };
+      // BuildKit's manifest-descriptor (one platform) or index-descriptor annotations
+      // annotate the top descriptor: an archive's index.json entry, the image record's target.
+      if (!results.multiPlatform) {
+        const top = annotationRecord(forPlatform('manifest-descriptor', results.platforms[0].platform), 'manifest-descriptor');
+        return { target: top ? { ...images[0].manifest, annotations: top } : images[0].manifest, images, sources };
+      }
       const mediaType = format.ociMediaTypes === false ? MediaType.DockerManifestList : MediaType.OciIndex;
       const index: Index = {
         schemaVersion: 2,
@@ -318,7 +323,8 @@ export function imageTargetOf(results: BuildResults, env: ExportEnv, progress?: 
       if (indexAnn) index.annotations = indexAnn;
       const w = await env.content.writeBytes(Buffer.from(JSON.stringify(index)));
       progress?.status('index', { name: `exporting manifest list ${w.digest}`, done: true });
-      return { target: { mediaType, digest: w.digest, size: w.size }, images, sources };
+      const top = annotationRecord(all, 'index-descriptor');
+      return { target: { mediaType, digest: w.digest, size: w.size, ...(top ? { annotations: top } : {}) }, images, sources };
     })();
     byFormat.set(key, p);
     p.catch(() => byFormat.delete(key));
@@ -333,18 +339,11 @@ function annotationRecord(list: ImageAnnotation[] | undefined, type: ImageAnnota
 }
 
 // What an image can carry: index annotations need an index (BuildKit's error for a
-// single platform); descriptor annotations live only in an OCI layout's index.json
-// or an index's entries, which img's outputs do not annotate for a lone manifest.
+// single platform).
 function checkAnnotations(all: ImageAnnotation[], multiPlatform: boolean): void {
   if (!multiPlatform && all.some((a) => a.type === 'index' || a.type === 'index-descriptor')) {
     throw new UnsupportedError('index annotations not supported for single platform export', {
       hint: 'use manifest annotations (--annotation KEY=VALUE), or build several --platform values to get an index',
-    });
-  }
-  const top = all.find((a) => a.type === 'index-descriptor' || (a.type === 'manifest-descriptor' && !multiPlatform));
-  if (top) {
-    throw new UnsupportedError(`img does not write ${top.type} annotations (${top.key}): they would annotate the top descriptor of an OCI layout's index.json`, {
-      hint: multiPlatform ? 'use index or manifest annotations' : 'use manifest annotations (--annotation KEY=VALUE)',
     });
   }
 }

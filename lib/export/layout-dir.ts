@@ -39,7 +39,8 @@ export async function writeLayoutDir(store: ContentStore, target: Descriptor, na
     if (err instanceof SyntaxError) throw new ContentError(`${indexFile} is not JSON: ${err.message}`, { hint: 'remove it, or choose another dest' });
     if (!isErrno(err, 'ENOENT')) throw err;
   }
-  const base: Record<string, string> = opts.created ? { [ANNOTATION_CREATED]: opts.created } : {};
+  // A created the descriptor has (a user's annotation) wins, as in BuildKit.
+  const base: Record<string, string> = { ...(opts.created ? { [ANNOTATION_CREATED]: opts.created } : {}), ...target.annotations };
   const entries = names.length
     ? names.map((n) => {
         const ref = parseReference(n);

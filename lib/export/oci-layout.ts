@@ -76,6 +76,13 @@ export async function completeLocally(store: ContentStore, target: Descriptor): 
   return complete;
 }
 
+// Both sets, keys sorted as Go marshals a map (undefined: none).
+export function mergeAnnotations(a: Record<string, string> | undefined, b: Record<string, string> | undefined): Record<string, string> | undefined {
+  const all: Record<string, string> = { ...a, ...b };
+  const keys = Object.keys(all).sort();
+  return keys.length ? Object.fromEntries(keys.map((k) => [k, all[k]])) : undefined;
+}
+
 // An index.json entry: `d` with `annotations` in place of its own, fields in the
 // order Go's ocispec.Descriptor marshals them (annotations before platform).
 export function indexEntry(d: Descriptor, annotations: Record<string, string> | undefined): Descriptor {
@@ -97,7 +104,6 @@ export function indexEntry(d: Descriptor, annotations: Record<string, string> | 
 export async function ociEntries(store: ContentStore, images: ExportImage[], opts: ArchiveOptions = {}): Promise<Descriptor[]> {
   const entries: Descriptor[] = [];
   for (const img of images) {
-    const annotations = nameAnnotations(img.name, opts);
     if (!(await store.has(img.target.digest))) throw store.missing(img.target.digest);
     let targets: Descriptor[] = [img.target];
     if (isIndexMediaType(img.target.mediaType)) {
@@ -106,7 +112,12 @@ export async function ociEntries(store: ContentStore, images: ExportImage[], opt
         throw new ImgError(`image ${describe(img)} has no platform manifest stored locally`, { hint: 'pull it again' });
       }
     }
-    for (const t of targets) entries.push(indexEntry(t, annotations));
+    // The descriptor's own annotations stay beside the names (containerd's WithManifest).
+    // A created the descriptor has (a user's annotation) wins, as in BuildKit.
+    for (const t of targets) {
+      const names = nameAnnotations(img.name, t.annotations?.[ANNOTATION_CREATED] ? {} : opts);
+      entries.push(indexEntry(t, mergeAnnotations(t.annotations, names)));
+    }
   }
   return entries;
 }

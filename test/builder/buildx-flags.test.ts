@@ -78,6 +78,11 @@ test('--annotation and -o annotation.*: manifest and index annotations in the st
   assert.equal(viaOutput.code, 0, viaOutput.stderr);
   assert.deepEqual((await storedConfig(e, 'docker.io/library/ann:2')).manifest.annotations, { 'com.example.b': '2', 'com.example.c': '3' });
 
+  // One platform's manifest-descriptor annotations annotate the image's descriptor (BuildKit's top descriptor).
+  const desc = await build(e, ['-t', 'ann:d', '--annotation', 'manifest-descriptor:com.example.d=1', e.ctx]);
+  assert.equal(desc.code, 0, desc.stderr);
+  assert.deepEqual((await new ImageStore(e.state).get('docker.io/library/ann:d'))!.target.annotations, { 'com.example.d': '1' });
+
   // Several platforms: index annotations on the index, manifest ones on each (or the named) platform's
   // manifest, manifest-descriptor ones on the index's entries.
   const multi = await build(e, [
@@ -101,7 +106,6 @@ test('--annotation and -o annotation.*: manifest and index annotations in the st
 
   for (const [args, want] of [
     [['--annotation', 'index:k=v'], /index annotations not supported for single platform export/],
-    [['--annotation', 'manifest-descriptor:k=v'], /img does not write manifest-descriptor annotations \(k\)/],
     [['--annotation', 'bogus:k=v'], /unknown annotation type "bogus"/],
     [['--annotation', 'novalue'], /invalid annotation "novalue", expected key=value/],
     [['-o', 'type=image,name=x,annotation-bogus.k=v'], /unrecognized annotation type bogus/],

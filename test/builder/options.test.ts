@@ -11,7 +11,9 @@ test('--output specs: buildx CSV and shorthands', () => {
   assert.deepEqual(parseOutput('-', []), { type: 'tar' });
   assert.deepEqual(parseOutput('out/', []), { type: 'local', dest: 'out/' });
   assert.deepEqual(parseOutput('type=local,dest=dir', []), { type: 'local', dest: 'dir' });
-  assert.deepEqual(parseOutput('type=docker,dest=i.tar', ['a:1']), { type: 'docker', dest: 'i.tar', names: ['a:1'], format: {} });
+  // BuildKit's docker exporter: oci-mediatypes=false unless set (or zstd).
+  assert.deepEqual(parseOutput('type=docker,dest=i.tar', ['a:1']), { type: 'docker', dest: 'i.tar', names: ['a:1'], format: { ociMediaTypes: false } });
+  assert.deepEqual((parseOutput('type=docker,dest=i.tar,compression=zstd', []) as { format: object }).format, { compression: 'zstd' });
   assert.deepEqual(parseOutput('type=oci,dest=dir,tar=false', []), { type: 'oci', dest: 'dir', names: [], format: {}, layoutDir: true });
   assert.deepEqual(parseOutput('type=image,"name=a,b"', []), { type: 'image', names: ['a', 'b'], push: false, store: true, format: {} });
   assert.throws(() => parseOutput('type=local', []), ImgError);

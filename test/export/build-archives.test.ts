@@ -91,3 +91,25 @@ test('-o type=oci,tar=false: an OCI layout directory, index.json merged by name 
   const owner = rootlessUser()!;
   for (const f of ['index.json', 'oci-layout', `blobs/sha256/${index.manifests[1].digest.slice(7)}`]) assert.equal(fs.statSync(path.join(dir, f)).uid, owner.uid, f);
 });
+
+test('descriptor annotations go on the index.json entry of an archive, a user created winning (BuildKit)', { skip, timeout: 180_000 }, async (t) => {
+  const e = await setup({ Dockerfile: 'FROM scratch\nCOPY f /f\n', f: 'x\n' });
+  t.after(() => cleanup(e.root));
+  const o = path.join(e.root, 'o.tar');
+  const r = await build(e, ['--annotation', 'manifest-descriptor:com.example.d=1', '--annotation', 'manifest-descriptor:org.opencontainers.image.created=2000-01-01T00:00:00Z', '-o', `type=oci,dest=${o},name=a:1`, e.ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(tarJson(o, 'index.json').manifests[0].annotations, {
+    'com.example.d': '1',
+    'io.containerd.image.name': 'docker.io/library/a:1',
+    'org.opencontainers.image.created': '2000-01-01T00:00:00Z',
+    'org.opencontainers.image.ref.name': '1',
+  });
+  // Several platforms: index-descriptor annotations on the index's entry.
+  const m = path.join(e.root, 'm.tar');
+  const r2 = await build(e, ['--platform', 'linux/amd64,linux/arm64', '--annotation', 'index-descriptor:com.example.i=2', '-o', `type=oci,dest=${m}`, e.ctx]);
+  assert.equal(r2.code, 0, r2.stderr);
+  const entry = tarJson(m, 'index.json').manifests[0];
+  assert.equal(entry.mediaType, 'application/vnd.oci.image.index.v1+json');
+  assert.equal(entry.annotations['com.example.i'], '2');
+  assert.ok(entry.annotations['org.opencontainers.image.created']);
+});
