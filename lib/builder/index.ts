@@ -329,7 +329,7 @@ async function buildWithContext(
           case 'tar':
             await progress.vertex('export:tar', 'exporting to client', async () => {
               progress.status('export:tar', 'send', { name: 'sending tarball' });
-              await toDest(out.dest, io, '--output type=tar dest', (w) => writeRootfsTar(results, env, w));
+              await toDest(out.dest, io, '--output type=tar dest', (w) => writeRootfsTar(results, env, w, { platformSplit: out.platformSplit }));
               progress.status('export:tar', 'send', { name: 'sending tarball', done: true });
             });
             outcome.written.push(`rootfs tar ${out.dest ?? 'on stdout'}`);
@@ -337,7 +337,7 @@ async function buildWithContext(
           case 'local':
             await progress.vertex('export:local', 'exporting to client directory', async () => {
               progress.status('export:local', 'copy', { name: 'copying files' });
-              await exportLocal(results, env, path.resolve(io.cwd, out.dest));
+              await exportLocal(results, env, path.resolve(io.cwd, out.dest), { platformSplit: out.platformSplit });
               progress.status('export:local', 'copy', { name: 'copying files', done: true });
             });
             outcome.written.push(`files in ${out.dest}`);

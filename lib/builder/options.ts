@@ -15,8 +15,8 @@ export type OutputSpec =
   | { type: 'image'; names: string[]; push: boolean; store: boolean; insecure?: boolean; format: ImageFormat }
   | { type: 'docker'; dest?: string; names: string[]; format: ImageFormat; layoutDir?: boolean } // layoutDir: tar=false
   | { type: 'oci'; dest?: string; names: string[]; format: ImageFormat; layoutDir?: boolean }
-  | { type: 'tar'; dest?: string }
-  | { type: 'local'; dest: string }
+  | { type: 'tar'; dest?: string; platformSplit?: boolean }
+  | { type: 'local'; dest: string; platformSplit?: boolean }
   // BuildKit's cacheonly exporter: build, export nothing (the cache is kept, and --cache-to exported).
   | { type: 'cacheonly' };
 
@@ -101,8 +101,8 @@ const OUTPUT_KEYS: Record<string, string[]> = {
   registry: ['name', 'push', 'store', 'registry.insecure', ...FORMAT_KEYS],
   docker: ['name', 'dest', 'tar', ...FORMAT_KEYS],
   oci: ['name', 'dest', 'tar', ...FORMAT_KEYS],
-  tar: ['dest'],
-  local: ['dest'],
+  tar: ['dest', 'platform-split'],
+  local: ['dest', 'platform-split'],
   cacheonly: [],
 };
 
@@ -110,6 +110,11 @@ const OUTPUT_KEYS: Record<string, string[]> = {
 // zstd forces OCI media types, as Docker's have no zstd layer.
 function archiveFormat(type: 'docker' | 'oci', f: ImageFormat): ImageFormat {
   return type === 'docker' && f.ociMediaTypes === undefined && f.compression !== 'zstd' ? { ...f, ociMediaTypes: false } : f;
+}
+
+// platform-split of type=tar|local (BuildKit's multiplatform exporter attribute).
+function split(fields: Record<string, string>): { platformSplit?: boolean } {
+  return fields['platform-split'] === undefined ? {} : { platformSplit: parseBool(fields['platform-split'], 'platform-split') };
 }
 
 export function parseBool(v: string, what: string): boolean {
@@ -204,12 +209,12 @@ export function parseOutput(spec: string, tags: string[]): OutputSpec {
       }
       return { type, dest, names: names.length ? names : tags, format: withAnn(archiveFormat(type, parseImageFormat(fields, flag))) };
     case 'tar':
-      return { type: 'tar', dest };
+      return { type: 'tar', dest, ...split(fields) };
     case 'cacheonly':
       return { type: 'cacheonly' };
     default:
       if (!fields.dest) throw new UsageError('--output type=local needs dest=DIR', { hint: 'use -o type=local,dest=./out' });
-      return { type: 'local', dest: fields.dest };
+      return { type: 'local', dest: fields.dest, ...split(fields) };
   }
 }
 

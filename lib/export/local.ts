@@ -12,10 +12,10 @@ import { fsPath as F, toBytes } from '../util/bytenames';
 import { isErrno } from '../util/errors';
 import { makeDirs } from '../util/fsutil';
 import { platformDirName } from '../images/platform';
-import type { BuildResult, BuildResults, ExportEnv } from './result';
+import { platformDirs, type BuildResult, type BuildResults, type ExportEnv } from './result';
 
-export async function exportLocal(results: BuildResults, env: ExportEnv, dest: string): Promise<void> {
-  if (!results.multiPlatform) return exportTree(results.platforms[0].result, env, dest);
+export async function exportLocal(results: BuildResults, env: ExportEnv, dest: string, opts: { platformSplit?: boolean } = {}): Promise<void> {
+  if (!platformDirs(results, opts.platformSplit)) return exportTree(results.platforms[0].result, env, dest);
   await checkDir(dest);
   // The platform directories as BuildKit's client receives them (fsutil's SubDirFS
   // entry): mode 0755, dated SOURCE_DATE_EPOCH, else 0.

@@ -2,6 +2,7 @@
 // lib/builder from the solve (the export room never sees the solver), and the
 // stores the exporters read and write.
 import type { ContentStore } from '../content/store';
+import { UsageError } from '../util/errors';
 import type { BlobSource, ImageConfig, LayerBlob, Platform } from '../images/types';
 import type { Snapshotter } from '../snapshot/types';
 import type { LayerBlobMemo } from './layer-memo';
@@ -77,4 +78,16 @@ export interface ExportEnv {
 // Progress of an export, shown under its step.
 export interface ExportProgress {
   status(sub: string, s: { name: string; current?: number; total?: number; done?: boolean }): void;
+}
+
+// Whether a filesystem output (type=tar|local) puts each platform in its own
+// directory: a multi-platform build does, unless platform-split=false, which BuildKit
+// refuses for several platforms; one platform never does (its frontend result is a
+// single ref, not a map).
+export function platformDirs(results: BuildResults, platformSplit: boolean | undefined): boolean {
+  if (!results.multiPlatform) return false;
+  if (platformSplit === false && results.platforms.length > 1) {
+    throw new UsageError('unable to export multiple platforms without map', { hint: 'drop platform-split=false, or build one --platform' });
+  }
+  return platformSplit !== false;
 }

@@ -6,11 +6,11 @@ import { finished, pipeline } from 'node:stream/promises';
 import { compareDirs, encodeHeader, END_OF_ARCHIVE, writeLayer } from '../archive/index';
 import { platformDirName } from '../images/platform';
 import { withMounted } from '../snapshot/index';
-import type { BuildResults, ExportEnv } from './result';
+import { platformDirs, type BuildResults, type ExportEnv } from './result';
 
 // Streams the build's final tree (an empty archive for an empty result) into `out`.
-export async function writeRootfsTar(results: BuildResults, env: ExportEnv, out: Writable): Promise<void> {
-  if (!results.multiPlatform) {
+export async function writeRootfsTar(results: BuildResults, env: ExportEnv, out: Writable, opts: { platformSplit?: boolean } = {}): Promise<void> {
+  if (!platformDirs(results, opts.platformSplit)) {
     const { snapshot } = results.platforms[0].result;
     if (!snapshot) {
       await pipeline(Readable.from([END_OF_ARCHIVE]), out);

@@ -11,6 +11,8 @@ test('--output specs: buildx CSV and shorthands', () => {
   assert.deepEqual(parseOutput('-', []), { type: 'tar' });
   assert.deepEqual(parseOutput('out/', []), { type: 'local', dest: 'out/' });
   assert.deepEqual(parseOutput('type=local,dest=dir', []), { type: 'local', dest: 'dir' });
+  assert.deepEqual(parseOutput('type=local,dest=dir,platform-split=false', []), { type: 'local', dest: 'dir', platformSplit: false });
+  assert.deepEqual(parseOutput('type=tar,dest=a.tar,platform-split=true', []), { type: 'tar', dest: 'a.tar', platformSplit: true });
   // BuildKit's docker exporter: oci-mediatypes=false unless set (or zstd).
   assert.deepEqual(parseOutput('type=docker,dest=i.tar', ['a:1']), { type: 'docker', dest: 'i.tar', names: ['a:1'], format: { ociMediaTypes: false } });
   assert.deepEqual((parseOutput('type=docker,dest=i.tar,compression=zstd', []) as { format: object }).format, { compression: 'zstd' });
@@ -41,7 +43,7 @@ test('--output push and image format options; an option img does not know is an 
     ['type=oci,dest=x,annotation-nope.a=b', /unrecognized annotation type nope/],
     ['type=oci,dest=x,annotation-manifest[linux/amd64]a=b', /could not fully parse annotation/],
     ['type=tar,compression=zstd', /type=tar does not support the option "compression"/],
-    ['type=local,dest=d,platform-split=true', /does not support the option "platform-split"/],
+    ['type=local,dest=d,bogus=true', /does not support the option "bogus"/],
     ['type=image,compression=brotli', /compression=brotli is not a compression/],
     ['type=image,compression=estargz', /estargz is not supported/],
     ['type=image,compression=zstd,compression-level=22', /compression-level=22 is out of range for zstd/],

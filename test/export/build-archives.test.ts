@@ -55,6 +55,12 @@ test('-o type=docker: Docker media types, no repositories, dated names; multi-pl
     assert.match(line ?? '', /^drwxr-xr-x 0\/0 +0 1970-01-01 00:00:00 /, dir);
   }
   assert.equal(execFileSync('tar', ['-xOf', tf, 'linux_arm64/f'], { encoding: 'utf8' }), 'x\n');
+  // platform-split=false: BuildKit's refusal for several platforms.
+  for (const o of [`type=tar,dest=${path.join(s.root, 'ns.tar')},platform-split=false`, `type=local,dest=${path.join(s.root, 'ns')},platform-split=false`]) {
+    const ns = await build(s, ['--platform', 'linux/amd64,linux/arm64', '-o', o, s.ctx]);
+    assert.equal(ns.code, 1, o);
+    assert.match(ns.stderr, /unable to export multiple platforms without map/);
+  }
   // type=local: the same directories, 0755 and dated 0, owned by the user.
   const local = path.join(s.root, 'local');
   const ml = await build(s, ['--platform', 'linux/amd64,linux/arm64', '-o', `type=local,dest=${local}`, s.ctx]);
