@@ -1,9 +1,7 @@
 // `-o type=docker` and `-o type=oci`: the build's image (made once, see
 // imageTargetOf) as a `docker load` archive or an OCI layout tar, named by the
-// -t names; a multi-platform build's index goes in whole into an OCI archive
-// (a docker archive refuses it, as BuildKit's).
+// -t names; a multi-platform build's index goes in whole, with every platform.
 import type { Writable } from 'node:stream';
-import { UnsupportedError } from '../util/errors';
 import { writeDockerArchive } from './docker-archive';
 import { fetchLayers, imageTargetOf } from './image';
 import { archiveCreated, writeOciArchive } from './oci-layout';
@@ -45,12 +43,10 @@ export async function exportLayoutDir(
 }
 
 async function archiveTarget(format: 'docker' | 'oci', results: BuildResults, env: ExportEnv, progress?: ExportProgress, imageFormat?: ImageFormat) {
-  if (format === 'docker' && results.multiPlatform) {
-    // BuildKit's docker exporter refuses an index (docker's model has one platform per image).
-    throw new UnsupportedError('docker exporter does not currently support exporting manifest lists', {
-      hint: 'use -o type=oci for a multi-platform archive, or build one --platform',
-    });
-  }
+  // A multi-platform build's index goes in whole, for type=docker too: docker 25+ and
+  // containerd load it (manifest.json names the host's platform for older loaders). buildx
+  // refuses it on docker's classic store only ("does not currently support exporting
+  // manifest lists"); img has no such store to protect.
   const built = await imageTargetOf(results, env, progress, imageFormat);
   for (const img of built.images) await fetchLayers(img, env, progress);
   return built;

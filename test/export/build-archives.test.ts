@@ -44,8 +44,14 @@ test('-o type=docker: Docker media types, no repositories, dated names; multi-pl
   const s = await setup({ Dockerfile: 'FROM scratch\nCOPY f /f\n', f: 'x\n' });
   t.after(() => cleanup(s.root));
   const multi = await build(s, ['--platform', 'linux/amd64,linux/arm64', '-o', `type=docker,dest=${path.join(s.root, 'm.tar')}`, s.ctx]);
-  assert.equal(multi.code, 1);
-  assert.match(multi.stderr, /docker exporter does not currently support exporting manifest lists/);
+  assert.equal(multi.code, 0, multi.stderr);
+  // the whole index, every platform (docker 25+ and containerd load it); manifest.json one image
+  const mi = tarJson(path.join(s.root, 'm.tar'), 'index.json');
+  const top = mi.manifests[0];
+  assert.equal(top.mediaType, 'application/vnd.docker.distribution.manifest.list.v2+json');
+  const list = JSON.parse(execFileSync('tar', ['-xOf', path.join(s.root, 'm.tar'), `blobs/sha256/${top.digest.slice(7)}`], { encoding: 'utf8' }));
+  assert.deepEqual(list.manifests.map((m: { platform: { architecture: string } }) => m.platform.architecture).sort(), ['amd64', 'arm64']);
+  assert.equal(tarJson(path.join(s.root, 'm.tar'), 'manifest.json').length, 1);
   const tf = path.join(s.root, 'm-rootfs.tar');
   const mt = await build(s, ['--platform', 'linux/amd64,linux/arm64', '-o', `type=tar,dest=${tf}`, s.ctx]);
   assert.equal(mt.code, 0, mt.stderr);
