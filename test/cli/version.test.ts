@@ -29,6 +29,24 @@ describe('img version', () => {
     assert.equal(lines.length, 12);
   });
 
+  it("--format: docker's {{.Client.Version}} and friends, img's rows by name, json; a misspelt field is an error", async () => {
+    const env = { IMG_GIT_COMMIT: '0123456789ab' };
+    let r = await runImg(['version', '--format', '{{.Client.Version}}'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `${VERSION}\n`);
+    r = await runImg(['version', '-f', '{{.Client.Os}} {{.Client.GitCommit}} {{.Version}} {{.Backend}}'], { env });
+    assert.equal(r.stdout, `linux 0123456789ab v${VERSION} auto (decided by the first command that needs snapshots)\n`);
+    r = await runImg(['version', '--format', 'json'], { env });
+    const j = JSON.parse(r.stdout) as { Client: Record<string, string>; Version: string };
+    assert.deepEqual(Object.keys(j.Client), ['Version', 'GitCommit', 'NodeVersion', 'Os', 'Arch', 'Platform']);
+    assert.equal(j.Client.NodeVersion, process.version);
+    assert.equal(j.Version, `v${VERSION}`);
+    r = await runImg(['version', '--format', '{{.Client.Verison}}'], { env });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^Error: template: can't evaluate field Verison in type struct — the fields here are Version, GitCommit, NodeVersion, Os, Arch, Platform/);
+    assert.equal(r.stdout, '');
+  });
+
   it('names the snapshot backend: -b, or the verdict auto cached in the state dir', async () => {
     const state = fs.mkdtempSync(path.join(os.tmpdir(), 'img-version-'));
     try {

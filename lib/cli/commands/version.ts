@@ -76,12 +76,29 @@ export function formatVersion(v: VersionInfo): string {
   return `img:\n${rows.map(([k, val]) => ` ${k.padEnd(12)}: ${val}`).join('\n')}\n`;
 }
 
+// What `--format` sees: docker's `{{.Client.Version}}`, `{{.Client.Os}}`… (docker version's
+// Client fields that mean something here; there is no Server), and img's own rows by name.
+// Both are Go structs to the template (goStruct): a misspelt field is an error, as in docker.
+export function versionData(v: VersionInfo, goStruct: <T extends object>(o: T, json?: unknown) => T): object {
+  const [os, arch, variant] = v.platform.split('/');
+  const client = { Version: v.version.replace(/^v/, ''), GitCommit: v.gitCommit, NodeVersion: v.nodeVersion, Os: os, Arch: variant ? `${arch}/${variant}` : arch, Platform: v.platform };
+  const own = Object.fromEntries(Object.entries(v).map(([k, val]) => [k[0].toUpperCase() + k.slice(1), val]));
+  const clientJson = { ...client }; // json prints its fields in this order, not sorted
+  return goStruct({ Client: goStruct(client, clientJson), ...own }, { Client: clientJson, ...own });
+}
+
 export const register: RegisterCommand = (program, globals) =>
   program
     .command('version')
     .description('Show the version information.')
     .usage('[OPTIONS]')
-    .action(() => {
+    .option('-f, --format <string>', "Format output using a custom template: 'json' or a Go template ({{.Client.Version}})")
+    .action((opts: { format?: string }) => {
       const g = globals();
-      process.stdout.write(formatVersion(versionInfo(g.state, g.backend)));
+      const info = versionInfo(g.state, g.backend);
+      if (!opts.format) return void process.stdout.write(formatVersion(info));
+      /* eslint-disable-next-line @typescript-eslint/no-require-imports */
+      const { goJson, goStruct, parseFormat } = require('../../util/template') as typeof import('../../util/template');
+      const data = versionData(info, goStruct);
+      process.stdout.write(`${opts.format === 'json' ? goJson(data) : parseFormat(opts.format).template.execute(data)}\n`);
     });
