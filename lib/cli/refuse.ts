@@ -57,3 +57,9 @@ export function parseFixedBool(flag: string, fixed: boolean, why: string, hint: 
     return b;
   };
 }
+
+// docker's hidden --disable-content-trust (build, pull, push): img never verifies nor signs
+// Docker Content Trust, so only its `true` form is taken; `why`/`hint` say so for the command.
+export function contentTrustOption(description: string, why: string, hint: string): Option {
+  return new Option('--disable-content-trust [bool]', description).preset('true').argParser(parseFixedBool('--disable-content-trust', true, why, hint)).hideHelp();
+}

@@ -3,7 +3,7 @@
 import { Option } from 'commander';
 import { NotFoundError, UnsupportedError, UsageError } from '../../util/errors';
 import { startupMarks } from '../../util/startup';
-import { parseFixedBool, refuse, tolerate } from '../refuse';
+import { contentTrustOption, parseFixedBool, refuse, tolerate } from '../refuse';
 import type { RegisterCommand } from './index';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -140,7 +140,7 @@ function build(program: Parameters<RegisterCommand>[0], globals: Parameters<Regi
     .addOption(new Option('--rm [bool]', 'Remove intermediate containers after a successful build (always: img keeps none)').preset('true').argParser(parseFixedBool('--rm', true, 'img never keeps the containers of RUN steps', 'drop --rm=false')).hideHelp())
     .addOption(new Option('--force-rm [bool]', 'Always remove intermediate containers (always: img keeps none)').preset('true').argParser(parseFixedBool('--force-rm', true, 'img never keeps the containers of RUN steps', 'drop --force-rm=false')).hideHelp())
     .addOption(new Option('--compress', 'No effect: img reads the build context directly, with no daemon to send it to').hideHelp())
-    .addOption(new Option('--disable-content-trust [bool]', 'Skip image verification (always: img does not verify Docker Content Trust)').preset('true').argParser(parseFixedBool('--disable-content-trust', true, 'img does not verify Docker Content Trust signatures', 'pin base images by digest (FROM name@sha256:…) instead')).hideHelp())
+    .addOption(contentTrustOption('Skip image verification (always: img does not verify Docker Content Trust)', 'img does not verify Docker Content Trust signatures', 'pin base images by digest (FROM name@sha256:…) instead'))
     .action(async (contextArg: string, flags: BuildFlags) => {
       /* eslint-disable @typescript-eslint/no-require-imports */
       const g = globals();

@@ -1,6 +1,5 @@
 // img pull NAME[:TAG|@DIGEST]: resolve, download in parallel, verify, name the image.
-import { Option } from 'commander';
-import { parseFixedBool, refuse } from '../refuse';
+import { contentTrustOption, refuse } from '../refuse';
 import type { RegisterCommand } from './index';
 
 export const register: RegisterCommand = (program, globals) =>
@@ -13,12 +12,7 @@ export const register: RegisterCommand = (program, globals) =>
       .option('--insecure-registry', 'Pull from insecure registry')
       .option('--platform <string>', 'Set platform if server is multi-platform capable (e.g. linux/arm64)')
       .option('-q, --quiet', 'Suppress verbose output (print only the image reference)')
-      .addOption(
-        new Option('--disable-content-trust [bool]', 'Skip image verification (always: img does not verify Docker Content Trust)')
-          .preset('true')
-          .argParser(parseFixedBool('--disable-content-trust', true, 'img does not verify Docker Content Trust signatures', 'pull by digest (NAME@sha256:…) to pin the content'))
-          .hideHelp(),
-      )
+      .addOption(contentTrustOption('Skip image verification (always: img does not verify Docker Content Trust)', 'img does not verify Docker Content Trust signatures', 'pull by digest (NAME@sha256:…) to pin the content'))
       .action(async (name: string, opts: { insecureRegistry?: boolean; platform?: string; quiet?: boolean }) => {
         /* eslint-disable @typescript-eslint/no-require-imports */
         const { pullImage, pullName } = require('../../registry/pull') as typeof import('../../registry/pull');

@@ -1,7 +1,6 @@
 // img push [-a] [-q] NAME[:TAG]: upload what the registry lacks, then the manifests.
-import { Option } from 'commander';
 import { NotFoundError, UsageError } from '../../util/errors';
-import { parseFixedBool, refuse } from '../refuse';
+import { contentTrustOption, refuse } from '../refuse';
 import type { RegisterCommand } from './index';
 
 export const register: RegisterCommand = (program, globals) =>
@@ -14,12 +13,7 @@ export const register: RegisterCommand = (program, globals) =>
       .option('--insecure-registry', 'Push to insecure registry')
       .option('-a, --all-tags', 'Push all tags of an image to the repository')
       .option('-q, --quiet', 'Suppress verbose output (print only the pushed references)')
-      .addOption(
-        new Option('--disable-content-trust [bool]', 'Skip image signing (always: img does not sign)')
-          .preset('true')
-          .argParser(parseFixedBool('--disable-content-trust', true, 'img does not sign images (Docker Content Trust)', 'drop --disable-content-trust=false'))
-          .hideHelp(),
-      )
+      .addOption(contentTrustOption('Skip image signing (always: img does not sign)', 'img does not sign images (Docker Content Trust)', 'drop --disable-content-trust=false'))
       .action(async (name: string, opts: { insecureRegistry?: boolean; allTags?: boolean; quiet?: boolean }) => {
         /* eslint-disable @typescript-eslint/no-require-imports */
         const { pushImage, pushName } = require('../../registry/push') as typeof import('../../registry/push');
