@@ -6,8 +6,8 @@
 // deflate primed with the previous chunk's tail as dictionary, ended by a sync
 // flush (byte-aligned, not final) or, for the last chunk, by a final block; it
 // also returns the chunk's CRC-32, which crc32Combine folds into the stream's.
-// The output is a Buffer over a recycled block (OutputBlocks): nothing is copied
-// out, and the JS thread neither sizes nor allocates it.
+// The output is a Buffer over a recycled block (OutputBlocks), or an exact-size
+// copy when the chunk compressed well; the JS thread neither sizes nor allocates it.
 // The gunzip engines inflate a gzip stream (every member of it) with trailers
 // checked, for CodecStream.
 #include "addon.h"
@@ -28,8 +28,7 @@ namespace {
 // Output blocks, recycled: a chunk is compressed straight into a block, the resolved Buffer owns
 // it, and V8's finalizer hands it back here. A fresh block per chunk would fault its pages in (and
 // trimming the pool threads' malloc arenas unmaps them again); copying out at the exact size
-// costs as much on incompressible data. A block is about 1.13× its chunk, so a well-compressed
-// chunk holds more memory than its length says while it is queued downstream.
+// costs as much on incompressible data, so only well-compressed chunks are copied (Run).
 class OutputBlocks {
  public:
   static OutputBlocks& Get() {
@@ -78,6 +77,7 @@ class DeflateChunkJob : public CodecJob {
 
   ~DeflateChunkJob() override {
     if (out_) OutputBlocks::Get().Give(out_, outLen_);
+    std::free(exact_);
   }
 
   void Run() override {
@@ -88,6 +88,19 @@ class DeflateChunkJob : public CodecJob {
     if (!out_) return Fail("out of memory for a compressed chunk", "ENOMEM");
     if (isal_) RunIsal();
     else RunZlib();
+    // A chunk that compressed to about half or less is copied out at its size and the block goes
+    // straight back, still in cache, for the next chunk: otherwise the block waits for V8 to
+    // collect its Buffer while fresh ones fault their pages in, and V8 counts 2x or more the
+    // memory the bytes need. Copying a barely compressed chunk costs more than that saves
+    // (measured: +8% CPU on random data, -1.5% on a /usr tar).
+    if (error.empty() && written_ > 0 && written_ <= outLen_ / 2) {
+      exact_ = static_cast<uint8_t*>(std::malloc(written_));
+      if (exact_) {
+        std::memcpy(exact_, out_, written_);
+        OutputBlocks::Get().Give(out_, outLen_);
+        out_ = nullptr;
+      }
+    }
   }
 
   Napi::Value Result(Napi::Env env) override {
@@ -95,6 +108,9 @@ class DeflateChunkJob : public CodecJob {
     Napi::Value buf;
     if (written_ == 0) {
       buf = Napi::Buffer<uint8_t>::New(env, 0);
+    } else if (exact_) {
+      buf = Napi::Buffer<uint8_t>::New(env, exact_, written_, [](Napi::Env, uint8_t* p) { std::free(p); });
+      exact_ = nullptr;
     } else {
       size_t size = outLen_;
       buf = Napi::Buffer<uint8_t>::New(env, out_, written_,
@@ -187,6 +203,7 @@ class DeflateChunkJob : public CodecJob {
   size_t dictLen_;
   bool last_;
   uint8_t* out_ = nullptr;
+  uint8_t* exact_ = nullptr;  // the output copied out at its size, when that is much smaller
   size_t outLen_ = 0;
   size_t written_ = 0;
   uint32_t crc_ = 0;

@@ -12,7 +12,8 @@
 // - Each job returns its chunk's CRC-32 too; they are folded in order into the trailer's, so
 //   the JS thread never reads the data. A chunk that one write holds whole (writeLayer writes
 //   whole 1 MiB chunks) is a view of it; only chunks that span writes are copied together. The
-//   output is the addon's Buffer, exactly the compressed chunk: nothing is copied out either.
+//   output is the addon's Buffer, exactly the compressed chunk (copied out only when that is
+//   much smaller than the block it was written into).
 // - At most `inFlight` chunks are queued, compressing or waiting for their turn per stream:
 //   memory is bounded whatever the layer size, and the writer is held back beyond that.
 // - Levels 1-3 are ISA-L's 1-3 (1 is `igzip -1`); 0 (stored) and 4-9 are zlib's: ISA-L's best
