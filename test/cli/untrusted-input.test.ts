@@ -113,3 +113,23 @@ test('an output destination that cannot be written is named before the build sta
   });
   assert.deepEqual(fs.readdirSync(locked), [], 'no probe file left behind');
 });
+
+// Another user's file (root's, mode 0600): the user cannot read it, nor can img in the user's
+// namespace, where root is not mapped.
+test('a context file the user cannot read: BuildKit\'s "error from sender" naming it, and the way out; .dockerignore leaves it out', { skip: skip || (process.getuid?.() !== 0 && 'needs root to make a file of another user'), timeout: 120_000 }, async (t) => {
+  const e = setup({ Dockerfile: 'FROM scratch\nCOPY . /app\n', 'readable.txt': 'ok\n', 'locked.txt': 'secret\n' });
+  t.after(() => cleanup(e.root));
+  fs.chownSync(path.join(e.ctx, 'locked.txt'), 0, 0);
+  fs.chmodSync(path.join(e.ctx, 'locked.txt'), 0o600);
+  const r = await runImgRootless(['-s', e.state, 'build', '--progress', 'plain', e.ctx]);
+  assert.notEqual(r.code, 0, r.stderr);
+  assert.ok(
+    r.stderr.includes(`ERROR: failed to solve: error from sender: open ${path.join(e.ctx, 'locked.txt')}: permission denied — make it readable by you, or leave it out of the build with .dockerignore\n`),
+    r.stderr,
+  );
+  fs.writeFileSync(path.join(e.ctx, '.dockerignore'), 'locked.txt\n');
+  const out = path.join(e.root, 'rootfs');
+  const ok = await runImgRootless(['-s', e.state, 'build', '--progress', 'plain', '-o', `type=local,dest=${out}`, e.ctx]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.deepEqual(fs.readdirSync(path.join(out, 'app')).sort(), ['.dockerignore', 'Dockerfile', 'readable.txt']);
+});

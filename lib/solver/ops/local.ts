@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import type { LocalSourceVertex } from '../../graph/types';
 import { loadAddon } from '../../host/index';
 import { withMounted } from '../../snapshot/index';
-import { NotFoundError, UsageError } from '../../util/errors';
+import { hostErrorClass, ImgError, NotFoundError, UsageError } from '../../util/errors';
 import { compileGlob, hasWildcards } from '../../util/glob';
 import { debug } from '../../util/log';
 import { ChecksumCache, includeMatcher, openSavedScan, pairByPath, scanContext, SELECT_ALL, type ContextFile, type ContextScan, type SavedScan } from '../checksum';
@@ -43,7 +43,7 @@ export function localOp(env: OpEnv): Executor<LocalSourceVertex> {
     const result = await scanContext(dir, selector, cache, {
       tmpDir: path.join(o.stateDir, 'tmp'),
       onProgress: (files, bytes) => ctx.progress.status('transfer', { name: `${name}: ${files} files`, current: bytes }),
-    });
+    }).catch((err) => Promise.reject(senderError(err, dir)));
     ctx.progress.status('transfer', { name: `${name}: ${result.count} files`, current: result.bytes, done: true });
     return result;
   }
@@ -80,7 +80,7 @@ export function localOp(env: OpEnv): Executor<LocalSourceVertex> {
         try {
           await withMounted(env.sn, active, (root) =>
             base ? applyDelta(src, root, base.saved.entries(), scan.entries(), copyFile, ctx.signal) : fillAll(src, root, scan.entries(), copyFile, ctx.signal),
-          );
+          ).catch((err) => Promise.reject(senderError(err, src)));
           return await env.sn.commit(active, description, key);
         } catch (err) {
           await env.sn.remove(active).catch((e) => debug(`removing ${active}: ${(e as Error).message}`));
@@ -339,6 +339,20 @@ async function finishDirs(root: string, sortedDirs: ContextFile[]): Promise<void
     const t = new Date(d.mtimeMs);
     await fsp.utimes(dst, t, t);
   }
+}
+
+// A context file img cannot read, in BuildKit's words ("error from sender: open P: permission
+// denied"), with what to do; errors about anything outside the context pass unchanged.
+function senderError(err: unknown, dir: string): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (err instanceof ImgError || typeof e?.code !== 'string' || typeof e.path !== 'string') return err;
+  if (e.path !== dir && !e.path.startsWith(dir.endsWith('/') ? dir : `${dir}/`)) return err;
+  const reason = e.message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*'$/s, '');
+  const Cls = hostErrorClass(err) ?? ImgError;
+  return new Cls(`error from sender: ${e.syscall ?? 'read'} ${e.path}: ${reason}`, {
+    hint: e.code === 'EACCES' || e.code === 'EPERM' ? 'make it readable by you, or leave it out of the build with .dockerignore' : 'leave it out of the build with .dockerignore if the build does not need it',
+    cause: err,
+  });
 }
 
 function localDir(localDirs: Record<string, string>, v: LocalSourceVertex): string {
