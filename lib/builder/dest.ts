@@ -66,13 +66,34 @@ export function writeError(file: string, flag: string, err: unknown): Error {
 export async function toDest(dest: string | undefined, io: { stdout: Writable; cwd: string }, flag: string, write: (w: Writable) => Promise<void>): Promise<void> {
   if (!dest) {
     const pt = new PassThrough();
+    // stdout's own failure (its reader gone: EPIPE) ends the export with a message,
+    // not as an unhandled 'error' event on the socket.
+    let stdoutError: NodeJS.ErrnoException | undefined;
+    const onError = (err: NodeJS.ErrnoException) => {
+      stdoutError ??= err;
+      pt.destroy(err);
+    };
+    io.stdout.on('error', onError);
     pt.pipe(io.stdout, { end: false });
     const done = new Promise<void>((resolve, reject) => {
       pt.on('end', resolve);
       pt.on('error', reject);
     });
-    await write(pt);
-    await done;
+    try {
+      await Promise.all([write(pt), done]); // both observed: either may fail first
+    } catch (err) {
+      if (!stdoutError) throw err;
+      if (stdoutError.code === 'EPIPE') {
+        throw new HostError(`cannot write to stdout (${flag.replace(/ dest$/, '')}): its reader closed the pipe before the archive was complete (EPIPE)`, {
+          hint: 'the command reading img\'s output exited early; check it, or pass dest=FILE in --output',
+          cause: stdoutError,
+        });
+      }
+      throw writeError('/dev/stdout', flag, stdoutError);
+    } finally {
+      io.stdout.off('error', onError);
+      pt.unpipe(io.stdout);
+    }
     return;
   }
   const file = path.resolve(io.cwd, dest);

@@ -104,8 +104,20 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   }
 }
 
+// A reader of stdout that stops early (`img inspect … | head`) ends img quietly, as a Go CLI
+// ends on SIGPIPE (the shell sees 141), rather than as a crash; a command that writes an
+// archive to stdout listens itself and says what is incomplete.
+function quietOnBrokenStdout(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (process.stdout.listenerCount('error') > 1) return;
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(141);
+  });
+}
+
 // Runs img with process.argv and sets the exit code.
 export function run(): void {
+  quietOnBrokenStdout();
   main().then(
     (code) => {
       process.exitCode = code;

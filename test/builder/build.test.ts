@@ -155,10 +155,26 @@ COPY --from=builder /out/artifact /artifact
   assert.ok(!/\[unused/.test(r.stderr), 'stages the target does not need are not built');
   assert.match(r.stderr, /Successfully built/, 'messages move to stderr when stdout carries the tar');
 
+  // A reader that stops early (`| head -c 100`): a message and a failed build, not a crash.
+  // The builder stage's rootfs (busybox, ~2 MB) is more than the pipe holds.
+  const errFile = path.join(e.root, 'cut.err');
+  const cutCmd = imgArgv(['-s', e.state, 'build', '-q', '--target', 'builder', '-o', '-', e.ctx]).map((a) => `'${a}'`).join(' ');
+  const cut = await runAsUser(['sh', '-c', `{ ${cutCmd} 2>${errFile}; echo "exit $?" >&2; } | head -c 100 >/dev/null`]);
+  assert.match(cut.stderr, /^exit [1-9]/m, 'the build fails');
+  assert.equal(
+    fs.readFileSync(errFile, 'utf8'),
+    "Error: cannot write to stdout (--output type=tar): its reader closed the pipe before the archive was complete (EPIPE) — the command reading img's output exited early; check it, or pass dest=FILE in --output\n",
+  );
+
   // Dockerfile on stdin with no context.
   const stdin = await build(e, ['-t', 'fromstdin', '-'], { input: 'FROM busybox\nRUN echo from-stdin > /x\n' });
   assert.equal(stdin.code, 0, stdin.stderr);
   assert.match(stdin.stdout, /Successfully built docker\.io\/library\/fromstdin:latest/);
+  // Any command's reader stopping early (more JSON than a pipe holds, read by `head`): a quiet
+  // exit with 141, as a Go CLI killed by SIGPIPE, no stack trace.
+  const many = imgArgv(['-s', e.state, 'inspect', ...Array(100).fill('fromstdin')]).map((a) => `'${a}'`).join(' ');
+  const quiet = await runAsUser(['sh', '-c', `{ ${many} 2>&1; echo "exit $?" >&2; } | head -c 10 >/dev/null`]);
+  assert.equal(quiet.stderr, 'exit 141\n');
 
   // A failing RUN: exit status, command and its output are reported.
   const bad = await build(e, ['-'], { input: 'FROM busybox\nRUN echo about-to-fail && exit 3\n' });
