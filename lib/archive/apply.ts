@@ -53,6 +53,7 @@ import type { Digest } from '../images/types';
 import { fsPath as F, readdirBytes, readdirTypedBytes, readlinkBytes, showBytes, toBytes } from '../util/bytenames';
 import { ContentError, hostErrorClass, ImgError } from '../util/errors';
 import { AutoDecompress } from './compression';
+import { idsMapped, setOwner } from './owner';
 import { isWhiteout, lowerEntry, NATIVE_FORMAT, WH_OPAQUE, WH_PREFIX, xattrToDisk, xattrToLayer, type DiskFormat } from './overlay-format';
 import * as sys from './sys';
 import { TarParser, type TarHeader, type TarSink } from './tar';
@@ -400,6 +401,16 @@ class Extractor implements TarSink {
     }
   }
 
+  /** chown, or where the user namespace cannot hold the ids, keep the owner aside (owner.ts). */
+  private own(p: string, uid: number, gid: number, kind: 'file' | 'dir' | 'other', replaced = false): void {
+    try {
+      setOwner(F(p), uid, gid, kind, replaced);
+    } catch (err) {
+      if (err instanceof sys.XattrUnsupported) this.fail(p.slice(this.root.length + 1), `owner ${uid}:${gid} is outside this user namespace and the addon that could keep it is missing`);
+      throw err;
+    }
+  }
+
   private ids(h: TarHeader): [number, number] {
     return this.opts.idMap ? this.opts.idMap(h.uid, h.gid) : [h.uid, h.gid];
   }
@@ -517,7 +528,7 @@ class Extractor implements TarSink {
       }
       case 'symlink':
         this.create(p, () => fs.symlinkSync(F(h.linkname), F(p)));
-        if (this.chown) fs.lchownSync(F(p), uid, gid);
+        if (this.chown) this.own(p, uid, gid, 'other');
         this.xattrs(p, h, h.name);
         fs.lutimesSync(F(p), h.mtime, h.mtime);
         return;
@@ -537,7 +548,7 @@ class Extractor implements TarSink {
           }
           throw err;
         }
-        if (this.chown) fs.lchownSync(F(p), uid, gid);
+        if (this.chown) this.own(p, uid, gid, 'other');
         fs.chmodSync(F(p), h.mode); // p was just made by mknod: not a symlink
         this.xattrs(p, h, h.name);
         fs.lutimesSync(F(p), h.mtime, h.mtime);
@@ -580,7 +591,7 @@ class Extractor implements TarSink {
     }
     if (this.chown) {
       const [uid, gid] = this.ids(h);
-      fs.lchownSync(F(p), uid, gid);
+      this.own(p, uid, gid, 'dir', existed);
     }
     if (existed) this.dropOtherXattrs(p, h);
     this.xattrs(p, h, h.name);
@@ -643,7 +654,7 @@ class Extractor implements TarSink {
       }
       if (this.chown) {
         const [uid, gid] = this.ids(h);
-        fs.lchownSync(F(target), uid, gid);
+        this.own(target, uid, gid, 'other');
       }
     }
   }
@@ -730,7 +741,12 @@ class Extractor implements TarSink {
     const fd = this.fd;
     this.fd = -1;
     this.cur = null;
-    const [uid, gid] = this.chown ? this.ids(h) : [0, 0];
+    let [uid, gid] = this.chown ? this.ids(h) : [0, 0];
+    if (this.chown && !idsMapped(uid, gid)) {
+      // The namespace cannot chown to these ids: root's on disk, the owner kept aside (owner.ts).
+      this.own(this.curHost, uid, gid, 'file');
+      [uid, gid] = [0, 0];
+    }
     if (this.queued) {
       this.queue.finish(fd, { chown: this.chown, uid, gid, mode: h.mode, mtime: h.mtime, truncateTo: this.holeAtEnd ? this.pos : null }, h.name);
       return;

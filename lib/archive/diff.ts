@@ -31,6 +31,7 @@ import { Readable } from 'node:stream';
 import { fsPath as F, readdirBytes, readdirTypedBytes, readlinkBytes, showBytes, toBytes } from '../util/bytenames';
 import { ContentError, HostError } from '../util/errors';
 import { InodePaths } from './inode-paths';
+import { OWNER_XATTR, parseKeptOwner } from './owner';
 import { isOpaqueDir, isWhiteout, NATIVE_FORMAT, WH_OPAQUE, WH_PREFIX, xattrToLayer, type DiskFormat } from './overlay-format';
 import * as sys from './sys';
 import { encodeHeader, END_OF_ARCHIVE, padding, type EntryType, type WriteHeader } from './tar';
@@ -217,8 +218,6 @@ function minor(rdev: number): number {
   return (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
 }
 
-// The layer's xattrs of p: names as the layer spells them (format: unescaped), the
-// backend's own marks left out.
 // Whether an upper directory that also exists in the lower layers is there only because
 // overlayfs copied it up (an entry under it changed, or it was touched): the same type,
 // permission bits, owner and layer xattrs as the lower one. Such a directory is no change
@@ -226,29 +225,48 @@ function minor(rdev: number): number {
 // writeLayer still writes it as the parent of any entry under it.
 export function copiedUpOnly(format: DiskFormat, lowerPath: string, upperPath: string, lower: fs.Stats, upper: fs.Stats): boolean {
   if (!lower.isDirectory() || !upper.isDirectory()) return false;
-  if (lower.mode !== upper.mode || lower.uid !== upper.uid || lower.gid !== upper.gid) return false;
-  const xs = (p: string) => (readXattrs(p, format) ?? []).map(([n, v]) => `${n}=${v.toString('hex')}`).join('\0');
-  return xs(lowerPath) === xs(upperPath);
+  if (lower.mode !== upper.mode) return false;
+  const l = layerMeta(lowerPath, format, lower);
+  const u = layerMeta(upperPath, format, upper);
+  if (l.uid !== u.uid || l.gid !== u.gid) return false;
+  const xs = (m: LayerMeta) => (m.xattrs ?? []).map(([n, v]) => `${n}=${v.toString('hex')}`).join('\0');
+  return xs(l) === xs(u);
 }
 
-function readXattrs(p: string, format: DiskFormat): Array<[string, Buffer]> | undefined {
-  if (!sys.xattrSupported()) return undefined;
+interface LayerMeta {
+  uid: number;
+  gid: number;
+  xattrs: Array<[string, Buffer]> | undefined;
+}
+
+// What the layer records of p besides its type, mode and times: the owner (the one kept in
+// OWNER_XATTR where the user namespace could not chown, owner.ts, else the one on disk) and
+// the layer's xattrs, names as the layer spells them (format: unescaped), the backend's and
+// img's own marks left out.
+function layerMeta(p: string, format: DiskFormat, st: { uid: number; gid: number }): LayerMeta {
+  const meta: LayerMeta = { uid: st.uid, gid: st.gid, xattrs: undefined };
+  if (!sys.xattrSupported()) return meta;
   const fp = F(p);
   let names: string[];
   try {
     names = sys.llistxattr(fp);
   } catch {
-    return undefined;
+    return meta;
   }
   const out: Array<[string, Buffer]> = [];
   for (const n of names) {
+    if (n === OWNER_XATTR) {
+      const kept = parseKeptOwner(sys.lgetxattr(fp, n));
+      if (kept) ({ uid: meta.uid, gid: meta.gid } = kept);
+      continue;
+    }
     const name = xattrToLayer(format, n);
     if (name === null) continue;
     const v = sys.lgetxattr(fp, n);
     if (v) out.push([name, v]);
   }
-  if (out.length === 0) return undefined;
-  return out.sort((a, b) => byName(a[0], b[0]));
+  if (out.length > 0) meta.xattrs = out.sort((a, b) => byName(a[0], b[0]));
+  return meta;
 }
 
 const CHUNK = 1024 * 1024;
@@ -379,15 +397,16 @@ export function writeLayer(
     }
     const type = typeOf(st);
     if (!type) return true;
+    const meta = layerMeta(p, format, st);
     const h: WriteHeader = {
       name: rel,
       type,
       mode: st.mode & 0o7777,
-      uid: st.uid,
-      gid: st.gid,
+      uid: meta.uid,
+      gid: meta.gid,
       size: 0,
       mtime: mtimeOf(st),
-      xattrs: readXattrs(p, format),
+      xattrs: meta.xattrs,
     };
     if (type === 'dir') {
       dirsWritten.add(rel);

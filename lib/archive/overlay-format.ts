@@ -16,8 +16,11 @@
 //     the same way). Writing the layer back unescapes them; unescaped ones on disk are
 //     the backend's own and never go into a layer. Older kernels hide the escaped
 //     names from the merged view; fuse-overlayfs hides every name in its namespaces.
+// Every format: img's own user.img.* (owner.ts) is escaped the same way, so a layer's
+// xattr of that name is kept as the layer's and never read as img's.
 import { existsSync, lstatSync, unlinkSync, type Stats } from 'node:fs';
 import { fsPath } from '../util/bytenames';
+import { OWN_XATTR_PREFIX } from './owner';
 import { lgetxattr } from './sys';
 
 export interface DiskFormat {
@@ -45,7 +48,7 @@ const ESCAPE = 'overlay.';
 
 function ownPrefix(f: DiskFormat, name: string): string | undefined {
   for (const p of f.ownPrefixes) if (name.startsWith(p)) return p;
-  return undefined;
+  return name.startsWith(OWN_XATTR_PREFIX) ? OWN_XATTR_PREFIX : undefined;
 }
 
 /** The name a layer's xattr is stored under. */

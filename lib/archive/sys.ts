@@ -91,10 +91,10 @@ export function isOverlayXattr(name: string): boolean {
 
 /**
  * Copies src's xattrs (file capabilities, ACLs, user.*) onto dst, links not followed,
- * overlay's own excepted. Returns the names that could not be set (EPERM, ENOTSUP):
+ * overlay's own and `except` excepted. Returns the names that could not be set (EPERM, ENOTSUP):
  * as BuildKit's copy, callers note them and go on.
  */
-export function copyXattrs(src: string, dst: string): string[] {
+export function copyXattrs(src: string, dst: string, except?: string): string[] {
   const failed: string[] = [];
   let names: string[];
   try {
@@ -103,7 +103,7 @@ export function copyXattrs(src: string, dst: string): string[] {
     return failed; // a filesystem without xattrs: nothing to copy
   }
   for (const name of names) {
-    if (isOverlayXattr(name)) continue;
+    if (isOverlayXattr(name) || name === except) continue;
     const value = lgetxattr(src, name);
     if (!value) continue;
     try {

@@ -136,7 +136,7 @@ export function warnSingleMapping(): void {
       'and inside a container the engine must let them write id maps (see img doctor)';
   warn(
     `user namespace maps only your own ids (uid and gid as 0): ${mappingReason(f)}. ` +
-      `Files owned by other users or groups in images, and RUN or COPY --chown to them, will fail. ${fix}`,
+      `Other owners in images and COPY --chown are kept in the layers img writes, but RUN steps see those files as root's, and a RUN chown or USER to other ids fails. ${fix}`,
   );
 }
 

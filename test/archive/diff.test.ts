@@ -9,7 +9,9 @@ import { applyLayer } from '../../lib/archive/apply';
 import { compareDirs, overlayChanges, writeLayer, type Change } from '../../lib/archive/diff';
 import { createLayerBlob } from '../../lib/archive/layer';
 import type { Compression } from '../../lib/archive/compression';
-import { lsetxattr, mknod, S_IFCHR } from '../../lib/archive/sys';
+import { extract } from 'tar-stream';
+import { lgetxattr, lsetxattr, mknod, S_IFCHR } from '../../lib/archive/sys';
+import { stream, tarOf } from '../fixtures/layers';
 import { tmp, rmrf, describeTree } from './helpers';
 import { overlayFormat, type DiskFormat } from '../../lib/archive/overlay-format';
 
@@ -323,6 +325,52 @@ test('writeLayer: in-layer hard links become link entries; files linked only fro
     assert.equal(fs.statSync(path.join(x, 'c/ö-both')).ino, fs.statSync(path.join(x, 'c/ä-both')).ino);
     assert.equal(fs.readFileSync(path.join(x, 'c/ö-both'), 'utf8'), 'both\n');
     assert.equal(fs.readFileSync(path.join(x, 'many/f2500'), 'utf8'), 'f2500\n');
+  } finally {
+    rmrf(base);
+  }
+});
+
+// What tar-stream reads of each entry of an uncompressed layer: owner and PAX records.
+async function layerHeaders(file: string): Promise<Map<string, { uid: number; gid: number; pax: Record<string, string> }>> {
+  const out = new Map<string, { uid: number; gid: number; pax: Record<string, string> }>();
+  const ex = extract();
+  ex.on('entry', (h, body, next) => {
+    out.set(h.name, { uid: h.uid ?? 0, gid: h.gid ?? 0, pax: (h.pax as Record<string, string> | undefined) ?? {} });
+    body.resume();
+    body.on('end', next);
+  });
+  const done = new Promise<void>((resolve, reject) => ex.on('finish', resolve).on('error', reject));
+  ex.end(fs.readFileSync(file));
+  await done;
+  return out;
+}
+
+test('an owner kept aside in user.img.owner (a namespace that cannot chown to it) is the owner the layer records; a layer\'s own user.img.* xattr stays the layer\'s', AS_ROOT, async () => {
+  const base = tmp();
+  try {
+    // What archive/owner.ts leaves where the namespace does not map 1000:42: root's file, the owner kept.
+    const src = path.join(base, 'src');
+    w(path.join(src, 'kept'), 'k\n');
+    fs.mkdirSync(path.join(src, 'dir'));
+    lsetxattr(path.join(src, 'kept'), 'user.img.owner', Buffer.from('1000:42'));
+    lsetxattr(path.join(src, 'dir'), 'user.img.owner', Buffer.from('7:8'));
+    const out = path.join(base, 'kept.tar');
+    await layerOf(compareDirs(null, src), src, 'none', out);
+    const kept = await layerHeaders(out);
+    assert.deepEqual(kept.get('kept'), { uid: 1000, gid: 42, pax: {} });
+    assert.deepEqual(kept.get('dir/'), { uid: 7, gid: 8, pax: {} });
+
+    // A layer that carries user.img.owner itself: applied, it is stored escaped (not read as an
+    // owner), and written back it is the layer's xattr again, the owner the header's.
+    const root = path.join(base, 'root');
+    fs.mkdirSync(root);
+    const hostile = await tarOf([{ name: 'x', body: 'x\n', uid: 3, gid: 4, pax: { 'SCHILY.xattr.user.img.owner': '5:5' } }]);
+    await applyLayer(stream(hostile), { root, sameOwner: true });
+    assert.equal(lgetxattr(path.join(root, 'x'), 'user.img.owner'), null);
+    assert.equal(lgetxattr(path.join(root, 'x'), 'user.img.overlay.owner')?.toString(), '5:5');
+    const back = path.join(base, 'back.tar');
+    await layerOf(compareDirs(null, root), root, 'none', back);
+    assert.deepEqual((await layerHeaders(back)).get('x'), { uid: 3, gid: 4, pax: { 'SCHILY.xattr.user.img.owner': '5:5' } });
   } finally {
     rmrf(base);
   }

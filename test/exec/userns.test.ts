@@ -158,7 +158,7 @@ test('without subordinate ranges the namespace maps only the caller, with one wa
     assert.deepEqual(mapLines(out.uidMap), [[0, hostUid, 1]]);
     assert.equal(r.stderr.match(/^WARN /gm)?.length, 1, r.stderr);
     assert.match(r.stderr, new RegExp(`WARN user namespace maps only your own ids \\(uid and gid as 0\\): no subordinate ids for ${TEST_USER} in ${empty} and ${empty}\\.`));
-    assert.match(r.stderr, /Files owned by other users or groups in images, and RUN or COPY --chown to them, will fail\./);
+    assert.match(r.stderr, /Other owners in images and COPY --chown are kept in the layers img writes, but RUN steps see those files as root's, and a RUN chown or USER to other ids fails\./);
     assert.match(r.stderr, new RegExp(`"${TEST_USER}:100000:65536"`));
     assert.match(r.stderr, new RegExp(`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${TEST_USER}`));
   } finally {

@@ -20,6 +20,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ChownSpec, FileAction, FileVertex } from '../../graph/types';
 import { applyLayer, compareDirs, decompressArchive, detectArchiveCompression, writeLayer, type ArchiveCompression } from '../../archive/index';
+import { idsMapped, OWNER_XATTR, setOwner } from '../../archive/owner';
 import { copyXattrs } from '../../archive/sys';
 import { parseGroup, parsePasswd } from '../../exec/passwd';
 import { loadAddon, type NativeAddon } from '../../host/index';
@@ -421,7 +422,7 @@ async function copyWholeDir(
   const top = owner ?? ROOT;
   const finishTop = async (dir: string) => {
     await fsp.chmod(dir, 0o755);
-    await fsp.lchown(dir, top.uid, top.gid).catch(ignoreEperm);
+    await giveTo(dir, top, 'dir');
     const t = slash ? (opts.sourceDateEpoch ?? new Date()) : st.mtime;
     await fsp.utimes(dir, slash ? t : st.atime, t);
   };
@@ -733,13 +734,10 @@ class TreeCopier {
   private async applyMeta(src: string, dest: string, st: fs.Stats, isDir: boolean): Promise<void> {
     const uid = this.owner?.uid ?? st.uid;
     const gid = this.owner?.gid ?? st.gid;
-    await fsp.lchown(dest, uid, gid).catch((err) => {
-      // Outside a user namespace an ordinary user cannot give files away; keep going.
-      if (!isErrno(err, 'EPERM') && !isErrno(err, 'EINVAL')) throw err;
-      debug(`copy: cannot chown ${dest} to ${uid}:${gid}: ${(err as Error).message}`);
-    });
-    // xattrs before the mode (a chown clears file capabilities, and so would a later one).
-    for (const name of copyXattrs(src, dest)) debug(`copy: cannot set xattr ${name} on ${dest}`);
+    await giveTo(dest, { uid, gid }, st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other');
+    // xattrs before the mode (a chown clears file capabilities, and so would a later one); an
+    // owner the source kept aside (archive/owner.ts) comes along only when --chown gives none.
+    for (const name of copyXattrs(src, dest, this.owner ? OWNER_XATTR : undefined)) debug(`copy: cannot set xattr ${name} on ${dest}`);
     if (!st.isSymbolicLink()) {
       const base = st.mode & 0o7777;
       await fsp.chmod(dest, this.chmod ? this.chmod(base, isDir) : base);
@@ -787,7 +785,7 @@ async function ensureDir(root: string, hostDir: string, owner: Owner | undefined
     if (!st) {
       await fsp.mkdir(next, { mode });
       await fsp.chmod(next, mode);
-      if (owner) await fsp.lchown(next, owner.uid, owner.gid).catch(ignoreEperm);
+      if (owner) await giveTo(next, owner, 'dir');
       if (epoch !== undefined) await fsp.utimes(next, epoch, epoch);
     } else if (!st.isDirectory()) {
       // fsutil's MkdirAll fails with Go's PathError: `mkdir /etc/passwd: not a directory`.
@@ -818,7 +816,7 @@ async function mkfile(opts: FileOpOptions, p: string, mode: number, data: string
   if (existing) await fsp.rm(host, { recursive: existing.isDirectory(), force: true });
   await fsp.writeFile(host, data, { mode });
   await fsp.chmod(host, mode);
-  if (owner) await fsp.lchown(host, owner.uid, owner.gid).catch(ignoreEperm);
+  if (owner) await giveTo(host, owner, 'file');
   if (opts.sourceDateEpoch !== undefined) await fsp.utimes(host, opts.sourceDateEpoch, opts.sourceDateEpoch);
 }
 
@@ -847,7 +845,7 @@ async function symlink(opts: FileOpOptions, oldpath: string, newpath: string, ch
   const host = await resolveInRoot(opts.destRoot, newpath, false);
   await ensureDir(opts.destRoot, path.dirname(host), owner, opts.sourceDateEpoch);
   await fsp.symlink(oldpath, host);
-  if (owner) await fsp.lchown(host, owner.uid, owner.gid).catch(ignoreEperm);
+  if (owner) await giveTo(host, owner, 'other');
 }
 
 // ---------------------------------------------------------------- chmod
@@ -907,6 +905,13 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
-function ignoreEperm(err: unknown): void {
-  if (!isErrno(err, 'EPERM') && !isErrno(err, 'EINVAL')) throw err;
+// chown p to owner. Ids this user namespace does not map are kept aside (archive/owner.ts),
+// so the layer still records them; outside any namespace an ordinary user cannot give files
+// away (EPERM): the copy goes on with the user's own.
+async function giveTo(p: string, owner: Owner, kind: 'file' | 'dir' | 'other'): Promise<void> {
+  if (!idsMapped(owner.uid, owner.gid)) return setOwner(p, owner.uid, owner.gid, kind, true);
+  await fsp.lchown(p, owner.uid, owner.gid).catch((err) => {
+    if (!isErrno(err, 'EPERM')) throw err;
+    debug(`cannot chown ${p} to ${owner.uid}:${owner.gid}: ${(err as Error).message}`);
+  });
 }

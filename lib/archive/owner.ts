@@ -1,0 +1,96 @@
+// Owners the user namespace cannot hold.
+//
+// img's namespace maps the user's subordinate ids (usually 65,536 of them) or, for an account
+// with none (LDAP and HPC logins rarely have /etc/subuid lines), only the user's own id, as 0.
+// chown to an id outside the map fails (EINVAL). Rather than fail the layer or lose the owner,
+// the file stays owned by 0:0 on disk and keeps the owner the image gave it in OWNER_XATTR,
+// "uid:gid"; the layer writer (diff.ts) reads it back, so a layer written from the snapshot
+// has the owners it was built with, whatever the map. Inside a RUN step such a file shows as
+// root's. Symlinks and special files cannot carry user.* xattrs: they stay root's.
+//
+// OWNER_XATTR is img's own name: a layer's xattr of that name is stored escaped
+// (overlay-format.ts), so no layer can pass its own value off as an owner.
+import * as fs from 'node:fs';
+import * as sys from './sys';
+
+export const OWNER_XATTR = 'user.img.owner';
+export const OWN_XATTR_PREFIX = 'user.img.';
+
+type Ranges = Array<[start: number, count: number]>;
+let maps: { uid: Ranges; gid: Ranges } | null | undefined;
+
+function readMap(file: string): Ranges | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+  const out: Ranges = [];
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length === 3) out.push([Number(f[0]), Number(f[2])]);
+  }
+  return out;
+}
+
+const inRanges = (id: number, r: Ranges): boolean => r.some(([start, count]) => id >= start && id - start < count);
+
+/** Whether this process's user namespace maps both ids (true where the maps cannot be read). */
+export function idsMapped(uid: number, gid: number): boolean {
+  if (maps === undefined) {
+    const uidMap = readMap('/proc/self/uid_map');
+    const gidMap = readMap('/proc/self/gid_map');
+    maps = uidMap && gidMap ? { uid: uidMap, gid: gidMap } : null;
+  }
+  return maps === null || (inRanges(uid, maps.uid) && inRanges(gid, maps.gid));
+}
+
+/** Tests: forget the maps read (a test's process may enter another namespace). */
+export function resetIdMaps(): void {
+  maps = undefined;
+}
+
+/**
+ * Give p (a filesystem path as fsPath makes it, links not followed) the owner uid:gid: chown
+ * where the namespace maps both ids, else the owner kept in OWNER_XATTR. `replaced`: p may
+ * carry an owner kept earlier (copied, or an existing directory), which a chown must drop.
+ */
+export function setOwner(p: string | Buffer, uid: number, gid: number, kind: 'file' | 'dir' | 'other', replaced = false): void {
+  if (idsMapped(uid, gid)) {
+    fs.lchownSync(p, uid, gid);
+    if (replaced && kind !== 'other') dropKeptOwner(p);
+    return;
+  }
+  // Owned by the namespace's root; the real owner noted where the file type allows it.
+  fs.lchownSync(p, 0, 0);
+  if (kind !== 'other') sys.lsetxattr(p, OWNER_XATTR, Buffer.from(`${uid}:${gid}`));
+}
+
+function dropKeptOwner(p: string | Buffer): void {
+  try {
+    sys.lremovexattr(p, OWNER_XATTR);
+  } catch {
+    /* none kept (ENODATA), or no xattrs here at all */
+  }
+}
+
+/** The owner kept in OWNER_XATTR's value, or undefined when it is not one. */
+export function parseKeptOwner(v: Buffer | null | undefined): { uid: number; gid: number } | undefined {
+  const m = v ? /^(\d{1,10}):(\d{1,10})$/.exec(v.toString('latin1')) : null;
+  if (!m) return undefined;
+  const uid = Number(m[1]);
+  const gid = Number(m[2]);
+  return uid <= 0xffffffff && gid <= 0xffffffff ? { uid, gid } : undefined;
+}
+
+/** p's owner as a layer should record it: the kept owner, else the one on disk. */
+export function layerOwner(p: string | Buffer, st: { uid: number; gid: number }): { uid: number; gid: number } {
+  let v: Buffer | null = null;
+  try {
+    v = sys.lgetxattr(p, OWNER_XATTR);
+  } catch {
+    /* no xattrs here */
+  }
+  return parseKeptOwner(v) ?? { uid: st.uid, gid: st.gid };
+}
