@@ -14,6 +14,10 @@ import { configuredCredentials } from '../registry/credentials';
 import { bytesSize } from '../util/units';
 import type { Check } from './report';
 
+// What a single-id mapping costs, as doctor words it for both checks that find one.
+export const SINGLE_ID_COST =
+  'single-id mapping: a RUN step cannot give files to other ids (RUN chown, USER 1000, packages that add users fail there); owners in base images and COPY --chown are kept';
+
 const CAP_SETGID = 6;
 const CAP_SETUID = 7;
 const CAP_SYS_ADMIN = 21;
@@ -84,7 +88,7 @@ export function subidsCheck(ids: SubIds, root: boolean): Check {
     title: 'subordinate ids',
     status: 'warn',
     found: `no line for ${ids.user} in ${missing}`,
-    cost: 'single-id mapping: files owned by ids other than root in images (RUN chown, COPY --chown=1000, most Debian/Alpine packages\' users) fail',
+    cost: SINGLE_ID_COST,
     fix: `as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${ids.user}`,
   };
 }

@@ -24,6 +24,7 @@ import {
   mappingFix,
   readCallerSubIds,
   stateCheck,
+  SINGLE_ID_COST,
   subidsCheck,
   tryIdMapping,
   usernsCheck,
@@ -61,7 +62,6 @@ function formatMap(map: IdMapEntry[]): string {
   return map.map((e) => (e.count === 1 ? `${e.inside}→${e.outside}` : `${e.inside}-${e.inside + e.count - 1}→${e.outside}-${e.outside + e.count - 1}`)).join(', ');
 }
 
-const SINGLE_ID_COST = 'single-id mapping: files owned by ids other than root in images (RUN chown, COPY --chown=1000, packages that add users) fail';
 
 function mappingCheck(trials: Trials | Error, trial: MappingTrial | undefined, ids: SubIds, helpers: Helper[]): Check {
   const title = 'id mapping';
