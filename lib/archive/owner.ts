@@ -11,44 +11,15 @@
 // OWNER_XATTR is img's own name: a layer's xattr of that name is stored escaped
 // (overlay-format.ts), so no layer can pass its own value off as an owner.
 import * as fs from 'node:fs';
+import { idMapped } from '../host/mapped-ids';
 import * as sys from './sys';
 
 export const OWNER_XATTR = 'user.img.owner';
 export const OWN_XATTR_PREFIX = 'user.img.';
 
-type Ranges = Array<[start: number, count: number]>;
-let maps: { uid: Ranges; gid: Ranges } | null | undefined;
-
-function readMap(file: string): Ranges | null {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    return null;
-  }
-  const out: Ranges = [];
-  for (const line of text.split('\n')) {
-    const f = line.trim().split(/\s+/);
-    if (f.length === 3) out.push([Number(f[0]), Number(f[2])]);
-  }
-  return out;
-}
-
-const inRanges = (id: number, r: Ranges): boolean => r.some(([start, count]) => id >= start && id - start < count);
-
-/** Whether this process's user namespace maps both ids (true where the maps cannot be read). */
+/** Whether this process's user namespace maps both ids. */
 export function idsMapped(uid: number, gid: number): boolean {
-  if (maps === undefined) {
-    const uidMap = readMap('/proc/self/uid_map');
-    const gidMap = readMap('/proc/self/gid_map');
-    maps = uidMap && gidMap ? { uid: uidMap, gid: gidMap } : null;
-  }
-  return maps === null || (inRanges(uid, maps.uid) && inRanges(gid, maps.gid));
-}
-
-/** Tests: forget the maps read (a test's process may enter another namespace). */
-export function resetIdMaps(): void {
-  maps = undefined;
+  return idMapped('uid', uid) && idMapped('gid', gid);
 }
 
 /**

@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { registerCleanup } from '../host/cleanup';
 import { spawnLight, type LightChild } from '../host/index';
+import { idMapped } from '../host/mapped-ids';
 import { AbortError, DiskFullError, HostError, hostErrorClass, isErrno, UsageError } from '../util/errors';
 import { diskFullError, diskSpace } from '../util/fsutil';
 import { debug, warn } from '../util/log';
@@ -18,7 +19,7 @@ import { currentEntry, noteProc } from './entry';
 import { missingMountPoints, removeMountPoints, resolveInRoot, type CreatedMountPoints } from './mounts';
 import { resolveUser } from './passwd';
 import type { RunOptions } from './run';
-import { buildSpec, hostsFile, idMapped, nofileLimit, resolvConf, specJson, specMounts, type OciMount } from './spec';
+import { buildSpec, hostsFile, nofileLimit, resolvConf, specJson, specMounts, type OciMount } from './spec';
 
 // runc's state dir: $XDG_RUNTIME_DIR/img/runc, else /tmp/img-runc-<host uid>/img/runc.
 export function runcRoot(): string {
@@ -309,7 +310,15 @@ export async function runInBundle(opts: RunOptions): Promise<{ exitCode: number;
     // The working directory must exist in the rootfs (docker creates it); the mount
     // points are looked for after it is made when it shares a path with one.
     // As BuildKit's executor, the directories it makes belong to the step's user.
-    const userFound = resolveUser(opts.rootfs, opts.user || 'root');
+    const userFound = resolveUser(opts.rootfs, opts.user || 'root').then((u) => {
+      // runc would fail with "unable to setup user: invalid argument"; say which ids and why.
+      if (!idMapped('uid', u.uid) || !idMapped('gid', u.gid)) {
+        throw new UsageError(`cannot run as user ${opts.user} (uid ${u.uid}, gid ${u.gid}): this user namespace does not map those ids`, {
+          hint: 'img maps only ids it has subordinate ranges for (img doctor shows them): add ranges to /etc/subuid and /etc/subgid, or run the step as a mapped user (USER root)',
+        });
+      }
+      return u;
+    });
     const cwdMade = Promise.all([resolveInRoot(opts.rootfs, cwd), userFound]).then(([dir, u]) => makeOwnedDirs(dir, u.uid, u.gid));
     const related = (d: string) => cwd === d || cwd.startsWith(d.replace(/\/*$/, '/')) || d.startsWith(cwd.replace(/\/*$/, '/'));
     // A full disk while writing the bundle (config.json, resolv.conf, hosts) names the

@@ -293,19 +293,6 @@ export function nofileLimit(): number | undefined {
   }
 }
 
-// Whether `id` is mapped in this process's namespace (/proc/self/{uid,gid}_map).
-export function idMapped(kind: 'uid' | 'gid', id: number): boolean {
-  try {
-    for (const line of fs.readFileSync(`/proc/self/${kind}_map`, 'utf8').split('\n')) {
-      const [inside, , count] = line.trim().split(/\s+/).map(Number);
-      if (Number.isFinite(inside) && id >= inside && id < inside + count) return true;
-    }
-  } catch {
-    return true;
-  }
-  return false;
-}
-
 export function hostsFile(hostname: string, extra: { host: string; ip: string }[] = []): string {
   const lines = [`127.0.0.1\tlocalhost ${hostname}`, '::1\tlocalhost ip6-localhost ip6-loopback'];
   for (const e of extra) lines.push(`${e.ip}\t${e.host}`);

@@ -43,6 +43,7 @@ describe('the namespace entry degrades instead of failing', { skip: skip || noLa
       Dockerfile: DOCKERFILE,
       'app.txt': 'v1\n',
       'chown/Dockerfile': 'FROM busybox\nRUN echo hi > /hi && chown 1000:1000 /hi\n',
+      'user/Dockerfile': 'FROM busybox\nUSER 1000\nRUN id\n',
       'kept.Dockerfile': 'FROM entry:chown\nRUN chmod 600 /hi && echo "owner seen by RUN: $(stat -c %u:%g /hi) $(stat -c %a /hi)"\nCOPY --chown=5:7 app.txt /app2.txt\n',
     });
     refusedBin = path.join(e.root, 'refused-bin');
@@ -105,6 +106,10 @@ describe('the namespace entry degrades instead of failing', { skip: skip || noLa
       const chown = await runImgRootless(['-s', e.state, 'build', '--progress', 'plain', '--no-cache', path.join(e.ctx, 'chown')], { env });
       assert.notEqual(chown.code, 0, chown.stderr);
       assert.match(chown.stderr, /chown.*Invalid argument/);
+      // …nor run as another user: said before runc's "unable to setup user: invalid argument".
+      const asUser = await runImgRootless(['-s', e.state, 'build', '--progress', 'plain', '--no-cache', path.join(e.ctx, 'user')], { env });
+      assert.notEqual(asUser.code, 0, asUser.stderr);
+      assert.match(asUser.stderr, /^ERROR: failed to solve: cannot run as user 1000 \(uid 1000, gid 0\): this user namespace does not map those ids — img maps only ids it has subordinate ranges for/m);
       // …but owners the namespace cannot hold survive: the base image's /hi (1000:1000, built
       // by the full-range test) changed by a RUN, and COPY --chown to ids outside the map.
       const kept = await runImgRootless(['-s', e.state, 'build', '--progress', 'plain', '--no-cache', '-t', `${tag}-kept`, '-f', path.join(e.ctx, 'kept.Dockerfile'), e.ctx], { env });
