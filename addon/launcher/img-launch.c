@@ -447,6 +447,10 @@ static void enter(void) {
   gid_t gid = getgid();
   struct passwd* pw = getpwuid(uid);
   const char* user = pw ? pw->pw_name : NULL;
+  // Without HOME, Node inside would take the namespace root's home (getpwuid(0): /root) for the
+  // state and cache dirs, not the one commands outside the namespace (img ls) use.
+  const char* home = getenv("HOME");
+  if ((!home || !*home) && pw && pw->pw_dir && *pw->pw_dir) setenv("HOME", pw->pw_dir, 1);
   const char* subuid_file = getenv("IMG_SUBUID_FILE");
   const char* subgid_file = getenv("IMG_SUBGID_FILE");
   if (!subuid_file || !*subuid_file) subuid_file = "/etc/subuid";

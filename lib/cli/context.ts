@@ -20,9 +20,11 @@ export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
   return '/tmp/img';
 }
 
+// The passwd entry's home: os.homedir() would return an empty HOME as it is. (Inside the user
+// namespace HOME is always set: img-launch and the door give it the user's home, not /root.)
 function safeHomedir(): string {
   try {
-    return os.homedir();
+    return os.userInfo().homedir;
   } catch {
     return '';
   }

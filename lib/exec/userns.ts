@@ -6,6 +6,7 @@
 // launcher in place, which costs one more Node start. With no launcher built
 // (an addon built before it existed) img re-executes itself from Node as it
 // did before, with the same mapping fallbacks.
+import * as os from 'node:os';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import { debug } from '../util/log';
@@ -44,8 +45,11 @@ interface NamespaceChild {
 // A child unshared into a user + mount namespace, waiting for its maps; its
 // environment carries the facts it will run under.
 function cloneChild(argv: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string }, facts: EntryFacts): NamespaceChild {
+  const base = opts.env ?? process.env;
   const env = {
-    ...(opts.env ?? process.env),
+    ...base,
+    // Inside, the home of uid 0 (/root) would be taken for the state and cache dirs (as img-launch does).
+    ...(base.HOME ? {} : { HOME: os.userInfo().homedir }),
     [USERNS_ENV]: '1',
     [HOST_UID_ENV]: String(process.getuid!()),
     [HOST_GID_ENV]: String(process.getgid!()),

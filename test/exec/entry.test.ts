@@ -121,6 +121,25 @@ describe('the namespace entry degrades instead of failing', { skip: skip || noLa
     });
   }
 
+  test('without HOME (cron, some batch systems), a build and `img ls` share the state dir of the user\'s passwd home, not root\'s inside the namespace', async () => {
+    const dir = path.join(e.root, 'nohome');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'Dockerfile'), 'FROM scratch\nLABEL home=none\n');
+    const u = rootlessUser()!;
+    if (process.getuid?.() === 0) execFileSync('chown', ['-R', `${u.uid}:${u.gid}`, dir]);
+    const tag = `nohome-${process.pid}:latest`;
+    const env = { HOME: '' };
+    const b = await runImgRootless(['build', '-q', '-t', tag, dir], { env });
+    assert.equal(b.code, 0, b.stderr);
+    try {
+      const ls = await runImgRootless(['ls'], { env });
+      assert.equal(ls.code, 0, ls.stderr);
+      assert.match(ls.stdout, new RegExp(`^${tag}\\s`, 'm'));
+    } finally {
+      await runImgRootless(['rmi', tag], { env });
+    }
+  });
+
   test('SIGTERM to img-launch (as timeout and Kubernetes send it) stops a build; its status comes back', async () => {
     const dir = path.join(e.root, 'sleeper');
     fs.mkdirSync(dir);
