@@ -403,12 +403,7 @@ class Extractor implements TarSink {
 
   /** chown, or where the user namespace cannot hold the ids, keep the owner aside (owner.ts). */
   private own(p: string, uid: number, gid: number, kind: 'file' | 'dir' | 'other', replaced = false): void {
-    try {
-      setOwner(F(p), uid, gid, kind, replaced);
-    } catch (err) {
-      if (err instanceof sys.XattrUnsupported) this.fail(p.slice(this.root.length + 1), `owner ${uid}:${gid} is outside this user namespace and the addon that could keep it is missing`);
-      throw err;
-    }
+    setOwner(F(p), uid, gid, kind, replaced);
   }
 
   private ids(h: TarHeader): [number, number] {

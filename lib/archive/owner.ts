@@ -12,6 +12,8 @@
 // (overlay-format.ts), so no layer can pass its own value off as an owner.
 import * as fs from 'node:fs';
 import { idMapped } from '../host/mapped-ids';
+import { showBytes } from '../util/bytenames';
+import { HostError } from '../util/errors';
 import * as sys from './sys';
 
 export const OWNER_XATTR = 'user.img.owner';
@@ -35,7 +37,17 @@ export function setOwner(p: string | Buffer, uid: number, gid: number, kind: 'fi
   }
   // Owned by the namespace's root; the real owner noted where the file type allows it.
   fs.lchownSync(p, 0, 0);
-  if (kind !== 'other') sys.lsetxattr(p, OWNER_XATTR, Buffer.from(`${uid}:${gid}`));
+  if (kind === 'other') return;
+  try {
+    sys.lsetxattr(p, OWNER_XATTR, Buffer.from(`${uid}:${gid}`));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (!(err instanceof sys.XattrUnsupported) && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+    throw new HostError(`cannot keep the owner ${uid}:${gid} of ${typeof p === 'string' ? p : showBytes(p.toString('latin1'))}: this user namespace does not map it, and ${err instanceof sys.XattrUnsupported ? 'without the native addon img cannot note it' : 'this filesystem takes no user xattrs to note it in'}`, {
+      hint: 'add subordinate ids for your user (/etc/subuid, /etc/subgid: img doctor), or keep img\'s state on a local disk (--state)',
+      cause: err,
+    });
+  }
 }
 
 function dropKeptOwner(p: string | Buffer): void {
