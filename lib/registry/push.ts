@@ -135,8 +135,9 @@ export async function pushBlobs(
   const known = await blobSources(opts.stateDir, client.host.name);
   const counts = { uploaded: 0, mounted: 0, exists: 0 };
   let next = 0;
+  let failed = false; // after one blob fails, no worker starts another
   const worker = async (): Promise<void> => {
-    while (next < blobs.length) {
+    while (next < blobs.length && !failed) {
       const desc = blobs[next++];
       emit({ type: 'blob-start', digest: desc.digest, size: desc.size });
       const remote = opts.sources?.get(desc.digest);
@@ -146,7 +147,10 @@ export async function pushBlobs(
       const path = store.blobPath(desc.digest);
       const open = (start: number, end: number): Readable =>
         local ? fs.createReadStream(path, { start, end, highWaterMark: 1 << 20 }) : fetchedThenRead(remote!, desc, path, start, end);
-      const result = await client.pushBlob(repo, desc, open, { mountFrom });
+      const result = await client.pushBlob(repo, desc, open, { mountFrom }).catch((err: unknown) => {
+        failed = true;
+        throw err;
+      });
       counts[result]++;
       emit({ type: 'blob-done', digest: desc.digest, size: desc.size, result, from: result === 'mounted' ? mountFrom[0] : undefined });
     }
