@@ -418,7 +418,10 @@ class Extractor implements TarSink {
         sys.lsetxattr(F(p), name, v);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        if (k.startsWith('security.') || k.startsWith('trusted.') || code === 'ENOTSUP' || code === 'EOPNOTSUPP') {
+        // Linux takes user.* xattrs on files and directories only: one on a symlink (or a device)
+        // cannot exist here, so it is dropped, as moby's rootless apply drops what it may not set.
+        const userOnSpecial = code === 'EPERM' && name.startsWith('user.') && h.type !== 'file' && h.type !== 'dir';
+        if (k.startsWith('security.') || k.startsWith('trusted.') || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || userOnSpecial) {
           this.debug(`layer entry ${showBytes(entry)}: xattr ${k} not set (${code ?? (err as Error).message})`);
         } else if ((code === 'ENOSPC' && !this.diskFull()) || code === 'E2BIG' || code === 'ERANGE') {
           // The inode's room for xattrs is full (ENOSPC on ext4 with space left on the disk),

@@ -462,3 +462,20 @@ test('xattrs beyond what the filesystem stores for one file are a ContentError n
     rmrf(root);
   }
 });
+
+test('a user.* xattr on a symlink (which Linux cannot hold) is dropped, the link applied; on a file it is kept', AS_ROOT, async () => {
+  const root = tmp();
+  try {
+    const tar = await tarOf([
+      { name: 'target', body: 't', pax: { 'SCHILY.xattr.user.k': 'on-file' } },
+      { name: 'l', type: 'symlink', linkname: 'target', pax: { 'SCHILY.xattr.user.k': 'on-link' } },
+    ]);
+    const debug: string[] = [];
+    await applyLayer(stream(tar), native(root, { onDebug: (m) => debug.push(m) }));
+    assert.equal(fs.readlinkSync(path.join(root, 'l')), 'target');
+    assert.equal(lgetxattr(path.join(root, 'target'), 'user.k')?.toString(), 'on-file');
+    assert.ok(debug.includes('layer entry l: xattr user.k not set (EPERM)'), debug.join('\n'));
+  } finally {
+    rmrf(root);
+  }
+});
