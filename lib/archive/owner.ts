@@ -66,14 +66,3 @@ export function parseKeptOwner(v: Buffer | null | undefined): { uid: number; gid
   const gid = Number(m[2]);
   return uid <= 0xffffffff && gid <= 0xffffffff ? { uid, gid } : undefined;
 }
-
-/** p's owner as a layer should record it: the kept owner, else the one on disk. */
-export function layerOwner(p: string | Buffer, st: { uid: number; gid: number }): { uid: number; gid: number } {
-  let v: Buffer | null = null;
-  try {
-    v = sys.lgetxattr(p, OWNER_XATTR);
-  } catch {
-    /* no xattrs here */
-  }
-  return parseKeptOwner(v) ?? { uid: st.uid, gid: st.gid };
-}
