@@ -376,7 +376,7 @@ const errorCases: [string, number, string | RegExp][] = [
   ['# escape=\\\n# escape=`\nFROM a', 2, 'only one escape parser directive can be used'],
   ['# syntax=docker/dockerfile:1\n# SYNTAX=docker/dockerfile:1\nFROM a', 2, 'only one syntax parser directive can be used'],
   ['# escape=x\nFROM a', 1, "invalid escape token 'x' does not match ` or \\"],
-  ['# syntax=example.com/my/frontend:1\nFROM a', 1, /^unsupported frontend "example.com\/my\/frontend:1": only the built-in Dockerfile frontend is available; remove the "# syntax" line or change it to docker\/dockerfile:1$/],
+  ['# syntax=example.com/my/frontend:1\nFROM a', 1, /^unsupported frontend "example.com\/my\/frontend:1": only the built-in Dockerfile frontend is available$/],
   ['# syntax=docker/dockerfile:2\nFROM a', 1, /only the built-in Dockerfile frontend/],
   ['# syntax=docker/dockerfile:1@sha256:abc\nFROM a', 1, /only the built-in Dockerfile frontend/],
   // file level

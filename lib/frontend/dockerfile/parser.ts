@@ -302,7 +302,7 @@ class Parser {
       const info = resolveSyntax(d.value);
       if (!info) {
         this.err(
-          `unsupported frontend ${JSON.stringify(d.value)}: only the built-in Dockerfile frontend is available; remove the "# syntax" line or change it to docker/dockerfile:1`,
+          `unsupported frontend ${JSON.stringify(d.value)}: only the built-in Dockerfile frontend is available`,
           lineNo,
           {
             snippet: trimNewline(line),
@@ -430,7 +430,7 @@ class Parser {
     const info = resolveSyntax(ds.ref);
     if (!info) {
       this.err(
-        `unsupported frontend ${JSON.stringify(ds.ref)}: only the built-in Dockerfile frontend is available; remove the syntax line or change it to docker/dockerfile:1`,
+        `unsupported frontend ${JSON.stringify(ds.ref)}: only the built-in Dockerfile frontend is available`,
         Math.max(1, ds.line),
         { hint: 'remove the syntax line or change it to "# syntax=docker/dockerfile:1"' },
       );
