@@ -739,19 +739,20 @@ class Extractor implements TarSink {
     const fd = this.fd;
     this.fd = -1;
     this.cur = null;
-    let [uid, gid] = this.chown ? this.ids(h) : [0, 0];
-    if (this.chown && !idsMapped(uid, gid)) {
+    const [uid, gid] = this.chown ? this.ids(h) : [0, 0];
+    let chown = this.chown;
+    if (chown && !idsMapped(uid, gid)) {
       // The namespace cannot chown to these ids: root's on disk, the owner kept aside (owner.ts).
       this.own(this.curHost, uid, gid, 'file');
-      [uid, gid] = [0, 0];
+      chown = false;
     }
     if (this.queued) {
-      this.queue.finish(fd, { chown: this.chown, uid, gid, mode: h.mode, mtime: h.mtime, truncateTo: this.holeAtEnd ? this.pos : null }, h.name);
+      this.queue.finish(fd, { chown, uid, gid, mode: h.mode, mtime: h.mtime, truncateTo: this.holeAtEnd ? this.pos : null }, h.name);
       return;
     }
     try {
       if (this.holeAtEnd) fs.ftruncateSync(fd, this.pos);
-      if (this.chown) fs.fchownSync(fd, uid, gid);
+      if (chown) fs.fchownSync(fd, uid, gid);
       fs.fchmodSync(fd, h.mode); // after chown, which clears setuid/setgid
       this.xattrs(this.curHost, h, h.name);
       fs.futimesSync(fd, h.mtime, h.mtime);

@@ -62,7 +62,6 @@ function formatMap(map: IdMapEntry[]): string {
   return map.map((e) => (e.count === 1 ? `${e.inside}→${e.outside}` : `${e.inside}-${e.inside + e.count - 1}→${e.outside}-${e.outside + e.count - 1}`)).join(', ');
 }
 
-
 function mappingCheck(trials: Trials | Error, trial: MappingTrial | undefined, ids: SubIds, helpers: Helper[]): Check {
   const title = 'id mapping';
   const refused = trial?.error ? `${trial.error.helper} refused: ${trial.error.message}` : undefined;

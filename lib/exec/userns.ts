@@ -6,9 +6,9 @@
 // launcher in place, which costs one more Node start. With no launcher built
 // (an addon built before it existed) img re-executes itself from Node as it
 // did before, with the same mapping fallbacks.
-import * as os from 'node:os';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { debug } from '../util/log';
 import { envList, launcherPath, loadAddon, selfArgv } from '../host';
 import { buildIdMap, currentUserName, findHelper, readSubIds, subIdFile, type IdMapEntry } from './idmap';

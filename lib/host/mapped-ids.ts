@@ -23,5 +23,5 @@ function read(kind: 'uid' | 'gid'): Ranges | null {
 export function idMapped(kind: 'uid' | 'gid', id: number): boolean {
   if (maps[kind] === undefined) maps[kind] = read(kind);
   const r = maps[kind];
-  return r === null || r!.some(([start, count]) => id >= start && id - start < count);
+  return !r || r.some(([start, count]) => id >= start && id - start < count);
 }
